@@ -1,0 +1,25 @@
+import type { Command } from 'commander';
+import { actor, type CliContext, parseId, printJson } from './context';
+
+export function register(program: Command, ctx: CliContext): void {
+  const change = program.command('change').description('decide change requests (R5.1)');
+  change
+    .command('approve <id>')
+    .description('approve: the link gets its next revision')
+    .option('--by <name>', 'deciding officer')
+    .option('--json', 'print the link as JSON')
+    .action((id, o) => {
+      const r = ctx.registry.approveChange(parseId(id, 'change request'), actor(o.by));
+      if (o.json) return printJson(r);
+      console.log(`change request ${r.change.id} approved: link ${r.link.id} is at revision ${r.link.revision} (${r.link.status})`);
+    });
+  change
+    .command('reject <id>')
+    .description('reject: the link stays as it is')
+    .requiredOption('--reason <text>', 'why')
+    .option('--by <name>', 'deciding officer')
+    .action((id, o) => {
+      const cr = ctx.registry.rejectChange(parseId(id, 'change request'), o.reason, actor(o.by));
+      console.log(`change request ${cr.id} rejected`);
+    });
+}

@@ -1,0 +1,52 @@
+import { Command, CommanderError } from 'commander';
+import { isUserError } from '../errors';
+import { CliContext } from './context';
+import * as agency from './agency';
+import * as change from './change';
+import * as init from './init';
+import * as key from './key';
+import * as link from './link';
+import * as log from './log';
+import * as start from './start';
+
+/** Commander's own usage errors, as one line like every other error. */
+const oneLineError = (str: string, write: (s: string) => void) => write(str.split('\n')[0].replace(/^error: /, 'nia-link: ') + ' (see --help)\n');
+
+export function buildProgram(ctx: CliContext, program: Command): Command {
+  program
+    .name('nia-link')
+    .description("NIA's secure batch file transfer of immigration data to linked agencies")
+    .option('--data-dir <dir>', 'data directory (default $NIA_LINK_DATA_DIR or ./data)')
+    .exitOverride()
+    .configureOutput({ outputError: oneLineError });
+  for (const m of [init, agency, link, change, log, key, start]) m.register(program, ctx);
+  return program;
+}
+
+/** Entry point of the `nia-link` command. User mistakes end in one line on stderr and exit code 1 or 2. */
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command();
+  const ctx = new CliContext(() => program.opts().dataDir);
+  buildProgram(ctx, program);
+  program.commands.forEach(function exitOverrideAll(c: Command) {
+    c.exitOverride();
+    c.configureOutput({ outputError: oneLineError });
+    c.commands.forEach(exitOverrideAll);
+  });
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+    } else if (isUserError(err)) {
+      process.stderr.write(`nia-link: ${err.message}\n`);
+      process.exitCode = 1;
+    } else {
+      const e = err as Error;
+      process.stderr.write(`nia-link: internal error: ${e?.message ?? String(err)}${process.env.NIA_LINK_DEBUG ? '\n' + e?.stack : ' (set NIA_LINK_DEBUG=1 for details)'}\n`);
+      process.exitCode = 70;
+    }
+  } finally {
+    ctx.close();
+  }
+}

@@ -1,0 +1,35 @@
+import type { Command } from 'commander';
+import { ROLES, type Role, startService } from '../main';
+import { UserError } from '../errors';
+import { type CliContext, collect, splitList } from './context';
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('start')
+    .description(`run the service: every role, or those named with --role (${ROLES.join(', ')})`)
+    .option('--role <role>', 'a role to run (repeatable)', collect)
+    .action(async (o) => {
+      const roles = o.role ? splitList(o.role) : [...ROLES];
+      for (const r of roles) if (!(ROLES as readonly string[]).includes(r)) throw new UserError(`unknown role '${r}' (one of ${ROLES.join(', ')})`);
+      const svc = await startService(ctx.config, roles as Role[], (line) => console.log(line), ctx.clock);
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const stop = (signal: string) => {
+          if (stopping) return;
+          stopping = true;
+          console.log(`${signal}: stopping (draining workers)…`);
+          const force = setTimeout(() => {
+            console.error('shutdown took longer than 30 s; exiting');
+            process.exit(1);
+          }, 30000);
+          force.unref();
+          svc.stop().then(() => {
+            console.log('stopped');
+            resolve();
+          });
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+    });
+}

@@ -1,0 +1,88 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { UserError } from './errors';
+
+/**
+ * The one place that reads the environment. Everything else receives a Config.
+ * Sources, later ones winning: defaults < `<data-dir>/config.json` (or NIA_LINK_CONFIG) < environment < flags.
+ */
+const port = z.coerce.number().int().min(0).max(65535);
+const schema = z.object({
+  dataDir: z.string().min(1),
+  keysDir: z.string().min(1),
+  instanceId: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, 'letters, digits, _ and - only (1–40)'),
+  redisUrl: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  http: z.object({ host: z.string().min(1), port }),
+  sftp: z.object({ host: z.string().min(1), port }),
+  usageLog: z.object({
+    // R6.2: five years is a floor that no setting can lower.
+    retentionYears: z.coerce.number().int().min(5, 'must be at least 5 (R6.2: usage logs are kept five years)'),
+  }),
+  policy: z.object({ autoSuspend: z.boolean() }),
+});
+export type Config = z.infer<typeof schema>;
+
+type Env = Record<string, string | undefined>;
+
+function bool(v: string | undefined): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  return v as unknown as boolean; // left for zod to reject with the key's name
+}
+
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UserError(`config file ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+    return parsed as Record<string, unknown>;
+  } catch {
+    throw new UserError(`config file ${file}: not a JSON object`);
+  }
+}
+
+/** Instance ids keep installations that share a Redis apart; by default each data directory is one. */
+export function defaultInstanceId(dataDir: string): string {
+  return 'nl' + createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 10);
+}
+
+export interface ConfigFlags {
+  dataDir?: string;
+}
+
+export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Config {
+  const dataDir = path.resolve(flags.dataDir ?? env.NIA_LINK_DATA_DIR ?? './data');
+  const file = env.NIA_LINK_CONFIG ?? path.join(dataDir, 'config.json');
+  const fromFile = env.NIA_LINK_CONFIG || existsSync(file) ? readConfigFile(file) : {};
+  const f = fromFile as Partial<Record<string, any>>;
+  const merged = {
+    dataDir,
+    keysDir: path.resolve(env.NIA_LINK_KEYS_DIR ?? f.keysDir ?? path.join(dataDir, 'keys')),
+    instanceId: env.NIA_LINK_INSTANCE_ID ?? f.instanceId ?? defaultInstanceId(dataDir),
+    redisUrl: env.REDIS_URL ?? f.redisUrl,
+    logLevel: env.NIA_LINK_LOG_LEVEL ?? f.logLevel ?? 'info',
+    http: { host: '127.0.0.1', port: 8080, ...f.http, ...defined({ host: env.NIA_LINK_HTTP_HOST, port: env.NIA_LINK_HTTP_PORT }) },
+    sftp: { host: '0.0.0.0', port: 2222, ...f.sftp, ...defined({ host: env.NIA_LINK_SFTP_HOST, port: env.NIA_LINK_SFTP_PORT }) },
+    usageLog: { retentionYears: 5, ...f.usageLog, ...defined({ retentionYears: env.NIA_LINK_RETENTION_YEARS }) },
+    policy: { autoSuspend: true, ...f.policy, ...defined({ autoSuspend: bool(env.NIA_LINK_AUTO_SUSPEND) }) },
+  };
+  const parsed = schema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new UserError(`invalid configuration: ${issue.path.join('.')}: ${issue.message}`, 'config.invalid');
+  }
+  return parsed.data;
+}

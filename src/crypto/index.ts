@@ -1,0 +1,3 @@
+export * from './pgp';
+export * from './ssh';
+export * from './keystore';

@@ -1,0 +1,94 @@
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import * as openpgp from 'openpgp';
+import { UserError } from '../errors';
+import { generateSigningKey } from './pgp';
+import { generateHostKey, publicKeyFingerprint } from './ssh';
+
+/** The files of the keys directory. Private files are 0600 and never leave it. */
+export const KEY_FILES = {
+  signingPrivate: 'nia-signing.key.asc',
+  signingPublic: 'nia-signing.pub.asc',
+  hostEd25519: 'ssh_host_ed25519_key',
+  hostRsa: 'ssh_host_rsa_key',
+  clientEd25519: 'nia_client_ed25519_key',
+} as const;
+
+/** Write a file only if it does not exist yet: a key is never overwritten, even by a racing init. */
+function createOnce(file: string, content: string, mode: number): boolean {
+  if (existsSync(file)) return false;
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, content, { mode, flag: 'w' });
+  chmodSync(tmp, mode);
+  try {
+    linkSync(tmp, file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    unlinkSync(tmp);
+  }
+}
+
+export interface KeyInitReport {
+  created: string[];
+  kept: string[];
+}
+
+/** Create the keys that do not exist yet; keep every existing one. */
+export async function ensureKeys(keysDir: string, now: Date): Promise<KeyInitReport> {
+  mkdirSync(keysDir, { recursive: true, mode: 0o700 });
+  const report: KeyInitReport = { created: [], kept: [] };
+  const note = (name: string, created: boolean) => (created ? report.created : report.kept).push(name);
+
+  const priv = path.join(keysDir, KEY_FILES.signingPrivate);
+  if (!existsSync(priv)) {
+    const k = await generateSigningKey('National Immigration Agency (nia-link signing)', 'nia-link@immigration.gov.tw', now);
+    const made = createOnce(priv, k.privateKey, 0o600);
+    note(KEY_FILES.signingPrivate, made);
+    if (made) writeFileSync(path.join(keysDir, KEY_FILES.signingPublic), k.publicKey, { mode: 0o644 });
+  } else {
+    note(KEY_FILES.signingPrivate, false);
+  }
+  for (const [name, type] of [
+    [KEY_FILES.hostEd25519, 'ed25519'],
+    [KEY_FILES.hostRsa, 'rsa'],
+    [KEY_FILES.clientEd25519, 'ed25519'],
+  ] as const) {
+    const file = path.join(keysDir, name);
+    if (existsSync(file)) {
+      note(name, false);
+      continue;
+    }
+    const kp = generateHostKey(type);
+    const made = createOnce(file, kp.private, 0o600);
+    if (made) writeFileSync(`${file}.pub`, kp.public + '\n', { mode: 0o644 });
+    note(name, made);
+  }
+  return report;
+}
+
+function readKeyFile(keysDir: string, name: string): string {
+  const file = path.join(keysDir, name);
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    throw new UserError(`key file ${file} is missing: run \`nia-link init\``, 'keys.missing');
+  }
+}
+
+export function signingPublicKeyArmored(keysDir: string): string {
+  return readKeyFile(keysDir, KEY_FILES.signingPublic);
+}
+
+export async function loadSigningKey(keysDir: string): Promise<openpgp.PrivateKey> {
+  return openpgp.readPrivateKey({ armoredKey: readKeyFile(keysDir, KEY_FILES.signingPrivate) });
+}
+
+export function hostKeys(keysDir: string): { type: string; private: string; public: string; fingerprint: string }[] {
+  return [KEY_FILES.hostEd25519, KEY_FILES.hostRsa].map((name) => {
+    const pub = readKeyFile(keysDir, `${name}.pub`).trim();
+    return { type: pub.split(' ')[0], private: readKeyFile(keysDir, name), public: pub, fingerprint: publicKeyFingerprint(pub) };
+  });
+}

@@ -1,0 +1,52 @@
+import Database from 'better-sqlite3';
+import { drizzle } from 'drizzle-orm/better-sqlite3';
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
+import type { BaseSQLiteDatabase } from 'drizzle-orm/sqlite-core';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../errors';
+import { MIGRATIONS_DIR } from '../paths';
+import * as schema from './schema';
+
+export { schema };
+/** The database or a transaction on it: repositories take either. */
+export type Db = BaseSQLiteDatabase<'sync', Database.RunResult, typeof schema>;
+
+export interface ControlDb {
+  readonly db: Db;
+  readonly sqlite: Database.Database;
+  readonly file: string;
+  /** Run `fn` in a write transaction that takes the lock first, so two processes never interleave. */
+  write<T>(fn: (tx: Db) => T): T;
+  close(): void;
+}
+
+export function controlDbFile(dataDir: string): string {
+  return path.join(dataDir, 'nia-link.db');
+}
+
+/**
+ * Open the control database. `create` makes the file (init, start); otherwise a missing file means
+ * the installation was never initialised, which the user fixes with `nia-link init`.
+ */
+export function openControlDb(dataDir: string, opts: { create?: boolean } = {}): ControlDb {
+  const file = controlDbFile(dataDir);
+  if (!opts.create && !existsSync(file)) {
+    throw new UserError(`no nia-link installation in ${dataDir}: run \`nia-link init\` first (or pass --data-dir)`, 'not-initialised');
+  }
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const sqlite = new Database(file);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('busy_timeout = 10000');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('synchronous = NORMAL');
+  const db = drizzle(sqlite, { schema });
+  migrate(db, { migrationsFolder: MIGRATIONS_DIR });
+  return {
+    db,
+    sqlite,
+    file,
+    write: <T>(fn: (tx: Db) => T): T => db.transaction((tx) => fn(tx), { behavior: 'immediate' }),
+    close: () => sqlite.close(),
+  };
+}

@@ -1,0 +1,31 @@
+import { and, desc, eq } from 'drizzle-orm';
+import type { Db } from '../index';
+import { document } from '../schema';
+
+export type DocumentRow = typeof document.$inferSelect;
+
+export function latestVersion(tx: Db, agencyId: number, kind: string): number {
+  const r = tx
+    .select({ version: document.version })
+    .from(document)
+    .where(and(eq(document.agencyId, agencyId), eq(document.kind, kind)))
+    .orderBy(desc(document.version))
+    .limit(1)
+    .get();
+  return r?.version ?? 0;
+}
+export const insert = (tx: Db, row: Omit<DocumentRow, 'id'>): DocumentRow => tx.insert(document).values(row).returning().get();
+const META = {
+  id: document.id,
+  agencyId: document.agencyId,
+  linkId: document.linkId,
+  kind: document.kind,
+  version: document.version,
+  filename: document.filename,
+  mediaType: document.mediaType,
+  size: document.size,
+  sha256: document.sha256,
+  createdAt: document.createdAt,
+};
+export type DocumentMeta = Omit<DocumentRow, 'content'>;
+export const meta = (tx: Db, id: number): DocumentMeta | undefined => tx.select(META).from(document).where(eq(document.id, id)).get();

@@ -1,0 +1,5 @@
+export * as agencies from './agencies';
+export * as links from './links';
+export * as credentials from './credentials';
+export * as documents from './documents';
+export * as usageLog from './usageLog';

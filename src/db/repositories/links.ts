@@ -1,0 +1,33 @@
+import { and, asc, eq } from 'drizzle-orm';
+import type { Db } from '../index';
+import { changeRequest, link, linkRevision } from '../schema';
+
+export type LinkRow = typeof link.$inferSelect;
+export type RevisionRow = typeof linkRevision.$inferSelect;
+export type ChangeRow = typeof changeRequest.$inferSelect;
+
+export const byId = (tx: Db, id: number): LinkRow | undefined => tx.select().from(link).where(eq(link.id, id)).get();
+export function list(tx: Db, status?: LinkRow['status']): LinkRow[] {
+  return tx.select().from(link).where(status ? eq(link.status, status) : undefined).orderBy(asc(link.id)).all();
+}
+export const insert = (tx: Db, row: Omit<LinkRow, 'id'>): LinkRow => tx.insert(link).values(row).returning().get();
+export function update(tx: Db, id: number, values: Partial<Omit<LinkRow, 'id'>>): void {
+  tx.update(link).set(values).where(eq(link.id, id)).run();
+}
+
+export function revision(tx: Db, linkId: number, number: number): RevisionRow | undefined {
+  return tx.select().from(linkRevision).where(and(eq(linkRevision.linkId, linkId), eq(linkRevision.number, number))).get();
+}
+export function revisions(tx: Db, linkId: number): RevisionRow[] {
+  return tx.select().from(linkRevision).where(eq(linkRevision.linkId, linkId)).orderBy(asc(linkRevision.number)).all();
+}
+export const insertRevision = (tx: Db, row: Omit<RevisionRow, 'id'>): RevisionRow => tx.insert(linkRevision).values(row).returning().get();
+
+export const changeById = (tx: Db, id: number): ChangeRow | undefined => tx.select().from(changeRequest).where(eq(changeRequest.id, id)).get();
+export function changes(tx: Db, linkId: number): ChangeRow[] {
+  return tx.select().from(changeRequest).where(eq(changeRequest.linkId, linkId)).orderBy(asc(changeRequest.id)).all();
+}
+export const insertChange = (tx: Db, row: Omit<ChangeRow, 'id'>): ChangeRow => tx.insert(changeRequest).values(row).returning().get();
+export function updateChange(tx: Db, id: number, values: Partial<Omit<ChangeRow, 'id'>>): void {
+  tx.update(changeRequest).set(values).where(eq(changeRequest.id, id)).run();
+}

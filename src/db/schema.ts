@@ -1,0 +1,138 @@
+import { sql } from 'drizzle-orm';
+import { type AnySQLiteColumn, blob, index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+
+// Times are ISO-8601 UTC strings; calendar dates (use periods, deadlines) are YYYY-MM-DD in Asia/Taipei.
+
+export const agency = sqliteTable('agency', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  code: text('code').notNull().unique(),
+  nameZh: text('name_zh').notNull(),
+  nameEn: text('name_en'),
+  government: integer('government', { mode: 'boolean' }).notNull(),
+  sponsorId: integer('sponsor_id').references((): AnySQLiteColumn => agency.id),
+  createdAt: text('created_at').notNull(),
+});
+
+export const link = sqliteTable(
+  'link',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    agencyId: integer('agency_id').notNull().references(() => agency.id),
+    status: text('status', { enum: ['pending', 'active', 'suspended', 'terminated', 'rejected'] }).notNull(),
+    currentRevision: integer('current_revision').notNull(),
+    appliedAt: text('applied_at').notNull(),
+    approvedAt: text('approved_at'),
+    approvedBy: text('approved_by'),
+    letterNo: text('letter_no'),
+    letterDate: text('letter_date'),
+    statusChangedAt: text('status_changed_at').notNull(),
+    statusReason: text('status_reason'),
+    endReason: text('end_reason'),
+    endsOn: text('ends_on'),
+    // Secret of the `hmac` transform: identifiers stay linkable within one link, not across links.
+    hmacSecret: text('hmac_secret').notNull(),
+  },
+  (t) => [index('link_status_idx').on(t.status)],
+);
+
+export const linkRevision = sqliteTable(
+  'link_revision',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    linkId: integer('link_id').notNull().references(() => link.id),
+    number: integer('number').notNull(),
+    content: text('content', { mode: 'json' }).notNull(),
+    changeRequestId: integer('change_request_id'),
+    createdAt: text('created_at').notNull(),
+  },
+  (t) => [uniqueIndex('link_revision_number_idx').on(t.linkId, t.number)],
+);
+
+export const changeRequest = sqliteTable(
+  'change_request',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    linkId: integer('link_id').notNull().references(() => link.id),
+    kind: text('kind').notNull(),
+    change: text('change', { mode: 'json' }).notNull(),
+    status: text('status', { enum: ['pending', 'approved', 'rejected'] }).notNull(),
+    filedAt: text('filed_at').notNull(),
+    filedBy: text('filed_by'),
+    decidedAt: text('decided_at'),
+    decidedBy: text('decided_by'),
+    reason: text('reason'),
+    revision: integer('revision'),
+  },
+  (t) => [index('change_request_link_idx').on(t.linkId)],
+);
+
+export const document = sqliteTable('document', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  agencyId: integer('agency_id').notNull().references(() => agency.id),
+  linkId: integer('link_id').references(() => link.id),
+  kind: text('kind').notNull(),
+  version: integer('version').notNull(),
+  filename: text('filename').notNull(),
+  mediaType: text('media_type').notNull(),
+  size: integer('size').notNull(),
+  sha256: text('sha256').notNull(),
+  content: blob('content', { mode: 'buffer' }).notNull(),
+  createdAt: text('created_at').notNull(),
+});
+
+export const pgpKey = sqliteTable('pgp_key', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  agencyId: integer('agency_id').notNull().references(() => agency.id),
+  fingerprint: text('fingerprint').notNull(),
+  algorithm: text('algorithm').notNull(),
+  userIds: text('user_ids', { mode: 'json' }).notNull(),
+  createdAt: text('created_at').notNull(),
+  expiresAt: text('expires_at'),
+  armored: text('armored').notNull(),
+  addedAt: text('added_at').notNull(),
+}, (t) => [uniqueIndex('pgp_key_agency_fpr_idx').on(t.agencyId, t.fingerprint)]);
+
+export const sftpAccount = sqliteTable('sftp_account', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  username: text('username').notNull().unique(),
+  linkId: integer('link_id').notNull().references(() => link.id),
+  enabled: integer('enabled', { mode: 'boolean' }).notNull(),
+  passwordHash: text('password_hash'),
+  createdAt: text('created_at').notNull(),
+});
+
+export const sshKey = sqliteTable(
+  'ssh_key',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    accountId: integer('account_id').notNull().references(() => sftpAccount.id),
+    algorithm: text('algorithm').notNull(),
+    fingerprint: text('fingerprint').notNull(),
+    publicKey: text('public_key').notNull(),
+    addedAt: text('added_at').notNull(),
+    revokedAt: text('revoked_at'),
+  },
+  (t) => [index('ssh_key_account_idx').on(t.accountId)],
+);
+
+/** R6.1–R6.3: the append-only, hash-chained usage log. `seq` is contiguous from 1. */
+export const usageLog = sqliteTable(
+  'usage_log',
+  {
+    seq: integer('seq').primaryKey(),
+    at: text('at').notNull(),
+    type: text('type').notNull(),
+    agency: text('agency'),
+    linkId: integer('link_id'),
+    revision: integer('revision'),
+    actor: text('actor'),
+    ip: text('ip'),
+    channel: text('channel'),
+    object: text('object'),
+    detail: text('detail').notNull().default(sql`'{}'`),
+    digest: text('digest').notNull(),
+    prevHash: text('prev_hash').notNull(),
+    hash: text('hash').notNull(),
+  },
+  (t) => [index('usage_log_link_idx').on(t.linkId, t.seq), index('usage_log_type_idx').on(t.type, t.seq), index('usage_log_at_idx').on(t.at)],
+);

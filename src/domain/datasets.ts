@@ -1,0 +1,67 @@
+import { z } from 'zod';
+
+export const TRANSFORMS = ['mask', 'hmac', 'year', 'year-month'] as const;
+export type Transform = (typeof TRANSFORMS)[number];
+export const SENSITIVITIES = ['identifier', 'quasi-identifier', 'sensitive', 'general'] as const;
+
+export const fieldCatalogSchema = z.object({
+  name: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/),
+  label: z.object({ zh: z.string().min(1), en: z.string().min(1) }),
+  type: z.enum(['string', 'date', 'datetime', 'integer']),
+  sensitivity: z.enum(SENSITIVITIES),
+  transforms: z.array(z.enum(TRANSFORMS)),
+});
+export const datasetCatalogSchema = z.object({
+  name: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/),
+  label: z.object({ zh: z.string().min(1), en: z.string().min(1) }),
+  key: z.string(),
+  fields: z.array(fieldCatalogSchema).min(1),
+});
+export type FieldCatalog = z.infer<typeof fieldCatalogSchema>;
+export type DatasetCatalog = z.infer<typeof datasetCatalogSchema>;
+
+/** One approved data item of a link: a catalog field, optionally transformed before delivery. */
+export interface FieldSpec {
+  readonly name: string;
+  readonly transform?: Transform;
+}
+
+/** `person_id:hmac,nationality` → [{name:'person_id', transform:'hmac'}, {name:'nationality'}]. */
+export function parseFieldList(text: string): FieldSpec[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+    .map((s) => {
+      const [name, transform] = s.split(':', 2).map((p) => p.trim());
+      return transform ? { name, transform: transform as Transform } : { name };
+    });
+}
+
+export function formatFieldList(fields: readonly FieldSpec[]): string {
+  return fields.map((f) => (f.transform ? `${f.name}:${f.transform}` : f.name)).join(',');
+}
+
+/**
+ * R3.2: only fields of the catalog, each once, each transform one the catalog allows.
+ * Returns the list of problems (empty when the list is acceptable).
+ */
+export function checkFields(catalog: DatasetCatalog, fields: readonly FieldSpec[]): string[] {
+  const problems: string[] = [];
+  if (fields.length === 0) problems.push('no fields requested');
+  const seen = new Set<string>();
+  for (const f of fields) {
+    const def = catalog.fields.find((c) => c.name === f.name);
+    if (!def) {
+      problems.push(`unknown field '${f.name}' in dataset ${catalog.name}`);
+      continue;
+    }
+    if (seen.has(f.name)) problems.push(`field '${f.name}' requested twice`);
+    seen.add(f.name);
+    if (f.transform !== undefined && !def.transforms.includes(f.transform)) {
+      const allowed = def.transforms.length ? def.transforms.join(', ') : 'none';
+      problems.push(`transform '${f.transform}' is not allowed on field '${f.name}' (allowed: ${allowed})`);
+    }
+  }
+  return problems;
+}

@@ -1,0 +1,45 @@
+/**
+ * Calendar dates of the regulation are days in Asia/Taipei (UTC+8, no daylight saving).
+ * A date is the string YYYY-MM-DD; a deadline day is still within the deadline.
+ */
+const TAIPEI_OFFSET_MS = 8 * 3600 * 1000;
+const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+export type IsoDate = string;
+
+export function isValidDate(s: string): boolean {
+  const m = DATE_RE.exec(s);
+  if (!m) return false;
+  const d = new Date(Date.UTC(+m[1], +m[2] - 1, +m[3]));
+  return d.getUTCFullYear() === +m[1] && d.getUTCMonth() === +m[2] - 1 && d.getUTCDate() === +m[3];
+}
+
+/** The Taipei calendar day that contains the instant `now`. */
+export function taipeiDate(now: Date): IsoDate {
+  return new Date(now.getTime() + TAIPEI_OFFSET_MS).toISOString().slice(0, 10);
+}
+
+/** The first instant of a Taipei calendar day. */
+export function startOfTaipeiDay(date: IsoDate): Date {
+  return new Date(Date.parse(`${date}T00:00:00Z`) - TAIPEI_OFFSET_MS);
+}
+
+/** Add calendar months, clamping to the last day of a shorter month (Jan 31 + 1 month = Feb 28/29). */
+export function addMonths(date: IsoDate, months: number): IsoDate {
+  const [y, m, d] = date.split('-').map(Number);
+  const total = y * 12 + (m - 1) + months;
+  const ny = Math.floor(total / 12);
+  const nm = total % 12;
+  const last = new Date(Date.UTC(ny, nm + 1, 0)).getUTCDate();
+  return new Date(Date.UTC(ny, nm, Math.min(d, last))).toISOString().slice(0, 10);
+}
+
+export function addDays(date: IsoDate, days: number): IsoDate {
+  return new Date(Date.parse(`${date}T00:00:00Z`) + days * 86400000).toISOString().slice(0, 10);
+}
+
+/** Gregorian date → ROC (Minguo) calendar: 2026-01-05 → { year: 115, month: 1, day: 5 }. */
+export function rocDate(date: IsoDate): { year: number; month: number; day: number } {
+  const [y, m, d] = date.split('-').map(Number);
+  return { year: y - 1911, month: m, day: d };
+}

@@ -1,0 +1,12 @@
+export * from './result';
+export * from './dates';
+export * from './net';
+export * from './datasets';
+export * from './link';
+export * from './revision';
+export * from './change';
+export * from './agency';
+export interface Clock {
+  now(): Date;
+}
+export const systemClock: Clock = { now: () => new Date() };

@@ -1,0 +1,59 @@
+import { BlockList, isIP } from 'node:net';
+
+/** `::ffff:a.b.c.d` is the IPv4 address a.b.c.d; everything is compared in that form. */
+export function normaliseIp(ip: string): string {
+  const trimmed = ip.trim();
+  const m = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(trimmed);
+  const candidate = m ? m[1] : trimmed;
+  return isIP(candidate) === 6 ? candidate.toLowerCase() : candidate;
+}
+
+export interface Cidr {
+  readonly address: string;
+  readonly prefix: number;
+  readonly family: 4 | 6;
+}
+
+/** Parse `a.b.c.d/n`, `x::y/n` or a bare address (a /32 or /128). Null when not valid. */
+export function parseCidr(text: string): Cidr | null {
+  const [addrPart, prefixPart, ...rest] = text.trim().split('/');
+  if (rest.length > 0 || addrPart === undefined) return null;
+  const address = normaliseIp(addrPart);
+  const family = isIP(address);
+  if (family !== 4 && family !== 6) return null;
+  const max = family === 4 ? 32 : 128;
+  if (prefixPart !== undefined && !/^\d{1,3}$/.test(prefixPart)) return null;
+  const prefix = prefixPart === undefined ? max : Number(prefixPart);
+  if (prefix < 0 || prefix > max) return null;
+  return { address, prefix, family };
+}
+
+export function formatCidr(c: Cidr): string {
+  return `${c.address}/${c.prefix}`;
+}
+
+/** Is `ip` inside any of the CIDRs? Unparseable entries match nothing. */
+export function ipAllowed(ip: string, cidrs: readonly string[]): boolean {
+  const addr = normaliseIp(ip);
+  const family = isIP(addr);
+  if (family === 0) return false;
+  const list = new BlockList();
+  for (const text of cidrs) {
+    const c = parseCidr(text);
+    if (c) list.addSubnet(c.address, c.prefix, c.family === 4 ? 'ipv4' : 'ipv6');
+  }
+  return list.check(addr, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/** Does `inner` lie entirely inside one of `outer`? (a vendor's machines inside a link's allow-list) */
+export function cidrWithin(inner: string, outer: readonly string[]): boolean {
+  const c = parseCidr(inner);
+  if (!c) return false;
+  return outer.some((o) => {
+    const oc = parseCidr(o);
+    if (!oc || oc.family !== c.family || oc.prefix > c.prefix) return false;
+    const list = new BlockList();
+    list.addSubnet(oc.address, oc.prefix, oc.family === 4 ? 'ipv4' : 'ipv6');
+    return list.check(c.address, c.family === 4 ? 'ipv4' : 'ipv6');
+  });
+}

@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { checkFields, type DatasetCatalog, type FieldSpec, TRANSFORMS } from './datasets';
+import { isValidDate } from './dates';
+import { parseCidr } from './net';
+
+/** R2.1: the provision methods of form item 3. */
+export const METHODS = ['sftp-pull', 'sftp-push', 'email', 'online-query'] as const;
+export type Method = (typeof METHODS)[number];
+
+const SHA256_FP = /^SHA256:[A-Za-z0-9+/]{43}$/;
+const HOST = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$|^[0-9.]+$|^[0-9a-fA-F:]+$/;
+export const USERNAME = /^[a-z_][a-z0-9_.-]{1,31}$/;
+
+export const pushEndpointSchema = z.object({
+  host: z.string().regex(HOST, 'not a host name or address'),
+  port: z.number().int().min(1).max(65535),
+  user: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/, 'not a valid user name'),
+  dir: z.string().min(1).max(1024).refine((d) => !d.includes('\0'), 'contains NUL'),
+  fingerprint: z.string().regex(SHA256_FP, 'must be a SHA256:… fingerprint as ssh-keygen -lf prints it'),
+});
+export type PushEndpoint = z.infer<typeof pushEndpointSchema>;
+
+/**
+ * Everything on the application form (R3.1) for one revision of a link. Revisions are immutable:
+ * a change makes a new one (R5.1).
+ */
+export const revisionContentSchema = z.object({
+  dataset: z.string().min(1),
+  fields: z.array(z.object({ name: z.string().min(1), transform: z.enum(TRANSFORMS).optional() })).min(1),
+  legalBasis: z.string().trim().min(1).max(2000),
+  purpose: z.string().trim().min(1).max(2000),
+  department: z.string().trim().min(1).max(200),
+  officer: z.string().trim().min(1).max(200),
+  supervisor: z.string().trim().min(1).max(200),
+  period: z.object({ from: z.string(), to: z.string() }),
+  disposal: z.string().trim().min(1).max(2000),
+  methods: z.array(z.enum(METHODS)).min(1),
+  allowIps: z.array(z.string()).min(1),
+  account: z.string().nullable(),
+  push: pushEndpointSchema.nullable(),
+  email: z.array(z.email()),
+  schedule: z.string().nullable(),
+  pgpFingerprint: z.string().regex(/^[0-9A-F]{40}$/),
+  rulesDocument: z.number().int().positive().nullable(),
+  stopOn: z.string().nullable(),
+});
+export type RevisionContent = z.infer<typeof revisionContentSchema>;
+
+/**
+ * The checks of R3.1/R3.2 on a whole revision: the shape, the dataset and fields, the period, the
+ * allow-list, and that every channel has its endpoint. Returns the problems (empty when acceptable).
+ */
+export function checkRevision(content: RevisionContent, catalogs: ReadonlyMap<string, DatasetCatalog>): string[] {
+  const parsed = revisionContentSchema.safeParse(content);
+  if (!parsed.success) {
+    return parsed.error.issues.map((i) => `${i.path.join('.') || 'application'}: ${i.message}`);
+  }
+  const problems: string[] = [];
+  const catalog = catalogs.get(content.dataset);
+  if (!catalog) {
+    problems.push(`unknown dataset '${content.dataset}' (known: ${[...catalogs.keys()].join(', ')})`);
+  } else {
+    problems.push(...checkFields(catalog, content.fields as FieldSpec[]));
+  }
+  const { from, to } = content.period;
+  if (!isValidDate(from)) problems.push(`use period start '${from}' is not a date (YYYY-MM-DD)`);
+  if (!isValidDate(to)) problems.push(`use period end '${to}' is not a date (YYYY-MM-DD)`);
+  if (isValidDate(from) && isValidDate(to) && from > to) problems.push(`use period starts (${from}) after it ends (${to})`);
+  for (const ip of content.allowIps) if (!parseCidr(ip)) problems.push(`'${ip}' is not an IP address or CIDR`);
+  if (new Set(content.methods).size !== content.methods.length) problems.push('a provision method is listed twice');
+  if (content.methods.includes('sftp-pull') && !content.account) problems.push('sftp-pull needs an SFTP account (--account)');
+  if (content.account !== null && !USERNAME.test(content.account)) {
+    problems.push(`account '${content.account}' is not a valid user name (lowercase letters, digits, _ . -; 2–32 chars)`);
+  }
+  if (content.methods.includes('sftp-push') && !content.push) problems.push('sftp-push needs --push-host, --push-user, --push-dir and --push-fingerprint');
+  if (content.methods.includes('email') && content.email.length === 0) problems.push('email needs at least one --email address');
+  if (content.stopOn !== null && !isValidDate(content.stopOn)) problems.push(`stop date '${content.stopOn}' is not a date`);
+  return problems;
+}

@@ -1,0 +1,3 @@
+export { Registry, type ApplyInput, type LinkView, type LinkState } from './registry';
+export { loadCatalogs } from './catalogs';
+export { checkDocument, sniffDocumentType } from './documents';

@@ -1,0 +1,499 @@
+import { randomBytes } from 'node:crypto';
+import { CronExpressionParser } from 'cron-parser';
+import type { ControlDb, Db } from '../db';
+import { agencies, credentials, documents, links } from '../db/repositories';
+import {
+  AGENCY_CODE,
+  applyChange,
+  canFileChange,
+  type Change,
+  type ChangeKind,
+  checkRevision,
+  checkSponsor,
+  type Clock,
+  type DatasetCatalog,
+  type EndReason,
+  formatFieldList,
+  isValidDate,
+  type LinkEvent,
+  type LinkStatus,
+  type Method,
+  type PushEndpoint,
+  type RevisionContent,
+  revisionContentSchema,
+  taipeiDate,
+  transition,
+  type FieldSpec,
+  parseFieldList,
+} from '../domain';
+import { inspectAgencyKey, inspectSshPublicKey, type SshPublicKeyFacts } from '../crypto';
+import { UserError } from '../errors';
+import { appendLog } from '../usagelog';
+import { checkDocument } from './documents';
+
+export interface ApplyInput {
+  agency: string;
+  dataset: string;
+  fields: FieldSpec[];
+  legalBasis: string;
+  purpose: string;
+  department: string;
+  officer: string;
+  supervisor: string;
+  from: string;
+  to: string;
+  disposal: string;
+  methods: Method[];
+  allowIps: string[];
+  account?: string;
+  sshKeys: string[];
+  pgpKey: string;
+  schedule?: string;
+  rules?: { filename: string; content: Buffer };
+  push?: PushEndpoint;
+  email?: string[];
+}
+
+export interface LinkView {
+  id: number;
+  agency: string;
+  agencyName: string;
+  status: LinkStatus;
+  revision: number;
+  dataset: string;
+  fields: string[];
+  channels: Method[];
+  allowIps: string[];
+  account: string | null;
+  from: string;
+  to: string;
+  pgpFingerprint: string;
+  legalBasis: string;
+  purpose: string;
+  department: string;
+  officer: string;
+  supervisor: string;
+  disposal: string;
+  schedule: string | null;
+  push: PushEndpoint | null;
+  email: string[];
+  rulesDocument: number | null;
+  appliedAt: string;
+  approvedAt: string | null;
+  approvedBy: string | null;
+  letterNo: string | null;
+  letterDate: string | null;
+  statusReason: string | null;
+  endReason: string | null;
+  endsOn: string | null;
+  stopOn: string | null;
+}
+
+/** A link and the revision its data flows under: what every channel and job asks for. */
+export interface LinkState {
+  link: links.LinkRow;
+  agency: agencies.AgencyRow;
+  content: RevisionContent;
+}
+
+export type ChangeListener = (linkId: number) => void;
+
+function requireText(value: string | undefined, what: string): string {
+  if (value === undefined || value.trim() === '') throw new UserError(`${what} is required`);
+  return value.trim();
+}
+
+function refusal(r: { ok: false; refusal: { code: string; message: string } }): never {
+  throw new UserError(r.refusal.message, r.refusal.code);
+}
+
+/**
+ * The link registry: agencies, applications, approval, change requests. Every action runs in one
+ * IMMEDIATE transaction together with its usage-log record.
+ */
+export class Registry {
+  private readonly listeners: ChangeListener[] = [];
+
+  constructor(
+    private readonly cdb: ControlDb,
+    readonly catalogs: ReadonlyMap<string, DatasetCatalog>,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Called after a commit that changes what a link may do (status, revision). */
+  onLinkChange(fn: ChangeListener): void {
+    this.listeners.push(fn);
+  }
+  private changed(linkId: number): void {
+    for (const fn of this.listeners) fn(linkId);
+  }
+
+  // ---- agencies ----
+
+  addAgency(input: { code: string; name: string; nameEn?: string; nonGovernment?: boolean; sponsor?: string }, actor: string): agencies.AgencyRow {
+    const code = input.code.trim().toUpperCase();
+    if (!AGENCY_CODE.test(code)) throw new UserError(`agency code '${input.code}' is not valid (2–32 of A–Z, 0–9, _ -)`);
+    const name = requireText(input.name, '--name');
+    const government = !input.nonGovernment;
+    const now = this.clock.now();
+    return this.cdb.write((tx) => {
+      if (agencies.byCode(tx, code)) throw new UserError(`agency ${code} exists already`, 'agency.exists');
+      let sponsor: agencies.AgencyRow | undefined;
+      if (input.sponsor) {
+        sponsor = agencies.byCode(tx, input.sponsor.trim().toUpperCase());
+        if (!sponsor) throw new UserError(`sponsor agency ${input.sponsor} is not registered`, 'agency.sponsor.unknown');
+      }
+      const check = checkSponsor({ code, government }, sponsor ?? null);
+      if (!check.ok) refusal(check);
+      const row = agencies.insert(tx, {
+        code,
+        nameZh: name,
+        nameEn: input.nameEn?.trim() || null,
+        government,
+        sponsorId: sponsor?.id ?? null,
+        createdAt: now.toISOString(),
+      });
+      appendLog(tx, { type: 'agency.added', agency: code, actor, detail: { government, sponsor: sponsor?.code ?? null } }, now);
+      return row;
+    });
+  }
+
+  listAgencies(): (agencies.AgencyRow & { sponsor: string | null })[] {
+    const all = agencies.all(this.cdb.db);
+    const byId = new Map(all.map((a) => [a.id, a.code]));
+    return all.map((a) => ({ ...a, sponsor: a.sponsorId ? byId.get(a.sponsorId) ?? null : null }));
+  }
+
+  // ---- applications ----
+
+  private checkContent(content: RevisionContent): void {
+    const problems = checkRevision(content, this.catalogs);
+    if (content.schedule !== null) {
+      try {
+        CronExpressionParser.parse(content.schedule, { tz: 'Asia/Taipei' });
+      } catch {
+        problems.push(`schedule '${content.schedule}' is not a cron expression (e.g. "0 2 * * *")`);
+      }
+    }
+    if (problems.length) throw new UserError(problems.join('; '), 'application.invalid');
+  }
+
+  /** R3.1–R3.3: record an application as a pending link with revision 1. Nothing is written if any check fails. */
+  async apply(input: ApplyInput, actor: string): Promise<LinkView> {
+    const now = this.clock.now();
+    const pgp = await inspectAgencyKey(requireText(input.pgpKey, '--pgp-key'), now);
+    const sshKeys: SshPublicKeyFacts[] = input.sshKeys.map((k) => inspectSshPublicKey(k));
+    const rules = input.rules ? checkDocument(input.rules.filename, input.rules.content) : undefined;
+    const content: RevisionContent = {
+      dataset: input.dataset,
+      fields: input.fields,
+      legalBasis: input.legalBasis,
+      purpose: input.purpose,
+      department: input.department,
+      officer: input.officer,
+      supervisor: input.supervisor,
+      period: { from: input.from, to: input.to },
+      disposal: input.disposal,
+      methods: input.methods,
+      allowIps: input.allowIps,
+      account: input.account ?? null,
+      push: input.push ?? null,
+      email: input.email ?? [],
+      schedule: input.schedule ?? null,
+      pgpFingerprint: pgp.fingerprint,
+      rulesDocument: null,
+      stopOn: null,
+    };
+    this.checkContent(content);
+    if (content.methods.includes('sftp-pull') && sshKeys.length === 0) {
+      throw new UserError('sftp-pull needs at least one --ssh-key for the account', 'application.invalid');
+    }
+    if (sshKeys.length > 0 && !content.account) throw new UserError('--ssh-key needs --account', 'application.invalid');
+
+    const id = this.cdb.write((tx) => {
+      const agency = agencies.byCode(tx, input.agency.trim().toUpperCase());
+      if (!agency) throw new UserError(`agency ${input.agency} is not registered: add it with \`nia-link agency add\``, 'agency.unknown');
+      if (content.account && credentials.accountByName(tx, content.account)) {
+        throw new UserError(`SFTP account ${content.account} is taken; choose another --account`, 'account.exists');
+      }
+      const at = now.toISOString();
+      const row = links.insert(tx, {
+        agencyId: agency.id,
+        status: 'pending',
+        currentRevision: 1,
+        appliedAt: at,
+        approvedAt: null,
+        approvedBy: null,
+        letterNo: null,
+        letterDate: null,
+        statusChangedAt: at,
+        statusReason: null,
+        endReason: null,
+        endsOn: null,
+        hmacSecret: randomBytes(32).toString('hex'),
+      });
+      if (rules) content.rulesDocument = this.storeDocument(tx, agency.id, row.id, rules, now);
+      links.insertRevision(tx, { linkId: row.id, number: 1, content, changeRequestId: null, createdAt: at });
+      if (!credentials.pgpKeyFor(tx, agency.id, pgp.fingerprint)) {
+        credentials.insertPgpKey(tx, { agencyId: agency.id, ...pgp, addedAt: at });
+      }
+      if (content.account) {
+        const account = credentials.insertAccount(tx, { username: content.account, linkId: row.id, enabled: true, passwordHash: null, createdAt: at });
+        for (const k of sshKeys) {
+          credentials.insertSshKey(tx, { accountId: account.id, algorithm: k.algorithm, fingerprint: k.fingerprint, publicKey: k.line, addedAt: at, revokedAt: null });
+        }
+      }
+      appendLog(
+        tx,
+        {
+          type: 'link.applied',
+          agency: agency.code,
+          linkId: row.id,
+          revision: 1,
+          actor,
+          detail: { dataset: content.dataset, fields: formatFieldList(content.fields), methods: content.methods, allowIps: content.allowIps, account: content.account, pgp: pgp.fingerprint },
+        },
+        now,
+      );
+      return row.id;
+    });
+    return this.show(id);
+  }
+
+  private storeDocument(tx: Db, agencyId: number, linkId: number | null, doc: ReturnType<typeof checkDocument>, now: Date): number {
+    const version = documents.latestVersion(tx, agencyId, 'management-rules') + 1;
+    const row = documents.insert(tx, { agencyId, linkId, kind: 'management-rules', version, ...doc, createdAt: now.toISOString() });
+    return row.id;
+  }
+
+  // ---- lifecycle ----
+
+  private load(tx: Db, id: number): LinkState {
+    const link = links.byId(tx, id);
+    if (!link) throw new UserError(`link ${id} does not exist`, 'link.unknown');
+    const rev = links.revision(tx, id, link.currentRevision);
+    const agency = agencies.byId(tx, link.agencyId);
+    if (!rev || !agency) throw new Error(`link ${id}: revision ${link.currentRevision} or agency missing`);
+    return { link, agency, content: revisionContentSchema.parse(rev.content) };
+  }
+
+  /** The link as every channel must see it now (read fresh: another process may have changed it). */
+  state(id: number): LinkState {
+    return this.load(this.cdb.db, id);
+  }
+
+  private move(tx: Db, s: LinkState, event: LinkEvent, now: Date, extra: Partial<links.LinkRow> = {}): LinkStatus {
+    const r = transition(s.link.status, event);
+    if (!r.ok) refusal(r);
+    links.update(tx, s.link.id, { status: r.value, statusChangedAt: now.toISOString(), ...extra });
+    return r.value;
+  }
+
+  approve(id: number, opts: { by: string; letterNo?: string; letterDate?: string }): LinkView {
+    if (opts.letterDate !== undefined && !isValidDate(opts.letterDate)) throw new UserError(`--letter-date '${opts.letterDate}' is not a date (YYYY-MM-DD)`);
+    if ((opts.letterNo === undefined) !== (opts.letterDate === undefined)) throw new UserError('--letter-no and --letter-date go together');
+    const now = this.clock.now();
+    this.cdb.write((tx) => {
+      const s = this.load(tx, id);
+      this.move(tx, s, { kind: 'approve' }, now, {
+        approvedAt: now.toISOString(),
+        approvedBy: opts.by,
+        letterNo: opts.letterNo ?? null,
+        letterDate: opts.letterDate ?? null,
+        statusReason: null,
+      });
+      appendLog(tx, { type: 'link.approved', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor: opts.by, detail: { letterNo: opts.letterNo ?? null, letterDate: opts.letterDate ?? null } }, now);
+    });
+    this.changed(id);
+    return this.show(id);
+  }
+
+  reject(id: number, reason: string, by: string): LinkView {
+    const why = requireText(reason, '--reason');
+    const now = this.clock.now();
+    this.cdb.write((tx) => {
+      const s = this.load(tx, id);
+      this.move(tx, s, { kind: 'reject' }, now, { statusReason: why });
+      appendLog(tx, { type: 'link.rejected', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor: by, detail: { reason: why } }, now);
+    });
+    this.changed(id);
+    return this.show(id);
+  }
+
+  /** End a link now, for a reason of the regulation; scheduled deliveries stop with it. */
+  terminate(tx: Db, id: number, reason: EndReason, actor: string, now: Date, detail: Record<string, unknown> = {}): void {
+    const s = this.load(tx, id);
+    this.move(tx, s, { kind: 'terminate', reason }, now, { endReason: reason, statusReason: reason });
+    appendLog(tx, { type: 'link.terminated', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, detail: { reason, ...detail } }, now);
+  }
+
+  // ---- change requests (R5.1) ----
+
+  async fileChange(id: number, kind: ChangeKind, input: { value?: string; file?: { filename: string; content: Buffer } ; push?: PushEndpoint; email?: string[]; account?: string }, actor: string): Promise<links.ChangeRow> {
+    const now = this.clock.now();
+    const value = input.value?.trim();
+    const need = (what: string) => {
+      if (!value) throw new UserError(`--kind ${kind} needs --value ${what}`);
+      return value;
+    };
+    let change: Change;
+    let rulesDoc: ReturnType<typeof checkDocument> | undefined;
+    let pgp: Awaited<ReturnType<typeof inspectAgencyKey>> | undefined;
+    switch (kind) {
+      case 'officer':
+        change = { kind, officer: need('NAME') };
+        break;
+      case 'supervisor':
+        change = { kind, supervisor: need('NAME') };
+        break;
+      case 'fields':
+        change = { kind, fields: parseFieldList(need('f1,f2,…')) };
+        break;
+      case 'ips':
+        change = { kind, allowIps: need('CIDR[,CIDR…]').split(',').map((s) => s.trim()).filter(Boolean) };
+        break;
+      case 'method':
+        change = {
+          kind,
+          methods: need('sftp-pull[,sftp-push,email,online-query]').split(',').map((s) => s.trim()).filter(Boolean) as Method[],
+          ...(input.push !== undefined ? { push: input.push } : {}),
+          ...(input.email !== undefined ? { email: input.email } : {}),
+          ...(input.account !== undefined ? { account: input.account } : {}),
+        };
+        break;
+      case 'extend':
+        change = { kind, to: need('YYYY-MM-DD') };
+        break;
+      case 'stop':
+        change = { kind, stopOn: value ?? taipeiDate(now) };
+        break;
+      case 'rules':
+        if (!input.file) throw new UserError('--kind rules needs --file FILE (the amended management rules)');
+        rulesDoc = checkDocument(input.file.filename, input.file.content);
+        change = { kind, rulesDocument: 0 };
+        break;
+      case 'pgp-key':
+        if (!input.file) throw new UserError('--kind pgp-key needs --file FILE (the agency\'s new public key)');
+        pgp = await inspectAgencyKey(input.file.content.toString('utf8'), now);
+        change = { kind, pgpFingerprint: pgp.fingerprint };
+        break;
+      default:
+        throw new UserError(`unknown change kind '${kind as string}'`);
+    }
+    const row = this.cdb.write((tx) => {
+      const s = this.load(tx, id);
+      const can = canFileChange(s.link.status);
+      if (!can.ok) refusal(can);
+      if (rulesDoc && change.kind === 'rules') change = { kind: 'rules', rulesDocument: this.storeDocument(tx, s.agency.id, id, rulesDoc, now) };
+      if (pgp && !credentials.pgpKeyFor(tx, s.agency.id, pgp.fingerprint)) {
+        credentials.insertPgpKey(tx, { agencyId: s.agency.id, ...pgp, addedAt: now.toISOString() });
+      }
+      // Refuse at filing time what could never be approved.
+      const next = applyChange(s.content, change);
+      if (!next.ok) refusal(next);
+      this.checkContent(next.value);
+      const cr = links.insertChange(tx, { linkId: id, kind, change, status: 'pending', filedAt: now.toISOString(), filedBy: actor, decidedAt: null, decidedBy: null, reason: null, revision: null });
+      appendLog(tx, { type: 'change.filed', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, object: `change:${cr.id}`, detail: { kind, change } }, now);
+      return cr;
+    });
+    return row;
+  }
+
+  private pendingChange(tx: Db, changeId: number): links.ChangeRow {
+    const cr = links.changeById(tx, changeId);
+    if (!cr) throw new UserError(`change request ${changeId} does not exist`, 'change.unknown');
+    if (cr.status !== 'pending') throw new UserError(`change request ${changeId} is ${cr.status} already`, 'change.decided');
+    return cr;
+  }
+
+  /** Approving a change makes the next revision; history is never overwritten (R5.1). */
+  approveChange(changeId: number, by: string): { change: links.ChangeRow; link: LinkView } {
+    const now = this.clock.now();
+    const linkId = this.cdb.write((tx) => {
+      const cr = this.pendingChange(tx, changeId);
+      const s = this.load(tx, cr.linkId);
+      const can = canFileChange(s.link.status);
+      if (!can.ok) refusal(can);
+      const change = cr.change as Change;
+      const next = applyChange(s.content, change);
+      if (!next.ok) refusal(next);
+      this.checkContent(next.value);
+      const number = s.link.currentRevision + 1;
+      links.insertRevision(tx, { linkId: s.link.id, number, content: next.value, changeRequestId: cr.id, createdAt: now.toISOString() });
+      links.update(tx, s.link.id, { currentRevision: number, ...(change.kind === 'stop' ? { endsOn: change.stopOn } : {}) });
+      links.updateChange(tx, cr.id, { status: 'approved', decidedAt: now.toISOString(), decidedBy: by, revision: number });
+      appendLog(tx, { type: 'change.approved', agency: s.agency.code, linkId: s.link.id, revision: number, actor: by, object: `change:${cr.id}`, detail: { kind: cr.kind } }, now);
+      if (change.kind === 'stop' && change.stopOn <= taipeiDate(now)) {
+        this.terminate(tx, s.link.id, 'stop-request', by, now, { change: cr.id, stopOn: change.stopOn });
+      }
+      return s.link.id;
+    });
+    this.changed(linkId);
+    return { change: links.changeById(this.cdb.db, changeId)!, link: this.show(linkId) };
+  }
+
+  rejectChange(changeId: number, reason: string, by: string): links.ChangeRow {
+    const why = requireText(reason, '--reason');
+    const now = this.clock.now();
+    return this.cdb.write((tx) => {
+      const cr = this.pendingChange(tx, changeId);
+      const s = this.load(tx, cr.linkId);
+      links.updateChange(tx, cr.id, { status: 'rejected', decidedAt: now.toISOString(), decidedBy: by, reason: why });
+      appendLog(tx, { type: 'change.rejected', agency: s.agency.code, linkId: s.link.id, revision: s.link.currentRevision, actor: by, object: `change:${cr.id}`, detail: { kind: cr.kind, reason: why } }, now);
+      return links.changeById(tx, cr.id)!;
+    });
+  }
+
+  // ---- views ----
+
+  private view(s: LinkState): LinkView {
+    const { link, agency, content: c } = s;
+    return {
+      id: link.id,
+      agency: agency.code,
+      agencyName: agency.nameZh,
+      status: link.status,
+      revision: link.currentRevision,
+      dataset: c.dataset,
+      fields: c.fields.map((f) => (f.transform ? `${f.name}:${f.transform}` : f.name)),
+      channels: c.methods,
+      allowIps: c.allowIps,
+      account: c.account,
+      from: c.period.from,
+      to: c.period.to,
+      pgpFingerprint: c.pgpFingerprint,
+      legalBasis: c.legalBasis,
+      purpose: c.purpose,
+      department: c.department,
+      officer: c.officer,
+      supervisor: c.supervisor,
+      disposal: c.disposal,
+      schedule: c.schedule,
+      push: c.push,
+      email: c.email,
+      rulesDocument: c.rulesDocument,
+      appliedAt: link.appliedAt,
+      approvedAt: link.approvedAt,
+      approvedBy: link.approvedBy,
+      letterNo: link.letterNo,
+      letterDate: link.letterDate,
+      statusReason: link.statusReason,
+      endReason: link.endReason,
+      endsOn: link.endsOn,
+      stopOn: c.stopOn,
+    };
+  }
+
+  show(id: number): LinkView {
+    return this.view(this.state(id));
+  }
+
+  list(status?: LinkStatus): LinkView[] {
+    return links.list(this.cdb.db, status).map((l) => this.view(this.load(this.cdb.db, l.id)));
+  }
+
+  history(id: number): { revisions: links.RevisionRow[]; changes: links.ChangeRow[] } {
+    this.state(id);
+    return { revisions: links.revisions(this.cdb.db, id), changes: links.changes(this.cdb.db, id) };
+  }
+}

@@ -1,0 +1,62 @@
+import { createHash } from 'node:crypto';
+
+/** The fields of a record that its digest covers, in their stored form. */
+export interface LogRecordBody {
+  seq: number;
+  at: string;
+  type: string;
+  agency: string | null;
+  linkId: number | null;
+  revision: number | null;
+  actor: string | null;
+  ip: string | null;
+  channel: string | null;
+  object: string | null;
+  detail: string;
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** JSON with object keys sorted at every level: one text for one value, whoever writes it. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') {
+    if (typeof value === 'number' && !Number.isFinite(value)) throw new Error('canonical JSON: non-finite number');
+    return JSON.stringify(value ?? null);
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/** digest = SHA-256(canonical JSON of the record). */
+export function recordDigest(r: LogRecordBody): string {
+  return sha256Hex(
+    canonicalJson({
+      seq: r.seq,
+      at: r.at,
+      type: r.type,
+      agency: r.agency,
+      link: r.linkId,
+      revision: r.revision,
+      actor: r.actor,
+      ip: r.ip,
+      channel: r.channel,
+      object: r.object,
+      detail: r.detail,
+    }),
+  );
+}
+
+/**
+ * hash = SHA-256(prev_hash ‖ digest), both as lowercase hex. Chaining digests (not records) lets an
+ * evidence package show other agencies' records as digests only and still verify.
+ */
+export function chainHash(prevHash: string, digest: string): string {
+  return sha256Hex(prevHash + digest);
+}

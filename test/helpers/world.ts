@@ -1,0 +1,144 @@
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { openControlDb, type ControlDb } from '../../src/db';
+import type { Clock } from '../../src/domain';
+import { loadCatalogs, Registry, type ApplyInput } from '../../src/registry';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const BIN = path.join(ROOT, 'bin', 'nia-link.js');
+
+export function tmpDir(prefix = 'nia-link-test-'): string {
+  return mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A clock the test moves by hand. */
+export class TestClock implements Clock {
+  // Starts at the real time: agency keys made by the test are only valid from their creation on.
+  constructor(private t: Date = new Date()) {}
+  now(): Date {
+    return new Date(this.t);
+  }
+  set(iso: string): void {
+    this.t = new Date(iso);
+  }
+  advanceDays(days: number): void {
+    this.t = new Date(this.t.getTime() + days * 86400000);
+  }
+}
+
+export interface AgencyKeys {
+  gnupgHome: string;
+  fingerprint: string;
+  publicArmored: string;
+  sshPublic: string;
+  sshPrivateFile: string;
+  dir: string;
+}
+
+/**
+ * An agency's keys made the way an agency makes them: an OpenPGP key with real GnuPG (Ed25519 +
+ * Curve25519 subkey) in a private GNUPGHOME, and an SSH key with ssh-keygen.
+ */
+export function makeAgencyKeys(): AgencyKeys {
+  const dir = tmpDir('nia-link-agency-');
+  const gnupgHome = path.join(dir, 'gnupg');
+  execFileSync('mkdir', ['-m', '700', gnupgHome]);
+  const env = { ...process.env, GNUPGHOME: gnupgHome };
+  const gpg = (...args: string[]) => execFileSync('gpg', ['--batch', '--passphrase', '', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  gpg('--quick-gen-key', 'Agency Test <test@agency.example.gov.tw>', 'ed25519', 'cert,sign', 'never');
+  const fingerprint = gpg('--list-keys', '--with-colons').toString().split('\n').find((l) => l.startsWith('fpr'))!.split(':')[9];
+  gpg('--quick-add-key', fingerprint, 'cv25519', 'encr', 'never');
+  const publicArmored = gpg('--armor', '--export', fingerprint).toString();
+  const sshPrivateFile = path.join(dir, 'agency_ssh');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', sshPrivateFile]);
+  return { gnupgHome, fingerprint, publicArmored, sshPublic: readFileSync(`${sshPrivateFile}.pub`, 'utf8'), sshPrivateFile, dir };
+}
+
+export function cleanupKeys(k: AgencyKeys): void {
+  spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, GNUPGHOME: k.gnupgHome } });
+  rmSync(k.dir, { recursive: true, force: true });
+}
+
+export const RULES_TEXT = '應用移民資訊管理規定\n一、使用目的\n二、稽核\n三、查詢程序\n四、安全維護\n五、委外\n六、損害責任\n七、使用者責任\n八、帳號異動\n';
+
+/** An application that passes every check; tests override what they are about. */
+export function application(keys: AgencyKeys, over: Partial<ApplyInput> = {}): ApplyInput {
+  return {
+    agency: 'A001',
+    dataset: 'entry_exit',
+    fields: [{ name: 'person_id' }, { name: 'nationality' }, { name: 'crossed_at' }, { name: 'port' }],
+    legalBasis: '所得稅法第7條',
+    purpose: '居住者身分認定',
+    department: '稽核科',
+    officer: '王小明',
+    supervisor: '陳大文',
+    from: '2026-01-01',
+    to: '2027-12-31',
+    disposal: '刪除',
+    methods: ['sftp-pull'],
+    allowIps: ['127.0.0.1/32'],
+    account: 'a001',
+    sshKeys: [keys.sshPublic],
+    pgpKey: keys.publicArmored,
+    rules: { filename: 'rules.txt', content: Buffer.from(RULES_TEXT) },
+    ...over,
+  };
+}
+
+export interface TestWorld {
+  dataDir: string;
+  cdb: ControlDb;
+  registry: Registry;
+  clock: TestClock;
+  close(): void;
+}
+
+export function openWorld(clock = new TestClock()): TestWorld {
+  const dataDir = tmpDir();
+  const cdb = openControlDb(dataDir, { create: true });
+  const registry = new Registry(cdb, loadCatalogs(), clock);
+  return {
+    dataDir,
+    cdb,
+    registry,
+    clock,
+    close() {
+      cdb.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The one way tests make an approved, active link. */
+export async function approvedLink(w: TestWorld, keys: AgencyKeys, over: Partial<ApplyInput> = {}): Promise<number> {
+  if (!w.registry.listAgencies().some((a) => a.code === (over.agency ?? 'A001'))) {
+    w.registry.addAgency({ code: over.agency ?? 'A001', name: '財政部賦稅署', nameEn: 'Taxation Administration' }, 'test');
+  }
+  const view = await w.registry.apply(application(keys, over), 'test');
+  w.registry.approve(view.id, { by: 'test' });
+  return view.id;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the real `nia-link` command (the built one, as a user does after npm ci). */
+export function cli(dataDir: string, args: string[], env: Record<string, string> = {}): CliResult {
+  const r: SpawnSyncReturns<string> = spawnSync(process.execPath, [BIN, '--data-dir', dataDir, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, NIA_LINK_LOG_LEVEL: 'warn', ...env },
+    timeout: 60000,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function writeTemp(dir: string, name: string, content: string | Buffer): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, content);
+  return file;
+}

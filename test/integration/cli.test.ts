@@ -1,0 +1,180 @@
+import { spawn } from 'node:child_process';
+import { readFileSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { BIN, cleanupKeys, cli, makeAgencyKeys, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys } from '../helpers/world';
+
+let keys: AgencyKeys;
+let dir: string;
+let files: { pub: string; ssh: string; rules: string };
+beforeAll(() => {
+  keys = makeAgencyKeys();
+  files = {
+    pub: writeTemp(keys.dir, 'agency_pub.asc', keys.publicArmored),
+    ssh: `${keys.sshPrivateFile}.pub`,
+    rules: writeTemp(keys.dir, 'rules.txt', RULES_TEXT),
+  };
+});
+afterAll(() => cleanupKeys(keys));
+beforeEach(() => {
+  dir = tmpDir();
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const applyArgs = (over: Record<string, string> = {}) => {
+  const o: Record<string, string> = {
+    '--agency': 'A001',
+    '--dataset': 'entry_exit',
+    '--fields': 'person_id,nationality,crossed_at,port',
+    '--legal-basis': '所得稅法第7條',
+    '--purpose': '居住者身分認定',
+    '--department': '稽核科',
+    '--officer': '王小明',
+    '--supervisor': '陳大文',
+    '--from': '2026-01-01',
+    '--to': '2028-12-31',
+    '--disposal': '刪除',
+    '--method': 'sftp-pull',
+    '--allow-ip': '127.0.0.1/32',
+    '--account': 'a001',
+    '--ssh-key': files.ssh,
+    '--pgp-key': files.pub,
+    '--rules': files.rules,
+    ...over,
+  };
+  return ['link', 'apply', ...Object.entries(o).flat()];
+};
+
+/** One line on stderr, no stack trace, non-zero exit. */
+function expectUserError(r: { code: number; stderr: string }, pattern: RegExp): void {
+  expect(r.code).not.toBe(0);
+  expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  expect(r.stderr).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\s+at .*\.(js|ts):\d+/);
+}
+
+describe('nia-link CLI', () => {
+  it('init → agency add → link apply → approve → change → approve → show works as written', () => {
+    expect(cli(dir, ['init']).code).toBe(0);
+    expect(cli(dir, ['agency', 'add', '--code', 'A001', '--name', '財政部賦稅署', '--name-en', 'Taxation Administration']).code).toBe(0);
+    const applied = cli(dir, applyArgs());
+    expect(applied.code).toBe(0);
+    const id = applied.stdout.trim().split('\n').pop()!;
+    expect(id).toMatch(/^\d+$/);
+    expect(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01']).code).toBe(0);
+    const changed = cli(dir, ['link', 'change', id, '--kind', 'officer', '--value', '李小華']);
+    expect(changed.code).toBe(0);
+    const cr = changed.stdout.trim().split('\n').pop()!;
+    expect(cli(dir, ['change', 'approve', cr]).code).toBe(0);
+    const shown = JSON.parse(cli(dir, ['link', 'show', id, '--json']).stdout);
+    expect(shown).toMatchObject({
+      id: Number(id),
+      agency: 'A001',
+      status: 'active',
+      revision: 2,
+      dataset: 'entry_exit',
+      fields: ['person_id', 'nationality', 'crossed_at', 'port'],
+      channels: ['sftp-pull'],
+      allowIps: ['127.0.0.1/32'],
+      account: 'a001',
+      from: '2026-01-01',
+      to: '2028-12-31',
+      pgpFingerprint: keys.fingerprint,
+      officer: '李小華',
+      letterNo: '移署資字第1150001號',
+    });
+    const list = JSON.parse(cli(dir, ['link', 'list', '--json']).stdout);
+    expect(list).toHaveLength(1);
+    expect(JSON.parse(cli(dir, ['agency', 'list', '--json']).stdout)).toEqual([expect.objectContaining({ code: 'A001', government: true })]);
+    const log = JSON.parse(cli(dir, ['log', 'list', '--json']).stdout) as { type: string }[];
+    expect(log.map((r) => r.type)).toEqual(['agency.added', 'link.applied', 'link.approved', 'change.filed', 'change.approved']);
+    const verify = cli(dir, ['log', 'verify']);
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(/verified: 5 records/);
+  });
+
+  it('init is idempotent: keys are never replaced, and it says nothing changed', () => {
+    expect(cli(dir, ['init']).code).toBe(0);
+    const keyFile = path.join(dir, 'keys', 'nia-signing.key.asc');
+    const before = readFileSync(keyFile, 'utf8');
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    expect(statSync(path.join(dir, 'keys', 'ssh_host_ed25519_key')).mode & 0o777).toBe(0o600);
+    const again = cli(dir, ['init']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/nothing changed/);
+    expect(readFileSync(keyFile, 'utf8')).toBe(before);
+    const exported = cli(dir, ['key', 'export-signing']);
+    expect(exported.stdout).toMatch(/^-----BEGIN PGP PUBLIC KEY BLOCK-----/);
+    expect(exported.stdout).not.toMatch(/PRIVATE/);
+    const fp = cli(dir, ['key', 'host-fingerprint']);
+    expect(fp.stdout).toMatch(/^SHA256:\S{43} \(ssh-ed25519\)$/m);
+    expect(fp.stdout).toMatch(/\(ssh-rsa\)/);
+  });
+
+  it('R3.2 an unknown field gets a one-line error, a non-zero exit and leaves no link behind', () => {
+    cli(dir, ['init']);
+    cli(dir, ['agency', 'add', '--code', 'A001', '--name', 'x']);
+    expectUserError(cli(dir, applyArgs({ '--fields': 'person_id,no_such_field' })), /unknown field 'no_such_field'/);
+    expect(JSON.parse(cli(dir, ['link', 'list', '--json']).stdout)).toEqual([]);
+  });
+
+  it('user mistakes are one line each, never a stack trace', () => {
+    expectUserError(cli(dir, ['link', 'list']), /run `nia-link init` first/);
+    cli(dir, ['init']);
+    expectUserError(cli(dir, ['agency', 'add', '--code', 'N001', '--name', '某公司', '--non-government']), /sponsor/);
+    expectUserError(cli(dir, ['link', 'show', '42']), /link 42 does not exist/);
+    expectUserError(cli(dir, ['link', 'show', '1; DROP TABLE link']), /not a number/);
+    expectUserError(cli(dir, ['link', 'apply', '--agency', 'A001']), /required option/);
+    expectUserError(cli(dir, ['no-such-command']), /unknown command/);
+    cli(dir, ['agency', 'add', '--code', 'A001', '--name', 'x']);
+    expectUserError(cli(dir, applyArgs({ '--pgp-key': '/nonexistent/key.asc' })), /no such file/);
+    expectUserError(cli(dir, applyArgs({ '--ssh-key': keys.sshPrivateFile })), /private key/);
+    expectUserError(cli(dir, applyArgs({ '--from': '2026-13-01' })), /not a date/);
+    expectUserError(cli(dir, applyArgs({ '--method': 'ftp' })), /unknown method 'ftp'/);
+    expectUserError(cli(dir, ['link', 'list'], { NIA_LINK_RETENTION_YEARS: '3' }), /usageLog.retentionYears: must be at least 5/);
+    expectUserError(cli(dir, ['link', 'list'], { NIA_LINK_HTTP_PORT: 'eighty' }), /http.port/);
+  });
+
+  it('agency names with quotes and SQL stay data', () => {
+    cli(dir, ['init']);
+    const evil = "x'); DROP TABLE agency; --";
+    expect(cli(dir, ['agency', 'add', '--code', 'A009', '--name', evil]).code).toBe(0);
+    expect(JSON.parse(cli(dir, ['agency', 'list', '--json']).stdout)[0].name).toBe(evil);
+  });
+
+  it('log verify exits non-zero and names the seq after a record is edited with SQL', () => {
+    cli(dir, ['init']);
+    cli(dir, ['agency', 'add', '--code', 'A001', '--name', 'x']);
+    cli(dir, ['agency', 'add', '--code', 'A002', '--name', 'y']);
+    cli(dir, ['agency', 'add', '--code', 'A003', '--name', 'z']);
+    const Database = require('better-sqlite3');
+    const db = new Database(path.join(dir, 'nia-link.db'));
+    db.exec('DROP TRIGGER usage_log_no_update');
+    db.prepare("UPDATE usage_log SET agency = 'A00X' WHERE seq = 2").run();
+    db.close();
+    const r = cli(dir, ['log', 'verify']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/FAILED verification at seq 2/);
+  });
+});
+
+describe('nia-link start', () => {
+  it('prints one line per role and ready, answers /healthz, and stops on SIGTERM', async () => {
+    const env = { ...process.env, REDIS_URL: process.env.NIA_TEST_REDIS_URL!, NIA_LINK_HTTP_PORT: '0', NIA_LINK_LOG_LEVEL: 'warn' };
+    const child = spawn(process.execPath, [BIN, '--data-dir', dir, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    for (let i = 0; i < 200 && !/ready/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(out).toMatch(/ready/);
+    expect(out).toMatch(/^redis: /m);
+    const port = Number(/http: listening on http:\/\/[^:]+:(\d+)/.exec(out)![1]);
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ok', db: 'ok', redis: 'ok' });
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(out).toMatch(/stopped/);
+  });
+});

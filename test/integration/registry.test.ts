@@ -1,0 +1,211 @@
+import * as openpgp from 'openpgp';
+import { execFileSync } from 'node:child_process';
+import { inspectAgencyKey, inspectSshPublicKey } from '../../src/crypto';
+import { links } from '../../src/db/repositories';
+import { addDays, taipeiDate } from '../../src/domain';
+import { listLog, verifyLog } from '../../src/usagelog';
+import { application, approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
+
+let keys: AgencyKeys;
+let w: TestWorld;
+beforeAll(() => {
+  keys = makeAgencyKeys();
+});
+afterAll(() => cleanupKeys(keys));
+beforeEach(() => {
+  w = openWorld();
+  w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
+});
+afterEach(() => w.close());
+
+const count = (table: string) => (w.cdb.sqlite.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+
+describe('link registry on a real SQLite database', () => {
+  it('R3.3 an application is pending until NIA approves it, and approval is logged', async () => {
+    const view = await w.registry.apply(application(keys), 'officer-a');
+    expect(view).toMatchObject({ status: 'pending', revision: 1, agency: 'A001', account: 'a001', fields: ['person_id', 'nationality', 'crossed_at', 'port'] });
+    expect(view.pgpFingerprint).toBe(keys.fingerprint);
+    const approved = w.registry.approve(view.id, { by: 'nia-b', letterNo: '移署資字第1150001號', letterDate: '2026-03-01' });
+    expect(approved).toMatchObject({ status: 'active', approvedBy: 'nia-b', letterNo: '移署資字第1150001號', letterDate: '2026-03-01' });
+    expect(listLog(w.cdb.db, { linkId: view.id }).map((r) => r.type)).toEqual(['link.applied', 'link.approved']);
+  });
+
+  it('R3.2 an unknown field is refused and nothing is written', async () => {
+    const before = { link: count('link'), rev: count('link_revision'), log: count('usage_log'), acct: count('sftp_account'), doc: count('document') };
+    await expect(w.registry.apply(application(keys, { fields: [{ name: 'person_id' }, { name: 'religion' }] }), 't')).rejects.toThrow(/unknown field 'religion'/);
+    expect({ link: count('link'), rev: count('link_revision'), log: count('usage_log'), acct: count('sftp_account'), doc: count('document') }).toEqual(before);
+  });
+
+  it('a failure inside the write transaction leaves no partial rows (taken account name)', async () => {
+    await w.registry.apply(application(keys), 't');
+    const before = { link: count('link'), rev: count('link_revision'), log: count('usage_log'), doc: count('document') };
+    await expect(w.registry.apply(application(keys), 't')).rejects.toThrow(/account a001 is taken/);
+    expect({ link: count('link'), rev: count('link_revision'), log: count('usage_log'), doc: count('document') }).toEqual(before);
+  });
+
+  it('R3.3 a rejected application can never become active', async () => {
+    const view = await w.registry.apply(application(keys), 't');
+    w.registry.reject(view.id, 'purpose not covered by the legal basis', 'nia');
+    expect(() => w.registry.approve(view.id, { by: 'nia' })).toThrow(/a rejected link cannot be approved/);
+  });
+
+  it('R5.1 an approved change makes revision 2 and keeps revision 1 unchanged', async () => {
+    const id = await approvedLink(w, keys);
+    const rev1 = links.revision(w.cdb.db, id, 1)!;
+    const cr = await w.registry.fileChange(id, 'fields', { value: 'person_id,nationality' }, 'agency');
+    expect(w.registry.show(id).revision).toBe(1); // nothing changes before approval
+    const r = w.registry.approveChange(cr.id, 'nia');
+    expect(r.link).toMatchObject({ revision: 2, fields: ['person_id', 'nationality'] });
+    expect(links.revision(w.cdb.db, id, 1)).toEqual(rev1);
+    const hist = w.registry.history(id);
+    expect(hist.revisions.map((x) => x.number)).toEqual([1, 2]);
+    expect(hist.revisions[1].changeRequestId).toBe(cr.id);
+    expect(() => w.cdb.sqlite.prepare('UPDATE link_revision SET content = ? WHERE link_id = ? AND number = 1').run('{}', id)).toThrow(/immutable/);
+    expect(() => w.registry.approveChange(cr.id, 'nia')).toThrow(/approved already/);
+  });
+
+  it('R3.2 a change that asks for an unknown field is refused when filed', async () => {
+    const id = await approvedLink(w, keys);
+    await expect(w.registry.fileChange(id, 'fields', { value: 'person_id,religion' }, 'a')).rejects.toThrow(/unknown field 'religion'/);
+    expect(w.registry.history(id).changes).toEqual([]);
+  });
+
+  it('R12.1 an approved stop request dated today ends the link; one dated later records the end date', async () => {
+    const id = await approvedLink(w, keys);
+    const today = taipeiDate(w.clock.now());
+    const later = await w.registry.fileChange(id, 'stop', { value: addDays(today, 30) }, 'agency');
+    expect(w.registry.approveChange(later.id, 'nia').link).toMatchObject({ status: 'active', endsOn: addDays(today, 30) });
+    const now = await w.registry.fileChange(id, 'stop', { value: today }, 'agency');
+    expect(w.registry.approveChange(now.id, 'nia').link).toMatchObject({ status: 'terminated', endReason: 'stop-request' });
+    await expect(w.registry.fileChange(id, 'officer', { value: 'x' }, 'a')).rejects.toThrow(/terminated link takes no change requests/);
+  });
+
+  it('R5.1 a rejected change leaves the link as it was', async () => {
+    const id = await approvedLink(w, keys);
+    const cr = await w.registry.fileChange(id, 'ips', { value: '10.0.0.0/8' }, 'agency');
+    w.registry.rejectChange(cr.id, 'too wide', 'nia');
+    expect(w.registry.show(id)).toMatchObject({ revision: 1, allowIps: ['127.0.0.1/32'] });
+  });
+
+  it('R14.1 a non-government agency needs a government sponsor', () => {
+    expect(() => w.registry.addAgency({ code: 'N001', name: '某公司', nonGovernment: true }, 't')).toThrow(/needs --sponsor/);
+    expect(w.registry.addAgency({ code: 'N001', name: '某公司', nonGovernment: true, sponsor: 'A001' }, 't')).toMatchObject({ government: false });
+    expect(() => w.registry.addAgency({ code: 'N002', name: '某公司', nonGovernment: true, sponsor: 'N001' }, 't')).toThrow(/not a government agency/);
+  });
+});
+
+describe('agency key validation', () => {
+  const now = new Date();
+  const gen = (opts: Record<string, unknown>) =>
+    openpgp.generateKey({ userIDs: [{ name: 'x', email: 'x@example.gov.tw' }], format: 'armored', ...opts } as any) as Promise<{ publicKey: string; privateKey: string }>;
+
+  it('accepts a GnuPG Ed25519/Curve25519 key', async () => {
+    const facts = await inspectAgencyKey(keys.publicArmored, now);
+    expect(facts.fingerprint).toBe(keys.fingerprint);
+  });
+  it('refuses an unparseable key', async () => {
+    await expect(inspectAgencyKey('-----BEGIN PGP PUBLIC KEY BLOCK-----\n\ngarbage\n-----END PGP PUBLIC KEY BLOCK-----\n', now)).rejects.toThrow(/not an OpenPGP public key/);
+  });
+  it('refuses an expired key', async () => {
+    const k = await gen({ type: 'ecc', curve: 'ed25519Legacy', date: new Date(now.getTime() - 10 * 86400000), keyExpirationTime: 86400 });
+    await expect(inspectAgencyKey(k.publicKey, now)).rejects.toThrow(/expired/);
+  });
+  it('refuses a weak RSA-1024 key', async () => {
+    const k = await gen({ type: 'rsa', rsaBits: 1024, config: { minRSABits: 1024 } });
+    await expect(inspectAgencyKey(k.publicKey, now)).rejects.toThrow(/rsa.*1024 is too weak/i);
+  });
+  it('refuses a NIST P-256 key (only RSA ≥ 2048 or Curve25519)', async () => {
+    const k = await gen({ type: 'ecc', curve: 'nistP256' });
+    await expect(inspectAgencyKey(k.publicKey, now)).rejects.toThrow(/too weak/);
+  });
+  it('refuses a v6 key GnuPG 2.2 cannot read', async () => {
+    const k = await gen({ type: 'curve25519', config: { v6Keys: true } });
+    await expect(inspectAgencyKey(k.publicKey, now)).rejects.toThrow(/version 6/);
+  });
+  it('refuses a secret key handed in by mistake', async () => {
+    const k = await gen({ type: 'ecc', curve: 'ed25519Legacy' });
+    await expect(inspectAgencyKey(k.privateKey, now)).rejects.toThrow(/secret key/);
+  });
+  it('a bad key refuses the application and writes nothing', async () => {
+    const w2 = openWorld();
+    try {
+      w2.registry.addAgency({ code: 'A001', name: 'x' }, 't');
+      const k = await gen({ type: 'rsa', rsaBits: 1024, config: { minRSABits: 1024 } });
+      await expect(w2.registry.apply(application(keys, { pgpKey: k.publicKey }), 't')).rejects.toThrow(/too weak/);
+      expect(w2.registry.list()).toEqual([]);
+    } finally {
+      w2.close();
+    }
+  });
+  it('SSH keys: OpenSSH public keys parse; private keys, junk, DSA and short RSA are refused', () => {
+    expect(inspectSshPublicKey(keys.sshPublic)).toMatchObject({ algorithm: 'ssh-ed25519', fingerprint: expect.stringMatching(/^SHA256:/) });
+    const expected = execFileSync('ssh-keygen', ['-lf', `${keys.sshPrivateFile}.pub`]).toString().split(' ')[1];
+    expect(inspectSshPublicKey(keys.sshPublic).fingerprint).toBe(expected);
+    expect(() => inspectSshPublicKey(require('node:fs').readFileSync(keys.sshPrivateFile, 'utf8'))).toThrow(/private key/);
+    expect(() => inspectSshPublicKey('ssh-ed25519 AAAAnotbase64')).toThrow(/not an OpenSSH public key/);
+    const dir = keys.dir;
+    execFileSync('ssh-keygen', ['-q', '-t', 'rsa', '-b', '1024', '-N', '', '-f', `${dir}/weak_rsa`]);
+    expect(() => inspectSshPublicKey(require('node:fs').readFileSync(`${dir}/weak_rsa.pub`, 'utf8'))).toThrow(/RSA 1024 bits is too weak/);
+  });
+});
+
+describe('usage log hash chain (R6.1, R6.3)', () => {
+  async function logWithRecords(): Promise<void> {
+    const id = await approvedLink(w, keys);
+    for (const who of ['李小華', '張三', '林四']) {
+      const cr = await w.registry.fileChange(id, 'officer', { value: who }, 'agency');
+      w.registry.approveChange(cr.id, 'nia');
+    }
+  }
+  const dropGuards = () => {
+    for (const t of w.cdb.sqlite.prepare("SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name='usage_log'").all() as { name: string }[]) {
+      w.cdb.sqlite.exec(`DROP TRIGGER "${t.name}"`);
+    }
+  };
+
+  it('R6.1 every registry action is recorded with a contiguous seq', async () => {
+    await logWithRecords();
+    const rows = listLog(w.cdb.db, {});
+    expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1));
+    expect(rows.map((r) => r.type)).toEqual(['agency.added', 'link.applied', 'link.approved', ...Array(3).fill(['change.filed', 'change.approved']).flat()]);
+  });
+  it('R6.3 an untouched log verifies', async () => {
+    await logWithRecords();
+    expect(verifyLog(w.cdb)).toMatchObject({ ok: true, records: 9, firstSeq: 1, lastSeq: 9 });
+  });
+  it('R6.3 the log refuses UPDATE and DELETE while its guards are in place', async () => {
+    await logWithRecords();
+    expect(() => w.cdb.sqlite.prepare("UPDATE usage_log SET actor = 'x' WHERE seq = 2").run()).toThrow(/append-only/);
+    expect(() => w.cdb.sqlite.prepare('DELETE FROM usage_log WHERE seq = 2').run()).toThrow(/append-only/);
+  });
+  it('R6.3 an edited record is named, even after the guards are dropped', async () => {
+    await logWithRecords();
+    dropGuards();
+    w.cdb.sqlite.prepare("UPDATE usage_log SET actor = 'someone-else' WHERE seq = 4").run();
+    expect(verifyLog(w.cdb)).toMatchObject({ ok: false, bad: { seq: 4, reason: expect.stringMatching(/edited/) } });
+  });
+  it('R6.3 a removed record is named', async () => {
+    await logWithRecords();
+    dropGuards();
+    w.cdb.sqlite.prepare('DELETE FROM usage_log WHERE seq = 5').run();
+    expect(verifyLog(w.cdb)).toMatchObject({ ok: false, bad: { seq: 5, reason: expect.stringMatching(/missing/) } });
+  });
+  it('R6.3 reordered records are detected at the first moved one', async () => {
+    await logWithRecords();
+    dropGuards();
+    const a = w.cdb.sqlite.prepare('SELECT * FROM usage_log WHERE seq = 6').get() as Record<string, unknown>;
+    const b = w.cdb.sqlite.prepare('SELECT * FROM usage_log WHERE seq = 7').get() as Record<string, unknown>;
+    const put = w.cdb.sqlite.prepare('UPDATE usage_log SET at=@at, type=@type, actor=@actor, object=@object, detail=@detail, digest=@digest, prev_hash=@prev_hash, hash=@hash WHERE seq=@seq');
+    put.run({ ...b, seq: 6 });
+    put.run({ ...a, seq: 7 });
+    expect(verifyLog(w.cdb)).toMatchObject({ ok: false, bad: { seq: 6 } });
+  });
+  it('R6.3 an inserted record is detected', async () => {
+    await logWithRecords();
+    dropGuards();
+    const last = w.cdb.sqlite.prepare('SELECT * FROM usage_log WHERE seq = 9').get() as Record<string, unknown>;
+    w.cdb.sqlite.prepare('UPDATE usage_log SET seq = 10 WHERE seq = 9').run();
+    w.cdb.sqlite.prepare('INSERT INTO usage_log (seq, at, type, agency, link_id, revision, actor, ip, channel, object, detail, digest, prev_hash, hash) VALUES (9, @at, @type, @agency, @link_id, @revision, @actor, @ip, @channel, @object, @detail, @digest, @prev_hash, @hash)').run({ ...last, type: 'file.downloaded' });
+    expect(verifyLog(w.cdb).ok).toBe(false);
+  });
+});
