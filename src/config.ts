@@ -22,6 +22,8 @@ const schema = z.object({
     retentionYears: z.coerce.number().int().min(5, 'must be at least 5 (R6.2: usage logs are kept five years)'),
   }),
   policy: z.object({ autoSuspend: z.boolean() }),
+  outbox: z.object({ retentionDays: z.coerce.number().int().min(1).max(3650) }),
+  worker: z.object({ attempts: z.coerce.number().int().min(1).max(50), backoffMs: z.coerce.number().int().min(100), lockMs: z.coerce.number().int().min(1000) }),
 });
 export type Config = z.infer<typeof schema>;
 
@@ -78,6 +80,8 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
     sftp: { host: '0.0.0.0', port: 2222, ...f.sftp, ...defined({ host: env.NIA_LINK_SFTP_HOST, port: env.NIA_LINK_SFTP_PORT }) },
     usageLog: { retentionYears: 5, ...f.usageLog, ...defined({ retentionYears: env.NIA_LINK_RETENTION_YEARS }) },
     policy: { autoSuspend: true, ...f.policy, ...defined({ autoSuspend: bool(env.NIA_LINK_AUTO_SUSPEND) }) },
+    outbox: { retentionDays: 30, ...f.outbox, ...defined({ retentionDays: env.NIA_LINK_OUTBOX_RETENTION_DAYS }) },
+    worker: { attempts: 5, backoffMs: 5000, lockMs: 120000, ...f.worker, ...defined({ attempts: env.NIA_LINK_JOB_ATTEMPTS, backoffMs: env.NIA_LINK_JOB_BACKOFF_MS, lockMs: env.NIA_LINK_JOB_LOCK_MS }) },
   };
   const parsed = schema.safeParse(merged);
   if (!parsed.success) {

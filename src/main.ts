@@ -1,19 +1,38 @@
+import { type Job, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import path from 'node:path';
 import type { Config } from './config';
-import { openControlDb } from './db';
+import { type ControlDb, openControlDb } from './db';
 import { ensureKeys } from './crypto';
 import { systemClock, type Clock } from './domain';
 import { buildHttpApp } from './http/app';
-import { createLogger } from './logger';
-import { redisOptions, resolveRedis } from './queue';
-import { loadCatalogs, Registry } from './registry';
+import { createLogger, type Logger } from './logger';
+import { connection, openQueue, QUEUES, queuePrefix, resolveRedis, syncSchedules } from './queue';
+import { buildServices, type Services } from './services';
+import { buildExtractProcessor } from '../jobs/build-extract';
+import { purgeOutboxProcessor } from '../jobs/purge-outbox';
 
-export const ROLES = ['http', 'worker', 'scheduler'] as const;
-export type Role = (typeof ROLES)[number];
+import type { Role } from './roles';
+export { ROLES, type Role } from './roles';
 
 export interface RunningService {
   stop(): Promise<void>;
   httpPort?: number;
+}
+
+const SCHEDULE_SYNC_MS = 10_000;
+const PURGE_CRON = '15 3 * * *';
+
+function startWorkers(config: Config, url: string, services: Services, log: Logger): Worker[] {
+  const opts = { connection: connection(url), prefix: queuePrefix(config) };
+  // One extract at a time per process: extracts are CPU-bound; scale out with more worker processes.
+  const extract = new Worker(QUEUES.extract, buildExtractProcessor(services.extracts), { ...opts, concurrency: 1, lockDuration: config.worker.lockMs, stalledInterval: Math.max(1000, Math.floor(config.worker.lockMs / 2)) });
+  const maintenance = new Worker(QUEUES.maintenance, purgeOutboxProcessor(services.extracts), { ...opts, concurrency: 1 });
+  for (const w of [extract, maintenance]) {
+    w.on('failed', (job: Job | undefined, err: Error) => log.warn({ queue: w.name, job: job?.id, attempts: job?.attemptsMade, err: err.message }, 'job failed'));
+    w.on('error', (err) => log.error({ queue: w.name, err: err.message }, 'worker error'));
+  }
+  return [extract, maintenance];
 }
 
 /**
@@ -24,7 +43,10 @@ export async function startService(config: Config, roles: readonly Role[], say: 
   const log = createLogger(config.logLevel);
   const cdb = openControlDb(config.dataDir, { create: true });
   const stops: (() => Promise<void> | void)[] = [() => cdb.close()];
+  let stopped = false;
   const stopAll = async () => {
+    if (stopped) return;
+    stopped = true;
     for (const s of stops.reverse()) {
       try {
         await s();
@@ -35,29 +57,57 @@ export async function startService(config: Config, roles: readonly Role[], say: 
   };
   try {
     await ensureKeys(config.keysDir, clock.now());
-    const catalogs = loadCatalogs();
-    const registry = new Registry(cdb, catalogs, clock);
-    void registry;
+    const services = buildServices(config, cdb, clock);
     const redisInfo = await resolveRedis(config, { spawn: true });
     if (redisInfo.stop) stops.push(redisInfo.stop);
-    say(`redis: ${redisInfo.url} (${redisInfo.source === 'embedded' ? 'embedded, data in ' + config.dataDir + '/redis' : redisInfo.source})`);
-    const redis = new Redis(redisInfo.url, redisOptions());
+    say(`redis: ${redisInfo.url} (${redisInfo.source === 'embedded' ? 'embedded, data in ' + path.join(config.dataDir, 'redis') : redisInfo.source}), key prefix ${queuePrefix(config)}`);
+    const redis = new Redis(redisInfo.url, connection(redisInfo.url));
     redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
     stops.push(() => void redis.disconnect());
 
-    let httpPort: number | undefined;
+    if (roles.includes('worker')) {
+      const workers = startWorkers(config, redisInfo.url, services, log);
+      // Close lets running jobs finish (drain) before the process goes.
+      stops.push(() => Promise.all(workers.map((w) => w.close())).then(() => undefined));
+      say(`worker: processing queues ${QUEUES.extract}, ${QUEUES.maintenance}`);
+    }
+    if (roles.includes('scheduler')) {
+      const extractQ = openQueue(QUEUES.extract, config, redisInfo.url);
+      const maintenanceQ = openQueue(QUEUES.maintenance, config, redisInfo.url);
+      await maintenanceQ.upsertJobScheduler('outbox-purge', { pattern: PURGE_CRON, tz: 'Asia/Taipei' }, { name: 'purge-outbox' });
+      const sync = async () => {
+        const links = services.registry.list().map((l) => ({ id: l.id, schedule: l.schedule, active: l.status === 'active' }));
+        const r = await syncSchedules(extractQ, links);
+        if (r.added.length || r.updated.length || r.removed.length) log.info(r, 'job schedulers synchronised');
+      };
+      await sync();
+      let running = false;
+      const timer = setInterval(() => {
+        if (running) return;
+        running = true;
+        sync()
+          .catch((err) => log.error({ err: (err as Error).message }, 'schedule sync failed'))
+          .finally(() => (running = false));
+      }, SCHEDULE_SYNC_MS);
+      stops.push(async () => {
+        clearInterval(timer);
+        await extractQ.close();
+        await maintenanceQ.close();
+      });
+      say(`scheduler: link delivery schedules (Asia/Taipei) synchronised every ${SCHEDULE_SYNC_MS / 1000} s; outbox purge daily at 03:15`);
+    }
     if (roles.includes('http')) {
       const app = buildHttpApp({ cdb, redis });
       await app.listen({ host: config.http.host, port: config.http.port });
       const addr = app.server.address();
-      httpPort = typeof addr === 'object' && addr ? addr.port : config.http.port;
+      const httpPort = typeof addr === 'object' && addr ? addr.port : config.http.port;
       stops.push(() => app.close());
       say(`http: listening on http://${config.http.host}:${httpPort} (/healthz)`);
+      say(`nia-link ready (data ${config.dataDir}, instance ${config.instanceId})`);
+      return { stop: stopAll, httpPort };
     }
-    if (roles.includes('worker')) say('worker: no processors in this build');
-    if (roles.includes('scheduler')) say('scheduler: idle');
     say(`nia-link ready (data ${config.dataDir}, instance ${config.instanceId})`);
-    return { stop: stopAll, httpPort };
+    return { stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

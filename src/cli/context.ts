@@ -5,13 +5,13 @@ import { loadConfig, type Config } from '../config';
 import { openControlDb, type ControlDb } from '../db';
 import { isValidDate, systemClock, type Clock } from '../domain';
 import { UserError } from '../errors';
-import { loadCatalogs, Registry } from '../registry';
+import { buildServices, type Services } from '../services';
 
 /** What a command needs, opened on first use and closed when the command ends. */
 export class CliContext {
   private _config?: Config;
   private _cdb?: ControlDb;
-  private _registry?: Registry;
+  private _services?: Services;
   readonly clock: Clock = systemClock;
 
   constructor(private readonly dataDirFlag: () => string | undefined) {}
@@ -25,8 +25,11 @@ export class CliContext {
   get cdb(): ControlDb {
     return this.openDb(false);
   }
-  get registry(): Registry {
-    return (this._registry ??= new Registry(this.cdb, loadCatalogs(), this.clock));
+  get services(): Services {
+    return (this._services ??= buildServices(this.config, this.cdb, this.clock));
+  }
+  get registry() {
+    return this.services.registry;
   }
   close(): void {
     this._cdb?.close();

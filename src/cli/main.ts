@@ -3,6 +3,7 @@ import { isUserError } from '../errors';
 import { CliContext } from './context';
 import * as agency from './agency';
 import * as change from './change';
+import * as deliver from './deliver';
 import * as init from './init';
 import * as key from './key';
 import * as link from './link';
@@ -19,7 +20,7 @@ export function buildProgram(ctx: CliContext, program: Command): Command {
     .option('--data-dir <dir>', 'data directory (default $NIA_LINK_DATA_DIR or ./data)')
     .exitOverride()
     .configureOutput({ outputError: oneLineError });
-  for (const m of [init, agency, link, change, log, key, start]) m.register(program, ctx);
+  for (const m of [init, agency, link, change, deliver, log, key, start]) m.register(program, ctx);
   return program;
 }
 

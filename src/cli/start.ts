@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ROLES, type Role, startService } from '../main';
+import { ROLES, type Role } from '../roles';
 import { UserError } from '../errors';
 import { type CliContext, collect, splitList } from './context';
 
@@ -11,6 +11,8 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (o) => {
       const roles = o.role ? splitList(o.role) : [...ROLES];
       for (const r of roles) if (!(ROLES as readonly string[]).includes(r)) throw new UserError(`unknown role '${r}' (one of ${ROLES.join(', ')})`);
+      // Loaded here, not at the top: other commands should not pay for the service's modules.
+      const { startService } = await import('../main');
       const svc = await startService(ctx.config, roles as Role[], (line) => console.log(line), ctx.clock);
       await new Promise<void>((resolve) => {
         let stopping = false;

@@ -1,3 +1,4 @@
 export * from './pgp';
 export * from './ssh';
 export * from './keystore';
+export * from './stream';

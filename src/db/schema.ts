@@ -136,3 +136,36 @@ export const usageLog = sqliteTable(
   },
   (t) => [index('usage_log_link_idx').on(t.linkId, t.seq), index('usage_log_type_idx').on(t.type, t.seq), index('usage_log_at_idx').on(t.at)],
 );
+
+/** One extract file (DESIGN: delivery): what was built, from which revision, and where it went. */
+export const delivery = sqliteTable(
+  'delivery',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    linkId: integer('link_id').notNull().references(() => link.id),
+    revision: integer('revision').notNull(),
+    // A job that runs again (retry, stalled worker) finds its delivery by this key: never two files.
+    idempotencyKey: text('idempotency_key').notNull().unique(),
+    trigger: text('trigger', { enum: ['manual', 'schedule'] }).notNull(),
+    mode: text('mode', { enum: ['full', 'incremental'] }).notNull(),
+    status: text('status', { enum: ['building', 'built', 'failed', 'purged'] }).notNull(),
+    dataset: text('dataset').notNull(),
+    fields: text('fields', { mode: 'json' }).$type<string[]>().notNull(),
+    rows: integer('rows'),
+    fileName: text('file_name'),
+    bytes: integer('bytes'),
+    plainSha256: text('plain_sha256'),
+    cipherSha256: text('cipher_sha256'),
+    manifestSha256: text('manifest_sha256'),
+    watermarkFrom: text('watermark_from'),
+    watermarkTo: text('watermark_to'),
+    createdAt: text('created_at').notNull(),
+    builtAt: text('built_at'),
+    durationMs: integer('duration_ms'),
+    expiresAt: text('expires_at'),
+    purgedAt: text('purged_at'),
+    error: text('error'),
+    channels: text('channels', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+  },
+  (t) => [index('delivery_link_idx').on(t.linkId, t.id), index('delivery_status_idx').on(t.status)],
+);

@@ -1,15 +1,36 @@
+import { Queue } from 'bullmq';
 import type { Config } from '../config';
 
 export * from './redis';
+export { syncSchedules, type ScheduleSync } from './schedules';
 
 /** Queue names: one concept each. */
 export const QUEUES = {
   extract: 'extract',
   deliver: 'deliver',
-  compliance: 'compliance',
+  maintenance: 'maintenance',
 } as const;
 
 /** Every key of this installation starts with this, so installations sharing a Redis never meet. */
 export function queuePrefix(config: Pick<Config, 'instanceId'>): string {
   return `nia:${config.instanceId}`;
+}
+
+/** Options every BullMQ connection needs (workers block; they must not give up on a slow command). */
+export function connection(url: string) {
+  return { url, maxRetriesPerRequest: null, enableReadyCheck: true };
+}
+
+/** A queue with the installation's prefix and its retry policy (exponential backoff; failed jobs kept for inspection). */
+export function openQueue(name: string, config: Config, url: string): Queue {
+  return new Queue(name, {
+    connection: connection(url),
+    prefix: queuePrefix(config),
+    defaultJobOptions: {
+      attempts: config.worker.attempts,
+      backoff: { type: 'exponential', delay: config.worker.backoffMs },
+      removeOnComplete: { count: 1000 },
+      removeOnFail: { count: 5000 },
+    },
+  });
 }

@@ -15,11 +15,6 @@ export interface ResolvedRedis {
   stop?: () => Promise<void>;
 }
 
-/** Options every BullMQ connection needs (workers block; they must not give up on a slow command). */
-export function redisOptions(): { maxRetriesPerRequest: null; enableReadyCheck: boolean } {
-  return { maxRetriesPerRequest: null, enableReadyCheck: true };
-}
-
 export async function redisAnswers(url: string, timeoutMs = 1000): Promise<boolean> {
   const client = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
   client.on('error', () => undefined);

@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
-import { queuePrefix, redisAnswers, redisOptions, resolveRedis } from '../../src/queue';
+import { connection, queuePrefix, redisAnswers, resolveRedis } from '../../src/queue';
 import { tmpDir } from '../helpers/world';
 
 const TEST_URL = process.env.NIA_TEST_REDIS_URL!;
@@ -47,8 +47,8 @@ describe('Redis resolution (DESIGN: REDIS_URL → 127.0.0.1:6379 → embedded re
     const a = loadConfig({ dataDir: path.join(dir, 'a') }, {});
     const b = loadConfig({ dataDir: path.join(dir, 'b') }, {});
     expect(a.instanceId).not.toBe(b.instanceId);
-    const qa = new Queue('extract', { connection: { url: TEST_URL, ...redisOptions() }, prefix: queuePrefix(a) });
-    const qb = new Queue('extract', { connection: { url: TEST_URL, ...redisOptions() }, prefix: queuePrefix(b) });
+    const qa = new Queue('extract', { connection: connection(TEST_URL), prefix: queuePrefix(a) });
+    const qb = new Queue('extract', { connection: connection(TEST_URL), prefix: queuePrefix(b) });
     try {
       await qa.add('x', { link: 1 });
       expect(await qa.getJobCounts('waiting')).toEqual({ waiting: 1 });

@@ -3,3 +3,4 @@ export * as links from './links';
 export * as credentials from './credentials';
 export * as documents from './documents';
 export * as usageLog from './usageLog';
+export * as deliveries from './deliveries';

@@ -1,0 +1,22 @@
+import { type Job, UnrecoverableError } from 'bullmq';
+import { type ExtractService, PermanentError } from '../src/extract';
+
+export interface BuildExtractData {
+  linkId: number;
+  full?: boolean;
+  trigger: 'manual' | 'schedule';
+}
+
+/** Queue `extract`: build one delivery. Job data holds ids only; the link is read fresh when it runs. */
+export function buildExtractProcessor(service: ExtractService) {
+  return async (job: Job<BuildExtractData>): Promise<{ deliveryId: number }> => {
+    const finalAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    try {
+      const d = await service.run({ key: `extract:${job.id}`, linkId: job.data.linkId, full: !!job.data.full, trigger: job.data.trigger }, { finalAttempt });
+      return { deliveryId: d.id };
+    } catch (err) {
+      if (err instanceof PermanentError) throw new UnrecoverableError(err.message);
+      throw err;
+    }
+  };
+}

@@ -1,0 +1,32 @@
+import { and, asc, desc, eq, inArray, isNotNull, lte } from 'drizzle-orm';
+import type { Db } from '../index';
+import { delivery } from '../schema';
+
+export type DeliveryRow = typeof delivery.$inferSelect;
+
+export const byId = (tx: Db, id: number): DeliveryRow | undefined => tx.select().from(delivery).where(eq(delivery.id, id)).get();
+export const byKey = (tx: Db, key: string): DeliveryRow | undefined => tx.select().from(delivery).where(eq(delivery.idempotencyKey, key)).get();
+export const insert = (tx: Db, row: Omit<DeliveryRow, 'id'>): DeliveryRow => tx.insert(delivery).values(row).returning().get();
+export function update(tx: Db, id: number, values: Partial<Omit<DeliveryRow, 'id'>>): void {
+  tx.update(delivery).set(values).where(eq(delivery.id, id)).run();
+}
+export function list(tx: Db, linkId?: number, limit = 1000): DeliveryRow[] {
+  return tx.select().from(delivery).where(linkId !== undefined ? eq(delivery.linkId, linkId) : undefined).orderBy(desc(delivery.id)).limit(limit).all();
+}
+/** The link's latest successful delivery (its file may since have been purged): the next increment starts after it. */
+export function lastBuilt(tx: Db, linkId: number): DeliveryRow | undefined {
+  return tx
+    .select()
+    .from(delivery)
+    .where(and(eq(delivery.linkId, linkId), inArray(delivery.status, ['built', 'purged']), isNotNull(delivery.watermarkTo)))
+    .orderBy(desc(delivery.id))
+    .limit(1)
+    .get();
+}
+/** Built files whose time is up. */
+export function expired(tx: Db, nowIso: string): DeliveryRow[] {
+  return tx.select().from(delivery).where(and(eq(delivery.status, 'built'), lte(delivery.expiresAt, nowIso))).orderBy(asc(delivery.id)).all();
+}
+export function builtForLink(tx: Db, linkId: number): DeliveryRow[] {
+  return tx.select().from(delivery).where(and(eq(delivery.linkId, linkId), eq(delivery.status, 'built'))).orderBy(asc(delivery.id)).all();
+}

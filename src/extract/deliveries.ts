@@ -1,0 +1,355 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type * as openpgp from 'openpgp';
+import type { ControlDb } from '../db';
+import { credentials, deliveries } from '../db/repositories';
+import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey } from '../crypto';
+import { addDays, type Clock, formatFieldList, startOfTaipeiDay, taipeiDate, usableOn } from '../domain';
+import { isUserError } from '../errors';
+import type { LinkState, Registry } from '../registry';
+import { appendLog } from '../usagelog';
+import { buildExtract } from './build';
+import { type ExtractSource } from './source';
+
+/** A failure that no retry can fix (link not usable, agency key expired): the job stops at once. */
+export class PermanentError extends Error {
+  constructor(message: string, readonly code: string) {
+    super(message);
+    this.name = 'PermanentError';
+  }
+}
+
+export interface ExtractRequest {
+  /** The job's id: a job that runs again finds its delivery instead of making a second one. */
+  key: string;
+  linkId: number;
+  full: boolean;
+  trigger: 'manual' | 'schedule';
+}
+
+export interface DeliveryView {
+  id: number;
+  link: number;
+  revision: number;
+  status: string;
+  trigger: string;
+  mode: string;
+  dataset: string;
+  rows: number | null;
+  fields: string[];
+  path: string | null;
+  manifest: string | null;
+  sha256: string | null;
+  plainSha256: string | null;
+  bytes: number | null;
+  durationMs: number | null;
+  createdAt: string;
+  builtAt: string | null;
+  expiresAt: string | null;
+  error: string | null;
+}
+
+/** Form item 7, carried in every manifest (R-F7). */
+export const CONFIDENTIALITY_NOTICE = {
+  zh: '本資料由內政部移民署依「各機關應用移民資訊連結作業及管理要點」提供，僅限於申請書所載之法令依據及目的範圍內使用；非經移民署同意，不得提供予第三人；違反者，依法追究責任。',
+  en: 'Provided by the National Immigration Agency under its Guidelines for Agencies\' Linkage to Immigration Information, for the legal basis and purpose stated in the application only. No onward transfer without NIA\'s consent; misuse is referred for prosecution.',
+};
+
+export interface ExtractDeps {
+  cdb: ControlDb;
+  registry: Registry;
+  clock: Clock;
+  outboxDir: string;
+  keysDir: string;
+  retentionDays: number;
+  openSource: () => ExtractSource;
+}
+
+const stamp = (d: Date) => new Date(d.getTime() + 8 * 3600e3).toISOString().slice(0, 19).replace(/[-:]/g, '');
+
+/**
+ * Builds extract files for links: checks the link may be used now, projects to the approved fields,
+ * signs and encrypts, writes the signed manifest, and records the delivery and its usage-log record
+ * in one transaction.
+ */
+export class ExtractService {
+  private signingKey?: openpgp.PrivateKey;
+
+  constructor(private readonly d: ExtractDeps) {}
+
+  linkOutbox(linkId: number): string {
+    return path.join(this.d.outboxDir, String(linkId));
+  }
+
+  view(row: deliveries.DeliveryRow): DeliveryView {
+    const file = row.fileName ? path.join(this.linkOutbox(row.linkId), row.fileName) : null;
+    return {
+      id: row.id,
+      link: row.linkId,
+      revision: row.revision,
+      status: row.status,
+      trigger: row.trigger,
+      mode: row.mode,
+      dataset: row.dataset,
+      rows: row.rows,
+      fields: row.fields,
+      path: file,
+      manifest: file ? file.replace(/\.csv\.pgp$/, '.manifest.json') : null,
+      sha256: row.cipherSha256,
+      plainSha256: row.plainSha256,
+      bytes: row.bytes,
+      durationMs: row.durationMs,
+      createdAt: row.createdAt,
+      builtAt: row.builtAt,
+      expiresAt: row.expiresAt,
+      error: row.error,
+    };
+  }
+
+  /** Why this link may not have data now, or null. Re-checked when a job runs: a scheduler may fire around a suspension. */
+  refusal(s: LinkState, now: Date): { code: string; message: string } | null {
+    const today = taipeiDate(now);
+    const usable = usableOn(s.link.status, s.content.period, today);
+    if (!usable.ok) return usable.refusal;
+    if (s.link.endsOn && s.link.endsOn <= today) return { code: 'link.ending', message: `link ends on ${s.link.endsOn}` };
+    return null;
+  }
+
+  /** Refuse (and log why) an extract for a link that may not have data now. */
+  assertUsable(s: LinkState, req: Pick<ExtractRequest, 'key' | 'trigger'>, now: Date): void {
+    const refused = this.refusal(s, now);
+    if (!refused) return;
+    this.logFailure(s, s.link.id, req, refused.code, refused.message, now);
+    throw new PermanentError(`link ${s.link.id}: ${refused.message}`, refused.code);
+  }
+
+  private logFailure(s: LinkState | null, linkId: number, req: Pick<ExtractRequest, 'key' | 'trigger'>, code: string, message: string, now: Date): void {
+    this.d.cdb.write((tx) => {
+      const row = deliveries.byKey(tx, req.key);
+      if (row && row.status !== 'built') deliveries.update(tx, row.id, { status: 'failed', error: message });
+      appendLog(tx, { type: 'extract.failed', agency: s?.agency.code ?? null, linkId, revision: s?.link.currentRevision ?? null, actor: 'worker', channel: 'extract', object: row ? `delivery:${row.id}` : null, detail: { code, reason: message, trigger: req.trigger, job: req.key } }, now);
+    });
+  }
+
+  async run(req: ExtractRequest, opts: { finalAttempt: boolean }): Promise<DeliveryView> {
+    const started = Date.now();
+    const now = this.d.clock.now();
+    let s: LinkState | null = null;
+    try {
+      s = this.d.registry.state(req.linkId);
+    } catch (err) {
+      if (!isUserError(err)) throw err;
+      this.logFailure(null, req.linkId, req, 'link.unknown', err.message, now);
+      throw new PermanentError(err.message, 'link.unknown');
+    }
+    const done = deliveries.byKey(this.d.cdb.db, req.key);
+    if (done?.status === 'built' || done?.status === 'purged') return this.view(done);
+
+    this.assertUsable(s, req, now);
+    const keyRow = credentials.pgpKeyFor(this.d.cdb.db, s.agency.id, s.content.pgpFingerprint);
+    try {
+      if (!keyRow) throw new PermanentError(`agency key ${s.content.pgpFingerprint} is not on file`, 'pgp.missing');
+      await inspectAgencyKey(keyRow.armored, now);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.logFailure(s, req.linkId, req, 'pgp.unusable', message, now);
+      throw new PermanentError(message, 'pgp.unusable');
+    }
+
+    const source = this.d.openSource();
+    const fields = s.content.fields;
+    const row = this.d.cdb.write((tx) => {
+      const existing = deliveries.byKey(tx, req.key);
+      if (existing) {
+        deliveries.update(tx, existing.id, { status: 'building', error: null });
+        return existing;
+      }
+      return deliveries.insert(tx, {
+        linkId: req.linkId,
+        revision: s!.link.currentRevision,
+        idempotencyKey: req.key,
+        trigger: req.trigger,
+        mode: req.full ? 'full' : 'incremental',
+        status: 'building',
+        dataset: s!.content.dataset,
+        fields: fields.map((f) => (f.transform ? `${f.name}:${f.transform}` : f.name)),
+        rows: null,
+        fileName: null,
+        bytes: null,
+        plainSha256: null,
+        cipherSha256: null,
+        manifestSha256: null,
+        watermarkFrom: null,
+        watermarkTo: null,
+        createdAt: now.toISOString(),
+        builtAt: null,
+        durationMs: null,
+        expiresAt: null,
+        purgedAt: null,
+        error: null,
+        channels: {},
+      });
+    });
+
+    const dir = this.linkOutbox(req.linkId);
+    mkdirSync(dir, { recursive: true, mode: 0o750 });
+    // Named after the delivery row, not the attempt: a retry reuses (and first removes) a dead attempt's temp file.
+    const base = `${s.content.dataset}-L${req.linkId}-r${row.revision}-${stamp(new Date(row.createdAt))}-D${row.id}`;
+    const fileName = `${base}.csv.pgp`;
+    const tmp = path.join(dir, `.${fileName}.partial`);
+    const finalFile = path.join(dir, fileName);
+    const manifestFile = path.join(dir, `${base}.manifest.json`);
+    try {
+      rmSync(tmp, { force: true }); // left by a worker that died mid-build
+      const since = req.full ? null : deliveries.lastBuilt(this.d.cdb.db, req.linkId)?.watermarkTo ?? null;
+      const newest = await source.watermark(s.content.dataset);
+      const until = [newest, since].filter((x): x is string => x !== null).sort().pop() ?? new Date(0).toISOString();
+      const result = await buildExtract({
+        source,
+        dataset: s.content.dataset,
+        fields,
+        hmacSecret: s.link.hmacSecret,
+        range: { since, until },
+        signingKey: await this.nia(),
+        encryptionKey: await readAgencyEncryptionKey(keyRow!.armored),
+        file: tmp,
+      });
+      renameSync(tmp, finalFile);
+
+      const manifest = {
+        type: 'nia-link.delivery-manifest',
+        version: 1,
+        delivery: row.id,
+        file: fileName,
+        link: req.linkId,
+        revision: row.revision,
+        agency: { code: s.agency.code, name: s.agency.nameZh },
+        dataset: s.content.dataset,
+        fields: row.fields,
+        legalBasis: s.content.legalBasis,
+        purpose: s.content.purpose,
+        mode: row.mode,
+        changedSince: since,
+        changedUntil: until,
+        rows: result.rows,
+        bytes: result.bytes,
+        sha256: { plaintext: result.plainSha256, ciphertext: result.cipherSha256 },
+        createdAt: now.toISOString(),
+        signer: (await this.nia()).getFingerprint().toUpperCase(),
+        confidentiality: CONFIDENTIALITY_NOTICE,
+      };
+      const manifestText = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
+      const signature = await detachedSignature(manifestText, await this.nia());
+      writeAtomic(`${manifestFile}.asc`, signature);
+      writeAtomic(manifestFile, manifestText);
+
+      const builtAt = this.d.clock.now();
+      const expiresAt = this.expiry(s, builtAt);
+      const durationMs = Date.now() - started;
+      this.d.cdb.write((tx) => {
+        deliveries.update(tx, row.id, {
+          status: 'built',
+          rows: result.rows,
+          fileName,
+          bytes: result.bytes,
+          plainSha256: result.plainSha256,
+          cipherSha256: result.cipherSha256,
+          manifestSha256: createHash('sha256').update(manifestText).digest('hex'),
+          watermarkFrom: since,
+          watermarkTo: until,
+          builtAt: builtAt.toISOString(),
+          durationMs,
+          expiresAt,
+          error: null,
+        });
+        appendLog(
+          tx,
+          {
+            type: 'extract.built',
+            agency: s!.agency.code,
+            linkId: req.linkId,
+            revision: row.revision,
+            actor: 'worker',
+            channel: 'extract',
+            object: fileName,
+            detail: { delivery: row.id, rows: result.rows, fields: formatFieldList(fields), bytes: result.bytes, sha256: result.cipherSha256, plainSha256: result.plainSha256, mode: row.mode, trigger: req.trigger },
+          },
+          builtAt,
+        );
+      });
+      return this.view(deliveries.byId(this.d.cdb.db, row.id)!);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      const message = err instanceof Error ? err.message : String(err);
+      if (opts.finalAttempt) this.logFailure(s, req.linkId, req, 'extract.error', message, this.d.clock.now());
+      else this.d.cdb.write((tx) => deliveries.update(tx, row.id, { error: message }));
+      throw err;
+    } finally {
+      source.close();
+    }
+  }
+
+  /** Files expire after the retention days, and never outlive the use period (R-F5). */
+  private expiry(s: LinkState, builtAt: Date): string {
+    const byRetention = new Date(builtAt.getTime() + this.d.retentionDays * 86400e3);
+    const periodEnd = startOfTaipeiDay(addDays(s.content.period.to, 1));
+    return new Date(Math.min(byRetention.getTime(), periodEnd.getTime())).toISOString();
+  }
+
+  private async nia(): Promise<openpgp.PrivateKey> {
+    return (this.signingKey ??= await loadSigningKey(this.d.keysDir));
+  }
+
+  list(linkId?: number): DeliveryView[] {
+    return deliveries.list(this.d.cdb.db, linkId).map((r) => this.view(r));
+  }
+
+  get(id: number): DeliveryView | undefined {
+    const r = deliveries.byId(this.d.cdb.db, id);
+    return r ? this.view(r) : undefined;
+  }
+
+  /**
+   * Remove delivered files whose time is up, and every file of a link that has ended (R-F5). The
+   * delivery record and the usage log keep the hashes. Also removes partial files a dead worker left.
+   */
+  purge(actor: string): { purged: number; partials: number } {
+    const now = this.d.clock.now();
+    const due = new Map<number, deliveries.DeliveryRow>();
+    for (const r of deliveries.expired(this.d.cdb.db, now.toISOString())) due.set(r.id, r);
+    for (const l of this.d.registry.list()) {
+      if (l.status === 'terminated' || l.status === 'rejected') for (const r of deliveries.builtForLink(this.d.cdb.db, l.id)) due.set(r.id, r);
+    }
+    for (const r of due.values()) {
+      const v = this.view(r);
+      for (const f of [v.path, v.manifest, v.manifest && `${v.manifest}.asc`]) if (f) rmSync(f, { force: true });
+      this.d.cdb.write((tx) => {
+        deliveries.update(tx, r.id, { status: 'purged', purgedAt: now.toISOString() });
+        const s = this.d.registry.state(r.linkId);
+        appendLog(tx, { type: 'delivery.purged', agency: s.agency.code, linkId: r.linkId, revision: r.revision, actor, channel: 'outbox', object: r.fileName, detail: { delivery: r.id, sha256: r.cipherSha256, expiresAt: r.expiresAt, linkStatus: s.link.status } }, now);
+      });
+    }
+    let partials = 0;
+    if (existsSync(this.d.outboxDir)) {
+      for (const dir of readdirSync(this.d.outboxDir)) {
+        const full = path.join(this.d.outboxDir, dir);
+        if (!statSync(full).isDirectory()) continue;
+        for (const f of readdirSync(full)) {
+          const p = path.join(full, f);
+          if (f.endsWith('.partial') && now.getTime() - statSync(p).mtimeMs > 24 * 3600e3) {
+            rmSync(p, { force: true });
+            partials++;
+          }
+        }
+      }
+    }
+    return { purged: due.size, partials };
+  }
+}
+
+function writeAtomic(file: string, content: string | Buffer): void {
+  const tmp = `${path.dirname(file)}/.${path.basename(file)}.partial`;
+  writeFileSync(tmp, content, { mode: 0o640 });
+  renameSync(tmp, file);
+}

@@ -1,0 +1,5 @@
+export { ExtractService, PermanentError, CONFIDENTIALITY_NOTICE, type DeliveryView, type ExtractRequest } from './deliveries';
+export { SqliteSource, sourceDbPath, type ExtractSource } from './source';
+export { buildExtract } from './build';
+export { mask, valueFn } from './transforms';
+export { csvLine, csvField } from './csv';

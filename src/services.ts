@@ -1,0 +1,24 @@
+import path from 'node:path';
+import type { Config } from './config';
+import type { ControlDb } from './db';
+import { systemClock, type Clock } from './domain';
+import { ExtractService, SqliteSource, sourceDbPath } from './extract';
+import { loadCatalogs, Registry } from './registry';
+
+/** The services every role is built from, over one control database. */
+export type Services = ReturnType<typeof buildServices>;
+
+export function buildServices(config: Config, cdb: ControlDb, clock: Clock = systemClock) {
+  const registry = new Registry(cdb, loadCatalogs(), clock);
+  const extracts = new ExtractService({
+    cdb,
+    registry,
+    clock,
+    outboxDir: path.join(config.dataDir, 'outbox'),
+    keysDir: config.keysDir,
+    retentionDays: config.outbox.retentionDays,
+    openSource: () => new SqliteSource(sourceDbPath(config.dataDir)),
+  });
+  return { registry, extracts };
+}
+
