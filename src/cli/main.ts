@@ -8,6 +8,7 @@ import * as init from './init';
 import * as key from './key';
 import * as link from './link';
 import * as log from './log';
+import * as seed from './seed';
 import * as start from './start';
 
 /** Commander's own usage errors, as one line like every other error. */
@@ -20,7 +21,7 @@ export function buildProgram(ctx: CliContext, program: Command): Command {
     .option('--data-dir <dir>', 'data directory (default $NIA_LINK_DATA_DIR or ./data)')
     .exitOverride()
     .configureOutput({ outputError: oneLineError });
-  for (const m of [init, agency, link, change, deliver, log, key, start]) m.register(program, ctx);
+  for (const m of [init, agency, link, change, seed, deliver, log, key, start]) m.register(program, ctx);
   return program;
 }
 
