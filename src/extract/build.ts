@@ -3,7 +3,7 @@ import type * as openpgp from 'openpgp';
 import { signEncryptToFile } from '../crypto';
 import type { FieldSpec } from '../domain';
 import { csvLine } from './csv';
-import type { ExtractRange, ExtractSource } from './source';
+import { canWriteCsv, type ExtractRange, type ExtractSource } from './source';
 import { projection } from './transforms';
 
 export interface ExtractSpec {
@@ -29,10 +29,17 @@ const BATCH_ROWS = 4000;
 
 /**
  * rows (only the approved columns) → transforms → CSV (RFC 4180, UTF-8, header of field names) →
- * sign + encrypt → file. Streamed end to end; each pull builds one batch, so the event loop (and the
- * job lock renewal) runs between batches.
+ * sign + encrypt → file. Streamed end to end. A source that writes CSV itself does so in a worker
+ * thread while this thread encrypts; otherwise each pull builds one batch here, so the event loop
+ * (and the job lock renewal) still runs between batches.
  */
 export async function buildExtract(spec: ExtractSpec): Promise<ExtractResult> {
+  if (canWriteCsv(spec.source)) {
+    const csv = spec.source.csvStream(spec.dataset, spec.fields, spec.hmacSecret, spec.range);
+    const sealed = await signEncryptToFile(csv.stream, spec.signingKey, spec.encryptionKey, spec.file);
+    const { rows, sha256 } = await csv.done;
+    return { rows, bytes: sealed.bytes, plainSha256: sha256, cipherSha256: sealed.cipherSha256 };
+  }
   const names = spec.fields.map((f) => f.name);
   const fns = projection(spec.fields, spec.hmacSecret);
   const plainHash = createHash('sha256');
