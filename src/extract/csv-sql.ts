@@ -1,14 +1,9 @@
 import type Database from 'better-sqlite3';
 import type { FieldSpec } from '../domain';
-import type { ExtractRange } from './source';
+import { ident, type ExtractRange } from './source';
 import { csvField } from './csv';
 import { valueFn } from './transforms';
 
-const IDENT = /^[a-z][a-z0-9_]{0,62}$/;
-const ident = (name: string): string => {
-  if (!IDENT.test(name)) throw new Error(`not a safe identifier: ${name}`);
-  return `"${name}"`;
-};
 
 /** The transforms SQL cannot express run as the same JS functions the generic path uses, quoted there. */
 export function registerTransformFunctions(db: Database.Database, hmacSecret: string): void {

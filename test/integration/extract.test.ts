@@ -179,6 +179,27 @@ describe('extract pipeline with a real worker, Redis and GnuPG', () => {
   });
 });
 
+describe('outbox retention (R-F5)', () => {
+  it('R-F5 files past their retention are removed by purge; the delivery keeps its hashes and the log says so', async () => {
+    const id = await approvedLink(w, keys, { account: 'x9', fields: [{ name: 'port' }] });
+    const d = await deliver(id);
+    const services = buildServices(config, w.cdb, w.clock);
+    expect(services.extracts.purge('test').purged).toBe(0);
+    expect(existsSync(d.path!)).toBe(true);
+    const saved = w.clock.now();
+    w.clock.advanceDays(config.outbox.retentionDays + 1);
+    try {
+      expect(services.extracts.purge('test').purged).toBeGreaterThanOrEqual(1);
+    } finally {
+      w.clock.set(saved.toISOString());
+    }
+    expect(existsSync(d.path!)).toBe(false);
+    expect(existsSync(d.manifest!)).toBe(false);
+    expect(services.extracts.get(d.id)).toMatchObject({ status: 'purged', sha256: d.sha256 });
+    expect(listLog(w.cdb.db, { linkId: id, type: 'delivery.purged' })).toHaveLength(1);
+  });
+});
+
 describe('a worker killed mid-extract', () => {
   it('leaves no visible partial file, and the retried job makes exactly one delivery', async () => {
     const id = await approvedLink(w, keys, { account: 'x8', fields: [{ name: 'person_id' }, { name: 'name_en' }, { name: 'name_zh' }, { name: 'crossed_at' }] });
