@@ -61,9 +61,6 @@ export async function startService(config: Config, roles: readonly Role[], say: 
     const redisInfo = await resolveRedis(config, { spawn: true });
     if (redisInfo.stop) stops.push(redisInfo.stop);
     say(`redis: ${redisInfo.url} (${redisInfo.source === 'embedded' ? 'embedded, data in ' + path.join(config.dataDir, 'redis') : redisInfo.source}), key prefix ${queuePrefix(config)}`);
-    const redis = new Redis(redisInfo.url, connection(redisInfo.url));
-    redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-    stops.push(() => void redis.disconnect());
 
     if (roles.includes('worker')) {
       const workers = startWorkers(config, redisInfo.url, services, log);
@@ -96,18 +93,21 @@ export async function startService(config: Config, roles: readonly Role[], say: 
       });
       say(`scheduler: link delivery schedules (Asia/Taipei) synchronised every ${SCHEDULE_SYNC_MS / 1000} s; outbox purge daily at 03:15`);
     }
+    let httpPort: number | undefined;
     if (roles.includes('http')) {
+      // Its own connection: /healthz reports whether Redis answers.
+      const redis = new Redis(redisInfo.url, { maxRetriesPerRequest: null });
+      redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+      stops.push(() => void redis.disconnect());
       const app = buildHttpApp({ cdb, redis });
       await app.listen({ host: config.http.host, port: config.http.port });
       const addr = app.server.address();
-      const httpPort = typeof addr === 'object' && addr ? addr.port : config.http.port;
+      httpPort = typeof addr === 'object' && addr ? addr.port : config.http.port;
       stops.push(() => app.close());
       say(`http: listening on http://${config.http.host}:${httpPort} (/healthz)`);
-      say(`nia-link ready (data ${config.dataDir}, instance ${config.instanceId})`);
-      return { stop: stopAll, httpPort };
     }
     say(`nia-link ready (data ${config.dataDir}, instance ${config.instanceId})`);
-    return { stop: stopAll };
+    return { stop: stopAll, httpPort };
   } catch (err) {
     await stopAll();
     throw err;

@@ -38,8 +38,13 @@ export function parseFieldList(text: string): FieldSpec[] {
     });
 }
 
+/** `person_id:hmac`, or the bare name when the field is delivered as it is. */
+export function formatField(f: FieldSpec): string {
+  return f.transform ? `${f.name}:${f.transform}` : f.name;
+}
+
 export function formatFieldList(fields: readonly FieldSpec[]): string {
-  return fields.map((f) => (f.transform ? `${f.name}:${f.transform}` : f.name)).join(',');
+  return fields.map(formatField).join(',');
 }
 
 /**

@@ -36,8 +36,9 @@ let headerSent = false;
 // One snapshot for the whole extract, even while the source is being written.
 db.exec('BEGIN');
 
-port.on('message', (msg: { type: 'pull' | 'stop' }) => {
-  if (msg.type === 'stop' || ended) return finish();
+// The parent asks for one chunk at a time (and terminates the thread if it gives up early).
+port.on('message', () => {
+  if (ended) return;
   try {
     if (!headerSent) {
       headerSent = true;

@@ -3,14 +3,14 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, write
 import path from 'node:path';
 import type * as openpgp from 'openpgp';
 import type { ControlDb } from '../db';
-import { credentials, deliveries } from '../db/repositories';
+import { credentials, deliveries, links } from '../db/repositories';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey } from '../crypto';
-import { addDays, type Clock, formatFieldList, startOfTaipeiDay, taipeiDate, usableOn } from '../domain';
+import { addDays, type Clock, formatField, formatFieldList, startOfTaipeiDay, taipeiDate, usableOn } from '../domain';
 import { isUserError } from '../errors';
 import type { LinkState, Registry } from '../registry';
 import { appendLog } from '../usagelog';
 import { buildExtract } from './build';
-import { type ExtractSource } from './source';
+import type { ExtractSource } from './source';
 
 /** A failure that no retry can fix (link not usable, agency key expired): the job stops at once. */
 export class PermanentError extends Error {
@@ -157,7 +157,6 @@ export class ExtractService {
       throw new PermanentError(message, 'pgp.unusable');
     }
 
-    const source = this.d.openSource();
     const fields = s.content.fields;
     const row = this.d.cdb.write((tx) => {
       const existing = deliveries.byKey(tx, req.key);
@@ -173,7 +172,7 @@ export class ExtractService {
         mode: req.full ? 'full' : 'incremental',
         status: 'building',
         dataset: s!.content.dataset,
-        fields: fields.map((f) => (f.transform ? `${f.name}:${f.transform}` : f.name)),
+        fields: fields.map(formatField),
         rows: null,
         fileName: null,
         bytes: null,
@@ -200,7 +199,9 @@ export class ExtractService {
     const tmp = path.join(dir, `.${fileName}.partial`);
     const finalFile = path.join(dir, fileName);
     const manifestFile = path.join(dir, `${base}.manifest.json`);
+    let source: ExtractSource | undefined;
     try {
+      source = this.d.openSource();
       rmSync(tmp, { force: true }); // left by a worker that died mid-build
       const since = req.full ? null : deliveries.lastBuilt(this.d.cdb.db, req.linkId)?.watermarkTo ?? null;
       const newest = await source.watermark(s.content.dataset);
@@ -286,7 +287,7 @@ export class ExtractService {
       else this.d.cdb.write((tx) => deliveries.update(tx, row.id, { error: message }));
       throw err;
     } finally {
-      source.close();
+      source?.close();
     }
   }
 
@@ -318,9 +319,8 @@ export class ExtractService {
     const now = this.d.clock.now();
     const due = new Map<number, deliveries.DeliveryRow>();
     for (const r of deliveries.expired(this.d.cdb.db, now.toISOString())) due.set(r.id, r);
-    for (const l of this.d.registry.list()) {
-      if (l.status === 'terminated' || l.status === 'rejected') for (const r of deliveries.builtForLink(this.d.cdb.db, l.id)) due.set(r.id, r);
-    }
+    // Only active or suspended links ever had deliveries; of those, an ended one keeps no files.
+    for (const l of links.list(this.d.cdb.db, 'terminated')) for (const r of deliveries.builtForLink(this.d.cdb.db, l.id)) due.set(r.id, r);
     for (const r of due.values()) {
       const v = this.view(r);
       for (const f of [v.path, v.manifest, v.manifest && `${v.manifest}.asc`]) if (f) rmSync(f, { force: true });

@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
 import { performance } from 'node:perf_hooks';
 import type { DatasetCatalog } from '../domain';
+import { ident } from './source';
 import { createGenerator } from './synthetic';
-
 
 export interface SeedOptions {
   file: string;
@@ -21,7 +21,6 @@ const BATCH_ROWS = 20_000;
 /** Rows per INSERT statement: one native call binds many rows, which is most of the speed. */
 const ROWS_PER_INSERT = 50;
 
-const ident = (name: string) => `"${name.replace(/"/g, '""')}"`;
 const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
 
 /**

@@ -84,7 +84,13 @@ export async function resolveRedis(config: Config, opts: { spawn: boolean; defau
   const recorded = readUrlFile(config.dataDir);
   if (recorded && (await redisAnswers(recorded))) {
     // An embedded server of this data directory (left running by a service that did not shut down).
-    return opts.spawn ? { url: recorded, source: 'embedded-file', stop: async () => { await shutdownByCommand(recorded); rmSync(urlFile(config.dataDir), { force: true }); } } : { url: recorded, source: 'embedded-file' };
+    if (!opts.spawn) return { url: recorded, source: 'embedded-file' };
+    // The service adopts it, and stops it on shutdown like one it started.
+    const stop = async () => {
+      await shutdownByCommand(recorded);
+      rmSync(urlFile(config.dataDir), { force: true });
+    };
+    return { url: recorded, source: 'embedded-file', stop };
   }
   if (await redisAnswers(defaultUrl)) return { url: defaultUrl, source: 'default' };
   if (!opts.spawn) throw new UserError(`${HOW_TO_GET_REDIS}; or start the service (nia-link start), which starts one`, 'redis.unreachable');
