@@ -62,3 +62,15 @@ export function usableOn(status: LinkStatus, period: { from: string; to: string 
   if (today > period.to) return refuse('link.period.ended', `use period ended on ${period.to}`);
   return ok(true);
 }
+
+/**
+ * The one question every channel (extracts, SFTP logins, pushes, online queries) asks before data
+ * flows: is the link active, inside its use period, and not past an approved stop date (R3.3, R3.1,
+ * R10.1, R12.1)? Dates are Taipei days.
+ */
+export function mayUse(link: { status: LinkStatus; endsOn: string | null }, period: { from: string; to: string }, today: string): Result<true> {
+  const usable = usableOn(link.status, period, today);
+  if (!usable.ok) return usable;
+  if (link.endsOn !== null && link.endsOn <= today) return refuse('link.ending', `link ends on ${link.endsOn}`);
+  return ok(true);
+}

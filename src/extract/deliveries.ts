@@ -5,7 +5,7 @@ import type * as openpgp from 'openpgp';
 import type { ControlDb } from '../db';
 import { credentials, deliveries, links } from '../db/repositories';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey } from '../crypto';
-import { addDays, type Clock, formatField, formatFieldList, startOfTaipeiDay, taipeiDate, usableOn } from '../domain';
+import { addDays, type Clock, formatField, formatFieldList, mayUse, startOfTaipeiDay, taipeiDate } from '../domain';
 import { isUserError } from '../errors';
 import type { LinkState, Registry } from '../registry';
 import { appendLog } from '../usagelog';
@@ -107,21 +107,12 @@ export class ExtractService {
     };
   }
 
-  /** Why this link may not have data now, or null. Re-checked when a job runs: a scheduler may fire around a suspension. */
-  refusal(s: LinkState, now: Date): { code: string; message: string } | null {
-    const today = taipeiDate(now);
-    const usable = usableOn(s.link.status, s.content.period, today);
-    if (!usable.ok) return usable.refusal;
-    if (s.link.endsOn && s.link.endsOn <= today) return { code: 'link.ending', message: `link ends on ${s.link.endsOn}` };
-    return null;
-  }
-
-  /** Refuse (and log why) an extract for a link that may not have data now. */
+  /** Refuse (and log why) an extract for a link that may not have data now. Re-checked when a job runs: a scheduler may fire around a suspension. */
   assertUsable(s: LinkState, req: Pick<ExtractRequest, 'key' | 'trigger'>, now: Date): void {
-    const refused = this.refusal(s, now);
-    if (!refused) return;
-    this.logFailure(s, s.link.id, req, refused.code, refused.message, now);
-    throw new PermanentError(`link ${s.link.id}: ${refused.message}`, refused.code);
+    const r = mayUse(s.link, s.content.period, taipeiDate(now));
+    if (r.ok) return;
+    this.logFailure(s, s.link.id, req, r.refusal.code, r.refusal.message, now);
+    throw new PermanentError(`link ${s.link.id}: ${r.refusal.message}`, r.refusal.code);
   }
 
   private logFailure(s: LinkState | null, linkId: number, req: Pick<ExtractRequest, 'key' | 'trigger'>, code: string, message: string, now: Date): void {
