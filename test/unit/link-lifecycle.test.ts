@@ -1,4 +1,4 @@
-import { LINK_STATUSES, transition, usableOn, type LinkEvent, type LinkStatus } from '../../src/domain';
+import { LINK_STATUSES, mayUse, transition, usableOn, type LinkEvent, type LinkStatus } from '../../src/domain';
 
 const EVENTS: LinkEvent[] = [{ kind: 'approve' }, { kind: 'reject' }, { kind: 'suspend' }, { kind: 'resume' }, { kind: 'terminate', reason: 'agency-notice' }];
 
@@ -53,7 +53,6 @@ describe('link lifecycle (DESIGN: pending → active → suspended → active | 
 describe('mayUse: the check every channel makes before data flows', () => {
   const p = { from: '2026-01-01', to: '2026-12-31' };
   it('R12.1 an active link past its approved stop date may not be used; the day before it may', () => {
-    const { mayUse } = require('../../src/domain');
     expect(mayUse({ status: 'active', endsOn: '2026-06-30' }, p, '2026-06-29').ok).toBe(true);
     expect(mayUse({ status: 'active', endsOn: '2026-06-30' }, p, '2026-06-30')).toMatchObject({ ok: false, refusal: { code: 'link.ending' } });
     expect(mayUse({ status: 'suspended', endsOn: null }, p, '2026-06-01')).toMatchObject({ ok: false, refusal: { code: 'link.not-active' } });
