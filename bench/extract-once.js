@@ -14,7 +14,7 @@ async function main() {
   const d = await extracts.run({ key: `bench-${Date.now()}`, linkId: Number(linkId), full: true, trigger: 'manual' }, { finalAttempt: true });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   cdb.close();
-  process.stdout.write(JSON.stringify({ ms, rows: d.rows, bytes: d.bytes, path: d.path, maxRssKiB: process.resourceUsage().maxRSS }) + '\n');
+  process.stdout.write(JSON.stringify({ ms, rows: d.rows, bytes: d.bytes, path: d.path, maxRssKiB: process.resourceUsage().maxRSS, cpuMs: (process.resourceUsage().userCPUTime + process.resourceUsage().systemCPUTime) / 1000 }) + '\n');
 }
 main().catch((e) => {
   console.error(e);

@@ -22,10 +22,10 @@ const nl = (...args) => execFileSync(process.execPath, [BIN, '--data-dir', data,
 const gpg = (...args) => execFileSync('gpg', ['--batch', '--yes', '--passphrase', '', ...args], { env: genv, stdio: ['ignore', 'pipe', 'pipe'] });
 const timed = (cmd) => {
   // GNU time reports the largest resident set among the pipeline's processes.
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', 'bash', '-o', 'pipefail', '-c', cmd], { env: genv, encoding: 'utf8' });
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M %U %S', 'bash', '-o', 'pipefail', '-c', cmd], { env: genv, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`);
-  const [s, kib] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
-  return { ms: s * 1000, maxRssKiB: kib };
+  const [s, kib, user, sys] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
+  return { ms: s * 1000, maxRssKiB: kib, cpuMs: (user + sys) * 1000 };
 };
 
 try {
@@ -62,9 +62,9 @@ try {
     const mb = (b, ms) => (b / 1048576 / (ms / 1000)).toFixed(1);
     results.push({ rows, shell, shellBytes, ours });
     console.log(`${rows} rows, ${fields.length} fields:`);
-    console.log(`  shell  sqlite3 | gpg   ${(shell.ms / 1000).toFixed(2)} s  ${Math.round(rows / (shell.ms / 1000))} rows/s  ${mb(shellBytes, shell.ms)} MB/s  peak RSS ${(shell.maxRssKiB / 1024).toFixed(0)} MiB`);
-    console.log(`  nia-link extract       ${(ours.ms / 1000).toFixed(2)} s  ${Math.round(rows / (ours.ms / 1000))} rows/s  ${mb(ours.bytes, ours.ms)} MB/s  peak RSS ${(ours.maxRssKiB / 1024).toFixed(0)} MiB`);
-    console.log(`  ratio (shell time / nia-link time): ${(shell.ms / ours.ms).toFixed(2)}x`);
+    console.log(`  shell  sqlite3 | gpg   ${(shell.ms / 1000).toFixed(2)} s  ${Math.round(rows / (shell.ms / 1000))} rows/s  ${mb(shellBytes, shell.ms)} MB/s  peak RSS ${(shell.maxRssKiB / 1024).toFixed(0)} MiB  CPU ${(shell.cpuMs / 1000).toFixed(2)} s`);
+    console.log(`  nia-link extract       ${(ours.ms / 1000).toFixed(2)} s  ${Math.round(rows / (ours.ms / 1000))} rows/s  ${mb(ours.bytes, ours.ms)} MB/s  peak RSS ${(ours.maxRssKiB / 1024).toFixed(0)} MiB  CPU ${(ours.cpuMs / 1000).toFixed(2)} s`);
+    console.log(`  ratio (shell time / nia-link time): ${(shell.ms / ours.ms).toFixed(2)}x   CPU ratio: ${(shell.cpuMs / ours.cpuMs).toFixed(2)}x   load average before: ${os.loadavg()[0].toFixed(2)}`);
   }
   writeFileSync(path.join(ROOT, 'bench', 'extract-results.json'), JSON.stringify({ at: new Date().toISOString(), cpus: os.cpus().length, node: process.version, results }, null, 2) + '\n');
 } finally {

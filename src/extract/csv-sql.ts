@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { FieldSpec } from '../domain';
-import { ident, type ExtractRange } from './source';
+import type { ExtractRange } from './source';
+import { ident } from './sql-ident';
 import { csvField } from './csv';
 import { valueFn } from './transforms';
 
@@ -38,14 +39,26 @@ function fieldSql(f: FieldSpec): string {
 }
 
 /**
- * One batch of CSV lines (CRLF-terminated) of exactly the approved fields, after record `@after`, with
- * the batch's row count and last record id. The SELECT names only approved columns (R3.2).
+ * One batch of CSV lines (CRLF-terminated) of exactly the approved fields, for the records with
+ * @lo <= record_id < @hi inside the change window. The SELECT names only approved columns (R3.2).
  */
 export function csvSelectSql(dataset: string, fields: readonly FieldSpec[], range: ExtractRange): string {
   const line = fields.map(fieldSql).join(" || ',' || ") + ' || char(13, 10)';
-  const window = range.since === null ? 'updated_at <= @until' : 'updated_at > @since AND updated_at <= @until';
   return (
-    `SELECT count(*) AS n, max(record_id) AS last, group_concat(line, '' ORDER BY record_id) AS text FROM (` +
-    `SELECT record_id, ${line} AS line FROM ${ident(dataset)} WHERE record_id > @after AND ${window} ORDER BY record_id LIMIT @limit)`
+    `SELECT count(*) AS n, group_concat(line, '' ORDER BY record_id) AS text FROM (` +
+    `SELECT record_id, ${line} AS line FROM ${ident(dataset)} WHERE record_id >= @lo AND record_id < @hi AND ${windowSql(range)})`
   );
+}
+
+function windowSql(range: ExtractRange): string {
+  return range.since === null ? 'updated_at <= @until' : 'updated_at > @since AND updated_at <= @until';
+}
+
+/** How many records the window holds and their record-id span: what the batches are cut from. */
+export function spanSql(dataset: string, range: ExtractRange): string {
+  return `SELECT count(*) AS n, min(record_id) AS lo, max(record_id) AS hi FROM ${ident(dataset)} WHERE ${windowSql(range)}`;
+}
+
+export function windowParams(range: ExtractRange): Record<string, string> {
+  return range.since === null ? { until: range.until } : { since: range.since, until: range.until };
 }

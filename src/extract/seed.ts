@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { performance } from 'node:perf_hooks';
 import type { DatasetCatalog } from '../domain';
-import { ident } from './source';
+import { ident } from './sql-ident';
 import { createGenerator } from './synthetic';
 
 export interface SeedOptions {

@@ -5,7 +5,11 @@ import { Worker } from 'node:worker_threads';
 import type { FieldSpec } from '../domain';
 import { UserError } from '../errors';
 import { PROJECT_ROOT } from '../paths';
-import type { CsvThreadMessage } from './csv-thread';
+import { createHash } from 'node:crypto';
+import { ident } from './sql-ident';
+import { csvLine } from './csv';
+import { spanSql, windowParams } from './csv-sql';
+import type { CsvThreadMessage, CsvThreadRequest } from './csv-thread';
 
 /** Changed-since window of an extract: rows with since < updated_at ≤ until (since null = from the start). */
 export interface ExtractRange {
@@ -24,13 +28,6 @@ export interface ExtractSource {
   batches(dataset: string, columns: readonly string[], range: ExtractRange, batchSize: number): AsyncIterable<unknown[][]>;
   close(): void;
 }
-
-const IDENT = /^[a-z][a-z0-9_]{0,62}$/;
-/** A dataset or field name as a quoted SQL identifier; names come from the catalogs, and anything else is refused. */
-export const ident = (name: string): string => {
-  if (!IDENT.test(name)) throw new Error(`not a safe identifier: ${name}`);
-  return `"${name}"`;
-};
 
 export function sourceDbPath(dataDir: string): string {
   return path.join(dataDir, 'source.db');
@@ -104,47 +101,105 @@ export function canWriteCsv(s: ExtractSource): s is CsvCapableSource {
 }
 
 const CSV_THREAD = path.join(PROJECT_ROOT, 'dist', 'src', 'extract', 'csv-thread.js');
-const THREAD_BATCH_ROWS = 4000;
+/** Records per batch: big enough to amortise a thread round trip, small enough to keep memory flat. */
+const BATCH_ROWS = 4000;
+/** Threads reading in parallel, and batches requested ahead of the one being encrypted. */
+const THREADS = 2;
+const AHEAD = 2 * THREADS;
 
-/** Read + CSV in a worker thread, one batch per pull, so the caller's sign+encrypt runs in parallel. */
+/**
+ * Read + CSV in worker threads over consecutive record-id ranges, requested ahead and consumed in
+ * order, so the caller's sign + encrypt runs while the next batches are read. The SHA-256 is of the
+ * whole CSV, header included.
+ */
 export function sqliteCsvStream(file: string, dataset: string, fields: readonly FieldSpec[], hmacSecret: string, range: ExtractRange): CsvStream {
-  const worker = new Worker(CSV_THREAD, { workerData: { file, dataset, fields, hmacSecret, range, batchRows: THREAD_BATCH_ROWS } });
+  const probe = new Database(file, { readonly: true, fileMustExist: true });
+  let span: { n: number; lo: number | null; hi: number | null };
+  try {
+    probe.pragma('busy_timeout = 10000');
+    span = probe.prepare(spanSql(dataset, range)).get(windowParams(range)) as typeof span;
+  } finally {
+    probe.close();
+  }
+  // Id ranges sized so a batch holds about BATCH_ROWS records of the window, gaps and all.
+  const lo = span.lo ?? 1;
+  const hi = span.hi ?? 0;
+  const step = span.n ? Math.max(1, Math.ceil((BATCH_ROWS * (hi - lo + 1)) / span.n)) : 1;
+  const batches = span.n ? Math.ceil((hi - lo + 1) / step) : 0;
+  const threads = Array.from({ length: Math.min(THREADS, Math.max(1, batches)) }, () => new Worker(CSV_THREAD, { workerData: { file, dataset, fields, hmacSecret, range } }));
+  const pending = new Map<number, { resolve: (m: CsvThreadMessage) => void; reject: (e: Error) => void }>();
+  const results = new Map<number, Promise<CsvThreadMessage>>();
+  const fail = (e: Error) => {
+    for (const p of pending.values()) p.reject(e);
+    pending.clear();
+  };
+  for (const t of threads) {
+    t.on('message', (m: CsvThreadMessage) => {
+      pending.get(m.index)?.resolve(m);
+      pending.delete(m.index);
+    });
+    t.on('error', fail);
+    t.on('exit', (code) => code !== 0 && fail(new Error(`CSV thread exited with code ${code}`)));
+  }
+  let requested = 0;
+  const request = () => {
+    while (requested < batches && requested < next + AHEAD) {
+      const index = requested++;
+      const p = new Promise<CsvThreadMessage>((resolve, reject) => pending.set(index, { resolve, reject }));
+      p.catch(() => undefined);
+      results.set(index, p);
+      threads[index % threads.length].postMessage({ index, lo: lo + index * step, hi: lo + (index + 1) * step } satisfies CsvThreadRequest);
+    }
+  };
+  const stop = () => Promise.all(threads.map((t) => t.terminate())).then(() => undefined);
+
+  const hash = createHash('sha256');
+  let rows = 0;
+  let next = -1; // -1: the header
   let resolveDone!: (v: { rows: number; sha256: string }) => void;
   let rejectDone!: (e: Error) => void;
   const done = new Promise<{ rows: number; sha256: string }>((res, rej) => ((resolveDone = res), (rejectDone = rej)));
   done.catch(() => undefined);
-  let waiting: ((m: CsvThreadMessage | Error) => void) | null = null;
-  const next = () =>
-    new Promise<CsvThreadMessage | Error>((resolve) => {
-      waiting = resolve;
-      worker.postMessage({ type: 'pull' });
-    });
-  worker.on('message', (m: CsvThreadMessage) => waiting?.(m));
-  worker.on('error', (e) => waiting?.(e));
-  worker.on('exit', (code) => code !== 0 && waiting?.(new Error(`CSV thread exited with code ${code}`)));
+  const emit = (controller: ReadableStreamDefaultController<Uint8Array>, data: Uint8Array) => {
+    hash.update(data);
+    controller.enqueue(data);
+  };
   const stream = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
-        const m = await next();
-        waiting = null;
-        if (m instanceof Error || m.type === 'error') {
-          const err = m instanceof Error ? m : new Error(m.message);
-          rejectDone(err);
-          void worker.terminate();
-          return controller.error(err);
+        try {
+          if (next === -1) {
+            next = 0;
+            request();
+            return emit(controller, new TextEncoder().encode(csvLine(fields.map((f) => f.name))));
+          }
+          // Skip ranges that fell into gaps of record ids; stop after the last one.
+          for (;;) {
+            if (next >= batches) {
+              await stop();
+              resolveDone({ rows, sha256: hash.digest('hex') });
+              return controller.close();
+            }
+            const m = await results.get(next)!;
+            results.delete(next);
+            next++;
+            request();
+            if (m.type === 'error') throw new Error(m.message);
+            rows += m.rows;
+            if (m.data.length) return emit(controller, m.data);
+          }
+        } catch (err) {
+          rejectDone(err as Error);
+          await stop();
+          controller.error(err);
         }
-        if (m.type === 'end') {
-          resolveDone({ rows: m.rows, sha256: m.sha256 });
-          return controller.close();
-        }
-        controller.enqueue(m.data);
       },
       async cancel() {
         rejectDone(new Error('cancelled'));
-        await worker.terminate();
+        await stop();
       },
     },
-    { highWaterMark: 2 },
+    { highWaterMark: 1 },
   );
   return { stream, done };
 }
