@@ -24,6 +24,19 @@ const schema = z.object({
   policy: z.object({ autoSuspend: z.boolean() }),
   outbox: z.object({ retentionDays: z.coerce.number().int().min(1).max(3650) }),
   worker: z.object({ attempts: z.coerce.number().int().min(1).max(50), backoffMs: z.coerce.number().int().min(100), lockMs: z.coerce.number().int().min(1000) }),
+  push: z.object({ connectTimeoutMs: z.coerce.number().int().min(1000) }),
+  smtp: z.object({
+    host: z.string().min(1).optional(),
+    port,
+    // secure: TLS from the first byte (465); otherwise STARTTLS, required unless requireTLS is off.
+    secure: z.boolean(),
+    requireTLS: z.boolean(),
+    rejectUnauthorized: z.boolean(),
+    user: z.string().optional(),
+    password: z.string().optional(),
+    from: z.string().min(3),
+  }),
+  email: z.object({ maxAttachmentBytes: z.coerce.number().int().min(0) }),
 });
 export type Config = z.infer<typeof schema>;
 
@@ -82,6 +95,26 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
     policy: { autoSuspend: true, ...f.policy, ...defined({ autoSuspend: bool(env.NIA_LINK_AUTO_SUSPEND) }) },
     outbox: { retentionDays: 30, ...f.outbox, ...defined({ retentionDays: env.NIA_LINK_OUTBOX_RETENTION_DAYS }) },
     worker: { attempts: 5, backoffMs: 5000, lockMs: 120000, ...f.worker, ...defined({ attempts: env.NIA_LINK_JOB_ATTEMPTS, backoffMs: env.NIA_LINK_JOB_BACKOFF_MS, lockMs: env.NIA_LINK_JOB_LOCK_MS }) },
+    push: { connectTimeoutMs: 15000, ...f.push, ...defined({ connectTimeoutMs: env.NIA_LINK_PUSH_CONNECT_TIMEOUT_MS }) },
+    smtp: {
+      port: 587,
+      secure: false,
+      requireTLS: true,
+      rejectUnauthorized: true,
+      from: 'nia-link <nia-link@immigration.gov.tw>',
+      ...f.smtp,
+      ...defined({
+        host: env.NIA_LINK_SMTP_HOST,
+        port: env.NIA_LINK_SMTP_PORT,
+        secure: bool(env.NIA_LINK_SMTP_SECURE),
+        requireTLS: bool(env.NIA_LINK_SMTP_REQUIRE_TLS),
+        rejectUnauthorized: bool(env.NIA_LINK_SMTP_REJECT_UNAUTHORIZED),
+        user: env.NIA_LINK_SMTP_USER,
+        password: env.NIA_LINK_SMTP_PASSWORD,
+        from: env.NIA_LINK_SMTP_FROM,
+      }),
+    },
+    email: { maxAttachmentBytes: 10 * 1024 * 1024, ...f.email, ...defined({ maxAttachmentBytes: env.NIA_LINK_EMAIL_MAX_ATTACHMENT_BYTES }) },
   };
   const parsed = schema.safeParse(merged);
   if (!parsed.success) {

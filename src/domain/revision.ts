@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { checkFields, type DatasetCatalog, type FieldSpec, TRANSFORMS } from './datasets';
 import { isValidDate } from './dates';
-import { parseCidr } from './net';
+import { isIP } from 'node:net';
+import { ipAllowed, parseCidr } from './net';
 
 /** R2.1: the provision methods of form item 3. */
 export const METHODS = ['sftp-pull', 'sftp-push', 'email', 'online-query'] as const;
@@ -74,6 +75,11 @@ export function checkRevision(content: RevisionContent, catalogs: ReadonlyMap<st
   }
   if (content.methods.includes('sftp-push') && !content.push) problems.push('sftp-push needs --push-host, --push-user, --push-dir and --push-fingerprint');
   if (content.methods.includes('email') && content.email.length === 0) problems.push('email needs at least one --email address');
+  // Pushes go only to designated addresses (form item 3): a literal push host must be on the allow-list
+  // (a host name is checked against it when it is resolved, at every push).
+  if (content.push && isIP(content.push.host) && !ipAllowed(content.push.host, content.allowIps)) {
+    problems.push(`push host ${content.push.host} is not in the link's allowed IPs (${content.allowIps.join(', ')})`);
+  }
   if (content.stopOn !== null && !isValidDate(content.stopOn)) problems.push(`stop date '${content.stopOn}' is not a date`);
   return problems;
 }

@@ -182,3 +182,11 @@ describe('schemas/link-application.schema.json', () => {
     expect(published.required).toEqual(expect.arrayContaining(['legalBasis', 'purpose', 'fields', 'department', 'methods', 'allowIps', 'period', 'disposal']));
   });
 });
+
+describe('push endpoints (form item 3)', () => {
+  it('R8.1 a push host given as an address must be on the link\'s allow-list', () => {
+    const push = { host: '10.9.9.9', port: 22, user: 'nia', dir: 'in', fingerprint: 'SHA256:' + 'A'.repeat(43) };
+    expect(checkRevision({ ...base, methods: ['sftp-push'], push }, catalogs)[0]).toMatch(/push host 10.9.9.9 is not in the link's allowed IPs/);
+    expect(checkRevision({ ...base, methods: ['sftp-push'], push, allowIps: ['10.9.9.0/24'] }, catalogs)).toEqual([]);
+  });
+});
