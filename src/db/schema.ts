@@ -169,3 +169,73 @@ export const delivery = sqliteTable(
   },
   (t) => [index('delivery_link_idx').on(t.linkId, t.id), index('delivery_status_idx').on(t.status)],
 );
+
+/**
+ * Signed checkpoints of the usage log (issue 6): NIA's detached OpenPGP signature over the canonical
+ * statement `(seq, hash, at)`. Exported copies kept off the box make truncation detectable.
+ */
+export const logCheckpoint = sqliteTable(
+  'log_checkpoint',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    seq: integer('seq').notNull(),
+    hash: text('hash').notNull(),
+    at: text('at').notNull(),
+    keyFingerprint: text('key_fingerprint').notNull(),
+    signature: text('signature').notNull(),
+  },
+  (t) => [index('log_checkpoint_seq_idx').on(t.seq)],
+);
+
+/**
+ * R6.2: the anchor of each archived head of the usage log. Records from_seq..to_seq live in a signed
+ * archive file; the live log continues at to_seq + 1 with prev_hash = last_hash. The delete guard of
+ * usage_log allows removing only seqs up to the newest anchor.
+ */
+export const logArchive = sqliteTable('log_archive', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  fromSeq: integer('from_seq').notNull(),
+  toSeq: integer('to_seq').notNull().unique(),
+  prevHash: text('prev_hash').notNull(),
+  lastHash: text('last_hash').notNull(),
+  records: integer('records').notNull(),
+  fileName: text('file_name').notNull(),
+  sha256: text('sha256').notNull(),
+  // The signed manifest, verbatim, and NIA's detached signature over it.
+  manifest: text('manifest').notNull(),
+  signature: text('signature').notNull(),
+  createdAt: text('created_at').notNull(),
+});
+
+/** R7.1: one detected anomaly, deduplicated by `key` (rule + subject + window). */
+export const anomaly = sqliteTable(
+  'anomaly',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    rule: text('rule').notNull(),
+    key: text('key').notNull().unique(),
+    linkId: integer('link_id'),
+    agency: text('agency'),
+    ip: text('ip'),
+    summary: text('summary').notNull(),
+    // Usage-log seqs that show it (capped), and how many records matched in all.
+    evidence: text('evidence', { mode: 'json' }).$type<number[]>().notNull(),
+    count: integer('count').notNull(),
+    detail: text('detail', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+    firstAt: text('first_at').notNull(),
+    lastAt: text('last_at').notNull(),
+    detectedAt: text('detected_at').notNull(),
+    updatedAt: text('updated_at').notNull(),
+    status: text('status', { enum: ['open', 'dismissed', 'finding'] }).notNull(),
+    // Set when an operator turns it into an audit finding (compliance).
+    findingId: integer('finding_id'),
+  },
+  (t) => [index('anomaly_link_idx').on(t.linkId), index('anomaly_detected_idx').on(t.detectedAt)],
+);
+
+/** Where the anomaly scan stopped: the last usage-log seq it has looked at. */
+export const anomalyScan = sqliteTable('anomaly_scan', {
+  id: integer('id').primaryKey(),
+  lastSeq: integer('last_seq').notNull(),
+  scannedAt: text('scanned_at').notNull(),
+});
