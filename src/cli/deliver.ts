@@ -9,6 +9,10 @@ function printDelivery(d: DeliveryView): void {
   if (d.path) console.log(`  file     ${d.path}`);
   if (d.sha256) console.log(`  sha256   ${d.sha256}`);
   if (d.error) console.log(`  error    ${d.error}`);
+  for (const [channel, o] of Object.entries(d.channels)) {
+    const r = o as { status?: string; at?: string; error?: string | null; remotePath?: string; messageId?: string };
+    console.log(`  ${channel.padEnd(9)}${r.status ?? '-'} ${r.at ?? ''}${r.remotePath ? ' ' + r.remotePath : ''}${r.messageId ? ' ' + r.messageId : ''}${r.error ? ' — ' + r.error : ''}`);
+  }
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -82,6 +86,25 @@ export function register(program: Command, ctx: CliContext): void {
       if (!d) throw new UserError(`delivery ${id} does not exist`);
       if (o.json) return printJson(d);
       printDelivery(d);
+    });
+  delivery
+    .command('retry <id>')
+    .description('queue the failed or refused push channels of a delivery again')
+    .action(async (id) => {
+      const deliveryId = parseId(id, 'delivery');
+      const { extracts, pushes } = ctx.services;
+      if (!extracts.get(deliveryId)) throw new UserError(`delivery ${id} does not exist`);
+      const jobs = pushes.retryJobs(deliveryId);
+      if (jobs.length === 0) throw new UserError(`delivery ${id} has no failed or refused channel to retry`);
+      const [{ enqueuePushJobs }, { openQueue, QUEUES, resolveRedis }] = await Promise.all([import('../delivery'), import('../queue')]);
+      const { url } = await resolveRedis(ctx.config, { spawn: false });
+      const queue = openQueue(QUEUES.deliver, ctx.config, url);
+      try {
+        await enqueuePushJobs(queue, pushes, jobs, true);
+      } finally {
+        await queue.close();
+      }
+      console.log(`delivery ${deliveryId}: queued ${jobs.map((j) => j.channel).join(', ')} again`);
     });
   delivery
     .command('purge')

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { hostKeys, signingPublicKeyArmored } from '../crypto';
+import { clientPublicKey, hostKeys, signingPublicKeyArmored } from '../crypto';
 import { type CliContext, printJson } from './context';
 
 export function register(program: Command, ctx: CliContext): void {
@@ -9,6 +9,12 @@ export function register(program: Command, ctx: CliContext): void {
     .description("print NIA's armored OpenPGP public signing key (agencies import it to verify deliveries)")
     .action(() => {
       process.stdout.write(signingPublicKeyArmored(ctx.config.keysDir));
+    });
+  key
+    .command('export-ssh')
+    .description("print NIA's SSH client public key (agencies authorise it on the server NIA pushes to)")
+    .action(() => {
+      process.stdout.write(clientPublicKey(ctx.config.keysDir));
     });
   key
     .command('host-fingerprint')

@@ -78,6 +78,11 @@ function readKeyFile(keysDir: string, name: string): string {
   }
 }
 
+/** NIA's SSH client public key, for agencies to authorise on the servers NIA pushes to. */
+export function clientPublicKey(keysDir: string): string {
+  return readKeyFile(keysDir, `${KEY_FILES.clientEd25519}.pub`);
+}
+
 export function signingPublicKeyArmored(keysDir: string): string {
   return readKeyFile(keysDir, KEY_FILES.signingPublic);
 }

@@ -48,6 +48,8 @@ export interface DeliveryView {
   builtAt: string | null;
   expiresAt: string | null;
   error: string | null;
+  /** Per push channel: status (queued, sent, failed, refused), attempts, time, remote path or message id. */
+  channels: Record<string, unknown>;
 }
 
 /** Form item 7, carried in every manifest (R-F7). */
@@ -104,6 +106,7 @@ export class ExtractService {
       builtAt: row.builtAt,
       expiresAt: row.expiresAt,
       error: row.error,
+      channels: row.channels,
     };
   }
 

@@ -30,3 +30,11 @@ export function expired(tx: Db, nowIso: string): DeliveryRow[] {
 export function builtForLink(tx: Db, linkId: number): DeliveryRow[] {
   return tx.select().from(delivery).where(and(eq(delivery.linkId, linkId), eq(delivery.status, 'built'))).orderBy(asc(delivery.id)).all();
 }
+
+/** Record one channel's outcome on a delivery (read-modify-write inside the caller's write transaction). */
+export function setChannel(tx: Db, id: number, channel: string, outcome: Record<string, unknown>): void {
+  const row = byId(tx, id);
+  if (!row) throw new Error(`delivery ${id} does not exist`);
+  const prev = (row.channels[channel] ?? {}) as Record<string, unknown>;
+  update(tx, id, { channels: { ...row.channels, [channel]: { ...prev, ...outcome } } });
+}

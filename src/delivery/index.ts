@@ -1,0 +1,3 @@
+export { PushService, type PushJob, type Enqueue } from './service';
+export { PUSH_CHANNELS, PushRefused, pushChannels, type PushChannel } from './push';
+export { enqueuePushJobs } from './enqueue';

@@ -1,0 +1,159 @@
+import { lookup } from 'node:dns/promises';
+import { readFileSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
+import path from 'node:path';
+import { Client, type SFTPWrapper } from 'ssh2';
+import type { ControlDb } from '../db';
+import { deliveries } from '../db/repositories';
+import { KEY_FILES, sshFingerprint } from '../crypto';
+import { type Clock, ipAllowed, mayUse, normaliseIp, type PushEndpoint, taipeiDate } from '../domain';
+import type { DeliveryView, ExtractService } from '../extract';
+import type { LinkState, Registry } from '../registry';
+import { appendLog } from '../usagelog';
+
+export const PUSH_CHANNELS = ['sftp-push', 'email'] as const;
+export type PushChannel = (typeof PUSH_CHANNELS)[number];
+
+/** No retry can fix it (host key mismatch, authentication refused, channel removed): stop at once. */
+export class PushRefused extends Error {
+  constructor(message: string, readonly code: string) {
+    super(message);
+    this.name = 'PushRefused';
+  }
+}
+
+export interface PushContext {
+  delivery: DeliveryView;
+  state: LinkState;
+}
+
+export interface PushDeps {
+  cdb: ControlDb;
+  registry: Registry;
+  extracts: ExtractService;
+  clock: Clock;
+  keysDir: string;
+  connectTimeoutMs: number;
+}
+
+/** The push channels of a link's current revision. */
+export function pushChannels(state: LinkState): PushChannel[] {
+  return PUSH_CHANNELS.filter((c) => state.content.methods.includes(c));
+}
+
+/**
+ * What every push checks first, fresh from the database: the delivery exists and still has its
+ * file, the link may be used today, and the channel is still on the link's current revision — a
+ * change that removes a host or an address stops pushes to it at once.
+ */
+export function pushContext(d: PushDeps, deliveryId: number, channel: PushChannel): PushContext {
+  const delivery = d.extracts.get(deliveryId);
+  if (!delivery) throw new PushRefused(`delivery ${deliveryId} does not exist`, 'delivery.unknown');
+  if (delivery.status !== 'built' || !delivery.path) throw new PushRefused(`delivery ${deliveryId} is ${delivery.status}: no file to send`, 'delivery.not-built');
+  const state = d.registry.state(delivery.link);
+  const usable = mayUse(state.link, state.content.period, taipeiDate(d.clock.now()));
+  if (!usable.ok) throw new PushRefused(`link ${delivery.link}: ${usable.refusal.message}`, usable.refusal.code);
+  if (!state.content.methods.includes(channel)) throw new PushRefused(`link ${delivery.link} no longer has ${channel} (revision ${state.link.currentRevision})`, 'channel.removed');
+  return { delivery, state };
+}
+
+/** Outcome bookkeeping and the usage-log record of one push attempt, in one transaction. */
+export function recordPush(d: PushDeps, ctx: { delivery: DeliveryView; state?: LinkState }, channel: PushChannel, type: string, outcome: Record<string, unknown>, detail: Record<string, unknown>, object: string | null = ctx.delivery.path ? path.basename(ctx.delivery.path) : null): void {
+  const now = d.clock.now();
+  d.cdb.write((tx) => {
+    deliveries.setChannel(tx, ctx.delivery.id, channel, { ...outcome, at: now.toISOString() });
+    appendLog(
+      tx,
+      {
+        type,
+        agency: ctx.state?.agency.code ?? null,
+        linkId: ctx.delivery.link,
+        revision: ctx.delivery.revision,
+        actor: 'worker',
+        channel,
+        object,
+        detail: { delivery: ctx.delivery.id, ...detail },
+      },
+      now,
+    );
+  });
+}
+
+/** Resolve the push host and keep only an address on the link's allow-list; connect to that address. */
+async function allowedAddress(host: string, allowIps: readonly string[]): Promise<string> {
+  const candidates = isIP(host) ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
+  const ok = candidates.map(normaliseIp).find((a) => ipAllowed(a, allowIps));
+  if (!ok) throw new PushRefused(`push host ${host} (${candidates.join(', ')}) is not in the link's allowed IPs`, 'push.host-not-allowed');
+  return ok;
+}
+
+function connect(opts: { address: string; endpoint: PushEndpoint; privateKey: string; timeoutMs: number }): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const conn = new Client();
+    let offered: string | null = null;
+    conn.once('ready', () => resolve(conn));
+    conn.once('error', (err: Error & { level?: string }) => {
+      conn.end();
+      if (offered !== null) {
+        reject(new PushRefused(`host key mismatch for ${opts.endpoint.host}: pinned ${opts.endpoint.fingerprint}, server offered ${offered}`, 'push.host-key-mismatch'));
+      } else if (err.level === 'client-authentication') {
+        reject(new PushRefused(`${opts.endpoint.user}@${opts.endpoint.host} refused NIA's key (authorise the key from \`nia-link key export-ssh\`)`, 'push.auth-failed'));
+      } else {
+        reject(err);
+      }
+    });
+    conn.connect({
+      host: opts.address,
+      port: opts.endpoint.port,
+      username: opts.endpoint.user,
+      privateKey: opts.privateKey,
+      readyTimeout: opts.timeoutMs,
+      // Pinned host key: nothing is sent to a server that is not the agency's.
+      hostVerifier: (key: Buffer) => {
+        const fp = sshFingerprint(key);
+        if (fp === opts.endpoint.fingerprint) return true;
+        offered = fp;
+        return false;
+      },
+    });
+  });
+}
+
+const call = <T>(fn: (cb: (err: Error | null | undefined, v?: T) => void) => void): Promise<T> =>
+  new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
+
+/** Upload under a temporary name, check the size on the server, then rename into place. */
+async function putFile(sftp: SFTPWrapper, local: string, remoteDir: string): Promise<{ remote: string; bytes: number }> {
+  const name = path.basename(local);
+  const remote = path.posix.join(remoteDir, name);
+  const tmp = path.posix.join(remoteDir, `.${name}.part`);
+  const bytes = statSync(local).size;
+  await call<void>((cb) => sftp.fastPut(local, tmp, cb));
+  const st = await call<{ size: number }>((cb) => sftp.stat(tmp, cb as never));
+  if (st.size !== bytes) throw new Error(`remote size of ${tmp} is ${st.size}, expected ${bytes}`);
+  // posix-rename replaces an older copy atomically; plain SFTP rename refuses to.
+  await call<void>((cb) => sftp.ext_openssh_rename(tmp, remote, cb)).catch(async () => {
+    await call<void>((cb) => sftp.unlink(remote, cb)).catch(() => undefined);
+    await call<void>((cb) => sftp.rename(tmp, remote, cb));
+  });
+  return { remote, bytes };
+}
+
+/** sftp-push: the file, then the manifest signature, then the manifest (its arrival says the set is complete). */
+export async function pushSftp(d: PushDeps, ctx: PushContext): Promise<{ remote: string; bytes: number; address: string }> {
+  const endpoint = ctx.state.content.push;
+  if (!endpoint) throw new PushRefused(`link ${ctx.delivery.link} has no sftp-push endpoint`, 'channel.removed');
+  const address = await allowedAddress(endpoint.host, ctx.state.content.allowIps);
+  const privateKey = readFileSync(path.join(d.keysDir, KEY_FILES.clientEd25519), 'utf8');
+  const conn = await connect({ address, endpoint, privateKey, timeoutMs: d.connectTimeoutMs });
+  try {
+    const sftp = await call<SFTPWrapper>((cb) => conn.sftp(cb));
+    const file = await putFile(sftp, ctx.delivery.path!, endpoint.dir);
+    await putFile(sftp, `${ctx.delivery.manifest!}.asc`, endpoint.dir);
+    await putFile(sftp, ctx.delivery.manifest!, endpoint.dir);
+    sftp.end();
+    return { ...file, address };
+  } finally {
+    conn.end();
+  }
+}
