@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import path from 'node:path';
 import type { Config } from './config';
 import { type ControlDb, openControlDb } from './db';
-import { ensureKeys } from './crypto';
+import { ensureKeys, hostKeys } from './crypto';
 import { systemClock, type Clock } from './domain';
 import { buildHttpApp } from './http/app';
 import { createLogger, type Logger } from './logger';
@@ -18,6 +18,7 @@ export { ROLES, type Role } from './roles';
 export interface RunningService {
   stop(): Promise<void>;
   httpPort?: number;
+  sftpPort?: number;
 }
 
 const SCHEDULE_SYNC_MS = 10_000;
@@ -106,8 +107,16 @@ export async function startService(config: Config, roles: readonly Role[], say: 
       stops.push(() => app.close());
       say(`http: listening on http://${config.http.host}:${httpPort} (/healthz)`);
     }
+    let sftpPort: number | undefined;
+    if (roles.includes('sftp')) {
+      const { startSftpServer } = await import('./sftp');
+      const sftp = await startSftpServer({ config, cdb, services, redisUrl: redisInfo.url, clock, log });
+      sftpPort = sftp.port;
+      stops.push(() => sftp.close());
+      say(`sftp: listening on ${config.sftp.host}:${sftpPort} (read-only /outbox per account; host keys ${hostKeys(config.keysDir).map((k) => k.fingerprint).join(', ')})`);
+    }
     say(`nia-link ready (data ${config.dataDir}, instance ${config.instanceId})`);
-    return { stop: stopAll, httpPort };
+    return { stop: stopAll, httpPort, sftpPort };
   } catch (err) {
     await stopAll();
     throw err;

@@ -3,6 +3,7 @@ import type { Config } from './config';
 import type { ControlDb } from './db';
 import { systemClock, type Clock } from './domain';
 import { ExtractService, SqliteSource, sourceDbPath } from './extract';
+import { linkEventPublisher } from './queue/link-events';
 import { loadCatalogs, Registry } from './registry';
 
 /** The services every role is built from, over one control database. */
@@ -19,6 +20,9 @@ export function buildServices(config: Config, cdb: ControlDb, clock: Clock = sys
     retentionDays: config.outbox.retentionDays,
     openSource: () => new SqliteSource(sourceDbPath(config.dataDir)),
   });
-  return { registry, extracts };
+  // SFTP sessions of a link that changed are re-checked at once, in whichever process serves them.
+  const linkEvents = linkEventPublisher(config);
+  registry.onLinkChange((id) => linkEvents.publish(id));
+  return { registry, extracts, linkEvents };
 }
 

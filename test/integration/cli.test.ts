@@ -159,7 +159,7 @@ describe('nia-link CLI', () => {
 
 describe('nia-link start', () => {
   it('prints one line per role and ready, answers /healthz, and stops on SIGTERM', async () => {
-    const env = { ...process.env, REDIS_URL: process.env.NIA_TEST_REDIS_URL!, NIA_LINK_HTTP_PORT: '0', NIA_LINK_LOG_LEVEL: 'warn' };
+    const env = { ...process.env, REDIS_URL: process.env.NIA_TEST_REDIS_URL!, NIA_LINK_HTTP_PORT: '0', NIA_LINK_SFTP_PORT: '0', NIA_LINK_LOG_LEVEL: 'warn' };
     const child = spawn(process.execPath, [BIN, '--data-dir', dir, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));

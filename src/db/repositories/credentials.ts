@@ -23,3 +23,17 @@ export function activeSshKeys(tx: Db, accountId: number): SshKeyRow[] {
   return tx.select().from(sshKey).where(and(eq(sshKey.accountId, accountId), isNull(sshKey.revokedAt))).orderBy(asc(sshKey.id)).all();
 }
 export const insertSshKey = (tx: Db, row: Omit<SshKeyRow, 'id'>): SshKeyRow => tx.insert(sshKey).values(row).returning().get();
+
+export const accountById = (tx: Db, id: number): AccountRow | undefined => tx.select().from(sftpAccount).where(eq(sftpAccount.id, id)).get();
+export const allAccounts = (tx: Db): AccountRow[] => tx.select().from(sftpAccount).orderBy(asc(sftpAccount.username)).all();
+export const enabledAccounts = (tx: Db): AccountRow[] => tx.select().from(sftpAccount).where(eq(sftpAccount.enabled, true)).all();
+export function updateAccount(tx: Db, id: number, values: Partial<Pick<AccountRow, 'enabled' | 'passwordHash'>>): void {
+  tx.update(sftpAccount).set(values).where(eq(sftpAccount.id, id)).run();
+}
+/** Every key the account ever had, revoked ones included (for `account show`). */
+export function sshKeysOf(tx: Db, accountId: number): SshKeyRow[] {
+  return tx.select().from(sshKey).where(eq(sshKey.accountId, accountId)).orderBy(asc(sshKey.id)).all();
+}
+export function revokeSshKey(tx: Db, id: number, at: string): void {
+  tx.update(sshKey).set({ revokedAt: at }).where(eq(sshKey.id, id)).run();
+}

@@ -1,0 +1,181 @@
+import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import type { ControlDb, Db } from '../db';
+import { credentials } from '../db/repositories';
+import { inspectSshPublicKey } from '../crypto';
+import { type Clock, ipAllowed, mayUse, normaliseIp, ok, refuse, type Result, taipeiDate } from '../domain';
+import { UserError } from '../errors';
+import type { LinkState, Registry } from '../registry';
+import { appendLog } from '../usagelog';
+
+export type AccountRow = credentials.AccountRow;
+export type SshKeyRow = credentials.SshKeyRow;
+
+export interface AccountView {
+  username: string;
+  link: number;
+  agency: string;
+  linkStatus: string;
+  enabled: boolean;
+  password: boolean;
+  createdAt: string;
+  keys: { id: number; algorithm: string; fingerprint: string; addedAt: string; revokedAt: string | null }[];
+}
+
+const scrypt = (password: string, salt: Buffer, keylen: number, opts: ScryptOptions) =>
+  new Promise<Buffer>((resolve, reject) => scryptCb(password, salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key))));
+
+// N = 2^15, r = 8: about 32 MiB and 0.1 s per check; the hash records its parameters.
+const SCRYPT = { N: 32768, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
+export const MIN_PASSWORD_LENGTH = 12;
+
+export async function hashPassword(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scrypt(password, salt, 32, SCRYPT);
+  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${key.toString('base64')}`;
+}
+
+/** Compares in constant time; a malformed hash never matches. */
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  const m = /^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$/.exec(stored);
+  if (!m) return false;
+  const expected = Buffer.from(m[5], 'base64');
+  const key = await scrypt(password, Buffer.from(m[4], 'base64'), expected.length, { N: Number(m[1]), r: Number(m[2]), p: Number(m[3]), maxmem: SCRYPT.maxmem });
+  return expected.length > 0 && timingSafeEqual(key, expected);
+}
+
+/** Spent on unknown accounts too, so the time a refusal takes does not say whether the account exists. */
+let dummyHash: Promise<string> | undefined;
+export const dummyPasswordHash = () => (dummyHash ??= hashPassword(randomBytes(12).toString('hex')));
+
+/**
+ * SFTP accounts: who may pull, with which keys, from where. Every answer is read from the database
+ * when asked (another process may have disabled the account or ended the link a moment ago); every
+ * change is one transaction with its usage-log record, and is announced so open sessions are re-checked.
+ */
+export class AccountService {
+  constructor(
+    private readonly cdb: ControlDb,
+    private readonly registry: Registry,
+    private readonly clock: Clock,
+    private readonly announce: (linkId: number) => void = () => undefined,
+  ) {}
+
+  find(username: string): AccountRow | undefined {
+    return credentials.accountByName(this.cdb.db, username);
+  }
+
+  activeKeys(accountId: number): SshKeyRow[] {
+    return credentials.activeSshKeys(this.cdb.db, accountId);
+  }
+
+  /**
+   * May this account pull from this address now? The same rule as every channel (`mayUse`), plus the
+   * account being enabled, still the link's SFTP account, the link approved for sftp-pull, and the
+   * address inside the link's allow-list.
+   */
+  mayPull(account: AccountRow, ip: string, now: Date): Result<LinkState> {
+    const fresh = credentials.accountById(this.cdb.db, account.id);
+    if (!fresh) return refuse('account.unknown', 'account no longer exists');
+    if (!fresh.enabled) return refuse('account.disabled', `account ${fresh.username} is disabled`);
+    const s = this.registry.state(fresh.linkId);
+    const usable = mayUse(s.link, s.content.period, taipeiDate(now));
+    if (!usable.ok) return usable;
+    if (!s.content.methods.includes('sftp-pull')) return refuse('channel.not-approved', `link ${s.link.id} is not approved for sftp-pull`);
+    if (s.content.account !== fresh.username) return refuse('account.not-on-link', `account ${fresh.username} is no longer link ${s.link.id}'s SFTP account`);
+    if (!ipAllowed(normaliseIp(ip), s.content.allowIps)) return refuse('ip.not-allowed', `address ${normaliseIp(ip)} is not on link ${s.link.id}'s allow-list`);
+    return ok(s);
+  }
+
+  /** The connection gate: is there any account that could log in from this address now? */
+  anyMayPullFrom(ip: string, now: Date): boolean {
+    return credentials.enabledAccounts(this.cdb.db).some((a) => this.mayPull(a, ip, now).ok);
+  }
+
+  // ---- administration (CLI, console) ----
+
+  private require(username: string): AccountRow {
+    const a = this.find(username.trim());
+    if (!a) throw new UserError(`SFTP account ${username} does not exist (see \`nia-link account list\`)`, 'account.unknown');
+    return a;
+  }
+
+  private view(a: AccountRow): AccountView {
+    const s = this.registry.state(a.linkId);
+    return {
+      username: a.username,
+      link: a.linkId,
+      agency: s.agency.code,
+      linkStatus: s.link.status,
+      enabled: a.enabled,
+      password: a.passwordHash !== null,
+      createdAt: a.createdAt,
+      keys: credentials.sshKeysOf(this.cdb.db, a.id).map((k) => ({ id: k.id, algorithm: k.algorithm, fingerprint: k.fingerprint, addedAt: k.addedAt, revokedAt: k.revokedAt })),
+    };
+  }
+
+  list(): AccountView[] {
+    return credentials.allAccounts(this.cdb.db).map((a) => this.view(a));
+  }
+
+  show(username: string): AccountView {
+    return this.view(this.require(username));
+  }
+
+  /** One change to an account, in one transaction with its usage-log record; then announced. */
+  private change(username: string, type: string, actor: string, fn: (tx: Db, a: AccountRow, at: string) => Record<string, unknown> | void): AccountView {
+    const now = this.clock.now();
+    const account = this.cdb.write((tx) => {
+      const a = credentials.accountByName(tx, username.trim());
+      if (!a) throw new UserError(`SFTP account ${username} does not exist (see \`nia-link account list\`)`, 'account.unknown');
+      const detail = fn(tx, a, now.toISOString()) ?? {};
+      const s = this.registry.state(a.linkId);
+      appendLog(tx, { type, agency: s.agency.code, linkId: a.linkId, revision: s.link.currentRevision, actor, channel: 'sftp-pull', object: `account:${a.username}`, detail }, now);
+      return a;
+    });
+    this.announce(account.linkId);
+    return this.show(account.username);
+  }
+
+  setEnabled(username: string, enabled: boolean, actor: string): AccountView {
+    return this.change(username, enabled ? 'account.enabled' : 'account.disabled', actor, (tx, a) => {
+      if (a.enabled === enabled) throw new UserError(`account ${a.username} is ${enabled ? 'enabled' : 'disabled'} already`, 'account.unchanged');
+      credentials.updateAccount(tx, a.id, { enabled });
+    });
+  }
+
+  addKey(username: string, publicKeyText: string, actor: string): AccountView {
+    const k = inspectSshPublicKey(publicKeyText);
+    return this.change(username, 'account.key.added', actor, (tx, a, at) => {
+      if (credentials.activeSshKeys(tx, a.id).some((x) => x.fingerprint === k.fingerprint)) {
+        throw new UserError(`key ${k.fingerprint} is on account ${a.username} already`, 'account.key.exists');
+      }
+      credentials.insertSshKey(tx, { accountId: a.id, algorithm: k.algorithm, fingerprint: k.fingerprint, publicKey: k.line, addedAt: at, revokedAt: null });
+      return { fingerprint: k.fingerprint, algorithm: k.algorithm };
+    });
+  }
+
+  /** `which` is a fingerprint (`SHA256:…`) or the public key itself. Sessions opened with the key are closed. */
+  revokeKey(username: string, which: string, actor: string): AccountView {
+    const fingerprint = which.trim().startsWith('SHA256:') ? which.trim() : inspectSshPublicKey(which).fingerprint;
+    return this.change(username, 'account.key.revoked', actor, (tx, a, at) => {
+      const key = credentials.activeSshKeys(tx, a.id).find((x) => x.fingerprint === fingerprint);
+      if (!key) throw new UserError(`account ${a.username} has no active key ${fingerprint}`, 'account.key.unknown');
+      credentials.revokeSshKey(tx, key.id, at);
+      return { fingerprint, algorithm: key.algorithm };
+    });
+  }
+
+  async setPassword(username: string, password: string, actor: string): Promise<AccountView> {
+    if (password.length < MIN_PASSWORD_LENGTH) throw new UserError(`the password must have at least ${MIN_PASSWORD_LENGTH} characters`, 'account.password.weak');
+    this.require(username);
+    const hash = await hashPassword(password);
+    return this.change(username, 'account.password.set', actor, (tx, a) => credentials.updateAccount(tx, a.id, { passwordHash: hash }));
+  }
+
+  clearPassword(username: string, actor: string): AccountView {
+    return this.change(username, 'account.password.cleared', actor, (tx, a) => {
+      if (a.passwordHash === null) throw new UserError(`account ${a.username} has no password`, 'account.unchanged');
+      credentials.updateAccount(tx, a.id, { passwordHash: null });
+    });
+  }
+}

@@ -1,0 +1,4 @@
+export { startSftpServer, ALGORITHMS, type RunningSftp, type SftpDeps } from './server';
+export { AccountService, type AccountView, MIN_PASSWORD_LENGTH } from './accounts';
+export { Defender, type Ban } from './defender';
+export { HOME, normalise } from './tree';
