@@ -6,6 +6,7 @@ export * from './link';
 export * from './revision';
 export * from './change';
 export * from './agency';
+export * from './compliance';
 export interface Clock {
   now(): Date;
 }
