@@ -239,3 +239,97 @@ export const anomalyScan = sqliteTable('anomaly_scan', {
   lastSeq: integer('last_seq').notNull(),
   scannedAt: text('scanned_at').notNull(),
 });
+
+// ---- compliance (R6.4, R7.1, R9.1, R10–R13, R-F5) ----
+
+/** An audit of an agency (or one of its links): NIA's, ad hoc, from an anomaly, a self-audit, or a sponsor's (R14.1). */
+export const audit = sqliteTable('audit', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  agencyId: integer('agency_id').notNull().references(() => agency.id),
+  linkId: integer('link_id').references(() => link.id),
+  kind: text('kind', { enum: ['periodic', 'ad-hoc', 'anomaly', 'self', 'sponsor'] }).notNull(),
+  auditor: text('auditor').notNull(),
+  date: text('date').notNull(),
+  summary: text('summary').notNull(),
+  periodFrom: text('period_from'),
+  periodTo: text('period_to'),
+  documentId: integer('document_id'),
+  createdAt: text('created_at').notNull(),
+});
+
+/** Something to remediate by a deadline (R7.1, R9.1, R10.1). */
+export const finding = sqliteTable(
+  'finding',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    linkId: integer('link_id').notNull().references(() => link.id),
+    auditId: integer('audit_id').references(() => audit.id),
+    anomalyId: integer('anomaly_id'),
+    text: text('text').notNull(),
+    deadline: text('deadline').notNull(),
+    evidence: text('evidence', { mode: 'json' }).$type<{ seqs?: number[]; documents?: number[] }>().notNull(),
+    remediatedOn: text('remediated_on'),
+    remediationNote: text('remediation_note'),
+    createdAt: text('created_at').notNull(),
+  },
+  (t) => [index('finding_link_idx').on(t.linkId)],
+);
+
+/** One suspension of a link, from its start to its end (resumed, or ended by a new-application rule). */
+export const suspension = sqliteTable(
+  'suspension',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    linkId: integer('link_id').notNull().references(() => link.id),
+    startedOn: text('started_on').notNull(),
+    reason: text('reason').notNull(),
+    findingId: integer('finding_id'),
+    resumeRequestedOn: text('resume_requested_on'),
+    endedOn: text('ended_on'),
+    outcome: text('outcome', { enum: ['resumed', 'ended'] }),
+  },
+  (t) => [index('suspension_link_idx').on(t.linkId)],
+);
+
+/** A written notice to an agency (and its sponsor), stored as sent. */
+export const notice = sqliteTable('notice', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  agencyId: integer('agency_id').notNull().references(() => agency.id),
+  linkId: integer('link_id').references(() => link.id),
+  kind: text('kind').notNull(),
+  textZh: text('text_zh').notNull(),
+  textEn: text('text_en').notNull(),
+  recipients: text('recipients', { mode: 'json' }).$type<string[]>().notNull(),
+  createdAt: text('created_at').notNull(),
+});
+
+/** R12.1 necessity reviews. */
+export const necessityReview = sqliteTable('necessity_review', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  linkId: integer('link_id').notNull().references(() => link.id),
+  date: text('date').notNull(),
+  outcome: text('outcome', { enum: ['keep', 'stop'] }).notNull(),
+  note: text('note'),
+  createdAt: text('created_at').notNull(),
+});
+
+/** R-F5: what happens to delivered data when the purpose or the period ends, and who confirmed it. */
+export const disposal = sqliteTable('disposal', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  linkId: integer('link_id').notNull().unique().references(() => link.id),
+  openedOn: text('opened_on').notNull(),
+  required: text('required').notNull(),
+  confirmedAt: text('confirmed_at'),
+  confirmedBy: text('confirmed_by'),
+  how: text('how'),
+});
+
+/** R13.1: NIA's written notice of inactivity and the agency's confirmation that it has no need. */
+export const inactivity = sqliteTable('inactivity', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  linkId: integer('link_id').notNull().unique().references(() => link.id),
+  flaggedOn: text('flagged_on').notNull(),
+  lastUse: text('last_use').notNull(),
+  noticeOn: text('notice_on'),
+  confirmedOn: text('confirmed_on'),
+});
