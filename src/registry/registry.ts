@@ -125,7 +125,8 @@ export class Registry {
   onLinkChange(fn: ChangeListener): void {
     this.listeners.push(fn);
   }
-  private changed(linkId: number): void {
+  /** Tell listeners (schedules, open SFTP sessions) after a commit that changed what a link may do. */
+  changed(linkId: number): void {
     for (const fn of this.listeners) fn(linkId);
   }
 
@@ -322,6 +323,33 @@ export class Registry {
   }
 
   /** End a link now, for a reason of the regulation; scheduled deliveries stop with it. */
+  /** R10.1: stop all data flow of an active link; the caller commits, then calls changed(). */
+  suspend(tx: Db, id: number, reason: string, actor: string, now: Date, detail: Record<string, unknown> = {}): void {
+    const s = this.load(tx, id);
+    this.move(tx, s, { kind: 'suspend' }, now, { statusReason: reason });
+    appendLog(tx, { type: 'link.suspended', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, detail: { reason, ...detail } }, now);
+  }
+
+  /** R10.2: NIA agreed to resume a suspended link; the caller commits, then calls changed(). */
+  resume(tx: Db, id: number, actor: string, now: Date, detail: Record<string, unknown> = {}): void {
+    const s = this.load(tx, id);
+    this.move(tx, s, { kind: 'resume' }, now, { statusReason: null });
+    appendLog(tx, { type: 'link.resumed', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, detail }, now);
+  }
+
+  /** R11.1: the date an agency's termination notice takes effect. */
+  scheduleEnd(tx: Db, id: number, endsOn: string, actor: string, now: Date, detail: Record<string, unknown>): void {
+    const s = this.load(tx, id);
+    if (s.link.status !== 'active' && s.link.status !== 'suspended') throw new UserError(`a ${s.link.status} link cannot be terminated`, 'link.terminate.refused');
+    links.update(tx, id, { endsOn });
+    appendLog(tx, { type: 'link.termination-noticed', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, detail: { endsOn, ...detail } }, now);
+  }
+
+  /** Read a link inside the caller's transaction. */
+  stateIn(tx: Db, id: number): LinkState {
+    return this.load(tx, id);
+  }
+
   terminate(tx: Db, id: number, reason: EndReason, actor: string, now: Date, detail: Record<string, unknown> = {}): void {
     const s = this.load(tx, id);
     this.move(tx, s, { kind: 'terminate', reason }, now, { endReason: reason, statusReason: reason });
