@@ -81,11 +81,14 @@ export function register(program: Command, ctx: CliContext): void {
     .command('show <id>')
     .description('one delivery')
     .option('--json', 'print as JSON')
-    .action((id, o) => {
+    .action(async (id, o) => {
       const d = ctx.services.extracts.get(parseId(id, 'delivery'));
       if (!d) throw new UserError(`delivery ${id} does not exist`);
-      if (o.json) return printJson(d);
+      const { downloadsOf } = await import('../sftp');
+      const downloads = downloadsOf(ctx.cdb.db, d);
+      if (o.json) return printJson({ ...d, downloads });
       printDelivery(d);
+      for (const x of downloads) console.log(`  fetched  ${x.at} by ${x.account} from ${x.ip}: ${x.file}, ${x.bytes} bytes, ${x.result}`);
     });
   delivery
     .command('retry <id>')

@@ -1,8 +1,10 @@
 import { Command, CommanderError } from 'commander';
 import { isUserError } from '../errors';
 import { CliContext } from './context';
+import * as account from './account';
 import * as agency from './agency';
 import * as change from './change';
+import * as defender from './defender';
 import * as deliver from './deliver';
 import * as init from './init';
 import * as key from './key';
@@ -21,7 +23,7 @@ export function buildProgram(ctx: CliContext, program: Command): Command {
     .option('--data-dir <dir>', 'data directory (default $NIA_LINK_DATA_DIR or ./data)')
     .exitOverride()
     .configureOutput({ outputError: oneLineError });
-  for (const m of [init, agency, link, change, seed, deliver, log, key, start]) m.register(program, ctx);
+  for (const m of [init, agency, link, change, account, seed, deliver, log, key, defender, start]) m.register(program, ctx);
   return program;
 }
 

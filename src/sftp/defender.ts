@@ -1,8 +1,10 @@
 import { isIP } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config';
-import { normaliseIp } from '../domain';
+import type { ControlDb } from '../db';
+import { type Clock, normaliseIp } from '../domain';
 import { UserError } from '../errors';
+import { appendLog } from '../usagelog';
 
 export type DefenderSettings = Config['sftp']['defender'];
 
@@ -106,4 +108,11 @@ export class Defender {
     const [removed] = (await this.redis.multi().del(this.key('ban', addr)).del(this.key('score', addr)).exec()) ?? [];
     return removed?.[1] === 1;
   }
+}
+
+/** An operator lifts a ban: done in Redis, recorded in the usage log. False when the address was not banned. */
+export async function liftBan(defender: Defender, cdb: ControlDb, clock: Clock, ip: string, actor: string): Promise<boolean> {
+  const lifted = await defender.unban(ip);
+  if (lifted) cdb.write((tx) => appendLog(tx, { type: 'defender.unbanned', ip: normaliseIp(ip), actor, channel: 'sftp-pull' }, clock.now()));
+  return lifted;
 }

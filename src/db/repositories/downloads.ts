@@ -1,0 +1,14 @@
+import { and, asc, eq, sql } from 'drizzle-orm';
+import type { Db } from '../index';
+import { usageLog } from '../schema';
+import type { UsageLogRow } from './usageLog';
+
+/** The usage-log records of the SFTP downloads of one delivery's files (`file.downloaded`, detail.delivery). */
+export function ofDelivery(tx: Db, linkId: number, deliveryId: number): UsageLogRow[] {
+  return tx
+    .select()
+    .from(usageLog)
+    .where(and(eq(usageLog.linkId, linkId), eq(usageLog.type, 'file.downloaded'), sql`json_extract(${usageLog.detail}, '$.delivery') = ${deliveryId}`))
+    .orderBy(asc(usageLog.seq))
+    .all();
+}
