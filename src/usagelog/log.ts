@@ -1,6 +1,7 @@
 import type { ControlDb, Db } from '../db';
 import * as repo from '../db/repositories/usageLog';
 import { canonicalJson, chainHash, GENESIS_HASH, recordDigest } from './chain';
+import { checkRange, liveStart } from './walk';
 
 /** What an action says about itself; the log adds seq, time and the chain. */
 export interface LogEntry {
@@ -52,28 +53,17 @@ export interface VerifyResult {
   bad?: { seq: number; reason: string };
 }
 
-/** R6.3: walk the chain; any edited, removed, inserted or reordered record breaks it at a named seq. */
+/**
+ * R6.3, the quick check: walk the live chain (from the newest archive anchor on); any edited,
+ * removed, inserted or reordered record breaks it at a named seq. `verifyUsageLog` adds anchors,
+ * archives and checkpoints.
+ */
 export function verifyLog(cdb: ControlDb): VerifyResult {
-  let prevHash = GENESIS_HASH;
-  let expectedSeq = 1;
-  let records = 0;
-  let firstSeq: number | null = null;
-  let lastSeq: number | null = null;
-  for (const r of repo.iterateAll(cdb)) {
-    const fail = (reason: string): VerifyResult => ({ ok: false, records, firstSeq, lastSeq, headHash: prevHash, bad: { seq: r.seq, reason } });
-    if (firstSeq === null) firstSeq = r.seq;
-    if (r.seq !== expectedSeq) {
-      return { ok: false, records, firstSeq, lastSeq, headHash: prevHash, bad: { seq: expectedSeq, reason: `record ${expectedSeq} is missing (next present is ${r.seq})` } };
-    }
-    if (r.prevHash !== prevHash) return fail('prev_hash does not match the previous record');
-    if (recordDigest(r) !== r.digest) return fail('record content does not match its digest (edited)');
-    if (chainHash(r.prevHash, r.digest) !== r.hash) return fail('hash does not match prev_hash and digest');
-    prevHash = r.hash;
-    expectedSeq = r.seq + 1;
-    lastSeq = r.seq;
-    records++;
-  }
-  return { ok: true, records, firstSeq, lastSeq, headHash: records ? prevHash : null };
+  const start = liveStart(cdb);
+  const max = repo.bounds(cdb.sqlite, start.seq).max;
+  if (max === null) return { ok: true, records: 0, firstSeq: null, lastSeq: null, headHash: null };
+  const r = checkRange(cdb.sqlite, start.seq, max, start.prevHash);
+  return { ok: !r.bad, records: r.count, firstSeq: r.first, lastSeq: r.last, headHash: r.lastHash, ...(r.bad ? { bad: r.bad } : {}) };
 }
 
 export const listLog = (db: Db, f: repo.LogFilter) => repo.list(db, f);

@@ -4,4 +4,7 @@ export * as credentials from './credentials';
 export * as documents from './documents';
 export * as usageLog from './usageLog';
 export * as deliveries from './deliveries';
+export * as logCheckpoints from './logCheckpoints';
+export * as logArchives from './logArchives';
+export * as anomalies from './anomalies';
 export * as downloads from './downloads';

@@ -1,11 +1,19 @@
-import { and, asc, desc, eq, gte, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, lte, type SQL } from 'drizzle-orm';
+import type Database from 'better-sqlite3';
 import type { ControlDb, Db } from '../index';
-import { usageLog } from '../schema';
+import { logArchive, usageLog } from '../schema';
 
 export type UsageLogRow = typeof usageLog.$inferSelect;
 
+/**
+ * The newest record's seq and hash: where the next record chains on. When every record has been
+ * archived the newest archive anchor is the head, so seq stays contiguous across an archive.
+ */
 export function head(tx: Db): { seq: number; hash: string } | undefined {
-  return tx.select({ seq: usageLog.seq, hash: usageLog.hash }).from(usageLog).orderBy(desc(usageLog.seq)).limit(1).get();
+  return (
+    tx.select({ seq: usageLog.seq, hash: usageLog.hash }).from(usageLog).orderBy(desc(usageLog.seq)).limit(1).get() ??
+    tx.select({ seq: logArchive.toSeq, hash: logArchive.lastHash }).from(logArchive).orderBy(desc(logArchive.toSeq)).limit(1).get()
+  );
 }
 
 export function insert(tx: Db, row: UsageLogRow): void {
@@ -28,10 +36,86 @@ export function list(tx: Db, f: LogFilter): UsageLogRow[] {
   return (f.limit !== undefined ? q.limit(f.limit) : q).all();
 }
 
-const ITERATE_SQL =
-  'SELECT seq, at, type, agency, link_id AS linkId, revision, actor, ip, channel, object, detail, digest, prev_hash AS prevHash, hash FROM usage_log ORDER BY seq';
+export const bySeq = (tx: Db, seq: number): UsageLogRow | undefined => tx.select().from(usageLog).where(eq(usageLog.seq, seq)).get();
+
+/** Records after `seq`, oldest first, at most `limit` (the anomaly scan reads the log in batches). */
+export function after(tx: Db, seq: number, limit: number): UsageLogRow[] {
+  return tx.select().from(usageLog).where(gte(usageLog.seq, seq + 1)).orderBy(asc(usageLog.seq)).limit(limit).all();
+}
+
+/** Remove records up to `seq` inside the archiving transaction (the delete guard allows only archived seqs). */
+export function deleteThrough(tx: Db, seq: number): number {
+  return tx.delete(usageLog).where(lte(usageLog.seq, seq)).run().changes;
+}
+
+const COLUMNS = 'seq, at, type, agency, link_id AS linkId, revision, actor, ip, channel, object, detail, digest, prev_hash AS prevHash, hash';
+/** Column order of `iterateRaw`: what the verifier's hot loop indexes. */
+export const RAW_COLUMNS = 'seq, at, type, agency, link_id, revision, actor, ip, channel, object, detail, digest, prev_hash, hash';
 
 /** Every record in seq order, streamed (the log grows to millions of rows over five years). */
 export function iterateAll(cdb: ControlDb): IterableIterator<UsageLogRow> {
-  return cdb.sqlite.prepare(ITERATE_SQL).iterate() as IterableIterator<UsageLogRow>;
+  return iterateRange(cdb.sqlite, 1, Number.MAX_SAFE_INTEGER);
+}
+
+/** Records with from ≤ seq ≤ to, in seq order, streamed. */
+export function iterateRange(sqlite: Database.Database, from: number, to: number): IterableIterator<UsageLogRow> {
+  return sqlite.prepare(`SELECT ${COLUMNS} FROM usage_log WHERE seq BETWEEN ? AND ? ORDER BY seq`).iterate(from, to) as IterableIterator<UsageLogRow>;
+}
+
+/** The same as arrays in RAW_COLUMNS order: no object per row (verify reads a million rows in seconds). */
+export function iterateRaw(sqlite: Database.Database, from: number, to: number): IterableIterator<unknown[]> {
+  return sqlite.prepare(`SELECT ${RAW_COLUMNS} FROM usage_log WHERE seq BETWEEN ? AND ? ORDER BY seq`).raw(true).iterate(from, to) as IterableIterator<unknown[]>;
+}
+
+/** Lowest and highest seq present from `from` on, and how many records. */
+export function bounds(sqlite: Database.Database, from = 1): { min: number | null; max: number | null; count: number } {
+  return sqlite.prepare('SELECT MIN(seq) AS min, MAX(seq) AS max, COUNT(*) AS count FROM usage_log WHERE seq >= ?').get(from) as { min: number | null; max: number | null; count: number };
+}
+
+/** The first record from seq `from` on whose time is at or after `at` (times follow seq). */
+export function firstSeqAtOrAfter(sqlite: Database.Database, at: string, from = 1): number | null {
+  const r = sqlite.prepare('SELECT MIN(seq) AS seq FROM usage_log WHERE seq >= ? AND at >= ?').get(from, at) as { seq: number | null };
+  return r.seq;
+}
+
+/** The last record whose time is before `at`. */
+export function lastSeqBefore(sqlite: Database.Database, at: string): number | null {
+  const r = sqlite.prepare('SELECT MAX(seq) AS seq FROM usage_log WHERE at < ?').get(at) as { seq: number | null };
+  return r.seq;
+}
+
+export interface ScopeFilter {
+  fromAt: string;
+  toAt: string;
+  linkId?: number;
+  agency?: string;
+  types?: readonly string[];
+}
+
+/** Records of one link or agency with fromAt ≤ at < toAt, in seq order, streamed. */
+export function iterateScope(sqlite: Database.Database, f: ScopeFilter): IterableIterator<UsageLogRow> {
+  const where = ['at >= @fromAt', 'at < @toAt'];
+  const params: Record<string, unknown> = { fromAt: f.fromAt, toAt: f.toAt };
+  if (f.linkId !== undefined) {
+    where.push('link_id = @linkId');
+    params.linkId = f.linkId;
+  }
+  if (f.agency !== undefined) {
+    where.push('agency = @agency');
+    params.agency = f.agency;
+  }
+  if (f.types?.length) {
+    where.push(`type IN (${f.types.map((_, i) => `@t${i}`).join(',')})`);
+    f.types.forEach((t, i) => (params[`t${i}`] = t));
+  }
+  return sqlite.prepare(`SELECT ${COLUMNS} FROM usage_log WHERE ${where.join(' AND ')} ORDER BY seq`).iterate(params) as IterableIterator<UsageLogRow>;
+}
+
+/** Records of these types with fromAt ≤ at ≤ toAt, optionally of one link or source IP (the anomaly rules' look-back). */
+export function window(tx: Db, f: { types: readonly string[]; fromAt: string; toAt: string; linkId?: number; ip?: string; object?: string }): UsageLogRow[] {
+  const where: SQL[] = [inArray(usageLog.type, [...f.types]), gte(usageLog.at, f.fromAt), lte(usageLog.at, f.toAt)];
+  if (f.linkId !== undefined) where.push(eq(usageLog.linkId, f.linkId));
+  if (f.ip !== undefined) where.push(eq(usageLog.ip, f.ip));
+  if (f.object !== undefined) where.push(eq(usageLog.object, f.object));
+  return tx.select().from(usageLog).where(and(...where)).orderBy(asc(usageLog.seq)).all();
 }

@@ -1,0 +1,10 @@
+import { asc, desc } from 'drizzle-orm';
+import type { Db } from '../index';
+import { logArchive } from '../schema';
+
+export type ArchiveRow = typeof logArchive.$inferSelect;
+
+export const insert = (tx: Db, row: Omit<ArchiveRow, 'id'>): ArchiveRow => tx.insert(logArchive).values(row).returning().get();
+/** Every archive anchor, oldest first. */
+export const all = (tx: Db): ArchiveRow[] => tx.select().from(logArchive).orderBy(asc(logArchive.toSeq)).all();
+export const newest = (tx: Db): ArchiveRow | undefined => tx.select().from(logArchive).orderBy(desc(logArchive.toSeq)).limit(1).get();

@@ -1,0 +1,272 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { z } from 'zod';
+import type { ControlDb } from '../db';
+import * as agencies from '../db/repositories/agencies';
+import * as archivesRepo from '../db/repositories/logArchives';
+import * as checkpointsRepo from '../db/repositories/logCheckpoints';
+import * as links from '../db/repositories/links';
+import * as repo from '../db/repositories/usageLog';
+import { addDays, startOfTaipeiDay, type IsoDate } from '../domain';
+import { UserError } from '../errors';
+import { recordLine } from './archive';
+import { canonicalJson } from './chain';
+import { checkpointStatement } from './checkpoints';
+import { installationVerifier, loadSigner, readVerifier, signatureValid, signText, type Verifier } from './signatures';
+import { verifyUsageLog, type VerifyReport } from './verify';
+import { ChainWalker, type ChainBad, type StoredRecord } from './walk';
+
+const FILES = {
+  manifest: 'manifest.json',
+  signature: 'manifest.json.asc',
+  records: 'records.jsonl',
+  checkpoints: 'checkpoints.json',
+  verification: 'verification.json',
+  key: 'nia-signing.pub.asc',
+  readme: 'README.txt',
+} as const;
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
+const manifestSchema = z.object({
+  type: z.literal('nia-link.evidence-package'),
+  version: z.literal(1),
+  link: z.object({ id: z.number().int(), agency: z.string() }),
+  from: z.string(),
+  to: z.string(),
+  fromSeq: z.number().int().positive(),
+  toSeq: z.number().int().positive(),
+  prevHash: hex64,
+  lastHash: hex64,
+  records: z.object({ total: z.number().int(), full: z.number().int(), digestOnly: z.number().int() }),
+  files: z.record(z.string(), hex64),
+  createdAt: z.string(),
+  signingKey: z.string(),
+});
+type EvidenceManifest = z.infer<typeof manifestSchema>;
+
+const checkpointsSchema = z.object({
+  checkpoints: z.array(z.object({ seq: z.number().int(), hash: hex64, at: z.string(), signature: z.string() })),
+});
+
+const sha256File = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+export interface EvidenceOptions {
+  keysDir: string;
+  linkId: number;
+  from: IsoDate;
+  to: IsoDate;
+  out: string;
+  now: Date;
+}
+
+export interface EvidenceSummary {
+  dir: string;
+  linkId: number;
+  fromSeq: number;
+  toSeq: number;
+  records: number;
+  full: number;
+  checkpoints: number;
+  verification: VerifyReport;
+}
+
+const README = (m: EvidenceManifest) => `nia-link evidence package: usage log of link ${m.link.id} (${m.link.agency}), ${m.from} to ${m.to}
+
+records.jsonl      seq ${m.fromSeq}–${m.toSeq}: the link's records in full; every other record as {seq, digest} only
+checkpoints.json   NIA-signed checkpoints (seq, hash, time) inside the range
+verification.json  the verification of the whole usage log when this package was made
+manifest.json      what the package holds, with SHA-256 of each file; manifest.json.asc is NIA's signature
+nia-signing.pub.asc  NIA's public signing key (compare its fingerprint, ${m.signingKey}, with one obtained from NIA)
+
+Each record's digest = SHA-256 of its canonical JSON; hash = SHA-256(prev_hash ‖ digest). The chain
+from prevHash to lastHash in the signed manifest shows no record of the range was edited, removed,
+reordered or inserted — without disclosing other agencies' records.
+
+Check it offline:  nia-link log verify --evidence <this directory> [--key NIA-PUBLIC-KEY.asc]
+Or by hand:        gpg --verify manifest.json.asc manifest.json && sha256sum records.jsonl
+`;
+
+/**
+ * R9.1: an evidence package an auditor checks offline without the database and without seeing other
+ * agencies' records: the link's records in full, every other record in the range as its digest.
+ */
+export async function exportEvidence(cdb: ControlDb, o: EvidenceOptions): Promise<EvidenceSummary> {
+  if (o.to < o.from) throw new UserError(`--to ${o.to} is before --from ${o.from}`);
+  const link = links.byId(cdb.db, o.linkId);
+  if (!link) throw new UserError(`no link ${o.linkId}`, 'link.not-found');
+  const agency = agencies.byId(cdb.db, link.agencyId)!.code;
+  const fromAt = startOfTaipeiDay(o.from).toISOString();
+  const toAt = startOfTaipeiDay(addDays(o.to, 1)).toISOString();
+  const anchor = archivesRepo.newest(cdb.db);
+  if (anchor) {
+    const lastAt = (JSON.parse(anchor.manifest) as { lastAt?: string }).lastAt ?? '';
+    if (lastAt >= fromAt) throw new UserError(`records up to seq ${anchor.toSeq} (${lastAt}) are archived in ${anchor.fileName}: start --from after ${lastAt.slice(0, 10)}`, 'log.archived');
+  }
+  const fromSeq = repo.firstSeqAtOrAfter(cdb.sqlite, fromAt, anchor ? anchor.toSeq + 1 : 1);
+  const toSeq = repo.lastSeqBefore(cdb.sqlite, toAt);
+  if (fromSeq === null || toSeq === null || toSeq < fromSeq) throw new UserError(`the usage log has no records between ${o.from} and ${o.to}`, 'log.empty-range');
+  if (existsSync(o.out) && readdirSync(o.out).length) throw new UserError(`${o.out} is not empty: give a new directory for the evidence package`);
+
+  const verification = await verifyUsageLog(cdb, { keysDir: o.keysDir });
+  if (!verification.ok) {
+    throw new UserError(`the usage log does not verify at seq ${verification.bad!.seq} (${verification.bad!.reason}): no evidence package written; run \`nia-link log verify\``, 'log.broken');
+  }
+  const signer = await loadSigner(o.keysDir);
+  const verifier = await installationVerifier(o.keysDir);
+
+  // Written beside the target, renamed into place when complete.
+  const out = path.resolve(o.out);
+  const tmp = `${out}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true, mode: 0o750 });
+  try {
+    const lines: string[] = [];
+    let full = 0;
+    let prevHash = '';
+    let lastHash = '';
+    for (const r of repo.iterateRange(cdb.sqlite, fromSeq, toSeq)) {
+      if (!prevHash) prevHash = r.prevHash;
+      lastHash = r.hash;
+      if (r.linkId === o.linkId) {
+        lines.push(recordLine(r));
+        full++;
+      } else {
+        lines.push(JSON.stringify({ seq: r.seq, digest: r.digest }));
+      }
+    }
+    writeFileSync(path.join(tmp, FILES.records), lines.join('\n') + '\n');
+    const cps = checkpointsRepo.all(cdb.db).filter((c) => c.seq >= fromSeq - 1 && c.seq <= toSeq);
+    writeFileSync(
+      path.join(tmp, FILES.checkpoints),
+      JSON.stringify({ type: 'nia-link.usage-log-checkpoints', version: 1, signingKey: { fingerprint: verifier.fingerprint, armored: verifier.armored }, checkpoints: cps.map((c) => ({ seq: c.seq, hash: c.hash, at: c.at, signature: c.signature, statement: checkpointStatement(c) })) }, null, 2) + '\n',
+    );
+    writeFileSync(path.join(tmp, FILES.verification), JSON.stringify(verification, null, 2) + '\n');
+    writeFileSync(path.join(tmp, FILES.key), verifier.armored);
+    const manifest: EvidenceManifest = {
+      type: 'nia-link.evidence-package',
+      version: 1,
+      link: { id: o.linkId, agency },
+      from: o.from,
+      to: o.to,
+      fromSeq,
+      toSeq,
+      prevHash,
+      lastHash,
+      records: { total: lines.length, full, digestOnly: lines.length - full },
+      files: Object.fromEntries([FILES.records, FILES.checkpoints, FILES.verification, FILES.key].map((f) => [f, sha256File(path.join(tmp, f))])),
+      createdAt: o.now.toISOString(),
+      signingKey: signer.fingerprint,
+    };
+    const text = canonicalJson(manifest);
+    writeFileSync(path.join(tmp, FILES.manifest), text);
+    writeFileSync(path.join(tmp, FILES.signature), await signText(text, signer.key));
+    writeFileSync(path.join(tmp, FILES.readme), README(manifest));
+    if (existsSync(out)) rmSync(out, { recursive: true }); // empty, checked above
+    renameSync(tmp, out);
+    return { dir: out, linkId: o.linkId, fromSeq, toSeq, records: lines.length, full, checkpoints: cps.length, verification };
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+export interface EvidenceCheck {
+  ok: boolean;
+  linkId: number | null;
+  agency: string | null;
+  fromSeq: number | null;
+  toSeq: number | null;
+  records: number;
+  full: number;
+  checkpoints: number;
+  signingKey: string;
+  bad?: ChainBad;
+}
+
+/**
+ * Check an evidence package from its files alone (no database): NIA's signature on the manifest,
+ * each record's digest (an edited record is named), the chain from prevHash to lastHash, the files'
+ * SHA-256, and the signed checkpoints inside the range. `keyFile`: NIA's public key as the auditor
+ * obtained it; otherwise the copy in the package (whose fingerprint the auditor compares).
+ */
+export async function verifyEvidence(dir: string, keyFile?: string): Promise<EvidenceCheck> {
+  const read = (name: string) => {
+    try {
+      return readFileSync(path.join(dir, name), 'utf8');
+    } catch {
+      throw new UserError(`evidence package ${dir}: ${name} is missing`);
+    }
+  };
+  const manifestText = read(FILES.manifest);
+  let m: EvidenceManifest;
+  try {
+    m = manifestSchema.parse(JSON.parse(manifestText));
+  } catch {
+    throw new UserError(`evidence package ${dir}: manifest.json is not a nia-link evidence manifest`);
+  }
+  const verifier: Verifier = await readVerifier(keyFile ? readFileSync(keyFile, 'utf8') : read(FILES.key), keyFile ?? FILES.key);
+  const result: EvidenceCheck = { ok: false, linkId: m.link.id, agency: m.link.agency, fromSeq: m.fromSeq, toSeq: m.toSeq, records: 0, full: 0, checkpoints: 0, signingKey: verifier.fingerprint };
+  const fail = (bad: ChainBad): EvidenceCheck => ({ ...result, bad });
+  if (!(await signatureValid(manifestText, read(FILES.signature), verifier))) {
+    return fail({ seq: m.fromSeq, reason: `the manifest's signature does not verify with key ${verifier.fingerprint}` });
+  }
+
+  const cps = (() => {
+    try {
+      return checkpointsSchema.parse(JSON.parse(read(FILES.checkpoints))).checkpoints;
+    } catch {
+      return null;
+    }
+  })();
+  const watch = new Set((cps ?? []).map((c) => c.seq));
+  const walker = new ChainWalker({ seq: m.fromSeq, prevHash: m.prevHash }, watch);
+  const input = createReadStream(path.join(dir, FILES.records));
+  for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+    if (walker.bad || line === '') continue;
+    let r: Partial<StoredRecord>;
+    try {
+      r = JSON.parse(line) as Partial<StoredRecord>;
+    } catch {
+      walker.bad = { seq: walker.next, reason: `the line of record ${walker.next} is not JSON` };
+      continue;
+    }
+    if (r.type === undefined) {
+      walker.digestOnly(r.seq as number, r.digest as string);
+      continue;
+    }
+    if (r.linkId !== m.link.id) {
+      walker.bad = { seq: walker.next, reason: `record ${r.seq} is shown in full but is not a record of link ${m.link.id}` };
+      continue;
+    }
+    if (walker.fullRecord(r as StoredRecord)) result.full++;
+  }
+  walker.expectEnd(m.toSeq);
+  result.records = walker.count;
+  if (walker.bad) return fail(walker.bad);
+  if (walker.last !== m.toSeq) return fail({ seq: m.toSeq + 1, reason: `records past seq ${m.toSeq} were added` });
+  if (walker.prevHash !== m.lastHash) return fail({ seq: m.toSeq, reason: "the chain does not end in the signed manifest's last hash" });
+  if (result.full !== m.records.full || walker.count !== m.records.total) return fail({ seq: m.fromSeq, reason: 'the package holds other records than its manifest lists' });
+  for (const [name, sha] of Object.entries(m.files)) {
+    if (!existsSync(path.join(dir, name)) || sha256File(path.join(dir, name)) !== sha) return fail({ seq: m.fromSeq, reason: `${name} does not match the SHA-256 in the signed manifest` });
+  }
+  if (cps === null) return fail({ seq: m.fromSeq, reason: 'checkpoints.json is not a checkpoint list' });
+  // Every checkpoint's hash is compared; a signature is checked where one disagrees, and on the
+  // newest that agrees (its hash commits to every record before it).
+  let newest: (typeof cps)[number] | undefined;
+  for (const c of cps) {
+    const h = c.seq === m.fromSeq - 1 ? m.prevHash : walker.hashes.get(c.seq);
+    if (h === undefined) continue;
+    if (h !== c.hash) {
+      const genuine = await signatureValid(checkpointStatement(c), c.signature, verifier);
+      return fail({ seq: c.seq, reason: genuine ? `the chain at seq ${c.seq} differs from NIA's checkpoint signed at ${c.at}` : `the checkpoint at seq ${c.seq} does not carry a valid signature` });
+    }
+    result.checkpoints++;
+    if (!newest || c.seq > newest.seq) newest = c;
+  }
+  if (newest && !(await signatureValid(checkpointStatement(newest), newest.signature, verifier))) {
+    return fail({ seq: newest.seq, reason: `the checkpoint at seq ${newest.seq} does not carry a valid signature` });
+  }
+  return { ...result, ok: true };
+}
