@@ -10,6 +10,7 @@ import * as init from './init';
 import * as key from './key';
 import * as link from './link';
 import * as log from './log';
+import * as report from './report';
 import * as seed from './seed';
 import * as start from './start';
 
@@ -23,7 +24,7 @@ export function buildProgram(ctx: CliContext, program: Command): Command {
     .option('--data-dir <dir>', 'data directory (default $NIA_LINK_DATA_DIR or ./data)')
     .exitOverride()
     .configureOutput({ outputError: oneLineError });
-  for (const m of [init, agency, link, change, account, seed, deliver, log, key, defender, start]) m.register(program, ctx);
+  for (const m of [init, agency, link, change, account, seed, deliver, log, report, key, defender, start]) m.register(program, ctx);
   return program;
 }
 

@@ -4,3 +4,4 @@ export { createCheckpoint, exportCheckpoints, listCheckpoints, checkpointStateme
 export { archiveLog, listArchives, retentionFloor, type ArchiveResult } from './archive';
 export { verifyUsageLog, type VerifyOptions, type VerifyReport } from './verify';
 export { exportEvidence, verifyEvidence, type EvidenceCheck, type EvidenceSummary } from './evidence';
+export { usageReport, reportCsv, reportHtml, type UsageReport } from './report';

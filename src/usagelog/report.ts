@@ -1,0 +1,231 @@
+import type { ControlDb } from '../db';
+import * as agencies from '../db/repositories/agencies';
+import * as links from '../db/repositories/links';
+import * as repo from '../db/repositories/usageLog';
+import { addDays, addMonths, startOfTaipeiDay, taipeiDate, type IsoDate } from '../domain';
+import { UserError } from '../errors';
+
+export interface ReportScope {
+  agency?: string;
+  linkId?: number;
+}
+
+export interface MonthFigures {
+  month: string;
+  deliveries: number;
+  rows: number;
+  downloads: number;
+  bytesDownloaded: number;
+  pushes: number;
+  failedLogins: number;
+}
+
+/** R4.2, R6.4, R9.1: what a link (or all links of an agency) actually used in a period, from the usage log. */
+export interface UsageReport {
+  type: 'nia-link.usage-report';
+  scope: { agency: string | null; linkId: number | null; links: number[] };
+  from: IsoDate;
+  to: IsoDate;
+  generatedAt: string;
+  log: { records: number; firstSeq: number | null; lastSeq: number | null };
+  deliveries: { count: number; rows: number; bytes: number; byLink: { linkId: number; count: number; rows: number }[] };
+  /** Each field delivered: in how many deliveries, and how many rows carried it. */
+  fields: { field: string; deliveries: number; rows: number }[];
+  downloads: { count: number; complete: number; partial: number; bytes: number; byAccountIp: { account: string | null; ip: string | null; count: number; complete: number; partial: number; bytes: number }[] };
+  pushes: { count: number; bytes: number; byLink: { linkId: number; count: number }[] };
+  failedLogins: { count: number; byIpAccount: { ip: string | null; account: string | null; count: number; reasons: Record<string, number> }[] };
+  months: MonthFigures[];
+  events: Record<string, number>;
+}
+
+const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+
+function fieldsOf(v: unknown): string[] {
+  const list = Array.isArray(v) ? v.map(String) : typeof v === 'string' ? v.split(',') : [];
+  return list.map((s) => s.trim()).filter(Boolean);
+}
+
+/** A download finished when the SFTP server says so: `result: complete` (or `complete: true`). */
+const isComplete = (d: Record<string, unknown>) => d.complete === true || d.result === 'complete';
+
+function bump<K>(m: Map<string, K>, key: string, make: () => K): K {
+  let v = m.get(key);
+  if (!v) m.set(key, (v = make()));
+  return v;
+}
+
+export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, to: IsoDate, now: Date): UsageReport {
+  if ((scope.agency === undefined) === (scope.linkId === undefined)) throw new UserError('give --agency CODE or --link ID (one of them)');
+  if (to < from) throw new UserError(`--to ${to} is before --from ${from}`);
+  let agency: string | null = null;
+  let linkIds: number[];
+  if (scope.linkId !== undefined) {
+    const l = links.byId(cdb.db, scope.linkId);
+    if (!l) throw new UserError(`no link ${scope.linkId}`, 'link.not-found');
+    agency = agencies.byId(cdb.db, l.agencyId)?.code ?? null;
+    linkIds = [l.id];
+  } else {
+    const a = agencies.byCode(cdb.db, scope.agency!.trim().toUpperCase());
+    if (!a) throw new UserError(`no agency ${scope.agency}`, 'agency.not-found');
+    agency = a.code;
+    linkIds = links.list(cdb.db).filter((l) => l.agencyId === a.id).map((l) => l.id);
+  }
+
+  const months = new Map<string, MonthFigures>();
+  for (let m = from.slice(0, 7) + '-01'; m <= to; m = addMonths(m, 1)) {
+    months.set(m.slice(0, 7), { month: m.slice(0, 7), deliveries: 0, rows: 0, downloads: 0, bytesDownloaded: 0, pushes: 0, failedLogins: 0 });
+  }
+  const r: UsageReport = {
+    type: 'nia-link.usage-report',
+    scope: { agency, linkId: scope.linkId ?? null, links: linkIds },
+    from,
+    to,
+    generatedAt: now.toISOString(),
+    log: { records: 0, firstSeq: null, lastSeq: null },
+    deliveries: { count: 0, rows: 0, bytes: 0, byLink: [] },
+    fields: [],
+    downloads: { count: 0, complete: 0, partial: 0, bytes: 0, byAccountIp: [] },
+    pushes: { count: 0, bytes: 0, byLink: [] },
+    failedLogins: { count: 0, byIpAccount: [] },
+    months: [],
+    events: {},
+  };
+  const deliveriesByLink = new Map<string, { linkId: number; count: number; rows: number }>();
+  const fields = new Map<string, { field: string; deliveries: number; rows: number }>();
+  const downloads = new Map<string, UsageReport['downloads']['byAccountIp'][number]>();
+  const pushesByLink = new Map<string, { linkId: number; count: number }>();
+  const failures = new Map<string, UsageReport['failedLogins']['byIpAccount'][number]>();
+
+  const rows = repo.iterateScope(cdb.sqlite, {
+    fromAt: startOfTaipeiDay(from).toISOString(),
+    toAt: startOfTaipeiDay(addDays(to, 1)).toISOString(),
+    ...(scope.linkId !== undefined ? { linkId: scope.linkId } : { agency: agency! }),
+  });
+  for (const e of rows) {
+    r.log.records++;
+    r.log.firstSeq ??= e.seq;
+    r.log.lastSeq = e.seq;
+    r.events[e.type] = (r.events[e.type] ?? 0) + 1;
+    const ym = taipeiDate(new Date(e.at)).slice(0, 7);
+    const month = bump(months, ym, () => ({ month: ym, deliveries: 0, rows: 0, downloads: 0, bytesDownloaded: 0, pushes: 0, failedLogins: 0 }));
+    let d: Record<string, unknown> = {};
+    try {
+      d = JSON.parse(e.detail) as Record<string, unknown>;
+    } catch {
+      /* a detail that is not JSON counts as empty */
+    }
+    switch (e.type) {
+      case 'extract.built': {
+        const n = num(d.rows);
+        r.deliveries.count++;
+        r.deliveries.rows += n;
+        r.deliveries.bytes += num(d.bytes);
+        month.deliveries++;
+        month.rows += n;
+        const bl = bump(deliveriesByLink, String(e.linkId), () => ({ linkId: e.linkId!, count: 0, rows: 0 }));
+        bl.count++;
+        bl.rows += n;
+        for (const f of fieldsOf(d.fields)) {
+          const fr = bump(fields, f, () => ({ field: f, deliveries: 0, rows: 0 }));
+          fr.deliveries++;
+          fr.rows += n;
+        }
+        break;
+      }
+      case 'file.downloaded': {
+        const account = typeof d.account === 'string' ? d.account : e.actor;
+        const done = isComplete(d);
+        const bytes = num(d.bytes);
+        r.downloads.count++;
+        r.downloads[done ? 'complete' : 'partial']++;
+        r.downloads.bytes += bytes;
+        month.downloads++;
+        month.bytesDownloaded += bytes;
+        const k = bump(downloads, `${account}\u0000${e.ip}`, () => ({ account, ip: e.ip, count: 0, complete: 0, partial: 0, bytes: 0 }));
+        k.count++;
+        k[done ? 'complete' : 'partial']++;
+        k.bytes += bytes;
+        break;
+      }
+      case 'file.pushed': {
+        r.pushes.count++;
+        r.pushes.bytes += num(d.bytes);
+        month.pushes++;
+        bump(pushesByLink, String(e.linkId), () => ({ linkId: e.linkId!, count: 0 })).count++;
+        break;
+      }
+      case 'auth.failed': {
+        const account = e.actor ?? (typeof d.username === 'string' ? d.username : null);
+        r.failedLogins.count++;
+        month.failedLogins++;
+        const k = bump(failures, `${e.ip}\u0000${account}`, () => ({ ip: e.ip, account, count: 0, reasons: {} as Record<string, number> }));
+        k.count++;
+        const reason = typeof d.reason === 'string' ? d.reason : 'unknown';
+        k.reasons[reason] = (k.reasons[reason] ?? 0) + 1;
+        break;
+      }
+    }
+  }
+  const byCount = <T extends { count: number }>(a: T, b: T) => b.count - a.count;
+  r.deliveries.byLink = [...deliveriesByLink.values()].sort((a, b) => a.linkId - b.linkId);
+  r.fields = [...fields.values()];
+  r.downloads.byAccountIp = [...downloads.values()].sort(byCount);
+  r.pushes.byLink = [...pushesByLink.values()].sort((a, b) => a.linkId - b.linkId);
+  r.failedLogins.byIpAccount = [...failures.values()].sort(byCount);
+  r.months = [...months.values()];
+  return r;
+}
+
+const csvCell = (v: unknown) => {
+  const s = v === null || v === undefined ? '' : String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+};
+
+/** One row per figure, `section,key,metric,value`: easy to filter and pivot in a spreadsheet. */
+export function reportCsv(r: UsageReport): string {
+  const out: unknown[][] = [['section', 'key', 'metric', 'value']];
+  const add = (section: string, key: unknown, o: object, skip: string[] = []) => {
+    for (const [metric, value] of Object.entries(o)) if (!skip.includes(metric) && typeof value !== 'object') out.push([section, key, metric, value]);
+  };
+  out.push(['scope', r.scope.linkId !== null ? `link ${r.scope.linkId}` : `agency ${r.scope.agency}`, 'period', `${r.from}..${r.to}`]);
+  add('deliveries', 'total', r.deliveries);
+  for (const l of r.deliveries.byLink) add('deliveries', `link ${l.linkId}`, l, ['linkId']);
+  for (const f of r.fields) add('field', f.field, f, ['field']);
+  add('downloads', 'total', r.downloads);
+  for (const d of r.downloads.byAccountIp) add('downloads', `${d.account ?? '-'}@${d.ip ?? '-'}`, d, ['account', 'ip']);
+  add('pushes', 'total', r.pushes);
+  add('failed-logins', 'total', r.failedLogins);
+  for (const f of r.failedLogins.byIpAccount) add('failed-logins', `${f.account ?? '-'}@${f.ip ?? '-'}`, f, ['account', 'ip']);
+  for (const m of r.months) add('month', m.month, m, ['month']);
+  for (const [type, n] of Object.entries(r.events)) out.push(['events', type, 'count', n]);
+  return out.map((row) => row.map(csvCell).join(',')).join('\r\n') + '\r\n';
+}
+
+const esc = (v: unknown) =>
+  String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+function table(title: string, head: string[], rows: unknown[][]): string {
+  if (!rows.length) return `<h2>${esc(title)}</h2><p>none</p>`;
+  return `<h2>${esc(title)}</h2><table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows
+    .map((row) => `<tr>${row.map((c) => `<td${typeof c === 'number' ? ' class="n"' : ''}>${esc(c)}</td>`).join('')}</tr>`)
+    .join('')}</tbody></table>`;
+}
+
+/** A self-contained page (no scripts, no external resources) to print or attach to an audit. */
+export function reportHtml(r: UsageReport): string {
+  const who = r.scope.linkId !== null ? `link ${r.scope.linkId} (${r.scope.agency ?? '-'})` : `agency ${r.scope.agency} (links ${r.scope.links.join(', ') || 'none'})`;
+  return `<!doctype html>
+<html lang="zh-Hant"><head><meta charset="utf-8"><title>使用紀錄報表 Usage report — ${esc(who)}</title>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}th,td{border:1px solid #999;padding:.25em .6em}td.n{text-align:right}</style></head><body>
+<h1>使用紀錄報表 Usage report</h1>
+<p>${esc(who)}, ${esc(r.from)} – ${esc(r.to)} (Asia/Taipei). From the usage log, seq ${esc(r.log.firstSeq ?? '-')}–${esc(r.log.lastSeq ?? '-')} (${r.log.records} records). Generated ${esc(r.generatedAt)}.</p>
+${table('Deliveries', ['link', 'deliveries', 'rows'], r.deliveries.byLink.map((l) => [l.linkId, l.count, l.rows]))}
+<p>Total: ${r.deliveries.count} deliveries, ${r.deliveries.rows} rows, ${r.deliveries.bytes} bytes.</p>
+${table('Fields delivered', ['field', 'deliveries', 'rows'], r.fields.map((f) => [f.field, f.deliveries, f.rows]))}
+${table('Downloads by account and IP', ['account', 'IP', 'downloads', 'complete', 'partial', 'bytes'], r.downloads.byAccountIp.map((d) => [d.account ?? '-', d.ip ?? '-', d.count, d.complete, d.partial, d.bytes]))}
+${table('Pushes', ['link', 'pushes'], r.pushes.byLink.map((p) => [p.linkId, p.count]))}
+${table('Failed logins', ['IP', 'account', 'count', 'reasons'], r.failedLogins.byIpAccount.map((f) => [f.ip ?? '-', f.account ?? '-', f.count, Object.entries(f.reasons).map(([k, v]) => `${k} ×${v}`).join(', ')]))}
+${table('By month', ['month', 'deliveries', 'rows', 'downloads', 'bytes downloaded', 'pushes', 'failed logins'], r.months.map((m) => [m.month, m.deliveries, m.rows, m.downloads, m.bytesDownloaded, m.pushes, m.failedLogins]))}
+</body></html>
+`;
+}
