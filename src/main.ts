@@ -10,7 +10,9 @@ import { createLogger, type Logger } from './logger';
 import { connection, openQueue, QUEUES, queuePrefix, resolveRedis, syncSchedules } from './queue';
 import { buildServices, type Services } from './services';
 import { buildExtractProcessor } from '../jobs/build-extract';
-import { purgeOutboxProcessor } from '../jobs/purge-outbox';
+import { MAINTENANCE_SCHEDULES, maintenanceProcessor } from '../jobs/maintenance';
+import { pushDeliveryProcessor } from '../jobs/push-delivery';
+import { enqueuePushJobs } from './delivery';
 
 import type { Role } from './roles';
 export { ROLES, type Role } from './roles';
@@ -22,19 +24,25 @@ export interface RunningService {
 }
 
 const SCHEDULE_SYNC_MS = 10_000;
-const PURGE_CRON = '15 3 * * *';
 
-function startWorkers(config: Config, url: string, services: Services, log: Logger): Worker[] {
+function startWorkers(config: Config, url: string, services: Services, log: Logger): { workers: Worker[]; close: () => Promise<void> } {
   const opts = { connection: connection(url), prefix: queuePrefix(config) };
+  const deliverQ = openQueue(QUEUES.deliver, config, url);
+  const enqueuePushes = (deliveryId: number) => enqueuePushJobs(deliverQ, services.pushes, services.pushes.jobsFor(deliveryId), false);
   // One extract at a time per process: extracts are CPU-bound; scale out with more worker processes.
-  const extract = new Worker(QUEUES.extract, buildExtractProcessor(services.extracts), { ...opts, concurrency: 1, lockDuration: config.worker.lockMs, stalledInterval: Math.max(1000, Math.floor(config.worker.lockMs / 2)) });
-  const maintenance = new Worker(QUEUES.maintenance, purgeOutboxProcessor(services.extracts), { ...opts, concurrency: 1 });
-  for (const w of [extract, maintenance]) {
+  const extract = new Worker(QUEUES.extract, buildExtractProcessor(services.extracts, enqueuePushes), { ...opts, concurrency: 1, lockDuration: config.worker.lockMs, stalledInterval: Math.max(1000, Math.floor(config.worker.lockMs / 2)) });
+  // Pushes wait on the network, not the CPU: several at once.
+  const deliver = new Worker(QUEUES.deliver, pushDeliveryProcessor(services.pushes), { ...opts, concurrency: 4 });
+  const maintenance = new Worker(QUEUES.maintenance, maintenanceProcessor(services), { ...opts, concurrency: 1 });
+  const workers = [extract, deliver, maintenance];
+  for (const w of workers) {
     w.on('failed', (job: Job | undefined, err: Error) => log.warn({ queue: w.name, job: job?.id, attempts: job?.attemptsMade, err: err.message }, 'job failed'));
     w.on('error', (err) => log.error({ queue: w.name, err: err.message }, 'worker error'));
   }
-  return [extract, maintenance];
+  // Close lets running jobs finish (drain) before the process goes.
+  return { workers, close: () => Promise.all(workers.map((w) => w.close())).then(() => deliverQ.close()) };
 }
+
 
 /**
  * The composition root: config → database → keys → Redis → the roles asked for. Each role prints one
@@ -64,15 +72,14 @@ export async function startService(config: Config, roles: readonly Role[], say: 
     say(`redis: ${redisInfo.url} (${redisInfo.source === 'embedded' ? 'embedded, data in ' + path.join(config.dataDir, 'redis') : redisInfo.source}), key prefix ${queuePrefix(config)}`);
 
     if (roles.includes('worker')) {
-      const workers = startWorkers(config, redisInfo.url, services, log);
-      // Close lets running jobs finish (drain) before the process goes.
-      stops.push(() => Promise.all(workers.map((w) => w.close())).then(() => undefined));
-      say(`worker: processing queues ${QUEUES.extract}, ${QUEUES.maintenance}`);
+      const { workers, close } = startWorkers(config, redisInfo.url, services, log);
+      stops.push(close);
+      say(`worker: processing queues ${workers.map((w) => w.name).join(', ')}`);
     }
     if (roles.includes('scheduler')) {
       const extractQ = openQueue(QUEUES.extract, config, redisInfo.url);
       const maintenanceQ = openQueue(QUEUES.maintenance, config, redisInfo.url);
-      await maintenanceQ.upsertJobScheduler('outbox-purge', { pattern: PURGE_CRON, tz: 'Asia/Taipei' }, { name: 'purge-outbox' });
+      for (const m of MAINTENANCE_SCHEDULES) await maintenanceQ.upsertJobScheduler(m.key, { pattern: m.pattern, tz: 'Asia/Taipei' }, { name: m.name });
       const sync = async () => {
         const links = services.registry.list().map((l) => ({ id: l.id, schedule: l.schedule, active: l.status === 'active' }));
         const r = await syncSchedules(extractQ, links);
@@ -92,7 +99,7 @@ export async function startService(config: Config, roles: readonly Role[], say: 
         await extractQ.close();
         await maintenanceQ.close();
       });
-      say(`scheduler: link delivery schedules (Asia/Taipei) synchronised every ${SCHEDULE_SYNC_MS / 1000} s; outbox purge daily at 03:15`);
+      say(`scheduler: link delivery schedules (Asia/Taipei) synchronised every ${SCHEDULE_SYNC_MS / 1000} s; compliance sweep daily at 00:30, outbox purge at 03:15`);
     }
     let httpPort: number | undefined;
     if (roles.includes('http')) {

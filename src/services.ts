@@ -2,6 +2,8 @@ import path from 'node:path';
 import type { Config } from './config';
 import type { ControlDb } from './db';
 import { systemClock, type Clock } from './domain';
+import { ComplianceService } from './compliance';
+import { PushService } from './delivery';
 import { ExtractService, SqliteSource, sourceDbPath } from './extract';
 import { linkEventPublisher } from './queue/link-events';
 import { loadCatalogs, Registry } from './registry';
@@ -23,6 +25,8 @@ export function buildServices(config: Config, cdb: ControlDb, clock: Clock = sys
   // SFTP sessions of a link that changed are re-checked at once, in whichever process serves them.
   const linkEvents = linkEventPublisher(config);
   registry.onLinkChange((id) => linkEvents.publish(id));
-  return { registry, extracts, linkEvents };
+  const pushes = new PushService({ cdb, registry, extracts, clock, keysDir: config.keysDir, connectTimeoutMs: config.push.connectTimeoutMs }, config);
+  const compliance = new ComplianceService({ cdb, registry, clock, config });
+  return { registry, extracts, pushes, compliance, linkEvents };
 }
 

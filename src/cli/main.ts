@@ -4,6 +4,7 @@ import { CliContext } from './context';
 import * as account from './account';
 import * as agency from './agency';
 import * as change from './change';
+import * as compliance from './compliance';
 import * as defender from './defender';
 import * as deliver from './deliver';
 import * as init from './init';
@@ -24,7 +25,7 @@ export function buildProgram(ctx: CliContext, program: Command): Command {
     .option('--data-dir <dir>', 'data directory (default $NIA_LINK_DATA_DIR or ./data)')
     .exitOverride()
     .configureOutput({ outputError: oneLineError });
-  for (const m of [init, agency, link, change, account, seed, deliver, log, report, key, defender, start]) m.register(program, ctx);
+  for (const m of [init, agency, link, compliance, change, account, seed, deliver, log, report, key, defender, start]) m.register(program, ctx);
   return program;
 }
 

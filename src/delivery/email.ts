@@ -1,6 +1,6 @@
 import path from 'node:path';
-import nodemailer from 'nodemailer';
 import type { Config } from '../config';
+import { sendMail } from './mailer';
 import { PushRefused, type PushContext } from './push';
 
 export interface EmailResult {
@@ -40,31 +40,17 @@ export async function sendEmail(config: Config, ctx: PushContext): Promise<Email
     '',
     '本資料僅限於申請書所載之目的範圍內使用，非經移民署同意不得提供予第三人。',
   ];
-  const transport = nodemailer.createTransport({
-    host: config.smtp.host,
-    port: config.smtp.port,
-    secure: config.smtp.secure,
-    requireTLS: config.smtp.requireTLS,
-    ignoreTLS: !config.smtp.secure && !config.smtp.requireTLS,
-    auth: config.smtp.user ? { user: config.smtp.user, pass: config.smtp.password ?? '' } : undefined,
-    tls: { rejectUnauthorized: config.smtp.rejectUnauthorized },
+  const messageId = await sendMail(config, {
+    to: recipients,
+    subject: `[nia-link] L${delivery.link} D${delivery.id} ${state.content.dataset}`,
+    text: lines.join('\n'),
+    attachments: attach
+      ? [
+          { filename: file, path: delivery.path!, contentType: 'application/pgp-encrypted' },
+          { filename: path.basename(delivery.manifest!), path: delivery.manifest!, contentType: 'application/json' },
+          { filename: `${path.basename(delivery.manifest!)}.asc`, path: `${delivery.manifest!}.asc`, contentType: 'application/pgp-signature' },
+        ]
+      : [],
   });
-  try {
-    const info = await transport.sendMail({
-      from: config.smtp.from,
-      to: recipients,
-      subject: `[nia-link] L${delivery.link} D${delivery.id} ${state.content.dataset}`,
-      text: lines.join('\n'),
-      attachments: attach
-        ? [
-            { filename: file, path: delivery.path!, contentType: 'application/pgp-encrypted' },
-            { filename: path.basename(delivery.manifest!), path: delivery.manifest!, contentType: 'application/json' },
-            { filename: `${path.basename(delivery.manifest!)}.asc`, path: `${delivery.manifest!}.asc`, contentType: 'application/pgp-signature' },
-          ]
-        : [],
-    });
-    return { messageId: info.messageId, recipients, attached: attach };
-  } finally {
-    transport.close();
-  }
+  return { messageId, recipients, attached: attach };
 }

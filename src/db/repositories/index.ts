@@ -8,3 +8,4 @@ export * as logCheckpoints from './logCheckpoints';
 export * as logArchives from './logArchives';
 export * as anomalies from './anomalies';
 export * as downloads from './downloads';
+export * as compliance from './compliance';

@@ -1,0 +1,233 @@
+import type { Command } from 'commander';
+import { UserError } from '../errors';
+import { actor, type CliContext, parseDate, parseId, printJson, splitList } from './context';
+
+const AUDIT_KINDS = ['periodic', 'ad-hoc', 'anomaly', 'self', 'sponsor'] as const;
+
+/** Audits, findings, suspension and resumption, termination, inactivity, disposal, reviews, the sweep (R6.4–R13, R-F5). */
+export function register(program: Command, ctx: CliContext): void {
+  const svc = () => ctx.services.compliance;
+  const at = (o: { at?: string }) => (o.at !== undefined ? parseDate(o.at, '--at') : undefined);
+
+  const audit = program.command('audit').description('audits of agencies (R9.1)');
+  audit
+    .command('add')
+    .description('record an audit')
+    .requiredOption('--agency <code>', 'audited agency')
+    .requiredOption('--kind <kind>', AUDIT_KINDS.join(' | '))
+    .requiredOption('--date <date>', 'YYYY-MM-DD')
+    .requiredOption('--summary <text>', 'what was audited and found')
+    .option('--link <id>', 'the link audited')
+    .option('--auditor <name>', 'who audited (NIA, or the sponsoring authority)', 'NIA')
+    .option('--json', 'print as JSON')
+    .action((o) => {
+      if (!(AUDIT_KINDS as readonly string[]).includes(o.kind)) throw new UserError(`--kind must be one of ${AUDIT_KINDS.join(', ')}`);
+      const row = svc().addAudit({ agency: o.agency, linkId: o.link !== undefined ? parseId(o.link, 'link') : undefined, kind: o.kind, auditor: o.auditor, date: parseDate(o.date, '--date'), summary: o.summary }, actor());
+      if (o.json) return printJson(row);
+      console.log(`audit ${row.id} recorded`);
+      console.log(String(row.id));
+    });
+  audit
+    .command('list')
+    .option('--agency <code>', 'only this agency')
+    .option('--json', 'print a JSON array')
+    .action((o) => {
+      const rows = svc().listAudits(o.agency);
+      if (o.json) return printJson(rows);
+      for (const a of rows) console.log(`${a.id}\t${a.date}\t${a.kind}\t${a.auditor}\t${a.summary}`);
+    });
+
+  const selfaudit = program.command('selfaudit').description("agencies' self-audits, at least two a year (R6.4)");
+  selfaudit
+    .command('add')
+    .requiredOption('--agency <code>', 'agency')
+    .requiredOption('--date <date>', 'date of the self-audit report')
+    .option('--from <date>', 'period covered from')
+    .option('--to <date>', 'period covered to')
+    .option('--summary <text>', 'summary', 'self-audit report')
+    .option('--json', 'print as JSON')
+    .action((o) => {
+      const row = svc().addAudit({ agency: o.agency, kind: 'self', auditor: o.agency, date: parseDate(o.date, '--date'), summary: o.summary, periodFrom: o.from, periodTo: o.to }, actor());
+      if (o.json) return printJson(row);
+      console.log(`self-audit ${row.id} recorded`);
+    });
+  selfaudit
+    .command('list')
+    .option('--agency <code>', 'only this agency')
+    .option('--json', 'print a JSON array')
+    .action((o) => {
+      const rows = svc().listAudits(o.agency, 'self');
+      if (o.json) return printJson(rows);
+      for (const a of rows) console.log(`${a.id}\t${a.date}\t${a.periodFrom ?? ''}–${a.periodTo ?? ''}\t${a.summary}`);
+    });
+
+  const finding = program.command('finding').description('findings with remediation deadlines (R7.1, R10.1)');
+  finding
+    .command('add')
+    .description('record a finding; the agency gets a notice; past the deadline the link is suspended')
+    .requiredOption('--link <id>', 'link')
+    .requiredOption('--deadline <date>', 'remediation deadline, YYYY-MM-DD (the day itself is still in time)')
+    .option('--text <text>', 'what must be explained and improved')
+    .option('--audit <id>', 'the audit it came from')
+    .option('--from-anomaly <id>', 'promote an anomaly: its summary and evidence records')
+    .option('--evidence <seqs>', 'usage-log seqs, comma-separated')
+    .option('--json', 'print as JSON')
+    .action(async (o) => {
+      const f = await svc().addFinding(
+        {
+          linkId: parseId(o.link, 'link'),
+          deadline: parseDate(o.deadline, '--deadline'),
+          text: o.text ?? '',
+          auditId: o.audit !== undefined ? parseId(o.audit, 'audit') : undefined,
+          anomalyId: o.fromAnomaly !== undefined ? parseId(o.fromAnomaly, 'anomaly') : undefined,
+          evidence: splitList(o.evidence).map((x) => parseId(x, 'evidence seq')),
+        },
+        actor(),
+      );
+      if (o.json) return printJson(f);
+      console.log(`finding ${f.id} on link ${f.linkId}, deadline ${f.deadline}`);
+      console.log(String(f.id));
+    });
+  finding
+    .command('remediate <id>')
+    .description('record that the agency completed the improvements')
+    .option('--at <date>', 'the day they were completed (default today)')
+    .option('--note <text>', 'what was done')
+    .action((id, o) => {
+      const f = ctx.services.compliance.remediate(parseId(id, 'finding'), at(o), o.note, actor());
+      console.log(`finding ${f.id} remediated on ${f.remediatedOn}`);
+    });
+  finding
+    .command('extend <id>')
+    .description('extend a deadline before it passes')
+    .requiredOption('--deadline <date>', 'the new deadline')
+    .action((id, o) => {
+      const f = svc().extend(parseId(id, 'finding'), parseDate(o.deadline, '--deadline'), actor());
+      console.log(`finding ${f.id}: deadline now ${f.deadline}`);
+    });
+  finding
+    .command('list')
+    .option('--link <id>', 'only this link')
+    .option('--at <date>', 'status as of this day')
+    .option('--json', 'print a JSON array')
+    .action((o) => {
+      const rows = svc().listFindings(o.link !== undefined ? parseId(o.link, 'link') : undefined, at(o));
+      if (o.json) return printJson(rows);
+      for (const f of rows) console.log(`${f.id}\tlink ${f.linkId}\t${f.status}\tdeadline ${f.deadline}\t${f.text}`);
+    });
+
+  const link = program.commands.find((c) => c.name() === 'link');
+  if (!link) throw new Error('the link command must be registered before compliance');
+  link
+    .command('suspend <id>')
+    .description('suspend a link now (R10.1): SFTP logins, pushes and deliveries stop')
+    .requiredOption('--reason <text>', 'why')
+    .option('--at <date>', 'as of this day')
+    .action(async (id, o) => {
+      await svc().suspend(parseId(id, 'link'), o.reason, actor(), at(o));
+      console.log(`link ${id} suspended`);
+    });
+  link
+    .command('resume-request <id>')
+    .description("record the agency's request to resume after remediation (R10.2, R10.3)")
+    .option('--at <date>', 'as of this day')
+    .action(async (id, o) => {
+      const r = await svc().resumeRequest(parseId(id, 'link'), actor(), at(o));
+      console.log(r.message);
+    });
+  link
+    .command('resume-approve <id>')
+    .description("NIA agrees: the link is active again and its schedule restored")
+    .option('--at <date>', 'as of this day')
+    .action(async (id, o) => {
+      await svc().resumeApprove(parseId(id, 'link'), actor(), at(o));
+      console.log(`link ${id} resumed`);
+    });
+  link
+    .command('terminate <id>')
+    .description("record the agency's written notice to end the link; at least one month ahead (R11.1)")
+    .requiredOption('--effective <date>', 'the day the link ends')
+    .option('--notice-date <date>', 'the date of the written notice (default today)')
+    .action(async (id, o) => {
+      await svc().terminate(parseId(id, 'link'), parseDate(o.effective, '--effective'), o.noticeDate !== undefined ? parseDate(o.noticeDate, '--notice-date') : undefined, actor());
+      console.log(`link ${id} ends on ${o.effective}`);
+    });
+
+  const inactivity = program.command('inactivity').description('links unused for over a year (R13.1)');
+  inactivity
+    .command('notice <link>')
+    .description("record NIA's written notice to the agency")
+    .option('--at <date>', 'as of this day')
+    .action(async (id, o) => {
+      await svc().inactivityNotice(parseId(id, 'link'), actor(), at(o));
+      console.log(`inactivity notice for link ${id} recorded`);
+    });
+  inactivity
+    .command('confirm <link>')
+    .description("record the agency's confirmation that it has no need: the link stops")
+    .option('--at <date>', 'as of this day')
+    .action(async (id, o) => {
+      await svc().inactivityConfirm(parseId(id, 'link'), actor(), at(o));
+      console.log(`link ${id} ended (inactivity)`);
+    });
+
+  const disposal = program.command('disposal').description('handling of delivered data when a link ends (R-F5)');
+  disposal
+    .command('confirm <link>')
+    .description("record the agency's confirmation: who, when, how")
+    .requiredOption('--how <text>', 'destroyed, returned, …')
+    .requiredOption('--by <name>', 'who did it')
+    .option('--at <date>', 'when (default now)')
+    .action((id, o) => {
+      const d = svc().confirmDisposal(parseId(id, 'link'), o.how, o.by, at(o));
+      console.log(`disposal for link ${d.linkId} confirmed by ${d.confirmedBy}: ${d.how}`);
+    });
+
+  const review = program.command('review').description('periodic necessity reviews (R12.1)');
+  review
+    .command('add')
+    .requiredOption('--link <id>', 'link')
+    .requiredOption('--date <date>', 'date of the review')
+    .requiredOption('--outcome <outcome>', 'keep | stop')
+    .option('--note <text>', 'note')
+    .action((o) => {
+      if (o.outcome !== 'keep' && o.outcome !== 'stop') throw new UserError('--outcome must be keep or stop');
+      const r = svc().addReview(parseId(o.link, 'link'), parseDate(o.date, '--date'), o.outcome, o.note, actor());
+      console.log(`review ${r.id} recorded${r.outcome === 'stop' ? `: file the stop request with nia-link link change ${r.linkId} --kind stop` : ''}`);
+    });
+
+  const compliance = program.command('compliance').description('apply the regulation\'s deadlines');
+  compliance
+    .command('sweep')
+    .description('apply every deadline now (a daily job does it anyway) and print what changed')
+    .option('--at <date>', 'evaluate as of this day (Asia/Taipei), for drills and tests')
+    .option('--json', 'print as JSON')
+    .action(async (o) => {
+      const r = await svc().sweep(actor(), at(o));
+      if (o.json) return printJson(r);
+      console.log(`sweep as of ${r.today}: ${r.changes.length} change${r.changes.length === 1 ? '' : 's'}`);
+      for (const c of r.changes) console.log(`  ${c}`);
+    });
+  compliance
+    .command('status')
+    .description('what is due, overdue or flagged')
+    .option('--at <date>', 'as of this day')
+    .option('--json', 'print a JSON array')
+    .action((o) => {
+      const rows = svc().status(at(o));
+      if (o.json) return printJson(rows);
+      for (const r of rows) console.log(r);
+      if (rows.length === 0) console.log('nothing due');
+    });
+
+  const notice = program.command('notice').description('notices sent to agencies');
+  notice
+    .command('list')
+    .option('--link <id>', 'only this link')
+    .option('--json', 'print a JSON array')
+    .action((o) => {
+      const rows = svc().listNotices(o.link !== undefined ? parseId(o.link, 'link') : undefined);
+      if (o.json) return printJson(rows);
+      for (const n of rows) console.log(`${n.id}\t${n.createdAt}\tlink ${n.linkId}\t${n.kind}\t${n.recipients.join(',') || '(no e-mail)'}`);
+    });
+}

@@ -1,0 +1,410 @@
+import type { Config } from '../config';
+import type { ControlDb, Db } from '../db';
+import { agencies, compliance as repo } from '../db/repositories';
+import {
+  addDays,
+  checkDeadlineExtension,
+  checkResumption,
+  checkTerminationNotice,
+  type Clock,
+  findingStatus,
+  inactive,
+  isValidDate,
+  periodOver,
+  reviewDue,
+  selfAuditFlags,
+  taipeiDate,
+  type EndReason,
+} from '../domain';
+import { sendMail } from '../delivery/mailer';
+import { UserError } from '../errors';
+import type { LinkState, Registry } from '../registry';
+import { appendLog } from '../usagelog';
+import { type NoticeKind, renderNotice } from './notices';
+
+export interface ComplianceDeps {
+  cdb: ControlDb;
+  registry: Registry;
+  clock: Clock;
+  config: Config;
+}
+
+export interface SweepResult {
+  today: string;
+  changes: string[];
+  due: string[];
+}
+
+export const REVIEW_CYCLE_MONTHS = 12;
+
+const refusal = (r: { ok: false; refusal: { code: string; message: string } }): never => {
+  throw new UserError(r.refusal.message, r.refusal.code);
+};
+
+/**
+ * The regulation's deadlines enforced by the system (R6.4, R7.1, R9.1, R10–R13, R-F5): audits and
+ * findings, suspension and resumption, termination, inactivity, disposal, reviews and notices. Each
+ * action is one transaction with its usage-log record; notices are stored, logged, and e-mailed where
+ * the link has addresses. `at` is the Taipei day an action is taken as of (drills, tests).
+ */
+export class ComplianceService {
+  constructor(private readonly d: ComplianceDeps) {}
+
+  /** The instant used for records made "as of" a Taipei day: noon of that day, or now. */
+  private instant(at?: string): { now: Date; today: string } {
+    if (at === undefined) {
+      const now = this.d.clock.now();
+      return { now, today: taipeiDate(now) };
+    }
+    if (!isValidDate(at)) throw new UserError(`--at '${at}' is not a date (YYYY-MM-DD)`);
+    return { now: new Date(Date.parse(`${at}T12:00:00+08:00`)), today: at };
+  }
+
+  // ---- notices ----
+
+  private notice(tx: Db, s: LinkState, kind: NoticeKind, today: string, now: Date, values: Record<string, string>): { to: string[]; subject: string; text: string } {
+    const text = renderNotice(kind, { agency: s.agency.nameZh, agency_en: s.agency.nameEn ?? s.agency.nameZh, link: String(s.link.id), today, ...values });
+    // R14.1: the sponsoring authority of a non-government body gets every notice too.
+    const sponsor = s.agency.sponsorId ? agencies.byId(tx, s.agency.sponsorId) : undefined;
+    const recipients = [...s.content.email];
+    const row = repo.insertNotice(tx, { agencyId: s.agency.id, linkId: s.link.id, kind, textZh: text.zh, textEn: text.en, recipients, createdAt: now.toISOString() });
+    appendLog(tx, { type: 'notice.issued', agency: s.agency.code, linkId: s.link.id, revision: s.link.currentRevision, actor: 'compliance', object: `notice:${row.id}`, detail: { kind, recipients, sponsor: sponsor?.code ?? null } }, now);
+    return { to: recipients, subject: `[nia-link] L${s.link.id} ${kind}`, text: `${text.zh}\n\n----\n\n${text.en}` };
+  }
+
+  /** E-mail stored notices after the transaction that made them committed; a failed e-mail never undoes the action. */
+  private async mail(messages: { to: string[]; subject: string; text: string }[]): Promise<void> {
+    if (!this.d.config.smtp.host) return;
+    for (const m of messages) {
+      if (m.to.length === 0) continue;
+      try {
+        await sendMail(this.d.config, m);
+      } catch {
+        // The notice is stored and listed (notice list); delivery by e-mail is best effort.
+      }
+    }
+  }
+
+  // ---- audits and findings (R7.1, R9.1) ----
+
+  addAudit(input: { agency: string; linkId?: number; kind: repo.AuditRow['kind']; auditor: string; date: string; summary: string; periodFrom?: string; periodTo?: string }, actor: string): repo.AuditRow {
+    for (const [k, v] of [['--date', input.date], ['--from', input.periodFrom], ['--to', input.periodTo]] as const) {
+      if (v !== undefined && !isValidDate(v)) throw new UserError(`${k} '${v}' is not a date (YYYY-MM-DD)`);
+    }
+    const { now } = this.instant();
+    return this.d.cdb.write((tx) => {
+      const agency = agencies.byCode(tx, input.agency.toUpperCase());
+      if (!agency) throw new UserError(`agency ${input.agency} is not registered`);
+      if (input.linkId !== undefined && this.d.registry.stateIn(tx, input.linkId).agency.id !== agency.id) throw new UserError(`link ${input.linkId} is not ${agency.code}'s`);
+      const row = repo.insertAudit(tx, { agencyId: agency.id, linkId: input.linkId ?? null, kind: input.kind, auditor: input.auditor, date: input.date, summary: input.summary, periodFrom: input.periodFrom ?? null, periodTo: input.periodTo ?? null, documentId: null, createdAt: now.toISOString() });
+      appendLog(tx, { type: input.kind === 'self' ? 'selfaudit.recorded' : 'audit.recorded', agency: agency.code, linkId: input.linkId ?? null, actor, object: `audit:${row.id}`, detail: { kind: input.kind, auditor: input.auditor, date: input.date } }, now);
+      return row;
+    });
+  }
+
+  listAudits(agency?: string, kind?: repo.AuditRow['kind']): repo.AuditRow[] {
+    const a = agency ? agencies.byCode(this.d.cdb.db, agency.toUpperCase()) : undefined;
+    if (agency && !a) throw new UserError(`agency ${agency} is not registered`);
+    return repo.audits(this.d.cdb.db, { agencyId: a?.id, kind });
+  }
+
+  async addFinding(input: { linkId: number; deadline: string; text: string; auditId?: number; anomalyId?: number; evidence?: number[] }, actor: string): Promise<repo.FindingRow> {
+    if (!isValidDate(input.deadline)) throw new UserError(`--deadline '${input.deadline}' is not a date (YYYY-MM-DD)`);
+    const { now, today } = this.instant();
+    let mail: { to: string[]; subject: string; text: string } | undefined;
+    const row = this.d.cdb.write((tx) => {
+      const s = this.d.registry.stateIn(tx, input.linkId);
+      if (s.link.status === 'terminated' || s.link.status === 'rejected' || s.link.status === 'pending') throw new UserError(`link ${input.linkId} is ${s.link.status}: findings are for approved links`);
+      if (input.auditId !== undefined && !repo.auditById(tx, input.auditId)) throw new UserError(`audit ${input.auditId} does not exist`);
+      let text = input.text.trim();
+      const evidence = [...(input.evidence ?? [])];
+      if (input.anomalyId !== undefined) {
+        const a = repo.anomalyById(tx, input.anomalyId);
+        if (!a) throw new UserError(`anomaly ${input.anomalyId} does not exist`);
+        if (a.linkId !== null && a.linkId !== input.linkId) throw new UserError(`anomaly ${input.anomalyId} concerns link ${a.linkId}, not ${input.linkId}`);
+        text ||= a.summary;
+        evidence.push(...a.evidence);
+      }
+      if (!text) throw new UserError('--text is required (what must be explained and improved)');
+      const f = repo.insertFinding(tx, { linkId: input.linkId, auditId: input.auditId ?? null, anomalyId: input.anomalyId ?? null, text, deadline: input.deadline, evidence: { seqs: evidence }, remediatedOn: null, remediationNote: null, createdAt: now.toISOString() });
+      appendLog(tx, { type: 'finding.added', agency: s.agency.code, linkId: s.link.id, revision: s.link.currentRevision, actor, object: `finding:${f.id}`, detail: { deadline: input.deadline, anomaly: input.anomalyId ?? null, audit: input.auditId ?? null } }, now);
+      mail = this.notice(tx, s, 'finding', today, now, { deadline: input.deadline, text });
+      return f;
+    });
+    await this.mail(mail ? [mail] : []);
+    return row;
+  }
+
+  remediate(id: number, at: string | undefined, note: string | undefined, actor: string): repo.FindingRow {
+    const { now, today } = this.instant(at);
+    return this.d.cdb.write((tx) => {
+      const f = repo.findingById(tx, id);
+      if (!f) throw new UserError(`finding ${id} does not exist`);
+      if (f.remediatedOn) throw new UserError(`finding ${id} was remediated on ${f.remediatedOn} already`);
+      repo.updateFinding(tx, id, { remediatedOn: today, remediationNote: note ?? null });
+      const s = this.d.registry.stateIn(tx, f.linkId);
+      appendLog(tx, { type: 'finding.remediated', agency: s.agency.code, linkId: f.linkId, actor, object: `finding:${id}`, detail: { on: today, note: note ?? null } }, now);
+      return repo.findingById(tx, id)!;
+    });
+  }
+
+  extend(id: number, deadline: string, actor: string): repo.FindingRow {
+    if (!isValidDate(deadline)) throw new UserError(`--deadline '${deadline}' is not a date (YYYY-MM-DD)`);
+    const { now, today } = this.instant();
+    return this.d.cdb.write((tx) => {
+      const f = repo.findingById(tx, id);
+      if (!f) throw new UserError(`finding ${id} does not exist`);
+      const ok = checkDeadlineExtension(f, deadline, today);
+      if (!ok.ok) refusal(ok);
+      repo.updateFinding(tx, id, { deadline });
+      appendLog(tx, { type: 'finding.extended', linkId: f.linkId, actor, object: `finding:${id}`, detail: { from: f.deadline, to: deadline } }, now);
+      return repo.findingById(tx, id)!;
+    });
+  }
+
+  listFindings(linkId?: number, at?: string): (repo.FindingRow & { status: string })[] {
+    const { today } = this.instant(at);
+    return repo.findings(this.d.cdb.db, linkId).map((f) => ({ ...f, status: findingStatus(f, today) }));
+  }
+
+  // ---- suspension and resumption (R10) ----
+
+  private suspendIn(tx: Db, linkId: number, reason: string, findingId: number | null, actor: string, today: string, now: Date) {
+    const s = this.d.registry.stateIn(tx, linkId);
+    this.d.registry.suspend(tx, linkId, reason, actor, now, { finding: findingId });
+    repo.insertSuspension(tx, { linkId, startedOn: today, reason, findingId, resumeRequestedOn: null, endedOn: null, outcome: null });
+    return this.notice(tx, s, 'suspended', today, now, { reason });
+  }
+
+  async suspend(linkId: number, reason: string, actor: string, at?: string): Promise<void> {
+    if (!reason.trim()) throw new UserError('--reason is required');
+    const { now, today } = this.instant(at);
+    const mail = this.d.cdb.write((tx) => this.suspendIn(tx, linkId, reason.trim(), null, actor, today, now));
+    this.d.registry.changed(linkId);
+    await this.mail([mail]);
+  }
+
+  /** The day the findings behind a suspension were all remediated, or null while one is still open. */
+  private remediatedOn(tx: Db, linkId: number, suspension: repo.SuspensionRow): string | null {
+    const relevant = repo.findings(tx, linkId).filter((f) => f.id === suspension.findingId || f.createdAt.slice(0, 10) <= suspension.startedOn);
+    if (relevant.some((f) => f.remediatedOn === null)) return null;
+    return relevant.map((f) => f.remediatedOn!).sort().pop() ?? suspension.startedOn;
+  }
+
+  /** End a link for a reason of the regulation, open its disposal task and issue the notice. */
+  private endIn(tx: Db, linkId: number, reason: EndReason, actor: string, today: string, now: Date, detail: Record<string, unknown> = {}) {
+    const s = this.d.registry.stateIn(tx, linkId);
+    this.d.registry.terminate(tx, linkId, reason, actor, now, detail);
+    const open = repo.openSuspension(tx, linkId);
+    if (open) repo.updateSuspension(tx, open.id, { endedOn: today, outcome: 'ended' });
+    if (!repo.disposalFor(tx, linkId)) {
+      repo.insertDisposal(tx, { linkId, openedOn: today, required: s.content.disposal, confirmedAt: null, confirmedBy: null, how: null });
+      appendLog(tx, { type: 'disposal.opened', agency: s.agency.code, linkId, actor, detail: { required: s.content.disposal } }, now);
+    }
+    return this.notice(tx, s, reason === 'reapplication-required' ? 'resume-refused' : 'ended', today, now, { reason: String(detail.why ?? reason), disposal: s.content.disposal });
+  }
+
+  async resumeRequest(linkId: number, actor: string, at?: string): Promise<{ accepted: boolean; message: string }> {
+    const { now, today } = this.instant(at);
+    const r = this.d.cdb.write((tx) => {
+      const s = this.d.registry.stateIn(tx, linkId);
+      const susp = repo.openSuspension(tx, linkId);
+      if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`);
+      const check = checkResumption({ suspendedOn: susp.startedOn, remediatedOn: this.remediatedOn(tx, linkId, susp) });
+      if (!check.ok && check.refusal.code === 'resume.too-late') {
+        return { accepted: false, message: check.refusal.message, mail: this.endIn(tx, linkId, 'reapplication-required', actor, today, now, { why: check.refusal.message }) };
+      }
+      if (!check.ok) refusal(check);
+      repo.updateSuspension(tx, susp.id, { resumeRequestedOn: today });
+      appendLog(tx, { type: 'link.resume-requested', agency: s.agency.code, linkId, actor, detail: { suspendedOn: susp.startedOn } }, now);
+      return { accepted: true, message: `resumption of link ${linkId} requested; NIA decides with \`nia-link link resume-approve ${linkId}\``, mail: undefined };
+    });
+    if (!r.accepted) this.d.registry.changed(linkId);
+    await this.mail(r.mail ? [r.mail] : []);
+    if (!r.accepted) throw new UserError(`${r.message}; link ${linkId} has ended (reapplication-required)`, 'resume.too-late');
+    return { accepted: r.accepted, message: r.message };
+  }
+
+  async resumeApprove(linkId: number, actor: string, at?: string): Promise<void> {
+    const { now, today } = this.instant(at);
+    const r = this.d.cdb.write((tx) => {
+      const s = this.d.registry.stateIn(tx, linkId);
+      const susp = repo.openSuspension(tx, linkId);
+      if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`);
+      if (!susp.resumeRequestedOn) throw new UserError(`link ${linkId} has no resumption request (nia-link link resume-request ${linkId})`);
+      const check = checkResumption({ suspendedOn: susp.startedOn, remediatedOn: this.remediatedOn(tx, linkId, susp) });
+      if (!check.ok && check.refusal.code === 'resume.too-late') return { ended: check.refusal.message, mail: this.endIn(tx, linkId, 'reapplication-required', actor, today, now, { why: check.refusal.message }) };
+      if (!check.ok) refusal(check);
+      this.d.registry.resume(tx, linkId, actor, now, { suspendedOn: susp.startedOn });
+      repo.updateSuspension(tx, susp.id, { endedOn: today, outcome: 'resumed' });
+      return { ended: null, mail: this.notice(tx, s, 'resumed', today, now, {}) };
+    });
+    this.d.registry.changed(linkId);
+    await this.mail([r.mail]);
+    if (r.ended) throw new UserError(`${r.ended}; link ${linkId} has ended (reapplication-required)`, 'resume.too-late');
+  }
+
+  // ---- termination (R11.1) ----
+
+  async terminate(linkId: number, effective: string, noticeDate: string | undefined, actor: string): Promise<void> {
+    const { now, today } = this.instant();
+    const notice = noticeDate ?? today;
+    const ok = checkTerminationNotice(notice, effective);
+    if (!ok.ok) refusal(ok);
+    const mail = this.d.cdb.write((tx) => {
+      const s = this.d.registry.stateIn(tx, linkId);
+      this.d.registry.scheduleEnd(tx, linkId, effective, actor, now, { noticeDate: notice, reason: 'agency-notice' });
+      return this.notice(tx, s, 'termination', today, now, { effective });
+    });
+    this.d.registry.changed(linkId);
+    await this.mail([mail]);
+  }
+
+  // ---- inactivity (R13.1), disposal (R-F5), reviews (R12.1) ----
+
+  private inactivityRow(tx: Db, linkId: number): repo.InactivityRow {
+    const row = repo.inactivityFor(tx, linkId);
+    if (!row) throw new UserError(`link ${linkId} is not flagged as inactive (nia-link compliance sweep flags links unused for over a year)`);
+    return row;
+  }
+
+  async inactivityNotice(linkId: number, actor: string, at?: string): Promise<void> {
+    const { now, today } = this.instant(at);
+    const mail = this.d.cdb.write((tx) => {
+      const row = this.inactivityRow(tx, linkId);
+      const s = this.d.registry.stateIn(tx, linkId);
+      repo.updateInactivity(tx, row.id, { noticeOn: today });
+      appendLog(tx, { type: 'inactivity.noticed', agency: s.agency.code, linkId, actor, detail: { lastUse: row.lastUse } }, now);
+      return this.notice(tx, s, 'inactivity', today, now, { last_use: row.lastUse });
+    });
+    await this.mail([mail]);
+  }
+
+  async inactivityConfirm(linkId: number, actor: string, at?: string): Promise<void> {
+    const { now, today } = this.instant(at);
+    const mail = this.d.cdb.write((tx) => {
+      const row = this.inactivityRow(tx, linkId);
+      if (!row.noticeOn) throw new UserError(`NIA has not given written notice of inactivity for link ${linkId} yet (nia-link inactivity notice ${linkId})`);
+      repo.updateInactivity(tx, row.id, { confirmedOn: today });
+      return this.endIn(tx, linkId, 'inactivity', actor, today, now, { why: 'unused for over a year; the agency confirmed it has no need', lastUse: row.lastUse });
+    });
+    this.d.registry.changed(linkId);
+    await this.mail([mail]);
+  }
+
+  confirmDisposal(linkId: number, how: string, by: string, at?: string): repo.DisposalRow {
+    if (!how.trim()) throw new UserError('--how is required (destroyed, returned, …)');
+    const { now } = this.instant(at);
+    return this.d.cdb.write((tx) => {
+      const row = repo.disposalFor(tx, linkId);
+      if (!row) throw new UserError(`link ${linkId} has no disposal task (it opens when the link ends)`);
+      if (row.confirmedAt) throw new UserError(`disposal for link ${linkId} was confirmed on ${row.confirmedAt} already`);
+      repo.updateDisposal(tx, row.id, { confirmedAt: now.toISOString(), confirmedBy: by, how: how.trim() });
+      const s = this.d.registry.stateIn(tx, linkId);
+      appendLog(tx, { type: 'disposal.confirmed', agency: s.agency.code, linkId, actor: by, detail: { how: how.trim(), required: row.required } }, now);
+      return repo.disposalFor(tx, linkId)!;
+    });
+  }
+
+  addReview(linkId: number, date: string, outcome: 'keep' | 'stop', note: string | undefined, actor: string): repo.ReviewRow {
+    if (!isValidDate(date)) throw new UserError(`--date '${date}' is not a date (YYYY-MM-DD)`);
+    const { now } = this.instant();
+    return this.d.cdb.write((tx) => {
+      const s = this.d.registry.stateIn(tx, linkId);
+      const row = repo.insertReview(tx, { linkId, date, outcome, note: note ?? null, createdAt: now.toISOString() });
+      appendLog(tx, { type: 'review.recorded', agency: s.agency.code, linkId, actor, detail: { date, outcome } }, now);
+      return row;
+    });
+  }
+
+  // ---- the daily sweep ----
+
+  /** Apply every deadline as of `at` (a Taipei day; default today) and say what changed and what is due. */
+  async sweep(actor: string, at?: string): Promise<SweepResult> {
+    const { now, today } = this.instant(at);
+    const changes: string[] = [];
+    const due: string[] = [];
+    const mails: { to: string[]; subject: string; text: string }[] = [];
+    const changedIds: number[] = [];
+    for (const l of this.d.registry.list()) {
+      if (l.status !== 'active' && l.status !== 'suspended') continue;
+      const r = this.d.cdb.write((tx) => {
+        const s = this.d.registry.stateIn(tx, l.id);
+        if (s.link.status !== 'active' && s.link.status !== 'suspended') return null;
+        // R11.1 / R12.1: an approved end date has come.
+        if (s.link.endsOn !== null && s.link.endsOn <= today) {
+          const reason: EndReason = s.content.stopOn === s.link.endsOn ? 'stop-request' : 'agency-notice';
+          mails.push(this.endIn(tx, l.id, reason, actor, today, now, { endsOn: s.link.endsOn }));
+          return `link ${l.id}: ended on ${s.link.endsOn} (${reason})`;
+        }
+        // R-F5: the use period is over.
+        if (periodOver(s.content.period.to, today)) {
+          mails.push(this.endIn(tx, l.id, 'expiry', actor, today, now, { to: s.content.period.to }));
+          return `link ${l.id}: use period ended on ${s.content.period.to}; disposal task opened`;
+        }
+        // R10.1: an overdue finding suspends the link (or waits for an operator when autoSuspend is off).
+        const overdue = repo.findings(tx, l.id).filter((f) => findingStatus(f, today) === 'overdue');
+        if (s.link.status === 'active' && overdue.length > 0) {
+          if (!this.d.config.policy.autoSuspend) {
+            due.push(`link ${l.id}: due for suspension (finding ${overdue.map((f) => f.id).join(', ')} overdue); confirm with nia-link link suspend ${l.id} --reason …`);
+            return null;
+          }
+          const f = overdue[0];
+          mails.push(this.suspendIn(tx, l.id, `finding ${f.id} not remediated by ${f.deadline}: ${f.text}`, f.id, actor, today, now));
+          return `link ${l.id}: suspended (finding ${f.id} overdue since ${addDays(f.deadline, 1)})`;
+        }
+        // R13.1: unused for more than a year is flagged; it stops only after notice and confirmation.
+        const lastUse = repo.lastUse(tx, l.id)?.slice(0, 10) ?? (s.link.approvedAt ? taipeiDate(new Date(s.link.approvedAt)) : today);
+        const flagged = repo.inactivityFor(tx, l.id);
+        if (inactive(lastUse, today) && !flagged) {
+          repo.insertInactivity(tx, { linkId: l.id, flaggedOn: today, lastUse, noticeOn: null, confirmedOn: null });
+          appendLog(tx, { type: 'inactivity.flagged', agency: s.agency.code, linkId: l.id, actor, detail: { lastUse } }, now);
+          return `link ${l.id}: flagged inactive (last use ${lastUse})`;
+        }
+        if (flagged && !inactive(lastUse, today) && !flagged.confirmedOn) repo.deleteInactivity(tx, flagged.id);
+        return null;
+      });
+      if (r) {
+        changes.push(r);
+        changedIds.push(l.id);
+      }
+    }
+    for (const id of changedIds) this.d.registry.changed(id);
+    await this.mail(mails);
+    due.push(...this.status(at).filter((x) => !due.includes(x)));
+    return { today, changes, due };
+  }
+
+  /** What is due, overdue or flagged as of `at`. */
+  status(at?: string): string[] {
+    const { today } = this.instant(at);
+    const out: string[] = [];
+    const db = this.d.cdb.db;
+    for (const f of repo.findings(db)) {
+      const st = findingStatus(f, today);
+      if (st === 'open') out.push(`finding ${f.id} (link ${f.linkId}): due ${f.deadline}`);
+      if (st === 'overdue') out.push(`finding ${f.id} (link ${f.linkId}): OVERDUE since ${addDays(f.deadline, 1)}`);
+    }
+    for (const s of repo.openSuspensions(db)) out.push(`link ${s.linkId}: suspended since ${s.startedOn}${s.resumeRequestedOn ? `, resumption requested ${s.resumeRequestedOn}` : ''}`);
+    for (const d of repo.disposals(db)) if (!d.confirmedAt) out.push(`link ${d.linkId}: disposal (${d.required}) not confirmed since ${d.openedOn}`);
+    for (const l of this.d.registry.list()) {
+      if (l.status !== 'active' && l.status !== 'suspended') continue;
+      const ina = repo.inactivityFor(db, l.id);
+      if (ina && !ina.confirmedOn) out.push(`link ${l.id}: inactive since ${ina.lastUse}${ina.noticeOn ? `, notice given ${ina.noticeOn}` : ', notice not yet given'}`);
+      const last = repo.lastReview(db, l.id)?.date ?? (l.approvedAt ? taipeiDate(new Date(l.approvedAt)) : today);
+      const next = reviewDue(last, REVIEW_CYCLE_MONTHS);
+      if (next < today) out.push(`link ${l.id}: necessity review overdue since ${next}`);
+      if (l.endsOn) out.push(`link ${l.id}: ends on ${l.endsOn}`);
+    }
+    for (const a of agencies.all(db)) {
+      const dates = repo.audits(db, { agencyId: a.id, kind: 'self' }).map((x) => x.date);
+      const tracked = this.d.registry.list().filter((l) => l.agency === a.code && l.approvedAt).map((l) => taipeiDate(new Date(l.approvedAt!))).sort()[0];
+      if (tracked) for (const flag of selfAuditFlags(dates, today, tracked)) out.push(`agency ${a.code}: ${flag}`);
+    }
+    return out;
+  }
+
+  listNotices(linkId?: number): repo.NoticeRow[] {
+    return repo.notices(this.d.cdb.db, linkId);
+  }
+}

@@ -1,0 +1,76 @@
+import { and, asc, desc, eq, inArray, isNull } from 'drizzle-orm';
+import type { Db } from '../index';
+import { anomaly, audit, disposal, finding, inactivity, necessityReview, notice, suspension, usageLog } from '../schema';
+
+export type AuditRow = typeof audit.$inferSelect;
+export type FindingRow = typeof finding.$inferSelect;
+export type SuspensionRow = typeof suspension.$inferSelect;
+export type NoticeRow = typeof notice.$inferSelect;
+export type ReviewRow = typeof necessityReview.$inferSelect;
+export type DisposalRow = typeof disposal.$inferSelect;
+export type InactivityRow = typeof inactivity.$inferSelect;
+
+export const insertAudit = (tx: Db, row: Omit<AuditRow, 'id'>): AuditRow => tx.insert(audit).values(row).returning().get();
+export const auditById = (tx: Db, id: number): AuditRow | undefined => tx.select().from(audit).where(eq(audit.id, id)).get();
+export function audits(tx: Db, f: { agencyId?: number; kind?: AuditRow['kind'] } = {}): AuditRow[] {
+  const where = [f.agencyId !== undefined ? eq(audit.agencyId, f.agencyId) : undefined, f.kind ? eq(audit.kind, f.kind) : undefined].filter((x) => x !== undefined);
+  return tx.select().from(audit).where(where.length ? and(...where) : undefined).orderBy(asc(audit.date), asc(audit.id)).all();
+}
+
+export const insertFinding = (tx: Db, row: Omit<FindingRow, 'id'>): FindingRow => tx.insert(finding).values(row).returning().get();
+export const findingById = (tx: Db, id: number): FindingRow | undefined => tx.select().from(finding).where(eq(finding.id, id)).get();
+export function findings(tx: Db, linkId?: number): FindingRow[] {
+  return tx.select().from(finding).where(linkId !== undefined ? eq(finding.linkId, linkId) : undefined).orderBy(asc(finding.id)).all();
+}
+export function updateFinding(tx: Db, id: number, values: Partial<Omit<FindingRow, 'id'>>): void {
+  tx.update(finding).set(values).where(eq(finding.id, id)).run();
+}
+
+export const insertSuspension = (tx: Db, row: Omit<SuspensionRow, 'id'>): SuspensionRow => tx.insert(suspension).values(row).returning().get();
+export function openSuspension(tx: Db, linkId: number): SuspensionRow | undefined {
+  return tx.select().from(suspension).where(and(eq(suspension.linkId, linkId), isNull(suspension.endedOn))).orderBy(desc(suspension.id)).limit(1).get();
+}
+export function updateSuspension(tx: Db, id: number, values: Partial<Omit<SuspensionRow, 'id'>>): void {
+  tx.update(suspension).set(values).where(eq(suspension.id, id)).run();
+}
+export const openSuspensions = (tx: Db): SuspensionRow[] => tx.select().from(suspension).where(isNull(suspension.endedOn)).orderBy(asc(suspension.id)).all();
+
+export const insertNotice = (tx: Db, row: Omit<NoticeRow, 'id'>): NoticeRow => tx.insert(notice).values(row).returning().get();
+export function notices(tx: Db, linkId?: number): NoticeRow[] {
+  return tx.select().from(notice).where(linkId !== undefined ? eq(notice.linkId, linkId) : undefined).orderBy(asc(notice.id)).all();
+}
+
+export const insertReview = (tx: Db, row: Omit<ReviewRow, 'id'>): ReviewRow => tx.insert(necessityReview).values(row).returning().get();
+export function lastReview(tx: Db, linkId: number): ReviewRow | undefined {
+  return tx.select().from(necessityReview).where(eq(necessityReview.linkId, linkId)).orderBy(desc(necessityReview.date), desc(necessityReview.id)).limit(1).get();
+}
+
+export const disposalFor = (tx: Db, linkId: number): DisposalRow | undefined => tx.select().from(disposal).where(eq(disposal.linkId, linkId)).get();
+export const insertDisposal = (tx: Db, row: Omit<DisposalRow, 'id'>): DisposalRow => tx.insert(disposal).values(row).returning().get();
+export function updateDisposal(tx: Db, id: number, values: Partial<Omit<DisposalRow, 'id'>>): void {
+  tx.update(disposal).set(values).where(eq(disposal.id, id)).run();
+}
+export const disposals = (tx: Db): DisposalRow[] => tx.select().from(disposal).orderBy(asc(disposal.id)).all();
+
+export const inactivityFor = (tx: Db, linkId: number): InactivityRow | undefined => tx.select().from(inactivity).where(eq(inactivity.linkId, linkId)).get();
+export const insertInactivity = (tx: Db, row: Omit<InactivityRow, 'id'>): InactivityRow => tx.insert(inactivity).values(row).returning().get();
+export function updateInactivity(tx: Db, id: number, values: Partial<Omit<InactivityRow, 'id'>>): void {
+  tx.update(inactivity).set(values).where(eq(inactivity.id, id)).run();
+}
+export function deleteInactivity(tx: Db, id: number): void {
+  tx.delete(inactivity).where(eq(inactivity.id, id)).run();
+}
+
+/** When the agency last used the link: a download, an online query, or a delivered push or e-mail (R13.1). */
+export const USE_EVENTS = ['file.downloaded', 'query.answered', 'file.pushed', 'email.sent'];
+export function lastUse(tx: Db, linkId: number): string | undefined {
+  return tx
+    .select({ at: usageLog.at })
+    .from(usageLog)
+    .where(and(eq(usageLog.linkId, linkId), inArray(usageLog.type, USE_EVENTS)))
+    .orderBy(desc(usageLog.seq))
+    .limit(1)
+    .get()?.at;
+}
+
+export const anomalyById = (tx: Db, id: number) => tx.select().from(anomaly).where(eq(anomaly.id, id)).get();
