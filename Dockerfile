@@ -6,6 +6,7 @@ COPY src ./src
 COPY jobs ./jobs
 COPY schemas ./schemas
 COPY drizzle ./drizzle
+COPY templates ./templates
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
