@@ -9,6 +9,35 @@ import { UserError } from './errors';
  * Sources, later ones winning: defaults < `<data-dir>/config.json` (or NIA_LINK_CONFIG) < environment < flags.
  */
 const port = z.coerce.number().int().min(0).max(65535);
+const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a time HH:MM (24-hour)');
+function validTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const ANOMALY_DEFAULTS = {
+  everyMinutes: 5,
+  businessHours: { timeZone: 'Asia/Taipei', start: '08:00', end: '18:00', weekdays: [1, 2, 3, 4, 5] },
+  refusedIp: { enabled: true, perDay: 5 },
+  failedLogins: { enabled: true, threshold: 5, windowMinutes: 15 },
+  volume: { enabled: true, factor: 5, baselineDays: 30, minBytes: 10 * 1024 * 1024 },
+  offHours: { enabled: true },
+  repeatedDownload: { enabled: true, threshold: 3, windowHours: 24 },
+  inactiveLink: { enabled: true },
+};
+/** Defaults under the file's values, one level of nesting deep (a rule given in part keeps its other defaults). */
+function withDefaults<T extends Record<string, unknown>>(defaults: T, given: unknown): T {
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) return given === undefined ? defaults : (given as T);
+  const out: Record<string, unknown> = { ...defaults, ...given };
+  for (const [k, v] of Object.entries(defaults)) {
+    const g = (given as Record<string, unknown>)[k];
+    if (typeof v === 'object' && v !== null && !Array.isArray(v) && typeof g === 'object' && g !== null && !Array.isArray(g)) out[k] = { ...v, ...g };
+  }
+  return out as T;
+}
 const schema = z.object({
   dataDir: z.string().min(1),
   keysDir: z.string().min(1),
@@ -43,6 +72,25 @@ const schema = z.object({
   usageLog: z.object({
     // R6.2: five years is a floor that no setting can lower.
     retentionYears: z.coerce.number().int().min(5, 'must be at least 5 (R6.2: usage logs are kept five years)'),
+    // The scheduler signs the log's head this often (only when it moved).
+    checkpointEveryMinutes: z.coerce.number().int().min(1).max(10080),
+  }),
+  // R7.1: rules of the anomaly scan over new usage-log records; each can be switched off.
+  anomaly: z.object({
+    everyMinutes: z.coerce.number().int().min(1).max(1440),
+    businessHours: z.object({
+      timeZone: z.string().refine(validTimeZone, 'not an IANA time zone, e.g. Asia/Taipei'),
+      start: hhmm,
+      end: hhmm,
+      // 0 = Sunday … 6 = Saturday
+      weekdays: z.array(z.number().int().min(0).max(6)),
+    }),
+    refusedIp: z.object({ enabled: z.boolean(), perDay: z.coerce.number().int().min(1) }),
+    failedLogins: z.object({ enabled: z.boolean(), threshold: z.coerce.number().int().min(1), windowMinutes: z.coerce.number().int().min(1) }),
+    volume: z.object({ enabled: z.boolean(), factor: z.coerce.number().min(1), baselineDays: z.coerce.number().int().min(1), minBytes: z.coerce.number().int().min(0) }),
+    offHours: z.object({ enabled: z.boolean() }),
+    repeatedDownload: z.object({ enabled: z.boolean(), threshold: z.coerce.number().int().min(2), windowHours: z.coerce.number().int().min(1) }),
+    inactiveLink: z.object({ enabled: z.boolean() }),
   }),
   policy: z.object({ autoSuspend: z.boolean() }),
   outbox: z.object({ retentionDays: z.coerce.number().int().min(1).max(3650) }),
@@ -153,7 +201,8 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
         }),
       },
     },
-    usageLog: { retentionYears: 5, ...f.usageLog, ...defined({ retentionYears: env.NIA_LINK_RETENTION_YEARS }) },
+    usageLog: { retentionYears: 5, checkpointEveryMinutes: 60, ...f.usageLog, ...defined({ retentionYears: env.NIA_LINK_RETENTION_YEARS, checkpointEveryMinutes: env.NIA_LINK_CHECKPOINT_MINUTES }) },
+    anomaly: { ...withDefaults(ANOMALY_DEFAULTS, f.anomaly), ...defined({ everyMinutes: env.NIA_LINK_ANOMALY_MINUTES }) },
     policy: { autoSuspend: true, ...f.policy, ...defined({ autoSuspend: bool(env.NIA_LINK_AUTO_SUSPEND) }) },
     outbox: { retentionDays: 30, ...f.outbox, ...defined({ retentionDays: env.NIA_LINK_OUTBOX_RETENTION_DAYS }) },
     worker: { attempts: 5, backoffMs: 5000, lockMs: 120000, ...f.worker, ...defined({ attempts: env.NIA_LINK_JOB_ATTEMPTS, backoffMs: env.NIA_LINK_JOB_BACKOFF_MS, lockMs: env.NIA_LINK_JOB_LOCK_MS }) },

@@ -3,6 +3,8 @@ import { isUserError } from '../errors';
 import { CliContext } from './context';
 import * as account from './account';
 import * as agency from './agency';
+import * as anomaly from './anomaly';
+import * as backup from './backup';
 import * as change from './change';
 import * as compliance from './compliance';
 import * as defender from './defender';
@@ -25,7 +27,7 @@ export function buildProgram(ctx: CliContext, program: Command): Command {
     .option('--data-dir <dir>', 'data directory (default $NIA_LINK_DATA_DIR or ./data)')
     .exitOverride()
     .configureOutput({ outputError: oneLineError });
-  for (const m of [init, agency, link, compliance, change, account, seed, deliver, log, report, key, defender, start]) m.register(program, ctx);
+  for (const m of [init, agency, link, compliance, change, account, seed, deliver, log, report, anomaly, backup, key, defender, start]) m.register(program, ctx);
   return program;
 }
 

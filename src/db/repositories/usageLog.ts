@@ -119,3 +119,14 @@ export function window(tx: Db, f: { types: readonly string[]; fromAt: string; to
   if (f.object !== undefined) where.push(eq(usageLog.object, f.object));
   return tx.select().from(usageLog).where(and(...where)).orderBy(asc(usageLog.seq)).all();
 }
+
+/** The link's newest record of one of these types before `seq` (its status history, from the log itself). */
+export function lastOfTypes(tx: Db, linkId: number, beforeSeq: number, types: readonly string[]): UsageLogRow | undefined {
+  return tx
+    .select()
+    .from(usageLog)
+    .where(and(eq(usageLog.linkId, linkId), lte(usageLog.seq, beforeSeq - 1), inArray(usageLog.type, [...types])))
+    .orderBy(desc(usageLog.seq))
+    .limit(1)
+    .get();
+}

@@ -1,0 +1,33 @@
+import type { Command } from 'commander';
+import { backup, restore } from '../usagelog';
+import { type CliContext, printJson } from './context';
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('backup')
+    .description('a consistent online copy of the control database, keys and usage-log archives, with a signed manifest')
+    .requiredOption('--out <dir>', 'a new (or empty) directory; copy it off this machine')
+    .option('--json', 'print the result as JSON')
+    .action(async (o) => {
+      const r = await backup(ctx.cdb, { dataDir: ctx.config.dataDir, keysDir: ctx.config.keysDir, out: o.out, now: ctx.clock.now() });
+      if (o.json) printJson({ ...r, log: { ok: r.log.ok, records: r.log.records, lastSeq: r.log.lastSeq, headHash: r.log.headHash, bad: r.log.bad } });
+      else console.log(`backup written to ${r.dir}: ${r.files} files, ${r.bytes} bytes; usage log ${r.log.ok ? `verified through seq ${r.log.lastSeq ?? '-'}` : 'DOES NOT VERIFY'}`);
+      if (!r.log.ok) {
+        console.error(`nia-link: the usage log does not verify at seq ${r.log.bad!.seq} (${r.log.bad!.reason}); the backup keeps it as it is`);
+        process.exitCode = 1;
+      }
+    });
+  program
+    .command('restore')
+    .description('check a backup (signature, checksums, usage-log chain) and only then put it in place')
+    .requiredOption('--from <dir>', 'a directory written by `nia-link backup`')
+    .option('--key <file>', "NIA's public key to check the manifest with (default: this installation's, else the backup's own)")
+    .option('--force', 'replace an existing installation (moved aside as *.replaced-<time>, not deleted)')
+    .option('--json', 'print the result as JSON')
+    .action(async (o) => {
+      const r = await restore({ from: o.from, dataDir: ctx.config.dataDir, keysDir: ctx.config.keysDir, now: ctx.clock.now(), force: !!o.force, keyFile: o.key });
+      if (o.json) return printJson({ ...r, log: { ok: r.log.ok, records: r.log.records, lastSeq: r.log.lastSeq, headHash: r.log.headHash } });
+      console.log(`restored ${r.files} files into ${ctx.config.dataDir}; manifest signed by ${r.signingKey} (${r.keySource === 'backup' ? "checked with the backup's own key: compare this fingerprint with NIA's" : `checked with the ${r.keySource} key`}); usage log verified through seq ${r.log.lastSeq ?? '-'}`);
+      for (const f of r.replaced) console.log(`moved aside: ${f}`);
+    });
+}

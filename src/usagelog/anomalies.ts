@@ -1,0 +1,253 @@
+import type { Config } from '../config';
+import type { ControlDb, Db } from '../db';
+import * as store from '../db/repositories/anomalies';
+import * as repo from '../db/repositories/usageLog';
+import { addDays, startOfTaipeiDay, taipeiDate } from '../domain';
+
+export type AnomalySettings = Config['anomaly'];
+export type AnomalyRow = store.AnomalyRow;
+type Row = repo.UsageLogRow;
+
+export const RULES = ['refused-ip', 'failed-logins', 'volume', 'off-hours', 'repeated-download', 'inactive-link'] as const;
+export type RuleName = (typeof RULES)[number];
+
+/** One rule's finding over a group of records: stored under `key`, so a repeat updates it. */
+export interface Hit {
+  rule: RuleName;
+  key: string;
+  linkId: number | null;
+  agency: string | null;
+  ip: string | null;
+  summary: string;
+  /** Every record that shows it (those seen in earlier scans included). */
+  seqs: number[];
+  detail: Record<string, unknown>;
+}
+
+/** Evidence kept per anomaly; `count` goes on counting past it. */
+const EVIDENCE_CAP = 1000;
+const BATCH = 5000;
+/** mayUse's refusals: a login refused for one of these was an attempt on a link that may not be used. */
+const LINK_UNUSABLE = new Set(['link.not-active', 'link.period.ended', 'link.period.not-started', 'link.ending']);
+const STATUS_EVENTS: Record<string, string> = { 'link.approved': 'active', 'link.resumed': 'active', 'link.suspended': 'suspended', 'link.terminated': 'terminated', 'link.rejected': 'rejected' };
+/** What an agency (or its use of a link) does, as opposed to what NIA does to the link. */
+const isUse = (type: string) => type === 'auth.succeeded' || type === 'file.downloaded' || type === 'file.pushed' || type.startsWith('query.');
+
+function detailOf(r: Row): Record<string, any> {
+  try {
+    const d = JSON.parse(r.detail);
+    return typeof d === 'object' && d !== null ? d : {};
+  } catch {
+    return {};
+  }
+}
+const bytesOf = (r: Row) => {
+  const b = detailOf(r).bytes;
+  return typeof b === 'number' && Number.isFinite(b) ? b : 0;
+};
+const day = (at: string) => taipeiDate(new Date(at));
+const minus = (at: string, ms: number) => new Date(Date.parse(at) - ms).toISOString();
+const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+
+function groupBy(rows: Row[], key: (r: Row) => string | null): Map<string, Row[]> {
+  const m = new Map<string, Row[]>();
+  for (const r of rows) {
+    const k = key(r);
+    if (k === null) continue;
+    const g = m.get(k);
+    if (g) g.push(r);
+    else m.set(k, [r]);
+  }
+  return m;
+}
+const last = <T>(a: T[]) => a[a.length - 1];
+/** The one value every record shares, or null. */
+const common = <K extends keyof Row>(rows: Row[], k: K): Row[K] | null => (rows.every((r) => r[k] === rows[0][k]) ? rows[0][k] : null);
+
+/** Weekday, HH:MM and date of an instant in a time zone. */
+export function localTime(at: string, timeZone: string): { weekday: number; hhmm: string; date: string } {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat('en-US', { timeZone, weekday: 'short', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
+      .formatToParts(new Date(at))
+      .map((p) => [p.type, p.value]),
+  );
+  return { weekday: ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'].indexOf(parts.weekday), hhmm: `${parts.hour}:${parts.minute}`, date: `${parts.year}-${parts.month}-${parts.day}` };
+}
+
+export function outsideBusinessHours(at: string, bh: AnomalySettings['businessHours']): boolean {
+  const t = localTime(at, bh.timeZone);
+  return !bh.weekdays.includes(t.weekday) || t.hhmm < bh.start || t.hhmm >= bh.end;
+}
+
+/**
+ * The rules (R7.1). Each looks at the new records of its kind, grouped by what it is about, and
+ * looks back in the log as far as its window needs, so a burst split across two scans is seen whole.
+ */
+const rules: Record<RuleName, (tx: Db, rows: Row[], s: AnomalySettings) => Hit[]> = {
+  // Connections the SFTP gate refused because no link lists the address (aggregated records carry a count).
+  'refused-ip': (tx, rows, s) => {
+    const refusedUnlisted = (r: Row) => {
+      const d = detailOf(r);
+      if (d.reasons && typeof d.reasons === 'object') return Number(d.reasons['ip.not-allowed'] ?? 0);
+      return typeof d.count === 'number' ? d.count : 1;
+    };
+    const groups = groupBy(rows.filter((r) => r.type === 'connection.refused' && r.ip), (r) => `${r.ip}|${day(r.at)}`);
+    return [...groups.values()].flatMap((g) => {
+      const { ip, at } = last(g);
+      const d = day(at);
+      const all = repo.window(tx, { types: ['connection.refused'], ip: ip!, fromAt: startOfTaipeiDay(d).toISOString(), toAt: at }).filter((r) => refusedUnlisted(r) > 0);
+      const n = all.reduce((sum, r) => sum + refusedUnlisted(r), 0);
+      if (n < s.refusedIp.perDay) return [];
+      return [{ rule: 'refused-ip', key: `refused-ip:${ip}:${d}`, linkId: null, agency: null, ip, summary: `${n} connection(s) refused from unlisted address ${ip} on ${d}`, seqs: all.map((r) => r.seq), detail: { refused: n, day: d } }];
+    });
+  },
+  // Repeated failed logins from one address within the window.
+  'failed-logins': (tx, rows, s) => {
+    const w = s.failedLogins.windowMinutes * 60_000;
+    const groups = groupBy(rows.filter((r) => r.type === 'auth.failed' && r.ip), (r) => r.ip);
+    const hits: Hit[] = [];
+    for (const g of groups.values()) {
+      // The newest window with enough failures; every record of the batch ends one window.
+      const all = repo.window(tx, { types: ['auth.failed'], ip: g[0].ip!, fromAt: minus(g[0].at, w), toAt: last(g).at });
+      let best: Row[] = [];
+      let lo = 0;
+      let hi = 0;
+      for (const end of g) {
+        while (hi < all.length && all[hi].seq <= end.seq) hi++;
+        while (lo < hi && all[lo].at <= minus(end.at, w)) lo++;
+        if (hi - lo >= s.failedLogins.threshold) best = all.slice(lo, hi);
+      }
+      if (!best.length) continue;
+      const ip = g[0].ip!;
+      const d = day(last(best).at);
+      hits.push({ rule: 'failed-logins', key: `failed-logins:${ip}:${d}`, linkId: common(best, 'linkId'), agency: common(best, 'agency'), ip, summary: `${best.length} failed logins from ${ip} within ${s.failedLogins.windowMinutes} min (${d})`, seqs: best.map((r) => r.seq), detail: { failures: best.length, windowMinutes: s.failedLogins.windowMinutes, accounts: [...new Set(best.map((r) => r.actor ?? detailOf(r).username ?? null))] } });
+    }
+    return hits;
+  },
+  // A day's download volume of a link far above its trailing daily average (needs some history).
+  volume: (tx, rows, s) => {
+    const v = s.volume;
+    const groups = groupBy(rows.filter((r) => r.type === 'file.downloaded' && r.linkId !== null), (r) => `${r.linkId}|${day(r.at)}`);
+    return [...groups.values()].flatMap((g) => {
+      const { linkId, at } = last(g);
+      const d = day(at);
+      const dayStart = startOfTaipeiDay(d).toISOString();
+      const today = repo.window(tx, { types: ['file.downloaded'], linkId: linkId!, fromAt: dayStart, toAt: at });
+      const before = repo.window(tx, { types: ['file.downloaded'], linkId: linkId!, fromAt: startOfTaipeiDay(addDays(d, -v.baselineDays)).toISOString(), toAt: minus(dayStart, 1) });
+      if (!before.length) return [];
+      const bytes = today.reduce((n, r) => n + bytesOf(r), 0);
+      const baseline = before.reduce((n, r) => n + bytesOf(r), 0) / v.baselineDays;
+      if (bytes < v.minBytes || bytes <= v.factor * baseline) return [];
+      return [{ rule: 'volume', key: `volume:${linkId}:${d}`, linkId, agency: last(g).agency, ip: common(today, 'ip'), summary: `link ${linkId} downloaded ${mib(bytes)} on ${d}, ${baseline ? (bytes / baseline).toFixed(1) + '×' : 'far above'} its ${v.baselineDays}-day daily average of ${mib(baseline)}`, seqs: today.map((r) => r.seq), detail: { bytes, baselinePerDay: Math.round(baseline), baselineDays: v.baselineDays, factor: v.factor } }];
+    });
+  },
+  // Downloads outside business hours (weekends included), in the configured time zone.
+  'off-hours': (_tx, rows, s) => {
+    const bh = s.businessHours;
+    const groups = groupBy(rows.filter((r) => r.type === 'file.downloaded' && outsideBusinessHours(r.at, bh)), (r) => `${r.linkId}|${localTime(r.at, bh.timeZone).date}`);
+    return [...groups.values()].map((g) => {
+      const t = localTime(g[0].at, bh.timeZone);
+      return { rule: 'off-hours', key: `off-hours:${g[0].linkId}:${t.date}`, linkId: g[0].linkId, agency: g[0].agency, ip: common(g, 'ip'), summary: `link ${g[0].linkId ?? '-'}: download(s) outside business hours on ${t.date} (first at ${t.hhmm} ${bh.timeZone}; hours ${bh.start}–${bh.end})`, seqs: g.map((r) => r.seq), detail: { date: t.date, firstLocalTime: t.hhmm, timeZone: bh.timeZone } };
+    });
+  },
+  // The same file downloaded many times by one link within the window.
+  'repeated-download': (tx, rows, s) => {
+    const w = s.repeatedDownload.windowHours * 3600_000;
+    const groups = groupBy(rows.filter((r) => r.type === 'file.downloaded' && r.linkId !== null && r.object), (r) => `${r.linkId}|${r.object}`);
+    return [...groups.values()].flatMap((g) => {
+      const { linkId, object, at } = last(g);
+      const all = repo.window(tx, { types: ['file.downloaded'], linkId: linkId!, object: object!, fromAt: minus(at, w), toAt: at });
+      if (all.length < s.repeatedDownload.threshold) return [];
+      return [{ rule: 'repeated-download', key: `repeated-download:${linkId}:${object}`, linkId, agency: last(g).agency, ip: common(all, 'ip'), summary: `link ${linkId}: ${object} downloaded ${all.length} times within ${s.repeatedDownload.windowHours} h`, seqs: all.map((r) => r.seq), detail: { file: object, downloads: all.length, windowHours: s.repeatedDownload.windowHours } }];
+    });
+  },
+  // Attempts on a link that may not be used: refused for that reason, or a use while the log shows it suspended or ended.
+  'inactive-link': (tx, rows) => {
+    const flagged = rows.flatMap((r) => {
+      if (r.linkId === null) return [];
+      const reason = detailOf(r).reason;
+      if (r.type === 'auth.failed' && typeof reason === 'string' && LINK_UNUSABLE.has(reason)) return [{ r, status: reason }];
+      if (!isUse(r.type)) return [];
+      const s = repo.lastOfTypes(tx, r.linkId, r.seq, Object.keys(STATUS_EVENTS));
+      const status = s ? STATUS_EVENTS[s.type] : undefined;
+      return status && status !== 'active' ? [{ r, status }] : [];
+    });
+    const groups = new Map<string, { r: Row; status: string }[]>();
+    for (const f of flagged) {
+      const k = `${f.r.linkId}|${day(f.r.at)}`;
+      groups.set(k, [...(groups.get(k) ?? []), f]);
+    }
+    return [...groups.values()].map((g) => {
+      const r = g[0].r;
+      const d = day(r.at);
+      return { rule: 'inactive-link', key: `inactive-link:${r.linkId}:${d}`, linkId: r.linkId, agency: r.agency, ip: common(g.map((x) => x.r), 'ip'), summary: `link ${r.linkId} may not be used (${g[0].status}): ${g.length} attempt(s) on ${d}`, seqs: g.map((x) => x.r.seq), detail: { status: g[0].status, types: [...new Set(g.map((x) => x.r.type))] } };
+    });
+  },
+};
+
+const ruleEnabled = (rule: RuleName, s: AnomalySettings) =>
+  ({ 'refused-ip': s.refusedIp, 'failed-logins': s.failedLogins, volume: s.volume, 'off-hours': s.offHours, 'repeated-download': s.repeatedDownload, 'inactive-link': s.inactiveLink })[rule].enabled;
+
+/** Run the enabled rules over records (pure apart from the look-back reads). */
+export function detect(tx: Db, rows: Row[], s: AnomalySettings): Hit[] {
+  return RULES.filter((rule) => ruleEnabled(rule, s)).flatMap((rule) => rules[rule](tx, rows, s));
+}
+
+/** Store a hit, or fold its new records into the anomaly already stored under its key. */
+function record(tx: Db, h: Hit, rows: Map<number, Row>, now: string): 'new' | 'updated' | 'seen' {
+  const seqs = [...new Set(h.seqs)].sort((a, b) => a - b);
+  const at = (seq: number) => rows.get(seq)?.at ?? repo.bySeq(tx, seq)?.at ?? now;
+  const existing = store.byKey(tx, h.key);
+  if (!existing) {
+    store.insert(tx, {
+      rule: h.rule, key: h.key, linkId: h.linkId, agency: h.agency, ip: h.ip, summary: h.summary, evidence: seqs.slice(0, EVIDENCE_CAP), count: seqs.length,
+      detail: { ...h.detail, lastSeq: last(seqs) }, firstAt: at(seqs[0]), lastAt: at(last(seqs)), detectedAt: now, updatedAt: now, status: 'open', findingId: null,
+    });
+    return 'new';
+  }
+  const seen = Number(existing.detail.lastSeq ?? 0);
+  const fresh = seqs.filter((s) => s > seen);
+  if (!fresh.length) return 'seen';
+  store.update(tx, existing.id, {
+    summary: h.summary,
+    evidence: [...new Set([...existing.evidence, ...fresh])].sort((a, b) => a - b).slice(0, EVIDENCE_CAP),
+    count: existing.count + fresh.length,
+    detail: { ...h.detail, lastSeq: last(fresh) },
+    lastAt: at(last(fresh)),
+    updatedAt: now,
+  });
+  return 'updated';
+}
+
+export interface ScanResult {
+  scanned: number;
+  through: number;
+  detected: number;
+  updated: number;
+}
+
+/**
+ * R7.1, the scheduled job: run the rules over the records written since the last scan, in batches,
+ * storing each batch's anomalies and the new position in one transaction.
+ */
+export function scanAnomalies(cdb: ControlDb, s: AnomalySettings, now: Date): ScanResult {
+  const result: ScanResult = { scanned: 0, through: store.scannedThrough(cdb.db), detected: 0, updated: 0 };
+  for (;;) {
+    const batch = repo.after(cdb.db, result.through, BATCH);
+    if (!batch.length) break;
+    cdb.write((tx) => {
+      const bySeq = new Map(batch.map((r) => [r.seq, r]));
+      for (const h of detect(tx, batch, s)) {
+        const r = record(tx, h, bySeq, now.toISOString());
+        if (r === 'new') result.detected++;
+        else if (r === 'updated') result.updated++;
+      }
+      store.setScannedThrough(tx, last(batch).seq, now.toISOString());
+    });
+    result.scanned += batch.length;
+    result.through = last(batch).seq;
+  }
+  return result;
+}
+
+export const listAnomalies = (cdb: ControlDb, f: store.AnomalyFilter = {}): AnomalyRow[] => store.list(cdb.db, f);
