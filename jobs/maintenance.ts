@@ -1,6 +1,9 @@
 import type { Job } from 'bullmq';
+import type { Config } from '../src/config';
 import type { Services } from '../src/services';
+import { checkpointLogProcessor } from './checkpoint-log';
 import { complianceSweepProcessor } from './compliance-sweep';
+import { detectAnomaliesProcessor } from './detect-anomalies';
 import { purgeOutboxProcessor } from './purge-outbox';
 
 /** The recurring jobs of the `maintenance` queue: scheduler key, cron (Asia/Taipei), job name. */
@@ -9,11 +12,19 @@ export const MAINTENANCE_SCHEDULES = [
   { key: 'outbox-purge', pattern: '15 3 * * *', name: 'purge-outbox' },
 ] as const;
 
+/** The recurring jobs whose interval is configured: scheduler key, every (ms), job name. */
+export const maintenanceIntervals = (config: Config) => [
+  { key: 'log-checkpoint', every: config.usageLog.checkpointEveryMinutes * 60_000, name: 'checkpoint-log' },
+  { key: 'anomaly-scan', every: config.anomaly.everyMinutes * 60_000, name: 'detect-anomalies' },
+];
+
 /** One worker serves the queue; the job's name says which processor runs. */
 export function maintenanceProcessor(services: Services) {
   const byName: Record<string, (job: Job) => Promise<unknown>> = {
     'compliance-sweep': complianceSweepProcessor(services.compliance),
     'purge-outbox': purgeOutboxProcessor(services.extracts),
+    'checkpoint-log': checkpointLogProcessor(services.usageLog),
+    'detect-anomalies': detectAnomaliesProcessor(services.usageLog),
   };
   return async (job: Job): Promise<unknown> => {
     const run = byName[job.name];

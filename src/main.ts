@@ -10,7 +10,7 @@ import { createLogger, type Logger } from './logger';
 import { connection, openQueue, QUEUES, queuePrefix, resolveRedis, syncSchedules } from './queue';
 import { buildServices, type Services } from './services';
 import { buildExtractProcessor } from '../jobs/build-extract';
-import { MAINTENANCE_SCHEDULES, maintenanceProcessor } from '../jobs/maintenance';
+import { MAINTENANCE_SCHEDULES, maintenanceIntervals, maintenanceProcessor } from '../jobs/maintenance';
 import { pushDeliveryProcessor } from '../jobs/push-delivery';
 import { enqueuePushJobs } from './delivery';
 
@@ -80,6 +80,7 @@ export async function startService(config: Config, roles: readonly Role[], say: 
       const extractQ = openQueue(QUEUES.extract, config, redisInfo.url);
       const maintenanceQ = openQueue(QUEUES.maintenance, config, redisInfo.url);
       for (const m of MAINTENANCE_SCHEDULES) await maintenanceQ.upsertJobScheduler(m.key, { pattern: m.pattern, tz: 'Asia/Taipei' }, { name: m.name });
+      for (const m of maintenanceIntervals(config)) await maintenanceQ.upsertJobScheduler(m.key, { every: m.every }, { name: m.name });
       const sync = async () => {
         const links = services.registry.list().map((l) => ({ id: l.id, schedule: l.schedule, active: l.status === 'active' }));
         const r = await syncSchedules(extractQ, links);
@@ -99,7 +100,7 @@ export async function startService(config: Config, roles: readonly Role[], say: 
         await extractQ.close();
         await maintenanceQ.close();
       });
-      say(`scheduler: link delivery schedules (Asia/Taipei) synchronised every ${SCHEDULE_SYNC_MS / 1000} s; compliance sweep daily at 00:30, outbox purge at 03:15`);
+      say(`scheduler: link delivery schedules (Asia/Taipei) synchronised every ${SCHEDULE_SYNC_MS / 1000} s; compliance sweep daily at 00:30, outbox purge at 03:15; usage-log checkpoint every ${config.usageLog.checkpointEveryMinutes} min, anomaly scan every ${config.anomaly.everyMinutes} min`);
     }
     let httpPort: number | undefined;
     if (roles.includes('http')) {

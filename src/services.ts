@@ -7,6 +7,7 @@ import { PushService } from './delivery';
 import { ExtractService, SqliteSource, sourceDbPath } from './extract';
 import { linkEventPublisher } from './queue/link-events';
 import { loadCatalogs, Registry } from './registry';
+import { UsageLogService } from './usagelog';
 
 /** The services every role is built from, over one control database. */
 export type Services = ReturnType<typeof buildServices>;
@@ -27,6 +28,7 @@ export function buildServices(config: Config, cdb: ControlDb, clock: Clock = sys
   registry.onLinkChange((id) => linkEvents.publish(id));
   const pushes = new PushService({ cdb, registry, extracts, clock, keysDir: config.keysDir, connectTimeoutMs: config.push.connectTimeoutMs }, config);
   const compliance = new ComplianceService({ cdb, registry, clock, config });
-  return { registry, extracts, pushes, compliance, linkEvents };
+  const usageLog = new UsageLogService({ cdb, config, clock });
+  return { registry, extracts, pushes, compliance, linkEvents, usageLog };
 }
 

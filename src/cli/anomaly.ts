@@ -26,8 +26,8 @@ export function register(program: Command, ctx: CliContext): void {
     .command('scan')
     .description('run the rules over the records written since the last scan now (the scheduler does this every anomaly.everyMinutes)')
     .option('--json', 'print the result as JSON')
-    .action((o) => {
-      const r = scanAnomalies(ctx.cdb, ctx.config.anomaly, ctx.clock.now());
+    .action(async (o) => {
+      const r = await scanAnomalies(ctx.cdb, ctx.config.anomaly, ctx.clock.now());
       if (o.json) return printJson(r);
       console.log(`scanned ${r.scanned} record(s) through seq ${r.through}: ${r.detected} new anomal${r.detected === 1 ? 'y' : 'ies'}, ${r.updated} updated`);
     });

@@ -226,28 +226,37 @@ export interface ScanResult {
   updated: number;
 }
 
-/**
- * R7.1, the scheduled job: run the rules over the records written since the last scan, in batches,
- * storing each batch's anomalies and the new position in one transaction.
- */
-export function scanAnomalies(cdb: ControlDb, s: AnomalySettings, now: Date): ScanResult {
-  const result: ScanResult = { scanned: 0, through: store.scannedThrough(cdb.db), detected: 0, updated: 0 };
-  for (;;) {
-    const batch = repo.after(cdb.db, result.through, BATCH);
-    if (!batch.length) break;
-    cdb.write((tx) => {
-      const bySeq = new Map(batch.map((r) => [r.seq, r]));
-      for (const h of detect(tx, batch, s)) {
-        const r = record(tx, h, bySeq, now.toISOString());
-        if (r === 'new') result.detected++;
-        else if (r === 'updated') result.updated++;
-      }
-      store.setScannedThrough(tx, last(batch).seq, now.toISOString());
-    });
-    result.scanned += batch.length;
-    result.through = last(batch).seq;
-  }
+/** Run the rules over the next batch of records since the last scan; null when there is none. */
+export function scanBatch(cdb: ControlDb, s: AnomalySettings, now: Date): ScanResult | null {
+  const from = store.scannedThrough(cdb.db);
+  const batch = repo.after(cdb.db, from, BATCH);
+  if (!batch.length) return null;
+  const result: ScanResult = { scanned: batch.length, through: last(batch).seq, detected: 0, updated: 0 };
+  // The batch's anomalies and the new position are stored together: a crash never skips or repeats records.
+  cdb.write((tx) => {
+    if (store.scannedThrough(tx) !== from) return void (result.scanned = 0); // another scanner got there first
+    const bySeq = new Map(batch.map((r) => [r.seq, r]));
+    for (const h of detect(tx, batch, s)) {
+      const r = record(tx, h, bySeq, now.toISOString());
+      if (r === 'new') result.detected++;
+      else if (r === 'updated') result.updated++;
+    }
+    store.setScannedThrough(tx, result.through, now.toISOString());
+  });
   return result;
+}
+
+/** R7.1: scan every record written since the last scan, batch by batch (`yieldBetween`: let the event loop run). */
+export async function scanAnomalies(cdb: ControlDb, s: AnomalySettings, now: Date, yieldBetween = false): Promise<ScanResult> {
+  const total: ScanResult = { scanned: 0, through: store.scannedThrough(cdb.db), detected: 0, updated: 0 };
+  for (let r = scanBatch(cdb, s, now); r; r = scanBatch(cdb, s, now)) {
+    total.scanned += r.scanned;
+    total.through = r.through;
+    total.detected += r.detected;
+    total.updated += r.updated;
+    if (yieldBetween) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return total;
 }
 
 export const listAnomalies = (cdb: ControlDb, f: store.AnomalyFilter = {}): AnomalyRow[] => store.list(cdb.db, f);

@@ -5,5 +5,6 @@ export { archiveLog, listArchives, retentionFloor, type ArchiveResult } from './
 export { verifyUsageLog, type VerifyOptions, type VerifyReport } from './verify';
 export { exportEvidence, verifyEvidence, type EvidenceCheck, type EvidenceSummary } from './evidence';
 export { usageReport, reportCsv, reportHtml, type UsageReport } from './report';
-export { scanAnomalies, listAnomalies, detect, outsideBusinessHours, RULES, type AnomalyRow, type AnomalySettings, type ScanResult } from './anomalies';
+export { scanAnomalies, scanBatch, listAnomalies, detect, outsideBusinessHours, RULES, type AnomalyRow, type AnomalySettings, type ScanResult } from './anomalies';
 export { backup, restore, type BackupResult, type RestoreResult } from './backup';
+export { UsageLogService } from './service';
