@@ -50,8 +50,8 @@ const schema = z.object({
     port,
     // Several processes accept on one port (Node cluster), so downloads use every core.
     processes: z.coerce.number().int().min(1).max(64),
-    idleTimeoutSec: z.coerce.number().int().min(5),
-    loginGraceSec: z.coerce.number().int().min(2),
+    idleTimeoutSec: z.coerce.number().int().min(1),
+    loginGraceSec: z.coerce.number().int().min(1),
     maxConnections: z.coerce.number().int().min(1),
     maxConnectionsPerIp: z.coerce.number().int().min(1),
     // Off by default: public keys only. When on, only accounts that have a password hash may use one.

@@ -7,7 +7,7 @@ export interface Download {
   ip: string | null;
   file: string | null;
   bytes: number;
-  result: 'complete' | 'partial';
+  result: 'complete' | 'resumed' | 'partial';
 }
 
 /** Who fetched a delivery's files over SFTP, and when: its `file.downloaded` records. */

@@ -269,7 +269,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
       actor: account.username,
       ip: conn.ip,
       object: r.file.name,
-      detail: { delivery: r.file.delivery, file: r.file.role, bytes: r.bytes, size: r.file.size, from: r.from, to: r.to, result: r.complete ? 'complete' : 'partial' },
+      detail: { delivery: r.file.delivery, file: r.file.role, bytes: r.bytes, size: r.file.size, from: r.from, to: r.to, result: r.result },
     });
   }
 
@@ -289,22 +289,24 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
       client.on('session', (acceptSession, rejectSession) => {
         if (conn.sessions.size >= MAX_SESSIONS) return rejectSession();
         const session = acceptSession();
-        // Only the sftp subsystem: without listeners ssh2 refuses shell, exec, env, pty, x11, agent
-        // and other subsystems, and (no 'tcpip' / 'request' listeners) every kind of forwarding.
-        session.on('sftp', (acceptSftp) => {
-          const sftp = acceptSftp();
+        // Only the sftp subsystem: without listeners ssh2 refuses shell, exec, env, pty, x11 and agent
+        // requests, and (no 'tcpip' / 'request' listeners) every kind of forwarding.
+        session.on('subsystem', (acceptSubsystem, rejectSubsystem, info) => {
+          if (info.name !== 'sftp') return rejectSubsystem();
+          const channel = acceptSubsystem();
           const tree = new OutboxTree(() => published(conn.account!.linkId));
-          const ss = new SftpSession(sftp, tree, {
+          const ss = new SftpSession(channel, tree, {
             username: conn.account!.username,
             activity: () => (conn.lastActivity = Date.now()),
             downloaded: (r) => downloaded(conn, r),
+            socket: conn.socket,
             abuse: (reason) => {
               log.warn({ reason }, 'sftp: session ended for abuse');
               end(conn);
             },
           });
           conn.sessions.add(ss);
-          sftp.on('close', () => conn.sessions.delete(ss));
+          channel.on('close', () => conn.sessions.delete(ss));
         });
       });
     });

@@ -1,31 +1,48 @@
 import { randomBytes } from 'node:crypto';
 import { close as closeFd, fstat, open as openFd, read as readFd } from 'node:fs';
-import { utils, type Attributes, type SFTPWrapper } from 'ssh2';
+import type { Duplex } from 'node:stream';
+import {
+  type Attrs,
+  attrsPacket,
+  BadMessage,
+  DATA_HEADER,
+  Fields,
+  finishDataPacket,
+  handlePacket,
+  namePacket,
+  OPEN_FLAGS,
+  PacketReader,
+  REQUEST,
+  STATUS,
+  statusPacket,
+  versionPacket,
+} from './protocol';
 import { type FileNode, type Node, normalise, type OutboxTree } from './tree';
-
-// DESIGN pitfall: the constants live on utils.sftp, not where ssh2's bundled example takes them from.
-const { STATUS_CODE, OPEN_MODE } = utils.sftp;
 
 /** OpenSSH's sftp-server answers reads of up to 256 KiB less overhead; clients ask for 32–255 KiB. */
 const MAX_READ = 255 * 1024;
 const MAX_HANDLES = 64;
-/** Disk reads in flight per session; further READs wait (they are small) until one completes. */
+/** Disk reads in flight per session. */
 const MAX_INFLIGHT_READS = 64;
-/** Answers ssh2 holds for a client that does not open its window: beyond this, reads wait. */
-const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
-/** A client that queues more reads than this is not downloading, it is attacking. */
-const MAX_WAITING_READS = 100_000;
+/** Requests parsed but not yet started; beyond this the channel stops reading, so SSH flow control holds the client back. */
+const MAX_WAITING = 4096;
+/** Answers gathered in one turn of the event loop before they are handed to the channel together. */
+const FLUSH_BYTES = 1024 * 1024;
 
 const DIR_MODE = 0o040555;
 const FILE_MODE = 0o100444;
 
+/** Extensions that would write: refused as writes are. Others are not offered, so OP_UNSUPPORTED. */
+const WRITING_EXTENSIONS = new Set(['posix-rename@openssh.com', 'hardlink@openssh.com', 'lsetstat@openssh.com', 'fsync@openssh.com', 'copy-data', 'copy-file']);
+
 export interface DownloadRecord {
   file: FileNode;
   bytes: number;
-  /** The contiguous range read from the first offset read; `complete` when it is the whole file. */
+  /** The range read, when it is one contiguous range; otherwise the first of them. */
   from: number;
   to: number;
-  complete: boolean;
+  /** complete: the whole file; resumed: from an offset to the end (reget); partial: anything less. */
+  result: 'complete' | 'resumed' | 'partial';
 }
 
 export interface SessionHooks {
@@ -34,8 +51,10 @@ export interface SessionHooks {
   activity(): void;
   /** A file handle was closed (by the client, or because the session ended) after reading from it. */
   downloaded(r: DownloadRecord): void;
-  /** The client broke the protocol or flooded it; the connection should end. */
+  /** The client broke the protocol; the connection should end. */
   abuse(reason: string): void;
+  /** The connection's TCP socket: the SSH packets of one flush leave in one write(2). */
+  socket?: { cork(): void; uncork(): void };
 }
 
 interface FileHandle {
@@ -43,7 +62,7 @@ interface FileHandle {
   node: FileNode;
   fd: number;
   bytes: number;
-  /** Disjoint, sorted ranges read so far (reads arrive in order; out-of-order ones merge later). */
+  /** Disjoint, sorted ranges read so far (reads arrive in order; out-of-order ones merge). */
   ranges: [number, number][];
   inflight: number;
   /** Set by CLOSE: reads still waiting for this handle fail, and the file closes after the last one in flight. */
@@ -76,11 +95,7 @@ function lsDate(epochSec: number, nowSec: number): string {
   return `${day}  ${d.getFullYear()}`;
 }
 
-function attrsOf(n: Node): Attributes {
-  return n.kind === 'dir'
-    ? { mode: DIR_MODE, uid: 0, gid: 0, size: 0, atime: n.mtime, mtime: n.mtime }
-    : { mode: FILE_MODE, uid: 0, gid: 0, size: n.size, atime: n.mtime, mtime: n.mtime };
-}
+const attrsOf = (n: Node): Attrs => (n.kind === 'dir' ? { mode: DIR_MODE, size: 0, mtime: n.mtime } : { mode: FILE_MODE, size: n.size, mtime: n.mtime });
 
 function longname(n: Node, owner: string): string {
   const perms = n.kind === 'dir' ? 'dr-xr-xr-x' : '-r--r--r--';
@@ -88,88 +103,170 @@ function longname(n: Node, owner: string): string {
   return `${perms}    1 ${'nia'.padEnd(8)} ${owner.slice(0, 8).padEnd(8)} ${String(size).padStart(8)} ${lsDate(n.mtime, Date.now() / 1000)} ${n.name}`;
 }
 
-/**
- * SSH's flow control, as ssh2 keeps it: the bytes of answers waiting for the client's window, and a
- * call when the window opens again. ssh2 has no public API for either; if its internals change, reads
- * are simply never held back (and the tests of large downloads still pass).
- */
-function flowControl(sftp: SFTPWrapper, onWindowOpen: () => void): () => number {
-  const s = sftp as unknown as { _buffer?: Buffer[]; outgoing?: { window: number } };
-  const out = s.outgoing;
-  if (out && typeof out.window === 'number') {
-    let w = out.window;
-    Object.defineProperty(out, 'window', {
-      configurable: true,
-      enumerable: true,
-      get: () => w,
-      set: (v: number) => {
-        const opened = v > w;
-        w = v;
-        // After ssh2 has sent what it held (it does so right after raising the window).
-        if (opened) setImmediate(onWindowOpen);
-      },
-    });
-  }
-  return () => (Array.isArray(s._buffer) ? s._buffer.reduce((n, b) => n + b.length, 0) : 0);
-}
+type Request = { type: number; id: number; f: Fields };
 
 /**
  * One SFTP session over an account's virtual tree, like OpenSSH's internal-sftp in a chroot: every
  * path is normalised and looked up among the names the tree publishes, so there is no real path to
  * escape from. Reading is the only thing allowed; everything else gets PERMISSION_DENIED or
- * OP_UNSUPPORTED. Reads go straight from disk as the client asks, held back while the client's
- * window is closed.
+ * OP_UNSUPPORTED.
+ *
+ * The protocol is spoken here over the raw subsystem channel (not ssh2's SFTP class), so that answers
+ * can be gathered into full SSH packets and the channel's own backpressure applies: reads start only
+ * while the channel accepts more, and requests stop being read while too many wait.
  */
 export class SftpSession {
+  private readonly reader = new PacketReader();
   private readonly handles = new Map<string, Handle>();
-  private readonly waiting: [number, FileHandle, number, number][] = [];
+  private readonly waiting: Request[] = [];
   private inflight = 0;
+  private initialised = false;
   private closed = false;
-  private readonly unsentBytes: () => number;
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private flushScheduled = false;
+  /** The channel holds more than its high-water mark: no new reads until it drains. */
+  private blocked = false;
 
   constructor(
-    private readonly sftp: SFTPWrapper,
+    private readonly channel: Duplex,
     private readonly tree: OutboxTree,
     private readonly hooks: SessionHooks,
   ) {
-    this.unsentBytes = flowControl(sftp, () => this.pump());
-    // DESIGN pitfall: without this the OpenSSH client hangs when it quits.
-    sftp.on('end', () => sftp.end());
-    sftp.on('close', () => this.closeAll());
-    sftp.on('error', () => this.closeAll());
-
-    const on = (event: string, fn: (reqid: number, ...args: any[]) => void) =>
-      sftp.on(event as any, (reqid: number, ...args: any[]) => {
-        hooks.activity();
-        try {
-          fn.call(this, reqid, ...args);
-        } catch {
-          this.status(reqid, STATUS_CODE.FAILURE, 'internal error');
-        }
-      });
-    on('REALPATH', this.realpath);
-    on('STAT', this.stat);
-    on('LSTAT', this.stat);
-    on('FSTAT', this.fstat);
-    on('OPEN', this.open);
-    on('READ', this.read);
-    on('CLOSE', this.close);
-    on('OPENDIR', this.opendir);
-    on('READDIR', this.readdir);
-    on('READLINK', this.readlink);
-    for (const ev of ['WRITE', 'FSETSTAT', 'SETSTAT', 'REMOVE', 'RMDIR', 'MKDIR', 'RENAME', 'SYMLINK']) {
-      on(ev, (reqid) => this.status(reqid, STATUS_CODE.PERMISSION_DENIED, 'read-only'));
-    }
-    on('EXTENDED', (reqid: number, name: string) => {
-      // Writing extensions are refused as writes; the rest are simply not offered.
-      const writes = ['posix-rename@openssh.com', 'hardlink@openssh.com', 'lsetstat@openssh.com', 'fsync@openssh.com', 'copy-data'];
-      this.status(reqid, writes.includes(name) ? STATUS_CODE.PERMISSION_DENIED : STATUS_CODE.OP_UNSUPPORTED, writes.includes(name) ? 'read-only' : 'not supported');
+    channel.on('data', (chunk: Buffer) => this.receive(chunk));
+    // DESIGN pitfall: end our side when the client ends its side, or OpenSSH's client hangs on quit.
+    channel.on('end', () => channel.end());
+    channel.on('drain', () => {
+      this.blocked = false;
+      this.pump();
     });
+    channel.on('close', () => this.closeAll());
+    channel.on('error', () => this.closeAll());
   }
 
-  private status(reqid: number, code: number, message?: string): void {
-    if (!this.closed) this.sftp.status(reqid, code, message);
+  // ---- input ----
+
+  private receive(chunk: Buffer): void {
+    if (this.closed) return;
+    try {
+      for (const p of this.reader.push(chunk)) this.dispatch(p);
+    } catch (err) {
+      if (!(err instanceof BadMessage)) throw err;
+      this.hooks.abuse(`malformed SFTP packet: ${err.message}`);
+      this.channel.destroy();
+      return this.closeAll();
+    }
+    if (this.waiting.length >= MAX_WAITING) this.channel.pause();
+    this.pump();
   }
+
+  private dispatch(p: Buffer): void {
+    const type = p[0];
+    const f = new Fields(p);
+    if (!this.initialised) {
+      if (type !== REQUEST.INIT) throw new BadMessage(`expected INIT, got ${type}`);
+      f.u32(); // the client's version; we answer 3, which every client speaks
+      this.initialised = true;
+      return this.send(versionPacket());
+    }
+    if (type === REQUEST.INIT) throw new BadMessage('second INIT');
+    const id = f.u32();
+    this.hooks.activity();
+    // Every request waits its turn in order; only READ has to, but the order of answers then stays simple.
+    this.waiting.push({ type, id, f });
+  }
+
+  /** Serve what waits, as far as the in-flight limit and the channel allow. */
+  private pump(): void {
+    while (this.waiting.length && !this.closed && !this.blocked && this.inflight < MAX_INFLIGHT_READS) {
+      const r = this.waiting.shift()!;
+      try {
+        this.serve(r);
+      } catch (err) {
+        if (!(err instanceof BadMessage)) throw err;
+        this.hooks.abuse(`malformed SFTP packet: ${err.message}`);
+        this.channel.destroy();
+        return this.closeAll();
+      }
+    }
+    if (this.waiting.length < MAX_WAITING / 2 && this.channel.isPaused()) this.channel.resume();
+  }
+
+  private serve({ type, id, f }: Request): void {
+    switch (type) {
+      case REQUEST.REALPATH:
+        return this.realpath(id, f.text());
+      case REQUEST.STAT:
+      case REQUEST.LSTAT:
+        return this.stat(id, f.text());
+      case REQUEST.FSTAT:
+        return this.fstat(id, f.bytes());
+      case REQUEST.OPEN: {
+        const path = f.text();
+        return this.open(id, path, f.u32());
+      }
+      case REQUEST.READ: {
+        const handle = f.bytes();
+        const offset = f.u64();
+        return this.read(id, handle, offset, f.u32());
+      }
+      case REQUEST.CLOSE:
+        return this.close(id, f.bytes());
+      case REQUEST.OPENDIR:
+        return this.opendir(id, f.text());
+      case REQUEST.READDIR:
+        return this.readdir(id, f.bytes());
+      case REQUEST.READLINK:
+        return this.readlink(id, f.text());
+      case REQUEST.WRITE:
+      case REQUEST.SETSTAT:
+      case REQUEST.FSETSTAT:
+      case REQUEST.REMOVE:
+      case REQUEST.MKDIR:
+      case REQUEST.RMDIR:
+      case REQUEST.RENAME:
+      case REQUEST.SYMLINK:
+        return this.status(id, STATUS.PERMISSION_DENIED, 'read-only');
+      case REQUEST.EXTENDED: {
+        const name = f.text();
+        return WRITING_EXTENSIONS.has(name) ? this.status(id, STATUS.PERMISSION_DENIED, 'read-only') : this.status(id, STATUS.OP_UNSUPPORTED, 'not supported');
+      }
+      default:
+        return this.status(id, STATUS.OP_UNSUPPORTED, 'not supported');
+    }
+  }
+
+  // ---- output ----
+
+  /** Answers are gathered and handed to the channel once per turn (or per MiB), so SSH packets are full. */
+  private send(b: Buffer): void {
+    if (this.closed) return;
+    this.out.push(b);
+    this.outBytes += b.length;
+    if (this.outBytes >= FLUSH_BYTES) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.closed || this.out.length === 0) return;
+    const data = this.out.length === 1 ? this.out[0] : Buffer.concat(this.out, this.outBytes);
+    this.out = [];
+    this.outBytes = 0;
+    const socket = this.hooks.socket;
+    socket?.cork();
+    if (!this.channel.write(data)) this.blocked = true;
+    socket?.uncork();
+  }
+
+  private status(id: number, code: number, message?: string): void {
+    this.send(statusPacket(id, code, message));
+  }
+
+  // ---- requests ----
 
   private newHandle(h: Handle): Buffer | null {
     if (this.handles.size >= MAX_HANDLES) return null;
@@ -185,103 +282,95 @@ export class SftpSession {
     return { path: path ?? '', node: path === null ? undefined : this.tree.lookup(path) };
   }
 
-  private realpath(reqid: number, p: string): void {
+  private realpath(id: number, p: string): void {
     const { path, node } = this.resolve(p);
-    if (!node) return this.status(reqid, STATUS_CODE.NO_SUCH_FILE, 'no such file');
-    this.sftp.name(reqid, [{ filename: path, longname: path, attrs: attrsOf(node) }]);
+    if (!node) return this.status(id, STATUS.NO_SUCH_FILE, 'no such file');
+    this.send(namePacket(id, [{ filename: path, longname: path, attrs: attrsOf(node) }]));
   }
 
-  private stat(reqid: number, p: string): void {
+  private stat(id: number, p: string): void {
     const { node } = this.resolve(p);
-    if (!node) return this.status(reqid, STATUS_CODE.NO_SUCH_FILE, 'no such file');
-    this.sftp.attrs(reqid, attrsOf(node));
+    if (!node) return this.status(id, STATUS.NO_SUCH_FILE, 'no such file');
+    this.send(attrsPacket(id, attrsOf(node)));
   }
 
-  private readlink(reqid: number, p: string): void {
+  private readlink(id: number, p: string): void {
     const { node } = this.resolve(p);
     // There are no links in the tree.
-    this.status(reqid, node ? STATUS_CODE.FAILURE : STATUS_CODE.NO_SUCH_FILE, node ? 'not a symbolic link' : 'no such file');
+    this.status(id, node ? STATUS.FAILURE : STATUS.NO_SUCH_FILE, node ? 'not a symbolic link' : 'no such file');
   }
 
-  private open(reqid: number, p: string, flags: number): void {
-    if ((flags & OPEN_MODE.READ) === 0 || (flags & ~OPEN_MODE.READ) !== 0) return this.status(reqid, STATUS_CODE.PERMISSION_DENIED, 'read-only');
+  private open(id: number, p: string, flags: number): void {
+    if ((flags & OPEN_FLAGS.READ) === 0 || (flags & ~OPEN_FLAGS.READ) !== 0) return this.status(id, STATUS.PERMISSION_DENIED, 'read-only');
     const { node } = this.resolve(p);
-    if (!node) return this.status(reqid, STATUS_CODE.NO_SUCH_FILE, 'no such file');
-    if (node.kind === 'dir') return this.status(reqid, STATUS_CODE.FAILURE, 'is a directory');
+    if (!node) return this.status(id, STATUS.NO_SUCH_FILE, 'no such file');
+    if (node.kind === 'dir') return this.status(id, STATUS.FAILURE, 'is a directory');
+    this.inflight++;
     openFd(node.disk, 'r', (err, fd) => {
-      if (err) return this.status(reqid, STATUS_CODE.NO_SUCH_FILE, 'no such file');
-      if (this.closed) return closeFd(fd, () => undefined);
-      const id = this.newHandle({ kind: 'file', node, fd, bytes: 0, ranges: [], inflight: 0, closed: false });
-      if (!id) {
-        closeFd(fd, () => undefined);
-        return this.status(reqid, STATUS_CODE.FAILURE, 'too many open files');
+      this.inflight--;
+      if (err) this.status(id, STATUS.NO_SUCH_FILE, 'no such file');
+      else if (this.closed) closeFd(fd, () => undefined);
+      else {
+        const h = this.newHandle({ kind: 'file', node, fd, bytes: 0, ranges: [], inflight: 0, closed: false });
+        if (h) this.send(handlePacket(id, h));
+        else {
+          closeFd(fd, () => undefined);
+          this.status(id, STATUS.FAILURE, 'too many open files');
+        }
       }
-      this.sftp.handle(reqid, id);
+      this.pump();
     });
   }
 
-  private opendir(reqid: number, p: string): void {
+  private opendir(id: number, p: string): void {
     const { path, node } = this.resolve(p);
-    if (!node) return this.status(reqid, STATUS_CODE.NO_SUCH_FILE, 'no such file');
-    if (node.kind !== 'dir') return this.status(reqid, STATUS_CODE.FAILURE, 'not a directory');
-    const here: Node = node;
-    const parent: Node = this.tree.lookup(normalise('..', path)!)!;
-    const entries = [{ ...here, name: '.' }, { ...parent, name: '..' }, ...(this.tree.list(path) ?? [])];
-    const id = this.newHandle({ kind: 'dir', entries });
-    if (!id) return this.status(reqid, STATUS_CODE.FAILURE, 'too many open files');
-    this.sftp.handle(reqid, id);
+    if (!node) return this.status(id, STATUS.NO_SUCH_FILE, 'no such file');
+    if (node.kind !== 'dir') return this.status(id, STATUS.FAILURE, 'not a directory');
+    const parent = this.tree.lookup(normalise('..', path)!)!;
+    const entries = [{ ...node, name: '.' }, { ...parent, name: '..' }, ...(this.tree.list(path) ?? [])];
+    const h = this.newHandle({ kind: 'dir', entries });
+    if (!h) return this.status(id, STATUS.FAILURE, 'too many open files');
+    this.send(handlePacket(id, h));
   }
 
-  private readdir(reqid: number, handle: Buffer): void {
+  private readdir(id: number, handle: Buffer): void {
     const h = this.handles.get(handle.toString('hex'));
-    if (!h || h.kind !== 'dir') return this.status(reqid, STATUS_CODE.FAILURE, 'invalid handle');
-    if (!h.entries) return this.status(reqid, STATUS_CODE.EOF);
+    if (!h || h.kind !== 'dir') return this.status(id, STATUS.FAILURE, 'invalid handle');
+    if (!h.entries) return this.status(id, STATUS.EOF, 'end of directory');
     const entries = h.entries;
     h.entries = null;
-    this.sftp.name(reqid, entries.map((n) => ({ filename: n.name, longname: longname(n, this.hooks.username), attrs: attrsOf(n) })));
+    this.send(namePacket(id, entries.map((n) => ({ filename: n.name, longname: longname(n, this.hooks.username), attrs: attrsOf(n) }))));
   }
 
-  private fstat(reqid: number, handle: Buffer): void {
+  private fstat(id: number, handle: Buffer): void {
     const h = this.handles.get(handle.toString('hex'));
-    if (!h) return this.status(reqid, STATUS_CODE.FAILURE, 'invalid handle');
-    if (h.kind === 'dir') return this.sftp.attrs(reqid, { mode: DIR_MODE, uid: 0, gid: 0, size: 0, atime: 0, mtime: 0 });
+    if (!h) return this.status(id, STATUS.FAILURE, 'invalid handle');
+    if (h.kind === 'dir') return this.send(attrsPacket(id, { mode: DIR_MODE, size: 0, mtime: 0 }));
+    this.inflight++;
     fstat(h.fd, (err, st) => {
-      if (err) return this.status(reqid, STATUS_CODE.FAILURE, 'cannot stat');
-      const mtime = Math.floor(st.mtimeMs / 1000);
-      this.sftp.attrs(reqid, { mode: FILE_MODE, uid: 0, gid: 0, size: st.size, atime: mtime, mtime });
+      this.inflight--;
+      if (err) this.status(id, STATUS.FAILURE, 'cannot stat');
+      else this.send(attrsPacket(id, { mode: FILE_MODE, size: st.size, mtime: Math.floor(st.mtimeMs / 1000) }));
+      this.pump();
     });
   }
 
-  private read(reqid: number, handle: Buffer, offset: number, len: number): void {
+  private read(id: number, handle: Buffer, offset: number, len: number): void {
     const h = this.handles.get(handle.toString('hex'));
-    if (!h || h.kind !== 'file') return this.status(reqid, STATUS_CODE.FAILURE, 'invalid handle');
-    if (this.waiting.length >= MAX_WAITING_READS) return this.hooks.abuse('too many outstanding reads');
-    this.waiting.push([reqid, h, offset, len]);
-    this.pump();
-  }
-
-  /** Start the reads the client's window and the in-flight limit allow. */
-  private pump(): void {
-    while (this.waiting.length && !this.closed && this.inflight < MAX_INFLIGHT_READS && this.unsentBytes() < MAX_UNSENT_BYTES) {
-      const [reqid, h, offset, len] = this.waiting.shift()!;
-      this.startRead(reqid, h, offset, len);
-    }
-  }
-
-  private startRead(reqid: number, h: FileHandle, offset: number, len: number): void {
-    if (h.closed) return this.status(reqid, STATUS_CODE.FAILURE, 'invalid handle');
-    if (offset >= h.node.size || len === 0) return this.status(reqid, STATUS_CODE.EOF);
+    if (!h || h.kind !== 'file' || h.closed) return this.status(id, STATUS.FAILURE, 'invalid handle');
+    if (offset >= h.node.size || len === 0) return this.status(id, STATUS.EOF, 'end of file');
     const n = Math.min(len, MAX_READ, h.node.size - offset);
-    const buf = Buffer.allocUnsafe(n);
+    // The file is read straight into the answer, after its header.
+    const buf = Buffer.allocUnsafe(DATA_HEADER + n);
     this.inflight++;
     h.inflight++;
-    readFd(h.fd, buf, 0, n, offset, (err, got) => {
+    readFd(h.fd, buf, DATA_HEADER, n, offset, (err, got) => {
       this.inflight--;
       h.inflight--;
-      if (err) this.status(reqid, STATUS_CODE.FAILURE, 'read error');
-      else if (got === 0) this.status(reqid, STATUS_CODE.EOF);
+      if (err) this.status(id, STATUS.FAILURE, 'read error');
+      else if (got === 0) this.status(id, STATUS.EOF, 'end of file');
       else if (!this.closed) {
-        this.sftp.data(reqid, got === n ? buf : buf.subarray(0, got));
+        this.send(finishDataPacket(buf, id, got));
         h.bytes += got;
         addRange(h.ranges, offset, offset + got);
       }
@@ -290,13 +379,13 @@ export class SftpSession {
     });
   }
 
-  private close(reqid: number, handle: Buffer): void {
+  private close(id: number, handle: Buffer): void {
     const key = handle.toString('hex');
     const h = this.handles.get(key);
-    if (!h) return this.status(reqid, STATUS_CODE.FAILURE, 'invalid handle');
+    if (!h) return this.status(id, STATUS.FAILURE, 'invalid handle');
     this.handles.delete(key);
-    if (h.kind === 'dir') return this.status(reqid, STATUS_CODE.OK);
-    this.finish(h, () => this.status(reqid, STATUS_CODE.OK));
+    if (h.kind === 'dir') return this.status(id, STATUS.OK);
+    this.finish(h, () => this.status(id, STATUS.OK));
   }
 
   /** Record the download and close the file once its reads have finished. */
@@ -305,7 +394,8 @@ export class SftpSession {
     const end = () => {
       if (h.bytes > 0) {
         const [from, to] = h.ranges[0];
-        this.hooks.downloaded({ file: h.node, bytes: h.bytes, from, to, complete: h.ranges.length === 1 && from === 0 && to >= h.node.size });
+        const toEnd = h.ranges.length === 1 && to >= h.node.size;
+        this.hooks.downloaded({ file: h.node, bytes: h.bytes, from, to, result: toEnd ? (from === 0 ? 'complete' : 'resumed') : 'partial' });
       }
       closeFd(h.fd, () => undefined);
       done();
@@ -319,8 +409,8 @@ export class SftpSession {
     if (this.closed) return;
     this.closed = true;
     this.waiting.length = 0;
+    this.out = [];
     for (const h of this.handles.values()) if (h.kind === 'file') this.finish(h);
     this.handles.clear();
   }
 }
-
