@@ -1,6 +1,5 @@
 import Database from 'better-sqlite3';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
-import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
@@ -8,6 +7,7 @@ import { type ControlDb, controlDbFile, openControlDb, schema } from '../db';
 import { KEY_FILES } from '../crypto';
 import { UserError } from '../errors';
 import { canonicalJson } from './chain';
+import { sha256File } from './files';
 import { installationVerifier, loadSigner, readVerifier, signatureValid, signText, type Verifier } from './signatures';
 import { verifyUsageLog, type VerifyReport } from './verify';
 
@@ -28,7 +28,6 @@ const manifestSchema = z.object({
 });
 type BackupManifest = z.infer<typeof manifestSchema>;
 
-const sha256File = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
 /** A control database opened for reading only: no migrations, nothing written (a backup being checked). */
 export function openReadOnly(file: string): ControlDb {

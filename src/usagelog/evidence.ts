@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
@@ -13,6 +12,7 @@ import { addDays, startOfTaipeiDay, type IsoDate } from '../domain';
 import { UserError } from '../errors';
 import { recordLine } from './archive';
 import { canonicalJson } from './chain';
+import { sha256File } from './files';
 import { checkpointStatement } from './checkpoints';
 import { installationVerifier, loadSigner, readVerifier, signatureValid, signText, type Verifier } from './signatures';
 import { verifyUsageLog, type VerifyReport } from './verify';
@@ -50,7 +50,6 @@ const checkpointsSchema = z.object({
   checkpoints: z.array(z.object({ seq: z.number().int(), hash: hex64, at: z.string(), signature: z.string() })),
 });
 
-const sha256File = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
 export interface EvidenceOptions {
   keysDir: string;
@@ -122,21 +121,29 @@ export async function exportEvidence(cdb: ControlDb, o: EvidenceOptions): Promis
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true, mode: 0o750 });
   try {
-    const lines: string[] = [];
+    let total = 0;
     let full = 0;
     let prevHash = '';
     let lastHash = '';
-    for (const r of repo.iterateRange(cdb.sqlite, fromSeq, toSeq)) {
-      if (!prevHash) prevHash = r.prevHash;
-      lastHash = r.hash;
-      if (r.linkId === o.linkId) {
-        lines.push(recordLine(r));
-        full++;
-      } else {
-        lines.push(JSON.stringify({ seq: r.seq, digest: r.digest }));
+    const fd = openSync(path.join(tmp, FILES.records), 'wx', 0o640);
+    try {
+      let chunk: string[] = [];
+      const flush = () => {
+        writeSync(fd, chunk.join(''));
+        chunk = [];
+      };
+      for (const r of repo.iterateRange(cdb.sqlite, fromSeq, toSeq)) {
+        if (!prevHash) prevHash = r.prevHash;
+        lastHash = r.hash;
+        total++;
+        if (r.linkId === o.linkId) full++;
+        chunk.push((r.linkId === o.linkId ? recordLine(r) : JSON.stringify({ seq: r.seq, digest: r.digest })) + '\n');
+        if (chunk.length >= 10_000) flush();
       }
+      flush();
+    } finally {
+      closeSync(fd);
     }
-    writeFileSync(path.join(tmp, FILES.records), lines.join('\n') + '\n');
     const cps = checkpointsRepo.all(cdb.db).filter((c) => c.seq >= fromSeq - 1 && c.seq <= toSeq);
     writeFileSync(
       path.join(tmp, FILES.checkpoints),
@@ -154,7 +161,7 @@ export async function exportEvidence(cdb: ControlDb, o: EvidenceOptions): Promis
       toSeq,
       prevHash,
       lastHash,
-      records: { total: lines.length, full, digestOnly: lines.length - full },
+      records: { total, full, digestOnly: total - full },
       files: Object.fromEntries([FILES.records, FILES.checkpoints, FILES.verification, FILES.key].map((f) => [f, sha256File(path.join(tmp, f))])),
       createdAt: o.now.toISOString(),
       signingKey: signer.fingerprint,
@@ -165,7 +172,7 @@ export async function exportEvidence(cdb: ControlDb, o: EvidenceOptions): Promis
     writeFileSync(path.join(tmp, FILES.readme), README(manifest));
     if (existsSync(out)) rmSync(out, { recursive: true }); // empty, checked above
     renameSync(tmp, out);
-    return { dir: out, linkId: o.linkId, fromSeq, toSeq, records: lines.length, full, checkpoints: cps.length, verification };
+    return { dir: out, linkId: o.linkId, fromSeq, toSeq, records: total, full, checkpoints: cps.length, verification };
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
     throw err;
