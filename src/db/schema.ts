@@ -80,6 +80,40 @@ export const document = sqliteTable('document', {
   createdAt: text('created_at').notNull(),
 });
 
+/** R4.1: a reviewer's record of which of the eight topics of point 4 a management-rules version covers. */
+export const rulesReview = sqliteTable(
+  'rules_review',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    documentId: integer('document_id').notNull().references(() => document.id),
+    covers: text('covers', { mode: 'json' }).$type<number[]>().notNull(),
+    note: text('note'),
+    reviewedBy: text('reviewed_by').notNull(),
+    reviewedAt: text('reviewed_at').notNull(),
+  },
+  (t) => [index('rules_review_document_idx').on(t.documentId, t.id)],
+);
+
+/** R8.1, R9.1: an outsourced contractor (or, with a parent, a sub-contractor) of a link and its dedicated machines. */
+export const vendor = sqliteTable(
+  'vendor',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    linkId: integer('link_id').notNull().references(() => link.id),
+    parentId: integer('parent_id').references((): AnySQLiteColumn => vendor.id),
+    name: text('name').notNull(),
+    contact: text('contact').notNull(),
+    machines: text('machines', { mode: 'json' }).$type<string[]>().notNull(),
+    addedAt: text('added_at').notNull(),
+    addedBy: text('added_by').notNull(),
+    removedAt: text('removed_at'),
+    removedBy: text('removed_by'),
+    // The `ips` change request that dropped its machines from the allow-list, when one was needed.
+    removalChangeId: integer('removal_change_id').references(() => changeRequest.id),
+  },
+  (t) => [index('vendor_link_idx').on(t.linkId)],
+);
+
 export const pgpKey = sqliteTable('pgp_key', {
   id: integer('id').primaryKey({ autoIncrement: true }),
   agencyId: integer('agency_id').notNull().references(() => agency.id),
