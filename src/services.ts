@@ -6,7 +6,7 @@ import { ComplianceService } from './compliance';
 import { PushService } from './delivery';
 import { ExtractService, SqliteSource, sourceDbPath } from './extract';
 import { linkEventPublisher } from './queue/link-events';
-import { loadCatalogs, Registry } from './registry';
+import { loadCatalogs, Registry, RulesService, VendorService } from './registry';
 import { UsageLogService } from './usagelog';
 
 /** The services every role is built from, over one control database. */
@@ -29,6 +29,15 @@ export function buildServices(config: Config, cdb: ControlDb, clock: Clock = sys
   const pushes = new PushService({ cdb, registry, extracts, clock, keysDir: config.keysDir, connectTimeoutMs: config.push.connectTimeoutMs }, config);
   const compliance = new ComplianceService({ cdb, registry, clock, config });
   const usageLog = new UsageLogService({ cdb, config, clock });
-  return { registry, extracts, pushes, compliance, linkEvents, usageLog };
+  return {
+    registry,
+    extracts,
+    pushes,
+    compliance,
+    linkEvents,
+    usageLog,
+    rules: new RulesService(cdb, registry, clock),
+    vendors: new VendorService(cdb, registry, clock),
+  };
 }
 

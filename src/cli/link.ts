@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { CHANGE_KINDS, type ChangeKind, LINK_STATUSES, type LinkStatus, METHODS, type Method, parseFieldList, type PushEndpoint } from '../domain';
+import { CHANGE_KINDS, type ChangeKind, rocDateText, LINK_STATUSES, type LinkStatus, METHODS, type Method, parseFieldList, type PushEndpoint } from '../domain';
 import { UserError } from '../errors';
 import type { LinkView } from '../registry';
 import { actor, basename, type CliContext, collect, parseDate, parseId, printJson, readInputFile, splitList } from './context';
@@ -50,10 +50,13 @@ export function printLink(l: LinkView): void {
     ['sftp account', l.account ?? '—'],
     ['pgp key', l.pgpFingerprint],
     ['schedule', l.schedule ?? '—'],
+    ['management rules', l.rules ? `version ${l.rules.version} (document ${l.rules.document}): ${!l.rules.reviewed ? 'not reviewed' : l.rules.missing.length ? `missing topics ${l.rules.missing.join(', ')}` : 'all 8 topics reviewed'}` : '—'],
   ];
+  for (const v of l.vendors) rows.push([v.parentId ? `sub-contractor ${v.id}` : `vendor ${v.id}`, `${v.name}${v.parentId ? ` (for vendor ${v.parentId})` : ''}, ${v.contact}; machines ${v.machines.join(', ')}`]);
   if (l.push) rows.push(['push', `${l.push.user}@${l.push.host}:${l.push.port}${l.push.dir} (${l.push.fingerprint})`]);
   if (l.email.length) rows.push(['email', l.email.join(', ')]);
-  if (l.approvedAt) rows.push(['approved', `${l.approvedAt} by ${l.approvedBy}${l.letterNo ? `, letter ${l.letterNo} of ${l.letterDate}` : ''}`]);
+  if (l.approvedAt) rows.push(['approved', `${l.approvedAt} by ${l.approvedBy}`]);
+  if (l.letterNo) rows.push(["NIA's reply", `letter ${l.letterNo} of ${l.letterDate} (${rocDateText(l.letterDate!)})`]);
   if (l.endsOn) rows.push(['ends on', l.endsOn]);
   if (l.endReason) rows.push(['ended', l.endReason]);
   const w = Math.max(...rows.map(([k]) => k.length));

@@ -14,8 +14,10 @@ import * as key from './key';
 import * as link from './link';
 import * as log from './log';
 import * as report from './report';
+import * as rules from './rules';
 import * as seed from './seed';
 import * as start from './start';
+import * as vendor from './vendor';
 
 /** Commander's own usage errors, as one line like every other error. */
 const oneLineError = (str: string, write: (s: string) => void) => write(str.split('\n')[0].replace(/^error: /, 'nia-link: ') + ' (see --help)\n');
@@ -27,7 +29,7 @@ export function buildProgram(ctx: CliContext, program: Command): Command {
     .option('--data-dir <dir>', 'data directory (default $NIA_LINK_DATA_DIR or ./data)')
     .exitOverride()
     .configureOutput({ outputError: oneLineError });
-  for (const m of [init, agency, link, compliance, change, account, seed, deliver, log, report, anomaly, backup, key, defender, start]) m.register(program, ctx);
+  for (const m of [init, agency, link, compliance, change, rules, vendor, account, seed, deliver, log, report, anomaly, backup, key, defender, start]) m.register(program, ctx);
   return program;
 }
 

@@ -43,3 +43,9 @@ export function rocDate(date: IsoDate): { year: number; month: number; day: numb
   const [y, m, d] = date.split('-').map(Number);
   return { year: y - 1911, month: m, day: d };
 }
+
+/** How the form writes a date: 2026-03-01 → 中華民國 115 年 3 月 1 日. */
+export function rocDateText(date: IsoDate): string {
+  const r = rocDate(date);
+  return `中華民國 ${r.year} 年 ${r.month} 月 ${r.day} 日`;
+}

@@ -7,6 +7,8 @@ export * from './revision';
 export * from './change';
 export * from './agency';
 export * from './compliance';
+export * from './rules';
+export * from './vendor';
 export interface Clock {
   now(): Date;
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { CronExpressionParser } from 'cron-parser';
 import type { ControlDb, Db } from '../db';
-import { agencies, credentials, documents, links } from '../db/repositories';
+import { agencies, credentials, documents, links, rulesReviews, vendors } from '../db/repositories';
 import {
   AGENCY_CODE,
   applyChange,
@@ -26,11 +26,14 @@ import {
   transition,
   type FieldSpec,
   parseFieldList,
+  machinesOutside,
+  missingTopics,
 } from '../domain';
 import { inspectAgencyKey, inspectSshPublicKey, type SshPublicKeyFacts } from '../crypto';
 import { UserError } from '../errors';
 import { appendLog } from '../usagelog';
 import { checkDocument } from './documents';
+import { rulesGate, storeRulesDocument } from './rules';
 
 export interface ApplyInput {
   agency: string;
@@ -79,6 +82,9 @@ export interface LinkView {
   push: PushEndpoint | null;
   email: string[];
   rulesDocument: number | null;
+  /** The rules version in force and its review (R4.1): approval needs `missing` empty. */
+  rules: { document: number; version: number; reviewed: boolean; missing: number[] } | null;
+  vendors: { id: number; name: string; contact: string; machines: string[]; parentId: number | null }[];
   appliedAt: string;
   approvedAt: string | null;
   approvedBy: string | null;
@@ -234,7 +240,7 @@ export class Registry {
         endsOn: null,
         hmacSecret: randomBytes(32).toString('hex'),
       });
-      if (rules) content.rulesDocument = this.storeDocument(tx, agency.id, row.id, rules, now);
+      if (rules) content.rulesDocument = storeRulesDocument(tx, agency, row.id, rules, actor, now).id;
       links.insertRevision(tx, { linkId: row.id, number: 1, content, changeRequestId: null, createdAt: at });
       if (!credentials.pgpKeyFor(tx, agency.id, pgp.fingerprint)) {
         credentials.insertPgpKey(tx, { agencyId: agency.id, ...pgp, addedAt: at });
@@ -262,15 +268,10 @@ export class Registry {
     return this.show(id);
   }
 
-  private storeDocument(tx: Db, agencyId: number, linkId: number | null, doc: ReturnType<typeof checkDocument>, now: Date): number {
-    const version = documents.latestVersion(tx, agencyId, 'management-rules') + 1;
-    const row = documents.insert(tx, { agencyId, linkId, kind: 'management-rules', version, ...doc, createdAt: now.toISOString() });
-    return row.id;
-  }
-
   // ---- lifecycle ----
 
-  private load(tx: Db, id: number): LinkState {
+  /** A link inside the caller's transaction (the rules and vendor services build on it). */
+  load(tx: Db, id: number): LinkState {
     const link = links.byId(tx, id);
     if (!link) throw new UserError(`link ${id} does not exist`, 'link.unknown');
     const rev = links.revision(tx, id, link.currentRevision);
@@ -304,6 +305,8 @@ export class Registry {
         letterDate: opts.letterDate ?? null,
         statusReason: null,
       });
+      const rules = rulesGate(tx, s.content.rulesDocument);
+      if (!rules.ok) throw new UserError(`link ${id} cannot be approved: ${rules.refusal.message}`, rules.refusal.code);
       appendLog(tx, { type: 'link.approved', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor: opts.by, detail: { letterNo: opts.letterNo ?? null, letterDate: opts.letterDate ?? null } }, now);
     });
     this.changed(id);
@@ -409,23 +412,42 @@ export class Registry {
       default:
         throw new UserError(`unknown change kind '${kind as string}'`);
     }
-    const row = this.cdb.write((tx) => {
+    return this.cdb.write((tx) => {
       const s = this.load(tx, id);
       const can = canFileChange(s.link.status);
       if (!can.ok) refusal(can);
-      if (rulesDoc && change.kind === 'rules') change = { kind: 'rules', rulesDocument: this.storeDocument(tx, s.agency.id, id, rulesDoc, now) };
+      if (rulesDoc && change.kind === 'rules') change = { kind: 'rules', rulesDocument: storeRulesDocument(tx, s.agency, id, rulesDoc, actor, now).id };
       if (pgp && !credentials.pgpKeyFor(tx, s.agency.id, pgp.fingerprint)) {
         credentials.insertPgpKey(tx, { agencyId: s.agency.id, ...pgp, addedAt: now.toISOString() });
       }
-      // Refuse at filing time what could never be approved.
-      const next = applyChange(s.content, change);
-      if (!next.ok) refusal(next);
-      this.checkContent(next.value);
-      const cr = links.insertChange(tx, { linkId: id, kind, change, status: 'pending', filedAt: now.toISOString(), filedBy: actor, decidedAt: null, decidedBy: null, reason: null, revision: null });
-      appendLog(tx, { type: 'change.filed', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, object: `change:${cr.id}`, detail: { kind, change } }, now);
-      return cr;
+      return this.fileChangeIn(tx, id, change, actor, now);
     });
-    return row;
+  }
+
+  /** File a change request inside the caller's transaction (a vendor's removal files one with its own record). */
+  fileChangeIn(tx: Db, id: number, change: Change, actor: string, now: Date): links.ChangeRow {
+    const s = this.load(tx, id);
+    const can = canFileChange(s.link.status);
+    if (!can.ok) refusal(can);
+    // Refuse at filing time what could never be approved.
+    this.nextContent(tx, s, change);
+    const cr = links.insertChange(tx, { linkId: id, kind: change.kind, change, status: 'pending', filedAt: now.toISOString(), filedBy: actor, decidedAt: null, decidedBy: null, reason: null, revision: null });
+    appendLog(tx, { type: 'change.filed', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, object: `change:${cr.id}`, detail: { kind: change.kind, change } }, now);
+    return cr;
+  }
+
+  /** The revision a change would make, checked: catalog and endpoints, and no vendor machine left outside the allow-list (R8.1). */
+  private nextContent(tx: Db, s: LinkState, change: Change): RevisionContent {
+    const next = applyChange(s.content, change);
+    if (!next.ok) refusal(next);
+    this.checkContent(next.value);
+    if (change.kind === 'ips') {
+      const stranded = machinesOutside(vendors.forLink(tx, s.link.id), next.value.allowIps);
+      if (stranded.length) {
+        throw new UserError(`the new allow-list leaves vendor machines outside: ${stranded.join(', ')}; remove the vendor first (nia-link vendor remove)`, 'change.ips.vendor');
+      }
+    }
+    return next.value;
   }
 
   private pendingChange(tx: Db, changeId: number): links.ChangeRow {
@@ -444,11 +466,13 @@ export class Registry {
       const can = canFileChange(s.link.status);
       if (!can.ok) refusal(can);
       const change = cr.change as Change;
-      const next = applyChange(s.content, change);
-      if (!next.ok) refusal(next);
-      this.checkContent(next.value);
+      const next = this.nextContent(tx, s, change);
+      if (change.kind === 'rules') {
+        const rules = rulesGate(tx, change.rulesDocument);
+        if (!rules.ok) throw new UserError(`change request ${cr.id} cannot be approved: ${rules.refusal.message}`, rules.refusal.code);
+      }
       const number = s.link.currentRevision + 1;
-      links.insertRevision(tx, { linkId: s.link.id, number, content: next.value, changeRequestId: cr.id, createdAt: now.toISOString() });
+      links.insertRevision(tx, { linkId: s.link.id, number, content: next, changeRequestId: cr.id, createdAt: now.toISOString() });
       links.update(tx, s.link.id, { currentRevision: number, ...(change.kind === 'stop' ? { endsOn: change.stopOn } : {}) });
       links.updateChange(tx, cr.id, { status: 'approved', decidedAt: now.toISOString(), decidedBy: by, revision: number });
       appendLog(tx, { type: 'change.approved', agency: s.agency.code, linkId: s.link.id, revision: number, actor: by, object: `change:${cr.id}`, detail: { kind: cr.kind } }, now);
@@ -501,6 +525,8 @@ export class Registry {
       push: c.push,
       email: c.email,
       rulesDocument: c.rulesDocument,
+      rules: this.rulesSummary(c.rulesDocument),
+      vendors: vendors.forLink(this.cdb.db, link.id).map((v) => ({ id: v.id, name: v.name, contact: v.contact, machines: v.machines, parentId: v.parentId })),
       appliedAt: link.appliedAt,
       approvedAt: link.approvedAt,
       approvedBy: link.approvedBy,
@@ -511,6 +537,13 @@ export class Registry {
       endsOn: link.endsOn,
       stopOn: c.stopOn,
     };
+  }
+
+  private rulesSummary(documentId: number | null): LinkView['rules'] {
+    const doc = documentId === null ? undefined : documents.meta(this.cdb.db, documentId);
+    if (!doc) return null;
+    const review = rulesReviews.latest(this.cdb.db, doc.id);
+    return { document: doc.id, version: doc.version, reviewed: !!review, missing: missingTopics(review?.covers ?? []).map((t) => t.n) };
   }
 
   show(id: number): LinkView {

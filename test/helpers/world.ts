@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { openControlDb, type ControlDb } from '../../src/db';
 import type { Clock } from '../../src/domain';
-import { loadCatalogs, Registry, type ApplyInput } from '../../src/registry';
+import { loadCatalogs, Registry, RulesService, VendorService, type ApplyInput } from '../../src/registry';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const BIN = path.join(ROOT, 'bin', 'nia-link.js');
@@ -91,6 +91,8 @@ export interface TestWorld {
   dataDir: string;
   cdb: ControlDb;
   registry: Registry;
+  rules: RulesService;
+  vendors: VendorService;
   clock: TestClock;
   close(): void;
 }
@@ -103,6 +105,8 @@ export function openWorld(clock = new TestClock()): TestWorld {
     dataDir,
     cdb,
     registry,
+    rules: new RulesService(cdb, registry, clock),
+    vendors: new VendorService(cdb, registry, clock),
     clock,
     close() {
       cdb.close();
@@ -111,15 +115,26 @@ export function openWorld(clock = new TestClock()): TestWorld {
   };
 }
 
-/** The one way tests make an approved, active link. */
-export async function approvedLink(w: TestWorld, keys: AgencyKeys, over: Partial<ApplyInput> = {}): Promise<number> {
+/** A pending link whose management rules are reviewed as covering all eight topics (R4.1): ready for approval. */
+export async function approvableLink(w: TestWorld, keys: AgencyKeys, over: Partial<ApplyInput> = {}): Promise<number> {
   if (!w.registry.listAgencies().some((a) => a.code === (over.agency ?? 'A001'))) {
     w.registry.addAgency({ code: over.agency ?? 'A001', name: '財政部賦稅署', nameEn: 'Taxation Administration' }, 'test');
   }
   const view = await w.registry.apply(application(keys, over), 'test');
-  w.registry.approve(view.id, { by: 'test' });
+  w.rules.review({ linkId: view.id }, ALL_TOPICS, undefined, 'test-reviewer');
   return view.id;
 }
+
+/** The one way tests make an approved, active link. */
+export async function approvedLink(w: TestWorld, keys: AgencyKeys, over: Partial<ApplyInput> = {}): Promise<number> {
+  const id = await approvableLink(w, keys, over);
+  w.registry.approve(id, { by: 'test' });
+  return id;
+}
+
+/** The review an approvable link needs, as the acceptance scripts record it. */
+export const ALL_TOPICS = '1,2,3,4,5,6,7,8';
+export const REVIEW_ARGS = (linkId: string) => ['rules', 'review', '--link', linkId, '--covers', ALL_TOPICS];
 
 export interface CliResult {
   code: number;

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { BIN, cleanupKeys, cli, makeAgencyKeys, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys } from '../helpers/world';
+import { BIN, cleanupKeys, cli, makeAgencyKeys, REVIEW_ARGS, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys } from '../helpers/world';
 
 let keys: AgencyKeys;
 let dir: string;
@@ -60,6 +60,7 @@ describe('nia-link CLI', () => {
     expect(applied.code).toBe(0);
     const id = applied.stdout.trim().split('\n').pop()!;
     expect(id).toMatch(/^\d+$/);
+    expect(cli(dir, REVIEW_ARGS(id)).code).toBe(0);
     expect(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01']).code).toBe(0);
     const changed = cli(dir, ['link', 'change', id, '--kind', 'officer', '--value', '李小華']);
     expect(changed.code).toBe(0);
@@ -86,10 +87,10 @@ describe('nia-link CLI', () => {
     expect(list).toHaveLength(1);
     expect(JSON.parse(cli(dir, ['agency', 'list', '--json']).stdout)).toEqual([expect.objectContaining({ code: 'A001', government: true })]);
     const log = JSON.parse(cli(dir, ['log', 'list', '--json']).stdout) as { type: string }[];
-    expect(log.map((r) => r.type)).toEqual(['agency.added', 'link.applied', 'link.approved', 'change.filed', 'change.approved']);
+    expect(log.map((r) => r.type)).toEqual(['agency.added', 'rules.added', 'link.applied', 'rules.reviewed', 'link.approved', 'change.filed', 'change.approved']);
     const verify = cli(dir, ['log', 'verify']);
     expect(verify.code).toBe(0);
-    expect(verify.stdout).toMatch(/verified: 5 records/);
+    expect(verify.stdout).toMatch(/verified: 7 records/);
   });
 
   it('init is idempotent: keys are never replaced, and it says nothing changed', () => {

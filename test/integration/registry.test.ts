@@ -4,7 +4,7 @@ import { inspectAgencyKey, inspectSshPublicKey } from '../../src/crypto';
 import { links } from '../../src/db/repositories';
 import { addDays, taipeiDate } from '../../src/domain';
 import { listLog, verifyLog } from '../../src/usagelog';
-import { application, approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { ALL_TOPICS, application, approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
 
 let keys: AgencyKeys;
 let w: TestWorld;
@@ -25,9 +25,10 @@ describe('link registry on a real SQLite database', () => {
     const view = await w.registry.apply(application(keys), 'officer-a');
     expect(view).toMatchObject({ status: 'pending', revision: 1, agency: 'A001', account: 'a001', fields: ['person_id', 'nationality', 'crossed_at', 'port'] });
     expect(view.pgpFingerprint).toBe(keys.fingerprint);
+    w.rules.review({ linkId: view.id }, ALL_TOPICS, undefined, 'nia-r');
     const approved = w.registry.approve(view.id, { by: 'nia-b', letterNo: '移署資字第1150001號', letterDate: '2026-03-01' });
     expect(approved).toMatchObject({ status: 'active', approvedBy: 'nia-b', letterNo: '移署資字第1150001號', letterDate: '2026-03-01' });
-    expect(listLog(w.cdb.db, { linkId: view.id }).map((r) => r.type)).toEqual(['link.applied', 'link.approved']);
+    expect(listLog(w.cdb.db, { linkId: view.id }).map((r) => r.type)).toEqual(['rules.added', 'link.applied', 'rules.reviewed', 'link.approved']);
   });
 
   it('R3.2 an unknown field is refused and nothing is written', async () => {
@@ -167,11 +168,11 @@ describe('usage log hash chain (R6.1, R6.3)', () => {
     await logWithRecords();
     const rows = listLog(w.cdb.db, {});
     expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1));
-    expect(rows.map((r) => r.type)).toEqual(['agency.added', 'link.applied', 'link.approved', ...Array(3).fill(['change.filed', 'change.approved']).flat()]);
+    expect(rows.map((r) => r.type)).toEqual(['agency.added', 'rules.added', 'link.applied', 'rules.reviewed', 'link.approved', ...Array(3).fill(['change.filed', 'change.approved']).flat()]);
   });
   it('R6.3 an untouched log verifies', async () => {
     await logWithRecords();
-    expect(verifyLog(w.cdb)).toMatchObject({ ok: true, records: 9, firstSeq: 1, lastSeq: 9 });
+    expect(verifyLog(w.cdb)).toMatchObject({ ok: true, records: 11, firstSeq: 1, lastSeq: 11 });
   });
   it('R6.3 the log refuses UPDATE and DELETE while its guards are in place', async () => {
     await logWithRecords();
@@ -203,9 +204,9 @@ describe('usage log hash chain (R6.1, R6.3)', () => {
   it('R6.3 an inserted record is detected', async () => {
     await logWithRecords();
     dropGuards();
-    const last = w.cdb.sqlite.prepare('SELECT * FROM usage_log WHERE seq = 9').get() as Record<string, unknown>;
-    w.cdb.sqlite.prepare('UPDATE usage_log SET seq = 10 WHERE seq = 9').run();
-    w.cdb.sqlite.prepare('INSERT INTO usage_log (seq, at, type, agency, link_id, revision, actor, ip, channel, object, detail, digest, prev_hash, hash) VALUES (9, @at, @type, @agency, @link_id, @revision, @actor, @ip, @channel, @object, @detail, @digest, @prev_hash, @hash)').run({ ...last, type: 'file.downloaded' });
+    const last = w.cdb.sqlite.prepare('SELECT * FROM usage_log WHERE seq = 11').get() as Record<string, unknown>;
+    w.cdb.sqlite.prepare('UPDATE usage_log SET seq = 12 WHERE seq = 11').run();
+    w.cdb.sqlite.prepare('INSERT INTO usage_log (seq, at, type, agency, link_id, revision, actor, ip, channel, object, detail, digest, prev_hash, hash) VALUES (11, @at, @type, @agency, @link_id, @revision, @actor, @ip, @channel, @object, @detail, @digest, @prev_hash, @hash)').run({ ...last, type: 'file.downloaded' });
     expect(verifyLog(w.cdb).ok).toBe(false);
   });
 });

@@ -1,4 +1,4 @@
-import { and, desc, eq } from 'drizzle-orm';
+import { and, asc, desc, eq } from 'drizzle-orm';
 import type { Db } from '../index';
 import { document } from '../schema';
 
@@ -29,3 +29,13 @@ const META = {
 };
 export type DocumentMeta = Omit<DocumentRow, 'content'>;
 export const meta = (tx: Db, id: number): DocumentMeta | undefined => tx.select(META).from(document).where(eq(document.id, id)).get();
+export const byId = (tx: Db, id: number): DocumentRow | undefined => tx.select().from(document).where(eq(document.id, id)).get();
+/** Documents' metadata (no content), newest version first, for an agency and optionally one link. */
+export function listMeta(tx: Db, opts: { agencyId?: number; linkId?: number; kind?: string } = {}): DocumentMeta[] {
+  const conds = [
+    opts.agencyId !== undefined ? eq(document.agencyId, opts.agencyId) : undefined,
+    opts.linkId !== undefined ? eq(document.linkId, opts.linkId) : undefined,
+    opts.kind !== undefined ? eq(document.kind, opts.kind) : undefined,
+  ].filter((c) => c !== undefined);
+  return tx.select(META).from(document).where(conds.length ? and(...conds) : undefined).orderBy(asc(document.agencyId), desc(document.version)).all();
+}

@@ -9,3 +9,5 @@ export * as logArchives from './logArchives';
 export * as anomalies from './anomalies';
 export * as downloads from './downloads';
 export * as compliance from './compliance';
+export * as rulesReviews from './rulesReviews';
+export * as vendors from './vendors';

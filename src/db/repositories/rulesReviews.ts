@@ -1,0 +1,14 @@
+import { asc, desc, eq } from 'drizzle-orm';
+import type { Db } from '../index';
+import { rulesReview } from '../schema';
+
+export type RulesReviewRow = typeof rulesReview.$inferSelect;
+
+export const insert = (tx: Db, row: Omit<RulesReviewRow, 'id'>): RulesReviewRow => tx.insert(rulesReview).values(row).returning().get();
+
+/** The review in force for a document: the newest one supersedes the earlier ones. */
+export const latest = (tx: Db, documentId: number): RulesReviewRow | undefined =>
+  tx.select().from(rulesReview).where(eq(rulesReview.documentId, documentId)).orderBy(desc(rulesReview.id)).limit(1).get();
+
+export const forDocument = (tx: Db, documentId: number): RulesReviewRow[] =>
+  tx.select().from(rulesReview).where(eq(rulesReview.documentId, documentId)).orderBy(asc(rulesReview.id)).all();

@@ -1,0 +1,169 @@
+import type { ControlDb, Db } from '../db';
+import { agencies, documents, links, rulesReviews } from '../db/repositories';
+import { checkRulesReviewed, type Clock, missingTopics, parseCovers, type Result, revisionContentSchema } from '../domain';
+import { UserError } from '../errors';
+import { appendLog } from '../usagelog';
+import { checkDocument, type CheckedDocument } from './documents';
+import type { Registry } from './registry';
+
+export const RULES_KIND = 'management-rules';
+
+export interface RulesVersion extends documents.DocumentMeta {
+  agency: string;
+  /** The review in force (the newest), or null when nobody has reviewed this version yet. */
+  review: { id: number; covers: number[]; missing: number[]; note: string | null; reviewedBy: string; reviewedAt: string } | null;
+}
+
+/**
+ * Store a management-rules document as the agency's next version (R4.1), with its usage-log record.
+ * The content is kept as bytes, checked by content and never opened or run.
+ */
+export function storeRulesDocument(tx: Db, agency: agencies.AgencyRow, linkId: number | null, doc: CheckedDocument, actor: string, now: Date): documents.DocumentMeta {
+  const version = documents.latestVersion(tx, agency.id, RULES_KIND) + 1;
+  const { content: _content, ...meta } = documents.insert(tx, { agencyId: agency.id, linkId, kind: RULES_KIND, version, ...doc, createdAt: now.toISOString() });
+  appendLog(
+    tx,
+    {
+      type: 'rules.added',
+      agency: agency.code,
+      linkId,
+      actor,
+      object: `document:${meta.id}`,
+      detail: { version, filename: doc.filename, mediaType: doc.mediaType, size: doc.size, sha256: doc.sha256 },
+    },
+    now,
+  );
+  return meta;
+}
+
+/** R4.1: only a rules version whose latest review covers all eight topics lets a link be approved. */
+export function rulesGate(tx: Db, documentId: number | null): Result<true> {
+  const doc = documentId === null ? undefined : documents.meta(tx, documentId);
+  const review = doc ? rulesReviews.latest(tx, doc.id) : undefined;
+  return checkRulesReviewed(doc ?? null, review ? review.covers : null);
+}
+
+/** Management rules: versions per agency, the eight-topic review, and rules change requests. */
+export class RulesService {
+  constructor(
+    private readonly cdb: ControlDb,
+    private readonly registry: Registry,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * A new version of an agency's rules. With a link (active or suspended), a `rules` change request
+   * is filed pointing the link at it; it can be approved once the version is reviewed (point 5).
+   */
+  add(input: { agency: string; file: { filename: string; content: Buffer }; linkId?: number }, actor: string): { document: RulesVersion; changeId: number | null } {
+    const doc = checkDocument(input.file.filename, input.file.content);
+    const now = this.clock.now();
+    return this.cdb.write((tx) => {
+      const agency = agencies.byCode(tx, input.agency.trim().toUpperCase());
+      if (!agency) throw new UserError(`agency ${input.agency} is not registered: add it with \`nia-link agency add\``, 'agency.unknown');
+      if (input.linkId === undefined) {
+        const meta = storeRulesDocument(tx, agency, null, doc, actor, now);
+        return { document: this.version(tx, meta), changeId: null };
+      }
+      const s = this.registry.load(tx, input.linkId);
+      if (s.agency.id !== agency.id) throw new UserError(`link ${input.linkId} belongs to agency ${s.agency.code}, not ${agency.code}`, 'rules.agency-mismatch');
+      if (s.link.status === 'pending') {
+        throw new UserError(
+          `link ${input.linkId} is pending: its application carries its rules; review them (\`nia-link rules review --link ${input.linkId}\`), or reject it and apply again with the amended rules`,
+          'rules.link-pending',
+        );
+      }
+      const meta = storeRulesDocument(tx, agency, s.link.id, doc, actor, now);
+      const cr = this.registry.fileChangeIn(tx, s.link.id, { kind: 'rules', rulesDocument: meta.id }, actor, now);
+      return { document: this.version(tx, meta), changeId: cr.id };
+    });
+  }
+
+  /** Record the eight-topic checklist for a version; the newest review is the one in force. */
+  review(target: { documentId: number } | { linkId: number }, coversText: string, note: string | undefined, actor: string): RulesVersion {
+    const covers = parseCovers(coversText);
+    if (!covers.ok) throw new UserError(covers.refusal.message, covers.refusal.code);
+    const now = this.clock.now();
+    return this.cdb.write((tx) => {
+      const doc = this.resolve(tx, target);
+      const agency = agencies.byId(tx, doc.agencyId)!;
+      const missing = missingTopics(covers.value).map((t) => t.n);
+      rulesReviews.insert(tx, { documentId: doc.id, covers: covers.value, note: note?.trim() || null, reviewedBy: actor, reviewedAt: now.toISOString() });
+      appendLog(
+        tx,
+        {
+          type: 'rules.reviewed',
+          agency: agency.code,
+          linkId: 'linkId' in target ? target.linkId : doc.linkId,
+          actor,
+          object: `document:${doc.id}`,
+          detail: { version: doc.version, covers: covers.value, missing, note: note?.trim() || null },
+        },
+        now,
+      );
+      return this.version(tx, doc);
+    });
+  }
+
+  show(documentId: number): RulesVersion & { reviews: rulesReviews.RulesReviewRow[] } {
+    const db = this.cdb.db;
+    const doc = this.resolve(db, { documentId });
+    return { ...this.version(db, doc), reviews: rulesReviews.forDocument(db, doc.id) };
+  }
+
+  /** The stored bytes, for an operator to read with a viewer of their choice; logged like every document action. */
+  export(documentId: number, actor: string): { meta: documents.DocumentMeta; content: Buffer } {
+    const now = this.clock.now();
+    return this.cdb.write((tx) => {
+      const row = documents.byId(tx, documentId);
+      if (!row || row.kind !== RULES_KIND) throw new UserError(`management-rules document ${documentId} does not exist`, 'rules.unknown');
+      const { content, ...meta } = row;
+      const agency = agencies.byId(tx, meta.agencyId)!;
+      appendLog(tx, { type: 'rules.exported', agency: agency.code, linkId: meta.linkId, actor, object: `document:${meta.id}`, detail: { version: meta.version, sha256: meta.sha256 } }, now);
+      return { meta, content };
+    });
+  }
+
+  list(opts: { agency?: string; linkId?: number } = {}): RulesVersion[] {
+    const db = this.cdb.db;
+    let agencyId: number | undefined;
+    if (opts.agency !== undefined) {
+      const a = agencies.byCode(db, opts.agency.trim().toUpperCase());
+      if (!a) throw new UserError(`agency ${opts.agency} is not registered`, 'agency.unknown');
+      agencyId = a.id;
+    }
+    if (opts.linkId !== undefined) {
+      // The versions a link has pointed at, in any revision, and those filed for it.
+      const s = this.registry.load(db, opts.linkId);
+      const ids = new Set(links.revisions(db, s.link.id).map((r) => revisionContentSchema.parse(r.content).rulesDocument));
+      return documents.listMeta(db, { agencyId: s.agency.id, kind: RULES_KIND }).filter((d) => d.linkId === s.link.id || ids.has(d.id)).map((d) => this.version(db, d));
+    }
+    return documents.listMeta(db, { agencyId, kind: RULES_KIND }).map((d) => this.version(db, d));
+  }
+
+  private resolve(tx: Db, target: { documentId: number } | { linkId: number }): documents.DocumentMeta {
+    if ('linkId' in target) {
+      const s = this.registry.load(tx, target.linkId);
+      if (s.content.rulesDocument === null) {
+        const fix =
+          s.link.status === 'pending'
+            ? 'an application carries them (`link apply --rules FILE`): reject it and apply again with the rules'
+            : `file them with \`nia-link rules add --agency ${s.agency.code} --file FILE --link ${target.linkId}\``;
+        throw new UserError(`link ${target.linkId} has no management rules on file: ${fix}`, 'rules.missing');
+      }
+      return documents.meta(tx, s.content.rulesDocument)!;
+    }
+    const doc = documents.meta(tx, target.documentId);
+    if (!doc || doc.kind !== RULES_KIND) throw new UserError(`management-rules document ${target.documentId} does not exist`, 'rules.unknown');
+    return doc;
+  }
+
+  private version(tx: Db, doc: documents.DocumentMeta): RulesVersion {
+    const r = rulesReviews.latest(tx, doc.id);
+    return {
+      ...doc,
+      agency: agencies.byId(tx, doc.agencyId)!.code,
+      review: r ? { id: r.id, covers: r.covers, missing: missingTopics(r.covers).map((t) => t.n), note: r.note, reviewedBy: r.reviewedBy, reviewedAt: r.reviewedAt } : null,
+    };
+  }
+}

@@ -1,0 +1,137 @@
+import type { ControlDb } from '../db';
+import { vendors } from '../db/repositories';
+import { allowListWithout, checkVendorMachines, type Clock } from '../domain';
+import { UserError } from '../errors';
+import { appendLog } from '../usagelog';
+import type { Registry } from './registry';
+
+export type VendorRow = vendors.VendorRow;
+
+function text(value: string | undefined, flag: string, max: number): string {
+  const v = value?.trim() ?? '';
+  if (v === '') throw new UserError(`${flag} is required`);
+  if (v.length > max) throw new UserError(`${flag} is longer than ${max} characters`);
+  return v;
+}
+
+/**
+ * R8.1, R9.1: the outsourced contractors and sub-contractors that handle a link's data, each with
+ * its dedicated machines, which must be designated IPs of the link.
+ */
+export class VendorService {
+  constructor(
+    private readonly cdb: ControlDb,
+    private readonly registry: Registry,
+    private readonly clock: Clock,
+  ) {}
+
+  add(input: { linkId: number; name: string; contact: string; machines: string[]; parentId?: number }, actor: string): VendorRow {
+    const name = text(input.name, '--name', 200);
+    const contact = text(input.contact, '--contact', 500);
+    const now = this.clock.now();
+    return this.cdb.write((tx) => {
+      const s = this.registry.load(tx, input.linkId);
+      if (s.link.status === 'terminated' || s.link.status === 'rejected') {
+        throw new UserError(`link ${input.linkId} is ${s.link.status}: it takes no vendors`, 'vendor.link-status');
+      }
+      const machines = checkVendorMachines(input.machines, s.content.allowIps);
+      if (!machines.ok) throw new UserError(machines.refusal.message, machines.refusal.code);
+      let parent: VendorRow | undefined;
+      if (input.parentId !== undefined) {
+        parent = vendors.byId(tx, input.parentId);
+        if (!parent || parent.linkId !== s.link.id || parent.removedAt) {
+          throw new UserError(`--parent ${input.parentId} is not a current vendor of link ${s.link.id} (nia-link vendor list --link ${s.link.id})`, 'vendor.parent');
+        }
+      }
+      const same = vendors.forLink(tx, s.link.id).find((v) => v.name === name && v.parentId === (parent?.id ?? null));
+      if (same) throw new UserError(`vendor ${same.id} "${name}" is already recorded for link ${s.link.id}`, 'vendor.exists');
+      const row = vendors.insert(tx, {
+        linkId: s.link.id,
+        parentId: parent?.id ?? null,
+        name,
+        contact,
+        machines: machines.value,
+        addedAt: now.toISOString(),
+        addedBy: actor,
+        removedAt: null,
+        removedBy: null,
+        removalChangeId: null,
+      });
+      appendLog(
+        tx,
+        {
+          type: 'vendor.added',
+          agency: s.agency.code,
+          linkId: s.link.id,
+          revision: s.link.currentRevision,
+          actor,
+          object: `vendor:${row.id}`,
+          detail: { name, contact, machines: machines.value, parent: parent?.id ?? null },
+        },
+        now,
+      );
+      return row;
+    });
+  }
+
+  /**
+   * A vendor leaves: it is marked removed (history stays), and on an approved link an `ips` change
+   * request drops its machines that no other current vendor uses, so the allow-list changes by a
+   * new revision once NIA approves it.
+   */
+  remove(id: number, reason: string | undefined, actor: string): { vendor: VendorRow; changeId: number | null; allowIps: string[] | null } {
+    const now = this.clock.now();
+    return this.cdb.write((tx) => {
+      const v = vendors.byId(tx, id);
+      if (!v) throw new UserError(`vendor ${id} does not exist`, 'vendor.unknown');
+      if (v.removedAt) throw new UserError(`vendor ${id} was removed already (${v.removedAt})`, 'vendor.removed');
+      const s = this.registry.load(tx, v.linkId);
+      const current = vendors.forLink(tx, v.linkId);
+      const subs = current.filter((c) => c.parentId === v.id);
+      if (subs.length) {
+        throw new UserError(`vendor ${id} has sub-contractors ${subs.map((c) => c.id).join(', ')}: remove them first`, 'vendor.has-subcontractors');
+      }
+      const others = new Set(current.filter((c) => c.id !== v.id).flatMap((c) => c.machines));
+      const drop = v.machines.filter((m) => !others.has(m));
+      let changeId: number | null = null;
+      let allowIps: string[] | null = null;
+      if (drop.length && (s.link.status === 'active' || s.link.status === 'suspended')) {
+        const next = allowListWithout(s.content.allowIps, drop);
+        if (next.length === 0) {
+          throw new UserError(
+            `removing vendor ${id} would leave link ${s.link.id} with no allowed IP: file \`nia-link link change ${s.link.id} --kind ips\` with the agency's own machines first, or stop the link`,
+            'vendor.last-machines',
+          );
+        }
+        vendors.update(tx, v.id, { removedAt: now.toISOString(), removedBy: actor });
+        changeId = this.registry.fileChangeIn(tx, s.link.id, { kind: 'ips', allowIps: next }, actor, now).id;
+        allowIps = next;
+        vendors.update(tx, v.id, { removalChangeId: changeId });
+      } else {
+        vendors.update(tx, v.id, { removedAt: now.toISOString(), removedBy: actor });
+      }
+      appendLog(
+        tx,
+        {
+          type: 'vendor.removed',
+          agency: s.agency.code,
+          linkId: s.link.id,
+          revision: s.link.currentRevision,
+          actor,
+          object: `vendor:${v.id}`,
+          detail: { name: v.name, machines: v.machines, reason: reason?.trim() || null, change: changeId },
+        },
+        now,
+      );
+      return { vendor: vendors.byId(tx, v.id)!, changeId, allowIps };
+    });
+  }
+
+  list(opts: { linkId?: number; removed?: boolean } = {}): VendorRow[] {
+    if (opts.linkId !== undefined) {
+      this.registry.state(opts.linkId);
+      return vendors.forLink(this.cdb.db, opts.linkId, { removed: opts.removed });
+    }
+    return vendors.list(this.cdb.db, { removed: opts.removed });
+  }
+}
