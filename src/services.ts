@@ -5,6 +5,7 @@ import { systemClock, type Clock } from './domain';
 import { ComplianceService } from './compliance';
 import { PushService } from './delivery';
 import { ExtractService, SqliteSource, sourceDbPath } from './extract';
+import { FormService } from './forms';
 import { linkEventPublisher } from './queue/link-events';
 import { loadCatalogs, Registry, RulesService, VendorService } from './registry';
 import { UsageLogService } from './usagelog';
@@ -38,6 +39,7 @@ export function buildServices(config: Config, cdb: ControlDb, clock: Clock = sys
     usageLog,
     rules: new RulesService(cdb, registry, clock),
     vendors: new VendorService(cdb, registry, clock),
+    forms: new FormService(cdb, registry, clock),
   };
 }
 

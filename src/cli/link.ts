@@ -1,8 +1,9 @@
+import path from 'node:path';
 import type { Command } from 'commander';
 import { CHANGE_KINDS, type ChangeKind, rocDateText, LINK_STATUSES, type LinkStatus, METHODS, type Method, parseFieldList, type PushEndpoint } from '../domain';
 import { UserError } from '../errors';
 import type { LinkView } from '../registry';
-import { actor, basename, type CliContext, collect, parseDate, parseId, printJson, readInputFile, splitList } from './context';
+import { actor, basename, type CliContext, collect, parseDate, parseId, printJson, readInputFile, splitList, writeOutputFile } from './context';
 
 function methods(text: string): Method[] {
   const list = splitList(text);
@@ -161,6 +162,26 @@ export function register(program: Command, ctx: CliContext): void {
         console.log('change requests:');
         for (const c of history.changes) console.log(`  ${c.id}  ${c.kind}  ${c.status}  filed ${c.filedAt}${c.revision ? ` → revision ${c.revision}` : ''}`);
       }
+    });
+
+  link
+    .command('form <id>')
+    .description('the application/change form 申請暨異動書 of a revision, ready to print on A4 (HTML, or PDF by the --out name)')
+    .option('--revision <n>', 'which revision (default: the current one)')
+    .option('--out <file>', 'write FILE.html or FILE.pdf (default: the HTML on standard output)')
+    .option('--by <name>', 'who prints it')
+    .action(async (id, o) => {
+      const out: string | undefined = o.out;
+      const ext = out ? path.extname(out).toLowerCase() : '.html';
+      if (!['.html', '.htm', '.pdf'].includes(ext)) throw new UserError(`--out ${out}: name it .html or .pdf`);
+      const { form, output } = await ctx.services.forms.render(
+        parseId(id, 'link'),
+        { revision: o.revision !== undefined ? parseId(o.revision, '--revision') : undefined, format: ext === '.pdf' ? 'pdf' : 'html' },
+        actor(o.by),
+      );
+      if (!out) return void process.stdout.write(output);
+      writeOutputFile(out, output);
+      console.log(`form of link ${form.linkId} revision ${form.revision} written to ${out} (${output.length} bytes)`);
     });
 
   link
