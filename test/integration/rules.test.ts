@@ -1,0 +1,187 @@
+import { rmSync } from 'node:fs';
+import { checkDocument, sniffDocumentType } from '../../src/registry';
+import { listLog } from '../../src/usagelog';
+import {
+  ALL_TOPICS,
+  application,
+  approvedLink,
+  cleanupKeys,
+  cli,
+  makeAgencyKeys,
+  RULES_TEXT,
+  tmpDir,
+  writeTemp,
+  openWorld,
+  type AgencyKeys,
+  type TestWorld,
+} from '../helpers/world';
+
+let keys: AgencyKeys;
+let w: TestWorld;
+beforeAll(() => {
+  keys = makeAgencyKeys();
+});
+afterAll(() => cleanupKeys(keys));
+beforeEach(() => {
+  w = openWorld();
+  w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
+});
+afterEach(() => w.close());
+
+const rulesFile = (name = 'rules-v2.txt', text = RULES_TEXT + '九、附則\n') => ({ filename: name, content: Buffer.from(text) });
+/** A minimal, well-formed PDF without active content. */
+const PDF = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n', 'latin1');
+
+describe('management rules and the eight-topic review (R4.1)', () => {
+  it('R4.1 approval is refused until the current rules version is reviewed as covering all eight topics', async () => {
+    const { id } = await w.registry.apply(application(keys), 'agency');
+    expect(() => w.registry.approve(id, { by: 'nia' })).toThrow(/cannot be approved: management rules version 1 \(document \d+\) has not been reviewed/);
+
+    w.rules.review({ linkId: id }, '1,2,3,4,5,6,7', 'no account-change procedure', 'reviewer');
+    expect(() => w.registry.approve(id, { by: 'nia' })).toThrow(/do not cover topic 8 \(account and permission change procedure\)/);
+    w.rules.review({ linkId: id }, '1,2,4,5,6', undefined, 'reviewer');
+    expect(() => w.registry.approve(id, { by: 'nia' })).toThrow(/topics 3 \(user query procedure\), 7 \(users' liability for violations\), 8 /);
+    expect(w.registry.show(id).status).toBe('pending');
+
+    const v = w.rules.review({ linkId: id }, '1-8', 'complete', 'reviewer');
+    expect(v.review).toMatchObject({ covers: [1, 2, 3, 4, 5, 6, 7, 8], missing: [], reviewedBy: 'reviewer' });
+    expect(w.registry.approve(id, { by: 'nia', letterNo: '移署資字第1150001號', letterDate: '2026-03-01' })).toMatchObject({
+      status: 'active',
+      rules: { version: 1, reviewed: true, missing: [] },
+    });
+    // The newest review is the one in force; earlier ones stay as records.
+    expect(w.rules.show(v.id).reviews.map((r) => r.covers.length)).toEqual([7, 5, 8]);
+    expect(listLog(w.cdb.db, { linkId: id }).map((r) => r.type)).toEqual(['rules.added', 'link.applied', 'rules.reviewed', 'rules.reviewed', 'rules.reviewed', 'link.approved']);
+    expect(() => w.cdb.sqlite.prepare('UPDATE rules_review SET covers = ?').run('[1,2,3,4,5,6,7,8]')).toThrow(/records/);
+    expect(() => w.cdb.sqlite.prepare('DELETE FROM rules_review').run()).toThrow(/records/);
+  });
+
+  it('R4.1 a later partial review takes the full one back: approval is refused again', async () => {
+    const { id } = await w.registry.apply(application(keys), 'agency');
+    w.rules.review({ linkId: id }, ALL_TOPICS, undefined, 'r1');
+    w.rules.review({ linkId: id }, '1,2,3', 'topics 4–8 only name headings', 'r2');
+    expect(() => w.registry.approve(id, { by: 'nia' })).toThrow(/do not cover topics 4 .*, 8 /);
+  });
+
+  it('R4.1 a link applied for without rules cannot be approved', async () => {
+    const { id } = await w.registry.apply(application(keys, { rules: undefined }), 'agency');
+    expect(() => w.registry.approve(id, { by: 'nia' })).toThrow(/no management rules .* are on file/);
+    expect(() => w.rules.review({ linkId: id }, ALL_TOPICS, undefined, 'r')).toThrow(/has no management rules on file: an application carries them/);
+  });
+
+  it('--covers takes topic numbers 1–8 only', async () => {
+    const { id } = await w.registry.apply(application(keys), 'agency');
+    for (const bad of ['', '0', '9', '1,x', '3-1', '1-9']) {
+      expect(() => w.rules.review({ linkId: id }, bad, undefined, 'r')).toThrow(/--covers/);
+    }
+    expect(listLog(w.cdb.db, { type: 'rules.reviewed' })).toEqual([]);
+  });
+
+  it('R5.1 a new rules version for an approved link is a change request that takes effect only once that version is reviewed', async () => {
+    const id = await approvedLink(w, keys);
+    const before = w.registry.show(id);
+    const added = w.rules.add({ agency: 'A001', file: rulesFile(), linkId: id }, 'agency');
+    expect(added.document).toMatchObject({ version: 2, linkId: id, mediaType: 'text/plain; charset=utf-8', review: null });
+    expect(added.changeId).not.toBeNull();
+    expect(() => w.registry.approveChange(added.changeId!, 'nia')).toThrow(/change request \d+ cannot be approved: management rules version 2 .* has not been reviewed/);
+    expect(w.registry.show(id)).toMatchObject({ revision: before.revision, rulesDocument: before.rulesDocument });
+
+    w.rules.review({ documentId: added.document.id }, ALL_TOPICS, undefined, 'reviewer');
+    const { link } = w.registry.approveChange(added.changeId!, 'nia');
+    expect(link).toMatchObject({ revision: before.revision + 1, rulesDocument: added.document.id, rules: { version: 2, reviewed: true, missing: [] } });
+    // `rules review --link` now names the new version.
+    expect(w.rules.review({ linkId: id }, ALL_TOPICS, undefined, 'r').id).toBe(added.document.id);
+    expect(w.rules.list({ linkId: id }).map((d) => d.version)).toEqual([2, 1]);
+    expect(listLog(w.cdb.db, { linkId: id, type: 'rules.added' }).map((r) => JSON.parse(r.detail).version)).toEqual([1, 2]);
+  });
+
+  it('rules for a pending link come with the application; another agency cannot file for a link', async () => {
+    const { id } = await w.registry.apply(application(keys), 'agency');
+    expect(() => w.rules.add({ agency: 'A001', file: rulesFile(), linkId: id }, 'agency')).toThrow(/pending: its application carries its rules/);
+    w.registry.addAgency({ code: 'B002', name: '其他機關' }, 'test');
+    expect(() => w.rules.add({ agency: 'B002', file: rulesFile(), linkId: id }, 'agency')).toThrow(/belongs to agency A001, not B002/);
+    // Without a link, a version is stored for the agency alone.
+    expect(w.rules.add({ agency: 'B002', file: rulesFile() }, 'agency')).toMatchObject({ document: { version: 1, agency: 'B002', linkId: null }, changeId: null });
+  });
+
+  it('a stored version is returned byte for byte and the export is logged', async () => {
+    const { document } = w.rules.add({ agency: 'A001', file: { filename: 'rules.pdf', content: PDF } }, 'agency');
+    expect(document.mediaType).toBe('application/pdf');
+    expect(w.rules.export(document.id, 'auditor').content.equals(PDF)).toBe(true);
+    expect(listLog(w.cdb.db, { type: 'rules.exported' })).toHaveLength(1);
+  });
+});
+
+describe('documents are checked by content, never by their name', () => {
+  const refused = (name: string, content: Buffer | string, why: RegExp) => expect(() => checkDocument(name, Buffer.from(content))).toThrow(why);
+
+  it('an executable named .pdf is refused as rules (ELF, PE, Mach-O, script, WebAssembly)', () => {
+    refused('rules.pdf', Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]), Buffer.alloc(64, 0)]), /ELF executable, not a document/);
+    refused('rules.pdf', 'MZ\x90\x00binary', /Windows executable/);
+    refused('rules.pdf', 'MZ this is printable text after the PE magic', /Windows executable/);
+    refused('rules.txt', '#!/bin/sh\nrm -rf /\n', /script/);
+    refused('rules.pdf', Buffer.from([0xcf, 0xfa, 0xed, 0xfe, 7, 0, 0, 1]), /Mach-O/);
+    refused('rules.docx', Buffer.from([0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0]), /WebAssembly/);
+  });
+
+  it('a name that claims another type is misleading and refused', () => {
+    refused('rules.pdf', RULES_TEXT, /the name says \.pdf but the content is text\/plain/);
+    refused('rules.txt', PDF, /the name says \.txt but the content is application\/pdf/);
+    refused('rules.exe', RULES_TEXT, /the name says \.exe/);
+    refused('rules.sh', RULES_TEXT, /the name says \.sh/);
+  });
+
+  it('markup and active content are refused; zips that are not ODT/DOCX too', () => {
+    refused('rules.txt', '<!DOCTYPE html><script>alert(1)</script>', /not a PDF, ODT, DOCX or UTF-8 text/);
+    refused('rules.txt', '\uFEFF  <svg onload="x()"/>', /not a PDF/);
+    refused('rules.pdf', Buffer.concat([PDF, Buffer.from('4 0 obj << /S /JavaScript /JS (app.alert(1)) >> endobj\n')]), /PDF with \/JavaScript/);
+    refused('rules.pdf', Buffer.concat([PDF, Buffer.from('5 0 obj << /S /Launch /F (cmd.exe) >> endobj\n')]), /\/Launch/);
+    refused('rules.docx', Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.from('word/document.xml word/vbaProject.bin')]), /macros/);
+    refused('rules.zip', Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.from('evil.exe')]), /not a PDF/);
+    refused('rules.txt', Buffer.from([0xff, 0xfe, 0x41, 0x00]), /not a PDF/);
+    refused('rules.txt', '', /empty/);
+  });
+
+  it('PDF, ODT, DOCX and UTF-8 text pass, whatever case the extension is in, or none', () => {
+    expect(checkDocument('Rules.PDF', PDF).mediaType).toBe('application/pdf');
+    expect(checkDocument('rules', Buffer.from(RULES_TEXT)).mediaType).toBe('text/plain; charset=utf-8');
+    expect(checkDocument('rules.md', Buffer.from('# 管理規定\n')).sha256).toMatch(/^[0-9a-f]{64}$/);
+    const odt = Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.alloc(26), Buffer.from('mimetypeapplication/vnd.oasis.opendocument.text')]);
+    expect(checkDocument('rules.odt', odt).mediaType).toBe('application/vnd.oasis.opendocument.text');
+    expect(sniffDocumentType(Buffer.from('%PDF-1.7 … /JSFont'))).toBe('application/pdf');
+    expect(checkDocument('r.pdf', Buffer.from('%PDF-1.7\n<< /JSFont 1 >>\n')).mediaType).toBe('application/pdf');
+  });
+});
+
+describe('nia-link rules (CLI)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tmpDir();
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('rules add refuses an executable named .pdf with one line and stores nothing; rules review/show/list work as written', () => {
+    expect(cli(dir, ['init']).code).toBe(0);
+    expect(cli(dir, ['agency', 'add', '--code', 'A003', '--name', '內政部警政署']).code).toBe(0);
+    const evil = writeTemp(dir, 'evil.pdf', Buffer.from('MZ\x90\x00binary', 'latin1'));
+    const r = cli(dir, ['rules', 'add', '--agency', 'A003', '--file', evil]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/evil\.pdf: the content is a Windows executable/);
+    expect(JSON.parse(cli(dir, ['rules', 'list', '--json']).stdout)).toEqual([]);
+
+    const ok = cli(dir, ['rules', 'add', '--agency', 'A003', '--file', writeTemp(dir, 'rules.txt', RULES_TEXT)]);
+    expect(ok.code).toBe(0);
+    const docId = ok.stdout.trim().split('\n').pop()!;
+    expect(cli(dir, ['rules', 'review', docId, '--covers', '1,2,3,4,5,6,7', '--note', '缺帳號異動']).stdout).toMatch(/version 1 .*missing topic 8/);
+    expect(cli(dir, ['rules', 'review', docId, '--covers', '1,2,3,4,5,6,7,8']).stdout).toMatch(/covers all 8 topics/);
+    const shown = cli(dir, ['rules', 'show', docId]).stdout;
+    expect(shown).toMatch(/\[x\] 8\. 系統帳號權限異動之作業程序/);
+    expect(shown).toMatch(/covers 1,2,3,4,5,6,7 — 缺帳號異動/);
+    const bad = cli(dir, ['rules', 'review', docId, '--link', '1', '--covers', '1']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/rules review DOCUMENT_ID` or `rules review --link LINK_ID/);
+    const types = (JSON.parse(cli(dir, ['log', 'list', '--json']).stdout) as { type: string }[]).map((x) => x.type);
+    expect(types).toEqual(['agency.added', 'rules.added', 'rules.reviewed', 'rules.reviewed']);
+  });
+});

@@ -1,0 +1,140 @@
+import { rmSync } from 'node:fs';
+import { allowListWithout, checkVendorMachines } from '../../src/domain';
+import { listLog } from '../../src/usagelog';
+import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openWorld, REVIEW_ARGS, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys, type TestWorld } from '../helpers/world';
+
+let keys: AgencyKeys;
+let w: TestWorld;
+beforeAll(() => {
+  keys = makeAgencyKeys();
+});
+afterAll(() => cleanupKeys(keys));
+beforeEach(() => {
+  w = openWorld();
+});
+afterEach(() => w.close());
+
+const vendor = (linkId: number, name: string, machines: string[], parentId?: number) =>
+  w.vendors.add({ linkId, name, contact: '02-2345-6789 王經理', machines, parentId }, 'agency');
+
+describe('outsourced vendors (R8.1, R9.1)', () => {
+  it("R8.1 a vendor machine outside the link's allow-list is refused with the reason, and nothing is written", async () => {
+    const id = await approvedLink(w, keys, { allowIps: ['10.1.2.0/24', '127.0.0.1/32'] });
+    const logBefore = listLog(w.cdb.db, {}).length;
+    expect(() => vendor(id, '某資訊公司', ['10.9.9.9/32'])).toThrow(/vendor machine 10\.9\.9\.9\/32 is outside the link's allow-list \(10\.1\.2\.0\/24, 127\.0\.0\.1\/32\)/);
+    // A range wider than the allowed one is outside too, even though it overlaps.
+    expect(() => vendor(id, '某資訊公司', ['10.1.2.0/23'])).toThrow(/10\.1\.2\.0\/23 is outside/);
+    expect(() => vendor(id, '某資訊公司', ['10.1.2.7/32', 'not-an-ip'])).toThrow(/'not-an-ip' is not an IP address or CIDR/);
+    expect(w.vendors.list({ linkId: id })).toEqual([]);
+    expect(listLog(w.cdb.db, {}).length).toBe(logBefore);
+  });
+
+  it('R8.1 R9.1 contractors and sub-contractors inside the allow-list are recorded, shown on the link and logged', async () => {
+    const id = await approvedLink(w, keys, { allowIps: ['10.1.2.0/24', '127.0.0.1/32'] });
+    const main = vendor(id, '某資訊公司', ['10.1.2.7', '10.1.2.8/31']);
+    expect(main.machines).toEqual(['10.1.2.7/32', '10.1.2.8/31']);
+    const sub = vendor(id, '某外包工作室', ['10.1.2.20/32'], main.id);
+    expect(sub.parentId).toBe(main.id);
+    expect(() => vendor(id, '某資訊公司', ['10.1.2.9/32'])).toThrow(/already recorded/);
+    expect(() => vendor(id, '孤兒公司', ['10.1.2.30/32'], 999)).toThrow(/--parent 999 is not a current vendor of link/);
+    expect(w.registry.show(id).vendors).toEqual([
+      { id: main.id, name: '某資訊公司', contact: '02-2345-6789 王經理', machines: ['10.1.2.7/32', '10.1.2.8/31'], parentId: null },
+      { id: sub.id, name: '某外包工作室', contact: '02-2345-6789 王經理', machines: ['10.1.2.20/32'], parentId: main.id },
+    ]);
+    expect(listLog(w.cdb.db, { linkId: id, type: 'vendor.added' }).map((r) => r.object)).toEqual([`vendor:${main.id}`, `vendor:${sub.id}`]);
+    // A contractor with sub-contractors stays until they are gone.
+    expect(() => w.vendors.remove(main.id, undefined, 'agency')).toThrow(/has sub-contractors/);
+  });
+
+  it('R8.1 R5.1 removing a vendor files an ips change dropping its machines; the allow-list changes by a new revision', async () => {
+    const id = await approvedLink(w, keys, { allowIps: ['127.0.0.1/32', '10.1.2.0/30', '10.5.0.9/32'] });
+    const v = vendor(id, '某資訊公司', ['10.1.2.1/32', '10.5.0.9/32']);
+    const r = w.vendors.remove(v.id, 'contract ended', 'agency');
+    expect(r.allowIps).toEqual(['127.0.0.1/32', '10.1.2.0/32', '10.1.2.2/31']);
+    expect(r.vendor).toMatchObject({ removedBy: 'agency', removalChangeId: r.changeId });
+    // Nothing changes before NIA approves the change request.
+    expect(w.registry.show(id)).toMatchObject({ revision: 1, allowIps: ['127.0.0.1/32', '10.1.2.0/30', '10.5.0.9/32'], vendors: [] });
+    const { link } = w.registry.approveChange(r.changeId!, 'nia');
+    expect(link).toMatchObject({ revision: 2, allowIps: ['127.0.0.1/32', '10.1.2.0/32', '10.1.2.2/31'] });
+    const { revisions } = w.registry.history(id);
+    expect((revisions[0].content as { allowIps: string[] }).allowIps).toEqual(['127.0.0.1/32', '10.1.2.0/30', '10.5.0.9/32']);
+    expect(w.vendors.list({ linkId: id, removed: true })).toHaveLength(1);
+    const removed = listLog(w.cdb.db, { linkId: id, type: 'vendor.removed' });
+    expect(JSON.parse(removed[0].detail)).toMatchObject({ reason: 'contract ended', change: r.changeId });
+    expect(() => w.vendors.remove(v.id, undefined, 'agency')).toThrow(/removed already/);
+  });
+
+  it('machines another current vendor still uses stay; a vendor holding the only allowed IP cannot leave the link without one', async () => {
+    const id = await approvedLink(w, keys, { allowIps: ['10.1.2.0/24'] });
+    const a = vendor(id, '甲公司', ['10.1.2.5/32']);
+    vendor(id, '乙公司', ['10.1.2.5/32']);
+    expect(w.vendors.remove(a.id, undefined, 'agency')).toMatchObject({ changeId: null, allowIps: null });
+
+    const solo = await approvedLink(w, keys, { account: 'a002', allowIps: ['10.7.7.7/32'] });
+    const v = vendor(solo, '丙公司', ['10.7.7.7/32']);
+    expect(() => w.vendors.remove(v.id, undefined, 'agency')).toThrow(/would leave link \d+ with no allowed IP/);
+    expect(w.vendors.list({ linkId: solo })).toHaveLength(1);
+  });
+
+  it("R8.1 an ips change that would leave a current vendor's machine outside the allow-list is refused", async () => {
+    const id = await approvedLink(w, keys, { allowIps: ['127.0.0.1/32', '10.1.2.0/24'] });
+    vendor(id, '某資訊公司', ['10.1.2.7/32']);
+    await expect(w.registry.fileChange(id, 'ips', { value: '127.0.0.1/32' }, 'agency')).rejects.toThrow(/leaves vendor machines outside: 10\.1\.2\.7\/32 \(某資訊公司\)/);
+    // Filed before the vendor came: refused at approval instead.
+    const other = await approvedLink(w, keys, { account: 'a002', allowIps: ['127.0.0.1/32', '10.1.2.0/24'] });
+    const cr = await w.registry.fileChange(other, 'ips', { value: '127.0.0.1/32' }, 'agency');
+    vendor(other, '某資訊公司', ['10.1.2.7/32']);
+    expect(() => w.registry.approveChange(cr.id, 'nia')).toThrow(/leaves vendor machines outside/);
+  });
+
+  it('the allow-list arithmetic: exact, containing and contained ranges, IPv6, untouched entries kept as written', () => {
+    expect(allowListWithout(['10.0.0.0/30'], ['10.0.0.1/32'])).toEqual(['10.0.0.0/32', '10.0.0.2/31']);
+    expect(allowListWithout(['10.0.0.5/32', '192.168.1.0/24'], ['10.0.0.0/8'])).toEqual(['192.168.1.0/24']);
+    expect(allowListWithout(['2001:db8::/126'], ['2001:db8::2/128'])).toEqual(['2001:db8::/127', '2001:db8::3/128']);
+    expect(allowListWithout(['127.0.0.1', '::1'], ['10.0.0.1/32'])).toEqual(['127.0.0.1', '::1']);
+    expect(checkVendorMachines(['::ffff:10.0.0.7', '10.0.0.9/24'], ['10.0.0.0/16'])).toEqual({ ok: true, value: ['10.0.0.7/32', '10.0.0.0/24'] });
+    expect(checkVendorMachines([], ['10.0.0.0/16']).ok).toBe(false);
+  });
+});
+
+describe('nia-link vendor (CLI)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tmpDir();
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('vendor add/list/remove and link show work as written', () => {
+    const pub = writeTemp(dir, 'pub.asc', keys.publicArmored);
+    const rules = writeTemp(dir, 'rules.txt', RULES_TEXT);
+    cli(dir, ['init']);
+    cli(dir, ['agency', 'add', '--code', 'A001', '--name', '財政部賦稅署']);
+    const applied = cli(dir, [
+      'link', 'apply', '--agency', 'A001', '--dataset', 'entry_exit', '--fields', 'person_id', '--legal-basis', '法', '--purpose', '目的', '--department', '科',
+      '--officer', 'o', '--supervisor', 's', '--from', '2026-01-01', '--to', '2027-12-31', '--disposal', '刪除', '--method', 'sftp-pull',
+      '--allow-ip', '127.0.0.1/32,10.1.2.0/24', '--account', 'a001', '--ssh-key', `${keys.sshPrivateFile}.pub`, '--pgp-key', pub, '--rules', rules,
+    ]);
+    expect(applied.code).toBe(0);
+    const id = applied.stdout.trim().split('\n').pop()!;
+    expect(cli(dir, REVIEW_ARGS(id)).code).toBe(0);
+    expect(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01']).code).toBe(0);
+
+    const outside = cli(dir, ['vendor', 'add', '--link', id, '--name', '某資訊公司', '--contact', '02-1234', '--machines', '10.9.9.9/32']);
+    expect(outside.code).toBe(1);
+    expect(outside.stderr).toMatch(/^nia-link: vendor machine 10\.9\.9\.9\/32 is outside the link's allow-list/);
+    const added = cli(dir, ['vendor', 'add', '--link', id, '--name', '某資訊公司', '--contact', '02-1234', '--machines', '10.1.2.7,10.1.2.8']);
+    expect(added.code).toBe(0);
+    const vid = added.stdout.trim().split('\n').pop()!;
+    expect(cli(dir, ['vendor', 'list']).stdout).toMatch(new RegExp(`^${vid}\\t${id}\\tcontractor\\t某資訊公司\\t02-1234\\t10.1.2.7/32,10.1.2.8/32\\tcurrent$`, 'm'));
+    const shown = cli(dir, ['link', 'show', id]).stdout;
+    expect(shown).toMatch(/vendor \d+\s+某資訊公司, 02-1234; machines 10\.1\.2\.7\/32, 10\.1\.2\.8\/32/);
+    expect(shown).toMatch(/NIA's reply\s+letter 移署資字第1150001號 of 2026-03-01 \(中華民國 115 年 3 月 1 日\)/);
+    expect(shown).toMatch(/management rules\s+version 1 \(document 1\): all 8 topics reviewed/);
+
+    const removed = cli(dir, ['vendor', 'remove', vid, '--reason', '合約終止']);
+    expect(removed.code).toBe(0);
+    expect(removed.stdout).toMatch(/change request (\d+) \(ips\) filed: allow-list becomes 127\.0\.0\.1\/32, 10\.1\.2\.0\/30, 10\.1\.2\.4\/31, 10\.1\.2\.6\/32, 10\.1\.2\.9\/32/);
+    expect(cli(dir, ['vendor', 'list']).stdout).toBe('');
+    expect(cli(dir, ['vendor', 'list', '--all']).stdout).toMatch(/removed /);
+  });
+});
