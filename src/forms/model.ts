@@ -105,7 +105,7 @@ export function buildForm(f: FormInput): FormDocument {
       kind: 'para',
       item: '四',
       indent: 0,
-      runs: [text('四、資料利用期間：'), value(`${rocDateText(c.period.from)}至${rocDateText(c.period.to).replace('中華民國 ', '')}`), text('　'), box(first, '首次申請'), box(kind === 'extend', '展延')],
+      runs: [text('四、資料利用期間：'), value(`${rocDateText(c.period.from)}至 ${rocDateText(c.period.to).replace('中華民國 ', '')}`), text('　'), box(first, '首次申請'), box(kind === 'extend', '展延')],
     },
     { kind: 'para', item: '五', indent: 0, runs: [text('五、資料利用之特定目的消失或期限屆滿時之處理：'), value(c.disposal)] },
     { kind: 'para', item: '六', indent: 0, runs: [text('六、應用移民資訊管理異動：')] },
