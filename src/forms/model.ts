@@ -43,7 +43,8 @@ export const FORM_TITLE = '各機關應用移民資訊申請暨異動書';
 
 const TRANSFORM_ZH: Record<Transform, string> = { mask: '遮罩', hmac: '雜湊化', year: '僅年份', 'year-month': '僅年月' };
 
-export const CHANGE_KIND_ZH: Record<ChangeKind, string> = {
+/** The change kinds in the form's words (a kind added later shows its own name until it gets one). */
+export const CHANGE_KIND_ZH: Readonly<Record<string, string>> = {
   officer: '變更承辦人員',
   supervisor: '變更單位主管',
   rules: '變更應用移民資訊管理規定',
@@ -51,6 +52,7 @@ export const CHANGE_KIND_ZH: Record<ChangeKind, string> = {
   fields: '變更申請項目',
   ips: '變更指定帳號或 IP 位址',
   'pgp-key': '變更加密金鑰',
+  'client-cert': '變更線上查詢用戶端憑證',
   extend: '展延資料利用期間',
   stop: '申請停止資料提供',
 };
@@ -58,6 +60,8 @@ export const CHANGE_KIND_ZH: Record<ChangeKind, string> = {
 const text = (s: string): Run => ({ t: 'text', text: s });
 const value = (s: string): Run => ({ t: 'value', text: s });
 const box = (checked: boolean, label: string): Run => ({ t: 'box', checked, label });
+/** Changes of item 3 (provision method, designated accounts, IPs or credentials): its 變更 box. */
+const PROVISION_CHANGES: ReadonlySet<string> = new Set(['method', 'ips', 'client-cert']);
 const has = (methods: readonly Method[], m: Method) => methods.includes(m);
 
 export function buildForm(f: FormInput): FormDocument {
@@ -82,7 +86,7 @@ export function buildForm(f: FormInput): FormDocument {
     { kind: 'title', text: FORM_TITLE },
     {
       kind: 'meta',
-      text: `連結案第 ${f.linkId} 號　第 ${f.revision.number} 版　${first ? '首次申請' : `異動申請第 ${f.change!.id} 號：${CHANGE_KIND_ZH[kind!]}`}`,
+      text: `連結案第 ${f.linkId} 號　第 ${f.revision.number} 版　${first ? '首次申請' : `異動申請第 ${f.change!.id} 號：${CHANGE_KIND_ZH[kind!] ?? kind}`}`,
     },
     {
       kind: 'para',
@@ -93,7 +97,7 @@ export function buildForm(f: FormInput): FormDocument {
     { kind: 'para', indent: 1, runs: [text('使用目的：'), value(c.purpose)] },
     { kind: 'para', indent: 1, runs: [text('申請項目：'), value(items)] },
     { kind: 'para', item: '二', indent: 0, runs: [text('二、資料使用部門：'), value(c.department), text('　承辦人員：'), value(c.officer), text('　單位主管：'), value(c.supervisor)] },
-    { kind: 'para', item: '三', indent: 0, runs: [text('三、資料提供方式：'), box(first, '首次申請'), box(kind === 'method' || kind === 'ips', '變更')] },
+    { kind: 'para', item: '三', indent: 0, runs: [text('三、資料提供方式：'), box(first, '首次申請'), box(kind !== null && PROVISION_CHANGES.has(kind), '變更')] },
     {
       kind: 'para',
       indent: 1,
