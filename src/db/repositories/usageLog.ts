@@ -1,23 +1,47 @@
 import { and, asc, desc, eq, gte, inArray, lte, type SQL } from 'drizzle-orm';
 import type Database from 'better-sqlite3';
 import type { ControlDb, Db } from '../index';
-import { logArchive, usageLog } from '../schema';
+import { usageLog } from '../schema';
 
 export type UsageLogRow = typeof usageLog.$inferSelect;
+
+interface AppendStatements {
+  head: Database.Statement;
+  anchor: Database.Statement;
+  insert: Database.Statement;
+}
+const appendStatements = new WeakMap<Database.Database, AppendStatements>();
+
+/**
+ * Every action appends a record: its two statements are prepared once per connection (drizzle would
+ * prepare them anew on each call, which costs more than the hashing).
+ */
+function statements(tx: Db): AppendStatements {
+  // drizzle keeps the better-sqlite3 connection on the session a transaction shares with its database.
+  const client = (tx as unknown as { session: { client: Database.Database } }).session.client;
+  let s = appendStatements.get(client);
+  if (!s) {
+    s = {
+      head: client.prepare('SELECT seq, hash FROM usage_log ORDER BY seq DESC LIMIT 1'),
+      anchor: client.prepare('SELECT to_seq AS seq, last_hash AS hash FROM log_archive ORDER BY to_seq DESC LIMIT 1'),
+      insert: client.prepare(`INSERT INTO usage_log (${RAW_COLUMNS}) VALUES (@seq, @at, @type, @agency, @linkId, @revision, @actor, @ip, @channel, @object, @detail, @digest, @prevHash, @hash)`),
+    };
+    appendStatements.set(client, s);
+  }
+  return s;
+}
 
 /**
  * The newest record's seq and hash: where the next record chains on. When every record has been
  * archived the newest archive anchor is the head, so seq stays contiguous across an archive.
  */
 export function head(tx: Db): { seq: number; hash: string } | undefined {
-  return (
-    tx.select({ seq: usageLog.seq, hash: usageLog.hash }).from(usageLog).orderBy(desc(usageLog.seq)).limit(1).get() ??
-    tx.select({ seq: logArchive.toSeq, hash: logArchive.lastHash }).from(logArchive).orderBy(desc(logArchive.toSeq)).limit(1).get()
-  );
+  const s = statements(tx);
+  return (s.head.get() ?? s.anchor.get()) as { seq: number; hash: string } | undefined;
 }
 
 export function insert(tx: Db, row: UsageLogRow): void {
-  tx.insert(usageLog).values(row).run();
+  statements(tx).insert.run(row);
 }
 
 export interface LogFilter {
