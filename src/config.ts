@@ -108,6 +108,13 @@ const schema = z.object({
     from: z.string().min(3),
   }),
   email: z.object({ maxAttachmentBytes: z.coerce.number().int().min(0) }),
+  query: z.object({
+    host: z.string().min(1),
+    port,
+    maxIds: z.coerce.number().int().min(1).max(10000),
+    maxRecords: z.coerce.number().int().min(1),
+    ratePerMinute: z.coerce.number().int().min(1),
+  }),
 });
 export type Config = z.infer<typeof schema>;
 
@@ -226,6 +233,15 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
       }),
     },
     email: { maxAttachmentBytes: 10 * 1024 * 1024, ...f.email, ...defined({ maxAttachmentBytes: env.NIA_LINK_EMAIL_MAX_ATTACHMENT_BYTES }) },
+    query: {
+      host: '0.0.0.0',
+      port: 8443,
+      maxIds: 100,
+      maxRecords: 5000,
+      ratePerMinute: 6000,
+      ...f.query,
+      ...defined({ host: env.NIA_LINK_QUERY_HOST, port: env.NIA_LINK_QUERY_PORT, maxIds: env.NIA_LINK_QUERY_MAX_IDS, ratePerMinute: env.NIA_LINK_QUERY_RATE_PER_MINUTE }),
+    },
   };
   const parsed = schema.safeParse(merged);
   if (!parsed.success) {

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import path from 'node:path';
 import type { Config } from './config';
 import { type ControlDb, openControlDb } from './db';
-import { ensureKeys, hostKeys } from './crypto';
+import { ensureKeys, hostKeys, queryIdSecret } from './crypto';
 import { systemClock, type Clock } from './domain';
 import { buildHttpApp } from './http/app';
 import { createLogger, type Logger } from './logger';
@@ -21,6 +21,7 @@ export interface RunningService {
   stop(): Promise<void>;
   httpPort?: number;
   sftpPort?: number;
+  queryPort?: number;
 }
 
 const SCHEDULE_SYNC_MS = 10_000;
@@ -123,8 +124,20 @@ export async function startService(config: Config, roles: readonly Role[], say: 
       stops.push(() => sftp.close());
       say(`sftp: listening on ${config.sftp.host}:${sftpPort} (read-only /outbox per account; host keys ${hostKeys(config.keysDir).map((k) => k.fingerprint).join(', ')})`);
     }
+    let queryPort: number | undefined;
+    if (roles.includes('query')) {
+      const { QueryService, startQueryServer } = await import('./query');
+      const service = new QueryService({ cdb, registry: services.registry, catalogs: services.registry.catalogs, clock, config, idSecret: queryIdSecret(config.keysDir) });
+      const q = await startQueryServer({ config, service, datasets: [...services.registry.catalogs.keys()], log });
+      queryPort = q.port;
+      stops.push(async () => {
+        await q.close();
+        service.close();
+      });
+      say(`query: listening on https://${config.query.host}:${queryPort}/query/v1 (mutual TLS; server certificate ${config.keysDir}/query-server.crt)`);
+    }
     say(`nia-link ready (data ${config.dataDir}, instance ${config.instanceId})`);
-    return { stop: stopAll, httpPort, sftpPort };
+    return { stop: stopAll, httpPort, sftpPort, queryPort };
   } catch (err) {
     await stopAll();
     throw err;

@@ -23,6 +23,11 @@ function pushEndpoint(o: Record<string, string | undefined>): PushEndpoint | und
   return { host: o.pushHost!, port, user: o.pushUser!, dir: o.pushDir!, fingerprint: o.pushFingerprint! };
 }
 
+/** --client-cert files as PEM texts. */
+function clientCerts(files: string[] | undefined): string[] {
+  return (files ?? []).map((f) => readInputFile(f, 'client certificate').toString('utf8'));
+}
+
 function addPushOptions(cmd: Command): Command {
   return cmd
     .option('--push-host <host>', 'sftp-push: the agency SFTP server')
@@ -30,7 +35,8 @@ function addPushOptions(cmd: Command): Command {
     .option('--push-user <user>', 'sftp-push: the account NIA logs in as')
     .option('--push-dir <dir>', 'sftp-push: remote directory')
     .option('--push-fingerprint <fpr>', 'sftp-push: pinned host key, SHA256:… as ssh-keygen -lf prints it')
-    .option('--email <address>', 'email: a registered recipient (repeatable, or comma-separated)', collect);
+    .option('--email <address>', 'email: a registered recipient (repeatable, or comma-separated)', collect)
+    .option('--client-cert <file>', "online-query: the agency system's TLS client certificate, PEM (repeatable)", collect);
 }
 
 export function printLink(l: LinkView): void {
@@ -56,6 +62,7 @@ export function printLink(l: LinkView): void {
   for (const v of l.vendors) rows.push([v.parentId ? `sub-contractor ${v.id}` : `vendor ${v.id}`, `${v.name}${v.parentId ? ` (for vendor ${v.parentId})` : ''}, ${v.contact}; machines ${v.machines.join(', ')}`]);
   if (l.push) rows.push(['push', `${l.push.user}@${l.push.host}:${l.push.port}${l.push.dir} (${l.push.fingerprint})`]);
   if (l.email.length) rows.push(['email', l.email.join(', ')]);
+  if (l.clientCerts.length) rows.push(['client certs', l.clientCerts.join(', ')]);
   if (l.approvedAt) rows.push(['approved', `${l.approvedAt} by ${l.approvedBy}`]);
   if (l.letterNo) rows.push(["NIA's reply", `letter ${l.letterNo} of ${l.letterDate} (${rocDateText(l.letterDate!)})`]);
   if (l.endsOn) rows.push(['ends on', l.endsOn]);
@@ -114,6 +121,7 @@ export function register(program: Command, ctx: CliContext): void {
         rules: o.rules ? { filename: basename(o.rules), content: readInputFile(o.rules, 'rules document') } : undefined,
         push: pushEndpoint(o),
         email: o.email ? splitList(o.email) : undefined,
+        clientCerts: clientCerts(o.clientCert),
       },
       actor(o.by),
     );
@@ -219,6 +227,7 @@ export function register(program: Command, ctx: CliContext): void {
         push: pushEndpoint(o),
         email: o.email ? splitList(o.email) : undefined,
         account: o.account,
+        clientCerts: o.clientCert ? clientCerts(o.clientCert) : undefined,
       },
       actor(o.by),
     );

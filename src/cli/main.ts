@@ -14,6 +14,7 @@ import * as key from './key';
 import * as link from './link';
 import * as log from './log';
 import * as report from './report';
+import * as query from './query';
 import * as rules from './rules';
 import * as seed from './seed';
 import * as start from './start';
@@ -29,7 +30,7 @@ export function buildProgram(ctx: CliContext, program: Command): Command {
     .option('--data-dir <dir>', 'data directory (default $NIA_LINK_DATA_DIR or ./data)')
     .exitOverride()
     .configureOutput({ outputError: oneLineError });
-  for (const m of [init, agency, link, compliance, change, rules, vendor, account, seed, deliver, log, report, anomaly, backup, key, defender, start]) m.register(program, ctx);
+  for (const m of [init, agency, link, compliance, change, rules, vendor, account, seed, deliver, log, query, report, anomaly, backup, key, defender, start]) m.register(program, ctx);
   return program;
 }
 

@@ -2,3 +2,4 @@ export * from './pgp';
 export * from './ssh';
 export * from './keystore';
 export * from './stream';
+export * from './tls';

@@ -2,7 +2,9 @@ import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, w
 import path from 'node:path';
 import * as openpgp from 'openpgp';
 import { UserError } from '../errors';
+import { createHmac, randomBytes } from 'node:crypto';
 import { generateSigningKey } from './pgp';
+import { generateServerCertificate } from './tls';
 import { generateHostKey, publicKeyFingerprint } from './ssh';
 
 /** The files of the keys directory. Private files are 0600 and never leave it. */
@@ -12,6 +14,9 @@ export const KEY_FILES = {
   hostEd25519: 'ssh_host_ed25519_key',
   hostRsa: 'ssh_host_rsa_key',
   clientEd25519: 'nia_client_ed25519_key',
+  queryKey: 'query-server.key',
+  queryCert: 'query-server.crt',
+  queryIdSecret: 'query-id-hmac.key',
 } as const;
 
 /** Write a file only if it does not exist yet: a key is never overwritten, even by a racing init. */
@@ -66,7 +71,34 @@ export async function ensureKeys(keysDir: string, now: Date): Promise<KeyInitRep
     if (made) writeFileSync(`${file}.pub`, kp.public + '\n', { mode: 0o644 });
     note(name, made);
   }
+  // The online-query listener's TLS certificate (an operator may replace both files with their own).
+  const qkey = path.join(keysDir, KEY_FILES.queryKey);
+  if (!existsSync(qkey)) {
+    const c = await generateServerCertificate(now, { dns: ['localhost'], ips: ['127.0.0.1', '::1'] });
+    const made = createOnce(qkey, c.key, 0o600);
+    if (made) writeFileSync(path.join(keysDir, KEY_FILES.queryCert), c.cert, { mode: 0o644 });
+    note(KEY_FILES.queryKey, made);
+  } else {
+    note(KEY_FILES.queryKey, false);
+  }
+  // The key of the hashes under which queried ids go into the usage log (who-queried recomputes them).
+  note(KEY_FILES.queryIdSecret, createOnce(path.join(keysDir, KEY_FILES.queryIdSecret), randomBytes(32).toString('hex') + '\n', 0o600));
   return report;
+}
+
+/** The online-query listener's key and certificate (PEM). */
+export function queryServerCredentials(keysDir: string): { key: string; cert: string } {
+  return { key: readKeyFile(keysDir, KEY_FILES.queryKey), cert: readKeyFile(keysDir, KEY_FILES.queryCert) };
+}
+
+/** The keyed hash under which a queried id goes into the usage log (who-queried recomputes it). */
+export function keyedIdHash(secret: Buffer, id: string): string {
+  return createHmac('sha256', secret).update(id.trim()).digest('hex');
+}
+
+/** The secret of the keyed hashes of queried ids. */
+export function queryIdSecret(keysDir: string): Buffer {
+  return Buffer.from(readKeyFile(keysDir, KEY_FILES.queryIdSecret).trim(), 'hex');
 }
 
 function readKeyFile(keysDir: string, name: string): string {

@@ -5,7 +5,7 @@ import { ok, refuse, type Result } from './result';
 import { type Method, type PushEndpoint, type RevisionContent } from './revision';
 
 /** R5.1 / form item 6: what an agency may change on an approved link. */
-export const CHANGE_KINDS = ['officer', 'supervisor', 'rules', 'method', 'fields', 'ips', 'pgp-key', 'extend', 'stop'] as const;
+export const CHANGE_KINDS = ['officer', 'supervisor', 'rules', 'method', 'fields', 'ips', 'pgp-key', 'client-cert', 'extend', 'stop'] as const;
 export type ChangeKind = (typeof CHANGE_KINDS)[number];
 
 /** A change as filed, with files already resolved to stored ids or fingerprints. */
@@ -13,7 +13,8 @@ export type Change =
   | { kind: 'officer'; officer: string }
   | { kind: 'supervisor'; supervisor: string }
   | { kind: 'rules'; rulesDocument: number }
-  | { kind: 'method'; methods: Method[]; account?: string | null; push?: PushEndpoint | null; email?: string[] }
+  | { kind: 'method'; methods: Method[]; account?: string | null; push?: PushEndpoint | null; email?: string[]; clientCerts?: string[] }
+  | { kind: 'client-cert'; clientCerts: string[] }
   | { kind: 'fields'; fields: FieldSpec[] }
   | { kind: 'ips'; allowIps: string[] }
   | { kind: 'pgp-key'; pgpFingerprint: string }
@@ -45,7 +46,10 @@ export function applyChange(current: RevisionContent, change: Change): Result<Re
         account: change.account !== undefined ? change.account : current.account,
         push: change.push !== undefined ? change.push : change.methods.includes('sftp-push') ? current.push : null,
         email: change.email !== undefined ? change.email : change.methods.includes('email') ? current.email : [],
+        clientCerts: change.clientCerts !== undefined ? change.clientCerts : change.methods.includes('online-query') ? current.clientCerts : [],
       });
+    case 'client-cert':
+      return ok({ ...current, clientCerts: change.clientCerts });
     case 'fields':
       return ok({ ...current, fields: change.fields });
     case 'ips':

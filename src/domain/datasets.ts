@@ -15,6 +15,8 @@ export const datasetCatalogSchema = z.object({
   name: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/),
   label: z.object({ zh: z.string().min(1), en: z.string().min(1) }),
   key: z.string(),
+  /** The identifier an online query looks records up by (R2.1). */
+  lookup: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/),
   fields: z.array(fieldCatalogSchema).min(1),
 });
 export type FieldCatalog = z.infer<typeof fieldCatalogSchema>;

@@ -44,6 +44,8 @@ export const revisionContentSchema = z.object({
   pgpFingerprint: z.string().regex(/^[0-9A-F]{40}$/),
   rulesDocument: z.number().int().positive().nullable(),
   stopOn: z.string().nullable(),
+  /** online-query: SHA-256 fingerprints (64 hex digits) of the agency's registered client certificates. */
+  clientCerts: z.array(z.string().regex(/^[0-9A-F]{64}$/)).default([]),
 });
 export type RevisionContent = z.infer<typeof revisionContentSchema>;
 
@@ -75,6 +77,7 @@ export function checkRevision(content: RevisionContent, catalogs: ReadonlyMap<st
   }
   if (content.methods.includes('sftp-push') && !content.push) problems.push('sftp-push needs --push-host, --push-user, --push-dir and --push-fingerprint');
   if (content.methods.includes('email') && content.email.length === 0) problems.push('email needs at least one --email address');
+  if (content.methods.includes('online-query') && content.clientCerts.length === 0) problems.push('online-query needs at least one --client-cert (the agency system\'s TLS client certificate)');
   // Pushes go only to designated addresses (form item 3): a literal push host must be on the allow-list
   // (a host name is checked against it when it is resolved, at every push).
   if (content.push && isIP(content.push.host) && !ipAllowed(content.push.host, content.allowIps)) {

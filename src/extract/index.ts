@@ -3,3 +3,5 @@ export { SqliteSource, sourceDbPath, type ExtractSource } from './source';
 export { buildExtract } from './build';
 export { mask, valueFn } from './transforms';
 export { csvLine, csvField } from './csv';
+export { projection } from './transforms';
+export { ident } from './sql-ident';

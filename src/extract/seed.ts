@@ -92,6 +92,8 @@ export function seedSource(opts: SeedOptions): { rows: number; ms: number } {
       db.exec(`ALTER TABLE ${building} RENAME TO ${table}`);
       // Built here rather than on the new table because index names are global: the old table's index holds the name until it is dropped.
       db.exec(`CREATE INDEX ${ident(`${dataset}_updated_at`)} ON ${table} (updated_at)`);
+      // Online queries look records up by the catalog's lookup identifier.
+      db.exec(`CREATE INDEX ${ident(`${dataset}_${catalog.lookup}`)} ON ${table} (${ident(catalog.lookup)})`);
     }).immediate();
     // Leaves a small WAL behind instead of one the size of the dataset. A TRUNCATE checkpoint waits
     // for readers, so it gets one try: an extract reading meanwhile must not hold the seed up.

@@ -29,7 +29,7 @@ import {
   machinesOutside,
   missingTopics,
 } from '../domain';
-import { inspectAgencyKey, inspectSshPublicKey, type SshPublicKeyFacts } from '../crypto';
+import { inspectAgencyKey, inspectClientCertificate, inspectSshPublicKey, type SshPublicKeyFacts } from '../crypto';
 import { UserError } from '../errors';
 import { appendLog } from '../usagelog';
 import { checkDocument } from './documents';
@@ -56,6 +56,8 @@ export interface ApplyInput {
   rules?: { filename: string; content: Buffer };
   push?: PushEndpoint;
   email?: string[];
+  /** online-query: the agency system's TLS client certificates (PEM). */
+  clientCerts?: string[];
 }
 
 export interface LinkView {
@@ -94,6 +96,7 @@ export interface LinkView {
   endReason: string | null;
   endsOn: string | null;
   stopOn: string | null;
+  clientCerts: string[];
 }
 
 /** A link and the revision its data flows under: what every channel and job asks for. */
@@ -192,6 +195,7 @@ export class Registry {
     const pgp = await inspectAgencyKey(requireText(input.pgpKey, '--pgp-key'), now);
     const sshKeys: SshPublicKeyFacts[] = input.sshKeys.map((k) => inspectSshPublicKey(k));
     const rules = input.rules ? checkDocument(input.rules.filename, input.rules.content) : undefined;
+    const clientCerts = (input.clientCerts ?? []).map((pem) => inspectClientCertificate(pem, now).fingerprint);
     const content: RevisionContent = {
       dataset: input.dataset,
       fields: input.fields,
@@ -211,6 +215,7 @@ export class Registry {
       pgpFingerprint: pgp.fingerprint,
       rulesDocument: null,
       stopOn: null,
+      clientCerts,
     };
     this.checkContent(content);
     if (content.methods.includes('sftp-pull') && sshKeys.length === 0) {
@@ -361,7 +366,7 @@ export class Registry {
 
   // ---- change requests (R5.1) ----
 
-  async fileChange(id: number, kind: ChangeKind, input: { value?: string; file?: { filename: string; content: Buffer } ; push?: PushEndpoint; email?: string[]; account?: string }, actor: string): Promise<links.ChangeRow> {
+  async fileChange(id: number, kind: ChangeKind, input: { value?: string; file?: { filename: string; content: Buffer }; push?: PushEndpoint; email?: string[]; account?: string; clientCerts?: string[] }, actor: string): Promise<links.ChangeRow> {
     const now = this.clock.now();
     const value = input.value?.trim();
     const need = (what: string) => {
@@ -391,8 +396,15 @@ export class Registry {
           ...(input.push !== undefined ? { push: input.push } : {}),
           ...(input.email !== undefined ? { email: input.email } : {}),
           ...(input.account !== undefined ? { account: input.account } : {}),
+          ...(input.clientCerts !== undefined ? { clientCerts: input.clientCerts.map((pem) => inspectClientCertificate(pem, now).fingerprint) } : {}),
         };
         break;
+      case 'client-cert': {
+        const pems = input.clientCerts ?? (input.file ? [input.file.content.toString('utf8')] : []);
+        if (pems.length === 0) throw new UserError('--kind client-cert needs --client-cert FILE (repeatable): the certificates that replace the registered ones');
+        change = { kind, clientCerts: pems.map((pem) => inspectClientCertificate(pem, now).fingerprint) };
+        break;
+      }
       case 'extend':
         change = { kind, to: need('YYYY-MM-DD') };
         break;
@@ -536,6 +548,7 @@ export class Registry {
       endReason: link.endReason,
       endsOn: link.endsOn,
       stopOn: c.stopOn,
+      clientCerts: c.clientCerts,
     };
   }
 

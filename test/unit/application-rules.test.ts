@@ -37,6 +37,7 @@ const base: RevisionContent = {
   pgpFingerprint: 'A'.repeat(40),
   rulesDocument: null,
   stopOn: null,
+  clientCerts: [],
 };
 
 describe('dataset catalogs', () => {

@@ -9,5 +9,6 @@ export * as logArchives from './logArchives';
 export * as anomalies from './anomalies';
 export * as downloads from './downloads';
 export * as compliance from './compliance';
+export * as queries from './queries';
 export * as rulesReviews from './rulesReviews';
 export * as vendors from './vendors';

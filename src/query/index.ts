@@ -1,0 +1,3 @@
+export { QueryService, type QueryRequest, type QueryAnswer } from './service';
+export { startQueryServer } from './server';
+export { openApiDocument } from './openapi';

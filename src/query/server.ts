@@ -1,0 +1,49 @@
+import Fastify from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import type { Config } from '../config';
+import { certFingerprint, queryServerCredentials } from '../crypto';
+import type { Logger } from '../logger';
+import { openApiDocument } from './openapi';
+import type { QueryService } from './service';
+
+/** TLS 1.2+ with forward-secret AEAD suites only. */
+const CIPHERS = ['TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_128_GCM_SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305', 'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256'].join(':');
+
+/**
+ * The `query` role: HTTPS with client certificates. TLS asks every client for a certificate but
+ * accepts any, because agencies' certificates are self-signed: the link registers its fingerprint,
+ * and the service authorises by that fingerprint on every request.
+ */
+export async function startQueryServer(opts: { config: Config; service: QueryService; datasets: string[]; log: Logger }): Promise<{ port: number; close: () => Promise<void> }> {
+  const { key, cert } = queryServerCredentials(opts.config.keysDir);
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 64 * 1024,
+    https: { key, cert, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', ciphers: CIPHERS, honorCipherOrder: true },
+    connectionTimeout: 30_000,
+    keepAliveTimeout: 30_000,
+  });
+  const openapi = openApiDocument(opts.datasets);
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('Cache-Control', 'no-store');
+    reply.header('X-Content-Type-Options', 'nosniff');
+    reply.header('Strict-Transport-Security', 'max-age=31536000');
+  });
+  app.get('/query/v1/openapi.json', async () => openapi);
+  app.post<{ Params: { dataset: string } }>('/query/v1/:dataset', async (req, reply) => {
+    const socket = req.raw.socket as TLSSocket;
+    const peer = socket.getPeerX509Certificate?.();
+    const answer = opts.service.handle({ certFingerprint: peer ? certFingerprint(peer) : null, ip: req.socket.remoteAddress ?? '', dataset: req.params.dataset, body: req.body });
+    return reply.code(answer.status).send(answer.body);
+  });
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: { code: 'not-found', message: 'POST /query/v1/{dataset}; the API is described at /query/v1/openapi.json' } }));
+  // Nothing about the server or other links in errors: a stable code and a short message.
+  app.setErrorHandler((error: Error & { statusCode?: number }, _req, reply) => {
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status === 500) opts.log.error({ err: error.message }, 'query request failed');
+    return reply.code(status).send({ error: status === 500 ? { code: 'internal', message: 'the request could not be answered' } : { code: 'request.invalid', message: 'the request is not valid JSON of the documented shape' } });
+  });
+  await app.listen({ host: opts.config.query.host, port: opts.config.query.port });
+  const addr = app.server.address();
+  return { port: typeof addr === 'object' && addr ? addr.port : opts.config.query.port, close: () => app.close() };
+}

@@ -1,0 +1,158 @@
+import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
+import { z } from 'zod';
+import type { Config } from '../config';
+import { keyedIdHash } from '../crypto';
+import type { ControlDb } from '../db';
+import { queries } from '../db/repositories';
+import { type Clock, type DatasetCatalog, ipAllowed, mayUse, normaliseIp, taipeiDate } from '../domain';
+import { ident, projection, sourceDbPath } from '../extract';
+import type { LinkState, Registry } from '../registry';
+import { appendLog } from '../usagelog';
+
+export interface QueryRequest {
+  /** SHA-256 of the TLS client certificate, or null when the client sent none. */
+  certFingerprint: string | null;
+  ip: string;
+  dataset: string;
+  body: unknown;
+}
+export interface QueryAnswer {
+  status: number;
+  body: unknown;
+}
+
+const bodySchema = z.object({
+  ids: z.array(z.string().min(1).max(64)).min(1),
+  reference: z.string().trim().min(1).max(200),
+});
+
+const err = (status: number, code: string, message: string): QueryAnswer => ({ status, body: { error: { code, message } } });
+
+export interface QueryDeps {
+  cdb: ControlDb;
+  registry: Registry;
+  catalogs: ReadonlyMap<string, DatasetCatalog>;
+  clock: Clock;
+  config: Config;
+  idSecret: Buffer;
+}
+
+/**
+ * Online query (R2.1): a look-up of individual persons by a link's registered client, answered with
+ * exactly the approved fields (transforms applied), under the same checks as every other channel
+ * (mayUse, the allow-list), and recorded in the usage log with the ids as keyed hashes (R6.1).
+ */
+export class QueryService {
+  private source?: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+  private readonly buckets = new Map<number, { tokens: number; at: number }>();
+  /** Unauthenticated refusals logged per IP and minute at most once, so a scanner cannot fill the log. */
+  private readonly refusedSeen = new Map<string, number>();
+
+  constructor(private readonly d: QueryDeps) {}
+
+  /** The keyed hash under which an id goes into the usage log. */
+  idHash(id: string): string {
+    return keyedIdHash(this.d.idSecret, id);
+  }
+
+  private db(): Database.Database {
+    if (!this.source) {
+      const file = sourceDbPath(this.d.config.dataDir);
+      if (!existsSync(file)) throw new Error('no source data');
+      this.source = new Database(file, { readonly: true, fileMustExist: true });
+      this.source.pragma('busy_timeout = 5000');
+    }
+    return this.source;
+  }
+
+  close(): void {
+    this.source?.close();
+  }
+
+  private allow(linkId: number, now: number): boolean {
+    const perMs = this.d.config.query.ratePerMinute / 60000;
+    const b = this.buckets.get(linkId) ?? { tokens: this.d.config.query.ratePerMinute, at: now };
+    b.tokens = Math.min(this.d.config.query.ratePerMinute, b.tokens + (now - b.at) * perMs);
+    b.at = now;
+    this.buckets.set(linkId, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  private refuse(req: QueryRequest, s: LinkState | null, status: number, code: string, message: string, extra: Record<string, unknown> = {}): QueryAnswer {
+    const now = this.d.clock.now();
+    const ip = normaliseIp(req.ip);
+    const key = `${ip}|${code}`;
+    const minute = Math.floor(now.getTime() / 60000);
+    if (s || this.refusedSeen.get(key) !== minute) {
+      if (!s) this.refusedSeen.set(key, minute);
+      if (this.refusedSeen.size > 10000) this.refusedSeen.clear();
+      this.d.cdb.write((tx) =>
+        appendLog(tx, { type: 'query.refused', agency: s?.agency.code ?? null, linkId: s?.link.id ?? null, revision: s?.link.currentRevision ?? null, actor: req.certFingerprint ? `cert:${req.certFingerprint.slice(0, 16)}` : null, ip, channel: 'online-query', object: req.dataset.slice(0, 64), detail: { code, ...extra } }, now),
+      );
+    }
+    return err(status, code, message);
+  }
+
+  handle(req: QueryRequest): QueryAnswer {
+    const now = this.d.clock.now();
+    const ip = normaliseIp(req.ip);
+    if (!req.certFingerprint) return this.refuse(req, null, 401, 'client-certificate.missing', 'a registered TLS client certificate is required');
+    const ids = queries.linksForClientCert(this.d.cdb.db, req.certFingerprint);
+    // One certificate may serve several links of the agency; the dataset in the path picks the link.
+    const states = ids.map((id) => this.d.registry.state(id));
+    if (states.length === 0) return this.refuse(req, null, 403, 'client-certificate.unknown', 'this client certificate is not registered for online query');
+    const s = states.find((x) => x.content.dataset === req.dataset && x.link.status === 'active') ?? states.find((x) => x.content.dataset === req.dataset) ?? states[0];
+    if (!s.content.methods.includes('online-query')) return this.refuse(req, s, 403, 'method.not-approved', 'this link is not approved for online query');
+    const usable = mayUse(s.link, s.content.period, taipeiDate(now));
+    if (!usable.ok) return this.refuse(req, s, 403, 'link.not-usable', `link ${s.link.id}: ${usable.refusal.message}`);
+    if (!ipAllowed(ip, s.content.allowIps)) return this.refuse(req, s, 403, 'ip.not-allowed', `${ip} is not a designated address of link ${s.link.id}`);
+    if (s.content.dataset !== req.dataset) return this.refuse(req, s, 403, 'dataset.not-approved', `link ${s.link.id} is not approved for dataset ${req.dataset.slice(0, 64)}`);
+    const parsed = bodySchema.safeParse(req.body);
+    if (!parsed.success) {
+      const missingRef = parsed.error.issues.some((i) => i.path[0] === 'reference');
+      return this.refuse(req, s, 400, missingRef ? 'reference.missing' : 'request.invalid', missingRef ? 'a reference (the case or document number the look-up is for) is required' : 'the body must be {"ids": ["…"], "reference": "…"}');
+    }
+    const { reference } = parsed.data;
+    const lookupIds = [...new Set(parsed.data.ids.map((x) => x.trim()))];
+    if (lookupIds.length > this.d.config.query.maxIds) return this.refuse(req, s, 413, 'ids.too-many', `at most ${this.d.config.query.maxIds} ids per request`, { ids: lookupIds.length, reference });
+    if (!this.allow(s.link.id, now.getTime())) return this.refuse(req, s, 429, 'rate.limited', `more than ${this.d.config.query.ratePerMinute} requests a minute`, { reference });
+
+    const catalog = this.d.catalogs.get(s.content.dataset)!;
+    const fields = s.content.fields;
+    const fns = projection(fields, s.link.hmacSecret);
+    const key = `${s.content.dataset}|${fields.map((f) => f.name).join(',')}|${lookupIds.length}`;
+    let stmt = this.statements.get(key);
+    if (!stmt) {
+      // Only the approved columns are read (R3.2); the lookup column is only compared, never returned unless approved.
+      stmt = this.db()
+        .prepare(`SELECT ${fields.map((f) => ident(f.name)).join(', ')} FROM ${ident(s.content.dataset)} WHERE ${ident(catalog.lookup)} IN (${lookupIds.map(() => '?').join(', ')}) ORDER BY record_id LIMIT ${this.d.config.query.maxRecords}`)
+        .raw(true);
+      if (this.statements.size > 500) this.statements.clear();
+      this.statements.set(key, stmt);
+    }
+    const rows = stmt.all(...lookupIds) as unknown[][];
+    const records = rows.map((r) => Object.fromEntries(fields.map((f, i) => [f.name, fns[i](r[i])])));
+    this.d.cdb.write((tx) =>
+      appendLog(
+        tx,
+        {
+          type: 'query.answered',
+          agency: s.agency.code,
+          linkId: s.link.id,
+          revision: s.link.currentRevision,
+          actor: `cert:${req.certFingerprint!.slice(0, 16)}`,
+          ip,
+          channel: 'online-query',
+          object: s.content.dataset,
+          detail: { ids: lookupIds.length, returned: records.length, reference, idHashes: lookupIds.map((x) => this.idHash(x)), cert: req.certFingerprint },
+        },
+        now,
+      ),
+    );
+    return { status: 200, body: { records } };
+  }
+}

@@ -1,0 +1,138 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import path from 'node:path';
+import { loadConfig, type Config } from '../../src/config';
+import { ensureKeys, KEY_FILES, keyedIdHash, queryIdSecret } from '../../src/crypto';
+import { queries } from '../../src/db/repositories';
+import { createLogger } from '../../src/logger';
+import { QueryService, startQueryServer } from '../../src/query';
+import { buildServices, type Services } from '../../src/services';
+import { listLog } from '../../src/usagelog';
+import { person, writeEntryExitSource } from '../helpers/source';
+import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+
+let keys: AgencyKeys;
+let w: TestWorld;
+let config: Config;
+let services: Services;
+let service: QueryService;
+let server: { port: number; close: () => Promise<void> };
+let certDir: string;
+
+/** A client certificate made the way an agency makes one: openssl, self-signed, P-256. */
+function makeCert(name: string): { cert: string; key: string } {
+  const key = path.join(certDir, `${name}.key`);
+  const cert = path.join(certDir, `${name}.crt`);
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '30', '-subj', `/CN=${name}`, '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  return { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') };
+}
+
+function ask(dataset: string, body: unknown, client?: { cert: string; key: string }, localAddress = '127.0.0.1'): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const text = JSON.stringify(body);
+    const req = request(
+      { host: '127.0.0.1', port: server.port, path: `/query/v1/${dataset}`, method: 'POST', localAddress, servername: 'localhost', ca: readFileSync(path.join(config.keysDir, KEY_FILES.queryCert)), cert: client?.cert, key: client?.key, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } },
+      (res) => {
+        let data = '';
+        res.on('data', (d) => (data += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(data) }));
+      },
+    );
+    req.on('error', reject);
+    req.end(text);
+  });
+}
+
+let good: { cert: string; key: string };
+let linkId: number;
+const refusedCodes = () => listLog(w.cdb.db, { type: 'query.refused' }).map((r) => JSON.parse(r.detail).code);
+
+beforeAll(async () => {
+  keys = makeAgencyKeys();
+  w = openWorld();
+  certDir = tmpDir('nia-link-certs-');
+  config = loadConfig({ dataDir: w.dataDir }, { NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_QUERY_PORT: '0', NIA_LINK_QUERY_HOST: '127.0.0.1', NIA_LINK_QUERY_MAX_IDS: '5' });
+  await ensureKeys(config.keysDir, new Date());
+  writeEntryExitSource(w.dataDir, [person(1), person(1, { port: 'KHH', crossed_at: '2026-04-01T10:00:00+08:00' }), person(2), person(3)], '2026-01-01T00:00:00.000Z');
+  good = makeCert('agency-good');
+  linkId = await approvedLink(w, keys, { account: undefined, sshKeys: [], methods: ['online-query'], clientCerts: [good.cert], fields: [{ name: 'person_id' }, { name: 'name_zh', transform: 'mask' }, { name: 'port' }, { name: 'birth_date', transform: 'year' }] });
+  services = buildServices(config, w.cdb, w.clock);
+  service = new QueryService({ cdb: w.cdb, registry: w.registry, catalogs: w.registry.catalogs, clock: w.clock, config, idSecret: queryIdSecret(config.keysDir) });
+  server = await startQueryServer({ config, service, datasets: ['entry_exit', 'residence'], log: createLogger('silent') });
+});
+afterAll(async () => {
+  await server?.close();
+  service?.close();
+  w.close();
+  cleanupKeys(keys);
+});
+
+describe('online query over mutual TLS (R2.1)', () => {
+  it('R3.2 a registered client certificate gets exactly the approved fields, transforms applied; unknown ids return nothing', async () => {
+    const r = await ask('entry_exit', { ids: ['A800000001', 'A899999999'], reference: '衛授疾字第1150001號' }, good);
+    expect(r.status).toBe(200);
+    expect(r.body.records).toEqual([
+      { person_id: 'A800000001', name_zh: '陳*雄', port: 'TPE', birth_date: '1990' },
+      { person_id: 'A800000001', name_zh: '陳*雄', port: 'KHH', birth_date: '1990' },
+    ]);
+    const [rec] = listLog(w.cdb.db, { linkId, type: 'query.answered' });
+    const detail = JSON.parse(rec.detail);
+    expect(detail).toMatchObject({ ids: 2, returned: 2, reference: '衛授疾字第1150001號' });
+    expect(rec.detail).not.toContain('A800000001'); // ids only as keyed hashes (R6.1)
+    expect(detail.idHashes).toContain(keyedIdHash(queryIdSecret(config.keysDir), 'A800000001'));
+  });
+
+  it('R6.1 who-queried finds the look-up by id, with the link and the reference', () => {
+    const rows = queries.whoQueried(w.cdb.db, keyedIdHash(queryIdSecret(config.keysDir), 'A800000001'));
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ linkId, agency: 'A001', type: 'query.answered' });
+    expect(queries.whoQueried(w.cdb.db, keyedIdHash(queryIdSecret(config.keysDir), 'A800000003'))).toEqual([]);
+  });
+
+  it('no certificate → 401, an unregistered certificate → 403; both logged', async () => {
+    expect((await ask('entry_exit', { ids: ['A800000001'], reference: 'x' })).status).toBe(401);
+    const r = await ask('entry_exit', { ids: ['A800000001'], reference: 'x' }, makeCert('stranger'));
+    expect(r).toMatchObject({ status: 403, body: { error: { code: 'client-certificate.unknown' } } });
+    expect(JSON.stringify(r.body)).not.toMatch(/link \d|A001/); // nothing about other links leaks
+    expect(refusedCodes()).toEqual(expect.arrayContaining(['client-certificate.missing', 'client-certificate.unknown']));
+  });
+
+  it('R8.1 a request from an address outside the allow-list is refused', async () => {
+    const r = await ask('entry_exit', { ids: ['A800000001'], reference: 'x' }, good, '127.0.0.2');
+    expect(r).toMatchObject({ status: 403, body: { error: { code: 'ip.not-allowed' } } });
+  });
+
+  it('R3.2 a dataset the link is not approved for, a missing reference, too many ids: refused with the right status', async () => {
+    expect(await ask('residence', { ids: ['A800000001'], reference: 'x' }, good)).toMatchObject({ status: 403, body: { error: { code: 'dataset.not-approved' } } });
+    expect(await ask('entry_exit', { ids: ['A800000001'] }, good)).toMatchObject({ status: 400, body: { error: { code: 'reference.missing' } } });
+    expect(await ask('entry_exit', { ids: ['1', '2', '3', '4', '5', '6'], reference: 'x' }, good)).toMatchObject({ status: 413, body: { error: { code: 'ids.too-many' } } });
+    expect(refusedCodes()).toEqual(expect.arrayContaining(['dataset.not-approved', 'reference.missing', 'ids.too-many']));
+  });
+
+  it('a link without online-query refuses its registered certificate', async () => {
+    const other = makeCert('pull-only');
+    await approvedLink(w, keys, { account: 'qpull', clientCerts: [other.cert] });
+    expect(await ask('entry_exit', { ids: ['A800000001'], reference: 'x' }, other)).toMatchObject({ status: 403, body: { error: { code: 'method.not-approved' } } });
+  });
+
+  it('R10.1 a suspended link is refused at once', async () => {
+    await services.compliance.suspend(linkId, 'audit finding overdue', 'nia');
+    expect(await ask('entry_exit', { ids: ['A800000001'], reference: 'x' }, good)).toMatchObject({ status: 403, body: { error: { code: 'link.not-usable' } } });
+    expect(listLog(w.cdb.db, { linkId, type: 'query.refused' }).length).toBeGreaterThan(0);
+  });
+
+  it('the API is described by an OpenAPI document', async () => {
+    const r = await new Promise<{ status: number; body: any }>((resolve, reject) => {
+      request({ host: '127.0.0.1', port: server.port, path: '/query/v1/openapi.json', servername: 'localhost', ca: readFileSync(path.join(config.keysDir, KEY_FILES.queryCert)), agent: false }, (res) => {
+        let d = '';
+        res.on('data', (c) => (d += c));
+        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(d) }));
+      })
+        .on('error', reject)
+        .end();
+    });
+    expect(r.status).toBe(200);
+    expect(r.body.paths['/query/v1/{dataset}'].post.requestBody.content['application/json'].schema.required).toEqual(['ids', 'reference']);
+  });
+});
