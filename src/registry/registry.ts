@@ -123,6 +123,7 @@ function refusal(r: { ok: false; refusal: { code: string; message: string } }): 
  */
 export class Registry {
   private readonly listeners: ChangeListener[] = [];
+  private readonly revisionCache = new Map<string, RevisionContent>();
 
   constructor(
     private readonly cdb: ControlDb,
@@ -279,10 +280,25 @@ export class Registry {
   load(tx: Db, id: number): LinkState {
     const link = links.byId(tx, id);
     if (!link) throw new UserError(`link ${id} does not exist`, 'link.unknown');
-    const rev = links.revision(tx, id, link.currentRevision);
     const agency = agencies.byId(tx, link.agencyId);
-    if (!rev || !agency) throw new Error(`link ${id}: revision ${link.currentRevision} or agency missing`);
-    return { link, agency, content: revisionContentSchema.parse(rev.content) };
+    if (!agency) throw new Error(`link ${id}: agency missing`);
+    return { link, agency, content: this.revisionContent(tx, id, link.currentRevision) };
+  }
+
+  /**
+   * A revision's content, parsed once: revisions never change (triggers refuse it), so this is the one
+   * thing safe to keep between requests — the link row itself (status, current revision) is read fresh.
+   */
+  private revisionContent(tx: Db, id: number, number: number): RevisionContent {
+    const key = `${id}:${number}`;
+    const cached = this.revisionCache.get(key);
+    if (cached) return cached;
+    const rev = links.revision(tx, id, number);
+    if (!rev) throw new Error(`link ${id}: revision ${number} missing`);
+    const content = revisionContentSchema.parse(rev.content);
+    if (this.revisionCache.size >= 10_000) this.revisionCache.clear();
+    this.revisionCache.set(key, content);
+    return content;
   }
 
   /** The link as every channel must see it now (read fresh: another process may have changed it). */
