@@ -17,6 +17,14 @@ export interface LogEntry {
 }
 
 /**
+ * Text as SQLite will store it: a lone UTF-16 surrogate (a name from the network) cannot be stored
+ * as UTF-8, so it is replaced before the digest is taken, never after.
+ */
+function text<T extends string | null | undefined>(v: T): T extends string ? string : null {
+  return (typeof v === 'string' ? (v as unknown as { toWellFormed(): string }).toWellFormed() : null) as T extends string ? string : null;
+}
+
+/**
  * Append one record inside the caller's write transaction, so the record exists if and only if the
  * action it records does. The head is read inside the same transaction: never cached, since other
  * processes append too.
@@ -26,14 +34,14 @@ export function appendLog(tx: Db, entry: LogEntry, now: Date): repo.UsageLogRow 
   const body = {
     seq: (h?.seq ?? 0) + 1,
     at: now.toISOString(),
-    type: entry.type,
-    agency: entry.agency ?? null,
+    type: text(entry.type),
+    agency: text(entry.agency),
     linkId: entry.linkId ?? null,
     revision: entry.revision ?? null,
-    actor: entry.actor ?? null,
-    ip: entry.ip ?? null,
-    channel: entry.channel ?? null,
-    object: entry.object ?? null,
+    actor: text(entry.actor),
+    ip: text(entry.ip),
+    channel: text(entry.channel),
+    object: text(entry.object),
     detail: canonicalJson(entry.detail ?? {}),
   };
   const digest = recordDigest(body);

@@ -142,6 +142,22 @@ describe('tampering is detected at the first bad seq, with the guards dropped (R
   });
 });
 
+describe('the text a digest covers', () => {
+  it('SQLite builds the same text as JS for awkward values; what it cannot build is checked in JS', async () => {
+    const awkward = ['quo"te \\ back', 'ctl \u0000 \u0001 \u001f \u007f \b\f\n\r\t', '漢字 😀 \u2028\u2029 /', 'lone \ud800 surrogate', "<>&'"];
+    for (const a of awkward) w.append({ type: 'test.awkward', agency: a, actor: a, ip: a, channel: a, object: a, detail: { a } });
+    w.append({ type: 'test.nulls' });
+    expect(verifyLog(w.cdb)).toMatchObject({ ok: true, records: 6 });
+    const { iterateCanonical } = await import('../../src/db/repositories/usageLog');
+    const { sha256Hex } = await import('../../src/usagelog/chain');
+    for (const [seq, text, digest] of iterateCanonical(w.cdb.sqlite, 1, 6)) expect([seq, sha256Hex(text)]).toEqual([seq, digest]);
+    // A BLOB put in by hand makes SQLite's JSON functions refuse the row: it is still named, not a crash.
+    dropGuards(w.cdb);
+    w.cdb.sqlite.prepare("UPDATE usage_log SET object = x'00ff' WHERE seq = 4").run();
+    expect(verifyLog(w.cdb)).toMatchObject({ ok: false, bad: { seq: 4, reason: expect.stringMatching(/edited/) } });
+  });
+});
+
 describe('verify over many records', () => {
   it('splits the walk over threads and names the same first bad seq', async () => {
     w.fill(6000);

@@ -5,6 +5,9 @@ import { usageLog } from '../schema';
 
 export type UsageLogRow = typeof usageLog.$inferSelect;
 
+const COLUMNS = 'seq, at, type, agency, link_id AS linkId, revision, actor, ip, channel, object, detail, digest, prev_hash AS prevHash, hash';
+const RAW_COLUMNS = 'seq, at, type, agency, link_id, revision, actor, ip, channel, object, detail, digest, prev_hash, hash';
+
 interface AppendStatements {
   head: Database.Statement;
   anchor: Database.Statement;
@@ -72,9 +75,6 @@ export function deleteThrough(tx: Db, seq: number): number {
   return tx.delete(usageLog).where(lte(usageLog.seq, seq)).run().changes;
 }
 
-const COLUMNS = 'seq, at, type, agency, link_id AS linkId, revision, actor, ip, channel, object, detail, digest, prev_hash AS prevHash, hash';
-/** Column order of `iterateRaw`: what the verifier's hot loop indexes. */
-export const RAW_COLUMNS = 'seq, at, type, agency, link_id, revision, actor, ip, channel, object, detail, digest, prev_hash, hash';
 
 /** Every record in seq order, streamed (the log grows to millions of rows over five years). */
 export function iterateAll(cdb: ControlDb): IterableIterator<UsageLogRow> {
@@ -86,9 +86,25 @@ export function iterateRange(sqlite: Database.Database, from: number, to: number
   return sqlite.prepare(`SELECT ${COLUMNS} FROM usage_log WHERE seq BETWEEN ? AND ? ORDER BY seq`).iterate(from, to) as IterableIterator<UsageLogRow>;
 }
 
-/** The same as arrays in RAW_COLUMNS order: no object per row (verify reads a million rows in seconds). */
-export function iterateRaw(sqlite: Database.Database, from: number, to: number): IterableIterator<unknown[]> {
-  return sqlite.prepare(`SELECT ${RAW_COLUMNS} FROM usage_log WHERE seq BETWEEN ? AND ? ORDER BY seq`).raw(true).iterate(from, to) as IterableIterator<unknown[]>;
+/** One record by seq, on a bare connection (a verify thread has no drizzle). */
+export function rowAt(sqlite: Database.Database, seq: number): UsageLogRow | undefined {
+  return sqlite.prepare(`SELECT ${COLUMNS} FROM usage_log WHERE seq = ?`).get(seq) as UsageLogRow | undefined;
+}
+
+/**
+ * The text a record's digest is the SHA-256 of (chain.ts `recordDigestOf`), built by SQLite:
+ * json_quote escapes as JSON.stringify does, so verify reads five columns instead of fourteen.
+ * Where the two could differ (text that is not well-formed UTF-16 in JS) the verifier re-checks
+ * the record in JS before calling it edited.
+ */
+const CANONICAL_SQL =
+  `'{"actor":'||json_quote(actor)||',"agency":'||json_quote(agency)||',"at":'||json_quote(at)||',"channel":'||json_quote(channel)||` +
+  `',"detail":'||json_quote(detail)||',"ip":'||json_quote(ip)||',"link":'||json_quote(link_id)||',"object":'||json_quote(object)||` +
+  `',"revision":'||json_quote(revision)||',"seq":'||seq||',"type":'||json_quote(type)||'}'`;
+
+/** [seq, canonical text, digest, prev_hash, hash] of records from..to, in seq order, streamed. */
+export function iterateCanonical(sqlite: Database.Database, from: number, to: number): IterableIterator<[number, string, string, string, string]> {
+  return sqlite.prepare(`SELECT seq, ${CANONICAL_SQL}, digest, prev_hash, hash FROM usage_log WHERE seq BETWEEN ? AND ? ORDER BY seq`).raw(true).iterate(from, to) as IterableIterator<[number, string, string, string, string]>;
 }
 
 /** Lowest and highest seq present from `from` on, and how many records. */
