@@ -97,16 +97,19 @@ export interface TestWorld {
   close(): void;
 }
 
+/** The registry and the services beside it over a control database the test opened itself. */
+export function servicesOn(cdb: ControlDb, clock = new TestClock()): Pick<TestWorld, 'registry' | 'rules' | 'vendors'> {
+  const registry = new Registry(cdb, loadCatalogs(), clock);
+  return { registry, rules: new RulesService(cdb, registry, clock), vendors: new VendorService(cdb, registry, clock) };
+}
+
 export function openWorld(clock = new TestClock()): TestWorld {
   const dataDir = tmpDir();
   const cdb = openControlDb(dataDir, { create: true });
-  const registry = new Registry(cdb, loadCatalogs(), clock);
   return {
     dataDir,
     cdb,
-    registry,
-    rules: new RulesService(cdb, registry, clock),
-    vendors: new VendorService(cdb, registry, clock),
+    ...servicesOn(cdb, clock),
     clock,
     close() {
       cdb.close();
@@ -116,7 +119,7 @@ export function openWorld(clock = new TestClock()): TestWorld {
 }
 
 /** A pending link whose management rules are reviewed as covering all eight topics (R4.1): ready for approval. */
-export async function approvableLink(w: TestWorld, keys: AgencyKeys, over: Partial<ApplyInput> = {}): Promise<number> {
+export async function approvableLink(w: Pick<TestWorld, 'registry' | 'rules'>, keys: AgencyKeys, over: Partial<ApplyInput> = {}): Promise<number> {
   if (!w.registry.listAgencies().some((a) => a.code === (over.agency ?? 'A001'))) {
     w.registry.addAgency({ code: over.agency ?? 'A001', name: '財政部賦稅署', nameEn: 'Taxation Administration' }, 'test');
   }
@@ -126,7 +129,7 @@ export async function approvableLink(w: TestWorld, keys: AgencyKeys, over: Parti
 }
 
 /** The one way tests make an approved, active link. */
-export async function approvedLink(w: TestWorld, keys: AgencyKeys, over: Partial<ApplyInput> = {}): Promise<number> {
+export async function approvedLink(w: Pick<TestWorld, 'registry' | 'rules'>, keys: AgencyKeys, over: Partial<ApplyInput> = {}): Promise<number> {
   const id = await approvableLink(w, keys, over);
   w.registry.approve(id, { by: 'test' });
   return id;

@@ -4,8 +4,7 @@ import { openControlDb } from '../../src/db';
 import { backup, createCheckpoint, exportEvidence, restore, verifyEvidence, verifyUsageLog } from '../../src/usagelog';
 import { archiveLog } from '../../src/usagelog/archive';
 import { generateSigningKey } from '../../src/crypto';
-import { loadCatalogs, Registry } from '../../src/registry';
-import { approvedLink, cleanupKeys, makeAgencyKeys, TestClock, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, makeAgencyKeys, servicesOn, tmpDir, type AgencyKeys } from '../helpers/world';
 import { dropGuards, logWorld, type LogWorld } from './usagelog-world';
 
 let scratch: string;
@@ -16,14 +15,14 @@ beforeEach(() => (scratch = tmpDir('nia-link-ule-')));
 afterEach(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe('evidence package (R9.1)', () => {
-  let w: TestWorld;
+  let w: ReturnType<typeof servicesOn>;
   let lw: LogWorld;
   let link1: number;
   let link2: number;
   beforeEach(async () => {
     // Two agencies' links on one log, their records interleaved.
     lw = await logWorld();
-    w = { registry: new Registry(lw.cdb, loadCatalogs(), new TestClock()) } as TestWorld;
+    w = servicesOn(lw.cdb);
     link1 = await approvedLink(w, keys);
     w.registry.addAgency({ code: 'A002', name: '勞動部' }, 'test');
     link2 = await approvedLink(w, keys, { agency: 'A002', account: 'a002' });
@@ -42,7 +41,7 @@ describe('evidence package (R9.1)', () => {
   it("carries the link's records in full, others as digests only, and verifies offline", async () => {
     const out = path.join(scratch, 'evidence');
     const s = await exportTo(out);
-    expect(s).toMatchObject({ fromSeq: 1, full: 9, checkpoints: 1 });
+    expect(s).toMatchObject({ fromSeq: 1, full: 11, checkpoints: 1 }); // rules added, applied, rules reviewed, approved, 7 downloads
     expect(readdirSync(out).sort()).toEqual(['README.txt', 'checkpoints.json', 'manifest.json', 'manifest.json.asc', 'nia-signing.pub.asc', 'records.jsonl', 'verification.json']);
     const text = readFileSync(path.join(out, 'records.jsonl'), 'utf8');
     expect(text).not.toMatch(/secret-|A002|a002|10\.0\.0\.2/);
@@ -54,7 +53,7 @@ describe('evidence package (R9.1)', () => {
     cpSync(out, copy, { recursive: true });
     lw.close();
     const r = await verifyEvidence(copy);
-    expect(r).toMatchObject({ ok: true, linkId: link1, records: s.records, full: 9, checkpoints: 1 });
+    expect(r).toMatchObject({ ok: true, linkId: link1, records: s.records, full: 11, checkpoints: 1 });
     lw = await logWorld(); // for afterEach
   });
 
@@ -126,7 +125,7 @@ describe('backup and restore', () => {
   });
 
   it('an evidence package cannot reach into the archived stretch', async () => {
-    const link = await approvedLink({ registry: new Registry(lw.cdb, loadCatalogs(), new TestClock()) } as TestWorld, keys);
+    const link = await approvedLink(servicesOn(lw.cdb), keys);
     await expect(exportEvidence(lw.cdb, { keysDir: lw.keysDir, linkId: link, from: '2019-01-01', to: '2030-01-01', out: path.join(scratch, 'e'), now: new Date() })).rejects.toThrow(/up to seq 30 .* are archived .*start --from after 2019-01-01/);
   });
 

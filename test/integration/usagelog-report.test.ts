@@ -1,6 +1,5 @@
-import { loadCatalogs, Registry } from '../../src/registry';
 import { reportCsv, reportHtml, usageReport, type LogEntry } from '../../src/usagelog';
-import { approvedLink, cleanupKeys, makeAgencyKeys, TestClock, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, makeAgencyKeys, servicesOn, type AgencyKeys } from '../helpers/world';
 import { logWorld, type LogWorld } from './usagelog-world';
 
 let keys: AgencyKeys;
@@ -17,7 +16,7 @@ afterAll(() => cleanupKeys(keys));
  */
 beforeEach(async () => {
   w = await logWorld();
-  const world = { registry: new Registry(w.cdb, loadCatalogs(), new TestClock()) } as TestWorld;
+  const world = servicesOn(w.cdb);
   link1 = await approvedLink(world, keys);
   link2 = await approvedLink(world, keys, { account: 'a001b' });
   world.registry.addAgency({ code: 'A002', name: '勞動部' }, 'test');
