@@ -8,6 +8,7 @@ import { connection, queuePrefix, syncSchedules } from '../../src/queue';
 import { buildServices, type Services } from '../../src/services';
 import { listLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
+import { sftpBatch, startSftp } from '../helpers/sftp';
 import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
 
 const REDIS = process.env.NIA_TEST_REDIS_URL!;
@@ -18,6 +19,9 @@ let services: Services;
 let queue: Queue;
 let today: string;
 let seq = 0;
+let sftp: Awaited<ReturnType<typeof startSftp>>;
+/** Can the agency log in over SFTP (OpenSSH client) and list its outbox? */
+const sftpWorks = async () => (await sftpBatch(sftp.port, keys.sshPrivateFile, 'c1', 'ls /outbox', [], 20000)).code === 0;
 
 const deliver = (linkId: number) => services.extracts.run({ key: `t-${linkId}-${++seq}`, linkId, full: true, trigger: 'manual' }, { finalAttempt: true });
 const status = (id: number) => w.registry.show(id).status;
@@ -27,14 +31,16 @@ const sync = () => syncSchedules(queue, w.registry.list().map((l) => ({ id: l.id
 beforeAll(async () => {
   keys = makeAgencyKeys();
   w = openWorld();
-  config = loadConfig({ dataDir: w.dataDir }, { REDIS_URL: REDIS, NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_INSTANCE_ID: `compliance${process.pid}` });
+  config = loadConfig({ dataDir: w.dataDir }, { REDIS_URL: REDIS, NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_INSTANCE_ID: `compliance${process.pid}`, NIA_LINK_SFTP_HOST: '127.0.0.1', NIA_LINK_SFTP_PORT: '0' });
   await ensureKeys(config.keysDir, new Date());
   writeEntryExitSource(w.dataDir, [person(1), person(2)], '2026-01-01T00:00:00.000Z');
   services = buildServices(config, w.cdb, w.clock);
   queue = new Queue('extract', { connection: connection(REDIS), prefix: queuePrefix(config) });
   today = taipeiDate(w.clock.now());
+  sftp = await startSftp(config, w);
 });
 afterAll(async () => {
+  await sftp?.svc.stop();
   await queue.obliterate({ force: true }).catch(() => undefined);
   await queue.close();
   await services.linkEvents.settled();
@@ -43,11 +49,12 @@ afterAll(async () => {
 });
 
 describe('findings, suspension and resumption (R10.1–R10.3)', () => {
-  it('R10.1 R10.2 an overdue finding suspends the link: schedule gone, extracts refused; remediation within six months resumes it', async () => {
+  it('R10.1 R10.2 an overdue finding suspends the link: SFTP login refused, schedule gone, extracts refused; remediation within six months resumes it', async () => {
     const id = await approvedLink(w, keys, { account: 'c1', schedule: '0 2 * * *' });
     await sync();
     expect(await schedulersFor(id)).toHaveLength(1);
     expect((await deliver(id)).status).toBe('built');
+    expect(await sftpWorks()).toBe(true);
 
     const f = await services.compliance.addFinding({ linkId: id, deadline: addDays(today, 10), text: '日誌未依規定保存' }, 'nia');
     expect((await services.compliance.sweep('test', addDays(today, 10))).changes).toEqual([]);
@@ -58,6 +65,7 @@ describe('findings, suspension and resumption (R10.1–R10.3)', () => {
     await sync();
     expect(await schedulersFor(id)).toEqual([]);
     await expect(deliver(id)).rejects.toThrow(/link is suspended/);
+    expect(await sftpWorks()).toBe(false);
     expect(listLog(w.cdb.db, { linkId: id, type: 'link.suspended' })).toHaveLength(1);
     expect(services.compliance.listNotices(id).map((n) => n.kind)).toEqual(['finding', 'suspended']);
     expect(services.compliance.listNotices(id)[1].textZh).toMatch(/中華民國 \d+ 年 \d+ 月 \d+ 日/);
@@ -73,6 +81,7 @@ describe('findings, suspension and resumption (R10.1–R10.3)', () => {
     const [s] = await schedulersFor(id);
     expect(s.next).toBeGreaterThan(Date.now()); // restored, with its next job
     expect((await deliver(id)).status).toBe('built');
+    expect(await sftpWorks()).toBe(true);
   });
 
   it('R10.3 improvements completed more than six months after the suspension: resumption refused, the link ends', async () => {
