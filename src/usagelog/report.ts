@@ -2,7 +2,8 @@ import type { ControlDb } from '../db';
 import * as agencies from '../db/repositories/agencies';
 import * as links from '../db/repositories/links';
 import * as repo from '../db/repositories/usageLog';
-import { addDays, addMonths, startOfTaipeiDay, taipeiDate, type IsoDate } from '../domain';
+import * as vendorsRepo from '../db/repositories/vendors';
+import { addDays, addMonths, ipAllowed, startOfTaipeiDay, taipeiDate, type IsoDate } from '../domain';
 import { UserError } from '../errors';
 
 export interface ReportScope {
@@ -31,11 +32,14 @@ export interface UsageReport {
   deliveries: { count: number; rows: number; bytes: number; byLink: { linkId: number; count: number; rows: number }[] };
   /** Each field delivered: in how many deliveries, and how many rows carried it. */
   fields: { field: string; deliveries: number; rows: number }[];
-  downloads: { count: number; complete: number; partial: number; bytes: number; byAccountIp: { account: string | null; ip: string | null; count: number; complete: number; partial: number; bytes: number }[] };
+  /** `vendor`: the outsourced vendor whose dedicated machine the address is (R8.1), when it is one. */
+  downloads: { count: number; complete: number; partial: number; bytes: number; byAccountIp: { account: string | null; ip: string | null; count: number; complete: number; partial: number; bytes: number; vendor?: string }[] };
   pushes: { count: number; bytes: number; byLink: { linkId: number; count: number }[] };
   failedLogins: { count: number; byIpAccount: { ip: string | null; account: string | null; count: number; reasons: Record<string, number> }[] };
   months: MonthFigures[];
   events: Record<string, number>;
+  /** R8.1, R9.1: the vendors that worked on the links at some time in the period. */
+  vendors: { id: number; linkId: number; name: string; contact: string; parentId: number | null; machines: string[]; addedAt: string; removedAt: string | null }[];
 }
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
@@ -89,6 +93,7 @@ export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, t
     failedLogins: { count: 0, byIpAccount: [] },
     months: [],
     events: {},
+    vendors: [],
   };
   const deliveriesByLink = new Map<string, { linkId: number; count: number; rows: number }>();
   const fields = new Map<string, { field: string; deliveries: number; rows: number }>();
@@ -173,6 +178,16 @@ export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, t
   r.pushes.byLink = [...pushesByLink.values()].sort((a, b) => a.linkId - b.linkId);
   r.failedLogins.byIpAccount = [...failures.values()].sort(byCount);
   r.months = [...months.values()];
+  const fromAt = startOfTaipeiDay(from).toISOString();
+  const toAt = startOfTaipeiDay(addDays(to, 1)).toISOString();
+  r.vendors = linkIds
+    .flatMap((id) => vendorsRepo.forLink(cdb.db, id, { removed: true }))
+    .filter((v) => v.addedAt < toAt && (v.removedAt === null || v.removedAt >= fromAt))
+    .map((v) => ({ id: v.id, linkId: v.linkId, name: v.name, contact: v.contact, parentId: v.parentId, machines: v.machines, addedAt: v.addedAt, removedAt: v.removedAt }));
+  for (const d of r.downloads.byAccountIp) {
+    const v = d.ip ? r.vendors.find((x) => ipAllowed(d.ip!, x.machines)) : undefined;
+    if (v) d.vendor = v.name;
+  }
   return r;
 }
 
@@ -198,6 +213,7 @@ export function reportCsv(r: UsageReport): string {
   for (const f of r.failedLogins.byIpAccount) add('failed-logins', `${f.account ?? '-'}@${f.ip ?? '-'}`, f, ['account', 'ip']);
   for (const m of r.months) add('month', m.month, m, ['month']);
   for (const [type, n] of Object.entries(r.events)) out.push(['events', type, 'count', n]);
+  for (const v of r.vendors) out.push(['vendor', `${v.id} ${v.name}`, 'machines', v.machines.join(' ')]);
   return out.map((row) => row.map(csvCell).join(',')).join('\r\n') + '\r\n';
 }
 
@@ -222,9 +238,10 @@ export function reportHtml(r: UsageReport): string {
 ${table('Deliveries', ['link', 'deliveries', 'rows'], r.deliveries.byLink.map((l) => [l.linkId, l.count, l.rows]))}
 <p>Total: ${r.deliveries.count} deliveries, ${r.deliveries.rows} rows, ${r.deliveries.bytes} bytes.</p>
 ${table('Fields delivered', ['field', 'deliveries', 'rows'], r.fields.map((f) => [f.field, f.deliveries, f.rows]))}
-${table('Downloads by account and IP', ['account', 'IP', 'downloads', 'complete', 'partial', 'bytes'], r.downloads.byAccountIp.map((d) => [d.account ?? '-', d.ip ?? '-', d.count, d.complete, d.partial, d.bytes]))}
+${table('Downloads by account and IP', ['account', 'IP', 'vendor', 'downloads', 'complete', 'partial', 'bytes'], r.downloads.byAccountIp.map((d) => [d.account ?? '-', d.ip ?? '-', d.vendor ?? '-', d.count, d.complete, d.partial, d.bytes]))}
 ${table('Pushes', ['link', 'pushes'], r.pushes.byLink.map((p) => [p.linkId, p.count]))}
 ${table('Failed logins', ['IP', 'account', 'count', 'reasons'], r.failedLogins.byIpAccount.map((f) => [f.ip ?? '-', f.account ?? '-', f.count, Object.entries(f.reasons).map(([k, v]) => `${k} ×${v}`).join(', ')]))}
+${table('Vendors (委外廠商)', ['vendor', 'link', 'name', 'contact', 'sub-contractor of', 'machines', 'added', 'removed'], r.vendors.map((v) => [v.id, v.linkId, v.name, v.contact, v.parentId ?? '-', v.machines.join(', '), v.addedAt, v.removedAt ?? '-']))}
 ${table('By month', ['month', 'deliveries', 'rows', 'downloads', 'bytes downloaded', 'pushes', 'failed logins'], r.months.map((m) => [m.month, m.deliveries, m.rows, m.downloads, m.bytesDownloaded, m.pushes, m.failedLogins]))}
 </body></html>
 `;

@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import { allowListWithout, checkVendorMachines } from '../../src/domain';
-import { listLog } from '../../src/usagelog';
+import { appendLog, listLog, reportHtml, usageReport } from '../../src/usagelog';
+import { taipeiDate } from '../../src/domain';
 import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openWorld, REVIEW_ARGS, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys, type TestWorld } from '../helpers/world';
 
 let keys: AgencyKeys;
@@ -85,6 +86,28 @@ describe('outsourced vendors (R8.1, R9.1)', () => {
     const cr = await w.registry.fileChange(other, 'ips', { value: '127.0.0.1/32' }, 'agency');
     vendor(other, '某資訊公司', ['10.1.2.7/32']);
     expect(() => w.registry.approveChange(cr.id, 'nia')).toThrow(/leaves vendor machines outside/);
+  });
+
+  it('R9.1 usage reports list the vendors of the period and mark downloads from their machines', async () => {
+    const id = await approvedLink(w, keys, { allowIps: ['127.0.0.1/32', '10.1.2.0/24'] });
+    const v = vendor(id, '某資訊公司', ['10.1.2.7/32']);
+    const now = w.clock.now();
+    for (const ip of ['10.1.2.7', '127.0.0.1']) {
+      w.cdb.write((tx) => appendLog(tx, { type: 'file.downloaded', agency: 'A001', linkId: id, actor: 'a001', ip, channel: 'sftp-pull', object: 'f.csv.pgp', detail: { bytes: 10, result: 'complete' } }, now));
+    }
+    const today = taipeiDate(now);
+    const r = usageReport(w.cdb, { linkId: id }, today, today, now);
+    expect(r.vendors).toEqual([expect.objectContaining({ id: v.id, linkId: id, name: '某資訊公司', machines: ['10.1.2.7/32'], removedAt: null })]);
+    expect(r.downloads.byAccountIp).toEqual([
+      { account: 'a001', ip: '10.1.2.7', count: 1, complete: 1, partial: 0, bytes: 10, vendor: '某資訊公司' },
+      { account: 'a001', ip: '127.0.0.1', count: 1, complete: 1, partial: 0, bytes: 10 },
+    ]);
+    expect(reportHtml(r)).toContain('<td>某資訊公司</td>');
+    // A vendor removed before the period does not appear in it.
+    w.vendors.remove(v.id, undefined, 'agency');
+    w.clock.advanceDays(2);
+    const later = taipeiDate(w.clock.now());
+    expect(usageReport(w.cdb, { linkId: id }, later, later, w.clock.now()).vendors).toEqual([]);
   });
 
   it('the allow-list arithmetic: exact, containing and contained ranges, IPv6, untouched entries kept as written', () => {
