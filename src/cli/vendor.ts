@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { VendorRow } from '../registry';
-import { actor, type CliContext, parseId, printJson, splitList } from './context';
+import { actor, type CliContext, collect, parseId, printJson, splitList } from './context';
 
 const line = (v: VendorRow) =>
   [v.id, v.linkId, v.parentId ? `sub of ${v.parentId}` : 'contractor', v.name, v.contact, v.machines.join(','), v.removedAt ? `removed ${v.removedAt}` : 'current'].join('\t');
@@ -14,7 +14,7 @@ export function register(program: Command, ctx: CliContext): void {
     .requiredOption('--link <id>', 'the link whose data it handles')
     .requiredOption('--name <name>', 'company name')
     .requiredOption('--contact <text>', 'contact person, phone or address')
-    .requiredOption('--machines <cidrs>', 'its dedicated machines: IP addresses or CIDRs, comma-separated (repeatable)', (v: string, p: string[] = []) => [...p, v])
+    .requiredOption('--machines <cidrs>', 'its dedicated machines: IP addresses or CIDRs, comma-separated (repeatable)', collect)
     .option('--parent <vendorId>', 'the contractor this one works for (a sub-contractor)')
     .option('--by <name>', 'who records it')
     .option('--json', 'print the vendor as JSON')

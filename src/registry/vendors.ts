@@ -93,22 +93,20 @@ export class VendorService {
       }
       const others = new Set(current.filter((c) => c.id !== v.id).flatMap((c) => c.machines));
       const drop = v.machines.filter((m) => !others.has(m));
+      // Gone before the change is filed, so the change's own check does not count its machines.
+      vendors.update(tx, v.id, { removedAt: now.toISOString(), removedBy: actor });
       let changeId: number | null = null;
       let allowIps: string[] | null = null;
       if (drop.length && (s.link.status === 'active' || s.link.status === 'suspended')) {
-        const next = allowListWithout(s.content.allowIps, drop);
-        if (next.length === 0) {
+        allowIps = allowListWithout(s.content.allowIps, drop);
+        if (allowIps.length === 0) {
           throw new UserError(
             `removing vendor ${id} would leave link ${s.link.id} with no allowed IP: file \`nia-link link change ${s.link.id} --kind ips\` with the agency's own machines first, or stop the link`,
             'vendor.last-machines',
           );
         }
-        vendors.update(tx, v.id, { removedAt: now.toISOString(), removedBy: actor });
-        changeId = this.registry.fileChangeIn(tx, s.link.id, { kind: 'ips', allowIps: next }, actor, now).id;
-        allowIps = next;
+        changeId = this.registry.fileChangeIn(tx, s.link.id, { kind: 'ips', allowIps }, actor, now).id;
         vendors.update(tx, v.id, { removalChangeId: changeId });
-      } else {
-        vendors.update(tx, v.id, { removedAt: now.toISOString(), removedBy: actor });
       }
       appendLog(
         tx,
