@@ -34,7 +34,8 @@ export interface VerifyReport {
   headHash: string | null;
   archived: { throughSeq: number; archives: number; checked: number } | null;
   checkpoints: { database: number; exported: number; matched: number; newestSeq: number | null; signaturesChecked: number };
-  signingKey: string;
+  /** NIA's key that checked the signatures (null: there were none to check). */
+  signingKey: string | null;
   notes: string[];
   bad?: ChainBad;
 }
@@ -100,12 +101,15 @@ async function checkLive(cdb: ControlDb, from: number, to: number, prevHash: str
  * disagrees is checked too, to tell a tampered log from a tampered checkpoint. The first bad seq wins.
  */
 export async function verifyUsageLog(cdb: ControlDb, o: VerifyOptions): Promise<VerifyReport> {
-  const verifier = await installationVerifier(o.keysDir);
   const problems: ChainBad[] = [];
   const notes: string[] = [];
+  const anchors = archivesRepo.all(cdb.db);
+  const checkpointRows = checkpointsRepo.all(cdb.db);
+  // NIA's key is needed only for signatures: a log with none verifies without the keys directory.
+  const needKey = anchors.length || checkpointRows.length || o.archives?.length || o.checkpointFiles?.length;
+  const verifier = needKey ? await installationVerifier(o.keysDir) : null;
 
   // Archive anchors: each signed by NIA and continuing the one before.
-  const anchors = archivesRepo.all(cdb.db);
   let start = { seq: 1, prevHash: GENESIS_HASH };
   for (const a of anchors) {
     if (a.fromSeq !== start.seq || a.prevHash !== start.prevHash) {
@@ -118,7 +122,7 @@ export async function verifyUsageLog(cdb: ControlDb, o: VerifyOptions): Promise<
         /* reported below */
       }
       const consistent = m.fromSeq === a.fromSeq && m.toSeq === a.toSeq && m.prevHash === a.prevHash && m.lastHash === a.lastHash && m.sha256 === a.sha256 && m.records === a.records;
-      if (!consistent || !(await signatureValid(a.manifest, a.signature, verifier))) {
+      if (!consistent || !(await signatureValid(a.manifest, a.signature, verifier!))) {
         problems.push({ seq: a.fromSeq, reason: `records ${a.fromSeq}–${a.toSeq} are gone under an archive anchor whose signed manifest does not verify (a forged anchor: removed without an archive)`, range: [a.fromSeq, a.toSeq] });
       }
     }
@@ -126,11 +130,11 @@ export async function verifyUsageLog(cdb: ControlDb, o: VerifyOptions): Promise<
   }
   const archivedThrough = anchors.length ? anchors[anchors.length - 1].toSeq : 0;
 
-  const dbPins: Pin[] = checkpointsRepo.all(cdb.db).map((c) => ({ ...c, source: 'database', verifier }));
+  const dbPins: Pin[] = checkpointRows.map((c) => ({ ...c, source: 'database', verifier: verifier! }));
   const filePins: Pin[] = [];
   for (const f of o.checkpointFiles ?? []) filePins.push(...(await readCheckpointFile(f)));
   for (const fpr of new Set(filePins.map((p) => p.verifier.fingerprint))) {
-    if (fpr !== verifier.fingerprint) notes.push(`exported checkpoints are signed by key ${fpr}, not by this installation's key ${verifier.fingerprint}`);
+    if (fpr !== verifier!.fingerprint) notes.push(`exported checkpoints are signed by key ${fpr}, not by this installation's key ${verifier!.fingerprint}`);
   }
   const pins = [...dbPins, ...filePins].sort((a, b) => a.seq - b.seq);
   const watch = new Set(pins.map((p) => p.seq));
@@ -139,7 +143,7 @@ export async function verifyUsageLog(cdb: ControlDb, o: VerifyOptions): Promise<
   // Archives given: each must be the one its anchor was written for, and verify on its own.
   const checked: [number, number][] = [];
   for (const mf of findArchiveManifests(o.archives ?? [])) {
-    const chk = await readArchive(mf, verifier, watch);
+    const chk = await readArchive(mf, verifier!, watch);
     const { fromSeq, toSeq } = chk.manifest;
     const anchor = anchors.find((a) => a.fromSeq === fromSeq && a.toSeq === toSeq);
     if (!anchor || anchor.manifest !== chk.manifestText) {
@@ -231,7 +235,7 @@ export async function verifyUsageLog(cdb: ControlDb, o: VerifyOptions): Promise<
     headHash: live.bad ? null : (live.lastHash ?? (anchors.length ? anchors[anchors.length - 1].lastHash : null)),
     archived: anchors.length ? { throughSeq: archivedThrough, archives: anchors.length, checked: checked.length } : null,
     checkpoints: { database: dbPins.length, exported: filePins.length, matched, newestSeq: pins.length ? pins[pins.length - 1].seq : null, signaturesChecked },
-    signingKey: verifier.fingerprint,
+    signingKey: verifier?.fingerprint ?? null,
     notes,
     bad: problems[0],
   };

@@ -69,6 +69,14 @@ describe('checkpoints (R6.3)', () => {
     execFileSync('gpgconf', ['--kill', 'all'], { env });
   });
 
+  it('a log with nothing signed verifies without the keys directory; with checkpoints it needs the key', async () => {
+    w.fill(3);
+    const keys = w.keysDir;
+    rmSync(keys, { recursive: true });
+    expect(await verify()).toMatchObject({ ok: true, records: 3, signingKey: null });
+    await expect(createCheckpoint(w.cdb, keys, new Date())).rejects.toThrow(/key file .* is missing: run `nia-link init`/);
+  });
+
   it('refuses to sign a log that does not verify', async () => {
     w.fill(5);
     dropGuards(w.cdb);
