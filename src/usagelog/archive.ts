@@ -230,8 +230,10 @@ export function findArchiveManifests(paths: readonly string[]): string[] {
       const found = readdirSync(p).filter((n) => /^usage-log-\d+-\d+\.manifest\.json$/.test(n)).sort();
       if (!found.length) throw new UserError(`archive directory ${p} holds no usage-log-*.manifest.json`);
       out.push(...found.map((n) => path.join(p, n)));
-    } else {
+    } else if (/\.(jsonl|manifest\.json\.asc|manifest\.json)$/.test(p)) {
       out.push(p.replace(/\.(jsonl|manifest\.json\.asc|manifest\.json)$/, '') + '.manifest.json');
+    } else {
+      throw new UserError(`archive ${p}: give an archive's manifest (usage-log-….manifest.json), its records (.jsonl) or a directory of archives`);
     }
   }
   return [...new Set(out.map((p) => path.resolve(p)))];
