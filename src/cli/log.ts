@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { startOfTaipeiDay } from '../domain';
 import { UserError } from '../errors';
@@ -15,7 +15,7 @@ import {
   verifyUsageLog,
   type VerifyReport,
 } from '../usagelog';
-import { actor, type CliContext, collect, parseDate, parseId, printJson } from './context';
+import { actor, type CliContext, collect, parseDate, parseId, printJson, writeOutputFile } from './context';
 
 export const archiveDir = (dataDir: string) => path.join(dataDir, 'archive');
 
@@ -30,13 +30,6 @@ function verifiedLine(r: VerifyReport): string {
 
 function failedLine(seq: number, reason: string, before: number): string {
   return `usage log FAILED verification at seq ${seq}: ${reason} (${before} records before it verified)`;
-}
-
-/** Write a file whole or not at all. */
-function writeWhole(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode: 0o644 });
-  renameSync(tmp, file);
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -102,7 +95,7 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (o) => {
       if (o.export !== undefined) {
         const e = await exportCheckpoints(ctx.cdb, ctx.config.keysDir, ctx.clock.now());
-        writeWhole(o.export, JSON.stringify(e, null, 2) + '\n');
+        writeOutputFile(o.export, JSON.stringify(e, null, 2) + '\n');
         const newest = e.checkpoints[e.checkpoints.length - 1];
         console.log(`${e.checkpoints.length} checkpoint(s) exported to ${o.export}${newest ? ` (newest seq ${newest.seq})` : ''}; keep it off this machine and verify with \`nia-link log verify --checkpoints ${o.export}\``);
         return;

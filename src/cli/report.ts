@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import { renameSync, writeFileSync } from 'node:fs';
 import { UserError } from '../errors';
 import { reportCsv, reportHtml, usageReport } from '../usagelog';
-import { type CliContext, parseDate, parseId } from './context';
+import { type CliContext, parseDate, parseId, writeOutputFile } from './context';
 
 const FORMATS = ['json', 'csv', 'html'] as const;
 
@@ -28,8 +27,6 @@ export function register(program: Command, ctx: CliContext): void {
       );
       const text = o.format === 'csv' ? reportCsv(r) : o.format === 'html' ? reportHtml(r) : JSON.stringify(r, null, 2) + '\n';
       if (o.out === undefined) return void process.stdout.write(text);
-      const tmp = `${o.out}.tmp-${process.pid}`;
-      writeFileSync(tmp, text);
-      renameSync(tmp, o.out);
+      writeOutputFile(o.out, text);
     });
 }
