@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 import type { ControlDb } from '../db';
 import * as archives from '../db/repositories/logArchives';
 import * as repo from '../db/repositories/usageLog';
-import { chainHash, GENESIS_HASH, recordDigestOf, sha256Hex } from './chain';
+import { chainHash, GENESIS_HASH, recordDigestOf, sha256Hex, type LogRecordBody } from './chain';
 
 /** Where a walk of the live log starts: after the newest archive, or at the genesis. */
 export function liveStart(cdb: ControlDb): { seq: number; prevHash: string } {
@@ -18,18 +18,7 @@ export interface ChainBad {
 }
 
 /** A record in its stored form, as archives and evidence packages carry it. */
-export interface StoredRecord {
-  seq: number;
-  at: string;
-  type: string;
-  agency: string | null;
-  linkId: number | null;
-  revision: number | null;
-  actor: string | null;
-  ip: string | null;
-  channel: string | null;
-  object: string | null;
-  detail: string;
+export interface StoredRecord extends LogRecordBody {
   digest: string;
   prevHash: string;
   hash: string;
