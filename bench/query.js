@@ -36,7 +36,7 @@ async function main() {
   const ids = execFileSync('sqlite3', [path.join(data, 'source.db'), 'SELECT person_id FROM entry_exit WHERE record_id % 97 = 0 LIMIT 5000']).toString();
   writeFileSync(path.join(work, 'ids.txt'), ids);
 
-  const svc = spawn(process.execPath, [BIN, '--data-dir', data, 'start', '--role', 'query'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const svc = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_CPU_PROF] : []), BIN, '--data-dir', data, 'start', '--role', 'query'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise((resolve, reject) => {
     let out = '';
     svc.stdout.on('data', (d) => {

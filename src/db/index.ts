@@ -21,6 +21,29 @@ export interface ControlDb {
   close(): void;
 }
 
+/**
+ * The better-sqlite3 connection under a database or transaction handle, for statements on hot paths
+ * prepared once per connection (drizzle prepares a statement anew on every call). drizzle keeps the
+ * connection on the session a transaction shares with its database.
+ */
+export function connectionOf(tx: Db): Database.Database {
+  return (tx as unknown as { session: { client: Database.Database } }).session.client;
+}
+
+/** Something made once per connection from a handle on it (a prepared statement) and kept with it. */
+export function perConnection<T>(make: (tx: Db) => T): (tx: Db) => T {
+  const byConnection = new WeakMap<Database.Database, T>();
+  return (tx) => {
+    const conn = connectionOf(tx);
+    let v = byConnection.get(conn);
+    if (v === undefined) {
+      v = make(tx);
+      byConnection.set(conn, v);
+    }
+    return v;
+  };
+}
+
 export function controlDbFile(dataDir: string): string {
   return path.join(dataDir, 'nia-link.db');
 }

@@ -33,7 +33,7 @@ export async function startQueryServer(opts: { config: Config; service: QuerySer
   app.post<{ Params: { dataset: string } }>('/query/v1/:dataset', async (req, reply) => {
     const socket = req.raw.socket as TLSSocket;
     const peer = socket.getPeerX509Certificate?.();
-    const answer = opts.service.handle({ certFingerprint: peer ? certFingerprint(peer) : null, ip: req.socket.remoteAddress ?? '', dataset: req.params.dataset, body: req.body });
+    const answer = await opts.service.handle({ certFingerprint: peer ? certFingerprint(peer) : null, ip: req.socket.remoteAddress ?? '', dataset: req.params.dataset, body: req.body });
     return reply.code(answer.status).send(answer.body);
   });
   app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: { code: 'not-found', message: 'POST /query/v1/{dataset}; the API is described at /query/v1/openapi.json' } }));

@@ -8,7 +8,7 @@ import { queries } from '../db/repositories';
 import { type Clock, type DatasetCatalog, ipAllowed, mayUse, normaliseIp, taipeiDate } from '../domain';
 import { ident, projection, sourceDbPath } from '../extract';
 import type { LinkState, Registry } from '../registry';
-import { appendLog } from '../usagelog';
+import { appendLog, type LogEntry } from '../usagelog';
 
 export interface QueryRequest {
   /** SHA-256 of the TLS client certificate, or null when the client sent none. */
@@ -50,7 +50,36 @@ export class QueryService {
   /** Unauthenticated refusals logged per IP and minute at most once, so a scanner cannot fill the log. */
   private readonly refusedSeen = new Map<string, number>();
 
+  /** Records waiting for the next group commit, with the answers that wait for them. */
+  private pending: { entry: LogEntry; now: Date; done: (err?: Error) => void }[] = [];
+
   constructor(private readonly d: QueryDeps) {}
+
+  /**
+   * Group commit: the records of every request that arrived in this turn of the event loop go into
+   * one transaction, and each answer is sent only after its record is committed — nothing is
+   * answered unlogged, and the log is not one transaction per look-up.
+   */
+  private log(entry: LogEntry, now: Date): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.pending.length === 0) setImmediate(() => this.flush());
+      this.pending.push({ entry, now, done: (err) => (err ? reject(err) : resolve()) });
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      this.d.cdb.write((tx) => {
+        for (const p of batch) appendLog(tx, p.entry, p.now);
+      });
+    } catch (err) {
+      for (const p of batch) p.done(err as Error);
+      return;
+    }
+    for (const p of batch) p.done();
+  }
 
   /** The keyed hash under which an id goes into the usage log. */
   idHash(id: string): string {
@@ -82,7 +111,7 @@ export class QueryService {
     return true;
   }
 
-  private refuse(req: QueryRequest, s: LinkState | null, status: number, code: string, message: string, extra: Record<string, unknown> = {}): QueryAnswer {
+  private async refuse(req: QueryRequest, s: LinkState | null, status: number, code: string, message: string, extra: Record<string, unknown> = {}): Promise<QueryAnswer> {
     const now = this.d.clock.now();
     const ip = normaliseIp(req.ip);
     const key = `${ip}|${code}`;
@@ -90,14 +119,15 @@ export class QueryService {
     if (s || this.refusedSeen.get(key) !== minute) {
       if (!s) this.refusedSeen.set(key, minute);
       if (this.refusedSeen.size > 10000) this.refusedSeen.clear();
-      this.d.cdb.write((tx) =>
-        appendLog(tx, { type: 'query.refused', agency: s?.agency.code ?? null, linkId: s?.link.id ?? null, revision: s?.link.currentRevision ?? null, actor: req.certFingerprint ? `cert:${req.certFingerprint.slice(0, 16)}` : null, ip, channel: 'online-query', object: req.dataset.slice(0, 64), detail: { code, ...extra } }, now),
+      await this.log(
+        { type: 'query.refused', agency: s?.agency.code ?? null, linkId: s?.link.id ?? null, revision: s?.link.currentRevision ?? null, actor: req.certFingerprint ? `cert:${req.certFingerprint.slice(0, 16)}` : null, ip, channel: 'online-query', object: req.dataset.slice(0, 64), detail: { code, ...extra } },
+        now,
       );
     }
     return err(status, code, message);
   }
 
-  handle(req: QueryRequest): QueryAnswer {
+  async handle(req: QueryRequest): Promise<QueryAnswer> {
     const now = this.d.clock.now();
     const ip = normaliseIp(req.ip);
     if (!req.certFingerprint) return this.refuse(req, null, 401, 'client-certificate.missing', 'a registered TLS client certificate is required');
@@ -136,9 +166,7 @@ export class QueryService {
     }
     const rows = stmt.all(...lookupIds) as unknown[][];
     const records = rows.map((r) => Object.fromEntries(fields.map((f, i) => [f.name, fns[i](r[i])])));
-    this.d.cdb.write((tx) =>
-      appendLog(
-        tx,
+    await this.log(
         {
           type: 'query.answered',
           agency: s.agency.code,
@@ -151,7 +179,6 @@ export class QueryService {
           detail: { ids: lookupIds.length, returned: records.length, reference, idHashes: lookupIds.map((x) => this.idHash(x)), cert: req.certFingerprint },
         },
         now,
-      ),
     );
     return { status: 200, body: { records } };
   }

@@ -1,11 +1,12 @@
-import { asc, eq } from 'drizzle-orm';
-import type { Db } from '../index';
+import { asc, eq, sql } from 'drizzle-orm';
+import { type Db, perConnection } from '../index';
 import { agency } from '../schema';
 
 export type AgencyRow = typeof agency.$inferSelect;
 
 export const byCode = (tx: Db, code: string): AgencyRow | undefined => tx.select().from(agency).where(eq(agency.code, code)).get();
-export const byId = (tx: Db, id: number): AgencyRow | undefined => tx.select().from(agency).where(eq(agency.id, id)).get();
+const byIdQuery = perConnection((tx) => tx.select().from(agency).where(eq(agency.id, sql.placeholder('id'))).prepare());
+export const byId = (tx: Db, id: number): AgencyRow | undefined => byIdQuery(tx).get({ id });
 export const all = (tx: Db): AgencyRow[] => tx.select().from(agency).orderBy(asc(agency.code)).all();
 export function insert(tx: Db, row: Omit<AgencyRow, 'id'>): AgencyRow {
   return tx.insert(agency).values(row).returning().get();

@@ -1,12 +1,14 @@
-import { and, asc, eq } from 'drizzle-orm';
-import type { Db } from '../index';
+import { and, asc, eq, sql } from 'drizzle-orm';
+import { type Db, perConnection } from '../index';
 import { changeRequest, link, linkRevision } from '../schema';
 
 export type LinkRow = typeof link.$inferSelect;
 export type RevisionRow = typeof linkRevision.$inferSelect;
 export type ChangeRow = typeof changeRequest.$inferSelect;
 
-export const byId = (tx: Db, id: number): LinkRow | undefined => tx.select().from(link).where(eq(link.id, id)).get();
+// Read on every login, push and query: prepared once per connection.
+const byIdQuery = perConnection((tx) => tx.select().from(link).where(eq(link.id, sql.placeholder('id'))).prepare());
+export const byId = (tx: Db, id: number): LinkRow | undefined => byIdQuery(tx).get({ id });
 export function list(tx: Db, status?: LinkRow['status']): LinkRow[] {
   return tx.select().from(link).where(status ? eq(link.status, status) : undefined).orderBy(asc(link.id)).all();
 }

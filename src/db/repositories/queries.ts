@@ -1,13 +1,17 @@
 import { sql } from 'drizzle-orm';
-import type { Db } from '../index';
+import { connectionOf, type Db, perConnection } from '../index';
 
 /** Links whose current revision registers this client-certificate fingerprint (online query, R2.1). */
+const linksForCert = perConnection((tx) =>
+  connectionOf(tx)
+    .prepare(
+      `SELECT l.id FROM link l JOIN link_revision r ON r.link_id = l.id AND r.number = l.current_revision
+       WHERE EXISTS (SELECT 1 FROM json_each(r.content, '$.clientCerts') j WHERE j.value = ?) ORDER BY l.id`,
+    )
+    .pluck(),
+);
 export function linksForClientCert(tx: Db, fingerprint: string): number[] {
-  const rows = tx.all<{ id: number }>(
-    sql`SELECT l.id AS id FROM link l JOIN link_revision r ON r.link_id = l.id AND r.number = l.current_revision
-        WHERE EXISTS (SELECT 1 FROM json_each(r.content, '$.clientCerts') j WHERE j.value = ${fingerprint}) ORDER BY l.id`,
-  );
-  return rows.map((r) => r.id);
+  return linksForCert(tx).all(fingerprint) as number[];
 }
 
 export interface QueryRecord {

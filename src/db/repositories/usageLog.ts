@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, gte, inArray, lte, type SQL } from 'drizzle-orm';
 import type Database from 'better-sqlite3';
-import type { ControlDb, Db } from '../index';
+import { connectionOf, type ControlDb, type Db, perConnection } from '../index';
 import { usageLog } from '../schema';
 
 export type UsageLogRow = typeof usageLog.$inferSelect;
@@ -8,31 +8,18 @@ export type UsageLogRow = typeof usageLog.$inferSelect;
 const COLUMNS = 'seq, at, type, agency, link_id AS linkId, revision, actor, ip, channel, object, detail, digest, prev_hash AS prevHash, hash';
 const RAW_COLUMNS = 'seq, at, type, agency, link_id, revision, actor, ip, channel, object, detail, digest, prev_hash, hash';
 
-interface AppendStatements {
-  head: Database.Statement;
-  anchor: Database.Statement;
-  insert: Database.Statement;
-}
-const appendStatements = new WeakMap<Database.Database, AppendStatements>();
-
 /**
- * Every action appends a record: its two statements are prepared once per connection (drizzle would
+ * Every action appends a record: its statements are prepared once per connection (drizzle would
  * prepare them anew on each call, which costs more than the hashing).
  */
-function statements(tx: Db): AppendStatements {
-  // drizzle keeps the better-sqlite3 connection on the session a transaction shares with its database.
-  const client = (tx as unknown as { session: { client: Database.Database } }).session.client;
-  let s = appendStatements.get(client);
-  if (!s) {
-    s = {
-      head: client.prepare('SELECT seq, hash FROM usage_log ORDER BY seq DESC LIMIT 1'),
-      anchor: client.prepare('SELECT to_seq AS seq, last_hash AS hash FROM log_archive ORDER BY to_seq DESC LIMIT 1'),
-      insert: client.prepare(`INSERT INTO usage_log (${RAW_COLUMNS}) VALUES (@seq, @at, @type, @agency, @linkId, @revision, @actor, @ip, @channel, @object, @detail, @digest, @prevHash, @hash)`),
-    };
-    appendStatements.set(client, s);
-  }
-  return s;
-}
+const statements = perConnection((tx) => {
+  const client = connectionOf(tx);
+  return {
+    head: client.prepare('SELECT seq, hash FROM usage_log ORDER BY seq DESC LIMIT 1'),
+    anchor: client.prepare('SELECT to_seq AS seq, last_hash AS hash FROM log_archive ORDER BY to_seq DESC LIMIT 1'),
+    insert: client.prepare(`INSERT INTO usage_log (${RAW_COLUMNS}) VALUES (@seq, @at, @type, @agency, @linkId, @revision, @actor, @ip, @channel, @object, @detail, @digest, @prevHash, @hash)`),
+  };
+});
 
 /**
  * The newest record's seq and hash: where the next record chains on. When every record has been
