@@ -1,5 +1,6 @@
 import { type Job, UnrecoverableError } from 'bullmq';
-import { type ExtractService, PermanentError } from '../src/extract';
+import type { ExtractService } from '../src/extract';
+import { PermanentError } from '../src/errors';
 
 export interface BuildExtractData {
   linkId: number;

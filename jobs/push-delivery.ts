@@ -1,5 +1,6 @@
 import { type Job, UnrecoverableError } from 'bullmq';
-import { type PushJob, PushRefused, type PushService } from '../src/delivery';
+import { type PushJob, type PushService } from '../src/delivery';
+import { PermanentError } from '../src/errors';
 
 /** Queue `deliver`: one push channel of one delivery. Refusals (host key, auth, channel removed) are not retried. */
 export function pushDeliveryProcessor(service: PushService) {
@@ -8,7 +9,7 @@ export function pushDeliveryProcessor(service: PushService) {
     try {
       await service.run(job.data, { attempt, finalAttempt: attempt >= (job.opts.attempts ?? 1) });
     } catch (err) {
-      if (err instanceof PushRefused) throw new UnrecoverableError(err.message);
+      if (err instanceof PermanentError) throw new UnrecoverableError(err.message);
       throw err;
     }
   };

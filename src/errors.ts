@@ -12,6 +12,20 @@ export class UserError extends Error {
   }
 }
 
+/**
+ * A failure no retry can fix (link not usable, agency key expired, host key mismatch): a job that
+ * meets one stops at once instead of backing off and trying again.
+ */
+export class PermanentError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'PermanentError';
+  }
+}
+
 export function isUserError(err: unknown): err is UserError {
   return err instanceof UserError;
 }

@@ -9,17 +9,15 @@ import { KEY_FILES, sshFingerprint } from '../crypto';
 import { type Clock, ipAllowed, mayUse, normaliseIp, type PushEndpoint, taipeiDate } from '../domain';
 import type { DeliveryView, ExtractService } from '../extract';
 import type { LinkState, Registry } from '../registry';
+import { PermanentError } from '../errors';
 import { appendLog } from '../usagelog';
 
 export const PUSH_CHANNELS = ['sftp-push', 'email'] as const;
 export type PushChannel = (typeof PUSH_CHANNELS)[number];
 
-/** No retry can fix it (host key mismatch, authentication refused, channel removed): stop at once. */
-export class PushRefused extends Error {
-  constructor(message: string, readonly code: string) {
-    super(message);
-    this.name = 'PushRefused';
-  }
+/** A push no retry can fix (host key mismatch, authentication refused, channel removed): logged as refused. */
+export class PushRefused extends PermanentError {
+  override readonly name = 'PushRefused';
 }
 
 export interface PushContext {

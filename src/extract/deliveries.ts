@@ -6,19 +6,12 @@ import type { ControlDb } from '../db';
 import { credentials, deliveries, links } from '../db/repositories';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey } from '../crypto';
 import { addDays, type Clock, formatField, formatFieldList, mayUse, startOfTaipeiDay, taipeiDate } from '../domain';
-import { isUserError } from '../errors';
+import { isUserError, PermanentError } from '../errors';
 import type { LinkState, Registry } from '../registry';
 import { appendLog } from '../usagelog';
 import { buildExtract } from './build';
 import type { ExtractSource } from './source';
 
-/** A failure that no retry can fix (link not usable, agency key expired): the job stops at once. */
-export class PermanentError extends Error {
-  constructor(message: string, readonly code: string) {
-    super(message);
-    this.name = 'PermanentError';
-  }
-}
 
 export interface ExtractRequest {
   /** The job's id: a job that runs again finds its delivery instead of making a second one. */

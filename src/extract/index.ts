@@ -1,4 +1,5 @@
-export { ExtractService, PermanentError, CONFIDENTIALITY_NOTICE, type DeliveryView, type ExtractRequest } from './deliveries';
+export { PermanentError } from '../errors';
+export { ExtractService, CONFIDENTIALITY_NOTICE, type DeliveryView, type ExtractRequest } from './deliveries';
 export { SqliteSource, sourceDbPath, type ExtractSource } from './source';
 export { buildExtract } from './build';
 export { mask, valueFn } from './transforms';
