@@ -4,6 +4,7 @@ CREATE TABLE `operator` (
 	`role` text NOT NULL,
 	`password_hash` text NOT NULL,
 	`totp_secret` text,
+	`totp_last_step` integer,
 	`disabled` integer NOT NULL,
 	`failed_logins` integer NOT NULL,
 	`locked_until` text,

@@ -378,6 +378,8 @@ export const operator = sqliteTable('operator', {
   passwordHash: text('password_hash').notNull(),
   // Base32 secret of RFC 6238 TOTP; null = password only.
   totpSecret: text('totp_secret'),
+  // The last time step a code was accepted for: a code works once.
+  totpLastStep: integer('totp_last_step'),
   disabled: integer('disabled', { mode: 'boolean' }).notNull(),
   // Consecutive failed logins; reaching the limit locks the operator until locked_until.
   failedLogins: integer('failed_logins').notNull(),
