@@ -85,7 +85,8 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
         frameAncestors: ["'none'"],
       },
     },
-    referrerPolicy: { policy: 'no-referrer' },
+    // Not no-referrer: with it, browsers send `Origin: null` on our own form posts, and the origin check needs the real one.
+    referrerPolicy: { policy: 'same-origin' },
     frameguard: { action: 'deny' },
     crossOriginResourcePolicy: { policy: 'same-origin' },
   });

@@ -35,5 +35,6 @@ export interface ConsoleContext extends HttpDeps {
 }
 
 export function viewOf(req: FastifyRequest): View {
-  return { t: translator(req.lang), lang: req.lang, op: req.operator, path: req.url };
+  // The language switch of a page answering a form post leads to the overview, not back to the post.
+  return { t: translator(req.lang), lang: req.lang, op: req.operator, path: req.method === 'GET' ? req.url : '/' };
 }

@@ -81,6 +81,7 @@ const M = {
   pgpKey: ['PGP 金鑰指紋', 'PGP key fingerprint'],
   pushTarget: ['推送目的地', 'Push target'],
   email: ['電子郵件', 'E-mail'],
+  rulesDocument: ['管理規定文件', 'Management rules document'],
   approvedAt: ['核准時間', 'Approved at'],
   approvedBy: ['核准者', 'Approved by'],
   statusReason: ['狀態原因', 'Reason'],

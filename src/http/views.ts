@@ -52,9 +52,10 @@ const can = (v: View, ...roles: string[]) => v.op !== null && roles.includes(v.o
 
 function table(head: Value[], rows: Value[][], empty: string): Html {
   if (rows.length === 0) return html`<p class="muted">${empty}</p>`;
-  return html`<table><thead><tr>${head.map((h) => html`<th>${h}</th>`)}</tr></thead><tbody>${rows.map((r) => html`<tr>${r.map((c) => (c instanceof Html && c.text.startsWith('<td') ? c : html`<td>${c}</td>`))}</tr>`)}</tbody></table>`;
+  return html`<table><thead><tr>${head.map((h) => (h instanceof Html && h.text.startsWith('<th') ? h : html`<th>${h}</th>`))}</tr></thead><tbody>${rows.map((r) => html`<tr>${r.map((c) => (c instanceof Html && c.text.startsWith('<td') ? c : html`<td>${c}</td>`))}</tr>`)}</tbody></table>`;
 }
 const numCell = (n: number | null | undefined) => html`<td class="num">${num(n)}</td>`;
+const numHead = (label: string) => html`<th class="num">${label}</th>`;
 const monoCell = (s: string | null | undefined) => html`<td class="mono">${s ?? ''}</td>`;
 
 function kv(rows: [string, Value][]): Html {
@@ -89,7 +90,7 @@ export function layout(v: View, title: string, body: Html, flash?: { ok: boolean
     : html`<nav></nav><div class="who"><a href="${langSwitch(v)}">${v.t('language')}</a></div>`;
   return html`<!DOCTYPE html>
 <html lang="${v.lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>${title} · ${v.t('title')}</title><link rel="stylesheet" href="${CSS_URL}"></head>
+<link rel="icon" href="data:,"><title>${title} · ${v.t('title')}</title><link rel="stylesheet" href="${CSS_URL}"></head>
 <body><header class="top"><span class="brand">${v.t('title')}</span>${nav}</header>
 <main>${flash ? html`<div class="flash ${flash.ok ? 'ok' : 'bad'}" role="status">${flash.text}</div>` : ''}${body}</main>
 <footer>nia-link · 內政部移民署 National Immigration Agency</footer></body></html>`.text;
@@ -114,7 +115,7 @@ export function loginPage(v: View, o: { next: string; error?: string; username?:
 
 function queueTable(v: View, queues: QueueDepth[]): Html {
   return table(
-    [v.t('queue'), html`<span class="num">${v.t('waiting')}</span>`, v.t('active'), v.t('delayed'), v.t('failed'), v.t('completed'), v.t('status')],
+    [v.t('queue'), numHead(v.t('waiting')), numHead(v.t('active')), numHead(v.t('delayed')), numHead(v.t('failed')), numHead(v.t('completed')), v.t('status')],
     queues.map((q) => [html`<a href="/queues/queue/${q.queue}">${q.queue}</a>`, numCell(q.waiting + q.prioritized), numCell(q.active), numCell(q.delayed), numCell(q.failed), numCell(q.completed), q.paused ? badge('failed', v.t('paused')) : badge('ok', v.t('active'))]),
     v.t('none'),
   );
@@ -130,7 +131,7 @@ function calendarTable(v: View, entries: CalendarEntry[]): Html {
 
 function anomalyTable(v: View, rows: AnomalyRow[]): Html {
   return table(
-    [v.t('id'), v.t('rule'), v.t('link'), v.t('agency'), v.t('ip'), v.t('summary'), html`<span class="num">${v.t('count')}</span>`, v.t('firstLast'), v.t('status')],
+    [v.t('id'), v.t('rule'), v.t('link'), v.t('agency'), v.t('ip'), v.t('summary'), numHead(v.t('count')), v.t('firstLast'), v.t('status')],
     rows.map((a) => [a.id, a.rule, a.linkId ? linkTo(a.linkId) : '', a.agency, a.ip, a.summary, numCell(a.count), html`${taipeiTime(a.firstAt)}<br>${taipeiTime(a.lastAt)}`, badge(a.status, a.status)]),
     v.t('none'),
   );
@@ -202,9 +203,31 @@ ${table(
   );
 }
 
+/** Revision items (the application form's) under the names the rest of the console uses. */
+const ITEM_LABELS: Record<string, MessageKey> = {
+  dataset: 'dataset',
+  fields: 'fields',
+  legalBasis: 'legalBasis',
+  purpose: 'purpose',
+  department: 'department',
+  officer: 'officer',
+  supervisor: 'supervisor',
+  period: 'period',
+  disposal: 'disposal',
+  methods: 'channels',
+  allowIps: 'allowIps',
+  account: 'account',
+  push: 'pushTarget',
+  email: 'email',
+  schedule: 'schedule',
+  pgpFingerprint: 'pgpKey',
+  rulesDocument: 'rulesDocument',
+  stopOn: 'endsOn',
+};
+
 function diffTable(v: View, r: RevisionDiff): Html {
   if (r.changes.length === 0) return html`<p class="muted">${v.t('noDifference')}</p>`;
-  return table([v.t('item'), v.t('before'), v.t('after')], r.changes.map((c) => [c.item, c.before ?? '—', c.after ?? '—']), v.t('none'));
+  return table([v.t('item'), v.t('before'), v.t('after')], r.changes.map((c) => [ITEM_LABELS[c.item] ? v.t(ITEM_LABELS[c.item]) : c.item, c.before ?? '—', c.after ?? '—']), v.t('none'));
 }
 
 function findingTable(v: View, rows: { id: number; linkId: number; text: string; deadline: string; status: string; remediatedOn: string | null }[]): Html {
@@ -217,7 +240,7 @@ function findingTable(v: View, rows: { id: number; linkId: number; text: string;
 
 function deliveryTable(v: View, rows: DeliveryView[]): Html {
   return table(
-    [v.t('delivery'), v.t('link'), v.t('revision'), v.t('status'), v.t('mode'), v.t('trigger'), html`<span class="num">${v.t('rows')}</span>`, v.t('bytes'), v.t('createdAt'), v.t('channels')],
+    [v.t('delivery'), v.t('link'), v.t('revision'), v.t('status'), v.t('mode'), v.t('trigger'), numHead(v.t('rows')), v.t('bytes'), v.t('createdAt'), v.t('channels')],
     rows.map((d) => [
       html`<a href="/deliveries/${d.id}">#${d.id}</a>`,
       linkTo(d.link),
@@ -347,7 +370,7 @@ ${kv([
 ])}
 <h2>${v.t('pushOutcomes')}</h2>
 ${table(
-  [v.t('channel'), v.t('status'), html`<span class="num">${v.t('attempts')}</span>`, v.t('time'), v.t('detail'), v.t('error')],
+  [v.t('channel'), v.t('status'), numHead(v.t('attempts')), v.t('time'), v.t('detail'), v.t('error')],
   Object.entries(d.channels).map(([c, raw]) => {
     const o = raw as Record<string, unknown>;
     const detail = [o.remotePath, o.messageId, Array.isArray(o.recipients) ? (o.recipients as string[]).join(', ') : null].filter(Boolean).join(' ');

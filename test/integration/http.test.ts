@@ -252,7 +252,7 @@ describe('state-changing requests', () => {
     expect(api.link.revision).toBe(2);
     expect(api.revisions[0]).toMatchObject({ number: 2, changeRequestId: changeId, changes: [{ item: 'officer', before: '王小明', after: '林小華' }] });
     const page = await as('auditor', 'GET', `/links/${linkId}?lang=en`);
-    expect(page.body).toMatch(/<td>officer<\/td><td>王小明<\/td><td>林小華<\/td>/);
+    expect(page.body).toMatch(/<td>Case officer<\/td><td>王小明<\/td><td>林小華<\/td>/);
     expect(logOf('change.approved').at(-1)).toMatchObject({ actor: OPERATORS.admin, linkId, revision: 2 });
   });
 });

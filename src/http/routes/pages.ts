@@ -39,7 +39,7 @@ const cell = (v: unknown) => {
  */
 export async function pageRoutes(app: FastifyInstance, ctx: ConsoleContext): Promise<void> {
   const { data, actions, operators, config, cdb, clock } = ctx;
-  protect(app, ctx, { kind: 'page' });
+  protect(app, { ...ctx, forbiddenPage: (req) => views.messagePage(viewOf(req), viewOf(req).t('refused'), viewOf(req).t('forbidden')) }, { kind: 'page' });
   type Id = { Params: { id: number } };
 
   app.get('/', { config: { roles: ALL_ROLES } }, async (req, reply) => send(reply, views.overviewPage(viewOf(req), await data.overview())));

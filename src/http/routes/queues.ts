@@ -68,7 +68,8 @@ export async function queueRoutes(app: FastifyInstance, ctx: ConsoleContext): Pr
       return reply.redirect(READ_ONLY_PATH + req.url.slice(QUEUES_PATH.length), 303);
     }
   });
-  // bull-board's UI sets styles from script (its own files only); scripts stay 'self'.
+  // bull-board's UI injects <style> elements and style attributes at run time (blocked, it renders
+  // unstyled): styles may be inline here, scripts still only from our origin.
   app.addHook('onSend', async (_req, reply) => {
     reply.header('Content-Security-Policy', "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'");
   });
