@@ -83,7 +83,7 @@ export function sessionToken(req: FastifyRequest, mode: Config['http']['secureCo
 // ---- the same-origin check of state-changing requests ----
 
 /** The origin the browser sees for this request. */
-export const ownOrigin = (req: FastifyRequest) => `${req.protocol}://${req.headers.host ?? ''}`;
+export const ownOrigin = (req: FastifyRequest) => `${req.protocol}://${req.host}`;
 
 /**
  * Where the request says it comes from: 'same', 'cross', or 'unknown' when the browser sent neither

@@ -216,8 +216,8 @@ export class ConsoleData {
       deliveries: { total: sum('n'), built: sum('n', ['built', 'purged']), failed: sum('n', ['failed']), rows: sum('rows', ['built', 'purged']), bytes: sum('bytes', ['built', 'purged']) },
       failures: { deliveries: todays.filter((d) => d.status === 'failed').map((d) => ({ delivery: d.id, link: d.link, error: d.error })), pushes: failedPushes },
       queues: await this.queueDepths(),
-      anomalies: this.anomalies({ status: 'open' }).slice(0, 10),
-      openAnomalies: this.anomalies({ status: 'open' }).length,
+      anomalies: listAnomalies(this.d.cdb, { status: 'open', limit: 10 }),
+      openAnomalies: consoleQueries.openAnomalies(this.d.cdb.db),
       overdueFindings: findings.filter((f) => f.status === 'overdue'),
       deadlines: this.calendar(30),
       pendingLinks: this.d.services.registry.list('pending').length,
@@ -245,7 +245,7 @@ export class ConsoleData {
       sftpSessions: consoleQueries.actorsSince(db, ['auth.succeeded', 'file.downloaded'], 'sftp-pull', new Date(now.getTime() - opts.sftpIdleSec * 1000).toISOString()),
       log: { records: bounds.n, head: bounds.head ?? 0, dbBytes },
       links: links.reduce<Record<string, number>>((m, l) => ((m[l.status] = (m[l.status] ?? 0) + 1), m), {}),
-      openAnomalies: listAnomalies(this.d.cdb, { status: 'open', limit: 100000 }).length,
+      openAnomalies: consoleQueries.openAnomalies(db),
       overdueFindings: this.findings().filter((f) => f.status === 'overdue').length,
     };
   }

@@ -131,14 +131,25 @@ export class OperatorService {
     return this.change(username, 'operator.password-set', actor, { passwordHash: hash, passwordChangedAt: this.clock.now().toISOString(), failedLogins: 0, lockedUntil: null }, true);
   }
 
+  /** Someone must still be able to approve links and manage operators. */
+  private keepAnAdmin(o: operators.OperatorRow): void {
+    if (o.role !== 'admin' || o.disabled) return;
+    const others = operators.all(this.cdb.db).filter((x) => x.role === 'admin' && !x.disabled && x.id !== o.id);
+    if (others.length === 0) throw new UserError(`'${o.username}' is the last enabled admin: add another admin first`, 'operator.last-admin');
+  }
+
   setRole(username: string, role: string, actor: string): OperatorView {
     if (!(OPERATOR_ROLES as readonly string[]).includes(role)) throw new UserError(`role '${printable(role)}': one of ${OPERATOR_ROLES.join(', ')}`, 'operator.role');
     const o = this.find(username);
+    if (o.role === role) throw new UserError(`operator '${username}' is ${role} already`, 'operator.unchanged');
+    this.keepAnAdmin(o);
     return this.change(username, 'operator.role-set', actor, { role: role as OperatorRole }, true, { from: o.role, to: role });
   }
 
   disable(username: string, actor: string): OperatorView {
-    if (this.find(username).disabled) throw new UserError(`operator '${username}' is disabled already`, 'operator.unchanged');
+    const o = this.find(username);
+    if (o.disabled) throw new UserError(`operator '${username}' is disabled already`, 'operator.unchanged');
+    this.keepAnAdmin(o);
     return this.change(username, 'operator.disabled', actor, { disabled: true }, true);
   }
 

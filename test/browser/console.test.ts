@@ -117,6 +117,9 @@ it('bull-board opens behind the login, read-only for an auditor', async () => {
   await op.page.goto(`${base}/queues`);
   await op.page.waitForSelector('text=deliver', { timeout: 15000 });
   await expect(op.page.title()).resolves.toBe('nia-link queues');
+  await op.page.click('text=deliver');
+  await op.page.waitForLoadState('networkidle');
+  await op.page.screenshot({ path: path.join(SHOTS, 'queues.png') });
   const auditor = await loggedIn(OPERATORS.auditor);
   await auditor.page.goto(`${base}/queues`);
   expect(new URL(auditor.page.url()).pathname).toBe('/queues/read-only');

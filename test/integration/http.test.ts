@@ -255,6 +255,17 @@ describe('state-changing requests', () => {
     expect(page.body).toMatch(/<td>Case officer<\/td><td>王小明<\/td><td>林小華<\/td>/);
     expect(logOf('change.approved').at(-1)).toMatchObject({ actor: OPERATORS.admin, linkId, revision: 2 });
   });
+
+  it('an admin disables an operator after confirming, but not themselves', async () => {
+    const self = await as('admin', 'POST', `/operators/${OPERATORS.admin}/disable`, { confirm: 'yes' });
+    expect(self.statusCode).toBe(409);
+    expect(self.body).toContain('you cannot disable yourself');
+    expect((await as('admin', 'GET', '/operators/lou/disable')).body).toContain('action="/operators/lou/disable"');
+    expect((await as('admin', 'POST', '/operators/lou/disable', { confirm: 'yes' })).statusCode).toBe(303);
+    expect((await login('lou')).statusCode).toBe(401);
+    expect(JSON.parse(logOf('operator.action').at(-1)!.detail)).toMatchObject({ action: 'operator.disable', status: 303 });
+    expect(JSON.parse(logOf('operator.action').at(-2)!.detail)).toMatchObject({ action: 'operator.disable', status: 409, error: 'you cannot disable yourself' });
+  });
 });
 
 describe('what pages show', () => {

@@ -1,6 +1,6 @@
 import { and, desc, eq, gte, like, lt, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../index';
-import { delivery, usageLog } from '../schema';
+import { anomaly, delivery, usageLog } from '../schema';
 import type { UsageLogRow } from './usageLog';
 
 /** Read-only queries of the operator console: usage-log search pages and the figures of /metrics. */
@@ -88,3 +88,6 @@ export function pushOutcomes(tx: Db, fromAt?: string): { channel: string; status
     ${fromAt !== undefined ? sql`WHERE ${delivery.createdAt} >= ${fromAt}` : sql``}
     GROUP BY 1, 2`);
 }
+
+/** Anomalies still open (neither dismissed nor turned into a finding). */
+export const openAnomalies = (tx: Db): number => tx.select({ n: sql<number>`count(*)` }).from(anomaly).where(eq(anomaly.status, 'open')).get()?.n ?? 0;

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { LinkStatus } from '../../domain';
 import { csvLine } from '../../extract';
+import { UserError } from '../../errors';
 import { appendLog, RULES } from '../../usagelog';
 import { ADMIN, ALL_ROLES, AUDIT, OPERATE, cookie, protect, secureRequest, sessionCookieName } from '../auth';
 import { type ConsoleContext, viewOf } from '../context';
@@ -142,6 +143,7 @@ export async function pageRoutes(app: FastifyInstance, ctx: ConsoleContext): Pro
   for (const act of ['unlock', 'enable', 'disable'] as const) {
     app.post<Name>(`/operators/:username/${act}`, { config: { roles: ADMIN }, schema: { params: NAME_PARAMS, ...(act === 'disable' ? { body: CONFIRM_BODY } : {}) } }, async (req, reply) => {
       req.audit = { object: `operator:${req.params.username}`, detail: { action: `operator.${act}` } };
+      if (act === 'disable' && req.params.username === req.operator!.username) throw new UserError('you cannot disable yourself', 'operator.self');
       operators[act](req.params.username, req.operator!.username);
       return reply.redirect('/operators?done=done', 303);
     });
