@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import { statSync } from 'node:fs';
 import type { ControlDb } from '../db';
 import { agencies as agencyRepo, consoleQueries, type usageLog } from '../db/repositories';
-import { addDays, type Clock, findingStatus, formatField, type FieldSpec, type LinkStatus, startOfTaipeiDay, taipeiDate } from '../domain';
+import { addDays, type Clock, findingStatus, formatField, type FieldSpec, type LinkStatus, type PushEndpoint, startOfTaipeiDay, taipeiDate } from '../domain';
 import type { DeliveryView } from '../extract';
 import type { LinkView } from '../registry';
 import type { Services } from '../services';
@@ -43,10 +43,15 @@ export interface LogQuery {
   limit?: number;
 }
 
+/** An sftp-push endpoint as one line: user@host:port/dir (pinned host key). */
+export const pushTarget = (p: PushEndpoint): string => `${p.user}@${p.host}:${p.port}${p.dir} (${p.fingerprint})`;
+
 /** How a revision item reads on a page: field lists as the CLI writes them, other lists comma-separated. */
 function showItem(key: string, v: unknown): string | null {
   if (v === null || v === undefined) return null;
   if (key === 'fields' && Array.isArray(v)) return (v as FieldSpec[]).map(formatField).join(', ');
+  if (key === 'period') return `${(v as { from: string }).from} – ${(v as { to: string }).to}`;
+  if (key === 'push') return pushTarget(v as PushEndpoint);
   if (Array.isArray(v)) return v.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join(', ');
   if (typeof v === 'object') return JSON.stringify(v);
   return String(v);

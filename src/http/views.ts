@@ -3,7 +3,7 @@ import type { DeliveryView } from '../extract';
 import type { LinkView } from '../registry';
 import type { AnomalyRow } from '../usagelog';
 import { CSS_URL } from './assets';
-import type { CalendarEntry, ConsoleData, QueueDepth, RevisionDiff } from './data';
+import { type CalendarEntry, type ConsoleData, pushTarget, type QueueDepth, type RevisionDiff } from './data';
 import { Html, html, qs, type Value } from './html';
 import type { Lang, MessageKey, T } from './i18n';
 import type { ConsoleSession, OperatorView } from './operators';
@@ -265,7 +265,7 @@ export function linkPage(v: View, p: LinkPage, flash: { ok: boolean; text: strin
     actions.push(html`<a class="button" href="/links/${l.id}/approve">${v.t('approve')}</a>`, html`<a class="button danger" href="/links/${l.id}/reject">${v.t('reject')}</a>`);
   }
   if (admin && l.status === 'active') actions.push(html`<a class="button danger" href="/links/${l.id}/suspend">${v.t('suspend')}</a>`);
-  const push = l.push ? `${l.push.user}@${l.push.host}:${l.push.port}${l.push.dir} (${l.push.fingerprint})` : null;
+  const push = l.push ? pushTarget(l.push) : null;
   return layout(
     v,
     `${v.t('link')} #${l.id}`,

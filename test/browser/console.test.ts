@@ -69,12 +69,12 @@ it('an admin sees the overview and a delivered link with its revision history (s
   await expect(row.locator('.badge').first().textContent()).resolves.toBe('active');
   await Promise.all([page.waitForNavigation(), row.locator(`a[href="/links/${cw.delivered.linkId}"]`).click()]);
   await expect(page.locator('h1').textContent()).resolves.toContain(`Link #${cw.delivered.linkId}`);
-  await page.screenshot({ path: path.join(SHOTS, 'link.png'), fullPage: true });
 
   // Zh-TW is the default language; the switch is remembered.
   await page.click('text=中文');
   await expect(page.locator('html').getAttribute('lang')).resolves.toBe('zh-TW');
   await expect(page.locator('h2').first().textContent()).resolves.toBe('異動申請');
+  await page.screenshot({ path: path.join(SHOTS, 'link.png'), fullPage: true });
   await context.close();
 });
 
