@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import { statSync } from 'node:fs';
 import type { ControlDb } from '../db';
-import { agencies as agencyRepo, consoleQueries, type usageLog } from '../db/repositories';
+import { agencies as agencyRepo, consoleQueries, logCheckpoints, type usageLog } from '../db/repositories';
 import { addDays, type Clock, findingStatus, formatField, type FieldSpec, type LinkStatus, type PushEndpoint, startOfTaipeiDay, taipeiDate } from '../domain';
 import type { DeliveryView } from '../extract';
 import type { LinkView } from '../registry';
@@ -29,6 +29,12 @@ export interface CalendarEntry {
   agency: string | null;
   text: string;
   overdue: boolean;
+}
+
+export interface LogStatus {
+  headSeq: number | null;
+  checkpoint: { seq: number; at: string } | null;
+  verified: { at: string; actor: string | null; ok: boolean } | null;
 }
 
 export interface LogQuery {
@@ -162,6 +168,19 @@ export class ConsoleData {
 
   verifyLog() {
     return verifyLog(this.d.cdb);
+  }
+
+  /** The log's state without walking it: its head, the newest signed checkpoint, the last verification from the console. */
+  logStatus(): LogStatus {
+    const db = this.d.cdb.db;
+    const head = consoleQueries.searchLog(db, { limit: 1 }).rows[0];
+    const cp = logCheckpoints.newest(db);
+    const v = consoleQueries.searchLog(db, { type: 'usage-log.verified', limit: 1 }).rows[0];
+    return {
+      headSeq: head?.seq ?? null,
+      checkpoint: cp ? { seq: cp.seq, at: cp.at } : null,
+      verified: v ? { at: v.at, actor: v.actor, ok: (JSON.parse(v.detail) as { ok?: boolean }).ok === true } : null,
+    };
   }
 
   findings(linkId?: number) {

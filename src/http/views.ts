@@ -3,7 +3,7 @@ import type { DeliveryView } from '../extract';
 import type { LinkView } from '../registry';
 import type { AnomalyRow } from '../usagelog';
 import { CSS_URL } from './assets';
-import { type CalendarEntry, type ConsoleData, pushTarget, type QueueDepth, type RevisionDiff } from './data';
+import { type CalendarEntry, type ConsoleData, type LogStatus, pushTarget, type QueueDepth, type RevisionDiff } from './data';
 import { Html, html, qs, type Value } from './html';
 import type { Lang, MessageKey, T } from './i18n';
 import type { ConsoleSession, OperatorView } from './operators';
@@ -398,6 +398,7 @@ export interface LogPageInput {
   types: string[];
   agencies: string[];
   verify?: { ok: boolean; records: number; lastSeq: number | null; bad?: { seq: number; reason: string } };
+  status: LogStatus;
 }
 
 export function logPage(v: View, p: LogPageInput): string {
@@ -409,6 +410,7 @@ export function logPage(v: View, p: LogPageInput): string {
     v.t('usageLog'),
     html`<h1>${v.t('usageLog')}</h1>
 ${p.verify ? html`<div class="flash ${p.verify.ok ? 'ok' : 'bad'}" role="status">${p.verify.ok ? html`${v.t('chainOk')}: ${num(p.verify.records)} ${v.t('records')}` : html`${v.t('chainBad')} ${p.verify.bad?.seq}: ${p.verify.bad?.reason}`}</div>` : ''}
+<p class="muted">${v.t('logHead')} ${p.status.headSeq ?? '—'} · ${v.t('newestCheckpoint')} ${p.status.checkpoint ? `${p.status.checkpoint.seq} (${taipeiTime(p.status.checkpoint.at)})` : v.t('none')} · ${v.t('lastVerified')} ${p.status.verified ? html`${taipeiTime(p.status.verified.at)} ${p.status.verified.actor ?? ''} ${badge(p.status.verified.ok ? 'ok' : 'failed', p.status.verified.ok ? 'ok' : 'FAILED')}` : v.t('none')}</p>
 <form class="filters" method="get" action="/log">
 <label>${v.t('link')}<input name="link" value="${f.link ?? ''}" inputmode="numeric" size="6"></label>
 <label>${v.t('agency')}<select name="agency">${option('', !f.agency)}${p.agencies.map((a) => option(a, f.agency === a))}</select></label>

@@ -322,6 +322,9 @@ describe('what pages show', () => {
     expect((await as('auditor', 'GET', '/api/usage-log?from=2026-02-30')).statusCode).toBe(400);
     const verify = await as('auditor', 'GET', '/log?verify=1&lang=en');
     expect(verify.body).toContain('The chain verifies');
+    const status = (await as('auditor', 'GET', '/api/usage-log/status')).json();
+    expect(status).toMatchObject({ checkpoint: null, verified: { actor: OPERATORS.auditor, ok: true } });
+    expect(status.headSeq).toBeGreaterThan(0);
     const csv = await as('auditor', 'GET', '/log/export.csv?type=auth.failed');
     expect(csv.headers['content-type']).toMatch(/^text\/csv/);
     expect(csv.body.split('\r\n')[0]).toBe('seq,at,type,agency,link_id,revision,actor,ip,channel,object,detail,hash');

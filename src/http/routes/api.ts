@@ -58,6 +58,7 @@ export async function apiRoutes(app: FastifyInstance, ctx: ConsoleContext): Prom
     const page = data.log(logQuery(req.query));
     return { records: page.rows.map((r) => ({ ...r, detail: JSON.parse(r.detail) as unknown })), before: page.before };
   });
+  app.get('/usage-log/status', { config: { roles: AUDIT } }, async () => data.logStatus());
   app.get('/usage-log/verify', { config: { roles: AUDIT } }, async (req) => {
     const r = data.verifyLog();
     cdb.write((tx) => appendLog(tx, { type: 'usage-log.verified', actor: req.operator!.username, ip: req.ip, channel: CONSOLE, detail: { ok: r.ok, records: r.records, ...(r.bad ? { bad: r.bad } : {}) } }, clock.now()));

@@ -105,7 +105,7 @@ export async function pageRoutes(app: FastifyInstance, ctx: ConsoleContext): Pro
     const page = data.log(q);
     const verify = req.query.verify ? data.verifyLog() : undefined;
     if (verify) cdb.write((tx) => appendLog(tx, { type: 'usage-log.verified', actor: req.operator!.username, ip: req.ip, channel: CONSOLE, detail: { ok: verify.ok, records: verify.records, ...(verify.bad ? { bad: verify.bad } : {}) } }, clock.now()));
-    return send(reply, views.logPage(viewOf(req), { filters: q, rows: page.rows, before: page.before, types: data.logTypes(), agencies: data.agencies().map((a) => a.code), verify }));
+    return send(reply, views.logPage(viewOf(req), { filters: q, rows: page.rows, before: page.before, types: data.logTypes(), agencies: data.agencies().map((a) => a.code), verify, status: data.logStatus() }));
   });
 
   const EXPORT_MAX = 100_000;
