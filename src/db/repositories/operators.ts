@@ -1,4 +1,4 @@
-import { and, asc, eq, lt, or } from 'drizzle-orm';
+import { asc, eq, lt, or } from 'drizzle-orm';
 import type { Db } from '../index';
 import { operator, operatorSession } from '../schema';
 
@@ -24,5 +24,3 @@ export const deleteSessionsOf = (tx: Db, operatorId: number): number => tx.delet
 export function deleteStaleSessions(tx: Db, nowIso: string, idleBefore: string): number {
   return tx.delete(operatorSession).where(or(lt(operatorSession.expiresAt, nowIso), lt(operatorSession.lastSeenAt, idleBefore))).run().changes;
 }
-export const sessionsOf = (tx: Db, operatorId: number): SessionRow[] =>
-  tx.select().from(operatorSession).where(and(eq(operatorSession.operatorId, operatorId))).orderBy(asc(operatorSession.createdAt)).all();

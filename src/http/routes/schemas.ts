@@ -22,16 +22,8 @@ export const LOG_QUERY = {
   },
 } as const;
 
-export interface LogQueryString {
-  link?: number | '';
-  agency?: string;
-  type?: string;
-  actor?: string;
-  from?: string;
-  to?: string;
-  before?: number;
-  limit?: number;
-}
+/** The query string of the log's filter form: an empty link field means any link. */
+export type LogQueryString = Omit<LogQuery, 'link'> & { link?: number | '' };
 
 /** Empty form fields mean "any". */
 export function logQuery(q: LogQueryString): LogQuery {
