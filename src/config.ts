@@ -28,6 +28,15 @@ const ANOMALY_DEFAULTS = {
   repeatedDownload: { enabled: true, threshold: 3, windowHours: 24 },
   inactiveLink: { enabled: true },
 };
+const HTTP_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 8080,
+  secureCookies: 'auto',
+  trustProxy: false,
+  sessionIdleMinutes: 30,
+  sessionMaxHours: 12,
+  login: { maxFailures: 5, lockoutMinutes: 15, ipMaxAttempts: 20, ipWindowMinutes: 15 },
+};
 /** Defaults under the file's values, one level of nesting deep (a rule given in part keeps its other defaults). */
 function withDefaults<T extends Record<string, unknown>>(defaults: T, given: unknown): T {
   if (typeof given !== 'object' || given === null || Array.isArray(given)) return given === undefined ? defaults : (given as T);
@@ -44,7 +53,26 @@ const schema = z.object({
   instanceId: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, 'letters, digits, _ and - only (1–40)'),
   redisUrl: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
-  http: z.object({ host: z.string().min(1), port }),
+  http: z.object({
+    host: z.string().min(1),
+    port,
+    // Session cookies carry Secure when the request came over TLS ('auto'), always, or never (plain-http tests only).
+    secureCookies: z.enum(['auto', 'always', 'never']),
+    // Behind a TLS-terminating proxy: believe its X-Forwarded-For/-Proto (off: the peer address is the client).
+    trustProxy: z.boolean(),
+    sessionIdleMinutes: z.coerce.number().int().min(1).max(1440),
+    sessionMaxHours: z.coerce.number().int().min(1).max(168),
+    login: z.object({
+      // Consecutive failures that lock an operator, and for how long.
+      maxFailures: z.coerce.number().int().min(1).max(100),
+      lockoutMinutes: z.coerce.number().int().min(1),
+      // Attempts one address may make in the window, whichever operator names it.
+      ipMaxAttempts: z.coerce.number().int().min(1),
+      ipWindowMinutes: z.coerce.number().int().min(1),
+    }),
+    // Prometheus may scrape /metrics with `Authorization: Bearer <token>`; without one, only an admin or auditor session may.
+    metricsToken: z.string().min(32, 'at least 32 characters (e.g. `openssl rand -hex 32`)').optional(),
+  }),
   sftp: z.object({
     host: z.string().min(1),
     port,
@@ -167,7 +195,18 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
     instanceId: env.NIA_LINK_INSTANCE_ID ?? f.instanceId ?? defaultInstanceId(dataDir),
     redisUrl: env.REDIS_URL ?? f.redisUrl,
     logLevel: env.NIA_LINK_LOG_LEVEL ?? f.logLevel ?? 'info',
-    http: { host: '127.0.0.1', port: 8080, ...f.http, ...defined({ host: env.NIA_LINK_HTTP_HOST, port: env.NIA_LINK_HTTP_PORT }) },
+    http: {
+      ...withDefaults(HTTP_DEFAULTS, f.http),
+      ...defined({
+        host: env.NIA_LINK_HTTP_HOST,
+        port: env.NIA_LINK_HTTP_PORT,
+        secureCookies: env.NIA_LINK_HTTP_SECURE_COOKIES,
+        trustProxy: bool(env.NIA_LINK_HTTP_TRUST_PROXY),
+        sessionIdleMinutes: env.NIA_LINK_SESSION_IDLE_MINUTES,
+        sessionMaxHours: env.NIA_LINK_SESSION_MAX_HOURS,
+        metricsToken: env.NIA_LINK_METRICS_TOKEN,
+      }),
+    },
     sftp: {
       host: '0.0.0.0',
       port: 2222,

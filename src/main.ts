@@ -5,7 +5,7 @@ import type { Config } from './config';
 import { type ControlDb, openControlDb } from './db';
 import { ensureKeys, hostKeys, queryIdSecret } from './crypto';
 import { systemClock, type Clock } from './domain';
-import { buildHttpApp } from './http/app';
+import { buildHttpApp, hasOperators } from './http';
 import { createLogger, type Logger } from './logger';
 import { connection, openQueue, QUEUES, queuePrefix, resolveRedis, syncSchedules } from './queue';
 import { buildServices, type Services } from './services';
@@ -105,16 +105,21 @@ export async function startService(config: Config, roles: readonly Role[], say: 
     }
     let httpPort: number | undefined;
     if (roles.includes('http')) {
-      // Its own connection: /healthz reports whether Redis answers.
-      const redis = new Redis(redisInfo.url, { maxRetriesPerRequest: null });
+      // Its own connection: /healthz reports whether Redis answers, logins are counted per address.
+      // One retry: a login must not wait for ever on a Redis that is down.
+      const redis = new Redis(redisInfo.url, { maxRetriesPerRequest: 1 });
       redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
       stops.push(() => void redis.disconnect());
-      const app = buildHttpApp({ cdb, redis });
+      // bull-board and the queue depths read these; a retried push goes onto `deliver`.
+      const queues = { extract: openQueue(QUEUES.extract, config, redisInfo.url), deliver: openQueue(QUEUES.deliver, config, redisInfo.url), maintenance: openQueue(QUEUES.maintenance, config, redisInfo.url) };
+      stops.push(() => Promise.all(Object.values(queues).map((q) => q.close())).then(() => undefined));
+      const app = await buildHttpApp({ config, cdb, redis, services, queues, clock, log });
       await app.listen({ host: config.http.host, port: config.http.port });
       const addr = app.server.address();
       httpPort = typeof addr === 'object' && addr ? addr.port : config.http.port;
       stops.push(() => app.close());
-      say(`http: listening on http://${config.http.host}:${httpPort} (/healthz)`);
+      say(`http: listening on http://${config.http.host}:${httpPort} (operator console: /login, /queues, /api, /metrics, /healthz)`);
+      if (!hasOperators(cdb)) say('http: no console operator yet: nia-link operator add --username NAME --role admin');
     }
     let sftpPort: number | undefined;
     if (roles.includes('sftp')) {

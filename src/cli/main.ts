@@ -13,6 +13,7 @@ import * as init from './init';
 import * as key from './key';
 import * as link from './link';
 import * as log from './log';
+import * as operator from './operator';
 import * as report from './report';
 import * as query from './query';
 import * as rules from './rules';
@@ -30,7 +31,7 @@ export function buildProgram(ctx: CliContext, program: Command): Command {
     .option('--data-dir <dir>', 'data directory (default $NIA_LINK_DATA_DIR or ./data)')
     .exitOverride()
     .configureOutput({ outputError: oneLineError });
-  for (const m of [init, agency, link, compliance, change, rules, vendor, account, seed, deliver, log, query, report, anomaly, backup, key, defender, start]) m.register(program, ctx);
+  for (const m of [init, agency, link, compliance, change, rules, vendor, account, seed, deliver, log, query, report, anomaly, backup, key, defender, operator, start]) m.register(program, ctx);
   return program;
 }
 

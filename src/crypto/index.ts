@@ -3,3 +3,4 @@ export * from './ssh';
 export * from './keystore';
 export * from './stream';
 export * from './tls';
+export * from './passwords';

@@ -367,3 +367,45 @@ export const inactivity = sqliteTable('inactivity', {
   noticeOn: text('notice_on'),
   confirmedOn: text('confirmed_on'),
 });
+
+// ---- the operator console (issue 8) ----
+
+/** A person who uses the console: admin (approve, suspend, manage), operator (queues), auditor (read, export). */
+export const operator = sqliteTable('operator', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  username: text('username').notNull().unique(),
+  role: text('role', { enum: ['admin', 'operator', 'auditor'] }).notNull(),
+  passwordHash: text('password_hash').notNull(),
+  // Base32 secret of RFC 6238 TOTP; null = password only.
+  totpSecret: text('totp_secret'),
+  // The last time step a code was accepted for: a code works once.
+  totpLastStep: integer('totp_last_step'),
+  disabled: integer('disabled', { mode: 'boolean' }).notNull(),
+  // Consecutive failed logins; reaching the limit locks the operator until locked_until.
+  failedLogins: integer('failed_logins').notNull(),
+  lockedUntil: text('locked_until'),
+  lastLoginAt: text('last_login_at'),
+  passwordChangedAt: text('password_changed_at').notNull(),
+  createdAt: text('created_at').notNull(),
+  createdBy: text('created_by').notNull(),
+});
+
+/**
+ * A console session. The cookie carries a random token; only its SHA-256 is stored, so a copy of
+ * the database logs nobody in. Sessions end when idle too long or at an absolute expiry.
+ */
+export const operatorSession = sqliteTable(
+  'operator_session',
+  {
+    tokenHash: text('token_hash').primaryKey(),
+    operatorId: integer('operator_id').notNull().references(() => operator.id),
+    // The synchronizer token every state-changing request of this session must carry.
+    csrfToken: text('csrf_token').notNull(),
+    createdAt: text('created_at').notNull(),
+    lastSeenAt: text('last_seen_at').notNull(),
+    expiresAt: text('expires_at').notNull(),
+    ip: text('ip'),
+    userAgent: text('user_agent'),
+  },
+  (t) => [index('operator_session_operator_idx').on(t.operatorId)],
+);

@@ -12,3 +12,5 @@ export * as compliance from './compliance';
 export * as queries from './queries';
 export * as rulesReviews from './rulesReviews';
 export * as vendors from './vendors';
+export * as operators from './operators';
+export * as consoleQueries from './console';

@@ -1,0 +1,93 @@
+import { and, desc, eq, gte, like, lt, type SQL, sql } from 'drizzle-orm';
+import type { Db } from '../index';
+import { anomaly, delivery, usageLog } from '../schema';
+import type { UsageLogRow } from './usageLog';
+
+/** Read-only queries of the operator console: usage-log search pages and the figures of /metrics. */
+
+export interface LogSearch {
+  linkId?: number;
+  agency?: string;
+  /** An exact type, or a prefix ending in `*` (`auth.*`). */
+  type?: string;
+  actor?: string;
+  fromAt?: string;
+  toAt?: string;
+  /** Keyset paging: only records older than this seq. */
+  beforeSeq?: number;
+  limit: number;
+}
+
+const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => '\\' + c);
+
+/** Newest first; one more row than `limit` is read to say whether an older page exists. */
+export function searchLog(tx: Db, f: LogSearch): { rows: UsageLogRow[]; more: boolean } {
+  const where: SQL[] = [];
+  if (f.linkId !== undefined) where.push(eq(usageLog.linkId, f.linkId));
+  if (f.agency !== undefined) where.push(eq(usageLog.agency, f.agency));
+  if (f.type !== undefined) where.push(f.type.endsWith('*') ? like(usageLog.type, escapeLike(f.type.slice(0, -1)) + '%') : eq(usageLog.type, f.type));
+  if (f.actor !== undefined) where.push(eq(usageLog.actor, f.actor));
+  if (f.fromAt !== undefined) where.push(gte(usageLog.at, f.fromAt));
+  if (f.toAt !== undefined) where.push(lt(usageLog.at, f.toAt));
+  if (f.beforeSeq !== undefined) where.push(lt(usageLog.seq, f.beforeSeq));
+  const rows = tx
+    .select()
+    .from(usageLog)
+    .where(where.length ? and(...where) : undefined)
+    .orderBy(desc(usageLog.seq))
+    .limit(f.limit + 1)
+    .all();
+  return { rows: rows.slice(0, f.limit), more: rows.length > f.limit };
+}
+
+/** The distinct event types present (the filter's choices). */
+export const logTypes = (tx: Db): string[] => tx.selectDistinct({ type: usageLog.type }).from(usageLog).orderBy(usageLog.type).all().map((r) => r.type);
+
+/** How many records of one type there are, by channel (auth failures for /metrics; the type index makes it cheap). */
+export function countByChannel(tx: Db, type: string): { channel: string | null; n: number }[] {
+  return tx
+    .select({ channel: usageLog.channel, n: sql<number>`count(*)` })
+    .from(usageLog)
+    .where(eq(usageLog.type, type))
+    .groupBy(usageLog.channel)
+    .all();
+}
+
+/** Records of these types since `fromAt`: (actor, ip) pairs seen, for the SFTP session estimate. */
+export function actorsSince(tx: Db, types: readonly string[], channel: string, fromAt: string): number {
+  const r = tx
+    .select({ n: sql<number>`count(DISTINCT coalesce(${usageLog.actor}, '') || '|' || coalesce(${usageLog.ip}, ''))` })
+    .from(usageLog)
+    .where(and(sql`${usageLog.type} IN ${types}`, eq(usageLog.channel, channel), gte(usageLog.at, fromAt)))
+    .get();
+  return r?.n ?? 0;
+}
+
+export interface DeliveryTotals {
+  status: string;
+  n: number;
+  rows: number;
+  bytes: number;
+}
+
+/** Deliveries by status with their rows and bytes, optionally only those created since `fromAt`. */
+export function deliveryTotals(tx: Db, fromAt?: string): DeliveryTotals[] {
+  return tx
+    .select({ status: delivery.status, n: sql<number>`count(*)`, rows: sql<number>`coalesce(sum(${delivery.rows}), 0)`, bytes: sql<number>`coalesce(sum(${delivery.bytes}), 0)` })
+    .from(delivery)
+    .where(fromAt !== undefined ? gte(delivery.createdAt, fromAt) : undefined)
+    .groupBy(delivery.status)
+    .all();
+}
+
+/** Push outcomes by channel and status, read from every delivery's channels (optionally since `fromAt`). */
+export function pushOutcomes(tx: Db, fromAt?: string): { channel: string; status: string; n: number }[] {
+  return tx.all<{ channel: string; status: string; n: number }>(sql`
+    SELECT j.key AS channel, coalesce(json_extract(j.value, '$.status'), 'unknown') AS status, count(*) AS n
+    FROM ${delivery}, json_each(${delivery.channels}) AS j
+    ${fromAt !== undefined ? sql`WHERE ${delivery.createdAt} >= ${fromAt}` : sql``}
+    GROUP BY 1, 2`);
+}
+
+/** Anomalies still open (neither dismissed nor turned into a finding). */
+export const openAnomalies = (tx: Db): number => tx.select({ n: sql<number>`count(*)` }).from(anomaly).where(eq(anomaly.status, 'open')).get()?.n ?? 0;

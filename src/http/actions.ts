@@ -1,0 +1,66 @@
+import type { Queue } from 'bullmq';
+import type { FastifyRequest } from 'fastify';
+import type { ControlDb } from '../db';
+import { links } from '../db/repositories';
+import { enqueuePushJobs } from '../delivery';
+import { UserError } from '../errors';
+import type { Services } from '../services';
+
+/**
+ * What an operator can do from the console, the same for a page's form and for /api. Each goes
+ * through the service that owns the rule (the registry, compliance, the push service), with the
+ * operator's name as the actor; the request's usage-log record (who, from where, outcome) is
+ * written by the scope's hook, with what each action notes here.
+ */
+export class ConsoleActions {
+  constructor(private readonly d: { cdb: ControlDb; services: Services; deliverQueue: Queue }) {}
+
+  private note(req: FastifyRequest, linkId: number, object: string, detail: Record<string, unknown> = {}): void {
+    const agency = this.d.services.registry.show(linkId).agency;
+    req.audit = { linkId, agency, object, detail };
+  }
+
+  approveLink(req: FastifyRequest, id: number): void {
+    this.note(req, id, `link:${id}`, { action: 'link.approve' });
+    this.d.services.registry.approve(id, { by: req.operator!.username });
+  }
+
+  rejectLink(req: FastifyRequest, id: number, reason: string): void {
+    this.note(req, id, `link:${id}`, { action: 'link.reject' });
+    this.d.services.registry.reject(id, reason, req.operator!.username);
+  }
+
+  async suspendLink(req: FastifyRequest, id: number, reason: string): Promise<void> {
+    this.note(req, id, `link:${id}`, { action: 'link.suspend' });
+    await this.d.services.compliance.suspend(id, reason, req.operator!.username);
+  }
+
+  linkOfChange(id: number): number {
+    const cr = links.changeById(this.d.cdb.db, id);
+    if (!cr) throw new UserError(`change request ${id} does not exist`, 'change.unknown');
+    return cr.linkId;
+  }
+
+  /** Returns the link the change belongs to. */
+  approveChange(req: FastifyRequest, id: number): number {
+    this.note(req, this.linkOfChange(id), `change:${id}`, { action: 'change.approve' });
+    return this.d.services.registry.approveChange(id, req.operator!.username).link.id;
+  }
+
+  rejectChange(req: FastifyRequest, id: number, reason: string): number {
+    this.note(req, this.linkOfChange(id), `change:${id}`, { action: 'change.reject' });
+    return this.d.services.registry.rejectChange(id, reason, req.operator!.username).linkId;
+  }
+
+  /** Queue the failed or refused push channels of a delivery again; returns the channels. */
+  async retryDelivery(req: FastifyRequest, id: number): Promise<string[]> {
+    const { extracts, pushes } = this.d.services;
+    const d = extracts.get(id);
+    if (!d) throw new UserError(`delivery ${id} does not exist`, 'delivery.unknown');
+    const jobs = pushes.retryJobs(id);
+    this.note(req, d.link, `delivery:${id}`, { action: 'delivery.retry', channels: jobs.map((j) => j.channel) });
+    if (jobs.length === 0) throw new UserError(`delivery ${id} has no failed or refused channel to retry`, 'delivery.nothing-to-retry');
+    await enqueuePushJobs(this.d.deliverQueue, pushes, jobs, true);
+    return jobs.map((j) => j.channel);
+  }
+}

@@ -1,0 +1,276 @@
+import type { Queue } from 'bullmq';
+import { statSync } from 'node:fs';
+import type { ControlDb } from '../db';
+import { agencies as agencyRepo, consoleQueries, logCheckpoints, type usageLog } from '../db/repositories';
+import { addDays, type Clock, findingStatus, formatField, type FieldSpec, type LinkStatus, type PushEndpoint, startOfTaipeiDay, taipeiDate } from '../domain';
+import type { DeliveryView } from '../extract';
+import type { LinkView } from '../registry';
+import type { Services } from '../services';
+import { downloadsOf } from '../sftp';
+import { listAnomalies, verifyLog } from '../usagelog';
+import { UserError } from '../errors';
+
+/** The counts of one BullMQ queue that the console and /metrics show. */
+export const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'] as const;
+export type QueueDepth = { queue: string; paused: boolean } & Record<(typeof JOB_STATES)[number], number>;
+
+export interface RevisionDiff {
+  number: number;
+  createdAt: string;
+  changeRequestId: number | null;
+  /** What differs from the revision before (every item for the first one). */
+  changes: { item: string; before: string | null; after: string | null }[];
+}
+
+export interface CalendarEntry {
+  date: string;
+  kind: 'finding-deadline' | 'period-end' | 'link-ends' | 'change-pending';
+  linkId: number;
+  agency: string | null;
+  text: string;
+  overdue: boolean;
+}
+
+export interface LogStatus {
+  headSeq: number | null;
+  checkpoint: { seq: number; at: string } | null;
+  verified: { at: string; actor: string | null; ok: boolean } | null;
+}
+
+export interface LogQuery {
+  link?: number;
+  agency?: string;
+  type?: string;
+  actor?: string;
+  /** Taipei calendar days, inclusive. */
+  from?: string;
+  to?: string;
+  before?: number;
+  limit?: number;
+}
+
+/** An sftp-push endpoint as one line: user@host:port/dir (pinned host key). */
+export const pushTarget = (p: PushEndpoint): string => `${p.user}@${p.host}:${p.port}${p.dir} (${p.fingerprint})`;
+
+/** How a revision item reads on a page: field lists as the CLI writes them, other lists comma-separated. */
+function showItem(key: string, v: unknown): string | null {
+  if (v === null || v === undefined) return null;
+  if (key === 'fields' && Array.isArray(v)) return (v as FieldSpec[]).map(formatField).join(', ');
+  if (key === 'period') return `${(v as { from: string }).from} – ${(v as { to: string }).to}`;
+  if (key === 'push') return pushTarget(v as PushEndpoint);
+  if (Array.isArray(v)) return v.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join(', ');
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+/** The differences between consecutive revisions, item by item. */
+export function revisionDiffs(revisions: { number: number; content: unknown; createdAt: string; changeRequestId: number | null }[]): RevisionDiff[] {
+  const sorted = [...revisions].sort((a, b) => a.number - b.number);
+  return sorted.map((r, i) => {
+    const before = (i > 0 ? sorted[i - 1].content : {}) as Record<string, unknown>;
+    const after = r.content as Record<string, unknown>;
+    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])];
+    const changes = keys
+      .map((item) => ({ item, before: showItem(item, before[item]), after: showItem(item, after[item]) }))
+      .filter((c) => c.before !== c.after);
+    return { number: r.number, createdAt: r.createdAt, changeRequestId: r.changeRequestId, changes };
+  });
+}
+
+/**
+ * What the console shows, gathered from the services: the same answers for the pages and for /api,
+ * so the two cannot drift apart.
+ */
+export class ConsoleData {
+  constructor(
+    private readonly d: { cdb: ControlDb; services: Services; queues: readonly Queue[]; clock: Clock },
+  ) {}
+
+  get today(): string {
+    return taipeiDate(this.d.clock.now());
+  }
+
+  async queueDepths(): Promise<QueueDepth[]> {
+    return Promise.all(
+      this.d.queues.map(async (q) => {
+        const [c, paused] = await Promise.all([q.getJobCounts(...JOB_STATES), q.isPaused()]);
+        return { queue: q.name, paused, ...Object.fromEntries(JOB_STATES.map((s) => [s, c[s] ?? 0])) } as QueueDepth;
+      }),
+    );
+  }
+
+  agencies() {
+    const links = this.d.services.registry.list();
+    return this.d.services.registry.listAgencies().map((a) => ({
+      code: a.code,
+      name: a.nameZh,
+      nameEn: a.nameEn,
+      government: a.government,
+      sponsor: a.sponsor,
+      links: links.filter((l) => l.agency === a.code).length,
+      active: links.filter((l) => l.agency === a.code && l.status === 'active').length,
+    }));
+  }
+
+  links(f: { status?: LinkStatus; agency?: string } = {}): (LinkView & { pendingChanges: number })[] {
+    const { registry } = this.d.services;
+    return registry
+      .list(f.status)
+      .filter((l) => f.agency === undefined || l.agency === f.agency)
+      .map((l) => ({ ...l, pendingChanges: registry.history(l.id).changes.filter((c) => c.status === 'pending').length }));
+  }
+
+  link(id: number) {
+    const { registry, extracts, compliance } = this.d.services;
+    const link = registry.show(id);
+    const history = registry.history(id);
+    return {
+      link,
+      revisions: revisionDiffs(history.revisions).reverse(),
+      changes: [...history.changes].reverse(),
+      deliveries: extracts.list(id).slice(0, 20),
+      findings: compliance.listFindings(id),
+      notices: compliance.listNotices(id),
+      anomalies: listAnomalies(this.d.cdb, { linkId: id, limit: 20 }),
+    };
+  }
+
+  deliveries(linkId?: number, limit = 200): DeliveryView[] {
+    return this.d.services.extracts.list(linkId).slice(0, limit);
+  }
+
+  delivery(id: number) {
+    const { extracts, pushes } = this.d.services;
+    const d = extracts.get(id);
+    if (!d) throw new UserError(`delivery ${id} does not exist`, 'delivery.unknown');
+    return { delivery: d, downloads: downloadsOf(this.d.cdb.db, d), retryable: pushes.retryJobs(id).map((j) => j.channel) };
+  }
+
+  /** Usage-log records matching the filters, newest first, one page at a time. */
+  log(q: LogQuery): { rows: usageLog.UsageLogRow[]; more: boolean; before: number | null } {
+    const limit = Math.min(Math.max(q.limit ?? 50, 1), 500);
+    const r = consoleQueries.searchLog(this.d.cdb.db, {
+      linkId: q.link,
+      agency: q.agency,
+      type: q.type,
+      actor: q.actor,
+      fromAt: q.from ? startOfTaipeiDay(q.from).toISOString() : undefined,
+      toAt: q.to ? startOfTaipeiDay(addDays(q.to, 1)).toISOString() : undefined,
+      beforeSeq: q.before,
+      limit,
+    });
+    return { ...r, before: r.more ? r.rows[r.rows.length - 1].seq : null };
+  }
+
+  logTypes(): string[] {
+    return consoleQueries.logTypes(this.d.cdb.db);
+  }
+
+  verifyLog() {
+    return verifyLog(this.d.cdb);
+  }
+
+  /** The log's state without walking it: its head, the newest signed checkpoint, the last verification from the console. */
+  logStatus(): LogStatus {
+    const db = this.d.cdb.db;
+    const head = consoleQueries.searchLog(db, { limit: 1 }).rows[0];
+    const cp = logCheckpoints.newest(db);
+    const v = consoleQueries.searchLog(db, { type: 'usage-log.verified', limit: 1 }).rows[0];
+    return {
+      headSeq: head?.seq ?? null,
+      checkpoint: cp ? { seq: cp.seq, at: cp.at } : null,
+      verified: v ? { at: v.at, actor: v.actor, ok: (JSON.parse(v.detail) as { ok?: boolean }).ok === true } : null,
+    };
+  }
+
+  findings(linkId?: number) {
+    return this.d.services.compliance.listFindings(linkId);
+  }
+
+  audits() {
+    const codes = new Map(agencyRepo.all(this.d.cdb.db).map((a) => [a.id, a.code]));
+    return this.d.services.compliance.listAudits().map((a) => ({ ...a, agency: codes.get(a.agencyId) ?? null }));
+  }
+
+  notices(linkId?: number) {
+    const codes = new Map(agencyRepo.all(this.d.cdb.db).map((a) => [a.id, a.code]));
+    return this.d.services.compliance.listNotices(linkId).map((n) => ({ ...n, agency: codes.get(n.agencyId) ?? null }));
+  }
+
+  anomalies(f: { status?: 'open' | 'dismissed' | 'finding'; rule?: string; link?: number } = {}) {
+    return listAnomalies(this.d.cdb, { status: f.status, rule: f.rule, linkId: f.link, limit: 500 });
+  }
+
+  /** Dates that matter in the next `days` days, and everything already overdue. */
+  calendar(days = 60): CalendarEntry[] {
+    const today = this.today;
+    const horizon = addDays(today, days);
+    const links = this.d.services.registry.list();
+    const agencyOf = new Map(links.map((l) => [l.id, l.agency]));
+    const out: CalendarEntry[] = [];
+    for (const f of this.findings()) {
+      if (f.remediatedOn !== null || f.deadline > horizon) continue;
+      out.push({ date: f.deadline, kind: 'finding-deadline', linkId: f.linkId, agency: agencyOf.get(f.linkId) ?? null, text: f.text, overdue: findingStatus(f, today) === 'overdue' });
+    }
+    for (const l of links) {
+      if (l.status !== 'active' && l.status !== 'suspended') continue;
+      if (l.to <= horizon) out.push({ date: l.to, kind: 'period-end', linkId: l.id, agency: l.agency, text: l.purpose, overdue: l.to < today });
+      if (l.endsOn && l.endsOn <= horizon) out.push({ date: l.endsOn, kind: 'link-ends', linkId: l.id, agency: l.agency, text: l.endReason ?? l.statusReason ?? '', overdue: l.endsOn < today });
+    }
+    return out.sort((a, b) => a.date.localeCompare(b.date) || a.linkId - b.linkId);
+  }
+
+  /** The overview: today's deliveries and failures, queues, open anomalies, overdue findings, deadlines. */
+  async overview() {
+    const now = this.d.clock.now();
+    const today = this.today;
+    const since = startOfTaipeiDay(today).toISOString();
+    const totals = consoleQueries.deliveryTotals(this.d.cdb.db, since);
+    const sum = (k: 'n' | 'rows' | 'bytes', statuses?: string[]) => totals.filter((t) => !statuses || statuses.includes(t.status)).reduce((a, t) => a + t[k], 0);
+    const todays = this.d.services.extracts.list().filter((d) => d.createdAt >= since);
+    const failedPushes = todays.flatMap((d) =>
+      Object.entries(d.channels)
+        .filter(([, o]) => ['failed', 'refused'].includes(String((o as { status?: string }).status)))
+        .map(([channel, o]) => ({ delivery: d.id, link: d.link, channel, status: String((o as { status?: string }).status), error: String((o as { error?: string }).error ?? '') })),
+    );
+    const findings = this.findings();
+    return {
+      at: now.toISOString(),
+      today,
+      deliveries: { total: sum('n'), built: sum('n', ['built', 'purged']), failed: sum('n', ['failed']), rows: sum('rows', ['built', 'purged']), bytes: sum('bytes', ['built', 'purged']) },
+      failures: { deliveries: todays.filter((d) => d.status === 'failed').map((d) => ({ delivery: d.id, link: d.link, error: d.error })), pushes: failedPushes },
+      queues: await this.queueDepths(),
+      anomalies: listAnomalies(this.d.cdb, { status: 'open', limit: 10 }),
+      openAnomalies: consoleQueries.openAnomalies(this.d.cdb.db),
+      overdueFindings: findings.filter((f) => f.status === 'overdue'),
+      deadlines: this.calendar(30),
+      pendingLinks: this.d.services.registry.list('pending').length,
+    };
+  }
+
+  /** What /metrics reads from the database: cheap aggregate queries over indexed columns. */
+  figures(opts: { sftpIdleSec: number }) {
+    const db = this.d.cdb.db;
+    const now = this.d.clock.now();
+    const bounds = this.d.cdb.sqlite.prepare('SELECT COUNT(*) AS n, MAX(seq) AS head FROM usage_log').get() as { n: number; head: number | null };
+    let dbBytes = 0;
+    for (const f of [this.d.cdb.file, `${this.d.cdb.file}-wal`]) {
+      try {
+        dbBytes += statSync(f).size;
+      } catch {
+        // no WAL file at the moment
+      }
+    }
+    const links = this.d.services.registry.list();
+    return {
+      deliveries: consoleQueries.deliveryTotals(db),
+      pushes: consoleQueries.pushOutcomes(db),
+      authFailures: consoleQueries.countByChannel(db, 'auth.failed'),
+      sftpSessions: consoleQueries.actorsSince(db, ['auth.succeeded', 'file.downloaded'], 'sftp-pull', new Date(now.getTime() - opts.sftpIdleSec * 1000).toISOString()),
+      log: { records: bounds.n, head: bounds.head ?? 0, dbBytes },
+      links: links.reduce<Record<string, number>>((m, l) => ((m[l.status] = (m[l.status] ?? 0) + 1), m), {}),
+      openAnomalies: consoleQueries.openAnomalies(db),
+      overdueFindings: this.findings().filter((f) => f.status === 'overdue').length,
+    };
+  }
+}
