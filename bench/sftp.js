@@ -133,7 +133,7 @@ async function main() {
   cdb.close();
 
   const nlPort = await freePort();
-  const svc = spawn(process.execPath, [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILE] : []), BIN, '--data-dir', data, 'start', '--role', 'sftp'], { env: { ...env, NIA_LINK_SFTP_HOST: '127.0.0.1', NIA_LINK_SFTP_PORT: String(nlPort), NIA_LINK_SFTP_MAX_CONNECTIONS_PER_IP: '64', ...(PROCESSES ? { NIA_LINK_SFTP_PROCESSES: PROCESSES } : {}) }, stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+  const svc = spawn(process.execPath, [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILE] : []), BIN, '--data-dir', data, 'start', '--role', 'sftp'], { env: { ...env, NIA_LINK_SFTP_HOST: '127.0.0.1', NIA_LINK_SFTP_PORT: String(nlPort), NIA_LINK_SFTP_MAX_CONNECTIONS_PER_IP: '64', ...(PROCESSES ? { NIA_LINK_SFTP_PROCESSES: PROCESSES } : {}) }, stdio: ['ignore', 'pipe', openSync(path.join(work, 'service.log'), 'a')], detached: true });
   children.push(() => process.kill(-svc.pid, 'SIGTERM'));
   let out = '';
   svc.stdout.on('data', (d) => (out += d));
@@ -180,13 +180,22 @@ async function main() {
   writeFileSync(path.join(ROOT, 'bench', 'sftp-results.json'), JSON.stringify({ at: new Date().toISOString(), sizeMiB: SIZE_MIB, cipher: CIPHER, streams: STREAMS, processes: PROCESSES ?? 'default', cpus: os.cpus().length, node: process.version, load, results }, null, 2) + '\n');
 }
 
+for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => {
+  process.exitCode = 130;
+  cleanup();
+  process.exit();
+});
+
 main()
   .catch((err) => {
     console.error(`bench/sftp: ${err.message}`);
     process.exitCode = 1;
   })
-  .finally(() => {
-    for (const stop of children.reverse()) {
+  .finally(() => cleanup());
+
+function cleanup() {
+  {
+    for (const stop of children.splice(0).reverse()) {
       try {
         stop();
       } catch {
@@ -195,4 +204,5 @@ main()
     }
     spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, GNUPGHOME: gnupg } });
     setTimeout(() => rmSync(work, { recursive: true, force: true }), 1000);
-  });
+  }
+}

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { close as closeFd, fstat, open as openFd, read as readFd } from 'node:fs';
+import { close as closeFd, fstat, open as openFd, read as readFd, readSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import {
   type Attrs,
@@ -17,6 +17,7 @@ import {
   statusPacket,
   versionPacket,
 } from './protocol';
+import { Output } from './output';
 import { type FileNode, type Node, normalise, type OutboxTree } from './tree';
 
 /** OpenSSH's sftp-server answers reads of up to 256 KiB less overhead; clients ask for 32–255 KiB. */
@@ -24,10 +25,10 @@ const MAX_READ = 255 * 1024;
 const MAX_HANDLES = 64;
 /** Disk reads in flight per session. */
 const MAX_INFLIGHT_READS = 64;
+/** A read(2) slower than this waited for the disk: that handle reads through the thread pool from then on. */
+const SLOW_READ_NS = 2_000_000n;
 /** Requests parsed but not yet started; beyond this the channel stops reading, so SSH flow control holds the client back. */
 const MAX_WAITING = 4096;
-/** Answers gathered in one turn of the event loop before they are handed to the channel together. */
-const FLUSH_BYTES = 1024 * 1024;
 
 const DIR_MODE = 0o040555;
 const FILE_MODE = 0o100444;
@@ -65,6 +66,8 @@ interface FileHandle {
   /** Disjoint, sorted ranges read so far (reads arrive in order; out-of-order ones merge). */
   ranges: [number, number][];
   inflight: number;
+  /** Reads are synchronous while they come from the page cache (see read()). */
+  sync: boolean;
   /** Set by CLOSE: reads still waiting for this handle fail, and the file closes after the last one in flight. */
   closed: boolean;
   closing?: () => void;
@@ -103,7 +106,8 @@ function longname(n: Node, owner: string): string {
   return `${perms}    1 ${'nia'.padEnd(8)} ${owner.slice(0, 8).padEnd(8)} ${String(size).padStart(8)} ${lsDate(n.mtime, Date.now() / 1000)} ${n.name}`;
 }
 
-type Request = { type: number; id: number; f: Fields };
+/** A request waiting its turn: parsed again from its packet when served (it may be served twice if there was no room). */
+type Request = { type: number; id: number; packet: Buffer };
 
 /**
  * One SFTP session over an account's virtual tree, like OpenSSH's internal-sftp in a chroot: every
@@ -112,8 +116,9 @@ type Request = { type: number; id: number; f: Fields };
  * OP_UNSUPPORTED.
  *
  * The protocol is spoken here over the raw subsystem channel (not ssh2's SFTP class), so that answers
- * can be gathered into full SSH packets and the channel's own backpressure applies: reads start only
- * while the channel accepts more, and requests stop being read while too many wait.
+ * can be gathered into full SSH packets (see Output) and backpressure holds end to end: files are
+ * read only while there is room for the answers, and requests stop being read while too many wait,
+ * so SSH flow control holds the client back.
  */
 export class SftpSession {
   private readonly reader = new PacketReader();
@@ -122,24 +127,17 @@ export class SftpSession {
   private inflight = 0;
   private initialised = false;
   private closed = false;
-  private out: Buffer[] = [];
-  private outBytes = 0;
-  private flushScheduled = false;
-  /** The channel holds more than its high-water mark: no new reads until it drains. */
-  private blocked = false;
+  private readonly output: Output;
 
   constructor(
     private readonly channel: Duplex,
     private readonly tree: OutboxTree,
     private readonly hooks: SessionHooks,
   ) {
+    this.output = new Output(channel, hooks.socket, () => this.pump());
     channel.on('data', (chunk: Buffer) => this.receive(chunk));
     // DESIGN pitfall: end our side when the client ends its side, or OpenSSH's client hangs on quit.
     channel.on('end', () => channel.end());
-    channel.on('drain', () => {
-      this.blocked = false;
-      this.pump();
-    });
     channel.on('close', () => this.closeAll());
     channel.on('error', () => this.closeAll());
   }
@@ -173,15 +171,19 @@ export class SftpSession {
     const id = f.u32();
     this.hooks.activity();
     // Every request waits its turn in order; only READ has to, but the order of answers then stays simple.
-    this.waiting.push({ type, id, f });
+    this.waiting.push({ type, id, packet: p });
   }
 
   /** Serve what waits, as far as the in-flight limit and the channel allow. */
   private pump(): void {
-    while (this.waiting.length && !this.closed && !this.blocked && this.inflight < MAX_INFLIGHT_READS) {
+    while (this.waiting.length && !this.closed && this.inflight < MAX_INFLIGHT_READS) {
       const r = this.waiting.shift()!;
       try {
-        this.serve(r);
+        if (this.serve(r) === false) {
+          // No room for the answer: it waits until the channel has taken what is in flight.
+          this.waiting.unshift(r);
+          break;
+        }
       } catch (err) {
         if (!(err instanceof BadMessage)) throw err;
         this.hooks.abuse(`malformed SFTP packet: ${err.message}`);
@@ -192,7 +194,10 @@ export class SftpSession {
     if (this.waiting.length < MAX_WAITING / 2 && this.channel.isPaused()) this.channel.resume();
   }
 
-  private serve({ type, id, f }: Request): void {
+  /** False when the request could not be served yet (no room for its answer). */
+  private serve({ type, id, packet }: Request): boolean | void {
+    const f = new Fields(packet);
+    f.u32(); // the id
     switch (type) {
       case REQUEST.REALPATH:
         return this.realpath(id, f.text());
@@ -238,28 +243,8 @@ export class SftpSession {
 
   // ---- output ----
 
-  /** Answers are gathered and handed to the channel once per turn (or per MiB), so SSH packets are full. */
   private send(b: Buffer): void {
-    if (this.closed) return;
-    this.out.push(b);
-    this.outBytes += b.length;
-    if (this.outBytes >= FLUSH_BYTES) this.flush();
-    else if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.closed || this.out.length === 0) return;
-    const data = this.out.length === 1 ? this.out[0] : Buffer.concat(this.out, this.outBytes);
-    this.out = [];
-    this.outBytes = 0;
-    const socket = this.hooks.socket;
-    socket?.cork();
-    if (!this.channel.write(data)) this.blocked = true;
-    socket?.uncork();
+    if (!this.closed) this.output.push(b);
   }
 
   private status(id: number, code: number, message?: string): void {
@@ -311,7 +296,7 @@ export class SftpSession {
       if (err) this.status(id, STATUS.NO_SUCH_FILE, 'no such file');
       else if (this.closed) closeFd(fd, () => undefined);
       else {
-        const h = this.newHandle({ kind: 'file', node, fd, bytes: 0, ranges: [], inflight: 0, closed: false });
+        const h = this.newHandle({ kind: 'file', node, fd, bytes: 0, ranges: [], inflight: 0, sync: true, closed: false });
         if (h) this.send(handlePacket(id, h));
         else {
           closeFd(fd, () => undefined);
@@ -355,12 +340,36 @@ export class SftpSession {
     });
   }
 
-  private read(id: number, handle: Buffer, offset: number, len: number): void {
+  private read(id: number, handle: Buffer, offset: number, len: number): boolean | void {
     const h = this.handles.get(handle.toString('hex'));
     if (!h || h.kind !== 'file' || h.closed) return this.status(id, STATUS.FAILURE, 'invalid handle');
     if (offset >= h.node.size || len === 0) return this.status(id, STATUS.EOF, 'end of file');
     const n = Math.min(len, MAX_READ, h.node.size - offset);
-    // The file is read straight into the answer, after its header.
+    const delivered = (got: number) => {
+      h.bytes += got;
+      addRange(h.ranges, offset, offset + got);
+    };
+    if (h.sync) {
+      // Delivered files are usually in the page cache (written minutes ago): a plain read(2) costs
+      // microseconds, far less than a trip through libuv's thread pool, and it reads straight into
+      // the outgoing slab. The first read that has to wait for the disk moves the handle to the
+      // thread pool, so a cold file holds up the other sessions of this process once, not throughout.
+      const room = this.output.reserve(DATA_HEADER + n);
+      if (!room) return false;
+      const t0 = process.hrtime.bigint();
+      let got: number;
+      try {
+        got = readSync(h.fd, room.buf, room.at + DATA_HEADER, n, offset);
+      } catch {
+        return this.status(id, STATUS.FAILURE, 'read error');
+      } finally {
+        if (process.hrtime.bigint() - t0 > SLOW_READ_NS) h.sync = false;
+      }
+      if (got === 0) return this.status(id, STATUS.EOF, 'end of file');
+      finishDataPacket(room.buf.subarray(room.at, room.at + DATA_HEADER + got), id, got);
+      this.output.commit(DATA_HEADER + got);
+      return delivered(got);
+    }
     const buf = Buffer.allocUnsafe(DATA_HEADER + n);
     this.inflight++;
     h.inflight++;
@@ -371,8 +380,7 @@ export class SftpSession {
       else if (got === 0) this.status(id, STATUS.EOF, 'end of file');
       else if (!this.closed) {
         this.send(finishDataPacket(buf, id, got));
-        h.bytes += got;
-        addRange(h.ranges, offset, offset + got);
+        delivered(got);
       }
       if (h.closing && h.inflight === 0) h.closing();
       this.pump();
@@ -409,7 +417,7 @@ export class SftpSession {
     if (this.closed) return;
     this.closed = true;
     this.waiting.length = 0;
-    this.out = [];
+    this.output.close();
     for (const h of this.handles.values()) if (h.kind === 'file') this.finish(h);
     this.handles.clear();
   }

@@ -308,11 +308,12 @@ describe('channel policy: only the sftp subsystem', () => {
 describe('authentication', () => {
   it('a probe without a signature gets PK_OK and nothing more: it cannot log in', async () => {
     const debug: string[] = [];
+    const before = logOf('auth.succeeded').length;
     const agent = new CraftedAgent(parsed(keys.sshPublic), () => new Error('no private key'));
     await expect(connect({ port, username: 'a001', agent, debug: (m) => debug.push(m) })).rejects.toThrow(/no private key|authentication methods failed/);
     await sleep(200);
     expect(debug.join('\n')).toMatch(/USERAUTH_PK_OK/);
-    expect(logOf('auth.succeeded').filter((r) => r.at > new Date(Date.now() - 5000).toISOString())).toEqual([]);
+    expect(logOf('auth.succeeded')).toHaveLength(before);
   });
 
   it('a signature that does not verify is refused: random bytes, or another key\'s signature over the right data', async () => {
