@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { UserError } from './errors';
@@ -210,7 +211,8 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
     sftp: {
       host: '0.0.0.0',
       port: 2222,
-      processes: 1,
+      // One per core (up to 4): the primary hands connections to them, so 16 downloads use both cores here.
+      processes: Math.min(availableParallelism(), 4),
       idleTimeoutSec: 900,
       loginGraceSec: 30,
       maxConnections: 200,

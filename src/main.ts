@@ -123,11 +123,11 @@ export async function startService(config: Config, roles: readonly Role[], say: 
     }
     let sftpPort: number | undefined;
     if (roles.includes('sftp')) {
-      const { startSftpServer } = await import('./sftp');
-      const sftp = await startSftpServer({ config, cdb, services, redisUrl: redisInfo.url, clock, log });
+      const { startSftpRole } = await import('./sftp');
+      const sftp = await startSftpRole({ config, cdb, services, redisUrl: redisInfo.url, clock, log });
       sftpPort = sftp.port;
       stops.push(() => sftp.close());
-      say(`sftp: listening on ${config.sftp.host}:${sftpPort} (read-only /outbox per account; host keys ${hostKeys(config.keysDir).map((k) => k.fingerprint).join(', ')})`);
+      say(`sftp: listening on ${config.sftp.host}:${sftpPort}${sftp.processes > 1 ? ` in ${sftp.processes} processes` : ''} (read-only /outbox per account; host keys ${hostKeys(config.keysDir).map((k) => k.fingerprint).join(', ')})`);
     }
     let queryPort: number | undefined;
     if (roles.includes('query')) {

@@ -15,9 +15,9 @@ import { type AgencyKeys, approvedLink, type TestWorld } from './world';
 export const REDIS = () => process.env.NIA_TEST_REDIS_URL!;
 export const SSH_OPTS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR'];
 
-/** A config for an in-process SFTP role on a free loopback port, with the test Redis; `env` overrides. */
+/** A config for an in-process SFTP role (one process: the test's clock applies) on a free loopback port, with the test Redis; `env` overrides. */
 export function sftpConfig(dataDir: string, env: Record<string, string> = {}): Config {
-  return loadConfig({ dataDir }, { REDIS_URL: REDIS(), NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_SFTP_HOST: '127.0.0.1', NIA_LINK_SFTP_PORT: '0', ...env });
+  return loadConfig({ dataDir }, { REDIS_URL: REDIS(), NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_SFTP_HOST: '127.0.0.1', NIA_LINK_SFTP_PORT: '0', NIA_LINK_SFTP_PROCESSES: '1', ...env });
 }
 
 /** NIA's keys, and NIA's public signing key in the agency's keyring (agencies import it to verify). */

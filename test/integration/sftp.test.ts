@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,7 +8,7 @@ import type { DeliveryView } from '../../src/extract';
 import type { RunningService } from '../../src/main';
 import { listLog } from '../../src/usagelog';
 import { bigDelivery, buildDelivery, closed, connect, niaKeys, openSftp, run, sftpBatch, sftpConfig, startSftp } from '../helpers/sftp';
-import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, BIN, cleanupKeys, cli, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -177,5 +177,45 @@ describe('open sessions follow the link and the account, whichever process chang
     expect(w.registry.show(other).status).toBe('terminated');
     expect(await done).toBeLessThan(5000);
     expect(logOf('session.closed').pop()).toMatchObject({ actor: 'b001', linkId: other, detail: { reason: 'link.not-active' } });
+  });
+});
+
+describe('the sftp role in several processes on one port', () => {
+  const children = (pid: number) =>
+    spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .map((l) => Number(l.trim()))
+      .filter(Boolean);
+
+  it('`nia-link start --role sftp` with sftp.processes 2: both serve, a dead one is replaced, SIGTERM stops them all', async () => {
+    const env = { ...process.env, REDIS_URL: config.redisUrl!, NIA_LINK_SFTP_PROCESSES: '2', NIA_LINK_SFTP_PORT: '0', NIA_LINK_SFTP_HOST: '127.0.0.1', NIA_LINK_LOG_LEVEL: 'warn' };
+    const child = spawn(process.execPath, [BIN, '--data-dir', w.dataDir, 'start', '--role', 'sftp'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout.on('data', (b) => (log += b));
+    child.stderr.on('data', (b) => (log += b));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      for (let i = 0; i < 200 && !/ready/.test(log); i++) await new Promise((r) => setTimeout(r, 100));
+      const m = /sftp: listening on 127\.0\.0\.1:(\d+) in 2 processes/.exec(log);
+      expect(m).not.toBeNull();
+      const p = Number(m![1]);
+      const workers = children(child.pid!);
+      expect([workers.length, log]).toEqual([2, log]);
+      const gets = await Promise.all([1, 2, 3, 4].map((i) => sftpBatch(p, keys.sshPrivateFile, 'a001', `get /outbox/${name()} ${out}/multi-${i}.pgp`)));
+      for (const [i, g] of gets.entries()) {
+        expect(g.code).toBe(0);
+        expect(sha256(`${out}/multi-${i + 1}.pgp`)).toBe(d.sha256);
+      }
+      process.kill(workers[0], 'SIGKILL');
+      for (let i = 0; i < 50 && !(children(child.pid!).length === 2 && !children(child.pid!).includes(workers[0])); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(children(child.pid!)).toHaveLength(2);
+      expect((await sftpBatch(p, keys.sshPrivateFile, 'a001', 'ls /outbox')).code).toBe(0);
+      const now = children(child.pid!);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      for (const pid of now) expect(() => process.kill(pid, 0)).toThrow();
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   });
 });
