@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import path from 'node:path';
 import type { Config } from '../config';
+import { systemClock } from '../domain';
 import { type RunningSftp, type SftpDeps, startSftpServer } from './server';
 
 /** What a worker process needs to start the same server: the config as it was resolved, and Redis. */
@@ -17,11 +18,12 @@ const STOP_TIMEOUT_MS = 10_000;
  * The sftp role. With `sftp.processes` > 1 it runs that many worker processes accepting on one port
  * (Node's cluster: this process accepts and hands each connection to a worker in turn), so downloads
  * use every core; a worker that dies is replaced. The per-process limits are shared out among them.
- * With 1 it serves in this process.
+ * With 1, or with a clock other than the system's, it serves in this process.
  */
 export async function startSftpRole(d: SftpDeps): Promise<RunningSftp & { processes: number }> {
   const n = d.config.sftp.processes;
-  if (n <= 1) return { ...(await startSftpServer(d)), processes: 1 };
+  // Workers run on the system clock: a service given another clock (tests) serves in this process.
+  if (n <= 1 || d.clock !== systemClock) return { ...(await startSftpServer(d)), processes: 1 };
 
   const s = d.config.sftp;
   const share = (total: number) => Math.max(1, Math.ceil(total / n));

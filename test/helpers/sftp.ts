@@ -50,6 +50,7 @@ export function bigDelivery(w: TestWorld, linkId: number, mib: number): { file: 
   return { file, name, id: row.id };
 }
 
+/** The sftp role in this process, on the world's clock. */
 export async function startSftp(config: Config, w: TestWorld): Promise<{ svc: RunningService; port: number }> {
   const svc = await startService(config, ['sftp'], () => undefined, w.clock);
   return { svc, port: svc.sftpPort! };
