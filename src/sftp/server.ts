@@ -1,6 +1,6 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
-import { type AuthContext, type Connection, Server as SshServer, utils } from 'ssh2';
+import { type AuthContext, type Connection, type ParsedKey, Server as SshServer, utils } from 'ssh2';
 import type { Config } from '../config';
 import type { ControlDb } from '../db';
 import { deliveries } from '../db/repositories';
@@ -67,13 +67,22 @@ interface Conn {
   authRequests: number;
   /** Set once logged in. */
   account?: AccountRow;
+  /** The key it logged in with: revoking it closes the session. */
   keyId?: number;
-  keyFingerprint?: string;
   state?: LinkState;
   sessions: Set<SftpSession>;
+  /** Session channels open, with or without the sftp subsystem. */
+  channels: number;
   lastActivity: number;
   grace?: NodeJS.Timeout;
   ending?: boolean;
+}
+
+/** An authorized key as stored (one `type base64 comment` line); null if ssh2 cannot read it. */
+function publicKey(line: string): ParsedKey | null {
+  const parsed = utils.parseKey(line);
+  if (parsed instanceof Error) return null;
+  return Array.isArray(parsed) ? parsed[0] : parsed;
 }
 
 /** Strip what a client could use to forge log lines or bloat records: user names are attacker input. */
@@ -126,7 +135,8 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
     if (countFrom(ip) >= s.maxConnectionsPerIp) return 'capacity.address';
     if (!accounts.anyMayPullFrom(ip, clock.now())) return 'ip.not-allowed';
     try {
-      if (await defender.isBanned(ip)) return 'banned';
+      const banned = await Promise.race([defender.isBanned(ip), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 1 s')), 1000).unref())]);
+      if (banned) return 'banned';
     } catch (err) {
       // The allow-list and the login checks still hold; the defender is a second line.
       log.warn({ err: (err as Error).message }, 'sftp: ban check failed (redis); connection allowed');
@@ -153,7 +163,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
       return void socket.destroy();
     }
     if (socket.destroyed || closing) return void socket.destroy();
-    const conn: Conn = { ip, socket, authRequests: 0, sessions: new Set(), lastActivity: Date.now() };
+    const conn: Conn = { ip, socket, authRequests: 0, sessions: new Set(), channels: 0, lastActivity: Date.now() };
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
     conns.add(conn);
     byPeer.set(peer, conn);
@@ -195,7 +205,6 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
     conn.account = account;
     conn.state = st;
     conn.keyId = key?.id;
-    conn.keyFingerprint = key?.fingerprint;
     clearTimeout(conn.grace);
     ctx.accept();
     record({ type: 'auth.succeeded', ...linkFields(st), actor: account.username, ip: conn.ip, detail: { method: ctx.method, ...(key ? { key: key.fingerprint, algorithm: key.algorithm } : {}) } });
@@ -225,10 +234,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
     if (ctx.method !== 'publickey') return;
     if (!account) return refuse(conn, ctx, 'account.unknown');
     const offered = ctx.key.data;
-    const key = accounts.activeKeys(account.id).find((k) => {
-      const parsed = utils.parseKey(k.publicKey);
-      return !(parsed instanceof Error) && (Array.isArray(parsed) ? parsed[0] : parsed).getPublicSSH().equals(offered);
-    });
+    const key = accounts.activeKeys(account.id).find((k) => publicKey(k.publicKey)?.getPublicSSH().equals(offered));
     if (!key) return refuse(conn, ctx, 'key.unknown', account, { probe: !ctx.signature });
     // The algorithm the client names must be the key's own (ssh2 reports rsa-sha2-* as ssh-rsa plus a hash).
     if (ctx.key.algo !== key.algorithm) return refuse(conn, ctx, 'key.algorithm-mismatch', account, { key: key.fingerprint, algorithm: ctx.key.algo });
@@ -237,10 +243,8 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
     if (!may.ok) return refuse(conn, ctx, may.refusal.code, account, { key: key.fingerprint });
     // A probe without a signature only learns that the key would do (PK_OK); it is not logged in.
     if (!ctx.signature || !ctx.blob) return ctx.accept();
-    const parsed = utils.parseKey(key.publicKey);
-    const pub = Array.isArray(parsed) ? parsed[0] : parsed;
     // verify() can return an Error object, which is truthy: only `true` is a valid signature.
-    const valid = !(pub instanceof Error) && pub.verify(ctx.blob, ctx.signature, ctx.hashAlgo as any) === true;
+    const valid = publicKey(key.publicKey)?.verify(ctx.blob, ctx.signature, ctx.hashAlgo as any) === true;
     if (!valid) return refuse(conn, ctx, 'signature.invalid', account, { key: key.fingerprint });
     loggedIn(conn, ctx, account, may.value, key);
   }
@@ -287,8 +291,10 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
     client.on('ready', () => {
       conn.lastActivity = Date.now();
       client.on('session', (acceptSession, rejectSession) => {
-        if (conn.sessions.size >= MAX_SESSIONS) return rejectSession();
+        if (conn.channels >= MAX_SESSIONS) return rejectSession();
         const session = acceptSession();
+        conn.channels++;
+        session.once('close', () => conn.channels--);
         // Only the sftp subsystem: without listeners ssh2 refuses shell, exec, env, pty, x11 and agent
         // requests, and (no 'tcpip' / 'request' listeners) every kind of forwarding.
         session.on('subsystem', (acceptSubsystem, rejectSubsystem, info) => {

@@ -52,7 +52,7 @@ export interface SessionHooks {
   activity(): void;
   /** A file handle was closed (by the client, or because the session ended) after reading from it. */
   downloaded(r: DownloadRecord): void;
-  /** The client broke the protocol; the connection should end. */
+  /** The session broke (the client broke the protocol); the connection should end. */
   abuse(reason: string): void;
   /** The connection's TCP socket: the SSH packets of one flush leave in one write(2). */
   socket?: { cork(): void; uncork(): void };
@@ -149,10 +149,7 @@ export class SftpSession {
     try {
       for (const p of this.reader.push(chunk)) this.dispatch(p);
     } catch (err) {
-      if (!(err instanceof BadMessage)) throw err;
-      this.hooks.abuse(`malformed SFTP packet: ${err.message}`);
-      this.channel.destroy();
-      return this.closeAll();
+      return this.fail(err);
     }
     if (this.waiting.length >= MAX_WAITING) this.channel.pause();
     this.pump();
@@ -174,6 +171,13 @@ export class SftpSession {
     this.waiting.push({ type, id, packet: p });
   }
 
+  /** A malformed packet (or a bug) ends this session, never the process. */
+  private fail(err: unknown): void {
+    this.hooks.abuse(err instanceof BadMessage ? `malformed SFTP packet: ${err.message}` : `internal error: ${(err as Error).message}`);
+    this.channel.destroy();
+    this.closeAll();
+  }
+
   /** Serve what waits, as far as the in-flight limit and the channel allow. */
   private pump(): void {
     while (this.waiting.length && !this.closed && this.inflight < MAX_INFLIGHT_READS) {
@@ -185,10 +189,7 @@ export class SftpSession {
           break;
         }
       } catch (err) {
-        if (!(err instanceof BadMessage)) throw err;
-        this.hooks.abuse(`malformed SFTP packet: ${err.message}`);
-        this.channel.destroy();
-        return this.closeAll();
+        return this.fail(err);
       }
     }
     if (this.waiting.length < MAX_WAITING / 2 && this.channel.isPaused()) this.channel.resume();

@@ -303,6 +303,13 @@ describe('channel policy: only the sftp subsystem', () => {
     expect((await call<any[]>((cb) => s.readdir('/outbox', cb))).length).toBe(3);
     c.end();
   });
+
+  it('allows at most 10 sessions on one connection', async () => {
+    const c = await connect({ port, username: 'a001', privateKey: key() });
+    for (let i = 0; i < 10; i++) await openSftp(c);
+    await expect(openSftp(c)).rejects.toThrow();
+    c.end();
+  });
 });
 
 describe('authentication', () => {
