@@ -165,6 +165,18 @@ describe('open sessions follow the link and the account, whichever process chang
     (await session()).end();
   });
 
+  it('a link suspended with `nia-link link suspend` (another process) closes its open session within seconds; logins are refused', async () => {
+    const other = await approvedLink(w, keys, { account: 's001' });
+    const c = await session('s001');
+    const done = closed(c, 5000);
+    expect(cli(w.dataDir, ['link', 'suspend', String(other), '--reason', '稽核缺失逾期未改善'], cliEnv()).code).toBe(0);
+    expect(w.registry.show(other).status).toBe('suspended');
+    expect(await done).toBeLessThan(5000);
+    expect(logOf('session.closed').pop()).toMatchObject({ actor: 's001', linkId: other, detail: { reason: 'link.not-active' } });
+    await expect(connect({ port, username: 's001', privateKey: readFileSync(keys.sshPrivateFile) })).rejects.toThrow(/authentication methods failed/);
+    expect(logOf('auth.failed').pop()).toMatchObject({ actor: 's001', linkId: other, detail: { reason: 'link.not-active' } });
+  });
+
   it('a link terminated by an approved stop request (CLI, another process) closes its open session within seconds', async () => {
     const other = await approvedLink(w, keys, { account: 'b001' });
     const c = await session('b001');
