@@ -106,6 +106,12 @@ export class Output {
     this.onRoom();
   }
 
+  /** Give the idle slabs back (the session has no file open): an idle session holds at most its current slab. */
+  trim(): void {
+    this.slabs -= this.free.length;
+    this.free.length = 0;
+  }
+
   close(): void {
     this.closed = true;
     this.slab = null;

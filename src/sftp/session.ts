@@ -394,7 +394,10 @@ export class SftpSession {
     if (!h) return this.status(id, STATUS.FAILURE, 'invalid handle');
     this.handles.delete(key);
     if (h.kind === 'dir') return this.status(id, STATUS.OK);
-    this.finish(h, () => this.status(id, STATUS.OK));
+    this.finish(h, () => {
+      this.status(id, STATUS.OK);
+      if (![...this.handles.values()].some((x) => x.kind === 'file')) this.output.trim();
+    });
   }
 
   /** Record the download and close the file once its reads have finished. */
