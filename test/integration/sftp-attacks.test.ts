@@ -436,6 +436,25 @@ describe('protocol abuse', () => {
   });
 });
 
+describe('backpressure', () => {
+  it('10 000 reads sent at once (more than the server queues) are all answered, in turn', async () => {
+    const raw = await rawSftp();
+    const str = (t: string) => Buffer.concat([u32(Buffer.byteLength(t)), Buffer.from(t)]);
+    const opened = await raw.request(3, Buffer.concat([str(`/outbox/${path.basename(mine.path!)}`), u32(1), u32(0)]));
+    expect(opened.type).toBe(102);
+    const handle = opened.body.subarray(4, 4 + opened.body.readUInt32BE(0));
+    const n = 10_000;
+    const answers = Array.from({ length: n }, (_, i) => {
+      const off = Buffer.alloc(8);
+      off.writeBigUInt64BE(BigInt(i % 1000));
+      return raw.request(5, Buffer.concat([u32(handle.length), handle, off, u32(1000)]));
+    });
+    const got = await Promise.all(answers);
+    expect(got.every((a) => a.type === 103)).toBe(true);
+    raw.close();
+  });
+});
+
 describe('sessions are re-checked', () => {
   it('a change made without any announcement (straight in the database) still closes the session within seconds', async () => {
     const c = await connect({ port, username: 'd001', privateKey: key() }).catch(() => null);
