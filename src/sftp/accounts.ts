@@ -20,8 +20,6 @@ export interface AccountView {
   keys: { id: number; algorithm: string; fingerprint: string; addedAt: string; revokedAt: string | null }[];
 }
 
-export { dummyPasswordHash, hashPassword, MIN_PASSWORD_LENGTH, verifyPassword } from '../crypto';
-
 /**
  * SFTP accounts: who may pull, with which keys, from where. Every answer is read from the database
  * when asked (another process may have disabled the account or ended the link a moment ago); every

@@ -4,7 +4,7 @@ import { type AuthContext, type Connection, type ParsedKey, Server as SshServer,
 import type { Config } from '../config';
 import type { ControlDb } from '../db';
 import { deliveries } from '../db/repositories';
-import { hostKeys } from '../crypto';
+import { dummyPasswordHash, hostKeys, verifyPassword } from '../crypto';
 import { type Clock, normaliseIp } from '../domain';
 import type { Logger } from '../logger';
 import { queuePrefix } from '../queue';
@@ -12,7 +12,7 @@ import { linkEventsChannel } from '../queue/link-events';
 import type { LinkState } from '../registry';
 import type { Services } from '../services';
 import { appendLog, type LogEntry } from '../usagelog';
-import { type AccountRow, AccountService, dummyPasswordHash, verifyPassword } from './accounts';
+import { type AccountRow, AccountService } from './accounts';
 import { Defender } from './defender';
 import { RefusalLog } from './refusals';
 import { type DownloadRecord, SftpSession } from './session';
