@@ -52,7 +52,7 @@ async function main() {
     const after = Number(execFileSync('sqlite3', [path.join(data, 'nia-link.db'), "SELECT count(*) FROM usage_log WHERE type = 'query.answered'"]).toString());
     console.log(`${rows} source rows, ${r.requests} single-id look-ups, ${concurrency} keep-alive mTLS clients (load average before ${os.loadavg()[0].toFixed(2)}):`);
     console.log(`  ${r.rps} requests/s   p50 ${r.p50.toFixed(2)} ms   p99 ${r.p99.toFixed(2)} ms   max ${r.max.toFixed(1)} ms   failed ${r.failed}`);
-    console.log(`  usage-log records: ${after - before} for ${r.requests} requests ${after - before === r.requests ? '(every request logged)' : '(MISSING RECORDS)'}`);
+    console.log(`  usage-log records: ${after - before} for ${r.requests + r.warmup} requests (${r.warmup} untimed connection openers) ${after - before === r.requests + r.warmup ? '(every request logged)' : '(MISSING RECORDS)'}`);
   } finally {
     svc.kill('SIGTERM');
     await new Promise((r) => svc.once('exit', r));
