@@ -93,7 +93,8 @@ export function register(program: Command, ctx: CliContext): void {
   delivery
     .command('retry <id>')
     .description('queue the failed or refused push channels of a delivery again')
-    .action(async (id) => {
+    .option('--by <name>', 'who asks for it')
+    .action(async (id, o) => {
       const deliveryId = parseId(id, 'delivery');
       const { extracts, pushes } = ctx.services;
       if (!extracts.get(deliveryId)) throw new UserError(`delivery ${id} does not exist`);
@@ -103,6 +104,7 @@ export function register(program: Command, ctx: CliContext): void {
       const { url } = await resolveRedis(ctx.config, { spawn: false });
       const queue = openQueue(QUEUES.deliver, ctx.config, url);
       try {
+        pushes.recordRetry(deliveryId, jobs, actor(o.by));
         await enqueuePushJobs(queue, pushes, jobs, true);
       } finally {
         await queue.close();

@@ -1,5 +1,6 @@
 import type { Config } from '../config';
 import { deliveries } from '../db/repositories';
+import { appendLog } from '../usagelog';
 import { sendEmail } from './email';
 import { type PushChannel, pushChannels, pushContext, type PushDeps, PushRefused, pushSftp, recordPush } from './push';
 
@@ -43,6 +44,17 @@ export class PushService {
       if (!again && this.d.extracts.get(j.deliveryId)?.channels[j.channel] !== undefined) continue;
       this.setStatus(j, { status: 'queued', error: null });
     }
+  }
+
+  /** An operator asked for failed or refused channels to be tried again: recorded before they are queued. */
+  recordRetry(deliveryId: number, jobs: PushJob[], actor: string): void {
+    const delivery = this.d.extracts.get(deliveryId);
+    if (!delivery) return;
+    const now = this.d.clock.now();
+    this.d.cdb.write((tx) => {
+      const s = this.d.registry.stateIn(tx, delivery.link);
+      appendLog(tx, { type: 'delivery.retry-requested', agency: s.agency.code, linkId: delivery.link, revision: delivery.revision, actor, object: `delivery:${deliveryId}`, detail: { channels: jobs.map((j) => j.channel) } }, now);
+    });
   }
 
   /** Outcome bookkeeping that is not itself a use of the data (no usage-log record). */

@@ -15,7 +15,7 @@ import { connection, openQueue, QUEUES, queuePrefix } from '../../src/queue';
 import { buildServices } from '../../src/services';
 import { listLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
-import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
 
 const REDIS = process.env.NIA_TEST_REDIS_URL!;
 let keys: AgencyKeys;
@@ -180,6 +180,11 @@ describe('sftp-push to a real OpenSSH sshd with a pinned host key', () => {
     expect(outcome).toMatchObject({ status: 'failed', attempts: 2, error: expect.stringMatching(/ECONNREFUSED/) });
     expect(listLog(w.cdb.db, { linkId: id, type: 'push.failed' })).toHaveLength(1);
     expect(buildServices(config, w.cdb, w.clock).pushes.retryJobs(d.id)).toEqual([{ deliveryId: d.id, channel: 'sftp-push' }]);
+    // An operator queues it again from the CLI: recorded, then retried by the worker (and failing again here).
+    const r = cli(w.dataDir, ['delivery', 'retry', String(d.id), '--by', 'duty-officer'], { REDIS_URL: REDIS, NIA_LINK_INSTANCE_ID: config.instanceId, NIA_LINK_JOB_ATTEMPTS: '2', NIA_LINK_JOB_BACKOFF_MS: '200' });
+    expect(r.stdout).toMatch(/queued sftp-push again/);
+    expect(listLog(w.cdb.db, { linkId: id, type: 'delivery.retry-requested' })).toMatchObject([{ actor: 'duty-officer' }]);
+    await waitFor('second failure', () => (listLog(w.cdb.db, { linkId: id, type: 'push.failed' }).length === 2 ? true : undefined));
   });
 
   it('R5.1 a revision that removes the push channel stops pushes to it at once', async () => {
