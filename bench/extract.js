@@ -55,7 +55,8 @@ try {
     const shell = timed(`sqlite3 -csv -header '${src}' "SELECT ${fields.join(',')} FROM entry_exit ORDER BY record_id" | gpg --batch --yes -z 0 --trust-model always --sign --local-user ${niaFpr} --encrypt --recipient ${fpr} -o '${out}'`);
     const shellBytes = statSync(out).size;
     rmSync(out);
-    const r = spawnSync(process.execPath, [path.join(__dirname, 'extract-once.js'), data, link], { encoding: 'utf8' });
+    const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(process.env.BENCH_CPU_PROF)] : [];
+    const r = spawnSync(process.execPath, [...prof, path.join(__dirname, 'extract-once.js'), data, link], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(r.stderr);
     const ours = JSON.parse(r.stdout);
     rmSync(ours.path);
@@ -69,5 +70,6 @@ try {
   writeFileSync(path.join(ROOT, 'bench', 'extract-results.json'), JSON.stringify({ at: new Date().toISOString(), cpus: os.cpus().length, node: process.version, results }, null, 2) + '\n');
 } finally {
   spawnSync('gpgconf', ['--kill', 'all'], { env: genv });
-  rmSync(work, { recursive: true, force: true });
+  if (process.env.BENCH_KEEP) console.log(`kept ${work}`);
+  else rmSync(work, { recursive: true, force: true });
 }

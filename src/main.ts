@@ -13,6 +13,7 @@ import { buildExtractProcessor } from '../jobs/build-extract';
 import { MAINTENANCE_SCHEDULES, maintenanceIntervals, maintenanceProcessor } from '../jobs/maintenance';
 import { pushDeliveryProcessor } from '../jobs/push-delivery';
 import { enqueuePushJobs } from './delivery';
+import { csvExtensionBuilt } from './extract';
 
 import type { Role } from './roles';
 export { ROLES, type Role } from './roles';
@@ -76,6 +77,7 @@ export async function startService(config: Config, roles: readonly Role[], say: 
       const { workers, close } = startWorkers(config, redisInfo.url, services, log);
       stops.push(close);
       say(`worker: processing queues ${workers.map((w) => w.name).join(', ')}`);
+      if (!csvExtensionBuilt()) log.warn('the CSV extension (dist/native) is not built: extracts read rows one by one, several times slower; run `npm run build`');
     }
     if (roles.includes('scheduler')) {
       const extractQ = openQueue(QUEUES.extract, config, redisInfo.url);

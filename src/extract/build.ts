@@ -34,8 +34,8 @@ const BATCH_ROWS = 4000;
  * (and the job lock renewal) still runs between batches.
  */
 export async function buildExtract(spec: ExtractSpec): Promise<ExtractResult> {
-  if (canWriteCsv(spec.source)) {
-    const csv = spec.source.csvStream(spec.dataset, spec.fields, spec.hmacSecret, spec.range);
+  const csv = canWriteCsv(spec.source) ? spec.source.csvStream(spec.dataset, spec.fields, spec.hmacSecret, spec.range) : null;
+  if (csv) {
     const sealed = await signEncryptToFile(csv.stream, spec.signingKey, spec.encryptionKey, spec.file);
     const { rows, sha256 } = await csv.done;
     return { rows, bytes: sealed.bytes, plainSha256: sha256, cipherSha256: sealed.cipherSha256 };

@@ -1,52 +1,60 @@
 import type Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { FieldSpec } from '../domain';
+import { PROJECT_ROOT } from '../paths';
 import type { ExtractRange } from './source';
 import { ident } from './sql-ident';
-import { csvField } from './csv';
 import { valueFn } from './transforms';
 
+/**
+ * The SQLite extension `scripts/build-native.js` compiles from native/nl_csv.c: the aggregate
+ * nl_csv_lines(v1, …, vN) writes RFC 4180 lines in C. Named without its suffix: SQLite adds the
+ * platform's own.
+ */
+export const CSV_EXTENSION = path.join(PROJECT_ROOT, 'dist', 'native', 'nl_csv');
+const SUFFIX = process.platform === 'darwin' ? '.dylib' : process.platform === 'win32' ? '.dll' : '.so';
 
-/** The transforms SQL cannot express run as the same JS functions the generic path uses, quoted there. */
-export function registerTransformFunctions(db: Database.Database, hmacSecret: string): void {
-  const mask = valueFn('mask', hmacSecret);
-  const hmac = valueFn('hmac', hmacSecret);
-  db.function('nl_mask_csv', { deterministic: true }, (v: unknown) => csvField(mask(v)));
-  db.function('nl_hmac_csv', { deterministic: true }, (v: unknown) => csvField(hmac(v)));
+export function csvExtensionBuilt(): boolean {
+  return existsSync(CSV_EXTENSION + SUFFIX);
 }
 
-/** RFC 4180 quoting in SQL; `expr` is cheap to repeat (a column or a substr of one). One GLOB scan per value. */
-export const CSV_SPECIAL_GLOB = '*[",\n\r]*';
-
-function quoted(expr: string): string {
-  return `CASE WHEN ${expr} IS NULL THEN '' WHEN ${expr} GLOB @special THEN '"' || replace(${expr}, '"', '""') || '"' ELSE ${expr} END`;
+/** Loads the CSV writer and the transforms SQL cannot express (the same JS functions the generic path uses). */
+export function prepareCsvConnection(db: Database.Database, hmacSecret: string): void {
+  db.loadExtension(CSV_EXTENSION); // entry point sqlite3_nlcsv_init, from the file name
+  db.function('nl_mask', { deterministic: true }, valueFn('mask', hmacSecret));
+  db.function('nl_hmac', { deterministic: true }, valueFn('hmac', hmacSecret));
 }
 
-/** One field as CSV text, transform applied. */
+/** One field's delivered value, transform applied (nl_csv_lines turns NULL into the empty field). */
 function fieldSql(f: FieldSpec): string {
-  const c = `CAST(${ident(f.name)} AS TEXT)`;
+  const c = ident(f.name);
   switch (f.transform) {
     case undefined:
-      return quoted(c);
+      return c;
     case 'mask':
-      return `nl_mask_csv(${ident(f.name)})`;
+      return `nl_mask(${c})`;
     case 'hmac':
-      return `nl_hmac_csv(${ident(f.name)})`;
+      return `nl_hmac(${c})`;
     case 'year':
-      return quoted(`substr(${c}, 1, 4)`);
+      return `substr(CAST(${c} AS TEXT), 1, 4)`;
     case 'year-month':
-      return quoted(`substr(${c}, 1, 7)`);
+      return `substr(CAST(${c} AS TEXT), 1, 7)`;
   }
 }
 
 /**
  * One batch of CSV lines (CRLF-terminated) of exactly the approved fields, for the records with
  * @lo <= record_id < @hi inside the change window. The SELECT names only approved columns (R3.2).
+ * SQLite keeps a FROM-subquery's ORDER BY when the outer query uses an aggregate other than
+ * count/min/max, so the lines come in record order.
  */
 export function csvSelectSql(dataset: string, fields: readonly FieldSpec[], range: ExtractRange): string {
-  const line = fields.map(fieldSql).join(" || ',' || ") + ' || char(13, 10)';
+  const cols = fields.map((f, i) => `${fieldSql(f)} AS c${i}`).join(', ');
+  const args = fields.map((_, i) => `c${i}`).join(', ');
   return (
-    `SELECT count(*) AS n, group_concat(line, '' ORDER BY record_id) AS text FROM (` +
-    `SELECT record_id, ${line} AS line FROM ${ident(dataset)} WHERE record_id >= @lo AND record_id < @hi AND ${windowSql(range)})`
+    `SELECT count(*) AS n, nl_csv_lines(${args}) AS text FROM (` +
+    `SELECT ${cols} FROM ${ident(dataset)} WHERE record_id >= @lo AND record_id < @hi AND ${windowSql(range)} ORDER BY record_id)`
   );
 }
 

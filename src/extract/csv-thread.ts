@@ -1,11 +1,11 @@
 /**
  * Runs in a worker thread: turns the approved columns of one record-id range at a time into CSV
- * inside SQLite. Several of these read in parallel while the parent signs and encrypts.
+ * inside SQLite (the nl_csv_lines extension). Several of these read in parallel while the parent signs and encrypts.
  */
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { FieldSpec } from '../domain';
-import { CSV_SPECIAL_GLOB, csvSelectSql, registerTransformFunctions, windowParams } from './csv-sql';
+import { csvSelectSql, prepareCsvConnection, windowParams } from './csv-sql';
 import type { ExtractRange } from './source';
 
 export interface CsvThreadInput {
@@ -22,9 +22,9 @@ const input = workerData as CsvThreadInput;
 const port = parentPort!;
 const db = new Database(input.file, { readonly: true, fileMustExist: true });
 db.pragma('busy_timeout = 10000');
-registerTransformFunctions(db, input.hmacSecret);
+prepareCsvConnection(db, input.hmacSecret);
 const stmt = db.prepare(csvSelectSql(input.dataset, input.fields, input.range));
-const base = { ...windowParams(input.range), special: CSV_SPECIAL_GLOB };
+const base = windowParams(input.range);
 const encoder = new TextEncoder();
 
 // Requests arrive in order and are answered in order; the parent terminates the thread when done.

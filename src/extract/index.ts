@@ -6,3 +6,4 @@ export { mask, valueFn } from './transforms';
 export { csvLine, csvField } from './csv';
 export { projection } from './transforms';
 export { ident } from './sql-ident';
+export { csvExtensionBuilt } from './csv-sql';

@@ -8,7 +8,7 @@ import { PROJECT_ROOT } from '../paths';
 import { createHash } from 'node:crypto';
 import { ident } from './sql-ident';
 import { csvLine } from './csv';
-import { spanSql, windowParams } from './csv-sql';
+import { csvExtensionBuilt, spanSql, windowParams } from './csv-sql';
 import type { CsvThreadMessage, CsvThreadRequest } from './csv-thread';
 
 /** Changed-since window of an extract: rows with since < updated_at ≤ until (since null = from the start). */
@@ -76,8 +76,9 @@ export class SqliteSource implements CsvCapableSource {
     }
   }
 
-  csvStream(dataset: string, fields: readonly FieldSpec[], hmacSecret: string, range: ExtractRange): CsvStream {
+  csvStream(dataset: string, fields: readonly FieldSpec[], hmacSecret: string, range: ExtractRange): CsvStream | null {
     this.requireTable(dataset);
+    if (!csvExtensionBuilt()) return null;
     return sqliteCsvStream(this.file, dataset, fields, hmacSecret, range);
   }
 
@@ -86,9 +87,9 @@ export class SqliteSource implements CsvCapableSource {
   }
 }
 
-/** A source that can produce the CSV itself, off the main thread. */
+/** A source that can produce the CSV itself, off the main thread (null: it cannot now; read rows). */
 export interface CsvCapableSource extends ExtractSource {
-  csvStream(dataset: string, fields: readonly FieldSpec[], hmacSecret: string, range: ExtractRange): CsvStream;
+  csvStream(dataset: string, fields: readonly FieldSpec[], hmacSecret: string, range: ExtractRange): CsvStream | null;
 }
 export interface CsvStream {
   stream: ReadableStream<Uint8Array>;
