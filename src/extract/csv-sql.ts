@@ -9,7 +9,7 @@ import { valueFn } from './transforms';
 
 /**
  * The SQLite extension `scripts/build-native.js` compiles from native/nl_csv.c: the aggregate
- * nl_csv_lines(v1, …, vN) writes RFC 4180 lines in C. Named without its suffix: SQLite adds the
+ * nl_csv_lines(seq, v1, …, vN) writes RFC 4180 lines in C. Named without its suffix: SQLite adds the
  * platform's own.
  */
 export const CSV_EXTENSION = path.join(PROJECT_ROOT, 'dist', 'native', 'nl_csv');
@@ -45,25 +45,35 @@ function fieldSql(f: FieldSpec): string {
 
 /**
  * One batch of CSV lines (CRLF-terminated) of exactly the approved fields, for the records with
- * @lo <= record_id < @hi inside the change window. The SELECT names only approved columns (R3.2).
- * SQLite keeps a FROM-subquery's ORDER BY when the outer query uses an aggregate other than
- * count/min/max, so the lines come in record order.
+ * @lo <= record_id < @hi inside the change window, as a BLOB of UTF-8. The SELECT names only
+ * approved columns (R3.2). nl_csv_lines fails the query unless record_id ascends, so the lines are
+ * in record order or there is no file. A full extract reads the id range straight off the rowid
+ * b-tree (NOT INDEXED: ascending, no sort, no subquery); an increment lets SQLite use the
+ * updated_at index and sorts the few records it finds.
  */
 export function csvSelectSql(dataset: string, fields: readonly FieldSpec[], range: ExtractRange): string {
+  const t = ident(dataset);
+  const where = `record_id >= @lo AND record_id < @hi AND ${windowSql(range)}`;
+  if (range.since === null) return `SELECT count(*) AS n, nl_csv_lines(record_id, ${fields.map(fieldSql).join(', ')}) AS data FROM ${t} NOT INDEXED WHERE ${where}`;
   const cols = fields.map((f, i) => `${fieldSql(f)} AS c${i}`).join(', ');
   const args = fields.map((_, i) => `c${i}`).join(', ');
-  return (
-    `SELECT count(*) AS n, nl_csv_lines(${args}) AS text FROM (` +
-    `SELECT ${cols} FROM ${ident(dataset)} WHERE record_id >= @lo AND record_id < @hi AND ${windowSql(range)} ORDER BY record_id)`
-  );
+  return `SELECT count(*) AS n, nl_csv_lines(record_id, ${args}) AS data FROM (SELECT record_id, ${cols} FROM ${t} WHERE ${where} ORDER BY record_id)`;
 }
 
 function windowSql(range: ExtractRange): string {
   return range.since === null ? 'updated_at <= @until' : 'updated_at > @since AND updated_at <= @until';
 }
 
-/** How many records the window holds and their record-id span: what the batches are cut from. */
+/**
+ * How many records the window holds and their record-id span: what the batches are cut from. A full
+ * extract takes the table's id span as its size (two rowid look-ups, no count over every record).
+ */
 export function spanSql(dataset: string, range: ExtractRange): string {
+  if (range.since === null) {
+    // One min() or max() per SELECT: that is the form SQLite answers from the rowid b-tree's ends.
+    const t = ident(dataset);
+    return `SELECT hi - lo + 1 AS n, lo, hi FROM (SELECT (SELECT min(record_id) FROM ${t}) AS lo, (SELECT max(record_id) FROM ${t}) AS hi)`;
+  }
   return `SELECT count(*) AS n, min(record_id) AS lo, max(record_id) AS hi FROM ${ident(dataset)} WHERE ${windowSql(range)}`;
 }
 

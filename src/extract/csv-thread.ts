@@ -25,13 +25,13 @@ db.pragma('busy_timeout = 10000');
 prepareCsvConnection(db, input.hmacSecret);
 const stmt = db.prepare(csvSelectSql(input.dataset, input.fields, input.range));
 const base = windowParams(input.range);
-const encoder = new TextEncoder();
 
 // Requests arrive in order and are answered in order; the parent terminates the thread when done.
 port.on('message', (req: CsvThreadRequest) => {
   try {
-    const r = stmt.get({ ...base, lo: req.lo, hi: req.hi }) as { n: number; text: string | null };
-    const data = encoder.encode(r.text ?? '');
+    const r = stmt.get({ ...base, lo: req.lo, hi: req.hi }) as { n: number; data: Buffer | null };
+    // A Buffer of its own memory is handed over as it is; one that shares a pool is copied first.
+    const data = r.data === null ? new Uint8Array(0) : r.data.byteOffset === 0 && r.data.byteLength === r.data.buffer.byteLength ? r.data : new Uint8Array(r.data);
     port.postMessage({ type: 'chunk', index: req.index, data, rows: r.n } satisfies CsvThreadMessage, [data.buffer as ArrayBuffer]);
   } catch (err) {
     port.postMessage({ type: 'error', index: req.index, message: (err as Error).message } satisfies CsvThreadMessage);
