@@ -4,11 +4,13 @@ import * as openpgp from 'openpgp';
 import { buildExtract, SqliteSource, type ExtractSource } from '../../src/extract';
 import { person, writeEntryExitSource } from '../helpers/source';
 import { tmpDir } from '../helpers/world';
+import { csvExtensionBuilt } from '../../src/extract/csv-sql';
 
 /** Hides the CSV capability, so buildExtract takes the generic row-by-row path. */
 const generic = (s: SqliteSource): ExtractSource => ({ watermark: (d) => s.watermark(d), batches: (...a) => s.batches(...a), close: () => s.close() });
 
 it('R3.2 the worker-thread CSV path and the generic row path write the same CSV, byte for byte', async () => {
+  expect(csvExtensionBuilt()).toBe(true); // otherwise both runs would take the row path
   const dir = tmpDir();
   try {
     writeEntryExitSource(dir, [person(1), person(2, { name_en: 'O"BRIEN, SEAN', name_zh: '歐布萊恩,尚' }), person(3, { flight_no: 'a\r\nb', birth_date: null }), ...Array.from({ length: 9000 }, (_, i) => person(10 + i))], '2026-01-01T00:00:00.000Z');
