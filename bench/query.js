@@ -47,11 +47,18 @@ async function main() {
     svc.once('exit', () => reject(new Error(`service exited: ${out}`)));
   });
   try {
+    const cpuOf = (pid) => {
+      const f = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in ms (USER_HZ 100)
+    };
+    const svcCpu0 = cpuOf(svc.pid);
     const before = Number(execFileSync('sqlite3', [path.join(data, 'nia-link.db'), "SELECT count(*) FROM usage_log WHERE type = 'query.answered'"]).toString());
     const r = JSON.parse(execFileSync(process.execPath, [path.join(__dirname, 'query-load.js'), String(port), path.join(work, 'c.crt'), path.join(work, 'c.key'), path.join(data, 'keys', 'query-server.crt'), path.join(work, 'ids.txt'), String(count), String(concurrency)]).toString());
+    const svcCpuMs = cpuOf(svc.pid) - svcCpu0;
     const after = Number(execFileSync('sqlite3', [path.join(data, 'nia-link.db'), "SELECT count(*) FROM usage_log WHERE type = 'query.answered'"]).toString());
     console.log(`${rows} source rows, ${r.requests} single-id look-ups, ${concurrency} keep-alive mTLS clients (load average before ${os.loadavg()[0].toFixed(2)}):`);
     console.log(`  ${r.rps} requests/s   p50 ${r.p50.toFixed(2)} ms   p99 ${r.p99.toFixed(2)} ms   max ${r.max.toFixed(1)} ms   failed ${r.failed}`);
+    console.log(`  CPU per request: service ${((svcCpuMs * 1000) / (r.requests + r.warmup)).toFixed(0)} µs, load generator ${((r.cpuMs * 1000) / (r.requests + r.warmup)).toFixed(0)} µs`);
     console.log(`  usage-log records: ${after - before} for ${r.requests + r.warmup} requests (${r.warmup} untimed connection openers) ${after - before === r.requests + r.warmup ? '(every request logged)' : '(MISSING RECORDS)'}`);
   } finally {
     svc.kill('SIGTERM');

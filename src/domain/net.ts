@@ -32,15 +32,24 @@ export function formatCidr(c: Cidr): string {
   return `${c.address}/${c.prefix}`;
 }
 
+/** Allow-lists built into BlockLists, by their text: every request of a link checks the same list. */
+const compiled = new Map<string, BlockList>();
+
 /** Is `ip` inside any of the CIDRs? Unparseable entries match nothing. */
 export function ipAllowed(ip: string, cidrs: readonly string[]): boolean {
   const addr = normaliseIp(ip);
   const family = isIP(addr);
   if (family === 0) return false;
-  const list = new BlockList();
-  for (const text of cidrs) {
-    const c = parseCidr(text);
-    if (c) list.addSubnet(c.address, c.prefix, c.family === 4 ? 'ipv4' : 'ipv6');
+  const key = cidrs.join('\n');
+  let list = compiled.get(key);
+  if (!list) {
+    list = new BlockList();
+    for (const text of cidrs) {
+      const c = parseCidr(text);
+      if (c) list.addSubnet(c.address, c.prefix, c.family === 4 ? 'ipv4' : 'ipv6');
+    }
+    if (compiled.size >= 1000) compiled.clear();
+    compiled.set(key, list);
   }
   return list.check(addr, family === 4 ? 'ipv4' : 'ipv6');
 }

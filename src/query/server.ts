@@ -1,4 +1,5 @@
 import Fastify from 'fastify';
+import { constants } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Config } from '../config';
 import { certFingerprint, queryServerCredentials } from '../crypto';
@@ -10,6 +11,21 @@ import type { QueryService } from './service';
 const CIPHERS = ['TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_128_GCM_SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305', 'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256'].join(':');
 
 /**
+ * The fingerprint of the certificate a connection authenticated with, computed once per connection:
+ * renegotiation is refused (SSL_OP_NO_RENEGOTIATION), so it cannot change while the connection lives.
+ */
+const fingerprints = new WeakMap<TLSSocket, string | null>();
+function peerFingerprint(socket: TLSSocket): string | null {
+  let f = fingerprints.get(socket);
+  if (f === undefined) {
+    const peer = socket.getPeerX509Certificate?.();
+    f = peer ? certFingerprint(peer) : null;
+    fingerprints.set(socket, f);
+  }
+  return f;
+}
+
+/**
  * The `query` role: HTTPS with client certificates. TLS asks every client for a certificate but
  * accepts any, because agencies' certificates are self-signed: the link registers its fingerprint,
  * and the service authorises by that fingerprint on every request.
@@ -19,7 +35,7 @@ export async function startQueryServer(opts: { config: Config; service: QuerySer
   const app = Fastify({
     logger: false,
     bodyLimit: 64 * 1024,
-    https: { key, cert, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', ciphers: CIPHERS, honorCipherOrder: true },
+    https: { key, cert, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', ciphers: CIPHERS, honorCipherOrder: true, secureOptions: constants.SSL_OP_NO_RENEGOTIATION },
     connectionTimeout: 30_000,
     keepAliveTimeout: 30_000,
   });
@@ -31,9 +47,7 @@ export async function startQueryServer(opts: { config: Config; service: QuerySer
   });
   app.get('/query/v1/openapi.json', async () => openapi);
   app.post<{ Params: { dataset: string } }>('/query/v1/:dataset', async (req, reply) => {
-    const socket = req.raw.socket as TLSSocket;
-    const peer = socket.getPeerX509Certificate?.();
-    const answer = await opts.service.handle({ certFingerprint: peer ? certFingerprint(peer) : null, ip: req.socket.remoteAddress ?? '', dataset: req.params.dataset, body: req.body });
+    const answer = await opts.service.handle({ certFingerprint: peerFingerprint(req.raw.socket as TLSSocket), ip: req.socket.remoteAddress ?? '', dataset: req.params.dataset, body: req.body });
     return reply.code(answer.status).send(answer.body);
   });
   app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: { code: 'not-found', message: 'POST /query/v1/{dataset}; the API is described at /query/v1/openapi.json' } }));

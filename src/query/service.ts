@@ -50,6 +50,14 @@ export class QueryService {
   /** Unauthenticated refusals logged per IP and minute at most once, so a scanner cannot fill the log. */
   private readonly refusedSeen = new Map<string, number>();
 
+  /**
+   * What each client certificate may query for, as read at registry version `authzVersion`. Any change
+   * to a link or agency row, by any process, moves the version and empties this, so a suspension or a
+   * certificate change applies to the very next request.
+   */
+  private readonly authz = new Map<string, LinkState[]>();
+  private authzVersion = -1;
+
   /** Records waiting for the next group commit, with the answers that wait for them. */
   private pending: { entry: LogEntry; now: Date; done: (err?: Error) => void }[] = [];
 
@@ -100,6 +108,21 @@ export class QueryService {
     this.source?.close();
   }
 
+  private statesFor(fingerprint: string): LinkState[] {
+    const version = queries.registryVersion(this.d.cdb.db);
+    if (version !== this.authzVersion) {
+      this.authz.clear();
+      this.authzVersion = version;
+    }
+    let states = this.authz.get(fingerprint);
+    if (!states) {
+      states = queries.linksForClientCert(this.d.cdb.db, fingerprint).map((id) => this.d.registry.state(id));
+      if (this.authz.size >= 1000) this.authz.clear();
+      this.authz.set(fingerprint, states);
+    }
+    return states;
+  }
+
   private allow(linkId: number, now: number): boolean {
     const perMs = this.d.config.query.ratePerMinute / 60000;
     const b = this.buckets.get(linkId) ?? { tokens: this.d.config.query.ratePerMinute, at: now };
@@ -131,9 +154,8 @@ export class QueryService {
     const now = this.d.clock.now();
     const ip = normaliseIp(req.ip);
     if (!req.certFingerprint) return this.refuse(req, null, 401, 'client-certificate.missing', 'a registered TLS client certificate is required');
-    const ids = queries.linksForClientCert(this.d.cdb.db, req.certFingerprint);
     // One certificate may serve several links of the agency; the dataset in the path picks the link.
-    const states = ids.map((id) => this.d.registry.state(id));
+    const states = this.statesFor(req.certFingerprint);
     if (states.length === 0) return this.refuse(req, null, 403, 'client-certificate.unknown', 'this client certificate is not registered for online query');
     const s = states.find((x) => x.content.dataset === req.dataset && x.link.status === 'active') ?? states.find((x) => x.content.dataset === req.dataset) ?? states[0];
     if (!s.content.methods.includes('online-query')) return this.refuse(req, s, 403, 'method.not-approved', 'this link is not approved for online query');

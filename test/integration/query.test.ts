@@ -4,6 +4,7 @@ import { request } from 'node:https';
 import path from 'node:path';
 import { loadConfig, type Config } from '../../src/config';
 import { ensureKeys, KEY_FILES, keyedIdHash, queryIdSecret } from '../../src/crypto';
+import { openControlDb } from '../../src/db';
 import { queries } from '../../src/db/repositories';
 import { createLogger } from '../../src/logger';
 import { QueryService, startQueryServer } from '../../src/query';
@@ -116,10 +117,30 @@ describe('online query over mutual TLS (R2.1)', () => {
     expect(await ask('entry_exit', { ids: ['A800000001'], reference: 'x' }, other)).toMatchObject({ status: 403, body: { error: { code: 'method.not-approved' } } });
   });
 
-  it('R10.1 a suspended link is refused at once', async () => {
+  it('R10.1 a suspended link is refused at once, whichever process suspends it; resumed, it answers again', async () => {
+    const ok = () => ask('entry_exit', { ids: ['A800000001'], reference: 'x' }, good);
+    expect((await ok()).status).toBe(200); // what the certificate may query for is now remembered
     await services.compliance.suspend(linkId, 'audit finding overdue', 'nia');
-    expect(await ask('entry_exit', { ids: ['A800000001'], reference: 'x' }, good)).toMatchObject({ status: 403, body: { error: { code: 'link.not-usable' } } });
+    expect(await ok()).toMatchObject({ status: 403, body: { error: { code: 'link.not-usable' } } });
     expect(listLog(w.cdb.db, { linkId, type: 'query.refused' }).length).toBeGreaterThan(0);
+    // Resumed through another connection to the control database, as the CLI in another process does.
+    const other = openControlDb(w.dataDir);
+    try {
+      const elsewhere = buildServices(config, other, w.clock);
+      await elsewhere.compliance.resumeRequest(linkId, 'agency');
+      await elsewhere.compliance.resumeApprove(linkId, 'nia');
+    } finally {
+      other.close();
+    }
+    expect((await ok()).status).toBe(200);
+    // And suspended again from there: refused on the next request.
+    const again = openControlDb(w.dataDir);
+    try {
+      await buildServices(config, again, w.clock).compliance.suspend(linkId, 'second finding', 'nia');
+    } finally {
+      again.close();
+    }
+    expect(await ok()).toMatchObject({ status: 403, body: { error: { code: 'link.not-usable' } } });
   });
 
   it('the API is described by an OpenAPI document', async () => {

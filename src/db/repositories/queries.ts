@@ -14,6 +14,12 @@ export function linksForClientCert(tx: Db, fingerprint: string): number[] {
   return linksForCert(tx).all(fingerprint) as number[];
 }
 
+const versionStmt = perConnection((tx) => connectionOf(tx).prepare('SELECT version FROM registry_version WHERE id = 1').pluck());
+/** Moves whenever a link or agency row changes (triggers, migration 0010), whoever changed it. */
+export function registryVersion(tx: Db): number {
+  return versionStmt(tx).get() as number;
+}
+
 export interface QueryRecord {
   seq: number;
   at: string;
