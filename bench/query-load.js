@@ -75,7 +75,7 @@ function client(limit) {
   const cpu = process.cpuUsage(cpu0);
   latencies.sort((a, b) => a - b);
   const q = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
-  process.stdout.write(JSON.stringify({ warmup: Number(concurrency), requests: latencies.length, failed, ms, rps: Math.round(latencies.length / (ms / 1000)), p50: q(0.5), p99: q(0.99), max: latencies[latencies.length - 1], cpuMs: (cpu.user + cpu.system) / 1000 }) + '\n');
+  process.stdout.write(JSON.stringify({ warmup: Number(concurrency), requests: latencies.length, failed, ms, rps: Math.round(latencies.length / (ms / 1000)), p50: q(0.5), p90: q(0.9), p95: q(0.95), p99: q(0.99), p999: q(0.999), max: latencies[latencies.length - 1], cpuMs: (cpu.user + cpu.system) / 1000 }) + '\n');
 })().catch((e) => {
   console.error(e.message);
   process.exit(1);

@@ -47,9 +47,20 @@ async function main() {
     svc.once('exit', () => reject(new Error(`service exited: ${out}`)));
   });
   try {
+    // CPU of the service's whole process tree (a query role with several processes forks workers).
     const cpuOf = (pid) => {
-      const f = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in ms (USER_HZ 100)
+      const fs = require('node:fs');
+      let ms = 0;
+      try {
+        const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+        ms = ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in ms (USER_HZ 100)
+        for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+          for (const child of fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) ms += cpuOf(Number(child));
+        }
+      } catch {
+        /* the process ended */
+      }
+      return ms;
     };
     const svcCpu0 = cpuOf(svc.pid);
     const before = Number(execFileSync('sqlite3', [path.join(data, 'nia-link.db'), "SELECT count(*) FROM usage_log WHERE type = 'query.answered'"]).toString());
@@ -57,14 +68,33 @@ async function main() {
     const svcCpuMs = cpuOf(svc.pid) - svcCpu0;
     const after = Number(execFileSync('sqlite3', [path.join(data, 'nia-link.db'), "SELECT count(*) FROM usage_log WHERE type = 'query.answered'"]).toString());
     console.log(`${rows} source rows, ${r.requests} single-id look-ups, ${concurrency} keep-alive mTLS clients (load average before ${os.loadavg()[0].toFixed(2)}):`);
-    console.log(`  ${r.rps} requests/s   p50 ${r.p50.toFixed(2)} ms   p99 ${r.p99.toFixed(2)} ms   max ${r.max.toFixed(1)} ms   failed ${r.failed}`);
+    console.log(`  ${r.rps} requests/s   p50 ${r.p50.toFixed(2)} ms   p90 ${r.p90.toFixed(2)} ms   p95 ${r.p95.toFixed(2)} ms   p99 ${r.p99.toFixed(2)} ms   max ${r.max.toFixed(1)} ms   failed ${r.failed}`);
     console.log(`  CPU per request: service ${((svcCpuMs * 1000) / (r.requests + r.warmup)).toFixed(0)} µs, load generator ${((r.cpuMs * 1000) / (r.requests + r.warmup)).toFixed(0)} µs`);
     console.log(`  usage-log records: ${after - before} for ${r.requests + r.warmup} requests (${r.warmup} untimed connection openers) ${after - before === r.requests + r.warmup ? '(every request logged)' : '(MISSING RECORDS)'}`);
+    results.ours = { ...r, cpuUsPerRequest: (svcCpuMs * 1000) / (r.requests + r.warmup), logged: after - before };
   } finally {
     svc.kill('SIGTERM');
     await new Promise((r) => svc.once('exit', r));
   }
+
+  // The floor, same run: the same TLS and HTTP stack answering a constant record (bench/query-floor.js).
+  const floor = spawn(process.execPath, [path.join(__dirname, 'query-floor.js'), path.join(data, 'keys')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let floorOut = '';
+  floor.stdout.on('data', (d) => (floorOut += d));
+  const floorPort = await new Promise((resolve, reject) => {
+    const check = setInterval(() => /^\d+\n/.test(floorOut) && (clearInterval(check), resolve(Number(floorOut.split('\n')[0]))), 20);
+    floor.once('exit', () => (clearInterval(check), reject(new Error('the floor server exited'))));
+  });
+  const f = JSON.parse(execFileSync(process.execPath, [path.join(__dirname, 'query-load.js'), String(floorPort), path.join(work, 'c.crt'), path.join(work, 'c.key'), path.join(data, 'keys', 'query-server.crt'), path.join(work, 'ids.txt'), String(count), String(concurrency)]).toString());
+  floor.kill('SIGTERM');
+  await new Promise((r) => floor.once('exit', r));
+  const floorCpuMs = Number(floorOut.trim().split('\n').pop());
+  const o = results.ours;
+  console.log(`  floor (bare fastify + TLS, constant answer, nothing logged): ${f.rps} requests/s   p50 ${f.p50.toFixed(2)} ms   p99 ${f.p99.toFixed(2)} ms   ~${((floorCpuMs * 1000) / (f.requests + f.warmup)).toFixed(0)} µs CPU per request (start-up included)`);
+  console.log(`  nia-link / floor: requests/s ${(o.rps / f.rps).toFixed(2)}x   p99 ${(o.p99 / f.p99).toFixed(2)}x the floor's`);
+  writeFileSync(path.join(ROOT, 'bench', 'query-results.json'), JSON.stringify({ at: new Date().toISOString(), rows, count, concurrency, processes: process.env.NIA_LINK_QUERY_PROCESSES ?? 'default', loadAverage: os.loadavg()[0], ours: o, floor: f }, null, 2) + '\n');
 }
+const results = {};
 main()
   .catch((e) => {
     console.error(e.message);

@@ -143,6 +143,8 @@ const schema = z.object({
     maxIds: z.coerce.number().int().min(1).max(10000),
     maxRecords: z.coerce.number().int().min(1),
     ratePerMinute: z.coerce.number().int().min(1),
+    // Several processes accept on one port (Node cluster), so look-ups use every core.
+    processes: z.coerce.number().int().min(1).max(64),
   }),
 });
 export type Config = z.infer<typeof schema>;
@@ -280,8 +282,9 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
       maxIds: 100,
       maxRecords: 5000,
       ratePerMinute: 6000,
+      processes: Math.min(availableParallelism(), 4),
       ...f.query,
-      ...defined({ host: env.NIA_LINK_QUERY_HOST, port: env.NIA_LINK_QUERY_PORT, maxIds: env.NIA_LINK_QUERY_MAX_IDS, ratePerMinute: env.NIA_LINK_QUERY_RATE_PER_MINUTE }),
+      ...defined({ host: env.NIA_LINK_QUERY_HOST, port: env.NIA_LINK_QUERY_PORT, maxIds: env.NIA_LINK_QUERY_MAX_IDS, ratePerMinute: env.NIA_LINK_QUERY_RATE_PER_MINUTE, processes: env.NIA_LINK_QUERY_PROCESSES }),
     },
   };
   const parsed = schema.safeParse(merged);

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import path from 'node:path';
 import type { Config } from './config';
 import { type ControlDb, openControlDb } from './db';
-import { ensureKeys, hostKeys, queryIdSecret } from './crypto';
+import { ensureKeys, hostKeys } from './crypto';
 import { systemClock, type Clock } from './domain';
 import { buildHttpApp, hasOperators } from './http';
 import { createLogger, type Logger } from './logger';
@@ -133,15 +133,11 @@ export async function startService(config: Config, roles: readonly Role[], say: 
     }
     let queryPort: number | undefined;
     if (roles.includes('query')) {
-      const { QueryService, startQueryServer } = await import('./query');
-      const service = new QueryService({ cdb, registry: services.registry, catalogs: services.registry.catalogs, clock, config, idSecret: queryIdSecret(config.keysDir) });
-      const q = await startQueryServer({ config, service, datasets: [...services.registry.catalogs.keys()], log });
+      const { startQueryRole } = await import('./query');
+      const q = await startQueryRole({ config, cdb, services, clock, log });
       queryPort = q.port;
-      stops.push(async () => {
-        await q.close();
-        service.close();
-      });
-      say(`query: listening on https://${config.query.host}:${queryPort}/query/v1 (mutual TLS; server certificate ${config.keysDir}/query-server.crt)`);
+      stops.push(() => q.close());
+      say(`query: listening on https://${config.query.host}:${queryPort}/query/v1${q.processes > 1 ? ` in ${q.processes} processes` : ''} (mutual TLS; server certificate ${config.keysDir}/query-server.crt)`);
     }
     say(`nia-link ready (data ${config.dataDir}, instance ${config.instanceId})`);
     return { stop: stopAll, httpPort, sftpPort, queryPort };

@@ -32,26 +32,28 @@ export function formatCidr(c: Cidr): string {
   return `${c.address}/${c.prefix}`;
 }
 
-/** Allow-lists built into BlockLists, by their text: every request of a link checks the same list. */
-const compiled = new Map<string, BlockList>();
+/** Answers of ipAllowed by allow-list text and address: a link's clients ask from the same few addresses. */
+const answers = new Map<string, boolean>();
 
 /** Is `ip` inside any of the CIDRs? Unparseable entries match nothing. */
 export function ipAllowed(ip: string, cidrs: readonly string[]): boolean {
   const addr = normaliseIp(ip);
+  const key = `${addr} ${cidrs.join(' ')}`;
+  const known = answers.get(key);
+  if (known !== undefined) return known;
   const family = isIP(addr);
-  if (family === 0) return false;
-  const key = cidrs.join('\n');
-  let list = compiled.get(key);
-  if (!list) {
-    list = new BlockList();
+  let allowed = false;
+  if (family !== 0) {
+    const list = new BlockList();
     for (const text of cidrs) {
       const c = parseCidr(text);
       if (c) list.addSubnet(c.address, c.prefix, c.family === 4 ? 'ipv4' : 'ipv6');
     }
-    if (compiled.size >= 1000) compiled.clear();
-    compiled.set(key, list);
+    allowed = list.check(addr, family === 4 ? 'ipv4' : 'ipv6');
   }
-  return list.check(addr, family === 4 ? 'ipv4' : 'ipv6');
+  if (answers.size >= 10_000) answers.clear();
+  answers.set(key, allowed);
+  return allowed;
 }
 
 /** Does `inner` lie entirely inside one of `outer`? (a vendor's machines inside a link's allow-list) */

@@ -10,6 +10,8 @@ import type { QueryService } from './service';
 /** TLS 1.2+ with forward-secret AEAD suites only. */
 const CIPHERS = ['TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_128_GCM_SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305', 'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256'].join(':');
 
+const HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'strict-transport-security': 'max-age=31536000' };
+
 /**
  * The fingerprint of the certificate a connection authenticated with, computed once per connection:
  * renegotiation is refused (SSL_OP_NO_RENEGOTIATION), so it cannot change while the connection lives.
@@ -40,10 +42,9 @@ export async function startQueryServer(opts: { config: Config; service: QuerySer
     keepAliveTimeout: 30_000,
   });
   const openapi = openApiDocument(opts.datasets);
-  app.addHook('onSend', async (_req, reply) => {
-    reply.header('Cache-Control', 'no-store');
-    reply.header('X-Content-Type-Options', 'nosniff');
-    reply.header('Strict-Transport-Security', 'max-age=31536000');
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    reply.headers(HEADERS);
+    done(null, payload);
   });
   app.get('/query/v1/openapi.json', async () => openapi);
   app.post<{ Params: { dataset: string } }>('/query/v1/:dataset', async (req, reply) => {

@@ -27,6 +27,9 @@ const bodySchema = z.object({
   reference: z.string().trim().min(1).max(200),
 });
 
+/** How long a look-up's record may wait for the control database's write lock (as every writer does). */
+const BUSY_TIMEOUT_MS = 10_000;
+
 const err = (status: number, code: string, message: string): QueryAnswer => ({ status, body: { error: { code, message } } });
 
 export interface QueryDeps {
@@ -59,7 +62,7 @@ export class QueryService {
   private authzVersion = -1;
 
   /** Records waiting for the next group commit, with the answers that wait for them. */
-  private pending: { entry: LogEntry; now: Date; done: (err?: Error) => void }[] = [];
+  private pending: { entry: LogEntry; now: Date; queuedAt: number; done: (err?: Error) => void }[] = [];
 
   constructor(private readonly d: QueryDeps) {}
 
@@ -71,18 +74,32 @@ export class QueryService {
   private log(entry: LogEntry, now: Date): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.pending.length === 0) setImmediate(() => this.flush());
-      this.pending.push({ entry, now, done: (err) => (err ? reject(err) : resolve()) });
+      this.pending.push({ entry, now, queuedAt: Date.now(), done: (err) => (err ? reject(err) : resolve()) });
     });
   }
 
   private flush(): void {
     const batch = this.pending;
     this.pending = [];
+    const sqlite = this.d.cdb.sqlite;
     try {
-      this.d.cdb.write((tx) => {
-        for (const p of batch) appendLog(tx, p.entry, p.now);
-      });
+      // Never sleep in SQLite's busy handler here: that would stall every connection of this process.
+      // When another process holds the write lock, BEGIN IMMEDIATE fails at once and nothing is written.
+      sqlite.pragma('busy_timeout = 0');
+      try {
+        this.d.cdb.write((tx) => {
+          for (const p of batch) appendLog(tx, p.entry, p.now);
+        });
+      } finally {
+        sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      }
     } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_BUSY' && Date.now() - batch[0].queuedAt < BUSY_TIMEOUT_MS) {
+        // Try again on the next turn of the event loop, with whatever arrived meanwhile.
+        if (this.pending.length === 0) setImmediate(() => this.flush());
+        this.pending = batch.concat(this.pending);
+        return;
+      }
       for (const p of batch) p.done(err as Error);
       return;
     }
@@ -100,6 +117,9 @@ export class QueryService {
       if (!existsSync(file)) throw new Error('no source data');
       this.source = new Database(file, { readonly: true, fileMustExist: true });
       this.source.pragma('busy_timeout = 5000');
+      // Look-ups touch scattered pages: reading them through a memory map halves a look-up (43 → 20 µs
+      // on 1 M records). Read-only; a replaced source file keeps its old mapping until reopened.
+      this.source.pragma('mmap_size = 268435456');
     }
     return this.source;
   }

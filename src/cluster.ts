@@ -1,0 +1,114 @@
+import cluster, { type Worker } from 'node:cluster';
+import { createServer } from 'node:net';
+import type { Logger } from './logger';
+
+/** A server a role runs: the port it listens on and how to stop it. */
+export interface RunningServer {
+  port: number;
+  close: () => Promise<void>;
+}
+
+const RESTART_DELAY_MS = 1000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/**
+ * Several worker processes accepting on one port (Node's cluster: this process accepts and hands each
+ * connection to a worker in turn), so a role uses every core. Each worker runs `exec`, which reads
+ * `start` from the environment variable `envVar` and calls runClusterWorker. A worker that dies is
+ * replaced. Used by the sftp and query roles (`sftp.processes`, `query.processes`).
+ */
+export async function startCluster<S>(o: { name: string; exec: string; envVar: string; start: S; processes: number; log: Logger }): Promise<RunningServer> {
+  const workers = new Set<Worker>();
+  let closing = false;
+
+  const fork = () =>
+    new Promise<number>((resolve, reject) => {
+      // Settings are process-wide and read by fork(): set them for this role right before each fork.
+      cluster.setupPrimary({ exec: o.exec, args: [] });
+      const w = cluster.fork({ [o.envVar]: JSON.stringify(o.start) });
+      workers.add(w);
+      w.on('message', (m: { ready?: number; error?: string }) => {
+        if (m.ready !== undefined) resolve(m.ready);
+        if (m.error) reject(new Error(m.error));
+      });
+      w.once('exit', (code, signal) => {
+        workers.delete(w);
+        reject(new Error(`${o.name} worker exited (${signal ?? code}) before it was ready`));
+        if (closing) return;
+        o.log.error({ code, signal }, `${o.name}: worker died; starting another`);
+        setTimeout(() => !closing && fork().catch((err) => o.log.error({ err: err.message }, `${o.name}: worker did not start`)), RESTART_DELAY_MS).unref();
+      });
+    });
+
+  const stop = async () => {
+    closing = true;
+    await Promise.all(
+      [...workers].map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            const t = setTimeout(() => w.kill('SIGKILL'), STOP_TIMEOUT_MS);
+            w.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            w.send('shutdown');
+          }),
+      ),
+    );
+  };
+
+  try {
+    const ports = await Promise.all(Array.from({ length: o.processes }, fork));
+    return { port: ports[0], close: stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/**
+ * Port 0 ("any free port") means one shared listener per (address, port) in a cluster, so two roles
+ * asking for port 0 on the same address would share one. A role that runs a cluster asks the system
+ * for a free port first and gives its workers that.
+ */
+export function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const addr = s.address();
+      s.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** The worker side of startCluster: start the server from the start data, report ready, stop on shutdown. */
+export function runClusterWorker<S>(o: { name: string; envVar: string; log: (s: S) => Logger; start: (s: S) => Promise<RunningServer> }): void {
+  const main = async () => {
+    const start = JSON.parse(process.env[o.envVar] ?? 'null') as S;
+    const log = o.log(start);
+    let server: RunningServer | undefined;
+    let stopping = false;
+    const stop = () => {
+      stopping = true;
+      if (!server) return; // still starting: it stops as soon as it is up
+      const s = server;
+      server = undefined;
+      s.close()
+        .catch((err) => log.error({ err: (err as Error).message }, `${o.name} worker: error while stopping`))
+        .finally(() => process.exit(0));
+    };
+    // From the primary, or a terminal's Ctrl-C / a process-group TERM reaching every process. Listened
+    // for before starting: a shutdown can come while a replacement worker is still starting.
+    process.on('message', (m) => m === 'shutdown' && stop());
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    server = await o.start(start);
+    process.send!({ ready: server.port });
+    if (stopping) stop();
+  };
+  main().catch((err) => {
+    process.send?.({ error: (err as Error).message });
+    process.exit(1);
+  });
+}
