@@ -160,3 +160,11 @@ export function writeTemp(dir: string, name: string, content: string | Buffer): 
   writeFileSync(file, content);
   return file;
 }
+
+/** The process ids of a process's children (a role's worker processes). */
+export function childPids(pid: number): number[] {
+  return spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .map((l) => Number(l.trim()))
+    .filter(Boolean);
+}

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import { QueryService, startQueryServer } from '../../src/query';
 import { buildServices, type Services } from '../../src/services';
 import { listLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
-import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, BIN, childPids, cleanupKeys, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
 
 let keys: AgencyKeys;
 let w: TestWorld;
@@ -29,11 +29,11 @@ function makeCert(name: string): { cert: string; key: string } {
   return { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') };
 }
 
-function ask(dataset: string, body: unknown, client?: { cert: string; key: string }, localAddress = '127.0.0.1'): Promise<{ status: number; body: any }> {
+function ask(dataset: string, body: unknown, client?: { cert: string; key: string }, localAddress = '127.0.0.1', port = server.port): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
     const text = JSON.stringify(body);
     const req = request(
-      { host: '127.0.0.1', port: server.port, path: `/query/v1/${dataset}`, method: 'POST', localAddress, servername: 'localhost', ca: readFileSync(path.join(config.keysDir, KEY_FILES.queryCert)), cert: client?.cert, key: client?.key, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } },
+      { host: '127.0.0.1', port, path: `/query/v1/${dataset}`, method: 'POST', localAddress, servername: 'localhost', ca: readFileSync(path.join(config.keysDir, KEY_FILES.queryCert)), cert: client?.cert, key: client?.key, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } },
       (res) => {
         let data = '';
         res.on('data', (d) => (data += d));
@@ -156,4 +156,47 @@ describe('online query over mutual TLS (R2.1)', () => {
     expect(r.status).toBe(200);
     expect(r.body.paths['/query/v1/{dataset}'].post.requestBody.content['application/json'].schema.required).toEqual(['ids', 'reference']);
   });
+});
+
+describe('the query role in several processes on one port', () => {
+  it('R6.1 `nia-link start --role query` with query.processes 2: both answer and log every look-up, a dead one is replaced, SIGTERM stops them all', async () => {
+    const client = makeCert('agency-cluster');
+    const id = await approvedLink(w, keys, { account: undefined, sshKeys: [], methods: ['online-query'], clientCerts: [client.cert], fields: [{ name: 'person_id' }, { name: 'port' }] });
+    const env = { ...process.env, REDIS_URL: process.env.NIA_TEST_REDIS_URL, NIA_LINK_QUERY_PROCESSES: '2', NIA_LINK_QUERY_PORT: '0', NIA_LINK_QUERY_HOST: '127.0.0.1', NIA_LINK_LOG_LEVEL: 'warn' };
+    const child = spawn(process.execPath, [BIN, '--data-dir', w.dataDir, 'start', '--role', 'query'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout.on('data', (b) => (log += b));
+    child.stderr.on('data', (b) => (log += b));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      for (let i = 0; i < 300 && !/ready/.test(log); i++) await new Promise((r) => setTimeout(r, 100));
+      const m = /query: listening on https:\/\/127\.0\.0\.1:(\d+)\/query\/v1 in 2 processes/.exec(log);
+      expect([m !== null, log]).toEqual([true, log]);
+      const port = Number(m![1]);
+      const workers = childPids(child.pid!);
+      expect([workers.length, log]).toEqual([2, log]);
+      const answered = () => listLog(w.cdb.db, { linkId: id, type: 'query.answered' }).length;
+      // Each request on a connection of its own: the primary hands connections to the workers in turn.
+      const replies = await Promise.all(Array.from({ length: 6 }, (_, i) => ask('entry_exit', { ids: [`A80000000${(i % 3) + 1}`], reference: `cluster ${i}` }, client, '127.0.0.1', port)));
+      expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+      expect(replies[0].body.records[0]).toEqual({ person_id: 'A800000001', port: 'TPE' });
+      expect(answered()).toBe(6); // every answer was committed to the usage log before it was sent
+      process.kill(workers[0], 'SIGKILL');
+      const replaced = () => {
+        const now = childPids(child.pid!);
+        return now.length === 2 && !now.includes(workers[0]);
+      };
+      for (let i = 0; i < 300 && !replaced(); i++) await new Promise((r) => setTimeout(r, 100));
+      expect([replaced(), log]).toEqual([true, log]);
+      const after = await Promise.all([1, 2, 3].map((i) => ask('entry_exit', { ids: ['A800000002'], reference: `after ${i}` }, client, '127.0.0.1', port)));
+      expect(after.map((r) => r.status)).toEqual([200, 200, 200]);
+      expect(answered()).toBe(9);
+      const now = childPids(child.pid!);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      for (const pid of now) expect(() => process.kill(pid, 0)).toThrow();
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 90_000);
 });

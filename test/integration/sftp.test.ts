@@ -8,7 +8,7 @@ import type { DeliveryView } from '../../src/extract';
 import type { RunningService } from '../../src/main';
 import { listLog } from '../../src/usagelog';
 import { bigDelivery, buildDelivery, closed, connect, niaKeys, openSftp, run, sftpBatch, sftpConfig, startSftp } from '../helpers/sftp';
-import { approvedLink, BIN, cleanupKeys, cli, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, BIN, childPids, cleanupKeys, cli, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -193,11 +193,7 @@ describe('open sessions follow the link and the account, whichever process chang
 });
 
 describe('the sftp role in several processes on one port', () => {
-  const children = (pid: number) =>
-    spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
-      .stdout.split('\n')
-      .map((l) => Number(l.trim()))
-      .filter(Boolean);
+  const children = childPids;
 
   it('`nia-link start --role sftp` with sftp.processes 2: both serve, a dead one is replaced, SIGTERM stops them all', async () => {
     const env = { ...process.env, REDIS_URL: config.redisUrl!, NIA_LINK_SFTP_PROCESSES: '2', NIA_LINK_SFTP_PORT: '0', NIA_LINK_SFTP_HOST: '127.0.0.1', NIA_LINK_LOG_LEVEL: 'warn' };
