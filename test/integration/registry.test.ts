@@ -96,36 +96,37 @@ describe('link registry on a real SQLite database', () => {
 });
 
 describe('agency key validation', () => {
-  const now = new Date();
+  // Read when each test runs: keys made after the module loaded must not look as if from the future.
+  const now = () => new Date();
   const gen = (opts: Record<string, unknown>) =>
     openpgp.generateKey({ userIDs: [{ name: 'x', email: 'x@example.gov.tw' }], format: 'armored', ...opts } as any) as Promise<{ publicKey: string; privateKey: string }>;
 
   it('accepts a GnuPG Ed25519/Curve25519 key', async () => {
-    const facts = await inspectAgencyKey(keys.publicArmored, now);
+    const facts = await inspectAgencyKey(keys.publicArmored, now());
     expect(facts.fingerprint).toBe(keys.fingerprint);
   });
   it('refuses an unparseable key', async () => {
-    await expect(inspectAgencyKey('-----BEGIN PGP PUBLIC KEY BLOCK-----\n\ngarbage\n-----END PGP PUBLIC KEY BLOCK-----\n', now)).rejects.toThrow(/not an OpenPGP public key/);
+    await expect(inspectAgencyKey('-----BEGIN PGP PUBLIC KEY BLOCK-----\n\ngarbage\n-----END PGP PUBLIC KEY BLOCK-----\n', now())).rejects.toThrow(/not an OpenPGP public key/);
   });
   it('refuses an expired key', async () => {
-    const k = await gen({ type: 'ecc', curve: 'ed25519Legacy', date: new Date(now.getTime() - 10 * 86400000), keyExpirationTime: 86400 });
-    await expect(inspectAgencyKey(k.publicKey, now)).rejects.toThrow(/expired/);
+    const k = await gen({ type: 'ecc', curve: 'ed25519Legacy', date: new Date(now().getTime() - 10 * 86400000), keyExpirationTime: 86400 });
+    await expect(inspectAgencyKey(k.publicKey, now())).rejects.toThrow(/expired/);
   });
   it('refuses a weak RSA-1024 key', async () => {
     const k = await gen({ type: 'rsa', rsaBits: 1024, config: { minRSABits: 1024 } });
-    await expect(inspectAgencyKey(k.publicKey, now)).rejects.toThrow(/rsa.*1024 is too weak/i);
+    await expect(inspectAgencyKey(k.publicKey, now())).rejects.toThrow(/rsa.*1024 is too weak/i);
   });
   it('refuses a NIST P-256 key (only RSA ≥ 2048 or Curve25519)', async () => {
     const k = await gen({ type: 'ecc', curve: 'nistP256' });
-    await expect(inspectAgencyKey(k.publicKey, now)).rejects.toThrow(/too weak/);
+    await expect(inspectAgencyKey(k.publicKey, now())).rejects.toThrow(/too weak/);
   });
   it('refuses a v6 key GnuPG 2.2 cannot read', async () => {
     const k = await gen({ type: 'curve25519', config: { v6Keys: true } });
-    await expect(inspectAgencyKey(k.publicKey, now)).rejects.toThrow(/version 6/);
+    await expect(inspectAgencyKey(k.publicKey, now())).rejects.toThrow(/version 6/);
   });
   it('refuses a secret key handed in by mistake', async () => {
     const k = await gen({ type: 'ecc', curve: 'ed25519Legacy' });
-    await expect(inspectAgencyKey(k.privateKey, now)).rejects.toThrow(/secret key/);
+    await expect(inspectAgencyKey(k.privateKey, now())).rejects.toThrow(/secret key/);
   });
   it('a bad key refuses the application and writes nothing', async () => {
     const w2 = openWorld();
