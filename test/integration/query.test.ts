@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import path from 'node:path';
 import { loadConfig, type Config } from '../../src/config';
-import { ensureKeys, KEY_FILES, keyedIdHash, queryIdSecret } from '../../src/crypto';
+import { certFingerprint, ensureKeys, KEY_FILES, keyedIdHash, queryIdSecret } from '../../src/crypto';
+import { X509Certificate } from 'node:crypto';
 import { openControlDb } from '../../src/db';
 import { queries } from '../../src/db/repositories';
 import { createLogger } from '../../src/logger';
@@ -109,6 +110,20 @@ describe('online query over mutual TLS (R2.1)', () => {
     expect(await ask('entry_exit', { ids: ['A800000001'] }, good)).toMatchObject({ status: 400, body: { error: { code: 'reference.missing' } } });
     expect(await ask('entry_exit', { ids: ['1', '2', '3', '4', '5', '6'], reference: 'x' }, good)).toMatchObject({ status: 413, body: { error: { code: 'ids.too-many' } } });
     expect(refusedCodes()).toEqual(expect.arrayContaining(['dataset.not-approved', 'reference.missing', 'ids.too-many']));
+  });
+
+  it('a link over its rate is refused with 429 until its bucket refills, and each refusal is logged', async () => {
+    let elapsed = 0;
+    const clock = { now: () => new Date(w.clock.now().getTime() + elapsed) };
+    const limited = new QueryService({ cdb: w.cdb, registry: w.registry, catalogs: w.registry.catalogs, clock, config: { ...config, query: { ...config.query, ratePerMinute: 2 } }, idSecret: queryIdSecret(config.keysDir) });
+    const fingerprint = certFingerprint(new X509Certificate(good.cert));
+    const once = () => limited.handle({ certFingerprint: fingerprint, ip: '127.0.0.1', dataset: 'entry_exit', body: { ids: ['A800000002'], reference: 'rate' } });
+    const before = refusedCodes().filter((c) => c === 'rate.limited').length;
+    expect([(await once()).status, (await once()).status, (await once()).status]).toEqual([200, 200, 429]);
+    expect(refusedCodes().filter((c) => c === 'rate.limited').length).toBe(before + 1);
+    elapsed = 30_000; // half a minute refills one of the two
+    expect([(await once()).status, (await once()).status]).toEqual([200, 429]);
+    limited.close();
   });
 
   it('a link without online-query refuses its registered certificate', async () => {
