@@ -126,6 +126,6 @@ export async function loadSigningKey(keysDir: string): Promise<openpgp.PrivateKe
 export function hostKeys(keysDir: string): { type: string; private: string; public: string; fingerprint: string }[] {
   return [KEY_FILES.hostEd25519, KEY_FILES.hostRsa].map((name) => {
     const pub = readKeyFile(keysDir, `${name}.pub`).trim();
-    return { type: pub.split(' ')[0], private: readKeyFile(keysDir, name), public: pub, fingerprint: publicKeyFingerprint(pub) };
+    return { type: pub.split(' ')[0], private: readKeyFile(keysDir, name), public: pub, fingerprint: publicKeyFingerprint(pub, path.join(keysDir, `${name}.pub`)) };
   });
 }

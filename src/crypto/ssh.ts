@@ -39,15 +39,30 @@ export function inspectSshPublicKey(text: string): SshPublicKeyFacts {
   };
 }
 
-/** New host keys in OpenSSH format. */
+const parsedKey = (text: string) => {
+  const parsed = utils.parseKey(text);
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  return !key || key instanceof Error ? null : key;
+};
+
+/**
+ * New keys in OpenSSH format. ssh2's generator drops leading zero bytes of an Ed25519 public key, so
+ * about one key in 256 comes out malformed (mscdex/ssh2#1390, #1513): a pair is kept only when both
+ * halves parse and the private half holds the same public key; otherwise another is made.
+ */
 export function generateHostKey(type: 'ed25519' | 'rsa'): { private: string; public: string } {
-  const kp = type === 'rsa' ? utils.generateKeyPairSync('rsa', { bits: 3072 }) : utils.generateKeyPairSync('ed25519');
-  return { private: kp.private, public: kp.public };
+  for (let attempt = 0; attempt < 16; attempt++) {
+    const kp = type === 'rsa' ? utils.generateKeyPairSync('rsa', { bits: 3072 }) : utils.generateKeyPairSync('ed25519');
+    const pub = parsedKey(kp.public);
+    const priv = parsedKey(kp.private);
+    if (pub && priv && priv.isPrivateKey() && pub.getPublicSSH().equals(priv.getPublicSSH())) return { private: kp.private, public: kp.public };
+  }
+  throw new Error(`could not generate a well-formed ${type} key`);
 }
 
-export function publicKeyFingerprint(publicLine: string): string {
-  const parsed = utils.parseKey(publicLine);
-  const key = Array.isArray(parsed) ? parsed[0] : parsed;
-  if (!key || key instanceof Error) throw new Error('unparseable public key');
+/** The fingerprint of a key file's public line; `file` names it in the error. */
+export function publicKeyFingerprint(publicLine: string, file = 'the public key'): string {
+  const key = parsedKey(publicLine);
+  if (!key) throw new UserError(`${file} is not a well-formed OpenSSH public key: move it and its private key aside and run \`nia-link init\` to make new ones`, 'keys.malformed');
   return sshFingerprint(key.getPublicSSH());
 }
