@@ -1,16 +1,15 @@
 #!/usr/bin/env node
 // Compiles the SQLite extension in native/ (the CSV writer extracts use) against the SQLite headers
-// better-sqlite3 ships, into dist/native/. Runs as part of `npm run build` and `npm ci`; a C compiler
-// (cc, or $CC) is required, as it is for better-sqlite3 itself.
+// better-sqlite3 ships, to the file the extract code loads (CSV_EXTENSION_FILE). Runs after tsc in
+// `npm run build` and `npm ci`; a C compiler (cc, or $CC) is required, as it is for better-sqlite3.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const { mkdirSync, renameSync, rmSync } = require('node:fs');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const suffix = process.platform === 'darwin' ? '.dylib' : process.platform === 'win32' ? '.dll' : '.so';
-const outDir = path.join(root, 'dist', 'native');
-const out = path.join(outDir, `nl_csv${suffix}`);
+const { CSV_EXTENSION_FILE: out } = require('../dist/src/extract/csv-sql');
+const outDir = path.dirname(out);
 const tmp = `${out}.${process.pid}.tmp`;
 const include = path.dirname(require.resolve('better-sqlite3/package.json', { paths: [root] }));
 const cc = process.env.CC || 'cc';

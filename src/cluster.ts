@@ -27,9 +27,9 @@ export async function startCluster<S>(o: { name: string; exec: string; envVar: s
       cluster.setupPrimary({ exec: o.exec, args: [] });
       const w = cluster.fork({ [o.envVar]: JSON.stringify(o.start) });
       workers.add(w);
-      w.on('message', (m: { ready?: number; error?: string }) => {
+      w.on('message', (m: { ready?: number; error?: string; code?: string }) => {
         if (m.ready !== undefined) resolve(m.ready);
-        if (m.error) reject(new Error(m.error));
+        if (m.error) reject(Object.assign(new Error(m.error), { code: m.code }));
       });
       w.once('exit', (code, signal) => {
         workers.delete(w);
@@ -83,7 +83,7 @@ export function freePort(host: string): Promise<number> {
 }
 
 /** The worker side of startCluster: start the server from the start data, report ready, stop on shutdown. */
-export function runClusterWorker<S>(o: { name: string; envVar: string; log: (s: S) => Logger; start: (s: S) => Promise<RunningServer> }): void {
+export function runClusterWorker<S>(o: { name: string; envVar: string; log: (s: S) => Logger; start: (s: S, log: Logger) => Promise<RunningServer> }): void {
   const main = async () => {
     const start = JSON.parse(process.env[o.envVar] ?? 'null') as S;
     const log = o.log(start);
@@ -103,12 +103,12 @@ export function runClusterWorker<S>(o: { name: string; envVar: string; log: (s: 
     process.on('message', (m) => m === 'shutdown' && stop());
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
-    server = await o.start(start);
+    server = await o.start(start, log);
     process.send!({ ready: server.port });
     if (stopping) stop();
   };
   main().catch((err) => {
-    process.send?.({ error: (err as Error).message });
+    process.send?.({ error: (err as Error).message, code: (err as { code?: string }).code });
     process.exit(1);
   });
 }

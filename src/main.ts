@@ -14,6 +14,7 @@ import { MAINTENANCE_SCHEDULES, maintenanceIntervals, maintenanceProcessor } fro
 import { pushDeliveryProcessor } from '../jobs/push-delivery';
 import { enqueuePushJobs } from './delivery';
 import { csvExtensionBuilt } from './extract';
+import { UserError } from './errors';
 
 import type { Role } from './roles';
 export { ROLES, type Role } from './roles';
@@ -116,7 +117,7 @@ export async function startService(config: Config, roles: readonly Role[], say: 
       const queues = { extract: openQueue(QUEUES.extract, config, redisInfo.url), deliver: openQueue(QUEUES.deliver, config, redisInfo.url), maintenance: openQueue(QUEUES.maintenance, config, redisInfo.url) };
       stops.push(() => Promise.all(Object.values(queues).map((q) => q.close())).then(() => undefined));
       const app = await buildHttpApp({ config, cdb, redis, services, queues, clock, log });
-      await app.listen({ host: config.http.host, port: config.http.port });
+      await listening('http', 'http.host / http.port', config.http.host, config.http.port, app.listen({ host: config.http.host, port: config.http.port }));
       const addr = app.server.address();
       httpPort = typeof addr === 'object' && addr ? addr.port : config.http.port;
       stops.push(() => app.close());
@@ -126,7 +127,7 @@ export async function startService(config: Config, roles: readonly Role[], say: 
     let sftpPort: number | undefined;
     if (roles.includes('sftp')) {
       const { startSftpRole } = await import('./sftp');
-      const sftp = await startSftpRole({ config, cdb, services, redisUrl: redisInfo.url, clock, log });
+      const sftp = await listening('sftp', 'sftp.host / sftp.port', config.sftp.host, config.sftp.port, startSftpRole({ config, cdb, services, redisUrl: redisInfo.url, clock, log }));
       sftpPort = sftp.port;
       stops.push(() => sftp.close());
       say(`sftp: listening on ${config.sftp.host}:${sftpPort}${sftp.processes > 1 ? ` in ${sftp.processes} processes` : ''} (read-only /outbox per account; host keys ${hostKeys(config.keysDir).map((k) => k.fingerprint).join(', ')})`);
@@ -134,7 +135,7 @@ export async function startService(config: Config, roles: readonly Role[], say: 
     let queryPort: number | undefined;
     if (roles.includes('query')) {
       const { startQueryRole } = await import('./query');
-      const q = await startQueryRole({ config, cdb, services, clock, log });
+      const q = await listening('query', 'query.host / query.port', config.query.host, config.query.port, startQueryRole({ config, cdb, services, clock, log }));
       queryPort = q.port;
       stops.push(() => q.close());
       say(`query: listening on https://${config.query.host}:${queryPort}/query/v1${q.processes > 1 ? ` in ${q.processes} processes` : ''} (mutual TLS; server certificate ${config.keysDir}/query-server.crt)`);
@@ -143,6 +144,19 @@ export async function startService(config: Config, roles: readonly Role[], say: 
     return { stop: stopAll, httpPort, sftpPort, queryPort };
   } catch (err) {
     await stopAll();
+    throw err;
+  }
+}
+
+const LISTEN_ERRORS: Record<string, string> = { EADDRINUSE: 'the address is already in use', EACCES: 'permission denied', EADDRNOTAVAIL: 'no such address on this machine' };
+
+/** A port that is taken, privileged or not on this machine is the operator's to fix: one line naming the setting. */
+async function listening<T>(role: string, setting: string, host: string, port: number, start: Promise<T>): Promise<T> {
+  try {
+    return await start;
+  } catch (err) {
+    const why = LISTEN_ERRORS[(err as { code?: string }).code ?? ''];
+    if (why) throw new UserError(`${role}: cannot listen on ${host}:${port}: ${why} (set ${setting})`, 'listen.failed');
     throw err;
   }
 }

@@ -32,6 +32,14 @@ export function formatCidr(c: Cidr): string {
   return `${c.address}/${c.prefix}`;
 }
 
+const family = (f: 4 | 6 | number): 'ipv4' | 'ipv6' => (f === 4 ? 'ipv4' : 'ipv6');
+
+function blockList(cidrs: readonly Cidr[]): BlockList {
+  const list = new BlockList();
+  for (const c of cidrs) list.addSubnet(c.address, c.prefix, family(c.family));
+  return list;
+}
+
 /** Answers of ipAllowed by allow-list text and address: a link's clients ask from the same few addresses. */
 const answers = new Map<string, boolean>();
 
@@ -41,16 +49,8 @@ export function ipAllowed(ip: string, cidrs: readonly string[]): boolean {
   const key = `${addr} ${cidrs.join(' ')}`;
   const known = answers.get(key);
   if (known !== undefined) return known;
-  const family = isIP(addr);
-  let allowed = false;
-  if (family !== 0) {
-    const list = new BlockList();
-    for (const text of cidrs) {
-      const c = parseCidr(text);
-      if (c) list.addSubnet(c.address, c.prefix, c.family === 4 ? 'ipv4' : 'ipv6');
-    }
-    allowed = list.check(addr, family === 4 ? 'ipv4' : 'ipv6');
-  }
+  const f = isIP(addr);
+  const allowed = f !== 0 && blockList(cidrs.map(parseCidr).filter((c): c is Cidr => c !== null)).check(addr, family(f));
   if (answers.size >= 10_000) answers.clear();
   answers.set(key, allowed);
   return allowed;
@@ -62,9 +62,6 @@ export function cidrWithin(inner: string, outer: readonly string[]): boolean {
   if (!c) return false;
   return outer.some((o) => {
     const oc = parseCidr(o);
-    if (!oc || oc.family !== c.family || oc.prefix > c.prefix) return false;
-    const list = new BlockList();
-    list.addSubnet(oc.address, oc.prefix, oc.family === 4 ? 'ipv4' : 'ipv6');
-    return list.check(c.address, c.family === 4 ? 'ipv4' : 'ipv6');
+    return !!oc && oc.family === c.family && oc.prefix <= c.prefix && blockList([oc]).check(c.address, family(c.family));
   });
 }

@@ -13,10 +13,11 @@ import { valueFn } from './transforms';
  * platform's own.
  */
 export const CSV_EXTENSION = path.join(PROJECT_ROOT, 'dist', 'native', 'nl_csv');
-const SUFFIX = process.platform === 'darwin' ? '.dylib' : process.platform === 'win32' ? '.dll' : '.so';
+/** The file itself, with this platform's suffix: what the build writes. */
+export const CSV_EXTENSION_FILE = CSV_EXTENSION + (process.platform === 'darwin' ? '.dylib' : process.platform === 'win32' ? '.dll' : '.so');
 
 export function csvExtensionBuilt(): boolean {
-  return existsSync(CSV_EXTENSION + SUFFIX);
+  return existsSync(CSV_EXTENSION_FILE);
 }
 
 /** Loads the CSV writer and the transforms SQL cannot express (the same JS functions the generic path uses). */

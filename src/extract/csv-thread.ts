@@ -2,11 +2,10 @@
  * Runs in a worker thread: turns the approved columns of one record-id range at a time into CSV
  * inside SQLite (the nl_csv_lines extension). Several of these read in parallel while the parent signs and encrypts.
  */
-import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { FieldSpec } from '../domain';
 import { csvSelectSql, prepareCsvConnection, windowParams } from './csv-sql';
-import type { ExtractRange } from './source';
+import { openSourceDb, type ExtractRange } from './source';
 
 export interface CsvThreadInput {
   file: string;
@@ -20,8 +19,7 @@ export type CsvThreadMessage = { type: 'chunk'; index: number; data: Uint8Array;
 
 const input = workerData as CsvThreadInput;
 const port = parentPort!;
-const db = new Database(input.file, { readonly: true, fileMustExist: true });
-db.pragma('busy_timeout = 10000');
+const db = openSourceDb(input.file);
 prepareCsvConnection(db, input.hmacSecret);
 const stmt = db.prepare(csvSelectSql(input.dataset, input.fields, input.range));
 const base = windowParams(input.range);

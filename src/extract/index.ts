@@ -1,6 +1,6 @@
 export { PermanentError } from '../errors';
 export { ExtractService, CONFIDENTIALITY_NOTICE, type DeliveryView, type ExtractRequest } from './deliveries';
-export { SqliteSource, sourceDbPath, type ExtractSource } from './source';
+export { openSourceDb, SqliteSource, sourceDbPath, type ExtractSource } from './source';
 export { buildExtract } from './build';
 export { mask, valueFn } from './transforms';
 export { csvLine, csvField } from './csv';

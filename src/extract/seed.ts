@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { performance } from 'node:perf_hooks';
 import type { DatasetCatalog } from '../domain';
+import { BUSY_TIMEOUT_MS } from '../db/busy';
 import { ident } from './sql-ident';
 import { createGenerator } from './synthetic';
 
@@ -50,7 +51,7 @@ export function seedSource(opts: SeedOptions): { rows: number; ms: number } {
   const db = new Database(opts.file);
   try {
     db.pragma('journal_mode = WAL');
-    db.pragma('busy_timeout = 10000');
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     // A process crash while seeding loses only the table being built, which is thrown away anyway;
     // only a power cut could hurt more, an accepted risk for data that can be seeded again.
     db.pragma('synchronous = OFF');

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { FieldSpec } from '../domain';
+import { BUSY_TIMEOUT_MS } from '../db/busy';
 import { UserError } from '../errors';
 import { PROJECT_ROOT } from '../paths';
 import { createHash } from 'node:crypto';
@@ -33,14 +34,20 @@ export function sourceDbPath(dataDir: string): string {
   return path.join(dataDir, 'source.db');
 }
 
+/** A read-only connection to the embedded source, waiting (as every connection does) for a writer. */
+export function openSourceDb(file: string): Database.Database {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  return db;
+}
+
 /** The embedded source: the SQLite file `nia-link seed` fills, one table per dataset. */
 export class SqliteSource implements CsvCapableSource {
   private readonly db: Database.Database;
 
   constructor(private readonly file: string) {
     if (!existsSync(file)) throw new UserError(`no source data at ${file}: fill it with \`nia-link seed --rows N\``, 'source.missing');
-    this.db = new Database(file, { readonly: true, fileMustExist: true });
-    this.db.pragma('busy_timeout = 10000');
+    this.db = openSourceDb(file);
   }
 
   private requireTable(dataset: string): void {
@@ -114,10 +121,9 @@ const AHEAD = 2 * THREADS;
  * whole CSV, header included.
  */
 export function sqliteCsvStream(file: string, dataset: string, fields: readonly FieldSpec[], hmacSecret: string, range: ExtractRange): CsvStream {
-  const probe = new Database(file, { readonly: true, fileMustExist: true });
+  const probe = openSourceDb(file);
   let span: { n: number; lo: number | null; hi: number | null };
   try {
-    probe.pragma('busy_timeout = 10000');
     span = probe.prepare(spanSql(dataset, range)).get(windowParams(range)) as typeof span;
   } finally {
     probe.close();

@@ -3,10 +3,10 @@ import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import type { Config } from '../config';
 import { keyedIdHash } from '../crypto';
-import type { ControlDb } from '../db';
+import { BUSY, BUSY_TIMEOUT_MS, type ControlDb } from '../db';
 import { queries } from '../db/repositories';
 import { type Clock, type DatasetCatalog, ipAllowed, mayUse, normaliseIp, taipeiDate } from '../domain';
-import { ident, projection, sourceDbPath } from '../extract';
+import { ident, openSourceDb, projection, sourceDbPath } from '../extract';
 import type { LinkState, Registry } from '../registry';
 import { appendLog, type LogEntry } from '../usagelog';
 
@@ -26,9 +26,6 @@ const bodySchema = z.object({
   ids: z.array(z.string().min(1).max(64)).min(1),
   reference: z.string().trim().min(1).max(200),
 });
-
-/** How long a look-up's record may wait for the control database's write lock (as every writer does). */
-const BUSY_TIMEOUT_MS = 10_000;
 
 const err = (status: number, code: string, message: string): QueryAnswer => ({ status, body: { error: { code, message } } });
 
@@ -81,29 +78,26 @@ export class QueryService {
   private flush(): void {
     const batch = this.pending;
     this.pending = [];
-    const sqlite = this.d.cdb.sqlite;
+    let r: void | typeof BUSY;
     try {
-      // Never sleep in SQLite's busy handler here: that would stall every connection of this process.
-      // When another process holds the write lock, BEGIN IMMEDIATE fails at once and nothing is written.
-      sqlite.pragma('busy_timeout = 0');
-      try {
-        this.d.cdb.write((tx) => {
-          for (const p of batch) appendLog(tx, p.entry, p.now);
-        });
-      } finally {
-        sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      }
+      r = this.d.cdb.writeNow((tx) => {
+        for (const p of batch) appendLog(tx, p.entry, p.now);
+      });
     } catch (err) {
-      if ((err as { code?: string }).code === 'SQLITE_BUSY' && Date.now() - batch[0].queuedAt < BUSY_TIMEOUT_MS) {
-        // Try again on the next turn of the event loop, with whatever arrived meanwhile.
-        if (this.pending.length === 0) setImmediate(() => this.flush());
-        this.pending = batch.concat(this.pending);
-        return;
-      }
       for (const p of batch) p.done(err as Error);
       return;
     }
-    for (const p of batch) p.done();
+    if (r !== BUSY) {
+      for (const p of batch) p.done();
+      return;
+    }
+    if (Date.now() - batch[0].queuedAt >= BUSY_TIMEOUT_MS) {
+      for (const p of batch) p.done(new Error('the usage log stayed locked by another process'));
+      return;
+    }
+    // Another process holds the write lock: try again on the next turn, with whatever arrived meanwhile.
+    if (this.pending.length === 0) setImmediate(() => this.flush());
+    this.pending = batch.concat(this.pending);
   }
 
   /** The keyed hash under which an id goes into the usage log. */
@@ -115,8 +109,7 @@ export class QueryService {
     if (!this.source) {
       const file = sourceDbPath(this.d.config.dataDir);
       if (!existsSync(file)) throw new Error('no source data');
-      this.source = new Database(file, { readonly: true, fileMustExist: true });
-      this.source.pragma('busy_timeout = 5000');
+      this.source = openSourceDb(file);
       // Look-ups touch scattered pages: reading them through a memory map halves a look-up (43 → 20 µs
       // on 1 M records). Read-only; a replaced source file keeps its old mapping until reopened.
       this.source.pragma('mmap_size = 268435456');

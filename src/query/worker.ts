@@ -10,12 +10,12 @@ runClusterWorker<QueryWorkerStart>({
   name: 'query',
   envVar: QUERY_WORKER_ENV,
   log: (s) => createLogger(s.config.logLevel),
-  start: async ({ config }) => {
+  start: async ({ config }, log) => {
     const cdb = openControlDb(config.dataDir);
     // Checkpoints write the database file and wait for the disk: the primary runs them, not the
     // process answering look-ups.
     cdb.sqlite.pragma('wal_autocheckpoint = 0');
     process.once('exit', () => cdb.close());
-    return startQueryInProcess({ config, cdb, services: buildServices(config, cdb, systemClock), clock: systemClock, log: createLogger(config.logLevel) });
+    return startQueryInProcess({ config, cdb, services: buildServices(config, cdb, systemClock), clock: systemClock, log });
   },
 });

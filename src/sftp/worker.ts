@@ -11,9 +11,9 @@ runClusterWorker<WorkerStart>({
   name: 'sftp',
   envVar: WORKER_ENV,
   log: (s) => createLogger(s.config.logLevel),
-  start: async ({ config, redisUrl }) => {
+  start: async ({ config, redisUrl }, log) => {
     const cdb = openControlDb(config.dataDir);
     process.once('exit', () => cdb.close());
-    return startSftpServer({ config, cdb, services: buildServices(config, cdb, systemClock), redisUrl, clock: systemClock, log: createLogger(config.logLevel) });
+    return startSftpServer({ config, cdb, services: buildServices(config, cdb, systemClock), redisUrl, clock: systemClock, log });
   },
 });

@@ -33,13 +33,15 @@ type BackupManifest = z.infer<typeof manifestSchema>;
 export function openReadOnly(file: string): ControlDb {
   const sqlite = new Database(file, { readonly: true, fileMustExist: true });
   const db = drizzle(sqlite, { schema });
+  const readOnly = (): never => {
+    throw new Error(`${file} is open read-only`);
+  };
   return {
     db,
     sqlite,
     file,
-    write: () => {
-      throw new Error(`${file} is open read-only`);
-    },
+    write: readOnly,
+    writeNow: readOnly,
     close: () => sqlite.close(),
   };
 }

@@ -4,6 +4,7 @@
  */
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
+import { BUSY_TIMEOUT_MS } from '../db/busy';
 import { checkRange, type RangeResult } from './walk';
 
 export interface VerifyThreadInput {
@@ -17,7 +18,7 @@ const input = workerData as VerifyThreadInput;
 let result: RangeResult | { error: string };
 try {
   const db = new Database(input.file, { readonly: true, fileMustExist: true });
-  db.pragma('busy_timeout = 10000');
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   try {
     result = checkRange(db, input.from, input.to, null, new Set(input.watch));
   } finally {

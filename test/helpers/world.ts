@@ -168,3 +168,20 @@ export function childPids(pid: number): number[] {
     .map((l) => Number(l.trim()))
     .filter(Boolean);
 }
+
+/**
+ * The setup most registry-level test files share: agency keys made once for the file, a fresh world
+ * (optionally holding agency A001) for each test, both handed to the file's own variables.
+ */
+export function worldEachTest(set: { keys: (k: AgencyKeys) => void; world: (w: TestWorld) => void }, opts: { agency?: boolean } = {}): void {
+  let keys: AgencyKeys | undefined;
+  let w: TestWorld | undefined;
+  beforeAll(() => set.keys((keys = makeAgencyKeys())));
+  afterAll(() => keys && cleanupKeys(keys));
+  beforeEach(() => {
+    w = openWorld();
+    if (opts.agency) w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
+    set.world(w);
+  });
+  afterEach(() => w?.close());
+}

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { BIN, cleanupKeys, cli, makeAgencyKeys, REVIEW_ARGS, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys } from '../helpers/world';
@@ -177,5 +178,21 @@ describe('nia-link start', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(out).toMatch(/stopped/);
+  });
+
+  it('a port already in use is one line naming the setting, in one process or several', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = String((taken.address() as AddressInfo).port);
+    try {
+      for (const processes of ['1', '2']) {
+        const r = cli(dir, ['start', '--role', 'query'], { REDIS_URL: process.env.NIA_TEST_REDIS_URL!, NIA_LINK_QUERY_HOST: '127.0.0.1', NIA_LINK_QUERY_PORT: port, NIA_LINK_QUERY_PROCESSES: processes });
+        expect(r.code).toBe(1);
+        const last = r.stderr.trim().split('\n');
+        expect(last).toEqual([`nia-link: query: cannot listen on 127.0.0.1:${port}: the address is already in use (set query.host / query.port)`]);
+      }
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 });

@@ -4,20 +4,15 @@ import path from 'node:path';
 import { rocDateText, taipeiDate } from '../../src/domain';
 import { FormService, renderHtml } from '../../src/forms';
 import { listLog } from '../../src/usagelog';
-import { application, approvedLink, cleanupKeys, cli, makeAgencyKeys, openWorld, REVIEW_ARGS, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { application, approvedLink, cli, REVIEW_ARGS, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
 
 let keys: AgencyKeys;
 let w: TestWorld;
 let forms: FormService;
-beforeAll(() => {
-  keys = makeAgencyKeys();
-});
-afterAll(() => cleanupKeys(keys));
+worldEachTest({ keys: (k) => (keys = k), world: (x) => (w = x) });
 beforeEach(() => {
-  w = openWorld();
   forms = new FormService(w.cdb, w.registry, w.clock);
 });
-afterEach(() => w.close());
 
 /** Every tick box of the rendered HTML: label → ticked. */
 function boxes(html: string): Record<string, boolean[]> {

@@ -4,19 +4,11 @@ import { inspectAgencyKey, inspectSshPublicKey } from '../../src/crypto';
 import { links } from '../../src/db/repositories';
 import { addDays, taipeiDate } from '../../src/domain';
 import { listLog, verifyLog } from '../../src/usagelog';
-import { ALL_TOPICS, application, approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { ALL_TOPICS, application, approvedLink, openWorld, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
 
 let keys: AgencyKeys;
 let w: TestWorld;
-beforeAll(() => {
-  keys = makeAgencyKeys();
-});
-afterAll(() => cleanupKeys(keys));
-beforeEach(() => {
-  w = openWorld();
-  w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
-});
-afterEach(() => w.close());
+worldEachTest({ keys: (k) => (keys = k), world: (x) => (w = x) }, { agency: true });
 
 const count = (table: string) => (w.cdb.sqlite.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
 

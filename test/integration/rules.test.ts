@@ -1,32 +1,11 @@
 import { rmSync } from 'node:fs';
 import { checkDocument, sniffDocumentType } from '../../src/registry';
 import { listLog } from '../../src/usagelog';
-import {
-  ALL_TOPICS,
-  application,
-  approvedLink,
-  cleanupKeys,
-  cli,
-  makeAgencyKeys,
-  RULES_TEXT,
-  tmpDir,
-  writeTemp,
-  openWorld,
-  type AgencyKeys,
-  type TestWorld,
-} from '../helpers/world';
+import { ALL_TOPICS, application, approvedLink, cli, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
 
 let keys: AgencyKeys;
 let w: TestWorld;
-beforeAll(() => {
-  keys = makeAgencyKeys();
-});
-afterAll(() => cleanupKeys(keys));
-beforeEach(() => {
-  w = openWorld();
-  w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
-});
-afterEach(() => w.close());
+worldEachTest({ keys: (k) => (keys = k), world: (x) => (w = x) }, { agency: true });
 
 const rulesFile = (name = 'rules-v2.txt', text = RULES_TEXT + '九、附則\n') => ({ filename: name, content: Buffer.from(text) });
 /** A minimal, well-formed PDF without active content. */

@@ -2,18 +2,11 @@ import { rmSync } from 'node:fs';
 import { allowListWithout, checkVendorMachines } from '../../src/domain';
 import { appendLog, listLog, reportHtml, usageReport } from '../../src/usagelog';
 import { taipeiDate } from '../../src/domain';
-import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openWorld, REVIEW_ARGS, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cli, REVIEW_ARGS, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
 
 let keys: AgencyKeys;
 let w: TestWorld;
-beforeAll(() => {
-  keys = makeAgencyKeys();
-});
-afterAll(() => cleanupKeys(keys));
-beforeEach(() => {
-  w = openWorld();
-});
-afterEach(() => w.close());
+worldEachTest({ keys: (k) => (keys = k), world: (x) => (w = x) });
 
 const vendor = (linkId: number, name: string, machines: string[], parentId?: number) =>
   w.vendors.add({ linkId, name, contact: '02-2345-6789 王經理', machines, parentId }, 'agency');
