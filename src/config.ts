@@ -282,7 +282,9 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
       maxIds: 100,
       maxRecords: 5000,
       ratePerMinute: 6000,
-      processes: Math.min(availableParallelism(), 4),
+      // A query process keeps more than one core busy (its event loop, its usage-log thread, V8's
+      // helper threads): one per two cores answers with the shortest tail (bench/README.md).
+      processes: Math.max(1, Math.min(Math.floor(availableParallelism() / 2), 4)),
       ...f.query,
       ...defined({ host: env.NIA_LINK_QUERY_HOST, port: env.NIA_LINK_QUERY_PORT, maxIds: env.NIA_LINK_QUERY_MAX_IDS, ratePerMinute: env.NIA_LINK_QUERY_RATE_PER_MINUTE, processes: env.NIA_LINK_QUERY_PROCESSES }),
     },

@@ -14,3 +14,11 @@ function findRoot(): string {
 export const PROJECT_ROOT = findRoot();
 export const SCHEMAS_DIR = path.join(PROJECT_ROOT, 'schemas');
 export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'drizzle');
+
+/**
+ * The compiled script of a worker thread, `rel` under src/ without extension ('usagelog/verify-thread').
+ * Threads always run the built JavaScript in dist/, also when the caller runs from TypeScript sources.
+ */
+export function threadScript(rel: string): string {
+  return path.join(PROJECT_ROOT, 'dist', 'src', `${rel}.js`);
+}

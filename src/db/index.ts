@@ -19,17 +19,10 @@ export interface ControlDb {
   readonly file: string;
   /** Run `fn` in a write transaction that takes the lock first, so two processes never interleave. */
   write<T>(fn: (tx: Db) => T): T;
-  /**
-   * The same, without waiting: when another process holds the write lock, nothing runs and nothing
-   * is written, and it returns BUSY at once instead of sleeping in SQLite's busy handler (which would
-   * stall everything else this process serves).
-   */
-  writeNow<T>(fn: (tx: Db) => T): T | typeof BUSY;
   close(): void;
 }
 
 export { BUSY_TIMEOUT_MS };
-export const BUSY = Symbol('write lock held by another connection');
 
 /**
  * The better-sqlite3 connection under a database or transaction handle, for statements on hot paths
@@ -68,31 +61,32 @@ export function openControlDb(dataDir: string, opts: { create?: boolean } = {}):
     throw new UserError(`no nia-link installation in ${dataDir}: run \`nia-link init\` first (or pass --data-dir)`, 'not-initialised');
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const sqlite = new Database(file);
+  const cdb = connect(file, false);
+  migrate(cdb.db, { migrationsFolder: MIGRATIONS_DIR });
+  return cdb;
+}
+
+/**
+ * Another connection to a control database that a process has already opened (and so migrated):
+ * for a worker thread of that process. The file must exist.
+ */
+export function connectControlDb(file: string): ControlDb {
+  return connect(file, true);
+}
+
+function connect(file: string, mustExist: boolean): ControlDb {
+  const sqlite = new Database(file, { fileMustExist: mustExist });
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('synchronous = NORMAL');
   const db = drizzle(sqlite, { schema });
-  migrate(db, { migrationsFolder: MIGRATIONS_DIR });
   const write = <T>(fn: (tx: Db) => T): T => db.transaction((tx) => fn(tx), { behavior: 'immediate' });
   return {
     db,
     sqlite,
     file,
     write,
-    writeNow: <T>(fn: (tx: Db) => T): T | typeof BUSY => {
-      sqlite.pragma('busy_timeout = 0');
-      try {
-        return write(fn);
-      } catch (err) {
-        // BEGIN IMMEDIATE is where the lock is taken: a busy lock means nothing ran.
-        if ((err as { code?: string }).code === 'SQLITE_BUSY' && !sqlite.inTransaction) return BUSY;
-        throw err;
-      } finally {
-        sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      }
-    },
     close: () => sqlite.close(),
   };
 }

@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import type { FieldSpec } from '../domain';
 import { BUSY_TIMEOUT_MS } from '../db/busy';
 import { UserError } from '../errors';
-import { PROJECT_ROOT } from '../paths';
+import { threadScript } from '../paths';
 import { createHash } from 'node:crypto';
 import { ident } from './sql-ident';
 import { csvLine } from './csv';
@@ -108,7 +108,7 @@ export function canWriteCsv(s: ExtractSource): s is CsvCapableSource {
   return typeof (s as Partial<CsvCapableSource>).csvStream === 'function';
 }
 
-const CSV_THREAD = path.join(PROJECT_ROOT, 'dist', 'src', 'extract', 'csv-thread.js');
+const CSV_THREAD = threadScript('extract/csv-thread');
 /** Records per batch: big enough to amortise a thread round trip, small enough to keep memory flat. */
 const BATCH_ROWS = 4000;
 /** Threads reading in parallel, and batches requested ahead of the one being encrypted. */

@@ -3,12 +3,12 @@ import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import type { Config } from '../config';
 import { keyedIdHash } from '../crypto';
-import { BUSY, BUSY_TIMEOUT_MS, type ControlDb } from '../db';
+import type { ControlDb } from '../db';
 import { queries } from '../db/repositories';
 import { type Clock, type DatasetCatalog, ipAllowed, mayUse, normaliseIp, taipeiDate } from '../domain';
 import { ident, openSourceDb, projection, sourceDbPath } from '../extract';
 import type { LinkState, Registry } from '../registry';
-import { appendLog, type LogEntry } from '../usagelog';
+import type { LogAppender, LogEntry } from '../usagelog';
 
 export interface QueryRequest {
   /** SHA-256 of the TLS client certificate, or null when the client sent none. */
@@ -31,6 +31,8 @@ const err = (status: number, code: string, message: string): QueryAnswer => ({ s
 
 export interface QueryDeps {
   cdb: ControlDb;
+  /** Where the records of look-ups go: committed before each answer. */
+  appender: Pick<LogAppender, 'append'>;
   registry: Registry;
   catalogs: ReadonlyMap<string, DatasetCatalog>;
   clock: Clock;
@@ -58,46 +60,11 @@ export class QueryService {
   private readonly authz = new Map<string, LinkState[]>();
   private authzVersion = -1;
 
-  /** Records waiting for the next group commit, with the answers that wait for them. */
-  private pending: { entry: LogEntry; now: Date; queuedAt: number; done: (err?: Error) => void }[] = [];
-
   constructor(private readonly d: QueryDeps) {}
 
-  /**
-   * Group commit: the records of every request that arrived in this turn of the event loop go into
-   * one transaction, and each answer is sent only after its record is committed — nothing is
-   * answered unlogged, and the log is not one transaction per look-up.
-   */
+  /** Each answer waits for its record's commit (LogAppender: group commit, off this thread). */
   private log(entry: LogEntry, now: Date): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (this.pending.length === 0) setImmediate(() => this.flush());
-      this.pending.push({ entry, now, queuedAt: Date.now(), done: (err) => (err ? reject(err) : resolve()) });
-    });
-  }
-
-  private flush(): void {
-    const batch = this.pending;
-    this.pending = [];
-    let r: void | typeof BUSY;
-    try {
-      r = this.d.cdb.writeNow((tx) => {
-        for (const p of batch) appendLog(tx, p.entry, p.now);
-      });
-    } catch (err) {
-      for (const p of batch) p.done(err as Error);
-      return;
-    }
-    if (r !== BUSY) {
-      for (const p of batch) p.done();
-      return;
-    }
-    if (Date.now() - batch[0].queuedAt >= BUSY_TIMEOUT_MS) {
-      for (const p of batch) p.done(new Error('the usage log stayed locked by another process'));
-      return;
-    }
-    // Another process holds the write lock: try again on the next turn, with whatever arrived meanwhile.
-    if (this.pending.length === 0) setImmediate(() => this.flush());
-    this.pending = batch.concat(this.pending);
+    return this.d.appender.append(entry, now);
   }
 
   /** The keyed hash under which an id goes into the usage log. */

@@ -3,7 +3,7 @@ import { openControlDb } from '../db';
 import { systemClock } from '../domain';
 import { createLogger } from '../logger';
 import { buildServices } from '../services';
-import { QUERY_WORKER_ENV, type QueryWorkerStart, startQueryInProcess } from './role';
+import { QUERY_WORKER_ENV, type QueryWorkerStart, serveQueries } from './role';
 
 /** One of several query processes on one port (see startQueryRole): the same server, in a process of its own. */
 runClusterWorker<QueryWorkerStart>({
@@ -12,10 +12,9 @@ runClusterWorker<QueryWorkerStart>({
   log: (s) => createLogger(s.config.logLevel),
   start: async ({ config }, log) => {
     const cdb = openControlDb(config.dataDir);
-    // Checkpoints write the database file and wait for the disk: the primary runs them, not the
-    // process answering look-ups.
+    // Checkpoints write the database file and wait for the disk: the primary's checkpointer runs them.
     cdb.sqlite.pragma('wal_autocheckpoint = 0');
     process.once('exit', () => cdb.close());
-    return startQueryInProcess({ config, cdb, services: buildServices(config, cdb, systemClock), clock: systemClock, log });
+    return serveQueries({ config, cdb, services: buildServices(config, cdb, systemClock), clock: systemClock, log });
   },
 });

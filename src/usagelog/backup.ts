@@ -41,7 +41,6 @@ export function openReadOnly(file: string): ControlDb {
     sqlite,
     file,
     write: readOnly,
-    writeNow: readOnly,
     close: () => sqlite.close(),
   };
 }

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -6,7 +5,7 @@ import type { ControlDb } from '../db';
 import * as archivesRepo from '../db/repositories/logArchives';
 import * as checkpointsRepo from '../db/repositories/logCheckpoints';
 import * as repo from '../db/repositories/usageLog';
-import { PROJECT_ROOT } from '../paths';
+import { threadScript } from '../paths';
 import { findArchiveManifests, readArchive } from './archive';
 import { GENESIS_HASH } from './chain';
 import { readCheckpointFile, checkpointStatement, type Pin } from './checkpoints';
@@ -43,10 +42,7 @@ export interface VerifyReport {
 /** Below this many records one thread is faster than starting several. */
 const THREADED_FROM = 200_000;
 
-function threadFile(): string {
-  const beside = path.join(__dirname, 'verify-thread.js');
-  return existsSync(beside) ? beside : path.join(PROJECT_ROOT, 'dist', 'src', 'usagelog', 'verify-thread.js');
-}
+const VERIFY_THREAD = threadScript('usagelog/verify-thread');
 
 /**
  * Check records from..to, chained on `prevHash`: split into seq ranges checked in parallel threads
@@ -63,7 +59,7 @@ async function checkLive(cdb: ControlDb, from: number, to: number, prevHash: str
       (r) =>
         new Promise<RangeResult>((resolve, reject) => {
           const input: VerifyThreadInput = { file: cdb.file, from: r.from, to: r.to, watch: [...watch].filter((s) => s >= r.from && s <= r.to) };
-          const w = new Worker(threadFile(), { workerData: input });
+          const w = new Worker(VERIFY_THREAD, { workerData: input });
           w.once('message', (m: RangeResult | { error: string }) => ('error' in m ? reject(new Error(`verify thread: ${m.error}`)) : resolve(m)));
           w.once('error', reject);
           w.once('exit', (code) => code !== 0 && reject(new Error(`verify thread exited with ${code}`)));

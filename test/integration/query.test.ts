@@ -10,7 +10,7 @@ import { queries } from '../../src/db/repositories';
 import { createLogger } from '../../src/logger';
 import { QueryService, startQueryServer } from '../../src/query';
 import { buildServices, type Services } from '../../src/services';
-import { listLog } from '../../src/usagelog';
+import { listLog, LogAppender } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
 import { approvedLink, BIN, childPids, cleanupKeys, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
 
@@ -47,6 +47,7 @@ function ask(dataset: string, body: unknown, client?: { cert: string; key: strin
 }
 
 let good: { cert: string; key: string };
+let appender: LogAppender;
 let linkId: number;
 const refusedCodes = () => listLog(w.cdb.db, { type: 'query.refused' }).map((r) => JSON.parse(r.detail).code);
 
@@ -60,11 +61,13 @@ beforeAll(async () => {
   good = makeCert('agency-good');
   linkId = await approvedLink(w, keys, { account: undefined, sshKeys: [], methods: ['online-query'], clientCerts: [good.cert], fields: [{ name: 'person_id' }, { name: 'name_zh', transform: 'mask' }, { name: 'port' }, { name: 'birth_date', transform: 'year' }] });
   services = buildServices(config, w.cdb, w.clock);
-  service = new QueryService({ cdb: w.cdb, registry: w.registry, catalogs: w.registry.catalogs, clock: w.clock, config, idSecret: queryIdSecret(config.keysDir) });
+  appender = new LogAppender(w.cdb.file);
+  service = new QueryService({ cdb: w.cdb, appender, registry: w.registry, catalogs: w.registry.catalogs, clock: w.clock, config, idSecret: queryIdSecret(config.keysDir) });
   server = await startQueryServer({ config, service, datasets: ['entry_exit', 'residence'], log: createLogger('silent') });
 });
 afterAll(async () => {
   await server?.close();
+  await appender?.close();
   service?.close();
   w.close();
   cleanupKeys(keys);
@@ -115,7 +118,7 @@ describe('online query over mutual TLS (R2.1)', () => {
   it('a link over its rate is refused with 429 until its bucket refills, and each refusal is logged', async () => {
     let elapsed = 0;
     const clock = { now: () => new Date(w.clock.now().getTime() + elapsed) };
-    const limited = new QueryService({ cdb: w.cdb, registry: w.registry, catalogs: w.registry.catalogs, clock, config: { ...config, query: { ...config.query, ratePerMinute: 2 } }, idSecret: queryIdSecret(config.keysDir) });
+    const limited = new QueryService({ cdb: w.cdb, appender, registry: w.registry, catalogs: w.registry.catalogs, clock, config: { ...config, query: { ...config.query, ratePerMinute: 2 } }, idSecret: queryIdSecret(config.keysDir) });
     const fingerprint = certFingerprint(new X509Certificate(good.cert));
     const once = () => limited.handle({ certFingerprint: fingerprint, ip: '127.0.0.1', dataset: 'entry_exit', body: { ids: ['A800000002'], reference: 'rate' } });
     const before = refusedCodes().filter((c) => c === 'rate.limited').length;
@@ -156,6 +159,18 @@ describe('online query over mutual TLS (R2.1)', () => {
       again.close();
     }
     expect(await ok()).toMatchObject({ status: 403, body: { error: { code: 'link.not-usable' } } });
+  });
+
+  it('R6.1 a look-up whose usage-log record cannot be committed is not answered: 500, no records', async () => {
+    const unlogged = new QueryService({ cdb: w.cdb, appender: { append: async () => Promise.reject(new Error('disk full')) }, registry: w.registry, catalogs: w.registry.catalogs, clock: w.clock, config, idSecret: queryIdSecret(config.keysDir) });
+    const s = await startQueryServer({ config, service: unlogged, datasets: ['entry_exit'], log: createLogger('silent') });
+    try {
+      const r = await ask('entry_exit', { ids: ['A800000001'], reference: 'x' }, good, '127.0.0.1', s.port);
+      expect(r).toEqual({ status: 500, body: { error: { code: 'internal', message: 'the request could not be answered' } } });
+    } finally {
+      await s.close();
+      unlogged.close();
+    }
   });
 
   it('the API is described by an OpenAPI document', async () => {
