@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { BUSY_TIMEOUT_MS, connectControlDb } from '../db';
-import { appendLog, type LogEntry } from './log';
+import { appendLogBatch, type LogEntry } from './log';
 
 export interface AppenderThreadInput {
   file: string;
@@ -46,9 +46,7 @@ port.on('message', (m: AppenderRequest) => {
   }
   try {
     writeWaiting(() =>
-      cdb.write((tx) => {
-        for (const r of m.records) appendLog(tx, r.entry, new Date(r.at));
-      }),
+      cdb.write((tx) => appendLogBatch(tx, m.records.map((r) => ({ entry: r.entry, now: new Date(r.at) })))),
     );
     port.postMessage({ batch: m.batch } satisfies AppenderReply);
   } catch (err) {

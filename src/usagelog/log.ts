@@ -30,7 +30,26 @@ function text<T extends string | null | undefined>(v: T): T extends string ? str
  * processes append too.
  */
 export function appendLog(tx: Db, entry: LogEntry, now: Date): repo.UsageLogRow {
-  const h = repo.head(tx);
+  const row = chained(repo.head(tx), entry, now);
+  repo.insert(tx, row);
+  return row;
+}
+
+/**
+ * Append several records, in order, inside the caller's write transaction (a group commit): the head
+ * is read once, inside the transaction, and each record chains on the one before.
+ */
+export function appendLogBatch(tx: Db, records: readonly { entry: LogEntry; now: Date }[]): void {
+  let h = repo.head(tx);
+  for (const r of records) {
+    const row = chained(h, r.entry, r.now);
+    repo.insert(tx, row);
+    h = row;
+  }
+}
+
+/** The record that follows `h` (none: the first record). */
+function chained(h: { seq: number; hash: string } | undefined, entry: LogEntry, now: Date): repo.UsageLogRow {
   const body = {
     seq: (h?.seq ?? 0) + 1,
     at: now.toISOString(),
@@ -46,9 +65,7 @@ export function appendLog(tx: Db, entry: LogEntry, now: Date): repo.UsageLogRow 
   };
   const digest = recordDigest(body);
   const prevHash = h?.hash ?? GENESIS_HASH;
-  const row = { ...body, digest, prevHash, hash: chainHash(prevHash, digest) };
-  repo.insert(tx, row);
-  return row;
+  return { ...body, digest, prevHash, hash: chainHash(prevHash, digest) };
 }
 
 export interface VerifyResult {
