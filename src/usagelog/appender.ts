@@ -28,7 +28,9 @@ export class LogAppender {
   private batch = 0;
   private closed = false;
 
-  constructor(private readonly file: string) {}
+  constructor(private readonly file: string) {
+    this.thread(); // started now, so the first request does not wait for it to load
+  }
 
   append(entry: LogEntry, now: Date): Promise<void> {
     if (this.closed) return Promise.reject(new Error('the usage log is closed'));
