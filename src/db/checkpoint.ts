@@ -5,11 +5,11 @@ import type { CheckpointThreadInput } from './checkpoint-thread';
 
 /**
  * Checkpoints `file`'s WAL every `everyMs` from a thread of its own (db/checkpoint-thread.ts), for
- * roles whose writers turn automatic checkpoints off because a checkpoint waits for the disk.
+ * roles whose writers turn automatic checkpoints off because a checkpoint waits for the disk. The
+ * thread keeps the process alive until `stop()`: a role that fails to start stops it too.
  */
 export function startCheckpointer(file: string, everyMs: number, log: Logger): { stop: () => Promise<void> } {
   const w = new Worker(threadScript('db/checkpoint-thread'), { workerData: { file, everyMs } satisfies CheckpointThreadInput });
-  w.unref();
   const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
   w.on('message', (m: { error?: string }) => m.error && log.warn({ err: m.error }, 'WAL checkpoint failed'));
   w.on('error', (err) => log.error({ err: err.message }, 'the WAL checkpoint thread failed'));
