@@ -36,7 +36,7 @@ function client(limit) {
         socket.end();
         return resolve();
       }
-      timed = sent >= warmup;
+      timed = sent >= warmup; // (a connection's first request, sent on connect, is never timed)
       t = process.hrtime.bigint();
       if (timed && !first) first = t;
       socket.write(request(ids[sent++ % ids.length]));
@@ -78,7 +78,7 @@ function client(limit) {
   const cpu = process.cpuUsage(cpu0);
   latencies.sort((a, b) => a - b);
   const q = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
-  process.stdout.write(JSON.stringify({ warmup, requests: latencies.length, failed, ms, rps: Math.round(latencies.length / (ms / 1000)), p50: q(0.5), p90: q(0.9), p95: q(0.95), p99: q(0.99), p999: q(0.999), max: latencies[latencies.length - 1], cpuMs: (cpu.user + cpu.system) / 1000 }) + '\n');
+  process.stdout.write(JSON.stringify({ warmup, sent, requests: latencies.length, failed, ms, rps: Math.round(latencies.length / (ms / 1000)), p50: q(0.5), p90: q(0.9), p95: q(0.95), p99: q(0.99), p999: q(0.999), max: latencies[latencies.length - 1], cpuMs: (cpu.user + cpu.system) / 1000 }) + '\n');
 })().catch((e) => {
   console.error(e.message);
   process.exit(1);

@@ -17,7 +17,7 @@ const statements = perConnection((tx) => {
   return {
     head: client.prepare('SELECT seq, hash FROM usage_log ORDER BY seq DESC LIMIT 1'),
     anchor: client.prepare('SELECT to_seq AS seq, last_hash AS hash FROM log_archive ORDER BY to_seq DESC LIMIT 1'),
-    insert: client.prepare(`INSERT INTO usage_log (${RAW_COLUMNS}) VALUES (@seq, @at, @type, @agency, @linkId, @revision, @actor, @ip, @channel, @object, @detail, @digest, @prevHash, @hash)`),
+    insert: client.prepare(`INSERT INTO usage_log (${RAW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
   };
 });
 
@@ -30,8 +30,9 @@ export function head(tx: Db): { seq: number; hash: string } | undefined {
   return (s.head.get() ?? s.anchor.get()) as { seq: number; hash: string } | undefined;
 }
 
-export function insert(tx: Db, row: UsageLogRow): void {
-  statements(tx).insert.run(row);
+export function insert(tx: Db, r: UsageLogRow): void {
+  // Positional, in RAW_COLUMNS order: binding by name looks each parameter up on the object.
+  statements(tx).insert.run(r.seq, r.at, r.type, r.agency, r.linkId, r.revision, r.actor, r.ip, r.channel, r.object, r.detail, r.digest, r.prevHash, r.hash);
 }
 
 export interface LogFilter {
