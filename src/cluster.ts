@@ -15,9 +15,10 @@ const STOP_TIMEOUT_MS = 10_000;
  * Several worker processes accepting on one port (Node's cluster: this process accepts and hands each
  * connection to a worker in turn), so a role uses every core. Each worker runs `exec`, which reads
  * `start` from the environment variable `envVar` and calls runClusterWorker. A worker that dies is
- * replaced. Used by the sftp and query roles (`sftp.processes`, `query.processes`).
+ * replaced. Used by the sftp and query roles (`sftp.processes`, `query.processes`). `onFork` sees each
+ * worker as it is made (the query role answers its workers' usage-log batches).
  */
-export async function startCluster<S>(o: { name: string; exec: string; envVar: string; start: S; processes: number; log: Logger }): Promise<RunningServer> {
+export async function startCluster<S>(o: { name: string; exec: string; envVar: string; start: S; processes: number; log: Logger; onFork?: (w: Worker) => void }): Promise<RunningServer> {
   const workers = new Set<Worker>();
   let closing = false;
 
@@ -27,6 +28,7 @@ export async function startCluster<S>(o: { name: string; exec: string; envVar: s
       cluster.setupPrimary({ exec: o.exec, args: [] });
       const w = cluster.fork({ [o.envVar]: JSON.stringify(o.start) });
       workers.add(w);
+      o.onFork?.(w);
       w.on('message', (m: { ready?: number; error?: string; code?: string }) => {
         if (m.ready !== undefined) resolve(m.ready);
         if (m.error) reject(Object.assign(new Error(m.error), { code: m.code }));

@@ -8,7 +8,7 @@ import { queries } from '../db/repositories';
 import { type Clock, type DatasetCatalog, ipAllowed, mayUse, normaliseIp, taipeiDate } from '../domain';
 import { ident, openSourceDb, projection, sourceDbPath } from '../extract';
 import type { LinkState, Registry } from '../registry';
-import type { LogAppender, LogEntry } from '../usagelog';
+import type { LogEntry, RecordSink } from '../usagelog';
 
 export interface QueryRequest {
   /** SHA-256 of the TLS client certificate, or null when the client sent none. */
@@ -32,7 +32,7 @@ const err = (status: number, code: string, message: string): QueryAnswer => ({ s
 export interface QueryDeps {
   cdb: ControlDb;
   /** Where the records of look-ups go: committed before each answer. */
-  appender: Pick<LogAppender, 'append'>;
+  appender: Pick<RecordSink, 'append'>;
   registry: Registry;
   catalogs: ReadonlyMap<string, DatasetCatalog>;
   clock: Clock;
@@ -63,7 +63,7 @@ export class QueryService {
 
   constructor(private readonly d: QueryDeps) {}
 
-  /** Each answer waits for its record's commit (LogAppender: group commit, off this thread). */
+  /** Each answer waits for its record's commit (usagelog/appender.ts: group commit, off this thread). */
   private log(entry: LogEntry, now: Date): Promise<void> {
     return this.d.appender.append(entry, now);
   }

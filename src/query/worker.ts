@@ -3,6 +3,7 @@ import { openControlDb } from '../db';
 import { systemClock } from '../domain';
 import { createLogger } from '../logger';
 import { buildServices } from '../services';
+import { ClusterLogAppender } from '../usagelog';
 import { QUERY_WORKER_ENV, type QueryWorkerStart, serveQueries } from './role';
 
 /** One of several query processes on one port (see startQueryRole): the same server, in a process of its own. */
@@ -12,9 +13,16 @@ runClusterWorker<QueryWorkerStart>({
   log: (s) => createLogger(s.config.logLevel),
   start: async ({ config }, log) => {
     const cdb = openControlDb(config.dataDir);
-    // Checkpoints write the database file and wait for the disk: the primary's checkpointer runs them.
-    cdb.sqlite.pragma('wal_autocheckpoint = 0');
     process.once('exit', () => cdb.close());
-    return serveQueries({ config, cdb, services: buildServices(config, cdb, systemClock), clock: systemClock, log });
+    // Records are committed by the primary's appender; this process only reads the control database.
+    const sink = new ClusterLogAppender();
+    const server = await serveQueries({ config, cdb, services: buildServices(config, cdb, systemClock), clock: systemClock, log, sink });
+    return {
+      port: server.port,
+      close: async () => {
+        await server.close();
+        await sink.close();
+      },
+    };
   },
 });

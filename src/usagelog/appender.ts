@@ -1,3 +1,4 @@
+import type { Worker as ClusterWorker } from 'node:cluster';
 import { Worker } from 'node:worker_threads';
 import { threadScript } from '../paths';
 import type { AppenderReply, AppenderRequest, AppenderThreadInput } from './appender-thread';
@@ -5,46 +6,95 @@ import type { LogEntry } from './log';
 
 const APPENDER_THREAD = threadScript('usagelog/appender-thread');
 
+/** Where a server's usage-log records go: the promise settles once the record is committed. */
+export interface RecordSink {
+  append(entry: LogEntry, now: Date): Promise<void>;
+  close(): Promise<void>;
+}
+
 interface Waiter {
   resolve: () => void;
   reject: (err: Error) => void;
 }
+type Queued = { entry: LogEntry; at: number };
 
 /**
- * Appends usage-log records from a worker thread, for a server that answers many small requests (the
- * online query): the records of every request that arrives in one turn of the event loop go to the
- * thread as one batch and into one transaction (group commit), and each caller's promise settles only
- * once its record is committed, so nothing is answered unlogged. The hashing, the insert and any wait
- * for the write lock happen off the thread that serves requests.
- *
- * If the thread fails, the records it had not confirmed are reported as failed (their callers answer
- * with an error) and the next batch starts a new thread.
+ * Group commit: the records appended in one turn of the event loop leave as one batch, and each
+ * caller's promise settles with its batch's outcome. Subclasses say where a batch goes.
  */
-export class LogAppender {
-  private worker?: Worker;
+abstract class BatchingSink implements RecordSink {
   private readonly inFlight = new Map<number, Waiter[]>();
-  private queued: { entry: LogEntry; at: number }[] = [];
+  private queued: Queued[] = [];
   private waiters: Waiter[] = [];
   private batch = 0;
-  private closed = false;
-
-  constructor(private readonly file: string) {
-    this.thread(); // started now, so the first request does not wait for it to load
-  }
+  private drained?: () => void;
+  protected closed = false;
 
   append(entry: LogEntry, now: Date): Promise<void> {
     if (this.closed) return Promise.reject(new Error('the usage log is closed'));
     return new Promise((resolve, reject) => {
-      if (this.queued.length === 0) setImmediate(() => this.send());
+      if (this.queued.length === 0) setImmediate(() => this.flush());
       this.queued.push({ entry, at: now.getTime() });
       this.waiters.push({ resolve, reject });
     });
   }
 
+  abstract close(): Promise<void>;
+
+  /** Send what is queued now. */
+  protected flush(): void {
+    if (this.queued.length === 0) return;
+    const records = this.queued;
+    const batch = ++this.batch;
+    this.inFlight.set(batch, this.waiters);
+    this.queued = [];
+    this.waiters = [];
+    this.deliver(batch, records);
+  }
+
+  protected abstract deliver(batch: number, records: Queued[]): void;
+
+  /** A batch's outcome: committed, or not (`err`). */
+  protected settle(batch: number, err?: Error): void {
+    const waiters = this.inFlight.get(batch) ?? [];
+    this.inFlight.delete(batch);
+    for (const x of waiters) (err ? x.reject(err) : x.resolve());
+    if (this.inFlight.size === 0) this.drained?.();
+  }
+
+  /** Every batch not yet confirmed did not happen. */
+  protected failInFlight(err: Error): void {
+    for (const waiters of this.inFlight.values()) for (const x of waiters) x.reject(err);
+    this.inFlight.clear();
+    this.drained?.();
+  }
+
+  /** Resolves once every batch sent so far has its outcome. */
+  protected settled(): Promise<void> {
+    if (this.inFlight.size === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.drained = resolve));
+  }
+}
+
+/**
+ * Appends usage-log records from a worker thread, for a server that answers many small requests (the
+ * online query): each batch goes into one transaction there, so the hashing, the insert and any wait
+ * for the write lock happen off the thread that serves requests, and nothing is answered unlogged.
+ * If the thread fails, the records it had not confirmed are reported as failed (their callers answer
+ * with an error) and the next batch starts a new thread.
+ */
+export class LogAppender extends BatchingSink {
+  private worker?: Worker;
+
+  constructor(private readonly file: string) {
+    super();
+    this.thread(); // started now, so the first request does not wait for it to load
+  }
+
   /** Commits what was appended, then stops the thread. */
   async close(): Promise<void> {
     if (this.closed) return;
-    this.send();
+    this.flush();
     this.closed = true;
     const w = this.worker;
     if (!w) return;
@@ -54,37 +104,74 @@ export class LogAppender {
     });
   }
 
-  private send(): void {
-    if (this.queued.length === 0) return;
-    const records = this.queued;
-    const waiters = this.waiters;
-    this.queued = [];
-    this.waiters = [];
-    const batch = ++this.batch;
-    this.inFlight.set(batch, waiters);
+  protected deliver(batch: number, records: Queued[]): void {
     this.thread().postMessage({ batch, records } satisfies AppenderRequest);
   }
 
   private thread(): Worker {
     if (this.worker) return this.worker;
     const w = new Worker(APPENDER_THREAD, { workerData: { file: this.file } satisfies AppenderThreadInput });
-    w.on('message', (m: AppenderReply) => {
-      const waiters = this.inFlight.get(m.batch) ?? [];
-      this.inFlight.delete(m.batch);
-      const err = m.error === undefined ? undefined : new Error(`the usage log could not be written: ${m.error}`);
-      for (const x of waiters) (err ? x.reject(err) : x.resolve());
-    });
+    w.on('message', (m: AppenderReply) => this.settle(m.batch, m.error === undefined ? undefined : new Error(`the usage log could not be written: ${m.error}`)));
     w.on('error', (err) => this.lost(w, err));
     w.on('exit', (code) => this.lost(w, new Error(`the usage-log thread stopped (exit code ${code})`)));
     this.worker = w;
     return w;
   }
 
-  /** The thread is gone: what it had not confirmed did not happen; the next batch starts another. */
   private lost(w: Worker, err: Error): void {
     if (this.worker !== w) return;
     this.worker = undefined;
-    for (const waiters of this.inFlight.values()) for (const x of waiters) x.reject(err);
-    this.inFlight.clear();
+    this.failInFlight(err);
   }
+}
+
+/** IPC between a cluster worker's ClusterLogAppender and its primary (serveClusterAppends). */
+type AppendMessage = { appendLog: { batch: number; records: Queued[] } };
+type AppendedMessage = { logAppended: { batch: number; error?: string } };
+
+/**
+ * In a worker process of a cluster: the batches go to the primary, whose one LogAppender commits the
+ * records of all workers (serveClusterAppends), so the workers never contend for the write lock.
+ */
+export class ClusterLogAppender extends BatchingSink {
+  private readonly onMessage = (m: unknown) => {
+    const r = (m as Partial<AppendedMessage> | null)?.logAppended;
+    if (r && typeof r.batch === 'number') this.settle(r.batch, r.error === undefined ? undefined : new Error(r.error));
+  };
+  private readonly onDisconnect = () => this.failInFlight(new Error('the primary process is gone'));
+
+  constructor() {
+    super();
+    if (!process.send) throw new Error('ClusterLogAppender runs in a cluster worker');
+    process.on('message', this.onMessage);
+    process.on('disconnect', this.onDisconnect);
+  }
+
+  /** Waits for the outcome of everything appended, then stops listening. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    await this.settled();
+    process.off('message', this.onMessage);
+    process.off('disconnect', this.onDisconnect);
+  }
+
+  protected deliver(batch: number, records: Queued[]): void {
+    if (!process.connected) return this.settle(batch, new Error('the primary process is gone'));
+    process.send!({ appendLog: { batch, records } } satisfies AppendMessage);
+  }
+}
+
+/** In the primary: appends what a worker's ClusterLogAppender sends, and answers each batch. */
+export function serveClusterAppends(worker: ClusterWorker, appender: RecordSink): void {
+  worker.on('message', (m: unknown) => {
+    const a = (m as Partial<AppendMessage> | null)?.appendLog;
+    if (!a || typeof a.batch !== 'number' || !Array.isArray(a.records)) return;
+    const answer = (error?: string) => worker.isConnected() && worker.send({ logAppended: { batch: a.batch, ...(error === undefined ? {} : { error }) } } satisfies AppendedMessage);
+    Promise.all(a.records.map((r) => appender.append(r.entry, new Date(r.at)))).then(
+      () => answer(),
+      (err: Error) => answer(err.message),
+    );
+  });
 }
