@@ -10,7 +10,7 @@ import { queries } from '../../src/db/repositories';
 import { createLogger } from '../../src/logger';
 import { QueryService, startQueryServer } from '../../src/query';
 import { buildServices, type Services } from '../../src/services';
-import { listLog, LogAppender } from '../../src/usagelog';
+import { listLog, LogAppender, verifyLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
 import { approvedLink, BIN, childPids, cleanupKeys, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
 
@@ -186,6 +186,50 @@ describe('online query over mutual TLS (R2.1)', () => {
     expect(r.status).toBe(200);
     expect(r.body.paths['/query/v1/{dataset}'].post.requestBody.content['application/json'].schema.required).toEqual(['ids', 'reference']);
   });
+});
+
+describe('the query role killed while it answers', () => {
+  it.each(['1', '2'])('R6.1 with query.processes %s, SIGKILL under load: every answer a client received has its record, and the chain verifies', async (processes) => {
+    const client = makeCert(`agency-crash-${processes}`);
+    const id = await approvedLink(w, keys, { account: undefined, sshKeys: [], methods: ['online-query'], clientCerts: [client.cert], fields: [{ name: 'person_id' }] });
+    const env = { ...process.env, REDIS_URL: process.env.NIA_TEST_REDIS_URL, NIA_LINK_QUERY_PROCESSES: processes, NIA_LINK_QUERY_PORT: '0', NIA_LINK_QUERY_HOST: '127.0.0.1', NIA_LINK_LOG_LEVEL: 'warn' };
+    const child = spawn(process.execPath, [BIN, '--data-dir', w.dataDir, 'start', '--role', 'query'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout.on('data', (b) => (log += b));
+    child.stderr.on('data', (b) => (log += b));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      for (let i = 0; i < 300 && !/ready/.test(log); i++) await new Promise((r) => setTimeout(r, 100));
+      const port = Number(/query: listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(log)?.[1]);
+      expect([port > 0, log]).toEqual([true, log]);
+      const answered: string[] = [];
+      let n = 0;
+      let killed = false;
+      // Eight clients ask one after another until the role is gone; it is killed after 60 answers.
+      const clientLoop = async () => {
+        for (;;) {
+          const reference = `crash-${processes}-${n++}`;
+          const r = await ask('entry_exit', { ids: ['A800000001'], reference }, client, '127.0.0.1', port).catch(() => null);
+          if (r?.status === 200) answered.push(reference);
+          if (answered.length >= 60 && !killed) {
+            killed = true;
+            child.kill('SIGKILL');
+          }
+          if (!r && killed) return;
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, clientLoop));
+      await exited;
+      for (let i = 0; i < 50 && childPids(child.pid!).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+
+      const logged = new Set(listLog(w.cdb.db, { linkId: id, type: 'query.answered' }).map((r) => JSON.parse(r.detail).reference));
+      expect(answered.length).toBeGreaterThanOrEqual(60);
+      expect(answered.filter((ref) => !logged.has(ref))).toEqual([]); // nothing was answered unlogged
+      expect(verifyLog(w.cdb).ok).toBe(true);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 90_000);
 });
 
 describe('the query role in several processes on one port', () => {
