@@ -28,6 +28,8 @@ export async function startCluster<S>(o: { name: string; exec: string; envVar: s
       cluster.setupPrimary({ exec: o.exec, args: [] });
       const w = cluster.fork({ [o.envVar]: JSON.stringify(o.start) });
       workers.add(w);
+      // A message to a worker that has just died fails with EPIPE: that worker's exit is handled below.
+      w.on('error', (err) => o.log.warn({ err: err.message }, `${o.name}: worker channel error`));
       o.onFork?.(w);
       w.on('message', (m: { ready?: number; error?: string; code?: string }) => {
         if (m.ready !== undefined) resolve(m.ready);

@@ -56,18 +56,22 @@ export async function serveQueries(d: RoleDeps & { sink: RecordSink }): Promise<
  */
 export async function startQueryRole(d: RoleDeps): Promise<RunningServer & { processes: number }> {
   const checkpointer = startCheckpointer(d.cdb.file, CHECKPOINT_MS, d.log);
-  const appender = new LogAppender(d.cdb.file);
+  const appender = new LogAppender(d.cdb.file, d.log);
   const stopLog = async () => {
     await appender.close();
     await checkpointer.stop();
   };
   try {
+    await appender.ready(); // nothing is answered before records can be committed
     const server = await serveRole(d, appender);
     return {
       ...server,
       close: async () => {
-        await server.close();
-        await stopLog();
+        try {
+          await server.close();
+        } finally {
+          await stopLog();
+        }
       },
     };
   } catch (err) {

@@ -11,7 +11,7 @@ export interface AppenderThreadInput {
   file: string;
 }
 export type AppenderRequest = { batch: number; records: { entry: LogEntry; at: number }[] } | { close: true };
-export type AppenderReply = { batch: number; error?: string };
+export type AppenderReply = { ready: true } | { batch: number; error?: string };
 
 const port = parentPort!;
 const cdb = connectControlDb((workerData as AppenderThreadInput).file);
@@ -37,6 +37,8 @@ function writeWaiting<T>(fn: () => T): T {
 // Checkpoints copy the WAL into the database file and wait for the disk: the process's checkpointer
 // runs them (startCheckpointer), so a commit here never turns into one.
 cdb.sqlite.pragma('wal_autocheckpoint = 0');
+
+port.postMessage({ ready: true } satisfies AppenderReply);
 
 port.on('message', (m: AppenderRequest) => {
   if ('close' in m) {

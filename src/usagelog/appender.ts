@@ -1,5 +1,6 @@
 import type { Worker as ClusterWorker } from 'node:cluster';
 import { Worker } from 'node:worker_threads';
+import type { Logger } from '../logger';
 import { threadScript } from '../paths';
 import type { AppenderReply, AppenderRequest, AppenderThreadInput } from './appender-thread';
 import type { LogEntry } from './log';
@@ -49,7 +50,11 @@ abstract class BatchingSink implements RecordSink {
     this.inFlight.set(batch, this.waiters);
     this.queued = [];
     this.waiters = [];
-    this.deliver(batch, records);
+    try {
+      this.deliver(batch, records);
+    } catch (err) {
+      this.settle(batch, err as Error);
+    }
   }
 
   protected abstract deliver(batch: number, records: Queued[]): void;
@@ -85,15 +90,30 @@ abstract class BatchingSink implements RecordSink {
  */
 export class LogAppender extends BatchingSink {
   private worker?: Worker;
+  private started!: Promise<void>;
+  private closing?: Promise<void>;
 
-  constructor(private readonly file: string) {
+  /** `log` hears of a thread that dies (its callers are told through their promises). */
+  constructor(
+    private readonly file: string,
+    private readonly log?: Logger,
+  ) {
     super();
     this.thread(); // started now, so the first request does not wait for it to load
   }
 
+  /** Resolves once the thread has opened the database; rejects if it could not. */
+  ready(): Promise<void> {
+    return this.started;
+  }
+
   /** Commits what was appended, then stops the thread. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    this.closing ??= this.stop();
+    return this.closing;
+  }
+
+  private async stop(): Promise<void> {
     this.flush();
     this.closed = true;
     const w = this.worker;
@@ -111,16 +131,25 @@ export class LogAppender extends BatchingSink {
   private thread(): Worker {
     if (this.worker) return this.worker;
     const w = new Worker(APPENDER_THREAD, { workerData: { file: this.file } satisfies AppenderThreadInput });
-    w.on('message', (m: AppenderReply) => this.settle(m.batch, m.error === undefined ? undefined : new Error(`the usage log could not be written: ${m.error}`)));
-    w.on('error', (err) => this.lost(w, err));
-    w.on('exit', (code) => this.lost(w, new Error(`the usage-log thread stopped (exit code ${code})`)));
+    let ready: () => void;
+    let failed: (err: Error) => void;
+    this.started = new Promise<void>((resolve, reject) => ((ready = resolve), (failed = reject)));
+    this.started.catch(() => undefined); // a caller that never asks is told through append instead
+    w.on('message', (m: AppenderReply) => {
+      if ('ready' in m) return ready();
+      this.settle(m.batch, m.error === undefined ? undefined : new Error(`the usage log could not be written: ${m.error}`));
+    });
+    w.on('error', (err) => this.lost(w, new Error(`the usage-log thread failed: ${err?.message || String(err)}`), failed));
+    w.on('exit', (code) => this.lost(w, new Error(`the usage-log thread stopped (exit code ${code})`), failed));
     this.worker = w;
     return w;
   }
 
-  private lost(w: Worker, err: Error): void {
+  private lost(w: Worker, err: Error, failed: (err: Error) => void): void {
     if (this.worker !== w) return;
     this.worker = undefined;
+    failed(err);
+    if (!this.closed) this.log?.error({ err: err.message }, 'usage-log appender thread failed; the next batch starts another');
     this.failInFlight(err);
   }
 }
@@ -159,7 +188,8 @@ export class ClusterLogAppender extends BatchingSink {
 
   protected deliver(batch: number, records: Queued[]): void {
     if (!process.connected) return this.settle(batch, new Error('the primary process is gone'));
-    process.send!({ appendLog: { batch, records } } satisfies AppendMessage);
+    // A failed send (the primary went away meanwhile) fails the batch instead of the process.
+    process.send!({ appendLog: { batch, records } } satisfies AppendMessage, undefined, {}, (err: Error | null) => err && this.settle(batch, err));
   }
 }
 
@@ -168,7 +198,8 @@ export function serveClusterAppends(worker: ClusterWorker, appender: RecordSink)
   worker.on('message', (m: unknown) => {
     const a = (m as Partial<AppendMessage> | null)?.appendLog;
     if (!a || typeof a.batch !== 'number' || !Array.isArray(a.records)) return;
-    const answer = (error?: string) => worker.isConnected() && worker.send({ logAppended: { batch: a.batch, ...(error === undefined ? {} : { error }) } } satisfies AppendedMessage);
+    // A worker that died meanwhile cannot be answered; its look-ups were not answered either.
+    const answer = (error?: string) => worker.isConnected() && worker.send({ logAppended: { batch: a.batch, ...(error === undefined ? {} : { error }) } } satisfies AppendedMessage, undefined, {}, () => undefined);
     Promise.all(a.records.map((r) => appender.append(r.entry, new Date(r.at)))).then(
       () => answer(),
       (err: Error) => answer(err.message),

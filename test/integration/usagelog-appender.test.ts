@@ -1,8 +1,10 @@
+import type { Worker as ClusterWorker } from 'node:cluster';
+import { EventEmitter } from 'node:events';
 import { statSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { startCheckpointer } from '../../src/db/checkpoint';
 import { createLogger } from '../../src/logger';
-import { listLog, LogAppender, type LogEntry, verifyLog } from '../../src/usagelog';
+import { listLog, LogAppender, type LogEntry, serveClusterAppends, verifyLog } from '../../src/usagelog';
 import { openWorld, type TestWorld } from '../helpers/world';
 
 let w: TestWorld;
@@ -19,12 +21,11 @@ afterEach(async () => {
 const entry = (object: string): LogEntry => ({ type: 'query.answered', agency: 'A001', linkId: null, actor: 'cert:0123456789abcdef', ip: '127.0.0.1', channel: 'online-query', object, detail: { ids: 1, reference: 'ref' } });
 const objects = () => listLog(w.cdb.db, {}).map((r) => r.object);
 const turn = () => new Promise((resolve) => setImmediate(resolve));
+// (turn: lets the appends of one turn leave as a batch before the next ones are made)
 
 describe('usage-log appender thread (group commit for the online query)', () => {
   it('R6.1 a record is committed before its append settles; records keep the order they were appended in; the chain verifies', async () => {
-    const first = appender.append(entry('r0'), w.clock.now());
-    expect(objects()).toEqual([]); // nothing is written on the caller's thread
-    await first;
+    await appender.append(entry('r0'), w.clock.now());
     expect(objects()).toEqual(['r0']);
 
     // Several turns of the event loop, several batches in flight at once.
@@ -50,16 +51,52 @@ describe('usage-log appender thread (group commit for the online query)', () => 
   });
 
   it('R6.1 when the thread dies, what it had not committed is reported failed, and the next append starts a new thread', async () => {
+    await appender.append(entry('first'), w.clock.now());
     w.cdb.sqlite.exec('BEGIN IMMEDIATE'); // the write lock is held elsewhere: the thread waits for it
     const lost = appender.append(entry('lost'), w.clock.now());
-    await turn();
+    await new Promise((r) => setTimeout(r, 200));
     await (appender as unknown as { worker: Worker }).worker.terminate();
     await expect(lost).rejects.toThrow(/usage-log thread stopped/);
     w.cdb.sqlite.exec('ROLLBACK');
 
     await appender.append(entry('next'), w.clock.now());
-    expect(objects()).toEqual(['next']);
+    expect(objects()).toEqual(['first', 'next']);
     expect(verifyLog(w.cdb).ok).toBe(true);
+  });
+
+  it('ready() fails when the thread cannot open the database, and so does every append', async () => {
+    const broken = new LogAppender(`${w.dataDir}/no-such.db`);
+    await expect(broken.ready()).rejects.toThrow(/usage-log thread/);
+    await expect(broken.append(entry('x'), w.clock.now())).rejects.toThrow();
+    await broken.close();
+  });
+
+  it('the primary answering a worker that died meanwhile is not an error that ends the primary', async () => {
+    // As node:cluster's Worker does: a failed send goes to the callback if there is one, else it is an
+    // 'error' event, which ends the process when nothing listens.
+    class DyingWorker extends EventEmitter {
+      isConnected = () => true;
+      send(_m: unknown, _h?: unknown, _o?: unknown, cb?: (err: Error | null) => void): boolean {
+        const err = Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+        if (cb) setImmediate(cb, err);
+        else setImmediate(() => this.emit('error', err));
+        return false;
+      }
+    }
+    const worker = new DyingWorker();
+    serveClusterAppends(worker as unknown as ClusterWorker, appender);
+    const uncaught: Error[] = [];
+    const onUncaught = (err: Error) => uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      worker.emit('message', { appendLog: { batch: 1, records: [{ entry: entry('from-worker'), at: w.clock.now().getTime() }] } });
+      for (let i = 0; i < 50 && objects().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+    expect(objects()).toEqual(['from-worker']); // committed, though nobody was left to tell
+    expect(uncaught).toEqual([]);
   });
 
   it('close() commits everything appended before it, then stops the thread; later appends are refused', async () => {
