@@ -39,6 +39,9 @@ export async function startCluster<S>(o: { name: string; exec: string; envVar: s
         workers.delete(w);
         reject(new Error(`${o.name} worker exited (${signal ?? code}) before it was ready`));
         if (closing) return;
+        // Exit code 0 is a worker that was told to stop: a terminal's Ctrl-C or a process-group TERM
+        // reaches it before this process handles the same signal. Only a worker that died is replaced.
+        if (code === 0) return o.log.info(`${o.name}: worker stopped`);
         o.log.error({ code, signal }, `${o.name}: worker died; starting another`);
         setTimeout(() => !closing && fork().catch((err) => o.log.error({ err: err.message }, `${o.name}: worker did not start`)), RESTART_DELAY_MS).unref();
       });
@@ -55,7 +58,7 @@ export async function startCluster<S>(o: { name: string; exec: string; envVar: s
               clearTimeout(t);
               resolve();
             });
-            w.send('shutdown');
+            if (w.isConnected()) w.send('shutdown'); // else it is already on its way out
           }),
       ),
     );

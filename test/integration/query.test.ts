@@ -280,6 +280,41 @@ describe('a query worker killed while it answers', () => {
   }, 90_000);
 });
 
+describe('the query role in several processes, stopped as a terminal stops it', () => {
+  it('a TERM reaching the workers before the primary (Ctrl-C, a process-group signal) stops every process without replacing any or reporting a death', async () => {
+    const env = { ...process.env, REDIS_URL: process.env.NIA_TEST_REDIS_URL, NIA_LINK_QUERY_PROCESSES: '2', NIA_LINK_QUERY_PORT: '0', NIA_LINK_QUERY_HOST: '127.0.0.1', NIA_LINK_LOG_LEVEL: 'info' };
+    const child = spawn(process.execPath, [BIN, '--data-dir', w.dataDir, 'start', '--role', 'query'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let log = '';
+    child.stdout.on('data', (b) => (log += b));
+    child.stderr.on('data', (b) => (log += b));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      for (let i = 0; i < 300 && !/ready/.test(log); i++) await new Promise((r) => setTimeout(r, 100));
+      const workers = childPids(child.pid!);
+      expect([workers.length, log]).toEqual([2, log]);
+      // The workers get the signal first, as they may from a terminal; the primary a moment later.
+      for (const p of workers) process.kill(p, 'SIGTERM');
+      await new Promise((r) => setTimeout(r, 500));
+      process.kill(-child.pid!, 'SIGTERM');
+      expect(await exited).toBe(0);
+      for (let i = 0; i < 50 && workers.some((p) => childAlive(p)); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(workers.filter(childAlive)).toEqual([]);
+      expect(log).not.toMatch(/worker died|starting another|channel error/);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 60_000);
+});
+
+function childAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 describe('the query role in several processes on one port', () => {
   it('R6.1 `nia-link start --role query` with query.processes 2: both answer and log every look-up, a dead one is replaced, SIGTERM stops them all', async () => {
     const client = makeCert('agency-cluster');
