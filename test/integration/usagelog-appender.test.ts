@@ -116,7 +116,8 @@ describe('usage-log appender thread (group commit for the online query)', () => 
     expect(size()).toBe(before); // all of it is still in the WAL
     const checkpointer = startCheckpointer(w.cdb.file, 20, createLogger('silent'));
     try {
-      for (let i = 0; i < 100 && size() === before; i++) await new Promise((r) => setTimeout(r, 20));
+      // A checkpoint writes pages one by one: wait for it to be through, not just started.
+      for (let i = 0; i < 250 && size() <= before + 500_000; i++) await new Promise((r) => setTimeout(r, 20));
       expect(size()).toBeGreaterThan(before + 500_000);
     } finally {
       await checkpointer.stop();
