@@ -14,19 +14,22 @@ const STOP_TIMEOUT_MS = 10_000;
 /**
  * Several worker processes accepting on one port (Node's cluster: this process accepts and hands each
  * connection to a worker in turn), so a role uses every core. Each worker runs `exec`, which reads
- * `start` from the environment variable `envVar` and calls runClusterWorker. A worker that dies is
+ * `start(port)` from the environment variable `envVar` and calls runClusterWorker. A worker that dies is
  * replaced. Used by the sftp and query roles (`sftp.processes`, `query.processes`). `onFork` sees each
  * worker as it is made (the query role answers its workers' usage-log batches).
  */
-export async function startCluster<S>(o: { name: string; exec: string; envVar: string; start: S; processes: number; log: Logger; onFork?: (w: Worker) => void }): Promise<RunningServer> {
+export async function startCluster<S>(o: { name: string; exec: string; envVar: string; listen: { host: string; port: number }; start: (port: number) => S; processes: number; log: Logger; onFork?: (w: Worker) => void }): Promise<RunningServer> {
   const workers = new Set<Worker>();
   let closing = false;
+  // Port 0 ("any free port") would be one listener shared by every cluster asking for port 0 on that
+  // address (Node keys shared listeners by address and port): pick the port here instead.
+  const start = JSON.stringify(o.start(o.listen.port === 0 ? await freePort(o.listen.host) : o.listen.port));
 
   const fork = () =>
     new Promise<number>((resolve, reject) => {
       // Settings are process-wide and read by fork(): set them for this role right before each fork.
       cluster.setupPrimary({ exec: o.exec, args: [] });
-      const w = cluster.fork({ [o.envVar]: JSON.stringify(o.start) });
+      const w = cluster.fork({ [o.envVar]: start });
       workers.add(w);
       // A message to a worker that has just died fails with EPIPE: that worker's exit is handled below.
       w.on('error', (err) => o.log.warn({ err: err.message }, `${o.name}: worker channel error`));
@@ -73,12 +76,8 @@ export async function startCluster<S>(o: { name: string; exec: string; envVar: s
   }
 }
 
-/**
- * Port 0 ("any free port") means one shared listener per (address, port) in a cluster, so two roles
- * asking for port 0 on the same address would share one. A role that runs a cluster asks the system
- * for a free port first and gives its workers that.
- */
-export function freePort(host: string): Promise<number> {
+/** A port the system has free on `host` now. */
+function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);

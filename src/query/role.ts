@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { freePort, type RunningServer, startCluster } from '../cluster';
+import { type RunningServer, startCluster } from '../cluster';
 import type { Config } from '../config';
 import { queryIdSecret } from '../crypto';
 import type { ControlDb } from '../db';
@@ -84,8 +84,7 @@ async function serveRole(d: RoleDeps, appender: LogAppender): Promise<RunningSer
   const n = d.config.query.processes;
   if (n <= 1 || d.clock !== systemClock) return { ...(await serveQueries({ ...d, sink: appender })), processes: 1 };
   const q = d.config.query;
-  const port = q.port === 0 ? await freePort(q.host) : q.port;
-  const start: QueryWorkerStart = { config: { ...d.config, query: { ...q, port, processes: 1, ratePerMinute: Math.max(1, Math.floor(q.ratePerMinute / n)) } } };
-  const running = await startCluster({ name: 'query', exec: path.join(__dirname, 'worker.js'), envVar: QUERY_WORKER_ENV, start, processes: n, log: d.log, onFork: (w) => serveClusterAppends(w, appender) });
+  const start = (port: number): QueryWorkerStart => ({ config: { ...d.config, query: { ...q, port, processes: 1, ratePerMinute: Math.max(1, Math.floor(q.ratePerMinute / n)) } } });
+  const running = await startCluster({ name: 'query', exec: path.join(__dirname, 'worker.js'), envVar: QUERY_WORKER_ENV, listen: q, start, processes: n, log: d.log, onFork: (w) => serveClusterAppends(w, appender) });
   return { ...running, processes: n };
 }

@@ -23,10 +23,10 @@ export async function startSftpRole(d: SftpDeps): Promise<RunningSftp & { proces
 
   const s = d.config.sftp;
   const share = (total: number) => Math.max(1, Math.ceil(total / n));
-  const start: WorkerStart = {
-    config: { ...d.config, sftp: { ...s, processes: 1, maxConnections: share(s.maxConnections), maxConnectionsPerIp: share(s.maxConnectionsPerIp) } },
+  const start = (port: number): WorkerStart => ({
+    config: { ...d.config, sftp: { ...s, port, processes: 1, maxConnections: share(s.maxConnections), maxConnectionsPerIp: share(s.maxConnectionsPerIp) } },
     redisUrl: d.redisUrl,
-  };
-  const running = await startCluster({ name: 'sftp', exec: path.join(__dirname, 'worker.js'), envVar: WORKER_ENV, start, processes: n, log: d.log });
+  });
+  const running = await startCluster({ name: 'sftp', exec: path.join(__dirname, 'worker.js'), envVar: WORKER_ENV, listen: s, start, processes: n, log: d.log });
   return { ...running, processes: n };
 }

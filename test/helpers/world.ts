@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -167,6 +167,37 @@ export function childPids(pid: number): number[] {
     .stdout.split('\n')
     .map((l) => Number(l.trim()))
     .filter(Boolean);
+}
+
+/** Is the process still there? */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `nia-link start --role ROLE` in a child process, as an operator runs it. */
+export interface RoleProcess {
+  child: ChildProcess;
+  /** Everything it printed so far (stdout and stderr). */
+  output(): string;
+  exited: Promise<number | null>;
+  /** SIGKILL if it still runs (for a test's finally). */
+  kill(): void;
+}
+
+/** Starts the role and waits (up to 30 s) until it says it is ready. */
+export async function startRole(dataDir: string, role: string, env: Record<string, string | undefined>, opts: { detached?: boolean } = {}): Promise<RoleProcess> {
+  const child = spawn(process.execPath, [BIN, '--data-dir', dataDir, 'start', '--role', role], { env: { ...process.env, NIA_LINK_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.detached });
+  let out = '';
+  child.stdout!.on('data', (b) => (out += b));
+  child.stderr!.on('data', (b) => (out += b));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  for (let i = 0; i < 300 && !/ready/.test(out) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+  return { child, output: () => out, exited, kill: () => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')) };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import path from 'node:path';
@@ -12,7 +12,7 @@ import { QueryService, startQueryServer } from '../../src/query';
 import { buildServices, type Services } from '../../src/services';
 import { listLog, LogAppender, verifyLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
-import { approvedLink, BIN, childPids, cleanupKeys, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { alive, approvedLink, childPids, cleanupKeys, makeAgencyKeys, openWorld, startRole, tmpDir, type AgencyKeys, type RoleProcess, type TestWorld } from '../helpers/world';
 
 let keys: AgencyKeys;
 let w: TestWorld;
@@ -191,146 +191,126 @@ describe('online query over mutual TLS (R2.1)', () => {
   });
 });
 
+/** The query role in a process of its own, on a free loopback port, with `processes` processes. */
+const queryRole = (processes: string, opts: { detached?: boolean; logLevel?: string } = {}) =>
+  startRole(w.dataDir, 'query', { REDIS_URL: process.env.NIA_TEST_REDIS_URL, NIA_LINK_QUERY_PROCESSES: processes, NIA_LINK_QUERY_PORT: '0', NIA_LINK_QUERY_HOST: '127.0.0.1', ...(opts.logLevel ? { NIA_LINK_LOG_LEVEL: opts.logLevel } : {}) }, opts);
+const portOf = (r: RoleProcess) => Number(/query: listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(r.output())?.[1]);
+
+/**
+ * Eight clients ask one after another, each look-up with a reference of its own, until `enough` says
+ * so; after each answer `then` may act (kill something). Returns the references answered with 200.
+ */
+async function askUnderLoad(port: number, client: { cert: string; key: string }, prefix: string, enough: (answered: number, failed: boolean) => boolean, then: (answered: number) => void): Promise<string[]> {
+  const answered: string[] = [];
+  let n = 0;
+  const deadline = Date.now() + 60_000;
+  const one = async () => {
+    for (;;) {
+      const reference = `${prefix}-${n++}`;
+      const r = await ask('entry_exit', { ids: ['A800000001'], reference }, client, '127.0.0.1', port).catch(() => null);
+      if (r?.status === 200) answered.push(reference);
+      then(answered.length);
+      if (enough(answered.length, !r) || Date.now() > deadline) return;
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, one));
+  return answered;
+}
+
+/** Every look-up a client got an answer to has its record, and the chain verifies. */
+function expectAllLogged(linkId: number, answered: string[]): void {
+  const logged = new Set(listLog(w.cdb.db, { linkId, type: 'query.answered' }).map((r) => JSON.parse(r.detail).reference));
+  expect(answered.filter((ref) => !logged.has(ref))).toEqual([]); // nothing was answered unlogged
+  expect(verifyLog(w.cdb).ok).toBe(true);
+}
+
+const onlineQueryLink = async (name: string, fields = [{ name: 'person_id' }]) => {
+  const client = makeCert(name);
+  const id = await approvedLink(w, keys, { account: undefined, sshKeys: [], methods: ['online-query'], clientCerts: [client.cert], fields });
+  return { client, id };
+};
+
 describe('the query role killed while it answers', () => {
   it.each(['1', '2'])('R6.1 with query.processes %s, SIGKILL under load: every answer a client received has its record, and the chain verifies', async (processes) => {
-    const client = makeCert(`agency-crash-${processes}`);
-    const id = await approvedLink(w, keys, { account: undefined, sshKeys: [], methods: ['online-query'], clientCerts: [client.cert], fields: [{ name: 'person_id' }] });
-    const env = { ...process.env, REDIS_URL: process.env.NIA_TEST_REDIS_URL, NIA_LINK_QUERY_PROCESSES: processes, NIA_LINK_QUERY_PORT: '0', NIA_LINK_QUERY_HOST: '127.0.0.1', NIA_LINK_LOG_LEVEL: 'warn' };
-    const child = spawn(process.execPath, [BIN, '--data-dir', w.dataDir, 'start', '--role', 'query'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    child.stdout.on('data', (b) => (log += b));
-    child.stderr.on('data', (b) => (log += b));
-    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const { client, id } = await onlineQueryLink(`agency-crash-${processes}`);
+    const role = await queryRole(processes);
     try {
-      for (let i = 0; i < 300 && !/ready/.test(log); i++) await new Promise((r) => setTimeout(r, 100));
-      const port = Number(/query: listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(log)?.[1]);
-      expect([port > 0, log]).toEqual([true, log]);
-      const answered: string[] = [];
-      let n = 0;
+      const port = portOf(role);
+      expect([port > 0, role.output()]).toEqual([true, role.output()]);
+      // The role is killed after 60 answers; the clients go on until it is gone.
       let killed = false;
-      // Eight clients ask one after another until the role is gone; it is killed after 60 answers.
-      const clientLoop = async () => {
-        for (;;) {
-          const reference = `crash-${processes}-${n++}`;
-          const r = await ask('entry_exit', { ids: ['A800000001'], reference }, client, '127.0.0.1', port).catch(() => null);
-          if (r?.status === 200) answered.push(reference);
-          if (answered.length >= 60 && !killed) {
-            killed = true;
-            child.kill('SIGKILL');
-          }
-          if (!r && killed) return;
+      const answered = await askUnderLoad(port, client, `crash-${processes}`, (_, failed) => killed && failed, (count) => {
+        if (count >= 60 && !killed) {
+          killed = true;
+          role.child.kill('SIGKILL');
         }
-      };
-      await Promise.all(Array.from({ length: 8 }, clientLoop));
-      await exited;
-      for (let i = 0; i < 50 && childPids(child.pid!).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
-
-      const logged = new Set(listLog(w.cdb.db, { linkId: id, type: 'query.answered' }).map((r) => JSON.parse(r.detail).reference));
+      });
+      await role.exited;
+      for (let i = 0; i < 50 && childPids(role.child.pid!).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
       expect(answered.length).toBeGreaterThanOrEqual(60);
-      expect(answered.filter((ref) => !logged.has(ref))).toEqual([]); // nothing was answered unlogged
-      expect(verifyLog(w.cdb).ok).toBe(true);
+      expectAllLogged(id, answered);
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      role.kill();
     }
   }, 90_000);
 });
 
 describe('a query worker killed while it answers', () => {
   it('R6.1 with query.processes 2, SIGKILL of a worker under load: the role goes on answering, and every answer has its record', async () => {
-    const client = makeCert('agency-worker-crash');
-    const id = await approvedLink(w, keys, { account: undefined, sshKeys: [], methods: ['online-query'], clientCerts: [client.cert], fields: [{ name: 'person_id' }] });
-    const env = { ...process.env, REDIS_URL: process.env.NIA_TEST_REDIS_URL, NIA_LINK_QUERY_PROCESSES: '2', NIA_LINK_QUERY_PORT: '0', NIA_LINK_QUERY_HOST: '127.0.0.1', NIA_LINK_LOG_LEVEL: 'warn' };
-    const child = spawn(process.execPath, [BIN, '--data-dir', w.dataDir, 'start', '--role', 'query'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    child.stdout.on('data', (b) => (log += b));
-    child.stderr.on('data', (b) => (log += b));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const { client, id } = await onlineQueryLink('agency-worker-crash');
+    const role = await queryRole('2');
     try {
-      for (let i = 0; i < 300 && !/ready/.test(log); i++) await new Promise((r) => setTimeout(r, 100));
-      const port = Number(/query: listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(log)?.[1]);
-      expect([port > 0, log]).toEqual([true, log]);
-      const answered: string[] = [];
-      let n = 0;
+      const port = portOf(role);
+      expect([port > 0, role.output()]).toEqual([true, role.output()]);
+      // A worker is killed after 40 and after 100 answers.
       let kills = 0;
-      // Eight clients ask one after another; a worker is killed after 40 and after 100 answers.
-      const deadline = Date.now() + 60_000;
-      const clientLoop = async () => {
-        while (answered.length < 200 && Date.now() < deadline) {
-          const reference = `worker-crash-${n++}`;
-          const r = await ask('entry_exit', { ids: ['A800000001'], reference }, client, '127.0.0.1', port).catch(() => null);
-          if (r?.status === 200) answered.push(reference);
-          if ((answered.length >= 40 && kills === 0) || (answered.length >= 100 && kills === 1)) {
-            kills++;
-            const worker = childPids(child.pid!)[0];
-            if (worker) process.kill(worker, 'SIGKILL');
-          }
+      const answered = await askUnderLoad(port, client, 'worker-crash', (count) => count >= 200, (count) => {
+        if ((count >= 40 && kills === 0) || (count >= 100 && kills === 1)) {
+          kills++;
+          const worker = childPids(role.child.pid!)[0];
+          if (worker) process.kill(worker, 'SIGKILL');
         }
-      };
-      await Promise.all(Array.from({ length: 8 }, clientLoop));
-      expect([child.exitCode, log]).toEqual([null, log]); // the primary outlived both workers it lost
+      });
+      expect([role.child.exitCode, role.output()]).toEqual([null, role.output()]); // the primary outlived both workers it lost
       expect(answered.length).toBeGreaterThanOrEqual(200);
-      const logged = new Set(listLog(w.cdb.db, { linkId: id, type: 'query.answered' }).map((r) => JSON.parse(r.detail).reference));
-      expect(answered.filter((ref) => !logged.has(ref))).toEqual([]);
-      expect(verifyLog(w.cdb).ok).toBe(true);
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
+      expectAllLogged(id, answered);
+      role.child.kill('SIGTERM');
+      expect(await role.exited).toBe(0);
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      role.kill();
     }
   }, 90_000);
 });
 
 describe('the query role in several processes, stopped as a terminal stops it', () => {
   it('a TERM reaching the workers before the primary (Ctrl-C, a process-group signal) stops every process without replacing any or reporting a death', async () => {
-    const env = { ...process.env, REDIS_URL: process.env.NIA_TEST_REDIS_URL, NIA_LINK_QUERY_PROCESSES: '2', NIA_LINK_QUERY_PORT: '0', NIA_LINK_QUERY_HOST: '127.0.0.1', NIA_LINK_LOG_LEVEL: 'info' };
-    const child = spawn(process.execPath, [BIN, '--data-dir', w.dataDir, 'start', '--role', 'query'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let log = '';
-    child.stdout.on('data', (b) => (log += b));
-    child.stderr.on('data', (b) => (log += b));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const role = await queryRole('2', { detached: true, logLevel: 'info' });
     try {
-      for (let i = 0; i < 300 && !/ready/.test(log); i++) await new Promise((r) => setTimeout(r, 100));
-      const workers = childPids(child.pid!);
-      expect([workers.length, log]).toEqual([2, log]);
+      const workers = childPids(role.child.pid!);
+      expect([workers.length, role.output()]).toEqual([2, role.output()]);
       // The workers get the signal first, as they may from a terminal; the primary a moment later.
       for (const p of workers) process.kill(p, 'SIGTERM');
       await new Promise((r) => setTimeout(r, 500));
-      process.kill(-child.pid!, 'SIGTERM');
-      expect(await exited).toBe(0);
-      for (let i = 0; i < 50 && workers.some((p) => childAlive(p)); i++) await new Promise((r) => setTimeout(r, 100));
-      expect(workers.filter(childAlive)).toEqual([]);
-      expect(log).not.toMatch(/worker died|starting another|channel error/);
+      process.kill(-role.child.pid!, 'SIGTERM');
+      expect(await role.exited).toBe(0);
+      for (let i = 0; i < 50 && workers.some(alive); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(workers.filter(alive)).toEqual([]);
+      expect(role.output()).not.toMatch(/worker died|starting another|channel error/);
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      role.kill();
     }
   }, 60_000);
 });
 
-function childAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('the query role in several processes on one port', () => {
   it('R6.1 `nia-link start --role query` with query.processes 2: both answer and log every look-up, a dead one is replaced, SIGTERM stops them all', async () => {
-    const client = makeCert('agency-cluster');
-    const id = await approvedLink(w, keys, { account: undefined, sshKeys: [], methods: ['online-query'], clientCerts: [client.cert], fields: [{ name: 'person_id' }, { name: 'port' }] });
-    const env = { ...process.env, REDIS_URL: process.env.NIA_TEST_REDIS_URL, NIA_LINK_QUERY_PROCESSES: '2', NIA_LINK_QUERY_PORT: '0', NIA_LINK_QUERY_HOST: '127.0.0.1', NIA_LINK_LOG_LEVEL: 'warn' };
-    const child = spawn(process.execPath, [BIN, '--data-dir', w.dataDir, 'start', '--role', 'query'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    child.stdout.on('data', (b) => (log += b));
-    child.stderr.on('data', (b) => (log += b));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const { client, id } = await onlineQueryLink('agency-cluster', [{ name: 'person_id' }, { name: 'port' }]);
+    const role = await queryRole('2');
     try {
-      for (let i = 0; i < 300 && !/ready/.test(log); i++) await new Promise((r) => setTimeout(r, 100));
-      const m = /query: listening on https:\/\/127\.0\.0\.1:(\d+)\/query\/v1 in 2 processes/.exec(log);
-      expect([m !== null, log]).toEqual([true, log]);
-      const port = Number(m![1]);
-      const workers = childPids(child.pid!);
+      const log = role.output();
+      expect([/ in 2 processes/.test(log), log]).toEqual([true, log]);
+      const port = portOf(role);
+      const workers = childPids(role.child.pid!);
       expect([workers.length, log]).toEqual([2, log]);
       const answered = () => listLog(w.cdb.db, { linkId: id, type: 'query.answered' }).length;
       // Each request on a connection of its own: the primary hands connections to the workers in turn.
@@ -340,20 +320,20 @@ describe('the query role in several processes on one port', () => {
       expect(answered()).toBe(6); // every answer was committed to the usage log before it was sent
       process.kill(workers[0], 'SIGKILL');
       const replaced = () => {
-        const now = childPids(child.pid!);
+        const now = childPids(role.child.pid!);
         return now.length === 2 && !now.includes(workers[0]);
       };
       for (let i = 0; i < 300 && !replaced(); i++) await new Promise((r) => setTimeout(r, 100));
-      expect([replaced(), log]).toEqual([true, log]);
+      expect([replaced(), role.output()]).toEqual([true, role.output()]);
       const after = await Promise.all([1, 2, 3].map((i) => ask('entry_exit', { ids: ['A800000002'], reference: `after ${i}` }, client, '127.0.0.1', port)));
       expect(after.map((r) => r.status)).toEqual([200, 200, 200]);
       expect(answered()).toBe(9);
-      const now = childPids(child.pid!);
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
-      for (const pid of now) expect(() => process.kill(pid, 0)).toThrow();
+      const now = childPids(role.child.pid!);
+      role.child.kill('SIGTERM');
+      expect(await role.exited).toBe(0);
+      for (const pid of now) expect(alive(pid)).toBe(false);
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      role.kill();
     }
   }, 90_000);
 });

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,7 +8,7 @@ import type { DeliveryView } from '../../src/extract';
 import type { RunningService } from '../../src/main';
 import { listLog } from '../../src/usagelog';
 import { bigDelivery, buildDelivery, closed, connect, niaKeys, openSftp, run, sftpBatch, sftpConfig, startSftp } from '../helpers/sftp';
-import { approvedLink, BIN, childPids, cleanupKeys, cli, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, childPids, cleanupKeys, cli, makeAgencyKeys, openWorld, startRole, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -193,21 +193,15 @@ describe('open sessions follow the link and the account, whichever process chang
 });
 
 describe('the sftp role in several processes on one port', () => {
-  const children = childPids;
-
   it('`nia-link start --role sftp` with sftp.processes 2: both serve, a dead one is replaced, SIGTERM stops them all', async () => {
-    const env = { ...process.env, REDIS_URL: config.redisUrl!, NIA_LINK_SFTP_PROCESSES: '2', NIA_LINK_SFTP_PORT: '0', NIA_LINK_SFTP_HOST: '127.0.0.1', NIA_LINK_LOG_LEVEL: 'warn' };
-    const child = spawn(process.execPath, [BIN, '--data-dir', w.dataDir, 'start', '--role', 'sftp'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    child.stdout.on('data', (b) => (log += b));
-    child.stderr.on('data', (b) => (log += b));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const role = await startRole(w.dataDir, 'sftp', { REDIS_URL: config.redisUrl!, NIA_LINK_SFTP_PROCESSES: '2', NIA_LINK_SFTP_PORT: '0', NIA_LINK_SFTP_HOST: '127.0.0.1' });
+    const { child, exited } = role;
     try {
-      for (let i = 0; i < 200 && !/ready/.test(log); i++) await new Promise((r) => setTimeout(r, 100));
+      const log = role.output();
       const m = /sftp: listening on 127\.0\.0\.1:(\d+) in 2 processes/.exec(log);
       expect(m).not.toBeNull();
       const p = Number(m![1]);
-      const workers = children(child.pid!);
+      const workers = childPids(child.pid!);
       expect([workers.length, log]).toEqual([2, log]);
       const gets = await Promise.all([1, 2, 3, 4].map((i) => sftpBatch(p, keys.sshPrivateFile, 'a001', `get /outbox/${name()} ${out}/multi-${i}.pgp`)));
       for (const [i, g] of gets.entries()) {
@@ -217,18 +211,18 @@ describe('the sftp role in several processes on one port', () => {
       process.kill(workers[0], 'SIGKILL');
       // Replaced after a second, plus the time a process takes to start on a busy machine.
       const replaced = () => {
-        const now = children(child.pid!);
+        const now = childPids(child.pid!);
         return now.length === 2 && !now.includes(workers[0]);
       };
       for (let i = 0; i < 300 && !replaced(); i++) await new Promise((r) => setTimeout(r, 100));
-      expect([replaced(), log]).toEqual([true, log]);
+      expect([replaced(), role.output()]).toEqual([true, role.output()]);
       expect((await sftpBatch(p, keys.sshPrivateFile, 'a001', 'ls /outbox')).code).toBe(0);
-      const now = children(child.pid!);
+      const now = childPids(child.pid!);
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
       for (const pid of now) expect(() => process.kill(pid, 0)).toThrow();
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      role.kill();
     }
   }, 120_000);
 });
