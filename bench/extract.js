@@ -44,7 +44,7 @@ try {
   const fields = JSON.parse(require('node:fs').readFileSync(path.join(ROOT, 'schemas', 'datasets', 'entry_exit.json'), 'utf8')).fields.map((f) => f.name);
   const link = nl('link', 'apply', '--agency', 'B001', '--dataset', 'entry_exit', '--fields', fields.join(','), '--legal-basis', 'bench', '--purpose', 'bench',
     '--department', 'bench', '--officer', 'o', '--supervisor', 's', '--from', '2000-01-01', '--to', '2099-12-31', '--disposal', 'delete', '--method', 'sftp-pull',
-    '--allow-ip', '127.0.0.1/32', '--account', 'bench', '--ssh-key', path.join(work, 'ssh.pub'), '--pgp-key', path.join(work, 'agency.asc'), '--rules', path.join(work, 'rules.txt')).trim().split('\n').pop();
+    '--allow-ip', '127.0.0.1/32', '--account', 'bench', '--ssh-key', path.join(work, 'ssh.pub'), '--pgp-key', path.join(work, 'agency.asc'), '--rules', path.join(work, 'rules.txt'), '--scope', 'all', '--scope-justification', 'bench').trim().split('\n').pop();
   try { nl('rules', 'review', '--link', link, '--covers', '1,2,3,4,5,6,7,8'); } catch { /* no rules review in this build */ }
   nl('link', 'approve', link);
 

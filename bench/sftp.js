@@ -112,7 +112,7 @@ async function main() {
   nl('agency', 'add', '--code', 'B001', '--name', '基準測試機關');
   const link = nl('link', 'apply', '--agency', 'B001', '--dataset', 'entry_exit', '--fields', 'person_id,nationality', '--legal-basis', 'bench', '--purpose', 'bench',
     '--department', 'bench', '--officer', 'o', '--supervisor', 's', '--from', '2000-01-01', '--to', '2099-12-31', '--disposal', 'delete', '--method', 'sftp-pull',
-    '--allow-ip', '127.0.0.1/32', '--account', 'bench', '--ssh-key', path.join(work, 'ssh.pub'), '--pgp-key', path.join(work, 'agency.asc'), '--rules', path.join(work, 'rules.txt')).trim().split('\n').pop();
+    '--allow-ip', '127.0.0.1/32', '--account', 'bench', '--ssh-key', path.join(work, 'ssh.pub'), '--pgp-key', path.join(work, 'agency.asc'), '--rules', path.join(work, 'rules.txt'), '--scope', 'all', '--scope-justification', 'bench').trim().split('\n').pop();
   if (/^\s+rules\b/m.test(nl('--help'))) nl('rules', 'review', '--link', link, '--covers', '1,2,3,4,5,6,7,8');
   nl('link', 'approve', link);
 

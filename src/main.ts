@@ -135,7 +135,7 @@ export async function startService(config: Config, roles: readonly Role[], say: 
     let queryPort: number | undefined;
     if (roles.includes('query')) {
       const { startQueryRole } = await import('./query');
-      const q = await listening('query', 'query.host / query.port', config.query.host, config.query.port, startQueryRole({ config, cdb, services, clock, log }));
+      const q = await listening('query', 'query.host / query.port', config.query.host, config.query.port, startQueryRole({ config, cdb, services, redisUrl: redisInfo.url, clock, log }));
       queryPort = q.port;
       stops.push(() => q.close());
       say(`query: listening on https://${config.query.host}:${queryPort}/query/v1${q.processes > 1 ? ` in ${q.processes} processes` : ''} (mutual TLS; server certificate ${config.keysDir}/query-server.crt)`);

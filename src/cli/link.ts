@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { CHANGE_KINDS, type ChangeKind, rocDateText, LINK_STATUSES, type LinkStatus, METHODS, type Method, parseFieldList, type PushEndpoint } from '../domain';
+import { CHANGE_KINDS, DEFAULT_MAX_IDS_PER_DAY, type ChangeKind, rocDateText, LINK_STATUSES, type LinkStatus, METHODS, type Method, parseFieldList, type PushEndpoint } from '../domain';
 import { UserError } from '../errors';
 import type { LinkView } from '../registry';
 import { actor, basename, type CliContext, collect, parseDate, parseId, printJson, readInputFile, splitList, writeOutputFile } from './context';
@@ -21,6 +21,20 @@ function pushEndpoint(o: Record<string, string | undefined>): PushEndpoint | und
   const port = o.pushPort === undefined ? 22 : Number(o.pushPort);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UserError(`--push-port '${o.pushPort}' is not a port number`);
   return { host: o.pushHost!, port, user: o.pushUser!, dir: o.pushDir!, fingerprint: o.pushFingerprint! };
+}
+
+function positiveInt(text: string, flag: string): number {
+  if (!/^\d{1,8}$/.test(text.trim()) || Number(text) < 1) throw new UserError(`${flag} '${text}' is not a whole number of at least 1`);
+  return Number(text);
+}
+
+function readJsonFile(file: string, what: string): unknown {
+  try {
+    return JSON.parse(readInputFile(file, what).toString('utf8'));
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`${file} is not JSON (${what}; see schemas/scope.schema.json)`, 'scope.invalid');
+  }
 }
 
 /** --client-cert files as PEM texts. */
@@ -46,6 +60,7 @@ export function printLink(l: LinkView): void {
     ['agency', `${l.agency} ${l.agencyName}`],
     ['dataset', l.dataset],
     ['fields', l.fields.join(', ')],
+    ['scope', `${l.scopeText}${l.scopeReview ? '  (needs a scope review: recorded before scopes existed)' : ''}`],
     ['legal basis', l.legalBasis],
     ['purpose', l.purpose],
     ['department', l.department],
@@ -57,6 +72,7 @@ export function printLink(l: LinkView): void {
     ['sftp account', l.account ?? '—'],
     ['pgp key', l.pgpFingerprint],
     ['schedule', l.schedule ?? '—'],
+    ...(l.channels.includes('online-query') ? ([['ids a day', String(l.maxIdsPerDay)]] as [string, string][]) : []),
     ['management rules', l.rules ? `version ${l.rules.version} (document ${l.rules.document}): ${!l.rules.reviewed ? 'not reviewed' : l.rules.missing.length ? `missing topics ${l.rules.missing.join(', ')}` : 'all 8 topics reviewed'}` : '—'],
   ];
   for (const v of l.vendors) rows.push([v.parentId ? `sub-contractor ${v.id}` : `vendor ${v.id}`, `${v.name}${v.parentId ? ` (for vendor ${v.parentId})` : ''}, ${v.contact}; machines ${v.machines.join(', ')}`]);
@@ -96,6 +112,10 @@ export function register(program: Command, ctx: CliContext): void {
       .option('--ssh-key <file>', 'sftp-pull: an SSH public key of the account (repeatable)', collect)
       .option('--schedule <cron>', 'recurring delivery, cron in Asia/Taipei (e.g. "0 2 * * *")')
       .option('--rules <file>', "the agency's management rules (PDF, ODT, DOCX or text)")
+      .option('--scope <conditions>', "records needed (R3.4): 'FIELD in V1,V2; FIELD not-in V; FIELD from|to YYYY-MM-DD; FIELD within-days N', or all (see nia-link dataset show NAME)")
+      .option('--scope-file <file>', 'the scope as JSON (schemas/scope.schema.json)')
+      .option('--scope-justification <text>', 'with --scope all: why the whole dataset is necessary')
+      .option('--max-ids-per-day <n>', 'online and batch query: identifiers a day (R3.5)', String(DEFAULT_MAX_IDS_PER_DAY))
       .option('--by <name>', 'who records it')
       .option('--json', 'print the link as JSON'),
   ).action(async (o) => {
@@ -122,6 +142,8 @@ export function register(program: Command, ctx: CliContext): void {
         push: pushEndpoint(o),
         email: o.email ? splitList(o.email) : undefined,
         clientCerts: clientCerts(o.clientCert),
+        scope: { text: o.scope, json: o.scopeFile !== undefined ? readJsonFile(o.scopeFile, 'scope file') : undefined, justification: o.scopeJustification },
+        maxIdsPerDay: positiveInt(o.maxIdsPerDay, '--max-ids-per-day'),
       },
       actor(o.by),
     );
@@ -211,8 +233,9 @@ export function register(program: Command, ctx: CliContext): void {
       .command('change <id>')
       .description(`file a change request (form item 6, R5.1): ${CHANGE_KINDS.join(', ')}`)
       .requiredOption('--kind <kind>', CHANGE_KINDS.join(' | '))
-      .option('--value <value>', 'the new value (name, field list, CIDRs, methods, date)')
-      .option('--file <file>', 'for rules and pgp-key: the new document or key')
+      .option('--value <value>', 'the new value (name, field list, scope conditions, CIDRs, methods, N, date)')
+      .option('--file <file>', 'for rules and pgp-key: the new document or key; for scope: the scope as JSON')
+      .option('--scope-justification <text>', 'scope: with --value all, why the whole dataset is necessary')
       .option('--account <user>', 'method: the SFTP account when adding sftp-pull')
       .option('--by <name>', 'who files it')
       .option('--json', 'print the change request as JSON'),
@@ -228,6 +251,7 @@ export function register(program: Command, ctx: CliContext): void {
         email: o.email ? splitList(o.email) : undefined,
         account: o.account,
         clientCerts: o.clientCert ? clientCerts(o.clientCert) : undefined,
+        justification: o.scopeJustification,
       },
       actor(o.by),
     );

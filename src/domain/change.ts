@@ -3,9 +3,10 @@ import { addMonths, isValidDate } from './dates';
 import { type LinkStatus } from './link';
 import { ok, refuse, type Result } from './result';
 import { type Method, type PushEndpoint, type RevisionContent } from './revision';
+import type { Scope } from './scope';
 
 /** R5.1 / form item 6: what an agency may change on an approved link. */
-export const CHANGE_KINDS = ['officer', 'supervisor', 'rules', 'method', 'fields', 'ips', 'pgp-key', 'client-cert', 'extend', 'stop'] as const;
+export const CHANGE_KINDS = ['officer', 'supervisor', 'rules', 'method', 'fields', 'scope', 'max-ids-per-day', 'ips', 'pgp-key', 'client-cert', 'extend', 'stop'] as const;
 export type ChangeKind = (typeof CHANGE_KINDS)[number];
 
 /** A change as filed, with files already resolved to stored ids or fingerprints. */
@@ -16,6 +17,8 @@ export type Change =
   | { kind: 'method'; methods: Method[]; account?: string | null; push?: PushEndpoint | null; email?: string[]; clientCerts?: string[] }
   | { kind: 'client-cert'; clientCerts: string[] }
   | { kind: 'fields'; fields: FieldSpec[] }
+  | { kind: 'scope'; scope: Scope }
+  | { kind: 'max-ids-per-day'; maxIdsPerDay: number }
   | { kind: 'ips'; allowIps: string[] }
   | { kind: 'pgp-key'; pgpFingerprint: string }
   | { kind: 'extend'; to: string }
@@ -52,6 +55,10 @@ export function applyChange(current: RevisionContent, change: Change): Result<Re
       return ok({ ...current, clientCerts: change.clientCerts });
     case 'fields':
       return ok({ ...current, fields: change.fields });
+    case 'scope':
+      return ok({ ...current, scope: change.scope });
+    case 'max-ids-per-day':
+      return ok({ ...current, maxIdsPerDay: change.maxIdsPerDay });
     case 'ips':
       return ok({ ...current, allowIps: change.allowIps });
     case 'pgp-key':

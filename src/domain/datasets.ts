@@ -4,22 +4,37 @@ export const TRANSFORMS = ['mask', 'hmac', 'year', 'year-month'] as const;
 export type Transform = (typeof TRANSFORMS)[number];
 export const SENSITIVITIES = ['identifier', 'quasi-identifier', 'sensitive', 'general'] as const;
 
-export const fieldCatalogSchema = z.object({
-  name: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/),
-  label: z.object({ zh: z.string().min(1), en: z.string().min(1) }),
-  type: z.enum(['string', 'date', 'datetime', 'integer']),
-  sensitivity: z.enum(SENSITIVITIES),
-  transforms: z.array(z.enum(TRANSFORMS)),
-});
+const labelSchema = z.object({ zh: z.string().min(1), en: z.string().min(1) });
+export const codeSchema = z.object({ code: z.string().min(1).max(64), label: labelSchema });
+/**
+ * A field that may select records (R3.4): a code list (its values, labelled) or a date. A catalog
+ * file may name a shared code list (`"codes": "iso3166-alpha3"`, from schemas/codes/); the loader
+ * puts the list in its place, so in memory it is always the list.
+ */
+export const fieldScopeSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('codes'), codes: z.array(codeSchema).min(1) }),
+  z.object({ kind: z.literal('date') }),
+]);
+export const fieldCatalogSchema = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/),
+    label: labelSchema,
+    type: z.enum(['string', 'date', 'datetime', 'integer']),
+    sensitivity: z.enum(SENSITIVITIES),
+    transforms: z.array(z.enum(TRANSFORMS)),
+    scope: fieldScopeSchema.optional(),
+  })
+  .refine((f) => f.scope?.kind !== 'date' || f.type === 'date' || f.type === 'datetime', { message: 'a date scope needs a date or datetime field', path: ['scope'] });
 export const datasetCatalogSchema = z.object({
   name: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/),
-  label: z.object({ zh: z.string().min(1), en: z.string().min(1) }),
+  label: labelSchema,
   key: z.string(),
   /** The identifier an online query looks records up by (R2.1). */
   lookup: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/),
   fields: z.array(fieldCatalogSchema).min(1),
 });
 export type FieldCatalog = z.infer<typeof fieldCatalogSchema>;
+export type CodeEntry = z.infer<typeof codeSchema>;
 export type DatasetCatalog = z.infer<typeof datasetCatalogSchema>;
 
 /** One approved data item of a link: a catalog field, optionally transformed before delivery. */

@@ -9,6 +9,7 @@ export * from './agency';
 export * from './compliance';
 export * from './rules';
 export * from './vendor';
+export * from './scope';
 export interface Clock {
   now(): Date;
 }

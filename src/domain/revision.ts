@@ -3,6 +3,10 @@ import { checkFields, type DatasetCatalog, type FieldSpec, TRANSFORMS } from './
 import { isValidDate } from './dates';
 import { isIP } from 'node:net';
 import { ipAllowed, parseCidr } from './net';
+import { checkScope, scopeSchema } from './scope';
+
+/** R3.5: identifiers one link may look up in a day, online and in batches together, unless its form says otherwise. */
+export const DEFAULT_MAX_IDS_PER_DAY = 1000;
 
 /** R2.1: the provision methods of form item 3. */
 export const METHODS = ['sftp-pull', 'sftp-push', 'email', 'online-query'] as const;
@@ -46,6 +50,10 @@ export const revisionContentSchema = z.object({
   stopOn: z.string().nullable(),
   /** online-query: SHA-256 fingerprints (64 hex digits) of the agency's registered client certificates. */
   clientCerts: z.array(z.string().regex(/^[0-9A-F]{64}$/)).default([]),
+  /** R3.4: the records the link may receive, beside the fields. */
+  scope: scopeSchema,
+  /** R3.5: identifiers the link may look up per Taipei day, across every query process and host. */
+  maxIdsPerDay: z.number().int().min(1).max(10_000_000),
 });
 export type RevisionContent = z.infer<typeof revisionContentSchema>;
 
@@ -64,6 +72,7 @@ export function checkRevision(content: RevisionContent, catalogs: ReadonlyMap<st
     problems.push(`unknown dataset '${content.dataset}' (known: ${[...catalogs.keys()].join(', ')})`);
   } else {
     problems.push(...checkFields(catalog, content.fields as FieldSpec[]));
+    problems.push(...checkScope(catalog, content.scope));
   }
   const { from, to } = content.period;
   if (!isValidDate(from)) problems.push(`use period start '${from}' is not a date (YYYY-MM-DD)`);

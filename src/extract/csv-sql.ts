@@ -61,8 +61,9 @@ export function csvSelectSql(dataset: string, fields: readonly FieldSpec[], rang
   return `SELECT count(*) AS n, nl_csv_lines(record_id, ${args}) AS data FROM (SELECT record_id, ${cols} FROM ${t} WHERE ${where} ORDER BY record_id)`;
 }
 
-function windowSql(range: ExtractRange): string {
-  return range.since === null ? 'updated_at <= @until' : 'updated_at > @since AND updated_at <= @until';
+/** The change window and the scope: the one row filter of every extract. */
+export function windowSql(range: ExtractRange): string {
+  return `${range.since === null ? 'updated_at <= @until' : 'updated_at > @since AND updated_at <= @until'} AND ${range.scope.sql}`;
 }
 
 /**
@@ -78,6 +79,12 @@ export function spanSql(dataset: string, range: ExtractRange): string {
   return `SELECT count(*) AS n, min(record_id) AS lo, max(record_id) AS hi FROM ${ident(dataset)} WHERE ${windowSql(range)}`;
 }
 
+/** The parameters of windowSql (the full extract's span takes none). */
 export function windowParams(range: ExtractRange): Record<string, string> {
-  return range.since === null ? { until: range.until } : { since: range.since, until: range.until };
+  return { ...(range.since === null ? { until: range.until } : { since: range.since, until: range.until }), ...range.scope.params };
+}
+
+/** The parameters spanSql's text uses. */
+export function spanParams(range: ExtractRange): Record<string, string> {
+  return range.since === null ? {} : windowParams(range);
 }

@@ -5,12 +5,19 @@ import type * as openpgp from 'openpgp';
 import type { ControlDb } from '../db';
 import { credentials, deliveries, links } from '../db/repositories';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey } from '../crypto';
-import { addDays, type Clock, formatField, formatFieldList, mayUse, startOfTaipeiDay, taipeiDate } from '../domain';
+import { addDays, type Clock, describeScope, formatField, formatFieldList, formatScope, mayUse, type RevisionContent, sameScope, startOfTaipeiDay, taipeiDate } from '../domain';
 import { isUserError, PermanentError } from '../errors';
 import type { LinkState, Registry } from '../registry';
 import { appendLog } from '../usagelog';
 import { buildExtract } from './build';
+import { compileScope } from './scope-sql';
 import type { ExtractSource } from './source';
+import { channelSecret } from './transforms';
+
+/** Two revisions select the same columns and records: an increment may continue from one to the other. */
+function sameSelection(a: RevisionContent, b: RevisionContent): boolean {
+  return a.dataset === b.dataset && formatFieldList(a.fields) === formatFieldList(b.fields) && sameScope(a.scope, b.scope);
+}
 
 
 export interface ExtractRequest {
@@ -144,7 +151,10 @@ export class ExtractService {
       throw new PermanentError(message, 'pgp.unusable');
     }
 
-    const fields = s.content.fields;
+    // A link whose selection (dataset, fields, scope) changed since its last file starts again from a
+    // full extract: an increment would miss the records the new selection adds.
+    const prev = req.full ? undefined : deliveries.lastBuilt(this.d.cdb.db, req.linkId);
+    const continues = prev !== undefined && sameSelection(this.d.registry.revisionOf(req.linkId, prev.revision), s.content);
     const row = this.d.cdb.write((tx) => {
       const existing = deliveries.byKey(tx, req.key);
       if (existing) {
@@ -156,10 +166,10 @@ export class ExtractService {
         revision: s!.link.currentRevision,
         idempotencyKey: req.key,
         trigger: req.trigger,
-        mode: req.full ? 'full' : 'incremental',
+        mode: continues ? 'incremental' : 'full',
         status: 'building',
         dataset: s!.content.dataset,
-        fields: fields.map(formatField),
+        fields: s!.content.fields.map(formatField),
         rows: null,
         fileName: null,
         bytes: null,
@@ -177,11 +187,18 @@ export class ExtractService {
         channels: {},
       });
     });
+    // Fields, scope and label all come from the revision the delivery row names, also when a retry
+    // runs after a change was approved.
+    const content = this.d.registry.revisionOf(req.linkId, row.revision);
+    const fields = content.fields;
+    const catalog = this.d.registry.catalogs.get(content.dataset);
+    if (!catalog) throw new PermanentError(`dataset ${content.dataset} has no catalog`, 'dataset.unknown');
+    const asOf = taipeiDate(now);
 
     const dir = this.linkOutbox(req.linkId);
     mkdirSync(dir, { recursive: true, mode: 0o750 });
     // Named after the delivery row, not the attempt: a retry reuses (and first removes) a dead attempt's temp file.
-    const base = `${s.content.dataset}-L${req.linkId}-r${row.revision}-${stamp(new Date(row.createdAt))}-D${row.id}`;
+    const base = `${content.dataset}-L${req.linkId}-r${row.revision}-${stamp(new Date(row.createdAt))}-D${row.id}`;
     const fileName = `${base}.csv.pgp`;
     const tmp = path.join(dir, `.${fileName}.partial`);
     const finalFile = path.join(dir, fileName);
@@ -190,15 +207,15 @@ export class ExtractService {
     try {
       source = this.d.openSource();
       rmSync(tmp, { force: true }); // left by a worker that died mid-build
-      const since = req.full ? null : deliveries.lastBuilt(this.d.cdb.db, req.linkId)?.watermarkTo ?? null;
-      const newest = await source.watermark(s.content.dataset);
+      const since = row.mode === 'full' ? null : deliveries.lastBuilt(this.d.cdb.db, req.linkId)?.watermarkTo ?? null;
+      const newest = await source.watermark(content.dataset);
       const until = [newest, since].filter((x): x is string => x !== null).sort().pop() ?? new Date(0).toISOString();
       const result = await buildExtract({
         source,
-        dataset: s.content.dataset,
+        dataset: content.dataset,
         fields,
-        hmacSecret: s.link.hmacSecret,
-        range: { since, until },
+        hmacSecret: channelSecret(s.link.hmacSecret, 'file'),
+        range: { since, until, scope: compileScope(content.scope, catalog, asOf) },
         signingKey: await this.nia(),
         encryptionKey: await readAgencyEncryptionKey(keyRow!.armored),
         file: tmp,
@@ -213,10 +230,11 @@ export class ExtractService {
         link: req.linkId,
         revision: row.revision,
         agency: { code: s.agency.code, name: s.agency.nameZh },
-        dataset: s.content.dataset,
+        dataset: content.dataset,
         fields: row.fields,
-        legalBasis: s.content.legalBasis,
-        purpose: s.content.purpose,
+        scope: { ...content.scope, asOf, text: { zh: describeScope(content.scope, catalog, 'zh'), en: describeScope(content.scope, catalog, 'en') } },
+        legalBasis: content.legalBasis,
+        purpose: content.purpose,
         mode: row.mode,
         changedSince: since,
         changedUntil: until,
@@ -261,7 +279,7 @@ export class ExtractService {
             actor: 'worker',
             channel: 'extract',
             object: fileName,
-            detail: { delivery: row.id, rows: result.rows, fields: formatFieldList(fields), bytes: result.bytes, sha256: result.cipherSha256, plainSha256: result.plainSha256, mode: row.mode, trigger: req.trigger },
+            detail: { delivery: row.id, rows: result.rows, fields: formatFieldList(fields), scope: formatScope(content.scope), bytes: result.bytes, sha256: result.cipherSha256, plainSha256: result.plainSha256, mode: row.mode, trigger: req.trigger },
           },
           builtAt,
         );

@@ -9,13 +9,18 @@ import { threadScript } from '../paths';
 import { createHash } from 'node:crypto';
 import { ident } from './sql-ident';
 import { csvLine } from './csv';
-import { csvExtensionBuilt, spanSql, windowParams } from './csv-sql';
+import { csvExtensionBuilt, spanParams, spanSql, windowParams, windowSql } from './csv-sql';
+import type { CompiledScope } from './scope-sql';
 import type { CsvThreadMessage, CsvThreadRequest } from './csv-thread';
 
-/** Changed-since window of an extract: rows with since < updated_at ≤ until (since null = from the start). */
+/**
+ * What an extract reads: rows with since < updated_at ≤ until (since null = from the start) that are
+ * inside the revision's scope (R3.4), compiled once by compileScope.
+ */
 export interface ExtractRange {
   since: string | null;
   until: string;
+  scope: CompiledScope;
 }
 
 /**
@@ -64,13 +69,12 @@ export class SqliteSource implements CsvCapableSource {
   async *batches(dataset: string, columns: readonly string[], range: ExtractRange, batchSize: number): AsyncIterable<unknown[][]> {
     this.requireTable(dataset);
     const cols = columns.map(ident).join(', ');
-    const where = range.since === null ? 'updated_at <= @until' : 'updated_at > @since AND updated_at <= @until';
-    const stmt = this.db.prepare(`SELECT ${cols} FROM ${ident(dataset)} WHERE ${where} ORDER BY record_id`).raw(true);
+    const stmt = this.db.prepare(`SELECT ${cols} FROM ${ident(dataset)} WHERE ${windowSql(range)} ORDER BY record_id`).raw(true);
     // One read transaction for the whole extract: a consistent snapshot even while the source is written.
     this.db.exec('BEGIN');
     try {
       let batch: unknown[][] = [];
-      for (const row of stmt.iterate(range.since === null ? { until: range.until } : { since: range.since, until: range.until }) as IterableIterator<unknown[]>) {
+      for (const row of stmt.iterate(windowParams(range)) as IterableIterator<unknown[]>) {
         batch.push(row);
         if (batch.length >= batchSize) {
           yield batch;
@@ -124,7 +128,7 @@ export function sqliteCsvStream(file: string, dataset: string, fields: readonly 
   const probe = openSourceDb(file);
   let span: { n: number; lo: number | null; hi: number | null };
   try {
-    span = probe.prepare(spanSql(dataset, range)).get(windowParams(range)) as typeof span;
+    span = probe.prepare(spanSql(dataset, range)).get(spanParams(range)) as typeof span;
   } finally {
     probe.close();
   }

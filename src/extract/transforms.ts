@@ -13,6 +13,19 @@ export function mask(value: string): string {
   return chars[0] + '*'.repeat(chars.length - 2) + chars[chars.length - 1];
 }
 
+/** The channels whose answers carry a link's pseudonyms: each has a key of its own (R3.5). */
+export type PseudonymChannel = 'file' | 'online-query' | 'batch-query';
+
+/**
+ * The key of a link's `hmac` pseudonyms on one channel (R3.5). Files keep the link's own secret (so a
+ * person links across one link's deliveries, as before); every other channel derives its own key from
+ * it, so a clear identifier sent to the online query never comes back as the pseudonym in the files.
+ */
+export function channelSecret(linkSecret: string, channel: PseudonymChannel): string {
+  if (channel === 'file') return linkSecret;
+  return createHmac('sha256', Buffer.from(linkSecret, 'hex')).update(`nia-link pseudonym channel ${channel}`).digest('hex');
+}
+
 /** The function that turns a source value into the delivered text, per field transform. */
 export function valueFn(transform: Transform | undefined, hmacSecret: string): ValueFn {
   switch (transform) {

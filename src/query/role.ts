@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import path from 'node:path';
 import { type RunningServer, startCluster } from '../cluster';
 import type { Config } from '../config';
@@ -7,6 +8,8 @@ import { startCheckpointer } from '../db/checkpoint';
 import { type Clock, systemClock } from '../domain';
 import type { Logger } from '../logger';
 import type { Services } from '../services';
+import { queuePrefix } from '../queue';
+import { RedisDailyCap } from './cap';
 import { LogAppender, type RecordSink, serveClusterAppends } from '../usagelog';
 import { startQueryServer } from './server';
 import { QueryService } from './service';
@@ -14,6 +17,7 @@ import { QueryService } from './service';
 /** What a query worker process needs: the config as it was resolved, with its share of the limits. */
 export interface QueryWorkerStart {
   config: Config;
+  redisUrl: string;
 }
 export const QUERY_WORKER_ENV = 'NIA_LINK_QUERY_WORKER';
 
@@ -22,6 +26,7 @@ const CHECKPOINT_MS = 1000;
 
 interface RoleDeps {
   config: Config;
+  redisUrl: string;
   cdb: ControlDb;
   services: Services;
   clock: Clock;
@@ -33,13 +38,24 @@ interface RoleDeps {
  * its usage-log records go to `sink` (which the caller owns and closes after the server).
  */
 export async function serveQueries(d: RoleDeps & { sink: RecordSink }): Promise<RunningServer> {
-  const service = new QueryService({ cdb: d.cdb, appender: d.sink, registry: d.services.registry, catalogs: d.services.registry.catalogs, clock: d.clock, config: d.config, idSecret: queryIdSecret(d.config.keysDir) });
-  const q = await startQueryServer({ config: d.config, service, datasets: [...d.services.registry.catalogs.keys()], log: d.log });
+  // One retry, then the request is refused: a look-up never waits on a Redis that is down.
+  const redis = new Redis(d.redisUrl, { maxRetriesPerRequest: 1, enableAutoPipelining: true });
+  redis.on('error', (err) => d.log.warn({ err: err.message }, 'query: redis error'));
+  const cap = new RedisDailyCap(redis, queuePrefix(d.config));
+  const service = new QueryService({ cdb: d.cdb, appender: d.sink, registry: d.services.registry, catalogs: d.services.registry.catalogs, clock: d.clock, config: d.config, idSecret: queryIdSecret(d.config.keysDir), cap });
+  let q: Awaited<ReturnType<typeof startQueryServer>>;
+  try {
+    q = await startQueryServer({ config: d.config, service, datasets: [...d.services.registry.catalogs.keys()], log: d.log });
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
   return {
     port: q.port,
     close: async () => {
       await q.close();
       service.close();
+      await redis.quit().catch(() => redis.disconnect());
     },
   };
 }
@@ -84,7 +100,7 @@ async function serveRole(d: RoleDeps, appender: LogAppender): Promise<RunningSer
   const n = d.config.query.processes;
   if (n <= 1 || d.clock !== systemClock) return { ...(await serveQueries({ ...d, sink: appender })), processes: 1 };
   const q = d.config.query;
-  const start = (port: number): QueryWorkerStart => ({ config: { ...d.config, query: { ...q, port, processes: 1, ratePerMinute: Math.max(1, Math.floor(q.ratePerMinute / n)) } } });
+  const start = (port: number): QueryWorkerStart => ({ config: { ...d.config, query: { ...q, port, processes: 1, ratePerMinute: Math.max(1, Math.floor(q.ratePerMinute / n)) } }, redisUrl: d.redisUrl });
   const running = await startCluster({ name: 'query', exec: path.join(__dirname, 'worker.js'), envVar: QUERY_WORKER_ENV, listen: q, start, processes: n, log: d.log, onFork: (w) => serveClusterAppends(w, appender) });
   return { ...running, processes: n };
 }

@@ -6,7 +6,8 @@ import { keyedIdHash } from '../crypto';
 import type { ControlDb } from '../db';
 import { queries } from '../db/repositories';
 import { type Clock, type DatasetCatalog, ipAllowed, mayUse, normaliseIp, taipeiDate } from '../domain';
-import { ident, openSourceDb, projection, sourceDbPath } from '../extract';
+import { channelSecret, compileScope, ident, openSourceDb, projection, sourceDbPath } from '../extract';
+import type { DailyCap } from './cap';
 import type { LinkState, Registry } from '../registry';
 import type { LogEntry, RecordSink } from '../usagelog';
 
@@ -38,6 +39,8 @@ export interface QueryDeps {
   clock: Clock;
   config: Config;
   idSecret: Buffer;
+  /** R3.5: identifiers a link may look up a day, shared by every process and host. */
+  cap: DailyCap;
 }
 
 /**
@@ -168,21 +171,43 @@ export class QueryService {
     if (lookupIds.length > this.d.config.query.maxIds) return this.refuse(req, s, 413, 'ids.too-many', `at most ${this.d.config.query.maxIds} ids per request`, { ids: lookupIds.length, reference });
     if (!this.allow(s.link.id, now.getTime())) return this.refuse(req, s, 429, 'rate.limited', `more than ${this.d.config.query.ratePerMinute} requests a minute`, { reference });
 
+    const day = taipeiDate(now);
+    let taken: { ok: boolean; used: number };
+    try {
+      taken = await this.d.cap.take(s.link.id, day, lookupIds.length, s.content.maxIdsPerDay);
+    } catch {
+      // The cap is a rule of the regulation: without its count, nothing is answered.
+      return this.refuse(req, s, 503, 'cap.unavailable', 'the daily identifier count cannot be checked now; try again later', { reference });
+    }
+    if (!taken.ok) {
+      return this.refuse(req, s, 429, 'cap.reached', `link ${s.link.id} may look up ${s.content.maxIdsPerDay} identifiers a day; ${Math.max(0, s.content.maxIdsPerDay - taken.used)} remain today`, { ids: lookupIds.length, reference });
+    }
+
     const catalog = this.d.catalogs.get(s.content.dataset)!;
     const fields = s.content.fields;
-    const fns = projection(fields, s.link.hmacSecret);
-    const key = `${s.content.dataset}|${fields.map((f) => f.name).join(',')}|${lookupIds.length}`;
+    // R3.5: pseudonyms of this channel never equal those of the link's files.
+    const fns = projection(fields, channelSecret(s.link.hmacSecret, 'online-query'));
+    // R3.4: a record outside the scope is not there: answered exactly like an unknown id.
+    const scope = compileScope(s.content.scope, catalog, day);
+    const key = `${s.content.dataset}|${fields.map((f) => f.name).join(',')}|${lookupIds.length}|${scope.sql}`;
     let stmt = this.statements.get(key);
     if (!stmt) {
-      // Only the approved columns are read (R3.2); the lookup column is only compared, never returned unless approved.
+      // Only the approved columns are read (R3.2); the lookup column comes last, only to count the ids
+      // found, and is never returned unless approved. Every value is a bound parameter.
       stmt = this.db()
-        .prepare(`SELECT ${fields.map((f) => ident(f.name)).join(', ')} FROM ${ident(s.content.dataset)} WHERE ${ident(catalog.lookup)} IN (${lookupIds.map(() => '?').join(', ')}) ORDER BY record_id LIMIT ${this.d.config.query.maxRecords}`)
+        .prepare(
+          `SELECT ${fields.map((f) => ident(f.name)).join(', ')}, ${ident(catalog.lookup)} FROM ${ident(s.content.dataset)} ` +
+            `WHERE ${ident(catalog.lookup)} IN (${lookupIds.map((_, i) => `@id${i}`).join(', ')}) AND ${scope.sql} ORDER BY record_id LIMIT ${this.d.config.query.maxRecords}`,
+        )
         .raw(true);
       if (this.statements.size > 500) this.statements.clear();
       this.statements.set(key, stmt);
     }
-    const rows = stmt.all(...lookupIds) as unknown[][];
+    const params: Record<string, string> = { ...scope.params };
+    lookupIds.forEach((x, i) => (params[`id${i}`] = x));
+    const rows = stmt.all(params) as unknown[][];
     const records = rows.map((r) => Object.fromEntries(fields.map((f, i) => [f.name, fns[i](r[i])])));
+    const found = new Set(rows.map((r) => r[fields.length])).size;
     await this.log(
         {
           type: 'query.answered',
@@ -193,7 +218,7 @@ export class QueryService {
           ip,
           channel: 'online-query',
           object: s.content.dataset,
-          detail: { ids: lookupIds.length, returned: records.length, reference, idHashes: lookupIds.map((x) => this.idHash(x)), cert: req.certFingerprint },
+          detail: { ids: lookupIds.length, found, returned: records.length, reference, idHashes: lookupIds.map((x) => this.idHash(x)), cert: req.certFingerprint, idsToday: taken.used },
         },
         now,
     );

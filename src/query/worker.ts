@@ -11,12 +11,12 @@ runClusterWorker<QueryWorkerStart>({
   name: 'query',
   envVar: QUERY_WORKER_ENV,
   log: (s) => createLogger(s.config.logLevel),
-  start: async ({ config }, log) => {
+  start: async ({ config, redisUrl }, log) => {
     const cdb = openControlDb(config.dataDir);
     process.once('exit', () => cdb.close());
     // Records are committed by the primary's appender; this process only reads the control database.
     const sink = new ClusterLogAppender();
-    const server = await serveQueries({ config, cdb, services: buildServices(config, cdb, systemClock), clock: systemClock, log, sink });
+    const server = await serveQueries({ config, redisUrl, cdb, services: buildServices(config, cdb, systemClock), clock: systemClock, log, sink });
     return {
       port: server.port,
       close: async () => {

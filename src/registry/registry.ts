@@ -28,6 +28,11 @@ import {
   parseFieldList,
   machinesOutside,
   missingTopics,
+  DEFAULT_MAX_IDS_PER_DAY,
+  describeScope,
+  isLegacyScope,
+  type Scope,
+  scopeFromInput,
 } from '../domain';
 import { inspectAgencyKey, inspectClientCertificate, inspectSshPublicKey, type SshPublicKeyFacts } from '../crypto';
 import { UserError } from '../errors';
@@ -58,6 +63,10 @@ export interface ApplyInput {
   email?: string[];
   /** online-query: the agency system's TLS client certificates (PEM). */
   clientCerts?: string[];
+  /** R3.4: the records asked for, as typed (--scope), as JSON (--scope-file), or `all` with a justification. */
+  scope: { text?: string; json?: unknown; justification?: string };
+  /** R3.5: identifiers a day (default DEFAULT_MAX_IDS_PER_DAY). */
+  maxIdsPerDay?: number;
 }
 
 export interface LinkView {
@@ -97,6 +106,12 @@ export interface LinkView {
   endsOn: string | null;
   stopOn: string | null;
   clientCerts: string[];
+  scope: Scope;
+  /** The scope in words (zh-TW), as the form prints it. */
+  scopeText: string;
+  /** Recorded before scopes existed: the whole dataset until the agency states a scope. */
+  scopeReview: boolean;
+  maxIdsPerDay: number;
 }
 
 /** A link and the revision its data flows under: what every channel and job asks for. */
@@ -197,6 +212,8 @@ export class Registry {
     const sshKeys: SshPublicKeyFacts[] = input.sshKeys.map((k) => inspectSshPublicKey(k));
     const rules = input.rules ? checkDocument(input.rules.filename, input.rules.content) : undefined;
     const clientCerts = (input.clientCerts ?? []).map((pem) => inspectClientCertificate(pem, now).fingerprint);
+    const scope = scopeFromInput(input.scope);
+    if (!scope.ok) refusal(scope);
     const content: RevisionContent = {
       dataset: input.dataset,
       fields: input.fields,
@@ -217,6 +234,8 @@ export class Registry {
       rulesDocument: null,
       stopOn: null,
       clientCerts,
+      scope: scope.value,
+      maxIdsPerDay: input.maxIdsPerDay ?? DEFAULT_MAX_IDS_PER_DAY,
     };
     this.checkContent(content);
     if (content.methods.includes('sftp-pull') && sshKeys.length === 0) {
@@ -265,7 +284,7 @@ export class Registry {
           linkId: row.id,
           revision: 1,
           actor,
-          detail: { dataset: content.dataset, fields: formatFieldList(content.fields), methods: content.methods, allowIps: content.allowIps, account: content.account, pgp: pgp.fingerprint },
+          detail: { dataset: content.dataset, fields: formatFieldList(content.fields), scope: content.scope, maxIdsPerDay: content.maxIdsPerDay, methods: content.methods, allowIps: content.allowIps, account: content.account, pgp: pgp.fingerprint },
         },
         now,
       );
@@ -299,6 +318,11 @@ export class Registry {
     if (this.revisionCache.size >= 10_000) this.revisionCache.clear();
     this.revisionCache.set(key, content);
     return content;
+  }
+
+  /** One revision of a link as recorded (a delivery is built from the revision it names, whatever came after). */
+  revisionOf(id: number, number: number): RevisionContent {
+    return this.revisionContent(this.cdb.db, id, number);
   }
 
   /** The link as every channel must see it now (read fresh: another process may have changed it). */
@@ -382,7 +406,12 @@ export class Registry {
 
   // ---- change requests (R5.1) ----
 
-  async fileChange(id: number, kind: ChangeKind, input: { value?: string; file?: { filename: string; content: Buffer }; push?: PushEndpoint; email?: string[]; account?: string; clientCerts?: string[] }, actor: string): Promise<links.ChangeRow> {
+  async fileChange(
+    id: number,
+    kind: ChangeKind,
+    input: { value?: string; file?: { filename: string; content: Buffer }; push?: PushEndpoint; email?: string[]; account?: string; clientCerts?: string[]; justification?: string },
+    actor: string,
+  ): Promise<links.ChangeRow> {
     const now = this.clock.now();
     const value = input.value?.trim();
     const need = (what: string) => {
@@ -402,6 +431,27 @@ export class Registry {
       case 'fields':
         change = { kind, fields: parseFieldList(need('f1,f2,…')) };
         break;
+      case 'scope': {
+        if (value !== undefined && input.file) throw new UserError('--kind scope takes --value CONDITIONS or --file scope.json, not both');
+        let json: unknown;
+        if (input.file) {
+          try {
+            json = JSON.parse(input.file.content.toString('utf8'));
+          } catch {
+            throw new UserError(`${input.file.filename} is not JSON (see schemas/scope.schema.json)`, 'scope.invalid');
+          }
+        } else need("'FIELD in V1,V2; FIELD from YYYY-MM-DD' (or all with --scope-justification)");
+        const scope = scopeFromInput({ text: input.file ? undefined : value, json, justification: input.justification });
+        if (!scope.ok) refusal(scope);
+        change = { kind, scope: scope.value };
+        break;
+      }
+      case 'max-ids-per-day': {
+        const n = need('N');
+        if (!/^\d{1,8}$/.test(n) || Number(n) < 1) throw new UserError(`--value '${n}': the daily cap is a whole number of identifiers, at least 1`);
+        change = { kind, maxIdsPerDay: Number(n) };
+        break;
+      }
       case 'ips':
         change = { kind, allowIps: need('CIDR[,CIDR…]').split(',').map((s) => s.trim()).filter(Boolean) };
         break;
@@ -565,6 +615,10 @@ export class Registry {
       endsOn: link.endsOn,
       stopOn: c.stopOn,
       clientCerts: c.clientCerts,
+      scope: c.scope,
+      scopeText: describeScope(c.scope, this.catalogs.get(c.dataset)),
+      scopeReview: isLegacyScope(c.scope),
+      maxIdsPerDay: c.maxIdsPerDay,
     };
   }
 

@@ -83,6 +83,7 @@ export function application(keys: AgencyKeys, over: Partial<ApplyInput> = {}): A
     sshKeys: [keys.sshPublic],
     pgpKey: keys.publicArmored,
     rules: { filename: 'rules.txt', content: Buffer.from(RULES_TEXT) },
+    scope: { text: 'all', justification: 'test: the whole dataset' },
     ...over,
   };
 }

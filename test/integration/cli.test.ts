@@ -40,6 +40,8 @@ const applyArgs = (over: Record<string, string> = {}) => {
     '--ssh-key': files.ssh,
     '--pgp-key': files.pub,
     '--rules': files.rules,
+    '--scope': 'all',
+    '--scope-justification': 'test: the whole dataset',
     ...over,
   };
   return ['link', 'apply', ...Object.entries(o).flat()];

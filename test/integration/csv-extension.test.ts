@@ -8,6 +8,9 @@ import type { FieldSpec } from '../../src/domain';
 import { person, writeEntryExitSource } from '../helpers/source';
 import { tmpDir } from '../helpers/world';
 
+/** A whole-dataset scope, compiled: no row filter beyond the change window. */
+const ALL = { sql: 'TRUE', params: {} };
+
 /** The SQLite CSV writer (native/nl_csv.c) against the JavaScript one, value by value. */
 describe('nl_csv_lines, the CSV writer extracts use', () => {
   let db: Database.Database;
@@ -51,7 +54,7 @@ describe('nl_csv_lines, the CSV writer extracts use', () => {
 
   it('R3.2 the batch SELECT names only the approved columns', () => {
     const fields: FieldSpec[] = [{ name: 'name_en' }, { name: 'person_id', transform: 'hmac' }];
-    for (const range of [{ since: null, until: 'z' }, { since: 'a', until: 'z' }]) {
+    for (const range of [{ since: null, until: 'z', scope: ALL }, { since: 'a', until: 'z', scope: ALL }]) {
       const sql = csvSelectSql('entry_exit', fields, range);
       const columns = new Set(sql.match(/"[a-z_]+"/g));
       expect([...columns].sort()).toEqual(['"entry_exit"', '"name_en"', '"person_id"']);
@@ -74,7 +77,7 @@ it('R3.2 an increment written by the worker threads equals the row path, in reco
     db.close();
     const { privateKey } = await openpgp.generateKey({ type: 'ecc', curve: 'ed25519Legacy', userIDs: [{ name: 'n' }], format: 'object' });
     const fields: FieldSpec[] = [{ name: 'person_id', transform: 'hmac' }, { name: 'name_en' }, { name: 'birth_date', transform: 'year' }];
-    const range = { since: '2026-01-15T00:00:00.000Z', until: '2026-03-01T00:00:00.000Z' };
+    const range = { since: '2026-01-15T00:00:00.000Z', until: '2026-03-01T00:00:00.000Z', scope: ALL };
     const run = (source: ExtractSource, name: string) =>
       buildExtract({ source, dataset: 'entry_exit', fields, hmacSecret: 'cd'.repeat(32), range, signingKey: privateKey, encryptionKey: privateKey.toPublic(), file: path.join(dir, name) });
     const threaded = await run(new SqliteSource(path.join(dir, 'source.db')), 'a.pgp');

@@ -6,6 +6,9 @@ import { person, writeEntryExitSource } from '../helpers/source';
 import { tmpDir } from '../helpers/world';
 import { csvExtensionBuilt } from '../../src/extract/csv-sql';
 
+/** A whole-dataset scope, compiled: no row filter beyond the change window. */
+const ALL = { sql: 'TRUE', params: {} };
+
 /** Hides the CSV capability, so buildExtract takes the generic row-by-row path. */
 const generic = (s: SqliteSource): ExtractSource => ({ watermark: (d) => s.watermark(d), batches: (...a) => s.batches(...a), close: () => s.close() });
 
@@ -17,7 +20,7 @@ it('R3.2 the worker-thread CSV path and the generic row path write the same CSV,
     const { privateKey } = await openpgp.generateKey({ type: 'ecc', curve: 'ed25519Legacy', userIDs: [{ name: 'n' }], format: 'object' });
     const fields = [{ name: 'person_id', transform: 'hmac' as const }, { name: 'name_zh', transform: 'mask' as const }, { name: 'name_en' }, { name: 'birth_date', transform: 'year-month' as const }, { name: 'flight_no' }];
     const run = async (source: ExtractSource, name: string) =>
-      buildExtract({ source, dataset: 'entry_exit', fields, hmacSecret: 'ab'.repeat(32), range: { since: null, until: '2027-01-01' }, signingKey: privateKey, encryptionKey: privateKey.toPublic(), file: path.join(dir, name) });
+      buildExtract({ source, dataset: 'entry_exit', fields, hmacSecret: 'ab'.repeat(32), range: { since: null, until: '2027-01-01', scope: ALL }, signingKey: privateKey, encryptionKey: privateKey.toPublic(), file: path.join(dir, name) });
     const threaded = await run(new SqliteSource(path.join(dir, 'source.db')), 'a.pgp');
     const rowwise = await run(generic(new SqliteSource(path.join(dir, 'source.db'))), 'b.pgp');
     expect(threaded.rows).toBe(9003);

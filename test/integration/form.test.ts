@@ -182,7 +182,7 @@ describe('the form 申請暨異動書 (form items 1–9, R3.1, R3.3)', () => {
         'link', 'apply', '--agency', 'A003', '--dataset', 'residence', '--fields', 'arc_no,nationality,address', '--legal-basis', '警察職權行使法',
         '--purpose', '治安維護', '--department', '外事科', '--officer', 'o', '--supervisor', 's', '--from', '2026-01-01', '--to', '2027-12-31',
         '--disposal', '刪除', '--method', 'sftp-pull', '--allow-ip', '127.0.0.1/32', '--account', 'a003', '--ssh-key', `${keys.sshPrivateFile}.pub`,
-        '--pgp-key', pub, '--rules', rules,
+        '--pgp-key', pub, '--rules', rules, '--scope', 'all', '--scope-justification', '治安維護需全部居留資料',
       ]);
       const id = applied.stdout.trim().split('\n').pop()!;
       expect(cli(dir, REVIEW_ARGS(id)).code).toBe(0);

@@ -8,7 +8,9 @@ import { X509Certificate } from 'node:crypto';
 import { openControlDb } from '../../src/db';
 import { queries } from '../../src/db/repositories';
 import { createLogger } from '../../src/logger';
-import { QueryService, startQueryServer } from '../../src/query';
+import { QueryService, RedisDailyCap, startQueryServer } from '../../src/query';
+import { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
 import { buildServices, type Services } from '../../src/services';
 import { listLog, LogAppender, verifyLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
@@ -51,12 +53,16 @@ function ask(dataset: string, body: unknown, client?: { cert: string; key: strin
 
 let good: { cert: string; key: string };
 let appender: LogAppender;
+let redis: Redis;
+let cap: RedisDailyCap;
 let linkId: number;
 const refusedCodes = () => listLog(w.cdb.db, { type: 'query.refused' }).map((r) => JSON.parse(r.detail).code);
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
   w = openWorld();
+  redis = new Redis(process.env.NIA_TEST_REDIS_URL!);
+  cap = new RedisDailyCap(redis, `nia:test-${randomUUID()}`);
   certDir = tmpDir('nia-link-certs-');
   config = loadConfig({ dataDir: w.dataDir }, { NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_QUERY_PORT: '0', NIA_LINK_QUERY_HOST: '127.0.0.1', NIA_LINK_QUERY_MAX_IDS: '5' });
   await ensureKeys(config.keysDir, new Date());
@@ -65,11 +71,12 @@ beforeAll(async () => {
   linkId = await approvedLink(w, keys, { account: undefined, sshKeys: [], methods: ['online-query'], clientCerts: [good.cert], fields: [{ name: 'person_id' }, { name: 'name_zh', transform: 'mask' }, { name: 'port' }, { name: 'birth_date', transform: 'year' }] });
   services = buildServices(config, w.cdb, w.clock);
   appender = new LogAppender(w.cdb.file);
-  service = new QueryService({ cdb: w.cdb, appender, registry: w.registry, catalogs: w.registry.catalogs, clock: w.clock, config, idSecret: queryIdSecret(config.keysDir) });
+  service = new QueryService({ cdb: w.cdb, appender, registry: w.registry, catalogs: w.registry.catalogs, clock: w.clock, config, idSecret: queryIdSecret(config.keysDir), cap });
   server = await startQueryServer({ config, service, datasets: ['entry_exit', 'residence'], log: createLogger('silent') });
 });
 afterAll(async () => {
   await server?.close();
+  redis?.disconnect();
   await appender?.close();
   service?.close();
   w.close();
@@ -121,7 +128,7 @@ describe('online query over mutual TLS (R2.1)', () => {
   it('a link over its rate is refused with 429 until its bucket refills, and each refusal is logged', async () => {
     let elapsed = 0;
     const clock = { now: () => new Date(w.clock.now().getTime() + elapsed) };
-    const limited = new QueryService({ cdb: w.cdb, appender, registry: w.registry, catalogs: w.registry.catalogs, clock, config: { ...config, query: { ...config.query, ratePerMinute: 2 } }, idSecret: queryIdSecret(config.keysDir) });
+    const limited = new QueryService({ cdb: w.cdb, appender, registry: w.registry, catalogs: w.registry.catalogs, clock, config: { ...config, query: { ...config.query, ratePerMinute: 2 } }, idSecret: queryIdSecret(config.keysDir), cap });
     const fingerprint = certFingerprint(new X509Certificate(good.cert));
     const once = () => limited.handle({ certFingerprint: fingerprint, ip: '127.0.0.1', dataset: 'entry_exit', body: { ids: ['A800000002'], reference: 'rate' } });
     const before = refusedCodes().filter((c) => c === 'rate.limited').length;
@@ -165,7 +172,7 @@ describe('online query over mutual TLS (R2.1)', () => {
   });
 
   it('R6.1 a look-up whose usage-log record cannot be committed is not answered: 500, no records', async () => {
-    const unlogged = new QueryService({ cdb: w.cdb, appender: { append: async () => Promise.reject(new Error('disk full')) }, registry: w.registry, catalogs: w.registry.catalogs, clock: w.clock, config, idSecret: queryIdSecret(config.keysDir) });
+    const unlogged = new QueryService({ cdb: w.cdb, appender: { append: async () => Promise.reject(new Error('disk full')) }, registry: w.registry, catalogs: w.registry.catalogs, clock: w.clock, config, idSecret: queryIdSecret(config.keysDir), cap });
     const s = await startQueryServer({ config, service: unlogged, datasets: ['entry_exit'], log: createLogger('silent') });
     try {
       const r = await ask('entry_exit', { ids: ['A800000001'], reference: 'x' }, good, '127.0.0.1', s.port);

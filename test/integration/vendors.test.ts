@@ -129,6 +129,7 @@ describe('nia-link vendor (CLI)', () => {
       'link', 'apply', '--agency', 'A001', '--dataset', 'entry_exit', '--fields', 'person_id', '--legal-basis', '法', '--purpose', '目的', '--department', '科',
       '--officer', 'o', '--supervisor', 's', '--from', '2026-01-01', '--to', '2027-12-31', '--disposal', '刪除', '--method', 'sftp-pull',
       '--allow-ip', '127.0.0.1/32,10.1.2.0/24', '--account', 'a001', '--ssh-key', `${keys.sshPrivateFile}.pub`, '--pgp-key', pub, '--rules', rules,
+      '--scope', 'all', '--scope-justification', 'test: the whole dataset',
     ]);
     expect(applied.code).toBe(0);
     const id = applied.stdout.trim().split('\n').pop()!;

@@ -38,6 +38,8 @@ const base: RevisionContent = {
   rulesDocument: null,
   stopOn: null,
   clientCerts: [],
+  scope: { all: true, justification: 'test: the whole dataset' },
+  maxIdsPerDay: 1000,
 };
 
 describe('dataset catalogs', () => {
