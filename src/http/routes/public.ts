@@ -8,10 +8,52 @@ import { CONSOLE } from '../operators';
 
 const PUBLIC = { public: true } as const;
 
-/** Only a path of this site: never `//host`, `/\host` or a scheme, which browsers would follow off-site. */
-export function safeNext(next: unknown): string {
-  if (typeof next !== 'string' || !next.startsWith('/') || next.startsWith('//') || /[\\\r\n]/.test(next) || next.startsWith('/login')) return '/';
-  return next.slice(0, 512);
+/** An origin no request can have: `next` is resolved against it, and anything that leaves it is refused. */
+const OWN = 'http://console.invalid';
+
+/**
+ * The way back after login: only a path of this site that one of the console's pages serves.
+ * Browsers drop tabs and newlines from a URL and read a backslash as a slash, so `/<TAB>/evil.example`
+ * or `/<backslash>evil.example` would take the operator off-site: such forms are refused before and
+ * after percent-decoding, and the result is rebuilt from the resolved URL rather than passed through.
+ * `routes`: the first path segments of the console's pages ('' for `/`).
+ */
+export function safeNext(next: unknown, routes: ReadonlySet<string>): string {
+  if (typeof next !== 'string' || next.length === 0 || next.length > 512) return '/';
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(next);
+  } catch {
+    return '/';
+  }
+  for (const form of [next, decoded]) {
+    if (/[\\\s\p{Cc}\p{Cf}]/u.test(form)) return '/';
+  }
+  const pathOf = (s: string) => s.split(/[?#]/, 1)[0];
+  for (const p of [pathOf(next), pathOf(decoded)]) {
+    if (!p.startsWith('/') || p.includes('//')) return '/';
+  }
+  let url: URL;
+  try {
+    url = new URL(next, OWN);
+  } catch {
+    return '/';
+  }
+  if (url.origin !== OWN) return '/';
+  const first = url.pathname.split('/')[1] ?? '';
+  if (!routes.has(first)) return '/';
+  return url.pathname + url.search;
+}
+
+/** First segments of the pages an operator may be sent back to: the protected GET routes. */
+function pageSegments(app: FastifyInstance): Set<string> {
+  const out = new Set<string>();
+  for (const r of app.inventory) {
+    if (r.method !== 'GET' || r.public) continue;
+    const first = r.url.split('/')[1] ?? '';
+    if (!/^[:*]/.test(first)) out.add(first);
+  }
+  return out;
 }
 
 /**
@@ -20,6 +62,9 @@ export function safeNext(next: unknown): string {
  */
 export async function publicRoutes(app: FastifyInstance, ctx: ConsoleContext): Promise<void> {
   const { cdb, redis, operators, limiter, config, clock } = ctx;
+  // Built on first use: by then every plugin has registered its routes.
+  let segments: Set<string> | undefined;
+  const back = (next: unknown) => safeNext(next, (segments ??= pageSegments(app)));
 
   app.get('/healthz', { config: PUBLIC }, async (_req, reply) => {
     let db = 'ok';
@@ -45,7 +90,7 @@ export async function publicRoutes(app: FastifyInstance, ctx: ConsoleContext): P
   });
 
   app.get<{ Querystring: { next?: string } }>('/login', { config: PUBLIC, schema: { querystring: { type: 'object', properties: { next: { type: 'string', maxLength: 2048 }, lang: { type: 'string' } } } } }, async (req, reply) => {
-    const next = safeNext(req.query.next);
+    const next = back(req.query.next);
     if (req.operator) return reply.redirect(next, 303);
     return reply.type('text/html; charset=utf-8').send(loginPage(viewOf(req), { next }));
   });
@@ -62,7 +107,7 @@ export async function publicRoutes(app: FastifyInstance, ctx: ConsoleContext): P
   } as const;
   app.post<{ Body: { username: string; password: string; code?: string; next?: string } }>('/login', { config: PUBLIC, schema: { body: loginBody } }, async (req, reply) => {
     const v = viewOf(req);
-    const next = safeNext(req.body.next);
+    const next = back(req.body.next);
     const page = (status: number, error: string) => reply.code(status).type('text/html; charset=utf-8').send(loginPage(v, { next, error, username: req.body.username }));
     // A login form posted from another site would log the victim into the attacker's account.
     if (requestOrigin(req) === 'cross') return page(403, v.t('loginFailed'));
