@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseCidr } from './domain/net';
 import { UserError } from './errors';
 
 /**
@@ -28,6 +29,10 @@ const ANOMALY_DEFAULTS = {
   offHours: { enabled: true },
   repeatedDownload: { enabled: true, threshold: 3, windowHours: 24 },
   inactiveLink: { enabled: true },
+  queryVolume: { enabled: true, factor: 5, baselineDays: 30, minIds: 100 },
+  queryDistinct: { enabled: true, perDay: 500 },
+  queryOffHours: { enabled: true },
+  queryNotFound: { enabled: true, share: 0.8, minIds: 50 },
 };
 const HTTP_DEFAULTS = {
   host: '127.0.0.1',
@@ -48,6 +53,26 @@ function withDefaults<T extends Record<string, unknown>>(defaults: T, given: unk
   }
   return out as T;
 }
+/**
+ * `http.trustProxy`: a list (array, or comma-separated text) of proxy addresses/CIDRs; false or unset
+ * for none. `true` would believe every hop, so the client itself could write the address that the
+ * login limit, the lockouts and the usage log go by: it is refused.
+ */
+const trustProxyList = z.preprocess(
+  (v) => {
+    if (v === undefined || v === null || v === false) return [];
+    if (typeof v !== 'string') return v;
+    const t = v.trim();
+    if (/^(false|no|off|0)?$/i.test(t)) return [];
+    if (/^(true|yes|on|1)$/i.test(t)) return true;
+    return t.split(',').map((x) => x.trim());
+  },
+  z
+    .array(z.string().refine((x) => parseCidr(x) !== null, 'each entry must be an IP address or CIDR of a proxy in front, e.g. 127.0.0.1 or 10.0.0.0/8'), {
+      error: 'list the addresses or CIDRs of the proxies in front (e.g. ["127.0.0.1"] or "10.0.0.5,10.0.0.6"); true would believe X-Forwarded-For from every client',
+    })
+    .max(256),
+);
 const schema = z.object({
   dataDir: z.string().min(1),
   keysDir: z.string().min(1),
@@ -59,8 +84,9 @@ const schema = z.object({
     port,
     // Session cookies carry Secure when the request came over TLS ('auto'), always, or never (plain-http tests only).
     secureCookies: z.enum(['auto', 'always', 'never']),
-    // Behind a TLS-terminating proxy: believe its X-Forwarded-For/-Proto (off: the peer address is the client).
-    trustProxy: z.boolean(),
+    // The proxies in front (addresses or CIDRs) whose X-Forwarded-For/-Proto are believed; the client is
+    // the right-most address they did not add. Empty: the peer is the client.
+    trustProxy: trustProxyList,
     sessionIdleMinutes: z.coerce.number().int().min(1).max(1440),
     sessionMaxHours: z.coerce.number().int().min(1).max(168),
     login: z.object({
@@ -120,6 +146,11 @@ const schema = z.object({
     offHours: z.object({ enabled: z.boolean() }),
     repeatedDownload: z.object({ enabled: z.boolean(), threshold: z.coerce.number().int().min(2), windowHours: z.coerce.number().int().min(1) }),
     inactiveLink: z.object({ enabled: z.boolean() }),
+    queryVolume: z.object({ enabled: z.boolean(), factor: z.coerce.number().min(1), baselineDays: z.coerce.number().int().min(1), minIds: z.coerce.number().int().min(0) }),
+    queryDistinct: z.object({ enabled: z.boolean(), perDay: z.coerce.number().int().min(1) }),
+    queryOffHours: z.object({ enabled: z.boolean() }),
+    // share: the fraction of identifiers asked that matched no record, 0 < share ≤ 1.
+    queryNotFound: z.object({ enabled: z.boolean(), share: z.coerce.number().gt(0).max(1), minIds: z.coerce.number().int().min(1) }),
   }),
   policy: z.object({ autoSuspend: z.boolean() }),
   outbox: z.object({ retentionDays: z.coerce.number().int().min(1).max(3650) }),
@@ -204,7 +235,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
         host: env.NIA_LINK_HTTP_HOST,
         port: env.NIA_LINK_HTTP_PORT,
         secureCookies: env.NIA_LINK_HTTP_SECURE_COOKIES,
-        trustProxy: bool(env.NIA_LINK_HTTP_TRUST_PROXY),
+        trustProxy: env.NIA_LINK_HTTP_TRUST_PROXY,
         sessionIdleMinutes: env.NIA_LINK_SESSION_IDLE_MINUTES,
         sessionMaxHours: env.NIA_LINK_SESSION_MAX_HOURS,
         metricsToken: env.NIA_LINK_METRICS_TOKEN,
@@ -281,7 +312,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
       port: 8443,
       maxIds: 100,
       maxRecords: 5000,
-      ratePerMinute: 6000,
+      ratePerMinute: 120,
       // A query process keeps more than one core busy (its event loop, its usage-log thread, V8's
       // helper threads): one per two cores answers with the shortest tail (bench/README.md).
       processes: Math.max(1, Math.min(Math.floor(availableParallelism() / 2), 4)),
