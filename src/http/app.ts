@@ -43,7 +43,10 @@ const isJson = (req: FastifyRequest) => /^\/(api|metrics)(\/|$|\?)|^\/queues\/(r
  */
 export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
   const { config, log } = deps;
-  const app = Fastify({ logger: false, trustProxy: config.http.trustProxy, bodyLimit: 1024 * 1024, return503OnClosing: true });
+  // Only the listed proxies are believed: req.ip is then the right-most X-Forwarded-For entry they did
+  // not add, never the left-most one the client wrote.
+  const trustProxy = config.http.trustProxy.length > 0 ? [...config.http.trustProxy] : false;
+  const app = Fastify({ logger: false, trustProxy, bodyLimit: 1024 * 1024, return503OnClosing: true });
   app.decorate('inventory', [] as RouteInfo[]);
   app.addHook('onRoute', (r) => {
     // Read when asked: a scope's own onRoute hook may set the roles after this one ran.
