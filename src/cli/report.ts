@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { UserError } from '../errors';
+import { loadCatalogs } from '../registry';
 import { reportCsv, reportHtml, usageReport } from '../usagelog';
 import { type CliContext, parseDate, parseId, writeOutputFile } from './context';
 
@@ -9,7 +10,7 @@ export function register(program: Command, ctx: CliContext): void {
   const report = program.command('report').description('reports from the usage log (R4.2, R6.4, R9.1)');
   report
     .command('usage')
-    .description('deliveries, rows, fields delivered, downloads by account and IP, pushes, failed logins, by month')
+    .description('deliveries, rows, fields delivered, downloads by account and IP, pushes, failed logins, online look-ups, by month; the scope of each revision in force')
     .option('--agency <code>', 'every link of this agency')
     .option('--link <id>', 'one link')
     .requiredOption('--from <date>', 'first day (Asia/Taipei), YYYY-MM-DD')
@@ -24,6 +25,7 @@ export function register(program: Command, ctx: CliContext): void {
         parseDate(o.from, '--from'),
         parseDate(o.to, '--to'),
         ctx.clock.now(),
+        loadCatalogs(),
       );
       const text = o.format === 'csv' ? reportCsv(r) : o.format === 'html' ? reportHtml(r) : JSON.stringify(r, null, 2) + '\n';
       if (o.out === undefined) return void process.stdout.write(text);

@@ -8,7 +8,7 @@ export type AnomalySettings = Config['anomaly'];
 export type AnomalyRow = store.AnomalyRow;
 type Row = repo.UsageLogRow;
 
-export const RULES = ['refused-ip', 'failed-logins', 'volume', 'off-hours', 'repeated-download', 'inactive-link'] as const;
+export const RULES = ['refused-ip', 'failed-logins', 'volume', 'off-hours', 'repeated-download', 'inactive-link', 'query-volume', 'query-distinct', 'query-off-hours', 'query-not-found'] as const;
 export type RuleName = (typeof RULES)[number];
 
 /** One rule's finding over a group of records: stored under `key`, so a repeat updates it. */
@@ -45,9 +45,17 @@ const bytesOf = (r: Row) => {
   const b = detailOf(r).bytes;
   return typeof b === 'number' && Number.isFinite(b) ? b : 0;
 };
+const count = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null);
+/** Identifiers a look-up asked for, and how many of them matched a record (null: a record written before `found` was). */
+const lookupOf = (r: Row) => {
+  const d = detailOf(r);
+  return { ids: count(d.ids) ?? 0, found: count(d.found), idHashes: Array.isArray(d.idHashes) ? d.idHashes.filter((h): h is string => typeof h === 'string') : [] };
+};
+const ANSWERED = ['query.answered'];
 const day = (at: string) => taipeiDate(new Date(at));
 const minus = (at: string, ms: number) => new Date(Date.parse(at) - ms).toISOString();
 const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+const pct = (x: number) => `${Math.round(x * 100)}%`;
 
 function groupBy(rows: Row[], key: (r: Row) => string | null): Map<string, Row[]> {
   const m = new Map<string, Row[]>();
@@ -61,6 +69,18 @@ function groupBy(rows: Row[], key: (r: Row) => string | null): Map<string, Row[]
   return m;
 }
 const last = <T>(a: T[]) => a[a.length - 1];
+/**
+ * The new look-ups of the batch by link and Taipei day, each with every look-up of that link on that
+ * day so far (a day split across scans is judged whole).
+ */
+function lookupDays(tx: Db, rows: Row[]): { linkId: number; agency: string | null; day: string; today: Row[] }[] {
+  const groups = groupBy(rows.filter((r) => r.type === 'query.answered' && r.linkId !== null), (r) => `${r.linkId}|${day(r.at)}`);
+  return [...groups.values()].map((g) => {
+    const { linkId, agency, at } = last(g);
+    const d = day(at);
+    return { linkId: linkId!, agency, day: d, today: repo.window(tx, { types: ANSWERED, linkId: linkId!, fromAt: startOfTaipeiDay(d).toISOString(), toAt: at }) };
+  });
+}
 /** The one value every record shares, or null. */
 const common = <K extends keyof Row>(rows: Row[], k: K): Row[K] | null => (rows.every((r) => r[k] === rows[0][k]) ? rows[0][k] : null);
 
@@ -183,10 +203,67 @@ const rules: Record<RuleName, (tx: Db, rows: Row[], s: AnomalySettings) => Hit[]
       return { rule: 'inactive-link', key: `inactive-link:${r.linkId}:${d}`, linkId: r.linkId, agency: r.agency, ip: common(g.map((x) => x.r), 'ip'), summary: `link ${r.linkId} may not be used (${g[0].status}): ${g.length} attempt(s) on ${d}`, seqs: g.map((x) => x.r.seq), detail: { status: g[0].status, types: [...new Set(g.map((x) => x.r.type))] } };
     });
   },
+  // R3.5: identifiers a link looked up in a day far above its trailing daily average (needs some history).
+  'query-volume': (tx, rows, s) => {
+    const v = s.queryVolume;
+    return lookupDays(tx, rows).flatMap(({ linkId, agency, day: d, today }) => {
+      const dayStart = startOfTaipeiDay(d).toISOString();
+      const before = repo.window(tx, { types: ANSWERED, linkId, fromAt: startOfTaipeiDay(addDays(d, -v.baselineDays)).toISOString(), toAt: minus(dayStart, 1) });
+      if (!before.length) return [];
+      const ids = today.reduce((n, r) => n + lookupOf(r).ids, 0);
+      const baseline = before.reduce((n, r) => n + lookupOf(r).ids, 0) / v.baselineDays;
+      if (ids < v.minIds || ids <= v.factor * baseline) return [];
+      return [{ rule: 'query-volume', key: `query-volume:${linkId}:${d}`, linkId, agency, ip: common(today, 'ip'), summary: `link ${linkId} looked up ${ids} identifier(s) on ${d}, ${baseline ? (ids / baseline).toFixed(1) + '×' : 'far above'} its ${v.baselineDays}-day daily average of ${baseline.toFixed(1)}`, seqs: today.map((r) => r.seq), detail: { ids, baselinePerDay: Math.round(baseline * 10) / 10, baselineDays: v.baselineDays, factor: v.factor, requests: today.length } }];
+    });
+  },
+  // R3.5: many different persons looked up by one link in a day, whatever the rate: what harvesting looks like.
+  'query-distinct': (tx, rows, s) => {
+    const perDay = s.queryDistinct.perDay;
+    return lookupDays(tx, rows).flatMap(({ linkId, agency, day: d, today }) => {
+      const distinct = new Set(today.flatMap((r) => lookupOf(r).idHashes)).size;
+      if (distinct < perDay) return [];
+      return [{ rule: 'query-distinct', key: `query-distinct:${linkId}:${d}`, linkId, agency, ip: common(today, 'ip'), summary: `link ${linkId} looked up ${distinct} distinct identifiers on ${d} (threshold ${perDay} a day)`, seqs: today.map((r) => r.seq), detail: { distinct, perDay, requests: today.length } }];
+    });
+  },
+  // R3.5: look-ups outside business hours (weekends included), in the configured time zone.
+  'query-off-hours': (_tx, rows, s) => {
+    const bh = s.businessHours;
+    const groups = groupBy(rows.filter((r) => r.type === 'query.answered' && outsideBusinessHours(r.at, bh)), (r) => `${r.linkId}|${localTime(r.at, bh.timeZone).date}`);
+    return [...groups.values()].map((g) => {
+      const t = localTime(g[0].at, bh.timeZone);
+      const ids = g.reduce((n, r) => n + lookupOf(r).ids, 0);
+      return { rule: 'query-off-hours', key: `query-off-hours:${g[0].linkId}:${t.date}`, linkId: g[0].linkId, agency: g[0].agency, ip: common(g, 'ip'), summary: `link ${g[0].linkId ?? '-'}: look-up(s) outside business hours on ${t.date} (first at ${t.hhmm} ${bh.timeZone}; hours ${bh.start}–${bh.end})`, seqs: g.map((r) => r.seq), detail: { date: t.date, firstLocalTime: t.hhmm, timeZone: bh.timeZone, ids } };
+    });
+  },
+  // R3.5: most identifiers asked in a day match nobody: guessing identifiers, not working cases.
+  'query-not-found': (tx, rows, s) => {
+    const v = s.queryNotFound;
+    return lookupDays(tx, rows).flatMap(({ linkId, agency, day: d, today }) => {
+      // Only look-ups that say how many were found count; an old record without it proves nothing either way.
+      const known = today.filter((r) => lookupOf(r).found !== null);
+      const ids = known.reduce((n, r) => n + lookupOf(r).ids, 0);
+      const found = known.reduce((n, r) => n + Math.min(lookupOf(r).found!, lookupOf(r).ids), 0);
+      if (ids < v.minIds) return [];
+      const share = (ids - found) / ids;
+      if (share < v.share) return [];
+      return [{ rule: 'query-not-found', key: `query-not-found:${linkId}:${d}`, linkId, agency, ip: common(known, 'ip'), summary: `link ${linkId}: ${ids - found} of ${ids} identifiers looked up on ${d} matched no record (${pct(share)}; threshold ${pct(v.share)}), as when identifiers are guessed`, seqs: known.map((r) => r.seq), detail: { ids, found, notFound: ids - found, share: Math.round(share * 1000) / 1000, threshold: v.share, minIds: v.minIds } }];
+    });
+  },
 };
 
 const ruleEnabled = (rule: RuleName, s: AnomalySettings) =>
-  ({ 'refused-ip': s.refusedIp, 'failed-logins': s.failedLogins, volume: s.volume, 'off-hours': s.offHours, 'repeated-download': s.repeatedDownload, 'inactive-link': s.inactiveLink })[rule].enabled;
+  ({
+    'refused-ip': s.refusedIp,
+    'failed-logins': s.failedLogins,
+    volume: s.volume,
+    'off-hours': s.offHours,
+    'repeated-download': s.repeatedDownload,
+    'inactive-link': s.inactiveLink,
+    'query-volume': s.queryVolume,
+    'query-distinct': s.queryDistinct,
+    'query-off-hours': s.queryOffHours,
+    'query-not-found': s.queryNotFound,
+  })[rule].enabled;
 
 /** Run the enabled rules over records (pure apart from the look-back reads). */
 export function detect(tx: Db, rows: Row[], s: AnomalySettings): Hit[] {

