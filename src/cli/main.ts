@@ -7,6 +7,7 @@ import * as anomaly from './anomaly';
 import * as backup from './backup';
 import * as change from './change';
 import * as compliance from './compliance';
+import * as dataset from './dataset';
 import * as defender from './defender';
 import * as deliver from './deliver';
 import * as init from './init';
@@ -31,7 +32,7 @@ export function buildProgram(ctx: CliContext, program: Command): Command {
     .option('--data-dir <dir>', 'data directory (default $NIA_LINK_DATA_DIR or ./data)')
     .exitOverride()
     .configureOutput({ outputError: oneLineError });
-  for (const m of [init, agency, link, compliance, change, rules, vendor, account, seed, deliver, log, query, report, anomaly, backup, key, defender, operator, start]) m.register(program, ctx);
+  for (const m of [init, agency, dataset, link, compliance, change, rules, vendor, account, seed, deliver, log, query, report, anomaly, backup, key, defender, operator, start]) m.register(program, ctx);
   return program;
 }
 

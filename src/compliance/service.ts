@@ -395,6 +395,8 @@ export class ComplianceService {
       const next = reviewDue(last, REVIEW_CYCLE_MONTHS);
       if (next < today) out.push(`link ${l.id}: necessity review overdue since ${next}`);
       if (l.endsOn) out.push(`link ${l.id}: ends on ${l.endsOn}`);
+      // R3.4: the migration gave such links the whole dataset so nothing stopped; only the agency can say which records it needs.
+      if (l.scopeReview) out.push(`link ${l.id}: scope review needed: recorded before scopes existed, it receives the whole dataset until its agency files nia-link link change ${l.id} --kind scope`);
     }
     for (const a of agencies.all(db)) {
       const dates = repo.audits(db, { agencyId: a.id, kind: 'self' }).map((x) => x.date);

@@ -1,5 +1,5 @@
 import type { Change, ChangeKind, DatasetCatalog, Method, RevisionContent, Transform } from '../domain';
-import { rocDateText, taipeiDate } from '../domain';
+import { describeScope, rocDateText, taipeiDate } from '../domain';
 
 /**
  * The application/change form 各機關應用移民資訊申請暨異動書 as data: numbered items made of runs
@@ -50,6 +50,8 @@ export const CHANGE_KIND_ZH: Readonly<Record<string, string>> = {
   rules: '變更應用移民資訊管理規定',
   method: '變更資料提供方式',
   fields: '變更申請項目',
+  scope: '變更資料範圍',
+  'max-ids-per-day': '變更每日查詢上限',
   ips: '變更指定帳號或 IP 位址',
   'pgp-key': '變更加密金鑰',
   'client-cert': '變更線上查詢用戶端憑證',
@@ -96,6 +98,8 @@ export function buildForm(f: FormInput): FormDocument {
     { kind: 'para', item: '一', indent: 0, runs: [text('一、取得資料之法令依據：'), value(c.legalBasis)] },
     { kind: 'para', indent: 1, runs: [text('使用目的：'), value(c.purpose)] },
     { kind: 'para', indent: 1, runs: [text('申請項目：'), value(items)] },
+    // R3.4: the records are part of what is approved, so the form states them beside the fields.
+    { kind: 'para', indent: 1, runs: [text('資料範圍：'), value(describeScope(c.scope, f.catalog, 'zh'))] },
     { kind: 'para', item: '二', indent: 0, runs: [text('二、資料使用部門：'), value(c.department), text('　承辦人員：'), value(c.officer), text('　單位主管：'), value(c.supervisor)] },
     { kind: 'para', item: '三', indent: 0, runs: [text('三、資料提供方式：'), box(first, '首次申請'), box(kind !== null && PROVISION_CHANGES.has(kind), '變更')] },
     {
@@ -104,7 +108,17 @@ export function buildForm(f: FormInput): FormDocument {
       runs: [text('檔案傳輸：'), box(has(c.methods, 'email'), '電子郵件'), box(has(c.methods, 'sftp-pull') || has(c.methods, 'sftp-push'), 'SFTP'), box(false, '其他'), text('，')],
     },
     { kind: 'para', indent: 1, runs: [text('上述傳輸方式指定之帳號或 IP 位址：'), value(fileTransfer ? designated.join('；') : '（無）')] },
-    { kind: 'para', indent: 1, runs: [text('線上資料查詢：'), box(online, '線上資料查詢'), value(online ? `${c.account ? `帳號 ${c.account}；` : ''}IP 位址 ${c.allowIps.join('、')}` : '（無）')] },
+    {
+      kind: 'para',
+      indent: 1,
+      runs: [
+        text('線上資料查詢：'),
+        box(online, '線上資料查詢'),
+        value(online ? `${c.account ? `帳號 ${c.account}；` : ''}IP 位址 ${c.allowIps.join('、')}` : '（無）'),
+        // R3.5: the cap is what keeps the query from harvesting the dataset, so the agency signs to it.
+        ...(online ? [text('　每日查詢上限'), value(String(c.maxIdsPerDay)), text('筆身分識別碼')] : []),
+      ],
+    },
     {
       kind: 'para',
       item: '四',

@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import { statSync } from 'node:fs';
 import type { ControlDb } from '../db';
 import { agencies as agencyRepo, consoleQueries, logCheckpoints, type usageLog } from '../db/repositories';
-import { addDays, type Clock, findingStatus, formatField, type FieldSpec, type LinkStatus, type PushEndpoint, startOfTaipeiDay, taipeiDate } from '../domain';
+import { addDays, type Clock, type DatasetCatalog, describeScope, findingStatus, formatField, type FieldSpec, type LinkStatus, type PushEndpoint, type Scope, startOfTaipeiDay, taipeiDate } from '../domain';
 import type { DeliveryView } from '../extract';
 import type { LinkView } from '../registry';
 import type { Services } from '../services';
@@ -18,9 +18,15 @@ export interface RevisionDiff {
   number: number;
   createdAt: string;
   changeRequestId: number | null;
-  /** What differs from the revision before (every item for the first one). */
-  changes: { item: string; before: string | null; after: string | null }[];
+  /**
+   * What differs from the revision before (every item for the first one), in Chinese; `en` where an
+   * item reads differently in English (the scope, in the catalog's words).
+   */
+  changes: { item: string; before: string | null; after: string | null; en?: { before: string | null; after: string | null } }[];
 }
+
+/** Links the console marks (R3.4): recorded before scopes existed, so they may still receive the whole dataset. */
+export const needsScopeReview = (l: Pick<LinkView, 'scopeReview' | 'status'>): boolean => l.scopeReview && (l.status === 'pending' || l.status === 'active' || l.status === 'suspended');
 
 export interface CalendarEntry {
   date: string;
@@ -52,10 +58,14 @@ export interface LogQuery {
 /** An sftp-push endpoint as one line: user@host:port/dir (pinned host key). */
 export const pushTarget = (p: PushEndpoint): string => `${p.user}@${p.host}:${p.port}${p.dir} (${p.fingerprint})`;
 
-/** How a revision item reads on a page: field lists as the CLI writes them, other lists comma-separated. */
-function showItem(key: string, v: unknown): string | null {
+/**
+ * How a revision item reads on a page: field lists as the CLI writes them, the scope in the catalog's
+ * words (codes mean nothing to the people approving), other lists comma-separated.
+ */
+function showItem(key: string, v: unknown, catalog: DatasetCatalog | undefined, lang: 'zh' | 'en' = 'zh'): string | null {
   if (v === null || v === undefined) return null;
   if (key === 'fields' && Array.isArray(v)) return (v as FieldSpec[]).map(formatField).join(', ');
+  if (key === 'scope' && typeof v === 'object') return describeScope(v as Scope, catalog, lang);
   if (key === 'period') return `${(v as { from: string }).from} – ${(v as { to: string }).to}`;
   if (key === 'push') return pushTarget(v as PushEndpoint);
   if (Array.isArray(v)) return v.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join(', ');
@@ -64,14 +74,22 @@ function showItem(key: string, v: unknown): string | null {
 }
 
 /** The differences between consecutive revisions, item by item. */
-export function revisionDiffs(revisions: { number: number; content: unknown; createdAt: string; changeRequestId: number | null }[]): RevisionDiff[] {
+export function revisionDiffs(
+  revisions: { number: number; content: unknown; createdAt: string; changeRequestId: number | null }[],
+  catalogs: ReadonlyMap<string, DatasetCatalog> = new Map(),
+): RevisionDiff[] {
   const sorted = [...revisions].sort((a, b) => a.number - b.number);
   return sorted.map((r, i) => {
     const before = (i > 0 ? sorted[i - 1].content : {}) as Record<string, unknown>;
     const after = r.content as Record<string, unknown>;
+    const catalogOf = (c: Record<string, unknown>) => (typeof c.dataset === 'string' ? catalogs.get(c.dataset) : undefined);
     const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])];
     const changes = keys
-      .map((item) => ({ item, before: showItem(item, before[item]), after: showItem(item, after[item]) }))
+      .map((item) => {
+        const c: RevisionDiff['changes'][number] = { item, before: showItem(item, before[item], catalogOf(before)), after: showItem(item, after[item], catalogOf(after)) };
+        if (item === 'scope') c.en = { before: showItem(item, before[item], catalogOf(before), 'en'), after: showItem(item, after[item], catalogOf(after), 'en') };
+        return c;
+      })
       .filter((c) => c.before !== c.after);
     return { number: r.number, createdAt: r.createdAt, changeRequestId: r.changeRequestId, changes };
   });
@@ -126,7 +144,9 @@ export class ConsoleData {
     const history = registry.history(id);
     return {
       link,
-      revisions: revisionDiffs(history.revisions).reverse(),
+      /** The scope in words in both console languages (the link view carries only the form's Chinese). */
+      scopeWords: { zh: link.scopeText, en: describeScope(link.scope, registry.catalogs.get(link.dataset), 'en') },
+      revisions: revisionDiffs(history.revisions, registry.catalogs).reverse(),
       changes: [...history.changes].reverse(),
       deliveries: extracts.list(id).slice(0, 20),
       findings: compliance.listFindings(id),
@@ -245,6 +265,7 @@ export class ConsoleData {
       overdueFindings: findings.filter((f) => f.status === 'overdue'),
       deadlines: this.calendar(30),
       pendingLinks: this.d.services.registry.list('pending').length,
+      scopeReviews: this.d.services.registry.list().filter(needsScopeReview).map((l) => ({ id: l.id, agency: l.agency, agencyName: l.agencyName, dataset: l.dataset, status: l.status, purpose: l.purpose })),
     };
   }
 

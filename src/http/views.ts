@@ -3,7 +3,7 @@ import type { DeliveryView } from '../extract';
 import type { LinkView } from '../registry';
 import type { AnomalyRow } from '../usagelog';
 import { CSS_URL } from './assets';
-import { type CalendarEntry, type ConsoleData, type LogStatus, pushTarget, type QueueDepth, type RevisionDiff } from './data';
+import { type CalendarEntry, type ConsoleData, type LogStatus, needsScopeReview, pushTarget, type QueueDepth, type RevisionDiff } from './data';
 import { Html, html, qs, type Value } from './html';
 import type { Lang, MessageKey, T } from './i18n';
 import type { ConsoleSession, OperatorView } from './operators';
@@ -47,6 +47,7 @@ const num = (n: number | null | undefined) => (n === null || n === undefined ? '
 const badge = (cls: string, text: string) => html`<span class="badge ${cls}">${text}</span>`;
 const statusBadge = (v: View, s: string) => badge(s, (['pending', 'active', 'suspended', 'terminated', 'rejected'].includes(s) ? v.t(`status_${s}` as MessageKey) : s));
 const linkTo = (id: number) => html`<a href="/links/${id}">#${id}</a>`;
+const scopeReviewBadge = (v: View) => badge('pending scope-review', v.t('scopeReview'));
 const csrf = (v: View) => html`<input type="hidden" name="_csrf" value="${v.op?.csrfToken ?? ''}">`;
 const can = (v: View, ...roles: string[]) => v.op !== null && roles.includes(v.op.role);
 
@@ -152,7 +153,15 @@ ${card(num(failures), v.t('failuresToday'), failures ? 'bad' : '')}
 ${card(num(o.openAnomalies), v.t('openAnomalies'), o.openAnomalies ? 'warn' : '')}
 ${card(num(o.overdueFindings.length), v.t('overdueFindings'), o.overdueFindings.length ? 'bad' : '')}
 ${card(num(o.pendingLinks), v.t('pendingLinks'), o.pendingLinks ? 'warn' : '')}
+${card(num(o.scopeReviews.length), v.t('scopeReviews'), o.scopeReviews.length ? 'warn' : '')}
 </div>
+${o.scopeReviews.length
+  ? html`<h2>${v.t('scopeReviews')}</h2>${table(
+      [v.t('link'), v.t('agency'), v.t('dataset'), v.t('purpose'), v.t('status')],
+      o.scopeReviews.map((l) => [html`${linkTo(l.id)} ${scopeReviewBadge(v)}`, html`${l.agency} ${l.agencyName}`, l.dataset, l.purpose, statusBadge(v, l.status)]),
+      v.t('none'),
+    )}`
+  : ''}
 <h2>${v.t('queueDepths')}</h2>${queueTable(v, o.queues)}
 <h2>${v.t('failuresToday')}</h2>
 ${table(
@@ -197,7 +206,7 @@ export function linksPage(v: View, rows: (LinkView & { pendingChanges: number })
 <button type="submit">${v.t('filter')}</button></form>
 ${table(
   [v.t('link'), v.t('agency'), v.t('dataset'), v.t('purpose'), v.t('status'), v.t('revision'), v.t('channels'), v.t('period'), v.t('pendingChanges')],
-  rows.map((l) => [linkTo(l.id), html`${l.agency} ${l.agencyName}`, l.dataset, l.purpose, statusBadge(v, l.status), l.revision, l.channels.join(', '), `${l.from} – ${l.to}`, l.pendingChanges ? badge('pending', String(l.pendingChanges)) : '']),
+  rows.map((l) => [linkTo(l.id), html`${l.agency} ${l.agencyName}`, l.dataset, l.purpose, html`${statusBadge(v, l.status)}${needsScopeReview(l) ? html` ${scopeReviewBadge(v)}` : ''}`, l.revision, l.channels.join(', '), `${l.from} – ${l.to}`, l.pendingChanges ? badge('pending', String(l.pendingChanges)) : '']),
   v.t('none'),
 )}`,
   );
@@ -207,6 +216,9 @@ ${table(
 const ITEM_LABELS: Record<string, MessageKey> = {
   dataset: 'dataset',
   fields: 'fields',
+  scope: 'scope',
+  maxIdsPerDay: 'maxIdsPerDay',
+  clientCerts: 'clientCerts',
   legalBasis: 'legalBasis',
   purpose: 'purpose',
   department: 'department',
@@ -227,7 +239,14 @@ const ITEM_LABELS: Record<string, MessageKey> = {
 
 function diffTable(v: View, r: RevisionDiff): Html {
   if (r.changes.length === 0) return html`<p class="muted">${v.t('noDifference')}</p>`;
-  return table([v.t('item'), v.t('before'), v.t('after')], r.changes.map((c) => [ITEM_LABELS[c.item] ? v.t(ITEM_LABELS[c.item]) : c.item, c.before ?? '—', c.after ?? '—']), v.t('none'));
+  return table(
+    [v.t('item'), v.t('before'), v.t('after')],
+    r.changes.map((c) => {
+      const shown = v.lang === 'en' && c.en ? c.en : c;
+      return [ITEM_LABELS[c.item] ? v.t(ITEM_LABELS[c.item]) : c.item, shown.before ?? '—', shown.after ?? '—'];
+    }),
+    v.t('none'),
+  );
 }
 
 function findingTable(v: View, rows: { id: number; linkId: number; text: string; deadline: string; status: string; remediatedOn: string | null }[]): Html {
@@ -266,16 +285,19 @@ export function linkPage(v: View, p: LinkPage, flash: { ok: boolean; text: strin
   }
   if (admin && l.status === 'active') actions.push(html`<a class="button danger" href="/links/${l.id}/suspend">${v.t('suspend')}</a>`);
   const push = l.push ? pushTarget(l.push) : null;
+  const review = needsScopeReview(l);
   return layout(
     v,
     `${v.t('link')} #${l.id}`,
     html`<h1>${v.t('link')} #${l.id} · ${l.agency} ${l.agencyName} ${statusBadge(v, l.status)}</h1>
 ${actions.length ? html`<div class="actions">${actions}</div>` : ''}
+${review ? html`<div class="flash bad scope-review" role="status">${scopeReviewBadge(v)} ${v.t('scopeReviewNote').replace('{id}', String(l.id))}</div>` : ''}
 ${kv([
   [v.t('status'), html`${statusBadge(v, l.status)} ${l.statusReason ?? ''}`],
   [v.t('currentRevision'), l.revision],
   [v.t('dataset'), l.dataset],
   [v.t('fields'), l.fields.join(', ')],
+  [v.t('scope'), html`<span class="scope">${v.lang === 'en' ? p.scopeWords.en : p.scopeWords.zh}</span>${review ? html` ${scopeReviewBadge(v)}` : ''}`],
   [v.t('purpose'), html`<span class="purpose">${l.purpose}</span>`],
   [v.t('legalBasis'), l.legalBasis],
   [v.t('department'), l.department],
@@ -284,6 +306,8 @@ ${kv([
   [v.t('period'), `${l.from} – ${l.to}`],
   [v.t('disposal'), l.disposal],
   [v.t('channels'), l.channels.join(', ')],
+  // R3.5: the cap binds the look-up channels only; on a file-only link it would suggest a limit that means nothing.
+  ...(l.channels.includes('online-query') ? ([[v.t('maxIdsPerDay'), html`<span class="ids-per-day">${num(l.maxIdsPerDay)}</span> ${v.t('idsPerDay')}`]] as [string, Value][]) : []),
   [v.t('allowIps'), l.allowIps.join(', ')],
   [v.t('account'), l.account],
   [v.t('pushTarget'), push],

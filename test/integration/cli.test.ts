@@ -161,6 +161,76 @@ describe('nia-link CLI', () => {
   });
 });
 
+describe('nia-link dataset (R3.2, R3.4)', () => {
+  it('R3.2 dataset list: one line per dataset with its labels, number of fields and lookup key', () => {
+    const r = cli(dir, ['dataset', 'list']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^entry_exit\s+入出境資料 \/ Entry and exit records\s+13 fields\s+lookup person_id$/);
+    expect(lines[1]).toMatch(/^residence\s+居留資料 \/ Residence records\s+\d+ fields\s+lookup arc_no$/);
+  });
+
+  it('R3.4 dataset show lists each field with type, sensitivity and transforms, and the scope domain of nationality incl. VNM 越南', () => {
+    const r = cli(dir, ['dataset', 'show', 'entry_exit']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ {2}person_id\s+string\s+identifier\s+mask,hmac\s+身分識別碼 \/ Person identifier$/m);
+    expect(r.stdout).toMatch(/^ {2}nationality\s+國籍 \/ Nationality: codes \(\d+\) — in, not-in$/m);
+    expect(r.stdout).toMatch(/^ {4}VNM\s+越南 \/ Vietnam$/m);
+    expect(r.stdout).toMatch(/^ {4}entry\s+入境 \/ Entry$/m);
+    expect(r.stdout).toMatch(/^ {2}crossed_at\s+出入境時間 \/ Time of crossing: date — from YYYY-MM-DD, to YYYY-MM-DD, within-days N/m);
+    // A field that cannot select records is not offered for a scope.
+    expect(r.stdout).not.toMatch(/^ {2}passport_no\s+護照號碼 \/ Passport number:/m);
+    expect(r.stdout).toMatch(/--scope '.+'.*--scope all --scope-justification TEXT/);
+    // The example it prints is one an application accepts.
+    const example = /--scope '([^']+)'/.exec(r.stdout)![1];
+    cli(dir, ['init']);
+    cli(dir, ['agency', 'add', '--code', 'A001', '--name', 'x']);
+    const args = applyArgs({ '--scope': example });
+    args.splice(args.indexOf('--scope-justification'), 2);
+    const applied = cli(dir, args);
+    expect(applied.stderr).toBe('');
+    expect(applied.code).toBe(0);
+    const json = JSON.parse(cli(dir, ['dataset', 'show', 'entry_exit', '--json']).stdout);
+    expect(json.name).toBe('entry_exit');
+    expect(json.fields.find((f: { name: string }) => f.name === 'nationality').scope.codes).toContainEqual({ code: 'VNM', label: { zh: '越南', en: 'Vietnam' } });
+  });
+
+  it('an unknown dataset is one line naming the known ones, with a non-zero exit', () => {
+    expectUserError(cli(dir, ['dataset', 'show', 'no_such_set']), /unknown dataset 'no_such_set' \(known: entry_exit, residence\)/);
+    expectUserError(cli(dir, ['dataset', 'show']), /missing required argument/);
+  });
+});
+
+describe('nia-link compliance status (R3.4)', () => {
+  it('R3.4 compliance status lists a link recorded before scopes existed, saying to file link change --kind scope; the approved scope change clears it', () => {
+    cli(dir, ['init']);
+    cli(dir, ['agency', 'add', '--code', 'A001', '--name', 'x']);
+    const apply = (over: Record<string, string>) => {
+      const r = cli(dir, applyArgs(over));
+      expect(r.code).toBe(0);
+      const id = r.stdout.trim().split('\n').pop()!;
+      expect(cli(dir, REVIEW_ARGS(id)).code).toBe(0);
+      expect(cli(dir, ['link', 'approve', id]).code).toBe(0);
+      return id;
+    };
+    // What migration 0011 wrote into every revision recorded before scopes existed.
+    const legacy = apply({ '--scope-justification': 'recorded before scopes existed', '--account': 'a001' });
+    const scoped = apply({ '--scope-justification': 'a justified whole-dataset scope', '--account': 'a002' });
+    const status = cli(dir, ['compliance', 'status']);
+    expect(status.code).toBe(0);
+    const review = status.stdout.split('\n').filter((l) => /scope review/.test(l));
+    expect(review).toEqual([`link ${legacy}: scope review needed: recorded before scopes existed, it receives the whole dataset until its agency files nia-link link change ${legacy} --kind scope`]);
+    expect(status.stdout).not.toContain(`link ${scoped}: scope`);
+    expect(JSON.parse(cli(dir, ['compliance', 'status', '--json']).stdout)).toContain(review[0]);
+
+    const changed = cli(dir, ['link', 'change', legacy, '--kind', 'scope', '--value', 'nationality in VNM,IDN']);
+    expect(changed.code).toBe(0);
+    expect(cli(dir, ['change', 'approve', changed.stdout.trim().split('\n').pop()!]).code).toBe(0);
+    expect(cli(dir, ['compliance', 'status']).stdout).not.toMatch(/scope review/);
+  });
+});
+
 describe('nia-link start', () => {
   it('prints one line per role and ready, answers /healthz, and stops on SIGTERM', async () => {
     const env = { ...process.env, REDIS_URL: process.env.NIA_TEST_REDIS_URL!, NIA_LINK_HTTP_PORT: '0', NIA_LINK_SFTP_PORT: '0', NIA_LINK_LOG_LEVEL: 'warn' };

@@ -205,3 +205,65 @@ describe('the form 申請暨異動書 (form items 1–9, R3.1, R3.3)', () => {
     }
   });
 });
+
+describe('the records a link may receive and its daily cap on the form (R3.4, R3.5)', () => {
+  /** The PDF's text with every space and line break removed: pdftotext wraps long values anywhere. */
+  async function pdfText(id: number, revision?: number): Promise<string> {
+    const { output } = await forms.render(id, { format: 'pdf', revision }, 'clerk');
+    const dir = tmpDir();
+    try {
+      return execFileSync('pdftotext', [writeTemp(dir, 'form.pdf', output), '-']).toString().replace(/\s+/g, '');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('R3.4 the form prints the scope in words (資料範圍) in HTML and PDF', async () => {
+    const id = await link({ scope: { text: 'nationality in VNM,IDN; permit_type in migrant-work; issued_on within-days 400' } });
+    const words = '國籍：越南、印尼；居留許可類別：移工；核發日期：製檔或查詢日前400日內';
+    const page = html(id);
+    expect(page).toContain(`申請項目：<span class="value">居留證統一證號（遮罩）、國籍、居留地址</span></p>\n<p class="sub">資料範圍：<span class="value">${words}</span></p>`);
+    expect(page).not.toContain('全部資料');
+    const text = await pdfText(id);
+    expect(text).toContain(`資料範圍：${words}`);
+    expect(text).not.toContain('VNM');
+  });
+
+  it('R3.4 a whole-dataset scope is printed as 全部資料 with its justification, in HTML and PDF', async () => {
+    const id = await link({ scope: { text: 'all', justification: '治安維護需全部居留資料' } });
+    expect(html(id)).toContain('資料範圍：<span class="value">全部資料（理由：治安維護需全部居留資料）</span>');
+    expect(await pdfText(id)).toContain('資料範圍：全部資料（理由：治安維護需全部居留資料）');
+  });
+
+  it('R3.4 R5.1 a scope change is named 變更資料範圍 and its revision prints the new scope, the earlier one the old', async () => {
+    const id = await link({ scope: { text: 'nationality in VNM,IDN' } });
+    const cr = await w.registry.fileChange(id, 'scope', { value: 'nationality in VNM' }, 'agency');
+    w.clock.advanceDays(1);
+    const r2 = w.registry.approveChange(cr.id, 'nia').link.revision;
+    const page = html(id, r2);
+    expect(page).toContain(`第 ${r2} 版　異動申請第 ${cr.id} 號：變更資料範圍`);
+    expect(page).toContain('資料範圍：<span class="value">國籍：越南</span>');
+    expect(html(id, 1)).toContain('資料範圍：<span class="value">國籍：越南、印尼</span>');
+  });
+
+  it('R3.5 a link with online query prints its daily cap on the 線上資料查詢 line (HTML and PDF); a file-only link prints none', async () => {
+    const dir = tmpDir();
+    try {
+      const key = path.join(dir, 'client.key');
+      const crt = path.join(dir, 'client.crt');
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '30', '-subj', '/CN=agency', '-keyout', key, '-out', crt], { stdio: 'ignore' });
+      const id = await link({ account: undefined, sshKeys: [], methods: ['online-query'], clientCerts: [readFileSync(crt, 'utf8')], maxIdsPerDay: 250 });
+      const page = html(id);
+      expect(page).toMatch(/<p class="sub">線上資料查詢：<span class="opt" data-checked="true">.*<\/span>　每日查詢上限<span class="value">250<\/span>筆身分識別碼<\/p>/);
+      expect(await pdfText(id)).toContain('每日查詢上限250筆身分識別碼');
+      const cr = await w.registry.fileChange(id, 'max-ids-per-day', { value: '500' }, 'agency');
+      const r2 = w.registry.approveChange(cr.id, 'nia').link.revision;
+      expect(html(id, r2)).toContain('：變更每日查詢上限');
+      expect(html(id, r2)).toContain('每日查詢上限<span class="value">500</span>筆身分識別碼');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const fileOnly = await approvedLink(w, keys);
+    expect(html(fileOnly)).not.toContain('每日查詢上限');
+  });
+});

@@ -1,8 +1,12 @@
 import type { LightMyRequestResponse } from 'fastify';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { OperatorService, type RouteInfo } from '../../src/http';
 import { hotp, totpStep } from '../../src/http/totp';
 import { listLog } from '../../src/usagelog';
 import { consoleWorld, EVIL_PURPOSE, OPERATORS, PASSWORD, type ConsoleWorld } from '../helpers/console';
+import { approvedLink, tmpDir } from '../helpers/world';
 
 const ORIGIN = 'http://localhost:80';
 const METRICS_TOKEN = 'm'.repeat(40);
@@ -330,6 +334,56 @@ describe('what pages show', () => {
     expect(csv.body.split('\r\n')[0]).toBe('seq,at,type,agency,link_id,revision,actor,ip,channel,object,detail,hash');
     expect(logOf('usage-log.exported').at(-1)).toMatchObject({ actor: OPERATORS.auditor, ip: '127.0.0.1' });
     expect((await as('operator', 'GET', '/log')).statusCode).toBe(403);
+  });
+
+  it('R3.4 R3.5 the link page shows the scope in words and the daily cap; a scope change shows in words among the differences', async () => {
+    const dir = tmpDir();
+    let id: number;
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '30', '-subj', '/CN=agency', '-keyout', path.join(dir, 'c.key'), '-out', path.join(dir, 'c.crt')], { stdio: 'ignore' });
+      id = await approvedLink(cw.w, cw.keys, {
+        account: undefined,
+        sshKeys: [],
+        methods: ['online-query'],
+        clientCerts: [readFileSync(path.join(dir, 'c.crt'), 'utf8')],
+        maxIdsPerDay: 2500,
+        scope: { text: 'nationality in VNM,IDN; direction in entry; crossed_at within-days 400' },
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const zh = (await as('auditor', 'GET', `/links/${id}?lang=zh-TW`)).body;
+    expect(zh).toContain('<tr><th>資料範圍</th><td><span class="scope">國籍：越南、印尼；出入境別：入境；出入境時間：製檔或查詢日前400日內</span></td></tr>');
+    expect(zh).toContain('<tr><th>每日查詢上限</th><td><span class="ids-per-day">2,500</span> 筆身分識別碼／日</td></tr>');
+    expect(zh).not.toContain('須檢視資料範圍');
+    const en = (await as('auditor', 'GET', `/links/${id}?lang=en`)).body;
+    expect(en).toContain('<span class="scope">Nationality: Vietnam, Indonesia; Direction (entry/exit): Entry; Time of crossing: within the 400 days up to the day of delivery or look-up</span>');
+    // A file-only link has no look-up cap to show.
+    expect((await as('auditor', 'GET', `/links/${cw.delivered.linkId}`)).body).not.toContain('<tr><th>每日查詢上限</th>');
+
+    const cr = await cw.services.registry.fileChange(id, 'scope', { value: 'nationality in VNM; direction in entry; crossed_at within-days 400' }, 'agency:A001');
+    cw.services.registry.approveChange(cr.id, 'nia');
+    const diff = (await as('auditor', 'GET', `/links/${id}?lang=zh-TW`)).body;
+    expect(diff).toContain('<td>資料範圍</td><td>國籍：越南、印尼；出入境別：入境；出入境時間：製檔或查詢日前400日內</td><td>國籍：越南；出入境別：入境；出入境時間：製檔或查詢日前400日內</td>');
+    expect((await as('auditor', 'GET', `/links/${id}?lang=en`)).body).toContain('<td>Records (scope)</td><td>Nationality: Vietnam, Indonesia; ');
+  });
+
+  it('R3.4 a link recorded before scopes existed is marked for a scope review on the link list, its page and the overview', async () => {
+    const before = (await as('auditor', 'GET', '/')).body;
+    expect(before).not.toContain('須檢視資料範圍之連結案</h2>');
+    // What migration 0011 wrote into every revision recorded before scopes existed.
+    const id = await approvedLink(cw.w, cw.keys, { account: 'a00legacy', scope: { text: 'all', justification: 'recorded before scopes existed' } });
+    const page = (await as('auditor', 'GET', `/links/${id}`)).body;
+    expect(page).toContain('<span class="scope">全部資料（理由：recorded before scopes existed）</span> <span class="badge pending scope-review">須檢視資料範圍</span>');
+    expect(page).toContain(`nia-link link change ${id} --kind scope`);
+    const row = (body: string, linkId: number) => new RegExp(`<tr><td><a href="/links/${linkId}">#${linkId}</a></td>.*?</tr>`).exec(body)?.[0] ?? '';
+    const list = (await as('auditor', 'GET', '/links')).body;
+    expect(row(list, id)).toContain('須檢視資料範圍');
+    expect(row(list, cw.delivered.linkId)).not.toContain('須檢視資料範圍'); // a justified whole-dataset scope is a choice, not a gap
+    const overview = (await as('auditor', 'GET', '/')).body;
+    expect(overview).toContain('<h2>須檢視資料範圍之連結案</h2>');
+    expect(overview).toContain(`<a href="/links/${id}">#${id}</a> <span class="badge pending scope-review">`);
+    expect((await as('auditor', 'GET', '/api/overview')).json().scopeReviews).toEqual([expect.objectContaining({ id, status: 'active' })]);
   });
 
   it('unknown routes are 404 and errors carry no stack trace', async () => {
