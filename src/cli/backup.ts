@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { UserError } from '../errors';
 import { backup, restore } from '../usagelog';
 import { type CliContext, printJson } from './context';
 
@@ -21,13 +22,15 @@ export function register(program: Command, ctx: CliContext): void {
     .command('restore')
     .description('check a backup (signature, checksums, usage-log chain) and only then put it in place')
     .requiredOption('--from <dir>', 'a directory written by `nia-link backup`')
-    .option('--key <file>', "NIA's public key to check the manifest with (default: this installation's, else the backup's own)")
+    .option('--key <file>', "NIA's public key to check the manifest with, kept apart from the backup (default: the key of the installation at --data-dir; the backup's own copy is never trusted)")
     .option('--force', 'replace an existing installation (moved aside as *.replaced-<time>, not deleted)')
     .option('--json', 'print the result as JSON')
     .action(async (o) => {
       const r = await restore({ from: o.from, dataDir: ctx.config.dataDir, keysDir: ctx.config.keysDir, now: ctx.clock.now(), force: !!o.force, keyFile: o.key });
+      // Never "verified" for a log that did not verify (restore() rolls back and throws in that case).
+      if (!r.log.ok) throw new UserError(`the restored usage log does not verify at seq ${r.log.bad?.seq ?? '-'}`);
       if (o.json) return printJson({ ...r, log: { ok: r.log.ok, records: r.log.records, lastSeq: r.log.lastSeq, headHash: r.log.headHash } });
-      console.log(`restored ${r.files} files into ${ctx.config.dataDir}; manifest signed by ${r.signingKey} (${r.keySource === 'backup' ? "checked with the backup's own key: compare this fingerprint with NIA's" : `checked with the ${r.keySource} key`}); usage log verified through seq ${r.log.lastSeq ?? '-'}`);
+      console.log(`restored ${r.files} files into ${ctx.config.dataDir}; manifest signed by ${r.signingKey} (checked with the ${r.keySource === 'given' ? '--key' : 'installation'} key); usage log verified through seq ${r.log.lastSeq ?? '-'}`);
       for (const f of r.replaced) console.log(`moved aside: ${f}`);
     });
 }

@@ -15,6 +15,7 @@ import {
   verifyUsageLog,
   type VerifyReport,
 } from '../usagelog';
+import { evidenceKeyFile } from '../usagelog/evidence';
 import { actor, type CliContext, collect, parseDate, parseId, printJson, writeOutputFile } from './context';
 
 export const archiveDir = (dataDir: string) => path.join(dataDir, 'archive');
@@ -60,11 +61,11 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--checkpoints <file>', 'an exported checkpoint file (repeatable): truncation after it is detected', collect, [])
     .option('--archive <path>', 'an archive (manifest, records file or directory of archives; repeatable)', collect, [])
     .option('--evidence <dir>', 'check an evidence package offline instead (no database needed)')
-    .option('--key <file>', "with --evidence: NIA's public key as you obtained it (default: the package's copy)")
+    .option('--key <file>', "with --evidence: NIA's public key as you obtained it (default: this installation's; never the package's own copy)")
     .option('--json', 'print the result as JSON')
     .action(async (o) => {
       if (o.evidence !== undefined) {
-        const r = await verifyEvidence(o.evidence, o.key);
+        const r = await verifyEvidence(o.evidence, evidenceKeyFile(o.key, ctx.config.keysDir));
         if (o.json) printJson(r);
         else if (r.ok) console.log(`evidence package verified: link ${r.linkId} (${r.agency}), seq ${r.fromSeq}–${r.toSeq}, ${r.records} records (${r.full} in full), ${r.checkpoints} checkpoint(s); signed by ${r.signingKey}`);
         else console.error(`evidence package FAILED verification at seq ${r.bad!.seq}: ${r.bad!.reason}`);

@@ -1,4 +1,5 @@
-import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, constants, createReadStream, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
@@ -15,6 +16,7 @@ import { canonicalJson } from './chain';
 import { sha256File } from './files';
 import { checkpointStatement } from './checkpoints';
 import { installationVerifier, loadSigner, readVerifier, signatureValid, signText, type Verifier } from './signatures';
+import { KEY_FILES } from '../crypto';
 import { verifyUsageLog, type VerifyReport } from './verify';
 import { ChainWalker, type ChainBad, type StoredRecord } from './walk';
 
@@ -51,6 +53,69 @@ const checkpointsSchema = z.object({
 });
 
 
+/**
+ * Packages and backups come from elsewhere: a name in one may be a symbolic link (to /dev/zero, to a
+ * file of this machine), a FIFO (an open that never returns) or a device. Only the entry itself is
+ * opened, without following a link and without blocking, and only a regular file is read.
+ */
+const OPEN_SAFE = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+export function openRegular(file: string, what: string): { fd: number; size: number } {
+  let fd: number;
+  try {
+    fd = openSync(file, OPEN_SAFE);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UserError(`${what} is missing`, 'file.missing');
+    if (code === 'ELOOP') throw new UserError(`${what} is a symbolic link, not a regular file: refused`, 'file.not-regular');
+    throw new UserError(`${what}: cannot open (${code ?? 'error'})`, 'file.unreadable');
+  }
+  const st = fstatSync(fd);
+  if (!st.isFile()) {
+    closeSync(fd);
+    throw new UserError(`${what} is not a regular file: refused`, 'file.not-regular');
+  }
+  return { fd, size: st.size };
+}
+
+/** A whole regular file (see openRegular), at most `maxBytes`. */
+export function readRegular(file: string, what: string, maxBytes: number): Buffer {
+  const { fd, size } = openRegular(file, what);
+  try {
+    if (size > maxBytes) throw new UserError(`${what} is larger than ${maxBytes} bytes: not what nia-link writes`, 'file.too-large');
+    const buf = Buffer.alloc(size);
+    let off = 0;
+    while (off < size) {
+      const n = readSync(fd, buf, off, size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return buf.subarray(0, off);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** NIA's public key from a file the operator names (a link to it is fine: the operator chose it). */
+export function readKeyArg(file: string): string {
+  try {
+    const st = statSync(file);
+    if (!st.isFile() || st.size > 1024 * 1024) throw new UserError(`--key ${file}: not a key file`, 'key.file');
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`--key ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, 'key.file');
+  }
+}
+
+/** What an evidence check is told to trust: NIA's key as the auditor obtained it, never the package's copy. */
+export function evidenceKeyFile(given: string | undefined, keysDir: string): string {
+  if (given !== undefined) return given;
+  const local = path.join(keysDir, KEY_FILES.signingPublic);
+  if (existsSync(local)) return local;
+  throw new UserError("give NIA's public signing key with --key FILE (obtained from NIA, not the copy inside the package, which whoever made the package chose)", 'evidence.no-key');
+}
+
 export interface EvidenceOptions {
   keysDir: string;
   linkId: number;
@@ -83,7 +148,8 @@ Each record's digest = SHA-256 of its canonical JSON; hash = SHA-256(prev_hash â
 from prevHash to lastHash in the signed manifest shows no record of the range was edited, removed,
 reordered or inserted â€” without disclosing other agencies' records.
 
-Check it offline:  nia-link log verify --evidence <this directory> [--key NIA-PUBLIC-KEY.asc]
+Check it offline:  nia-link log verify --evidence <this directory> --key NIA-PUBLIC-KEY.asc
+                   (NIA's key as you obtained it from NIA: the copy in this package proves nothing)
 Or by hand:        gpg --verify manifest.json.asc manifest.json && sha256sum records.jsonl
 `;
 
@@ -192,44 +258,58 @@ export interface EvidenceCheck {
   bad?: ChainBad;
 }
 
+/** Bounds on the small files of a package: nia-link writes far less; anything larger is not a package. */
+const MAX_SMALL = 1024 * 1024;
+const MAX_CHECKPOINTS = 256 * 1024 * 1024;
+
 /**
  * Check an evidence package from its files alone (no database): NIA's signature on the manifest,
  * each record's digest (an edited record is named), the chain from prevHash to lastHash, the files'
  * SHA-256, and the signed checkpoints inside the range. `keyFile`: NIA's public key as the auditor
- * obtained it; otherwise the copy in the package (whose fingerprint the auditor compares).
+ * obtained it; the package's own copy is never the trust anchor (whoever made the package chose it).
+ * Only the package's fixed file names are opened, each once, regular files only: the bytes checked
+ * against the manifest are the bytes verified.
  */
-export async function verifyEvidence(dir: string, keyFile?: string): Promise<EvidenceCheck> {
-  const read = (name: string) => {
-    try {
-      return readFileSync(path.join(dir, name), 'utf8');
-    } catch {
-      throw new UserError(`evidence package ${dir}: ${name} is missing`);
-    }
-  };
-  const manifestText = read(FILES.manifest);
+export async function verifyEvidence(dir: string, keyFile: string): Promise<EvidenceCheck> {
+  const file = (name: string) => path.join(dir, name);
+  const what = (name: string) => `evidence package ${dir}: ${name}`;
+  const manifestText = readRegular(file(FILES.manifest), what(FILES.manifest), MAX_SMALL).toString('utf8');
   let m: EvidenceManifest;
   try {
     m = manifestSchema.parse(JSON.parse(manifestText));
   } catch {
     throw new UserError(`evidence package ${dir}: manifest.json is not a nia-link evidence manifest`);
   }
-  const verifier: Verifier = await readVerifier(keyFile ? readFileSync(keyFile, 'utf8') : read(FILES.key), keyFile ?? FILES.key);
+  const verifier: Verifier = await readVerifier(readKeyArg(keyFile), keyFile);
   const result: EvidenceCheck = { ok: false, linkId: m.link.id, agency: m.link.agency, fromSeq: m.fromSeq, toSeq: m.toSeq, records: 0, full: 0, checkpoints: 0, signingKey: verifier.fingerprint };
   const fail = (bad: ChainBad): EvidenceCheck => ({ ...result, bad });
-  if (!(await signatureValid(manifestText, read(FILES.signature), verifier))) {
+  const signature = readRegular(file(FILES.signature), what(FILES.signature), MAX_SMALL).toString('utf8');
+  if (!(await signatureValid(manifestText, signature, verifier))) {
     return fail({ seq: m.fromSeq, reason: `the manifest's signature does not verify with key ${verifier.fingerprint}` });
   }
+  // The signed manifest names the files it covers: they must be exactly the ones a package holds.
+  const covered = [FILES.records, FILES.checkpoints, FILES.verification, FILES.key];
+  const listed = Object.keys(m.files).sort();
+  if (listed.join('\n') !== [...covered].sort().join('\n')) {
+    return fail({ seq: m.fromSeq, reason: `the manifest covers ${listed.join(', ') || 'no files'}, not the package's ${covered.join(', ')}` });
+  }
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  const small = new Map<string, Buffer>();
+  for (const name of [FILES.checkpoints, FILES.verification, FILES.key]) small.set(name, readRegular(file(name), what(name), name === FILES.checkpoints ? MAX_CHECKPOINTS : MAX_SMALL));
 
   const cps = (() => {
     try {
-      return checkpointsSchema.parse(JSON.parse(read(FILES.checkpoints))).checkpoints;
+      return checkpointsSchema.parse(JSON.parse(small.get(FILES.checkpoints)!.toString('utf8'))).checkpoints;
     } catch {
       return null;
     }
   })();
   const watch = new Set((cps ?? []).map((c) => c.seq));
   const walker = new ChainWalker({ seq: m.fromSeq, prevHash: m.prevHash }, watch);
-  const input = createReadStream(path.join(dir, FILES.records));
+  const records = openRegular(file(FILES.records), what(FILES.records));
+  const recordsHash = createHash('sha256');
+  const input = createReadStream('', { fd: records.fd, autoClose: true, start: 0 });
+  input.on('data', (chunk) => recordsHash.update(chunk));
   for await (const line of createInterface({ input, crlfDelay: Infinity })) {
     if (walker.bad || line === '') continue;
     let r: Partial<StoredRecord>;
@@ -255,8 +335,9 @@ export async function verifyEvidence(dir: string, keyFile?: string): Promise<Evi
   if (walker.last !== m.toSeq) return fail({ seq: m.toSeq + 1, reason: `records past seq ${m.toSeq} were added` });
   if (walker.prevHash !== m.lastHash) return fail({ seq: m.toSeq, reason: "the chain does not end in the signed manifest's last hash" });
   if (result.full !== m.records.full || walker.count !== m.records.total) return fail({ seq: m.fromSeq, reason: 'the package holds other records than its manifest lists' });
-  for (const [name, sha] of Object.entries(m.files)) {
-    if (!existsSync(path.join(dir, name)) || sha256File(path.join(dir, name)) !== sha) return fail({ seq: m.fromSeq, reason: `${name} does not match the SHA-256 in the signed manifest` });
+  const hashes = new Map<string, string>([[FILES.records, recordsHash.digest('hex')], ...[...small].map(([n, b]) => [n, sha(b)] as [string, string])]);
+  for (const [name, expected] of Object.entries(m.files)) {
+    if (hashes.get(name) !== expected) return fail({ seq: m.fromSeq, reason: `${name} does not match the SHA-256 in the signed manifest` });
   }
   if (cps === null) return fail({ seq: m.fromSeq, reason: 'checkpoints.json is not a checkpoint list' });
   // Every checkpoint's hash is compared; a signature is checked where one disagrees, and on the

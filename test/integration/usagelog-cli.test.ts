@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { QueueEvents } from 'bullmq';
-import { cpSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
 import { addMonths, taipeiDate } from '../../src/domain';
@@ -77,7 +77,10 @@ describe('nia-link log / report / anomaly / backup, as a user runs them', () => 
     expect(cli(dir, ['backup', '--out', bk]).stdout).toMatch(/^backup written to .*usage log verified through seq 4/);
     const target = tmpDir();
     rmSync(target, { recursive: true });
-    const r = cli(target, ['restore', '--from', bk]);
+    // NIA's key as the operator keeps it, apart from the backup.
+    const key = path.join(out, 'nia.pub.asc');
+    writeFileSync(key, cli(dir, ['key', 'export-signing']).stdout);
+    const r = cli(target, ['restore', '--from', bk, '--key', key]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^restored \d+ files into .*usage log verified through seq 4/);
     expect(cli(target, ['log', 'verify']).code).toBe(0);

@@ -48,11 +48,13 @@ describe('evidence package (R9.1)', () => {
     const lines = text.trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.filter((l) => l.type).every((l) => l.linkId === link1)).toBe(true);
     expect(lines.filter((l) => !l.type).every((l) => Object.keys(l).sort().join() === 'digest,seq')).toBe(true);
-    // Offline: the database is gone.
+    // Offline: the database is gone; the auditor holds NIA's public key apart from the package.
     const copy = path.join(scratch, 'copy');
     cpSync(out, copy, { recursive: true });
+    const niaKey = path.join(scratch, 'nia.pub.asc');
+    cpSync(path.join(lw.keysDir, 'nia-signing.pub.asc'), niaKey);
     lw.close();
-    const r = await verifyEvidence(copy);
+    const r = await verifyEvidence(copy, niaKey);
     expect(r).toMatchObject({ ok: true, linkId: link1, records: s.records, full: 11, checkpoints: 1 });
     lw = await logWorld(); // for afterEach
   });
@@ -66,7 +68,7 @@ describe('evidence package (R9.1)', () => {
     const rec = JSON.parse(lines[i]);
     lines[i] = JSON.stringify({ ...rec, ip: '192.0.2.66' });
     writeFileSync(file, lines.join('\n') + '\n');
-    expect(await verifyEvidence(out)).toMatchObject({ ok: false, bad: { seq: rec.seq, reason: expect.stringMatching(/edited/) } });
+    expect(await verifyEvidence(out, path.join(lw.keysDir, 'nia-signing.pub.asc'))).toMatchObject({ ok: false, bad: { seq: rec.seq, reason: expect.stringMatching(/edited/) } });
   });
 
   it("fails when another agency's digest is swapped, or checked with another key", async () => {
@@ -75,7 +77,7 @@ describe('evidence package (R9.1)', () => {
     const file = path.join(out, 'records.jsonl');
     const original = readFileSync(file, 'utf8');
     writeFileSync(file, original.replace(/"digest":"[0-9a-f]{64}"\}/, `"digest":"${'a'.repeat(64)}"}`));
-    expect((await verifyEvidence(out)).ok).toBe(false);
+    expect((await verifyEvidence(out, path.join(lw.keysDir, 'nia-signing.pub.asc'))).ok).toBe(false);
     writeFileSync(file, original);
     const k = await generateSigningKey('Someone Else', 'x@example.org', new Date(Date.now() - 86400000));
     writeFileSync(path.join(scratch, 'other.asc'), k.publicKey);
@@ -108,8 +110,9 @@ describe('backup and restore', () => {
     expect(b.log).toMatchObject({ ok: true, lastSeq: 61, archived: { checked: 1 } });
     expect(readdirSync(out).sort()).toEqual(['archive', 'keys', 'manifest.json', 'manifest.json.asc', 'nia-link.db']);
     const target = path.join(scratch, 'restored');
-    const r = await restore({ from: out, dataDir: target, keysDir: path.join(target, 'keys'), now: new Date() });
-    expect(r).toMatchObject({ keySource: 'backup', replaced: [], log: { ok: true, records: 31, lastSeq: 61 } });
+    const niaKey = path.join(lw.keysDir, 'nia-signing.pub.asc');
+    const r = await restore({ from: out, dataDir: target, keysDir: path.join(target, 'keys'), now: new Date(), keyFile: niaKey });
+    expect(r).toMatchObject({ keySource: 'given', replaced: [], log: { ok: true, records: 31, lastSeq: 61 } });
     const cdb = openControlDb(target);
     try {
       const v = await verifyUsageLog(cdb, { keysDir: path.join(target, 'keys'), archives: [path.join(target, 'archive')] });
@@ -133,15 +136,16 @@ describe('backup and restore', () => {
     const out = path.join(scratch, 'backup');
     await backup(lw.cdb, { dataDir: lw.dataDir, keysDir: lw.keysDir, out, now: new Date() });
     const target = path.join(scratch, 'restored');
+    const keyFile = path.join(lw.keysDir, 'nia-signing.pub.asc');
     const db = path.join(out, 'nia-link.db');
     const bytes = readFileSync(db);
     bytes[bytes.length - 100] ^= 0xff;
     writeFileSync(db, bytes);
-    await expect(restore({ from: out, dataDir: target, keysDir: path.join(target, 'keys'), now: new Date() })).rejects.toThrow(/nia-link\.db .*does not match its SHA-256/);
+    await expect(restore({ from: out, dataDir: target, keysDir: path.join(target, 'keys'), now: new Date(), keyFile })).rejects.toThrow(/nia-link\.db does not match its SHA-256/);
     expect(existsSync(target)).toBe(false);
     const manifest = path.join(out, 'manifest.json');
     writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('"version":1', '"version":1 '));
-    await expect(restore({ from: out, dataDir: target, keysDir: path.join(target, 'keys'), now: new Date() })).rejects.toThrow(/signature does not verify/);
+    await expect(restore({ from: out, dataDir: target, keysDir: path.join(target, 'keys'), now: new Date(), keyFile })).rejects.toThrow(/signature does not verify/);
     expect(existsSync(target)).toBe(false);
   });
 });
