@@ -30,7 +30,10 @@ async function main() {
   writeFileSync(path.join(work, 'rules.txt'), '應用移民資訊管理規定\n');
   nl('agency', 'add', '--code', 'Q001', '--name', '基準測試機關');
   const link = nl('link', 'apply', '--agency', 'Q001', '--dataset', 'entry_exit', '--fields', 'person_id,nationality,crossed_at,port', '--legal-basis', 'bench', '--purpose', 'bench', '--department', 'bench', '--officer', 'o', '--supervisor', 's',
-    '--from', '2000-01-01', '--to', '2099-12-31', '--disposal', 'delete', '--method', 'online-query', '--allow-ip', '127.0.0.1/32', '--pgp-key', path.join(work, 'agency.asc'), '--rules', path.join(work, 'rules.txt'), '--client-cert', path.join(work, 'c.crt'), '--scope', 'all', '--scope-justification', 'bench').trim().split('\n').pop();
+    '--from', '2000-01-01', '--to', '2099-12-31', '--disposal', 'delete', '--method', 'online-query', '--allow-ip', '127.0.0.1/32', '--pgp-key', path.join(work, 'agency.asc'), '--rules', path.join(work, 'rules.txt'), '--client-cert', path.join(work, 'c.crt'),
+    // A scope every looked-up person is inside, so each look-up pays for the scope's predicate, and a cap
+    // the run stays under, so each pays for the cap's count in Redis: what a real link does.
+    '--scope', 'direction in entry,exit; crossed_at within-days 36600', '--max-ids-per-day', '10000000').trim().split('\n').pop();
   try { nl('rules', 'review', '--link', link, '--covers', '1,2,3,4,5,6,7,8'); } catch { /* no review step in this build */ }
   nl('link', 'approve', link);
   nl('seed', '--rows', String(rows), '--dataset', 'entry_exit', '--seed', '3');

@@ -140,6 +140,7 @@ export function scopeFromInput(input: { text?: string; json?: unknown; justifica
     const parsed = scopeSchema.safeParse(input.json);
     if (!parsed.success) return refuse('scope.invalid', `scope file: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'scope'}: ${i.message}`).join('; ')}`);
     if (parsed.data.all && input.justification !== undefined) return refuse('scope.ambiguous', 'the scope file carries its own justification');
+    if (isLegacyScope(parsed.data)) return refuse('scope.justification', `'${LEGACY_SCOPE_JUSTIFICATION}' marks links migrated without a scope; give the real reason the whole dataset is needed`);
     if (!parsed.data.all && input.justification !== undefined) return refuse('scope.justification', '--scope-justification goes only with --scope all');
     return ok(parsed.data);
   }
@@ -147,6 +148,7 @@ export function scopeFromInput(input: { text?: string; json?: unknown; justifica
   if (text.toLowerCase() === 'all') {
     const j = input.justification?.trim();
     if (!j) return refuse('scope.justification', 'a whole-dataset scope needs a written justification: --scope all --scope-justification TEXT');
+    if (j === LEGACY_SCOPE_JUSTIFICATION) return refuse('scope.justification', `'${j}' marks links migrated without a scope; give the real reason the whole dataset is needed`);
     return ok({ all: true, justification: j });
   }
   if (input.justification !== undefined) return refuse('scope.justification', '--scope-justification goes only with --scope all');

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { CronExpressionParser } from 'cron-parser';
 import type { ControlDb, Db } from '../db';
-import { agencies, credentials, documents, links, rulesReviews, vendors } from '../db/repositories';
+import { agencies, credentials, documents, links, queries, rulesReviews, vendors } from '../db/repositories';
 import {
   AGENCY_CODE,
   applyChange,
@@ -133,6 +133,23 @@ function refusal(r: { ok: false; refusal: { code: string; message: string } }): 
 }
 
 /**
+ * A client certificate identifies one agency's system: the query service finds the link by the
+ * certificate alone, so one registered for two agencies would answer one agency's requests with the
+ * other's link. Every link counts, whatever its status, so a certificate never moves between agencies.
+ */
+function assertCertsOfOneAgency(tx: Db, fingerprints: readonly string[], agency: agencies.AgencyRow): void {
+  for (const fp of fingerprints) {
+    for (const id of queries.linksForClientCert(tx, fp)) {
+      const other = links.byId(tx, id);
+      if (other && other.agencyId !== agency.id) {
+        const owner = agencies.byId(tx, other.agencyId);
+        throw new UserError(`client certificate ${fp.slice(0, 16)}… is registered for agency ${owner?.code ?? other.agencyId} (link ${id}); a certificate identifies one agency's system: ${agency.code} must make its own`, 'cert.other-agency');
+      }
+    }
+  }
+}
+
+/**
  * The link registry: agencies, applications, approval, change requests. Every action runs in one
  * IMMEDIATE transaction together with its usage-log record.
  */
@@ -246,6 +263,7 @@ export class Registry {
     const id = this.cdb.write((tx) => {
       const agency = agencies.byCode(tx, input.agency.trim().toUpperCase());
       if (!agency) throw new UserError(`agency ${input.agency} is not registered: add it with \`nia-link agency add\``, 'agency.unknown');
+      assertCertsOfOneAgency(tx, content.clientCerts, agency);
       if (content.account && credentials.accountByName(tx, content.account)) {
         throw new UserError(`SFTP account ${content.account} is taken; choose another --account`, 'account.exists');
       }
@@ -352,6 +370,10 @@ export class Registry {
       });
       const rules = rulesGate(tx, s.content.rulesDocument);
       if (!rules.ok) throw new UserError(`link ${id} cannot be approved: ${rules.refusal.message}`, rules.refusal.code);
+      // R3.4: a whole dataset is an explicit, justified choice; an application that predates scopes never made it.
+      if (isLegacyScope(s.content.scope)) {
+        throw new UserError(`link ${id} was applied for before scopes existed and states no records: reject it (nia-link link reject ${id}) and have the agency apply again with --scope`, 'scope.review-needed');
+      }
       appendLog(tx, { type: 'link.approved', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor: opts.by, detail: { letterNo: opts.letterNo ?? null, letterDate: opts.letterDate ?? null } }, now);
     });
     this.changed(id);
@@ -519,6 +541,7 @@ export class Registry {
     const next = applyChange(s.content, change);
     if (!next.ok) refusal(next);
     this.checkContent(next.value);
+    if (change.kind === 'client-cert' || (change.kind === 'method' && change.clientCerts !== undefined)) assertCertsOfOneAgency(tx, next.value.clientCerts, s.agency);
     if (change.kind === 'ips') {
       const stranded = machinesOutside(vendors.forLink(tx, s.link.id), next.value.allowIps);
       if (stranded.length) {

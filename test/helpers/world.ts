@@ -2,7 +2,8 @@ import { type ChildProcess, execFileSync, spawn, spawnSync, type SpawnSyncReturn
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openControlDb, type ControlDb } from '../../src/db';
+import Database from 'better-sqlite3';
+import { controlDbFile, openControlDb, type ControlDb } from '../../src/db';
 import type { Clock } from '../../src/domain';
 import { loadCatalogs, Registry, RulesService, VendorService, type ApplyInput } from '../../src/registry';
 
@@ -134,6 +135,25 @@ export async function approvedLink(w: Pick<TestWorld, 'registry' | 'rules'>, key
   const id = await approvableLink(w, keys, over);
   w.registry.approve(id, { by: 'test' });
   return id;
+}
+
+/**
+ * Makes a link's revisions what migration 0011 made of every revision recorded before scopes existed
+ * (the whole dataset, "recorded before scopes existed"): such a link can no longer be applied for, so
+ * tests make one the way the migration did. Do it before any registry has read the link's revisions
+ * (a registry keeps revisions it has read: they never change otherwise).
+ */
+export function makeLegacyScope(dataDir: string, linkId: number): void {
+  const db = new Database(controlDbFile(dataDir));
+  try {
+    db.transaction(() => {
+      db.exec('DROP TRIGGER link_revision_no_update');
+      db.prepare(`UPDATE link_revision SET content = json_set(content, '$.scope', json('{"all":true,"justification":"recorded before scopes existed"}'), '$.maxIdsPerDay', 1000) WHERE link_id = ?`).run(linkId);
+      db.exec("CREATE TRIGGER link_revision_no_update BEFORE UPDATE ON link_revision BEGIN SELECT RAISE(ABORT, 'link revisions are immutable; file a change request'); END");
+    })();
+  } finally {
+    db.close();
+  }
 }
 
 /** The review an approvable link needs, as the acceptance scripts record it. */

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { BIN, cleanupKeys, cli, makeAgencyKeys, REVIEW_ARGS, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys } from '../helpers/world';
+import { BIN, cleanupKeys, cli, makeLegacyScope, makeAgencyKeys, REVIEW_ARGS, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys } from '../helpers/world';
 
 let keys: AgencyKeys;
 let dir: string;
@@ -214,8 +214,8 @@ describe('nia-link compliance status (R3.4)', () => {
       expect(cli(dir, ['link', 'approve', id]).code).toBe(0);
       return id;
     };
-    // What migration 0011 wrote into every revision recorded before scopes existed.
-    const legacy = apply({ '--scope-justification': 'recorded before scopes existed', '--account': 'a001' });
+    const legacy = apply({ '--account': 'a001' });
+    makeLegacyScope(dir, Number(legacy));
     const scoped = apply({ '--scope-justification': 'a justified whole-dataset scope', '--account': 'a002' });
     const status = cli(dir, ['compliance', 'status']);
     expect(status.code).toBe(0);

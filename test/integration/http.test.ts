@@ -6,7 +6,7 @@ import { OperatorService, type RouteInfo } from '../../src/http';
 import { hotp, totpStep } from '../../src/http/totp';
 import { listLog } from '../../src/usagelog';
 import { consoleWorld, EVIL_PURPOSE, OPERATORS, PASSWORD, type ConsoleWorld } from '../helpers/console';
-import { approvedLink, tmpDir } from '../helpers/world';
+import { approvedLink, makeLegacyScope, tmpDir } from '../helpers/world';
 
 const ORIGIN = 'http://localhost:80';
 const METRICS_TOKEN = 'm'.repeat(40);
@@ -371,8 +371,8 @@ describe('what pages show', () => {
   it('R3.4 a link recorded before scopes existed is marked for a scope review on the link list, its page and the overview', async () => {
     const before = (await as('auditor', 'GET', '/')).body;
     expect(before).not.toContain('須檢視資料範圍之連結案</h2>');
-    // What migration 0011 wrote into every revision recorded before scopes existed.
-    const id = await approvedLink(cw.w, cw.keys, { account: 'a00legacy', scope: { text: 'all', justification: 'recorded before scopes existed' } });
+    const id = await approvedLink(cw.w, cw.keys, { account: 'a00legacy' });
+    makeLegacyScope(cw.w.dataDir, id);
     const page = (await as('auditor', 'GET', `/links/${id}`)).body;
     expect(page).toContain('<span class="scope">全部資料（理由：recorded before scopes existed）</span> <span class="badge pending scope-review">須檢視資料範圍</span>');
     expect(page).toContain(`nia-link link change ${id} --kind scope`);

@@ -16,7 +16,7 @@ import { QueryService, RedisDailyCap } from '../../src/query';
 import { loadCatalogs, Registry } from '../../src/registry';
 import { seedSource } from '../../src/extract/seed';
 import { listLog, LogAppender } from '../../src/usagelog';
-import { approvableLink, approvedLink, application, cleanupKeys, makeAgencyKeys, openWorld, startRole, tmpDir, TestClock, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvableLink, approvedLink, application, cleanupKeys, makeLegacyScope, makeAgencyKeys, openWorld, startRole, tmpDir, TestClock, type AgencyKeys, type TestWorld } from '../helpers/world';
 
 const catalog = loadCatalogs().get('entry_exit')!;
 let keys: AgencyKeys;
@@ -135,17 +135,18 @@ describe('R3.4 a link receives only the records of its scope', () => {
   it('R3.4 within-days moves with the day of the delivery (injected clock)', async () => {
     const clock = new TestClock(new Date(w.clock.now()));
     const id = await scoped('crossed_at within-days 30; nationality not-in TWN');
-    const on = async (day: string) => {
-      clock.set(`${day}T04:00:00.000Z`); // noon in Taipei
-      return delivered((await deliver(id, { clock })).path!).rows;
+    // Now and eleven days on: the agency's key is valid from its making on, and the source was seeded as of today.
+    const on = async (days: number) => {
+      clock.set(new Date(Date.now() + days * 86_400_000).toISOString());
+      const day = taipeiDate(clock.now());
+      return { day, rows: delivered((await deliver(id, { clock })).path!).rows };
     };
     const want = (day: string) => sqlite3Rows(`substr(crossed_at, 1, 10) BETWEEN '${addDays(day, -29)}' AND '${day}' AND nationality <> 'TWN'`);
-    // Today and eleven days on (the agency's key is valid from today; the source was seeded as of today).
-    const today = taipeiDate(new Date());
-    const first = await on(today);
-    const later = await on(addDays(today, 11));
-    expect(first).toEqual(want(today));
-    expect(later).toEqual(want(addDays(today, 11)));
+    const { day: d1, rows: first } = await on(0);
+    const { day: d2, rows: later } = await on(11);
+    expect(d2).toBe(addDays(d1, 11));
+    expect(first).toEqual(want(d1));
+    expect(later).toEqual(want(d2));
     expect(first.length).toBeGreaterThan(50);
     expect(later).not.toEqual(first);
   });
@@ -355,6 +356,15 @@ describe('R3.4 links recorded before scopes existed', () => {
 });
 
 describe('R3.4 approval of a scoped application', () => {
+  it('R3.4 an application migrated without a scope cannot be approved as it stands, and nobody can apply with that mark', async () => {
+    const id = await approvableLink(w, keys, { account: 'legacy1' });
+    makeLegacyScope(w.dataDir, id);
+    const fresh = new Registry(w.cdb, loadCatalogs(), w.clock); // one that has not read the revision before the migration
+    expect(() => fresh.approve(id, { by: 'test' })).toThrow(/before scopes existed .*link reject .*--scope/);
+    expect(fresh.show(id).status).toBe('pending');
+    await expect(w.registry.apply(application(keys, { account: 'legacy2', scope: { text: 'all', justification: 'recorded before scopes existed' } }), 'test')).rejects.toThrow(/give the real reason/);
+  });
+
   it('R3.4 a scoped link shows its scope in link show, in its own terms and in words', async () => {
     const id = await approvableLink(w, keys, { fields: FIELDS, scope: { text: 'nationality in VNM; crossed_at within-days 400' }, account: 'showscope' });
     const v = w.registry.show(id);
