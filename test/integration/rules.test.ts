@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import { checkDocument, sniffDocumentType } from '../../src/registry';
 import { listLog } from '../../src/usagelog';
+import { docx, odt } from '../helpers/documents';
 import { ALL_TOPICS, application, approvedLink, cli, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
 
 let keys: AgencyKeys;
@@ -115,7 +116,9 @@ describe('documents are checked by content, never by their name', () => {
     refused('rules.txt', '\uFEFF  <svg onload="x()"/>', /not a PDF/);
     refused('rules.pdf', Buffer.concat([PDF, Buffer.from('4 0 obj << /S /JavaScript /JS (app.alert(1)) >> endobj\n')]), /PDF with \/JavaScript/);
     refused('rules.pdf', Buffer.concat([PDF, Buffer.from('5 0 obj << /S /Launch /F (cmd.exe) >> endobj\n')]), /\/Launch/);
-    refused('rules.docx', Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.from('word/document.xml word/vbaProject.bin')]), /macros/);
+    refused('rules.docx', docx({ 'word/vbaProject.bin': Buffer.from('VBA') }), /macros/);
+    // Only the bytes of a zip, not a zip: refused, whatever names appear in it.
+    refused('rules.docx', Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.from('word/document.xml [Content_Types].xml'), Buffer.alloc(64)]), /not a PDF, ODT, DOCX or UTF-8 text document: a zip that cannot be read/);
     refused('rules.zip', Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.from('evil.exe')]), /not a PDF/);
     refused('rules.txt', Buffer.from([0xff, 0xfe, 0x41, 0x00]), /not a PDF/);
     refused('rules.txt', '', /empty/);
@@ -125,8 +128,8 @@ describe('documents are checked by content, never by their name', () => {
     expect(checkDocument('Rules.PDF', PDF).mediaType).toBe('application/pdf');
     expect(checkDocument('rules', Buffer.from(RULES_TEXT)).mediaType).toBe('text/plain; charset=utf-8');
     expect(checkDocument('rules.md', Buffer.from('# 管理規定\n')).sha256).toMatch(/^[0-9a-f]{64}$/);
-    const odt = Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.alloc(26), Buffer.from('mimetypeapplication/vnd.oasis.opendocument.text')]);
-    expect(checkDocument('rules.odt', odt).mediaType).toBe('application/vnd.oasis.opendocument.text');
+    expect(checkDocument('rules.odt', odt()).mediaType).toBe('application/vnd.oasis.opendocument.text');
+    expect(checkDocument('Rules.DOCX', docx()).mediaType).toBe('application/vnd.openxmlformats-officedocument.wordprocessingml.document');
     expect(sniffDocumentType(Buffer.from('%PDF-1.7 … /JSFont'))).toBe('application/pdf');
     expect(checkDocument('r.pdf', Buffer.from('%PDF-1.7\n<< /JSFont 1 >>\n')).mediaType).toBe('application/pdf');
   });
