@@ -355,9 +355,10 @@ const xmlText = (s: string) =>
 
 /** Each element start tag: its local name (whatever prefix a namespace got) and attributes by local name. */
 function* xmlElements(xml: string): Generator<{ local: string; attrs: Map<string, string> }> {
-  for (const m of xml.matchAll(/<(?:[A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)((?:\s+[^\s=>/]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*\/?>/g)) {
+  // XML names may be any letters, not only ASCII: a prefix like `腳本:` must not hide an element.
+  for (const m of xml.matchAll(/<(?:[^\s<>/:="'!?]+:)?([^\s<>/:="'!?]+)((?:\s+[^\s<>/="']+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*\/?>/g)) {
     const attrs = new Map<string, string>();
-    for (const a of m[2].matchAll(/(?:[A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')/g)) attrs.set(a[1], xmlText(a[2] ?? a[3]));
+    for (const a of m[2].matchAll(/(?:[^\s<>/:="']+:)?([^\s<>/:="']+)\s*=\s*(?:"([^"]*)"|'([^']*)')/g)) attrs.set(a[1], xmlText(a[2] ?? a[3]));
     yield { local: m[1], attrs };
   }
 }
@@ -442,7 +443,7 @@ function docxActiveContent(parts: Map<string, Buffer>): string | null {
       if (e.attrs.has('instr')) fields += ' ' + e.attrs.get('instr');
     }
     // Field codes may be split across runs: the instruction texts are read together.
-    for (const m of xml.matchAll(/<(?:[\w.-]+:)?instrText\b[^>]*>([^<]*)</g)) fields += xmlText(m[1]);
+    for (const m of xml.matchAll(/<(?:[^\s<>/:="'!?]+:)?instrText(?:\s[^>]*)?>([^<]*)</g)) fields += xmlText(m[1]);
     const f = DOCX_FIELDS.exec(fields);
     if (f) return `a Word document with a ${f[1].toUpperCase()} field (it runs or fetches something)`;
   }

@@ -136,7 +136,7 @@ describe('OpenDocument text (ODT): parts and markup are read from the zip', () =
     const listener = (p: string) =>
       `<${p}:event-listeners><${p}:event-listener xmlns:${p}="urn:oasis:names:tc:opendocument:xmlns:script:1.0" ${p}:language="ooo:script" ${p}:event-name="dom:load" xlink:href="vnd.sun.star.script:Standard.Module1.Main?language=Basic&amp;location=document"/></${p}:event-listeners>`;
     refused('rules.odt', odt({ 'content.xml': odtContent('<text:p>x</text:p>', `<office:scripts><office:event-listeners>${listener('script').replace(/^<script:event-listeners>|<\/script:event-listeners>$/g, '')}</office:event-listeners></office:scripts>`) }), /event handlers \(event-listener in content\.xml\)/);
-    refused('rules.odt', odt({ 'content.xml': odtContent('<text:p>x</text:p>', `<office:scripts>${listener('s')}</office:scripts>`) }), /event handlers/);
+    for (const prefix of ['s', '腳本']) refused('rules.odt', odt({ 'content.xml': odtContent('<text:p>x</text:p>', `<office:scripts>${listener(prefix)}</office:scripts>`) }), /event handlers/);
   });
 
   it('a linked image fetched from elsewhere, and a javascript: link, are refused', () => {
