@@ -4,3 +4,4 @@ export * from './keystore';
 export * from './stream';
 export * from './tls';
 export * from './passwords';
+export * from './secret-file';

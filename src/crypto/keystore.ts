@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
 import { UserError } from '../errors';
@@ -6,6 +6,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { generateSigningKey } from './pgp';
 import { generateServerCertificate } from './tls';
 import { generateHostKey, publicKeyFingerprint } from './ssh';
+import { replaceFile, writeFileOnce } from './secret-file';
 
 /** The files of the keys directory. Private files are 0600 and never leave it. */
 export const KEY_FILES = {
@@ -19,21 +20,25 @@ export const KEY_FILES = {
   queryIdSecret: 'query-id-hmac.key',
 } as const;
 
-/** Write a file only if it does not exist yet: a key is never overwritten, even by a racing init. */
-function createOnce(file: string, content: string, mode: number): boolean {
-  if (existsSync(file)) return false;
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, content, { mode, flag: 'w' });
-  chmodSync(tmp, mode);
+/**
+ * Whether a key is there. A symbolic link to nothing is refused rather than written through: whatever
+ * it points to is not ours to create.
+ */
+function present(file: string): boolean {
+  if (existsSync(file)) return true;
+  let link = false;
   try {
-    linkSync(tmp, file);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  } finally {
-    unlinkSync(tmp);
+    link = lstatSync(file).isSymbolicLink();
+  } catch {
+    /* nothing there */
   }
+  if (link) throw new UserError(`key file ${file} is a symbolic link to nothing: remove it, then run \`nia-link init\` again`, 'keys.dangling-link');
+  return false;
+}
+
+/** The public half of a key just made: replaces whatever was at its name (a link itself, never its target). */
+function writePublic(file: string, content: string): void {
+  replaceFile(file, content, 0o644);
 }
 
 export interface KeyInitReport {
@@ -44,15 +49,17 @@ export interface KeyInitReport {
 /** Create the keys that do not exist yet; keep every existing one. */
 export async function ensureKeys(keysDir: string, now: Date): Promise<KeyInitReport> {
   mkdirSync(keysDir, { recursive: true, mode: 0o700 });
+  // Each key is written once, under a fresh name with O_EXCL, then linked into place: a racing init,
+  // a planted link or a crash never leaves a key overwritten, half-written or written elsewhere.
   const report: KeyInitReport = { created: [], kept: [] };
   const note = (name: string, created: boolean) => (created ? report.created : report.kept).push(name);
 
   const priv = path.join(keysDir, KEY_FILES.signingPrivate);
-  if (!existsSync(priv)) {
+  if (!present(priv)) {
     const k = await generateSigningKey('National Immigration Agency (nia-link signing)', 'nia-link@immigration.gov.tw', now);
-    const made = createOnce(priv, k.privateKey, 0o600);
+    const made = writeFileOnce(priv, k.privateKey, 0o600);
     note(KEY_FILES.signingPrivate, made);
-    if (made) writeFileSync(path.join(keysDir, KEY_FILES.signingPublic), k.publicKey, { mode: 0o644 });
+    if (made) writePublic(path.join(keysDir, KEY_FILES.signingPublic), k.publicKey);
   } else {
     note(KEY_FILES.signingPrivate, false);
   }
@@ -62,27 +69,28 @@ export async function ensureKeys(keysDir: string, now: Date): Promise<KeyInitRep
     [KEY_FILES.clientEd25519, 'ed25519'],
   ] as const) {
     const file = path.join(keysDir, name);
-    if (existsSync(file)) {
+    if (present(file)) {
       note(name, false);
       continue;
     }
     const kp = generateHostKey(type);
-    const made = createOnce(file, kp.private, 0o600);
-    if (made) writeFileSync(`${file}.pub`, kp.public + '\n', { mode: 0o644 });
+    const made = writeFileOnce(file, kp.private, 0o600);
+    if (made) writePublic(`${file}.pub`, kp.public + '\n');
     note(name, made);
   }
   // The online-query listener's TLS certificate (an operator may replace both files with their own).
   const qkey = path.join(keysDir, KEY_FILES.queryKey);
-  if (!existsSync(qkey)) {
+  if (!present(qkey)) {
     const c = await generateServerCertificate(now, { dns: ['localhost'], ips: ['127.0.0.1', '::1'] });
-    const made = createOnce(qkey, c.key, 0o600);
-    if (made) writeFileSync(path.join(keysDir, KEY_FILES.queryCert), c.cert, { mode: 0o644 });
+    const made = writeFileOnce(qkey, c.key, 0o600);
+    if (made) writePublic(path.join(keysDir, KEY_FILES.queryCert), c.cert);
     note(KEY_FILES.queryKey, made);
   } else {
     note(KEY_FILES.queryKey, false);
   }
   // The key of the hashes under which queried ids go into the usage log (who-queried recomputes them).
-  note(KEY_FILES.queryIdSecret, createOnce(path.join(keysDir, KEY_FILES.queryIdSecret), randomBytes(32).toString('hex') + '\n', 0o600));
+  const idSecret = path.join(keysDir, KEY_FILES.queryIdSecret);
+  note(KEY_FILES.queryIdSecret, !present(idSecret) && writeFileOnce(idSecret, randomBytes(32).toString('hex') + '\n', 0o600));
   return report;
 }
 
