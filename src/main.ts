@@ -7,7 +7,7 @@ import { ensureKeys, hostKeys } from './crypto';
 import { systemClock, type Clock } from './domain';
 import { buildHttpApp, hasOperators } from './http';
 import { createLogger, type Logger } from './logger';
-import { connection, openQueue, QUEUES, queuePrefix, resolveRedis, syncSchedules } from './queue';
+import { connection, openQueue, QUEUES, queuePrefix, redactRedisUrl, resolveRedis, syncSchedules } from './queue';
 import { buildServices, type Services } from './services';
 import { buildExtractProcessor } from '../jobs/build-extract';
 import { MAINTENANCE_SCHEDULES, maintenanceIntervals, maintenanceProcessor } from '../jobs/maintenance';
@@ -72,7 +72,7 @@ export async function startService(config: Config, roles: readonly Role[], say: 
     const services = buildServices(config, cdb, clock);
     const redisInfo = await resolveRedis(config, { spawn: true });
     if (redisInfo.stop) stops.push(redisInfo.stop);
-    say(`redis: ${redisInfo.url} (${redisInfo.source === 'embedded' ? 'embedded, data in ' + path.join(config.dataDir, 'redis') : redisInfo.source}), key prefix ${queuePrefix(config)}`);
+    say(`redis: ${redactRedisUrl(redisInfo.url)} (${redisInfo.source === 'embedded' ? 'embedded, data in ' + path.join(config.dataDir, 'redis') : redisInfo.source}), key prefix ${queuePrefix(config)}`);
 
     if (roles.includes('worker')) {
       const { workers, close } = startWorkers(config, redisInfo.url, services, log);

@@ -1,16 +1,25 @@
 import { spawn, type ChildProcess, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { lstatSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import type { Config } from '../config';
+import { replaceFile } from '../crypto/secret-file';
 import { UserError } from '../errors';
 
+/** Where a Redis usually is. Never used unless REDIS_URL names it: only a hint when nothing else is found. */
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
+/** A Redis URL as it may be printed or logged: without its password. */
+export function redactRedisUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
 export interface ResolvedRedis {
+  /** Holds the password of an embedded server: pass it on, never print it (redactRedisUrl). */
   url: string;
-  source: 'REDIS_URL' | 'embedded-file' | 'default' | 'embedded';
+  source: 'REDIS_URL' | 'embedded-file' | 'embedded';
   /** Stops an embedded server this process started or adopted; absent for a server we do not own. */
   stop?: () => Promise<void>;
 }
@@ -29,11 +38,18 @@ export async function redisAnswers(url: string, timeoutMs = 1000): Promise<boole
 }
 
 const urlFile = (dataDir: string) => path.join(dataDir, 'redis.url');
+const EMBEDDED_URL = /^redis:\/\/:[0-9a-f]{64}@127\.0\.0\.1:\d{1,5}$/;
 
+/**
+ * The URL a running service recorded for its embedded server. Believed only if it is ours alone (a
+ * regular file of this user, 0600) and names a password-protected server on loopback.
+ */
 function readUrlFile(dataDir: string): string | null {
   try {
+    const st = lstatSync(urlFile(dataDir));
+    if (!st.isFile() || (st.mode & 0o077) !== 0 || (process.getuid && st.uid !== process.getuid())) return null;
     const url = readFileSync(urlFile(dataDir), 'utf8').trim();
-    return /^redis:\/\/127\.0\.0\.1:\d+$/.test(url) ? url : null;
+    return EMBEDDED_URL.test(url) ? url : null;
   } catch {
     return null;
   }
@@ -68,18 +84,20 @@ async function shutdownByCommand(url: string): Promise<void> {
 }
 
 const HOW_TO_GET_REDIS =
-  'no Redis answers: set REDIS_URL, start one with `docker compose up -d redis`, or install the OS package (apt-get install redis-server) so nia-link can start its own';
+  'no Redis to use: set REDIS_URL (redis://:PASSWORD@HOST:PORT; `docker compose up -d redis` runs one for the compose file\'s service), or install the OS package (apt-get install redis-server) so nia-link can start its own';
 
 /**
- * Where the work queues live. REDIS_URL wins; then the embedded server a running service recorded in
- * the data directory; then 127.0.0.1:6379; then (for the service only) a redis-server child process
- * with its data under the data directory.
+ * Where the work queues live: REDIS_URL; else the embedded server a running service recorded in the
+ * data directory; else (for the service only) a redis-server child process with a password, its data
+ * under the data directory. A server that merely answers on 127.0.0.1:6379 is never used: anyone on
+ * the machine can start one there, and whoever runs it holds the bans, login limits and queues.
+ * `defaultUrl` (that address by default) only shapes the message when nothing is found.
  */
 export async function resolveRedis(config: Config, opts: { spawn: boolean; defaultUrl?: string }): Promise<ResolvedRedis> {
   const defaultUrl = opts.defaultUrl ?? DEFAULT_REDIS_URL;
   if (config.redisUrl) {
     if (await redisAnswers(config.redisUrl, 3000)) return { url: config.redisUrl, source: 'REDIS_URL' };
-    throw new UserError(`REDIS_URL ${config.redisUrl.replace(/\/\/[^@]*@/, '//***@')} does not answer`, 'redis.unreachable');
+    throw new UserError(`REDIS_URL ${redactRedisUrl(config.redisUrl)} does not answer`, 'redis.unreachable');
   }
   const recorded = readUrlFile(config.dataDir);
   if (recorded && (await redisAnswers(recorded))) {
@@ -92,22 +110,46 @@ export async function resolveRedis(config: Config, opts: { spawn: boolean; defau
     };
     return { url: recorded, source: 'embedded-file', stop };
   }
-  if (await redisAnswers(defaultUrl)) return { url: defaultUrl, source: 'default' };
-  if (!opts.spawn) throw new UserError(`${HOW_TO_GET_REDIS}; or start the service (nia-link start), which starts one`, 'redis.unreachable');
+  if (!opts.spawn) {
+    const hint = (await redisAnswers(defaultUrl)) ? `; a Redis answers on ${redactRedisUrl(defaultUrl)}, but nia-link uses one there only if REDIS_URL names it` : '';
+    throw new UserError(`${HOW_TO_GET_REDIS}; or start the service (nia-link start), which starts one${hint}`, 'redis.unreachable');
+  }
   if (!hasRedisServer()) throw new UserError(HOW_TO_GET_REDIS, 'redis.unreachable');
   return spawnEmbedded(config.dataDir);
 }
 
+/** A value in redis.conf: quoted, so a data directory with spaces or quotes stays one argument. */
+const confValue = (v: string) => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+
+/**
+ * The embedded server: loopback only, and a password generated for this run. The password is in its
+ * configuration file and in the URL file for CLI commands, both 0600; never on the command line, which
+ * every local user can read in /proc.
+ */
 async function spawnEmbedded(dataDir: string): Promise<ResolvedRedis> {
   const dir = path.join(dataDir, 'redis');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const port = await freePort();
-  const child: ChildProcess = spawn(
-    'redis-server',
-    ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--appendonly', 'yes', '--save', '', '--maxmemory-policy', 'noeviction', '--protected-mode', 'yes', '--logfile', path.join(dir, 'redis.log')],
-    { stdio: 'ignore' },
+  const password = randomBytes(32).toString('hex');
+  const conf = path.join(dir, 'redis.conf');
+  replaceFile(
+    conf,
+    [
+      'bind 127.0.0.1',
+      `port ${port}`,
+      `dir ${confValue(dir)}`,
+      'appendonly yes',
+      'save ""',
+      'maxmemory-policy noeviction',
+      'protected-mode yes',
+      `logfile ${confValue(path.join(dir, 'redis.log'))}`,
+      `requirepass ${password}`,
+      '',
+    ].join('\n'),
+    0o600,
   );
-  const url = `redis://127.0.0.1:${port}`;
+  const child: ChildProcess = spawn('redis-server', [conf], { stdio: 'ignore' });
+  const url = `redis://:${password}@127.0.0.1:${port}`;
   let exited = false;
   child.once('exit', () => (exited = true));
   for (let i = 0; i < 100 && !exited; i++) {
@@ -118,14 +160,12 @@ async function spawnEmbedded(dataDir: string): Promise<ResolvedRedis> {
     child.kill('SIGKILL');
     throw new UserError(`the embedded redis-server did not start (see ${path.join(dir, 'redis.log')})`, 'redis.spawn-failed');
   }
-  const tmp = `${urlFile(dataDir)}.tmp`;
-  writeFileSync(tmp, url + '\n', { mode: 0o600 });
-  renameSync(tmp, urlFile(dataDir));
+  replaceFile(urlFile(dataDir), url + '\n', 0o600);
   return {
     url,
     source: 'embedded',
     stop: async () => {
-      if (existsSync(urlFile(dataDir)) && readUrlFile(dataDir) === url) rmSync(urlFile(dataDir), { force: true });
+      if (readUrlFile(dataDir) === url) rmSync(urlFile(dataDir), { force: true });
       if (exited) return;
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => child.kill('SIGKILL'), 5000);
