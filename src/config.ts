@@ -176,6 +176,9 @@ const schema = z.object({
     ratePerMinute: z.coerce.number().int().min(1),
     // Several processes accept on one port (Node cluster), so look-ups use every core.
     processes: z.coerce.number().int().min(1).max(64),
+    // Refusals no rate limit bounds are written once per link (or address) and code per interval, for at most refusedLogMaxIps unknown addresses (the rest in one record).
+    refusedLogIntervalSec: z.coerce.number().int().min(1).max(3600),
+    refusedLogMaxIps: z.coerce.number().int().min(1),
   }),
 });
 export type Config = z.infer<typeof schema>;
@@ -316,8 +319,17 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
       // A query process keeps more than one core busy (its event loop, its usage-log thread, V8's
       // helper threads): one per two cores answers with the shortest tail (bench/README.md).
       processes: Math.max(1, Math.min(Math.floor(availableParallelism() / 2), 4)),
+      refusedLogIntervalSec: 60,
+      refusedLogMaxIps: 20,
       ...f.query,
-      ...defined({ host: env.NIA_LINK_QUERY_HOST, port: env.NIA_LINK_QUERY_PORT, maxIds: env.NIA_LINK_QUERY_MAX_IDS, ratePerMinute: env.NIA_LINK_QUERY_RATE_PER_MINUTE, processes: env.NIA_LINK_QUERY_PROCESSES }),
+      ...defined({
+        host: env.NIA_LINK_QUERY_HOST,
+        port: env.NIA_LINK_QUERY_PORT,
+        maxIds: env.NIA_LINK_QUERY_MAX_IDS,
+        ratePerMinute: env.NIA_LINK_QUERY_RATE_PER_MINUTE,
+        processes: env.NIA_LINK_QUERY_PROCESSES,
+        refusedLogIntervalSec: env.NIA_LINK_QUERY_REFUSED_LOG_INTERVAL,
+      }),
     },
   };
   const parsed = schema.safeParse(merged);

@@ -42,19 +42,21 @@ export async function serveQueries(d: RoleDeps & { sink: RecordSink }): Promise<
   const redis = new Redis(d.redisUrl, { maxRetriesPerRequest: 1, enableAutoPipelining: true });
   redis.on('error', (err) => d.log.warn({ err: err.message }, 'query: redis error'));
   const cap = new RedisDailyCap(redis, queuePrefix(d.config));
-  const service = new QueryService({ cdb: d.cdb, appender: d.sink, registry: d.services.registry, catalogs: d.services.registry.catalogs, clock: d.clock, config: d.config, idSecret: queryIdSecret(d.config.keysDir), cap });
+  const service = new QueryService({ cdb: d.cdb, appender: d.sink, registry: d.services.registry, catalogs: d.services.registry.catalogs, clock: d.clock, config: d.config, idSecret: queryIdSecret(d.config.keysDir), cap, log: d.log });
   let q: Awaited<ReturnType<typeof startQueryServer>>;
   try {
     q = await startQueryServer({ config: d.config, service, datasets: [...d.services.registry.catalogs.keys()], log: d.log });
   } catch (err) {
     redis.disconnect();
+    await service.close();
     throw err;
   }
   return {
     port: q.port,
     close: async () => {
       await q.close();
-      service.close();
+      // The refusals counted since the last interval go to the sink before the caller closes it.
+      await service.close();
       await redis.quit().catch(() => redis.disconnect());
     },
   };
@@ -68,6 +70,7 @@ export async function serveQueries(d: RoleDeps & { sink: RecordSink }): Promise<
  * (ClusterLogAppender → serveClusterAppends), so the workers never contend for the write lock, and
  * each answer still waits for its record's commit. Each process allows its share of a link's rate
  * (`ratePerMinute / processes`), so all of them together never allow more than the configured rate.
+ * Each counts its own aggregated refusals (QueryRefusals).
  * With 1, or with a clock other than the system's (tests), it serves in this process.
  */
 export async function startQueryRole(d: RoleDeps): Promise<RunningServer & { processes: number }> {

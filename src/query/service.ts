@@ -8,6 +8,8 @@ import { queries } from '../db/repositories';
 import { type Clock, type DatasetCatalog, ipAllowed, mayUse, normaliseIp, taipeiDate } from '../domain';
 import { channelSecret, compileScope, ident, openSourceDb, projection, sourceDbPath } from '../extract';
 import type { DailyCap } from './cap';
+import { QueryRefusals } from './refusals';
+import type { Logger } from '../logger';
 import type { LinkState, Registry } from '../registry';
 import type { LogEntry, RecordSink } from '../usagelog';
 
@@ -41,6 +43,8 @@ export interface QueryDeps {
   idSecret: Buffer;
   /** R3.5: identifiers a link may look up a day, shared by every process and host. */
   cap: DailyCap;
+  /** Hears of aggregated refusal records that could not be written. */
+  log?: Pick<Logger, 'error'>;
 }
 
 /**
@@ -52,8 +56,7 @@ export class QueryService {
   private source?: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly buckets = new Map<number, { tokens: number; at: number }>();
-  /** Unauthenticated refusals logged per IP and minute at most once, so a scanner cannot fill the log. */
-  private readonly refusedSeen = new Map<string, number>();
+  private readonly refusals: QueryRefusals;
 
   /**
    * What each client certificate may query for, as read at registry version `authzVersion`. Any change
@@ -64,7 +67,12 @@ export class QueryService {
   private authzVersion = -1;
   private versionThisTurn: number | undefined;
 
-  constructor(private readonly d: QueryDeps) {}
+  constructor(private readonly d: QueryDeps) {
+    const q = d.config.query;
+    this.refusals = new QueryRefusals(d.appender, d.clock, { intervalSec: q.refusedLogIntervalSec, maxIps: q.refusedLogMaxIps }, (err) =>
+      d.log?.error({ err: err.message }, 'query: aggregated refusals not logged'),
+    );
+  }
 
   /** Each answer waits for its record's commit (usagelog/appender.ts: group commit, off this thread). */
   private log(entry: LogEntry, now: Date): Promise<void> {
@@ -88,8 +96,16 @@ export class QueryService {
     return this.source;
   }
 
-  close(): void {
+  /** Writes the refusals counted so far (through the appender, which the caller closes after this). */
+  async close(): Promise<void> {
     this.source?.close();
+    this.source = undefined;
+    await this.refusals.stop();
+  }
+
+  /** Writes the refusals counted so far now, rather than at the end of their interval. */
+  flushRefusals(): Promise<void> {
+    return this.refusals.flush();
   }
 
   /**
@@ -132,35 +148,46 @@ export class QueryService {
     return true;
   }
 
-  private async refuse(req: QueryRequest, s: LinkState | null, status: number, code: string, message: string, extra: Record<string, unknown> = {}): Promise<QueryAnswer> {
-    const now = this.d.clock.now();
+  /**
+   * A refusal after the link's rate limit was taken: bounded by that limit like the answers, and
+   * recorded like them, one record each (with the reference), committed before the answer.
+   */
+  private async refuse(req: QueryRequest, s: LinkState, status: number, code: string, message: string, extra: Record<string, unknown> = {}): Promise<QueryAnswer> {
+    await this.log(
+      { type: 'query.refused', agency: s.agency.code, linkId: s.link.id, revision: s.link.currentRevision, actor: actorOf(req), ip: normaliseIp(req.ip), channel: 'online-query', object: req.dataset.slice(0, 64), detail: { code, ...extra } },
+      this.d.clock.now(),
+    );
+    return err(status, code, message);
+  }
+
+  /**
+   * A refusal nothing bounds (before the rate limit, the rate limit itself, an unknown client): counted
+   * in memory and recorded once per interval with the count, so the answer waits for no commit.
+   */
+  private refuseCounted(req: QueryRequest, s: LinkState | null, status: number, code: string, message: string): QueryAnswer {
     const ip = normaliseIp(req.ip);
-    const key = `${ip}|${code}`;
-    const minute = Math.floor(now.getTime() / 60000);
-    if (s || this.refusedSeen.get(key) !== minute) {
-      if (!s) this.refusedSeen.set(key, minute);
-      if (this.refusedSeen.size > 10000) this.refusedSeen.clear();
-      await this.log(
-        { type: 'query.refused', agency: s?.agency.code ?? null, linkId: s?.link.id ?? null, revision: s?.link.currentRevision ?? null, actor: req.certFingerprint ? `cert:${req.certFingerprint.slice(0, 16)}` : null, ip, channel: 'online-query', object: req.dataset.slice(0, 64), detail: { code, ...extra } },
-        now,
-      );
-    }
+    const object = req.dataset.slice(0, 64);
+    if (s) this.refusals.noteLink({ agency: s.agency.code, linkId: s.link.id, revision: s.link.currentRevision }, code, ip, actorOf(req), object);
+    else this.refusals.noteUnknown(code, ip, actorOf(req), object);
     return err(status, code, message);
   }
 
   async handle(req: QueryRequest): Promise<QueryAnswer> {
     const now = this.d.clock.now();
     const ip = normaliseIp(req.ip);
-    if (!req.certFingerprint) return this.refuse(req, null, 401, 'client-certificate.missing', 'a registered TLS client certificate is required');
+    if (!req.certFingerprint) return this.refuseCounted(req, null, 401, 'client-certificate.missing', 'a registered TLS client certificate is required');
     // One certificate may serve several links of the agency; the dataset in the path picks the link.
     const states = this.statesFor(req.certFingerprint);
-    if (states.length === 0) return this.refuse(req, null, 403, 'client-certificate.unknown', 'this client certificate is not registered for online query');
+    if (states.length === 0) return this.refuseCounted(req, null, 403, 'client-certificate.unknown', 'this client certificate is not registered for online query');
     const s = states.find((x) => x.content.dataset === req.dataset && x.link.status === 'active') ?? states.find((x) => x.content.dataset === req.dataset) ?? states[0];
-    if (!s.content.methods.includes('online-query')) return this.refuse(req, s, 403, 'method.not-approved', 'this link is not approved for online query');
+    if (!s.content.methods.includes('online-query')) return this.refuseCounted(req, s, 403, 'method.not-approved', 'this link is not approved for online query');
     const usable = mayUse(s.link, s.content.period, taipeiDate(now));
-    if (!usable.ok) return this.refuse(req, s, 403, 'link.not-usable', `link ${s.link.id}: ${usable.refusal.message}`);
-    if (!ipAllowed(ip, s.content.allowIps)) return this.refuse(req, s, 403, 'ip.not-allowed', `${ip} is not a designated address of link ${s.link.id}`);
-    if (s.content.dataset !== req.dataset) return this.refuse(req, s, 403, 'dataset.not-approved', `link ${s.link.id} is not approved for dataset ${req.dataset.slice(0, 64)}`);
+    if (!usable.ok) return this.refuseCounted(req, s, 403, 'link.not-usable', `link ${s.link.id}: ${usable.refusal.message}`);
+    if (!ipAllowed(ip, s.content.allowIps)) return this.refuseCounted(req, s, 403, 'ip.not-allowed', `${ip} is not a designated address of link ${s.link.id}`);
+    if (s.content.dataset !== req.dataset) return this.refuseCounted(req, s, 403, 'dataset.not-approved', `link ${s.link.id} is not approved for dataset ${req.dataset.slice(0, 64)}`);
+    // Before the body is looked at: whatever a request holds, the link's rate bounds what it costs,
+    // records included.
+    if (!this.allow(s.link.id, now.getTime())) return this.refuseCounted(req, s, 429, 'rate.limited', `more than ${this.d.config.query.ratePerMinute} requests a minute`);
     const parsed = bodySchema.safeParse(req.body);
     if (!parsed.success) {
       const missingRef = parsed.error.issues.some((i) => i.path[0] === 'reference');
@@ -169,7 +196,6 @@ export class QueryService {
     const { reference } = parsed.data;
     const lookupIds = [...new Set(parsed.data.ids.map((x) => x.trim()))];
     if (lookupIds.length > this.d.config.query.maxIds) return this.refuse(req, s, 413, 'ids.too-many', `at most ${this.d.config.query.maxIds} ids per request`, { ids: lookupIds.length, reference });
-    if (!this.allow(s.link.id, now.getTime())) return this.refuse(req, s, 429, 'rate.limited', `more than ${this.d.config.query.ratePerMinute} requests a minute`, { reference });
 
     const day = taipeiDate(now);
     let taken: { ok: boolean; used: number };
@@ -214,7 +240,7 @@ export class QueryService {
           agency: s.agency.code,
           linkId: s.link.id,
           revision: s.link.currentRevision,
-          actor: `cert:${req.certFingerprint!.slice(0, 16)}`,
+          actor: actorOf(req),
           ip,
           channel: 'online-query',
           object: s.content.dataset,
@@ -224,4 +250,8 @@ export class QueryService {
     );
     return { status: 200, body: { records } };
   }
+}
+
+function actorOf(req: QueryRequest): string | null {
+  return req.certFingerprint ? `cert:${req.certFingerprint.slice(0, 16)}` : null;
 }

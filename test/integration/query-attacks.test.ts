@@ -1,0 +1,173 @@
+import Database from 'better-sqlite3';
+import { execFileSync } from 'node:child_process';
+import { randomBytes, randomUUID, X509Certificate } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { connect, type Socket } from 'node:net';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { loadConfig, type Config } from '../../src/config';
+import { certFingerprint, ensureKeys, KEY_FILES, queryIdSecret } from '../../src/crypto';
+import { controlDbFile } from '../../src/db';
+import type { Clock } from '../../src/domain';
+import { createLogger } from '../../src/logger';
+import { QueryService, RedisDailyCap, startQueryServer } from '../../src/query';
+import { loadCatalogs, Registry } from '../../src/registry';
+import { listLog, LogAppender, type RecordSink } from '../../src/usagelog';
+import { person, writeEntryExitSource } from '../helpers/source';
+import { approvedLink, childPids, cleanupKeys, cli, makeAgencyKeys, openWorld, REVIEW_ARGS, RULES_TEXT, startRole, tmpDir, writeTemp, type AgencyKeys, type TestWorld } from '../helpers/world';
+
+let keys: AgencyKeys;
+let w: TestWorld;
+let config: Config;
+let certDir: string;
+let redis: Redis;
+let appender: LogAppender;
+const services: QueryService[] = [];
+const servers: { close: () => Promise<void> }[] = [];
+
+/** A client certificate made the way an agency makes one: openssl, self-signed, P-256. */
+function makeCert(name: string, days = 30): { cert: string; key: string; file: string } {
+  const key = path.join(certDir, `${name}.key`);
+  const file = path.join(certDir, `${name}.crt`);
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', String(days), '-subj', `/CN=${name}`, '-keyout', key, '-out', file], { stdio: 'ignore' });
+  return { cert: readFileSync(file, 'utf8'), key: readFileSync(key, 'utf8'), file };
+}
+const fingerprintOf = (pem: string) => certFingerprint(new X509Certificate(pem));
+
+/** A QueryService over the test world, with this clock, config and sink. */
+function queryService(over: { clock?: Clock; config?: Partial<Config['query']>; sink?: Pick<RecordSink, 'append'>; registry?: Registry } = {}): QueryService {
+  const s = new QueryService({
+    cdb: w.cdb,
+    appender: over.sink ?? appender,
+    registry: over.registry ?? w.registry,
+    catalogs: w.registry.catalogs,
+    clock: over.clock ?? w.clock,
+    config: { ...config, query: { ...config.query, ...over.config } },
+    idSecret: queryIdSecret(config.keysDir),
+    cap: new RedisDailyCap(redis, `nia:test-${randomUUID()}`),
+  });
+  services.push(s);
+  return s;
+}
+
+async function serve(service: QueryService, query: Partial<Config['query']> = {}): Promise<number> {
+  const s = await startQueryServer({ config: { ...config, query: { ...config.query, ...query } }, service, datasets: ['entry_exit', 'residence'], log: createLogger('silent') });
+  servers.push(s);
+  return s.port;
+}
+
+/** One look-up over HTTPS; `agent` keeps the connection for the next one. */
+function ask(port: number, body: unknown, client?: { cert: string; key: string }, opts: { agent?: Agent; localAddress?: string } = {}): Promise<{ status: number; body: any; reused: boolean }> {
+  return new Promise((resolve, reject) => {
+    const text = JSON.stringify(body);
+    const req = request(
+      { host: '127.0.0.1', port, path: '/query/v1/entry_exit', method: 'POST', localAddress: opts.localAddress ?? '127.0.0.1', servername: 'localhost', ca: readFileSync(path.join(config.keysDir, KEY_FILES.queryCert)), cert: client?.cert, key: client?.key, agent: opts.agent ?? false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } },
+      (res) => {
+        let data = '';
+        res.on('data', (d) => (data += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(data), reused: req.reusedSocket }));
+      },
+    );
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error('no answer in 10 s')));
+    req.end(text);
+  });
+}
+
+const refused = () => listLog(w.cdb.db, { type: 'query.refused' }).map((r) => ({ ...r, d: JSON.parse(r.detail) }));
+const onlineLink = (client: { cert: string }, over: Parameters<typeof approvedLink>[2] = {}) =>
+  approvedLink(w, keys, { account: undefined, sshKeys: [], methods: ['online-query'], clientCerts: [client.cert], fields: [{ name: 'person_id' }, { name: 'port' }], ...over });
+
+beforeAll(async () => {
+  keys = makeAgencyKeys();
+  w = openWorld();
+  redis = new Redis(process.env.NIA_TEST_REDIS_URL!);
+  certDir = tmpDir('nia-link-attack-certs-');
+  config = loadConfig({ dataDir: w.dataDir }, { NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_QUERY_PORT: '0', NIA_LINK_QUERY_HOST: '127.0.0.1' });
+  await ensureKeys(config.keysDir, new Date());
+  writeEntryExitSource(w.dataDir, [person(1), person(2), person(3)], '2026-01-01T00:00:00.000Z');
+  appender = new LogAppender(w.cdb.file);
+});
+afterAll(async () => {
+  for (const s of servers) await s.close();
+  for (const s of services) await s.close();
+  await appender?.close();
+  redis?.disconnect();
+  w?.close();
+  rmSync(certDir, { recursive: true, force: true });
+  cleanupKeys(keys);
+});
+
+describe('log flooding on the online query', () => {
+  it('R6.1 5 000 refused requests from a registered certificate and 5 000 from unknown clients on 5 000 addresses add at most a few hundred usage-log records, whose counts add up to the requests', async () => {
+    const client = makeCert('flood');
+    const fp = fingerprintOf(client.cert);
+    const id = await onlineLink(client, { maxIdsPerDay: 3 });
+    const service = queryService();
+    const before = listLog(w.cdb.db, {}).length;
+    const firstSeq = listLog(w.cdb.db, {}).reduce((m, r) => Math.max(m, r.seq), 0);
+    // The registered certificate: look-ups past the daily cap, without a reference, from an address
+    // the link does not list, for a dataset it is not approved for; in bursts, as a client floods.
+    const registered = (i: number) => {
+      const kind = i % 4;
+      return service.handle({
+        certFingerprint: fp,
+        ip: kind === 2 ? `10.66.${(i >> 8) & 255}.${i & 255}` : '127.0.0.1',
+        dataset: kind === 3 ? 'residence' : 'entry_exit',
+        body: kind === 1 ? { ids: ['A800000001'] } : { ids: [`A8${String(i).padStart(8, '0')}`], reference: `flood ${i}` },
+      });
+    };
+    // Unknown clients, each from an address of its own: no certificate, or one nobody registered.
+    const unknown = (i: number) => service.handle({ certFingerprint: i % 2 ? randomBytes(32).toString('hex').toUpperCase() : null, ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, dataset: 'entry_exit', body: { ids: ['A800000001'], reference: 'x' } });
+    const statuses: number[] = [];
+    for (let start = 0; start < 5000; start += 250) {
+      const burst = Array.from({ length: 250 }, (_, k) => start + k);
+      statuses.push(...(await Promise.all([...burst.map(registered), ...burst.map((i) => unknown(i + 1))])).map((r) => r.status));
+    }
+    expect(statuses).toHaveLength(10_000);
+    const answered = statuses.filter((s) => s === 200).length;
+    expect(answered).toBe(3); // the daily cap
+    await service.close(); // shutdown writes what the interval had not yet written
+    const added = listLog(w.cdb.db, {}).filter((r) => r.seq > firstSeq);
+    expect(added.length).toBe(listLog(w.cdb.db, {}).length - before);
+    expect(added.length).toBeLessThan(200);
+    const records = added.filter((r) => r.type === 'query.refused').map((r) => ({ ...r, d: JSON.parse(r.detail) }));
+    const count = (rs: typeof records) => rs.reduce((n, r) => n + (r.d.count ?? 1), 0);
+    // Every request is accounted for: answered, or refused and counted.
+    expect(added.filter((r) => r.type === 'query.answered')).toHaveLength(answered);
+    expect(count(records)).toBe(10_000 - answered);
+    const ofLink = records.filter((r) => r.linkId === id);
+    expect(count(ofLink)).toBe(5000 - answered);
+    // Refused before the rate limit, or by it: one record per code, with the count.
+    const counted = ofLink.filter((r) => r.d.count !== undefined);
+    expect(counted.map((r) => r.d.code).sort()).toEqual(['dataset.not-approved', 'ip.not-allowed', 'rate.limited']);
+    expect(counted.find((r) => r.d.code === 'ip.not-allowed')!.d.count).toBe(1250);
+    // What passed the rate limit (120 a minute, the clock does not move) has a record each, like an answer.
+    expect(ofLink.filter((r) => r.d.count === undefined).length + answered).toBe(config.query.ratePerMinute);
+    const strangers = records.filter((r) => r.linkId === null);
+    expect(strangers.length).toBeLessThanOrEqual(config.query.refusedLogMaxIps + 1);
+    expect(count(strangers)).toBe(5000);
+    expect(strangers.find((r) => r.ip === null)!.d).toMatchObject({ codes: { 'client-certificate.missing': expect.any(Number), 'client-certificate.unknown': expect.any(Number) } });
+  });
+
+  it('R6.1 a counted refusal is answered at once, even while the usage log commits nothing, and its record is written at the end of the interval', async () => {
+    const held: Parameters<RecordSink['append']>[0][] = [];
+    // A usage log that never confirms a commit: an answer that waited for one would never come.
+    const stuck = { append: (entry: Parameters<RecordSink['append']>[0]) => (held.push(entry), new Promise<void>(() => undefined)) };
+    const client = makeCert('interval');
+    const stranger = makeCert('interval-stranger');
+    await onlineLink(client, { allowIps: ['127.0.0.2/32'] });
+    const port = await serve(queryService({ sink: stuck, config: { refusedLogIntervalSec: 1 } }));
+    expect((await ask(port, { ids: ['A800000001'], reference: 'x' })).body.error.code).toBe('client-certificate.missing');
+    expect((await ask(port, { ids: ['A800000001'], reference: 'x' }, stranger)).body.error.code).toBe('client-certificate.unknown');
+    expect((await ask(port, { ids: ['A800000001'], reference: 'x' }, client)).body.error.code).toBe('ip.not-allowed');
+    // Nothing was shut down or flushed: the timer writes them.
+    for (let i = 0; i < 30 && held.length < 3; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(held.map((e) => [e.detail!.code, e.detail!.count]).sort()).toEqual([
+      ['client-certificate.missing', 1],
+      ['client-certificate.unknown', 1],
+      ['ip.not-allowed', 1],
+    ]);
+  });
+});
