@@ -176,6 +176,9 @@ const schema = z.object({
     ratePerMinute: z.coerce.number().int().min(1),
     // Several processes accept on one port (Node cluster), so look-ups use every core.
     processes: z.coerce.number().int().min(1).max(64),
+    // Further connections are closed at accept, before any TLS work (shared out among the processes).
+    maxConnections: z.coerce.number().int().min(1),
+    maxConnectionsPerIp: z.coerce.number().int().min(1),
     // Refusals no rate limit bounds are written once per link (or address) and code per interval, for at most refusedLogMaxIps unknown addresses (the rest in one record).
     refusedLogIntervalSec: z.coerce.number().int().min(1).max(3600),
     refusedLogMaxIps: z.coerce.number().int().min(1),
@@ -319,6 +322,9 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
       // A query process keeps more than one core busy (its event loop, its usage-log thread, V8's
       // helper threads): one per two cores answers with the shortest tail (bench/README.md).
       processes: Math.max(1, Math.min(Math.floor(availableParallelism() / 2), 4)),
+      // An agency's system keeps a pool of keep-alive connections (the benchmark's 50 fit well inside).
+      maxConnections: 1000,
+      maxConnectionsPerIp: 100,
       refusedLogIntervalSec: 60,
       refusedLogMaxIps: 20,
       ...f.query,
@@ -328,6 +334,8 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
         maxIds: env.NIA_LINK_QUERY_MAX_IDS,
         ratePerMinute: env.NIA_LINK_QUERY_RATE_PER_MINUTE,
         processes: env.NIA_LINK_QUERY_PROCESSES,
+        maxConnections: env.NIA_LINK_QUERY_MAX_CONNECTIONS,
+        maxConnectionsPerIp: env.NIA_LINK_QUERY_MAX_CONNECTIONS_PER_IP,
         refusedLogIntervalSec: env.NIA_LINK_QUERY_REFUSED_LOG_INTERVAL,
       }),
     },

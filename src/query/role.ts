@@ -69,8 +69,8 @@ export async function serveQueries(d: RoleDeps & { sink: RecordSink }): Promise<
  * accepting on one port (startCluster), so look-ups use more cores; their records come here over IPC
  * (ClusterLogAppender → serveClusterAppends), so the workers never contend for the write lock, and
  * each answer still waits for its record's commit. Each process allows its share of a link's rate
- * (`ratePerMinute / processes`), so all of them together never allow more than the configured rate.
- * Each counts its own aggregated refusals (QueryRefusals).
+ * (`ratePerMinute / processes`), so all of them together never allow more than the configured rate,
+ * and its share of the connection limits. Each counts its own aggregated refusals (QueryRefusals).
  * With 1, or with a clock other than the system's (tests), it serves in this process.
  */
 export async function startQueryRole(d: RoleDeps): Promise<RunningServer & { processes: number }> {
@@ -103,7 +103,12 @@ async function serveRole(d: RoleDeps, appender: LogAppender): Promise<RunningSer
   const n = d.config.query.processes;
   if (n <= 1 || d.clock !== systemClock) return { ...(await serveQueries({ ...d, sink: appender })), processes: 1 };
   const q = d.config.query;
-  const start = (port: number): QueryWorkerStart => ({ config: { ...d.config, query: { ...q, port, processes: 1, ratePerMinute: Math.max(1, Math.floor(q.ratePerMinute / n)) } }, redisUrl: d.redisUrl });
+  // The primary hands connections to the workers in turn, so each enforces its share of the limits.
+  const share = (total: number) => Math.max(1, Math.ceil(total / n));
+  const start = (port: number): QueryWorkerStart => ({
+    config: { ...d.config, query: { ...q, port, processes: 1, ratePerMinute: Math.max(1, Math.floor(q.ratePerMinute / n)), maxConnections: share(q.maxConnections), maxConnectionsPerIp: share(q.maxConnectionsPerIp) } },
+    redisUrl: d.redisUrl,
+  });
   const running = await startCluster({ name: 'query', exec: path.join(__dirname, 'worker.js'), envVar: QUERY_WORKER_ENV, listen: q, start, processes: n, log: d.log, onFork: (w) => serveClusterAppends(w, appender) });
   return { ...running, processes: n };
 }

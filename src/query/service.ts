@@ -16,9 +16,18 @@ import type { LogEntry, RecordSink } from '../usagelog';
 export interface QueryRequest {
   /** SHA-256 of the TLS client certificate, or null when the client sent none. */
   certFingerprint: string | null;
+  /**
+   * The certificate's validity (ms since the epoch), which the TLS server always passes. A caller in
+   * this process that leaves it out is checked against the dates last seen with the fingerprint.
+   */
+  certValidity?: CertValidity;
   ip: string;
   dataset: string;
   body: unknown;
+}
+export interface CertValidity {
+  notBefore: number;
+  notAfter: number;
 }
 export interface QueryAnswer {
   status: number;
@@ -47,6 +56,11 @@ export interface QueryDeps {
   log?: Pick<Logger, 'error'>;
 }
 
+/** The clock difference between an agency's machine and ours tolerated on a certificate's start (as at registration). */
+const NOT_BEFORE_SKEW_MS = 5 * 60_000;
+/** Certificates whose dates are remembered; a DER's dates never change, so this only bounds memory. */
+const MAX_VALIDITIES = 10_000;
+
 /**
  * Online query (R2.1): a look-up of individual persons by a link's registered client, answered with
  * exactly the approved fields (transforms applied), under the same checks as every other channel
@@ -57,6 +71,7 @@ export class QueryService {
   private readonly statements = new Map<string, Database.Statement>();
   private readonly buckets = new Map<number, { tokens: number; at: number }>();
   private readonly refusals: QueryRefusals;
+  private readonly validity = new Map<string, CertValidity>();
 
   /**
    * What each client certificate may query for, as read at registry version `authzVersion`. Any change
@@ -106,6 +121,11 @@ export class QueryService {
   /** Writes the refusals counted so far now, rather than at the end of their interval. */
   flushRefusals(): Promise<void> {
     return this.refusals.flush();
+  }
+
+  /** A connection refused at accept (the server's connection limits): counted like any unknown client. */
+  refusedConnection(ip: string, code: string): void {
+    this.refusals.noteUnknown(code, normaliseIp(ip), null, null);
   }
 
   /**
@@ -172,6 +192,18 @@ export class QueryService {
     return err(status, code, message);
   }
 
+  /** The certificate's dates: as presented on this connection, else as last presented with the same fingerprint. */
+  private validityOf(req: QueryRequest): CertValidity | undefined {
+    const fp = req.certFingerprint!;
+    if (!req.certValidity) return this.validity.get(fp);
+    const known = this.validity.get(fp);
+    if (!known || known.notBefore !== req.certValidity.notBefore || known.notAfter !== req.certValidity.notAfter) {
+      if (this.validity.size >= MAX_VALIDITIES) this.validity.clear();
+      this.validity.set(fp, req.certValidity);
+    }
+    return req.certValidity;
+  }
+
   async handle(req: QueryRequest): Promise<QueryAnswer> {
     const now = this.d.clock.now();
     const ip = normaliseIp(req.ip);
@@ -179,7 +211,13 @@ export class QueryService {
     // One certificate may serve several links of the agency; the dataset in the path picks the link.
     const states = this.statesFor(req.certFingerprint);
     if (states.length === 0) return this.refuseCounted(req, null, 403, 'client-certificate.unknown', 'this client certificate is not registered for online query');
+    // Registration keeps a certificate to one agency; one registered before that rule, on links of
+    // several agencies, cannot say whose system is asking, so it gets nothing until NIA fixes it.
+    if (states.some((x) => x.agency.id !== states[0].agency.id)) return this.refuseCounted(req, null, 403, 'client-certificate.ambiguous', 'this client certificate is registered for more than one agency; NIA must register it for one only');
     const s = states.find((x) => x.content.dataset === req.dataset && x.link.status === 'active') ?? states.find((x) => x.content.dataset === req.dataset) ?? states[0];
+    const validity = this.validityOf(req);
+    if (validity && now.getTime() > validity.notAfter) return this.refuseCounted(req, s, 403, 'client-certificate.expired', `the client certificate expired on ${new Date(validity.notAfter).toISOString().slice(0, 10)}; register a new one (link change --kind client-cert)`);
+    if (validity && now.getTime() + NOT_BEFORE_SKEW_MS < validity.notBefore) return this.refuseCounted(req, s, 403, 'client-certificate.not-yet-valid', 'the client certificate is not valid yet');
     if (!s.content.methods.includes('online-query')) return this.refuseCounted(req, s, 403, 'method.not-approved', 'this link is not approved for online query');
     const usable = mayUse(s.link, s.content.period, taipeiDate(now));
     if (!usable.ok) return this.refuseCounted(req, s, 403, 'link.not-usable', `link ${s.link.id}: ${usable.refusal.message}`);

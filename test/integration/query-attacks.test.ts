@@ -171,3 +171,125 @@ describe('log flooding on the online query', () => {
     ]);
   });
 });
+
+describe('client certificates', () => {
+  it('R2.1 an expired client certificate is refused on every request, on a connection it opened while still valid', async () => {
+    const client = makeCert('short-lived', 1);
+    await onlineLink(client);
+    let offset = 0;
+    const port = await serve(queryService({ clock: { now: () => new Date(Date.now() + offset) } }));
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const first = await ask(port, { ids: ['A800000001'], reference: 'valid' }, client, { agent });
+      expect(first.status).toBe(200);
+      offset = 2 * 86_400_000; // two days on: the certificate ended a day ago
+      const later = await ask(port, { ids: ['A800000001'], reference: 'expired' }, client, { agent });
+      expect(later.reused).toBe(true); // the same TLS connection, authenticated while the certificate was valid
+      expect(later).toMatchObject({ status: 403, body: { error: { code: 'client-certificate.expired' } } });
+      offset = -86_400_000; // a day before it began
+      expect(await ask(port, { ids: ['A800000001'], reference: 'early' }, client)).toMatchObject({ status: 403, body: { error: { code: 'client-certificate.not-yet-valid' } } });
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('R2.1 one certificate cannot be registered for two agencies: `link apply` and `link change --kind client-cert` refuse it in one line', async () => {
+    const dir = tmpDir();
+    try {
+      const files = { pub: writeTemp(keys.dir, 'agency_pub.asc', keys.publicArmored), rules: writeTemp(keys.dir, 'rules.txt', RULES_TEXT) };
+      const shared = makeCert('shared');
+      const own = makeCert('own');
+      const apply = (agency: string, cert: string) =>
+        cli(dir, ['link', 'apply', '--agency', agency, '--dataset', 'entry_exit', '--fields', 'person_id,port', '--legal-basis', '入出國及移民法', '--purpose', '查核', '--department', '科', '--officer', '王', '--supervisor', '陳', '--from', '2026-01-01', '--to', '2028-12-31', '--disposal', '刪除', '--method', 'online-query', '--allow-ip', '127.0.0.1/32', '--client-cert', cert, '--pgp-key', files.pub, '--rules', files.rules, '--scope', 'all', '--scope-justification', 'test']);
+      const oneLine = (r: { code: number; stderr: string }, pattern: RegExp) => {
+        expect([r.code === 0, r.stderr.trim().split('\n').length]).toEqual([false, 1]);
+        expect(r.stderr).toMatch(pattern);
+        expect(r.stderr).not.toMatch(/\s+at .*\.(js|ts):\d+/);
+      };
+      expect(cli(dir, ['init']).code).toBe(0);
+      for (const code of ['A001', 'A002']) expect(cli(dir, ['agency', 'add', '--code', code, '--name', code]).code).toBe(0);
+      const first = apply('A001', shared.file);
+      expect([first.code, first.stderr]).toEqual([0, '']);
+      // The same agency may use its system's certificate on another link.
+      expect(apply('A001', shared.file).code).toBe(0);
+      oneLine(apply('A002', shared.file), /client certificate [0-9A-F]{16}… is registered for agency A001 \(link 1\)/);
+      const second = apply('A002', own.file);
+      expect([second.code, second.stderr]).toEqual([0, '']);
+      const otherId = second.stdout.trim().split('\n').pop()!;
+      expect(cli(dir, REVIEW_ARGS(otherId)).code).toBe(0);
+      expect(cli(dir, ['link', 'approve', otherId]).code).toBe(0);
+      oneLine(cli(dir, ['link', 'change', otherId, '--kind', 'client-cert', '--client-cert', shared.file]), /registered for agency A001/);
+      oneLine(cli(dir, ['link', 'change', otherId, '--kind', 'method', '--value', 'online-query', '--client-cert', shared.file]), /registered for agency A001/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('R2.1 a certificate registered for two agencies before that rule gets nothing, rather than the lowest link', async () => {
+    const client = makeCert('legacy-shared');
+    await onlineLink(client);
+    w.registry.addAgency({ code: 'A077', name: '另一機關' }, 'test');
+    const other = await onlineLink(makeCert('legacy-other'), { agency: 'A077' });
+    // Written as an older version allowed: the other agency's revision lists the same certificate.
+    const raw = new Database(controlDbFile(w.dataDir));
+    try {
+      raw.exec('DROP TRIGGER link_revision_no_update');
+      raw.prepare("UPDATE link_revision SET content = json_set(content, '$.clientCerts', json_array(?)) WHERE link_id = ?").run(fingerprintOf(client.cert), other);
+      raw.exec("CREATE TRIGGER link_revision_no_update BEFORE UPDATE ON link_revision BEGIN SELECT RAISE(ABORT, 'link revisions are immutable; file a change request'); END");
+    } finally {
+      raw.close();
+    }
+    const port = await serve(queryService({ registry: new Registry(w.cdb, loadCatalogs(), w.clock) }));
+    expect(await ask(port, { ids: ['A800000001'], reference: 'x' }, client)).toMatchObject({ status: 403, body: { error: { code: 'client-certificate.ambiguous' } } });
+  });
+});
+
+describe('connection limits of the query port', () => {
+  /** A TCP connection that sends nothing: true if the server closed it at once. */
+  const closedAtOnce = (port: number, localAddress: string): Promise<{ closed: boolean; socket: Socket }> =>
+    new Promise((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port, localAddress });
+      socket.on('error', () => undefined);
+      let closed = false;
+      socket.once('close', () => (closed = true));
+      socket.once('connect', () => setTimeout(() => resolve({ closed, socket }), 300));
+    });
+
+  it('connections beyond query.maxConnectionsPerIp from one address, and beyond query.maxConnections in all, are closed at accept, before any TLS; they are counted in the log', async () => {
+    const client = makeCert('capped');
+    await onlineLink(client);
+    const service = queryService();
+    const port = await serve(service, { maxConnections: 5, maxConnectionsPerIp: 3 });
+    const open: Socket[] = [];
+    try {
+      const from = async (address: string, n: number) => {
+        const r: boolean[] = [];
+        for (let i = 0; i < n; i++) {
+          const c = await closedAtOnce(port, address);
+          if (!c.closed) open.push(c.socket);
+          r.push(c.closed);
+        }
+        return r;
+      };
+      expect(await from('127.0.0.1', 4)).toEqual([false, false, false, true]); // three from one address
+      expect(await from('127.0.0.2', 3)).toEqual([false, false, true]); // five in all
+      expect(await from('127.0.0.3', 1)).toEqual([true]);
+      // While they hold every slot, a registered client is not even shaken hands with.
+      await expect(ask(port, { ids: ['A800000001'], reference: 'x' }, client)).rejects.toThrow();
+      // One closes: a slot is free again.
+      open.shift()!.destroy();
+      await new Promise((r) => setTimeout(r, 200));
+      expect((await ask(port, { ids: ['A800000001'], reference: 'capped' }, client)).status).toBe(200);
+    } finally {
+      for (const s of open) s.destroy();
+    }
+    await service.flushRefusals();
+    const codes = refused().filter((r) => r.d.code?.startsWith('connections.'));
+    expect(codes.map((r) => [r.ip, r.d.code, r.d.count]).sort()).toEqual([
+      ['127.0.0.1', 'connections.address', 1],
+      ['127.0.0.1', 'connections.capacity', 1],
+      ['127.0.0.2', 'connections.capacity', 1],
+      ['127.0.0.3', 'connections.capacity', 1],
+    ]);
+  });
+});
