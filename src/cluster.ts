@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { createServer } from 'node:net';
+import type { Config } from './config';
 import type { Logger } from './logger';
 
 /** A server a role runs: the port it listens on and how to stop it. */
@@ -23,13 +24,13 @@ export async function startCluster<S>(o: { name: string; exec: string; envVar: s
   let closing = false;
   // Port 0 ("any free port") would be one listener shared by every cluster asking for port 0 on that
   // address (Node keys shared listeners by address and port): pick the port here instead.
-  const start = JSON.stringify(o.start(o.listen.port === 0 ? await freePort(o.listen.host) : o.listen.port));
+  const start = JSON.stringify(withoutUnusedSecrets(o.start(o.listen.port === 0 ? await freePort(o.listen.host) : o.listen.port)));
 
   const fork = () =>
     new Promise<number>((resolve, reject) => {
       // Settings are process-wide and read by fork(): set them for this role right before each fork.
       cluster.setupPrimary({ exec: o.exec, args: [] });
-      const w = cluster.fork({ [o.envVar]: start });
+      const w = cluster.fork({ ...WITHHELD_ENV, [o.envVar]: start });
       workers.add(w);
       // A message to a worker that has just died fails with EPIPE: that worker's exit is handled below.
       w.on('error', (err) => o.log.warn({ err: err.message }, `${o.name}: worker channel error`));
@@ -74,6 +75,20 @@ export async function startCluster<S>(o: { name: string; exec: string; envVar: s
     await stop();
     throw err;
   }
+}
+
+/**
+ * Secrets a worker never uses, kept out of its environment (readable in /proc by the same user, copied
+ * into core dumps and crash reports): a worker that is broken into holds only what it needs. Node
+ * leaves out of the child's environment the variables given as undefined.
+ */
+const WITHHELD_ENV: Record<string, undefined> = { NIA_LINK_SMTP_PASSWORD: undefined, NIA_LINK_METRICS_TOKEN: undefined };
+
+/** The start data without the SMTP password and the metrics token of its config (workers serve sftp or queries). */
+function withoutUnusedSecrets<S>(start: S): S {
+  const config = (start as { config?: Config } | null)?.config;
+  if (!config?.smtp || !config.http) return start;
+  return { ...start, config: { ...config, smtp: { ...config.smtp, password: undefined }, http: { ...config.http, metricsToken: undefined } } };
 }
 
 /** A port the system has free on `host` now. */

@@ -293,3 +293,28 @@ describe('connection limits of the query port', () => {
     ]);
   });
 });
+
+describe('secrets of the query worker processes', () => {
+  it('a query worker process holds neither the SMTP password nor the metrics token in its environment', async () => {
+    const smtpPassword = `smtp-${randomBytes(12).toString('hex')}`;
+    const metricsToken = `metrics-${randomBytes(20).toString('hex')}`;
+    const role = await startRole(w.dataDir, 'query', { REDIS_URL: process.env.NIA_TEST_REDIS_URL, NIA_LINK_QUERY_PROCESSES: '2', NIA_LINK_QUERY_PORT: '0', NIA_LINK_QUERY_HOST: '127.0.0.1', NIA_LINK_SMTP_HOST: 'smtp.example.gov.tw', NIA_LINK_SMTP_PASSWORD: smtpPassword, NIA_LINK_METRICS_TOKEN: metricsToken });
+    try {
+      expect([/ in 2 processes/.test(role.output()), role.output()]).toEqual([true, role.output()]);
+      // The primary has them (it was given them), so the check below would see them.
+      expect(readFileSync(`/proc/${role.child.pid}/environ`, 'utf8')).toContain(smtpPassword);
+      const workers = childPids(role.child.pid!);
+      expect(workers).toHaveLength(2);
+      for (const pid of workers) {
+        const env = readFileSync(`/proc/${pid}/environ`, 'utf8');
+        expect(env).toContain('NIA_LINK_QUERY_WORKER=');
+        expect(env).not.toContain(smtpPassword);
+        expect(env).not.toContain(metricsToken);
+      }
+      role.child.kill('SIGTERM');
+      expect(await role.exited).toBe(0);
+    } finally {
+      role.kill();
+    }
+  });
+});
