@@ -95,3 +95,24 @@ export function checkRevision(content: RevisionContent, catalogs: ReadonlyMap<st
   if (content.stopOn !== null && !isValidDate(content.stopOn)) problems.push(`stop date '${content.stopOn}' is not a date`);
   return problems;
 }
+
+/**
+ * R8.2: the widest range an allow-list entry may name. The allow-list designates dedicated machines,
+ * not networks: a /24 of IPv4 or a /56 of IPv6 (a site's allocation) is the most a handful of
+ * machines can need; anything wider (0.0.0.0/0, ::/0, a /16) opens the link to whoever sits there.
+ */
+export const WIDEST_MACHINE_PREFIX = { 4: 24, 6: 56 } as const;
+
+/** Why this entry is no list of dedicated machines, or null when it is one (or not a CIDR at all: checked elsewhere). */
+export function machineRangeProblem(text: string): string | null {
+  const c = parseCidr(text);
+  if (!c) return null;
+  const widest = WIDEST_MACHINE_PREFIX[c.family];
+  if (c.prefix >= widest) return null;
+  return `'${text.trim()}' is wider than a /${widest}: an allow-list names dedicated machines, not networks (R8.2); list the machines' addresses`;
+}
+
+/** R8.2: the problems of an allow-list as a list of dedicated machines (empty when acceptable). */
+export function allowListProblems(allowIps: readonly string[]): string[] {
+  return allowIps.map(machineRangeProblem).filter((p): p is string => p !== null);
+}

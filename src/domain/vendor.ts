@@ -1,5 +1,6 @@
 import { cidrWithin, formatCidr, parseCidr } from './net';
 import { ok, refuse, type Result } from './result';
+import { machineRangeProblem } from './revision';
 
 /**
  * R8.1: a vendor's dedicated machines, as CIDRs normalised to their network address. Each must lie
@@ -18,6 +19,9 @@ export function checkVendorMachines(machines: readonly string[], allowIps: reado
         `vendor machine ${norm} is outside the link's allow-list (${allowIps.join(', ')}): a vendor works only from designated IPs (R8.1); file \`link change --kind ips\` first`,
       );
     }
+    // Inside a wide allow-list recorded before R8.2, a vendor still gets only dedicated machines.
+    const wide = machineRangeProblem(text);
+    if (wide) return refuse('vendor.machines.too-wide', wide);
     if (!out.includes(norm)) out.push(norm);
   }
   return ok(out);

@@ -4,12 +4,14 @@ import type { ControlDb, Db } from '../db';
 import { agencies, credentials, documents, links, queries, rulesReviews, vendors } from '../db/repositories';
 import {
   AGENCY_CODE,
+  allowListProblems,
   applyChange,
   canFileChange,
   type Change,
   type ChangeKind,
   checkRevision,
   checkSponsor,
+  cidrWithin,
   type Clock,
   type DatasetCatalog,
   type EndReason,
@@ -255,6 +257,8 @@ export class Registry {
       maxIdsPerDay: input.maxIdsPerDay ?? DEFAULT_MAX_IDS_PER_DAY,
     };
     this.checkContent(content);
+    const wide = allowListProblems(content.allowIps);
+    if (wide.length) throw new UserError(wide.join('; '), 'allow-list.too-wide');
     if (content.methods.includes('sftp-pull') && sshKeys.length === 0) {
       throw new UserError('sftp-pull needs at least one --ssh-key for the account', 'application.invalid');
     }
@@ -474,9 +478,12 @@ export class Registry {
         change = { kind, maxIdsPerDay: Number(n) };
         break;
       }
-      case 'ips':
+      case 'ips': {
         change = { kind, allowIps: need('CIDR[,CIDR…]').split(',').map((s) => s.trim()).filter(Boolean) };
+        const wide = allowListProblems(change.allowIps);
+        if (wide.length) throw new UserError(wide.join('; '), 'allow-list.too-wide');
         break;
+      }
       case 'method':
         change = {
           kind,
@@ -543,6 +550,12 @@ export class Registry {
     this.checkContent(next.value);
     if (change.kind === 'client-cert' || (change.kind === 'method' && change.clientCerts !== undefined)) assertCertsOfOneAgency(tx, next.value.clientCerts, s.agency);
     if (change.kind === 'ips') {
+      // R8.2. Only the new list is judged, so a link approved with a wide entry before the rule can still
+      // file other changes; and a list inside the current one opens nothing new, so a vendor's removal
+      // from such a link still files the change that cuts its machines off.
+      const narrowing = change.allowIps.every((e) => cidrWithin(e, s.content.allowIps));
+      const wide = narrowing ? [] : allowListProblems(change.allowIps);
+      if (wide.length) throw new UserError(wide.join('; '), 'allow-list.too-wide');
       const stranded = machinesOutside(vendors.forLink(tx, s.link.id), next.value.allowIps);
       if (stranded.length) {
         throw new UserError(`the new allow-list leaves vendor machines outside: ${stranded.join(', ')}; remove the vendor first (nia-link vendor remove)`, 'change.ips.vendor');

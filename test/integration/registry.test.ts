@@ -4,11 +4,14 @@ import { inspectAgencyKey, inspectSshPublicKey } from '../../src/crypto';
 import { links } from '../../src/db/repositories';
 import { addDays, taipeiDate } from '../../src/domain';
 import { listLog, verifyLog } from '../../src/usagelog';
-import { ALL_TOPICS, application, approvedLink, openWorld, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
+import { ALL_TOPICS, application, approvedLink, openWorld, servicesOn, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
 
 let keys: AgencyKeys;
 let w: TestWorld;
 worldEachTest({ keys: (k) => (keys = k), world: (x) => (w = x) }, { agency: true });
+
+/** New services on the same database: a registry keeps revisions it has read, so one edited behind its back needs a fresh one. */
+const openWorldOn = (x: TestWorld) => servicesOn(x.cdb, x.clock);
 
 const count = (table: string) => (w.cdb.sqlite.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
 
@@ -75,9 +78,37 @@ describe('link registry on a real SQLite database', () => {
 
   it('R5.1 a rejected change leaves the link as it was', async () => {
     const id = await approvedLink(w, keys);
-    const cr = await w.registry.fileChange(id, 'ips', { value: '10.0.0.0/8' }, 'agency');
-    w.registry.rejectChange(cr.id, 'too wide', 'nia');
+    const cr = await w.registry.fileChange(id, 'ips', { value: '10.0.0.0/24' }, 'agency');
+    w.registry.rejectChange(cr.id, 'not the agency\'s machines', 'nia');
     expect(w.registry.show(id)).toMatchObject({ revision: 1, allowIps: ['127.0.0.1/32'] });
+  });
+
+  it('R8.2 an allow-list wider than a /24 (IPv4) or /56 (IPv6) is refused at apply and at an ips change; /24, /32, /56, /128 are accepted', async () => {
+    const before = { link: count('link'), log: count('usage_log') };
+    for (const wide of ['0.0.0.0/0', '10.0.0.0/16', '::/0', '2001:db8::/48']) {
+      await expect(w.registry.apply(application(keys, { allowIps: ['127.0.0.1/32', wide] }), 't')).rejects.toThrow(/is wider than a \/(24|56): an allow-list names dedicated machines/);
+    }
+    expect({ link: count('link'), log: count('usage_log') }).toEqual(before);
+    const id = await approvedLink(w, keys, { allowIps: ['10.1.2.0/24', '10.9.9.9/32', '2001:db8:0:100::/56', '2001:db8::1/128'] });
+    for (const wide of ['0.0.0.0/0', '10.0.0.0/16', '::/0', '2001:db8::/48']) {
+      await expect(w.registry.fileChange(id, 'ips', { value: `127.0.0.1/32,${wide}` }, 'agency')).rejects.toThrow(/wider than/);
+    }
+    expect(w.registry.history(id).changes).toEqual([]);
+    const cr = await w.registry.fileChange(id, 'ips', { value: '10.1.3.0/24,10.9.9.8/32,2001:db8:0:200::/56,2001:db8::2/128' }, 'agency');
+    expect(w.registry.approveChange(cr.id, 'nia').link.allowIps).toEqual(['10.1.3.0/24', '10.9.9.8/32', '2001:db8:0:200::/56', '2001:db8::2/128']);
+  });
+
+  it('R8.2 a link approved with a wide allow-list before the rule still files other changes and may narrow it', async () => {
+    const id = await approvedLink(w, keys);
+    // As a database from before the rule holds it: revision 1 allowing the whole Internet.
+    w.cdb.sqlite.exec('DROP TRIGGER link_revision_no_update');
+    w.cdb.sqlite.prepare("UPDATE link_revision SET content = json_set(content, '$.allowIps', json('[\"0.0.0.0/0\"]')) WHERE link_id = ?").run(id);
+    const fresh = openWorldOn(w);
+    const officer = await fresh.registry.fileChange(id, 'officer', { value: '李小華' }, 'agency');
+    expect(fresh.registry.approveChange(officer.id, 'nia').link).toMatchObject({ officer: '李小華', allowIps: ['0.0.0.0/0'] });
+    await expect(fresh.registry.fileChange(id, 'ips', { value: '0.0.0.0/0' }, 'agency')).rejects.toThrow(/wider than a \/24/);
+    const narrow = await fresh.registry.fileChange(id, 'ips', { value: '127.0.0.1/32' }, 'agency');
+    expect(fresh.registry.approveChange(narrow.id, 'nia').link.allowIps).toEqual(['127.0.0.1/32']);
   });
 
   it('R14.1 a non-government agency needs a government sponsor', () => {

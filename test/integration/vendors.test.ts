@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { allowListWithout, checkVendorMachines } from '../../src/domain';
 import { appendLog, listLog, reportHtml, usageReport } from '../../src/usagelog';
 import { taipeiDate } from '../../src/domain';
-import { approvedLink, cli, REVIEW_ARGS, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
+import { approvedLink, cli, REVIEW_ARGS, RULES_TEXT, servicesOn, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
 
 let keys: AgencyKeys;
 let w: TestWorld;
@@ -21,6 +21,33 @@ describe('outsourced vendors (R8.1, R9.1)', () => {
     expect(() => vendor(id, '某資訊公司', ['10.1.2.7/32', 'not-an-ip'])).toThrow(/'not-an-ip' is not an IP address or CIDR/);
     expect(w.vendors.list({ linkId: id })).toEqual([]);
     expect(listLog(w.cdb.db, {}).length).toBe(logBefore);
+  });
+
+  it('R8.2 a vendor machine wider than a /24 (IPv4) or /56 (IPv6) is refused, even inside a wide allow-list recorded before the rule', async () => {
+    const id = await approvedLink(w, keys, { allowIps: ['10.1.2.0/24', '2001:db8:0:100::/56'] });
+    w.cdb.sqlite.exec('DROP TRIGGER link_revision_no_update');
+    w.cdb.sqlite.prepare("UPDATE link_revision SET content = json_set(content, '$.allowIps', json('[\"0.0.0.0/0\",\"::/0\"]')) WHERE link_id = ?").run(id);
+    const fresh = servicesOn(w.cdb, w.clock);
+    for (const wide of ['0.0.0.0/0', '10.0.0.0/16', '::/0', '2001:db8::/48']) {
+      expect(() => fresh.vendors.add({ linkId: id, name: '某資訊公司', contact: '02', machines: [wide] }, 'agency')).toThrow(/wider than a \/(24|56)/);
+    }
+    expect(fresh.vendors.add({ linkId: id, name: '某資訊公司', contact: '02', machines: ['10.1.2.0/24', '10.1.3.4/32', '2001:db8:0:100::/56', '2001:db8::9/128'] }, 'agency').machines).toEqual([
+      '10.1.2.0/24',
+      '10.1.3.4/32',
+      '2001:db8:0:100::/56',
+      '2001:db8::9/128',
+    ]);
+  });
+
+  it('R8.2 removing a vendor from a link with a wide allow-list recorded before the rule still files the change that cuts it off', async () => {
+    const id = await approvedLink(w, keys, { allowIps: ['127.0.0.1/32', '10.1.2.0/24'] });
+    w.cdb.sqlite.exec('DROP TRIGGER link_revision_no_update');
+    w.cdb.sqlite.prepare("UPDATE link_revision SET content = json_set(content, '$.allowIps', json('[\"127.0.0.1/32\",\"10.0.0.0/8\"]')) WHERE link_id = ?").run(id);
+    const fresh = servicesOn(w.cdb, w.clock);
+    const v = fresh.vendors.add({ linkId: id, name: '某資訊公司', contact: '02', machines: ['10.1.2.7/32'] }, 'agency');
+    const r = fresh.vendors.remove(v.id, 'contract ended', 'agency');
+    expect(r.changeId).not.toBeNull();
+    expect(fresh.registry.approveChange(r.changeId!, 'nia').link.allowIps).not.toContain('10.0.0.0/8');
   });
 
   it('R8.1 R9.1 contractors and sub-contractors inside the allow-list are recorded, shown on the link and logged', async () => {
