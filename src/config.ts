@@ -115,6 +115,19 @@ const schema = z.object({
     // connection.refused is written once per source IP and interval, for at most refusedLogMaxIps IPs (the rest in one record).
     refusedLogIntervalSec: z.coerce.number().int().min(1),
     refusedLogMaxIps: z.coerce.number().int().min(1),
+    // New connections one address (IPv4) or /64 (IPv6) may open: a bucket of acceptBurstPerIp, refilled at acceptRatePerIp a second.
+    acceptRatePerIp: z.coerce.number().positive(),
+    acceptBurstPerIp: z.coerce.number().int().min(1),
+    // Bytes a session may hold (requests waiting plus answers its client has not taken), and a connection's sessions together.
+    // At least 1 MiB: a session must have room for one maximal answer.
+    sessionBufferBytes: z.coerce.number().int().min(1024 * 1024),
+    connectionBufferBytes: z.coerce.number().int().min(1024 * 1024),
+    // A session whose client takes none of its answers this long is closed.
+    stallTimeoutSec: z.coerce.number().int().min(1),
+    maxHandlesPerConnection: z.coerce.number().int().min(1),
+    maxHandlesPerAccount: z.coerce.number().int().min(1),
+    // file.downloaded: a file's further downloads in one session within this long are summed up in one record.
+    downloadLogIntervalSec: z.coerce.number().int().min(1),
     defender: z.object({
       enabled: z.boolean(),
       threshold: z.coerce.number().int().min(1),
@@ -260,6 +273,14 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
       recheckSec: 5,
       refusedLogIntervalSec: 60,
       refusedLogMaxIps: 20,
+      acceptRatePerIp: 2,
+      acceptBurstPerIp: 20,
+      sessionBufferBytes: 8 * 1024 * 1024,
+      connectionBufferBytes: 32 * 1024 * 1024,
+      stallTimeoutSec: 120,
+      maxHandlesPerConnection: 64,
+      maxHandlesPerAccount: 256,
+      downloadLogIntervalSec: 60,
       ...f.sftp,
       ...defined({
         host: env.NIA_LINK_SFTP_HOST,
@@ -272,6 +293,14 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
         passwordAuth: bool(env.NIA_LINK_SFTP_PASSWORD_AUTH),
         recheckSec: env.NIA_LINK_SFTP_RECHECK,
         refusedLogIntervalSec: env.NIA_LINK_SFTP_REFUSED_LOG_INTERVAL,
+        acceptRatePerIp: env.NIA_LINK_SFTP_ACCEPT_RATE,
+        acceptBurstPerIp: env.NIA_LINK_SFTP_ACCEPT_BURST,
+        sessionBufferBytes: env.NIA_LINK_SFTP_SESSION_BUFFER,
+        connectionBufferBytes: env.NIA_LINK_SFTP_CONNECTION_BUFFER,
+        stallTimeoutSec: env.NIA_LINK_SFTP_STALL_TIMEOUT,
+        maxHandlesPerConnection: env.NIA_LINK_SFTP_MAX_HANDLES_PER_CONNECTION,
+        maxHandlesPerAccount: env.NIA_LINK_SFTP_MAX_HANDLES_PER_ACCOUNT,
+        downloadLogIntervalSec: env.NIA_LINK_SFTP_DOWNLOAD_LOG_INTERVAL,
       }),
       defender: {
         enabled: true,

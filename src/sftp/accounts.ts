@@ -49,19 +49,38 @@ export class AccountService {
   mayPull(account: AccountRow, ip: string, now: Date): Result<LinkState> {
     const fresh = credentials.accountById(this.cdb.db, account.id);
     if (!fresh) return refuse('account.unknown', 'account no longer exists');
+    const may = this.mayPullFromSomewhere(fresh, now);
+    if (!may.ok) return may;
+    const s = may.value;
+    if (!ipAllowed(normaliseIp(ip), s.content.allowIps)) return refuse('ip.not-allowed', `address ${normaliseIp(ip)} is not on link ${s.link.id}'s allow-list`);
+    return ok(s);
+  }
+
+  /** mayPull without the address: `fresh` as just read from the database. */
+  private mayPullFromSomewhere(fresh: AccountRow, now: Date): Result<LinkState> {
     if (!fresh.enabled) return refuse('account.disabled', `account ${fresh.username} is disabled`);
     const s = this.registry.state(fresh.linkId);
     const usable = mayUse(s.link, s.content.period, taipeiDate(now));
     if (!usable.ok) return usable;
     if (!s.content.methods.includes('sftp-pull')) return refuse('channel.not-approved', `link ${s.link.id} is not approved for sftp-pull`);
     if (s.content.account !== fresh.username) return refuse('account.not-on-link', `account ${fresh.username} is no longer link ${s.link.id}'s SFTP account`);
-    if (!ipAllowed(normaliseIp(ip), s.content.allowIps)) return refuse('ip.not-allowed', `address ${normaliseIp(ip)} is not on link ${s.link.id}'s allow-list`);
     return ok(s);
   }
 
-  /** The connection gate: is there any account that could log in from this address now? */
-  anyMayPullFrom(ip: string, now: Date): boolean {
-    return credentials.enabledAccounts(this.cdb.db).some((a) => this.mayPull(a, ip, now).ok);
+  /**
+   * For the connection gate: the allow-lists of every account that could log in now (from one of
+   * them). Reads every account and link, so the gate keeps the answer until the registry changes. A
+   * link that cannot be read adds nothing (its logins would fail the same way).
+   */
+  reachableCidrs(now: Date): string[] {
+    return credentials.enabledAccounts(this.cdb.db).flatMap((a) => {
+      try {
+        const may = this.mayPullFromSomewhere(a, now);
+        return may.ok ? may.value.content.allowIps : [];
+      } catch {
+        return [];
+      }
+    });
   }
 
   // ---- administration (CLI, console) ----

@@ -12,8 +12,17 @@ interface Slab {
   /** Writes of this slab the channel has not consumed yet. */
   pending: number;
   current: boolean;
-  /** One of the session's reusable slabs (not a one-off buffer for an oversized or forced answer). */
+  /** One of the session's reusable slabs (not a one-off buffer for an answer that could not wait). */
   pooled: boolean;
+}
+
+/**
+ * What the sessions of one connection hold, in bytes: answers not yet taken by their channels (and
+ * file reads in flight), and requests parsed but not yet served. Bounded together per connection.
+ */
+export interface Meter {
+  out: number;
+  parked: number;
 }
 
 /**
@@ -21,8 +30,9 @@ interface Slab {
  * handed to the SSH channel in large pieces (once per event-loop turn, or when a slab is full), so
  * the channel cuts them into full SSH packets; the socket is corked meanwhile, so those packets
  * leave in one write(2). A slab is reused once the channel has consumed (copied) everything written
- * from it; while all slabs are in flight, `reserve` says no and the session stops reading files:
- * that is the backpressure from a client that does not open its window.
+ * from it; while all slabs are in flight, or the channel says it has enough (write() returned false),
+ * `reserve` says no and the session serves nothing more: that is the backpressure from a client that
+ * does not open its window. `queued` counts every byte answered and not yet taken by the channel.
  */
 export class Output {
   private slab: Slab | null = null;
@@ -30,19 +40,34 @@ export class Output {
   private slabs = 0;
   private scheduled = false;
   private closed = false;
+  /** The channel's write() said false: nothing more until it drains. */
+  blocked = false;
+  queued = 0;
+  /** When the channel last took something, or when it was first given something to take after an idle spell. */
+  progressAt = 0;
 
   constructor(
     private readonly channel: Writable,
     private readonly socket: { cork(): void; uncork(): void } | undefined,
-    /** A slab came back: a session waiting for room can go on. */
+    private readonly meter: Meter,
+    /** A slab came back or the channel drained: a session waiting for room can go on. */
     private readonly onRoom: () => void,
-  ) {}
+  ) {
+    channel.on('drain', () => {
+      if (!this.blocked) return;
+      this.blocked = false;
+      this.progressAt = Date.now();
+      if (!this.closed) this.onRoom();
+    });
+  }
 
   /**
    * Room for `size` bytes at `buf[at]`; the caller fills it and calls commit(). Null when every slab
-   * is in flight, unless `force` (small answers that must not wait: they get a slab of their own).
+   * is in flight or the channel is full, unless `force` (answers to work already under way, which
+   * cannot wait: they get a buffer of their own, and count as queued like the rest).
    */
   reserve(size: number, force = false): { buf: Buffer; at: number } | null {
+    if (this.blocked && !force) return null;
     const s = this.slab;
     if (s && s.pos + size <= s.buf.length) return { buf: s.buf, at: s.pos };
     let next: Slab;
@@ -50,7 +75,7 @@ export class Output {
       if (this.free.length === 0) this.slabs++;
       next = { buf: this.free.pop() ?? Buffer.allocUnsafe(SLAB), pos: 0, flushed: 0, pending: 0, current: true, pooled: true };
     } else if (force || size > SLAB) {
-      next = { buf: Buffer.allocUnsafe(Math.max(size, 64 * 1024)), pos: 0, flushed: 0, pending: 0, current: true, pooled: false };
+      next = { buf: Buffer.allocUnsafe(Math.max(size, 4096)), pos: 0, flushed: 0, pending: 0, current: true, pooled: false };
     } else {
       return null;
     }
@@ -62,6 +87,9 @@ export class Output {
   /** `n` bytes were written at the position reserve() gave. */
   commit(n: number): void {
     this.slab!.pos += n;
+    if (this.queued === 0) this.progressAt = Date.now();
+    this.queued += n;
+    this.meter.out += n;
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => {
@@ -82,11 +110,12 @@ export class Output {
   flush(): void {
     const s = this.slab;
     if (this.closed || !s || s.pos === s.flushed) return;
-    const part = s.buf.subarray(s.flushed, s.pos);
+    const from = s.flushed;
+    const part = s.buf.subarray(from, s.pos);
     s.flushed = s.pos;
     s.pending++;
     this.socket?.cork();
-    this.channel.write(part, () => this.written(s));
+    if (!this.channel.write(part, () => this.written(s, part.length))) this.blocked = true;
     this.socket?.uncork();
   }
 
@@ -98,11 +127,14 @@ export class Output {
     if (s.pending === 0 && s.pooled) this.free.push(s.buf);
   }
 
-  /** A write of `s` was consumed by the channel. */
-  private written(s: Slab): void {
+  /** A write of `s` (`n` bytes) was consumed by the channel. */
+  private written(s: Slab, n: number): void {
     s.pending--;
-    if (s.current || s.pending > 0 || this.closed) return;
-    if (s.pooled) this.free.push(s.buf);
+    if (this.closed) return;
+    this.queued -= n;
+    this.meter.out -= n;
+    this.progressAt = Date.now();
+    if (!s.current && s.pending === 0 && s.pooled) this.free.push(s.buf);
     this.onRoom();
   }
 
@@ -113,7 +145,10 @@ export class Output {
   }
 
   close(): void {
+    if (this.closed) return;
     this.closed = true;
+    this.meter.out -= this.queued;
+    this.queued = 0;
     this.slab = null;
     this.free.length = 0;
   }

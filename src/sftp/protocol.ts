@@ -47,24 +47,65 @@ export const VERSION = 3;
 
 export class BadMessage extends Error {}
 
-/** Splits the channel's byte stream into packets (type byte + payload). */
+/**
+ * Splits the channel's byte stream into packets (type byte + payload), in time linear in the bytes
+ * received however they are cut: a packet inside one chunk is handed on as a view of it, and one
+ * spread over several is copied once into a buffer of its declared length. (Joining what was pending
+ * with each new chunk copied the pending bytes again every time: one maximal packet sent a byte per
+ * SSH message held the event loop for seconds.)
+ */
 export class PacketReader {
-  private pending: Buffer = Buffer.alloc(0);
+  private readonly head = Buffer.alloc(4);
+  private headLen = 0;
+  private body: Buffer | null = null;
+  private filled = 0;
 
-  /** The complete packets in what arrived so far. Throws BadMessage for an impossible length. */
-  push(chunk: Buffer): Buffer[] {
-    let buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
-    const out: Buffer[] = [];
-    while (buf.length >= 4) {
-      const len = buf.readUInt32BE(0);
-      if (len < 1 || len > MAX_PACKET) throw new BadMessage(`packet length ${len}`);
-      if (buf.length < 4 + len) break;
-      out.push(buf.subarray(4, 4 + len));
-      buf = buf.subarray(4 + len);
+  /** Bytes held for a packet not yet complete. */
+  get buffered(): number {
+    return this.body ? this.body.length : this.headLen;
+  }
+
+  /** Calls `each` with every packet completed by `chunk`. Throws BadMessage for an impossible length. */
+  push(chunk: Buffer, each: (p: Buffer) => void): void {
+    const n = chunk.length;
+    let pos = 0;
+    while (pos < n) {
+      if (this.body) {
+        const take = Math.min(this.body.length - this.filled, n - pos);
+        chunk.copy(this.body, this.filled, pos, pos + take);
+        this.filled += take;
+        pos += take;
+        if (this.filled < this.body.length) return;
+        const p = this.body;
+        this.body = null;
+        each(p);
+      } else if (this.headLen === 0 && n - pos >= 4) {
+        const len = chunk.readUInt32BE(pos);
+        if (len < 1 || len > MAX_PACKET) throw new BadMessage(`packet length ${len}`);
+        pos += 4;
+        if (n - pos >= len) {
+          each(chunk.subarray(pos, pos + len));
+          pos += len;
+        } else {
+          this.start(len);
+        }
+      } else {
+        const take = Math.min(4 - this.headLen, n - pos);
+        chunk.copy(this.head, this.headLen, pos, pos + take);
+        this.headLen += take;
+        pos += take;
+        if (this.headLen < 4) return;
+        this.headLen = 0;
+        const len = this.head.readUInt32BE(0);
+        if (len < 1 || len > MAX_PACKET) throw new BadMessage(`packet length ${len}`);
+        this.start(len);
+      }
     }
-    // Copied, so a large chunk is not kept alive by a few leftover bytes.
-    this.pending = buf.length ? Buffer.from(buf) : Buffer.alloc(0);
-    return out;
+  }
+
+  private start(len: number): void {
+    this.body = Buffer.allocUnsafe(len);
+    this.filled = 0;
   }
 }
 
@@ -96,9 +137,22 @@ export class Fields {
     this.pos += n;
     return v;
   }
-  /** A path or name, as UTF-8 (invalid bytes become U+FFFD, which no published name contains). */
-  text(): string {
-    return this.bytes().toString('utf8');
+  /**
+   * A path or name, as UTF-8 (invalid bytes become U+FFFD, which no published name contains); null
+   * when longer than `max` bytes, so a request waiting its turn never holds more than that.
+   */
+  text(max: number): string | null {
+    const n = this.u32();
+    this.need(n);
+    this.pos += n;
+    return n > max ? null : this.p.toString('utf8', this.pos - n, this.pos);
+  }
+  /** A handle as the hex string it is kept under; null when longer than any handle we give out. */
+  handle(max: number): string | null {
+    const n = this.u32();
+    this.need(n);
+    this.pos += n;
+    return n > max ? null : this.p.toString('hex', this.pos - n, this.pos);
   }
 }
 

@@ -1,11 +1,11 @@
-import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer, type Server as NetServer, Socket as NetSocket, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { type AuthContext, type Connection, type ParsedKey, Server as SshServer, utils } from 'ssh2';
 import type { Config } from '../config';
-import type { ControlDb } from '../db';
-import { deliveries } from '../db/repositories';
+import { connectionOf, type ControlDb, perConnection } from '../db';
+import { deliveries, queries } from '../db/repositories';
 import { dummyPasswordHash, hostKeys, verifyPassword } from '../crypto';
-import { type Clock, normaliseIp } from '../domain';
+import { type Clock, normaliseIp, taipeiDate } from '../domain';
 import type { Logger } from '../logger';
 import { queuePrefix } from '../queue';
 import { linkEventsChannel } from '../queue/link-events';
@@ -14,8 +14,9 @@ import type { Services } from '../services';
 import { appendLog, type LogEntry } from '../usagelog';
 import { type AccountRow, AccountService } from './accounts';
 import { Defender } from './defender';
+import { Gate } from './gate';
 import { RefusalLog } from './refusals';
-import { type DownloadRecord, SftpSession } from './session';
+import { type ConnectionShare, type DownloadRecord, guardWindow, SftpSession } from './session';
 import { OutboxTree, type Published } from './tree';
 
 /**
@@ -45,6 +46,20 @@ const MAX_AUTH_REQUESTS = 20;
 /** Session channels per connection (OpenSSH's MaxSessions). */
 const MAX_SESSIONS = 10;
 const CHANNEL = 'sftp-pull';
+/** A session closed for its client's shut window gets this long to go; then the whole connection goes. */
+const CLOSE_GRACE_MS = 5000;
+
+/** "This address was banned", on Redis: every SFTP process closes its connections from there that have not logged in. */
+export function banEventsChannel(config: Pick<Config, 'instanceId'>): string {
+  return `nia:${config.instanceId}:events:sftp-banned`;
+}
+
+/**
+ * Changes whenever anything was committed to the control database, by another connection
+ * (data_version) or by this one (total_changes): while it stands still, nothing a tree lists can have
+ * changed. About 10 µs, so it is read once per event-loop turn.
+ */
+const changeStmt = perConnection((tx) => connectionOf(tx).prepare("SELECT (SELECT data_version FROM pragma_data_version()) || ':' || total_changes()").pluck());
 
 export interface SftpDeps {
   config: Config;
@@ -53,7 +68,15 @@ export interface SftpDeps {
   redisUrl: string;
   clock: Clock;
   log: Logger;
+  /**
+   * One of several SFTP processes: the primary accepts and gates connections and hands on those that
+   * passed, over IPC (message HANDOFF with the socket); this process does not listen itself.
+   */
+  handedOn?: boolean;
 }
+
+/** The IPC message with which the primary hands a connection to an SFTP worker process. */
+export const HANDOFF = 'nia-link:sftp-connection';
 
 export interface RunningSftp {
   port: number;
@@ -73,7 +96,12 @@ interface Conn {
   sessions: Set<SftpSession>;
   /** Session channels open, with or without the sftp subsystem. */
   channels: number;
+  /** The budget, meter and handles its sessions share. */
+  share: ConnectionShare;
+  handles: number;
   lastActivity: number;
+  /** Bytes the kernel had taken from the socket when last seen moving, and when: a peer that takes nothing at all is let go. */
+  written: { bytes: number; at: number };
   grace?: NodeJS.Timeout;
   ending?: boolean;
 }
@@ -104,6 +132,8 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
   const refusals = new RefusalLog(cdb, clock, { intervalSec: s.refusedLogIntervalSec, maxIps: s.refusedLogMaxIps }, (err) => log.error({ err: err.message }, 'sftp: refused connections not logged'));
   const conns = new Set<Conn>();
   const byPeer = new Map<string, Conn>();
+  const perIp = new Map<string, number>();
+  const handlesOf = new Map<number, number>();
   let gating = 0;
   let closing = false;
 
@@ -125,56 +155,108 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
 
   // ---- the gate, at TCP accept ----
 
-  const countFrom = (ip: string) => {
-    let n = 0;
-    for (const c of conns) if (c.ip === ip) n++;
-    return n;
-  };
-  async function gate(ip: string): Promise<string | null> {
-    if (conns.size + gating > s.maxConnections) return 'capacity';
-    if (countFrom(ip) >= s.maxConnectionsPerIp) return 'capacity.address';
-    if (!accounts.anyMayPullFrom(ip, clock.now())) return 'ip.not-allowed';
-    try {
-      const banned = await Promise.race([defender.isBanned(ip), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 1 s')), 1000).unref())]);
-      if (banned) return 'banned';
-    } catch (err) {
-      // The allow-list and the login checks still hold; the defender is a second line.
-      log.warn({ err: (err as Error).message }, 'sftp: ban check failed (redis); connection allowed');
+  // Every connection is refused or let through at the cost of a few map look-ups, whatever the number
+  // of links. With several processes the primary has run the gate already (sftp/cluster.ts); what it
+  // hands on is only counted against this process's share of the limits.
+  const gate = new Gate({ cdb, accounts, clock, defender, settings: s, log });
+  let changeThisTurn: string | undefined;
+  const databaseChange = () => {
+    if (changeThisTurn === undefined) {
+      changeThisTurn = changeStmt(cdb.db).get() as string;
+      setImmediate(() => (changeThisTurn = undefined));
     }
+    return changeThisTurn;
+  };
+
+  function capacity(ip: string): string | null {
+    if (conns.size + gating >= s.maxConnections) return 'capacity';
+    if ((perIp.get(ip) ?? 0) >= s.maxConnectionsPerIp) return 'capacity.address';
     return null;
   }
 
-  async function accept(socket: Socket): Promise<void> {
+  const countIp = (ip: string, d: number) => {
+    const n = (perIp.get(ip) ?? 0) + d;
+    if (n > 0) perIp.set(ip, n);
+    else perIp.delete(ip);
+  };
+
+  async function accept(socket: Socket, gated: boolean): Promise<void> {
     const ip = normaliseIp(socket.remoteAddress ?? '');
-    socket.on('error', () => undefined);
     if (closing) return void socket.destroy();
-    gating++;
     let refusal: string | null;
     try {
-      refusal = await gate(ip);
+      refusal = (gated ? null : gate.check(ip)) ?? capacity(ip);
     } catch (err) {
       log.error({ err: (err as Error).message }, 'sftp: gate failed; connection refused');
       refusal = 'error';
-    } finally {
-      gating--;
     }
     if (refusal) {
       refusals.note(ip, refusal);
       return void socket.destroy();
     }
+    socket.on('error', () => undefined);
+    if (!gated) {
+      // Held while the defender is asked, so the connections waiting for it count against the limits.
+      gating++;
+      countIp(ip, 1);
+      let isBanned: boolean;
+      try {
+        isBanned = await gate.banned(ip);
+      } finally {
+        gating--;
+        countIp(ip, -1);
+      }
+      if (isBanned) {
+        refusals.note(ip, 'banned');
+        return void socket.destroy();
+      }
+    }
     if (socket.destroyed || closing) return void socket.destroy();
-    const conn: Conn = { ip, socket, authRequests: 0, sessions: new Set(), channels: 0, lastActivity: Date.now() };
+    const share: ConnectionShare = {
+      limit: s.connectionBufferBytes,
+      meter: { out: 0, parked: 0 },
+      socket,
+      needRoom: new Set(),
+      handles: { take: () => takeHandle(conn), give: () => giveHandle(conn) },
+    };
+    const conn: Conn = { ip, socket, authRequests: 0, sessions: new Set(), channels: 0, share, handles: 0, lastActivity: Date.now(), written: { bytes: 0, at: Date.now() } };
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
     conns.add(conn);
+    countIp(ip, 1);
     byPeer.set(peer, conn);
     conn.grace = setTimeout(() => !conn.account && socket.destroy(), s.loginGraceSec * 1000);
+    // The socket took what ssh2 had for it: sessions held back by the connection's budget may go on.
+    socket.on('drain', () => {
+      for (const ss of conn.sessions) ss.wake();
+    });
     socket.once('close', () => {
       clearTimeout(conn.grace);
       conns.delete(conn);
+      countIp(ip, -1);
       byPeer.delete(peer);
       for (const ss of conn.sessions) ss.closeAll();
     });
     ssh.injectSocket(socket);
+  }
+
+  // ---- handles: per connection, and per account in this process ----
+
+  function takeHandle(c: Conn): boolean {
+    const account = c.account?.id;
+    if (account === undefined || c.handles >= s.maxHandlesPerConnection) return false;
+    const n = handlesOf.get(account) ?? 0;
+    if (n >= s.maxHandlesPerAccount) return false;
+    handlesOf.set(account, n + 1);
+    c.handles++;
+    return true;
+  }
+  function giveHandle(c: Conn): void {
+    const account = c.account?.id;
+    if (account === undefined || c.handles === 0) return;
+    c.handles--;
+    const n = (handlesOf.get(account) ?? 1) - 1;
+    if (n > 0) handlesOf.set(account, n);
+    else handlesOf.delete(account);
   }
 
   // ---- authentication ----
@@ -195,7 +277,9 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
       .then((ban) => {
         if (!ban) return;
         record({ type: 'defender.banned', ip: ban.ip, actor: 'sftp', detail: { score: ban.score, bans: ban.bans, until: ban.until, reason } });
-        for (const c of conns) if (c.ip === ban.ip && !c.account) c.socket.destroy();
+        dropPending(ban.ip);
+        // The other SFTP processes hold connections from there too (the kernel spreads them out).
+        redis.publish(banEventsChannel(config), ban.ip).catch((err) => log.warn({ err: (err as Error).message }, 'sftp: ban not announced (redis)'));
       })
       .catch((err) => log.warn({ err: (err as Error).message }, 'sftp: defender not updated (redis)'));
   }
@@ -251,14 +335,21 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
 
   // ---- sessions ----
 
+  /** Connections from `ip` that have not logged in are closed (a ban, here or in another process). */
+  function dropPending(ip: string): void {
+    for (const c of conns) if (c.ip === ip && !c.account) c.socket.destroy();
+  }
+
   function published(linkId: number): Published[] {
     return deliveries.builtForLink(cdb.db, linkId).flatMap((row) => {
       const v = services.extracts.view(row);
       if (!v.path || !v.manifest) return [];
+      const createdAt = row.builtAt ?? row.createdAt;
+      const expiresAt = row.expiresAt;
       return [
-        { delivery: row.id, role: 'data' as const, disk: v.path, createdAt: row.builtAt ?? row.createdAt },
-        { delivery: row.id, role: 'manifest' as const, disk: v.manifest, createdAt: row.builtAt ?? row.createdAt },
-        { delivery: row.id, role: 'signature' as const, disk: `${v.manifest}.asc`, createdAt: row.builtAt ?? row.createdAt },
+        { delivery: row.id, role: 'data' as const, disk: v.path, createdAt, expiresAt },
+        { delivery: row.id, role: 'manifest' as const, disk: v.manifest, createdAt, expiresAt },
+        { delivery: row.id, role: 'signature' as const, disk: `${v.manifest}.asc`, createdAt, expiresAt },
       ];
     });
   }
@@ -273,7 +364,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
       actor: account.username,
       ip: conn.ip,
       object: r.file.name,
-      detail: { delivery: r.file.delivery, file: r.file.role, bytes: r.bytes, size: r.file.size, from: r.from, to: r.to, result: r.result },
+      detail: { delivery: r.file.delivery, file: r.file.role, bytes: r.bytes, size: r.file.size, from: r.from, to: r.to, result: r.result, ...(r.opens ? { opens: r.opens } : {}) },
     });
   }
 
@@ -300,17 +391,21 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
         session.on('subsystem', (acceptSubsystem, rejectSubsystem, info) => {
           if (info.name !== 'sftp') return rejectSubsystem();
           const channel = acceptSubsystem();
-          const tree = new OutboxTree(() => published(conn.account!.linkId));
+          const linkId = conn.account!.linkId;
+          const tree = new OutboxTree({ published: () => published(linkId), version: databaseChange, now: () => clock.now().getTime() });
           const ss = new SftpSession(channel, tree, {
             username: conn.account!.username,
+            limit: s.sessionBufferBytes,
+            share: conn.share,
+            downloadLogIntervalMs: s.downloadLogIntervalSec * 1000,
             activity: () => (conn.lastActivity = Date.now()),
             downloaded: (r) => downloaded(conn, r),
-            socket: conn.socket,
             abuse: (reason) => {
               log.warn({ reason }, 'sftp: session ended for abuse');
               end(conn);
             },
           });
+          guardWindow(channel, () => ss.overrun());
           conn.sessions.add(ss);
           channel.on('close', () => conn.sessions.delete(ss));
         });
@@ -330,8 +425,9 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
         if (!may.ok) reason = may.refusal.code;
         else if (c.keyId !== undefined && !accounts.activeKeys(c.account.id).some((k) => k.id === c.keyId)) reason = 'key.revoked';
       } catch (err) {
-        log.error({ err: (err as Error).message }, 'sftp: session re-check failed');
-        continue;
+        // Fail closed: a session stays open only while it is known to be allowed.
+        log.error({ err: (err as Error).message }, 'sftp: session re-check failed; session closed');
+        reason = 'check.failed';
       }
       if (reason) {
         record({ type: 'session.closed', ...linkFields(c.state), actor: c.account.username, ip: c.ip, detail: { reason } });
@@ -339,27 +435,83 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
       }
     }
   }
+  /** A client that takes none of a session's answers for stallTimeoutSec loses the session; one that takes nothing at all, the connection. */
+  function stalled(c: Conn, now: number): void {
+    const limit = s.stallTimeoutSec * 1000;
+    for (const ss of c.sessions) {
+      if (ss.stalledFor(now) <= limit) continue;
+      record({ type: 'session.closed', ...linkFields(c.state), actor: c.account?.username ?? null, ip: c.ip, detail: { reason: 'window.shut', seconds: s.stallTimeoutSec } });
+      ss.shut();
+      c.sessions.delete(ss);
+      setTimeout(() => !ss.channelClosed && end(c), CLOSE_GRACE_MS).unref();
+    }
+    // bytesWritten counts what is still buffered too: what the kernel took is the difference.
+    const sent = c.socket.bytesWritten - c.socket.writableLength;
+    const w = c.written;
+    if (sent !== w.bytes || c.socket.writableLength === 0) {
+      w.bytes = sent;
+      w.at = now;
+    } else if (now - w.at > limit) {
+      end(c);
+    }
+  }
+
   let ticks = 0;
   const timer = setInterval(() => {
-    const idleBefore = Date.now() - s.idleTimeoutSec * 1000;
-    for (const c of conns) if (c.account && c.lastActivity < idleBefore) end(c);
-    if (++ticks % s.recheckSec === 0) recheck();
+    const now = Date.now();
+    const idleBefore = now - s.idleTimeoutSec * 1000;
+    const clockNow = clock.now().getTime();
+    for (const c of conns) {
+      if (c.account && c.lastActivity < idleBefore) end(c);
+      for (const ss of c.sessions) ss.tick(clockNow);
+      stalled(c, now);
+    }
+    if (++ticks % s.recheckSec === 0) {
+      // Accounts changed behind the service's back move no registry version: the allow-set is made again now and then.
+      gate.tick();
+      recheck();
+    }
   }, 1000);
   timer.unref();
 
   const subscriber = new Redis(d.redisUrl, { maxRetriesPerRequest: null });
   subscriber.on('error', (err) => log.warn({ err: err.message }, 'sftp: redis subscriber error'));
-  subscriber.on('message', (_channel: string, message: string) => {
+  const bans = banEventsChannel(config);
+  subscriber.on('message', (channel: string, message: string) => {
+    if (channel === bans) return dropPending(normaliseIp(message));
+    gate.invalidate();
     const id = Number(message);
     if (Number.isInteger(id) && id > 0) recheck(id);
   });
-  await subscriber.subscribe(linkEventsChannel(config));
+  await subscriber.subscribe(linkEventsChannel(config), bans);
 
   // ---- listening ----
 
   const ssh = new SshServer({ hostKeys: hostKeys(config.keysDir).map((k) => k.private), algorithms: ALGORITHMS as any, ident: 'nia-link' }, onClient);
-  const server: NetServer = createServer({ pauseOnConnect: true }, (socket) => void accept(socket));
   refusals.start();
+  if (d.handedOn) {
+    const handed = (m: unknown, socket: unknown) => {
+      if (m === HANDOFF && socket instanceof NetSocket) void accept(socket, true);
+    };
+    process.on('message', handed);
+    return {
+      port: s.port,
+      async close() {
+        closing = true;
+        process.off('message', handed);
+        clearInterval(timer);
+        for (const c of conns) {
+          for (const ss of c.sessions) ss.closeAll();
+          c.client?.end();
+          c.socket.destroy();
+        }
+        refusals.stop();
+        await subscriber.quit().catch(() => subscriber.disconnect());
+        await redis.quit().catch(() => redis.disconnect());
+      },
+    };
+  }
+  const server: NetServer = createServer({ pauseOnConnect: true }, (socket) => void accept(socket, false));
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -37,6 +37,8 @@ export interface FileNode {
   role: 'data' | 'manifest' | 'signature';
   size: number;
   mtime: number;
+  /** When its delivery expires (ms since the epoch; Infinity: never): from then on it is neither listed nor served. */
+  expiresAt: number;
 }
 
 export type Node = DirNode | FileNode;
@@ -47,53 +49,91 @@ export interface Published {
   role: FileNode['role'];
   disk: string;
   createdAt: string;
+  expiresAt: string | null;
+}
+
+/** Where a tree's files come from. */
+export interface TreeSource {
+  /** The files of the account's link's built deliveries (one database query). */
+  published(): Published[];
+  /** Changes whenever the database may have changed since it was last asked (cheap; asked on every look-up). */
+  version(): string;
+  now(): number;
 }
 
 // Names the extract pipeline gives files; anything else (a path separator, a leading dot) is never shown.
 const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
+interface Snapshot {
+  version: string;
+  /** The first expiry among the files listed: at that time the list is made again. */
+  validUntil: number;
+  files: Map<string, FileNode>;
+  newest: number;
+}
+
 /**
- * One account's read-only tree: `/`, `/outbox`, and the files of its link's built deliveries. Built
- * from the database on every lookup (a delivery purged a moment ago is gone); only names in that
- * list can be opened.
+ * One account's read-only tree: `/`, `/outbox`, and the files of its link's built deliveries that
+ * have not expired. Only names in that list can be opened. The list is kept while nothing in the
+ * database has changed (a delivery built or purged, a link changed, by any process) and until the
+ * next expiry; then it is read again, and only files not seen before are stat()ed (a delivered file
+ * never changes: it is written under a temporary name and renamed). A session's look-ups thus cost
+ * the same however many files its link has.
  */
 export class OutboxTree {
-  constructor(private readonly published: () => Published[]) {}
+  private snap: Snapshot | null = null;
 
-  private files(): Map<string, FileNode> {
-    const m = new Map<string, FileNode>();
-    for (const p of this.published()) {
+  constructor(private readonly source: TreeSource) {}
+
+  private current(): Snapshot {
+    const version = this.source.version();
+    const now = this.source.now();
+    const s = this.snap;
+    if (s && s.version === version && now < s.validUntil) return s;
+    return (this.snap = this.read(version, now, s?.files));
+  }
+
+  private read(version: string, now: number, before: Map<string, FileNode> | undefined): Snapshot {
+    const files = new Map<string, FileNode>();
+    let validUntil = Infinity;
+    let newest = 0;
+    for (const p of this.source.published()) {
+      const expiresAt = p.expiresAt ? Date.parse(p.expiresAt) : Infinity;
+      if (expiresAt <= now) continue;
       const name = path.basename(p.disk);
       if (!SAFE_NAME.test(name)) continue;
-      let st;
-      try {
-        st = statSync(p.disk);
-      } catch {
-        continue; // removed from disk (purge in progress)
+      let node = before?.get(name);
+      if (!node || node.disk !== p.disk || node.delivery !== p.delivery) {
+        let st;
+        try {
+          st = statSync(p.disk);
+        } catch {
+          continue; // removed from disk (purge in progress)
+        }
+        if (!st.isFile()) continue;
+        node = { kind: 'file', name, disk: p.disk, delivery: p.delivery, role: p.role, size: st.size, mtime: Math.floor(st.mtimeMs / 1000), expiresAt };
+      } else if (node.expiresAt !== expiresAt) {
+        node = { ...node, expiresAt };
       }
-      if (!st.isFile()) continue;
-      m.set(name, { kind: 'file', name, disk: p.disk, delivery: p.delivery, role: p.role, size: st.size, mtime: Math.floor(st.mtimeMs / 1000) });
+      files.set(name, node);
+      validUntil = Math.min(validUntil, expiresAt);
+      newest = Math.max(newest, Date.parse(p.createdAt) / 1000);
     }
-    return m;
+    return { version, validUntil, files, newest: Math.floor(files.size ? newest : now / 1000) };
   }
 
   /** The node at a normalised path, or undefined. */
   lookup(p: string): Node | undefined {
-    if (p === '/') return { kind: 'dir', name: '/', mtime: this.newest() };
-    if (p === HOME) return { kind: 'dir', name: 'outbox', mtime: this.newest() };
+    if (p === '/') return { kind: 'dir', name: '/', mtime: this.current().newest };
+    if (p === HOME) return { kind: 'dir', name: 'outbox', mtime: this.current().newest };
     if (path.posix.dirname(p) !== HOME) return undefined;
-    return this.files().get(path.posix.basename(p));
+    return this.current().files.get(path.posix.basename(p));
   }
 
   /** The entries of a directory (without `.` and `..`), or undefined when `p` is not one. */
   list(p: string): Node[] | undefined {
-    if (p === '/') return [{ kind: 'dir', name: 'outbox', mtime: this.newest() }];
-    if (p === HOME) return [...this.files().values()].sort((a, b) => a.name.localeCompare(b.name));
+    if (p === '/') return [{ kind: 'dir', name: 'outbox', mtime: this.current().newest }];
+    if (p === HOME) return [...this.current().files.values()].sort((a, b) => a.name.localeCompare(b.name));
     return undefined;
-  }
-
-  private newest(): number {
-    const times = this.published().map((p) => Date.parse(p.createdAt) / 1000);
-    return Math.floor(times.length ? Math.max(...times) : Date.now() / 1000);
   }
 }

@@ -6,7 +6,7 @@ import { buildServices } from '../services';
 import { WORKER_ENV, type WorkerStart } from './cluster';
 import { startSftpServer } from './server';
 
-/** One of several SFTP processes on one port (see startSftpRole): the same server, in a process of its own. */
+/** One of several SFTP processes (see startSftpRole): the same server, in a process of its own, serving the connections the primary hands it. */
 runClusterWorker<WorkerStart>({
   name: 'sftp',
   envVar: WORKER_ENV,
@@ -14,6 +14,6 @@ runClusterWorker<WorkerStart>({
   start: async ({ config, redisUrl }, log) => {
     const cdb = openControlDb(config.dataDir);
     process.once('exit', () => cdb.close());
-    return startSftpServer({ config, cdb, services: buildServices(config, cdb, systemClock), redisUrl, clock: systemClock, log });
+    return startSftpServer({ config, cdb, services: buildServices(config, cdb, systemClock), redisUrl, clock: systemClock, log, handedOn: true });
   },
 });

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import path from 'node:path';
 import { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
@@ -10,7 +10,7 @@ import type { DeliveryView } from '../../src/extract';
 import { startService, type RunningService } from '../../src/main';
 import { buildServices } from '../../src/services';
 import { person, writeEntryExitSource } from './source';
-import { type AgencyKeys, approvedLink, type TestWorld } from './world';
+import { type AgencyKeys, approvedLink, childPids, type TestWorld } from './world';
 
 export const REDIS = () => process.env.NIA_TEST_REDIS_URL!;
 export const SSH_OPTS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR'];
@@ -112,3 +112,35 @@ export function closed(c: Client, ms: number): Promise<number> {
 }
 
 export { approvedLink };
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+/** A process and its children (a role's worker processes). */
+export function processTree(pid: number): number[] {
+  return [pid, ...childPids(pid).flatMap((c) => processTree(c))];
+}
+
+/** CPU time (user + system, ms) the processes have used so far; a process that has gone counts 0. */
+export function cpuMs(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // The fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th.
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      /* gone */
+    }
+  }
+  return (ticks * 1000) / CLK_TCK;
+}
+
+/** Resident memory of a process, MiB (0 when it has gone). */
+export function rssMiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
