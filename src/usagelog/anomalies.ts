@@ -52,6 +52,10 @@ const lookupOf = (r: Row) => {
   return { ids: count(d.ids) ?? 0, found: count(d.found), idHashes: Array.isArray(d.idHashes) ? d.idHashes.filter((h): h is string => typeof h === 'string') : [] };
 };
 const ANSWERED = ['query.answered'];
+const opensOf = (r: Row) => {
+  const n = detailOf(r).opens;
+  return typeof n === 'number' && Number.isInteger(n) && n > 1 ? n : 1;
+};
 const day = (at: string) => taipeiDate(new Date(at));
 const minus = (at: string, ms: number) => new Date(Date.parse(at) - ms).toISOString();
 const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
@@ -177,8 +181,10 @@ const rules: Record<RuleName, (tx: Db, rows: Row[], s: AnomalySettings) => Hit[]
     return [...groups.values()].flatMap((g) => {
       const { linkId, object, at } = last(g);
       const all = repo.window(tx, { types: ['file.downloaded'], linkId: linkId!, object: object!, fromAt: minus(at, w), toAt: at });
-      if (all.length < s.repeatedDownload.threshold) return [];
-      return [{ rule: 'repeated-download', key: `repeated-download:${linkId}:${object}`, linkId, agency: last(g).agency, ip: common(all, 'ip'), summary: `link ${linkId}: ${object} downloaded ${all.length} times within ${s.repeatedDownload.windowHours} h`, seqs: all.map((r) => r.seq), detail: { file: object, downloads: all.length, windowHours: s.repeatedDownload.windowHours } }];
+      // A session's repeated downloads of one file within an interval are one record with their count (`opens`).
+      const downloads = all.reduce((n, r) => n + opensOf(r), 0);
+      if (downloads < s.repeatedDownload.threshold) return [];
+      return [{ rule: 'repeated-download', key: `repeated-download:${linkId}:${object}`, linkId, agency: last(g).agency, ip: common(all, 'ip'), summary: `link ${linkId}: ${object} downloaded ${downloads} times within ${s.repeatedDownload.windowHours} h`, seqs: all.map((r) => r.seq), detail: { file: object, downloads, windowHours: s.repeatedDownload.windowHours } }];
     });
   },
   // Attempts on a link that may not be used: refused for that reason, or a use while the log shows it suspended or ended.

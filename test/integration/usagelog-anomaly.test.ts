@@ -111,6 +111,11 @@ describe('R7.1 the same file downloaded many times', () => {
     await scan();
     expect(listAnomalies(w.cdb)).toMatchObject([{ rule: 'repeated-download', key: 'repeated-download:7:entry_exit-D1.csv.pgp', count: 3 }]);
   });
+  it('R7.1 counts the downloads a summed record stands for (its opens), not records', async () => {
+    download(TUE_10, { object: 'summed.csv.pgp', detail: { bytes: 3000, result: 'complete', opens: 3 } });
+    await scan();
+    expect(listAnomalies(w.cdb)).toMatchObject([{ rule: 'repeated-download', key: 'repeated-download:7:summed.csv.pgp', detail: { downloads: 3 } }]);
+  });
   it('does not trigger for fewer downloads, or the same count spread over days', async () => {
     download(TUE_10, { object: 'a.csv.pgp' });
     download(at(TUE_10, 60), { object: 'a.csv.pgp' });
