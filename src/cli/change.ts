@@ -8,8 +8,12 @@ export function register(program: Command, ctx: CliContext): void {
     .description('approve: the link gets its next revision')
     .option('--by <name>', 'deciding officer')
     .option('--json', 'print the link as JSON')
-    .action((id, o) => {
-      const r = ctx.registry.approveChange(parseId(id, 'change request'), actor(o.by));
+    .action(async (id, o) => {
+      const approved = ctx.registry.approveChange(parseId(id, 'change request'), actor(o.by));
+      // A stop dated today ends the link now, through the path that opens its disposal task and notifies the agency.
+      const due = ctx.services.compliance.endDue(actor(o.by), approved.link.id);
+      await due.mailed;
+      const r = due.ended.length ? { change: approved.change, link: ctx.registry.show(approved.link.id) } : approved;
       if (o.json) return printJson(r);
       console.log(`change request ${r.change.id} approved: link ${r.link.id} is at revision ${r.link.revision} (${r.link.status})`);
     });

@@ -4,10 +4,17 @@ import { actor, type CliContext, parseDate, parseId, printJson, splitList } from
 
 const AUDIT_KINDS = ['periodic', 'ad-hoc', 'anomaly', 'self', 'sponsor'] as const;
 
-/** Audits, findings, suspension and resumption, termination, inactivity, disposal, reviews, the sweep (R6.4–R13, R-F5). */
+const renameOn = (c: { on?: string; letterNo?: string }) => ({ noticeDate: c.on, letterNo: c.letterNo });
+
+/**
+ * Audits, findings, suspension and resumption, termination, inactivity, disposal, reviews, the sweep
+ * (R6.4–R13, R-F5). Every action happens now (the context's clock); a date for a past event is the
+ * date of a document, given with its reference (--letter-no).
+ */
 export function register(program: Command, ctx: CliContext): void {
   const svc = () => ctx.services.compliance;
-  const at = (o: { at?: string }) => (o.at !== undefined ? parseDate(o.at, '--at') : undefined);
+  const claim = (o: { letterNo?: string }, flag: string, on: string | undefined) => ({ on: on !== undefined ? parseDate(on, flag) : undefined, letterNo: o.letterNo });
+  const LETTER = ['--letter-no <text>', 'reference of the document that dates it (a letter number; required)'] as const;
 
   const audit = program.command('audit').description('audits of agencies (R9.1)');
   audit
@@ -90,12 +97,13 @@ export function register(program: Command, ctx: CliContext): void {
     });
   finding
     .command('remediate <id>')
-    .description('record that the agency completed the improvements')
-    .option('--at <date>', 'the day they were completed (default today)')
+    .description("record that the agency completed the improvements, on the day its document says (R7.2, R10.4)")
+    .option('--completed-on <date>', 'the day they were completed, from the document: not in the future, not before the finding, at most 30 days back (default today)')
+    .option(...LETTER)
     .option('--note <text>', 'what was done')
     .action((id, o) => {
-      const f = ctx.services.compliance.remediate(parseId(id, 'finding'), at(o), o.note, actor());
-      console.log(`finding ${f.id} remediated on ${f.remediatedOn}`);
+      const f = svc().remediate(parseId(id, 'finding'), { ...claim(o, '--completed-on', o.completedOn), note: o.note }, actor());
+      console.log(`finding ${f.id} remediated on ${f.remediatedOn} (${f.remediationLetterNo})`);
     });
   finding
     .command('extend <id>')
@@ -105,16 +113,18 @@ export function register(program: Command, ctx: CliContext): void {
       const f = svc().extend(parseId(id, 'finding'), parseDate(o.deadline, '--deadline'), actor());
       console.log(`finding ${f.id}: deadline now ${f.deadline}`);
     });
-  finding
-    .command('list')
-    .option('--link <id>', 'only this link')
-    .option('--at <date>', 'status as of this day')
-    .option('--json', 'print a JSON array')
-    .action((o) => {
-      const rows = svc().listFindings(o.link !== undefined ? parseId(o.link, 'link') : undefined, at(o));
-      if (o.json) return printJson(rows);
-      for (const f of rows) console.log(`${f.id}\tlink ${f.linkId}\t${f.status}\tdeadline ${f.deadline}\t${f.text}`);
-    });
+  ctx.preview(
+    finding
+      .command('list')
+      .description('findings and their status (--at DAY: as of that day, a preview)')
+      .option('--link <id>', 'only this link')
+      .option('--json', 'print a JSON array')
+      .action((o) => {
+        const rows = svc().listFindings(o.link !== undefined ? parseId(o.link, 'link') : undefined, ctx.previewDate());
+        if (o.json) return printJson(rows);
+        for (const f of rows) console.log(`${f.id}\tlink ${f.linkId}\t${f.status}\tdeadline ${f.deadline}\t${f.text}`);
+      }),
+  );
 
   const link = program.commands.find((c) => c.name() === 'link');
   if (!link) throw new Error('the link command must be registered before compliance');
@@ -122,52 +132,61 @@ export function register(program: Command, ctx: CliContext): void {
     .command('suspend <id>')
     .description('suspend a link now (R10.1): SFTP logins, pushes and deliveries stop')
     .requiredOption('--reason <text>', 'why')
-    .option('--at <date>', 'as of this day')
     .action(async (id, o) => {
-      await svc().suspend(parseId(id, 'link'), o.reason, actor(), at(o));
+      await svc().suspend(parseId(id, 'link'), o.reason, actor());
       console.log(`link ${id} suspended`);
+    });
+  link
+    .command('remediated <id>')
+    .description('a suspension without a finding: record that the agency completed the improvements, on the day its document says (R10.4)')
+    .option('--completed-on <date>', 'the day they were completed, from the document: not in the future, not before the suspension, at most 30 days back (default today)')
+    .option(...LETTER)
+    .option('--note <text>', 'what was done')
+    .action((id, o) => {
+      const s = svc().remediateSuspension(parseId(id, 'link'), { ...claim(o, '--completed-on', o.completedOn), note: o.note }, actor());
+      console.log(`link ${s.linkId}: improvements completed on ${s.remediatedOn} (${s.remediationLetterNo}); the agency may request resumption`);
     });
   link
     .command('resume-request <id>')
     .description("record the agency's request to resume after remediation (R10.2, R10.3)")
-    .option('--at <date>', 'as of this day')
-    .action(async (id, o) => {
-      const r = await svc().resumeRequest(parseId(id, 'link'), actor(), at(o));
+    .action(async (id) => {
+      const r = await svc().resumeRequest(parseId(id, 'link'), actor());
       console.log(r.message);
     });
   link
     .command('resume-approve <id>')
     .description("NIA agrees: the link is active again and its schedule restored")
-    .option('--at <date>', 'as of this day')
-    .action(async (id, o) => {
-      await svc().resumeApprove(parseId(id, 'link'), actor(), at(o));
+    .action(async (id) => {
+      await svc().resumeApprove(parseId(id, 'link'), actor());
       console.log(`link ${id} resumed`);
     });
   link
     .command('terminate <id>')
     .description("record the agency's written notice to end the link; at least one month ahead (R11.1)")
-    .requiredOption('--effective <date>', 'the day the link ends')
-    .option('--notice-date <date>', 'the date of the written notice (default today)')
+    .requiredOption('--effective <date>', 'the day the link ends: today or later, at least one month after the notice')
+    .option('--notice-date <date>', 'the date the written notice was received: not in the future, at most 30 days back (default today)')
+    .option(...LETTER)
     .action(async (id, o) => {
-      await svc().terminate(parseId(id, 'link'), parseDate(o.effective, '--effective'), o.noticeDate !== undefined ? parseDate(o.noticeDate, '--notice-date') : undefined, actor());
-      console.log(`link ${id} ends on ${o.effective}`);
+      await svc().terminate(parseId(id, 'link'), { effective: parseDate(o.effective, '--effective'), ...renameOn(claim(o, '--notice-date', o.noticeDate)) }, actor());
+      const l = ctx.registry.show(parseId(id, 'link'));
+      console.log(l.status === 'terminated' ? `link ${id} ended on ${o.effective}` : `link ${id} ends on ${o.effective}`);
     });
 
   const inactivity = program.command('inactivity').description('links unused for over a year (R13.1)');
   inactivity
     .command('notice <link>')
-    .description("record NIA's written notice to the agency")
-    .option('--at <date>', 'as of this day')
-    .action(async (id, o) => {
-      await svc().inactivityNotice(parseId(id, 'link'), actor(), at(o));
+    .description("issue NIA's written notice to the agency now")
+    .action(async (id) => {
+      await svc().inactivityNotice(parseId(id, 'link'), actor());
       console.log(`inactivity notice for link ${id} recorded`);
     });
   inactivity
     .command('confirm <link>')
-    .description("record the agency's confirmation that it has no need: the link stops")
-    .option('--at <date>', 'as of this day')
+    .description("record the agency's written confirmation that it has no need: the link stops")
+    .option('--confirmed-on <date>', "the date of the agency's confirmation: not in the future, not before NIA's notice, at most 30 days back (default today)")
+    .option(...LETTER)
     .action(async (id, o) => {
-      await svc().inactivityConfirm(parseId(id, 'link'), actor(), at(o));
+      await svc().inactivityConfirm(parseId(id, 'link'), claim(o, '--confirmed-on', o.confirmedOn), actor());
       console.log(`link ${id} ended (inactivity)`);
     });
 
@@ -177,10 +196,11 @@ export function register(program: Command, ctx: CliContext): void {
     .description("record the agency's confirmation: who, when, how")
     .requiredOption('--how <text>', 'destroyed, returned, …')
     .requiredOption('--by <name>', 'who did it')
-    .option('--at <date>', 'when (default now)')
+    .option('--done-on <date>', "the day it was done, from the agency's document: not in the future, not before the link ended, at most 30 days back (default today)")
+    .option(...LETTER)
     .action((id, o) => {
-      const d = svc().confirmDisposal(parseId(id, 'link'), o.how, o.by, at(o));
-      console.log(`disposal for link ${d.linkId} confirmed by ${d.confirmedBy}: ${d.how}`);
+      const d = svc().confirmDisposal(parseId(id, 'link'), { how: o.how, by: o.by, ...claim(o, '--done-on', o.doneOn) });
+      console.log(`disposal for link ${d.linkId} confirmed by ${d.confirmedBy}: ${d.how}, done on ${d.doneOn} (${d.letterNo})`);
     });
 
   const review = program.command('review').description('periodic necessity reviews (R12.1)');
@@ -200,25 +220,25 @@ export function register(program: Command, ctx: CliContext): void {
   compliance
     .command('sweep')
     .description('apply every deadline now (a daily job does it anyway) and print what changed')
-    .option('--at <date>', 'evaluate as of this day (Asia/Taipei), for drills and tests')
     .option('--json', 'print as JSON')
     .action(async (o) => {
-      const r = await svc().sweep(actor(), at(o));
+      const r = await svc().sweep(actor());
       if (o.json) return printJson(r);
       console.log(`sweep as of ${r.today}: ${r.changes.length} change${r.changes.length === 1 ? '' : 's'}`);
       for (const c of r.changes) console.log(`  ${c}`);
     });
-  compliance
-    .command('status')
-    .description('what is due, overdue or flagged')
-    .option('--at <date>', 'as of this day')
-    .option('--json', 'print a JSON array')
-    .action((o) => {
-      const rows = svc().status(at(o));
-      if (o.json) return printJson(rows);
-      for (const r of rows) console.log(r);
-      if (rows.length === 0) console.log('nothing due');
-    });
+  ctx.preview(
+    compliance
+      .command('status')
+      .description('what is due, overdue or flagged (--at DAY: as of that day, a preview)')
+      .option('--json', 'print a JSON array')
+      .action((o) => {
+        const rows = svc().status(ctx.previewDate());
+        if (o.json) return printJson(rows);
+        for (const r of rows) console.log(r);
+        if (rows.length === 0) console.log('nothing due');
+      }),
+  );
 
   const notice = program.command('notice').description('notices sent to agencies');
   notice

@@ -1,23 +1,107 @@
+import type { Command } from 'commander';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, type Config } from '../config';
 import { openControlDb, type ControlDb } from '../db';
-import { isValidDate, systemClock, type Clock } from '../domain';
+import { modeOf } from '../db/repositories/installation';
+import { instantOnTaipeiDay, isValidDate, shiftedClock, systemClock, type Clock } from '../domain';
 import { UserError } from '../errors';
 import { buildServices, type Services } from '../services';
 
-/** What a command needs, opened on first use and closed when the command ends. */
+/** The program's own options, which every command shares. */
+export interface GlobalFlags {
+  dataDir?: string;
+  at?: string;
+}
+
+/** A moved clock the command asked for. */
+interface ClockOverride {
+  what: '--at' | 'NIA_LINK_CLOCK';
+  start: Date;
+}
+
+/**
+ * What a command needs, opened on first use and closed when the command ends.
+ *
+ * The clock is made here, once, for every service of the command (R6.6): the system's time, except
+ * on a drill installation, where `--at DAY` (or `NIA_LINK_CLOCK`, an instant, for a whole process)
+ * runs the command as of another day. A production installation refuses both before anything is
+ * done; its read-only views (`compliance status`, `finding list`) may still show another day.
+ */
 export class CliContext {
   private _config?: Config;
   private _cdb?: ControlDb;
   private _services?: Services;
-  readonly clock: Clock = systemClock;
+  private _clock?: Clock;
+  private readonly previews = new WeakSet<Command>();
+  private previewing = false;
 
-  constructor(private readonly dataDirFlag: () => string | undefined) {}
+  constructor(
+    private readonly flags: () => GlobalFlags,
+    /** NIA_LINK_CLOCK as the process was given it. */
+    private readonly clockEnv?: string,
+  ) {}
 
   get config(): Config {
-    return (this._config ??= loadConfig({ dataDir: this.dataDirFlag() }));
+    return (this._config ??= loadConfig({ dataDir: this.flags().dataDir }));
+  }
+
+  get clock(): Clock {
+    return (this._clock ??= this.makeClock());
+  }
+
+  /** Whether this installation is a drill (init --drill); it never changes. */
+  isDrill(): boolean {
+    return modeOf(this.cdb.db) === 'drill';
+  }
+
+  override(): ClockOverride | undefined {
+    const at = this.flags().at;
+    if (at !== undefined) {
+      if (!isValidDate(at)) throw new UserError(`--at '${at}' is not a date (YYYY-MM-DD)`);
+      return { what: '--at', start: instantOnTaipeiDay(at, systemClock.now()) };
+    }
+    if (this.clockEnv !== undefined && this.clockEnv !== '') {
+      const t = /^\d{4}-\d{2}-\d{2}T/.test(this.clockEnv) ? Date.parse(this.clockEnv) : NaN;
+      if (Number.isNaN(t)) throw new UserError(`NIA_LINK_CLOCK '${this.clockEnv}' is not an ISO instant (e.g. 2026-03-01T09:00:00+08:00)`);
+      return { what: 'NIA_LINK_CLOCK', start: new Date(t) };
+    }
+    return undefined;
+  }
+
+  /** The refusal of a moved clock on a production installation. */
+  static productionClock(what: string): UserError {
+    return new UserError(`${what} exists only on drill installations (nia-link init --drill): on a production installation every action happens now`, 'clock.production');
+  }
+
+  private makeClock(): Clock {
+    const o = this.override();
+    if (!o) return systemClock;
+    if (!this.isDrill()) {
+      // The process-wide clock is refused outright; a view's own --at only shows another day.
+      if (this.clockEnv) throw CliContext.productionClock('NIA_LINK_CLOCK');
+      if (this.previewing) return systemClock;
+      throw CliContext.productionClock(o.what);
+    }
+    return shiftedClock(o.start, systemClock);
+  }
+
+  /** A read-only command whose `--at` shows another day, on any installation. */
+  preview(cmd: Command): Command {
+    this.previews.add(cmd);
+    return cmd;
+  }
+
+  /** The day a preview command shows: its `--at`, or today. */
+  previewDate(): string | undefined {
+    return this.override()?.what === '--at' ? this.flags().at : undefined;
+  }
+
+  /** Before a command's action: a moved clock on a production installation is refused before anything is done. */
+  beforeAction(cmd: Command, selfChecked: boolean): void {
+    this.previewing = this.previews.has(cmd);
+    if (!selfChecked && this.override()) void this.clock;
   }
   openDb(create = false): ControlDb {
     return (this._cdb ??= openControlDb(this.config.dataDir, { create }));

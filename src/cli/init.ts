@@ -2,20 +2,38 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { ensureKeys } from '../crypto';
 import { controlDbFile } from '../db';
-import type { CliContext } from './context';
+import * as installation from '../db/repositories/installation';
+import { DRILL_MARK, systemClock } from '../domain';
+import { UserError } from '../errors';
+import { CliContext } from './context';
 
 export function register(program: Command, ctx: CliContext): void {
   program
     .command('init')
     .description('create the data directory, control database and keys (idempotent: existing keys are never replaced)')
-    .action(async () => {
+    .option('--drill', `a drill installation, marked ${DRILL_MARK} everywhere, whose commands may run as of another day (--at); fixed once made`)
+    .action(async (o: { drill?: boolean }) => {
       const cfg = ctx.config;
       const existed = existsSync(controlDbFile(cfg.dataDir));
-      ctx.openDb(true);
+      // Whether the clock may move depends on the mode, so it is settled before anything is written.
+      const moved = ctx.override();
+      if (!existed && moved && !o.drill) throw CliContext.productionClock(moved.what);
+      const cdb = ctx.openDb(true);
+      const recorded = installation.recorded(cdb.db);
+      if (recorded === 'production' && o.drill) {
+        throw new UserError(`${cfg.dataDir} is a production installation: it cannot become a drill (initialise a new data directory with --drill)`, 'installation.mode');
+      }
+      if (recorded === undefined && o.drill && installation.used(cdb.db)) {
+        throw new UserError(`${cfg.dataDir} holds an installation already in use: it cannot become a drill (initialise a new data directory with --drill)`, 'installation.mode');
+      }
+      const mode = recorded ?? (o.drill ? 'drill' : 'production');
+      if (moved && mode !== 'drill') throw CliContext.productionClock(moved.what);
+      if (recorded === undefined) cdb.write((tx) => installation.record(tx, mode, systemClock.now()));
       const report = await ensureKeys(cfg.keysDir, ctx.clock.now());
       if (!existed) console.log(`control database created: ${ctx.cdb.file}`);
+      if (recorded === undefined && mode === 'drill') console.log(`${DRILL_MARK}: a drill installation; its records, pages, forms, manifests and notices say so`);
       for (const k of report.created) console.log(`key created: ${cfg.keysDir}/${k}`);
-      if (existed && report.created.length === 0) console.log(`already initialised: ${cfg.dataDir} (nothing changed)`);
-      else console.log(`initialised ${cfg.dataDir}`);
+      if (existed && recorded !== undefined && report.created.length === 0) console.log(`already initialised: ${cfg.dataDir}${mode === 'drill' ? ` (${DRILL_MARK})` : ''} (nothing changed)`);
+      else console.log(`initialised ${cfg.dataDir}${mode === 'drill' ? ` (${DRILL_MARK})` : ''}`);
     });
 }

@@ -237,6 +237,8 @@ export function register(program: Command, ctx: CliContext): void {
       .option('--file <file>', 'for rules and pgp-key: the new document or key; for scope: the scope as JSON')
       .option('--scope-justification <text>', 'scope: with --value all, why the whole dataset is necessary')
       .option('--account <user>', 'method: the SFTP account when adding sftp-pull')
+      .option('--letter-no <text>', "stop: the reference of the agency's written request (required)")
+      .option('--letter-date <date>', 'stop: the date of that letter, YYYY-MM-DD')
       .option('--by <name>', 'who files it')
       .option('--json', 'print the change request as JSON'),
   ).action(async (id, o) => {
@@ -252,6 +254,8 @@ export function register(program: Command, ctx: CliContext): void {
         account: o.account,
         clientCerts: o.clientCert ? clientCerts(o.clientCert) : undefined,
         justification: o.scopeJustification,
+        letterNo: o.letterNo,
+        letterDate: o.letterDate,
       },
       actor(o.by),
     );

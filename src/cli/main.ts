@@ -30,16 +30,19 @@ export function buildProgram(ctx: CliContext, program: Command): Command {
     .name('nia-link')
     .description("NIA's secure batch file transfer of immigration data to linked agencies")
     .option('--data-dir <dir>', 'data directory (default $NIA_LINK_DATA_DIR or ./data)')
+    .option('--at <date>', 'drill installations only: run the command as of this Taipei day (compliance status and finding list may preview a day anywhere)')
     .exitOverride()
     .configureOutput({ outputError: oneLineError });
   for (const m of [init, agency, dataset, link, compliance, change, rules, vendor, account, seed, deliver, log, query, report, anomaly, backup, key, defender, operator, start]) m.register(program, ctx);
+  // init decides the installation's mode, and so whether its clock may move, itself.
+  program.hook('preAction', (_program, cmd) => ctx.beforeAction(cmd, cmd.name() === 'init' && cmd.parent === program));
   return program;
 }
 
 /** Entry point of the `nia-link` command. User mistakes end in one line on stderr and exit code 1 or 2. */
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
-  const ctx = new CliContext(() => program.opts().dataDir);
+  const ctx = new CliContext(() => program.opts(), process.env.NIA_LINK_CLOCK);
   buildProgram(ctx, program);
   program.commands.forEach(function exitOverrideAll(c: Command) {
     c.exitOverride();

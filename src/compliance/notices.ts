@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { rocDate } from '../domain';
+import { DRILL_MARK, rocDate } from '../domain';
 import { PROJECT_ROOT } from '../paths';
 
 export const NOTICE_KINDS = ['finding', 'suspended', 'resumed', 'resume-refused', 'termination', 'ended', 'inactivity'] as const;
@@ -16,10 +16,12 @@ export function rocText(date: string): string {
 
 /**
  * A notice's text from its template files (templates/notices/<kind>.<zh|en>.txt). Every `{{name}}`
- * must be given; a `*_roc` name is filled from the date of the same name without the suffix.
+ * must be given; a `*_roc` name is filled from the date of the same name without the suffix. A drill
+ * installation's notices open with the drill mark, so none can pass for a real one.
  */
-export function renderNotice(kind: NoticeKind, values: Record<string, string>): { zh: string; en: string } {
+export function renderNotice(kind: NoticeKind, values: Record<string, string>, opts: { drill?: boolean } = {}): { zh: string; en: string } {
   const fill = (lang: 'zh' | 'en') =>
+    (opts.drill ? `【${DRILL_MARK}】\n\n` : '') +
     readFileSync(path.join(DIR, `${kind}.${lang}.txt`), 'utf8').replace(/\{\{([a-z_]+)\}\}/g, (_, name: string) => {
       const roc = name.endsWith('_roc') ? values[name.slice(0, -4)] : undefined;
       const v = roc !== undefined ? rocText(roc) : values[name];

@@ -1,18 +1,24 @@
 import type { Config } from '../config';
 import type { ControlDb, Db } from '../db';
 import { agencies, compliance as repo } from '../db/repositories';
+import { modeOf } from '../db/repositories/installation';
 import {
   addDays,
+  addMonths,
+  checkClaimedDate,
   checkDeadlineExtension,
   checkResumption,
+  checkScheduledDate,
   checkTerminationNotice,
   type Clock,
+  DRILL_MARK,
   findingStatus,
   inactive,
   isValidDate,
   periodOver,
   reviewDue,
   selfAuditFlags,
+  suspensionLapsed,
   taipeiDate,
   type EndReason,
 } from '../domain';
@@ -35,45 +41,69 @@ export interface SweepResult {
   due: string[];
 }
 
+/** A date claimed for a past event and the document it comes from (R10.4). */
+export interface Claim {
+  /** The day the document gives (default: today). */
+  on?: string;
+  letterNo?: string;
+}
+
+type Mail = { to: string[]; subject: string; text: string };
+
 export const REVIEW_CYCLE_MONTHS = 12;
 
 const refusal = (r: { ok: false; refusal: { code: string; message: string } }): never => {
   throw new UserError(r.refusal.message, r.refusal.code);
 };
 
+const dayOf = (iso: string) => taipeiDate(new Date(iso));
+
 /**
  * The regulation's deadlines enforced by the system (R6.4, R7.1, R9.1, R10–R13, R-F5): audits and
  * findings, suspension and resumption, termination, inactivity, disposal, reviews and notices. Each
  * action is one transaction with its usage-log record; notices are stored, logged, and e-mailed where
- * the link has addresses. `at` is the Taipei day an action is taken as of (drills, tests).
+ * the link has addresses.
+ *
+ * Every action happens at the clock's time (R6.6): the clock is the system's, except on a drill
+ * installation, whose composition root may set it to another day. Dates the user gives either
+ * schedule something (a deadline, never in the past) or are claimed for a past event, from a dated
+ * document (checkClaimedDate); both are kept beside the time they were entered.
  */
 export class ComplianceService {
   constructor(private readonly d: ComplianceDeps) {}
 
-  /** The instant used for records made "as of" a Taipei day: noon of that day, or now. */
-  private instant(at?: string): { now: Date; today: string } {
-    if (at === undefined) {
-      const now = this.d.clock.now();
-      return { now, today: taipeiDate(now) };
-    }
+  private instant(): { now: Date; today: string } {
+    const now = this.d.clock.now();
+    return { now, today: taipeiDate(now) };
+  }
+
+  /** The day a read-only view is computed for: `at` previews another day; nothing is written. */
+  private day(at?: string): string {
+    if (at === undefined) return taipeiDate(this.d.clock.now());
     if (!isValidDate(at)) throw new UserError(`--at '${at}' is not a date (YYYY-MM-DD)`);
-    return { now: new Date(Date.parse(`${at}T12:00:00+08:00`)), today: at };
+    return at;
+  }
+
+  private claim(flag: string, c: Claim, today: string, notBefore?: { date: string; what: string }): { date: string; letterNo: string } {
+    const r = checkClaimedDate({ flag, date: c.on ?? today, letterNo: c.letterNo, notBefore }, today);
+    return r.ok ? r.value : refusal(r);
   }
 
   // ---- notices ----
 
-  private notice(tx: Db, s: LinkState, kind: NoticeKind, today: string, now: Date, values: Record<string, string>): { to: string[]; subject: string; text: string } {
-    const text = renderNotice(kind, { agency: s.agency.nameZh, agency_en: s.agency.nameEn ?? s.agency.nameZh, link: String(s.link.id), today, ...values });
+  private notice(tx: Db, s: LinkState, kind: NoticeKind, today: string, now: Date, values: Record<string, string>): Mail {
+    const drill = modeOf(tx) === 'drill';
+    const text = renderNotice(kind, { agency: s.agency.nameZh, agency_en: s.agency.nameEn ?? s.agency.nameZh, link: String(s.link.id), today, ...values }, { drill });
     // R14.1: the sponsoring authority of a non-government body gets every notice too.
     const sponsor = s.agency.sponsorId ? agencies.byId(tx, s.agency.sponsorId) : undefined;
     const recipients = [...s.content.email];
     const row = repo.insertNotice(tx, { agencyId: s.agency.id, linkId: s.link.id, kind, textZh: text.zh, textEn: text.en, recipients, createdAt: now.toISOString() });
     appendLog(tx, { type: 'notice.issued', agency: s.agency.code, linkId: s.link.id, revision: s.link.currentRevision, actor: 'compliance', object: `notice:${row.id}`, detail: { kind, recipients, sponsor: sponsor?.code ?? null } }, now);
-    return { to: recipients, subject: `[nia-link] L${s.link.id} ${kind}`, text: `${text.zh}\n\n----\n\n${text.en}` };
+    return { to: recipients, subject: `[nia-link]${drill ? ` [${DRILL_MARK}]` : ''} L${s.link.id} ${kind}`, text: `${text.zh}\n\n----\n\n${text.en}` };
   }
 
   /** E-mail stored notices after the transaction that made them committed; a failed e-mail never undoes the action. */
-  private async mail(messages: { to: string[]; subject: string; text: string }[]): Promise<void> {
+  private async mail(messages: Mail[]): Promise<void> {
     if (!this.d.config.smtp.host) return;
     for (const m of messages) {
       if (m.to.length === 0) continue;
@@ -109,9 +139,11 @@ export class ComplianceService {
   }
 
   async addFinding(input: { linkId: number; deadline: string; text: string; auditId?: number; anomalyId?: number; evidence?: number[] }, actor: string): Promise<repo.FindingRow> {
-    if (!isValidDate(input.deadline)) throw new UserError(`--deadline '${input.deadline}' is not a date (YYYY-MM-DD)`);
     const { now, today } = this.instant();
-    let mail: { to: string[]; subject: string; text: string } | undefined;
+    // A deadline already behind would make the link overdue the moment it is recorded.
+    const deadline = checkScheduledDate('--deadline', input.deadline, today);
+    if (!deadline.ok) refusal(deadline);
+    let mail: Mail | undefined;
     const row = this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, input.linkId);
       if (s.link.status === 'terminated' || s.link.status === 'rejected' || s.link.status === 'pending') throw new UserError(`link ${input.linkId} is ${s.link.status}: findings are for approved links`);
@@ -126,7 +158,7 @@ export class ComplianceService {
         evidence.push(...a.evidence);
       }
       if (!text) throw new UserError('--text is required (what must be explained and improved)');
-      const f = repo.insertFinding(tx, { linkId: input.linkId, auditId: input.auditId ?? null, anomalyId: input.anomalyId ?? null, text, deadline: input.deadline, evidence: { seqs: evidence }, remediatedOn: null, remediationNote: null, createdAt: now.toISOString() });
+      const f = repo.insertFinding(tx, { linkId: input.linkId, auditId: input.auditId ?? null, anomalyId: input.anomalyId ?? null, text, deadline: input.deadline, evidence: { seqs: evidence }, remediatedOn: null, remediationNote: null, remediationLetterNo: null, remediationRecordedAt: null, createdAt: now.toISOString() });
       appendLog(tx, { type: 'finding.added', agency: s.agency.code, linkId: s.link.id, revision: s.link.currentRevision, actor, object: `finding:${f.id}`, detail: { deadline: input.deadline, anomaly: input.anomalyId ?? null, audit: input.auditId ?? null } }, now);
       mail = this.notice(tx, s, 'finding', today, now, { deadline: input.deadline, text });
       return f;
@@ -135,15 +167,18 @@ export class ComplianceService {
     return row;
   }
 
-  remediate(id: number, at: string | undefined, note: string | undefined, actor: string): repo.FindingRow {
-    const { now, today } = this.instant(at);
+  /** R7.2, R10.4: the agency completed the improvements, on the day its document says. */
+  remediate(id: number, claim: Claim & { note?: string }, actor: string): repo.FindingRow {
+    const { now, today } = this.instant();
     return this.d.cdb.write((tx) => {
       const f = repo.findingById(tx, id);
       if (!f) throw new UserError(`finding ${id} does not exist`);
       if (f.remediatedOn) throw new UserError(`finding ${id} was remediated on ${f.remediatedOn} already`);
-      repo.updateFinding(tx, id, { remediatedOn: today, remediationNote: note ?? null });
+      const c = this.claim('--completed-on', claim, today, { date: dayOf(f.createdAt), what: `finding ${id} was recorded` });
+      const note = claim.note?.trim() || null;
+      repo.updateFinding(tx, id, { remediatedOn: c.date, remediationNote: note, remediationLetterNo: c.letterNo, remediationRecordedAt: now.toISOString() });
       const s = this.d.registry.stateIn(tx, f.linkId);
-      appendLog(tx, { type: 'finding.remediated', agency: s.agency.code, linkId: f.linkId, actor, object: `finding:${id}`, detail: { on: today, note: note ?? null } }, now);
+      appendLog(tx, { type: 'finding.remediated', agency: s.agency.code, linkId: f.linkId, actor, object: `finding:${id}`, detail: { completedOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString(), note } }, now);
       return repo.findingById(tx, id)!;
     });
   }
@@ -151,6 +186,8 @@ export class ComplianceService {
   extend(id: number, deadline: string, actor: string): repo.FindingRow {
     if (!isValidDate(deadline)) throw new UserError(`--deadline '${deadline}' is not a date (YYYY-MM-DD)`);
     const { now, today } = this.instant();
+    const ahead = checkScheduledDate('--deadline', deadline, today);
+    if (!ahead.ok) refusal(ahead);
     return this.d.cdb.write((tx) => {
       const f = repo.findingById(tx, id);
       if (!f) throw new UserError(`finding ${id} does not exist`);
@@ -162,50 +199,85 @@ export class ComplianceService {
     });
   }
 
+  /** Findings with their status as of today, or as of `at` (a preview; nothing changes). */
   listFindings(linkId?: number, at?: string): (repo.FindingRow & { status: string })[] {
-    const { today } = this.instant(at);
+    const today = this.day(at);
     return repo.findings(this.d.cdb.db, linkId).map((f) => ({ ...f, status: findingStatus(f, today) }));
   }
 
   // ---- suspension and resumption (R10) ----
 
-  private suspendIn(tx: Db, linkId: number, reason: string, findingId: number | null, actor: string, today: string, now: Date) {
+  private suspendIn(tx: Db, linkId: number, reason: string, findingId: number | null, actor: string, today: string, now: Date): Mail {
     const s = this.d.registry.stateIn(tx, linkId);
     this.d.registry.suspend(tx, linkId, reason, actor, now, { finding: findingId });
-    repo.insertSuspension(tx, { linkId, startedOn: today, reason, findingId, resumeRequestedOn: null, endedOn: null, outcome: null });
+    repo.insertSuspension(tx, { linkId, startedOn: today, reason, findingId, resumeRequestedOn: null, endedOn: null, outcome: null, remediatedOn: null, remediationLetterNo: null, remediationRecordedAt: null });
     return this.notice(tx, s, 'suspended', today, now, { reason });
   }
 
-  async suspend(linkId: number, reason: string, actor: string, at?: string): Promise<void> {
+  async suspend(linkId: number, reason: string, actor: string): Promise<void> {
     if (!reason.trim()) throw new UserError('--reason is required');
-    const { now, today } = this.instant(at);
+    const { now, today } = this.instant();
     const mail = this.d.cdb.write((tx) => this.suspendIn(tx, linkId, reason.trim(), null, actor, today, now));
     this.d.registry.changed(linkId);
     await this.mail([mail]);
   }
 
-  /** The day the findings behind a suspension were all remediated, or null while one is still open. */
-  private remediatedOn(tx: Db, linkId: number, suspension: repo.SuspensionRow): string | null {
-    const relevant = repo.findings(tx, linkId).filter((f) => f.id === suspension.findingId || f.createdAt.slice(0, 10) <= suspension.startedOn);
-    if (relevant.some((f) => f.remediatedOn === null)) return null;
-    return relevant.map((f) => f.remediatedOn!).sort().pop() ?? suspension.startedOn;
+  /**
+   * R10.4: a suspension without a finding needs the completion of its improvements recorded too, with
+   * its document, before the agency may ask to resume.
+   */
+  remediateSuspension(linkId: number, claim: Claim & { note?: string }, actor: string): repo.SuspensionRow {
+    const { now, today } = this.instant();
+    return this.d.cdb.write((tx) => {
+      const s = this.d.registry.stateIn(tx, linkId);
+      const susp = repo.openSuspension(tx, linkId);
+      if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`);
+      if (susp.findingId !== null) throw new UserError(`link ${linkId} was suspended for finding ${susp.findingId}: record its remediation with nia-link finding remediate ${susp.findingId}`);
+      if (susp.remediatedOn) throw new UserError(`the improvements for link ${linkId}'s suspension were recorded as completed on ${susp.remediatedOn} already`);
+      const c = this.claim('--completed-on', claim, today, { date: susp.startedOn, what: 'the suspension began' });
+      const note = claim.note?.trim() || null;
+      repo.updateSuspension(tx, susp.id, { remediatedOn: c.date, remediationLetterNo: c.letterNo, remediationRecordedAt: now.toISOString() });
+      appendLog(tx, { type: 'suspension.remediated', agency: s.agency.code, linkId, revision: s.link.currentRevision, actor, detail: { suspendedOn: susp.startedOn, completedOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString(), note } }, now);
+      return repo.openSuspension(tx, linkId)!;
+    });
   }
 
-  /** End a link for a reason of the regulation, open its disposal task and issue the notice. */
-  private endIn(tx: Db, linkId: number, reason: EndReason, actor: string, today: string, now: Date, detail: Record<string, unknown> = {}) {
+  /**
+   * The day the improvements behind a suspension were completed, or null while any is outstanding:
+   * every finding still open when it began (or the one that caused it), and for a suspension without
+   * a finding its own recorded completion (R10.4: the six months run whatever caused it).
+   */
+  private remediatedOn(tx: Db, linkId: number, susp: repo.SuspensionRow): string | null {
+    const inPlay = repo
+      .findings(tx, linkId)
+      .filter((f) => f.id === susp.findingId || (dayOf(f.createdAt) <= susp.startedOn && (f.remediatedOn === null || f.remediatedOn >= susp.startedOn)));
+    if (inPlay.some((f) => f.remediatedOn === null)) return null;
+    const dates = inPlay.map((f) => f.remediatedOn!);
+    if (susp.findingId === null) {
+      if (susp.remediatedOn === null) return null;
+      dates.push(susp.remediatedOn);
+    }
+    return dates.sort().pop() ?? null;
+  }
+
+  /**
+   * The one way a link ends (R-F5, R11.1, R12.1, R13.1, R10.3): the link is terminated, its
+   * suspension closed, its disposal task opened, and the agency notified.
+   */
+  private endIn(tx: Db, linkId: number, reason: EndReason, actor: string, today: string, now: Date, detail: Record<string, unknown> = {}, kind?: NoticeKind): Mail {
     const s = this.d.registry.stateIn(tx, linkId);
     this.d.registry.terminate(tx, linkId, reason, actor, now, detail);
     const open = repo.openSuspension(tx, linkId);
     if (open) repo.updateSuspension(tx, open.id, { endedOn: today, outcome: 'ended' });
     if (!repo.disposalFor(tx, linkId)) {
-      repo.insertDisposal(tx, { linkId, openedOn: today, required: s.content.disposal, confirmedAt: null, confirmedBy: null, how: null });
+      repo.insertDisposal(tx, { linkId, openedOn: today, required: s.content.disposal, confirmedAt: null, confirmedBy: null, how: null, doneOn: null, letterNo: null });
       appendLog(tx, { type: 'disposal.opened', agency: s.agency.code, linkId, actor, detail: { required: s.content.disposal } }, now);
     }
-    return this.notice(tx, s, reason === 'reapplication-required' ? 'resume-refused' : 'ended', today, now, { reason: String(detail.why ?? reason), disposal: s.content.disposal });
+    return this.notice(tx, s, kind ?? (reason === 'reapplication-required' ? 'resume-refused' : 'ended'), today, now, { reason: String(detail.why ?? reason), disposal: s.content.disposal });
   }
 
-  async resumeRequest(linkId: number, actor: string, at?: string): Promise<{ accepted: boolean; message: string }> {
-    const { now, today } = this.instant(at);
+  async resumeRequest(linkId: number, actor: string): Promise<{ accepted: boolean; message: string }> {
+    const { now, today } = this.instant();
     const r = this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, linkId);
       const susp = repo.openSuspension(tx, linkId);
@@ -225,8 +297,8 @@ export class ComplianceService {
     return { accepted: r.accepted, message: r.message };
   }
 
-  async resumeApprove(linkId: number, actor: string, at?: string): Promise<void> {
-    const { now, today } = this.instant(at);
+  async resumeApprove(linkId: number, actor: string): Promise<void> {
+    const { now, today } = this.instant();
     const r = this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, linkId);
       const susp = repo.openSuspension(tx, linkId);
@@ -244,34 +316,85 @@ export class ComplianceService {
     if (r.ended) throw new UserError(`${r.ended}; link ${linkId} has ended (reapplication-required)`, 'resume.too-late');
   }
 
-  // ---- termination (R11.1) ----
+  // ---- termination (R11.1) and stop requests (R12.1) ----
 
-  async terminate(linkId: number, effective: string, noticeDate: string | undefined, actor: string): Promise<void> {
+  /**
+   * R11.1: the agency's written notice, received on the day its letter says, ends the link on the
+   * effective date; on that date through the one path that ends links (at once when it is today).
+   */
+  async terminate(linkId: number, input: { effective: string; noticeDate?: string; letterNo?: string }, actor: string): Promise<void> {
     const { now, today } = this.instant();
-    const notice = noticeDate ?? today;
-    const ok = checkTerminationNotice(notice, effective);
-    if (!ok.ok) refusal(ok);
-    const mail = this.d.cdb.write((tx) => {
+    const effective = checkScheduledDate('--effective', input.effective, today);
+    if (!effective.ok) refusal(effective);
+    const mails = this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, linkId);
-      this.d.registry.scheduleEnd(tx, linkId, effective, actor, now, { noticeDate: notice, reason: 'agency-notice' });
-      return this.notice(tx, s, 'termination', today, now, { effective });
+      const approved = s.link.approvedAt ? { date: dayOf(s.link.approvedAt), what: `link ${linkId} was approved` } : undefined;
+      const c = this.claim('--notice-date', { on: input.noticeDate, letterNo: input.letterNo }, today, approved);
+      const ok = checkTerminationNotice(c.date, input.effective);
+      if (!ok.ok) refusal(ok);
+      this.d.registry.scheduleEnd(tx, linkId, input.effective, actor, now, { noticeDate: c.date, letterNo: c.letterNo, recordedAt: now.toISOString(), reason: 'agency-notice' });
+      repo.insertTermination(tx, { linkId, noticeDate: c.date, letterNo: c.letterNo, effectiveOn: input.effective, recordedAt: now.toISOString(), recordedBy: actor });
+      const out = [this.notice(tx, s, 'termination', today, now, { effective: input.effective })];
+      const ended = this.endDateIn(tx, linkId, actor, today, now);
+      if (ended) out.push(ended.mail);
+      return out;
     });
     this.d.registry.changed(linkId);
-    await this.mail([mail]);
+    await this.mail(mails);
+  }
+
+  /** An approved end date (a termination notice's or a stop request's) that has come ends the link. */
+  private endDateIn(tx: Db, linkId: number, actor: string, today: string, now: Date): { line: string; mail: Mail } | null {
+    const s = this.d.registry.stateIn(tx, linkId);
+    if (s.link.status !== 'active' && s.link.status !== 'suspended') return null;
+    if (s.link.endsOn === null || s.link.endsOn > today) return null;
+    const reason: EndReason = s.content.stopOn === s.link.endsOn ? 'stop-request' : 'agency-notice';
+    return { line: `link ${linkId}: ended on ${s.link.endsOn} (${reason})`, mail: this.endIn(tx, linkId, reason, actor, today, now, { endsOn: s.link.endsOn }) };
+  }
+
+  /**
+   * End the links (or the one link) whose approved end date has come, through the one path: what an
+   * approved stop request dated today needs at once, since the registry that approves it cannot end
+   * a link itself. Returns what ended; `mailed` settles once the notices are e-mailed.
+   */
+  endDue(actor: string, linkId?: number): { ended: string[]; mailed: Promise<void> } {
+    const { now, today } = this.instant();
+    const ids = linkId !== undefined ? [linkId] : this.d.registry.list().filter((l) => l.endsOn !== null && (l.status === 'active' || l.status === 'suspended')).map((l) => l.id);
+    const ended: string[] = [];
+    const mails: Mail[] = [];
+    for (const id of ids) {
+      const r = this.d.cdb.write((tx) => this.endDateIn(tx, id, actor, today, now));
+      if (!r) continue;
+      ended.push(r.line);
+      mails.push(r.mail);
+      this.d.registry.changed(id);
+    }
+    return { ended, mailed: this.mail(mails) };
   }
 
   // ---- inactivity (R13.1), disposal (R-F5), reviews (R12.1) ----
 
-  private inactivityRow(tx: Db, linkId: number): repo.InactivityRow {
+  /** The Taipei day of the link's last use (R13.1), or of its approval when it was never used. */
+  private lastUseDay(tx: Db, s: LinkState, today: string): string {
+    const at = repo.lastUse(tx, s.link.id) ?? s.link.approvedAt;
+    return at ? dayOf(at) : today;
+  }
+
+  /** A flag that still stands: a link used again since it was flagged is no longer inactive. */
+  private inactivityRow(tx: Db, linkId: number, today: string): repo.InactivityRow {
     const row = repo.inactivityFor(tx, linkId);
     if (!row) throw new UserError(`link ${linkId} is not flagged as inactive (nia-link compliance sweep flags links unused for over a year)`);
+    const s = this.d.registry.stateIn(tx, linkId);
+    if (s.link.status !== 'active' && s.link.status !== 'suspended') throw new UserError(`link ${linkId} is ${s.link.status}`);
+    const last = this.lastUseDay(tx, s, today);
+    if (!inactive(last, today)) throw new UserError(`link ${linkId} was used on ${last}, within the last year: it is not inactive (R13.1)`);
     return row;
   }
 
-  async inactivityNotice(linkId: number, actor: string, at?: string): Promise<void> {
-    const { now, today } = this.instant(at);
+  async inactivityNotice(linkId: number, actor: string): Promise<void> {
+    const { now, today } = this.instant();
     const mail = this.d.cdb.write((tx) => {
-      const row = this.inactivityRow(tx, linkId);
+      const row = this.inactivityRow(tx, linkId, today);
       const s = this.d.registry.stateIn(tx, linkId);
       repo.updateInactivity(tx, row.id, { noticeOn: today });
       appendLog(tx, { type: 'inactivity.noticed', agency: s.agency.code, linkId, actor, detail: { lastUse: row.lastUse } }, now);
@@ -280,28 +403,33 @@ export class ComplianceService {
     await this.mail([mail]);
   }
 
-  async inactivityConfirm(linkId: number, actor: string, at?: string): Promise<void> {
-    const { now, today } = this.instant(at);
+  /** The agency's written confirmation that it has no need, dated by its letter: the link ends. */
+  async inactivityConfirm(linkId: number, claim: Claim, actor: string): Promise<void> {
+    const { now, today } = this.instant();
     const mail = this.d.cdb.write((tx) => {
-      const row = this.inactivityRow(tx, linkId);
+      const row = this.inactivityRow(tx, linkId, today);
       if (!row.noticeOn) throw new UserError(`NIA has not given written notice of inactivity for link ${linkId} yet (nia-link inactivity notice ${linkId})`);
-      repo.updateInactivity(tx, row.id, { confirmedOn: today });
-      return this.endIn(tx, linkId, 'inactivity', actor, today, now, { why: 'unused for over a year; the agency confirmed it has no need', lastUse: row.lastUse });
+      const c = this.claim('--confirmed-on', claim, today, { date: row.noticeOn, what: "NIA's notice of inactivity" });
+      repo.updateInactivity(tx, row.id, { confirmedOn: c.date, confirmationLetterNo: c.letterNo, confirmationRecordedAt: now.toISOString() });
+      return this.endIn(tx, linkId, 'inactivity', actor, today, now, { why: 'unused for over a year; the agency confirmed it has no need', lastUse: row.lastUse, confirmedOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString() });
     });
     this.d.registry.changed(linkId);
     await this.mail([mail]);
   }
 
-  confirmDisposal(linkId: number, how: string, by: string, at?: string): repo.DisposalRow {
-    if (!how.trim()) throw new UserError('--how is required (destroyed, returned, …)');
-    const { now } = this.instant(at);
+  /** R-F5: who disposed of the data, how, and on the day the agency's document says. */
+  confirmDisposal(linkId: number, input: Claim & { how: string; by: string }): repo.DisposalRow {
+    if (!input.how.trim()) throw new UserError('--how is required (destroyed, returned, …)');
+    if (!input.by.trim()) throw new UserError('--by is required (who did it)');
+    const { now, today } = this.instant();
     return this.d.cdb.write((tx) => {
       const row = repo.disposalFor(tx, linkId);
       if (!row) throw new UserError(`link ${linkId} has no disposal task (it opens when the link ends)`);
       if (row.confirmedAt) throw new UserError(`disposal for link ${linkId} was confirmed on ${row.confirmedAt} already`);
-      repo.updateDisposal(tx, row.id, { confirmedAt: now.toISOString(), confirmedBy: by, how: how.trim() });
+      const c = this.claim('--done-on', input, today, { date: row.openedOn, what: `link ${linkId} ended` });
+      repo.updateDisposal(tx, row.id, { confirmedAt: now.toISOString(), confirmedBy: input.by.trim(), how: input.how.trim(), doneOn: c.date, letterNo: c.letterNo });
       const s = this.d.registry.stateIn(tx, linkId);
-      appendLog(tx, { type: 'disposal.confirmed', agency: s.agency.code, linkId, actor: by, detail: { how: how.trim(), required: row.required } }, now);
+      appendLog(tx, { type: 'disposal.confirmed', agency: s.agency.code, linkId, actor: input.by.trim(), detail: { how: input.how.trim(), required: row.required, doneOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString() } }, now);
       return repo.disposalFor(tx, linkId)!;
     });
   }
@@ -319,12 +447,12 @@ export class ComplianceService {
 
   // ---- the daily sweep ----
 
-  /** Apply every deadline as of `at` (a Taipei day; default today) and say what changed and what is due. */
-  async sweep(actor: string, at?: string): Promise<SweepResult> {
-    const { now, today } = this.instant(at);
+  /** Apply every deadline as of today and say what changed and what is due. */
+  async sweep(actor: string): Promise<SweepResult> {
+    const { now, today } = this.instant();
     const changes: string[] = [];
     const due: string[] = [];
-    const mails: { to: string[]; subject: string; text: string }[] = [];
+    const mails: Mail[] = [];
     const changedIds: number[] = [];
     for (const l of this.d.registry.list()) {
       if (l.status !== 'active' && l.status !== 'suspended') continue;
@@ -332,15 +460,26 @@ export class ComplianceService {
         const s = this.d.registry.stateIn(tx, l.id);
         if (s.link.status !== 'active' && s.link.status !== 'suspended') return null;
         // R11.1 / R12.1: an approved end date has come.
-        if (s.link.endsOn !== null && s.link.endsOn <= today) {
-          const reason: EndReason = s.content.stopOn === s.link.endsOn ? 'stop-request' : 'agency-notice';
-          mails.push(this.endIn(tx, l.id, reason, actor, today, now, { endsOn: s.link.endsOn }));
-          return `link ${l.id}: ended on ${s.link.endsOn} (${reason})`;
+        const ended = this.endDateIn(tx, l.id, actor, today, now);
+        if (ended) {
+          mails.push(ended.mail);
+          return ended.line;
         }
         // R-F5: the use period is over.
         if (periodOver(s.content.period.to, today)) {
           mails.push(this.endIn(tx, l.id, 'expiry', actor, today, now, { to: s.content.period.to }));
           return `link ${l.id}: use period ended on ${s.content.period.to}; disposal task opened`;
+        }
+        // R10.4: six months after a suspension began, whatever caused it, without the improvements completed in time.
+        const susp = s.link.status === 'suspended' ? repo.openSuspension(tx, l.id) : undefined;
+        if (susp) {
+          const completed = this.remediatedOn(tx, l.id, susp);
+          if (suspensionLapsed({ suspendedOn: susp.startedOn, remediatedOn: completed }, today)) {
+            const latest = addMonths(susp.startedOn, 6);
+            const why = `${completed ? `improvements completed on ${completed}, after` : 'improvements not completed by'} ${latest}, six months after the suspension began on ${susp.startedOn}: a new application is required (R10.4)`;
+            mails.push(this.endIn(tx, l.id, 'reapplication-required', actor, today, now, { why, suspendedOn: susp.startedOn }, 'ended'));
+            return `link ${l.id}: ended (reapplication-required): ${why}`;
+          }
         }
         // R10.1: an overdue finding suspends the link (or waits for an operator when autoSuspend is off).
         const overdue = repo.findings(tx, l.id).filter((f) => findingStatus(f, today) === 'overdue');
@@ -353,11 +492,11 @@ export class ComplianceService {
           mails.push(this.suspendIn(tx, l.id, `finding ${f.id} not remediated by ${f.deadline}: ${f.text}`, f.id, actor, today, now));
           return `link ${l.id}: suspended (finding ${f.id} overdue since ${addDays(f.deadline, 1)})`;
         }
-        // R13.1: unused for more than a year is flagged; it stops only after notice and confirmation.
-        const lastUse = repo.lastUse(tx, l.id)?.slice(0, 10) ?? (s.link.approvedAt ? taipeiDate(new Date(s.link.approvedAt)) : today);
+        // R13.1: unused for more than a year (Taipei days) is flagged; it stops only after notice and confirmation.
+        const lastUse = this.lastUseDay(tx, s, today);
         const flagged = repo.inactivityFor(tx, l.id);
         if (inactive(lastUse, today) && !flagged) {
-          repo.insertInactivity(tx, { linkId: l.id, flaggedOn: today, lastUse, noticeOn: null, confirmedOn: null });
+          repo.insertInactivity(tx, { linkId: l.id, flaggedOn: today, lastUse, noticeOn: null, confirmedOn: null, confirmationLetterNo: null, confirmationRecordedAt: null });
           appendLog(tx, { type: 'inactivity.flagged', agency: s.agency.code, linkId: l.id, actor, detail: { lastUse } }, now);
           return `link ${l.id}: flagged inactive (last use ${lastUse})`;
         }
@@ -371,13 +510,13 @@ export class ComplianceService {
     }
     for (const id of changedIds) this.d.registry.changed(id);
     await this.mail(mails);
-    due.push(...this.status(at).filter((x) => !due.includes(x)));
+    due.push(...this.status().filter((x) => !due.includes(x)));
     return { today, changes, due };
   }
 
-  /** What is due, overdue or flagged as of `at`. */
+  /** What is due, overdue or flagged today, or as of `at` (a preview; nothing changes). */
   status(at?: string): string[] {
-    const { today } = this.instant(at);
+    const today = this.day(at);
     const out: string[] = [];
     const db = this.d.cdb.db;
     for (const f of repo.findings(db)) {
@@ -385,13 +524,18 @@ export class ComplianceService {
       if (st === 'open') out.push(`finding ${f.id} (link ${f.linkId}): due ${f.deadline}`);
       if (st === 'overdue') out.push(`finding ${f.id} (link ${f.linkId}): OVERDUE since ${addDays(f.deadline, 1)}`);
     }
-    for (const s of repo.openSuspensions(db)) out.push(`link ${s.linkId}: suspended since ${s.startedOn}${s.resumeRequestedOn ? `, resumption requested ${s.resumeRequestedOn}` : ''}`);
+    for (const s of repo.openSuspensions(db)) {
+      const completed = this.remediatedOn(db, s.linkId, s);
+      out.push(
+        `link ${s.linkId}: suspended since ${s.startedOn}${completed ? `, improvements completed ${completed}` : `, improvements to be completed by ${addMonths(s.startedOn, 6)} (R10.4)`}${s.resumeRequestedOn ? `, resumption requested ${s.resumeRequestedOn}` : ''}`,
+      );
+    }
     for (const d of repo.disposals(db)) if (!d.confirmedAt) out.push(`link ${d.linkId}: disposal (${d.required}) not confirmed since ${d.openedOn}`);
     for (const l of this.d.registry.list()) {
       if (l.status !== 'active' && l.status !== 'suspended') continue;
       const ina = repo.inactivityFor(db, l.id);
       if (ina && !ina.confirmedOn) out.push(`link ${l.id}: inactive since ${ina.lastUse}${ina.noticeOn ? `, notice given ${ina.noticeOn}` : ', notice not yet given'}`);
-      const last = repo.lastReview(db, l.id)?.date ?? (l.approvedAt ? taipeiDate(new Date(l.approvedAt)) : today);
+      const last = repo.lastReview(db, l.id)?.date ?? (l.approvedAt ? dayOf(l.approvedAt) : today);
       const next = reviewDue(last, REVIEW_CYCLE_MONTHS);
       if (next < today) out.push(`link ${l.id}: necessity review overdue since ${next}`);
       if (l.endsOn) out.push(`link ${l.id}: ends on ${l.endsOn}`);
@@ -400,7 +544,7 @@ export class ComplianceService {
     }
     for (const a of agencies.all(db)) {
       const dates = repo.audits(db, { agencyId: a.id, kind: 'self' }).map((x) => x.date);
-      const tracked = this.d.registry.list().filter((l) => l.agency === a.code && l.approvedAt).map((l) => taipeiDate(new Date(l.approvedAt!))).sort()[0];
+      const tracked = this.d.registry.list().filter((l) => l.agency === a.code && l.approvedAt).map((l) => dayOf(l.approvedAt!)).sort()[0];
       if (tracked) for (const flag of selfAuditFlags(dates, today, tracked)) out.push(`agency ${a.code}: ${flag}`);
     }
     return out;

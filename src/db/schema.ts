@@ -302,8 +302,12 @@ export const finding = sqliteTable(
     text: text('text').notNull(),
     deadline: text('deadline').notNull(),
     evidence: text('evidence', { mode: 'json' }).$type<{ seqs?: number[]; documents?: number[] }>().notNull(),
+    // The day the agency's document says the improvements were completed, its reference, and when
+    // that was recorded (R10.4): a claimed date always stands beside the time it was entered.
     remediatedOn: text('remediated_on'),
     remediationNote: text('remediation_note'),
+    remediationLetterNo: text('remediation_letter_no'),
+    remediationRecordedAt: text('remediation_recorded_at'),
     createdAt: text('created_at').notNull(),
   },
   (t) => [index('finding_link_idx').on(t.linkId)],
@@ -321,6 +325,10 @@ export const suspension = sqliteTable(
     resumeRequestedOn: text('resume_requested_on'),
     endedOn: text('ended_on'),
     outcome: text('outcome', { enum: ['resumed', 'ended'] }),
+    // A suspension without a finding: the completion of improvements, as for a finding (R10.4).
+    remediatedOn: text('remediated_on'),
+    remediationLetterNo: text('remediation_letter_no'),
+    remediationRecordedAt: text('remediation_recorded_at'),
   },
   (t) => [index('suspension_link_idx').on(t.linkId)],
 );
@@ -353,9 +361,13 @@ export const disposal = sqliteTable('disposal', {
   linkId: integer('link_id').notNull().unique().references(() => link.id),
   openedOn: text('opened_on').notNull(),
   required: text('required').notNull(),
+  /** When the confirmation was recorded. */
   confirmedAt: text('confirmed_at'),
   confirmedBy: text('confirmed_by'),
   how: text('how'),
+  /** The day the agency's document says the data was disposed of, and its reference. */
+  doneOn: text('done_on'),
+  letterNo: text('letter_no'),
 });
 
 /** R13.1: NIA's written notice of inactivity and the agency's confirmation that it has no need. */
@@ -365,7 +377,35 @@ export const inactivity = sqliteTable('inactivity', {
   flaggedOn: text('flagged_on').notNull(),
   lastUse: text('last_use').notNull(),
   noticeOn: text('notice_on'),
+  /** The day of the agency's written confirmation, its reference, and when it was recorded. */
   confirmedOn: text('confirmed_on'),
+  confirmationLetterNo: text('confirmation_letter_no'),
+  confirmationRecordedAt: text('confirmation_recorded_at'),
+});
+
+/** R11.1: an agency's written notice to end a link, as received and as recorded. */
+export const termination = sqliteTable(
+  'termination',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    linkId: integer('link_id').notNull().references(() => link.id),
+    noticeDate: text('notice_date').notNull(),
+    letterNo: text('letter_no').notNull(),
+    effectiveOn: text('effective_on').notNull(),
+    recordedAt: text('recorded_at').notNull(),
+    recordedBy: text('recorded_by').notNull(),
+  },
+  (t) => [index('termination_link_idx').on(t.linkId)],
+);
+
+/**
+ * Whether this installation is a drill (its clock may be moved) or production (it never may). One
+ * row, written by init, immutable by trigger: an installation is never switched between the two.
+ */
+export const installation = sqliteTable('installation', {
+  id: integer('id').primaryKey(),
+  mode: text('mode', { enum: ['production', 'drill'] }).notNull(),
+  createdAt: text('created_at').notNull(),
 });
 
 // ---- the operator console (issue 8) ----

@@ -22,7 +22,8 @@ export type Change =
   | { kind: 'ips'; allowIps: string[] }
   | { kind: 'pgp-key'; pgpFingerprint: string }
   | { kind: 'extend'; to: string }
-  | { kind: 'stop'; stopOn: string };
+  // R12.1: the agency's written request to stop, by its letter's reference.
+  | { kind: 'stop'; stopOn: string; letterNo?: string; letterDate?: string | null };
 
 /** Only an approved link that has not ended takes change requests. */
 export function canFileChange(status: LinkStatus): Result<true> {

@@ -24,10 +24,12 @@ export function checkDeadlineExtension(f: { deadline: IsoDate; remediatedOn: Iso
 
 /**
  * R10.3: resumption needs the improvements completed within six months of the suspension's start
- * (suspended 2026-01-15 → remediated on 2026-07-15 at the latest); later, only a new application works.
+ * (suspended 2026-01-15 → completed on 2026-07-15 at the latest); later, only a new application works.
  */
 export function checkResumption(s: { suspendedOn: IsoDate; remediatedOn: IsoDate | null }): Result<true> {
-  if (s.remediatedOn === null) return refuse('resume.not-remediated', 'the findings that led to the suspension are not remediated yet');
+  if (s.remediatedOn === null) {
+    return refuse('resume.not-remediated', 'the completion of the improvements is not recorded yet (finding remediate for each finding; link remediated for a suspension without one)');
+  }
   const latest = addMonths(s.suspendedOn, 6);
   if (s.remediatedOn > latest) {
     return refuse(
@@ -38,7 +40,16 @@ export function checkResumption(s: { suspendedOn: IsoDate; remediatedOn: IsoDate
   return ok(true);
 }
 
-/** R13.1: unused for more than one year (last use 2025-03-01 → flagged from 2026-03-02). */
+/**
+ * R10.4: six months after a suspension began, whatever caused it, a link whose improvements were not
+ * completed in time can no longer be resumed (suspended 2026-01-15 → ends from 2026-07-16 on).
+ */
+export function suspensionLapsed(s: { suspendedOn: IsoDate; remediatedOn: IsoDate | null }, today: IsoDate): boolean {
+  const latest = addMonths(s.suspendedOn, 6);
+  return today > latest && (s.remediatedOn === null || s.remediatedOn > latest);
+}
+
+/** R13.1: unused for more than one year (last use 2025-03-01 → flagged from 2026-03-02); both are Taipei days. */
 export function inactive(lastUse: IsoDate, today: IsoDate): boolean {
   return today > addMonths(lastUse, 12);
 }

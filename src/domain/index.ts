@@ -7,6 +7,7 @@ export * from './revision';
 export * from './change';
 export * from './agency';
 export * from './compliance';
+export * from './time';
 export * from './rules';
 export * from './vendor';
 export * from './scope';

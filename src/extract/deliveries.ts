@@ -4,8 +4,9 @@ import path from 'node:path';
 import type * as openpgp from 'openpgp';
 import type { ControlDb } from '../db';
 import { credentials, deliveries, links } from '../db/repositories';
+import { modeOf } from '../db/repositories/installation';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey } from '../crypto';
-import { addDays, type Clock, describeScope, formatField, formatFieldList, formatScope, mayUse, type RevisionContent, sameScope, startOfTaipeiDay, taipeiDate } from '../domain';
+import { addDays, type Clock, DRILL_MARK, describeScope, formatField, formatFieldList, formatScope, mayUse, type RevisionContent, sameScope, startOfTaipeiDay, taipeiDate } from '../domain';
 import { isUserError, PermanentError } from '../errors';
 import type { LinkState, Registry } from '../registry';
 import { appendLog } from '../usagelog';
@@ -244,6 +245,8 @@ export class ExtractService {
         createdAt: now.toISOString(),
         signer: (await this.nia()).getFingerprint().toUpperCase(),
         confidentiality: CONFIDENTIALITY_NOTICE,
+        // A drill's files are marked inside the signed manifest, so none can pass for real data.
+        ...(modeOf(this.d.cdb.db) === 'drill' ? { drill: DRILL_MARK } : {}),
       };
       const manifestText = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
       const signature = await detachedSignature(manifestText, await this.nia());

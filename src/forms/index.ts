@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ControlDb } from '../db';
 import { documents } from '../db/repositories';
+import { modeOf } from '../db/repositories/installation';
 import { type Change, type ChangeKind, type Clock, revisionContentSchema } from '../domain';
 import { UserError } from '../errors';
 import type { Registry } from '../registry';
@@ -43,6 +44,7 @@ export class FormService {
       rulesVersion: content.rulesDocument === null ? null : documents.meta(this.cdb.db, content.rulesDocument)?.version ?? null,
       catalog: this.registry.catalogs.get(content.dataset),
       generatedAt: this.clock.now(),
+      drill: modeOf(this.cdb.db) === 'drill',
     };
     return buildForm(input);
   }

@@ -1,5 +1,5 @@
 import type { Change, ChangeKind, DatasetCatalog, Method, RevisionContent, Transform } from '../domain';
-import { describeScope, rocDateText, taipeiDate } from '../domain';
+import { DRILL_MARK, describeScope, rocDateText, taipeiDate } from '../domain';
 
 /**
  * The application/change form 各機關應用移民資訊申請暨異動書 as data: numbered items made of runs
@@ -37,6 +37,8 @@ export interface FormInput {
   rulesVersion: number | null;
   catalog: DatasetCatalog | undefined;
   generatedAt: Date;
+  /** Made on a drill installation: every copy says so, so it can never be filed as a real one. */
+  drill?: boolean;
 }
 
 export const FORM_TITLE = '各機關應用移民資訊申請暨異動書';
@@ -84,8 +86,9 @@ export function buildForm(f: FormInput): FormDocument {
   const stop = f.change?.change.kind === 'stop' ? f.change.change.stopOn : null;
   const filed = taipeiDate(new Date(f.change?.filedAt ?? f.appliedAt));
 
+  const mark = f.drill ? `${DRILL_MARK}　` : '';
   const blocks: Block[] = [
-    { kind: 'title', text: FORM_TITLE },
+    { kind: 'title', text: `${mark}${FORM_TITLE}` },
     {
       kind: 'meta',
       text: `連結案第 ${f.linkId} 號　第 ${f.revision.number} 版　${first ? '首次申請' : `異動申請第 ${f.change!.id} 號：${CHANGE_KIND_ZH[kind!] ?? kind}`}`,
@@ -165,7 +168,7 @@ export function buildForm(f: FormInput): FormDocument {
       ],
     },
     { kind: 'date', text: rocDateText(filed) },
-    { kind: 'footer', text: `nia-link 連結案 ${f.linkId}／第 ${f.revision.number} 版／產製於 ${f.generatedAt.toISOString()}` },
+    { kind: 'footer', text: `${mark}nia-link 連結案 ${f.linkId}／第 ${f.revision.number} 版／產製於 ${f.generatedAt.toISOString()}` },
   ];
-  return { title: `${FORM_TITLE}（連結案第 ${f.linkId} 號第 ${f.revision.number} 版）`, linkId: f.linkId, revision: f.revision.number, blocks };
+  return { title: `${mark}${FORM_TITLE}（連結案第 ${f.linkId} 號第 ${f.revision.number} 版）`, linkId: f.linkId, revision: f.revision.number, blocks };
 }

@@ -44,7 +44,10 @@ export class ConsoleActions {
   /** Returns the link the change belongs to. */
   approveChange(req: FastifyRequest, id: number): number {
     this.note(req, this.linkOfChange(id), `change:${id}`, { action: 'change.approve' });
-    return this.d.services.registry.approveChange(id, req.operator!.username).link.id;
+    const linkId = this.d.services.registry.approveChange(id, req.operator!.username).link.id;
+    // A stop dated today ends the link now, through the path that opens its disposal task and notifies the agency.
+    void this.d.services.compliance.endDue(req.operator!.username, linkId).mailed;
+    return linkId;
   }
 
   rejectChange(req: FastifyRequest, id: number, reason: string): number {

@@ -1,6 +1,7 @@
 import formbody from '@fastify/formbody';
 import helmet from '@fastify/helmet';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { modeOf } from '../db/repositories/installation';
 import { queuePrefix } from '../queue';
 import { isUserError, type UserError } from '../errors';
 import { ConsoleActions } from './actions';
@@ -30,6 +31,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Every route with who may use it (filled as routes are registered). */
     inventory: RouteInfo[];
+    /** A drill installation (it never changes): every page says so. */
+    drill: boolean;
   }
 }
 
@@ -48,6 +51,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
   const trustProxy = config.http.trustProxy.length > 0 ? [...config.http.trustProxy] : false;
   const app = Fastify({ logger: false, trustProxy, bodyLimit: 1024 * 1024, return503OnClosing: true });
   app.decorate('inventory', [] as RouteInfo[]);
+  app.decorate('drill', modeOf(deps.cdb.db) === 'drill');
   app.addHook('onRoute', (r) => {
     // Read when asked: a scope's own onRoute hook may set the roles after this one ran.
     for (const method of [r.method].flat()) {

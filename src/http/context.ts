@@ -36,5 +36,5 @@ export interface ConsoleContext extends HttpDeps {
 
 export function viewOf(req: FastifyRequest): View {
   // The language switch of a page answering a form post leads to the overview, not back to the post.
-  return { t: translator(req.lang), lang: req.lang, op: req.operator, path: req.method === 'GET' ? req.url : '/' };
+  return { t: translator(req.lang), lang: req.lang, op: req.operator, path: req.method === 'GET' ? req.url : '/', drill: req.server.drill === true };
 }

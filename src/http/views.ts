@@ -2,6 +2,7 @@ import type { usageLog } from '../db/repositories';
 import type { DeliveryView } from '../extract';
 import type { LinkView } from '../registry';
 import type { AnomalyRow } from '../usagelog';
+import { DRILL_MARK } from '../domain';
 import { CSS_URL } from './assets';
 import { type CalendarEntry, type ConsoleData, type LogStatus, needsScopeReview, pushTarget, type QueueDepth, type RevisionDiff } from './data';
 import { Html, html, qs, type Value } from './html';
@@ -15,6 +16,8 @@ export interface View {
   op: ConsoleSession | null;
   /** The path and query of this page (for the language switch and the login's way back). */
   path: string;
+  /** A drill installation: every page is marked, so no screen of a drill passes for production. */
+  drill?: boolean;
 }
 
 type Overview = Awaited<ReturnType<ConsoleData['overview']>>;
@@ -91,8 +94,8 @@ export function layout(v: View, title: string, body: Html, flash?: { ok: boolean
     : html`<nav></nav><div class="who"><a href="${langSwitch(v)}">${v.t('language')}</a></div>`;
   return html`<!DOCTYPE html>
 <html lang="${v.lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,"><title>${title} · ${v.t('title')}</title><link rel="stylesheet" href="${CSS_URL}"></head>
-<body><header class="top"><span class="brand">${v.t('title')}</span>${nav}</header>
+<link rel="icon" href="data:,"><title>${v.drill ? `${DRILL_MARK} · ` : ''}${title} · ${v.t('title')}</title><link rel="stylesheet" href="${CSS_URL}"></head>
+<body><header class="top"><span class="brand">${v.t('title')}</span>${v.drill ? html`<span class="badge suspended drill" role="note">${DRILL_MARK}</span>` : ''}${nav}</header>
 <main>${flash ? html`<div class="flash ${flash.ok ? 'ok' : 'bad'}" role="status">${flash.text}</div>` : ''}${body}</main>
 <footer>nia-link · 內政部移民署 National Immigration Agency</footer></body></html>`.text;
 }

@@ -9,7 +9,9 @@ import {
   canFileChange,
   type Change,
   type ChangeKind,
+  checkClaimedDate,
   checkRevision,
+  checkScheduledDate,
   checkSponsor,
   cidrWithin,
   type Clock,
@@ -435,7 +437,7 @@ export class Registry {
   async fileChange(
     id: number,
     kind: ChangeKind,
-    input: { value?: string; file?: { filename: string; content: Buffer }; push?: PushEndpoint; email?: string[]; account?: string; clientCerts?: string[]; justification?: string },
+    input: { value?: string; file?: { filename: string; content: Buffer }; push?: PushEndpoint; email?: string[]; account?: string; clientCerts?: string[]; justification?: string; letterNo?: string; letterDate?: string },
     actor: string,
   ): Promise<links.ChangeRow> {
     const now = this.clock.now();
@@ -503,9 +505,20 @@ export class Registry {
       case 'extend':
         change = { kind, to: need('YYYY-MM-DD') };
         break;
-      case 'stop':
-        change = { kind, stopOn: value ?? taipeiDate(now) };
+      case 'stop': {
+        // R12.1: the agency applies in writing; the stop date may be today (the link ends at once) or later, never past.
+        const today = taipeiDate(now);
+        const stopOn = checkScheduledDate('--value', value ?? today, today);
+        if (!stopOn.ok) refusal(stopOn);
+        const letterNo = input.letterNo?.trim();
+        if (!letterNo) throw new UserError("--kind stop needs --letter-no: the reference of the agency's written request to stop", 'change.stop.letter');
+        if (input.letterDate !== undefined) {
+          const dated = checkClaimedDate({ flag: '--letter-date', date: input.letterDate, letterNo }, today);
+          if (!dated.ok) refusal(dated);
+        }
+        change = { kind, stopOn: stopOn.value, letterNo, letterDate: input.letterDate ?? null };
         break;
+      }
       case 'rules':
         if (!input.file) throw new UserError('--kind rules needs --file FILE (the amended management rules)');
         rulesDoc = checkDocument(input.file.filename, input.file.content);
@@ -571,7 +584,11 @@ export class Registry {
     return cr;
   }
 
-  /** Approving a change makes the next revision; history is never overwritten (R5.1). */
+  /**
+   * Approving a change makes the next revision; history is never overwritten (R5.1). An approved stop
+   * records the link's end date and ends nothing: a link ends only through the compliance service,
+   * which opens the disposal task and issues the notice; callers ask it to end links whose day has come.
+   */
   approveChange(changeId: number, by: string): { change: links.ChangeRow; link: LinkView } {
     const now = this.clock.now();
     const linkId = this.cdb.write((tx) => {
@@ -590,9 +607,6 @@ export class Registry {
       links.update(tx, s.link.id, { currentRevision: number, ...(change.kind === 'stop' ? { endsOn: change.stopOn } : {}) });
       links.updateChange(tx, cr.id, { status: 'approved', decidedAt: now.toISOString(), decidedBy: by, revision: number });
       appendLog(tx, { type: 'change.approved', agency: s.agency.code, linkId: s.link.id, revision: number, actor: by, object: `change:${cr.id}`, detail: { kind: cr.kind } }, now);
-      if (change.kind === 'stop' && change.stopOn <= taipeiDate(now)) {
-        this.terminate(tx, s.link.id, 'stop-request', by, now, { change: cr.id, stopOn: change.stopOn });
-      }
       return s.link.id;
     });
     this.changed(linkId);

@@ -1,4 +1,5 @@
 import type { ControlDb, Db } from '../db';
+import { modeOf } from '../db/repositories/installation';
 import * as repo from '../db/repositories/usageLog';
 import { canonicalJson, chainHash, GENESIS_HASH, recordDigest } from './chain';
 import { checkRange, liveStart } from './walk';
@@ -28,9 +29,13 @@ function text<T extends string | null | undefined>(v: T): T extends string ? str
  * Append one record inside the caller's write transaction, so the record exists if and only if the
  * action it records does. The head is read inside the same transaction: never cached, since other
  * processes append too.
+ *
+ * R6.6: a record's time is when it was written. `now` is the caller's clock, read before the
+ * transaction (which may wait for another process's lock), so a record is never dated before the
+ * head it chains on: the log's times follow its order, and the verifier holds it to that.
  */
 export function appendLog(tx: Db, entry: LogEntry, now: Date): repo.UsageLogRow {
-  const row = chained(repo.head(tx), entry, now);
+  const row = chained(repo.head(tx), marked(tx, entry), now);
   repo.insert(tx, row);
   return row;
 }
@@ -40,19 +45,26 @@ export function appendLog(tx: Db, entry: LogEntry, now: Date): repo.UsageLogRow 
  * is read once, inside the transaction, and each record chains on the one before.
  */
 export function appendLogBatch(tx: Db, records: readonly { entry: LogEntry; now: Date }[]): void {
-  let h = repo.head(tx);
+  let h: { seq: number; hash: string; at: string | null } | undefined = repo.head(tx);
   for (const r of records) {
-    const row = chained(h, r.entry, r.now);
+    const row = chained(h, marked(tx, r.entry), r.now);
     repo.insert(tx, row);
     h = row;
   }
 }
 
+/** On a drill installation every record says so: a drill's records are never mistaken for real use. */
+function marked(tx: Db, entry: LogEntry): LogEntry {
+  return modeOf(tx) === 'drill' ? { ...entry, detail: { ...entry.detail, drill: true } } : entry;
+}
+
 /** The record that follows `h` (none: the first record). */
-function chained(h: { seq: number; hash: string } | undefined, entry: LogEntry, now: Date): repo.UsageLogRow {
+function chained(h: { seq: number; hash: string; at: string | null } | undefined, entry: LogEntry, now: Date): repo.UsageLogRow {
+  const at = now.toISOString();
   const body = {
     seq: (h?.seq ?? 0) + 1,
-    at: now.toISOString(),
+    // Same-format ISO instants order as text.
+    at: h?.at && h.at > at ? h.at : at,
     type: text(entry.type),
     agency: text(entry.agency),
     linkId: entry.linkId ?? null,

@@ -24,10 +24,41 @@ export interface StoredRecord extends LogRecordBody {
   hash: string;
 }
 
+/** Milliseconds of an ISO instant; NaN for anything else. */
+function instant(at: string): number {
+  return Date.parse(at);
+}
+
+/**
+ * R6.6: a record is written at its own time, so no record is older than the one before it. A
+ * back-dated record re-chained by someone holding the file passes every hash; this is what shows it.
+ */
+export function timeOrder(seq: number, at: string, previousAt: string | null): string | null {
+  // toISOString's form orders as text: parse only what is not in it.
+  if (previousAt !== null && at.length === 24 && previousAt.length === 24 && at.endsWith('Z') && previousAt.endsWith('Z')) {
+    return at >= previousAt ? null : `record ${seq} is dated ${at}, before record ${seq - 1} (${previousAt}): a record older than the one before it (back-dated)`;
+  }
+  const t = instant(at);
+  if (Number.isNaN(t)) return `record ${seq} has no valid time (${JSON.stringify(at)})`;
+  if (previousAt === null) return null;
+  const p = instant(previousAt);
+  return Number.isNaN(p) || t >= p ? null : `record ${seq} is dated ${at}, before record ${seq - 1} (${previousAt}): a record older than the one before it (back-dated)`;
+}
+
+/** The `at` of a record's canonical text (repositories/usageLog CANONICAL_SQL): `…,"at":"<iso>",…`. */
+export function atOfCanonical(text: string): string {
+  const i = text.indexOf(',"at":"');
+  if (i < 0) return '';
+  const from = i + 7;
+  const end = text.indexOf('"', from);
+  return end < 0 ? '' : text.slice(from, end);
+}
+
 /**
  * Walks records in seq order and checks each against the one before: seq contiguous, prev_hash the
- * previous hash, digest the record's content, hash = SHA-256(prev_hash ‖ digest). Stops at the first
- * bad record. Remembers the hash at the watched seqs (checkpoints) for the caller to compare.
+ * previous hash, digest the record's content, hash = SHA-256(prev_hash ‖ digest), and its time not
+ * before the previous record's. Stops at the first bad record. Remembers the hash at the watched seqs
+ * (checkpoints) for the caller to compare.
  */
 export class ChainWalker {
   next: number;
@@ -38,6 +69,9 @@ export class ChainWalker {
   count = 0;
   first: number | null = null;
   last: number | null = null;
+  /** Times of the first and the last record walked (digest-only records have none to show). */
+  firstAt: string | null = null;
+  lastAt: string | null = null;
   bad: ChainBad | undefined;
   readonly hashes = new Map<number, string>();
 
@@ -59,6 +93,16 @@ export class ChainWalker {
     if (seq === this.next) return true;
     if (typeof seq === 'number' && seq > this.next) return this.fail(this.next, `record ${this.next} is missing (next present is ${seq})`);
     return this.fail(this.next, `record ${this.next} is missing (found ${String(seq)} in its place)`);
+  }
+
+  /** The record's time against the one before it (none known: a range's first record, or after a digest-only one). */
+  private timed(seq: number, at: string | undefined): boolean {
+    if (at === undefined) return true;
+    const wrong = timeOrder(seq, at, this.lastAt);
+    if (wrong) return this.fail(seq, wrong);
+    this.firstAt ??= at;
+    this.lastAt = at;
+    return true;
   }
 
   private accept(seq: number, prevHash: string, hash: string): true {
@@ -84,16 +128,18 @@ export class ChainWalker {
     if (prevHash !== this.prevHash) return this.fail(seq, 'prev_hash does not match the previous record');
     if (recordDigestOf(seq, at, type, agency, linkId, revision, actor, ip, channel, object, detail) !== digest) return this.fail(seq, 'record content does not match its digest (edited)');
     if (chainHash(prevHash, digest) !== hash) return this.fail(seq, 'hash does not match prev_hash and digest');
+    if (!this.timed(seq, at)) return false;
     return this.accept(seq, prevHash, hash);
   }
 
-  /** A record whose content was checked against its digest by the caller (`contentOk`). */
-  checked(seq: number, digest: string, prevHash: string, hash: string, contentOk: boolean): boolean {
+  /** A record whose content was checked against its digest by the caller (`contentOk`); `at` its time. */
+  checked(seq: number, digest: string, prevHash: string, hash: string, contentOk: boolean, at?: string): boolean {
     if (this.bad || !this.order(seq)) return false;
     if (this.prevHash === null) this.prevHash = prevHash;
     if (prevHash !== this.prevHash) return this.fail(seq, 'prev_hash does not match the previous record');
     if (!contentOk) return this.fail(seq, 'record content does not match its digest (edited)');
     if (chainHash(prevHash, digest) !== hash) return this.fail(seq, 'hash does not match prev_hash and digest');
+    if (!this.timed(seq, at)) return false;
     return this.accept(seq, prevHash, hash);
   }
 
@@ -123,6 +169,9 @@ export interface RangeResult {
   last: number | null;
   firstPrevHash: string | null;
   lastHash: string | null;
+  /** Times of the first and last record checked: ranges checked apart are joined in time order too. */
+  firstAt?: string | null;
+  lastAt?: string | null;
   bad?: ChainBad;
   hashes: [number, string][];
 }
@@ -143,7 +192,7 @@ export function checkRange(sqlite: Database.Database, from: number, to: number, 
           recheck = seq;
           break;
         }
-        if (!w.checked(seq, digest, prev, hash, true)) break;
+        if (!w.checked(seq, digest, prev, hash, true, atOfCanonical(text))) break;
       }
     } catch {
       // A value SQLite's JSON functions refuse (a BLOB written by hand): the rest of the range in JS.
@@ -152,9 +201,9 @@ export function checkRange(sqlite: Database.Database, from: number, to: number, 
     }
     if (recheck === null) break;
     const r = repo.rowAt(sqlite, recheck)!;
-    w.checked(r.seq, r.digest, r.prevHash, r.hash, recordDigestOf(r.seq, r.at, r.type, r.agency, r.linkId, r.revision, r.actor, r.ip, r.channel, r.object, r.detail) === r.digest);
+    w.checked(r.seq, r.digest, r.prevHash, r.hash, recordDigestOf(r.seq, r.at, r.type, r.agency, r.linkId, r.revision, r.actor, r.ip, r.channel, r.object, r.detail) === r.digest, r.at);
     next = recheck + 1;
   }
   w.expectEnd(to);
-  return { from, to, count: w.count, first: w.first, last: w.last, firstPrevHash: w.firstPrevHash, lastHash: w.last !== null ? w.prevHash : null, bad: w.bad, hashes: [...w.hashes] };
+  return { from, to, count: w.count, first: w.first, last: w.last, firstPrevHash: w.firstPrevHash, lastHash: w.last !== null ? w.prevHash : null, firstAt: w.firstAt, lastAt: w.lastAt, bad: w.bad, hashes: [...w.hashes] };
 }

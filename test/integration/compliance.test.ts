@@ -6,7 +6,7 @@ import { compliance as repo } from '../../src/db/repositories';
 import { addDays, addMonths, taipeiDate } from '../../src/domain';
 import { connection, queuePrefix, syncSchedules } from '../../src/queue';
 import { buildServices, type Services } from '../../src/services';
-import { listLog } from '../../src/usagelog';
+import { appendLog, listLog, verifyLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
 import { sftpBatch, startSftp } from '../helpers/sftp';
 import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
@@ -18,7 +18,9 @@ let config: Config;
 let services: Services;
 let queue: Queue;
 let today: string;
+let t0: Date;
 let seq = 0;
+let letters = 0;
 let sftp: Awaited<ReturnType<typeof startSftp>>;
 /** Can the agency log in over SFTP (OpenSSH client) and list its outbox? */
 const sftpWorks = async () => (await sftpBatch(sftp.port, keys.sshPrivateFile, 'c1', 'ls /outbox', [], 20000)).code === 0;
@@ -27,6 +29,10 @@ const deliver = (linkId: number) => services.extracts.run({ key: `t-${linkId}-${
 const status = (id: number) => w.registry.show(id).status;
 const schedulersFor = async (id: number) => (await queue.getJobSchedulers()).filter((s) => s.key === `link:${id}`);
 const sync = () => syncSchedules(queue, w.registry.list().map((l) => ({ id: l.id, schedule: l.schedule, active: l.status === 'active' })));
+/** Every action happens at the clock's time: a test moves the clock to noon of a Taipei day. */
+const dayIs = (day: string) => w.clock.set(new Date(Date.parse(`${day}T12:00:00+08:00`)).toISOString());
+/** The reference of a dated document (an agency's letter). */
+const letter = () => `府授字第115${String(++letters).padStart(7, '0')}號`;
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
@@ -36,9 +42,11 @@ beforeAll(async () => {
   writeEntryExitSource(w.dataDir, [person(1), person(2)], '2026-01-01T00:00:00.000Z');
   services = buildServices(config, w.cdb, w.clock);
   queue = new Queue('extract', { connection: connection(REDIS), prefix: queuePrefix(config) });
-  today = taipeiDate(w.clock.now());
+  t0 = w.clock.now();
+  today = taipeiDate(t0);
   sftp = await startSftp(config, w);
 });
+afterEach(() => w.clock.set(t0.toISOString()));
 afterAll(async () => {
   await sftp?.svc.stop();
   await queue.obliterate({ force: true }).catch(() => undefined);
@@ -48,7 +56,7 @@ afterAll(async () => {
   cleanupKeys(keys);
 });
 
-describe('findings, suspension and resumption (R10.1–R10.3)', () => {
+describe('findings, suspension and resumption (R10.1–R10.4)', () => {
   it('R10.1 R10.2 an overdue finding suspends the link: SFTP login refused, schedule gone, extracts refused; remediation within six months resumes it', async () => {
     const id = await approvedLink(w, keys, { account: 'c1', schedule: '0 2 * * *' });
     await sync();
@@ -57,9 +65,11 @@ describe('findings, suspension and resumption (R10.1–R10.3)', () => {
     expect(await sftpWorks()).toBe(true);
 
     const f = await services.compliance.addFinding({ linkId: id, deadline: addDays(today, 10), text: '日誌未依規定保存' }, 'nia');
-    expect((await services.compliance.sweep('test', addDays(today, 10))).changes).toEqual([]);
+    dayIs(addDays(today, 10));
+    expect((await services.compliance.sweep('test')).changes).toEqual([]);
     expect(status(id)).toBe('active'); // the deadline day itself is still in time
-    const r = await services.compliance.sweep('test', addDays(today, 11));
+    dayIs(addDays(today, 11));
+    const r = await services.compliance.sweep('test');
     expect(r.changes).toEqual([`link ${id}: suspended (finding ${f.id} overdue since ${addDays(today, 11)})`]);
     expect(status(id)).toBe('suspended');
     await sync();
@@ -71,12 +81,16 @@ describe('findings, suspension and resumption (R10.1–R10.3)', () => {
     expect(services.compliance.listNotices(id)[1].textZh).toMatch(/中華民國 \d+ 年 \d+ 月 \d+ 日/);
 
     // Resumption needs remediation first.
-    await expect(services.compliance.resumeRequest(id, 'agency', addDays(today, 15))).rejects.toThrow(/not remediated/);
-    services.compliance.remediate(f.id, addDays(today, 20), 'logs kept five years now', 'agency');
-    await expect(services.compliance.resumeApprove(id, 'nia', addDays(today, 20))).rejects.toThrow(/no resumption request/);
-    await services.compliance.resumeRequest(id, 'agency', addDays(today, 20));
-    await services.compliance.resumeApprove(id, 'nia', addDays(today, 21));
+    dayIs(addDays(today, 15));
+    await expect(services.compliance.resumeRequest(id, 'agency')).rejects.toThrow(/not recorded yet/);
+    dayIs(addDays(today, 20));
+    services.compliance.remediate(f.id, { letterNo: letter(), note: 'logs kept five years now' }, 'agency');
+    await expect(services.compliance.resumeApprove(id, 'nia')).rejects.toThrow(/no resumption request/);
+    await services.compliance.resumeRequest(id, 'agency');
+    dayIs(addDays(today, 21));
+    await services.compliance.resumeApprove(id, 'nia');
     expect(status(id)).toBe('active');
+    w.clock.set(t0.toISOString());
     await sync();
     const [s] = await schedulersFor(id);
     expect(s.next).toBeGreaterThan(Date.now()); // restored, with its next job
@@ -88,10 +102,12 @@ describe('findings, suspension and resumption (R10.1–R10.3)', () => {
     const id = await approvedLink(w, keys, { account: 'c2' });
     const f = await services.compliance.addFinding({ linkId: id, deadline: addDays(today, 1), text: 'x' }, 'nia');
     const suspendedOn = addDays(today, 2);
-    await services.compliance.sweep('test', suspendedOn);
+    dayIs(suspendedOn);
+    await services.compliance.sweep('test');
     expect(status(id)).toBe('suspended');
-    services.compliance.remediate(f.id, addDays(addMonths(suspendedOn, 6), 1), undefined, 'agency');
-    await expect(services.compliance.resumeRequest(id, 'agency', addDays(addMonths(suspendedOn, 6), 1))).rejects.toThrow(/new application is required/);
+    dayIs(addDays(addMonths(suspendedOn, 6), 1));
+    services.compliance.remediate(f.id, { letterNo: letter() }, 'agency');
+    await expect(services.compliance.resumeRequest(id, 'agency')).rejects.toThrow(/new application is required/);
     expect(w.registry.show(id)).toMatchObject({ status: 'terminated', endReason: 'reapplication-required' });
     expect(repo.disposalFor(w.cdb.db, id)).toMatchObject({ confirmedAt: null });
     expect(services.compliance.listNotices(id).pop()!.kind).toBe('resume-refused');
@@ -101,73 +117,210 @@ describe('findings, suspension and resumption (R10.1–R10.3)', () => {
     const id = await approvedLink(w, keys, { account: 'c3' });
     const f = await services.compliance.addFinding({ linkId: id, deadline: addDays(today, 1), text: 'x' }, 'nia');
     const suspendedOn = addDays(today, 2);
-    await services.compliance.sweep('test', suspendedOn);
-    services.compliance.remediate(f.id, addMonths(suspendedOn, 6), undefined, 'agency');
-    await services.compliance.resumeRequest(id, 'agency', addMonths(suspendedOn, 6));
-    await services.compliance.resumeApprove(id, 'nia', addMonths(suspendedOn, 6));
+    dayIs(suspendedOn);
+    await services.compliance.sweep('test');
+    dayIs(addMonths(suspendedOn, 6));
+    services.compliance.remediate(f.id, { letterNo: letter() }, 'agency');
+    await services.compliance.resumeRequest(id, 'agency');
+    await services.compliance.resumeApprove(id, 'nia');
     expect(status(id)).toBe('active');
+  });
+
+  it('R10.4 a completion date comes from a dated document: not later than today, not before the finding, at most 30 days back, with its reference; the row and the record keep the date and the time it was entered', async () => {
+    const id = await approvedLink(w, keys, { account: 'c9' });
+    const f = await services.compliance.addFinding({ linkId: id, deadline: addDays(today, 1), text: 'x' }, 'nia');
+    const suspendedOn = addDays(today, 2);
+    dayIs(suspendedOn);
+    await services.compliance.sweep('test');
+    expect(status(id)).toBe('suspended');
+    // Ten months on, a completion claimed before the sixth month would let the link resume.
+    dayIs(addMonths(suspendedOn, 10));
+    const remediate = (on: string | undefined, letterNo?: string) => () => services.compliance.remediate(f.id, { on, letterNo }, 'agency');
+    expect(remediate(addMonths(suspendedOn, 5), letter())).toThrow(/more than 30 days back/);
+    expect(remediate(addDays(addMonths(suspendedOn, 10), 1), letter())).toThrow(/is in the future/);
+    expect(remediate(addMonths(suspendedOn, 10))).toThrow(/needs --letter-no/);
+    dayIs(addDays(today, 5));
+    expect(remediate(addDays(today, -1), letter())).toThrow(new RegExp(`is before finding ${f.id} was recorded on ${today}`));
+    dayIs(addMonths(suspendedOn, 10));
+    const ref = letter();
+    const row = services.compliance.remediate(f.id, { on: addDays(addMonths(suspendedOn, 10), -30), letterNo: ref }, 'agency');
+    expect(row).toMatchObject({ remediatedOn: addDays(addMonths(suspendedOn, 10), -30), remediationLetterNo: ref, remediationRecordedAt: w.clock.now().toISOString() });
+    expect(JSON.parse(listLog(w.cdb.db, { linkId: id, type: 'finding.remediated' })[0].detail)).toMatchObject({ completedOn: row.remediatedOn, letterNo: ref, recordedAt: row.remediationRecordedAt });
+    await expect(services.compliance.resumeRequest(id, 'agency')).rejects.toThrow(/new application is required/);
+    expect(w.registry.show(id).status).toBe('terminated');
+  });
+
+  it('R10.4 a suspension without a finding runs six months too: resumption needs its completion recorded (link remediated), and the sweep ends it after six months without', async () => {
+    const kept = await approvedLink(w, keys, { account: 'c10' });
+    const lapsed = await approvedLink(w, keys, { account: 'c11' });
+    await services.compliance.suspend(kept, '違反第八點', 'nia');
+    await services.compliance.suspend(lapsed, '違反第八點', 'nia');
+    await expect(services.compliance.resumeRequest(kept, 'agency')).rejects.toThrow(/not recorded yet/);
+    dayIs(addDays(today, 40));
+    expect(() => services.compliance.remediateSuspension(kept, { on: today, letterNo: letter() }, 'agency')).toThrow(/more than 30 days back/);
+    const s = services.compliance.remediateSuspension(kept, { on: addDays(today, 35), letterNo: letter() }, 'agency');
+    expect(s).toMatchObject({ remediatedOn: addDays(today, 35), startedOn: today });
+    await services.compliance.resumeRequest(kept, 'agency');
+    await services.compliance.resumeApprove(kept, 'nia');
+    expect(status(kept)).toBe('active');
+
+    dayIs(addMonths(today, 6));
+    expect((await services.compliance.sweep('test')).changes.filter((c) => c.startsWith(`link ${lapsed}:`))).toEqual([]);
+    expect(status(lapsed)).toBe('suspended');
+    dayIs(addDays(addMonths(today, 6), 1));
+    const r = await services.compliance.sweep('test');
+    expect(r.changes).toContain(`link ${lapsed}: ended (reapplication-required): improvements not completed by ${addMonths(today, 6)}, six months after the suspension began on ${today}: a new application is required (R10.4)`);
+    expect(w.registry.show(lapsed)).toMatchObject({ status: 'terminated', endReason: 'reapplication-required' });
+    expect(repo.disposalFor(w.cdb.db, lapsed)).toMatchObject({ openedOn: addDays(addMonths(today, 6), 1), confirmedAt: null });
+    expect(services.compliance.listNotices(lapsed).pop()).toMatchObject({ kind: 'ended', textEn: expect.stringMatching(/six months after the suspension began/) });
+    expect(status(kept)).toBe('active');
   });
 
   it('R10.1 with autoSuspend off an overdue finding waits for an operator', async () => {
     const manual = new ComplianceService({ cdb: w.cdb, registry: w.registry, clock: w.clock, config: { ...config, policy: { autoSuspend: false } } });
     const id = await approvedLink(w, keys, { account: 'c4' });
     await manual.addFinding({ linkId: id, deadline: addDays(today, 1), text: 'x' }, 'nia');
-    const r = await manual.sweep('test', addDays(today, 2));
+    dayIs(addDays(today, 2));
+    const r = await manual.sweep('test');
     expect(status(id)).toBe('active');
     expect(r.due).toContain(`link ${id}: due for suspension (finding ${manual.listFindings(id)[0].id} overdue); confirm with nia-link link suspend ${id} --reason …`);
     await manual.suspend(id, 'confirmed by the duty officer', 'nia');
     expect(status(id)).toBe('suspended');
   });
 
-  it('R10.1 a deadline can be extended before it passes, not after', async () => {
+  it('R10.1 a deadline is never in the past; it can be extended before it passes, not after', async () => {
     const id = await approvedLink(w, keys, { account: 'c5' });
+    await expect(services.compliance.addFinding({ linkId: id, deadline: addDays(today, -3), text: 'x' }, 'nia')).rejects.toThrow(/--deadline .* is in the past/);
     const f = await services.compliance.addFinding({ linkId: id, deadline: addDays(today, 3), text: 'x' }, 'nia');
     expect(services.compliance.extend(f.id, addDays(today, 30), 'nia').deadline).toBe(addDays(today, 30));
-    const saved = w.clock.now();
-    w.clock.advanceDays(31);
-    try {
-      expect(() => services.compliance.extend(f.id, addDays(today, 60), 'nia')).toThrow(/has passed/);
-    } finally {
-      w.clock.set(saved.toISOString());
-    }
+    dayIs(addDays(today, 31));
+    expect(() => services.compliance.extend(f.id, addDays(today, 60), 'nia')).toThrow(/has passed/);
+    expect(() => services.compliance.extend(f.id, addDays(today, 20), 'nia')).toThrow(/is in the past/);
   });
 });
 
-describe('termination, period end, inactivity and disposal', () => {
+describe('termination, stop requests, period end, inactivity and disposal', () => {
   it('R11.1 a termination notice under one month is refused; at one month the link ends by itself on the date', async () => {
     const id = await approvedLink(w, keys, { account: 'c6' });
-    await expect(services.compliance.terminate(id, addDays(today, 20), today, 'agency')).rejects.toThrow(/earliest effective date is/);
+    await expect(services.compliance.terminate(id, { effective: addDays(today, 20), letterNo: letter() }, 'agency')).rejects.toThrow(/earliest effective date is/);
     const effective = addMonths(today, 1);
-    await services.compliance.terminate(id, effective, today, 'agency');
+    const ref = letter();
+    await services.compliance.terminate(id, { effective, noticeDate: today, letterNo: ref }, 'agency');
     expect(w.registry.show(id).endsOn).toBe(effective);
-    await services.compliance.sweep('test', addDays(effective, -1));
+    expect(repo.terminations(w.cdb.db, id)).toEqual([expect.objectContaining({ noticeDate: today, letterNo: ref, effectiveOn: effective, recordedAt: t0.toISOString() })]);
+    dayIs(addDays(effective, -1));
+    await services.compliance.sweep('test');
     expect(status(id)).toBe('active');
-    await services.compliance.sweep('test', effective);
+    dayIs(effective);
+    await services.compliance.sweep('test');
     expect(w.registry.show(id)).toMatchObject({ status: 'terminated', endReason: 'agency-notice' });
+    expect(repo.disposalFor(w.cdb.db, id)).toMatchObject({ openedOn: effective });
   });
 
-  it('R-F5 at the end of the use period the link stops and a disposal task opens; the confirmation is recorded', async () => {
+  it('R11.1 the date a termination notice was received is a claimed date: not ahead, at most 30 days back, with its letter; the effective date is never past', async () => {
+    const id = await approvedLink(w, keys, { account: 'c12' });
+    // As reproduced: notice "received" long ago, effective today.
+    dayIs(addMonths(today, 11));
+    const now = addMonths(today, 11);
+    await expect(services.compliance.terminate(id, { effective: now, noticeDate: addDays(now, -200), letterNo: letter() }, 'agency')).rejects.toThrow(/more than 30 days back/);
+    await expect(services.compliance.terminate(id, { effective: addMonths(now, 2), noticeDate: addDays(now, 1), letterNo: letter() }, 'agency')).rejects.toThrow(/in the future/);
+    await expect(services.compliance.terminate(id, { effective: addMonths(now, 2) }, 'agency')).rejects.toThrow(/needs --letter-no/);
+    await expect(services.compliance.terminate(id, { effective: addDays(now, -1), letterNo: letter() }, 'agency')).rejects.toThrow(/--effective .* is in the past/);
+    expect(w.registry.show(id)).toMatchObject({ status: 'active', endsOn: null });
+    expect(listLog(w.cdb.db, { linkId: id, type: 'link.termination-noticed' })).toEqual([]);
+  });
+
+  it('R-F5 R12.1 an approved stop request ends the link through the one path: disposal task and notice; dated today at once, dated later by the sweep', async () => {
+    const now = await approvedLink(w, keys, { account: 'c13' });
+    const later = await approvedLink(w, keys, { account: 'c14' });
+    await expect(w.registry.fileChange(now, 'stop', { value: addDays(today, -1), letterNo: letter() }, 'agency')).rejects.toThrow(/in the past/);
+    await expect(w.registry.fileChange(now, 'stop', {}, 'agency')).rejects.toThrow(/needs --letter-no/);
+    const ref = letter();
+    const cr = await w.registry.fileChange(now, 'stop', { letterNo: ref, letterDate: today }, 'agency');
+    expect(cr.change).toMatchObject({ kind: 'stop', stopOn: today, letterNo: ref, letterDate: today });
+    // The registry records the end date; only the compliance service ends links.
+    expect(w.registry.approveChange(cr.id, 'nia').link).toMatchObject({ status: 'active', endsOn: today });
+    expect(services.compliance.endDue('nia', now).ended).toEqual([`link ${now}: ended on ${today} (stop-request)`]);
+    expect(w.registry.show(now)).toMatchObject({ status: 'terminated', endReason: 'stop-request' });
+    expect(repo.disposalFor(w.cdb.db, now)).toMatchObject({ openedOn: today, confirmedAt: null });
+    expect(services.compliance.listNotices(now).map((n) => n.kind)).toEqual(['ended']);
+
+    const stopOn = addMonths(today, 1);
+    const cr2 = await w.registry.fileChange(later, 'stop', { value: stopOn, letterNo: letter() }, 'agency');
+    w.registry.approveChange(cr2.id, 'nia');
+    expect(services.compliance.endDue('nia', later).ended).toEqual([]);
+    dayIs(stopOn);
+    expect((await services.compliance.sweep('test')).changes).toContain(`link ${later}: ended on ${stopOn} (stop-request)`);
+    expect(repo.disposalFor(w.cdb.db, later)).toMatchObject({ openedOn: stopOn });
+    expect(services.compliance.listNotices(later).map((n) => n.kind)).toEqual(['ended']);
+  });
+
+  it('R-F5 at the end of the use period the link stops and a disposal task opens; the confirmation is recorded with its date and document', async () => {
     const id = await approvedLink(w, keys, { account: 'c7', from: addDays(today, -30), to: addDays(today, 5) });
-    await services.compliance.sweep('test', addDays(today, 5));
+    dayIs(addDays(today, 5));
+    await services.compliance.sweep('test');
     expect(status(id)).toBe('active');
-    const r = await services.compliance.sweep('test', addDays(today, 6));
+    dayIs(addDays(today, 6));
+    const r = await services.compliance.sweep('test');
     expect(r.changes).toContain(`link ${id}: use period ended on ${addDays(today, 5)}; disposal task opened`);
     expect(w.registry.show(id).endReason).toBe('expiry');
-    expect(services.compliance.status(addDays(today, 6))).toContain(`link ${id}: disposal (刪除) not confirmed since ${addDays(today, 6)}`);
-    services.compliance.confirmDisposal(id, 'destroyed on the dedicated machine', '王小明');
-    expect(repo.disposalFor(w.cdb.db, id)).toMatchObject({ confirmedBy: '王小明', how: 'destroyed on the dedicated machine' });
-    expect(listLog(w.cdb.db, { linkId: id, type: 'disposal.confirmed' })).toHaveLength(1);
+    expect(services.compliance.status()).toContain(`link ${id}: disposal (刪除) not confirmed since ${addDays(today, 6)}`);
+    dayIs(addDays(today, 9));
+    const confirm = (on: string, letterNo: string | undefined) => () => services.compliance.confirmDisposal(id, { how: 'destroyed on the dedicated machine', by: '王小明', on, letterNo });
+    expect(confirm(addDays(today, 5), letter())).toThrow(new RegExp(`before link ${id} ended on ${addDays(today, 6)}`));
+    expect(confirm(addDays(today, 8), undefined)).toThrow(/needs --letter-no/);
+    const ref = letter();
+    confirm(addDays(today, 8), ref)();
+    expect(repo.disposalFor(w.cdb.db, id)).toMatchObject({ confirmedBy: '王小明', how: 'destroyed on the dedicated machine', doneOn: addDays(today, 8), letterNo: ref, confirmedAt: w.clock.now().toISOString() });
+    expect(JSON.parse(listLog(w.cdb.db, { linkId: id, type: 'disposal.confirmed' })[0].detail)).toMatchObject({ doneOn: addDays(today, 8), letterNo: ref });
   });
 
-  it('R13.1 a link unused for more than a year is flagged; it stops only after notice and the agency\'s confirmation', async () => {
-    const id = await approvedLink(w, keys, { account: 'c8' });
+  it("R13.1 a link unused for more than a year is flagged; it stops only after notice and the agency's confirmation", async () => {
+    const id = await approvedLink(w, keys, { account: 'c8', to: addMonths(today, 30) });
     const yearLater = addMonths(today, 12);
-    expect((await services.compliance.sweep('test', yearLater)).changes.filter((c) => c.startsWith(`link ${id}:`))).toEqual([]);
-    expect((await services.compliance.sweep('test', addDays(yearLater, 1))).changes).toContain(`link ${id}: flagged inactive (last use ${today})`);
-    await expect(services.compliance.inactivityConfirm(id, 'agency', addDays(yearLater, 2))).rejects.toThrow(/not given written notice/);
-    await services.compliance.inactivityNotice(id, 'nia', addDays(yearLater, 2));
+    dayIs(yearLater);
+    expect((await services.compliance.sweep('test')).changes.filter((c) => c.startsWith(`link ${id}:`))).toEqual([]);
+    dayIs(addDays(yearLater, 1));
+    expect((await services.compliance.sweep('test')).changes).toContain(`link ${id}: flagged inactive (last use ${today})`);
+    dayIs(addDays(yearLater, 2));
+    await expect(services.compliance.inactivityConfirm(id, { letterNo: letter() }, 'agency')).rejects.toThrow(/not given written notice/);
+    await services.compliance.inactivityNotice(id, 'nia');
     expect(status(id)).toBe('active');
-    await services.compliance.inactivityConfirm(id, 'agency', addDays(yearLater, 40));
+    dayIs(addDays(yearLater, 40));
+    await expect(services.compliance.inactivityConfirm(id, { on: addDays(yearLater, 1), letterNo: letter() }, 'agency')).rejects.toThrow(/before NIA's notice of inactivity/);
+    await services.compliance.inactivityConfirm(id, { on: addDays(yearLater, 30), letterNo: letter() }, 'agency');
     expect(w.registry.show(id)).toMatchObject({ status: 'terminated', endReason: 'inactivity' });
+    expect(repo.inactivityFor(w.cdb.db, id)).toMatchObject({ confirmedOn: addDays(yearLater, 30), confirmationRecordedAt: w.clock.now().toISOString() });
+  });
+});
+
+describe('time follows the clock (R6.6, R13.1)', () => {
+  it("R6.6 the usage log's times follow its order: a record is never dated before the one in front of it, and verification holds", async () => {
+    const id = await approvedLink(w, keys, { account: 'c15' });
+    dayIs(addDays(today, 3));
+    await services.compliance.addFinding({ linkId: id, deadline: addDays(today, 10), text: 'x' }, 'nia');
+    const ahead = listLog(w.cdb.db, { linkId: id }).pop()!.at;
+    // A clock behind the log's head (another process's clock, a reset test clock) writes at the head's time.
+    w.clock.set(t0.toISOString());
+    await services.compliance.suspend(id, 'x', 'nia');
+    const after = listLog(w.cdb.db, { linkId: id, type: 'link.suspended' })[0];
+    expect(after.at >= ahead).toBe(true);
+    const all = listLog(w.cdb.db, {});
+    for (let i = 1; i < all.length; i++) expect(all[i].at >= all[i - 1].at).toBe(true);
+    expect(verifyLog(w.cdb).ok).toBe(true);
+  });
+
+  it('R13.1 inactivity counts Taipei days: a use at 06:00 on 1 March (Taipei) is flagged only after 1 March of the next year', async () => {
+    // Later than every record so far, so the use is recorded at its own time.
+    const useDay = addMonths(today, 26);
+    const id = await approvedLink(w, keys, { account: 'c16', to: addMonths(today, 60) });
+    const useAt = new Date(Date.parse(`${useDay}T06:00:00+08:00`));
+    w.clock.set(useAt.toISOString());
+    w.cdb.write((tx) => appendLog(tx, { type: 'file.downloaded', agency: 'A001', linkId: id, actor: 'c16', ip: '127.0.0.1', channel: 'sftp-pull', object: 'f.csv.pgp', detail: { bytes: 1, result: 'complete' } }, useAt));
+    expect(listLog(w.cdb.db, { linkId: id, type: 'file.downloaded' })[0].at).toBe(useAt.toISOString());
+    dayIs(addMonths(useDay, 12));
+    expect((await services.compliance.sweep('test')).changes.filter((c) => c.startsWith(`link ${id}:`))).toEqual([]);
+    dayIs(addDays(addMonths(useDay, 12), 1));
+    expect((await services.compliance.sweep('test')).changes).toContain(`link ${id}: flagged inactive (last use ${useDay})`);
   });
 });

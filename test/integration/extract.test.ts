@@ -144,8 +144,9 @@ describe('extract pipeline with a real worker, Redis and GnuPG', () => {
     const pending = (await w.registry.apply({ ...(await import('../helpers/world')).application(keys, { account: 'x4' }) }, 't')).id;
     const expired = await approvedLink(w, keys, { account: 'x5', from: '2020-01-01', to: '2020-12-31' });
     const ended = await approvedLink(w, keys, { account: 'x6' });
-    const cr = await w.registry.fileChange(ended, 'stop', { value: taipeiDate(w.clock.now()) }, 'agency');
+    const cr = await w.registry.fileChange(ended, 'stop', { value: taipeiDate(w.clock.now()), letterNo: '府授字第1150000001號' }, 'agency');
     w.registry.approveChange(cr.id, 'nia');
+    buildServices(config, w.cdb, w.clock).compliance.endDue('nia', ended);
     for (const [linkId, reason] of [
       [pending, /pending/],
       [expired, /use period ended on 2020-12-31/],

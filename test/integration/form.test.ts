@@ -128,10 +128,12 @@ describe('the form 申請暨異動書 (form items 1–9, R3.1, R3.3)', () => {
     page = html(id, r6);
     expect(ticked(page)).toEqual(['變更', '電子郵件', 'SFTP']);
     expect(page).toContain('電子郵件 data@agency.example.gov.tw');
-    const r7 = await approve('stop', { value: '2026-12-31' });
+    // A stop date is never past (R12.1): a month from the test's day.
+    const stopOn = taipeiDate(new Date(w.clock.now().getTime() + 30 * 86400000));
+    const r7 = await approve('stop', { value: stopOn, letterNo: '府授字第1150000001號' });
     page = html(id, r7);
     expect(ticked(page)).toEqual(['電子郵件', 'SFTP', '申請停止資料提供']);
-    expect(page).toContain('申請停止資料提供</span><span class="value">自中華民國 115 年 12 月 31 日起</span>');
+    expect(page).toContain(`申請停止資料提供</span><span class="value">自${rocDateText(stopOn)}起</span>`);
     // Earlier revisions still render as they were.
     expect(ticked(html(id, 1))).toEqual(['首次申請#3', '首次申請#4', 'SFTP']);
     expect(() => forms.model(id, 99)).toThrow(/has no revision 99/);

@@ -66,14 +66,16 @@ describe('link registry on a real SQLite database', () => {
     expect(w.registry.history(id).changes).toEqual([]);
   });
 
-  it('R12.1 an approved stop request dated today ends the link; one dated later records the end date', async () => {
+  it('R12.1 an approved stop request records the end date and ends nothing itself (the compliance service ends links); it needs the agency\'s letter and a date not past', async () => {
     const id = await approvedLink(w, keys);
     const today = taipeiDate(w.clock.now());
-    const later = await w.registry.fileChange(id, 'stop', { value: addDays(today, 30) }, 'agency');
+    await expect(w.registry.fileChange(id, 'stop', { value: today }, 'agency')).rejects.toThrow(/needs --letter-no/);
+    await expect(w.registry.fileChange(id, 'stop', { value: addDays(today, -1), letterNo: '府授字第1150000001號' }, 'agency')).rejects.toThrow(/is in the past/);
+    const later = await w.registry.fileChange(id, 'stop', { value: addDays(today, 30), letterNo: '府授字第1150000001號' }, 'agency');
     expect(w.registry.approveChange(later.id, 'nia').link).toMatchObject({ status: 'active', endsOn: addDays(today, 30) });
-    const now = await w.registry.fileChange(id, 'stop', { value: today }, 'agency');
-    expect(w.registry.approveChange(now.id, 'nia').link).toMatchObject({ status: 'terminated', endReason: 'stop-request' });
-    await expect(w.registry.fileChange(id, 'officer', { value: 'x' }, 'a')).rejects.toThrow(/terminated link takes no change requests/);
+    const now = await w.registry.fileChange(id, 'stop', { value: today, letterNo: '府授字第1150000002號' }, 'agency');
+    expect(w.registry.approveChange(now.id, 'nia').link).toMatchObject({ status: 'active', endsOn: today });
+    expect(listLog(w.cdb.db, { linkId: id, type: 'link.terminated' })).toEqual([]);
   });
 
   it('R5.1 a rejected change leaves the link as it was', async () => {

@@ -9,6 +9,7 @@ import type { DeliveryView } from '../../src/extract';
 import type { RunningService } from '../../src/main';
 import { Redis } from 'ioredis';
 import { queuePrefix } from '../../src/queue';
+import { buildServices } from '../../src/services';
 import { AccountService, Defender } from '../../src/sftp';
 import { listLog } from '../../src/usagelog';
 import { buildDelivery, closed, connect, niaKeys, openSftp, sftpBatch, sftpConfig, startSftp } from '../helpers/sftp';
@@ -364,8 +365,9 @@ describe('authentication', () => {
     await expect(connect({ port, username: 'd001', privateKey: key() })).rejects.toThrow(/authentication methods failed/);
     expect(lastFailure()).toMatchObject({ actor: 'd001', detail: { reason: 'account.disabled' } });
 
-    const cr = await w.registry.fileChange(links.x001, 'stop', {}, 'test');
+    const cr = await w.registry.fileChange(links.x001, 'stop', { letterNo: '府授字第1150000001號' }, 'test');
     w.registry.approveChange(cr.id, 'test');
+    buildServices(config, w.cdb, w.clock).compliance.endDue('test', links.x001);
     await expect(connect({ port, username: 'x001', privateKey: key() })).rejects.toThrow(/authentication methods failed/);
     expect(lastFailure()).toMatchObject({ actor: 'x001', linkId: links.x001, detail: { reason: 'link.not-active' } });
 

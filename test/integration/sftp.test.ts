@@ -181,7 +181,7 @@ describe('open sessions follow the link and the account, whichever process chang
     const other = await approvedLink(w, keys, { account: 'b001' });
     const c = await session('b001');
     const done = closed(c, 5000);
-    const filed = cli(w.dataDir, ['link', 'change', String(other), '--kind', 'stop'], cliEnv());
+    const filed = cli(w.dataDir, ['link', 'change', String(other), '--kind', 'stop', '--letter-no', '府授字第1150000001號'], cliEnv());
     expect(filed.code).toBe(0);
     const changeId = filed.stdout.trim().split('\n').pop()!;
     const approved = cli(w.dataDir, ['change', 'approve', changeId, '--by', 'officer'], cliEnv());

@@ -1,8 +1,10 @@
 import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { KEY_FILES, generateSigningKey } from '../../src/crypto';
-import { openControlDb, type ControlDb } from '../../src/db';
+import { openControlDb, type ControlDb, type Db } from '../../src/db';
+import * as usageLogRepo from '../../src/db/repositories/usageLog';
 import { appendLog, type LogEntry } from '../../src/usagelog';
+import { canonicalJson, chainHash, GENESIS_HASH, recordDigest } from '../../src/usagelog/chain';
 import { tmpDir } from '../helpers/world';
 
 /** NIA's signing key, made once per test file (OpenPGP Ed25519, as `init` makes it). */
@@ -20,7 +22,10 @@ export interface LogWorld {
   dataDir: string;
   keysDir: string;
   cdb: ControlDb;
-  /** Append one record at this time (ISO), as an action would in its transaction. */
+  /**
+   * Append one record at this time (ISO), as an action would in its transaction; a time before the
+   * head is history the test makes up (appendLog never writes one, R6.6): written as given, chained.
+   */
   append(entry: LogEntry, at?: string): number;
   /** Append n records of a generic type, one second apart from `start`. */
   fill(n: number, start?: string, entry?: Partial<LogEntry>): void;
@@ -35,7 +40,11 @@ export async function logWorld(): Promise<LogWorld> {
   mkdirSync(keysDir, { mode: 0o700 });
   for (const f of [KEY_FILES.signingPrivate, KEY_FILES.signingPublic]) copyFileSync(path.join(src, f), path.join(keysDir, f));
   const cdb = openControlDb(dataDir, { create: true });
-  const append = (entry: LogEntry, at = new Date().toISOString()) => cdb.write((tx) => appendLog(tx, entry, new Date(at)).seq);
+  const append = (entry: LogEntry, at = new Date().toISOString()) =>
+    cdb.write((tx) => {
+      const head = usageLogRepo.head(tx);
+      return head?.at && head.at > at ? madeUp(tx, head, entry, at) : appendLog(tx, entry, new Date(at)).seq;
+    });
   return {
     dataDir,
     keysDir,
@@ -53,6 +62,27 @@ export async function logWorld(): Promise<LogWorld> {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A record of a history the test makes up, at the time it says, chained on the head. */
+function madeUp(tx: Db, head: { seq: number; hash: string }, entry: LogEntry, at: string): number {
+  const body = {
+    seq: head.seq + 1,
+    at: new Date(at).toISOString(),
+    type: entry.type,
+    agency: entry.agency ?? null,
+    linkId: entry.linkId ?? null,
+    revision: entry.revision ?? null,
+    actor: entry.actor ?? null,
+    ip: entry.ip ?? null,
+    channel: entry.channel ?? null,
+    object: entry.object ?? null,
+    detail: canonicalJson(entry.detail ?? {}),
+  };
+  const digest = recordDigest(body);
+  const prevHash = head.hash ?? GENESIS_HASH;
+  usageLogRepo.insert(tx, { ...body, digest, prevHash, hash: chainHash(prevHash, digest) });
+  return body.seq;
 }
 
 /** As an attacker with write access to the file: drop the guards of the usage log first. */

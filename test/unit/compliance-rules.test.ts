@@ -1,4 +1,19 @@
-import { checkDeadlineExtension, checkResumption, checkTerminationNotice, findingStatus, inactive, periodOver, reviewDue, selfAuditFlags } from '../../src/domain';
+import {
+  checkClaimedDate,
+  checkDeadlineExtension,
+  checkResumption,
+  checkScheduledDate,
+  checkTerminationNotice,
+  findingStatus,
+  inactive,
+  instantOnTaipeiDay,
+  periodOver,
+  reviewDue,
+  selfAuditFlags,
+  shiftedClock,
+  suspensionLapsed,
+  taipeiDate,
+} from '../../src/domain';
 
 describe('compliance deadlines at their boundaries', () => {
   it('R10.1 a finding is open on its deadline day and overdue the day after', () => {
@@ -43,3 +58,65 @@ describe('compliance deadlines at their boundaries', () => {
     expect(periodOver('2026-12-31', '2027-01-01')).toBe(true);
   });
 });
+
+describe('dates a user may give (R6.6, R10.4, R11.1)', () => {
+  const today = '2026-12-06';
+  const claim = (date: string, notBefore?: { date: string; what: string }, letterNo: string | null = '府授字第1150000001號') =>
+    checkClaimedDate({ flag: '--completed-on', date, letterNo, notBefore }, today);
+
+  it('R10.4 a date claimed for a past event needs its document, is not in the future, not before the event it answers, and at most 30 days back', () => {
+    expect(claim('2026-12-06')).toEqual({ ok: true, value: { date: '2026-12-06', letterNo: '府授字第1150000001號' } });
+    expect(claim('2026-11-06').ok).toBe(true); // exactly 30 days back
+    expect(claim('2026-11-05')).toMatchObject({ ok: false, refusal: { code: 'claim.too-old', message: expect.stringMatching(/more than 30 days back \(the earliest is 2026-11-06\)/) } });
+    expect(claim('2026-12-07')).toMatchObject({ ok: false, refusal: { code: 'claim.future' } });
+    expect(claim('2026-11-20', { date: '2026-11-21', what: 'finding 3 was recorded' })).toMatchObject({ ok: false, refusal: { code: 'claim.before-event', message: '--completed-on 2026-11-20 is before finding 3 was recorded on 2026-11-21' } });
+    expect(claim('2026-11-21', { date: '2026-11-21', what: 'finding 3 was recorded' }).ok).toBe(true);
+    expect(claim('2026-12-01', undefined, null)).toMatchObject({ ok: false, refusal: { code: 'claim.letter-missing', message: expect.stringMatching(/needs --letter-no/) } });
+    expect(claim('2026-12-01', undefined, '  ')).toMatchObject({ ok: false, refusal: { code: 'claim.letter-missing' } });
+    expect(claim('2026-02-30')).toMatchObject({ ok: false, refusal: { code: 'claim.date' } });
+  });
+
+  it('R10.4 a remediation back-dated to before the sixth month, entered ten months after the suspension, is refused', () => {
+    // Suspended 2026-02-06; entered on 2026-12-06 claiming completion on 2026-08-01.
+    expect(claim('2026-08-01', { date: '2026-02-06', what: 'the suspension began' })).toMatchObject({ ok: false, refusal: { code: 'claim.too-old' } });
+  });
+
+  it('R10.1 R11.1 a date that schedules may lie ahead, never behind: deadlines, effective and stop dates', () => {
+    expect(checkScheduledDate('--deadline', today, today).ok).toBe(true);
+    expect(checkScheduledDate('--deadline', '2027-06-30', today).ok).toBe(true);
+    expect(checkScheduledDate('--deadline', '2026-12-03', today)).toMatchObject({ ok: false, refusal: { code: 'schedule.past', message: '--deadline 2026-12-03 is in the past (today is 2026-12-06)' } });
+  });
+
+  it('R6.6 a drill clock runs as of another Taipei day, keeping the time of day, and keeps moving', () => {
+    const now = new Date('2026-12-05T20:30:00.000Z'); // 04:30 on 6 December in Taipei
+    const start = instantOnTaipeiDay('2025-01-10', now);
+    expect(start.toISOString()).toBe('2025-01-09T20:30:00.000Z');
+    expect(taipeiDate(start)).toBe('2025-01-10');
+    let t = now.getTime();
+    const clock = shiftedClock(start, { now: () => new Date(t) });
+    expect(clock.now().toISOString()).toBe(start.toISOString());
+    t += 5000;
+    expect(clock.now().getTime() - start.getTime()).toBe(5000);
+  });
+});
+
+describe('the six months run whatever caused the suspension (R10.3, R10.4)', () => {
+  it('R10.4 a suspension without completed improvements lapses the day after its sixth month', () => {
+    const s = { suspendedOn: '2025-01-10', remediatedOn: null };
+    expect(suspensionLapsed(s, '2025-07-10')).toBe(false);
+    expect(suspensionLapsed(s, '2025-07-11')).toBe(true);
+    expect(suspensionLapsed(s, '2026-12-06')).toBe(true);
+    expect(suspensionLapsed({ ...s, remediatedOn: '2025-07-10' }, '2026-12-06')).toBe(false);
+    expect(suspensionLapsed({ ...s, remediatedOn: '2025-07-11' }, '2026-12-06')).toBe(true);
+    // Resumption needs the completion recorded, whatever the suspension's cause.
+    expect(checkResumption(s)).toMatchObject({ ok: false, refusal: { code: 'resume.not-remediated' } });
+  });
+
+  it('R13.1 inactivity counts Taipei days: a use at 06:00 on 1 March (Taipei) is not flagged after exactly one year', () => {
+    const lastUse = taipeiDate(new Date('2025-02-28T22:00:00.000Z'));
+    expect(lastUse).toBe('2025-03-01');
+    expect(inactive(lastUse, '2026-03-01')).toBe(false);
+    expect(inactive(lastUse, '2026-03-02')).toBe(true);
+  });
+});
+

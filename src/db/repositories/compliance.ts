@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, inArray, isNull } from 'drizzle-orm';
 import type { Db } from '../index';
-import { anomaly, audit, disposal, finding, inactivity, necessityReview, notice, suspension, usageLog } from '../schema';
+import { anomaly, audit, disposal, finding, inactivity, necessityReview, notice, suspension, termination, usageLog } from '../schema';
 
 export type AuditRow = typeof audit.$inferSelect;
 export type FindingRow = typeof finding.$inferSelect;
@@ -9,6 +9,7 @@ export type NoticeRow = typeof notice.$inferSelect;
 export type ReviewRow = typeof necessityReview.$inferSelect;
 export type DisposalRow = typeof disposal.$inferSelect;
 export type InactivityRow = typeof inactivity.$inferSelect;
+export type TerminationRow = typeof termination.$inferSelect;
 
 export const insertAudit = (tx: Db, row: Omit<AuditRow, 'id'>): AuditRow => tx.insert(audit).values(row).returning().get();
 export const auditById = (tx: Db, id: number): AuditRow | undefined => tx.select().from(audit).where(eq(audit.id, id)).get();
@@ -60,6 +61,9 @@ export function updateInactivity(tx: Db, id: number, values: Partial<Omit<Inacti
 export function deleteInactivity(tx: Db, id: number): void {
   tx.delete(inactivity).where(eq(inactivity.id, id)).run();
 }
+
+export const insertTermination = (tx: Db, row: Omit<TerminationRow, 'id'>): TerminationRow => tx.insert(termination).values(row).returning().get();
+export const terminations = (tx: Db, linkId: number): TerminationRow[] => tx.select().from(termination).where(eq(termination.linkId, linkId)).orderBy(asc(termination.id)).all();
 
 /** When the agency last used the link: a download, an online query, or a delivered push or e-mail (R13.1). */
 export const USE_EVENTS = ['file.downloaded', 'query.answered', 'file.pushed', 'email.sent'];

@@ -15,19 +15,20 @@ const RAW_COLUMNS = 'seq, at, type, agency, link_id, revision, actor, ip, channe
 const statements = perConnection((tx) => {
   const client = connectionOf(tx);
   return {
-    head: client.prepare('SELECT seq, hash FROM usage_log ORDER BY seq DESC LIMIT 1'),
-    anchor: client.prepare('SELECT to_seq AS seq, last_hash AS hash FROM log_archive ORDER BY to_seq DESC LIMIT 1'),
+    head: client.prepare('SELECT seq, hash, at FROM usage_log ORDER BY seq DESC LIMIT 1'),
+    anchor: client.prepare('SELECT to_seq AS seq, last_hash AS hash, NULL AS at FROM log_archive ORDER BY to_seq DESC LIMIT 1'),
     insert: client.prepare(`INSERT INTO usage_log (${RAW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
   };
 });
 
 /**
  * The newest record's seq and hash: where the next record chains on. When every record has been
- * archived the newest archive anchor is the head, so seq stays contiguous across an archive.
+ * archived the newest archive anchor is the head, so seq stays contiguous across an archive (its
+ * time is not kept: archived records are years old).
  */
-export function head(tx: Db): { seq: number; hash: string } | undefined {
+export function head(tx: Db): { seq: number; hash: string; at: string | null } | undefined {
   const s = statements(tx);
-  return (s.head.get() ?? s.anchor.get()) as { seq: number; hash: string } | undefined;
+  return (s.head.get() ?? s.anchor.get()) as { seq: number; hash: string; at: string | null } | undefined;
 }
 
 export function insert(tx: Db, r: UsageLogRow): void {

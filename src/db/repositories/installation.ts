@@ -1,0 +1,40 @@
+import type Database from 'better-sqlite3';
+import { connectionOf, type Db } from '../index';
+
+export type InstallationMode = 'production' | 'drill';
+
+/**
+ * The mode is written once and never changes (a trigger refuses updates), so a connection that has
+ * read it keeps it: every usage-log append asks. Until init has written it there is nothing to keep,
+ * and an installation without a mode is production.
+ */
+const known = new WeakMap<Database.Database, InstallationMode>();
+const statements = new WeakMap<Database.Database, Database.Statement>();
+
+export function modeOf(tx: Db): InstallationMode {
+  const conn = connectionOf(tx);
+  const cached = known.get(conn);
+  if (cached) return cached;
+  let stmt = statements.get(conn);
+  if (!stmt) statements.set(conn, (stmt = conn.prepare('SELECT mode FROM installation WHERE id = 1')));
+  const row = stmt.get() as { mode: InstallationMode } | undefined;
+  if (!row) return 'production';
+  known.set(conn, row.mode);
+  return row.mode;
+}
+
+/** The written mode, or undefined before init has written one. */
+export function recorded(tx: Db): InstallationMode | undefined {
+  const row = connectionOf(tx).prepare('SELECT mode FROM installation WHERE id = 1').get() as { mode: InstallationMode } | undefined;
+  return row?.mode;
+}
+
+export function record(tx: Db, mode: InstallationMode, at: Date): void {
+  connectionOf(tx).prepare('INSERT INTO installation (id, mode, created_at) VALUES (1, ?, ?)').run(mode, at.toISOString());
+}
+
+/** Whether anything was ever recorded here (a used installation cannot become a drill). */
+export function used(tx: Db): boolean {
+  const r = connectionOf(tx).prepare('SELECT EXISTS (SELECT 1 FROM usage_log) OR EXISTS (SELECT 1 FROM log_archive) OR EXISTS (SELECT 1 FROM agency) AS used').get() as { used: number };
+  return r.used === 1;
+}
