@@ -2,7 +2,7 @@ import { createServer, type Server as NetServer, Socket as NetSocket, type Socke
 import { Redis } from 'ioredis';
 import { type AuthContext, type Connection, type ParsedKey, Server as SshServer, utils } from 'ssh2';
 import type { Config } from '../config';
-import { connectionOf, type ControlDb, perConnection } from '../db';
+import type { ControlDb } from '../db';
 import { deliveries, queries } from '../db/repositories';
 import { dummyPasswordHash, hostKeys, verifyPassword } from '../crypto';
 import { type Clock, normaliseIp, taipeiDate } from '../domain';
@@ -53,13 +53,6 @@ const CLOSE_GRACE_MS = 5000;
 export function banEventsChannel(config: Pick<Config, 'instanceId'>): string {
   return `nia:${config.instanceId}:events:sftp-banned`;
 }
-
-/**
- * Changes whenever anything was committed to the control database, by another connection
- * (data_version) or by this one (total_changes): while it stands still, nothing a tree lists can have
- * changed. About 10 µs, so it is read once per event-loop turn.
- */
-const changeStmt = perConnection((tx) => connectionOf(tx).prepare("SELECT (SELECT data_version FROM pragma_data_version()) || ':' || total_changes()").pluck());
 
 export interface SftpDeps {
   config: Config;
@@ -162,7 +155,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
   let changeThisTurn: string | undefined;
   const databaseChange = () => {
     if (changeThisTurn === undefined) {
-      changeThisTurn = changeStmt(cdb.db).get() as string;
+      changeThisTurn = queries.dataChangeToken(cdb.db);
       setImmediate(() => (changeThisTurn = undefined));
     }
     return changeThisTurn;

@@ -37,3 +37,13 @@ export function whoQueried(tx: Db, idHash: string): QueryRecord[] {
         WHERE type LIKE 'query.%' AND EXISTS (SELECT 1 FROM json_each(detail, '$.idHashes') j WHERE j.value = ${idHash}) ORDER BY seq`,
   );
 }
+
+const changeStmt = perConnection((tx) => connectionOf(tx).prepare("SELECT (SELECT data_version FROM pragma_data_version()) || ':' || total_changes()").pluck());
+/**
+ * Changes whenever anything was committed to the control database, by another connection
+ * (data_version) or by this one (total_changes): while it stands still, nothing read from it can have
+ * changed. About 10 µs.
+ */
+export function dataChangeToken(tx: Db): string {
+  return changeStmt(tx).get() as string;
+}
