@@ -161,6 +161,8 @@ describe('online query over mutual TLS (R2.1)', () => {
     const other = openControlDb(w.dataDir);
     try {
       const elsewhere = buildServices(config, other, w.clock);
+      // R10.4: a suspension without a finding resumes only once its improvements are recorded as completed.
+      elsewhere.compliance.remediateSuspension(linkId, { letterNo: '府授字第1150000001號' }, 'nia');
       await elsewhere.compliance.resumeRequest(linkId, 'agency');
       await elsewhere.compliance.resumeApprove(linkId, 'nia');
     } finally {
