@@ -1,0 +1,68 @@
+import { readFileSync } from 'node:fs';
+import * as installation from '../../src/db/repositories/installation';
+import { ComplianceService } from '../../src/compliance';
+import { Html } from '../../src/http/html';
+import { translator } from '../../src/http/i18n';
+import { layout } from '../../src/http/views';
+import { FormService, renderHtml } from '../../src/forms';
+import { listLog } from '../../src/usagelog';
+import { buildDelivery, niaKeys, sftpConfig } from '../helpers/sftp';
+import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
+
+/**
+ * R6.6: nothing a drill makes can pass for production — its console pages, forms, manifests,
+ * notices and usage-log records all say 演練 DRILL; a production installation's say nothing of it.
+ */
+let keys: AgencyKeys;
+beforeAll(() => (keys = makeAgencyKeys()));
+afterAll(() => cleanupKeys(keys));
+
+async function world(mode: 'drill' | 'production'): Promise<{ w: TestWorld; id: number; manifest: string; form: string; notice: string }> {
+  const w = openWorld();
+  w.cdb.write((tx) => installation.record(tx, mode, new Date()));
+  const config = sftpConfig(w.dataDir);
+  await niaKeys(config, keys);
+  const id = await approvedLink(w, keys);
+  const d = await buildDelivery(w, config, id, 5);
+  const compliance = new ComplianceService({ cdb: w.cdb, registry: w.registry, clock: w.clock, config });
+  await compliance.suspend(id, '演練', 'nia');
+  return {
+    w,
+    id,
+    manifest: readFileSync(d.manifest!, 'utf8'),
+    form: renderHtml(new FormService(w.cdb, w.registry, w.clock).model(id)),
+    notice: compliance.listNotices(id)[0].textZh,
+  };
+}
+
+describe('a drill is marked everywhere (R6.6)', () => {
+  it('R6.6 a drill installation marks its forms, manifests, notices, usage-log records and console pages 演練 DRILL', async () => {
+    const { w, manifest, form, notice } = await world('drill');
+    try {
+      expect(JSON.parse(manifest)).toMatchObject({ drill: '演練 DRILL' });
+      expect(form).toContain('演練 DRILL');
+      expect(notice.startsWith('【演練 DRILL】')).toBe(true);
+      for (const r of listLog(w.cdb.db, {})) expect(JSON.parse(r.detail)).toMatchObject({ drill: true });
+      const page = layout({ t: translator('zh-TW'), lang: 'zh-TW', op: null, path: '/', drill: true }, 'x', new Html(''));
+      expect(page).toMatch(/<title>演練 DRILL · /);
+      expect(page).toContain('<span class="badge suspended drill" role="note">演練 DRILL</span>');
+      expect(() => w.cdb.sqlite.prepare("UPDATE installation SET mode = 'production'").run()).toThrow(/fixed when it is initialised/);
+      expect(() => w.cdb.sqlite.prepare('DELETE FROM installation').run()).toThrow(/fixed when it is initialised/);
+    } finally {
+      w.close();
+    }
+  });
+
+  it('R6.6 a production installation carries no drill mark', async () => {
+    const { w, manifest, form, notice } = await world('production');
+    try {
+      expect(JSON.parse(manifest).drill).toBeUndefined();
+      expect(form).not.toContain('DRILL');
+      expect(notice).not.toContain('DRILL');
+      for (const r of listLog(w.cdb.db, {})) expect(JSON.parse(r.detail).drill).toBeUndefined();
+      expect(layout({ t: translator('zh-TW'), lang: 'zh-TW', op: null, path: '/' }, 'x', new Html(''))).not.toContain('DRILL');
+    } finally {
+      w.close();
+    }
+  });
+});
