@@ -277,10 +277,12 @@ export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, t
       }
       case 'query.refused': {
         const code = typeof d.code === 'string' ? d.code : 'unknown';
-        r.queries.requests++;
-        r.queries.refused++;
-        r.queries.refusedByCode[code] = (r.queries.refusedByCode[code] ?? 0) + 1;
-        for (const g of queryGroups(e, d.reference)) g.requests++;
+        // Refusals no rate limit bounds are written once per interval with their count (query/refusals.ts).
+        const n = typeof d.count === 'number' && Number.isInteger(d.count) && d.count > 0 ? d.count : 1;
+        r.queries.requests += n;
+        r.queries.refused += n;
+        r.queries.refusedByCode[code] = (r.queries.refusedByCode[code] ?? 0) + n;
+        for (const g of queryGroups(e, d.reference)) g.requests += n;
         break;
       }
     }

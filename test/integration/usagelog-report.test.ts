@@ -119,17 +119,19 @@ describe('report usage (R4.2, R6.4, R9.1)', () => {
       refused('2026-02-12T02:00:00.000Z', link1, '10.0.0.1', { code: 'cap.reached', ids: 10, reference: 'REF-3' });
       refused('2026-02-12T02:01:00.000Z', link1, '203.0.113.5', { code: 'ip.not-allowed' });
       refused('2026-02-12T02:02:00.000Z', link1, '10.0.0.1', { code: 'rate.limited', reference: 'REF-1' });
+      // Refusals no rate limit bounds come once per interval with their count.
+      refused('2026-02-12T02:03:00.000Z', link1, '10.0.0.1', { code: 'rate.limited', count: 40, interval: 60 });
       answered('2026-03-05T02:00:00.000Z', link2, '10.0.0.3', 'REF-9', 1, 1, 1);
       answered('2026-03-05T02:00:00.000Z', link3, '10.0.0.4', 'REF-X', 100, 100, 100, 'A002');
       answered('2026-03-31T16:00:00.000Z', link1, '10.0.0.1', 'REF-1', 50, 50, 50); // 2026-04-01 Taipei: outside
     });
 
-    it("R4.2 report usage counts a link's look-ups: requests, identifiers asked and found, by reference, address and link, refusals by code", () => {
+    it("R4.2 report usage counts a link's look-ups: requests, identifiers asked and found, by reference, address and link, refusals by code (aggregated refusals by their count)", () => {
       const r = usageReport(w.cdb, { linkId: link1 }, '2026-01-01', '2026-03-31', NOW);
       expect(r.queries).toEqual({
-        requests: 6,
+        requests: 46,
         answered: 3,
-        refused: 3,
+        refused: 43,
         idsAsked: 9,
         idsFound: 2,
         idsFoundUnknown: 4,
@@ -140,12 +142,12 @@ describe('report usage (R4.2, R6.4, R9.1)', () => {
           { reference: 'REF-3', requests: 1, ids: 0, found: 0 },
         ],
         byIp: [
-          { ip: '10.0.0.1', requests: 4, ids: 7, found: 2 },
+          { ip: '10.0.0.1', requests: 44, ids: 7, found: 2 },
           { ip: '10.0.0.2', requests: 1, ids: 2, found: 0 },
           { ip: '203.0.113.5', requests: 1, ids: 0, found: 0 },
         ],
-        byLink: [{ linkId: link1, requests: 6, ids: 9, found: 2 }],
-        refusedByCode: { 'cap.reached': 1, 'ip.not-allowed': 1, 'rate.limited': 1 },
+        byLink: [{ linkId: link1, requests: 46, ids: 9, found: 2 }],
+        refusedByCode: { 'cap.reached': 1, 'ip.not-allowed': 1, 'rate.limited': 41 },
       });
       expect(r.months.map((m) => [m.month, m.queries, m.idsAsked])).toEqual([
         ['2026-01', 0, 0],
@@ -156,9 +158,9 @@ describe('report usage (R4.2, R6.4, R9.1)', () => {
 
     it("R4.2 an agency's look-ups are per link and nothing of another agency's", () => {
       const r = usageReport(w.cdb, { agency: 'A001' }, '2026-01-01', '2026-03-31', NOW);
-      expect(r.queries).toMatchObject({ requests: 7, answered: 4, idsAsked: 10, idsFound: 3 });
+      expect(r.queries).toMatchObject({ requests: 47, answered: 4, idsAsked: 10, idsFound: 3 });
       expect(r.queries.byLink).toEqual([
-        { linkId: link1, requests: 6, ids: 9, found: 2 },
+        { linkId: link1, requests: 46, ids: 9, found: 2 },
         { linkId: link2, requests: 1, ids: 1, found: 1 },
       ]);
       expect(r.queries.byReference.map((q) => q.reference)).not.toContain('REF-X');
@@ -170,13 +172,13 @@ describe('report usage (R4.2, R6.4, R9.1)', () => {
       expect(csv).toContain('queries,total,idsAsked,9\r\n');
       expect(csv).toContain('queries,total,idsFoundUnknown,4\r\n');
       expect(csv).toContain('query-reference,REF-1,found,2\r\n');
-      expect(csv).toContain('query-ip,10.0.0.1,requests,4\r\n');
+      expect(csv).toContain('query-ip,10.0.0.1,requests,44\r\n');
       expect(csv).toContain('query-refused,cap.reached,count,1\r\n');
       expect(csv).toContain('month,2026-02,idsAsked,9\r\n');
       const html = reportHtml(r);
-      expect(html).toContain('6 requests: 3 answered, 3 refused. 9 identifiers asked, 2 found (4 more asked in look-ups logged without the count found), 9 records returned.');
+      expect(html).toContain('46 requests: 3 answered, 43 refused. 9 identifiers asked, 2 found (4 more asked in look-ups logged without the count found), 9 records returned.');
       expect(html).toMatch(/<td>REF-1<\/td><td class="n">3<\/td><td class="n">5<\/td><td class="n">2<\/td>/);
-      expect(html).toMatch(/<td>rate\.limited<\/td><td class="n">1<\/td>/);
+      expect(html).toMatch(/<td>rate\.limited<\/td><td class="n">41<\/td>/);
     });
   });
 
