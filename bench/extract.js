@@ -46,7 +46,9 @@ try {
     '--department', 'bench', '--officer', 'o', '--supervisor', 's', '--from', '2000-01-01', '--to', '2099-12-31', '--disposal', 'delete', '--method', 'sftp-pull',
     '--allow-ip', '127.0.0.1/32', '--account', 'bench', '--ssh-key', path.join(work, 'ssh.pub'), '--pgp-key', path.join(work, 'agency.asc'), '--rules', path.join(work, 'rules.txt'), '--scope', 'all', '--scope-justification', 'bench').trim().split('\n').pop();
   try { nl('rules', 'review', '--link', link, '--covers', '1,2,3,4,5,6,7,8'); } catch { /* no rules review in this build */ }
-  nl('link', 'approve', link);
+  // R-F9: NIA's reply letter and the agency's stamped form (the form itself, as printed).
+  nl('link', 'form', link, '--out', path.join(work, 'stamped.pdf'));
+  nl('link', 'approve', link, '--letter-no', '移署資字第1150000001號', '--letter-date', new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Taipei' }).format(new Date()), '--stamped-form', path.join(work, 'stamped.pdf'));
 
   const results = [];
   for (const rows of sizes) {

@@ -35,7 +35,9 @@ async function main() {
     // the run stays under, so each pays for the cap's count in Redis: what a real link does.
     '--scope', 'direction in entry,exit; crossed_at within-days 36600', '--max-ids-per-day', '10000000').trim().split('\n').pop();
   try { nl('rules', 'review', '--link', link, '--covers', '1,2,3,4,5,6,7,8'); } catch { /* no review step in this build */ }
-  nl('link', 'approve', link);
+  // R-F9: NIA's reply letter and the agency's stamped form (the form itself, as printed).
+  nl('link', 'form', link, '--out', path.join(work, 'stamped.pdf'));
+  nl('link', 'approve', link, '--letter-no', '移署資字第1150000001號', '--letter-date', new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Taipei' }).format(new Date()), '--stamped-form', path.join(work, 'stamped.pdf'));
   nl('seed', '--rows', String(rows), '--dataset', 'entry_exit', '--seed', '3');
   const ids = execFileSync('sqlite3', [path.join(data, 'source.db'), 'SELECT person_id FROM entry_exit WHERE record_id % 97 = 0 LIMIT 5000']).toString();
   writeFileSync(path.join(work, 'ids.txt'), ids);

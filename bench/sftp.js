@@ -114,7 +114,9 @@ async function main() {
     '--department', 'bench', '--officer', 'o', '--supervisor', 's', '--from', '2000-01-01', '--to', '2099-12-31', '--disposal', 'delete', '--method', 'sftp-pull',
     '--allow-ip', '127.0.0.1/32', '--account', 'bench', '--ssh-key', path.join(work, 'ssh.pub'), '--pgp-key', path.join(work, 'agency.asc'), '--rules', path.join(work, 'rules.txt'), '--scope', 'all', '--scope-justification', 'bench').trim().split('\n').pop();
   if (/^\s+rules\b/m.test(nl('--help'))) nl('rules', 'review', '--link', link, '--covers', '1,2,3,4,5,6,7,8');
-  nl('link', 'approve', link);
+  // R-F9: NIA's reply letter and the agency's stamped form (the form itself, as printed).
+  nl('link', 'form', link, '--out', path.join(work, 'stamped.pdf'));
+  nl('link', 'approve', link, '--letter-no', '移署資字第1150000001號', '--letter-date', new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Taipei' }).format(new Date()), '--stamped-form', path.join(work, 'stamped.pdf'));
 
   // Random bytes stand in for a 1 GiB extract (building one takes minutes); the delivery row is real.
   const fileName = `entry_exit-L${link}-r1-bench-D1.csv.pgp`;

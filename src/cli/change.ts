@@ -7,9 +7,11 @@ export function register(program: Command, ctx: CliContext): void {
     .command('approve <id>')
     .description('approve: the link gets its next revision')
     .option('--by <name>', 'deciding officer')
+    .option('--letter-no <text>', "number of NIA's reply letter (required, R-F9)")
+    .option('--letter-date <date>', 'date of that letter, YYYY-MM-DD, not in the future (required)')
     .option('--json', 'print the link as JSON')
     .action(async (id, o) => {
-      const approved = ctx.registry.approveChange(parseId(id, 'change request'), actor(o.by));
+      const approved = ctx.registry.approveChange(parseId(id, 'change request'), actor(o.by), { letterNo: o.letterNo, letterDate: o.letterDate });
       // A stop dated today ends the link now, through the path that opens its disposal task and notifies the agency.
       const due = ctx.services.compliance.endDue(actor(o.by), approved.link.id);
       await due.mailed;

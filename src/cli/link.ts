@@ -81,6 +81,8 @@ export function printLink(l: LinkView): void {
   if (l.clientCerts.length) rows.push(['client certs', l.clientCerts.join(', ')]);
   if (l.approvedAt) rows.push(['approved', `${l.approvedAt} by ${l.approvedBy}`]);
   if (l.letterNo) rows.push(["NIA's reply", `letter ${l.letterNo} of ${l.letterDate} (${rocDateText(l.letterDate!)})`]);
+  if (l.stampedForm) rows.push(['stamped form', `document ${l.stampedForm.document} ${l.stampedForm.filename} (sha256 ${l.stampedForm.sha256})`]);
+  if (l.sponsor) rows.push(['sponsor', `${l.sponsor.code} ${l.sponsor.name}`]);
   if (l.endsOn) rows.push(['ends on', l.endsOn]);
   if (l.endReason) rows.push(['ended', l.endReason]);
   const w = Math.max(...rows.map(([k]) => k.length));
@@ -156,13 +158,24 @@ export function register(program: Command, ctx: CliContext): void {
     .command('approve <id>')
     .description("NIA's formal consent (form item 9, R3.3): the link becomes active")
     .option('--by <name>', 'approving officer')
-    .option('--letter-no <text>', "number of NIA's reply letter")
-    .option('--letter-date <date>', 'date of that letter, YYYY-MM-DD')
+    .option('--letter-no <text>', "number of NIA's reply letter (required, R-F9)")
+    .option('--letter-date <date>', 'date of that letter, YYYY-MM-DD, not in the future (required)')
+    .option('--stamped-form <file>', "the agency's stamped form (PDF, ODT, DOCX or text), stored as a document (required unless stored with link stamped-form)")
     .option('--json', 'print the link as JSON')
     .action((id, o) => {
-      const view = ctx.registry.approve(parseId(id, 'link'), { by: actor(o.by), letterNo: o.letterNo, letterDate: o.letterDate });
+      const stampedForm = o.stampedForm ? { filename: basename(o.stampedForm), content: readInputFile(o.stampedForm, 'stamped form') } : undefined;
+      const view = ctx.registry.approve(parseId(id, 'link'), { by: actor(o.by), letterNo: o.letterNo, letterDate: o.letterDate, stampedForm });
       if (o.json) return printJson(view);
       console.log(`link ${view.id} approved: active`);
+    });
+
+  link
+    .command('stamped-form <id> <file>')
+    .description("store the agency's stamped form of a pending link before approval (the console approves with the one on file)")
+    .option('--by <name>', 'who records it')
+    .action((id, file, o) => {
+      const doc = ctx.registry.addStampedForm(parseId(id, 'link'), { filename: basename(file), content: readInputFile(file, 'stamped form') }, actor(o.by));
+      console.log(`stamped form of link ${id} stored as document ${doc.id} (${doc.mediaType}, ${doc.size} bytes, sha256 ${doc.sha256})`);
     });
 
   link
@@ -237,6 +250,7 @@ export function register(program: Command, ctx: CliContext): void {
       .option('--file <file>', 'for rules and pgp-key: the new document or key; for scope: the scope as JSON')
       .option('--scope-justification <text>', 'scope: with --value all, why the whole dataset is necessary')
       .option('--account <user>', 'method: the SFTP account when adding sftp-pull')
+      .option('--rules <file>', "a new version of the agency's management rules filed with this change (R5.2); without it the change names the newest on record")
       .option('--letter-no <text>', "stop: the reference of the agency's written request (required)")
       .option('--letter-date <date>', 'stop: the date of that letter, YYYY-MM-DD')
       .option('--by <name>', 'who files it')
@@ -256,6 +270,7 @@ export function register(program: Command, ctx: CliContext): void {
         justification: o.scopeJustification,
         letterNo: o.letterNo,
         letterDate: o.letterDate,
+        rules: o.rules ? { filename: basename(o.rules), content: readInputFile(o.rules, 'management rules') } : undefined,
       },
       actor(o.by),
     );

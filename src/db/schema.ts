@@ -11,6 +11,8 @@ export const agency = sqliteTable('agency', {
   government: integer('government', { mode: 'boolean' }).notNull(),
   sponsorId: integer('sponsor_id').references((): AnySQLiteColumn => agency.id),
   createdAt: text('created_at').notNull(),
+  /** R14.2: where notices about the agency's links go (and, for a sponsor, about the bodies it sponsors). */
+  emails: text('emails', { mode: 'json' }).$type<string[]>().notNull().default([]),
 });
 
 export const link = sqliteTable(
@@ -62,6 +64,11 @@ export const changeRequest = sqliteTable(
     decidedBy: text('decided_by'),
     reason: text('reason'),
     revision: integer('revision'),
+    /** R5.2: the agency's management-rules version the request was filed with (its newest on record, or the one filed with it). */
+    rulesDocument: integer('rules_document').references((): AnySQLiteColumn => document.id),
+    /** R-F9: NIA's formal reply approving it. */
+    letterNo: text('letter_no'),
+    letterDate: text('letter_date'),
   },
   (t) => [index('change_request_link_idx').on(t.linkId)],
 );

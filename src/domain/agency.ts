@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { ok, refuse, type Result } from './result';
 
 export interface AgencyFacts {
@@ -22,4 +23,24 @@ export function checkSponsor(agency: AgencyFacts, sponsor: AgencyFacts | null): 
     return refuse('agency.sponsor.not-government', `sponsor ${sponsor.code} is not a government agency (R14.1)`);
   }
   return ok(true);
+}
+
+const EMAIL = z.email();
+/** Enough for a unit's shared mailbox and its officers; a longer list is a mailing list's job. */
+export const MAX_CONTACT_EMAILS = 20;
+
+/**
+ * R14.2: an agency's contact addresses, where notices about its links go (and, for a sponsoring
+ * authority, notices about the bodies it sponsors). Each given once, as written, at most
+ * MAX_CONTACT_EMAILS; an empty list clears them.
+ */
+export function checkContactEmails(list: readonly string[]): Result<string[]> {
+  const out: string[] = [];
+  for (const raw of list) {
+    const address = raw.trim();
+    if (!EMAIL.safeParse(address).success) return refuse('agency.email', `'${raw}' is not an e-mail address`);
+    if (!out.some((a) => a.toLowerCase() === address.toLowerCase())) out.push(address);
+  }
+  if (out.length > MAX_CONTACT_EMAILS) return refuse('agency.email', `at most ${MAX_CONTACT_EMAILS} contact addresses per agency`);
+  return ok(out);
 }

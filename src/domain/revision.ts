@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { checkFields, type DatasetCatalog, type FieldSpec, TRANSFORMS } from './datasets';
-import { isValidDate } from './dates';
+import { isValidDate, type IsoDate } from './dates';
 import { isIP } from 'node:net';
 import { ipAllowed, parseCidr } from './net';
+import { ok, refuse, type Result } from './result';
 import { checkScope, scopeSchema } from './scope';
 
 /** R3.5: identifiers one link may look up in a day, online and in batches together, unless its form says otherwise. */
@@ -115,4 +116,27 @@ export function machineRangeProblem(text: string): string | null {
 /** R8.2: the problems of an allow-list as a list of dedicated machines (empty when acceptable). */
 export function allowListProblems(allowIps: readonly string[]): string[] {
   return allowIps.map(machineRangeProblem).filter((p): p is string => p !== null);
+}
+
+/** NIA's formal reply (form item 9) as recorded: its number and date. */
+export interface ReplyLetter {
+  no: string;
+  date: IsoDate;
+}
+
+/**
+ * R-F9: a link (or a change) takes effect only with NIA's formal reply letter: its number, and its
+ * date, which cannot lie after the day it is recorded (a reply not yet sent approves nothing).
+ * `what` names the decision for the message (`link 12`, `change request 7`).
+ */
+export function checkReplyLetter(given: { letterNo?: string | null; letterDate?: string | null }, today: IsoDate, what: string): Result<ReplyLetter> {
+  const no = given.letterNo?.trim() ?? '';
+  const date = given.letterDate?.trim() ?? '';
+  if (!no || !date) {
+    return refuse('approve.letter-missing', `${what} cannot be approved without NIA's reply letter: give --letter-no and --letter-date (form item 9, R-F9)`);
+  }
+  if (no.length > 200) return refuse('approve.letter-no', '--letter-no is longer than 200 characters');
+  if (!isValidDate(date)) return refuse('approve.letter-date', `--letter-date '${date}' is not a date (YYYY-MM-DD)`);
+  if (date > today) return refuse('approve.letter-future', `--letter-date ${date} is in the future (today is ${today}): a reply letter is recorded once it is sent`);
+  return ok({ no, date });
 }

@@ -37,7 +37,10 @@ export class FormService {
       linkId,
       agencyName: view.agencyName,
       revision: { number, content, createdAt: rev.createdAt },
-      change: cr ? { id: cr.id, kind: cr.kind as ChangeKind, change: cr.change as Change, filedAt: cr.filedAt, decidedAt: cr.decidedAt } : null,
+      change: cr
+        ? { id: cr.id, kind: cr.kind as ChangeKind, change: cr.change as Change, filedAt: cr.filedAt, decidedAt: cr.decidedAt, rulesVersion: cr.rulesDocument === null ? null : documents.meta(this.cdb.db, cr.rulesDocument)?.version ?? null }
+        : null,
+      sponsor: view.sponsor,
       appliedAt: view.appliedAt,
       letter: view.letterNo && view.letterDate ? { no: view.letterNo, date: view.letterDate } : null,
       approvedAt: view.approvedAt,

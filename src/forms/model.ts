@@ -29,7 +29,9 @@ export interface FormInput {
   agencyName: string;
   revision: { number: number; content: RevisionContent; createdAt: string };
   /** The change request that made this revision, or null for the first application. */
-  change: { id: number; kind: ChangeKind; change: Change; filedAt: string; decidedAt: string | null } | null;
+  change: { id: number; kind: ChangeKind; change: Change; filedAt: string; decidedAt: string | null; rulesVersion?: number | null } | null;
+  /** R14.1: a non-government body's sponsoring authority (目的事業主管機關). */
+  sponsor?: { code: string; name: string } | null;
   appliedAt: string;
   /** NIA's formal reply (R3.3, form item 9). */
   letter: { no: string; date: string } | null;
@@ -98,6 +100,8 @@ export function buildForm(f: FormInput): FormDocument {
       indent: 0,
       runs: [value(f.agencyName), text('（即資料取得機關）為業務所需，經內政部移民署（下稱移民署）提供'), value(f.catalog?.label.zh ?? c.dataset), text('資料，為確保資料安全，資料取得機關應依下列內容辦理：')],
     },
+    // R14.1: a non-government body's application is filed and answered for by its sponsoring authority.
+    ...(f.sponsor ? [{ kind: 'para' as const, indent: 0 as const, runs: [text('目的事業主管機關（代為申請並督考）：'), value(`${f.sponsor.name}（${f.sponsor.code}）`)] }] : []),
     { kind: 'para', item: '一', indent: 0, runs: [text('一、取得資料之法令依據：'), value(c.legalBasis)] },
     { kind: 'para', indent: 1, runs: [text('使用目的：'), value(c.purpose)] },
     { kind: 'para', indent: 1, runs: [text('申請項目：'), value(items)] },
@@ -146,6 +150,8 @@ export function buildForm(f: FormInput): FormDocument {
         ...(stop ? [value(`自${rocDateText(stop)}起`)] : []),
       ],
     },
+    // R5.2: a change form comes with the agency's latest management rules; the form names the version.
+    ...(f.change ? [{ kind: 'para' as const, indent: 1 as const, runs: [text('隨附本機關應用移民資訊管理規定：'), value(f.change.rulesVersion ? `第 ${f.change.rulesVersion} 版` : '未檢附')] }] : []),
     {
       kind: 'para',
       item: '七',

@@ -6,6 +6,13 @@ import { enqueuePushJobs } from '../delivery';
 import { UserError } from '../errors';
 import type { Services } from '../services';
 
+/** R-F9: NIA's reply letter as the approval form (or an /api body) gives it; the registry decides whether it will do. */
+function replyLetter(req: FastifyRequest): { letterNo?: string; letterDate?: string } {
+  const body = (req.body ?? {}) as Record<string, unknown>;
+  const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  return { letterNo: text(body.letterNo), letterDate: text(body.letterDate) };
+}
+
 /**
  * What an operator can do from the console, the same for a page's form and for /api. Each goes
  * through the service that owns the rule (the registry, compliance, the push service), with the
@@ -22,7 +29,7 @@ export class ConsoleActions {
 
   approveLink(req: FastifyRequest, id: number): void {
     this.note(req, id, `link:${id}`, { action: 'link.approve' });
-    this.d.services.registry.approve(id, { by: req.operator!.username });
+    this.d.services.registry.approve(id, { by: req.operator!.username, ...replyLetter(req) });
   }
 
   rejectLink(req: FastifyRequest, id: number, reason: string): void {
@@ -44,7 +51,7 @@ export class ConsoleActions {
   /** Returns the link the change belongs to. */
   approveChange(req: FastifyRequest, id: number): number {
     this.note(req, this.linkOfChange(id), `change:${id}`, { action: 'change.approve' });
-    const linkId = this.d.services.registry.approveChange(id, req.operator!.username).link.id;
+    const linkId = this.d.services.registry.approveChange(id, req.operator!.username, replyLetter(req)).link.id;
     // A stop dated today ends the link now, through the path that opens its disposal task and notifies the agency.
     void this.d.services.compliance.endDue(req.operator!.username, linkId).mailed;
     return linkId;

@@ -347,6 +347,17 @@ ${p.revisions.map((r) => html`<h3>${v.t('revision')} ${r.number} <span class="mu
 }
 
 /** A page that asks before anything dangerous happens; the form posts back with confirm=yes. */
+/**
+ * R-F9: an approval records NIA's reply letter (number and date); a link's also needs the agency's
+ * stamped form, which a browser form cannot carry here: it is stored beforehand and named on the link.
+ */
+function replyLetterFields(v: View, link: boolean): Html {
+  const zh = v.lang !== 'en';
+  return html`<label for="letterNo">${zh ? '移民署函復文號' : "NIA's reply letter no."}</label><input id="letterNo" name="letterNo" required maxlength="200">
+<label for="letterDate">${zh ? '函復日期' : 'Date of the letter'}</label><input id="letterDate" name="letterDate" type="date" required>
+${link ? html`<p class="muted">${zh ? '機關用印之申請書須先存檔：nia-link link stamped-form 連結案號 檔案' : "The agency's stamped form must be on file first: nia-link link stamped-form LINK FILE"}</p>` : ''}`;
+}
+
 export function confirmPage(v: View, o: { title: string; question: string; subject: Html; action: string; back: string; reason?: boolean; danger?: boolean }): string {
   return layout(
     v,
@@ -354,6 +365,7 @@ export function confirmPage(v: View, o: { title: string; question: string; subje
     html`<h1>${o.title}</h1><div class="confirm"><p><strong>${o.question}</strong></p>${o.subject}
 <form method="post" action="${o.action}">${csrf(v)}<input type="hidden" name="confirm" value="yes">
 ${o.reason ? html`<label for="reason">${v.t('reason')}</label><textarea id="reason" name="reason" required maxlength="2000"></textarea>` : ''}
+${/\/approve$/.test(o.action) ? replyLetterFields(v, o.action.startsWith('/links/')) : ''}
 <div class="actions"><button type="submit" class="${o.danger ? 'danger' : ''}">${v.t('confirm')}</button><a class="button secondary" href="${o.back}">${v.t('cancel')}</a></div></form></div>`,
   );
 }

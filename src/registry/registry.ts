@@ -10,6 +10,8 @@ import {
   type Change,
   type ChangeKind,
   checkClaimedDate,
+  checkContactEmails,
+  checkReplyLetter,
   checkRevision,
   checkScheduledDate,
   checkSponsor,
@@ -19,7 +21,6 @@ import {
   type EndReason,
   formatField,
   formatFieldList,
-  isValidDate,
   type LinkEvent,
   type LinkStatus,
   type Method,
@@ -41,8 +42,8 @@ import {
 import { inspectAgencyKey, inspectClientCertificate, inspectSshPublicKey, type SshPublicKeyFacts } from '../crypto';
 import { UserError } from '../errors';
 import { appendLog } from '../usagelog';
-import { checkDocument } from './documents';
-import { rulesGate, storeRulesDocument } from './rules';
+import { checkDocument, type CheckedDocument } from './documents';
+import { RULES_KIND, rulesGate, storeRulesDocument } from './rules';
 
 export interface ApplyInput {
   agency: string;
@@ -105,6 +106,10 @@ export interface LinkView {
   approvedBy: string | null;
   letterNo: string | null;
   letterDate: string | null;
+  /** R-F9: the agency's stamped form on file. */
+  stampedForm: { document: number; filename: string; sha256: string } | null;
+  /** R14.1: a non-government body's sponsoring authority. */
+  sponsor: { code: string; name: string } | null;
   statusReason: string | null;
   endReason: string | null;
   endsOn: string | null;
@@ -153,6 +158,26 @@ function assertCertsOfOneAgency(tx: Db, fingerprints: readonly string[], agency:
   }
 }
 
+export const STAMPED_FORM_KIND = 'stamped-form';
+
+/**
+ * Store the agency's stamped form as a document of the link, checked by content like management
+ * rules. `logged`: a record of its own when stored ahead of approval; at approval the approval's record
+ * names it.
+ */
+function storeStampedForm(tx: Db, agency: agencies.AgencyRow, linkId: number, doc: CheckedDocument, actor: string, now: Date, logged: boolean): documents.DocumentMeta {
+  const version = documents.latestVersion(tx, agency.id, STAMPED_FORM_KIND) + 1;
+  const { content: _content, ...meta } = documents.insert(tx, { agencyId: agency.id, linkId, kind: STAMPED_FORM_KIND, version, ...doc, createdAt: now.toISOString() });
+  if (logged) {
+    appendLog(tx, { type: 'stamped-form.added', agency: agency.code, linkId, actor, object: `document:${meta.id}`, detail: { filename: doc.filename, mediaType: doc.mediaType, size: doc.size, sha256: doc.sha256 } }, now);
+  }
+  return meta;
+}
+
+function stampedFormOf(tx: Db, linkId: number): documents.DocumentMeta | undefined {
+  return documents.listMeta(tx, { linkId, kind: STAMPED_FORM_KIND }).sort((a, b) => b.id - a.id)[0];
+}
+
 /**
  * The link registry: agencies, applications, approval, change requests. Every action runs in one
  * IMMEDIATE transaction together with its usage-log record.
@@ -178,10 +203,12 @@ export class Registry {
 
   // ---- agencies ----
 
-  addAgency(input: { code: string; name: string; nameEn?: string; nonGovernment?: boolean; sponsor?: string }, actor: string): agencies.AgencyRow {
+  addAgency(input: { code: string; name: string; nameEn?: string; nonGovernment?: boolean; sponsor?: string; emails?: string[] }, actor: string): agencies.AgencyRow {
     const code = input.code.trim().toUpperCase();
     if (!AGENCY_CODE.test(code)) throw new UserError(`agency code '${input.code}' is not valid (2–32 of A–Z, 0–9, _ -)`);
     const name = requireText(input.name, '--name');
+    const emails = checkContactEmails(input.emails ?? []);
+    if (!emails.ok) refusal(emails);
     const government = !input.nonGovernment;
     const now = this.clock.now();
     return this.cdb.write((tx) => {
@@ -200,10 +227,36 @@ export class Registry {
         government,
         sponsorId: sponsor?.id ?? null,
         createdAt: now.toISOString(),
+        emails: emails.value,
       });
-      appendLog(tx, { type: 'agency.added', agency: code, actor, detail: { government, sponsor: sponsor?.code ?? null } }, now);
+      appendLog(tx, { type: 'agency.added', agency: code, actor, detail: { government, sponsor: sponsor?.code ?? null, emails: emails.value } }, now);
       return row;
     });
+  }
+
+  /** R14.2: replace an agency's contact addresses (an empty list clears them). */
+  setAgencyEmails(code: string, list: string[], actor: string): agencies.AgencyRow {
+    const emails = checkContactEmails(list);
+    if (!emails.ok) refusal(emails);
+    const now = this.clock.now();
+    return this.cdb.write((tx) => {
+      const a = agencies.byCode(tx, code.trim().toUpperCase());
+      if (!a) throw new UserError(`agency ${code} is not registered`, 'agency.unknown');
+      agencies.update(tx, a.id, { emails: emails.value });
+      appendLog(tx, { type: 'agency.contacts-set', agency: a.code, actor, detail: { before: a.emails, emails: emails.value } }, now);
+      return agencies.byId(tx, a.id)!;
+    });
+  }
+
+  /**
+   * R14.2: where a notice about an agency's links goes: the agency's own contact addresses and, for a
+   * non-government body, its sponsoring authority's, which answers for it.
+   */
+  noticeContacts(tx: Db, agencyId: number): { agency: string; emails: string[]; sponsor: { code: string; name: string; emails: string[] } | null } {
+    const a = agencies.byId(tx, agencyId);
+    if (!a) throw new Error(`agency ${agencyId} missing`);
+    const sp = a.sponsorId === null ? undefined : agencies.byId(tx, a.sponsorId);
+    return { agency: a.code, emails: a.emails, sponsor: sp ? { code: sp.code, name: sp.nameZh, emails: sp.emails } : null };
   }
 
   listAgencies(): (agencies.AgencyRow & { sponsor: string | null })[] {
@@ -361,17 +414,22 @@ export class Registry {
     return r.value;
   }
 
-  approve(id: number, opts: { by: string; letterNo?: string; letterDate?: string }): LinkView {
-    if (opts.letterDate !== undefined && !isValidDate(opts.letterDate)) throw new UserError(`--letter-date '${opts.letterDate}' is not a date (YYYY-MM-DD)`);
-    if ((opts.letterNo === undefined) !== (opts.letterDate === undefined)) throw new UserError('--letter-no and --letter-date go together');
+  /**
+   * NIA's formal consent (form item 9, R3.3). R-F9: it takes both halves of item 9, NIA's reply
+   * letter (number, and a date not in the future) and the agency's stamped form, stored as a
+   * document: given here, or stored before with `addStampedForm`.
+   */
+  approve(id: number, opts: { by: string; letterNo?: string; letterDate?: string; stampedForm?: { filename: string; content: Buffer } }): LinkView {
+    const stamped = opts.stampedForm ? checkDocument(opts.stampedForm.filename, opts.stampedForm.content) : undefined;
     const now = this.clock.now();
+    const letter = checkReplyLetter(opts, taipeiDate(now), `link ${id}`);
     this.cdb.write((tx) => {
       const s = this.load(tx, id);
       this.move(tx, s, { kind: 'approve' }, now, {
         approvedAt: now.toISOString(),
         approvedBy: opts.by,
-        letterNo: opts.letterNo ?? null,
-        letterDate: opts.letterDate ?? null,
+        letterNo: letter.ok ? letter.value.no : null,
+        letterDate: letter.ok ? letter.value.date : null,
         statusReason: null,
       });
       const rules = rulesGate(tx, s.content.rulesDocument);
@@ -380,10 +438,42 @@ export class Registry {
       if (isLegacyScope(s.content.scope)) {
         throw new UserError(`link ${id} was applied for before scopes existed and states no records: reject it (nia-link link reject ${id}) and have the agency apply again with --scope`, 'scope.review-needed');
       }
-      appendLog(tx, { type: 'link.approved', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor: opts.by, detail: { letterNo: opts.letterNo ?? null, letterDate: opts.letterDate ?? null } }, now);
+      if (!letter.ok) refusal(letter);
+      const form = stamped ? storeStampedForm(tx, s.agency, id, stamped, opts.by, now, false) : stampedFormOf(tx, id);
+      if (!form) {
+        throw new UserError(`link ${id} cannot be approved without the agency's stamped form: give --stamped-form FILE (a PDF, ODT, DOCX or text of the stamped 申請暨異動書; form item 9, R-F9)`, 'approve.stamped-form-missing');
+      }
+      appendLog(
+        tx,
+        {
+          type: 'link.approved',
+          agency: s.agency.code,
+          linkId: id,
+          revision: s.link.currentRevision,
+          actor: opts.by,
+          detail: { letterNo: letter.value.no, letterDate: letter.value.date, stampedForm: { document: form.id, filename: form.filename, sha256: form.sha256 } },
+        },
+        now,
+      );
     });
     this.changed(id);
     return this.show(id);
+  }
+
+  /** R-F9: the agency's stamped form of a pending link, stored ahead of approval (the console approves with the one on file). */
+  addStampedForm(id: number, file: { filename: string; content: Buffer }, actor: string): documents.DocumentMeta {
+    const doc = checkDocument(file.filename, file.content);
+    const now = this.clock.now();
+    return this.cdb.write((tx) => {
+      const s = this.load(tx, id);
+      if (s.link.status !== 'pending') throw new UserError(`link ${id} is ${s.link.status}: a stamped form is filed with its application, before approval`, 'stamped-form.link-status');
+      return storeStampedForm(tx, s.agency, id, doc, actor, now, true);
+    });
+  }
+
+  /** The stamped form on file for a link (the newest), or undefined. */
+  stampedForm(id: number): documents.DocumentMeta | undefined {
+    return stampedFormOf(this.cdb.db, id);
   }
 
   reject(id: number, reason: string, by: string): LinkView {
@@ -437,7 +527,7 @@ export class Registry {
   async fileChange(
     id: number,
     kind: ChangeKind,
-    input: { value?: string; file?: { filename: string; content: Buffer }; push?: PushEndpoint; email?: string[]; account?: string; clientCerts?: string[]; justification?: string; letterNo?: string; letterDate?: string },
+    input: { value?: string; file?: { filename: string; content: Buffer }; push?: PushEndpoint; email?: string[]; account?: string; clientCerts?: string[]; justification?: string; letterNo?: string; letterDate?: string; rules?: { filename: string; content: Buffer } },
     actor: string,
   ): Promise<links.ChangeRow> {
     const now = this.clock.now();
@@ -532,6 +622,9 @@ export class Registry {
       default:
         throw new UserError(`unknown change kind '${kind as string}'`);
     }
+    // R5.2: a change form may come with a new version of the agency's rules.
+    if (input.rules && kind === 'rules') throw new UserError('--kind rules takes the new rules as --file FILE, not --rules');
+    const filedRules = input.rules ? checkDocument(input.rules.filename, input.rules.content) : undefined;
     return this.cdb.write((tx) => {
       const s = this.load(tx, id);
       const can = canFileChange(s.link.status);
@@ -540,18 +633,21 @@ export class Registry {
       if (pgp && !credentials.pgpKeyFor(tx, s.agency.id, pgp.fingerprint)) {
         credentials.insertPgpKey(tx, { agencyId: s.agency.id, ...pgp, addedAt: now.toISOString() });
       }
-      return this.fileChangeIn(tx, id, change, actor, now);
+      const rulesWith = filedRules ? storeRulesDocument(tx, s.agency, id, filedRules, actor, now).id : undefined;
+      return this.fileChangeIn(tx, id, change, actor, now, rulesWith);
     });
   }
 
   /** File a change request inside the caller's transaction (a vendor's removal files one with its own record). */
-  fileChangeIn(tx: Db, id: number, change: Change, actor: string, now: Date): links.ChangeRow {
+  fileChangeIn(tx: Db, id: number, change: Change, actor: string, now: Date, filedRules?: number): links.ChangeRow {
     const s = this.load(tx, id);
     const can = canFileChange(s.link.status);
     if (!can.ok) refusal(can);
     // Refuse at filing time what could never be approved.
     this.nextContent(tx, s, change);
-    const cr = links.insertChange(tx, { linkId: id, kind: change.kind, change, status: 'pending', filedAt: now.toISOString(), filedBy: actor, decidedAt: null, decidedBy: null, reason: null, revision: null });
+    // R5.2: the request names the rules it came with: those filed with it, else the agency's newest on record.
+    const rulesDocument = change.kind === 'rules' ? change.rulesDocument : (filedRules ?? documents.listMeta(tx, { agencyId: s.agency.id, kind: RULES_KIND })[0]?.id ?? null);
+    const cr = links.insertChange(tx, { linkId: id, kind: change.kind, change, status: 'pending', filedAt: now.toISOString(), filedBy: actor, decidedAt: null, decidedBy: null, reason: null, revision: null, rulesDocument, letterNo: null, letterDate: null });
     appendLog(tx, { type: 'change.filed', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, object: `change:${cr.id}`, detail: { kind: change.kind, change } }, now);
     return cr;
   }
@@ -589,8 +685,10 @@ export class Registry {
    * records the link's end date and ends nothing: a link ends only through the compliance service,
    * which opens the disposal task and issues the notice; callers ask it to end links whose day has come.
    */
-  approveChange(changeId: number, by: string): { change: links.ChangeRow; link: LinkView } {
+  approveChange(changeId: number, by: string, reply?: { letterNo?: string; letterDate?: string }): { change: links.ChangeRow; link: LinkView } {
     const now = this.clock.now();
+    // R-F9: the commands NIA decides with (CLI, console) always pass the reply letter; given, it is checked and kept.
+    const letter = reply ? checkReplyLetter(reply, taipeiDate(now), `change request ${changeId}`) : undefined;
     const linkId = this.cdb.write((tx) => {
       const cr = this.pendingChange(tx, changeId);
       const s = this.load(tx, cr.linkId);
@@ -605,8 +703,10 @@ export class Registry {
       const number = s.link.currentRevision + 1;
       links.insertRevision(tx, { linkId: s.link.id, number, content: next, changeRequestId: cr.id, createdAt: now.toISOString() });
       links.update(tx, s.link.id, { currentRevision: number, ...(change.kind === 'stop' ? { endsOn: change.stopOn } : {}) });
-      links.updateChange(tx, cr.id, { status: 'approved', decidedAt: now.toISOString(), decidedBy: by, revision: number });
-      appendLog(tx, { type: 'change.approved', agency: s.agency.code, linkId: s.link.id, revision: number, actor: by, object: `change:${cr.id}`, detail: { kind: cr.kind } }, now);
+      if (letter && !letter.ok) refusal(letter);
+      const reply = letter?.ok ? { letterNo: letter.value.no, letterDate: letter.value.date } : {};
+      links.updateChange(tx, cr.id, { status: 'approved', decidedAt: now.toISOString(), decidedBy: by, revision: number, ...reply });
+      appendLog(tx, { type: 'change.approved', agency: s.agency.code, linkId: s.link.id, revision: number, actor: by, object: `change:${cr.id}`, detail: { kind: cr.kind, ...reply } }, now);
       return s.link.id;
     });
     this.changed(linkId);
@@ -660,6 +760,8 @@ export class Registry {
       approvedBy: link.approvedBy,
       letterNo: link.letterNo,
       letterDate: link.letterDate,
+      stampedForm: this.stampedFormSummary(link.id),
+      sponsor: this.sponsorOf(agency),
       statusReason: link.statusReason,
       endReason: link.endReason,
       endsOn: link.endsOn,
@@ -670,6 +772,16 @@ export class Registry {
       scopeReview: isLegacyScope(c.scope),
       maxIdsPerDay: c.maxIdsPerDay,
     };
+  }
+
+  private stampedFormSummary(linkId: number): LinkView['stampedForm'] {
+    const d = stampedFormOf(this.cdb.db, linkId);
+    return d ? { document: d.id, filename: d.filename, sha256: d.sha256 } : null;
+  }
+
+  private sponsorOf(agency: agencies.AgencyRow): LinkView['sponsor'] {
+    const sp = agency.sponsorId === null ? undefined : agencies.byId(this.cdb.db, agency.sponsorId);
+    return sp ? { code: sp.code, name: sp.nameZh } : null;
   }
 
   private rulesSummary(documentId: number | null): LinkView['rules'] {

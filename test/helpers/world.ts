@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { controlDbFile, openControlDb, type ControlDb } from '../../src/db';
-import type { Clock } from '../../src/domain';
+import { type Clock, taipeiDate } from '../../src/domain';
+import { plainPdf } from './documents';
 import { loadCatalogs, Registry, RulesService, VendorService, type ApplyInput } from '../../src/registry';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -133,9 +134,26 @@ export async function approvableLink(w: Pick<TestWorld, 'registry' | 'rules'>, k
 /** The one way tests make an approved, active link. */
 export async function approvedLink(w: Pick<TestWorld, 'registry' | 'rules'>, keys: AgencyKeys, over: Partial<ApplyInput> = {}): Promise<number> {
   const id = await approvableLink(w, keys, over);
-  w.registry.approve(id, { by: 'test' });
+  w.registry.approve(id, { by: 'test', ...REPLY_LETTER(), stampedForm: STAMPED_FORM });
   return id;
 }
+
+/**
+ * NIA's reply letter (R-F9), dated yesterday: never after a test registry's day, whose clock starts
+ * at the real time or later (agency keys made by the test are only valid from then on).
+ */
+export const REPLY_LETTER = () => ({ letterNo: '移署資字第1150000001號', letterDate: taipeiDate(new Date(Date.now() - 86400000)) });
+/** The agency's stamped form (R-F9), as a plain one-page PDF. */
+export const STAMPED_FORM = { filename: 'stamped-form.pdf', content: plainPdf() };
+/** What `link approve` adds on the command line (R-F9): the letter, and the stamped form written into `dir`. */
+export function approveArgs(dir: string): string[] {
+  const file = path.join(dir, STAMPED_FORM.filename);
+  writeFileSync(file, STAMPED_FORM.content);
+  const l = REPLY_LETTER();
+  return ['--letter-no', l.letterNo, '--letter-date', l.letterDate, '--stamped-form', file];
+}
+/** What `change approve` adds on the command line (R-F9). */
+export const changeApproveArgs = (): string[] => ['--letter-no', REPLY_LETTER().letterNo, '--letter-date', REPLY_LETTER().letterDate];
 
 /**
  * Makes a link's revisions what migration 0011 made of every revision recorded before scopes existed

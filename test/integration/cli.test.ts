@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { BIN, cleanupKeys, cli, makeLegacyScope, makeAgencyKeys, REVIEW_ARGS, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys } from '../helpers/world';
+import { approveArgs, BIN, changeApproveArgs, cleanupKeys, cli, makeLegacyScope, makeAgencyKeys, REVIEW_ARGS, RULES_TEXT, STAMPED_FORM, tmpDir, writeTemp, type AgencyKeys } from '../helpers/world';
 
 let keys: AgencyKeys;
 let dir: string;
@@ -64,11 +64,11 @@ describe('nia-link CLI', () => {
     const id = applied.stdout.trim().split('\n').pop()!;
     expect(id).toMatch(/^\d+$/);
     expect(cli(dir, REVIEW_ARGS(id)).code).toBe(0);
-    expect(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01']).code).toBe(0);
+    expect(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01', '--stamped-form', writeTemp(dir, 'stamped.pdf', STAMPED_FORM.content)]).code).toBe(0);
     const changed = cli(dir, ['link', 'change', id, '--kind', 'officer', '--value', '李小華']);
     expect(changed.code).toBe(0);
     const cr = changed.stdout.trim().split('\n').pop()!;
-    expect(cli(dir, ['change', 'approve', cr]).code).toBe(0);
+    expect(cli(dir, ['change', 'approve', cr, ...changeApproveArgs()]).code).toBe(0);
     const shown = JSON.parse(cli(dir, ['link', 'show', id, '--json']).stdout);
     expect(shown).toMatchObject({
       id: Number(id),
@@ -202,6 +202,107 @@ describe('nia-link dataset (R3.2, R3.4)', () => {
   });
 });
 
+describe('approval needs NIA\'s reply letter and the stamped form (R-F9)', () => {
+  const tomorrow = () => new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Taipei' }).format(new Date(Date.now() + 86400000));
+  const pending = () => {
+    cli(dir, ['init']);
+    cli(dir, ['agency', 'add', '--code', 'A001', '--name', '財政部賦稅署']);
+    const id = cli(dir, applyArgs()).stdout.trim().split('\n').pop()!;
+    expect(cli(dir, REVIEW_ARGS(id)).code).toBe(0);
+    return id;
+  };
+  const state = (id: string) => {
+    const l = JSON.parse(cli(dir, ['link', 'show', id, '--json']).stdout);
+    const log = JSON.parse(cli(dir, ['log', 'list', '--json']).stdout) as unknown[];
+    return { status: l.status, revision: l.revision, letterNo: l.letterNo, stampedForm: l.stampedForm, log: log.length };
+  };
+
+  it('R-F9 link approve without the letter, with a letter dated in the future, or without the stamped form is refused in one line and changes nothing', () => {
+    const id = pending();
+    const stamped = writeTemp(dir, 'stamped.pdf', STAMPED_FORM.content);
+    const before = state(id);
+    expect(before).toMatchObject({ status: 'pending', letterNo: null, stampedForm: null });
+    expectUserError(cli(dir, ['link', 'approve', id, '--stamped-form', stamped]), new RegExp(`link ${id} cannot be approved without NIA's reply letter: give --letter-no and --letter-date`));
+    expectUserError(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--stamped-form', stamped]), /without NIA's reply letter/);
+    expectUserError(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', tomorrow(), '--stamped-form', stamped]), /--letter-date \d{4}-\d{2}-\d{2} is in the future/);
+    expectUserError(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-02-30', '--stamped-form', stamped]), /is not a date/);
+    expectUserError(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01']), /without the agency's stamped form: give --stamped-form FILE/);
+    const script = writeTemp(dir, 'stamped.sh', '#!/bin/sh\necho hi\n');
+    expectUserError(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01', '--stamped-form', script]), /script/);
+    expect(state(id)).toEqual(before);
+  });
+
+  it('R-F9 link approve with the letter and the stamped form (the printed form itself) approves and stores the form as a document', () => {
+    const id = pending();
+    const pdf = path.join(dir, 'stamped-form.pdf');
+    expect(cli(dir, ['link', 'form', id, '--out', pdf]).code).toBe(0);
+    const r = cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01', '--stamped-form', pdf, '--json']);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    const l = JSON.parse(r.stdout);
+    expect(l).toMatchObject({ status: 'active', letterNo: '移署資字第1150001號', letterDate: '2026-03-01', stampedForm: { filename: 'stamped-form.pdf', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+    const approved = (JSON.parse(cli(dir, ['log', 'list', '--type', 'link.approved', '--json']).stdout) as { detail: string | Record<string, unknown> }[]).pop()!;
+    const detail = typeof approved.detail === 'string' ? JSON.parse(approved.detail) : approved.detail;
+    expect(detail).toMatchObject({ letterNo: '移署資字第1150001號', letterDate: '2026-03-01', stampedForm: { document: l.stampedForm.document, sha256: l.stampedForm.sha256 } });
+    expect(cli(dir, ['link', 'show', id]).stdout).toMatch(/stamped form\s+document \d+ stamped-form\.pdf/);
+  });
+
+  it('R-F9 a stamped form stored ahead (link stamped-form) lets the approval carry the letter only', () => {
+    const id = pending();
+    expect(cli(dir, ['link', 'stamped-form', id, writeTemp(dir, 'stamped.pdf', STAMPED_FORM.content)]).stdout).toMatch(new RegExp(`stamped form of link ${id} stored as document \\d+`));
+    expect(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01']).code).toBe(0);
+    expectUserError(cli(dir, ['link', 'stamped-form', id, writeTemp(dir, 'again.pdf', STAMPED_FORM.content)]), /is active: a stamped form is filed with its application/);
+  });
+
+  it('R-F9 change approve without the letter or with a future date is refused in one line and changes nothing; with it the letter is kept on the change', () => {
+    const id = pending();
+    expect(cli(dir, ['link', 'approve', id, ...approveArgs(dir)]).code).toBe(0);
+    const cr = cli(dir, ['link', 'change', id, '--kind', 'officer', '--value', '李小華']).stdout.trim().split('\n').pop()!;
+    const before = state(id);
+    expectUserError(cli(dir, ['change', 'approve', cr]), new RegExp(`change request ${cr} cannot be approved without NIA's reply letter`));
+    expectUserError(cli(dir, ['change', 'approve', cr, '--letter-no', '移署資字第1150002號', '--letter-date', tomorrow()]), /is in the future/);
+    expect(state(id)).toEqual(before);
+    expect(cli(dir, ['change', 'approve', cr, '--letter-no', '移署資字第1150002號', '--letter-date', '2026-03-02']).code).toBe(0);
+    const shown = JSON.parse(cli(dir, ['link', 'show', id, '--json', '--history']).stdout);
+    expect(shown).toMatchObject({ revision: 2, officer: '李小華' });
+    expect(shown.history.changes.find((c: { id: number }) => c.id === Number(cr))).toMatchObject({ status: 'approved', letterNo: '移署資字第1150002號', letterDate: '2026-03-02' });
+  });
+});
+
+describe('contacts, rules with changes and allow-lists on the command line (R14.2, R5.2, R8.2)', () => {
+  it('R14.2 agency add --email (repeatable) and agency set-email store contact addresses that agency list shows; a bad address is one line', () => {
+    cli(dir, ['init']);
+    expect(cli(dir, ['agency', 'add', '--code', 'A001', '--name', '財政部賦稅署', '--email', 'audit@tax.example.gov.tw', '--email', 'it@tax.example.gov.tw']).code).toBe(0);
+    expect(cli(dir, ['agency', 'add', '--code', 'N001', '--name', '某保險公司', '--non-government', '--sponsor', 'A001']).code).toBe(0);
+    expectUserError(cli(dir, ['agency', 'add', '--code', 'A002', '--name', 'x', '--email', 'nobody']), /'nobody' is not an e-mail address/);
+    expect(cli(dir, ['agency', 'set-email', 'N001', 'compliance@insurer.example.com', 'dpo@insurer.example.com']).stdout).toContain('agency N001: contact addresses compliance@insurer.example.com, dpo@insurer.example.com');
+    expectUserError(cli(dir, ['agency', 'set-email', 'N009', 'a@b.example']), /agency N009 is not registered/);
+    expect(JSON.parse(cli(dir, ['agency', 'list', '--json']).stdout).map((a: { code: string; emails: string[] }) => [a.code, a.emails])).toEqual([
+      ['A001', ['audit@tax.example.gov.tw', 'it@tax.example.gov.tw']],
+      ['N001', ['compliance@insurer.example.com', 'dpo@insurer.example.com']],
+    ]);
+    expect(cli(dir, ['agency', 'list']).stdout).toMatch(/^N001\tnon-government \(sponsor A001\)\t某保險公司\tcompliance@insurer\.example\.com, dpo@insurer\.example\.com$/m);
+    expect(cli(dir, ['agency', 'set-email', 'N001']).stdout).toContain('agency N001: no contact address');
+  });
+
+  it('R5.2 link change records the rules version by itself, or the one filed with --rules; R8.2 an ips change to 0.0.0.0/0 is one line', () => {
+    cli(dir, ['init']);
+    cli(dir, ['agency', 'add', '--code', 'A001', '--name', '財政部賦稅署']);
+    const id = cli(dir, applyArgs()).stdout.trim().split('\n').pop()!;
+    expect(cli(dir, REVIEW_ARGS(id)).code).toBe(0);
+    expect(cli(dir, ['link', 'approve', id, ...approveArgs(dir)]).code).toBe(0);
+    expectUserError(cli(dir, ['link', 'change', id, '--kind', 'ips', '--value', '0.0.0.0/0']), /'0\.0\.0\.0\/0' is wider than a \/24: an allow-list names dedicated machines/);
+    const plain = cli(dir, ['link', 'change', id, '--kind', 'officer', '--value', '李小華', '--json']);
+    expect(JSON.parse(plain.stdout)).toMatchObject({ kind: 'officer', rulesDocument: expect.any(Number) });
+    const v2 = writeTemp(dir, 'rules-v2.txt', RULES_TEXT + '九、附則\n');
+    const filed = JSON.parse(cli(dir, ['link', 'change', id, '--kind', 'supervisor', '--value', '林主任', '--rules', v2, '--json']).stdout);
+    const versions = JSON.parse(cli(dir, ['rules', 'list', '--agency', 'A001', '--json']).stdout) as { id: number; version: number }[];
+    expect(filed.rulesDocument).toBe(versions.find((v) => v.version === 2)!.id);
+    expect(JSON.parse(plain.stdout).rulesDocument).toBe(versions.find((v) => v.version === 1)!.id);
+    expect(cli(dir, ['change', 'approve', String(filed.id), ...changeApproveArgs()]).code).toBe(0);
+    expect(cli(dir, ['link', 'form', id]).stdout).toContain('隨附本機關應用移民資訊管理規定：<span class="value">第 2 版</span>');
+  });
+});
+
 describe('nia-link compliance status (R3.4)', () => {
   it('R3.4 compliance status lists a link recorded before scopes existed, saying to file link change --kind scope; the approved scope change clears it', () => {
     cli(dir, ['init']);
@@ -211,7 +312,7 @@ describe('nia-link compliance status (R3.4)', () => {
       expect(r.code).toBe(0);
       const id = r.stdout.trim().split('\n').pop()!;
       expect(cli(dir, REVIEW_ARGS(id)).code).toBe(0);
-      expect(cli(dir, ['link', 'approve', id]).code).toBe(0);
+      expect(cli(dir, ['link', 'approve', id, ...approveArgs(dir)]).code).toBe(0);
       return id;
     };
     const legacy = apply({ '--account': 'a001' });
@@ -226,7 +327,7 @@ describe('nia-link compliance status (R3.4)', () => {
 
     const changed = cli(dir, ['link', 'change', legacy, '--kind', 'scope', '--value', 'nationality in VNM,IDN']);
     expect(changed.code).toBe(0);
-    expect(cli(dir, ['change', 'approve', changed.stdout.trim().split('\n').pop()!]).code).toBe(0);
+    expect(cli(dir, ['change', 'approve', changed.stdout.trim().split('\n').pop()!, ...changeApproveArgs()]).code).toBe(0);
     expect(cli(dir, ['compliance', 'status']).stdout).not.toMatch(/scope review/);
   });
 });

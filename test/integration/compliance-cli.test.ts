@@ -3,7 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { addDays, addMonths, taipeiDate } from '../../src/domain';
 import { chainHash, GENESIS_HASH, recordDigestOf } from '../../src/usagelog/chain';
-import { cleanupKeys, cli, makeAgencyKeys, REVIEW_ARGS, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys } from '../helpers/world';
+import { cleanupKeys, cli, makeAgencyKeys, REVIEW_ARGS, RULES_TEXT, STAMPED_FORM, tmpDir, writeTemp, type AgencyKeys } from '../helpers/world';
 
 /**
  * The regulation's dates through the built command, as an operator types them (R6.6, R10.4, R11.1,
@@ -62,7 +62,7 @@ function approvedLink(account: string): string {
     ),
   );
   ok(run(REVIEW_ARGS(id)));
-  ok(run(['link', 'approve', id, '--letter-no', `移署資字${letter()}`, '--letter-date', today()]));
+  ok(run(['link', 'approve', id, '--letter-no', `移署資字${letter()}`, '--letter-date', today(), '--stamped-form', writeTemp(dir, 'stamped.pdf', STAMPED_FORM.content)]));
   return id;
 }
 
@@ -167,7 +167,7 @@ describe('a drill installation moves time and says so (R6.6, R10.4, R12.1, R-F5)
   it('R12.1 R-F5 a stop approved through the CLI ends the link through the one path: disposal task and notice, at once when dated today', () => {
     const id = installation(['init', '--drill']);
     const cr = lastLine(ok(run(['link', 'change', id, '--kind', 'stop', '--letter-no', letter()])));
-    expect(ok(run(['change', 'approve', cr]))).toMatch(/\(terminated\)/);
+    expect(ok(run(['change', 'approve', cr, '--letter-no', `移署資字${letter()}`, '--letter-date', today()]))).toMatch(/\(terminated\)/);
     expect(linkJson(id)).toMatchObject({ status: 'terminated', endReason: 'stop-request' });
     expect(JSON.parse(ok(run(['notice', 'list', '--link', id, '--json']))).map((n: { kind: string }) => n.kind)).toEqual(['ended']);
     refused(run(['disposal', 'confirm', id, '--how', '銷毀', '--by', '王承辦', '--done-on', addDays(today(), -1), '--letter-no', letter()]), new RegExp(`before link ${id} ended on ${today()}`));
@@ -179,7 +179,7 @@ describe('a drill installation moves time and says so (R6.6, R10.4, R12.1, R-F5)
     const stopped = approvedLink('a002');
     const stopOn = addMonths(today(), 1);
     const cr = lastLine(ok(run(['link', 'change', stopped, '--kind', 'stop', '--value', stopOn, '--letter-no', letter()])));
-    expect(ok(run(['change', 'approve', cr]))).toMatch(/\(active\)/);
+    expect(ok(run(['change', 'approve', cr, '--letter-no', `移署資字${letter()}`, '--letter-date', today()]))).toMatch(/\(active\)/);
     ok(run(['compliance', 'sweep', '--at', addDays(stopOn, 1)]));
     expect(linkJson(stopped)).toMatchObject({ status: 'terminated', endReason: 'stop-request' });
     ok(run(['disposal', 'confirm', stopped, '--how', '銷毀', '--by', '王承辦', '--letter-no', letter(), '--at', addDays(stopOn, 2)]));

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { rocDateText, taipeiDate } from '../../src/domain';
 import { FormService, renderHtml } from '../../src/forms';
 import { listLog } from '../../src/usagelog';
-import { application, approvedLink, cli, REVIEW_ARGS, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
+import { application, approvedLink, cli, REVIEW_ARGS, RULES_TEXT, STAMPED_FORM, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
 
 let keys: AgencyKeys;
 let w: TestWorld;
@@ -90,7 +90,7 @@ describe('the form 申請暨異動書 (form items 1–9, R3.1, R3.3)', () => {
     const { id } = await w.registry.apply(application(keys, { agency: 'A003' }), 'agency');
     expect(html(id)).toContain('<tr><th>移民署函復文號</th><td>　</td></tr>');
     w.rules.review({ linkId: id }, '1-8', undefined, 'reviewer');
-    w.registry.approve(id, { by: 'nia', letterNo: '移署資字第1150001234號', letterDate: '2026-03-05' });
+    w.registry.approve(id, { by: 'nia', letterNo: '移署資字第1150001234號', letterDate: '2026-03-05', stampedForm: STAMPED_FORM });
     const page = html(id);
     expect(page).toContain('<tr><th>移民署函復文號</th><td>移署資字第1150001234號</td></tr>');
     expect(page).toContain('<tr><th>函復日期</th><td>中華民國 115 年 3 月 5 日</td></tr>');
@@ -188,7 +188,7 @@ describe('the form 申請暨異動書 (form items 1–9, R3.1, R3.3)', () => {
       ]);
       const id = applied.stdout.trim().split('\n').pop()!;
       expect(cli(dir, REVIEW_ARGS(id)).code).toBe(0);
-      expect(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01']).code).toBe(0);
+      expect(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01', '--stamped-form', writeTemp(dir, 'stamped.pdf', STAMPED_FORM.content)]).code).toBe(0);
       const out = path.join(dir, 'form.html');
       expect(cli(dir, ['link', 'form', id, '--out', out]).stdout).toMatch(/revision 1 written to/);
       const page = readFileSync(out, 'utf8');

@@ -249,7 +249,11 @@ describe('state-changing requests', () => {
     expect(confirm.body).toContain(`action="/changes/${changeId}/approve"`);
     expect(confirm.body).toContain('name="confirm" value="yes"');
     expect((await as('admin', 'POST', `/changes/${changeId}/approve`, {})).statusCode).toBe(400);
-    const res = await as('admin', 'POST', `/changes/${changeId}/approve`, { confirm: 'yes' });
+    // R-F9: the approval records NIA's reply letter; without one nothing is approved.
+    expect(confirm.body).toContain('name="letterNo"');
+    const unlettered = await as('admin', 'POST', `/changes/${changeId}/approve`, { confirm: 'yes' });
+    expect([unlettered.statusCode, unlettered.body]).toEqual([409, expect.stringContaining('without NIA&#39;s reply letter')]);
+    const res = await as('admin', 'POST', `/changes/${changeId}/approve`, { confirm: 'yes', letterNo: '移署資字第1150000009號', letterDate: '2026-03-01' });
     expect(res.statusCode).toBe(303);
     expect(res.headers.location).toBe(`/links/${linkId}?done=done`);
     const api = (await as('auditor', 'GET', `/api/links/${linkId}`)).json();

@@ -15,7 +15,7 @@ import { QueryService, RedisDailyCap, startQueryServer } from '../../src/query';
 import { loadCatalogs, Registry } from '../../src/registry';
 import { listLog, LogAppender, type RecordSink } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
-import { approvedLink, childPids, cleanupKeys, cli, makeAgencyKeys, openWorld, REVIEW_ARGS, RULES_TEXT, startRole, tmpDir, writeTemp, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approveArgs, approvedLink, childPids, cleanupKeys, cli, makeAgencyKeys, openWorld, REVIEW_ARGS, RULES_TEXT, startRole, tmpDir, writeTemp, type AgencyKeys, type TestWorld } from '../helpers/world';
 
 let keys: AgencyKeys;
 let w: TestWorld;
@@ -217,7 +217,7 @@ describe('client certificates', () => {
       expect([second.code, second.stderr]).toEqual([0, '']);
       const otherId = second.stdout.trim().split('\n').pop()!;
       expect(cli(dir, REVIEW_ARGS(otherId)).code).toBe(0);
-      expect(cli(dir, ['link', 'approve', otherId]).code).toBe(0);
+      expect(cli(dir, ['link', 'approve', otherId, ...approveArgs(dir)]).code).toBe(0);
       oneLine(cli(dir, ['link', 'change', otherId, '--kind', 'client-cert', '--client-cert', shared.file]), /registered for agency A001/);
       oneLine(cli(dir, ['link', 'change', otherId, '--kind', 'method', '--value', 'online-query', '--client-cert', shared.file]), /registered for agency A001/);
     } finally {

@@ -3,8 +3,9 @@ import { execFileSync } from 'node:child_process';
 import { inspectAgencyKey, inspectSshPublicKey } from '../../src/crypto';
 import { links } from '../../src/db/repositories';
 import { addDays, taipeiDate } from '../../src/domain';
+import { FormService, renderHtml } from '../../src/forms';
 import { listLog, verifyLog } from '../../src/usagelog';
-import { ALL_TOPICS, application, approvedLink, openWorld, servicesOn, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
+import { ALL_TOPICS, application, approvedLink, openWorld, RULES_TEXT, servicesOn, STAMPED_FORM, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
 
 let keys: AgencyKeys;
 let w: TestWorld;
@@ -21,7 +22,7 @@ describe('link registry on a real SQLite database', () => {
     expect(view).toMatchObject({ status: 'pending', revision: 1, agency: 'A001', account: 'a001', fields: ['person_id', 'nationality', 'crossed_at', 'port'] });
     expect(view.pgpFingerprint).toBe(keys.fingerprint);
     w.rules.review({ linkId: view.id }, ALL_TOPICS, undefined, 'nia-r');
-    const approved = w.registry.approve(view.id, { by: 'nia-b', letterNo: '移署資字第1150001號', letterDate: '2026-03-01' });
+    const approved = w.registry.approve(view.id, { by: 'nia-b', letterNo: '移署資字第1150001號', letterDate: '2026-03-01', stampedForm: STAMPED_FORM });
     expect(approved).toMatchObject({ status: 'active', approvedBy: 'nia-b', letterNo: '移署資字第1150001號', letterDate: '2026-03-01' });
     expect(listLog(w.cdb.db, { linkId: view.id }).map((r) => r.type)).toEqual(['rules.added', 'link.applied', 'rules.reviewed', 'link.approved']);
   });
@@ -111,6 +112,57 @@ describe('link registry on a real SQLite database', () => {
     await expect(fresh.registry.fileChange(id, 'ips', { value: '0.0.0.0/0' }, 'agency')).rejects.toThrow(/wider than a \/24/);
     const narrow = await fresh.registry.fileChange(id, 'ips', { value: '127.0.0.1/32' }, 'agency');
     expect(fresh.registry.approveChange(narrow.id, 'nia').link.allowIps).toEqual(['127.0.0.1/32']);
+  });
+
+  it('R5.2 a change request records the agency\'s newest rules version on record at filing, or the one filed with it; its form names the version', async () => {
+    const id = await approvedLink(w, keys);
+    const v1 = w.registry.show(id).rules!.document;
+    const officer = await w.registry.fileChange(id, 'officer', { value: '李小華' }, 'agency');
+    expect(officer.rulesDocument).toBe(v1);
+    // A newer version on record (filed without a link) is what the next request names, by itself.
+    const v2 = w.rules.add({ agency: 'A001', file: { filename: 'rules-v2.txt', content: Buffer.from(RULES_TEXT + '九、附則\n') } }, 'agency').document;
+    const supervisor = await w.registry.fileChange(id, 'supervisor', { value: '林主任' }, 'agency');
+    expect(supervisor.rulesDocument).toBe(v2.id);
+    // Or a new version comes with the change form.
+    const withRules = await w.registry.fileChange(id, 'extend', { value: '2028-12-31', rules: { filename: 'rules-v3.txt', content: Buffer.from(RULES_TEXT + '十、施行\n') } }, 'agency');
+    const v3 = w.rules.list({ agency: 'A001' })[0];
+    expect(v3.version).toBe(3);
+    expect(withRules.rulesDocument).toBe(v3.id);
+    await expect(w.registry.fileChange(id, 'rules', { file: { filename: 'r.txt', content: Buffer.from(RULES_TEXT) }, rules: { filename: 'r.txt', content: Buffer.from(RULES_TEXT) } }, 'agency')).rejects.toThrow(/--kind rules takes the new rules as --file/);
+    const rulesChange = w.rules.add({ agency: 'A001', file: { filename: 'rules-v4.txt', content: Buffer.from(RULES_TEXT + '十一、\n') }, linkId: id }, 'agency');
+    expect(w.registry.history(id).changes.find((c) => c.id === rulesChange.changeId)!.rulesDocument).toBe(rulesChange.document.id);
+    // The form of each change revision says which version came with it.
+    const forms = new FormService(w.cdb, w.registry, w.clock);
+    const line = (rev: number) => forms.model(id, rev).blocks.flatMap((b) => (b.kind === 'para' && b.runs[0]?.t === 'text' && b.runs[0].text.startsWith('隨附') ? [b.runs.map((r) => ('text' in r ? r.text : '')).join('')] : []));
+    expect(w.registry.approveChange(officer.id, 'nia').link.revision).toBe(2);
+    expect(w.registry.approveChange(supervisor.id, 'nia').link.revision).toBe(3);
+    expect(w.registry.approveChange(withRules.id, 'nia').link.revision).toBe(4);
+    expect(line(1)).toEqual([]);
+    expect(line(2)).toEqual(['隨附本機關應用移民資訊管理規定：第 1 版']);
+    expect(line(3)).toEqual(['隨附本機關應用移民資訊管理規定：第 2 版']);
+    expect(line(4)).toEqual(['隨附本機關應用移民資訊管理規定：第 3 版']);
+  });
+
+  it('R14.2 agencies have contact addresses; a non-government body\'s notices reach its sponsor\'s contacts, and its form names the sponsor', async () => {
+    expect(() => w.registry.addAgency({ code: 'A002', name: '某機關', emails: ['not-an-address'] }, 't')).toThrow(/'not-an-address' is not an e-mail address/);
+    w.registry.setAgencyEmails('A001', ['audit@tax.example.gov.tw', 'AUDIT@tax.example.gov.tw', ' it@tax.example.gov.tw '], 'nia');
+    const ngo = w.registry.addAgency({ code: 'N001', name: '某保險公司', nonGovernment: true, sponsor: 'A001', emails: ['compliance@insurer.example.com'] }, 't');
+    expect(w.registry.listAgencies().map((a) => [a.code, a.emails])).toEqual([
+      ['A001', ['audit@tax.example.gov.tw', 'it@tax.example.gov.tw']],
+      ['N001', ['compliance@insurer.example.com']],
+    ]);
+    expect(w.registry.noticeContacts(w.cdb.db, ngo.id)).toEqual({
+      agency: 'N001',
+      emails: ['compliance@insurer.example.com'],
+      sponsor: { code: 'A001', name: '財政部賦稅署', emails: ['audit@tax.example.gov.tw', 'it@tax.example.gov.tw'] },
+    });
+    expect(listLog(w.cdb.db, { type: 'agency.contacts-set' })).toHaveLength(1);
+    const id = await approvedLink(w, keys, { agency: 'N001', account: 'n001' });
+    expect(w.registry.show(id).sponsor).toEqual({ code: 'A001', name: '財政部賦稅署' });
+    const page = renderHtml(new FormService(w.cdb, w.registry, w.clock).model(id));
+    expect(page).toContain('目的事業主管機關（代為申請並督考）：<span class="value">財政部賦稅署（A001）</span>');
+    const own = await approvedLink(w, keys, { account: 'a009' });
+    expect(renderHtml(new FormService(w.cdb, w.registry, w.clock).model(own))).not.toContain('目的事業主管機關');
   });
 
   it('R14.1 a non-government agency needs a government sponsor', () => {

@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { checkDocument, sniffDocumentType } from '../../src/registry';
 import { listLog } from '../../src/usagelog';
 import { docx, odt } from '../helpers/documents';
-import { ALL_TOPICS, application, approvedLink, cli, RULES_TEXT, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
+import { ALL_TOPICS, application, approvedLink, cli, RULES_TEXT, STAMPED_FORM, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
 
 let keys: AgencyKeys;
 let w: TestWorld;
@@ -25,7 +25,7 @@ describe('management rules and the eight-topic review (R4.1)', () => {
 
     const v = w.rules.review({ linkId: id }, '1-8', 'complete', 'reviewer');
     expect(v.review).toMatchObject({ covers: [1, 2, 3, 4, 5, 6, 7, 8], missing: [], reviewedBy: 'reviewer' });
-    expect(w.registry.approve(id, { by: 'nia', letterNo: '移署資字第1150001號', letterDate: '2026-03-01' })).toMatchObject({
+    expect(w.registry.approve(id, { by: 'nia', letterNo: '移署資字第1150001號', letterDate: '2026-03-01', stampedForm: STAMPED_FORM })).toMatchObject({
       status: 'active',
       rules: { version: 1, reviewed: true, missing: [] },
     });

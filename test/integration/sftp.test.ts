@@ -8,7 +8,7 @@ import type { DeliveryView } from '../../src/extract';
 import type { RunningService } from '../../src/main';
 import { listLog } from '../../src/usagelog';
 import { bigDelivery, buildDelivery, closed, connect, niaKeys, openSftp, run, sftpBatch, sftpConfig, startSftp } from '../helpers/sftp';
-import { approvedLink, childPids, cleanupKeys, cli, makeAgencyKeys, openWorld, startRole, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, changeApproveArgs, childPids, cleanupKeys, cli, makeAgencyKeys, openWorld, startRole, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -184,7 +184,7 @@ describe('open sessions follow the link and the account, whichever process chang
     const filed = cli(w.dataDir, ['link', 'change', String(other), '--kind', 'stop', '--letter-no', '府授字第1150000001號'], cliEnv());
     expect(filed.code).toBe(0);
     const changeId = filed.stdout.trim().split('\n').pop()!;
-    const approved = cli(w.dataDir, ['change', 'approve', changeId, '--by', 'officer'], cliEnv());
+    const approved = cli(w.dataDir, ['change', 'approve', changeId, '--by', 'officer', ...changeApproveArgs()], cliEnv());
     expect(approved.code).toBe(0);
     expect(w.registry.show(other).status).toBe('terminated');
     expect(await done).toBeLessThan(5000);

@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { allowListWithout, checkVendorMachines } from '../../src/domain';
 import { appendLog, listLog, reportHtml, usageReport } from '../../src/usagelog';
 import { taipeiDate } from '../../src/domain';
-import { approvedLink, cli, REVIEW_ARGS, RULES_TEXT, servicesOn, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
+import { approvedLink, cli, REVIEW_ARGS, RULES_TEXT, servicesOn, STAMPED_FORM, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
 
 let keys: AgencyKeys;
 let w: TestWorld;
@@ -161,7 +161,7 @@ describe('nia-link vendor (CLI)', () => {
     expect(applied.code).toBe(0);
     const id = applied.stdout.trim().split('\n').pop()!;
     expect(cli(dir, REVIEW_ARGS(id)).code).toBe(0);
-    expect(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01']).code).toBe(0);
+    expect(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01', '--stamped-form', writeTemp(dir, 'stamped.pdf', STAMPED_FORM.content)]).code).toBe(0);
 
     const outside = cli(dir, ['vendor', 'add', '--link', id, '--name', '某資訊公司', '--contact', '02-1234', '--machines', '10.9.9.9/32']);
     expect(outside.code).toBe(1);

@@ -11,3 +11,6 @@ export const all = (tx: Db): AgencyRow[] => tx.select().from(agency).orderBy(asc
 export function insert(tx: Db, row: Omit<AgencyRow, 'id'>): AgencyRow {
   return tx.insert(agency).values(row).returning().get();
 }
+export function update(tx: Db, id: number, values: Partial<Omit<AgencyRow, 'id'>>): void {
+  tx.update(agency).set(values).where(eq(agency.id, id)).run();
+}
