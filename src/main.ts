@@ -12,6 +12,8 @@ import { buildServices, type Services } from './services';
 import { buildExtractProcessor } from '../jobs/build-extract';
 import { MAINTENANCE_SCHEDULES, maintenanceIntervals, maintenanceProcessor } from '../jobs/maintenance';
 import { pushDeliveryProcessor } from '../jobs/push-delivery';
+import { usageRecordsService } from '../jobs/send-usage-records';
+import type { UsageRecordsService } from './usagelog';
 import { enqueuePushJobs } from './delivery';
 import { csvExtensionBuilt } from './extract';
 import { UserError } from './errors';
@@ -28,7 +30,7 @@ export interface RunningService {
 
 const SCHEDULE_SYNC_MS = 10_000;
 
-function startWorkers(config: Config, url: string, services: Services, log: Logger): { workers: Worker[]; close: () => Promise<void> } {
+function startWorkers(config: Config, url: string, services: Services, log: Logger, usageRecords: UsageRecordsService): { workers: Worker[]; close: () => Promise<void> } {
   const opts = { connection: connection(url), prefix: queuePrefix(config) };
   const deliverQ = openQueue(QUEUES.deliver, config, url);
   const enqueuePushes = (deliveryId: number) => enqueuePushJobs(deliverQ, services.pushes, services.pushes.jobsFor(deliveryId), false);
@@ -36,7 +38,7 @@ function startWorkers(config: Config, url: string, services: Services, log: Logg
   const extract = new Worker(QUEUES.extract, buildExtractProcessor(services.extracts, enqueuePushes), { ...opts, concurrency: 1, lockDuration: config.worker.lockMs, stalledInterval: Math.max(1000, Math.floor(config.worker.lockMs / 2)) });
   // Pushes wait on the network, not the CPU: several at once.
   const deliver = new Worker(QUEUES.deliver, pushDeliveryProcessor(services.pushes), { ...opts, concurrency: 4 });
-  const maintenance = new Worker(QUEUES.maintenance, maintenanceProcessor(services), { ...opts, concurrency: 1 });
+  const maintenance = new Worker(QUEUES.maintenance, maintenanceProcessor(services, { records: usageRecords, onSent: enqueuePushes }), { ...opts, concurrency: 1 });
   const workers = [extract, deliver, maintenance];
   for (const w of workers) {
     w.on('failed', (job: Job | undefined, err: Error) => log.warn({ queue: w.name, job: job?.id, attempts: job?.attemptsMade, err: err.message }, 'job failed'));
@@ -75,7 +77,7 @@ export async function startService(config: Config, roles: readonly Role[], say: 
     say(`redis: ${redactRedisUrl(redisInfo.url)} (${redisInfo.source === 'embedded' ? 'embedded, data in ' + path.join(config.dataDir, 'redis') : redisInfo.source}), key prefix ${queuePrefix(config)}`);
 
     if (roles.includes('worker')) {
-      const { workers, close } = startWorkers(config, redisInfo.url, services, log);
+      const { workers, close } = startWorkers(config, redisInfo.url, services, log, usageRecordsService(config, cdb, clock, services));
       stops.push(close);
       say(`worker: processing queues ${workers.map((w) => w.name).join(', ')}`);
       if (!csvExtensionBuilt()) log.warn('the CSV extension (dist/native) is not built: extracts read rows one by one, several times slower; run `npm run build`');
@@ -104,7 +106,7 @@ export async function startService(config: Config, roles: readonly Role[], say: 
         await extractQ.close();
         await maintenanceQ.close();
       });
-      say(`scheduler: link delivery schedules (Asia/Taipei) synchronised every ${SCHEDULE_SYNC_MS / 1000} s; compliance sweep daily at 00:30, outbox purge at 03:15; usage-log checkpoint every ${config.usageLog.checkpointEveryMinutes} min, anomaly scan every ${config.anomaly.everyMinutes} min`);
+      say(`scheduler: link delivery schedules (Asia/Taipei) synchronised every ${SCHEDULE_SYNC_MS / 1000} s; compliance sweep daily at 00:30, outbox purge at 03:15, each agency's usage records of the previous month on the 1st at 01:00; usage-log checkpoint every ${config.usageLog.checkpointEveryMinutes} min, anomaly scan every ${config.anomaly.everyMinutes} min`);
     }
     let httpPort: number | undefined;
     if (roles.includes('http')) {

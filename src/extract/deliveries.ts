@@ -98,7 +98,8 @@ export class ExtractService {
       rows: row.rows,
       fields: row.fields,
       path: file,
-      manifest: file ? file.replace(/\.csv\.pgp$/, '.manifest.json') : null,
+      // An extract's `….csv.pgp`, or an agency's usage records `usage-….pgp` (R6.5): the signed manifest beside it.
+      manifest: file ? file.replace(/(\.csv)?\.pgp$/, '.manifest.json') : null,
       sha256: row.cipherSha256,
       plainSha256: row.plainSha256,
       bytes: row.bytes,

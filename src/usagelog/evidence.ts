@@ -123,6 +123,8 @@ export interface EvidenceOptions {
   to: IsoDate;
   out: string;
   now: Date;
+  /** A verification of the whole log made just before, for several packages in a row (it reads every record). */
+  verification?: VerifyReport;
 }
 
 export interface EvidenceSummary {
@@ -174,7 +176,7 @@ export async function exportEvidence(cdb: ControlDb, o: EvidenceOptions): Promis
   if (fromSeq === null || toSeq === null || toSeq < fromSeq) throw new UserError(`the usage log has no records between ${o.from} and ${o.to}`, 'log.empty-range');
   if (existsSync(o.out) && readdirSync(o.out).length) throw new UserError(`${o.out} is not empty: give a new directory for the evidence package`);
 
-  const verification = await verifyUsageLog(cdb, { keysDir: o.keysDir });
+  const verification = o.verification ?? (await verifyUsageLog(cdb, { keysDir: o.keysDir }));
   if (!verification.ok) {
     throw new UserError(`the usage log does not verify at seq ${verification.bad!.seq} (${verification.bad!.reason}): no evidence package written; run \`nia-link log verify\``, 'log.broken');
   }
