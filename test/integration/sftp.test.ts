@@ -180,12 +180,13 @@ describe('open sessions follow the link and the account, whichever process chang
   it('a link terminated by an approved stop request (CLI, another process) closes its open session within seconds', async () => {
     const other = await approvedLink(w, keys, { account: 'b001' });
     const c = await session('b001');
-    const done = closed(c, 5000);
+    // The seconds count from the approval: the two commands before it block this process while they run.
     const filed = cli(w.dataDir, ['link', 'change', String(other), '--kind', 'stop', '--letter-no', '府授字第1150000001號'], cliEnv());
     expect(filed.code).toBe(0);
     const changeId = filed.stdout.trim().split('\n').pop()!;
     const approved = cli(w.dataDir, ['change', 'approve', changeId, '--by', 'officer', ...changeApproveArgs()], cliEnv());
     expect(approved.code).toBe(0);
+    const done = closed(c, 5000); // a close that came while the commands ran is delivered after this line
     expect(w.registry.show(other).status).toBe('terminated');
     expect(await done).toBeLessThan(5000);
     expect(logOf('session.closed').pop()).toMatchObject({ actor: 'b001', linkId: other, detail: { reason: 'link.not-active' } });
