@@ -297,7 +297,7 @@ describe('nia-link seed', () => {
 
   async function run(dataDir: string, args: string[]): Promise<string> {
     const program = new Command().option('--data-dir <dir>').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
-    const ctx = new CliContext(() => program.opts().dataDir);
+    const ctx = new CliContext(() => ({ dataDir: program.opts().dataDir as string }));
     register(program, ctx);
     program.commands.forEach((c) => c.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} }));
     let out = '';
