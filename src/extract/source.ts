@@ -115,6 +115,8 @@ export function canWriteCsv(s: ExtractSource): s is CsvCapableSource {
 const CSV_THREAD = threadScript('extract/csv-thread');
 /** Records per batch: big enough to amortise a thread round trip, small enough to keep memory flat. */
 const BATCH_ROWS = 4000;
+/** How many times more records a batch reads under a scope (the scope keeps only some of them). */
+const SCOPED_READ_FACTOR = 16;
 /** Threads reading in parallel, and batches requested ahead of the one being encrypted. */
 const THREADS = 2;
 const AHEAD = 2 * THREADS;
@@ -135,7 +137,11 @@ export function sqliteCsvStream(file: string, dataset: string, fields: readonly 
   // Id ranges sized so a batch holds about BATCH_ROWS records of the window, gaps and all.
   const lo = span.lo ?? 1;
   const hi = span.hi ?? 0;
-  const step = span.n ? Math.max(1, Math.ceil((BATCH_ROWS * (hi - lo + 1)) / span.n)) : 1;
+  // A full extract cuts batches by record ids, not by the records it keeps: under a scope, which keeps
+  // a share of them, each batch reads more, so it still carries enough lines to amortise its round
+  // trip and its encryption call. (An increment's span already counts only the records it keeps.)
+  const rowsRead = range.since === null && range.scope.sql !== 'TRUE' ? BATCH_ROWS * SCOPED_READ_FACTOR : BATCH_ROWS;
+  const step = span.n ? Math.max(1, Math.ceil((rowsRead * (hi - lo + 1)) / span.n)) : 1;
   const batches = span.n ? Math.ceil((hi - lo + 1) / step) : 0;
   const threads = Array.from({ length: Math.min(THREADS, Math.max(1, batches)) }, () => new Worker(CSV_THREAD, { workerData: { file, dataset, fields, hmacSecret, range } }));
   const pending = new Map<number, { resolve: (m: CsvThreadMessage) => void; reject: (e: Error) => void }>();

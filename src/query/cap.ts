@@ -15,17 +15,40 @@ export interface DailyCap {
   used(linkId: number, day: string): Promise<number>;
 }
 
-/** All or nothing: a request that would pass the cap takes nothing, so a smaller one may still fit. */
+/**
+ * The takes of one link and day gathered in one event-loop turn, in the order they were asked: each
+ * is all or nothing (a request that would pass the cap takes nothing, so a smaller one may still fit).
+ * Returns, per take, 1 or 0 and the day's count after it.
+ */
 const TAKE = `
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-local n = tonumber(ARGV[1])
-if used + n > tonumber(ARGV[2]) then return {0, used} end
-used = redis.call('INCRBY', KEYS[1], n)
-if used == n then redis.call('EXPIRE', KEYS[1], 172800) end
-return {1, used}
+local max = tonumber(ARGV[1])
+local out = {}
+for i = 2, #ARGV do
+  local n = tonumber(ARGV[i])
+  if used + n <= max then used = used + n; out[#out + 1] = 1 else out[#out + 1] = 0 end
+  out[#out + 1] = used
+end
+redis.call('SET', KEYS[1], used, 'KEEPTTL')
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], 172800) end
+return out
 `;
 
+interface Waiting {
+  n: number;
+  max: number;
+  resolve: (r: { ok: boolean; used: number }) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * The count lives in Redis; the takes of one event-loop turn go there as one script per link and
+ * day (a look-up turn holds a few dozen requests: one round trip instead of one each).
+ */
 export class RedisDailyCap implements DailyCap {
+  private waiting = new Map<string, Waiting[]>();
+  private scheduled = false;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
@@ -35,9 +58,31 @@ export class RedisDailyCap implements DailyCap {
     return `${this.prefix}:query:ids:${linkId}:${day}`;
   }
 
-  async take(linkId: number, day: string, n: number, max: number): Promise<{ ok: boolean; used: number }> {
-    const [ok, used] = (await this.redis.eval(TAKE, 1, this.key(linkId, day), n, max)) as [number, number];
-    return { ok: ok === 1, used: Number(used) };
+  take(linkId: number, day: string, n: number, max: number): Promise<{ ok: boolean; used: number }> {
+    return new Promise((resolve, reject) => {
+      const key = this.key(linkId, day);
+      const list = this.waiting.get(key);
+      if (list) list.push({ n, max, resolve, reject });
+      else this.waiting.set(key, [{ n, max, resolve, reject }]);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batches = this.waiting;
+    this.waiting = new Map();
+    for (const [key, list] of batches) {
+      // One revision's cap for the turn: a change of it applies from the next turn.
+      const max = Math.min(...list.map((w) => w.max));
+      (this.redis.eval(TAKE, 1, key, max, ...list.map((w) => w.n)) as Promise<number[]>).then(
+        (out) => list.forEach((w, i) => w.resolve({ ok: out[2 * i] === 1, used: Number(out[2 * i + 1]) })),
+        (err: Error) => list.forEach((w) => w.reject(err)),
+      );
+    }
   }
 
   async used(linkId: number, day: string): Promise<number> {

@@ -6,7 +6,7 @@ import { keyedIdHash } from '../crypto';
 import type { ControlDb } from '../db';
 import { queries } from '../db/repositories';
 import { type Clock, type DatasetCatalog, ipAllowed, mayUse, normaliseIp, taipeiDate } from '../domain';
-import { channelSecret, compileScope, ident, openSourceDb, projection, sourceDbPath } from '../extract';
+import { channelSecret, compileScope, type CompiledScope, ident, openSourceDb, projection, sourceDbPath } from '../extract';
 import type { DailyCap } from './cap';
 import { QueryRefusals } from './refusals';
 import type { Logger } from '../logger';
@@ -69,6 +69,7 @@ const MAX_VALIDITIES = 10_000;
 export class QueryService {
   private source?: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
+  private readonly lookups = new Map<string, { fns: ReturnType<typeof projection>; scope: CompiledScope; stmt: Database.Statement }>();
   private readonly buckets = new Map<number, { tokens: number; at: number }>();
   private readonly refusals: QueryRefusals;
   private readonly validity = new Map<string, CertValidity>();
@@ -155,6 +156,38 @@ export class QueryService {
       this.authz.set(fingerprint, states);
     }
     return states;
+  }
+
+  /**
+   * What a look-up of `n` ids on link `s` uses on `day`: the projection (pseudonyms of this channel,
+   * R3.5), the scope compiled for the day (R3.4: a record outside it is answered exactly like an
+   * unknown id) and the prepared statement. Kept per link, revision, day and n: revisions never change.
+   */
+  private lookup(s: LinkState, day: string, n: number): { fns: ReturnType<typeof projection>; scope: CompiledScope; stmt: Database.Statement } {
+    const cacheKey = `${s.link.id}|${s.link.currentRevision}|${day}|${n}`;
+    const hit = this.lookups.get(cacheKey);
+    if (hit) return hit;
+    const catalog = this.d.catalogs.get(s.content.dataset)!;
+    const fields = s.content.fields;
+    const scope = compileScope(s.content.scope, catalog, day);
+    const key = `${s.content.dataset}|${fields.map((f) => f.name).join(',')}|${n}|${scope.sql}`;
+    let stmt = this.statements.get(key);
+    if (!stmt) {
+      // Only the approved columns are read (R3.2); the lookup column comes last, only to count the ids
+      // found, and is never returned unless approved. Every value is a bound parameter.
+      stmt = this.db()
+        .prepare(
+          `SELECT ${fields.map((f) => ident(f.name)).join(', ')}, ${ident(catalog.lookup)} FROM ${ident(s.content.dataset)} ` +
+            `WHERE ${ident(catalog.lookup)} IN (${Array.from({ length: n }, (_, i) => `@id${i}`).join(', ')}) AND ${scope.sql} ORDER BY record_id LIMIT ${this.d.config.query.maxRecords}`,
+        )
+        .raw(true);
+      if (this.statements.size > 500) this.statements.clear();
+      this.statements.set(key, stmt);
+    }
+    const entry = { fns: projection(fields, channelSecret(s.link.hmacSecret, 'online-query')), scope, stmt };
+    if (this.lookups.size > 2000) this.lookups.clear();
+    this.lookups.set(cacheKey, entry);
+    return entry;
   }
 
   private allow(linkId: number, now: number): boolean {
@@ -247,26 +280,8 @@ export class QueryService {
       return this.refuse(req, s, 429, 'cap.reached', `link ${s.link.id} may look up ${s.content.maxIdsPerDay} identifiers a day; ${Math.max(0, s.content.maxIdsPerDay - taken.used)} remain today`, { ids: lookupIds.length, reference });
     }
 
-    const catalog = this.d.catalogs.get(s.content.dataset)!;
     const fields = s.content.fields;
-    // R3.5: pseudonyms of this channel never equal those of the link's files.
-    const fns = projection(fields, channelSecret(s.link.hmacSecret, 'online-query'));
-    // R3.4: a record outside the scope is not there: answered exactly like an unknown id.
-    const scope = compileScope(s.content.scope, catalog, day);
-    const key = `${s.content.dataset}|${fields.map((f) => f.name).join(',')}|${lookupIds.length}|${scope.sql}`;
-    let stmt = this.statements.get(key);
-    if (!stmt) {
-      // Only the approved columns are read (R3.2); the lookup column comes last, only to count the ids
-      // found, and is never returned unless approved. Every value is a bound parameter.
-      stmt = this.db()
-        .prepare(
-          `SELECT ${fields.map((f) => ident(f.name)).join(', ')}, ${ident(catalog.lookup)} FROM ${ident(s.content.dataset)} ` +
-            `WHERE ${ident(catalog.lookup)} IN (${lookupIds.map((_, i) => `@id${i}`).join(', ')}) AND ${scope.sql} ORDER BY record_id LIMIT ${this.d.config.query.maxRecords}`,
-        )
-        .raw(true);
-      if (this.statements.size > 500) this.statements.clear();
-      this.statements.set(key, stmt);
-    }
+    const { fns, scope, stmt } = this.lookup(s, day, lookupIds.length);
     const params: Record<string, string> = { ...scope.params };
     lookupIds.forEach((x, i) => (params[`id${i}`] = x));
     const rows = stmt.all(params) as unknown[][];
