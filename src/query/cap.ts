@@ -34,6 +34,8 @@ if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], 172800) end
 return out
 `;
 
+const TAKE_COMMAND = 'niaLinkTakeIds';
+
 interface Waiting {
   n: number;
   max: number;
@@ -49,10 +51,17 @@ export class RedisDailyCap implements DailyCap {
   private waiting = new Map<string, Waiting[]>();
   private scheduled = false;
 
+  private readonly script: (key: string, ...args: number[]) => Promise<number[]>;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-  ) {}
+  ) {
+    // A defined command is sent as EVALSHA (the script once, then its hash), not the whole script each time.
+    if (!(TAKE_COMMAND in redis)) redis.defineCommand(TAKE_COMMAND, { numberOfKeys: 1, lua: TAKE });
+    const command = (redis as unknown as Record<string, (key: string, ...args: number[]) => Promise<number[]>>)[TAKE_COMMAND];
+    this.script = (key, ...args) => command.call(redis, key, ...args);
+  }
 
   private key(linkId: number, day: string): string {
     return `${this.prefix}:query:ids:${linkId}:${day}`;
@@ -78,7 +87,7 @@ export class RedisDailyCap implements DailyCap {
     for (const [key, list] of batches) {
       // One revision's cap for the turn: a change of it applies from the next turn.
       const max = Math.min(...list.map((w) => w.max));
-      (this.redis.eval(TAKE, 1, key, max, ...list.map((w) => w.n)) as Promise<number[]>).then(
+      this.script(key, max, ...list.map((w) => w.n)).then(
         (out) => list.forEach((w, i) => w.resolve({ ok: out[2 * i] === 1, used: Number(out[2 * i + 1]) })),
         (err: Error) => list.forEach((w) => w.reject(err)),
       );
