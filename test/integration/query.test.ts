@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { buildServices, type Services } from '../../src/services';
 import { listLog, LogAppender, verifyLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
+import { askQuery } from '../helpers/query';
 import { alive, approvedLink, childPids, cleanupKeys, makeAgencyKeys, openWorld, startRole, tmpDir, type AgencyKeys, type RoleProcess, type TestWorld } from '../helpers/world';
 
 let keys: AgencyKeys;
@@ -33,22 +34,7 @@ function makeCert(name: string): { cert: string; key: string } {
 }
 
 function ask(dataset: string, body: unknown, client?: { cert: string; key: string }, localAddress = '127.0.0.1', port = server.port): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const text = JSON.stringify(body);
-    const req = request(
-      { host: '127.0.0.1', port, path: `/query/v1/${dataset}`, method: 'POST', localAddress, servername: 'localhost', ca: readFileSync(path.join(config.keysDir, KEY_FILES.queryCert)), cert: client?.cert, key: client?.key, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } },
-      (res) => {
-        let data = '';
-        res.on('data', (d) => (data += d));
-        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(data) }));
-      },
-    );
-    req.on('error', reject);
-    // A connection the cluster's primary was handing to a worker as it died is never answered (Node's
-    // round-robin handoff has no reply to wait for): the client gives up, as a real one would.
-    req.setTimeout(10_000, () => req.destroy(new Error('no answer in 10 s')));
-    req.end(text);
-  });
+  return askQuery({ keysDir: config.keysDir, port, dataset, body, client, localAddress });
 }
 
 let good: { cert: string; key: string };

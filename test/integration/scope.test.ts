@@ -2,11 +2,10 @@ import Database from 'better-sqlite3';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../src/config';
-import { certFingerprint, ensureKeys, KEY_FILES, queryIdSecret, signingPublicKeyArmored } from '../../src/crypto';
+import { certFingerprint, ensureKeys, queryIdSecret, signingPublicKeyArmored } from '../../src/crypto';
 import { controlDbFile, openControlDb } from '../../src/db';
 import { addDays, taipeiDate } from '../../src/domain';
 import { ExtractService, SqliteSource, sourceDbPath, type ExtractSource } from '../../src/extract';
@@ -16,6 +15,7 @@ import { QueryService, RedisDailyCap } from '../../src/query';
 import { loadCatalogs, Registry } from '../../src/registry';
 import { seedSource } from '../../src/extract/seed';
 import { listLog, LogAppender } from '../../src/usagelog';
+import { askQuery } from '../helpers/query';
 import { approvableLink, approvedLink, application, cleanupKeys, makeLegacyScope, makeAgencyKeys, openWorld, startRole, tmpDir, TestClock, type AgencyKeys, type TestWorld } from '../helpers/world';
 
 const catalog = loadCatalogs().get('entry_exit')!;
@@ -284,24 +284,6 @@ describe('R3.4 R3.5 the online query inside the scope, without harvest or re-ide
   });
 });
 
-/** A look-up over HTTPS with the client's certificate, on a connection of its own. */
-function askHttps(port: number, client: { cert: string; key: string }, ids: string[], reference: string): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const text = JSON.stringify({ ids, reference });
-    const req = request(
-      { host: '127.0.0.1', port, path: '/query/v1/entry_exit', method: 'POST', servername: 'localhost', ca: readFileSync(path.join(config.keysDir, KEY_FILES.queryCert)), cert: client.cert, key: client.key, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } },
-      (res) => {
-        let data = '';
-        res.on('data', (d) => (data += d));
-        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(data) }));
-      },
-    );
-    req.on('error', reject);
-    req.setTimeout(10_000, () => req.destroy(new Error('no answer in 10 s')));
-    req.end(text);
-  });
-}
-
 describe('R3.5 the daily cap holds across query processes', () => {
   it('R3.5 with query.processes 2, a link with a cap of 6 identifiers gets exactly 6 answered over 12 connections', async () => {
     const client = makeCert('cap-cluster');
@@ -310,7 +292,7 @@ describe('R3.5 the daily cap holds across query processes', () => {
     try {
       expect([/ in 2 processes/.test(role.output()), role.output()]).toEqual([true, role.output()]);
       const port = Number(/query: listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(role.output())?.[1]);
-      const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => askHttps(port, client, [`Q${String(i).padStart(9, '0')}`], `cap ${i}`)));
+      const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => askQuery({ keysDir: config.keysDir, port, dataset: 'entry_exit', body: { ids: [`Q${String(i).padStart(9, '0')}`], reference: `cap ${i}` }, client })));
       const statuses = replies.map((r) => r.status).sort();
       expect(statuses).toEqual([...Array(6).fill(200), ...Array(6).fill(429)]);
       expect(replies.filter((r) => r.status === 429).every((r) => r.body.error.code === 'cap.reached')).toBe(true);
