@@ -155,7 +155,8 @@ export class ExtractService {
 
     // A link whose selection (dataset, fields, scope) changed since its last file starts again from a
     // full extract: an increment would miss the records the new selection adds.
-    const prev = req.full ? undefined : deliveries.lastBuilt(this.d.cdb.db, req.linkId);
+    const last = deliveries.lastBuilt(this.d.cdb.db, req.linkId);
+    const prev = req.full ? undefined : last;
     const continues = prev !== undefined && sameSelection(this.d.registry.revisionOf(req.linkId, prev.revision), s.content);
     const row = this.d.cdb.write((tx) => {
       const existing = deliveries.byKey(tx, req.key);
@@ -209,7 +210,7 @@ export class ExtractService {
     try {
       source = this.d.openSource();
       rmSync(tmp, { force: true }); // left by a worker that died mid-build
-      const since = row.mode === 'full' ? null : deliveries.lastBuilt(this.d.cdb.db, req.linkId)?.watermarkTo ?? null;
+      const since = row.mode === 'full' ? null : last?.watermarkTo ?? null;
       const newest = await source.watermark(content.dataset);
       const until = [newest, since].filter((x): x is string => x !== null).sort().pop() ?? new Date(0).toISOString();
       const result = await buildExtract({
