@@ -456,3 +456,38 @@ export const operatorSession = sqliteTable(
   },
   (t) => [index('operator_session_operator_idx').on(t.operatorId)],
 );
+
+// ---- the SFTP inbox (issue 18) ----
+
+export const INBOX_UPLOAD_STATES = ['pending', 'processing', 'answered', 'refused', 'in-force', 'replaced'] as const;
+export type InboxUploadState = (typeof INBOX_UPLOAD_STATES)[number];
+
+/**
+ * A file an agency uploaded to /inbox: a batch request, or a subject list (`subjects-…`). The row is
+ * written at CLOSE, once every byte is on disk; `spool` is the private file holding them until the
+ * processor answers. A name is unique per link only while its upload is pending or processing.
+ */
+export const inboxUpload = sqliteTable(
+  'inbox_upload',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    linkId: integer('link_id').notNull().references(() => link.id),
+    account: text('account').notNull(),
+    ip: text('ip').notNull(),
+    name: text('name').notNull(),
+    kind: text('kind', { enum: ['batch', 'subjects'] }).notNull(),
+    bytes: integer('bytes').notNull(),
+    sha256: text('sha256').notNull(),
+    spool: text('spool').notNull(),
+    receivedAt: text('received_at').notNull(),
+    state: text('state', { enum: INBOX_UPLOAD_STATES }).notNull().default('pending'),
+    outcomeCode: text('outcome_code'),
+    outcomeAt: text('outcome_at'),
+    outcome: text('outcome', { mode: 'json' }).$type<Record<string, unknown>>(),
+  },
+  (t) => [
+    uniqueIndex('inbox_upload_pending_name').on(t.linkId, t.name).where(sql`${t.state} IN ('pending', 'processing')`),
+    index('inbox_upload_link_idx').on(t.linkId, t.id),
+    index('inbox_upload_state_idx').on(t.state, t.receivedAt),
+  ],
+);

@@ -10,7 +10,7 @@ import { checkScope, scopeSchema } from './scope';
 export const DEFAULT_MAX_IDS_PER_DAY = 1000;
 
 /** R2.1: the provision methods of form item 3. */
-export const METHODS = ['sftp-pull', 'sftp-push', 'email', 'online-query'] as const;
+export const METHODS = ['sftp-pull', 'sftp-push', 'email', 'online-query', 'batch-query'] as const;
 export type Method = (typeof METHODS)[number];
 
 const SHA256_FP = /^SHA256:[A-Za-z0-9+/]{43}$/;
@@ -82,6 +82,7 @@ export function checkRevision(content: RevisionContent, catalogs: ReadonlyMap<st
   for (const ip of content.allowIps) if (!parseCidr(ip)) problems.push(`'${ip}' is not an IP address or CIDR`);
   if (new Set(content.methods).size !== content.methods.length) problems.push('a provision method is listed twice');
   if (content.methods.includes('sftp-pull') && !content.account) problems.push('sftp-pull needs an SFTP account (--account)');
+  if (content.methods.includes('batch-query') && !content.account) problems.push('batch-query needs an SFTP account (--account)');
   if (content.account !== null && !USERNAME.test(content.account)) {
     problems.push(`account '${content.account}' is not a valid user name (lowercase letters, digits, _ . -; 2–32 chars)`);
   }

@@ -14,3 +14,4 @@ export * as rulesReviews from './rulesReviews';
 export * as vendors from './vendors';
 export * as operators from './operators';
 export * as consoleQueries from './console';
+export * as inbox from './inbox';
