@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { UserError } from '../errors';
 import { backup, restore } from '../usagelog';
 import { type CliContext, printJson } from './context';
+import { progress } from './progress';
 
 export function register(program: Command, ctx: CliContext): void {
   program
@@ -10,7 +11,14 @@ export function register(program: Command, ctx: CliContext): void {
     .requiredOption('--out <dir>', 'a new (or empty) directory; copy it off this machine')
     .option('--json', 'print the result as JSON')
     .action(async (o) => {
-      const r = await backup(ctx.cdb, { dataDir: ctx.config.dataDir, keysDir: ctx.config.keysDir, out: o.out, now: ctx.clock.now() });
+      const bar = progress('backup', { json: o.json });
+      bar.note('copying the database, keys and archives; verifying the usage log');
+      let r: Awaited<ReturnType<typeof backup>>;
+      try {
+        r = await backup(ctx.cdb, { dataDir: ctx.config.dataDir, keysDir: ctx.config.keysDir, out: o.out, now: ctx.clock.now() });
+      } finally {
+        bar.done();
+      }
       if (o.json) printJson({ ...r, log: { ok: r.log.ok, records: r.log.records, lastSeq: r.log.lastSeq, headHash: r.log.headHash, bad: r.log.bad } });
       else console.log(`backup written to ${r.dir}: ${r.files} files, ${r.bytes} bytes; usage log ${r.log.ok ? `verified through seq ${r.log.lastSeq ?? '-'}` : 'DOES NOT VERIFY'}`);
       if (!r.log.ok) {

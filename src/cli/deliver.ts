@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { UserError } from '../errors';
 import { PermanentError, type DeliveryView } from '../extract';
 import { actor, type CliContext, parseId, printJson } from './context';
+import { progress } from './progress';
 
 function printDelivery(d: DeliveryView): void {
   console.log(`delivery ${d.id}: link ${d.link} revision ${d.revision}, ${d.status}, ${d.rows ?? '-'} rows, ${d.bytes ?? '-'} bytes${d.durationMs !== null ? `, built in ${d.durationMs} ms` : ''}`);
@@ -50,12 +51,19 @@ export function register(program: Command, ctx: CliContext): void {
           return;
         }
         let result: { deliveryId: number };
+        const bar = progress(`link ${linkId}`, { json: o.json });
+        bar.note(`extract queued as job ${job.id}`);
+        const onActive = ({ jobId }: { jobId: string }) => jobId === job.id && bar.note('building the extract (select, sign, encrypt)');
+        events.on('active', onActive);
         try {
           result = await job.waitUntilFinished(events, timeout);
         } catch (err) {
           const msg = (err as Error).message;
           if (/timed out/i.test(msg)) throw new UserError(`no result after ${timeout / 1000} s; job ${job.id} is still queued or running`, 'deliver.timeout');
           throw new UserError(`extract failed: ${msg}`, 'deliver.failed');
+        } finally {
+          events.off('active', onActive);
+          bar.done();
         }
         const d = extracts.get(result.deliveryId)!;
         if (o.json) return printJson(d);

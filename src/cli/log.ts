@@ -17,6 +17,7 @@ import {
 } from '../usagelog';
 import { evidenceKeyFile } from '../usagelog/evidence';
 import { actor, type CliContext, collect, parseDate, parseId, printJson, writeOutputFile } from './context';
+import { progress } from './progress';
 
 export const archiveDir = (dataDir: string) => path.join(dataDir, 'archive');
 
@@ -65,7 +66,14 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--json', 'print the result as JSON')
     .action(async (o) => {
       if (o.evidence !== undefined) {
-        const r = await verifyEvidence(o.evidence, evidenceKeyFile(o.key, ctx.config.keysDir));
+        const bar = progress('evidence package', { json: o.json });
+        bar.note('verifying');
+        let r: Awaited<ReturnType<typeof verifyEvidence>>;
+        try {
+          r = await verifyEvidence(o.evidence, evidenceKeyFile(o.key, ctx.config.keysDir));
+        } finally {
+          bar.done();
+        }
         if (o.json) printJson(r);
         else if (r.ok) console.log(`evidence package verified: link ${r.linkId} (${r.agency}), seq ${r.fromSeq}–${r.toSeq}, ${r.records} records (${r.full} in full), ${r.checkpoints} checkpoint(s); signed by ${r.signingKey}`);
         else console.error(`evidence package FAILED verification at seq ${r.bad!.seq}: ${r.bad!.reason}`);
@@ -73,7 +81,14 @@ export function register(program: Command, ctx: CliContext): void {
         return;
       }
       if (o.key !== undefined) throw new UserError('--key goes with --evidence');
-      const r = await verifyUsageLog(ctx.cdb, { keysDir: ctx.config.keysDir, checkpointFiles: o.checkpoints, archives: o.archive });
+      const bar = progress('usage log', { json: o.json });
+      bar.note('verifying chain, digests, anchors and checkpoints');
+      let r: VerifyReport;
+      try {
+        r = await verifyUsageLog(ctx.cdb, { keysDir: ctx.config.keysDir, checkpointFiles: o.checkpoints, archives: o.archive });
+      } finally {
+        bar.done();
+      }
       if (o.json) printJson(r);
       else if (r.ok) console.log(verifiedLine(r));
       else console.error(failedLine(r.bad!.seq, r.bad!.reason, r.records));

@@ -5,6 +5,7 @@ import { seedSource } from '../extract/seed';
 import { sourceDbPath } from '../extract/source';
 import { loadCatalogs } from '../registry';
 import type { CliContext } from './context';
+import { progress, rate } from './progress';
 
 export const MAX_SEED_ROWS = 50_000_000;
 const MAX_SEED = 0xffffffff;
@@ -30,30 +31,6 @@ export function parseSeedArgs(o: { rows?: string; dataset?: string; seed?: strin
   return { rows, datasets: dataset === 'all' ? [...known] : [dataset], seed: Number(seedText) };
 }
 
-/** rows/s to three significant figures: the last digits of a rate are noise. */
-const rate = (rows: number, ms: number) => String(Number((rows / (Math.max(ms, 1) / 1000)).toPrecision(3)));
-
-/** A one-line progress bar redrawn in place, at most ten times a second. */
-function progressBar(label: string, out: NodeJS.WriteStream): { update(done: number, total: number): void; clear(): void } {
-  const started = performance.now();
-  let last = 0;
-  return {
-    update(done, total) {
-      const now = performance.now();
-      if (now - last < 100 && done < total) return;
-      last = now;
-      const share = total ? done / total : 1;
-      const width = 20;
-      const filled = Math.round(share * width);
-      const line = `${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(share * 100).toFixed(0).padStart(3)}%  ${done}/${total} rows  ${rate(done, now - started)} rows/s`;
-      out.write(`\r${line.slice(0, Math.max(20, (out.columns || 80) - 1))}\x1b[K`);
-    },
-    clear() {
-      out.write('\r\x1b[K');
-    },
-  };
-}
-
 export function register(program: Command, ctx: CliContext): void {
   program
     .command('seed')
@@ -70,12 +47,12 @@ export function register(program: Command, ctx: CliContext): void {
       // One instant for every dataset, so a seeded source has a single watermark.
       const now = ctx.clock.now();
       for (const dataset of args.datasets) {
-        const bar = process.stderr.isTTY ? progressBar(dataset, process.stderr) : undefined;
+        const bar = progress(dataset, { unit: 'rows' });
         let result: { rows: number; ms: number };
         try {
-          result = seedSource({ file, dataset, rows: args.rows, seed: args.seed, catalog: catalogs.get(dataset)!, now, onProgress: bar?.update });
+          result = seedSource({ file, dataset, rows: args.rows, seed: args.seed, catalog: catalogs.get(dataset)!, now, onProgress: (done, total) => bar.update(done, total) });
         } finally {
-          bar?.clear();
+          bar.done();
         }
         process.stdout.write(`seeded ${dataset}: ${result.rows} rows in ${(result.ms / 1000).toFixed(1)} s (${rate(result.rows, result.ms)} rows/s) → ${file}\n`);
       }
