@@ -196,6 +196,22 @@ const schema = z.object({
     refusedLogIntervalSec: z.coerce.number().int().min(1).max(3600),
     refusedLogMaxIps: z.coerce.number().int().min(1),
   }),
+  // R2.2: what one link may upload to /inbox (checked as bytes arrive, and at OPEN).
+  inbox: z.object({
+    maxBytes: z.coerce.number().int().min(1),
+    maxPendingFiles: z.coerce.number().int().min(1),
+    maxPendingBytes: z.coerce.number().int().min(1),
+    maxUploadsPerHour: z.coerce.number().int().min(1),
+  }),
+  // R2.2: batch requests. maxIds: identifiers per request; maxPlainBytes: a request's size once
+  // decrypted and decompressed (stops a compressed bomb); sweepSec/staleSec: uploads left pending
+  // longer than staleSec (a worker died between the commit and the enqueue) are queued again.
+  batch: z.object({
+    maxIds: z.coerce.number().int().min(1).max(10_000_000),
+    maxPlainBytes: z.coerce.number().int().min(1024),
+    sweepSec: z.coerce.number().int().min(1),
+    staleSec: z.coerce.number().int().min(1),
+  }),
 });
 export type Config = z.infer<typeof schema>;
 
@@ -367,6 +383,27 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
         maxConnectionsPerIp: env.NIA_LINK_QUERY_MAX_CONNECTIONS_PER_IP,
         refusedLogIntervalSec: env.NIA_LINK_QUERY_REFUSED_LOG_INTERVAL,
       }),
+    },
+    inbox: {
+      maxBytes: 64 * 1024 * 1024,
+      maxPendingFiles: 10,
+      maxPendingBytes: 256 * 1024 * 1024,
+      maxUploadsPerHour: 60,
+      ...(f.inbox as object | undefined),
+      ...defined({
+        maxBytes: env.NIA_LINK_INBOX_MAX_BYTES,
+        maxPendingFiles: env.NIA_LINK_INBOX_MAX_PENDING_FILES,
+        maxPendingBytes: env.NIA_LINK_INBOX_MAX_PENDING_BYTES,
+        maxUploadsPerHour: env.NIA_LINK_INBOX_MAX_UPLOADS_PER_HOUR,
+      }),
+    },
+    batch: {
+      maxIds: 100_000,
+      maxPlainBytes: 256 * 1024 * 1024,
+      sweepSec: 30,
+      staleSec: 60,
+      ...(f.batch as object | undefined),
+      ...defined({ maxIds: env.NIA_LINK_BATCH_MAX_IDS }),
     },
   };
   const parsed = schema.safeParse(merged);

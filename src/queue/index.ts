@@ -9,6 +9,8 @@ export const QUEUES = {
   extract: 'extract',
   deliver: 'deliver',
   maintenance: 'maintenance',
+  /** R2.2: one job per upload to /inbox (a batch request or a subject list), job id `upload-<id>`. */
+  batch: 'batch',
 } as const;
 
 /** Every key of this installation starts with this, so installations sharing a Redis never meet. */

@@ -1,7 +1,7 @@
 import type { ControlDb, Db } from '../db';
 import { credentials } from '../db/repositories';
 import { hashPassword, inspectSshPublicKey, MIN_PASSWORD_LENGTH } from '../crypto';
-import { type Clock, ipAllowed, mayUse, normaliseIp, ok, refuse, type Result, taipeiDate } from '../domain';
+import { type Clock, mayUseChannel, ok, refuse, type Result, taipeiDate } from '../domain';
 import { UserError } from '../errors';
 import type { LinkState, Registry } from '../registry';
 import { appendLog } from '../usagelog';
@@ -42,27 +42,24 @@ export class AccountService {
   }
 
   /**
-   * May this account pull from this address now? The same rule as every channel (`mayUse`), plus the
-   * account being enabled, still the link's SFTP account, the link approved for sftp-pull, and the
-   * address inside the link's allow-list.
+   * May this account pull from this address now? The rule every channel asks (`mayUseChannel`: the
+   * link's state, period, stop date, sftp-pull approved, the address on the allow-list in force), plus
+   * the account being enabled and still the link's SFTP account.
    */
   mayPull(account: AccountRow, ip: string, now: Date): Result<LinkState> {
     const fresh = credentials.accountById(this.cdb.db, account.id);
     if (!fresh) return refuse('account.unknown', 'account no longer exists');
-    const may = this.mayPullFromSomewhere(fresh, now);
-    if (!may.ok) return may;
-    const s = may.value;
-    if (!ipAllowed(normaliseIp(ip), s.content.allowIps)) return refuse('ip.not-allowed', `address ${normaliseIp(ip)} is not on link ${s.link.id}'s allow-list`);
-    return ok(s);
+    return this.mayPullFrom(fresh, now, ip);
   }
 
-  /** mayPull without the address: `fresh` as just read from the database. */
-  private mayPullFromSomewhere(fresh: AccountRow, now: Date): Result<LinkState> {
+  /** mayPull for `fresh` as just read from the database; without `ip`, from somewhere on its allow-list. */
+  private mayPullFrom(fresh: AccountRow, now: Date, ip?: string): Result<LinkState> {
     if (!fresh.enabled) return refuse('account.disabled', `account ${fresh.username} is disabled`);
     const s = this.registry.state(fresh.linkId);
-    const usable = mayUse(s.link, s.content.period, taipeiDate(now));
-    if (!usable.ok) return usable;
-    if (!s.content.methods.includes('sftp-pull')) return refuse('channel.not-approved', `link ${s.link.id} is not approved for sftp-pull`);
+    // A link that only sends batch requests logs in too: it uploads to /inbox and fetches the answers from /outbox.
+    const channel = !s.content.methods.includes('sftp-pull') && s.content.methods.includes('batch-query') ? 'batch-query' : 'sftp-pull';
+    const may = mayUseChannel(s, channel, { today: taipeiDate(now), ip });
+    if (!may.ok) return may;
     if (s.content.account !== fresh.username) return refuse('account.not-on-link', `account ${fresh.username} is no longer link ${s.link.id}'s SFTP account`);
     return ok(s);
   }
@@ -75,8 +72,8 @@ export class AccountService {
   reachableCidrs(now: Date): string[] {
     return credentials.enabledAccounts(this.cdb.db).flatMap((a) => {
       try {
-        const may = this.mayPullFromSomewhere(a, now);
-        return may.ok ? may.value.content.allowIps : [];
+        const may = this.mayPullFrom(a, now);
+        return may.ok ? may.value.allowIps : [];
       } catch {
         return [];
       }

@@ -7,7 +7,7 @@ import { deliveries, queries } from '../db/repositories';
 import { dummyPasswordHash, hostKeys, verifyPassword } from '../crypto';
 import { type Clock, normaliseIp, taipeiDate } from '../domain';
 import type { Logger } from '../logger';
-import { queuePrefix } from '../queue';
+import { openQueue, QUEUES, queuePrefix } from '../queue';
 import { linkEventsChannel } from '../queue/link-events';
 import type { LinkState } from '../registry';
 import type { Services } from '../services';
@@ -15,9 +15,10 @@ import { appendLog, type LogEntry } from '../usagelog';
 import { type AccountRow, AccountService } from './accounts';
 import { Defender } from './defender';
 import { Gate } from './gate';
+import { InboxService, inboxEnabled, spoolDirOf } from './inbox';
 import { RefusalLog } from './refusals';
 import { type ConnectionShare, type DownloadRecord, guardWindow, SftpSession } from './session';
-import { OutboxTree, type Published } from './tree';
+import { type FileNode, OutboxTree, type Published } from './tree';
 
 /**
  * What the server offers, strongest first: no SHA-1 (MACs, key exchange, signatures), no CBC, no
@@ -66,6 +67,8 @@ export interface SftpDeps {
    * passed, over IPC (message HANDOFF with the socket); this process does not listen itself.
    */
   handedOn?: boolean;
+  /** An upload to /inbox was recorded; by default it is queued for processing (queue `batch`). */
+  onUploaded?: (uploadId: number) => void;
 }
 
 /** The IPC message with which the primary hands a connection to an SFTP worker process. */
@@ -123,6 +126,24 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
   redis.on('error', (err) => log.warn({ err: err.message }, 'sftp: redis error'));
   const defender = new Defender(redis, queuePrefix(config), s.defender);
   const refusals = new RefusalLog(cdb, clock, { intervalSec: s.refusedLogIntervalSec, maxIps: s.refusedLogMaxIps }, (err) => log.error({ err: err.message }, 'sftp: refused connections not logged'));
+  // Uploads are queued for the batch processor; without Redis they stay pending, and its sweep finds them.
+  let batchQueue: ReturnType<typeof openQueue> | undefined;
+  const enqueueUpload = (uploadId: number) => {
+    batchQueue ??= openQueue(QUEUES.batch, config, d.redisUrl);
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5000).unref());
+    Promise.race([batchQueue.add('batch-request', { uploadId }, { jobId: `upload-${uploadId}` }), timeout]).catch((err) =>
+      log.warn({ err: (err as Error).message, uploadId }, 'sftp: upload not queued (redis); it stays pending for the batch sweep'),
+    );
+  };
+  const inbox = new InboxService({
+    cdb,
+    clock,
+    settings: config.inbox,
+    spoolDir: spoolDirOf(config.dataDir),
+    record: (entry) => record(entry),
+    onUploaded: (id) => (d.onUploaded ?? enqueueUpload)(id),
+  });
+  inbox.sweepOrphans();
   const conns = new Set<Conn>();
   const byPeer = new Map<string, Conn>();
   const perIp = new Map<string, number>();
@@ -361,6 +382,42 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
     });
   }
 
+  /** R6.1: committed before the first byte of `file` is served; false (the OPEN is refused) when it cannot be. */
+  function downloadStarting(conn: Conn, file: FileNode): boolean {
+    try {
+      const row = deliveries.byId(cdb.db, file.delivery);
+      cdb.write((tx) =>
+        appendLog(
+          tx,
+          {
+            type: 'file.download-started',
+            channel: CHANNEL,
+            ...linkFields(conn.state),
+            revision: row?.revision ?? conn.state?.link.currentRevision ?? null,
+            actor: conn.account!.username,
+            ip: conn.ip,
+            object: file.name,
+            detail: { delivery: file.delivery, file: file.role, size: file.size, offset: 0 },
+          },
+          clock.now(),
+        ),
+      );
+      return true;
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'sftp: download not logged; the file is not served');
+      return false;
+    }
+  }
+
+  /** Whether the link takes uploads now (its current revision); a link that cannot be read takes none. */
+  function takesUploads(linkId: number): boolean {
+    try {
+      return inboxEnabled(services.registry.state(linkId).content);
+    } catch {
+      return false;
+    }
+  }
+
   function onClient(client: Connection, info: { ip: string; port: number }): void {
     const conn = byPeer.get(`${info.ip}:${info.port}`);
     if (!conn) return void client.end();
@@ -385,7 +442,13 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
           if (info.name !== 'sftp') return rejectSubsystem();
           const channel = acceptSubsystem();
           const linkId = conn.account!.linkId;
-          const tree = new OutboxTree({ published: () => published(linkId), version: databaseChange, now: () => clock.now().getTime() });
+          const tree = new OutboxTree({
+            published: () => published(linkId),
+            version: databaseChange,
+            now: () => clock.now().getTime(),
+            inbox: { enabled: () => takesUploads(linkId), pending: () => inbox.listing(linkId) },
+          });
+          const username = conn.account!.username;
           const ss = new SftpSession(channel, tree, {
             username: conn.account!.username,
             limit: s.sessionBufferBytes,
@@ -393,6 +456,8 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
             downloadLogIntervalMs: s.downloadLogIntervalSec * 1000,
             activity: () => (conn.lastActivity = Date.now()),
             downloaded: (r) => downloaded(conn, r),
+            downloadStarting: (file) => downloadStarting(conn, file),
+            inbox: { begin: (name) => inbox.begin({ linkId, account: username, ip: conn.ip, logFields: linkFields(conn.state) }, name) },
             abuse: (reason) => {
               log.warn({ reason }, 'sftp: session ended for abuse');
               end(conn);
@@ -499,6 +564,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
           c.socket.destroy();
         }
         refusals.stop();
+        await batchQueue?.close().catch(() => undefined);
         await subscriber.quit().catch(() => subscriber.disconnect());
         await redis.quit().catch(() => redis.disconnect());
       },
@@ -537,6 +603,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
       }
       await stopped;
       refusals.stop();
+      await batchQueue?.close().catch(() => undefined);
       await subscriber.quit().catch(() => subscriber.disconnect());
       await redis.quit().catch(() => redis.disconnect());
     },

@@ -18,7 +18,8 @@ import {
   versionPacket,
 } from './protocol';
 import { type Meter, Output } from './output';
-import { type FileNode, type Node, normalise, type OutboxTree } from './tree';
+import type { Upload, UploadError } from './inbox';
+import { type FileNode, INBOX_DIR, type Node, normalise, type OutboxTree } from './tree';
 
 /** OpenSSH's sftp-server answers reads of up to 256 KiB less overhead; clients ask for 32–255 KiB. */
 const MAX_READ = 255 * 1024;
@@ -39,6 +40,10 @@ const MAX_RANGES = 4096;
 
 const DIR_MODE = 0o040555;
 const FILE_MODE = 0o100444;
+/** /inbox: others may write into it, not read or list what is not theirs (the listing is of the link's own uploads). */
+const INBOX_MODE = 0o040333;
+/** A pending upload: write-only, and written already. */
+const UPLOAD_MODE = 0o100200;
 
 /** Extensions that would write: refused as writes are. Others are not offered, so OP_UNSUPPORTED. */
 const WRITING_EXTENSIONS = new Set(['posix-rename@openssh.com', 'hardlink@openssh.com', 'lsetstat@openssh.com', 'fsync@openssh.com', 'copy-data', 'copy-file']);
@@ -79,6 +84,13 @@ export interface SessionHooks {
   activity(): void;
   /** A file handle was closed (by the client, or because the session ended) after reading from it. */
   downloaded(r: DownloadRecord): void;
+  /**
+   * R6.1: a file is about to be served (OPEN for reading): its `file.download-started` record is
+   * committed before the handle is given. False when it could not be: the OPEN is refused.
+   */
+  downloadStarting(file: FileNode): boolean;
+  /** Uploads to /inbox (only for accounts whose link takes them). */
+  inbox?: { begin(name: string): Upload | UploadError };
   /** The session broke (the client broke the protocol); the connection should end. */
   abuse(reason: string): void;
 }
@@ -103,7 +115,11 @@ interface DirHandle {
   kind: 'dir';
   entries: Node[] | null;
 }
-type Handle = FileHandle | DirHandle;
+interface UploadHandle {
+  kind: 'upload';
+  upload: Upload;
+}
+type Handle = FileHandle | DirHandle | UploadHandle;
 
 /** Record that [from, to) was read: in order is the common case and costs nothing; anything else is merged in. */
 function addRange(ranges: [number, number][], from: number, to: number): void {
@@ -140,10 +156,13 @@ function lsDate(epochSec: number, nowSec: number): string {
   return `${day}  ${d.getFullYear()}`;
 }
 
-const attrsOf = (n: Node): Attrs => (n.kind === 'dir' ? { mode: DIR_MODE, size: 0, mtime: n.mtime } : { mode: FILE_MODE, size: n.size, mtime: n.mtime });
+function attrsOf(n: Node): Attrs {
+  if (n.kind === 'dir') return { mode: n.name === 'inbox' ? INBOX_MODE : DIR_MODE, size: 0, mtime: n.mtime };
+  return { mode: n.kind === 'upload' ? UPLOAD_MODE : FILE_MODE, size: n.size, mtime: n.mtime };
+}
 
 function longname(n: Node, owner: string): string {
-  const perms = n.kind === 'dir' ? 'dr-xr-xr-x' : '-r--r--r--';
+  const perms = n.kind === 'dir' ? (n.name === 'inbox' ? 'd-wx-wx-wx' : 'dr-xr-xr-x') : n.kind === 'upload' ? '--w-------' : '-r--r--r--';
   const size = n.kind === 'dir' ? 0 : n.size;
   return `${perms}    1 ${'nia'.padEnd(8)} ${owner.slice(0, 8).padEnd(8)} ${String(size).padStart(8)} ${lsDate(n.mtime, Date.now() / 1000)} ${n.name}`;
 }
@@ -163,6 +182,8 @@ interface Request {
   offset: number;
   /** READ: the length asked for; OPEN: the flags. */
   n: number;
+  /** WRITE: its bytes (a copy: the packet they came in is not kept). */
+  data: Buffer | null;
   cost: number;
 }
 
@@ -206,6 +227,8 @@ export class SftpSession {
   private readonly output: Output;
   private readonly share: ConnectionShare;
   private readonly downloads = new Map<string, Tally>();
+  /** When each file's `file.download-started` was last written in this session (see opened()). */
+  private readonly started = new Map<string, number>();
 
   constructor(
     private readonly channel: Duplex,
@@ -250,7 +273,7 @@ export class SftpSession {
       return this.send(versionPacket());
     }
     if (type === REQUEST.INIT) throw new BadMessage('second INIT');
-    const r: Request = { type, id: f.u32(), path: null, handle: null, offset: 0, n: 0, cost: REQUEST_COST };
+    const r: Request = { type, id: f.u32(), path: null, handle: null, offset: 0, n: 0, data: null, cost: REQUEST_COST };
     switch (type) {
       case REQUEST.READ:
         r.handle = f.handle(MAX_HANDLE) ?? '';
@@ -260,6 +283,19 @@ export class SftpSession {
       case REQUEST.OPEN:
         r.path = f.text(MAX_PATH) ?? '\0';
         r.n = f.u32();
+        break;
+      case REQUEST.WRITE:
+        // The bytes count against the session's budget while they wait, like a READ's answer does.
+        r.handle = f.handle(MAX_HANDLE) ?? '';
+        r.offset = f.u64();
+        r.data = Buffer.from(f.bytes());
+        r.cost += r.data.length;
+        break;
+      case REQUEST.SETSTAT:
+        r.path = f.text(MAX_PATH) ?? '\0';
+        break;
+      case REQUEST.FSETSTAT:
+        r.handle = f.handle(MAX_HANDLE) ?? '';
         break;
       case REQUEST.REALPATH:
       case REQUEST.STAT:
@@ -413,8 +449,11 @@ export class SftpSession {
       case REQUEST.READLINK:
         return this.readlink(id, r.path!);
       case REQUEST.WRITE:
+        return this.write(id, r.handle!, r.offset, r.data!);
       case REQUEST.SETSTAT:
+        return this.setstat(id, r.path!);
       case REQUEST.FSETSTAT:
+        return this.fsetstat(id, r.handle!);
       case REQUEST.REMOVE:
       case REQUEST.MKDIR:
       case REQUEST.RMDIR:
@@ -477,10 +516,12 @@ export class SftpSession {
   }
 
   private open(id: number, p: string, flags: number): void {
+    const { path, node } = this.resolve(p);
+    if (this.tree.inInbox(path)) return this.openUpload(id, path, flags, node);
     if ((flags & OPEN_FLAGS.READ) === 0 || (flags & ~OPEN_FLAGS.READ) !== 0) return this.status(id, STATUS.PERMISSION_DENIED, 'read-only');
-    const { node } = this.resolve(p);
     if (!node) return this.status(id, STATUS.NO_SUCH_FILE, 'no such file');
     if (node.kind === 'dir') return this.status(id, STATUS.FAILURE, 'is a directory');
+    if (node.kind !== 'file') return this.status(id, STATUS.PERMISSION_DENIED, 'write-only');
     // Taken before the file is opened, so descriptors never outnumber handles.
     if (!this.hooks.share.handles.take()) return this.status(id, STATUS.FAILURE, 'too many open files');
     this.inflight++;
@@ -489,7 +530,10 @@ export class SftpSession {
       this.hooks.share.handles.give();
       if (err) this.status(id, STATUS.NO_SUCH_FILE, 'no such file');
       else if (this.closed) closeFd(fd, () => undefined);
-      else {
+      else if (!this.opened(node)) {
+        closeFd(fd, () => undefined);
+        this.status(id, STATUS.FAILURE, 'the download cannot be logged now');
+      } else {
         const h = this.newHandle({ kind: 'file', node, fd, bytes: 0, ranges: [], inflight: 0, sync: true, closed: false, expired: false });
         if (h) this.send(handlePacket(id, h));
         else {
@@ -499,6 +543,70 @@ export class SftpSession {
       }
       this.pump();
     });
+  }
+
+  /**
+   * R6.1: the download is in the usage log before its first byte is served. One record per file and
+   * interval in a session (like the completion records, see noteDownload): a client opening a file in
+   * a loop does not add a record per turn, and every turn after the first is covered by the first.
+   */
+  private opened(node: FileNode): boolean {
+    const now = Date.now();
+    const at = this.started.get(node.disk);
+    if (at !== undefined && now - at < this.hooks.downloadLogIntervalMs) return true;
+    if (!this.hooks.downloadStarting(node)) return false;
+    this.started.set(node.disk, now);
+    return true;
+  }
+
+  /**
+   * OPEN in /inbox: only a new file, created and written (as clients send an upload: CREAT with EXCL,
+   * or with TRUNC of a name that does not exist), with an allowed name; everything else is denied.
+   */
+  private openUpload(id: number, path: string, flags: number, node: Node | undefined): void {
+    const { READ, WRITE, CREAT, TRUNC, EXCL } = OPEN_FLAGS;
+    const writeOnly = (flags & ~(WRITE | CREAT | TRUNC | EXCL)) === 0 && (flags & WRITE) !== 0 && (flags & CREAT) !== 0 && (flags & (TRUNC | EXCL)) !== 0;
+    if (!writeOnly || (flags & READ) !== 0) return this.status(id, STATUS.PERMISSION_DENIED, 'write-only: new files only');
+    if (node) return this.status(id, STATUS.PERMISSION_DENIED, 'an upload of this name is pending');
+    if (!this.hooks.inbox) return this.status(id, STATUS.PERMISSION_DENIED, 'no uploads');
+    // Taken first, so an upload that could not be given a handle never opens a spool file.
+    if (!this.hooks.share.handles.take()) return this.status(id, STATUS.FAILURE, 'too many open files');
+    this.hooks.share.handles.give();
+    const u = this.hooks.inbox.begin(path.slice(INBOX_DIR.length + 1));
+    if (!('write' in u)) return this.status(id, u.denied ? STATUS.PERMISSION_DENIED : STATUS.FAILURE, `${u.code}: ${u.message}`);
+    const h = this.newHandle({ kind: 'upload', upload: u });
+    if (!h) {
+      u.abort('upload.no-handle');
+      return this.status(id, STATUS.FAILURE, 'too many open files');
+    }
+    this.send(handlePacket(id, h));
+  }
+
+  /** WRITE: only to an upload, in order (see Upload.write); a failed write discards the upload. */
+  private write(id: number, handle: string, offset: number, data: Buffer): void {
+    const h = this.handles.get(handle);
+    if (!h) return this.status(id, STATUS.FAILURE, 'invalid handle');
+    if (h.kind !== 'upload') return this.status(id, STATUS.PERMISSION_DENIED, 'read-only');
+    const err = h.upload.write(offset, data);
+    if (err) return this.status(id, STATUS.FAILURE, `${err.code}: ${err.message}`);
+    this.status(id, STATUS.OK);
+  }
+
+  /**
+   * Clients set the size and times of what they uploaded (lftp, rclone): accepted and ignored for an
+   * upload of this session or a pending one, so the upload is kept; denied anywhere else.
+   */
+  private setstat(id: number, p: string): void {
+    const { path, node } = this.resolve(p);
+    const mine = [...this.handles.values()].some((h) => h.kind === 'upload' && !h.upload.failed && `${INBOX_DIR}/${h.upload.name}` === path);
+    if (mine || node?.kind === 'upload') return this.status(id, STATUS.OK);
+    this.status(id, STATUS.PERMISSION_DENIED, 'read-only');
+  }
+
+  private fsetstat(id: number, handle: string): void {
+    const h = this.handles.get(handle);
+    if (!h) return this.status(id, STATUS.FAILURE, 'invalid handle');
+    this.status(id, h.kind === 'upload' ? STATUS.OK : STATUS.PERMISSION_DENIED, h.kind === 'upload' ? undefined : 'read-only');
   }
 
   private opendir(id: number, p: string): void {
@@ -525,6 +633,7 @@ export class SftpSession {
     const h = this.handles.get(handle);
     if (!h) return this.status(id, STATUS.FAILURE, 'invalid handle');
     if (h.kind === 'dir') return this.send(attrsPacket(id, { mode: DIR_MODE, size: 0, mtime: 0 }));
+    if (h.kind === 'upload') return this.send(attrsPacket(id, { mode: UPLOAD_MODE, size: h.upload.bytes, mtime: Math.floor(Date.now() / 1000) }));
     this.inflight++;
     fstat(h.fd, (err, st) => {
       this.inflight--;
@@ -536,6 +645,7 @@ export class SftpSession {
 
   private read(id: number, handle: string, offset: number, len: number): boolean | void {
     const h = this.handles.get(handle);
+    if (h?.kind === 'upload') return this.status(id, STATUS.PERMISSION_DENIED, 'write-only');
     if (!h || h.kind !== 'file' || h.closed) return this.status(id, STATUS.FAILURE, 'invalid handle');
     if (h.expired) return this.status(id, STATUS.FAILURE, 'the delivery has expired');
     if (offset >= h.node.size || len === 0) return this.status(id, STATUS.EOF, 'end of file');
@@ -591,9 +701,21 @@ export class SftpSession {
     if (!h) return this.status(id, STATUS.FAILURE, 'invalid handle');
     this.dropHandle(handle);
     if (h.kind === 'dir') return this.status(id, STATUS.OK);
+    if (h.kind === 'upload') return this.closeUpload(id, h.upload);
     this.finish(h, () => {
       this.status(id, STATUS.OK);
       if (![...this.handles.values()].some((x) => x.kind === 'file')) this.output.trim();
+    });
+  }
+
+  /** CLOSE of an upload: answered OK only once it is on disk and recorded (Upload.finish). */
+  private closeUpload(id: number, u: Upload): void {
+    this.inflight++;
+    u.finish((err) => {
+      this.inflight--;
+      if (err) this.status(id, STATUS.FAILURE, `${err.code}: ${err.message}`);
+      else this.status(id, STATUS.OK);
+      this.pump();
     });
   }
 
@@ -673,6 +795,7 @@ export class SftpSession {
       this.hooks.share.handles.give();
       this.handles.delete(key);
       if (h.kind === 'file') this.finish(h);
+      else if (h.kind === 'upload') h.upload.abort('session.ended');
     }
     this.flushDownloads(true);
     for (const s of this.share.needRoom) s.wake();

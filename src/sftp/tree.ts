@@ -41,7 +41,18 @@ export interface FileNode {
   expiresAt: number;
 }
 
-export type Node = DirNode | FileNode;
+/** A pending upload in /inbox: only its name and size are shown; it can be neither read nor changed. */
+export interface UploadNode {
+  kind: 'upload';
+  name: string;
+  size: number;
+  mtime: number;
+}
+
+export type Node = DirNode | FileNode | UploadNode;
+
+/** The writable /inbox of an account whose link takes uploads (sftp/inbox.ts). */
+export const INBOX_DIR = '/inbox';
 
 /** A file the tree may show: its delivery and where it is on disk. */
 export interface Published {
@@ -59,6 +70,8 @@ export interface TreeSource {
   /** Changes whenever the database may have changed since it was last asked (cheap; asked on every look-up). */
   version(): string;
   now(): number;
+  /** The account's /inbox: whether its link takes uploads now (otherwise there is none), and its pending uploads. */
+  inbox?: { enabled(): boolean; pending(): { name: string; bytes: number; receivedAt: string }[] };
 }
 
 // Names the extract pipeline gives files; anything else (a path separator, a leading dot) is never shown.
@@ -73,7 +86,8 @@ interface Snapshot {
 }
 
 /**
- * One account's read-only tree: `/`, `/outbox`, and the files of its link's built deliveries that
+ * One account's tree: `/`, `/inbox` when its link takes uploads (pending uploads only, names and
+ * sizes), `/outbox`, and the files of its link's built deliveries that
  * have not expired. Only names in that list can be opened. The list is kept while nothing in the
  * database has changed (a delivery built or purged, a link changed, by any process) and until the
  * next expiry; then it is read again, and only files not seen before are stat()ed (a delivered file
@@ -122,18 +136,42 @@ export class OutboxTree {
     return { version, validUntil, files, newest: Math.floor(files.size ? newest : now / 1000) };
   }
 
+  /** Whether the account has an /inbox (its link's current revision may change that at any time). */
+  hasInbox(): boolean {
+    return this.source.inbox?.enabled() ?? false;
+  }
+
+  /** Is `p` (normalised) a name inside /inbox, for an account that has one? */
+  inInbox(p: string): boolean {
+    return path.posix.dirname(p) === INBOX_DIR && p !== INBOX_DIR && this.hasInbox();
+  }
+
+  /** Pending uploads, read afresh every time: they come and go with other processes' work. */
+  private uploads(): UploadNode[] | null {
+    if (!this.hasInbox()) return null;
+    return this.source.inbox!.pending().map((u) => ({ kind: 'upload' as const, name: u.name, size: u.bytes, mtime: Math.floor(Date.parse(u.receivedAt) / 1000) })).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  private inboxDir(): DirNode {
+    return { kind: 'dir', name: 'inbox', mtime: Math.floor(this.source.now() / 1000) };
+  }
+
   /** The node at a normalised path, or undefined. */
   lookup(p: string): Node | undefined {
     if (p === '/') return { kind: 'dir', name: '/', mtime: this.current().newest };
     if (p === HOME) return { kind: 'dir', name: 'outbox', mtime: this.current().newest };
-    if (path.posix.dirname(p) !== HOME) return undefined;
+    if (p === INBOX_DIR) return this.hasInbox() ? this.inboxDir() : undefined;
+    const dir = path.posix.dirname(p);
+    if (dir === INBOX_DIR) return this.uploads()?.find((u) => u.name === path.posix.basename(p));
+    if (dir !== HOME) return undefined;
     return this.current().files.get(path.posix.basename(p));
   }
 
   /** The entries of a directory (without `.` and `..`), or undefined when `p` is not one. */
   list(p: string): Node[] | undefined {
-    if (p === '/') return [{ kind: 'dir', name: 'outbox', mtime: this.current().newest }];
+    if (p === '/') return [...(this.hasInbox() ? [this.inboxDir()] : []), { kind: 'dir', name: 'outbox', mtime: this.current().newest }];
     if (p === HOME) return [...this.current().files.values()].sort((a, b) => a.name.localeCompare(b.name));
+    if (p === INBOX_DIR) return this.uploads() ?? undefined;
     return undefined;
   }
 }
