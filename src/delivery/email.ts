@@ -17,7 +17,7 @@ export interface EmailResult {
 export async function sendEmail(config: Config, ctx: PushContext): Promise<EmailResult> {
   const { delivery, state } = ctx;
   const recipients = state.content.email;
-  if (recipients.length === 0) throw new PushRefused(`link ${delivery.link} has no registered e-mail address`, 'channel.removed');
+  if (recipients.length === 0) throw new PushRefused(`link ${delivery.link} has no registered e-mail address`, 'channel.not-approved');
   if (!config.smtp.host) throw new PushRefused('no SMTP server is configured (smtp.host / NIA_LINK_SMTP_HOST)', 'email.not-configured');
   const attach = (delivery.bytes ?? Infinity) <= config.email.maxAttachmentBytes;
   if (!attach && !state.content.methods.includes('sftp-pull')) {

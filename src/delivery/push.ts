@@ -6,7 +6,7 @@ import { Client, type SFTPWrapper } from 'ssh2';
 import type { ControlDb } from '../db';
 import { deliveries } from '../db/repositories';
 import { KEY_FILES, sshFingerprint } from '../crypto';
-import { type Clock, ipAllowed, mayUse, normaliseIp, type PushEndpoint, taipeiDate } from '../domain';
+import { type Clock, mayUseChannel, type PushEndpoint, taipeiDate } from '../domain';
 import type { DeliveryView, ExtractService } from '../extract';
 import type { LinkState, Registry } from '../registry';
 import { PermanentError } from '../errors';
@@ -49,9 +49,8 @@ export function pushContext(d: PushDeps, deliveryId: number, channel: PushChanne
   if (!delivery) throw new PushRefused(`delivery ${deliveryId} does not exist`, 'delivery.unknown');
   if (delivery.status !== 'built' || !delivery.path) throw new PushRefused(`delivery ${deliveryId} is ${delivery.status}: no file to send`, 'delivery.not-built');
   const state = d.registry.state(delivery.link);
-  const usable = mayUse(state.link, state.content.period, taipeiDate(d.clock.now()));
-  if (!usable.ok) throw new PushRefused(`link ${delivery.link}: ${usable.refusal.message}`, usable.refusal.code);
-  if (!state.content.methods.includes(channel)) throw new PushRefused(`link ${delivery.link} no longer has ${channel} (revision ${state.link.currentRevision})`, 'channel.removed');
+  const may = mayUseChannel(state, channel, { today: taipeiDate(d.clock.now()) });
+  if (!may.ok) throw new PushRefused(`link ${delivery.link}: ${may.refusal.message} (revision ${state.link.currentRevision})`, may.refusal.code);
   return { delivery, state };
 }
 
@@ -77,10 +76,10 @@ export function recordPush(d: PushDeps, ctx: { delivery: DeliveryView; state?: L
   });
 }
 
-/** Resolve the push host and keep only an address on the link's allow-list; connect to that address. */
-async function allowedAddress(host: string, allowIps: readonly string[]): Promise<string> {
+/** Resolve the push host and keep only an address on the link's allow-list in force (mayUseChannel's address check); connect to that address. */
+async function allowedAddress(host: string, state: LinkState, today: string): Promise<string> {
   const candidates = isIP(host) ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
-  const ok = candidates.map(normaliseIp).find((a) => ipAllowed(a, allowIps));
+  const ok = candidates.find((a) => mayUseChannel(state, 'sftp-push', { today, ip: a }).ok);
   if (!ok) throw new PushRefused(`push host ${host} (${candidates.join(', ')}) is not in the link's allowed IPs`, 'push.host-not-allowed');
   return ok;
 }
@@ -140,8 +139,8 @@ async function putFile(sftp: SFTPWrapper, local: string, remoteDir: string): Pro
 /** sftp-push: the file, then the manifest signature, then the manifest (its arrival says the set is complete). */
 export async function pushSftp(d: PushDeps, ctx: PushContext): Promise<{ remote: string; bytes: number; address: string }> {
   const endpoint = ctx.state.content.push;
-  if (!endpoint) throw new PushRefused(`link ${ctx.delivery.link} has no sftp-push endpoint`, 'channel.removed');
-  const address = await allowedAddress(endpoint.host, ctx.state.content.allowIps);
+  if (!endpoint) throw new PushRefused(`link ${ctx.delivery.link} has no sftp-push endpoint`, 'channel.not-approved');
+  const address = await allowedAddress(endpoint.host, ctx.state, taipeiDate(d.clock.now()));
   const privateKey = readFileSync(path.join(d.keysDir, KEY_FILES.clientEd25519), 'utf8');
   const conn = await connect({ address, endpoint, privateKey, timeoutMs: d.connectTimeoutMs });
   try {

@@ -11,6 +11,7 @@ export * from './time';
 export * from './rules';
 export * from './vendor';
 export * from './scope';
+export * from './channel';
 export interface Clock {
   now(): Date;
 }

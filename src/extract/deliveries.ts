@@ -6,7 +6,7 @@ import type { ControlDb } from '../db';
 import { credentials, deliveries, links } from '../db/repositories';
 import { modeOf } from '../db/repositories/installation';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey } from '../crypto';
-import { addDays, type Clock, DRILL_MARK, describeScope, formatField, formatFieldList, formatScope, mayUse, type RevisionContent, sameScope, startOfTaipeiDay, taipeiDate } from '../domain';
+import { addDays, type Clock, DRILL_MARK, describeScope, formatField, formatFieldList, formatScope, mayUseChannel, type RevisionContent, sameScope, startOfTaipeiDay, taipeiDate } from '../domain';
 import { isUserError, PermanentError } from '../errors';
 import type { LinkState, Registry } from '../registry';
 import { appendLog } from '../usagelog';
@@ -114,7 +114,7 @@ export class ExtractService {
 
   /** Refuse (and log why) an extract for a link that may not have data now. Re-checked when a job runs: a scheduler may fire around a suspension. */
   assertUsable(s: LinkState, req: Pick<ExtractRequest, 'key' | 'trigger'>, now: Date): void {
-    const r = mayUse(s.link, s.content.period, taipeiDate(now));
+    const r = mayUseChannel(s, 'extract', { today: taipeiDate(now) });
     if (r.ok) return;
     this.logFailure(s, s.link.id, req, r.refusal.code, r.refusal.message, now);
     throw new PermanentError(`link ${s.link.id}: ${r.refusal.message}`, r.refusal.code);

@@ -5,7 +5,7 @@ import type { Config } from '../config';
 import { keyedIdHash } from '../crypto';
 import type { ControlDb } from '../db';
 import { queries } from '../db/repositories';
-import { type Clock, type DatasetCatalog, ipAllowed, mayUse, normaliseIp, taipeiDate } from '../domain';
+import { type Clock, clientRefusal, type DatasetCatalog, mayUseChannel, normaliseIp, taipeiDate } from '../domain';
 import { channelSecret, compileScope, type CompiledScope, ident, openSourceDb, projection, sourceDbPath } from '../extract';
 import type { DailyCap } from './cap';
 import { QueryRefusals } from './refusals';
@@ -251,10 +251,11 @@ export class QueryService {
     const validity = this.validityOf(req);
     if (validity && now.getTime() > validity.notAfter) return this.refuseCounted(req, s, 403, 'client-certificate.expired', `the client certificate expired on ${new Date(validity.notAfter).toISOString().slice(0, 10)}; register a new one (link change --kind client-cert)`);
     if (validity && now.getTime() + NOT_BEFORE_SKEW_MS < validity.notBefore) return this.refuseCounted(req, s, 403, 'client-certificate.not-yet-valid', 'the client certificate is not valid yet');
-    if (!s.content.methods.includes('online-query')) return this.refuseCounted(req, s, 403, 'method.not-approved', 'this link is not approved for online query');
-    const usable = mayUse(s.link, s.content.period, taipeiDate(now));
-    if (!usable.ok) return this.refuseCounted(req, s, 403, 'link.not-usable', `link ${s.link.id}: ${usable.refusal.message}`);
-    if (!ipAllowed(ip, s.content.allowIps)) return this.refuseCounted(req, s, 403, 'ip.not-allowed', `${ip} is not a designated address of link ${s.link.id}`);
+    const may = mayUseChannel(s, 'online-query', { today: taipeiDate(now), ip });
+    if (!may.ok) {
+      const told = clientRefusal(may.refusal.code);
+      return this.refuseCounted(req, s, told.http, told.code, `link ${s.link.id}: ${may.refusal.message}`);
+    }
     if (s.content.dataset !== req.dataset) return this.refuseCounted(req, s, 403, 'dataset.not-approved', `link ${s.link.id} is not approved for dataset ${req.dataset.slice(0, 64)}`);
     // Before the body is looked at: whatever a request holds, the link's rate bounds what it costs,
     // records included.

@@ -5,6 +5,7 @@ import { agencies, credentials, documents, links, queries, rulesReviews, vendors
 import {
   AGENCY_CODE,
   allowListProblems,
+  allowListWithout,
   applyChange,
   canFileChange,
   type Change,
@@ -128,6 +129,23 @@ export interface LinkState {
   link: links.LinkRow;
   agency: agencies.AgencyRow;
   content: RevisionContent;
+  /**
+   * The allow-list in force: the revision's, less the machines of vendors removed since NIA last set
+   * it and that no current vendor holds (R8.2: a removed vendor is cut off at once, before NIA decides
+   * the `ips` change its removal filed). Every channel checks addresses against this, never the revision's.
+   */
+  allowIps: string[];
+}
+
+/** LinkState.allowIps: one read of the link's vendors; the revision query only when one was removed. */
+function allowListInForce(tx: Db, link: links.LinkRow, allowIps: string[]): string[] {
+  const all = vendors.forLink(tx, link.id, { removed: true });
+  const removed = all.filter((v) => v.removedAt !== null);
+  if (removed.length === 0) return allowIps;
+  const setAt = vendors.allowListSetAt(tx, link.id, link.currentRevision);
+  const held = new Set(all.filter((v) => v.removedAt === null).flatMap((v) => v.machines));
+  const cut = removed.filter((v) => setAt === null || v.removedAt! >= setAt).flatMap((v) => v.machines).filter((m) => !held.has(m));
+  return cut.length ? allowListWithout(allowIps, cut) : allowIps;
 }
 
 export type ChangeListener = (linkId: number) => void;
@@ -378,7 +396,8 @@ export class Registry {
     if (!link) throw new UserError(`link ${id} does not exist`, 'link.unknown');
     const agency = agencies.byId(tx, link.agencyId);
     if (!agency) throw new Error(`link ${id}: agency missing`);
-    return { link, agency, content: this.revisionContent(tx, id, link.currentRevision) };
+    const content = this.revisionContent(tx, id, link.currentRevision);
+    return { link, agency, content, allowIps: allowListInForce(tx, link, content.allowIps) };
   }
 
   /**

@@ -194,8 +194,8 @@ describe('sftp-push to a real OpenSSH sshd with a pinned host key', () => {
     const services = buildServices(config, w.cdb, w.clock);
     const d = await deliver(id);
     expect(services.pushes.jobsFor(d.id).map((j) => j.channel)).toEqual(['email']);
-    await expect(services.pushes.run({ deliveryId: d.id, channel: 'sftp-push' }, { attempt: 1, finalAttempt: true })).rejects.toThrow(/no longer has sftp-push/);
-    expect(JSON.parse(listLog(w.cdb.db, { linkId: id, type: 'push.refused' }).pop()!.detail).code).toBe('channel.removed');
+    await expect(services.pushes.run({ deliveryId: d.id, channel: 'sftp-push' }, { attempt: 1, finalAttempt: true })).rejects.toThrow(/not approved for sftp-push/);
+    expect(JSON.parse(listLog(w.cdb.db, { linkId: id, type: 'push.refused' }).pop()!.detail).code).toBe('channel.not-approved');
   });
 });
 

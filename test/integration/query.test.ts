@@ -133,7 +133,7 @@ describe('online query over mutual TLS (R2.1)', () => {
   it('a link without online-query refuses its registered certificate', async () => {
     const other = makeCert('pull-only');
     await approvedLink(w, keys, { account: 'qpull', clientCerts: [other.cert] });
-    expect(await ask('entry_exit', { ids: ['A800000001'], reference: 'x' }, other)).toMatchObject({ status: 403, body: { error: { code: 'method.not-approved' } } });
+    expect(await ask('entry_exit', { ids: ['A800000001'], reference: 'x' }, other)).toMatchObject({ status: 403, body: { error: { code: 'channel.not-approved' } } });
   });
 
   it('R10.1 a suspended link is refused at once, whichever process suspends it; resumed, it answers again', async () => {

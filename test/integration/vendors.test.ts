@@ -1,5 +1,7 @@
 import { rmSync } from 'node:fs';
-import { allowListWithout, checkVendorMachines } from '../../src/domain';
+import { allowListWithout, checkVendorMachines, mayUseChannel, type Method } from '../../src/domain';
+import { queries } from '../../src/db/repositories';
+import { AccountService } from '../../src/sftp/accounts';
 import { appendLog, listLog, reportHtml, usageReport } from '../../src/usagelog';
 import { taipeiDate } from '../../src/domain';
 import { approvedLink, cli, REVIEW_ARGS, RULES_TEXT, servicesOn, STAMPED_FORM, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
@@ -83,6 +85,39 @@ describe('outsourced vendors (R8.1, R9.1)', () => {
     const removed = listLog(w.cdb.db, { linkId: id, type: 'vendor.removed' });
     expect(JSON.parse(removed[0].detail)).toMatchObject({ reason: 'contract ended', change: r.changeId });
     expect(() => w.vendors.remove(v.id, undefined, 'agency')).toThrow(/removed already/);
+  });
+
+  it("R8.2 a removed vendor's machines fail every channel's address check at once, before NIA decides the ips change, and stay cut off until NIA approves a list", async () => {
+    const id = await approvedLink(w, keys, { allowIps: ['127.0.0.1/32', '10.1.2.0/30'] });
+    const v = vendor(id, '某資訊公司', ['10.1.2.1/32']);
+    const today = taipeiDate(w.clock.now());
+    const account = w.registry.state(id).content.account!;
+    const accounts = new AccountService(w.cdb, w.registry, w.clock);
+    const pull = (ip: string) => accounts.mayPull(accounts.find(account)!, ip, w.clock.now());
+    expect(pull('10.1.2.1')).toMatchObject({ ok: true });
+    const version = queries.registryVersion(w.cdb.db);
+    const r = w.vendors.remove(v.id, 'contract ended', 'agency');
+    // The vendor row moved the registry version: whoever kept an allow-list reads it again.
+    expect(queries.registryVersion(w.cdb.db)).toBeGreaterThan(version);
+    const s = w.registry.state(id);
+    expect(s.content.allowIps).toEqual(['127.0.0.1/32', '10.1.2.0/30']);
+    expect(s.allowIps).toEqual(['127.0.0.1/32', '10.1.2.0/32', '10.1.2.2/31']);
+    expect(pull('10.1.2.1')).toMatchObject({ ok: false, refusal: { code: 'ip.not-allowed' } });
+    expect(pull('10.1.2.2')).toMatchObject({ ok: true });
+    for (const channel of ['sftp-pull', 'sftp-push', 'email', 'online-query', 'extract'] as const) {
+      const forced = { ...s, content: { ...s.content, methods: [channel === 'extract' ? 'sftp-pull' : channel] as Method[] } };
+      expect(mayUseChannel(forced, channel, { today, ip: '10.1.2.1' })).toMatchObject({ ok: false, refusal: { code: 'ip.not-allowed' } });
+    }
+    // A change of another kind copies the revision's list; it does not let the vendor back in.
+    const fields = await w.registry.fileChange(id, 'fields', { value: 'person_id,nationality' }, 'agency');
+    w.registry.approveChange(fields.id, 'nia');
+    expect(pull('10.1.2.1')).toMatchObject({ ok: false, refusal: { code: 'ip.not-allowed' } });
+    // NIA rejects the vendor's ips change, then approves a list that names the address again (the agency's own machine now): that list is in force.
+    w.registry.rejectChange(r.changeId!, 'the agency keeps the address for its own machine', 'nia');
+    w.clock.set(new Date(w.clock.now().getTime() + 60_000).toISOString());
+    const again = await w.registry.fileChange(id, 'ips', { value: '127.0.0.1/32,10.1.2.0/30' }, 'agency');
+    w.registry.approveChange(again.id, 'nia');
+    expect(pull('10.1.2.1')).toMatchObject({ ok: true });
   });
 
   it('machines another current vendor still uses stay; a vendor holding the only allowed IP cannot leave the link without one', async () => {

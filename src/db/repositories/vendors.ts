@@ -1,4 +1,4 @@
-import { and, asc, eq, isNull } from 'drizzle-orm';
+import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../index';
 import { vendor } from '../schema';
 
@@ -18,4 +18,17 @@ export function forLink(tx: Db, linkId: number, opts: { removed?: boolean } = {}
 
 export function list(tx: Db, opts: { removed?: boolean } = {}): VendorRow[] {
   return tx.select().from(vendor).where(opts.removed ? undefined : isNull(vendor.removedAt)).orderBy(asc(vendor.id)).all();
+}
+
+/**
+ * When the link's allow-list was last set by a revision NIA approved for it: the application's
+ * revision, or the newest revision (up to `current`) made by an `ips` change. A vendor removed after
+ * that is cut off (R8.2); a list NIA approved after the removal is the list again.
+ */
+export function allowListSetAt(tx: Db, linkId: number, current: number): string | null {
+  const row = tx.get<{ at: string | null }>(
+    sql`SELECT max(r.created_at) AS at FROM link_revision r LEFT JOIN change_request c ON c.id = r.change_request_id
+        WHERE r.link_id = ${linkId} AND r.number <= ${current} AND (r.number = 1 OR c.kind = 'ips')`,
+  );
+  return row?.at ?? null;
 }
