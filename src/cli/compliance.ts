@@ -1,8 +1,21 @@
 import type { Command } from 'commander';
 import { UserError } from '../errors';
-import { actor, type CliContext, parseDate, parseId, printJson, splitList } from './context';
+import { actor, basename, type CliContext, collect, parseDate, parseId, printJson, readInputFile, splitList } from './context';
 
 const AUDIT_KINDS = ['periodic', 'ad-hoc', 'anomaly', 'self', 'sponsor'] as const;
+
+/** R9.2: `--vendor ID` or `--vendor ID:evidence it gave`. */
+function parseVendor(text: string): { id: number; evidence?: string } {
+  const i = text.indexOf(':');
+  const id = parseId((i < 0 ? text : text.slice(0, i)).trim(), '--vendor');
+  const evidence = i < 0 ? undefined : text.slice(i + 1).trim() || undefined;
+  return { id, evidence };
+}
+
+const document = (file: string | undefined, what: string) => (file === undefined ? undefined : { filename: basename(file), content: readInputFile(file, what) });
+
+const auditLine = (a: { id: number; date: string; kind: string; auditor: string; summary: string; document: { filename: string } | null; vendors: { id: number; name: string }[] }) =>
+  [a.id, a.date, a.kind, a.auditor, a.summary, a.document ? a.document.filename : '', a.vendors.map((v) => `vendor ${v.id} ${v.name}`).join('; ')].join('\t');
 
 const renameOn = (c: { on?: string; letterNo?: string }) => ({ noticeDate: c.on, letterNo: c.letterNo });
 
@@ -22,16 +35,34 @@ export function register(program: Command, ctx: CliContext): void {
     .description('record an audit')
     .requiredOption('--agency <code>', 'audited agency')
     .requiredOption('--kind <kind>', AUDIT_KINDS.join(' | '))
-    .requiredOption('--date <date>', 'YYYY-MM-DD')
+    .option('--date <date>', "the day of the audit, from its report: not in the future, at most 30 days back (default today)")
     .requiredOption('--summary <text>', 'what was audited and found')
     .option('--link <id>', 'the link audited')
-    .option('--auditor <name>', 'who audited (NIA, or the sponsoring authority)', 'NIA')
+    .option('--auditor <name>', 'who audited (default NIA; for --kind sponsor the sponsoring authority; for --kind self the agency)')
+    .option('--file <file>', 'the audit report (PDF, ODT, DOCX or text; checked by content, never opened); required for --kind self')
+    .option('--vendor <id[:evidence]>', "a contractor or sub-contractor of the agency's links that was audited, with the evidence it gave (repeatable, R9.2)", collect)
+    .option('--from <date>', 'period covered from')
+    .option('--to <date>', 'period covered to')
     .option('--json', 'print as JSON')
     .action((o) => {
-      if (!(AUDIT_KINDS as readonly string[]).includes(o.kind)) throw new UserError(`--kind must be one of ${AUDIT_KINDS.join(', ')}`);
-      const row = svc().addAudit({ agency: o.agency, linkId: o.link !== undefined ? parseId(o.link, 'link') : undefined, kind: o.kind, auditor: o.auditor, date: parseDate(o.date, '--date'), summary: o.summary }, actor());
+      if (!(AUDIT_KINDS as readonly string[]).includes(o.kind)) throw new UserError(`--kind must be one of ${AUDIT_KINDS.join(', ')}`, 'audit.kind');
+      const row = svc().addAudit(
+        {
+          agency: o.agency,
+          linkId: o.link !== undefined ? parseId(o.link, 'link') : undefined,
+          kind: o.kind,
+          auditor: o.auditor,
+          date: o.date !== undefined ? parseDate(o.date, '--date') : undefined,
+          summary: o.summary,
+          periodFrom: o.from !== undefined ? parseDate(o.from, '--from') : undefined,
+          periodTo: o.to !== undefined ? parseDate(o.to, '--to') : undefined,
+          file: document(o.file, 'audit report'),
+          vendors: (o.vendor ?? []).map(parseVendor),
+        },
+        actor(),
+      );
       if (o.json) return printJson(row);
-      console.log(`audit ${row.id} recorded`);
+      console.log(`audit ${row.id} recorded (${row.kind}, ${row.auditor}, ${row.date})${row.vendors.length ? `; vendors audited: ${row.vendors.map((v) => `${v.id} ${v.name}`).join(', ')}` : ''}`);
       console.log(String(row.id));
     });
   audit
@@ -41,22 +72,36 @@ export function register(program: Command, ctx: CliContext): void {
     .action((o) => {
       const rows = svc().listAudits(o.agency);
       if (o.json) return printJson(rows);
-      for (const a of rows) console.log(`${a.id}\t${a.date}\t${a.kind}\t${a.auditor}\t${a.summary}`);
+      for (const a of rows) console.log(auditLine(a));
     });
 
   const selfaudit = program.command('selfaudit').description("agencies' self-audits, at least two a year (R6.4)");
   selfaudit
     .command('add')
+    .description("record an agency's self-audit with its report, stored and checked like management rules (R6.4)")
     .requiredOption('--agency <code>', 'agency')
-    .requiredOption('--date <date>', 'date of the self-audit report')
+    .requiredOption('--file <file>', "the agency's self-audit report (PDF, ODT, DOCX or text; checked by content, never opened)")
+    .option('--date <date>', 'date of the self-audit report: not in the future, at most 30 days back (default today)')
     .option('--from <date>', 'period covered from')
     .option('--to <date>', 'period covered to')
     .option('--summary <text>', 'summary', 'self-audit report')
     .option('--json', 'print as JSON')
     .action((o) => {
-      const row = svc().addAudit({ agency: o.agency, kind: 'self', auditor: o.agency, date: parseDate(o.date, '--date'), summary: o.summary, periodFrom: o.from, periodTo: o.to }, actor());
+      const row = svc().addAudit(
+        {
+          agency: o.agency,
+          kind: 'self',
+          date: o.date !== undefined ? parseDate(o.date, '--date') : undefined,
+          summary: o.summary,
+          periodFrom: o.from !== undefined ? parseDate(o.from, '--from') : undefined,
+          periodTo: o.to !== undefined ? parseDate(o.to, '--to') : undefined,
+          file: document(o.file, 'self-audit report'),
+        },
+        actor(),
+      );
       if (o.json) return printJson(row);
-      console.log(`self-audit ${row.id} recorded`);
+      console.log(`self-audit ${row.id} of ${o.agency.toUpperCase()} recorded for ${row.date}: report ${row.document!.filename} (sha256 ${row.document!.sha256})`);
+      console.log(String(row.id));
     });
   selfaudit
     .command('list')
@@ -65,7 +110,7 @@ export function register(program: Command, ctx: CliContext): void {
     .action((o) => {
       const rows = svc().listAudits(o.agency, 'self');
       if (o.json) return printJson(rows);
-      for (const a of rows) console.log(`${a.id}\t${a.date}\t${a.periodFrom ?? ''}–${a.periodTo ?? ''}\t${a.summary}`);
+      for (const a of rows) console.log(`${a.id}\t${a.date}\t${a.periodFrom ?? ''}–${a.periodTo ?? ''}\t${a.summary}\t${a.document?.filename ?? ''}`);
     });
 
   const finding = program.command('finding').description('findings with remediation deadlines (R7.1, R10.1)');
@@ -106,6 +151,26 @@ export function register(program: Command, ctx: CliContext): void {
       console.log(`finding ${f.id} remediated on ${f.remediatedOn} (${f.remediationLetterNo})`);
     });
   finding
+    .command('respond <id>')
+    .description("record the agency's written explanation and improvement measures (說明及改善措施), due by the finding's deadline (R7.2)")
+    .requiredOption('--file <file>', 'the agency\'s document (PDF, ODT, DOCX or text; checked by content, never opened)')
+    .option('--note <text>', 'what it says, in short')
+    .option('--json', 'print as JSON')
+    .action((id, o) => {
+      const r = svc().respond(parseId(id, 'finding'), { file: document(o.file, 'response')!, note: o.note }, actor());
+      if (o.json) return printJson(r);
+      console.log(`finding ${r.findingId}: response ${r.id} recorded on ${r.receivedOn}${r.late ? ', after the deadline' : ''}: ${r.filename} (sha256 ${r.sha256})`);
+    });
+  finding
+    .command('responses <id>')
+    .description("the agency's responses to a finding (R7.2)")
+    .option('--json', 'print a JSON array')
+    .action((id, o) => {
+      const rows = svc().responses(parseId(id, 'finding'));
+      if (o.json) return printJson(rows);
+      for (const r of rows) console.log(`${r.id}\t${r.receivedOn}${r.late ? ' (late)' : ''}\t${r.filename}\t${r.sha256}\t${r.note ?? ''}`);
+    });
+  finding
     .command('extend <id>')
     .description('extend a deadline before it passes')
     .requiredOption('--deadline <date>', 'the new deadline')
@@ -122,7 +187,7 @@ export function register(program: Command, ctx: CliContext): void {
       .action((o) => {
         const rows = svc().listFindings(o.link !== undefined ? parseId(o.link, 'link') : undefined, ctx.previewDate());
         if (o.json) return printJson(rows);
-        for (const f of rows) console.log(`${f.id}\tlink ${f.linkId}\t${f.status}\tdeadline ${f.deadline}\t${f.text}`);
+        for (const f of rows) console.log(`${f.id}\tlink ${f.linkId}\t${f.status}\tdeadline ${f.deadline}\t${f.respondedOn ? `responded ${f.respondedOn}` : 'no response'}\t${f.text}`);
       }),
   );
 

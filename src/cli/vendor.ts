@@ -47,6 +47,21 @@ export function register(program: Command, ctx: CliContext): void {
     });
 
   vendor
+    .command('show <id>')
+    .description('one vendor: its machines, sub-contractors and the audits that named it, with the evidence it gave (R9.2)')
+    .option('--json', 'print as JSON')
+    .action((id, o) => {
+      const v = ctx.services.vendors.show(parseId(id, 'vendor'));
+      if (o.json) return printJson(v);
+      console.log(`vendor ${v.id} "${v.name}" (${v.parentId ? `sub-contractor of vendor ${v.parentId}` : 'contractor'}) of link ${v.linkId}, agency ${v.agency}: ${v.removedAt ? `removed ${v.removedAt}` : 'current'}`);
+      console.log(`  contact: ${v.contact}`);
+      console.log(`  machines: ${v.machines.join(', ')}`);
+      for (const c of v.subcontractors) console.log(`  sub-contractor ${c.id} "${c.name}"${c.removedAt ? ` (removed ${c.removedAt})` : ''}`);
+      if (v.audits.length === 0) console.log('  audits: none');
+      for (const a of v.audits) console.log(`  audit ${a.id}\t${a.date}\t${a.kind}\t${a.auditor}\t${a.summary}${a.evidence ? `\tevidence: ${a.evidence}` : ''}`);
+    });
+
+  vendor
     .command('remove <id>')
     .description("a vendor leaves: files an ips change request dropping its machines from the link's allow-list")
     .option('--reason <text>', 'why')

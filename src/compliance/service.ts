@@ -1,6 +1,6 @@
 import type { Config } from '../config';
 import type { ControlDb, Db } from '../db';
-import { agencies, compliance as repo } from '../db/repositories';
+import { agencies, compliance as repo, documents, vendors } from '../db/repositories';
 import { modeOf } from '../db/repositories/installation';
 import {
   addDays,
@@ -24,8 +24,9 @@ import {
 } from '../domain';
 import { sendMail } from '../delivery/mailer';
 import { UserError } from '../errors';
-import type { LinkState, Registry } from '../registry';
+import { checkDocument, type LinkState, type Registry } from '../registry';
 import { appendLog } from '../usagelog';
+import { responseMissing, SPONSOR_AUDIT_CYCLE_MONTHS, sponsorAuditDue } from './duties';
 import { type NoticeKind, renderNotice } from './notices';
 
 export interface ComplianceDeps {
@@ -49,6 +50,37 @@ export interface Claim {
 }
 
 type Mail = { to: string[]; subject: string; text: string };
+
+/** A document an agency (or its sponsor) sent: a self-audit report, an audit report, a response to a finding. */
+export interface DocumentFile {
+  filename: string;
+  content: Buffer;
+}
+
+/** Kinds of `document` the compliance records keep (management rules and stamped forms are the registry's). */
+export const SELF_AUDIT_REPORT_KIND = 'self-audit-report';
+export const AUDIT_REPORT_KIND = 'audit-report';
+export const FINDING_RESPONSE_KIND = 'finding-response';
+
+export type AuditInput = {
+  agency: string;
+  linkId?: number;
+  kind: repo.AuditRow['kind'];
+  /** Who audited; a sponsor audit defaults to the sponsoring authority's code, a self-audit to the agency's. */
+  auditor?: string;
+  /** The day of the audit (its report's date): a past event, so not ahead and at most 30 days back. Default today. */
+  date?: string;
+  summary: string;
+  periodFrom?: string;
+  periodTo?: string;
+  /** The report; required for a self-audit (R6.4), checked by content like management rules. */
+  file?: DocumentFile;
+  /** R9.2: the contractors and sub-contractors audited, with the evidence each gave. */
+  vendors?: { id: number; evidence?: string }[];
+};
+
+export type AuditView = repo.AuditRow & { document: { id: number; filename: string; sha256: string } | null; vendors: { id: number; name: string; linkId: number; evidence: string | null }[] };
+export type FindingResponseView = repo.FindingResponseRow & { filename: string; sha256: string; late: boolean };
 
 export const REVIEW_CYCLE_MONTHS = 12;
 
@@ -94,11 +126,24 @@ export class ComplianceService {
   private notice(tx: Db, s: LinkState, kind: NoticeKind, today: string, now: Date, values: Record<string, string>): Mail {
     const drill = modeOf(tx) === 'drill';
     const text = renderNotice(kind, { agency: s.agency.nameZh, agency_en: s.agency.nameEn ?? s.agency.nameZh, link: String(s.link.id), today, ...values }, { drill });
-    // R14.1: the sponsoring authority of a non-government body gets every notice too.
-    const sponsor = s.agency.sponsorId ? agencies.byId(tx, s.agency.sponsorId) : undefined;
-    const recipients = [...s.content.email];
+    // R14.2: the link's addresses, the agency's contact addresses and, for a non-government body, its
+    // sponsoring authority's, which answers for it: every notice goes to all of them.
+    const contacts = this.d.registry.noticeContacts(tx, s.agency.id);
+    const recipients = [...new Set([...s.content.email, ...contacts.emails, ...(contacts.sponsor?.emails ?? [])])];
     const row = repo.insertNotice(tx, { agencyId: s.agency.id, linkId: s.link.id, kind, textZh: text.zh, textEn: text.en, recipients, createdAt: now.toISOString() });
-    appendLog(tx, { type: 'notice.issued', agency: s.agency.code, linkId: s.link.id, revision: s.link.currentRevision, actor: 'compliance', object: `notice:${row.id}`, detail: { kind, recipients, sponsor: sponsor?.code ?? null } }, now);
+    appendLog(
+      tx,
+      {
+        type: 'notice.issued',
+        agency: s.agency.code,
+        linkId: s.link.id,
+        revision: s.link.currentRevision,
+        actor: 'compliance',
+        object: `notice:${row.id}`,
+        detail: { kind, recipients, sponsor: contacts.sponsor ? { code: contacts.sponsor.code, recipients: contacts.sponsor.emails } : null },
+      },
+      now,
+    );
     return { to: recipients, subject: `[nia-link]${drill ? ` [${DRILL_MARK}]` : ''} L${s.link.id} ${kind}`, text: `${text.zh}\n\n----\n\n${text.en}` };
   }
 
@@ -117,25 +162,117 @@ export class ComplianceService {
 
   // ---- audits and findings (R7.1, R9.1) ----
 
-  addAudit(input: { agency: string; linkId?: number; kind: repo.AuditRow['kind']; auditor: string; date: string; summary: string; periodFrom?: string; periodTo?: string }, actor: string): repo.AuditRow {
-    for (const [k, v] of [['--date', input.date], ['--from', input.periodFrom], ['--to', input.periodTo]] as const) {
-      if (v !== undefined && !isValidDate(v)) throw new UserError(`${k} '${v}' is not a date (YYYY-MM-DD)`);
-    }
-    const { now } = this.instant();
-    return this.d.cdb.write((tx) => {
-      const agency = agencies.byCode(tx, input.agency.toUpperCase());
-      if (!agency) throw new UserError(`agency ${input.agency} is not registered`);
-      if (input.linkId !== undefined && this.d.registry.stateIn(tx, input.linkId).agency.id !== agency.id) throw new UserError(`link ${input.linkId} is not ${agency.code}'s`);
-      const row = repo.insertAudit(tx, { agencyId: agency.id, linkId: input.linkId ?? null, kind: input.kind, auditor: input.auditor, date: input.date, summary: input.summary, periodFrom: input.periodFrom ?? null, periodTo: input.periodTo ?? null, documentId: null, createdAt: now.toISOString() });
-      appendLog(tx, { type: input.kind === 'self' ? 'selfaudit.recorded' : 'audit.recorded', agency: agency.code, linkId: input.linkId ?? null, actor, object: `audit:${row.id}`, detail: { kind: input.kind, auditor: input.auditor, date: input.date } }, now);
-      return row;
-    });
+  /** Keep a document the agency or its auditor sent, checked by content (registry/documents.ts) and never opened. */
+  private storeDocument(tx: Db, agencyId: number, linkId: number | null, kind: string, file: ReturnType<typeof checkDocument>, now: Date): documents.DocumentMeta {
+    const version = documents.latestVersion(tx, agencyId, kind) + 1;
+    const { content: _content, ...meta } = documents.insert(tx, { agencyId, linkId, kind, version, ...file, createdAt: now.toISOString() });
+    return meta;
   }
 
-  listAudits(agency?: string, kind?: repo.AuditRow['kind']): repo.AuditRow[] {
-    const a = agency ? agencies.byCode(this.d.cdb.db, agency.toUpperCase()) : undefined;
-    if (agency && !a) throw new UserError(`agency ${agency} is not registered`);
-    return repo.audits(this.d.cdb.db, { agencyId: a?.id, kind });
+  /**
+   * R6.4, R9.1, R9.2, R14.2: an audit of an agency (or one of its links) as it happened: NIA's, ad hoc,
+   * from an anomaly, the agency's own (with its report, required), or its sponsoring authority's.
+   */
+  addAudit(input: AuditInput, actor: string): AuditView {
+    for (const [k, v] of [['--date', input.date], ['--from', input.periodFrom], ['--to', input.periodTo]] as const) {
+      if (v !== undefined && !isValidDate(v)) throw new UserError(`${k} '${v}' is not a date (YYYY-MM-DD)`, 'audit.date');
+    }
+    if (input.periodFrom && input.periodTo && input.periodFrom > input.periodTo) throw new UserError(`--from ${input.periodFrom} is after --to ${input.periodTo}`, 'audit.period');
+    const summary = input.summary.trim();
+    if (!summary) throw new UserError('--summary is required (what was audited and found)', 'audit.summary');
+    if (input.kind === 'self' && !input.file) throw new UserError("a self-audit is recorded with the agency's report: give --file FILE (R6.4)", 'selfaudit.report-missing');
+    const file = input.file ? checkDocument(input.file.filename, input.file.content) : undefined;
+    const { now, today } = this.instant();
+    // The audit is a past event: its day comes from its report, not ahead and at most 30 days back.
+    const date = this.claim('--date', { on: input.date, letterNo: file ? file.filename : input.auditor ?? input.kind }, today).date;
+    if (input.periodTo && input.periodTo > date) throw new UserError(`--to ${input.periodTo} is after the audit's date ${date}: an audit covers a period behind it`, 'audit.period');
+    const seen = new Set<number>();
+    for (const v of input.vendors ?? []) {
+      if (seen.has(v.id)) throw new UserError(`--vendor ${v.id} is named twice`, 'audit.vendor-twice');
+      seen.add(v.id);
+    }
+    const view = this.d.cdb.write((tx) => {
+      const agency = agencies.byCode(tx, input.agency.trim().toUpperCase());
+      if (!agency) throw new UserError(`agency ${input.agency} is not registered`, 'agency.unknown');
+      if (input.linkId !== undefined && this.d.registry.stateIn(tx, input.linkId).agency.id !== agency.id) throw new UserError(`link ${input.linkId} is not ${agency.code}'s`, 'audit.link-agency');
+      let auditor = input.auditor?.trim() || '';
+      if (input.kind === 'sponsor') {
+        // R14.2: only a non-government body has a sponsoring authority to audit it.
+        const sponsor = agency.sponsorId === null ? undefined : agencies.byId(tx, agency.sponsorId);
+        if (!sponsor) throw new UserError(`agency ${agency.code} has no sponsoring authority: a sponsor audit is of a non-government body (R14.2)`, 'audit.no-sponsor');
+        auditor ||= sponsor.code;
+      }
+      if (input.kind === 'self') auditor ||= agency.code;
+      auditor ||= 'NIA';
+      const named: { row: vendors.VendorRow; evidence: string | null }[] = [];
+      for (const v of input.vendors ?? []) {
+        const row = vendors.byId(tx, v.id);
+        const owner = row ? this.d.registry.stateIn(tx, row.linkId).agency : undefined;
+        if (!row || owner?.id !== agency.id) throw new UserError(`--vendor ${v.id} is not a vendor of ${agency.code}'s links (nia-link vendor list)`, 'audit.vendor-unknown');
+        if (input.linkId !== undefined && row.linkId !== input.linkId) throw new UserError(`--vendor ${v.id} works on link ${row.linkId}, not on the audited link ${input.linkId}`, 'audit.vendor-link');
+        named.push({ row, evidence: v.evidence?.trim() || null });
+      }
+      const doc = file ? this.storeDocument(tx, agency.id, input.linkId ?? null, input.kind === 'self' ? SELF_AUDIT_REPORT_KIND : AUDIT_REPORT_KIND, file, now) : undefined;
+      const row = repo.insertAudit(tx, {
+        agencyId: agency.id,
+        linkId: input.linkId ?? null,
+        kind: input.kind,
+        auditor,
+        date,
+        summary,
+        periodFrom: input.periodFrom ?? null,
+        periodTo: input.periodTo ?? null,
+        documentId: doc?.id ?? null,
+        createdAt: now.toISOString(),
+      });
+      for (const n of named) repo.insertAuditVendor(tx, { auditId: row.id, vendorId: n.row.id, evidence: n.evidence });
+      appendLog(
+        tx,
+        {
+          type: input.kind === 'self' ? 'selfaudit.recorded' : 'audit.recorded',
+          agency: agency.code,
+          linkId: input.linkId ?? null,
+          actor,
+          object: `audit:${row.id}`,
+          detail: {
+            kind: input.kind,
+            auditor,
+            date,
+            recordedAt: now.toISOString(),
+            document: doc ? { id: doc.id, filename: doc.filename, mediaType: doc.mediaType, size: doc.size, sha256: doc.sha256 } : null,
+            vendors: named.map((n) => ({ id: n.row.id, name: n.row.name, evidence: n.evidence })),
+          },
+        },
+        now,
+      );
+      return this.auditView(tx, row);
+    });
+    return view;
+  }
+
+  private auditView(tx: Db, a: repo.AuditRow): AuditView {
+    const doc = a.documentId === null ? undefined : documents.meta(tx, a.documentId);
+    return {
+      ...a,
+      document: doc ? { id: doc.id, filename: doc.filename, sha256: doc.sha256 } : null,
+      vendors: repo.vendorsOfAudit(tx, a.id).map((x) => {
+        const v = vendors.byId(tx, x.vendorId)!;
+        return { id: v.id, name: v.name, linkId: v.linkId, evidence: x.evidence };
+      }),
+    };
+  }
+
+  listAudits(agency?: string, kind?: repo.AuditRow['kind']): AuditView[] {
+    const db = this.d.cdb.db;
+    const a = agency ? agencies.byCode(db, agency.trim().toUpperCase()) : undefined;
+    if (agency && !a) throw new UserError(`agency ${agency} is not registered`, 'agency.unknown');
+    return repo.audits(db, { agencyId: a?.id, kind }).map((x) => this.auditView(db, x));
+  }
+
+  /** R9.2: the audits that named a vendor, with the evidence it gave. */
+  auditsOfVendor(vendorId: number): (repo.AuditRow & { evidence: string | null; agency: string })[] {
+    const db = this.d.cdb.db;
+    return repo.auditsOfVendor(db, vendorId).map((a) => ({ ...a, agency: agencies.byId(db, a.agencyId)?.code ?? String(a.agencyId) }));
   }
 
   async addFinding(input: { linkId: number; deadline: string; text: string; auditId?: number; anomalyId?: number; evidence?: number[] }, actor: string): Promise<repo.FindingRow> {
@@ -183,6 +320,50 @@ export class ComplianceService {
     });
   }
 
+  /**
+   * R7.2: the agency's written explanation and improvement measures answering a finding, kept as a
+   * document (checked by content like management rules) and logged in the same transaction. It counts
+   * on the day it is recorded; one recorded after the deadline is kept and marked late.
+   */
+  respond(id: number, input: { file: DocumentFile; note?: string }, actor: string): FindingResponseView {
+    const file = checkDocument(input.file.filename, input.file.content);
+    const { now, today } = this.instant();
+    return this.d.cdb.write((tx) => {
+      const f = repo.findingById(tx, id);
+      if (!f) throw new UserError(`finding ${id} does not exist`, 'finding.unknown');
+      const s = this.d.registry.stateIn(tx, f.linkId);
+      const doc = this.storeDocument(tx, s.agency.id, f.linkId, FINDING_RESPONSE_KIND, file, now);
+      const note = input.note?.trim() || null;
+      const late = today > f.deadline;
+      const row = repo.insertFindingResponse(tx, { findingId: id, documentId: doc.id, note, receivedOn: today, recordedAt: now.toISOString(), recordedBy: actor });
+      appendLog(
+        tx,
+        {
+          type: 'finding.responded',
+          agency: s.agency.code,
+          linkId: f.linkId,
+          revision: s.link.currentRevision,
+          actor,
+          object: `finding:${id}`,
+          detail: { response: row.id, deadline: f.deadline, receivedOn: today, late, note, document: { id: doc.id, filename: doc.filename, mediaType: doc.mediaType, size: doc.size, sha256: doc.sha256 } },
+        },
+        now,
+      );
+      return { ...row, filename: doc.filename, sha256: doc.sha256, late };
+    });
+  }
+
+  /** R7.2: the responses recorded for a finding, oldest first. */
+  responses(id: number): FindingResponseView[] {
+    const db = this.d.cdb.db;
+    const f = repo.findingById(db, id);
+    if (!f) throw new UserError(`finding ${id} does not exist`, 'finding.unknown');
+    return repo.findingResponses(db, id).map((r) => {
+      const d = documents.meta(db, r.documentId)!;
+      return { ...r, filename: d.filename, sha256: d.sha256, late: r.receivedOn > f.deadline };
+    });
+  }
+
   extend(id: number, deadline: string, actor: string): repo.FindingRow {
     if (!isValidDate(deadline)) throw new UserError(`--deadline '${deadline}' is not a date (YYYY-MM-DD)`);
     const { now, today } = this.instant();
@@ -200,9 +381,10 @@ export class ComplianceService {
   }
 
   /** Findings with their status as of today, or as of `at` (a preview; nothing changes). */
-  listFindings(linkId?: number, at?: string): (repo.FindingRow & { status: string })[] {
+  listFindings(linkId?: number, at?: string): (repo.FindingRow & { status: string; respondedOn: string | null })[] {
     const today = this.day(at);
-    return repo.findings(this.d.cdb.db, linkId).map((f) => ({ ...f, status: findingStatus(f, today) }));
+    const db = this.d.cdb.db;
+    return repo.findings(db, linkId).map((f) => ({ ...f, status: findingStatus(f, today), respondedOn: repo.findingResponses(db, f.id).find((r) => r.receivedOn <= today)?.receivedOn ?? null }));
   }
 
   // ---- suspension and resumption (R10) ----
@@ -523,6 +705,12 @@ export class ComplianceService {
       const st = findingStatus(f, today);
       if (st === 'open') out.push(`finding ${f.id} (link ${f.linkId}): due ${f.deadline}`);
       if (st === 'overdue') out.push(`finding ${f.id} (link ${f.linkId}): OVERDUE since ${addDays(f.deadline, 1)}`);
+      // R7.2: the written explanation and improvement measures were due by the deadline too.
+      const responded = repo.findingResponses(db, f.id).map((r) => r.receivedOn).filter((d) => d <= today);
+      const settled = f.remediatedOn !== null && f.remediatedOn <= today;
+      if (!settled && responseMissing(f.deadline, responded, today)) {
+        out.push(`finding ${f.id} (link ${f.linkId}): no written explanation and improvement measures by its deadline ${f.deadline}${responded.length ? ` (received late, ${responded[0]})` : ''} (R7.2)`);
+      }
     }
     for (const s of repo.openSuspensions(db)) {
       const completed = this.remediatedOn(db, s.linkId, s);
@@ -546,6 +734,18 @@ export class ComplianceService {
       const dates = repo.audits(db, { agencyId: a.id, kind: 'self' }).map((x) => x.date);
       const tracked = this.d.registry.list().filter((l) => l.agency === a.code && l.approvedAt).map((l) => dayOf(l.approvedAt!)).sort()[0];
       if (tracked) for (const flag of selfAuditFlags(dates, today, tracked)) out.push(`agency ${a.code}: ${flag}`);
+      // R14.2: a non-government body with links in force is audited by its sponsoring authority every cycle.
+      const sponsor = a.sponsorId === null ? undefined : agencies.byId(db, a.sponsorId);
+      const inForce = this.d.registry
+        .list()
+        .filter((l) => l.agency === a.code && l.approvedAt && (l.status === 'active' || l.status === 'suspended'))
+        .map((l) => dayOf(l.approvedAt!))
+        .sort()[0];
+      if (sponsor && inForce) {
+        const last = repo.audits(db, { agencyId: a.id, kind: 'sponsor' }).map((x) => x.date).filter((d) => d <= today).pop() ?? null;
+        const due = sponsorAuditDue(last, inForce, SPONSOR_AUDIT_CYCLE_MONTHS);
+        if (due < today) out.push(`agency ${a.code}: audit by its sponsoring authority ${sponsor.code} overdue since ${addDays(due, 1)} (${last ? `last ${last}` : 'never audited'}; every ${SPONSOR_AUDIT_CYCLE_MONTHS} months, R14.2)`);
+      }
     }
     return out;
   }

@@ -491,3 +491,33 @@ export const inboxUpload = sqliteTable(
     index('inbox_upload_state_idx').on(t.state, t.receivedAt),
   ],
 );
+
+// ---- the agency's own duties (R7.2, R9.2) ----
+
+/** R7.2: the agency's written explanation and improvement measures (說明及改善措施) answering a finding, kept as a document. */
+export const findingResponse = sqliteTable(
+  'finding_response',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    findingId: integer('finding_id').notNull().references(() => finding.id),
+    documentId: integer('document_id').notNull().references(() => document.id),
+    note: text('note'),
+    /** The Taipei day it was recorded: the day that counts against the finding's deadline. */
+    receivedOn: text('received_on').notNull(),
+    recordedAt: text('recorded_at').notNull(),
+    recordedBy: text('recorded_by').notNull(),
+  },
+  (t) => [index('finding_response_finding_idx').on(t.findingId)],
+);
+
+/** R9.2: a contractor or sub-contractor an audit covered, and the evidence it gave. */
+export const auditVendor = sqliteTable(
+  'audit_vendor',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    auditId: integer('audit_id').notNull().references(() => audit.id),
+    vendorId: integer('vendor_id').notNull().references(() => vendor.id),
+    evidence: text('evidence'),
+  },
+  (t) => [uniqueIndex('audit_vendor_audit_vendor_idx').on(t.auditId, t.vendorId), index('audit_vendor_vendor_idx').on(t.vendorId)],
+);

@@ -38,7 +38,7 @@ export class FormService {
       agencyName: view.agencyName,
       revision: { number, content, createdAt: rev.createdAt },
       change: cr
-        ? { id: cr.id, kind: cr.kind as ChangeKind, change: cr.change as Change, filedAt: cr.filedAt, decidedAt: cr.decidedAt, rulesVersion: cr.rulesDocument === null ? null : documents.meta(this.cdb.db, cr.rulesDocument)?.version ?? null }
+        ? { id: cr.id, kind: cr.kind as ChangeKind, change: cr.change as Change, filedAt: cr.filedAt, decidedAt: cr.decidedAt, rulesVersion: cr.rulesDocument === null ? null : documents.meta(this.cdb.db, cr.rulesDocument)?.version ?? null, letter: cr.letterNo && cr.letterDate ? { no: cr.letterNo, date: cr.letterDate } : null }
         : null,
       sponsor: view.sponsor,
       appliedAt: view.appliedAt,

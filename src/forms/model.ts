@@ -29,11 +29,21 @@ export interface FormInput {
   agencyName: string;
   revision: { number: number; content: RevisionContent; createdAt: string };
   /** The change request that made this revision, or null for the first application. */
-  change: { id: number; kind: ChangeKind; change: Change; filedAt: string; decidedAt: string | null; rulesVersion?: number | null } | null;
+  change: {
+    id: number;
+    kind: ChangeKind;
+    change: Change;
+    filedAt: string;
+    decidedAt: string | null;
+    /** R5.2: the management-rules version the change came with. */
+    rulesVersion?: number | null;
+    /** R-F9: NIA's reply letter approving this change (form item 9 of the change form). */
+    letter?: { no: string; date: string } | null;
+  } | null;
   /** R14.1: a non-government body's sponsoring authority (目的事業主管機關). */
   sponsor?: { code: string; name: string } | null;
   appliedAt: string;
-  /** NIA's formal reply (R3.3, form item 9). */
+  /** NIA's formal reply to the application (R3.3, form item 9); a change revision prints its own change's reply instead. */
   letter: { no: string; date: string } | null;
   approvedAt: string | null;
   rulesVersion: number | null;
@@ -89,6 +99,8 @@ export function buildForm(f: FormInput): FormDocument {
   const filed = taipeiDate(new Date(f.change?.filedAt ?? f.appliedAt));
 
   const mark = f.drill ? `${DRILL_MARK}　` : '';
+  // Form item 9 of a change form is NIA's reply to that change, not the application's letter.
+  const reply = first ? f.letter : f.change!.letter ?? null;
   const blocks: Block[] = [
     { kind: 'title', text: `${mark}${FORM_TITLE}` },
     {
@@ -168,8 +180,8 @@ export function buildForm(f: FormInput): FormDocument {
       kind: 'stamp',
       agencyLabel: '機關用印：',
       reply: [
-        { label: '移民署函復文號', value: f.letter?.no ?? '　' },
-        { label: '函復日期', value: f.letter ? rocDateText(f.letter.date) : '　' },
+        { label: '移民署函復文號', value: reply?.no ?? '　' },
+        { label: '函復日期', value: reply ? rocDateText(reply.date) : '　' },
         ...(f.change?.decidedAt ? [{ label: '異動核定日期', value: rocDateText(taipeiDate(new Date(f.change.decidedAt))) }] : []),
       ],
     },

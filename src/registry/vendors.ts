@@ -1,11 +1,18 @@
 import type { ControlDb } from '../db';
-import { vendors } from '../db/repositories';
+import { agencies, compliance, vendors } from '../db/repositories';
 import { allowListWithout, checkVendorMachines, type Clock } from '../domain';
 import { UserError } from '../errors';
 import { appendLog } from '../usagelog';
 import type { Registry } from './registry';
 
 export type VendorRow = vendors.VendorRow;
+
+/** A vendor with what R9.2 asks of it: the audits that named it and the evidence it gave in each. */
+export type VendorDetail = VendorRow & {
+  agency: string;
+  subcontractors: { id: number; name: string; removedAt: string | null }[];
+  audits: { id: number; date: string; kind: string; auditor: string; summary: string; agency: string; linkId: number | null; evidence: string | null }[];
+};
 
 function text(value: string | undefined, flag: string, max: number): string {
   const v = value?.trim() ?? '';
@@ -123,6 +130,29 @@ export class VendorService {
       );
       return { vendor: vendors.byId(tx, v.id)!, changeId, allowIps };
     });
+  }
+
+  /** One vendor, current or removed, with its sub-contractors and the audits that named it (R9.2). */
+  show(id: number): VendorDetail {
+    const db = this.cdb.db;
+    const v = vendors.byId(db, id);
+    if (!v) throw new UserError(`vendor ${id} does not exist`, 'vendor.unknown');
+    const s = this.registry.state(v.linkId);
+    const subcontractors = vendors
+      .forLink(db, v.linkId, { removed: true })
+      .filter((c) => c.parentId === v.id)
+      .map((c) => ({ id: c.id, name: c.name, removedAt: c.removedAt }));
+    const audits = compliance.auditsOfVendor(db, v.id).map((a) => ({
+      id: a.id,
+      date: a.date,
+      kind: a.kind,
+      auditor: a.auditor,
+      summary: a.summary,
+      agency: agencies.byId(db, a.agencyId)?.code ?? String(a.agencyId),
+      linkId: a.linkId,
+      evidence: a.evidence,
+    }));
+    return { ...v, agency: s.agency.code, subcontractors, audits };
   }
 
   list(opts: { linkId?: number; removed?: boolean } = {}): VendorRow[] {

@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, inArray, isNull } from 'drizzle-orm';
 import type { Db } from '../index';
-import { anomaly, audit, disposal, finding, inactivity, necessityReview, notice, suspension, termination, usageLog } from '../schema';
+import { anomaly, audit, auditVendor, disposal, finding, findingResponse, inactivity, necessityReview, notice, suspension, termination, usageLog } from '../schema';
 
 export type AuditRow = typeof audit.$inferSelect;
 export type FindingRow = typeof finding.$inferSelect;
@@ -10,6 +10,8 @@ export type ReviewRow = typeof necessityReview.$inferSelect;
 export type DisposalRow = typeof disposal.$inferSelect;
 export type InactivityRow = typeof inactivity.$inferSelect;
 export type TerminationRow = typeof termination.$inferSelect;
+export type FindingResponseRow = typeof findingResponse.$inferSelect;
+export type AuditVendorRow = typeof auditVendor.$inferSelect;
 
 export const insertAudit = (tx: Db, row: Omit<AuditRow, 'id'>): AuditRow => tx.insert(audit).values(row).returning().get();
 export const auditById = (tx: Db, id: number): AuditRow | undefined => tx.select().from(audit).where(eq(audit.id, id)).get();
@@ -78,3 +80,31 @@ export function lastUse(tx: Db, linkId: number): string | undefined {
 }
 
 export const anomalyById = (tx: Db, id: number) => tx.select().from(anomaly).where(eq(anomaly.id, id)).get();
+
+// ---- R7.2: the agency's responses to findings ----
+
+export const insertFindingResponse = (tx: Db, row: Omit<FindingResponseRow, 'id'>): FindingResponseRow => tx.insert(findingResponse).values(row).returning().get();
+export function findingResponses(tx: Db, findingId?: number): FindingResponseRow[] {
+  return tx
+    .select()
+    .from(findingResponse)
+    .where(findingId !== undefined ? eq(findingResponse.findingId, findingId) : undefined)
+    .orderBy(asc(findingResponse.id))
+    .all();
+}
+
+// ---- R9.2: the vendors an audit covered ----
+
+export const insertAuditVendor = (tx: Db, row: Omit<AuditVendorRow, 'id'>): AuditVendorRow => tx.insert(auditVendor).values(row).returning().get();
+export const vendorsOfAudit = (tx: Db, auditId: number): AuditVendorRow[] => tx.select().from(auditVendor).where(eq(auditVendor.auditId, auditId)).orderBy(asc(auditVendor.id)).all();
+/** The audits that named a vendor, oldest first, each with the evidence the vendor gave. */
+export function auditsOfVendor(tx: Db, vendorId: number): (AuditRow & { evidence: string | null })[] {
+  return tx
+    .select({ a: audit, evidence: auditVendor.evidence })
+    .from(auditVendor)
+    .innerJoin(audit, eq(audit.id, auditVendor.auditId))
+    .where(eq(auditVendor.vendorId, vendorId))
+    .orderBy(asc(audit.date), asc(audit.id))
+    .all()
+    .map((r) => ({ ...r.a, evidence: r.evidence }));
+}
