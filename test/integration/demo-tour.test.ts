@@ -1,0 +1,215 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { BIN, ROOT, tmpDir } from '../helpers/world';
+
+/**
+ * The first run of a new user, as CI performs it: `nia-link demo` on a scratch directory, every
+ * command its guide prints run as printed (each in a shell of its own, from another directory), and
+ * the README's Quick tour taken from README.md itself and run in order against the demo.
+ */
+
+jest.setTimeout(300_000);
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      srv.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
+    });
+  });
+
+interface Demo {
+  child: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exited: Promise<number | null>;
+}
+
+let scratch: string;
+let dir: string;
+let env: NodeJS.ProcessEnv;
+let ports: { http: number; sftp: number; query: number };
+let demo: Demo | undefined;
+
+function startDemo(): Demo {
+  const child = spawn(process.execPath, [BIN, 'demo', '--data-dir', dir], { cwd: scratch, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d) => (err += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, out: () => out, err: () => err, exited };
+}
+
+/** Resolves with stdout once the guide's last line is out; rejects if the demo exits first. */
+async function guideOf(d: Demo): Promise<string> {
+  let gone = false;
+  void d.exited.then(() => (gone = true));
+  while (!/Ctrl-C/.test(d.out())) {
+    if (gone) throw new Error(`the demo exited before printing its guide:\n${d.out()}\n${d.err()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return d.out();
+}
+
+async function stopDemo(d: Demo): Promise<number | null> {
+  d.child.kill('SIGINT');
+  return d.exited;
+}
+
+const commandsOf = (guide: string): string[] => guide.split('\n').filter((l) => l.startsWith('$ ')).map((l) => l.slice(2));
+
+function sh(cmd: string, opts: { cwd: string; timeout?: number; env?: NodeJS.ProcessEnv }): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync('bash', ['-c', cmd], { cwd: opts.cwd, env: opts.env ?? env, encoding: 'utf8', timeout: opts.timeout ?? 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The ```sh blocks of the README section `## Quick tour`, in order. */
+function quickTour(): string[] {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const start = readme.indexOf('\n## Quick tour\n');
+  if (start < 0) throw new Error('README.md has no "## Quick tour" section');
+  const end = readme.indexOf('\n## ', start + 1);
+  const section = readme.slice(start, end < 0 ? undefined : end);
+  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]);
+}
+
+beforeAll(async () => {
+  scratch = tmpDir('nia-link-demo-');
+  dir = path.join(scratch, 'demo-data');
+  ports = { http: await freePort(), sftp: await freePort(), query: await freePort() };
+  const redisUrl = process.env.NIA_TEST_REDIS_URL;
+  if (!redisUrl) throw new Error('no test redis (jest global setup)');
+  env = {
+    ...process.env,
+    REDIS_URL: redisUrl,
+    NIA_LINK_HTTP_PORT: String(ports.http),
+    NIA_LINK_SFTP_PORT: String(ports.sftp),
+    NIA_LINK_QUERY_PORT: String(ports.query),
+    NIA_LINK_LOG_LEVEL: 'warn',
+    // gpg and ssh speak English, so the checks below can read them.
+    LC_ALL: 'C',
+    LANGUAGE: 'C',
+    GNUPGHOME: path.join(scratch, 'no-gnupg-here'),
+  };
+  delete env.NIA_LINK_DATA_DIR;
+  delete env.NIA_LINK_CONFIG;
+  demo = startDemo();
+});
+
+afterAll(async () => {
+  if (demo && demo.child.exitCode === null) await stopDemo(demo);
+  spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, GNUPGHOME: path.join(dir, 'agency', 'gnupg') } });
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+describe('nia-link demo', () => {
+  let guide: string;
+
+  test('prints a short guide in zh-TW and English: console login, sftp, gpg, curl, each after "$ "', async () => {
+    guide = await guideOf(demo!);
+    expect(guide).toMatch(/演練 DRILL/);
+    expect(guide).toMatch(/主控台 Console: http:\/\/127\.0\.0\.1:\d+\/login/);
+    expect(guide).toContain(`127.0.0.1:${ports.http}/login`);
+    const state = JSON.parse(readFileSync(path.join(dir, 'demo.json'), 'utf8'));
+    expect(guide).toContain(`password: ${state.operator.password}`);
+    expect(statSync(path.join(dir, 'demo.json')).mode & 0o077).toBe(0);
+    const cmds = commandsOf(guide);
+    expect(cmds.some((c) => /^echo 'ls -l \/outbox' \| sftp /.test(c))).toBe(true);
+    expect(cmds.some((c) => /gpg .*--decrypt/.test(c))).toBe(true);
+    expect(cmds.some((c) => /^curl .*--cert .*\/query\/v1\/entry_exit$/.test(c))).toBe(true);
+    // The agency's keys, where the guide says they are.
+    for (const f of ['gnupg', 'id_ed25519', 'id_ed25519.pub', 'client.crt', 'client.key']) expect(existsSync(path.join(dir, 'agency', f))).toBe(true);
+  });
+
+  test('the console login it prints works', async () => {
+    const state = JSON.parse(readFileSync(path.join(dir, 'demo.json'), 'utf8'));
+    const origin = `http://127.0.0.1:${ports.http}`;
+    const login = (password: string) =>
+      fetch(`${origin}/login`, { method: 'POST', redirect: 'manual', headers: { origin, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ username: state.operator.username, password }).toString() });
+    const good = await login(state.operator.password);
+    expect(good.headers.get('set-cookie')).toMatch(/session/);
+    expect(good.status).toBeGreaterThanOrEqual(300);
+    expect(good.status).toBeLessThan(400);
+    const bad = await login(state.operator.password + 'x');
+    expect(bad.headers.get('set-cookie') ?? '').not.toMatch(/session=[^;]/);
+  });
+
+  test('every command of the guide works as printed, each in a shell of its own, from another directory', () => {
+    const elsewhere = path.join(scratch, 'elsewhere');
+    mkdirSync(elsewhere, { recursive: true });
+    const cmds = commandsOf(guide);
+    expect(cmds.length).toBeGreaterThanOrEqual(5);
+    const results: { cmd: string; stdout: string; stderr: string }[] = [];
+    for (const cmd of cmds) {
+      const r = sh(cmd, { cwd: elsewhere });
+      if (r.code !== 0) throw new Error(`guide command failed (exit ${r.code}):\n$ ${cmd}\n${r.stdout}\n${r.stderr}`);
+      results.push({ cmd, ...r });
+    }
+    const of = (re: RegExp) => results.find((r) => re.test(r.cmd))!;
+    expect(of(/ls -l \/outbox/).stdout).toMatch(/entry_exit-L\d+-r1-\S+-D\d+\.csv\.pgp/);
+    // Decrypted, with a good signature by NIA's key, which the agency's GnuPG home trusts.
+    const decrypt = of(/gpg .*--decrypt/);
+    expect(decrypt.stderr).toMatch(/Good signature from/);
+    expect(decrypt.stderr).not.toMatch(/not certified with a trusted signature/);
+    const pgp = decrypt.cmd.split(' ').pop()!;
+    const status = sh(`GNUPGHOME=${path.join(dir, 'agency', 'gnupg')} gpg --batch --status-fd 1 --decrypt ${pgp} >/dev/null`, { cwd: elsewhere });
+    expect(status.stdout).toMatch(/\[GNUPG:\] GOODSIG/);
+    expect(status.stdout).toMatch(/\[GNUPG:\] DECRYPTION_OKAY/);
+    const head = of(/^head /).stdout.trim().split('\n');
+    expect(head[0]).toBe('person_id,name_zh,nationality,direction,crossed_at,port');
+    expect(head.length).toBe(5);
+    // The scope: no citizens.
+    for (const line of head.slice(1)) expect(line.split(',')[2]).not.toBe('TWN');
+    const query = JSON.parse(of(/^curl /).stdout);
+    const state = JSON.parse(readFileSync(path.join(dir, 'demo.json'), 'utf8'));
+    expect(JSON.stringify(query)).toContain(state.queryId);
+  });
+
+  test("the README's Quick tour runs as written against the demo", () => {
+    const blocks = quickTour();
+    const script = blocks.join('\n');
+    for (const step of ['link apply', '--scope', 'rules review', 'link approve', '--letter-no', 'deliver', 'sftp', 'gpg', '--kind fields', 'change approve', '--history', 'link suspend']) expect(script).toContain(step);
+    const tmp = path.join(scratch, 'tour-tmp');
+    mkdirSync(tmp, { recursive: true });
+    // As a reader runs it: in the project directory, with the demo's directory and SFTP port.
+    const r = sh(`set -eo pipefail\n${script}`, { cwd: ROOT, timeout: 240_000, env: { ...env, D: dir, TMPDIR: tmp } });
+    if (r.code !== 0) throw new Error(`the Quick tour failed (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+    expect(r.stderr).toMatch(/Good signature from/);
+    expect(r.stdout).toMatch(/^person_id,nationality,crossed_at,port$/m);
+    expect(r.stdout).toMatch(/^(JPN|USA)$|,(JPN|USA),/m);
+    // The change made revision 2.
+    expect(r.stdout).toMatch(/^\s+2\s+\S+\s+change \d+/m);
+    expect(r.stdout).toMatch(/^link\s+\d+ \(revision 2\)$/m);
+    // The suspended link's login was refused, and the usage log recorded it.
+    expect(r.stdout).toMatch(/login refused: link \d+ is suspended/);
+    expect(r.stdout).toMatch(/\tauth\.failed\t/);
+  });
+
+  test('stops cleanly on Ctrl-C, and a second run reuses the directory and prints the same guide', async () => {
+    const first = demo!;
+    expect(await stopDemo(first)).toBe(0);
+    expect(first.out()).toMatch(/stopped\s*$/);
+    const before = readFileSync(path.join(dir, 'demo.json'), 'utf8');
+    demo = startDemo();
+    const again = await guideOf(demo);
+    expect(again).not.toMatch(/drill installation created/);
+    expect(again).not.toMatch(/seeded \d+/);
+    expect(commandsOf(again)).toEqual(commandsOf(guide));
+    expect(readFileSync(path.join(dir, 'demo.json'), 'utf8')).toBe(before);
+    expect(await stopDemo(demo)).toBe(0);
+  });
+
+  test('refuses a production installation in one line', () => {
+    const prod = path.join(scratch, 'production');
+    const init = spawnSync(process.execPath, [BIN, '--data-dir', prod, 'init'], { env, encoding: 'utf8' });
+    expect(init.status).toBe(0);
+    const r = spawnSync(process.execPath, [BIN, 'demo', '--data-dir', prod], { env, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^nia-link: .*production installation/)]);
+  });
+});
