@@ -139,6 +139,40 @@ describe('the form 申請暨異動書 (form items 1–9, R3.1, R3.3)', () => {
     expect(() => forms.model(id, 99)).toThrow(/has no revision 99/);
   });
 
+  it("R5.2 R-F9 a change revision prints the management-rules version that came with the change and NIA's reply letter to that change, not the application's", async () => {
+    const id = await link();
+    // Filed with its own rules (version 2), approved with its own letter; the next change files none and names the newest on record.
+    const cr = await w.registry.fileChange(id, 'officer', { value: '李小華', rules: { filename: 'rules-v2.txt', content: Buffer.from(RULES_TEXT + '九、附則\n') } }, 'agency');
+    w.clock.advanceDays(1);
+    const replyDate = taipeiDate(w.clock.now());
+    const r2 = w.registry.approveChange(cr.id, 'nia', { letterNo: '移署資字第1150004321號', letterDate: replyDate }).link.revision;
+    const cr3 = await w.registry.fileChange(id, 'supervisor', { value: '林主任' }, 'agency');
+    const r3 = w.registry.approveChange(cr3.id, 'nia', { letterNo: '移署資字第1150004322號', letterDate: replyDate }).link.revision;
+    const reply = (page: string) => [/<tr><th>移民署函復文號<\/th><td>([^<]*)<\/td><\/tr>/.exec(page)?.[1], /<tr><th>函復日期<\/th><td>([^<]*)<\/td><\/tr>/.exec(page)?.[1]];
+
+    let page = html(id, r2);
+    expect(page).toContain('<p class="sub">隨附本機關應用移民資訊管理規定：<span class="value">第 2 版</span></p>');
+    expect(reply(page)).toEqual(['移署資字第1150004321號', rocDateText(replyDate)]);
+    page = html(id, r3);
+    expect(page).toContain('<p class="sub">隨附本機關應用移民資訊管理規定：<span class="value">第 2 版</span></p>');
+    expect(reply(page)).toEqual(['移署資字第1150004322號', rocDateText(replyDate)]);
+    // The application's revision keeps the application's letter and names no accompanying rules.
+    page = html(id, 1);
+    expect(reply(page)).toEqual(['移署資字第1150000001號', rocDateText(taipeiDate(new Date(Date.now() - 86400000)))]);
+    expect(page).not.toContain('隨附本機關應用移民資訊管理規定');
+
+    const { output } = await forms.render(id, { format: 'pdf', revision: r2 }, 'clerk');
+    const dir = tmpDir();
+    try {
+      const text = execFileSync('pdftotext', [writeTemp(dir, 'form.pdf', output), '-']).toString().replace(/\s+/g, '');
+      expect(text).toContain('隨附本機關應用移民資訊管理規定：第2版');
+      expect(text).toContain('移署資字第1150004321號');
+      expect(text).not.toContain('移署資字第1150000001號');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('every value is escaped: an agency name or purpose with <script> stays text', async () => {
     w.registry.addAgency({ code: 'X1', name: '<script>alert("x")</script>機關' }, 'test');
     const id = await approvedLink(w, keys, { agency: 'X1', purpose: `"><img src=x onerror=alert(1)> & 'q'` });

@@ -14,6 +14,7 @@ import {
   suspensionLapsed,
   taipeiDate,
 } from '../../src/domain';
+import { responseMissing, sponsorAuditDue } from '../../src/compliance/duties';
 
 describe('compliance deadlines at their boundaries', () => {
   it('R10.1 a finding is open on its deadline day and overdue the day after', () => {
@@ -120,3 +121,19 @@ describe('the six months run whatever caused the suspension (R10.3, R10.4)', () 
   });
 });
 
+
+describe("the agency's and its sponsor's duties at their boundaries (R7.2, R14.2)", () => {
+  it('R7.2 a response is missing from the day after the deadline; one recorded on the deadline day is in time, a later one is not', () => {
+    expect(responseMissing('2026-12-10', [], '2026-12-10')).toBe(false);
+    expect(responseMissing('2026-12-10', [], '2026-12-11')).toBe(true);
+    expect(responseMissing('2026-12-10', ['2026-12-10'], '2026-12-11')).toBe(false);
+    expect(responseMissing('2026-12-10', ['2026-12-11'], '2026-12-12')).toBe(true);
+  });
+  it('R14.2 a sponsor audit is due a cycle after the last one, or after the body was first approved when it was never audited', () => {
+    expect(sponsorAuditDue(null, '2026-01-31')).toBe('2027-01-31');
+    expect(sponsorAuditDue('2026-06-15', '2026-01-31')).toBe('2027-06-15');
+    // An audit before the body's links came into force does not start the cycle early.
+    expect(sponsorAuditDue('2025-06-15', '2026-01-31')).toBe('2027-01-31');
+    expect(sponsorAuditDue('2026-06-15', '2026-01-31', 6)).toBe('2026-12-15');
+  });
+});
