@@ -521,3 +521,34 @@ export const auditVendor = sqliteTable(
   },
   (t) => [uniqueIndex('audit_vendor_audit_vendor_idx').on(t.auditId, t.vendorId), index('audit_vendor_vendor_idx').on(t.vendorId)],
 );
+
+// ---- batch requests and subject lists (issue 18) ----
+
+/**
+ * A link's subject list in force (R3.4): one row per link, replaced whole by the agency's next
+ * `subjects-…` upload. Only its size, key and hash are shown anywhere; the identifiers stay in
+ * subject_entry, read only by the extract that filters with them.
+ */
+export const subjectList = sqliteTable('subject_list', {
+  linkId: integer('link_id').primaryKey().references(() => link.id),
+  uploadId: integer('upload_id').notNull(),
+  keyField: text('key_field').notNull(),
+  count: integer('count').notNull(),
+  sha256: text('sha256').notNull(),
+  inForceAt: text('in_force_at').notNull(),
+});
+
+/**
+ * The persons on a link's current list, by the list's key field. `addedAt` is when the person came
+ * onto the list (kept while they stay on it): an increment gives persons added since the previous
+ * delivery their older records too.
+ */
+export const subjectEntry = sqliteTable(
+  'subject_entry',
+  {
+    linkId: integer('link_id').notNull().references(() => link.id),
+    id: text('id').notNull(),
+    addedAt: text('added_at').notNull(),
+  },
+  (t) => [uniqueIndex('subject_entry_pk').on(t.linkId, t.id)],
+);

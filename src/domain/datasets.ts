@@ -31,6 +31,11 @@ export const datasetCatalogSchema = z.object({
   key: z.string(),
   /** The identifier an online query looks records up by (R2.1). */
   lookup: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/),
+  /**
+   * The identifiers an agency may name its people by in a batch request or subject list (R2.2, R3.4),
+   * each with the format an identifier must have before it is looked up.
+   */
+  matchKeys: z.array(z.object({ field: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/), format: z.enum(['taiwan-id', 'passport']) }).strict()).optional(),
   fields: z.array(fieldCatalogSchema).min(1),
 });
 export type FieldCatalog = z.infer<typeof fieldCatalogSchema>;

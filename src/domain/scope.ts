@@ -9,8 +9,12 @@ import { ok, refuse, type Result } from './result';
  * justified choice. Every reader of the source (extract, online query, batch query) applies the one
  * compiled form of it (extract/scope-sql.ts), so no channel can forget it.
  */
-export const SCOPE_OPS = ['in', 'not-in', 'from', 'to', 'within-days'] as const;
+export const SCOPE_OPS = ['in', 'not-in', 'from', 'to', 'within-days', 'subjects'] as const;
 export type ScopeOp = (typeof SCOPE_OPS)[number];
+
+/** The most persons a subject list may name (what `--max-subjects` may ask for), and the default. */
+export const MAX_SUBJECTS = 1_000_000;
+export const DEFAULT_MAX_SUBJECTS = 10_000;
 
 const FIELD = z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'not a field name');
 export const scopeConditionSchema = z.discriminatedUnion('op', [
@@ -19,8 +23,18 @@ export const scopeConditionSchema = z.discriminatedUnion('op', [
   z.object({ field: FIELD, op: z.literal('from'), value: z.string() }).strict(),
   z.object({ field: FIELD, op: z.literal('to'), value: z.string() }).strict(),
   z.object({ field: FIELD, op: z.literal('within-days'), value: z.number().int() }).strict(),
+  // Only persons on the link's current subject list (uploaded by the agency), at most `max` of them.
+  z.object({ op: z.literal('subjects'), max: z.number().int().min(1).max(MAX_SUBJECTS) }).strict(),
 ]);
 export type ScopeCondition = z.infer<typeof scopeConditionSchema>;
+export type FieldCondition = Exclude<ScopeCondition, { op: 'subjects' }>;
+export type SubjectsCondition = Extract<ScopeCondition, { op: 'subjects' }>;
+
+/** The subjects condition of a scope, if it has one: its records are only those of listed persons. */
+export function subjectsOf(scope: Scope): SubjectsCondition | undefined {
+  return scope.all ? undefined : scope.conditions.find((c): c is SubjectsCondition => c.op === 'subjects');
+}
+const isFieldCondition = (c: ScopeCondition): c is FieldCondition => c.op !== 'subjects';
 
 export const scopeSchema = z.union([
   z.object({ all: z.literal(false), conditions: z.array(scopeConditionSchema).min(1).max(32) }).strict(),
@@ -35,7 +49,7 @@ export const isLegacyScope = (s: Scope): boolean => s.all && s.justification ===
 /** The longest `within-days` window: a century. */
 const MAX_DAYS = 36_600;
 
-const HOW = "give --scope 'FIELD in V1,V2; FIELD from YYYY-MM-DD; …', --scope-file FILE, or --scope all --scope-justification TEXT";
+const HOW = "give --scope 'FIELD in V1,V2; FIELD from YYYY-MM-DD; subjects; …', --scope-file FILE, or --scope all --scope-justification TEXT";
 
 /**
  * `nationality in VNM,IDN; direction in entry; crossed_at within-days 400` → conditions. Only the
@@ -49,6 +63,13 @@ export function parseScopeText(text: string): Result<ScopeCondition[]> {
   const out: ScopeCondition[] = [];
   for (const [i, part] of parts.entries()) {
     if (part === '') return refuse('scope.syntax', `scope condition ${i + 1} is empty (two ';' in a row)`);
+    const subjects = /^subjects(?:\s+max\s+(\S+))?$/.exec(part);
+    if (subjects) {
+      const max = subjects[1] === undefined ? DEFAULT_MAX_SUBJECTS : /^\d+$/.test(subjects[1]) ? Number(subjects[1]) : NaN;
+      if (!Number.isSafeInteger(max)) return refuse('scope.subjects', `scope condition '${part}': subjects max takes a whole number of persons`);
+      out.push({ op: 'subjects', max });
+      continue;
+    }
     const m = /^([A-Za-z0-9_]+)\s+(in|not-in|from|to|within-days)\s+(.*)$/s.exec(part);
     if (!m) return refuse('scope.syntax', `scope condition '${part}' is not FIELD in|not-in|from|to|within-days VALUE`);
     const [, field, op, arg] = m;
@@ -84,7 +105,14 @@ export function checkScope(catalog: DatasetCatalog, scope: Scope): string[] {
   const problems: string[] = [];
   const seen = new Map<string, Set<ScopeOp>>();
   const scopable = scopableFields(catalog).map((f) => f.name);
+  const subjects = scope.conditions.filter((c) => c.op === 'subjects');
+  if (subjects.length > 1) problems.push('scope: subjects is given twice');
+  if (subjects.length && !catalog.matchKeys?.length) problems.push(`scope: dataset ${catalog.name} names no identifiers a subject list could use`);
   for (const c of scope.conditions) {
+    if (c.op === 'subjects') {
+      if (c.max < 1 || c.max > MAX_SUBJECTS) problems.push(`scope: subjects max needs 1 to ${MAX_SUBJECTS} persons, not ${c.max}`);
+      continue;
+    }
     const def = catalog.fields.find((f) => f.name === c.field);
     if (!def) {
       problems.push(`scope: unknown field '${c.field}' in dataset ${catalog.name}`);
@@ -121,9 +149,10 @@ export function checkScope(catalog: DatasetCatalog, scope: Scope): string[] {
     }
     ops.add(c.op);
   }
+  const fieldConditions = scope.conditions.filter(isFieldCondition);
   for (const field of seen.keys()) {
-    const from = scope.conditions.find((c) => c.field === field && c.op === 'from');
-    const to = scope.conditions.find((c) => c.field === field && c.op === 'to');
+    const from = fieldConditions.find((c) => c.field === field && c.op === 'from');
+    const to = fieldConditions.find((c) => c.field === field && c.op === 'to');
     if (from && to && from.op === 'from' && to.op === 'to' && isValidDate(from.value) && isValidDate(to.value) && from.value > to.value) {
       problems.push(`scope: '${field}' from ${from.value} is after to ${to.value}`);
     }
@@ -131,8 +160,20 @@ export function checkScope(catalog: DatasetCatalog, scope: Scope): string[] {
   return problems;
 }
 
-/** A checked scope from the CLI's three forms (exactly one of them), or the reason it is refused. */
-export function scopeFromInput(input: { text?: string; json?: unknown; justification?: string }): Result<Scope> {
+/**
+ * A checked scope from the CLI's three forms (exactly one of them), or the reason it is refused.
+ * `maxSubjects` (`--max-subjects N`) sets the size limit of a `subjects` condition.
+ */
+export function scopeFromInput(input: { text?: string; json?: unknown; justification?: string; maxSubjects?: number }): Result<Scope> {
+  const scope = scopeFromForms(input);
+  if (!scope.ok || input.maxSubjects === undefined) return scope;
+  const s = scope.value;
+  if (!subjectsOf(s) || s.all) return refuse('scope.subjects', '--max-subjects goes only with a scope that has the condition subjects');
+  if (!Number.isSafeInteger(input.maxSubjects) || input.maxSubjects < 1 || input.maxSubjects > MAX_SUBJECTS) return refuse('scope.subjects', `--max-subjects needs 1 to ${MAX_SUBJECTS} persons`);
+  return ok({ all: false, conditions: s.conditions.map((c) => (c.op === 'subjects' ? { op: 'subjects', max: input.maxSubjects! } : c)) });
+}
+
+function scopeFromForms(input: { text?: string; json?: unknown; justification?: string }): Result<Scope> {
   const given = [input.text !== undefined, input.json !== undefined].filter(Boolean).length;
   if (given === 0) return refuse('scope.missing', `an application states which records it needs (R3.4): ${HOW}`);
   if (given > 1) return refuse('scope.ambiguous', 'give the scope once: --scope or --scope-file, not both');
@@ -160,7 +201,7 @@ export function scopeFromInput(input: { text?: string; json?: unknown; justifica
 /** `nationality in VNM,IDN; crossed_at within-days 400`, or `all` (the text form the CLI takes). */
 export function formatScope(scope: Scope): string {
   if (scope.all) return 'all';
-  return scope.conditions.map((c) => `${c.field} ${c.op} ${'values' in c ? c.values.join(',') : c.value}`).join('; ');
+  return scope.conditions.map((c) => (c.op === 'subjects' ? `subjects max ${c.max}` : `${c.field} ${c.op} ${'values' in c ? c.values.join(',') : c.value}`)).join('; ');
 }
 
 /** A date condition as the closed range of Taipei days it admits on `asOf` (the day of the delivery or answer). */
@@ -173,7 +214,7 @@ export interface DayRange {
 export function dayRange(conditions: readonly ScopeCondition[], field: string, asOf: string): DayRange {
   const r: DayRange = { from: null, to: null };
   for (const c of conditions) {
-    if (c.field !== field) continue;
+    if (c.op === 'subjects' || c.field !== field) continue;
     if (c.op === 'from') r.from = c.value;
     else if (c.op === 'to') r.to = c.value;
     else if (c.op === 'within-days') {
@@ -193,9 +234,11 @@ export type Lang = 'zh' | 'en';
 export function describeScope(scope: Scope, catalog: DatasetCatalog | undefined, lang: Lang = 'zh'): string {
   const zh = lang === 'zh';
   if (scope.all) return zh ? `全部資料（理由：${scope.justification}）` : `the whole dataset (justification: ${scope.justification})`;
-  const byField = new Map<string, ScopeCondition[]>();
-  for (const c of scope.conditions) byField.set(c.field, [...(byField.get(c.field) ?? []), c]);
+  const byField = new Map<string, FieldCondition[]>();
+  for (const c of scope.conditions.filter(isFieldCondition)) byField.set(c.field, [...(byField.get(c.field) ?? []), c]);
   const parts: string[] = [];
+  const subjects = subjectsOf(scope);
+  if (subjects) parts.push(zh ? `對象：僅限機關名單所列之人（至多${subjects.max}人）` : `persons: only those on the agency's subject list (at most ${subjects.max})`);
   for (const [field, conds] of byField) {
     const def = catalog?.fields.find((f) => f.name === field);
     const label = def ? def.label[lang] : field;

@@ -28,7 +28,7 @@ export function prepareCsvConnection(db: Database.Database, hmacSecret: string):
 }
 
 /** One field's delivered value, transform applied (nl_csv_lines turns NULL into the empty field). */
-function fieldSql(f: FieldSpec): string {
+export function fieldSql(f: FieldSpec): string {
   const c = ident(f.name);
   switch (f.transform) {
     case undefined:
@@ -61,9 +61,14 @@ export function csvSelectSql(dataset: string, fields: readonly FieldSpec[], rang
   return `SELECT count(*) AS n, nl_csv_lines(record_id, ${args}) AS data FROM (SELECT record_id, ${cols} FROM ${t} WHERE ${where} ORDER BY record_id)`;
 }
 
-/** The change window and the scope: the one row filter of every extract. */
+/**
+ * The change window and the scope: the one row filter of every extract. An increment also takes the
+ * older records of persons added to a subject list since the previous delivery: they had none yet.
+ */
 export function windowSql(range: ExtractRange): string {
-  return `${range.since === null ? 'updated_at <= @until' : 'updated_at > @since AND updated_at <= @until'} AND ${range.scope.sql}`;
+  const added = range.scope.subjects?.added.length ? range.scope.subjects.addedSql : null;
+  const since = added ? `(updated_at > @since OR ${added})` : 'updated_at > @since';
+  return `${range.since === null ? 'updated_at <= @until' : `${since} AND updated_at <= @until`} AND ${range.scope.sql}`;
 }
 
 /**

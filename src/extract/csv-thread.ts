@@ -6,6 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { FieldSpec } from '../domain';
 import { csvSelectSql, prepareCsvConnection, windowParams } from './csv-sql';
 import { openSourceDb, type ExtractRange } from './source';
+import { prepareScopeConnection } from './scope-sql';
 
 export interface CsvThreadInput {
   file: string;
@@ -21,6 +22,7 @@ const input = workerData as CsvThreadInput;
 const port = parentPort!;
 const db = openSourceDb(input.file);
 prepareCsvConnection(db, input.hmacSecret);
+prepareScopeConnection(db, input.range.scope);
 const stmt = db.prepare(csvSelectSql(input.dataset, input.fields, input.range));
 const base = windowParams(input.range);
 

@@ -3,7 +3,7 @@ export { ExtractService, CONFIDENTIALITY_NOTICE, type DeliveryView, type Extract
 export { openSourceDb, SqliteSource, sourceDbPath, type ExtractSource } from './source';
 export { buildExtract } from './build';
 export { channelSecret, mask, valueFn, type PseudonymChannel } from './transforms';
-export { compileScope, type CompiledScope } from './scope-sql';
+export { compileScope, prepareScopeConnection, type CompiledScope } from './scope-sql';
 export { csvLine, csvField } from './csv';
 export { projection } from './transforms';
 export { ident } from './sql-ident';

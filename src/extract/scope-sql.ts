@@ -1,3 +1,4 @@
+import type Database from 'better-sqlite3';
 import { addDays, type DatasetCatalog, dayRange, type Scope } from '../domain';
 import { ident } from './sql-ident';
 
@@ -13,7 +14,21 @@ export interface CompiledScope {
   sql: string;
   /** Named parameters (`@sc0`, `@sc1`, …) for the predicate. */
   params: Record<string, string>;
+  /**
+   * A `subjects` scope's list: the predicate reads it from a temporary table of the connection, which
+   * prepareScopeConnection fills (a connection that was not prepared fails the statement: nothing is
+   * read without the list). `added` (persons put on the list since the previous delivery) with its
+   * predicate lets an increment take their older records too.
+   */
+  subjects?: { ids: string[]; added: string[]; addedSql: string };
 }
+
+/** A subject list as a reader uses it: the identifier column it names, its identifiers, and who was added since the previous delivery. */
+export type { SubjectFilter } from '../db/repositories/batch';
+import type { SubjectFilter } from '../db/repositories/batch';
+
+const SUBJECTS_TABLE = 'temp.nl_subjects';
+const ADDED_TABLE = 'temp.nl_subjects_added';
 
 /** The parameter names the compiled scope uses: a statement's own parameters must not start with this. */
 export const SCOPE_PARAM_PREFIX = 'sc';
@@ -27,7 +42,7 @@ export const SCOPE_PARAM_PREFIX = 'sc';
  * Taipei offset (+08:00), which compare as text in time order. NULL matches no condition, `not-in`
  * included: a record whose value is unknown is not known to be inside the scope.
  */
-export function compileScope(scope: Scope, catalog: DatasetCatalog, asOf: string): CompiledScope {
+export function compileScope(scope: Scope, catalog: DatasetCatalog, asOf: string, subjects?: SubjectFilter): CompiledScope {
   if (scope.all) return { sql: 'TRUE', params: {} };
   const params: Record<string, string> = {};
   let n = 0;
@@ -38,7 +53,20 @@ export function compileScope(scope: Scope, catalog: DatasetCatalog, asOf: string
   };
   const parts: string[] = [];
   const dateFieldsDone = new Set<string>();
+  let list: CompiledScope['subjects'];
   for (const c of scope.conditions) {
+    if (c.op === 'subjects') {
+      // Without its list a subjects scope holds no record: a reader that was given none reads nothing.
+      if (!subjects) {
+        parts.push('FALSE');
+        continue;
+      }
+      if (!catalog.matchKeys?.some((k) => k.field === subjects.column)) throw new Error(`subject lists of ${catalog.name} cannot name persons by ${subjects.column}`);
+      const col = ident(subjects.column);
+      parts.push(`${col} IN (SELECT id FROM ${SUBJECTS_TABLE})`);
+      list = { ids: subjects.ids, added: subjects.added, addedSql: `${col} IN (SELECT id FROM ${ADDED_TABLE})` };
+      continue;
+    }
     const def = catalog.fields.find((f) => f.name === c.field);
     if (!def?.scope) throw new Error(`scope field ${c.field} is not scopable in ${catalog.name}`);
     const col = ident(c.field);
@@ -52,5 +80,26 @@ export function compileScope(scope: Scope, catalog: DatasetCatalog, asOf: string
     if (r.from !== null) parts.push(`${col} >= ${bind(r.from)}`);
     if (r.to !== null) parts.push(`${col} < ${bind(addDays(r.to, 1))}`);
   }
-  return { sql: parts.length ? parts.map((p) => `(${p})`).join(' AND ') : 'TRUE', params };
+  return { sql: parts.length ? parts.map((p) => `(${p})`).join(' AND ') : 'TRUE', params, ...(list ? { subjects: list } : {}) };
+}
+
+/**
+ * Give a connection what `scope` reads besides its parameters: a subject list's identifiers as
+ * temporary tables (private to the connection; allowed on a read-only one). Call before preparing
+ * a statement that uses the scope; a second call replaces the lists.
+ */
+export function prepareScopeConnection(db: Database.Database, scope: CompiledScope): void {
+  if (!scope.subjects) return;
+  const { ids, added } = scope.subjects;
+  db.transaction(() => {
+    for (const [table, values] of [
+      [SUBJECTS_TABLE, ids],
+      [ADDED_TABLE, added],
+    ] as const) {
+      db.exec(`DROP TABLE IF EXISTS ${table}`);
+      db.exec(`CREATE TABLE ${table} (id TEXT PRIMARY KEY) WITHOUT ROWID`);
+      const insert = db.prepare(`INSERT OR IGNORE INTO ${table} (id) VALUES (?)`);
+      for (const v of values) insert.run(v);
+    }
+  })();
 }

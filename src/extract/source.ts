@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { ident } from './sql-ident';
 import { csvLine } from './csv';
 import { csvExtensionBuilt, spanParams, spanSql, windowParams, windowSql } from './csv-sql';
-import type { CompiledScope } from './scope-sql';
+import { type CompiledScope, prepareScopeConnection } from './scope-sql';
 import type { CsvThreadMessage, CsvThreadRequest } from './csv-thread';
 
 /**
@@ -69,6 +69,7 @@ export class SqliteSource implements CsvCapableSource {
   async *batches(dataset: string, columns: readonly string[], range: ExtractRange, batchSize: number): AsyncIterable<unknown[][]> {
     this.requireTable(dataset);
     const cols = columns.map(ident).join(', ');
+    prepareScopeConnection(this.db, range.scope);
     const stmt = this.db.prepare(`SELECT ${cols} FROM ${ident(dataset)} WHERE ${windowSql(range)} ORDER BY record_id`).raw(true);
     // One read transaction for the whole extract: a consistent snapshot even while the source is written.
     this.db.exec('BEGIN');
@@ -130,6 +131,7 @@ export function sqliteCsvStream(file: string, dataset: string, fields: readonly 
   const probe = openSourceDb(file);
   let span: { n: number; lo: number | null; hi: number | null };
   try {
+    prepareScopeConnection(probe, range.scope);
     span = probe.prepare(spanSql(dataset, range)).get(spanParams(range)) as typeof span;
   } finally {
     probe.close();

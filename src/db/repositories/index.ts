@@ -15,3 +15,4 @@ export * as vendors from './vendors';
 export * as operators from './operators';
 export * as consoleQueries from './console';
 export * as inbox from './inbox';
+export * as batch from './batch';

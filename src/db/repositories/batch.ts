@@ -1,0 +1,75 @@
+import { and, eq, gt } from 'drizzle-orm';
+import type { Db } from '../index';
+import { subjectEntry, subjectList } from '../schema';
+
+export type SubjectListRow = typeof subjectList.$inferSelect;
+
+/** The link's subject list in force (size, key, hash, date), or undefined when it has none. */
+export const subjectListOf = (db: Db, linkId: number): SubjectListRow | undefined => db.select().from(subjectList).where(eq(subjectList.linkId, linkId)).get();
+
+/** The identifiers on the link's current list. */
+export function subjectIds(db: Db, linkId: number): string[] {
+  return db.select({ id: subjectEntry.id }).from(subjectEntry).where(eq(subjectEntry.linkId, linkId)).all().map((r) => r.id);
+}
+
+/** The persons who came onto the link's list after `sinceIso`. */
+export function subjectsAddedSince(db: Db, linkId: number, sinceIso: string): string[] {
+  return db
+    .select({ id: subjectEntry.id })
+    .from(subjectEntry)
+    .where(and(eq(subjectEntry.linkId, linkId), gt(subjectEntry.addedAt, sinceIso)))
+    .all()
+    .map((r) => r.id);
+}
+
+/**
+ * Put a new list in force in place of the link's current one (inside the caller's transaction, so
+ * it takes effect whole). A person who stays on the list keeps the time they came onto it; with a
+ * different key field every person counts as new. Returns the list it replaced.
+ */
+export function replaceSubjects(tx: Db, list: SubjectListRow, ids: readonly string[]): { replaced: SubjectListRow | undefined; added: number; removed: number } {
+  const replaced = subjectListOf(tx, list.linkId);
+  const keep = new Set(replaced && replaced.keyField === list.keyField ? subjectIds(tx, list.linkId) : []);
+  const next = new Set(ids);
+  let removed = 0;
+  if (replaced && replaced.keyField !== list.keyField) {
+    removed = replaced.count;
+    tx.delete(subjectEntry).where(eq(subjectEntry.linkId, list.linkId)).run();
+  } else {
+    for (const id of keep) {
+      if (next.has(id)) continue;
+      tx.delete(subjectEntry).where(and(eq(subjectEntry.linkId, list.linkId), eq(subjectEntry.id, id))).run();
+      removed++;
+    }
+  }
+  const fresh = [...next].filter((id) => !keep.has(id));
+  for (let i = 0; i < fresh.length; i += 500) {
+    tx.insert(subjectEntry)
+      .values(fresh.slice(i, i + 500).map((id) => ({ linkId: list.linkId, id, addedAt: list.inForceAt })))
+      .run();
+  }
+  if (replaced) tx.update(subjectList).set(list).where(eq(subjectList.linkId, list.linkId)).run();
+  else tx.insert(subjectList).values(list).run();
+  return { replaced, added: fresh.length, removed };
+}
+
+/** Drop a link's list (the link ended): nothing of it stays but the log's count and hash. */
+export function dropSubjects(tx: Db, linkId: number): void {
+  tx.delete(subjectEntry).where(eq(subjectEntry.linkId, linkId)).run();
+  tx.delete(subjectList).where(eq(subjectList.linkId, linkId)).run();
+}
+
+/**
+ * The link's current list as a reader filters with it: its key column, its identifiers, and those
+ * added after `addedSince` (null: none count as added). Undefined when the link has no list.
+ */
+export interface SubjectFilter {
+  column: string;
+  ids: string[];
+  added: string[];
+}
+export function subjectFilter(db: Db, linkId: number, addedSince: string | null): SubjectFilter | undefined {
+  const list = subjectListOf(db, linkId);
+  if (!list) return undefined;
+  return { column: list.keyField, ids: subjectIds(db, linkId), added: addedSince ? subjectsAddedSince(db, linkId, addedSince) : [] };
+}
