@@ -618,9 +618,12 @@ export class ComplianceService {
 
   addReview(linkId: number, date: string, outcome: 'keep' | 'stop', note: string | undefined, actor: string): repo.ReviewRow {
     if (!isValidDate(date)) throw new UserError(`--date '${date}' is not a date (YYYY-MM-DD)`);
-    const { now } = this.instant();
+    const { now, today } = this.instant();
     return this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, linkId);
+      // The review is a past event: a date ahead would put the next one off (R12.1), one far back is NIA's decision, not a date to type.
+      const approved = s.link.approvedAt ? { date: dayOf(s.link.approvedAt), what: `link ${linkId} was approved` } : undefined;
+      this.claim('--date', { on: date, letterNo: 'review' }, today, approved);
       const row = repo.insertReview(tx, { linkId, date, outcome, note: note ?? null, createdAt: now.toISOString() });
       appendLog(tx, { type: 'review.recorded', agency: s.agency.code, linkId, actor, detail: { date, outcome } }, now);
       return row;

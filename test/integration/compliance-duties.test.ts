@@ -123,6 +123,9 @@ describe('self-audits and audits (R6.4, R9.1)', () => {
     expect(svc.status().filter((l) => l.includes('necessity review'))).toEqual([]);
     dayIs(addDays(addMonths(approved, 12), 1));
     expect(svc.status()).toContain(`link ${id}: necessity review overdue since ${addMonths(approved, 12)}`);
+    // A review's date is a past event's: a date ahead would put the next one off.
+    expect(() => svc.addReview(id, addMonths(today(), 12), 'keep', undefined, 'nia')).toThrow(/--date .* is in the future/);
+    expect(() => svc.addReview(id, addDays(today(), -31), 'keep', undefined, 'nia')).toThrow(/more than 30 days back/);
     svc.addReview(id, today(), 'keep', '仍有業務需要', 'nia');
     expect(svc.status().filter((l) => l.includes('necessity review'))).toEqual([]);
   });
