@@ -24,14 +24,16 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--wait', 'wait for the result and print the delivery')
     .option('--timeout <seconds>', 'with --wait: give up after this long', '600')
     .option('--json', 'print the delivery as JSON')
+    .option('--by <name>', 'who asks for it (recorded as the extract\'s actor in the usage log)')
     .action(async (id, o) => {
       const linkId = parseId(id, 'link');
+      const by = actor(o.by);
       const timeout = parseId(o.timeout, '--timeout') * 1000;
       const { registry, extracts } = ctx.services;
       const state = registry.state(linkId);
       const key = `manual-${linkId}-${Date.now()}-${randomBytes(4).toString('hex')}`;
       try {
-        extracts.assertUsable(state, { key: `extract:${key}`, trigger: 'manual' }, ctx.clock.now());
+        extracts.assertUsable(state, { key: `extract:${key}`, trigger: 'manual', by }, ctx.clock.now());
       } catch (err) {
         if (err instanceof PermanentError) throw new UserError(`refused: ${err.message}`, err.code);
         throw err;
@@ -44,7 +46,7 @@ export function register(program: Command, ctx: CliContext): void {
         const workers = await queue.getWorkersCount().catch(() => -1);
         if (o.wait && workers === 0) throw new UserError('no worker is running: start the service (nia-link start) and try again; nothing was queued', 'worker.none');
         await events?.waitUntilReady();
-        const job = await queue.add('manual-extract', { linkId, full: !!o.full, trigger: 'manual', by: actor() }, { jobId: key });
+        const job = await queue.add('manual-extract', { linkId, full: !!o.full, trigger: 'manual', by }, { jobId: key });
         if (!events) {
           if (o.json) return printJson({ job: job.id, link: linkId, queued: true });
           console.log(`extract for link ${linkId} queued as job ${job.id}${workers === 0 ? ' (no worker is running yet: it runs when the service starts)' : ''}`);

@@ -27,6 +27,8 @@ export interface ExtractRequest {
   linkId: number;
   full: boolean;
   trigger: 'manual' | 'schedule';
+  /** Who asked for a manual extract; the usage log records the extract as theirs (else the worker's). */
+  by?: string;
 }
 
 export interface DeliveryView {
@@ -113,18 +115,18 @@ export class ExtractService {
   }
 
   /** Refuse (and log why) an extract for a link that may not have data now. Re-checked when a job runs: a scheduler may fire around a suspension. */
-  assertUsable(s: LinkState, req: Pick<ExtractRequest, 'key' | 'trigger'>, now: Date): void {
+  assertUsable(s: LinkState, req: Pick<ExtractRequest, 'key' | 'trigger' | 'by'>, now: Date): void {
     const r = mayUseChannel(s, 'extract', { today: taipeiDate(now) });
     if (r.ok) return;
     this.logFailure(s, s.link.id, req, r.refusal.code, r.refusal.message, now);
     throw new PermanentError(`link ${s.link.id}: ${r.refusal.message}`, r.refusal.code);
   }
 
-  private logFailure(s: LinkState | null, linkId: number, req: Pick<ExtractRequest, 'key' | 'trigger'>, code: string, message: string, now: Date): void {
+  private logFailure(s: LinkState | null, linkId: number, req: Pick<ExtractRequest, 'key' | 'trigger' | 'by'>, code: string, message: string, now: Date): void {
     this.d.cdb.write((tx) => {
       const row = deliveries.byKey(tx, req.key);
       if (row && row.status !== 'built') deliveries.update(tx, row.id, { status: 'failed', error: message });
-      appendLog(tx, { type: 'extract.failed', agency: s?.agency.code ?? null, linkId, revision: s?.link.currentRevision ?? null, actor: 'worker', channel: 'extract', object: row ? `delivery:${row.id}` : null, detail: { code, reason: message, trigger: req.trigger, job: req.key } }, now);
+      appendLog(tx, { type: 'extract.failed', agency: s?.agency.code ?? null, linkId, revision: s?.link.currentRevision ?? null, actor: req.by ?? 'worker', channel: 'extract', object: row ? `delivery:${row.id}` : null, detail: { code, reason: message, trigger: req.trigger, job: req.key } }, now);
     });
   }
 
@@ -281,7 +283,7 @@ export class ExtractService {
             agency: s!.agency.code,
             linkId: req.linkId,
             revision: row.revision,
-            actor: 'worker',
+            actor: req.by ?? 'worker',
             channel: 'extract',
             object: fileName,
             detail: { delivery: row.id, rows: result.rows, fields: formatFieldList(fields), scope: formatScope(content.scope), bytes: result.bytes, sha256: result.cipherSha256, plainSha256: result.plainSha256, mode: row.mode, trigger: req.trigger },

@@ -1,4 +1,4 @@
-import type { Queue } from 'bullmq';
+import type { TypedQueue } from '../queue';
 import type { FastifyRequest } from 'fastify';
 import type { ControlDb } from '../db';
 import { links } from '../db/repositories';
@@ -20,7 +20,7 @@ function replyLetter(req: FastifyRequest): { letterNo?: string; letterDate?: str
  * written by the scope's hook, with what each action notes here.
  */
 export class ConsoleActions {
-  constructor(private readonly d: { cdb: ControlDb; services: Services; deliverQueue: Queue }) {}
+  constructor(private readonly d: { cdb: ControlDb; services: Services; deliverQueue: TypedQueue<'deliver'> }) {}
 
   private note(req: FastifyRequest, linkId: number, object: string, detail: Record<string, unknown> = {}): void {
     const agency = this.d.services.registry.show(linkId).agency;

@@ -1,4 +1,4 @@
-import type { Queue } from 'bullmq';
+import type { TypedQueue } from '../queue';
 import type { FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config';
@@ -21,7 +21,7 @@ export interface HttpDeps {
   redis: Redis;
   services: Services;
   /** Every queue, for bull-board and the depths; pushes are retried on `deliver`. */
-  queues: { extract: Queue; deliver: Queue; maintenance: Queue };
+  queues: { extract: TypedQueue<'extract'>; deliver: TypedQueue<'deliver'>; maintenance: TypedQueue<'maintenance'> };
   clock: Clock;
   log: Logger;
 }

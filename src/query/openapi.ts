@@ -26,7 +26,7 @@ export function openApiDocument(datasets: readonly string[]): Record<string, unk
             },
           },
           responses: {
-            '200': { description: 'records found (none for unknown ids)', content: { 'application/json': { schema: { type: 'object', required: ['records'], properties: { records: { type: 'array', items: { type: 'object' } } } } } } },
+            '200': { description: 'records found (none for unknown ids)', content: { 'application/json': { schema: { type: 'object', required: ['records', 'confidentiality'], properties: { records: { type: 'array', items: { type: 'object' } }, confidentiality: { type: 'object', description: 'form item 7: the confidentiality terms the records are given under (R-F7)', required: ['zh', 'en'], properties: { zh: { type: 'string' }, en: { type: 'string' } } } } } } } },
             '400': { description: 'invalid body or missing reference', content: { 'application/json': { schema: error } } },
             '401': { description: 'no client certificate', content: { 'application/json': { schema: error } } },
             '403': { description: 'certificate, address, link or dataset not allowed', content: { 'application/json': { schema: error } } },

@@ -6,7 +6,7 @@ import { keyedIdHash } from '../crypto';
 import type { ControlDb } from '../db';
 import { queries } from '../db/repositories';
 import { type Clock, clientRefusal, type DatasetCatalog, mayUseChannel, normaliseIp, taipeiDate } from '../domain';
-import { channelSecret, compileScope, type CompiledScope, ident, openSourceDb, projection, sourceDbPath } from '../extract';
+import { channelSecret, compileScope, type CompiledScope, CONFIDENTIALITY_NOTICE, ident, openSourceDb, projection, sourceDbPath } from '../extract';
 import type { DailyCap } from './cap';
 import { QueryRefusals } from './refusals';
 import type { Logger } from '../logger';
@@ -302,7 +302,8 @@ export class QueryService {
         },
         now,
     );
-    return { status: 200, body: { records } };
+    // Form item 7 travels with the data it covers, as in every manifest (R-F7).
+    return { status: 200, body: { records, confidentiality: CONFIDENTIALITY_NOTICE } };
   }
 }
 

@@ -3,6 +3,8 @@ import type { Config } from '../config';
 
 export * from './redis';
 export { syncSchedules, type ScheduleSync } from './schedules';
+export type { JobData, JobTypes, QueueName, TypedQueue } from './jobs';
+import type { JobData, JobTypes, QueueName, TypedQueue } from './jobs';
 
 /** Queue names: one concept each. */
 export const QUEUES = {
@@ -24,8 +26,8 @@ export function connection(url: string) {
 }
 
 /** A queue with the installation's prefix and its retry policy (exponential backoff; failed jobs kept for inspection). */
-export function openQueue(name: string, config: Config, url: string): Queue {
-  return new Queue(name, {
+export function openQueue<K extends QueueName>(name: K, config: Config, url: string): TypedQueue<K> {
+  return new Queue<JobData<K>, JobTypes[K]['result'], JobTypes[K]['name']>(name, {
     connection: connection(url),
     prefix: queuePrefix(config),
     defaultJobOptions: {

@@ -1,4 +1,4 @@
-import { Queue, QueueEvents } from 'bullmq';
+import { QueueEvents } from 'bullmq';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,7 +8,7 @@ import { deliveries } from '../../src/db/repositories';
 import { addDays, taipeiDate } from '../../src/domain';
 import { PermanentError } from '../../src/extract';
 import { startService, type RunningService } from '../../src/main';
-import { connection, openQueue, QUEUES, queuePrefix } from '../../src/queue';
+import { connection, openQueue, QUEUES, queuePrefix, type TypedQueue } from '../../src/queue';
 import { buildServices } from '../../src/services';
 import { listLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
@@ -18,7 +18,7 @@ const REDIS = process.env.NIA_TEST_REDIS_URL!;
 let keys: AgencyKeys;
 let w: TestWorld;
 let svc: RunningService;
-let queue: Queue;
+let queue: TypedQueue<'extract'>;
 let events: QueueEvents;
 let config: ReturnType<typeof loadConfig>;
 
@@ -126,6 +126,17 @@ describe('extract pipeline with a real worker, Redis and GnuPG', () => {
     const { plain } = gpgDecrypt(d.path!);
     expect(parseCsv(plain)[0]).toEqual(['person_id', 'port']);
     expect(plain).not.toContain('VNM');
+  });
+
+  it('R6.1 a manual extract is recorded as done by the operator who asked for it (deliver --by); one without a name, by the worker', async () => {
+    const id = await approvedLink(w, keys, { account: 'xby', fields: [{ name: 'port' }] });
+    const job = await queue.add('manual-extract', { linkId: id, full: true, trigger: 'manual', by: 'op:王承辦' });
+    const r = await job.waitUntilFinished(events, 60000);
+    const built = listLog(w.cdb.db, { linkId: id, type: 'extract.built' });
+    expect(built.map((x) => x.actor)).toEqual(['op:王承辦']);
+    expect(JSON.parse(built[0].detail)).toMatchObject({ delivery: r.deliveryId, trigger: 'manual' });
+    await deliver(id);
+    expect(listLog(w.cdb.db, { linkId: id, type: 'extract.built' }).map((x) => x.actor)).toEqual(['op:王承辦', 'worker']);
   });
 
   it('incremental deliveries carry only records changed since the last successful one; an empty increment is a header-only file', async () => {

@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { buildServices, type Services } from '../../src/services';
 import { listLog, LogAppender, verifyLog } from '../../src/usagelog';
+import { CONFIDENTIALITY_NOTICE } from '../../src/extract';
 import { person, writeEntryExitSource } from '../helpers/source';
 import { askQuery } from '../helpers/query';
 import { alive, approvedLink, childPids, cleanupKeys, makeAgencyKeys, openWorld, startRole, tmpDir, type AgencyKeys, type RoleProcess, type TestWorld } from '../helpers/world';
@@ -70,13 +71,15 @@ afterAll(async () => {
 });
 
 describe('online query over mutual TLS (R2.1)', () => {
-  it('R3.2 a registered client certificate gets exactly the approved fields, transforms applied; unknown ids return nothing', async () => {
+  it('R3.2 R-F7 a registered client certificate gets exactly the approved fields, transforms applied, with the confidentiality notice; unknown ids return nothing', async () => {
     const r = await ask('entry_exit', { ids: ['A800000001', 'A899999999'], reference: '衛授疾字第1150001號' }, good);
     expect(r.status).toBe(200);
     expect(r.body.records).toEqual([
       { person_id: 'A800000001', name_zh: '陳*雄', port: 'TPE', birth_date: '1990' },
       { person_id: 'A800000001', name_zh: '陳*雄', port: 'KHH', birth_date: '1990' },
     ]);
+    // R-F7: the answer carries form item 7, as every manifest does.
+    expect(r.body.confidentiality).toEqual(CONFIDENTIALITY_NOTICE);
     const [rec] = listLog(w.cdb.db, { linkId, type: 'query.answered' });
     const detail = JSON.parse(rec.detail);
     expect(detail).toMatchObject({ ids: 2, returned: 2, reference: '衛授疾字第1150001號' });

@@ -249,7 +249,7 @@ describe('R3.4 R3.5 the online query inside the scope, without harvest or re-ide
     const unknown = await ask(['Z999999999']);
     const out = await ask([outside]);
     expect(out).toEqual(unknown);
-    expect(out).toEqual({ status: 200, body: { records: [] } });
+    expect(out).toEqual({ status: 200, body: { records: [], confidentiality: expect.objectContaining({ zh: expect.stringContaining('移民署') }) } });
     const inn = await ask([inside]);
     expect((inn.body as any).records.length).toBeGreaterThan(0);
     expect((inn.body as any).records.every((r: any) => ['VNM', 'IDN'].includes(r.nationality) && r.direction === 'entry')).toBe(true);
