@@ -17,6 +17,10 @@ import type { UsageRecordsService } from './usagelog';
 import { enqueuePushJobs } from './delivery';
 import { csvExtensionBuilt } from './extract';
 import { UserError } from './errors';
+import { BatchService, batchProcessor } from './batch';
+import { queryIdSecret } from './crypto';
+import { RedisDailyCap } from './query/cap';
+import { sourceDbPath } from './extract';
 
 import type { Role } from './roles';
 export { ROLES, type Role } from './roles';
@@ -30,7 +34,7 @@ export interface RunningService {
 
 const SCHEDULE_SYNC_MS = 10_000;
 
-function startWorkers(config: Config, url: string, services: Services, log: Logger, usageRecords: UsageRecordsService): { workers: Worker[]; close: () => Promise<void> } {
+function startWorkers(config: Config, url: string, services: Services, log: Logger, usageRecords: UsageRecordsService, env: { cdb: ControlDb; clock: Clock }): { workers: Worker[]; close: () => Promise<void> } {
   const opts = { connection: connection(url), prefix: queuePrefix(config) };
   const deliverQ = openQueue(QUEUES.deliver, config, url);
   const enqueuePushes = (deliveryId: number) => enqueuePushJobs(deliverQ, services.pushes, services.pushes.jobsFor(deliveryId), false);
@@ -39,13 +43,56 @@ function startWorkers(config: Config, url: string, services: Services, log: Logg
   // Pushes wait on the network, not the CPU: several at once.
   const deliver = new Worker(QUEUES.deliver, pushDeliveryProcessor(services.pushes), { ...opts, concurrency: 4 });
   const maintenance = new Worker(QUEUES.maintenance, maintenanceProcessor(services, { records: usageRecords, onSent: enqueuePushes }), { ...opts, concurrency: 1 });
-  const workers = [extract, deliver, maintenance];
+  const batch = startBatchWorker(config, url, services, env, opts, enqueuePushes, log);
+  const workers = [extract, deliver, maintenance, batch.worker];
   for (const w of workers) {
     w.on('failed', (job: Job | undefined, err: Error) => log.warn({ queue: w.name, job: job?.id, attempts: job?.attemptsMade, err: err.message }, 'job failed'));
     w.on('error', (err) => log.error({ queue: w.name, err: err.message }, 'worker error'));
   }
   // Close lets running jobs finish (drain) before the process goes.
-  return { workers, close: () => Promise.all(workers.map((w) => w.close())).then(() => deliverQ.close()) };
+  return { workers, close: () => Promise.all(workers.map((w) => w.close())).then(() => Promise.all([deliverQ.close(), batch.close()])).then(() => undefined) };
+}
+
+/**
+ * Queue `batch` (R2.2): uploads to /inbox, one at a time per process (decrypting and answering are
+ * CPU-bound). The daily identifier cap is the online query's own count in Redis. Every sweepSec the
+ * uploads still pending after staleSec are queued again: the SFTP role may have died between
+ * committing an upload and queuing it (the job id makes a second enqueue of a queued upload a no-op).
+ */
+function startBatchWorker(config: Config, url: string, services: Services, env: { cdb: ControlDb; clock: Clock }, opts: { connection: ReturnType<typeof connection>; prefix: string }, onAnswered: (deliveryId: number) => Promise<void>, log: Logger) {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  redis.on('error', (err) => log.warn({ err: err.message }, 'batch: redis connection error'));
+  const service = new BatchService({
+    cdb: env.cdb,
+    registry: services.registry,
+    clock: env.clock,
+    outboxDir: path.join(config.dataDir, 'outbox'),
+    keysDir: config.keysDir,
+    sourceFile: sourceDbPath(config.dataDir),
+    retentionDays: config.outbox.retentionDays,
+    settings: config.batch,
+    cap: new RedisDailyCap(redis, queuePrefix(config)),
+    idSecret: queryIdSecret(config.keysDir),
+  });
+  const worker = new Worker(QUEUES.batch, batchProcessor(service, onAnswered), { ...opts, concurrency: 1, lockDuration: config.worker.lockMs, stalledInterval: Math.max(1000, Math.floor(config.worker.lockMs / 2)) });
+  const queue = openQueue(QUEUES.batch, config, url);
+  let sweeping = false;
+  const timer = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    Promise.all(service.stale(config.batch.staleSec).map((id) => queue.add('batch-request', { uploadId: id }, { jobId: `upload-${id}` })))
+      .catch((err) => log.error({ err: (err as Error).message }, 'batch: sweep of pending uploads failed'))
+      .finally(() => (sweeping = false));
+  }, config.batch.sweepSec * 1000);
+  timer.unref();
+  return {
+    worker,
+    close: async () => {
+      clearInterval(timer);
+      await queue.close();
+      redis.disconnect();
+    },
+  };
 }
 
 
@@ -77,7 +124,7 @@ export async function startService(config: Config, roles: readonly Role[], say: 
     say(`redis: ${redactRedisUrl(redisInfo.url)} (${redisInfo.source === 'embedded' ? 'embedded, data in ' + path.join(config.dataDir, 'redis') : redisInfo.source}), key prefix ${queuePrefix(config)}`);
 
     if (roles.includes('worker')) {
-      const { workers, close } = startWorkers(config, redisInfo.url, services, log, usageRecordsService(config, cdb, clock, services));
+      const { workers, close } = startWorkers(config, redisInfo.url, services, log, usageRecordsService(config, cdb, clock, services), { cdb, clock });
       stops.push(close);
       say(`worker: processing queues ${workers.map((w) => w.name).join(', ')}`);
       if (!csvExtensionBuilt()) log.warn('the CSV extension (dist/native) is not built: extracts read rows one by one, several times slower; run `npm run build`');

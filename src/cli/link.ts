@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { CHANGE_KINDS, DEFAULT_MAX_IDS_PER_DAY, type ChangeKind, rocDateText, LINK_STATUSES, type LinkStatus, METHODS, type Method, parseFieldList, type PushEndpoint } from '../domain';
+import { CHANGE_KINDS, DEFAULT_MAX_IDS_PER_DAY, type ChangeKind, rocDateText, LINK_STATUSES, type LinkStatus, METHODS, type Method, parseFieldList, type PushEndpoint, subjectsOf } from '../domain';
+import { batch } from '../db/repositories';
 import { UserError } from '../errors';
 import type { LinkView } from '../registry';
 import { actor, basename, type CliContext, collect, parseDate, parseId, printJson, readInputFile, splitList, writeOutputFile } from './context';
@@ -117,6 +118,7 @@ export function register(program: Command, ctx: CliContext): void {
       .option('--scope <conditions>', "records needed (R3.4): 'FIELD in V1,V2; FIELD not-in V; FIELD from|to YYYY-MM-DD; FIELD within-days N', or all (see nia-link dataset show NAME)")
       .option('--scope-file <file>', 'the scope as JSON (schemas/scope.schema.json)')
       .option('--scope-justification <text>', 'with --scope all: why the whole dataset is necessary')
+      .option('--max-subjects <n>', 'with the scope condition subjects: the most persons the subject list may name')
       .option('--max-ids-per-day <n>', 'online and batch query: identifiers a day (R3.5)', String(DEFAULT_MAX_IDS_PER_DAY))
       .option('--by <name>', 'who records it')
       .option('--json', 'print the link as JSON'),
@@ -144,7 +146,7 @@ export function register(program: Command, ctx: CliContext): void {
         push: pushEndpoint(o),
         email: o.email ? splitList(o.email) : undefined,
         clientCerts: clientCerts(o.clientCert),
-        scope: { text: o.scope, json: o.scopeFile !== undefined ? readJsonFile(o.scopeFile, 'scope file') : undefined, justification: o.scopeJustification },
+        scope: { text: o.scope, json: o.scopeFile !== undefined ? readJsonFile(o.scopeFile, 'scope file') : undefined, justification: o.scopeJustification, maxSubjects: o.maxSubjects === undefined ? undefined : positiveInt(o.maxSubjects, '--max-subjects') },
         maxIdsPerDay: positiveInt(o.maxIdsPerDay, '--max-ids-per-day'),
       },
       actor(o.by),
@@ -197,8 +199,10 @@ export function register(program: Command, ctx: CliContext): void {
       const linkId = parseId(id, 'link');
       const view = ctx.registry.show(linkId);
       const history = o.history ? ctx.registry.history(linkId) : undefined;
-      if (o.json) return printJson(history ? { ...view, history } : view);
+      const subjects = subjectListSummary(ctx, linkId);
+      if (o.json) return printJson({ ...view, ...(subjects ? { subjectList: subjects.json } : {}), ...(history ? { history } : {}) });
       printLink(view);
+      if (subjects) console.log(subjects.line);
       if (history) {
         console.log('\nrevisions:');
         for (const r of history.revisions) console.log(`  ${r.number}  ${r.createdAt}${r.changeRequestId ? `  change ${r.changeRequestId}` : '  application'}`);
@@ -278,4 +282,12 @@ export function register(program: Command, ctx: CliContext): void {
     console.log(`change request ${cr.id} (${cr.kind}) filed for link ${cr.linkId}: pending (nia-link change approve ${cr.id})`);
     console.log(String(cr.id));
   });
+}
+
+/** A subjects link's list in force: its size and date only, never who is on it (R3.4). */
+function subjectListSummary(ctx: CliContext, linkId: number): { json: unknown; line: string } | undefined {
+  if (!subjectsOf(ctx.registry.state(linkId).content.scope)) return undefined;
+  const list = batch.subjectListOf(ctx.cdb.db, linkId);
+  if (!list) return { json: null, line: 'subject list      none uploaded yet: deliveries hold nothing until the agency uploads subjects-NAME.csv.pgp' };
+  return { json: { count: list.count, key: list.keyField, inForceAt: list.inForceAt }, line: `subject list      ${list.count} persons by ${list.keyField}, in force since ${list.inForceAt}` };
 }

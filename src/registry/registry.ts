@@ -70,7 +70,7 @@ export interface ApplyInput {
   /** online-query: the agency system's TLS client certificates (PEM). */
   clientCerts?: string[];
   /** R3.4: the records asked for, as typed (--scope), as JSON (--scope-file), or `all` with a justification. */
-  scope: { text?: string; json?: unknown; justification?: string };
+  scope: { text?: string; json?: unknown; justification?: string; maxSubjects?: number };
   /** R3.5: identifiers a day (default DEFAULT_MAX_IDS_PER_DAY). */
   maxIdsPerDay?: number;
 }

@@ -30,11 +30,14 @@ export interface QueryRecord {
   detail: string;
 }
 
-/** Online-query records that looked up an id with this keyed hash ("who looked up this person, when, and why"). */
+/**
+ * Records that looked up an id with this keyed hash ("who looked up this person, when, and why"):
+ * online queries, batch requests and the subject lists that named the person.
+ */
 export function whoQueried(tx: Db, idHash: string): QueryRecord[] {
   return tx.all<QueryRecord>(
     sql`SELECT seq, at, type, agency, link_id AS linkId, ip, detail FROM usage_log
-        WHERE type LIKE 'query.%' AND EXISTS (SELECT 1 FROM json_each(detail, '$.idHashes') j WHERE j.value = ${idHash}) ORDER BY seq`,
+        WHERE (type LIKE 'query.%' OR type IN ('batch.received', 'subjects.in-force')) AND EXISTS (SELECT 1 FROM json_each(detail, '$.idHashes') j WHERE j.value = ${idHash}) ORDER BY seq`,
   );
 }
 
