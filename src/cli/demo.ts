@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { readKey } from 'openpgp';
 import type { Config } from '../config';
 import { ensureKeys, hostKeys, KEY_FILES, signingPublicKeyArmored } from '../crypto';
 import { controlDbFile } from '../db';
@@ -231,7 +232,9 @@ async function setUp(ctx: CliContext, dir: string, say: (s: string) => void): Pr
 
 /** A full delivery whose file is in the outbox: the one the guide fetches (made now when there is none). */
 async function fullDelivery(ctx: CliContext, config: Config, linkId: number): Promise<string> {
-  const built = () => ctx.services.extracts.list(linkId).find((d) => d.status === 'built' && d.mode === 'full' && d.path && existsSync(d.path));
+  // An extract of the link's dataset (answers to batch requests are deliveries too, named after the request).
+  const extract = new RegExp(`^${DATASET}-L${linkId}-r\\d+-\\S+-D\\d+\\.csv\\.pgp$`);
+  const built = () => ctx.services.extracts.list(linkId).find((d) => d.status === 'built' && d.mode === 'full' && d.path && extract.test(path.basename(d.path)) && existsSync(d.path));
   let d = built();
   if (d) return path.basename(d.path!);
   const { openQueue, QUEUES, resolveRedis } = await import('../queue');
@@ -255,7 +258,7 @@ async function fullDelivery(ctx: CliContext, config: Config, linkId: number): Pr
 }
 
 /** The guide: zh-TW and English, each command on its own line after `$ `, working as printed from any directory. */
-function guide(o: { dir: string; config: Config; ports: { http: number; sftp: number; query: number }; state: DemoState; file: string; batch: boolean }): string {
+function guide(o: { dir: string; config: Config; ports: { http: number; sftp: number; query: number }; state: DemoState; file: string; batch: boolean; niaFingerprint: string }): string {
   const a = (name: string) => path.join(o.dir, 'agency', name);
   const host = (h: string) => (h === '0.0.0.0' || h === '::' ? '127.0.0.1' : h);
   const sftp = `sftp -b - -P ${o.ports.sftp} -i ${shq(a('id_ed25519'))} -o IdentitiesOnly=yes -o UserKnownHostsFile=${shq(a('known_hosts'))} ${o.state.account}@127.0.0.1`;
@@ -280,14 +283,17 @@ function guide(o: { dir: string; config: Config; ports: { http: number; sftp: nu
     `$ curl -sS --fail-with-body --cacert ${shq(a('nia-query-server.crt'))} --cert ${shq(a('client.crt'))} --key ${shq(a('client.key'))} -H 'content-type: application/json' -d ${shq(body)} ${url}`,
   ];
   if (o.batch) {
-    const req = 'demo-batch-001';
+    // A new request name on each try: a name is refused while its earlier answer is still in /outbox.
+    const dq = (p: string) => p.replace(/(["\\`$])/g, '\\$1');
+    const ad = dq(path.join(o.dir, 'agency') + '/');
     lines.push(
-      `# 5. 批次查詢：簽章加密的身分證號清單放進 /inbox，結果出現在 /outbox / Batch query: a signed, encrypted list of ids into /inbox, the result appears in /outbox`,
-      `$ printf 'person_id\\n%s\\n' ${shq(o.state.queryId!)} > ${shq(a(`${req}.csv`))}`,
-      `$ ${gnupg} gpg --batch --yes --sign --encrypt --recipient ${shq(`nia-link`)} --output ${shq(a(`${req}.csv.pgp`))} ${shq(a(`${req}.csv`))}`,
-      `$ echo ${shq(`put ${sftpq(a(`${req}.csv.pgp`))} /inbox/${req}.csv.pgp`)} | ${sftp}`,
-      `$ sleep 10; echo ${shq(`get /outbox/${req}.result.csv.pgp ${sftpq(a(`${req}.result.csv.pgp`))}`)} | ${sftp}`,
-      `$ ${gnupg} gpg --batch --yes --decrypt ${shq(a(`${req}.result.csv.pgp`))}`,
+      `# 5. 批次查詢：簽章並加密的身分識別碼清單放進 /inbox，結果出現在 /outbox / Batch query: a signed, encrypted list of ids into /inbox, the answer appears in /outbox`,
+      `$ REQ=demo-$(date +%Y%m%d-%H%M%S)`,
+      `$ printf '# reference: demo-batch\\nperson_id\\n%s\\n' ${shq(o.state.queryId!)} > "${ad}$REQ.csv"`,
+      `$ ${gnupg} gpg --batch --yes --sign --encrypt --recipient ${o.niaFingerprint} --output "${ad}$REQ.csv.pgp" "${ad}$REQ.csv"`,
+      `$ echo "put ${ad}$REQ.csv.pgp /inbox/" | ${sftp}`,
+      `$ until echo "get /outbox/$REQ.result.csv.pgp ${ad}" | ${sftp} 2>/dev/null; do sleep 2; done`,
+      `$ ${gnupg} gpg --batch --yes --decrypt "${ad}$REQ.result.csv.pgp"`,
     );
   }
   lines.push(
@@ -319,7 +325,8 @@ async function runDemo(ctx: CliContext, dir: string, o: { httpPort?: string; sft
     writeFileSync(path.join(dir, 'agency', 'known_hosts'), hostKeys(config.keysDir).map((k) => `[127.0.0.1]:${ports.sftp} ${k.public}\n`).join(''));
     const file = await fullDelivery(ctx, config, state.linkId!);
     const batch = ctx.registry.show(state.linkId!).channels.includes('batch-query' as never);
-    console.log(guide({ dir, config, ports, state, file, batch }));
+    const niaFingerprint = (await readKey({ armoredKey: signingPublicKeyArmored(config.keysDir) })).getFingerprint().toUpperCase();
+    console.log(guide({ dir, config, ports, state, file, batch, niaFingerprint }));
     console.log(`guide ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } catch (err) {
     await stop();

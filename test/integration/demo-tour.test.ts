@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { BIN, ROOT, tmpDir } from '../helpers/world';
@@ -66,6 +66,23 @@ const commandsOf = (guide: string): string[] => guide.split('\n').filter((l) => 
 function sh(cmd: string, opts: { cwd: string; timeout?: number; env?: NodeJS.ProcessEnv }): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync('bash', ['-c', cmd], { cwd: opts.cwd, env: opts.env ?? env, encoding: 'utf8', timeout: opts.timeout ?? 120_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * The commands run one after another in one shell, as pasted into a terminal: a variable one sets is
+ * there for the next. Each one's output and exit status are kept; the first to fail stops the rest.
+ */
+function pasted(cmds: string[], cwd: string): { cmd: string; code: number; stdout: string; stderr: string }[] {
+  const work = mkdtempSync(path.join(scratch, 'session-'));
+  const f = (i: number, ext: string) => path.join(work, `${i}.${ext}`);
+  const script = cmds.map((c, i) => `{ ${c}\n} >${f(i, 'out')} 2>${f(i, 'err')} </dev/null; rc=$?; echo $rc >${f(i, 'rc')}; [ $rc = 0 ] || exit $rc`).join('\n');
+  spawnSync('bash', ['-c', script], { cwd, env, timeout: 240_000 });
+  return cmds.map((cmd, i) => {
+    const read = (ext: string) => (existsSync(f(i, ext)) ? readFileSync(f(i, ext), 'utf8') : '');
+    const r = { cmd, code: read('rc') === '' ? -1 : Number(read('rc')), stdout: read('out'), stderr: read('err') };
+    if (r.code !== 0) throw new Error(`guide command failed (exit ${r.code}${r.code === -1 ? ': not run, or killed' : ''}):\n$ ${cmd}\n${r.stdout}\n${r.stderr}`);
+    return r;
+  });
 }
 
 /** The ```sh blocks of the README section `## Quick tour`, in order. */
@@ -139,17 +156,12 @@ describe('nia-link demo', () => {
     expect(bad.headers.get('set-cookie') ?? '').not.toMatch(/session=[^;]/);
   });
 
-  test('every command of the guide works as printed, each in a shell of its own, from another directory', () => {
+  test('every command of the guide works as printed, pasted in order into a terminal elsewhere', () => {
     const elsewhere = path.join(scratch, 'elsewhere');
     mkdirSync(elsewhere, { recursive: true });
     const cmds = commandsOf(guide);
     expect(cmds.length).toBeGreaterThanOrEqual(5);
-    const results: { cmd: string; stdout: string; stderr: string }[] = [];
-    for (const cmd of cmds) {
-      const r = sh(cmd, { cwd: elsewhere });
-      if (r.code !== 0) throw new Error(`guide command failed (exit ${r.code}):\n$ ${cmd}\n${r.stdout}\n${r.stderr}`);
-      results.push({ cmd, ...r });
-    }
+    const results = pasted(cmds, elsewhere);
     const of = (re: RegExp) => results.find((r) => re.test(r.cmd))!;
     expect(of(/ls -l \/outbox/).stdout).toMatch(/entry_exit-L\d+-r1-\S+-D\d+\.csv\.pgp/);
     // Decrypted, with a good signature by NIA's key, which the agency's GnuPG home trusts.
@@ -157,7 +169,7 @@ describe('nia-link demo', () => {
     expect(decrypt.stderr).toMatch(/Good signature from/);
     expect(decrypt.stderr).not.toMatch(/not certified with a trusted signature/);
     const pgp = decrypt.cmd.split(' ').pop()!;
-    const status = sh(`GNUPGHOME=${path.join(dir, 'agency', 'gnupg')} gpg --batch --status-fd 1 --decrypt ${pgp} >/dev/null`, { cwd: elsewhere });
+    const status = sh(`GNUPGHOME=${path.join(dir, 'agency', 'gnupg')} gpg --batch --status-fd 1 --output /dev/null --decrypt ${pgp}`, { cwd: elsewhere });
     expect(status.stdout).toMatch(/\[GNUPG:\] GOODSIG/);
     expect(status.stdout).toMatch(/\[GNUPG:\] DECRYPTION_OKAY/);
     const head = of(/^head /).stdout.trim().split('\n');
@@ -168,6 +180,12 @@ describe('nia-link demo', () => {
     const query = JSON.parse(of(/^curl /).stdout);
     const state = JSON.parse(readFileSync(path.join(dir, 'demo.json'), 'utf8'));
     expect(JSON.stringify(query)).toContain(state.queryId);
+    // Batch query, where the link has it: the answer to the uploaded request, signed by NIA.
+    if (cmds.some((c) => c.includes('/inbox/'))) {
+      const answer = of(/gpg .*--decrypt "\S*\$REQ\.result\.csv\.pgp"/);
+      expect(answer.stderr).toMatch(/Good signature from/);
+      expect(answer.stdout).toContain(state.queryId);
+    }
   });
 
   test("the README's Quick tour runs as written against the demo", () => {
