@@ -88,7 +88,7 @@ export class VendorService {
    */
   remove(id: number, reason: string | undefined, actor: string): { vendor: VendorRow; changeId: number | null; allowIps: string[] | null } {
     const now = this.clock.now();
-    return this.cdb.write((tx) => {
+    const out = this.cdb.write((tx) => {
       const v = vendors.byId(tx, id);
       if (!v) throw new UserError(`vendor ${id} does not exist`, 'vendor.unknown');
       if (v.removedAt) throw new UserError(`vendor ${id} was removed already (${v.removedAt})`, 'vendor.removed');
@@ -130,6 +130,9 @@ export class VendorService {
       );
       return { vendor: vendors.byId(tx, v.id)!, changeId, allowIps };
     });
+    // Its machines are off the allow-list in force now (Registry.load): open sessions from them close.
+    this.registry.changed(out.vendor.linkId);
+    return out;
   }
 
   /** One vendor, current or removed, with its sub-contractors and the audits that named it (R9.2). */
