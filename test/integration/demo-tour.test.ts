@@ -172,7 +172,7 @@ describe('nia-link demo', () => {
     const status = sh(`GNUPGHOME=${path.join(dir, 'agency', 'gnupg')} gpg --batch --status-fd 1 --output /dev/null --decrypt ${pgp}`, { cwd: elsewhere });
     expect(status.stdout).toMatch(/\[GNUPG:\] GOODSIG/);
     expect(status.stdout).toMatch(/\[GNUPG:\] DECRYPTION_OKAY/);
-    const head = of(/^head /).stdout.trim().split('\n');
+    const head = of(/^head /).stdout.trim().split(/\r?\n/);
     expect(head[0]).toBe('person_id,name_zh,nationality,direction,crossed_at,port');
     expect(head.length).toBe(5);
     // The scope: no citizens.
