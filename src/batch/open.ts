@@ -1,5 +1,7 @@
 import * as openpgp from 'openpgp';
 
+const CLOCK_SKEW_MS = 5 * 60_000;
+
 /** Why a request's OpenPGP envelope is refused: stable codes the agency is told. */
 export type OpenRefusal = { code: 'not-encrypted' | 'signature.missing' | 'signature.unknown-key' | 'signature.invalid' | 'format.invalid'; message: string };
 
@@ -29,7 +31,10 @@ export async function openRequest(bytes: Uint8Array, nia: openpgp.PrivateKey, ag
   let data: Uint8Array;
   let signatures: Awaited<ReturnType<typeof openpgp.decrypt>>["signatures"];
   try {
-    const r = await openpgp.decrypt({ message, decryptionKeys: nia, verificationKeys: agency, format: 'binary', date: opts.now, config: { maxDecompressedMessageSize: opts.maxPlainBytes } });
+    // Verified as of a few minutes after our clock: an agency's clock a little ahead of ours must not
+    // make its fresh signature "from the future".
+    const date = new Date(opts.now.getTime() + CLOCK_SKEW_MS);
+    const r = await openpgp.decrypt({ message, decryptionKeys: nia, verificationKeys: agency, format: 'binary', date, config: { maxDecompressedMessageSize: opts.maxPlainBytes } });
     data = r.data as Uint8Array;
     signatures = r.signatures;
   } catch (err) {
