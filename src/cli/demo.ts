@@ -308,16 +308,22 @@ function guide(o: { dir: string; config: Config; ports: { http: number; sftp: nu
 async function runDemo(ctx: CliContext, dir: string, o: { httpPort?: string; sftpPort?: string; queryPort?: string }): Promise<void> {
   const started = Date.now();
   const say = (s: string) => console.log(s);
-  const state = await setUp(ctx, dir, say);
+  // The agency's gpg-agent, started by the key generation, goes with the demo.
+  const killAgent = () => void spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, GNUPGHOME: path.join(dir, 'agency', 'gnupg') }, stdio: 'ignore' });
+  let svc: Awaited<ReturnType<typeof import('../main').startService>>;
   const config = demoConfig(ctx.config, o);
-  // Reuses what `nia-link start` runs: every role, in this process.
-  const { startService } = await import('../main');
-  const svc = await startService(config, [...ROLES], (line) => console.log(line), ctx.clock);
+  try {
+    await setUp(ctx, dir, say);
+    // Reuses what `nia-link start` runs: every role, in this process.
+    const { startService } = await import('../main');
+    svc = await startService(config, [...ROLES], (line) => console.log(line), ctx.clock);
+  } catch (err) {
+    killAgent();
+    throw err;
+  }
+  const state = loadState(path.join(dir, 'demo.json'));
   let stopping: Promise<void> | undefined;
-  const stop = () =>
-    (stopping ??= svc.stop().finally(() => {
-      spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, GNUPGHOME: path.join(dir, 'agency', 'gnupg') }, stdio: 'ignore' });
-    }));
+  const stop = () => (stopping ??= svc.stop().finally(killAgent));
   try {
     const ports = { http: svc.httpPort ?? config.http.port, sftp: svc.sftpPort ?? config.sftp.port, query: svc.queryPort ?? config.query.port };
     // What the agency holds: NIA's query-server certificate and SSH host keys, pinned.
