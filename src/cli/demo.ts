@@ -130,6 +130,8 @@ function demoConfig(base: Config, o: { httpPort?: string; sftpPort?: string; que
   const env = process.env;
   return {
     ...base,
+    // The guide stays readable: warnings and errors only, unless asked for more.
+    logLevel: env.NIA_LINK_LOG_LEVEL ? base.logLevel : 'warn',
     http: { ...base.http, port: port(o.httpPort, '--http-port') ?? base.http.port },
     sftp: { ...base.sftp, host: env.NIA_LINK_SFTP_HOST ? base.sftp.host : '127.0.0.1', processes: env.NIA_LINK_SFTP_PROCESSES ? base.sftp.processes : 1, port: port(o.sftpPort, '--sftp-port') ?? base.sftp.port },
     query: { ...base.query, host: env.NIA_LINK_QUERY_HOST ? base.query.host : '127.0.0.1', processes: env.NIA_LINK_QUERY_PROCESSES ? base.query.processes : 1, port: port(o.queryPort, '--query-port') ?? base.query.port },

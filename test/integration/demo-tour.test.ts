@@ -231,3 +231,41 @@ describe('nia-link demo', () => {
     expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^nia-link: .*production installation/)]);
   });
 });
+
+describe('progress where a person waits', () => {
+  /** The command on a terminal (a pseudo-terminal made by script(1)), and in a pipe. */
+  const onTerminal = (args: string[]) => spawnSync('script', ['-qec', [process.execPath, BIN, ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], { env, encoding: 'utf8', input: '', timeout: 120_000 });
+  const inPipe = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8', timeout: 120_000 });
+
+  test('seed, log verify and backup draw one line in place on a terminal; nothing in a pipe or with --json', () => {
+    const data = path.join(scratch, 'progress');
+    const d = ['--data-dir', data];
+    expect(inPipe([...d, 'init']).status).toBe(0);
+
+    const seedTty = onTerminal([...d, 'seed', '--rows', '60000', '--dataset', 'entry_exit']);
+    expect(seedTty.status).toBe(0);
+    expect(seedTty.stdout).toMatch(/\rentry_exit \[#+\.*\]\s+\d+%\s+\d+\/60000 rows/);
+    expect(seedTty.stdout).toMatch(/\r\x1b\[Kseeded entry_exit: 60000 rows/);
+    const seedPipe = inPipe([...d, 'seed', '--rows', '60000', '--dataset', 'entry_exit']);
+    expect(seedPipe.status).toBe(0);
+    expect(seedPipe.stderr).toBe('');
+    expect(seedPipe.stdout).toMatch(/^seeded entry_exit: 60000 rows/);
+
+    const verifyTty = onTerminal([...d, 'log', 'verify']);
+    expect(verifyTty.status).toBe(0);
+    expect(verifyTty.stdout).toMatch(/\rusage log . verifying/);
+    expect(verifyTty.stdout).toMatch(/usage log verified/);
+    const verifyJson = onTerminal([...d, 'log', 'verify', '--json']);
+    expect(verifyJson.stdout).not.toMatch(/verifying/);
+    expect(JSON.parse(verifyJson.stdout.replace(/\r/g, '')).ok).toBe(true);
+    const verifyPipe = inPipe([...d, 'log', 'verify']);
+    expect(verifyPipe.stderr).toBe('');
+
+    const backupTty = onTerminal([...d, 'backup', '--out', path.join(scratch, 'backup-tty')]);
+    expect(backupTty.status).toBe(0);
+    expect(backupTty.stdout).toMatch(/\rbackup . copying/);
+    const backupPipe = inPipe([...d, 'backup', '--out', path.join(scratch, 'backup-pipe')]);
+    expect(backupPipe.status).toBe(0);
+    expect(backupPipe.stderr).toBe('');
+  });
+});
