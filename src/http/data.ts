@@ -4,6 +4,7 @@ import type { ControlDb } from '../db';
 import { agencies as agencyRepo, consoleQueries, logCheckpoints, type usageLog } from '../db/repositories';
 import { addDays, type Clock, type DatasetCatalog, describeScope, findingStatus, formatField, type FieldSpec, type LinkStatus, type PushEndpoint, type Scope, startOfTaipeiDay, taipeiDate } from '../domain';
 import type { DeliveryView } from '../extract';
+import { batchList, type BatchListItem } from '../batch/list';
 import type { LinkView } from '../registry';
 import type { Services } from '../services';
 import { downloadsOf } from '../sftp';
@@ -153,6 +154,11 @@ export class ConsoleData {
       notices: compliance.listNotices(id),
       anomalies: listAnomalies(this.d.cdb, { linkId: id, limit: 20 }),
     };
+  }
+
+  /** Uploads to /inbox and their outcome, newest first (counts and names only, never identifiers). */
+  batches(linkId?: number, limit = 200): BatchListItem[] {
+    return batchList(this.d.cdb, linkId).slice(0, limit);
   }
 
   deliveries(linkId?: number, limit = 200): DeliveryView[] {

@@ -193,6 +193,12 @@ const M = {
   language: ['English', '中文'],
   deliveriesOfLink: ['此連結案的交付', 'Deliveries of this link'],
   all_deliveries: ['全部交付', 'All deliveries'],
+  batches: ['批次查詢與名單', 'Batch requests'],
+  batchNote: ['機關上傳至 /inbox 之批次查詢與對象名單及其結果（名單內容不顯示）。', 'Batch requests and subject lists agencies uploaded to /inbox, and their outcome (never the identifiers).'],
+  receivedAt: ['收件時間', 'Received'],
+  identifiers: ['識別碼數', 'Identifiers'],
+  matched: ['有資料', 'Matched'],
+  reference: ['文號', 'Reference'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type MessageKey = keyof typeof M;

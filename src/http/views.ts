@@ -1,5 +1,6 @@
 import type { usageLog } from '../db/repositories';
 import type { DeliveryView } from '../extract';
+import type { BatchListItem } from '../batch/list';
 import type { LinkView } from '../registry';
 import type { AnomalyRow } from '../usagelog';
 import { DRILL_MARK } from '../domain';
@@ -71,6 +72,7 @@ const NAV: { href: string; key: MessageKey; roles?: string[] }[] = [
   { href: '/agencies', key: 'agencies' },
   { href: '/links', key: 'links' },
   { href: '/deliveries', key: 'deliveries' },
+  { href: '/batches', key: 'batches' },
   { href: '/log', key: 'usageLog', roles: ['admin', 'auditor'] },
   { href: '/compliance', key: 'compliance' },
   { href: '/anomalies', key: 'anomalies' },
@@ -367,6 +369,37 @@ export function confirmPage(v: View, o: { title: string; question: string; subje
 ${o.reason ? html`<label for="reason">${v.t('reason')}</label><textarea id="reason" name="reason" required maxlength="2000"></textarea>` : ''}
 ${/\/approve$/.test(o.action) ? replyLetterFields(v, o.action.startsWith('/links/')) : ''}
 <div class="actions"><button type="submit" class="${o.danger ? 'danger' : ''}">${v.t('confirm')}</button><a class="button secondary" href="${o.back}">${v.t('cancel')}</a></div></form></div>`,
+  );
+}
+
+// ---- batch requests and subject lists (R2.2, R3.4) ----
+
+export function batchesPage(v: View, rows: BatchListItem[], linkId?: number): string {
+  return layout(
+    v,
+    v.t('batches'),
+    html`<h1>${v.t('batches')}${linkId ? html` · ${v.t('link')} ${linkTo(linkId)}` : ''}</h1>
+<p>${v.t('batchNote')}</p>
+<form class="filters" method="get" action="/batches"><label>${v.t('link')}<input name="link" value="${linkId ?? ''}" inputmode="numeric" size="6"></label><button type="submit">${v.t('filter')}</button></form>
+${table(
+  [v.t('id'), v.t('link'), v.t('receivedAt'), v.t('kind'), v.t('file'), v.t('account'), v.t('status'), v.t('code'), numHead(v.t('identifiers')), numHead(v.t('matched')), numHead(v.t('rows')), v.t('reference'), v.t('result')],
+  rows.map((r) => [
+    r.id,
+    linkTo(r.link),
+    taipeiTime(r.receivedAt),
+    r.kind,
+    html`<span class="mono">${r.name}</span>`,
+    r.account,
+    badge(r.state === 'refused' ? 'failed' : r.state === 'pending' || r.state === 'processing' ? 'pending' : 'active', r.state),
+    r.code ?? '',
+    numCell(r.ids),
+    numCell(r.matched),
+    numCell(r.rows),
+    r.reference ?? '',
+    r.file ? html`<span class="mono">${r.file}</span>` : '',
+  ]),
+  v.t('none'),
+)}`,
   );
 }
 

@@ -80,6 +80,12 @@ export async function pageRoutes(app: FastifyInstance, ctx: ConsoleContext): Pro
     });
   }
 
+  // ---- batch requests and subject lists ----
+
+  app.get<{ Querystring: { link?: number } }>('/batches', { config: { roles: ALL_ROLES }, schema: { querystring: { type: 'object', properties: { link: { type: 'integer', minimum: 1 }, lang: { type: 'string' } } } } }, async (req, reply) =>
+    send(reply, views.batchesPage(viewOf(req), data.batches(req.query.link), req.query.link)),
+  );
+
   // ---- deliveries ----
 
   app.get<{ Querystring: { link?: number } }>('/deliveries', { config: { roles: ALL_ROLES }, schema: { querystring: { type: 'object', properties: { link: { type: 'integer', minimum: 1 }, lang: { type: 'string' } } } } }, async (req, reply) =>
