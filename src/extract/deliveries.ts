@@ -3,10 +3,10 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, write
 import path from 'node:path';
 import type * as openpgp from 'openpgp';
 import type { ControlDb } from '../db';
-import { credentials, deliveries, links } from '../db/repositories';
+import { batch, credentials, deliveries, links } from '../db/repositories';
 import { modeOf } from '../db/repositories/installation';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey } from '../crypto';
-import { addDays, type Clock, DRILL_MARK, describeScope, formatField, formatFieldList, formatScope, mayUseChannel, type RevisionContent, sameScope, startOfTaipeiDay, taipeiDate } from '../domain';
+import { addDays, type Clock, DRILL_MARK, describeScope, formatField, formatFieldList, formatScope, mayUseChannel, type RevisionContent, sameScope, startOfTaipeiDay, subjectsOf, taipeiDate } from '../domain';
 import { isUserError, PermanentError } from '../errors';
 import type { LinkState, Registry } from '../registry';
 import { appendLog } from '../usagelog';
@@ -199,6 +199,14 @@ export class ExtractService {
     const catalog = this.d.registry.catalogs.get(content.dataset);
     if (!catalog) throw new PermanentError(`dataset ${content.dataset} has no catalog`, 'dataset.unknown');
     const asOf = taipeiDate(now);
+    // A subjects scope (R3.4) reads the link's list in force; persons added to it since the previous
+    // file get their older records too. Without a list there is nothing the link may receive.
+    const subjects = subjectsOf(content.scope) ? batch.subjectFilter(this.d.cdb.db, req.linkId, row.mode === 'full' ? null : last?.createdAt ?? null) : undefined;
+    if (subjectsOf(content.scope) && !subjects) {
+      const message = `link ${req.linkId}: its scope limits records to the agency's subject list, and none has been uploaded yet (subjects-NAME.csv.pgp in /inbox)`;
+      this.logFailure(s, req.linkId, req, 'subjects.missing', message, now);
+      throw new PermanentError(message, 'subjects.missing');
+    }
 
     const dir = this.linkOutbox(req.linkId);
     mkdirSync(dir, { recursive: true, mode: 0o750 });
@@ -220,7 +228,7 @@ export class ExtractService {
         dataset: content.dataset,
         fields,
         hmacSecret: channelSecret(s.link.hmacSecret, 'file'),
-        range: { since, until, scope: compileScope(content.scope, catalog, asOf) },
+        range: { since, until, scope: compileScope(content.scope, catalog, asOf, subjects) },
         signingKey: await this.nia(),
         encryptionKey: await readAgencyEncryptionKey(keyRow!.armored),
         file: tmp,
