@@ -341,6 +341,15 @@ export class ExtractService {
     for (const r of deliveries.expired(this.d.cdb.db, now.toISOString())) due.set(r.id, r);
     // Only active or suspended links ever had deliveries; of those, an ended one keeps no files.
     for (const l of links.list(this.d.cdb.db, 'terminated')) for (const r of deliveries.builtForLink(this.d.cdb.db, l.id)) due.set(r.id, r);
+    // An ended link keeps no subject list either (R3.4): the log keeps its count and hash.
+    for (const l of links.list(this.d.cdb.db, 'terminated')) {
+      const list = batch.subjectListOf(this.d.cdb.db, l.id);
+      if (!list) continue;
+      this.d.cdb.write((tx) => {
+        batch.dropSubjects(tx, l.id);
+        appendLog(tx, { type: 'subjects.disposed', linkId: l.id, actor, channel: 'outbox', detail: { upload: list.uploadId, count: list.count, sha256: list.sha256, key: list.keyField } }, now);
+      });
+    }
     for (const r of due.values()) {
       const v = this.view(r);
       for (const f of [v.path, v.manifest, v.manifest && `${v.manifest}.asc`]) if (f) rmSync(f, { force: true });

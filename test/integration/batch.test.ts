@@ -299,4 +299,14 @@ describe('R3.4 subject lists scope deliveries', () => {
     // A full delivery now holds the new list's persons only.
     expect(rowsOf((await deliver(true)).path!)).toEqual(exits(s2));
   });
+
+  it('R3.4: an ended link keeps no list: the purge removes it and the log keeps its count and hash', () => {
+    const list = batch.subjectListOf(w.cdb.db, s)!;
+    expect(list.count).toBe(30);
+    w.cdb.write((tx) => w.registry.terminate(tx, s, 'agency-notice', 'test', w.clock.now()));
+    buildServices(config, w.cdb, w.clock).extracts.purge('test');
+    expect(batch.subjectListOf(w.cdb.db, s)).toBeUndefined();
+    expect(batch.subjectIds(w.cdb.db, s)).toEqual([]);
+    expect(logOf('subjects.disposed').filter((r) => r.linkId === s).map((r) => r.detail)).toEqual([expect.objectContaining({ count: 30, sha256: list.sha256 })]);
+  });
 });
