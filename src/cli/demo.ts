@@ -10,6 +10,7 @@ import { controlDbFile } from '../db';
 import * as installation from '../db/repositories/installation';
 import { addMonths, DRILL_MARK, METHODS, type Method, parseFieldList, systemClock, taipeiDate } from '../domain';
 import { UserError } from '../errors';
+import { PermanentError } from '../extract';
 import { seedSource } from '../extract/seed';
 import { sourceDbPath } from '../extract/source';
 import { createGenerator } from '../extract/synthetic';
@@ -166,45 +167,50 @@ async function setUp(ctx: CliContext, dir: string, say: (s: string) => void): Pr
 
   if (!registry.listAgencies().some((a) => a.code === AGENCY.code)) registry.addAgency(AGENCY, ACTOR);
   if (state.linkId === undefined) {
-    const rulesFile = path.join(agencyDir, 'rules.txt');
-    writeFileSync(rulesFile, RULES_TEXT);
+    // A run stopped part way may have left the application: it is taken up where it stopped.
     const today = taipeiDate(ctx.clock.now());
+    let link = registry.list().find((l) => l.agency === AGENCY.code && l.account === ACCOUNT);
     const methods: Method[] = ['sftp-pull', 'online-query'];
     if ((METHODS as readonly string[]).includes('batch-query')) methods.push('batch-query' as Method);
-    const link = await registry.apply(
-      {
-        agency: AGENCY.code,
-        dataset: DATASET,
-        fields: parseFieldList(FIELDS),
-        legalBasis: '所得稅法第7條',
-        purpose: '外籍人士居住者身分認定（演練）',
-        department: '稽核科',
-        officer: '王小明',
-        supervisor: '陳大文',
-        from: today,
-        to: addMonths(today, 24),
-        disposal: '使用完畢後刪除',
-        methods,
-        allowIps: ['127.0.0.1/32', '::1/128'],
-        account: ACCOUNT,
-        sshKeys: [keys.sshPublic],
-        pgpKey: keys.pgpPublic,
-        schedule: '* * * * *',
-        rules: { filename: 'rules.txt', content: Buffer.from(RULES_TEXT) },
-        clientCerts: [keys.clientCert],
-        scope: { text: SCOPE },
-        maxIdsPerDay: 1000,
-      },
-      ACTOR,
-    );
-    rules.review({ linkId: link.id }, '1,2,3,4,5,6,7,8', 'demo', ACTOR);
-    // The form the agency prints, stamps and sends back; here the printed form stands in for it.
-    const { output } = await forms.render(link.id, { format: 'pdf' }, ACTOR);
-    const year = Number(today.slice(0, 4)) - 1911;
-    registry.approve(link.id, { by: ACTOR, letterNo: `移署資字第${year}0000001號`, letterDate: today, stampedForm: { filename: 'stamped-form.pdf', content: output } });
+    if (!link) {
+      writeFileSync(path.join(agencyDir, 'rules.txt'), RULES_TEXT);
+      link = await registry.apply(
+        {
+          agency: AGENCY.code,
+          dataset: DATASET,
+          fields: parseFieldList(FIELDS),
+          legalBasis: '所得稅法第7條',
+          purpose: '外籍人士居住者身分認定（演練）',
+          department: '稽核科',
+          officer: '王小明',
+          supervisor: '陳大文',
+          from: today,
+          to: addMonths(today, 24),
+          disposal: '使用完畢後刪除',
+          methods,
+          allowIps: ['127.0.0.1/32', '::1/128'],
+          account: ACCOUNT,
+          sshKeys: [keys.sshPublic],
+          pgpKey: keys.pgpPublic,
+          schedule: '* * * * *',
+          rules: { filename: 'rules.txt', content: Buffer.from(RULES_TEXT) },
+          clientCerts: [keys.clientCert],
+          scope: { text: SCOPE },
+          maxIdsPerDay: 1000,
+        },
+        ACTOR,
+      );
+    }
+    if (link.status === 'pending') {
+      rules.review({ linkId: link.id }, '1,2,3,4,5,6,7,8', 'demo', ACTOR);
+      // The form the agency prints, stamps and sends back; here the printed form stands in for it.
+      const { output } = await forms.render(link.id, { format: 'pdf' }, ACTOR);
+      const year = Number(today.slice(0, 4)) - 1911;
+      registry.approve(link.id, { by: ACTOR, letterNo: `移署資字第${year}0000001號`, letterDate: today, stampedForm: { filename: 'stamped-form.pdf', content: output } });
+    }
     state.linkId = link.id;
     saveState(stateFile, state);
-    say(`link ${link.id}: ${AGENCY.name} (${AGENCY.code}), ${DATASET}, scope '${SCOPE}', sftp-pull + ${methods.slice(1).join(' + ')}, delivered every minute`);
+    say(`link ${link.id}: ${AGENCY.name} (${AGENCY.code}), ${DATASET}, scope '${SCOPE}', ${link.channels.join(' + ')}, delivered every minute`);
   }
   if (state.seeded === undefined) {
     const catalog = loadCatalogs().get(DATASET)!;
@@ -239,15 +245,23 @@ async function fullDelivery(ctx: CliContext, config: Config, linkId: number): Pr
   const built = () => ctx.services.extracts.list(linkId).find((d) => d.status === 'built' && d.mode === 'full' && d.path && extract.test(path.basename(d.path)) && existsSync(d.path));
   let d = built();
   if (d) return path.basename(d.path!);
+  const jobId = `manual-${linkId}-${Date.now()}-${randomBytes(4).toString('hex')}`;
+  try {
+    ctx.services.extracts.assertUsable(ctx.registry.state(linkId), { key: `extract:${jobId}`, trigger: 'manual' }, ctx.clock.now());
+  } catch (err) {
+    if (err instanceof PermanentError) throw new UserError(`link ${linkId} cannot be delivered: ${err.message}`, err.code);
+    throw err;
+  }
   const { openQueue, QUEUES, resolveRedis } = await import('../queue');
   const { url } = await resolveRedis(config, { spawn: false });
   const queue = openQueue(QUEUES.extract, config, url);
   const bar = progress(`link ${linkId}`);
   bar.note('building the first delivery');
   try {
-    await queue.add('manual-extract', { linkId, full: true, trigger: 'manual', by: ACTOR }, { jobId: `manual-${linkId}-${Date.now()}-${randomBytes(4).toString('hex')}` });
+    const since = ctx.clock.now().toISOString();
+    await queue.add('manual-extract', { linkId, full: true, trigger: 'manual', by: ACTOR }, { jobId });
     for (let i = 0; i < 1200 && !(d = built()); i++) {
-      const failed = ctx.services.extracts.list(linkId).find((x) => x.status === 'failed');
+      const failed = ctx.services.extracts.list(linkId).find((x) => x.status === 'failed' && x.trigger === 'manual' && x.createdAt >= since);
       if (failed) throw new UserError(`the first delivery failed: ${failed.error}`, 'demo.delivery');
       await new Promise((r) => setTimeout(r, 250));
     }
