@@ -150,7 +150,7 @@ describe('R2.2 /inbox under attack', () => {
       '/inbox/',
     ];
     for (const n of names) {
-      for (const flags of ['w', 'wx']) expect([n, flags, await code((cb) => s.open(n, flags, cb))]).toEqual([n, flags, PERMISSION_DENIED]);
+      for (const flags of ['w', 'wx']) expect([n, flags, await code((cb) => s.open(n, flags as any, cb))]).toEqual([n, flags, PERMISSION_DENIED]);
     }
     expect(strayFiles()).toEqual([]);
     expect(pendingNames(links.a001)).toEqual([]);
