@@ -33,6 +33,9 @@ const ANOMALY_DEFAULTS = {
   queryDistinct: { enabled: true, perDay: 500 },
   queryOffHours: { enabled: true },
   queryNotFound: { enabled: true, share: 0.8, minIds: 50 },
+  // R3.5: a batch request this large, or this many refused uploads of one link within the window.
+  batchLarge: { enabled: true, minIds: 20_000 },
+  batchRefused: { enabled: true, threshold: 5, windowHours: 24 },
 };
 const HTTP_DEFAULTS = {
   host: '127.0.0.1',
@@ -164,6 +167,8 @@ const schema = z.object({
     queryOffHours: z.object({ enabled: z.boolean() }),
     // share: the fraction of identifiers asked that matched no record, 0 < share ≤ 1.
     queryNotFound: z.object({ enabled: z.boolean(), share: z.coerce.number().gt(0).max(1), minIds: z.coerce.number().int().min(1) }),
+    batchLarge: z.object({ enabled: z.boolean(), minIds: z.coerce.number().int().min(1) }),
+    batchRefused: z.object({ enabled: z.boolean(), threshold: z.coerce.number().int().min(2), windowHours: z.coerce.number().int().min(1) }),
   }),
   policy: z.object({ autoSuspend: z.boolean() }),
   outbox: z.object({ retentionDays: z.coerce.number().int().min(1).max(3650) }),

@@ -8,7 +8,7 @@ export type AnomalySettings = Config['anomaly'];
 export type AnomalyRow = store.AnomalyRow;
 type Row = repo.UsageLogRow;
 
-export const RULES = ['refused-ip', 'failed-logins', 'volume', 'off-hours', 'repeated-download', 'inactive-link', 'query-volume', 'query-distinct', 'query-off-hours', 'query-not-found'] as const;
+export const RULES = ['refused-ip', 'failed-logins', 'volume', 'off-hours', 'repeated-download', 'inactive-link', 'query-volume', 'query-distinct', 'query-off-hours', 'query-not-found', 'batch-large', 'batch-refused'] as const;
 export type RuleName = (typeof RULES)[number];
 
 /** One rule's finding over a group of records: stored under `key`, so a repeat updates it. */
@@ -31,7 +31,7 @@ const BATCH = 5000;
 const LINK_UNUSABLE = new Set(['link.not-active', 'link.period.ended', 'link.period.not-started', 'link.ending']);
 const STATUS_EVENTS: Record<string, string> = { 'link.approved': 'active', 'link.resumed': 'active', 'link.suspended': 'suspended', 'link.terminated': 'terminated', 'link.rejected': 'rejected' };
 /** What an agency (or its use of a link) does, as opposed to what NIA does to the link. */
-const isUse = (type: string) => type === 'auth.succeeded' || type === 'file.downloaded' || type === 'file.pushed' || type.startsWith('query.');
+const isUse = (type: string) => type === 'auth.succeeded' || type === 'file.downloaded' || type === 'file.pushed' || type.startsWith('query.') || type === 'batch.received';
 
 function detailOf(r: Row): Record<string, any> {
   try {
@@ -255,6 +255,27 @@ const rules: Record<RuleName, (tx: Db, rows: Row[], s: AnomalySettings) => Hit[]
       return [{ rule: 'query-not-found', key: `query-not-found:${linkId}:${d}`, linkId, agency, ip: common(known, 'ip'), summary: `link ${linkId}: ${ids - found} of ${ids} identifiers looked up on ${d} matched no record (${pct(share)}; threshold ${pct(v.share)}), as when identifiers are guessed`, seqs: known.map((r) => r.seq), detail: { ids, found, notFound: ids - found, share: Math.round(share * 1000) / 1000, threshold: v.share, minIds: v.minIds } }];
     });
   },
+  // R3.5: one batch request naming very many persons (each is its own finding: the request is the evidence).
+  'batch-large': (_tx, rows, s) =>
+    rows
+      .filter((r) => r.type === 'batch.received' && (count(detailOf(r).ids) ?? 0) >= s.batchLarge.minIds)
+      .map((r) => {
+        const ids = count(detailOf(r).ids)!;
+        return { rule: 'batch-large' as const, key: `batch-large:${r.linkId}:${r.seq}`, linkId: r.linkId, agency: r.agency, ip: r.ip, summary: `link ${r.linkId ?? '-'}: batch request ${r.object ?? ''} named ${ids} identifiers (threshold ${s.batchLarge.minIds})`, seqs: [r.seq], detail: { ids, minIds: s.batchLarge.minIds, reference: detailOf(r).reference ?? null } };
+      }),
+  // R3.5: uploads refused again and again (bad signatures, wrong keys, malformed lists): probing, or a broken client.
+  'batch-refused': (tx, rows, s) => {
+    const v = s.batchRefused;
+    const groups = groupBy(rows.filter((r) => r.type === 'batch.refused' && r.linkId !== null), (r) => String(r.linkId));
+    return [...groups.values()].flatMap((g) => {
+      const end = last(g);
+      const all = repo.window(tx, { types: ['batch.refused'], linkId: end.linkId!, fromAt: minus(end.at, v.windowHours * 3600e3), toAt: end.at });
+      if (all.length < v.threshold) return [];
+      const d = day(end.at);
+      const codes = [...new Set(all.map((r) => detailOf(r).code).filter((c): c is string => typeof c === 'string'))];
+      return [{ rule: 'batch-refused' as const, key: `batch-refused:${end.linkId}:${d}`, linkId: end.linkId, agency: end.agency, ip: common(all, 'ip'), summary: `link ${end.linkId}: ${all.length} uploads to /inbox refused within ${v.windowHours} h (${codes.join(', ')})`, seqs: all.map((r) => r.seq), detail: { refused: all.length, windowHours: v.windowHours, threshold: v.threshold, codes } }];
+    });
+  },
 };
 
 const ruleEnabled = (rule: RuleName, s: AnomalySettings) =>
@@ -269,6 +290,8 @@ const ruleEnabled = (rule: RuleName, s: AnomalySettings) =>
     'query-distinct': s.queryDistinct,
     'query-off-hours': s.queryOffHours,
     'query-not-found': s.queryNotFound,
+    'batch-large': s.batchLarge,
+    'batch-refused': s.batchRefused,
   })[rule].enabled;
 
 /** Run the enabled rules over records (pure apart from the look-back reads). */
