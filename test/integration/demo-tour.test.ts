@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { BIN, ROOT, tmpDir } from '../helpers/world';
@@ -217,18 +217,27 @@ describe('nia-link demo', () => {
     const again = await guideOf(demo);
     expect(again).not.toMatch(/drill installation created/);
     expect(again).not.toMatch(/seeded \d+/);
+    const guideText = (out: string) => out.slice(out.indexOf('== nia-link demo'), out.indexOf('Ctrl-C'));
+    expect(guideText(again)).toBe(guideText(guide));
     expect(commandsOf(again)).toEqual(commandsOf(guide));
     expect(readFileSync(path.join(dir, 'demo.json'), 'utf8')).toBe(before);
     expect(await stopDemo(demo)).toBe(0);
   });
 
-  test('refuses a production installation in one line', () => {
+  test('refuses a production installation, or a directory holding something else, in one line', () => {
     const prod = path.join(scratch, 'production');
     const init = spawnSync(process.execPath, [BIN, '--data-dir', prod, 'init'], { env, encoding: 'utf8' });
     expect(init.status).toBe(0);
     const r = spawnSync(process.execPath, [BIN, 'demo', '--data-dir', prod], { env, encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(1);
     expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^nia-link: .*production installation/)]);
+    // Nor does it spread over a directory holding something else.
+    const notes = path.join(scratch, 'notes');
+    mkdirSync(notes, { recursive: true });
+    writeFileSync(path.join(notes, 'todo.txt'), 'not a data directory\n');
+    const other = spawnSync(process.execPath, [BIN, 'demo', '--data-dir', notes], { env, encoding: 'utf8', timeout: 60_000 });
+    expect(other.status).toBe(1);
+    expect(other.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^nia-link: .*not empty and holds no installation/)]);
   });
 });
 
