@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { readKey } from 'openpgp';
@@ -139,6 +139,46 @@ function demoConfig(base: Config, o: { httpPort?: string; sftpPort?: string; que
   };
 }
 
+/** <dir>/demo.pid: one demo per directory (a second would take the first one's ports and Redis). */
+const pidFile = (dir: string) => path.join(dir, 'demo.pid');
+
+function runningDemo(dir: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile(dir), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return undefined;
+  }
+  // A number left by a demo that died may since name another program.
+  try {
+    if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('nia-link')) return undefined;
+  } catch {
+    /* no /proc: trust the number */
+  }
+  return pid;
+}
+
+function claim(dir: string): void {
+  const other = runningDemo(dir);
+  if (other !== undefined) throw new UserError(`a demo already runs on ${dir} (process ${other}); its guide is in that terminal (stop it with Ctrl-C to start it again)`, 'demo.running');
+  writeFileSync(pidFile(dir), `${process.pid}\n`, { mode: 0o600 });
+}
+
+/** Whether this process holds the directory (wrote its demo.pid). */
+function ours(dir: string): boolean {
+  try {
+    return Number(readFileSync(pidFile(dir), 'utf8').trim()) === process.pid;
+  } catch {
+    return false;
+  }
+}
+
 /** The installation, agency, link, data and operator; made once, reused after. */
 async function setUp(ctx: CliContext, dir: string, say: (s: string) => void): Promise<DemoState> {
   const dbFile = controlDbFile(dir);
@@ -147,6 +187,7 @@ async function setUp(ctx: CliContext, dir: string, say: (s: string) => void): Pr
     throw new UserError(`${dir} is not empty and holds no installation: give the demo a directory of its own (--data-dir)`, 'demo.dir');
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  claim(dir);
   const cdb = ctx.openDb(true);
   const mode = installation.recorded(cdb.db);
   if (mode === 'production' || (mode === undefined && installation.used(cdb.db))) {
@@ -325,7 +366,11 @@ async function runDemo(ctx: CliContext, dir: string, o: { httpPort?: string; sft
   const started = Date.now();
   const say = (s: string) => console.log(s);
   // The agency's gpg-agent, started by the key generation, goes with the demo.
-  const killAgent = () => void spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, GNUPGHOME: path.join(dir, 'agency', 'gnupg') }, stdio: 'ignore' });
+  const killAgent = () => {
+    if (!ours(dir)) return;
+    spawnSync('gpgconf', ['--kill', 'all'], { env: { ...process.env, GNUPGHOME: path.join(dir, 'agency', 'gnupg') }, stdio: 'ignore' });
+    rmSync(pidFile(dir), { force: true });
+  };
   let svc: Awaited<ReturnType<typeof import('../main').startService>>;
   const config = demoConfig(ctx.config, o);
   try {

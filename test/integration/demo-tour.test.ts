@@ -208,10 +208,18 @@ describe('nia-link demo', () => {
     expect(r.stdout).toMatch(/\tauth\.failed\t/);
   });
 
+  test('a second demo on the same directory while the first runs is refused in one line, and the first goes on', async () => {
+    const r = spawnSync(process.execPath, [BIN, 'demo', '--data-dir', dir], { env, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^nia-link: a demo already runs on .* \(process \d+\)/)]);
+    expect((await fetch(`http://127.0.0.1:${ports.http}/healthz`)).status).toBe(200);
+  });
+
   test('stops cleanly on Ctrl-C, and a second run reuses the directory and prints the same guide', async () => {
     const first = demo!;
     expect(await stopDemo(first)).toBe(0);
     expect(first.out()).toMatch(/stopped\s*$/);
+    expect(existsSync(path.join(dir, 'demo.pid'))).toBe(false);
     const before = readFileSync(path.join(dir, 'demo.json'), 'utf8');
     demo = startDemo();
     const again = await guideOf(demo);
