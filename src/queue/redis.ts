@@ -44,11 +44,24 @@ const EMBEDDED_URL = /^redis:\/\/:[0-9a-f]{64}@127\.0\.0\.1:\d{1,5}$/;
  * The URL a running service recorded for its embedded server. Believed only if it is ours alone (a
  * regular file of this user, 0600) and names a password-protected server on loopback.
  */
+/** Is the process that started the recorded embedded server still running? */
+function ownerAlive(dataDir: string): boolean {
+  try {
+    const pid = Number(readFileSync(urlFile(dataDir), 'utf8').split('\n')[1]);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: alive, owned by someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function readUrlFile(dataDir: string): string | null {
   try {
     const st = lstatSync(urlFile(dataDir));
     if (!st.isFile() || (st.mode & 0o077) !== 0 || (process.getuid && st.uid !== process.getuid())) return null;
-    const url = readFileSync(urlFile(dataDir), 'utf8').trim();
+    const url = readFileSync(urlFile(dataDir), 'utf8').split('\n')[0].trim();
     return EMBEDDED_URL.test(url) ? url : null;
   } catch {
     return null;
@@ -101,9 +114,11 @@ export async function resolveRedis(config: Config, opts: { spawn: boolean; defau
   }
   const recorded = readUrlFile(config.dataDir);
   if (recorded && (await redisAnswers(recorded))) {
-    // An embedded server of this data directory (left running by a service that did not shut down).
-    if (!opts.spawn) return { url: recorded, source: 'embedded-file' };
+    // An embedded server of this data directory: of a service running now (another role on this host),
+    // which keeps it and stops it, or left running by one that did not shut down, which we adopt.
+    if (!opts.spawn || ownerAlive(config.dataDir)) return { url: recorded, source: 'embedded-file' };
     // The service adopts it, and stops it on shutdown like one it started.
+    replaceFile(urlFile(config.dataDir), `${recorded}\n${process.pid}\n`, 0o600);
     const stop = async () => {
       await shutdownByCommand(recorded);
       rmSync(urlFile(config.dataDir), { force: true });
@@ -160,7 +175,9 @@ async function spawnEmbedded(dataDir: string): Promise<ResolvedRedis> {
     child.kill('SIGKILL');
     throw new UserError(`the embedded redis-server did not start (see ${path.join(dir, 'redis.log')})`, 'redis.spawn-failed');
   }
-  replaceFile(urlFile(dataDir), url + '\n', 0o600);
+  // The second line names the process that stops this server: another service on the data directory
+  // uses it without taking it over (and without stopping it when that service fails or ends).
+  replaceFile(urlFile(dataDir), `${url}\n${process.pid}\n`, 0o600);
   return {
     url,
     source: 'embedded',

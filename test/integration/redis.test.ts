@@ -1,5 +1,6 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -98,7 +99,7 @@ describe('Redis resolution (REDIS_URL → the embedded server recorded in the da
     try {
       expect(r.source).toBe('embedded');
       expect(await redisAnswers(r.url)).toBe(true);
-      expect(readFileSync(path.join(dir, 'redis.url'), 'utf8').trim()).toBe(r.url);
+      expect(readFileSync(path.join(dir, 'redis.url'), 'utf8').split('\n')[0]).toBe(r.url);
       expect(existsSync(path.join(dir, 'redis'))).toBe(true);
       // A CLI command (no spawning) finds the same server through the data dir.
       expect(await resolveRedis(cfg, { spawn: false, defaultUrl: NOBODY })).toMatchObject({ url: r.url, source: 'embedded-file' });
@@ -107,6 +108,27 @@ describe('Redis resolution (REDIS_URL → the embedded server recorded in the da
     }
     expect(await redisAnswers(r.url)).toBe(false);
     expect(existsSync(path.join(dir, 'redis.url'))).toBe(false);
+  });
+
+  it("a second service on the data directory uses the running service's embedded Redis and never stops it; one left by a dead service is adopted", async () => {
+    const cfg = loadConfig({ dataDir: dir }, {});
+    const r = await resolveRedis(cfg, { spawn: true, defaultUrl: NOBODY });
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      // As if another process (alive) had started it.
+      writeFileSync(path.join(dir, 'redis.url'), `${r.url}\n${other.pid}\n`, { mode: 0o600 });
+      const second = await resolveRedis(cfg, { spawn: true, defaultUrl: NOBODY });
+      expect(second).toMatchObject({ url: r.url, source: 'embedded-file' });
+      expect(second.stop).toBeUndefined();
+      other.kill('SIGKILL');
+      await new Promise((resolve) => other.once('exit', resolve));
+      const adopted = await resolveRedis(cfg, { spawn: true, defaultUrl: NOBODY });
+      expect(adopted.stop).toBeDefined();
+      expect(readFileSync(path.join(dir, 'redis.url'), 'utf8').split('\n')[1]).toBe(String(process.pid));
+    } finally {
+      other.kill('SIGKILL');
+      await r.stop!();
+    }
   });
 
   it('two installations sharing one Redis never see each other\'s jobs (instance prefix)', async () => {
