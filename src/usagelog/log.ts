@@ -58,8 +58,8 @@ function marked(tx: Db, entry: LogEntry): LogEntry {
   return modeOf(tx) === 'drill' ? { ...entry, detail: { ...entry.detail, drill: true } } : entry;
 }
 
-/** The record that follows `h` (none: the first record). */
-function chained(h: { seq: number; hash: string; at: string | null } | undefined, entry: LogEntry, now: Date): repo.UsageLogRow {
+/** The record that follows `h` (none: the first record). Both dialects' appends build records with it. */
+export function chained(h: { seq: number; hash: string; at: string | null } | undefined, entry: LogEntry, now: Date): repo.UsageLogRow {
   const at = now.toISOString();
   const body = {
     seq: (h?.seq ?? 0) + 1,
