@@ -155,7 +155,8 @@ describe('the embedded Redis seen from the commands', () => {
     const role = await startRole(dir, 'scheduler', { REDIS_URL: undefined, NIA_LINK_LOG_LEVEL: 'info' });
     try {
       expect([/ready/.test(role.output()), role.output()]).toEqual([true, role.output()]);
-      const url = readFileSync(path.join(dir, 'redis.url'), 'utf8').trim();
+      // The file holds the URL, then the owning process's pid.
+      const url = readFileSync(path.join(dir, 'redis.url'), 'utf8').split('\n')[0].trim();
       const password = new URL(url).password;
       expect(password).toMatch(/^[0-9a-f]{64}$/);
       expect(role.output()).toMatch(/redis: redis:\/\/\*\*\*@127\.0\.0\.1:\d+ \(embedded/);
