@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, type Config } from '../config';
@@ -141,9 +142,10 @@ export function readInputFile(file: string, what: string): Buffer {
 
 /** Write a whole file or nothing: a temporary name beside it, renamed into place. */
 export function writeOutputFile(file: string, content: Buffer | string): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  // An unguessable name, created exclusively: a link planted beside the output is never followed.
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(8).toString('hex')}.tmp`);
   try {
-    writeFileSync(tmp, content, { mode: 0o600 });
+    writeFileSync(tmp, content, { mode: 0o600, flag: 'wx' });
     renameSync(tmp, file);
   } catch (err) {
     rmSync(tmp, { force: true });
