@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, type Config } from '../config';
+import { replaceFile } from '../crypto/secret-file';
 import { openControlDb, type ControlDb } from '../db';
 import { modeOf } from '../db/repositories/installation';
 import { instantOnTaipeiDay, isValidDate, shiftedClock, systemClock, type Clock } from '../domain';
@@ -140,15 +140,11 @@ export function readInputFile(file: string, what: string): Buffer {
   }
 }
 
-/** Write a whole file or nothing: a temporary name beside it, renamed into place. */
+/** Write a whole file or nothing (an unguessable temporary name beside it, renamed into place). */
 export function writeOutputFile(file: string, content: Buffer | string): void {
-  // An unguessable name, created exclusively: a link planted beside the output is never followed.
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(8).toString('hex')}.tmp`);
   try {
-    writeFileSync(tmp, content, { mode: 0o600, flag: 'wx' });
-    renameSync(tmp, file);
+    replaceFile(file, content, 0o600);
   } catch (err) {
-    rmSync(tmp, { force: true });
     const code = (err as NodeJS.ErrnoException).code;
     throw new UserError(`cannot write ${file} (${code === 'ENOENT' ? 'no such directory' : code})`);
   }

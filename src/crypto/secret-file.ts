@@ -13,9 +13,13 @@ export function createExclusive(file: string, content: string | Buffer, mode: nu
     fchmodSync(fd, mode);
     writeSync(fd, typeof content === 'string' ? Buffer.from(content, 'utf8') : content);
     fsyncSync(fd);
-  } finally {
+  } catch (err) {
+    // The file is ours (O_EXCL): a short write (a full disk) must not leave part of it behind.
     closeSync(fd);
+    unlinkSync(file);
+    throw err;
   }
+  closeSync(fd);
 }
 
 /** A name beside `file` nobody can guess in advance, so nothing can be planted there for us to open. */
