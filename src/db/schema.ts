@@ -207,6 +207,8 @@ export const delivery = sqliteTable(
     purgedAt: text('purged_at'),
     error: text('error'),
     channels: text('channels', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+    // The job attempt that owns a building delivery: only it may publish the file (a stalled worker that lost its job may not).
+    attempt: text('attempt'),
   },
   (t) => [index('delivery_link_idx').on(t.linkId, t.id), index('delivery_status_idx').on(t.status)],
 );

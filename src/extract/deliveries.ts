@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type * as openpgp from 'openpgp';
@@ -71,6 +71,17 @@ export interface ExtractDeps {
   openSource: () => ExtractSource;
 }
 
+/**
+ * Thrown by an attempt that lost its delivery to another attempt of the same job (a worker that stalled
+ * past its job lock): it publishes nothing, records nothing and leaves the delivery to its new owner.
+ */
+export class SupersededAttempt extends Error {
+  constructor(readonly delivery: number) {
+    super(`delivery ${delivery}: another attempt of this job owns it now; this attempt's files were discarded`);
+    this.name = 'SupersededAttempt';
+  }
+}
+
 const stamp = (d: Date) => new Date(d.getTime() + 8 * 3600e3).toISOString().slice(0, 19).replace(/[-:]/g, '');
 
 /**
@@ -122,10 +133,12 @@ export class ExtractService {
     throw new PermanentError(`link ${s.link.id}: ${r.refusal.message}`, r.refusal.code);
   }
 
-  private logFailure(s: LinkState | null, linkId: number, req: Pick<ExtractRequest, 'key' | 'trigger' | 'by'>, code: string, message: string, now: Date): void {
+  /** `attempt`: the failing attempt's token once it owns the delivery; a row another attempt owns is left alone. */
+  private logFailure(s: LinkState | null, linkId: number, req: Pick<ExtractRequest, 'key' | 'trigger' | 'by'>, code: string, message: string, now: Date, attempt?: string): void {
     this.d.cdb.write((tx) => {
       const row = deliveries.byKey(tx, req.key);
-      if (row && row.status !== 'built') deliveries.update(tx, row.id, { status: 'failed', error: message });
+      if (row && attempt !== undefined && row.attempt !== attempt) throw new SupersededAttempt(row.id);
+      if (row && row.status !== 'built' && row.status !== 'purged') deliveries.update(tx, row.id, { status: 'failed', error: message });
       appendLog(tx, { type: 'extract.failed', agency: s?.agency.code ?? null, linkId, revision: s?.link.currentRevision ?? null, actor: req.by ?? 'worker', channel: 'extract', object: row ? `delivery:${row.id}` : null, detail: { code, reason: message, trigger: req.trigger, job: req.key } }, now);
     });
   }
@@ -160,13 +173,17 @@ export class ExtractService {
     const last = deliveries.lastBuilt(this.d.cdb.db, req.linkId);
     const prev = req.full ? undefined : last;
     const continues = prev !== undefined && sameSelection(this.d.registry.revisionOf(req.linkId, prev.revision), s.content);
-    const row = this.d.cdb.write((tx) => {
+    // This attempt takes the delivery: from now on only it may publish. An older attempt of the same job
+    // that is still alive (stalled past its lock) finds the row taken when it tries and publishes nothing.
+    const attempt = randomUUID();
+    const claimed = this.d.cdb.write((tx) => {
       const existing = deliveries.byKey(tx, req.key);
       if (existing) {
-        deliveries.update(tx, existing.id, { status: 'building', error: null });
-        return existing;
+        if (existing.status === 'built' || existing.status === 'purged') return { done: existing };
+        deliveries.update(tx, existing.id, { status: 'building', error: null, attempt });
+        return { row: { ...existing, status: 'building' as const, attempt } };
       }
-      return deliveries.insert(tx, {
+      return { row: deliveries.insert(tx, {
         linkId: req.linkId,
         revision: s!.link.currentRevision,
         idempotencyKey: req.key,
@@ -190,8 +207,11 @@ export class ExtractService {
         purgedAt: null,
         error: null,
         channels: {},
-      });
+        attempt,
+      }) };
     });
+    if (claimed.done) return this.view(claimed.done);
+    const row = claimed.row;
     // Fields, scope and label all come from the revision the delivery row names, also when a retry
     // runs after a change was approved.
     const content = this.d.registry.revisionOf(req.linkId, row.revision);
@@ -204,22 +224,25 @@ export class ExtractService {
     const subjects = subjectsOf(content.scope) ? batch.subjectFilter(this.d.cdb.db, req.linkId, row.mode === 'full' ? null : last?.createdAt ?? null) : undefined;
     if (subjectsOf(content.scope) && !subjects) {
       const message = `link ${req.linkId}: its scope limits records to the agency's subject list, and none has been uploaded yet (subjects-NAME.csv.pgp in /inbox)`;
-      this.logFailure(s, req.linkId, req, 'subjects.missing', message, now);
+      this.logFailure(s, req.linkId, req, 'subjects.missing', message, now, attempt);
       throw new PermanentError(message, 'subjects.missing');
     }
 
     const dir = this.linkOutbox(req.linkId);
     mkdirSync(dir, { recursive: true, mode: 0o750 });
-    // Named after the delivery row, not the attempt: a retry reuses (and first removes) a dead attempt's temp file.
+    // Final names come from the delivery row; temporary ones also from the attempt, so two attempts never
+    // write the same file. The temps of earlier attempts are theirs no longer: a dead worker's are removed now.
     const base = `${content.dataset}-L${req.linkId}-r${row.revision}-${stamp(new Date(row.createdAt))}-D${row.id}`;
     const fileName = `${base}.csv.pgp`;
-    const tmp = path.join(dir, `.${fileName}.partial`);
     const finalFile = path.join(dir, fileName);
     const manifestFile = path.join(dir, `${base}.manifest.json`);
+    const temp = (file: string) => path.join(dir, `.${path.basename(file)}.${attempt}.partial`);
+    const tmp = temp(finalFile);
+    const published: [string, string][] = [[temp(`${manifestFile}.asc`), `${manifestFile}.asc`], [temp(manifestFile), manifestFile], [tmp, finalFile]];
+    for (const f of readdirSync(dir)) if (f.startsWith(`.${base}.`) && f.endsWith('.partial')) rmSync(path.join(dir, f), { force: true });
     let source: ExtractSource | undefined;
     try {
       source = this.d.openSource();
-      rmSync(tmp, { force: true }); // left by a worker that died mid-build
       const since = row.mode === 'full' ? null : last?.watermarkTo ?? null;
       const newest = await source.watermark(content.dataset);
       const until = [newest, since].filter((x): x is string => x !== null).sort().pop() ?? new Date(0).toISOString();
@@ -233,7 +256,6 @@ export class ExtractService {
         encryptionKey: await readAgencyEncryptionKey(keyRow!.armored),
         file: tmp,
       });
-      renameSync(tmp, finalFile);
 
       const manifest = {
         type: 'nia-link.delivery-manifest',
@@ -262,13 +284,19 @@ export class ExtractService {
       };
       const manifestText = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
       const signature = await detachedSignature(manifestText, await this.nia());
-      writeAtomic(`${manifestFile}.asc`, signature);
-      writeAtomic(manifestFile, manifestText);
+      writeFileSync(temp(`${manifestFile}.asc`), signature, { mode: 0o640 });
+      writeFileSync(temp(manifestFile), manifestText, { mode: 0o640 });
 
       const builtAt = this.d.clock.now();
       const expiresAt = this.expiry(s, builtAt);
       const durationMs = Date.now() - started;
-      this.d.cdb.write((tx) => {
+      // Publishing is one step: only while this attempt still owns the building row are the files renamed
+      // to their final names, the row marked built and extract.built recorded. The write lock is held
+      // throughout, so an attempt taking the row over waits for it, and a superseded attempt changes nothing.
+      const mine = this.d.cdb.write((tx) => {
+        const cur = deliveries.byId(tx, row.id);
+        if (cur?.status !== 'building' || cur.attempt !== attempt) return false;
+        for (const [from, to] of published) renameSync(from, to);
         deliveries.update(tx, row.id, {
           status: 'built',
           rows: result.rows,
@@ -298,13 +326,19 @@ export class ExtractService {
           },
           builtAt,
         );
+        return true;
       });
+      if (!mine) throw new SupersededAttempt(row.id);
       return this.view(deliveries.byId(this.d.cdb.db, row.id)!);
     } catch (err) {
-      rmSync(tmp, { force: true });
+      for (const [from] of published) rmSync(from, { force: true });
+      if (err instanceof SupersededAttempt) throw err;
       const message = err instanceof Error ? err.message : String(err);
-      if (opts.finalAttempt) this.logFailure(s, req.linkId, req, 'extract.error', message, this.d.clock.now());
-      else this.d.cdb.write((tx) => deliveries.update(tx, row.id, { error: message }));
+      if (opts.finalAttempt) this.logFailure(s, req.linkId, req, 'extract.error', message, this.d.clock.now(), attempt);
+      else
+        this.d.cdb.write((tx) => {
+          if (deliveries.byId(tx, row.id)?.attempt === attempt) deliveries.update(tx, row.id, { error: message });
+        });
       throw err;
     } finally {
       source?.close();
@@ -375,10 +409,4 @@ export class ExtractService {
     }
     return { purged: due.size, partials };
   }
-}
-
-function writeAtomic(file: string, content: string | Buffer): void {
-  const tmp = `${path.dirname(file)}/.${path.basename(file)}.partial`;
-  writeFileSync(tmp, content, { mode: 0o640 });
-  renameSync(tmp, file);
 }

@@ -250,6 +250,7 @@ export const delivery = pgTable(
     purgedAt: text('purged_at'),
     error: text('error'),
     channels: jsonText('channels').$type<Record<string, unknown>>().notNull(),
+    attempt: text('attempt'),
   },
   (t) => [index('delivery_link_idx').on(t.linkId, t.id), index('delivery_status_idx').on(t.status)],
 );

@@ -6,7 +6,8 @@ export type DeliveryRow = typeof delivery.$inferSelect;
 
 export const byId = (tx: Db, id: number): DeliveryRow | undefined => tx.select().from(delivery).where(eq(delivery.id, id)).get();
 export const byKey = (tx: Db, key: string): DeliveryRow | undefined => tx.select().from(delivery).where(eq(delivery.idempotencyKey, key)).get();
-export const insert = (tx: Db, row: Omit<DeliveryRow, 'id'>): DeliveryRow => tx.insert(delivery).values(row).returning().get();
+/** `attempt`: the job attempt that owns a delivery it is building (see ExtractService.run); none for a file made in one step. */
+export const insert = (tx: Db, row: Omit<DeliveryRow, 'id' | 'attempt'> & { attempt?: string | null }): DeliveryRow => tx.insert(delivery).values(row).returning().get();
 export function update(tx: Db, id: number, values: Partial<Omit<DeliveryRow, 'id'>>): void {
   tx.update(delivery).set(values).where(eq(delivery.id, id)).run();
 }

@@ -1,0 +1,112 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { loadConfig } from '../../src/config';
+import { ensureKeys } from '../../src/crypto';
+import { deliveries } from '../../src/db/repositories';
+import { ExtractService, SqliteSource, SupersededAttempt, sourceDbPath, type ExtractSource } from '../../src/extract';
+import { listLog, verifyLog } from '../../src/usagelog';
+import { person, writeEntryExitSource } from '../helpers/source';
+import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
+
+// A worker that stalls past its job lock (GC, a frozen VM) loses the job to another worker. When it
+// wakes it must publish nothing: not a second file, not a second delivery row, not a second
+// extract.built, and it must not overwrite or fail what the other attempt published.
+
+let keys: AgencyKeys;
+let w: TestWorld;
+let config: ReturnType<typeof loadConfig>;
+
+beforeAll(async () => {
+  keys = makeAgencyKeys();
+  w = openWorld();
+  config = loadConfig({ dataDir: w.dataDir }, { NIA_LINK_LOG_LEVEL: 'silent' });
+  await ensureKeys(config.keysDir, new Date());
+  writeEntryExitSource(w.dataDir, Array.from({ length: 500 }, (_, i) => person(i + 1)), '2026-01-01T00:00:00.000Z');
+});
+afterAll(() => {
+  w?.close();
+  cleanupKeys(keys);
+});
+
+/** A source whose read waits at a gate, standing for a worker frozen in the middle of a build. */
+function frozenSource(): { open: () => ExtractSource; reached: Promise<void>; thaw: (failWith?: Error) => void } {
+  let reachedResolve!: () => void;
+  const reached = new Promise<void>((r) => (reachedResolve = r));
+  let thaw!: (failWith?: Error) => void;
+  const gate = new Promise<void>((resolve, reject) => (thaw = (e) => (e ? reject(e) : resolve())));
+  gate.catch(() => undefined);
+  const open = (): ExtractSource => {
+    const inner = new SqliteSource(sourceDbPath(w.dataDir));
+    return {
+      watermark: (d) => inner.watermark(d),
+      async *batches(d, cols, range, n) {
+        reachedResolve();
+        await gate;
+        yield* inner.batches(d, cols, range, n);
+      },
+      close: () => inner.close(),
+    };
+  };
+  return { open, reached, thaw };
+}
+
+function service(openSource: () => ExtractSource): ExtractService {
+  return new ExtractService({ cdb: w.cdb, registry: w.registry, clock: w.clock, outboxDir: path.join(w.dataDir, 'outbox'), keysDir: config.keysDir, retentionDays: 30, openSource });
+}
+const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+const records = (linkId: number, type: string) => listLog(w.cdb.db, { limit: 10000 }).filter((r) => r.linkId === linkId && r.type === type);
+
+async function stalledThenTakenOver(account: string, thawWith?: Error) {
+  const linkId = await approvedLink(w, keys, { account, fields: [{ name: 'person_id' }, { name: 'name_en' }] });
+  const stalled = frozenSource();
+  const req = { key: `extract:${account}`, linkId, full: true, trigger: 'manual' as const };
+  const first = service(stalled.open).run(req, { finalAttempt: true });
+  first.catch(() => undefined);
+  await stalled.reached;
+  // The job's lock has expired: another worker runs the same job and finishes it.
+  const second = await service(() => new SqliteSource(sourceDbPath(w.dataDir))).run(req, { finalAttempt: false });
+  const dir = path.dirname(second.path!);
+  const published = { file: sha(second.path!), manifest: readFileSync(second.manifest!), signature: readFileSync(`${second.manifest!}.asc`) };
+  stalled.thaw(thawWith);
+  await expect(first).rejects.toBeInstanceOf(SupersededAttempt);
+  return { linkId, second, dir, published };
+}
+
+it('a worker that wakes after losing its job to another publishes nothing: one delivery, one file, one extract.built', async () => {
+  const { linkId, second, dir, published } = await stalledThenTakenOver('fence1');
+  const rows = deliveries.list(w.cdb.db, linkId);
+  expect(rows).toHaveLength(1);
+  expect(rows[0]).toMatchObject({ id: second.id, status: 'built', error: null });
+  // The files are the ones the second attempt recorded, byte for byte.
+  expect(sha(second.path!)).toBe(published.file);
+  expect(sha(second.path!)).toBe(rows[0].cipherSha256);
+  expect(readFileSync(second.manifest!)).toEqual(published.manifest);
+  expect(readFileSync(`${second.manifest!}.asc`)).toEqual(published.signature);
+  expect(createHash('sha256').update(published.manifest).digest('hex')).toBe(rows[0].manifestSha256);
+  expect(readdirSync(dir).filter((f) => f.endsWith('.csv.pgp'))).toEqual([path.basename(second.path!)]);
+  expect(readdirSync(dir).filter((f) => f.endsWith('.partial'))).toEqual([]);
+  expect(records(linkId, 'extract.built')).toHaveLength(1);
+  expect(records(linkId, 'extract.failed')).toHaveLength(0);
+  expect(verifyLog(w.cdb).ok).toBe(true);
+});
+
+it('a superseded attempt that fails on its last try neither fails the delivery nor logs a failure', async () => {
+  const { linkId, second } = await stalledThenTakenOver('fence2', new Error('source connection lost'));
+  const rows = deliveries.list(w.cdb.db, linkId);
+  expect(rows).toHaveLength(1);
+  expect(rows[0]).toMatchObject({ id: second.id, status: 'built', error: null });
+  expect(records(linkId, 'extract.built')).toHaveLength(1);
+  expect(records(linkId, 'extract.failed')).toHaveLength(0);
+});
+
+it('a job that runs again after its delivery was built returns that delivery and builds nothing', async () => {
+  const linkId = await approvedLink(w, keys, { account: 'fence3', fields: [{ name: 'person_id' }] });
+  const svc = service(() => new SqliteSource(sourceDbPath(w.dataDir)));
+  const req = { key: 'extract:fence3', linkId, full: true, trigger: 'manual' as const };
+  const a = await svc.run(req, { finalAttempt: false });
+  const b = await svc.run(req, { finalAttempt: false });
+  expect(b.id).toBe(a.id);
+  expect(b.sha256).toBe(a.sha256);
+  expect(records(linkId, 'extract.built')).toHaveLength(1);
+});
