@@ -9,6 +9,7 @@ import * as batch from './batch';
 import * as change from './change';
 import * as compliance from './compliance';
 import * as dataset from './dataset';
+import * as db from './db';
 import * as demo from './demo';
 import * as defender from './defender';
 import * as deliver from './deliver';
@@ -35,7 +36,7 @@ export function buildProgram(ctx: CliContext, program: Command): Command {
     .option('--at <date>', 'drill installations only: run the command as of this Taipei day (compliance status and finding list may preview a day anywhere)')
     .exitOverride()
     .configureOutput({ outputError: oneLineError });
-  for (const m of [init, agency, dataset, link, compliance, change, rules, vendor, account, seed, deliver, log, query, report, anomaly, backup, batch, key, defender, operator, start, demo]) m.register(program, ctx);
+  for (const m of [init, agency, dataset, link, compliance, change, rules, vendor, account, seed, deliver, log, query, report, anomaly, backup, db, batch, key, defender, operator, start, demo]) m.register(program, ctx);
   // init decides the installation's mode, and so whether its clock may move, itself.
   program.hook('preAction', (_program, cmd) => ctx.beforeAction(cmd, cmd.name() === 'init' && cmd.parent === program));
   return program;

@@ -1,0 +1,201 @@
+import type Database from 'better-sqlite3';
+import type pg from 'pg';
+import { UserError } from '../../errors';
+import { GENESIS_HASH } from '../../usagelog/chain';
+import { ChainWalker, type ChainBad } from '../../usagelog/walk';
+import type { UsageLogRow } from '../repositories/usageLog';
+import type { ControlDb } from '../index';
+import { openPgControlDb, redactDatabaseUrl } from './connect';
+
+/*
+ * Moving an installation from its SQLite control database into an empty PostgreSQL database
+ * (`nia-link db migrate --to postgres://…`):
+ * - one consistent pass: every table is read inside one SQLite read transaction (a snapshot, even
+ *   while the service writes) and written inside one PostgreSQL transaction (all or nothing);
+ * - values are copied as stored (ids kept, JSON text byte for byte), so the usage log keeps its
+ *   digests and hashes; the copy's chain is then walked on PostgreSQL and must end at the same head;
+ * - a target that already holds an installation is refused: nothing is ever merged or overwritten.
+ */
+
+/** Tables that are the database's own bookkeeping, not the installation's. */
+const SKIP = new Set(['__drizzle_migrations', 'sqlite_sequence', 'sqlite_stat1', 'sqlite_stat4']);
+/** One row that the PostgreSQL migrations create; the copy sets its value instead of inserting it. */
+const SINGLE_ROW = 'registry_version';
+/** Values per INSERT statement (PostgreSQL takes at most 65 535 parameters). */
+const PARAMS_PER_STATEMENT = 30_000;
+
+export interface CopyReport {
+  target: string;
+  tables: { table: string; rows: number }[];
+  /** The copy's chain walked on PostgreSQL; `sameAsSource`: verified, and it ends at the head the snapshot had. */
+  usageLog: { records: number; head: string | null; verified: boolean; sameAsSource: boolean; bad?: ChainBad };
+  ms: number;
+}
+
+interface PgColumn {
+  name: string;
+  type: string;
+  identity: boolean;
+}
+
+const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+/** The installation's tables, parents before children (foreign keys), each once. */
+function tablesInOrder(sqlite: Database.Database): string[] {
+  const names = (sqlite.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[]).filter((n) => !SKIP.has(n));
+  const parents = new Map(names.map((n) => [n, (sqlite.prepare(`SELECT "table" FROM pragma_foreign_key_list(?)`).pluck().all(n) as string[]).filter((p) => p !== n)]));
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const visit = (n: string) => {
+    if (seen.has(n)) return;
+    seen.add(n);
+    for (const p of parents.get(n) ?? []) if (names.includes(p)) visit(p);
+    out.push(n);
+  };
+  names.forEach(visit);
+  return out;
+}
+
+async function pgColumns(client: pg.ClientBase, table: string): Promise<PgColumn[]> {
+  const r = await client.query<{ name: string; type: string; identity: string }>(
+    `SELECT column_name AS name, udt_name AS type, is_identity AS identity FROM information_schema.columns
+     WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`,
+    [table],
+  );
+  return r.rows.map((c) => ({ name: c.name, type: c.type, identity: c.identity === 'YES' }));
+}
+
+/** SQLite keeps booleans as 0/1 and every integer as a JS number; PostgreSQL takes them typed. */
+function converter(type: string): (v: unknown) => unknown {
+  if (type === 'bool') return (v) => (v === null ? null : v === 1 || v === true || v === '1');
+  if (type === 'int8') return (v) => (typeof v === 'bigint' ? v.toString() : v);
+  return (v) => v;
+}
+
+/** Does the target already hold an installation? Only the rows the migrations create are allowed. */
+async function assertEmpty(client: pg.ClientBase, tables: string[], shown: string): Promise<void> {
+  for (const t of tables) {
+    if (t === SINGLE_ROW) continue;
+    const r = await client.query(`SELECT 1 FROM ${q(t)} LIMIT 1`);
+    if (r.rowCount) throw new UserError(`the target database ${shown} is not empty (table ${t} has rows): db migrate copies only into an empty database`, 'database.not-empty');
+  }
+}
+
+/**
+ * Copy the installation in `cdb` into the PostgreSQL database at `url` (migrated first), then walk
+ * the copied usage log. `progress` hears each table as it is done.
+ */
+export async function copyToPostgres(cdb: ControlDb, url: string, progress: (table: string, rows: number) => void = () => undefined): Promise<CopyReport> {
+  const started = Date.now();
+  const shown = redactDatabaseUrl(url);
+  const target = await openPgControlDb(url, { max: 2, applicationName: 'nia-link db migrate' });
+  const sqlite = cdb.sqlite;
+  const tables: CopyReport['tables'] = [];
+  try {
+    const order = tablesInOrder(sqlite);
+    // Every table must exist on the other side with every column (the schemas are kept equal).
+    const columns = new Map<string, PgColumn[]>();
+    const client = await target.pool.connect();
+    try {
+      for (const t of order) {
+        const cols = await pgColumns(client, t);
+        const mine = (sqlite.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(t) as string[]);
+        const missing = mine.filter((c) => !cols.some((p) => p.name === c));
+        if (cols.length === 0 || missing.length) throw new UserError(`table ${t}: the PostgreSQL schema lacks ${cols.length === 0 ? 'the table' : `columns ${missing.join(', ')}`} (are both on the same version of nia-link?)`, 'database.schema-mismatch');
+        columns.set(t, cols.filter((c) => mine.includes(c.name)));
+      }
+      let sourceHead: string | null = null;
+      sqlite.exec('BEGIN'); // one read snapshot for every table
+      try {
+        sourceHead = (sqlite.prepare('SELECT hash FROM usage_log ORDER BY seq DESC LIMIT 1').pluck().get() as string | undefined) ?? null;
+        await client.query('BEGIN');
+        try {
+          await client.query('LOCK TABLE usage_log IN EXCLUSIVE MODE'); // no one appends while the log is copied
+          await assertEmpty(client, order, shown);
+          for (const t of order) {
+            const cols = columns.get(t)!;
+            const rows = t === SINGLE_ROW ? await copySingleRow(sqlite, client, t, cols) : await copyTable(sqlite, client, t, cols);
+            tables.push({ table: t, rows });
+            progress(t, rows);
+          }
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+      } finally {
+        sqlite.exec('COMMIT');
+      }
+      const walked = await verifyCopiedLog(client);
+      return { target: shown, tables, usageLog: { ...walked, sameAsSource: walked.verified && walked.head === sourceHead }, ms: Date.now() - started };
+    } finally {
+      client.release();
+    }
+  } finally {
+    await target.close();
+  }
+}
+
+async function copyTable(sqlite: Database.Database, client: pg.ClientBase, table: string, cols: PgColumn[]): Promise<number> {
+  const names = cols.map((c) => q(c.name)).join(', ');
+  const convert = cols.map((c) => converter(c.type));
+  const perStatement = Math.max(1, Math.floor(PARAMS_PER_STATEMENT / cols.length));
+  const order = cols.some((c) => c.name === 'seq') ? 'seq' : cols.some((c) => c.name === 'id') ? 'id' : 'rowid';
+  const read = sqlite.prepare(`SELECT ${names} FROM ${q(table)} ORDER BY ${q(order)}`).raw(true);
+  read.safeIntegers(true); // a bigint column may pass 2^53 only in theory, but never round it
+  let batch: unknown[] = [];
+  let rows = 0;
+  const flush = async () => {
+    if (!batch.length) return;
+    const n = batch.length / cols.length;
+    const tuples = Array.from({ length: n }, (_, r) => `(${cols.map((_, c) => `$${r * cols.length + c + 1}`).join(', ')})`).join(', ');
+    await client.query(`INSERT INTO ${q(table)} (${names}) VALUES ${tuples}`, batch);
+    rows += n;
+    batch = [];
+  };
+  for (const row of read.iterate() as IterableIterator<unknown[]>) {
+    for (let c = 0; c < cols.length; c++) {
+      const v = row[c];
+      batch.push(convert[c](typeof v === 'bigint' && cols[c].type !== 'int8' ? Number(v) : v));
+    }
+    if (batch.length >= perStatement * cols.length) await flush();
+  }
+  await flush();
+  // Identity columns continue after the copied ids.
+  for (const c of cols.filter((x) => x.identity)) {
+    await client.query(`SELECT setval(pg_get_serial_sequence($1, $2), GREATEST((SELECT max(${q(c.name)}) FROM ${q(table)}), 1), (SELECT count(*) > 0 FROM ${q(table)}))`, [q(table), c.name]);
+  }
+  return rows;
+}
+
+async function copySingleRow(sqlite: Database.Database, client: pg.ClientBase, table: string, cols: PgColumn[]): Promise<number> {
+  const row = sqlite.prepare(`SELECT * FROM ${q(table)} WHERE id = 1`).get() as Record<string, unknown> | undefined;
+  if (!row) return 0;
+  const set = cols.filter((c) => c.name !== 'id');
+  await client.query(`UPDATE ${q(table)} SET ${set.map((c, i) => `${q(c.name)} = $${i + 1}`).join(', ')} WHERE id = 1`, set.map((c) => converter(c.type)(row[c.name])));
+  return 1;
+}
+
+/** Walk the copied usage log on PostgreSQL from its live start (after the newest archive). */
+export async function verifyCopiedLog(client: pg.ClientBase): Promise<Omit<CopyReport['usageLog'], 'sameAsSource'>> {
+  const a = await client.query<{ to_seq: string; last_hash: string }>('SELECT to_seq::text, last_hash FROM log_archive ORDER BY log_archive.to_seq DESC LIMIT 1');
+  const start = a.rows[0] ? { seq: Number(a.rows[0].to_seq) + 1, prevHash: a.rows[0].last_hash } : { seq: 1, prevHash: GENESIS_HASH };
+  const w = new ChainWalker(start);
+  const PAGE = 20_000;
+  for (let from = start.seq; w.ok; from += PAGE) {
+    const r = await client.query<UsageLogRow & { seq: string; link_id: number | null; prev_hash: string }>(
+      'SELECT seq::text AS seq, at, type, agency, link_id, revision, actor, ip, channel, object, detail, digest, prev_hash, hash FROM usage_log WHERE usage_log.seq >= $1 AND usage_log.seq < $2 ORDER BY usage_log.seq',
+      [from, from + PAGE],
+    );
+    if (!r.rows.length) {
+      const more = await client.query('SELECT 1 FROM usage_log WHERE seq >= $1 LIMIT 1', [from]);
+      if (!more.rowCount) break;
+      continue;
+    }
+    for (const x of r.rows) {
+      const row: UsageLogRow = { seq: Number(x.seq), at: x.at, type: x.type, agency: x.agency, linkId: x.link_id, revision: x.revision, actor: x.actor, ip: x.ip, channel: x.channel, object: x.object, detail: x.detail, digest: x.digest, prevHash: x.prev_hash, hash: x.hash };
+      if (!w.fullRecord(row)) break;
+    }
+  }
+  return { records: w.count, head: w.last !== null ? w.prevHash : null, verified: w.ok, ...(w.bad ? { bad: w.bad } : {}) };
+}
