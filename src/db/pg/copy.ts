@@ -1,5 +1,8 @@
 import type Database from 'better-sqlite3';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { UserError } from '../../errors';
 import { GENESIS_HASH } from '../../usagelog/chain';
 import { ChainWalker, type ChainBad } from '../../usagelog/walk';
@@ -21,8 +24,8 @@ import { openPgControlDb, redactDatabaseUrl } from './connect';
 const SKIP = new Set(['__drizzle_migrations', 'sqlite_sequence', 'sqlite_stat1', 'sqlite_stat4']);
 /** One row that the PostgreSQL migrations create; the copy sets its value instead of inserting it. */
 const SINGLE_ROW = 'registry_version';
-/** Values per INSERT statement (PostgreSQL takes at most 65 535 parameters). */
-const PARAMS_PER_STATEMENT = 30_000;
+/** Bytes of COPY text handed to the server at a time. */
+const CHUNK_BYTES = 1 << 20;
 
 export interface CopyReport {
   target: string;
@@ -65,10 +68,24 @@ async function pgColumns(client: pg.ClientBase, table: string): Promise<PgColumn
   return r.rows.map((c) => ({ name: c.name, type: c.type, identity: c.identity === 'YES' }));
 }
 
-/** SQLite keeps booleans as 0/1 and every integer as a JS number; PostgreSQL takes them typed. */
+/**
+ * One value in COPY's text format: \N for NULL, backslash escapes for the characters that frame rows
+ * and columns, booleans as t/f (SQLite keeps 0/1), bytea as \\x hex, integers exactly.
+ */
+function copyText(type: string): (v: unknown) => string {
+  const text = (v: string) => v.replace(/[\\\n\r\t]/g, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t'));
+  return (v) => {
+    if (v === null || v === undefined) return '\\N';
+    if (type === 'bool') return v === 1 || v === 1n || v === true || v === '1' ? 't' : 'f';
+    if (Buffer.isBuffer(v)) return `\\\\x${v.toString('hex')}`;
+    if (typeof v === 'bigint' || typeof v === 'number') return String(v);
+    return text(String(v));
+  };
+}
+
+/** SQLite keeps booleans as 0/1; PostgreSQL takes them typed (the one-row update). */
 function converter(type: string): (v: unknown) => unknown {
   if (type === 'bool') return (v) => (v === null ? null : v === 1 || v === true || v === '1');
-  if (type === 'int8') return (v) => (typeof v === 'bigint' ? v.toString() : v);
   return (v) => v;
 }
 
@@ -138,29 +155,25 @@ export async function copyToPostgres(cdb: ControlDb, url: string, progress: (tab
 
 async function copyTable(sqlite: Database.Database, client: pg.ClientBase, table: string, cols: PgColumn[]): Promise<number> {
   const names = cols.map((c) => q(c.name)).join(', ');
-  const convert = cols.map((c) => converter(c.type));
-  const perStatement = Math.max(1, Math.floor(PARAMS_PER_STATEMENT / cols.length));
+  const encode = cols.map((c) => copyText(c.type));
   const order = cols.some((c) => c.name === 'seq') ? 'seq' : cols.some((c) => c.name === 'id') ? 'id' : 'rowid';
   const read = sqlite.prepare(`SELECT ${names} FROM ${q(table)} ORDER BY ${q(order)}`).raw(true);
-  read.safeIntegers(true); // a bigint column may pass 2^53 only in theory, but never round it
-  let batch: unknown[] = [];
+  read.safeIntegers(true); // integers exactly as stored, whatever their size
   let rows = 0;
-  const flush = async () => {
-    if (!batch.length) return;
-    const n = batch.length / cols.length;
-    const tuples = Array.from({ length: n }, (_, r) => `(${cols.map((_, c) => `$${r * cols.length + c + 1}`).join(', ')})`).join(', ');
-    await client.query(`INSERT INTO ${q(table)} (${names}) VALUES ${tuples}`, batch);
-    rows += n;
-    batch = [];
-  };
-  for (const row of read.iterate() as IterableIterator<unknown[]>) {
-    for (let c = 0; c < cols.length; c++) {
-      const v = row[c];
-      batch.push(convert[c](typeof v === 'bigint' && cols[c].type !== 'int8' ? Number(v) : v));
+  function* lines(): Generator<string> {
+    let chunk = '';
+    for (const row of read.iterate() as IterableIterator<unknown[]>) {
+      for (let c = 0; c < row.length; c++) chunk += (c ? '\t' : '') + encode[c](row[c]);
+      chunk += '\n';
+      rows++;
+      if (chunk.length >= CHUNK_BYTES) {
+        yield chunk;
+        chunk = '';
+      }
     }
-    if (batch.length >= perStatement * cols.length) await flush();
+    if (chunk) yield chunk;
   }
-  await flush();
+  await pipeline(Readable.from(lines()), client.query(copyFrom(`COPY ${q(table)} (${names}) FROM STDIN`)));
   // Identity columns continue after the copied ids.
   for (const c of cols.filter((x) => x.identity)) {
     await client.query(`SELECT setval(pg_get_serial_sequence($1, $2), GREATEST((SELECT max(${q(c.name)}) FROM ${q(table)}), 1), (SELECT count(*) > 0 FROM ${q(table)}))`, [q(table), c.name]);
