@@ -74,6 +74,10 @@ it('db migrate copies every table of an installation into an empty PostgreSQL da
     const d = (await c.query('SELECT id, channels, fields FROM delivery')).rows[0];
     const row = lw.cdb.sqlite.prepare('SELECT id, channels, fields FROM delivery').get() as { id: number; channels: string; fields: string };
     expect(d).toEqual(row);
+    // Documents (the stamped form, the rules) keep their bytes.
+    const docs = lw.cdb.sqlite.prepare('SELECT id, content FROM document ORDER BY id').raw(true).all() as [number, Buffer][];
+    expect(docs.length).toBeGreaterThan(0);
+    expect((await c.query({ text: 'SELECT id, content FROM document ORDER BY id', rowMode: 'array' })).rows).toEqual(docs);
     const agencies = lw.cdb.sqlite.prepare('SELECT id, government FROM agency ORDER BY id').raw(true).all() as [number, number][];
     expect((await c.query({ text: 'SELECT id, government FROM agency ORDER BY id', rowMode: 'array' })).rows).toEqual(agencies.map(([id, g]) => [id, g === 1]));
     const version = lw.cdb.sqlite.prepare('SELECT version FROM registry_version WHERE id = 1').pluck().get() as number;
