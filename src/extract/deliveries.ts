@@ -307,7 +307,7 @@ export class ExtractService {
       else this.d.cdb.write((tx) => deliveries.update(tx, row.id, { error: message }));
       throw err;
     } finally {
-      source?.close();
+      await source?.close();
     }
   }
 

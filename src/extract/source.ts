@@ -32,7 +32,7 @@ export interface ExtractSource {
   watermark(dataset: string): Promise<string | null>;
   /** Rows as arrays in `columns` order, in batches, streamed. */
   batches(dataset: string, columns: readonly string[], range: ExtractRange, batchSize: number): AsyncIterable<unknown[][]>;
-  close(): void;
+  close(): void | Promise<void>;
 }
 
 export function sourceDbPath(dataDir: string): string {
