@@ -110,6 +110,7 @@ export class CsvLineEnds {
   /** Takes the next chunk of COPY output; returns what is ready to deliver (null: nothing yet). */
   push(chunk: Buffer): Buffer | null {
     const n = chunk.length;
+    if (n === 0) return null;
     let i = 0;
     let q = chunk.indexOf(QUOTE, 0);
     let lf = -2; // not searched yet
