@@ -2,12 +2,13 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { FieldSpec } from '../domain';
+import { IDS_PER_STEP } from '../batch/answer';
 import { pgErrorReason, redactDatabaseUrl } from '../db/pg/connect';
 import { UserError } from '../errors';
 import { csvLine } from './csv';
 import { windowParams, windowSql } from './csv-sql';
 import { type CompiledScope, PG_ADDED_TABLE, PG_SUBJECTS_TABLE } from './scope-sql';
-import type { CsvCapableSource, CsvStream, ExtractRange } from './source';
+import type { AnswerStream, BatchAnswerSpec, CsvStream, ExtractRange, LookupQuery, Source } from './source';
 import { ident } from './sql-ident';
 
 /** `postgres://…` or `postgresql://…`: a source URL that names a PostgreSQL server. */
@@ -163,10 +164,11 @@ const EMIT_BYTES = 256 * 1024;
  * updated_at as ISO 8601 text). Extracts stream `COPY (SELECT …) TO STDOUT`; the rows are the
  * same bytes the embedded source gives for the same data.
  */
-export class PgSource implements CsvCapableSource {
+export class PgSource implements Source {
   /** The URL without its password: all that errors show. */
   readonly shown: string;
   private connecting?: Promise<pg.Client>;
+  private pool?: pg.Pool;
   private pgcryptoSchema?: Promise<string | null>;
 
   constructor(private readonly url: string) {
@@ -243,12 +245,85 @@ export class PgSource implements CsvCapableSource {
   }
 
   csvStream(dataset: string, fields: readonly FieldSpec[], hmacSecret: string, range: ExtractRange): CsvStream {
+    return this.copyStream(csvLine(fields.map((f) => f.name)), async (c) => {
+      await this.requireTable(c, dataset);
+      const pgcrypto = await this.pgcryptoFor(c, fields);
+      await preparePgScopeConnection(c, range.scope);
+      await c.query('BEGIN');
+      await setSettings(c, { ...windowParams(range), ...(pgcrypto ? { [HMAC_KEY_PARAM]: hmacSecret } : {}) });
+      return copySql(dataset, fields, range, pgcrypto);
+    });
+  }
+
+  async lookup(q: LookupQuery): Promise<unknown[][]> {
+    const n = q.ids.length;
+    const params: Record<string, string> = { ...q.scope.params };
+    q.ids.forEach((x, i) => (params[`id${i}`] = x));
+    const { text, values } = positional(
+      `SELECT ${q.fields.map(ident).join(', ')}, ${ident(q.keyField)} FROM ${ident(q.dataset)} ` +
+        `WHERE ${ident(q.keyField)} IN (${Array.from({ length: n }, (_, i) => `@id${i}`).join(', ')}) AND ${q.scope.pgSql} ORDER BY record_id LIMIT ${Math.floor(q.limit)}`,
+      params,
+    );
+    // Prepared once per connection and statement shape (named after its text).
+    const query = { name: `nl_lookup_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`, text, values, rowMode: 'array' as const };
+    const pool = this.lookupPool();
+    try {
+      if (!q.scope.subjects) return (await pool.query(query)).rows as unknown[][];
+      const c = await pool.connect();
+      try {
+        await preparePgScopeConnection(c, q.scope);
+        return (await c.query(query)).rows as unknown[][];
+      } finally {
+        c.release();
+      }
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      throw new UserError(`the source database at ${this.shown}: ${pgErrorReason(err)}`, 'source.error');
+    }
+  }
+
+  answerCsv(spec: BatchAnswerSpec): AnswerStream {
+    let matched = 0;
+    const csv = this.copyStream(csvLine(['request_id', ...spec.fields.map((f) => f.name)]), async (c) => {
+      await this.requireTable(c, spec.dataset);
+      const pgcrypto = await this.pgcryptoFor(c, spec.fields);
+      await preparePgScopeConnection(c, spec.scope);
+      await c.query('CREATE TEMP TABLE IF NOT EXISTS nl_batch_ids (nl_seq bigint PRIMARY KEY, nl_id text NOT NULL UNIQUE)');
+      await c.query('TRUNCATE pg_temp.nl_batch_ids');
+      await c.query('INSERT INTO pg_temp.nl_batch_ids (nl_seq, nl_id) SELECT n - 1, id FROM unnest($1::text[]) WITH ORDINALITY AS u(id, n)', [spec.ids]);
+      await c.query('ANALYZE pg_temp.nl_batch_ids');
+      const indexed = await c.query(
+        'SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass($1) AND a.attname = $2',
+        [ident(spec.dataset), spec.keyField],
+      );
+      // The embedded source answers an indexed key IDS_PER_STEP identifiers at a time, each step's
+      // records in record order; an unindexed one in a single pass, in record order: the same order here.
+      const t = ident(spec.dataset);
+      const order = indexed.rowCount ? `r.nl_seq / ${IDS_PER_STEP}, ${t}.record_id` : `${t}.record_id`;
+      const join = `FROM pg_temp.nl_batch_ids r JOIN ${t} ON ${t}.${ident(spec.keyField)} = r.nl_id WHERE ${spec.scope.pgSql}`;
+      // One snapshot for the count and the records.
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await setSettings(c, { ...spec.scope.params, ...(pgcrypto ? { [HMAC_KEY_PARAM]: spec.hmacSecret } : {}) });
+      matched = Number((await c.query<{ m: string }>(viaSettings(`SELECT count(DISTINCT r.nl_id) AS m ${join}`))).rows[0].m);
+      const cols = spec.fields.map((f) => pgFieldSql(f, pgcrypto)).join(', ');
+      return viaSettings(`COPY (SELECT NULLIF(r.nl_id, ''), ${cols}, NULL::text ${join} ORDER BY ${order}) TO STDOUT WITH (FORMAT csv)`);
+    });
+    const done = csv.done.then(({ rows, sha256 }) => ({ rows, matched, sha256 }));
+    done.catch(() => undefined);
+    return { stream: csv.stream, done };
+  }
+
+  /**
+   * The header, then the CSV a COPY writes, lines ended CRLF, gathered into chunks of about
+   * EMIT_BYTES. `start` runs on the source's connection, opens the transaction the COPY runs in
+   * and returns the COPY statement; the transaction ends with the stream.
+   */
+  private copyStream(header: string, start: (c: pg.Client) => Promise<string>): CsvStream {
     const hash = createHash('sha256');
     const ends = new CsvLineEnds();
     let client: pg.Client | undefined;
     let copy: ReturnType<typeof copyTo> | undefined;
     let chunks: AsyncIterator<Buffer> | undefined;
-    let inTransaction = false;
     let resolveDone!: (v: { rows: number; sha256: string }) => void;
     let rejectDone!: (e: Error) => void;
     const done = new Promise<{ rows: number; sha256: string }>((res, rej) => ((resolveDone = res), (rejectDone = rej)));
@@ -259,31 +334,20 @@ export class PgSource implements CsvCapableSource {
     };
     const abort = async () => {
       copy?.destroy();
-      if (client && inTransaction) {
-        inTransaction = false;
-        await client.query('ROLLBACK').catch(() => undefined);
-      }
-    };
-    const start = async () => {
-      const c = (client = await this.client());
-      await this.requireTable(c, dataset);
-      const pgcrypto = await this.pgcryptoFor(c, fields);
-      await preparePgScopeConnection(c, range.scope);
-      await c.query('BEGIN');
-      inTransaction = true;
-      await setSettings(c, { ...windowParams(range), ...(pgcrypto ? { [HMAC_KEY_PARAM]: hmacSecret } : {}) });
-      copy = c.query(copyTo(copySql(dataset, fields, range, pgcrypto)));
-      chunks = (copy as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+      // Ends the transaction, if start opened one (a ROLLBACK outside one only warns).
+      if (client) await client.query('ROLLBACK').catch(() => undefined);
     };
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     const stream = new ReadableStream<Uint8Array>(
       {
-        async pull(controller) {
+        pull: async (controller) => {
           try {
             if (!chunks) {
-              await start();
-              return emit(controller, new TextEncoder().encode(csvLine(fields.map((f) => f.name))));
+              client = await this.client();
+              copy = client.query(copyTo(await start(client)));
+              chunks = (copy as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+              return emit(controller, new TextEncoder().encode(header));
             }
             for (;;) {
               const next = await chunks.next();
@@ -300,7 +364,6 @@ export class PgSource implements CsvCapableSource {
                 if (!next.done) return;
               }
               if (next.done) {
-                inTransaction = false;
                 await client!.query('COMMIT');
                 resolveDone({ rows: ends.rows, sha256: hash.digest('hex') });
                 return controller.close();
@@ -312,7 +375,7 @@ export class PgSource implements CsvCapableSource {
             controller.error(err);
           }
         },
-        async cancel() {
+        cancel: async () => {
           rejectDone(new Error('cancelled'));
           await abort();
         },
@@ -322,7 +385,20 @@ export class PgSource implements CsvCapableSource {
     return { stream, done };
   }
 
+  /** Connections for look-ups, which may run several at once (the online query). */
+  private lookupPool(): pg.Pool {
+    if (!this.pool) {
+      this.pool = new pg.Pool({ connectionString: this.url, max: 4, connectionTimeoutMillis: 10_000, application_name: 'nia-link source' });
+      // An idle connection that fails (a server restart) is replaced by the pool itself.
+      this.pool.on('error', () => undefined);
+    }
+    return this.pool;
+  }
+
   async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.end().catch(() => undefined);
     const c = this.connecting;
     this.connecting = undefined;
     if (!c) return;
@@ -347,7 +423,7 @@ export async function preparePgScopeConnection(c: pg.ClientBase, scope: Compiled
     [PG_ADDED_TABLE, added],
   ] as const) {
     const name = table.slice('pg_temp.'.length);
-    await c.query(`CREATE TEMP TABLE IF NOT EXISTS ${ident(name)} (id text COLLATE "C" PRIMARY KEY)`);
+    await c.query(`CREATE TEMP TABLE IF NOT EXISTS ${ident(name)} (id text PRIMARY KEY)`);
     await c.query(`TRUNCATE ${table}`);
     await c.query(`INSERT INTO ${table} (id) SELECT DISTINCT unnest($1::text[])`, [values]);
     await c.query(`ANALYZE ${table}`);
