@@ -157,6 +157,8 @@ export class CsvLineEnds {
 
 /** Chunks are gathered to about this size before they go to sign + encrypt (fewer, larger calls). */
 const EMIT_BYTES = 256 * 1024;
+/** COPY output read ahead of the encryption, so the server and this process work at the same time. */
+const COPY_BUFFER_BYTES = 1024 * 1024;
 
 /**
  * A PostgreSQL server as the extract source: one table per dataset, named after it, in the URL's
@@ -334,8 +336,12 @@ export class PgSource implements Source {
     };
     const abort = async () => {
       copy?.destroy();
-      // Ends the transaction, if start opened one (a ROLLBACK outside one only warns).
-      if (client) await client.query('ROLLBACK').catch(() => undefined);
+      // A COPY left part read holds its connection: drop the connection (the server rolls the
+      // transaction back); the next use of this source opens another.
+      if (client && this.connecting) {
+        this.connecting = undefined;
+        await client.end().catch(() => undefined);
+      }
     };
     let pending: Buffer[] = [];
     let pendingBytes = 0;
@@ -345,7 +351,8 @@ export class PgSource implements Source {
           try {
             if (!chunks) {
               client = await this.client();
-              copy = client.query(copyTo(await start(client)));
+              // A deep buffer keeps the server writing while this thread signs and encrypts.
+              copy = client.query(copyTo(await start(client), { highWaterMark: COPY_BUFFER_BYTES }));
               chunks = (copy as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
               return emit(controller, new TextEncoder().encode(header));
             }

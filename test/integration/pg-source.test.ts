@@ -277,6 +277,27 @@ describe('errors', () => {
     expect(loadConfig({ dataDir: dir }, {}).source.url).toBeUndefined();
   });
 
+  it('an extract stopped part way (the encryption failed) ends its COPY, and the source opens a new connection', async () => {
+    const s = new PgSource(scratch.url);
+    try {
+      const fields = catalogs.get('entry_exit')!.fields.map((f) => ({ name: f.name }));
+      const csv = s.csvStream('entry_exit', fields, SECRET, full());
+      const reader = csv.stream.getReader();
+      expect((await reader.read()).done).toBe(false); // the header
+      expect((await reader.read()).done).toBe(false); // the first chunk of lines, not the last
+      await reader.cancel();
+      await expect(csv.done).rejects.toThrow(/cancelled/);
+      expect(await s.watermark('entry_exit')).toBe(CHANGED_AT);
+      const c = new pg.Client({ connectionString: scratch.url });
+      await c.connect();
+      const open = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY%'");
+      await c.end();
+      expect(open.rows[0].n).toBe(0);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('a missing table and a missing pgcrypto are named in one line', async () => {
     await expect(pgs.watermark('no_such_dataset')).rejects.toThrow(/has no no_such_dataset table/);
     const other = await createScratchDb();
