@@ -7,7 +7,7 @@ import pg from 'pg';
 import { loadConfig } from '../../src/config';
 import { ensureKeys, signingPublicKeyArmored } from '../../src/crypto';
 import type { FieldSpec, Scope } from '../../src/domain';
-import { compileScope, csvLine, PgSource, SqliteSource, type ExtractSource } from '../../src/extract';
+import { compileScope, csvLine, openExtractSource, PgSource, SqliteSource, type ExtractSource } from '../../src/extract';
 import { seedSource } from '../../src/extract/seed';
 import { seedPgSource } from '../../src/extract/seed-pg';
 import type { CsvCapableSource, ExtractRange } from '../../src/extract/source';
@@ -295,6 +295,19 @@ describe('errors', () => {
       expect(open.rows[0].n).toBe(0);
     } finally {
       await s.close();
+    }
+  });
+
+  it('source.url picks the source every service opens: PostgreSQL when set, the embedded file when not', async () => {
+    const pgSource = openExtractSource(loadConfig({ dataDir: dir }, { NIA_LINK_SOURCE_URL: scratch.url }));
+    const embedded = openExtractSource(loadConfig({ dataDir: dir }, {}));
+    try {
+      expect(pgSource).toBeInstanceOf(PgSource);
+      expect(embedded).toBeInstanceOf(SqliteSource);
+      expect(await pgSource.watermark('entry_exit')).toBe(await embedded.watermark('entry_exit'));
+    } finally {
+      await pgSource.close();
+      embedded.close();
     }
   });
 
