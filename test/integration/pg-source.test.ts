@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { loadConfig } from '../../src/config';
@@ -93,6 +93,7 @@ afterAll(async () => {
   sqlite?.close();
   await pgs?.close();
   await scratch?.drop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('the PostgreSQL source gives the bytes the embedded source gives', () => {
@@ -374,5 +375,6 @@ describe('a delivery from the PostgreSQL source', () => {
     expect(r.stdout).toMatch(/seeded residence: 50 rows/);
     expect(r.stdout).not.toContain('not-the-password');
     expect(existsSync(path.join(seedDir, 'source.db'))).toBe(false);
+    rmSync(seedDir, { recursive: true, force: true });
   });
 });
