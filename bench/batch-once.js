@@ -11,7 +11,7 @@ const { inbox } = require('../dist/src/db/repositories');
 const { queryIdSecret } = require('../dist/src/crypto');
 const { buildServices } = require('../dist/src/services');
 const { BatchService } = require('../dist/src/batch');
-const { sourceDbPath } = require('../dist/src/extract');
+const { openExtractSource } = require('../dist/src/extract');
 
 // The daily cap in memory: one Redis round trip in the service, not what is measured here.
 const cap = { take: async (_l, _d, n) => ({ ok: true, used: n }), used: async () => 0 };
@@ -27,7 +27,7 @@ async function main() {
     clock: { now: () => new Date() },
     outboxDir: path.join(config.dataDir, 'outbox'),
     keysDir: config.keysDir,
-    sourceFile: sourceDbPath(config.dataDir),
+    openSource: () => openExtractSource(config),
     retentionDays: config.outbox.retentionDays,
     settings: config.batch,
     cap,

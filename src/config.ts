@@ -211,6 +211,14 @@ const schema = z.object({
   // R2.2: batch requests. maxIds: identifiers per request; maxPlainBytes: a request's size once
   // decrypted and decompressed (stops a compressed bomb); sweepSec/staleSec: uploads left pending
   // longer than staleSec (a worker died between the commit and the enqueue) are queued again.
+  // The extract source: unset, the embedded SQLite file <data-dir>/source.db; a postgres:// URL, a
+  // PostgreSQL server (tables named after the datasets, in the URL's default schema).
+  source: z.object({
+    url: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//i, 'must start with postgres:// or postgresql://')
+      .optional(),
+  }),
   batch: z.object({
     maxIds: z.coerce.number().int().min(1).max(10_000_000),
     maxPlainBytes: z.coerce.number().int().min(1024),
@@ -402,6 +410,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
         maxUploadsPerHour: env.NIA_LINK_INBOX_MAX_UPLOADS_PER_HOUR,
       }),
     },
+    source: { ...(f.source as object | undefined), ...defined({ url: env.NIA_LINK_SOURCE_URL || undefined }) },
     batch: {
       maxIds: 100_000,
       maxPlainBytes: 256 * 1024 * 1024,

@@ -20,7 +20,7 @@ import { UserError } from './errors';
 import { BatchService, batchProcessor } from './batch';
 import { queryIdSecret } from './crypto';
 import { RedisDailyCap } from './query/cap';
-import { sourceDbPath } from './extract';
+import { openExtractSource } from './extract';
 
 import type { Role } from './roles';
 export { ROLES, type Role } from './roles';
@@ -68,7 +68,7 @@ function startBatchWorker(config: Config, url: string, services: Services, env: 
     clock: env.clock,
     outboxDir: path.join(config.dataDir, 'outbox'),
     keysDir: config.keysDir,
-    sourceFile: sourceDbPath(config.dataDir),
+    openSource: () => openExtractSource(config),
     retentionDays: config.outbox.retentionDays,
     settings: config.batch,
     cap: new RedisDailyCap(redis, queuePrefix(config)),

@@ -4,7 +4,7 @@ import type { ControlDb } from './db';
 import { systemClock, type Clock } from './domain';
 import { ComplianceService } from './compliance';
 import { PushService } from './delivery';
-import { ExtractService, SqliteSource, sourceDbPath } from './extract';
+import { ExtractService, openExtractSource } from './extract';
 import { FormService } from './forms';
 import { linkEventPublisher } from './queue/link-events';
 import { loadCatalogs, Registry, RulesService, VendorService } from './registry';
@@ -22,7 +22,7 @@ export function buildServices(config: Config, cdb: ControlDb, clock: Clock = sys
     outboxDir: path.join(config.dataDir, 'outbox'),
     keysDir: config.keysDir,
     retentionDays: config.outbox.retentionDays,
-    openSource: () => new SqliteSource(sourceDbPath(config.dataDir)),
+    openSource: () => openExtractSource(config),
   });
   // SFTP sessions of a link that changed are re-checked at once, in whichever process serves them.
   const linkEvents = linkEventPublisher(config);

@@ -4,32 +4,19 @@ import type { FieldSpec } from '../domain';
 import { csvLine } from '../extract/csv';
 import { csvExtensionBuilt, fieldSql, prepareCsvConnection } from '../extract/csv-sql';
 import { type CompiledScope, prepareScopeConnection } from '../extract/scope-sql';
-import { openSourceDb } from '../extract/source';
+import { type AnswerStream, type BatchAnswerSpec, openSourceDb } from '../extract/source';
 import { ident } from '../extract/sql-ident';
 import { projection } from '../extract/transforms';
 
-export interface AnswerSpec {
+export interface AnswerSpec extends BatchAnswerSpec {
   sourceFile: string;
-  dataset: string;
-  /** The match key the request named: the column its identifiers are looked up in. */
-  keyField: string;
-  fields: readonly FieldSpec[];
-  hmacSecret: string;
-  scope: CompiledScope;
-  ids: readonly string[];
-}
-
-export interface AnswerStream {
-  stream: ReadableStream<Uint8Array>;
-  /** Settles when the stream has ended: rows, identifiers with at least one record, SHA-256 of the CSV. */
-  done: Promise<{ rows: number; matched: number; sha256: string }>;
 }
 
 /** Identifiers looked up per statement: enough to amortise a step, few enough to keep the event loop turning. */
-const IDS_PER_STEP = 4000;
+export const IDS_PER_STEP = 4000;
 
 /**
- * The result CSV of a batch request: header `request_id` + the approved field names, then for every
+ * The result CSV of a batch request from the embedded source: header `request_id` + the approved field names, then for every
  * identifier the approved fields (transforms applied) of each of its records inside the scope. The
  * identifiers go into a temporary table of the source connection, joined on the key column; only
  * approved columns are selected (R3.2), the scope is the one compiled filter (R3.4).

@@ -13,7 +13,7 @@ import { channelSecret } from '../extract/transforms';
 import type { DailyCap } from '../query/cap';
 import type { LinkState, Registry } from '../registry';
 import { appendLog } from '../usagelog';
-import { answerStream } from './answer';
+import type { Source } from '../extract/source';
 import { openRequest } from './open';
 import { parseRequest, type ParsedRequest } from './request';
 
@@ -23,7 +23,8 @@ export interface BatchDeps {
   clock: Clock;
   outboxDir: string;
   keysDir: string;
-  sourceFile: string;
+  /** The source answers are read from (opened per answer, closed when it is written). */
+  openSource: () => Source;
   retentionDays: number;
   settings: { maxIds: number; maxPlainBytes: number };
   /** The daily identifier cap the online query draws from too (R3.5). */
@@ -229,15 +230,19 @@ export class BatchService {
     const dir = this.outbox(s.link.id);
     const tmp = path.join(dir, `.${fileName}.partial`);
     rmSync(tmp, { force: true }); // left by a run that died
-    const answer = answerStream({ sourceFile: this.d.sourceFile, dataset: content.dataset, keyField: req.keyField, fields: content.fields, hmacSecret: channelSecret(s.link.hmacSecret, 'batch-query'), scope, ids: req.ids });
+    const source = this.d.openSource();
     let sealed;
+    let result;
     try {
+      const answer = source.answerCsv({ dataset: content.dataset, keyField: req.keyField, fields: content.fields, hmacSecret: channelSecret(s.link.hmacSecret, 'batch-query'), scope, ids: req.ids });
       sealed = await signEncryptToFile(answer.stream, await this.nia(), await readAgencyEncryptionKey(keyRow.armored), tmp);
+      result = await answer.done;
     } catch (err) {
       rmSync(tmp, { force: true });
       throw err;
+    } finally {
+      await source.close();
     }
-    const result = await answer.done;
     renameSync(tmp, path.join(dir, fileName));
     const counts = { sent: req.lines, valid: req.ids.length, duplicates: req.duplicates, invalid: req.invalidCount, matched: result.matched, notMatched: req.ids.length - result.matched };
     const manifest = {

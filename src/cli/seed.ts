@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { UserError } from '../errors';
 import { seedSource } from '../extract/seed';
+import { seedPgSource } from '../extract/seed-pg';
+import { redactDatabaseUrl } from '../db/pg/connect';
 import { sourceDbPath } from '../extract/source';
 import { loadCatalogs } from '../registry';
 import type { CliContext } from './context';
@@ -34,27 +36,29 @@ export function parseSeedArgs(o: { rows?: string; dataset?: string; seed?: strin
 export function register(program: Command, ctx: CliContext): void {
   program
     .command('seed')
-    .description('fill the embedded source database (<data-dir>/source.db) with deterministic synthetic records, replacing what a dataset held')
+    .description('fill the source (source.url, or the embedded <data-dir>/source.db) with deterministic synthetic records, replacing what a dataset held')
     .requiredOption('--rows <n>', `rows per dataset (1–${MAX_SEED_ROWS})`)
     .option('--dataset <name>', 'entry_exit, residence or all', 'all')
     .option('--seed <n>', 'PRNG seed: the same seed and row count give the same rows', '1')
-    .action((o: { rows: string; dataset: string; seed: string }) => {
+    .action(async (o: { rows: string; dataset: string; seed: string }) => {
       const catalogs = loadCatalogs();
       const args = parseSeedArgs(o, [...catalogs.keys()]);
       const dataDir = ctx.config.dataDir;
-      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      const url = ctx.config.source.url;
       const file = sourceDbPath(dataDir);
+      if (!url) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
       // One instant for every dataset, so a seeded source has a single watermark.
       const now = ctx.clock.now();
       for (const dataset of args.datasets) {
         const bar = progress(dataset, { unit: 'rows' });
         let result: { rows: number; ms: number };
         try {
-          result = seedSource({ file, dataset, rows: args.rows, seed: args.seed, catalog: catalogs.get(dataset)!, now, onProgress: (done, total) => bar.update(done, total) });
+          const common = { dataset, rows: args.rows, seed: args.seed, catalog: catalogs.get(dataset)!, now, onProgress: (done: number, total: number) => bar.update(done, total) };
+          result = url ? await seedPgSource({ ...common, url }) : seedSource({ ...common, file });
         } finally {
           bar.done();
         }
-        process.stdout.write(`seeded ${dataset}: ${result.rows} rows in ${(result.ms / 1000).toFixed(1)} s (${rate(result.rows, result.ms)} rows/s) → ${file}\n`);
+        process.stdout.write(`seeded ${dataset}: ${result.rows} rows in ${(result.ms / 1000).toFixed(1)} s (${rate(result.rows, result.ms)} rows/s) → ${url ? redactDatabaseUrl(url) : file}\n`);
       }
     });
 }

@@ -65,10 +65,11 @@ export function csvSelectSql(dataset: string, fields: readonly FieldSpec[], rang
  * The change window and the scope: the one row filter of every extract. An increment also takes the
  * older records of persons added to a subject list since the previous delivery: they had none yet.
  */
-export function windowSql(range: ExtractRange): string {
-  const added = range.scope.subjects?.added.length ? range.scope.subjects.addedSql : null;
+export function windowSql(range: ExtractRange, dialect: 'sqlite' | 'pg' = 'sqlite'): string {
+  const subjects = range.scope.subjects;
+  const added = subjects?.added.length ? (dialect === 'pg' ? subjects.pgAddedSql : subjects.addedSql) : null;
   const since = added ? `(updated_at > @since OR ${added})` : 'updated_at > @since';
-  return `${range.since === null ? 'updated_at <= @until' : `${since} AND updated_at <= @until`} AND ${range.scope.sql}`;
+  return `${range.since === null ? 'updated_at <= @until' : `${since} AND updated_at <= @until`} AND ${dialect === 'pg' ? range.scope.pgSql : range.scope.sql}`;
 }
 
 /**

@@ -341,7 +341,7 @@ export class ExtractService {
         });
       throw err;
     } finally {
-      source?.close();
+      await source?.close();
     }
   }
 

@@ -1,6 +1,8 @@
 export { PermanentError } from '../errors';
 export { ExtractService, SupersededAttempt, CONFIDENTIALITY_NOTICE, type DeliveryView, type ExtractRequest } from './deliveries';
 export { openSourceDb, SqliteSource, sourceDbPath, type ExtractSource } from './source';
+export { PgSource } from './source-pg';
+export { openExtractSource } from './source-open';
 export { buildExtract } from './build';
 export { channelSecret, mask, valueFn, type PseudonymChannel } from './transforms';
 export { compileScope, prepareScopeConnection, type CompiledScope } from './scope-sql';

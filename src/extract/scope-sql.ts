@@ -12,6 +12,8 @@ import { ident } from './sql-ident';
 export interface CompiledScope {
   /** `TRUE` for a whole-dataset scope; otherwise conditions joined by AND, each column through ident(). */
   sql: string;
+  /** The same predicate rendered for a PostgreSQL source (same parameters, its own temporary tables). */
+  pgSql: string;
   /** Named parameters (`@sc0`, `@sc1`, …) for the predicate. */
   params: Record<string, string>;
   /**
@@ -20,7 +22,7 @@ export interface CompiledScope {
    * read without the list). `added` (persons put on the list since the previous delivery) with its
    * predicate lets an increment take their older records too.
    */
-  subjects?: { ids: string[]; added: string[]; addedSql: string };
+  subjects?: { ids: string[]; added: string[]; addedSql: string; pgAddedSql: string };
 }
 
 /** A subject list as a reader uses it: the identifier column it names, its identifiers, and who was added since the previous delivery. */
@@ -29,6 +31,9 @@ import type { SubjectFilter } from '../db/repositories/batch';
 
 const SUBJECTS_TABLE = 'temp.nl_subjects';
 const ADDED_TABLE = 'temp.nl_subjects_added';
+/** The same lists on a PostgreSQL connection (its session's temporary schema); preparePgScopeConnection fills them. */
+export const PG_SUBJECTS_TABLE = 'pg_temp.nl_subjects';
+export const PG_ADDED_TABLE = 'pg_temp.nl_subjects_added';
 
 /** The parameter names the compiled scope uses: a statement's own parameters must not start with this. */
 export const SCOPE_PARAM_PREFIX = 'sc';
@@ -43,7 +48,7 @@ export const SCOPE_PARAM_PREFIX = 'sc';
  * included: a record whose value is unknown is not known to be inside the scope.
  */
 export function compileScope(scope: Scope, catalog: DatasetCatalog, asOf: string, subjects?: SubjectFilter): CompiledScope {
-  if (scope.all) return { sql: 'TRUE', params: {} };
+  if (scope.all) return { sql: 'TRUE', pgSql: 'TRUE', params: {} };
   const params: Record<string, string> = {};
   let n = 0;
   const bind = (v: string) => {
@@ -51,36 +56,44 @@ export function compileScope(scope: Scope, catalog: DatasetCatalog, asOf: string
     params[name] = v;
     return `@${name}`;
   };
+  // One model, two renderings: every condition is the same text in both dialects except the subject
+  // lists, which live in each connection's own temporary tables.
   const parts: string[] = [];
+  const pgParts: string[] = [];
+  const push = (p: string, pg = p) => {
+    parts.push(p);
+    pgParts.push(pg);
+  };
   const dateFieldsDone = new Set<string>();
   let list: CompiledScope['subjects'];
   for (const c of scope.conditions) {
     if (c.op === 'subjects') {
       // Without its list a subjects scope holds no record: a reader that was given none reads nothing.
       if (!subjects) {
-        parts.push('FALSE');
+        push('FALSE');
         continue;
       }
       if (!catalog.matchKeys?.some((k) => k.field === subjects.column)) throw new Error(`subject lists of ${catalog.name} cannot name persons by ${subjects.column}`);
       const col = ident(subjects.column);
-      parts.push(`${col} IN (SELECT id FROM ${SUBJECTS_TABLE})`);
-      list = { ids: subjects.ids, added: subjects.added, addedSql: `${col} IN (SELECT id FROM ${ADDED_TABLE})` };
+      push(`${col} IN (SELECT id FROM ${SUBJECTS_TABLE})`, `${col} IN (SELECT id FROM ${PG_SUBJECTS_TABLE})`);
+      list = { ids: subjects.ids, added: subjects.added, addedSql: `${col} IN (SELECT id FROM ${ADDED_TABLE})`, pgAddedSql: `${col} IN (SELECT id FROM ${PG_ADDED_TABLE})` };
       continue;
     }
     const def = catalog.fields.find((f) => f.name === c.field);
     if (!def?.scope) throw new Error(`scope field ${c.field} is not scopable in ${catalog.name}`);
     const col = ident(c.field);
     if (c.op === 'in' || c.op === 'not-in') {
-      parts.push(`${col} ${c.op === 'in' ? 'IN' : 'NOT IN'} (${c.values.map(bind).join(', ')})`);
+      push(`${col} ${c.op === 'in' ? 'IN' : 'NOT IN'} (${c.values.map(bind).join(', ')})`);
       continue;
     }
     if (dateFieldsDone.has(c.field)) continue;
     dateFieldsDone.add(c.field);
     const r = dayRange(scope.conditions, c.field, asOf);
-    if (r.from !== null) parts.push(`${col} >= ${bind(r.from)}`);
-    if (r.to !== null) parts.push(`${col} < ${bind(addDays(r.to, 1))}`);
+    if (r.from !== null) push(`${col} >= ${bind(r.from)}`);
+    if (r.to !== null) push(`${col} < ${bind(addDays(r.to, 1))}`);
   }
-  return { sql: parts.length ? parts.map((p) => `(${p})`).join(' AND ') : 'TRUE', params, ...(list ? { subjects: list } : {}) };
+  const join = (ps: string[]) => (ps.length ? ps.map((p) => `(${p})`).join(' AND ') : 'TRUE');
+  return { sql: join(parts), pgSql: join(pgParts), params, ...(list ? { subjects: list } : {}) };
 }
 
 /**

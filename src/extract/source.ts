@@ -12,6 +12,7 @@ import { csvLine } from './csv';
 import { csvExtensionBuilt, spanParams, spanSql, windowParams, windowSql } from './csv-sql';
 import { type CompiledScope, prepareScopeConnection } from './scope-sql';
 import type { CsvThreadMessage, CsvThreadRequest } from './csv-thread';
+import { answerStream } from '../batch/answer';
 
 /**
  * What an extract reads: rows with since < updated_at ≤ until (since null = from the start) that are
@@ -32,7 +33,45 @@ export interface ExtractSource {
   watermark(dataset: string): Promise<string | null>;
   /** Rows as arrays in `columns` order, in batches, streamed. */
   batches(dataset: string, columns: readonly string[], range: ExtractRange, batchSize: number): AsyncIterable<unknown[][]>;
-  close(): void;
+  close(): void | Promise<void>;
+}
+
+/**
+ * An online query's read (R2.1): the records whose `keyField` is one of `ids`, inside the scope, in
+ * record order, at most `limit`. Each row holds the raw values of `fields`, then the key's value
+ * (to count the ids found; never returned unless approved).
+ */
+export interface LookupQuery {
+  dataset: string;
+  fields: readonly string[];
+  keyField: string;
+  ids: readonly string[];
+  scope: CompiledScope;
+  limit: number;
+}
+
+/** A batch request's answer (R2.2): for each identifier, in the order sent, its records inside the scope. */
+export interface BatchAnswerSpec {
+  dataset: string;
+  /** The match key the request named: the column its identifiers are looked up in. */
+  keyField: string;
+  fields: readonly FieldSpec[];
+  hmacSecret: string;
+  scope: CompiledScope;
+  ids: readonly string[];
+}
+
+export interface AnswerStream {
+  stream: ReadableStream<Uint8Array>;
+  /** Settles when the stream has ended: rows, identifiers with at least one record, SHA-256 of the CSV. */
+  done: Promise<{ rows: number; matched: number; sha256: string }>;
+}
+
+/** Everything the services read from the source: extracts, the online query's look-ups, batch answers. */
+export interface Source extends CsvCapableSource {
+  lookup(q: LookupQuery): Promise<unknown[][]>;
+  /** The CSV of a batch answer: header `request_id` + the field names, then the records. */
+  answerCsv(spec: BatchAnswerSpec): AnswerStream;
 }
 
 export function sourceDbPath(dataDir: string): string {
@@ -47,12 +86,41 @@ export function openSourceDb(file: string): Database.Database {
 }
 
 /** The embedded source: the SQLite file `nia-link seed` fills, one table per dataset. */
-export class SqliteSource implements CsvCapableSource {
+export class SqliteSource implements Source {
   private readonly db: Database.Database;
+  private readonly lookups = new Map<string, Database.Statement>();
 
   constructor(private readonly file: string) {
     if (!existsSync(file)) throw new UserError(`no source data at ${file}: fill it with \`nia-link seed --rows N\``, 'source.missing');
     this.db = openSourceDb(file);
+    // Look-ups touch scattered pages: reading them through a memory map halves a look-up (43 → 20 µs
+    // on 1 M records). Read-only; a replaced source file keeps its old mapping until reopened.
+    this.db.pragma('mmap_size = 268435456');
+  }
+
+  async lookup(q: LookupQuery): Promise<unknown[][]> {
+    const n = q.ids.length;
+    const key = `${q.dataset}|${q.fields.join(',')}|${q.keyField}|${n}|${q.limit}|${q.scope.sql}`;
+    prepareScopeConnection(this.db, q.scope);
+    let stmt = this.lookups.get(key);
+    if (!stmt) {
+      // Only the asked columns are read (R3.2); every value is a bound parameter.
+      stmt = this.db
+        .prepare(
+          `SELECT ${q.fields.map(ident).join(', ')}, ${ident(q.keyField)} FROM ${ident(q.dataset)} ` +
+            `WHERE ${ident(q.keyField)} IN (${Array.from({ length: n }, (_, i) => `@id${i}`).join(', ')}) AND ${q.scope.sql} ORDER BY record_id LIMIT ${Math.floor(q.limit)}`,
+        )
+        .raw(true);
+      if (this.lookups.size > 500) this.lookups.clear();
+      this.lookups.set(key, stmt);
+    }
+    const params: Record<string, string> = { ...q.scope.params };
+    q.ids.forEach((x, i) => (params[`id${i}`] = x));
+    return stmt.all(params) as unknown[][];
+  }
+
+  answerCsv(spec: BatchAnswerSpec): AnswerStream {
+    return answerStream({ ...spec, sourceFile: this.file });
   }
 
   private requireTable(dataset: string): void {

@@ -1,12 +1,11 @@
-import Database from 'better-sqlite3';
-import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import type { Config } from '../config';
 import { keyedIdHash } from '../crypto';
 import type { ControlDb } from '../db';
 import { queries } from '../db/repositories';
 import { type Clock, clientRefusal, type DatasetCatalog, mayUseChannel, normaliseIp, taipeiDate } from '../domain';
-import { channelSecret, compileScope, type CompiledScope, CONFIDENTIALITY_NOTICE, ident, openSourceDb, projection, sourceDbPath } from '../extract';
+import { channelSecret, compileScope, type CompiledScope, CONFIDENTIALITY_NOTICE, openExtractSource, projection } from '../extract';
+import type { Source } from '../extract/source';
 import type { DailyCap } from './cap';
 import { QueryRefusals } from './refusals';
 import type { Logger } from '../logger';
@@ -54,6 +53,8 @@ export interface QueryDeps {
   cap: DailyCap;
   /** Hears of aggregated refusal records that could not be written. */
   log?: Pick<Logger, 'error'>;
+  /** The source records are looked up in (default: the configured one, source.url or the embedded file). */
+  openSource?: () => Source;
 }
 
 /** The clock difference between an agency's machine and ours tolerated on a certificate's start (as at registration). */
@@ -67,9 +68,8 @@ const MAX_VALIDITIES = 10_000;
  * (mayUse, the allow-list), and recorded in the usage log with the ids as keyed hashes (R6.1).
  */
 export class QueryService {
-  private source?: Database.Database;
-  private readonly statements = new Map<string, Database.Statement>();
-  private readonly lookups = new Map<string, { fns: ReturnType<typeof projection>; scope: CompiledScope; stmt: Database.Statement }>();
+  private source?: Source;
+  private readonly lookups = new Map<string, { fns: ReturnType<typeof projection>; scope: CompiledScope }>();
   private readonly buckets = new Map<number, { tokens: number; at: number }>();
   private readonly refusals: QueryRefusals;
   private readonly validity = new Map<string, CertValidity>();
@@ -100,22 +100,16 @@ export class QueryService {
     return keyedIdHash(this.d.idSecret, id);
   }
 
-  private db(): Database.Database {
-    if (!this.source) {
-      const file = sourceDbPath(this.d.config.dataDir);
-      if (!existsSync(file)) throw new Error('no source data');
-      this.source = openSourceDb(file);
-      // Look-ups touch scattered pages: reading them through a memory map halves a look-up (43 → 20 µs
-      // on 1 M records). Read-only; a replaced source file keeps its old mapping until reopened.
-      this.source.pragma('mmap_size = 268435456');
-    }
+  private records(): Source {
+    this.source ??= (this.d.openSource ?? (() => openExtractSource(this.d.config)))();
     return this.source;
   }
 
   /** Writes the refusals counted so far (through the appender, which the caller closes after this). */
   async close(): Promise<void> {
-    this.source?.close();
+    const source = this.source;
     this.source = undefined;
+    await source?.close();
     await this.refusals.stop();
   }
 
@@ -160,31 +154,15 @@ export class QueryService {
 
   /**
    * What a look-up of `n` ids on link `s` uses on `day`: the projection (pseudonyms of this channel,
-   * R3.5), the scope compiled for the day (R3.4: a record outside it is answered exactly like an
-   * unknown id) and the prepared statement. Kept per link, revision, day and n: revisions never change.
+   * R3.5) and the scope compiled for the day (R3.4: a record outside it is answered exactly like an
+   * unknown id). Kept per link, revision and day: revisions never change.
    */
-  private lookup(s: LinkState, day: string, n: number): { fns: ReturnType<typeof projection>; scope: CompiledScope; stmt: Database.Statement } {
-    const cacheKey = `${s.link.id}|${s.link.currentRevision}|${day}|${n}`;
+  private lookup(s: LinkState, day: string): { fns: ReturnType<typeof projection>; scope: CompiledScope } {
+    const cacheKey = `${s.link.id}|${s.link.currentRevision}|${day}`;
     const hit = this.lookups.get(cacheKey);
     if (hit) return hit;
     const catalog = this.d.catalogs.get(s.content.dataset)!;
-    const fields = s.content.fields;
-    const scope = compileScope(s.content.scope, catalog, day);
-    const key = `${s.content.dataset}|${fields.map((f) => f.name).join(',')}|${n}|${scope.sql}`;
-    let stmt = this.statements.get(key);
-    if (!stmt) {
-      // Only the approved columns are read (R3.2); the lookup column comes last, only to count the ids
-      // found, and is never returned unless approved. Every value is a bound parameter.
-      stmt = this.db()
-        .prepare(
-          `SELECT ${fields.map((f) => ident(f.name)).join(', ')}, ${ident(catalog.lookup)} FROM ${ident(s.content.dataset)} ` +
-            `WHERE ${ident(catalog.lookup)} IN (${Array.from({ length: n }, (_, i) => `@id${i}`).join(', ')}) AND ${scope.sql} ORDER BY record_id LIMIT ${this.d.config.query.maxRecords}`,
-        )
-        .raw(true);
-      if (this.statements.size > 500) this.statements.clear();
-      this.statements.set(key, stmt);
-    }
-    const entry = { fns: projection(fields, channelSecret(s.link.hmacSecret, 'online-query')), scope, stmt };
+    const entry = { fns: projection(s.content.fields, channelSecret(s.link.hmacSecret, 'online-query')), scope: compileScope(s.content.scope, catalog, day) };
     if (this.lookups.size > 2000) this.lookups.clear();
     this.lookups.set(cacheKey, entry);
     return entry;
@@ -282,10 +260,11 @@ export class QueryService {
     }
 
     const fields = s.content.fields;
-    const { fns, scope, stmt } = this.lookup(s, day, lookupIds.length);
-    const params: Record<string, string> = { ...scope.params };
-    lookupIds.forEach((x, i) => (params[`id${i}`] = x));
-    const rows = stmt.all(params) as unknown[][];
+    const { fns, scope } = this.lookup(s, day);
+    // Only the approved columns are read (R3.2); the lookup column comes last, only to count the ids
+    // found, and is never returned unless approved.
+    const catalog = this.d.catalogs.get(s.content.dataset)!;
+    const rows = await this.records().lookup({ dataset: s.content.dataset, fields: fields.map((f) => f.name), keyField: catalog.lookup, ids: lookupIds, scope, limit: this.d.config.query.maxRecords });
     const records = rows.map((r) => Object.fromEntries(fields.map((f, i) => [f.name, fns[i](r[i])])));
     const found = new Set(rows.map((r) => r[fields.length])).size;
     await this.log(

@@ -7,7 +7,7 @@ import type { Config } from '../../src/config';
 import { keyedIdHash, queryIdSecret } from '../../src/crypto';
 import { batch, deliveries, inbox } from '../../src/db/repositories';
 import { taipeiDate } from '../../src/domain';
-import { sourceDbPath } from '../../src/extract';
+import { SqliteSource, sourceDbPath } from '../../src/extract';
 import { seedSource } from '../../src/extract/seed';
 import type { DailyCap } from '../../src/query/cap';
 import { loadCatalogs } from '../../src/registry';
@@ -56,7 +56,7 @@ function newService(over: Partial<{ maxIds: number }> = {}): BatchService {
     clock: w.clock,
     outboxDir: path.join(config.dataDir, 'outbox'),
     keysDir: config.keysDir,
-    sourceFile: source,
+    openSource: () => new SqliteSource(source),
     retentionDays: config.outbox.retentionDays,
     settings: { ...config.batch, ...over },
     cap,

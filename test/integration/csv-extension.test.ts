@@ -9,7 +9,7 @@ import { person, writeEntryExitSource } from '../helpers/source';
 import { tmpDir } from '../helpers/world';
 
 /** A whole-dataset scope, compiled: no row filter beyond the change window. */
-const ALL = { sql: 'TRUE', params: {} };
+const ALL = { sql: 'TRUE', pgSql: 'TRUE', params: {} };
 
 /** The SQLite CSV writer (native/nl_csv.c) against the JavaScript one, value by value. */
 describe('nl_csv_lines, the CSV writer extracts use', () => {

@@ -7,7 +7,7 @@ import { tmpDir } from '../helpers/world';
 import { csvExtensionBuilt } from '../../src/extract/csv-sql';
 
 /** A whole-dataset scope, compiled: no row filter beyond the change window. */
-const ALL = { sql: 'TRUE', params: {} };
+const ALL = { sql: 'TRUE', pgSql: 'TRUE', params: {} };
 
 /** Hides the CSV capability, so buildExtract takes the generic row-by-row path. */
 const generic = (s: SqliteSource): ExtractSource => ({ watermark: (d) => s.watermark(d), batches: (...a) => s.batches(...a), close: () => s.close() });

@@ -122,7 +122,7 @@ describe('R3.4 one compiled predicate, values bound, never in the SQL text', () 
   });
 
   it('R3.4 a whole-dataset scope compiles to no filter at all', () => {
-    expect(compileScope({ all: true, justification: 'x' }, entryExit, '2026-12-06')).toEqual({ sql: 'TRUE', params: {} });
+    expect(compileScope({ all: true, justification: 'x' }, entryExit, '2026-12-06')).toEqual({ sql: 'TRUE', pgSql: 'TRUE', params: {} });
   });
 });
 

@@ -74,7 +74,7 @@ export interface PgOpenOptions {
 }
 
 /** Why a connection failed, in one line without the URL (node-postgres never puts the password in one). */
-function reason(err: unknown): string {
+export function pgErrorReason(err: unknown): string {
   const e = err as { code?: string; message?: string; errors?: { code?: string; message?: string }[] };
   const inner = e.errors?.[0];
   const code = e.code ?? inner?.code;
@@ -94,13 +94,13 @@ export async function openPgControlDb(url: string, opts: PgOpenOptions = {}): Pr
   }
   const pool = new pg.Pool(poolConfig(url, opts));
   // Without a listener an idle connection's error (server restart) would end the process.
-  pool.on('error', (err) => opts.onIdleError?.(reason(err)));
+  pool.on('error', (err) => opts.onIdleError?.(pgErrorReason(err)));
   let first: pg.PoolClient;
   try {
     first = await pool.connect();
   } catch (err) {
     await pool.end().catch(() => undefined);
-    throw new UserError(`cannot reach the control database at ${shown}: ${reason(err)}`, 'database-unreachable');
+    throw new UserError(`cannot reach the control database at ${shown}: ${pgErrorReason(err)}`, 'database-unreachable');
   }
   try {
     if (opts.migrate !== false) await migrateWith(first);
