@@ -90,6 +90,35 @@ const refusal = (r: { ok: false; refusal: { code: string; message: string } }): 
 
 const dayOf = (iso: string) => taipeiDate(new Date(iso));
 
+/** Rows grouped by a key, each group in the rows' order. */
+function groupBy<T, K>(rows: readonly T[], key: (row: T) => K): Map<K, T[]> {
+  const out = new Map<K, T[]>();
+  for (const r of rows) {
+    const k = key(r);
+    const g = out.get(k);
+    if (g) g.push(r);
+    else out.set(k, [r]);
+  }
+  return out;
+}
+
+/**
+ * The day the improvements behind a suspension were completed, or null while any is outstanding:
+ * every finding of the link still open when it began (or the one that caused it), and for a
+ * suspension without a finding its own recorded completion (R10.4: the six months run whatever
+ * caused it). `findings`: the suspended link's.
+ */
+function remediatedOn(findings: readonly repo.FindingRow[], susp: repo.SuspensionRow): string | null {
+  const inPlay = findings.filter((f) => f.id === susp.findingId || (dayOf(f.createdAt) <= susp.startedOn && (f.remediatedOn === null || f.remediatedOn >= susp.startedOn)));
+  if (inPlay.some((f) => f.remediatedOn === null)) return null;
+  const dates = inPlay.map((f) => f.remediatedOn!);
+  if (susp.findingId === null) {
+    if (susp.remediatedOn === null) return null;
+    dates.push(susp.remediatedOn);
+  }
+  return dates.sort().pop() ?? null;
+}
+
 /**
  * The regulation's deadlines enforced by the system (R6.4, R7.1, R9.1, R10–R13, R-F5): audits and
  * findings, suspension and resumption, termination, inactivity, disposal, reviews and notices. Each
@@ -250,29 +279,42 @@ export class ComplianceService {
     return view;
   }
 
+  /** Audits as shown, with their reports and the vendors they covered: read for all of them at once. */
+  private auditViews(tx: Db, rows: readonly repo.AuditRow[]): AuditView[] {
+    if (rows.length === 0) return [];
+    const docs = new Map(documents.metas(tx, rows.flatMap((a) => (a.documentId === null ? [] : [a.documentId]))).map((d) => [d.id, d]));
+    const covered = groupBy(repo.vendorsOfAudits(tx, rows.map((a) => a.id)), (x) => x.auditId);
+    const vendorById = new Map(vendors.byIds(tx, [...new Set([...covered.values()].flat().map((x) => x.vendorId))]).map((v) => [v.id, v]));
+    return rows.map((a) => {
+      const doc = a.documentId === null ? undefined : docs.get(a.documentId);
+      return {
+        ...a,
+        document: doc ? { id: doc.id, filename: doc.filename, sha256: doc.sha256 } : null,
+        vendors: (covered.get(a.id) ?? []).map((x) => {
+          const v = vendorById.get(x.vendorId)!;
+          return { id: v.id, name: v.name, linkId: v.linkId, evidence: x.evidence };
+        }),
+      };
+    });
+  }
+
   private auditView(tx: Db, a: repo.AuditRow): AuditView {
-    const doc = a.documentId === null ? undefined : documents.meta(tx, a.documentId);
-    return {
-      ...a,
-      document: doc ? { id: doc.id, filename: doc.filename, sha256: doc.sha256 } : null,
-      vendors: repo.vendorsOfAudit(tx, a.id).map((x) => {
-        const v = vendors.byId(tx, x.vendorId)!;
-        return { id: v.id, name: v.name, linkId: v.linkId, evidence: x.evidence };
-      }),
-    };
+    return this.auditViews(tx, [a])[0];
   }
 
   listAudits(agency?: string, kind?: repo.AuditRow['kind']): AuditView[] {
     const db = this.d.cdb.db;
     const a = agency ? agencies.byCode(db, agency.trim().toUpperCase()) : undefined;
     if (agency && !a) throw new UserError(`agency ${agency} is not registered`, 'agency.unknown');
-    return repo.audits(db, { agencyId: a?.id, kind }).map((x) => this.auditView(db, x));
+    return this.auditViews(db, repo.audits(db, { agencyId: a?.id, kind }));
   }
 
   /** R9.2: the audits that named a vendor, with the evidence it gave. */
   auditsOfVendor(vendorId: number): (repo.AuditRow & { evidence: string | null; agency: string })[] {
     const db = this.d.cdb.db;
-    return repo.auditsOfVendor(db, vendorId).map((a) => ({ ...a, agency: agencies.byId(db, a.agencyId)?.code ?? String(a.agencyId) }));
+    const rows = repo.auditsOfVendor(db, vendorId);
+    const codes = new Map(agencies.byIds(db, [...new Set(rows.map((a) => a.agencyId))]).map((a) => [a.id, a.code]));
+    return rows.map((a) => ({ ...a, agency: codes.get(a.agencyId) ?? String(a.agencyId) }));
   }
 
   async addFinding(input: { linkId: number; deadline: string; text: string; auditId?: number; anomalyId?: number; evidence?: number[] }, actor: string): Promise<repo.FindingRow> {
@@ -358,8 +400,10 @@ export class ComplianceService {
     const db = this.d.cdb.db;
     const f = repo.findingById(db, id);
     if (!f) throw new UserError(`finding ${id} does not exist`, 'finding.unknown');
-    return repo.findingResponses(db, id).map((r) => {
-      const d = documents.meta(db, r.documentId)!;
+    const rows = repo.findingResponses(db, id);
+    const docs = new Map(documents.metas(db, rows.map((r) => r.documentId)).map((d) => [d.id, d]));
+    return rows.map((r) => {
+      const d = docs.get(r.documentId)!;
       return { ...r, filename: d.filename, sha256: d.sha256, late: r.receivedOn > f.deadline };
     });
   }
@@ -384,7 +428,9 @@ export class ComplianceService {
   listFindings(linkId?: number, at?: string): (repo.FindingRow & { status: string; respondedOn: string | null })[] {
     const today = this.day(at);
     const db = this.d.cdb.db;
-    return repo.findings(db, linkId).map((f) => ({ ...f, status: findingStatus(f, today), respondedOn: repo.findingResponses(db, f.id).find((r) => r.receivedOn <= today)?.receivedOn ?? null }));
+    const rows = repo.findings(db, linkId);
+    const responses = groupBy(repo.responsesTo(db, rows.map((f) => f.id)), (r) => r.findingId);
+    return rows.map((f) => ({ ...f, status: findingStatus(f, today), respondedOn: responses.get(f.id)?.find((r) => r.receivedOn <= today)?.receivedOn ?? null }));
   }
 
   // ---- suspension and resumption (R10) ----
@@ -424,22 +470,9 @@ export class ComplianceService {
     });
   }
 
-  /**
-   * The day the improvements behind a suspension were completed, or null while any is outstanding:
-   * every finding still open when it began (or the one that caused it), and for a suspension without
-   * a finding its own recorded completion (R10.4: the six months run whatever caused it).
-   */
+  /** R10.4: when the improvements behind the link's open suspension were completed (remediatedOn). */
   private remediatedOn(tx: Db, linkId: number, susp: repo.SuspensionRow): string | null {
-    const inPlay = repo
-      .findings(tx, linkId)
-      .filter((f) => f.id === susp.findingId || (dayOf(f.createdAt) <= susp.startedOn && (f.remediatedOn === null || f.remediatedOn >= susp.startedOn)));
-    if (inPlay.some((f) => f.remediatedOn === null)) return null;
-    const dates = inPlay.map((f) => f.remediatedOn!);
-    if (susp.findingId === null) {
-      if (susp.remediatedOn === null) return null;
-      dates.push(susp.remediatedOn);
-    }
-    return dates.sort().pop() ?? null;
+    return remediatedOn(repo.findings(tx, linkId), susp);
   }
 
   /**
@@ -699,54 +732,76 @@ export class ComplianceService {
     return { today, changes, due };
   }
 
-  /** What is due, overdue or flagged today, or as of `at` (a preview; nothing changes). */
+  /**
+   * What is due, overdue or flagged today, or as of `at` (a preview; nothing changes). Each kind of
+   * record is read once for every link and agency: a fixed number of statements however many there are.
+   */
   status(at?: string): string[] {
     const today = this.day(at);
     const out: string[] = [];
     const db = this.d.cdb.db;
-    for (const f of repo.findings(db)) {
+    const findings = repo.findings(db);
+    const findingsOf = groupBy(findings, (f) => f.linkId);
+    const responses = groupBy(repo.responsesTo(db, findings.map((f) => f.id)), (r) => r.findingId);
+    for (const f of findings) {
       const st = findingStatus(f, today);
       if (st === 'open') out.push(`finding ${f.id} (link ${f.linkId}): due ${f.deadline}`);
       if (st === 'overdue') out.push(`finding ${f.id} (link ${f.linkId}): OVERDUE since ${addDays(f.deadline, 1)}`);
       // R7.2: the written explanation and improvement measures were due by the deadline too.
-      const responded = repo.findingResponses(db, f.id).map((r) => r.receivedOn).filter((d) => d <= today);
+      const responded = (responses.get(f.id) ?? []).map((r) => r.receivedOn).filter((d) => d <= today);
       const settled = f.remediatedOn !== null && f.remediatedOn <= today;
       if (!settled && responseMissing(f.deadline, responded, today)) {
         out.push(`finding ${f.id} (link ${f.linkId}): no written explanation and improvement measures by its deadline ${f.deadline}${responded.length ? ` (received late, ${responded[0]})` : ''} (R7.2)`);
       }
     }
     for (const s of repo.openSuspensions(db)) {
-      const completed = this.remediatedOn(db, s.linkId, s);
+      const completed = remediatedOn(findingsOf.get(s.linkId) ?? [], s);
       out.push(
         `link ${s.linkId}: suspended since ${s.startedOn}${completed ? `, improvements completed ${completed}` : `, improvements to be completed by ${addMonths(s.startedOn, 6)} (R10.4)`}${s.resumeRequestedOn ? `, resumption requested ${s.resumeRequestedOn}` : ''}`,
       );
     }
     for (const d of repo.disposals(db)) if (!d.confirmedAt) out.push(`link ${d.linkId}: disposal (${d.required}) not confirmed since ${d.openedOn}`);
-    for (const l of this.d.registry.list()) {
-      if (l.status !== 'active' && l.status !== 'suspended') continue;
-      const ina = repo.inactivityFor(db, l.id);
+    const links = this.d.registry.list();
+    const inForce = links.filter((l) => l.status === 'active' || l.status === 'suspended');
+    const inForceIds = inForce.map((l) => l.id);
+    const inactivity = new Map(repo.inactivityOf(db, inForceIds).map((r) => [r.linkId, r]));
+    const reviewed = repo.lastReviewDates(db, inForceIds);
+    for (const l of inForce) {
+      const ina = inactivity.get(l.id);
       if (ina && !ina.confirmedOn) out.push(`link ${l.id}: inactive since ${ina.lastUse}${ina.noticeOn ? `, notice given ${ina.noticeOn}` : ', notice not yet given'}`);
-      const last = repo.lastReview(db, l.id)?.date ?? (l.approvedAt ? dayOf(l.approvedAt) : today);
+      const last = reviewed.get(l.id) ?? (l.approvedAt ? dayOf(l.approvedAt) : today);
       const next = reviewDue(last, REVIEW_CYCLE_MONTHS);
       if (next < today) out.push(`link ${l.id}: necessity review overdue since ${next}`);
       if (l.endsOn) out.push(`link ${l.id}: ends on ${l.endsOn}`);
       // R3.4: the migration gave such links the whole dataset so nothing stopped; only the agency can say which records it needs.
       if (l.scopeReview) out.push(`link ${l.id}: scope review needed: recorded before scopes existed, it receives the whole dataset until its agency files nia-link link change ${l.id} --kind scope`);
     }
-    for (const a of agencies.all(db)) {
-      const dates = repo.audits(db, { agencyId: a.id, kind: 'self' }).map((x) => x.date);
-      const tracked = this.d.registry.list().filter((l) => l.agency === a.code && l.approvedAt).map((l) => dayOf(l.approvedAt!)).sort()[0];
+    const linksOf = groupBy(links, (l) => l.agency);
+    const audits = repo.audits(db);
+    const selfAudits = groupBy(
+      audits.filter((x) => x.kind === 'self'),
+      (x) => x.agencyId,
+    );
+    const sponsorAudits = groupBy(
+      audits.filter((x) => x.kind === 'sponsor'),
+      (x) => x.agencyId,
+    );
+    const all = agencies.all(db);
+    const agencyById = new Map(all.map((a) => [a.id, a]));
+    for (const a of all) {
+      const own = linksOf.get(a.code) ?? [];
+      const dates = (selfAudits.get(a.id) ?? []).map((x) => x.date);
+      const tracked = own.filter((l) => l.approvedAt).map((l) => dayOf(l.approvedAt!)).sort()[0];
       if (tracked) for (const flag of selfAuditFlags(dates, today, tracked)) out.push(`agency ${a.code}: ${flag}`);
       // R14.2: a non-government body with links in force is audited by its sponsoring authority every cycle.
-      const sponsor = a.sponsorId === null ? undefined : agencies.byId(db, a.sponsorId);
-      const inForce = this.d.registry
-        .list()
-        .filter((l) => l.agency === a.code && l.approvedAt && (l.status === 'active' || l.status === 'suspended'))
+      const sponsor = a.sponsorId === null ? undefined : agencyById.get(a.sponsorId);
+      const inForceSince = own
+        .filter((l) => l.approvedAt && (l.status === 'active' || l.status === 'suspended'))
         .map((l) => dayOf(l.approvedAt!))
         .sort()[0];
-      if (sponsor && inForce) {
-        const last = repo.audits(db, { agencyId: a.id, kind: 'sponsor' }).map((x) => x.date).filter((d) => d <= today).pop() ?? null;
-        const due = sponsorAuditDue(last, inForce, SPONSOR_AUDIT_CYCLE_MONTHS);
+      if (sponsor && inForceSince) {
+        const last = (sponsorAudits.get(a.id) ?? []).map((x) => x.date).filter((d) => d <= today).pop() ?? null;
+        const due = sponsorAuditDue(last, inForceSince, SPONSOR_AUDIT_CYCLE_MONTHS);
         if (due < today) out.push(`agency ${a.code}: audit by its sponsoring authority ${sponsor.code} overdue since ${addDays(due, 1)} (${last ? `last ${last}` : 'never audited'}; every ${SPONSOR_AUDIT_CYCLE_MONTHS} months, R14.2)`);
       }
     }

@@ -196,6 +196,12 @@ function stampedFormOf(tx: Db, linkId: number): documents.DocumentMeta | undefin
   return documents.listMeta(tx, { linkId, kind: STAMPED_FORM_KIND }).sort((a, b) => b.id - a.id)[0];
 }
 
+/** What a view is drawn from: the link, its agency and the revision in force. */
+type ViewSource = Pick<LinkState, 'link' | 'agency' | 'content'>;
+
+const byId = <T extends { id: number }>(rows: readonly T[]): Map<number, T> => new Map(rows.map((r) => [r.id, r]));
+const distinct = (values: readonly (number | null)[]): number[] => [...new Set(values.filter((v): v is number => v !== null))];
+
 /**
  * The link registry: agencies, applications, approval, change requests. Every action runs in one
  * IMMEDIATE transaction together with its usage-log record.
@@ -414,6 +420,25 @@ export class Registry {
     if (this.revisionCache.size >= 10_000) this.revisionCache.clear();
     this.revisionCache.set(key, content);
     return content;
+  }
+
+  /** The revisions in force of several links: those not yet parsed are read in one statement. */
+  private currentContents(tx: Db, rows: readonly links.LinkRow[]): Map<number, RevisionContent> {
+    const out = new Map<number, RevisionContent>();
+    const missing: { linkId: number; number: number }[] = [];
+    for (const l of rows) {
+      const cached = this.revisionCache.get(`${l.id}:${l.currentRevision}`);
+      if (cached) out.set(l.id, cached);
+      else missing.push({ linkId: l.id, number: l.currentRevision });
+    }
+    for (const rev of links.revisionsAt(tx, missing)) {
+      const content = revisionContentSchema.parse(rev.content);
+      if (this.revisionCache.size >= 10_000) this.revisionCache.clear();
+      this.revisionCache.set(`${rev.linkId}:${rev.number}`, content);
+      out.set(rev.linkId, content);
+    }
+    for (const m of missing) if (!out.has(m.linkId)) throw new Error(`link ${m.linkId}: revision ${m.number} missing`);
+    return out;
   }
 
   /** One revision of a link as recorded (a delivery is built from the revision it names, whatever came after). */
@@ -746,76 +771,98 @@ export class Registry {
 
   // ---- views ----
 
-  private view(s: LinkState): LinkView {
-    const { link, agency, content: c } = s;
-    return {
-      id: link.id,
-      agency: agency.code,
-      agencyName: agency.nameZh,
-      status: link.status,
-      revision: link.currentRevision,
-      dataset: c.dataset,
-      fields: c.fields.map(formatField),
-      channels: c.methods,
-      allowIps: c.allowIps,
-      account: c.account,
-      from: c.period.from,
-      to: c.period.to,
-      pgpFingerprint: c.pgpFingerprint,
-      legalBasis: c.legalBasis,
-      purpose: c.purpose,
-      department: c.department,
-      officer: c.officer,
-      supervisor: c.supervisor,
-      disposal: c.disposal,
-      schedule: c.schedule,
-      push: c.push,
-      email: c.email,
-      rulesDocument: c.rulesDocument,
-      rules: this.rulesSummary(c.rulesDocument),
-      vendors: vendors.forLink(this.cdb.db, link.id).map((v) => ({ id: v.id, name: v.name, contact: v.contact, machines: v.machines, parentId: v.parentId })),
-      appliedAt: link.appliedAt,
-      approvedAt: link.approvedAt,
-      approvedBy: link.approvedBy,
-      letterNo: link.letterNo,
-      letterDate: link.letterDate,
-      stampedForm: this.stampedFormSummary(link.id),
-      sponsor: this.sponsorOf(agency),
-      statusReason: link.statusReason,
-      endReason: link.endReason,
-      endsOn: link.endsOn,
-      stopOn: c.stopOn,
-      clientCerts: c.clientCerts,
-      scope: c.scope,
-      scopeText: describeScope(c.scope, this.catalogs.get(c.dataset)),
-      scopeReview: isLegacyScope(c.scope),
-      maxIdsPerDay: c.maxIdsPerDay,
-    };
+  /**
+   * Links as shown: what each view adds to the link's state (its sponsor, current vendors, rules
+   * version and review, stamped form) is read for all of them at once, a fixed number of statements
+   * however many links there are. `known`: agencies already read (their sponsors among them, when any).
+   */
+  private views(tx: Db, sources: readonly ViewSource[], known: ReadonlyMap<number, agencies.AgencyRow> = new Map()): LinkView[] {
+    if (sources.length === 0) return [];
+    const linkIds = sources.map((s) => s.link.id);
+    const sponsorIds = distinct(sources.map((s) => s.agency.sponsorId)).filter((id) => !known.has(id));
+    const agencyById = new Map([...known, ...byId(agencies.withSponsors(tx, sponsorIds))]);
+    const rulesDocs = byId(documents.metas(tx, distinct(sources.map((s) => s.content.rulesDocument))));
+    const reviews = new Map(rulesReviews.latestOf(tx, [...rulesDocs.keys()]).map((r) => [r.documentId, r]));
+    const vendorsOf = new Map<number, vendors.VendorRow[]>();
+    for (const v of vendors.forLinks(tx, linkIds)) vendorsOf.set(v.linkId, [...(vendorsOf.get(v.linkId) ?? []), v]);
+    const stamped = new Map(documents.newestOfLinks(tx, linkIds, STAMPED_FORM_KIND).map((d) => [d.linkId!, d]));
+    return sources.map(({ link, agency, content: c }) => {
+      const doc = c.rulesDocument === null ? undefined : rulesDocs.get(c.rulesDocument);
+      const review = doc ? reviews.get(doc.id) : undefined;
+      const sponsor = agency.sponsorId === null ? undefined : agencyById.get(agency.sponsorId);
+      const form = stamped.get(link.id);
+      return {
+        id: link.id,
+        agency: agency.code,
+        agencyName: agency.nameZh,
+        status: link.status,
+        revision: link.currentRevision,
+        dataset: c.dataset,
+        fields: c.fields.map(formatField),
+        channels: c.methods,
+        allowIps: c.allowIps,
+        account: c.account,
+        from: c.period.from,
+        to: c.period.to,
+        pgpFingerprint: c.pgpFingerprint,
+        legalBasis: c.legalBasis,
+        purpose: c.purpose,
+        department: c.department,
+        officer: c.officer,
+        supervisor: c.supervisor,
+        disposal: c.disposal,
+        schedule: c.schedule,
+        push: c.push,
+        email: c.email,
+        rulesDocument: c.rulesDocument,
+        rules: doc ? { document: doc.id, version: doc.version, reviewed: !!review, missing: missingTopics(review?.covers ?? []).map((t) => t.n) } : null,
+        vendors: (vendorsOf.get(link.id) ?? []).map((v) => ({ id: v.id, name: v.name, contact: v.contact, machines: v.machines, parentId: v.parentId })),
+        appliedAt: link.appliedAt,
+        approvedAt: link.approvedAt,
+        approvedBy: link.approvedBy,
+        letterNo: link.letterNo,
+        letterDate: link.letterDate,
+        stampedForm: form ? { document: form.id, filename: form.filename, sha256: form.sha256 } : null,
+        sponsor: sponsor ? { code: sponsor.code, name: sponsor.nameZh } : null,
+        statusReason: link.statusReason,
+        endReason: link.endReason,
+        endsOn: link.endsOn,
+        stopOn: c.stopOn,
+        clientCerts: c.clientCerts,
+        scope: c.scope,
+        scopeText: describeScope(c.scope, this.catalogs.get(c.dataset)),
+        scopeReview: isLegacyScope(c.scope),
+        maxIdsPerDay: c.maxIdsPerDay,
+      };
+    });
   }
 
-  private stampedFormSummary(linkId: number): LinkView['stampedForm'] {
-    const d = stampedFormOf(this.cdb.db, linkId);
-    return d ? { document: d.id, filename: d.filename, sha256: d.sha256 } : null;
-  }
-
-  private sponsorOf(agency: agencies.AgencyRow): LinkView['sponsor'] {
-    const sp = agency.sponsorId === null ? undefined : agencies.byId(this.cdb.db, agency.sponsorId);
-    return sp ? { code: sp.code, name: sp.nameZh } : null;
-  }
-
-  private rulesSummary(documentId: number | null): LinkView['rules'] {
-    const doc = documentId === null ? undefined : documents.meta(this.cdb.db, documentId);
-    if (!doc) return null;
-    const review = rulesReviews.latest(this.cdb.db, doc.id);
-    return { document: doc.id, version: doc.version, reviewed: !!review, missing: missingTopics(review?.covers ?? []).map((t) => t.n) };
+  private view(s: ViewSource): LinkView {
+    return this.views(this.cdb.db, [s])[0];
   }
 
   show(id: number): LinkView {
     return this.view(this.state(id));
   }
 
+  /** Every link (or those with this status), oldest first, in a fixed number of statements. */
   list(status?: LinkStatus): LinkView[] {
-    return links.list(this.cdb.db, status).map((l) => this.view(this.load(this.cdb.db, l.id)));
+    const db = this.cdb.db;
+    const rows = links.list(db, status);
+    if (rows.length === 0) return [];
+    const agencyById = byId(agencies.withSponsors(db, distinct(rows.map((l) => l.agencyId))));
+    const contents = this.currentContents(db, rows);
+    const sources = rows.map((link) => {
+      const agency = agencyById.get(link.agencyId);
+      if (!agency) throw new Error(`link ${link.id}: agency missing`);
+      return { link, agency, content: contents.get(link.id)! };
+    });
+    return this.views(db, sources, agencyById);
+  }
+
+  /** How many change requests wait for NIA's decision, by link (links without any are absent). */
+  pendingChanges(linkIds: readonly number[]): Map<number, number> {
+    return links.pendingChangeCounts(this.cdb.db, linkIds);
   }
 
   history(id: number): { revisions: links.RevisionRow[]; changes: links.ChangeRow[] } {

@@ -136,9 +136,9 @@ export class RulesService {
       // The versions a link has pointed at, in any revision, and those filed for it.
       const s = this.registry.load(db, opts.linkId);
       const ids = new Set(links.revisions(db, s.link.id).map((r) => revisionContentSchema.parse(r.content).rulesDocument));
-      return documents.listMeta(db, { agencyId: s.agency.id, kind: RULES_KIND }).filter((d) => d.linkId === s.link.id || ids.has(d.id)).map((d) => this.version(db, d));
+      return this.versions(db, documents.listMeta(db, { agencyId: s.agency.id, kind: RULES_KIND }).filter((d) => d.linkId === s.link.id || ids.has(d.id)));
     }
-    return documents.listMeta(db, { agencyId, kind: RULES_KIND }).map((d) => this.version(db, d));
+    return this.versions(db, documents.listMeta(db, { agencyId, kind: RULES_KIND }));
   }
 
   private resolve(tx: Db, target: { documentId: number } | { linkId: number }): documents.DocumentMeta {
@@ -159,11 +159,21 @@ export class RulesService {
   }
 
   private version(tx: Db, doc: documents.DocumentMeta): RulesVersion {
-    const r = rulesReviews.latest(tx, doc.id);
-    return {
-      ...doc,
-      agency: agencies.byId(tx, doc.agencyId)!.code,
-      review: r ? { id: r.id, covers: r.covers, missing: missingTopics(r.covers).map((t) => t.n), note: r.note, reviewedBy: r.reviewedBy, reviewedAt: r.reviewedAt } : null,
-    };
+    return this.versions(tx, [doc])[0];
+  }
+
+  /** Versions as shown, their agencies and reviews read for all of them at once. */
+  private versions(tx: Db, docs: readonly documents.DocumentMeta[]): RulesVersion[] {
+    if (docs.length === 0) return [];
+    const codes = new Map(agencies.byIds(tx, [...new Set(docs.map((d) => d.agencyId))]).map((a) => [a.id, a.code]));
+    const reviews = new Map(rulesReviews.latestOf(tx, docs.map((d) => d.id)).map((r) => [r.documentId, r]));
+    return docs.map((doc) => {
+      const r = reviews.get(doc.id);
+      return {
+        ...doc,
+        agency: codes.get(doc.agencyId)!,
+        review: r ? { id: r.id, covers: r.covers, missing: missingTopics(r.covers).map((t) => t.n), note: r.note, reviewedBy: r.reviewedBy, reviewedAt: r.reviewedAt } : null,
+      };
+    });
   }
 }

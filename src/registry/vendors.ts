@@ -145,13 +145,15 @@ export class VendorService {
       .forLink(db, v.linkId, { removed: true })
       .filter((c) => c.parentId === v.id)
       .map((c) => ({ id: c.id, name: c.name, removedAt: c.removedAt }));
-    const audits = compliance.auditsOfVendor(db, v.id).map((a) => ({
+    const named = compliance.auditsOfVendor(db, v.id);
+    const codes = new Map(agencies.byIds(db, [...new Set(named.map((a) => a.agencyId))]).map((a) => [a.id, a.code]));
+    const audits = named.map((a) => ({
       id: a.id,
       date: a.date,
       kind: a.kind,
       auditor: a.auditor,
       summary: a.summary,
-      agency: agencies.byId(db, a.agencyId)?.code ?? String(a.agencyId),
+      agency: codes.get(a.agencyId) ?? String(a.agencyId),
       linkId: a.linkId,
       evidence: a.evidence,
     }));
