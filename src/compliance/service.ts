@@ -21,9 +21,11 @@ import {
   suspensionLapsed,
   taipeiDate,
   type EndReason,
+  type DateInput,
+  type Refusal,
 } from '../domain';
 import { sendMail } from '../delivery/mailer';
-import { UserError } from '../errors';
+import { refusalError, required, UserError } from '../errors';
 import { checkDocument, type LinkState, type Registry } from '../registry';
 import { appendLog } from '../usagelog';
 import { responseMissing, SPONSOR_AUDIT_CYCLE_MONTHS, sponsorAuditDue } from './duties';
@@ -84,11 +86,18 @@ export type FindingResponseView = repo.FindingResponseRow & { filename: string; 
 
 export const REVIEW_CYCLE_MONTHS = 12;
 
-const refusal = (r: { ok: false; refusal: { code: string; message: string } }): never => {
-  throw new UserError(r.refusal.message, r.refusal.code);
+const refusal = (r: { ok: false; refusal: Refusal }): never => {
+  throw refusalError(r.refusal);
 };
 
 const dayOf = (iso: string) => taipeiDate(new Date(iso));
+
+/** The dates the user gives here, as messages name them and by the input that carries them. */
+const AUDIT_DATE = { what: "the audit's date", field: 'date' } as const satisfies DateInput;
+const PERIOD_FROM = { what: "the audited period's start", field: 'periodFrom' } as const satisfies DateInput;
+const PERIOD_TO = { what: "the audited period's end", field: 'periodTo' } as const satisfies DateInput;
+const DEADLINE: DateInput = { what: 'the deadline', field: 'deadline' };
+const COMPLETED_ON: DateInput = { what: 'the completion date', field: 'completedOn' };
 
 /** Rows grouped by a key, each group in the rows' order. */
 function groupBy<T, K>(rows: readonly T[], key: (row: T) => K): Map<K, T[]> {
@@ -141,12 +150,12 @@ export class ComplianceService {
   /** The day a read-only view is computed for: `at` previews another day; nothing is written. */
   private day(at?: string): string {
     if (at === undefined) return taipeiDate(this.d.clock.now());
-    if (!isValidDate(at)) throw new UserError(`--at '${at}' is not a date (YYYY-MM-DD)`);
+    if (!isValidDate(at)) throw new UserError(`the day to preview '${at}' is not a date (YYYY-MM-DD)`, 'preview.date', { field: 'at' });
     return at;
   }
 
-  private claim(flag: string, c: Claim, today: string, notBefore?: { date: string; what: string }): { date: string; letterNo: string } {
-    const r = checkClaimedDate({ flag, date: c.on ?? today, letterNo: c.letterNo, notBefore }, today);
+  private claim(input: DateInput, c: Claim, today: string, notBefore?: { date: string; what: string }): { date: string; letterNo: string } {
+    const r = checkClaimedDate({ ...input, date: c.on ?? today, letterNo: c.letterNo, notBefore }, today);
     return r.ok ? r.value : refusal(r);
   }
 
@@ -203,21 +212,22 @@ export class ComplianceService {
    * from an anomaly, the agency's own (with its report, required), or its sponsoring authority's.
    */
   addAudit(input: AuditInput, actor: string): AuditView {
-    for (const [k, v] of [['--date', input.date], ['--from', input.periodFrom], ['--to', input.periodTo]] as const) {
-      if (v !== undefined && !isValidDate(v)) throw new UserError(`${k} '${v}' is not a date (YYYY-MM-DD)`, 'audit.date');
+    for (const d of [AUDIT_DATE, PERIOD_FROM, PERIOD_TO]) {
+      const v = input[d.field];
+      if (v !== undefined && !isValidDate(v)) throw new UserError(`${d.what} '${v}' is not a date (YYYY-MM-DD)`, 'audit.date', { field: d.field });
     }
-    if (input.periodFrom && input.periodTo && input.periodFrom > input.periodTo) throw new UserError(`--from ${input.periodFrom} is after --to ${input.periodTo}`, 'audit.period');
+    if (input.periodFrom && input.periodTo && input.periodFrom > input.periodTo) throw new UserError(`the audited period's start ${input.periodFrom} is after its end ${input.periodTo}`, 'audit.period', { field: 'periodFrom' });
     const summary = input.summary.trim();
-    if (!summary) throw new UserError('--summary is required (what was audited and found)', 'audit.summary');
-    if (input.kind === 'self' && !input.file) throw new UserError("a self-audit is recorded with the agency's report: give --file FILE (R6.4)", 'selfaudit.report-missing');
+    if (!summary) throw new UserError('a summary is required (what was audited and found)', 'audit.summary', { kind: 'invalid', field: 'summary' });
+    if (input.kind === 'self' && !input.file) throw new UserError("a self-audit is recorded with the agency's report: give the report's file (R6.4)", 'selfaudit.report-missing', { kind: 'invalid', field: 'file' });
     const file = input.file ? checkDocument(input.file.filename, input.file.content) : undefined;
     const { now, today } = this.instant();
     // The audit is a past event: its day comes from its report, not ahead and at most 30 days back.
-    const date = this.claim('--date', { on: input.date, letterNo: file ? file.filename : input.auditor ?? input.kind }, today).date;
-    if (input.periodTo && input.periodTo > date) throw new UserError(`--to ${input.periodTo} is after the audit's date ${date}: an audit covers a period behind it`, 'audit.period');
+    const date = this.claim(AUDIT_DATE, { on: input.date, letterNo: file ? file.filename : input.auditor ?? input.kind }, today).date;
+    if (input.periodTo && input.periodTo > date) throw new UserError(`the audited period's end ${input.periodTo} is after the audit's date ${date}: an audit covers a period behind it`, 'audit.period', { field: 'periodTo' });
     const seen = new Set<number>();
     for (const v of input.vendors ?? []) {
-      if (seen.has(v.id)) throw new UserError(`--vendor ${v.id} is named twice`, 'audit.vendor-twice');
+      if (seen.has(v.id)) throw new UserError(`vendor ${v.id} is named twice`, 'audit.vendor-twice', { field: 'vendors' });
       seen.add(v.id);
     }
     const view = this.d.cdb.write((tx) => {
@@ -237,8 +247,8 @@ export class ComplianceService {
       for (const v of input.vendors ?? []) {
         const row = vendors.byId(tx, v.id);
         const owner = row ? this.d.registry.stateIn(tx, row.linkId).agency : undefined;
-        if (!row || owner?.id !== agency.id) throw new UserError(`--vendor ${v.id} is not a vendor of ${agency.code}'s links (nia-link vendor list)`, 'audit.vendor-unknown');
-        if (input.linkId !== undefined && row.linkId !== input.linkId) throw new UserError(`--vendor ${v.id} works on link ${row.linkId}, not on the audited link ${input.linkId}`, 'audit.vendor-link');
+        if (!row || owner?.id !== agency.id) throw new UserError(`vendor ${v.id} is not a vendor of ${agency.code}'s links`, 'audit.vendor-unknown', { field: 'vendors' });
+        if (input.linkId !== undefined && row.linkId !== input.linkId) throw new UserError(`vendor ${v.id} works on link ${row.linkId}, not on the audited link ${input.linkId}`, 'audit.vendor-link', { field: 'vendors' });
         named.push({ row, evidence: v.evidence?.trim() || null });
       }
       const doc = file ? this.storeDocument(tx, agency.id, input.linkId ?? null, input.kind === 'self' ? SELF_AUDIT_REPORT_KIND : AUDIT_REPORT_KIND, file, now) : undefined;
@@ -320,23 +330,23 @@ export class ComplianceService {
   async addFinding(input: { linkId: number; deadline: string; text: string; auditId?: number; anomalyId?: number; evidence?: number[] }, actor: string): Promise<repo.FindingRow> {
     const { now, today } = this.instant();
     // A deadline already behind would make the link overdue the moment it is recorded.
-    const deadline = checkScheduledDate('--deadline', input.deadline, today);
+    const deadline = checkScheduledDate(DEADLINE, input.deadline, today);
     if (!deadline.ok) refusal(deadline);
     let mail: Mail | undefined;
     const row = this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, input.linkId);
-      if (s.link.status === 'terminated' || s.link.status === 'rejected' || s.link.status === 'pending') throw new UserError(`link ${input.linkId} is ${s.link.status}: findings are for approved links`);
-      if (input.auditId !== undefined && !repo.auditById(tx, input.auditId)) throw new UserError(`audit ${input.auditId} does not exist`);
+      if (s.link.status === 'terminated' || s.link.status === 'rejected' || s.link.status === 'pending') throw new UserError(`link ${input.linkId} is ${s.link.status}: findings are for approved links`, 'finding.link-status');
+      if (input.auditId !== undefined && !repo.auditById(tx, input.auditId)) throw new UserError(`audit ${input.auditId} does not exist`, 'audit.unknown');
       let text = input.text.trim();
       const evidence = [...(input.evidence ?? [])];
       if (input.anomalyId !== undefined) {
         const a = repo.anomalyById(tx, input.anomalyId);
-        if (!a) throw new UserError(`anomaly ${input.anomalyId} does not exist`);
-        if (a.linkId !== null && a.linkId !== input.linkId) throw new UserError(`anomaly ${input.anomalyId} concerns link ${a.linkId}, not ${input.linkId}`);
+        if (!a) throw new UserError(`anomaly ${input.anomalyId} does not exist`, 'anomaly.unknown');
+        if (a.linkId !== null && a.linkId !== input.linkId) throw new UserError(`anomaly ${input.anomalyId} concerns link ${a.linkId}, not ${input.linkId}`, 'finding.anomaly-link');
         text ||= a.summary;
         evidence.push(...a.evidence);
       }
-      if (!text) throw new UserError('--text is required (what must be explained and improved)');
+      if (!text) throw new UserError("the finding's text is required (what must be explained and improved)", 'finding.text', { kind: 'invalid', field: 'text' });
       const f = repo.insertFinding(tx, { linkId: input.linkId, auditId: input.auditId ?? null, anomalyId: input.anomalyId ?? null, text, deadline: input.deadline, evidence: { seqs: evidence }, remediatedOn: null, remediationNote: null, remediationLetterNo: null, remediationRecordedAt: null, createdAt: now.toISOString() });
       appendLog(tx, { type: 'finding.added', agency: s.agency.code, linkId: s.link.id, revision: s.link.currentRevision, actor, object: `finding:${f.id}`, detail: { deadline: input.deadline, anomaly: input.anomalyId ?? null, audit: input.auditId ?? null } }, now);
       mail = this.notice(tx, s, 'finding', today, now, { deadline: input.deadline, text });
@@ -351,9 +361,9 @@ export class ComplianceService {
     const { now, today } = this.instant();
     return this.d.cdb.write((tx) => {
       const f = repo.findingById(tx, id);
-      if (!f) throw new UserError(`finding ${id} does not exist`);
-      if (f.remediatedOn) throw new UserError(`finding ${id} was remediated on ${f.remediatedOn} already`);
-      const c = this.claim('--completed-on', claim, today, { date: dayOf(f.createdAt), what: `finding ${id} was recorded` });
+      if (!f) throw new UserError(`finding ${id} does not exist`, 'finding.unknown');
+      if (f.remediatedOn) throw new UserError(`finding ${id} was remediated on ${f.remediatedOn} already`, 'finding.remediated', 'conflict');
+      const c = this.claim(COMPLETED_ON, claim, today, { date: dayOf(f.createdAt), what: `finding ${id} was recorded` });
       const note = claim.note?.trim() || null;
       repo.updateFinding(tx, id, { remediatedOn: c.date, remediationNote: note, remediationLetterNo: c.letterNo, remediationRecordedAt: now.toISOString() });
       const s = this.d.registry.stateIn(tx, f.linkId);
@@ -409,13 +419,13 @@ export class ComplianceService {
   }
 
   extend(id: number, deadline: string, actor: string): repo.FindingRow {
-    if (!isValidDate(deadline)) throw new UserError(`--deadline '${deadline}' is not a date (YYYY-MM-DD)`);
+    if (!isValidDate(deadline)) throw new UserError(`the deadline '${deadline}' is not a date (YYYY-MM-DD)`, 'schedule.date', { kind: 'invalid', field: 'deadline' });
     const { now, today } = this.instant();
-    const ahead = checkScheduledDate('--deadline', deadline, today);
+    const ahead = checkScheduledDate(DEADLINE, deadline, today);
     if (!ahead.ok) refusal(ahead);
     return this.d.cdb.write((tx) => {
       const f = repo.findingById(tx, id);
-      if (!f) throw new UserError(`finding ${id} does not exist`);
+      if (!f) throw new UserError(`finding ${id} does not exist`, 'finding.unknown');
       const ok = checkDeadlineExtension(f, deadline, today);
       if (!ok.ok) refusal(ok);
       repo.updateFinding(tx, id, { deadline });
@@ -443,7 +453,7 @@ export class ComplianceService {
   }
 
   async suspend(linkId: number, reason: string, actor: string): Promise<void> {
-    if (!reason.trim()) throw new UserError('--reason is required');
+    if (!reason.trim()) throw required('a reason', 'reason');
     const { now, today } = this.instant();
     const mail = this.d.cdb.write((tx) => this.suspendIn(tx, linkId, reason.trim(), null, actor, today, now));
     this.d.registry.changed(linkId);
@@ -459,10 +469,10 @@ export class ComplianceService {
     return this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, linkId);
       const susp = repo.openSuspension(tx, linkId);
-      if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`);
-      if (susp.findingId !== null) throw new UserError(`link ${linkId} was suspended for finding ${susp.findingId}: record its remediation with nia-link finding remediate ${susp.findingId}`);
-      if (susp.remediatedOn) throw new UserError(`the improvements for link ${linkId}'s suspension were recorded as completed on ${susp.remediatedOn} already`);
-      const c = this.claim('--completed-on', claim, today, { date: susp.startedOn, what: 'the suspension began' });
+      if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`, 'link.not-suspended');
+      if (susp.findingId !== null) throw new UserError(`link ${linkId} was suspended for finding ${susp.findingId}: record the finding's remediation instead`, 'suspension.has-finding');
+      if (susp.remediatedOn) throw new UserError(`the improvements for link ${linkId}'s suspension were recorded as completed on ${susp.remediatedOn} already`, 'suspension.remediated', 'conflict');
+      const c = this.claim(COMPLETED_ON, claim, today, { date: susp.startedOn, what: 'the suspension began' });
       const note = claim.note?.trim() || null;
       repo.updateSuspension(tx, susp.id, { remediatedOn: c.date, remediationLetterNo: c.letterNo, remediationRecordedAt: now.toISOString() });
       appendLog(tx, { type: 'suspension.remediated', agency: s.agency.code, linkId, revision: s.link.currentRevision, actor, detail: { suspendedOn: susp.startedOn, completedOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString(), note } }, now);
@@ -496,7 +506,7 @@ export class ComplianceService {
     const r = this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, linkId);
       const susp = repo.openSuspension(tx, linkId);
-      if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`);
+      if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`, 'link.not-suspended');
       const check = checkResumption({ suspendedOn: susp.startedOn, remediatedOn: this.remediatedOn(tx, linkId, susp) });
       if (!check.ok && check.refusal.code === 'resume.too-late') {
         return { accepted: false, message: check.refusal.message, mail: this.endIn(tx, linkId, 'reapplication-required', actor, today, now, { why: check.refusal.message }) };
@@ -517,8 +527,8 @@ export class ComplianceService {
     const r = this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, linkId);
       const susp = repo.openSuspension(tx, linkId);
-      if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`);
-      if (!susp.resumeRequestedOn) throw new UserError(`link ${linkId} has no resumption request (nia-link link resume-request ${linkId})`);
+      if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`, 'link.not-suspended');
+      if (!susp.resumeRequestedOn) throw new UserError(`link ${linkId} has no resumption request: the agency asks to resume first`, 'resume.not-requested');
       const check = checkResumption({ suspendedOn: susp.startedOn, remediatedOn: this.remediatedOn(tx, linkId, susp) });
       if (!check.ok && check.refusal.code === 'resume.too-late') return { ended: check.refusal.message, mail: this.endIn(tx, linkId, 'reapplication-required', actor, today, now, { why: check.refusal.message }) };
       if (!check.ok) refusal(check);
@@ -539,12 +549,12 @@ export class ComplianceService {
    */
   async terminate(linkId: number, input: { effective: string; noticeDate?: string; letterNo?: string }, actor: string): Promise<void> {
     const { now, today } = this.instant();
-    const effective = checkScheduledDate('--effective', input.effective, today);
+    const effective = checkScheduledDate({ what: 'the effective date', field: 'effective' }, input.effective, today);
     if (!effective.ok) refusal(effective);
     const mails = this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, linkId);
       const approved = s.link.approvedAt ? { date: dayOf(s.link.approvedAt), what: `link ${linkId} was approved` } : undefined;
-      const c = this.claim('--notice-date', { on: input.noticeDate, letterNo: input.letterNo }, today, approved);
+      const c = this.claim({ what: "the notice's date", field: 'noticeDate' }, { on: input.noticeDate, letterNo: input.letterNo }, today, approved);
       const ok = checkTerminationNotice(c.date, input.effective);
       if (!ok.ok) refusal(ok);
       this.d.registry.scheduleEnd(tx, linkId, input.effective, actor, now, { noticeDate: c.date, letterNo: c.letterNo, recordedAt: now.toISOString(), reason: 'agency-notice' });
@@ -598,11 +608,11 @@ export class ComplianceService {
   /** A flag that still stands: a link used again since it was flagged is no longer inactive. */
   private inactivityRow(tx: Db, linkId: number, today: string): repo.InactivityRow {
     const row = repo.inactivityFor(tx, linkId);
-    if (!row) throw new UserError(`link ${linkId} is not flagged as inactive (nia-link compliance sweep flags links unused for over a year)`);
+    if (!row) throw new UserError(`link ${linkId} is not flagged as inactive (the daily sweep flags links unused for over a year)`, 'inactivity.not-flagged');
     const s = this.d.registry.stateIn(tx, linkId);
-    if (s.link.status !== 'active' && s.link.status !== 'suspended') throw new UserError(`link ${linkId} is ${s.link.status}`);
+    if (s.link.status !== 'active' && s.link.status !== 'suspended') throw new UserError(`link ${linkId} is ${s.link.status}`, 'inactivity.link-status');
     const last = this.lastUseDay(tx, s, today);
-    if (!inactive(last, today)) throw new UserError(`link ${linkId} was used on ${last}, within the last year: it is not inactive (R13.1)`);
+    if (!inactive(last, today)) throw new UserError(`link ${linkId} was used on ${last}, within the last year: it is not inactive (R13.1)`, 'inactivity.used');
     return row;
   }
 
@@ -623,8 +633,8 @@ export class ComplianceService {
     const { now, today } = this.instant();
     const mail = this.d.cdb.write((tx) => {
       const row = this.inactivityRow(tx, linkId, today);
-      if (!row.noticeOn) throw new UserError(`NIA has not given written notice of inactivity for link ${linkId} yet (nia-link inactivity notice ${linkId})`);
-      const c = this.claim('--confirmed-on', claim, today, { date: row.noticeOn, what: "NIA's notice of inactivity" });
+      if (!row.noticeOn) throw new UserError(`NIA has not given written notice of inactivity for link ${linkId} yet`, 'inactivity.no-notice');
+      const c = this.claim({ what: "the agency's confirmation", field: 'confirmedOn' }, claim, today, { date: row.noticeOn, what: "NIA's notice of inactivity" });
       repo.updateInactivity(tx, row.id, { confirmedOn: c.date, confirmationLetterNo: c.letterNo, confirmationRecordedAt: now.toISOString() });
       return this.endIn(tx, linkId, 'inactivity', actor, today, now, { why: 'unused for over a year; the agency confirmed it has no need', lastUse: row.lastUse, confirmedOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString() });
     });
@@ -634,14 +644,14 @@ export class ComplianceService {
 
   /** R-F5: who disposed of the data, how, and on the day the agency's document says. */
   confirmDisposal(linkId: number, input: Claim & { how: string; by: string }): repo.DisposalRow {
-    if (!input.how.trim()) throw new UserError('--how is required (destroyed, returned, …)');
-    if (!input.by.trim()) throw new UserError('--by is required (who did it)');
+    if (!input.how.trim()) throw required('how the data was disposed of (destroyed, returned, …)', 'how');
+    if (!input.by.trim()) throw required('who disposed of the data', 'by');
     const { now, today } = this.instant();
     return this.d.cdb.write((tx) => {
       const row = repo.disposalFor(tx, linkId);
-      if (!row) throw new UserError(`link ${linkId} has no disposal task (it opens when the link ends)`);
-      if (row.confirmedAt) throw new UserError(`disposal for link ${linkId} was confirmed on ${row.confirmedAt} already`);
-      const c = this.claim('--done-on', input, today, { date: row.openedOn, what: `link ${linkId} ended` });
+      if (!row) throw new UserError(`link ${linkId} has no disposal task (it opens when the link ends)`, 'disposal.unknown');
+      if (row.confirmedAt) throw new UserError(`disposal for link ${linkId} was confirmed on ${row.confirmedAt} already`, 'disposal.confirmed', 'conflict');
+      const c = this.claim({ what: 'the day of disposal', field: 'doneOn' }, input, today, { date: row.openedOn, what: `link ${linkId} ended` });
       repo.updateDisposal(tx, row.id, { confirmedAt: now.toISOString(), confirmedBy: input.by.trim(), how: input.how.trim(), doneOn: c.date, letterNo: c.letterNo });
       const s = this.d.registry.stateIn(tx, linkId);
       appendLog(tx, { type: 'disposal.confirmed', agency: s.agency.code, linkId, actor: input.by.trim(), detail: { how: input.how.trim(), required: row.required, doneOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString() } }, now);
@@ -650,13 +660,13 @@ export class ComplianceService {
   }
 
   addReview(linkId: number, date: string, outcome: 'keep' | 'stop', note: string | undefined, actor: string): repo.ReviewRow {
-    if (!isValidDate(date)) throw new UserError(`--date '${date}' is not a date (YYYY-MM-DD)`);
+    if (!isValidDate(date)) throw new UserError(`the review's date '${date}' is not a date (YYYY-MM-DD)`, 'review.date', { field: 'date' });
     const { now, today } = this.instant();
     return this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, linkId);
       // The review is a past event: a date ahead would put the next one off (R12.1), one far back is NIA's decision, not a date to type.
       const approved = s.link.approvedAt ? { date: dayOf(s.link.approvedAt), what: `link ${linkId} was approved` } : undefined;
-      this.claim('--date', { on: date, letterNo: 'review' }, today, approved);
+      this.claim({ what: "the review's date", field: 'date' }, { on: date, letterNo: 'review' }, today, approved);
       const row = repo.insertReview(tx, { linkId, date, outcome, note: note ?? null, createdAt: now.toISOString() });
       appendLog(tx, { type: 'review.recorded', agency: s.agency.code, linkId, actor, detail: { date, outcome } }, now);
       return row;

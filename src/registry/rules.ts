@@ -1,7 +1,7 @@
 import type { ControlDb, Db } from '../db';
 import { agencies, documents, links, rulesReviews } from '../db/repositories';
 import { checkRulesReviewed, type Clock, missingTopics, parseCovers, type Result, revisionContentSchema } from '../domain';
-import { UserError } from '../errors';
+import { refusalError, UserError } from '../errors';
 import { appendLog } from '../usagelog';
 import { checkDocument, type CheckedDocument } from './documents';
 import type { Registry } from './registry';
@@ -82,7 +82,7 @@ export class RulesService {
   /** Record the eight-topic checklist for a version; the newest review is the one in force. */
   review(target: { documentId: number } | { linkId: number }, coversText: string, note: string | undefined, actor: string): RulesVersion {
     const covers = parseCovers(coversText);
-    if (!covers.ok) throw new UserError(covers.refusal.message, covers.refusal.code);
+    if (!covers.ok) throw refusalError(covers.refusal);
     const now = this.clock.now();
     return this.cdb.write((tx) => {
       const doc = this.resolve(tx, target);

@@ -106,7 +106,7 @@ export interface ArchiveResult {
 export async function archiveLog(cdb: ControlDb, o: ArchiveOptions): Promise<ArchiveResult | null> {
   const floor = retentionFloor(taipeiDate(o.now), o.retentionYears);
   if (o.before > floor) {
-    throw new UserError(`--before ${o.before} is inside the retention period: usage-log records are kept ${o.retentionYears} years (R6.2), so the latest date allowed today is ${floor}`, 'log.retention');
+    throw new UserError(`the archive's end ${o.before} is inside the retention period: usage-log records are kept ${o.retentionYears} years (R6.2), so the latest date allowed today is ${floor}`, 'log.retention', { field: 'before' });
   }
   const cutoff = startOfTaipeiDay(o.before).toISOString();
   const start = liveStart(cdb);

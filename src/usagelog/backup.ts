@@ -243,7 +243,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     verifier = await installationVerifier(keysDir);
     keySource = 'installation';
   } else {
-    throw new UserError(`give NIA's public signing key with --key FILE (kept apart from the backup, e.g. from \`nia-link key export-signing\`): ${o.dataDir} has no installation key, and the backup's own copy proves nothing`, 'restore.no-key');
+    throw new UserError(`give NIA's public signing key (kept apart from the backup, as NIA exports it): ${o.dataDir} has no installation key, and the backup's own copy proves nothing`, 'restore.no-key', { kind: 'invalid', field: 'key' });
   }
 
   const text = readRegular(path.join(from, MANIFEST), inBackup(MANIFEST), MAX_MANIFEST).toString('utf8');
@@ -269,7 +269,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const dbFile = controlDbFile(dataDir);
   const hasKeys = !emptyOrAbsent(keysDir);
   if ((existsSync(dbFile) || hasKeys) && !o.force) {
-    throw new UserError(`${o.dataDir} already holds an installation (${existsSync(dbFile) ? 'nia-link.db' : 'keys'}): restore into an empty data directory, or pass --force to move the current one aside`, 'restore.exists');
+    throw new UserError(`${o.dataDir} already holds an installation (${existsSync(dbFile) ? 'nia-link.db' : 'keys'}): restore into an empty data directory, or have the current one moved aside`, 'restore.exists', { field: 'force' });
   }
 
   // Staging: private directories inside the target (and beside the keys directory, which may live
