@@ -346,7 +346,7 @@ export class Registry {
 
     const id = this.cdb.write((tx) => {
       const agency = agencies.byCode(tx, input.agency.trim().toUpperCase());
-      if (!agency) throw new UserError(`agency ${input.agency} is not registered: add it with \`nia-link agency add\``, 'agency.unknown');
+      if (!agency) throw new UserError(`agency ${input.agency} is not registered`, 'agency.unknown');
       assertCertsOfOneAgency(tx, content.clientCerts, agency);
       if (content.account && credentials.accountByName(tx, content.account)) {
         throw new UserError(`SFTP account ${content.account} is taken; choose another account name`, 'account.exists', { field: 'account' });

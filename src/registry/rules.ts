@@ -60,7 +60,7 @@ export class RulesService {
     const now = this.clock.now();
     return this.cdb.write((tx) => {
       const agency = agencies.byCode(tx, input.agency.trim().toUpperCase());
-      if (!agency) throw new UserError(`agency ${input.agency} is not registered: add it with \`nia-link agency add\``, 'agency.unknown');
+      if (!agency) throw new UserError(`agency ${input.agency} is not registered`, 'agency.unknown');
       if (input.linkId === undefined) {
         const meta = storeRulesDocument(tx, agency, null, doc, actor, now);
         return { document: this.version(tx, meta), changeId: null };
@@ -69,7 +69,7 @@ export class RulesService {
       if (s.agency.id !== agency.id) throw new UserError(`link ${input.linkId} belongs to agency ${s.agency.code}, not ${agency.code}`, 'rules.agency-mismatch');
       if (s.link.status === 'pending') {
         throw new UserError(
-          `link ${input.linkId} is pending: its application carries its rules; review them (\`nia-link rules review --link ${input.linkId}\`), or reject it and apply again with the amended rules`,
+          `link ${input.linkId} is pending: its application carries its rules; review them, or reject it and apply again with the amended rules`,
           'rules.link-pending',
         );
       }
@@ -147,8 +147,8 @@ export class RulesService {
       if (s.content.rulesDocument === null) {
         const fix =
           s.link.status === 'pending'
-            ? 'an application carries them (`link apply --rules FILE`): reject it and apply again with the rules'
-            : `file them with \`nia-link rules add --agency ${s.agency.code} --file FILE --link ${target.linkId}\``;
+            ? 'an application carries them: reject it and apply again with the rules'
+            : `agency ${s.agency.code} files them for the link first`;
         throw new UserError(`link ${target.linkId} has no management rules on file: ${fix}`, 'rules.missing');
       }
       return documents.meta(tx, s.content.rulesDocument)!;

@@ -174,7 +174,7 @@ export async function exportEvidence(cdb: ControlDb, o: EvidenceOptions): Promis
   const fromSeq = repo.firstSeqAtOrAfter(cdb.sqlite, fromAt, anchor ? anchor.toSeq + 1 : 1);
   const toSeq = repo.lastSeqBefore(cdb.sqlite, toAt);
   if (fromSeq === null || toSeq === null || toSeq < fromSeq) throw new UserError(`the usage log has no records between ${o.from} and ${o.to}`, 'log.empty-range');
-  if (existsSync(o.out) && readdirSync(o.out).length) throw new UserError(`${o.out} is not empty: give a new directory for the evidence package`);
+  if (existsSync(o.out) && readdirSync(o.out).length) throw new UserError(`${o.out} is not empty: give a new directory for the evidence package`, 'evidence.out-not-empty', 'conflict');
 
   const verification = o.verification ?? (await verifyUsageLog(cdb, { keysDir: o.keysDir }));
   if (!verification.ok) {
@@ -280,7 +280,7 @@ export async function verifyEvidence(dir: string, keyFile: string): Promise<Evid
   try {
     m = manifestSchema.parse(JSON.parse(manifestText));
   } catch {
-    throw new UserError(`evidence package ${dir}: manifest.json is not a nia-link evidence manifest`);
+    throw new UserError(`evidence package ${dir}: manifest.json is not a nia-link evidence manifest`, 'evidence.manifest', 'invalid');
   }
   const verifier: Verifier = await readVerifier(readKeyArg(keyFile), keyFile);
   const result: EvidenceCheck = { ok: false, linkId: m.link.id, agency: m.link.agency, fromSeq: m.fromSeq, toSeq: m.toSeq, records: 0, full: 0, checkpoints: 0, signingKey: verifier.fingerprint };
