@@ -1,4 +1,4 @@
-import { and, asc, count, eq, inArray, or, sql } from 'drizzle-orm';
+import { and, asc, count, eq, inArray, sql } from 'drizzle-orm';
 import { type Db, perConnection } from '../index';
 import { changeRequest, link, linkRevision } from '../schema';
 
@@ -20,14 +20,21 @@ export function update(tx: Db, id: number, values: Partial<Omit<LinkRow, 'id'>>)
 export function revision(tx: Db, linkId: number, number: number): RevisionRow | undefined {
   return tx.select().from(linkRevision).where(and(eq(linkRevision.linkId, linkId), eq(linkRevision.number, number))).get();
 }
-/** Several links' revisions at once, each named by link and number. */
+/**
+ * Several links' revisions at once, each named by link and number: one statement whose size grows
+ * with the links, not with their pairs (an OR per pair would nest as deep as there are links).
+ */
 export function revisionsAt(tx: Db, wanted: readonly { linkId: number; number: number }[]): RevisionRow[] {
   if (wanted.length === 0) return [];
+  const want = new Set(wanted.map((w) => `${w.linkId}:${w.number}`));
+  const linkIds = [...new Set(wanted.map((w) => w.linkId))];
+  const numbers = [...new Set(wanted.map((w) => w.number))];
   return tx
     .select()
     .from(linkRevision)
-    .where(or(...wanted.map((w) => and(eq(linkRevision.linkId, w.linkId), eq(linkRevision.number, w.number)))))
-    .all();
+    .where(and(inArray(linkRevision.linkId, linkIds), inArray(linkRevision.number, numbers)))
+    .all()
+    .filter((r) => want.has(`${r.linkId}:${r.number}`));
 }
 export function revisions(tx: Db, linkId: number): RevisionRow[] {
   return tx.select().from(linkRevision).where(eq(linkRevision.linkId, linkId)).orderBy(asc(linkRevision.number)).all();
