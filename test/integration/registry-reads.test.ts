@@ -1,6 +1,6 @@
 import { ComplianceService } from '../../src/compliance';
 import { loadConfig } from '../../src/config';
-import { compliance as repo } from '../../src/db/repositories';
+import { compliance as repo, links } from '../../src/db/repositories';
 import { addDays, taipeiDate } from '../../src/domain';
 import { ConsoleData } from '../../src/http/data';
 import type { Services } from '../../src/services';
@@ -106,6 +106,23 @@ describe('reads of many links', () => {
     expect(b).toEqual(a);
     // Something was read: the counter sees the statements drizzle and the repositories run.
     expect(a.list).toBeGreaterThan(0);
+  });
+
+  it('lists a registry of 1,200 links: more than SQLite nests in one expression, so no statement grows a level per link', async () => {
+    const { w, svc, ids } = await build(1, 1);
+    const model = links.byId(w.cdb.db, ids[0])!;
+    const rev = links.revision(w.cdb.db, ids[0], 1)!;
+    w.cdb.write((tx) => {
+      for (let i = 0; i < 1200; i++) {
+        const { id: _id, ...row } = model;
+        const l = links.insert(tx, row);
+        links.insertRevision(tx, { linkId: l.id, number: 1, content: rev.content, changeRequestId: null, createdAt: rev.createdAt });
+      }
+    });
+    const listed = servicesOn(w.cdb, w.clock).registry.list();
+    expect(listed).toHaveLength(1201);
+    expect(new Set(listed.map((l) => l.purpose))).toEqual(new Set([listed[0].purpose]));
+    expect(svc.status().filter((line) => line.includes('necessity review'))).toEqual([]);
   });
 
   it("list() says of each link what show() says of it alone: nothing of one link's reads lands on another", async () => {
