@@ -93,7 +93,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--json', 'print as JSON')
     .action(async (id, o) => {
       const d = ctx.services.extracts.get(parseId(id, 'delivery'));
-      if (!d) throw new UserError(`delivery ${id} does not exist`);
+      if (!d) throw new UserError(`delivery ${id} does not exist`, 'delivery.unknown');
       const { downloadsOf } = await import('../sftp');
       const downloads = downloadsOf(ctx.cdb.db, d);
       if (o.json) return printJson({ ...d, downloads });
@@ -107,9 +107,9 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (id, o) => {
       const deliveryId = parseId(id, 'delivery');
       const { extracts, pushes } = ctx.services;
-      if (!extracts.get(deliveryId)) throw new UserError(`delivery ${id} does not exist`);
+      if (!extracts.get(deliveryId)) throw new UserError(`delivery ${id} does not exist`, 'delivery.unknown');
       const jobs = pushes.retryJobs(deliveryId);
-      if (jobs.length === 0) throw new UserError(`delivery ${id} has no failed or refused channel to retry`);
+      if (jobs.length === 0) throw new UserError(`delivery ${id} has no failed or refused channel to retry`, 'delivery.nothing-to-retry');
       const [{ enqueuePushJobs }, { openQueue, QUEUES, resolveRedis }] = await Promise.all([import('../delivery'), import('../queue')]);
       const { url } = await resolveRedis(ctx.config, { spawn: false });
       const queue = openQueue(QUEUES.deliver, ctx.config, url);

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { isUserError } from '../errors';
 import { CliContext } from './context';
+import { cliMessage } from './flags';
 import * as account from './account';
 import * as agency from './agency';
 import * as anomaly from './anomaly';
@@ -58,7 +59,7 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode === 0 ? 0 : 2;
     } else if (isUserError(err)) {
-      process.stderr.write(`nia-link: ${err.message}\n`);
+      process.stderr.write(`nia-link: ${cliMessage(err)}\n`);
       process.exitCode = 1;
     } else {
       const e = err as Error;

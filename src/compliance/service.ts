@@ -21,9 +21,11 @@ import {
   suspensionLapsed,
   taipeiDate,
   type EndReason,
+  type DateInput,
+  type Refusal,
 } from '../domain';
 import { sendMail } from '../delivery/mailer';
-import { UserError } from '../errors';
+import { refusalError, required, UserError } from '../errors';
 import { checkDocument, type LinkState, type Registry } from '../registry';
 import { appendLog } from '../usagelog';
 import { responseMissing, SPONSOR_AUDIT_CYCLE_MONTHS, sponsorAuditDue } from './duties';
@@ -84,11 +86,47 @@ export type FindingResponseView = repo.FindingResponseRow & { filename: string; 
 
 export const REVIEW_CYCLE_MONTHS = 12;
 
-const refusal = (r: { ok: false; refusal: { code: string; message: string } }): never => {
-  throw new UserError(r.refusal.message, r.refusal.code);
+const refusal = (r: { ok: false; refusal: Refusal }): never => {
+  throw refusalError(r.refusal);
 };
 
 const dayOf = (iso: string) => taipeiDate(new Date(iso));
+
+/** The dates the user gives here, as messages name them and by the input that carries them. */
+const AUDIT_DATE = { what: "the audit's date", field: 'date' } as const satisfies DateInput;
+const PERIOD_FROM = { what: "the audited period's start", field: 'periodFrom' } as const satisfies DateInput;
+const PERIOD_TO = { what: "the audited period's end", field: 'periodTo' } as const satisfies DateInput;
+const DEADLINE: DateInput = { what: 'the deadline', field: 'deadline' };
+const COMPLETED_ON: DateInput = { what: 'the completion date', field: 'completedOn' };
+
+/** Rows grouped by a key, each group in the rows' order. */
+function groupBy<T, K>(rows: readonly T[], key: (row: T) => K): Map<K, T[]> {
+  const out = new Map<K, T[]>();
+  for (const r of rows) {
+    const k = key(r);
+    const g = out.get(k);
+    if (g) g.push(r);
+    else out.set(k, [r]);
+  }
+  return out;
+}
+
+/**
+ * The day the improvements behind a suspension were completed, or null while any is outstanding:
+ * every finding of the link still open when it began (or the one that caused it), and for a
+ * suspension without a finding its own recorded completion (R10.4: the six months run whatever
+ * caused it). `findings`: the suspended link's.
+ */
+function remediatedOn(findings: readonly repo.FindingRow[], susp: repo.SuspensionRow): string | null {
+  const inPlay = findings.filter((f) => f.id === susp.findingId || (dayOf(f.createdAt) <= susp.startedOn && (f.remediatedOn === null || f.remediatedOn >= susp.startedOn)));
+  if (inPlay.some((f) => f.remediatedOn === null)) return null;
+  const dates = inPlay.map((f) => f.remediatedOn!);
+  if (susp.findingId === null) {
+    if (susp.remediatedOn === null) return null;
+    dates.push(susp.remediatedOn);
+  }
+  return dates.sort().pop() ?? null;
+}
 
 /**
  * The regulation's deadlines enforced by the system (R6.4, R7.1, R9.1, R10–R13, R-F5): audits and
@@ -112,12 +150,12 @@ export class ComplianceService {
   /** The day a read-only view is computed for: `at` previews another day; nothing is written. */
   private day(at?: string): string {
     if (at === undefined) return taipeiDate(this.d.clock.now());
-    if (!isValidDate(at)) throw new UserError(`--at '${at}' is not a date (YYYY-MM-DD)`);
+    if (!isValidDate(at)) throw new UserError(`the day to preview '${at}' is not a date (YYYY-MM-DD)`, 'preview.date', { field: 'at' });
     return at;
   }
 
-  private claim(flag: string, c: Claim, today: string, notBefore?: { date: string; what: string }): { date: string; letterNo: string } {
-    const r = checkClaimedDate({ flag, date: c.on ?? today, letterNo: c.letterNo, notBefore }, today);
+  private claim(input: DateInput, c: Claim, today: string, notBefore?: { date: string; what: string }): { date: string; letterNo: string } {
+    const r = checkClaimedDate({ ...input, date: c.on ?? today, letterNo: c.letterNo, notBefore }, today);
     return r.ok ? r.value : refusal(r);
   }
 
@@ -174,21 +212,22 @@ export class ComplianceService {
    * from an anomaly, the agency's own (with its report, required), or its sponsoring authority's.
    */
   addAudit(input: AuditInput, actor: string): AuditView {
-    for (const [k, v] of [['--date', input.date], ['--from', input.periodFrom], ['--to', input.periodTo]] as const) {
-      if (v !== undefined && !isValidDate(v)) throw new UserError(`${k} '${v}' is not a date (YYYY-MM-DD)`, 'audit.date');
+    for (const d of [AUDIT_DATE, PERIOD_FROM, PERIOD_TO]) {
+      const v = input[d.field];
+      if (v !== undefined && !isValidDate(v)) throw new UserError(`${d.what} '${v}' is not a date (YYYY-MM-DD)`, 'audit.date', { field: d.field });
     }
-    if (input.periodFrom && input.periodTo && input.periodFrom > input.periodTo) throw new UserError(`--from ${input.periodFrom} is after --to ${input.periodTo}`, 'audit.period');
+    if (input.periodFrom && input.periodTo && input.periodFrom > input.periodTo) throw new UserError(`the audited period's start ${input.periodFrom} is after its end ${input.periodTo}`, 'audit.period', { field: 'periodFrom' });
     const summary = input.summary.trim();
-    if (!summary) throw new UserError('--summary is required (what was audited and found)', 'audit.summary');
-    if (input.kind === 'self' && !input.file) throw new UserError("a self-audit is recorded with the agency's report: give --file FILE (R6.4)", 'selfaudit.report-missing');
+    if (!summary) throw new UserError('a summary is required (what was audited and found)', 'audit.summary', { kind: 'invalid', field: 'summary' });
+    if (input.kind === 'self' && !input.file) throw new UserError("a self-audit is recorded with the agency's report: give the report's file (R6.4)", 'selfaudit.report-missing', { kind: 'invalid', field: 'file' });
     const file = input.file ? checkDocument(input.file.filename, input.file.content) : undefined;
     const { now, today } = this.instant();
     // The audit is a past event: its day comes from its report, not ahead and at most 30 days back.
-    const date = this.claim('--date', { on: input.date, letterNo: file ? file.filename : input.auditor ?? input.kind }, today).date;
-    if (input.periodTo && input.periodTo > date) throw new UserError(`--to ${input.periodTo} is after the audit's date ${date}: an audit covers a period behind it`, 'audit.period');
+    const date = this.claim(AUDIT_DATE, { on: input.date, letterNo: file ? file.filename : input.auditor ?? input.kind }, today).date;
+    if (input.periodTo && input.periodTo > date) throw new UserError(`the audited period's end ${input.periodTo} is after the audit's date ${date}: an audit covers a period behind it`, 'audit.period', { field: 'periodTo' });
     const seen = new Set<number>();
     for (const v of input.vendors ?? []) {
-      if (seen.has(v.id)) throw new UserError(`--vendor ${v.id} is named twice`, 'audit.vendor-twice');
+      if (seen.has(v.id)) throw new UserError(`vendor ${v.id} is named twice`, 'audit.vendor-twice', { field: 'vendors' });
       seen.add(v.id);
     }
     const view = this.d.cdb.write((tx) => {
@@ -208,8 +247,8 @@ export class ComplianceService {
       for (const v of input.vendors ?? []) {
         const row = vendors.byId(tx, v.id);
         const owner = row ? this.d.registry.stateIn(tx, row.linkId).agency : undefined;
-        if (!row || owner?.id !== agency.id) throw new UserError(`--vendor ${v.id} is not a vendor of ${agency.code}'s links (nia-link vendor list)`, 'audit.vendor-unknown');
-        if (input.linkId !== undefined && row.linkId !== input.linkId) throw new UserError(`--vendor ${v.id} works on link ${row.linkId}, not on the audited link ${input.linkId}`, 'audit.vendor-link');
+        if (!row || owner?.id !== agency.id) throw new UserError(`vendor ${v.id} is not a vendor of ${agency.code}'s links`, 'audit.vendor-unknown', { field: 'vendors' });
+        if (input.linkId !== undefined && row.linkId !== input.linkId) throw new UserError(`vendor ${v.id} works on link ${row.linkId}, not on the audited link ${input.linkId}`, 'audit.vendor-link', { field: 'vendors' });
         named.push({ row, evidence: v.evidence?.trim() || null });
       }
       const doc = file ? this.storeDocument(tx, agency.id, input.linkId ?? null, input.kind === 'self' ? SELF_AUDIT_REPORT_KIND : AUDIT_REPORT_KIND, file, now) : undefined;
@@ -250,51 +289,64 @@ export class ComplianceService {
     return view;
   }
 
+  /** Audits as shown, with their reports and the vendors they covered: read for all of them at once. */
+  private auditViews(tx: Db, rows: readonly repo.AuditRow[]): AuditView[] {
+    if (rows.length === 0) return [];
+    const docs = new Map(documents.metas(tx, rows.flatMap((a) => (a.documentId === null ? [] : [a.documentId]))).map((d) => [d.id, d]));
+    const covered = groupBy(repo.vendorsOfAudits(tx, rows.map((a) => a.id)), (x) => x.auditId);
+    const vendorById = new Map(vendors.byIds(tx, [...new Set([...covered.values()].flat().map((x) => x.vendorId))]).map((v) => [v.id, v]));
+    return rows.map((a) => {
+      const doc = a.documentId === null ? undefined : docs.get(a.documentId);
+      return {
+        ...a,
+        document: doc ? { id: doc.id, filename: doc.filename, sha256: doc.sha256 } : null,
+        vendors: (covered.get(a.id) ?? []).map((x) => {
+          const v = vendorById.get(x.vendorId)!;
+          return { id: v.id, name: v.name, linkId: v.linkId, evidence: x.evidence };
+        }),
+      };
+    });
+  }
+
   private auditView(tx: Db, a: repo.AuditRow): AuditView {
-    const doc = a.documentId === null ? undefined : documents.meta(tx, a.documentId);
-    return {
-      ...a,
-      document: doc ? { id: doc.id, filename: doc.filename, sha256: doc.sha256 } : null,
-      vendors: repo.vendorsOfAudit(tx, a.id).map((x) => {
-        const v = vendors.byId(tx, x.vendorId)!;
-        return { id: v.id, name: v.name, linkId: v.linkId, evidence: x.evidence };
-      }),
-    };
+    return this.auditViews(tx, [a])[0];
   }
 
   listAudits(agency?: string, kind?: repo.AuditRow['kind']): AuditView[] {
     const db = this.d.cdb.db;
     const a = agency ? agencies.byCode(db, agency.trim().toUpperCase()) : undefined;
     if (agency && !a) throw new UserError(`agency ${agency} is not registered`, 'agency.unknown');
-    return repo.audits(db, { agencyId: a?.id, kind }).map((x) => this.auditView(db, x));
+    return this.auditViews(db, repo.audits(db, { agencyId: a?.id, kind }));
   }
 
   /** R9.2: the audits that named a vendor, with the evidence it gave. */
   auditsOfVendor(vendorId: number): (repo.AuditRow & { evidence: string | null; agency: string })[] {
     const db = this.d.cdb.db;
-    return repo.auditsOfVendor(db, vendorId).map((a) => ({ ...a, agency: agencies.byId(db, a.agencyId)?.code ?? String(a.agencyId) }));
+    const rows = repo.auditsOfVendor(db, vendorId);
+    const codes = new Map(agencies.byIds(db, [...new Set(rows.map((a) => a.agencyId))]).map((a) => [a.id, a.code]));
+    return rows.map((a) => ({ ...a, agency: codes.get(a.agencyId) ?? String(a.agencyId) }));
   }
 
   async addFinding(input: { linkId: number; deadline: string; text: string; auditId?: number; anomalyId?: number; evidence?: number[] }, actor: string): Promise<repo.FindingRow> {
     const { now, today } = this.instant();
     // A deadline already behind would make the link overdue the moment it is recorded.
-    const deadline = checkScheduledDate('--deadline', input.deadline, today);
+    const deadline = checkScheduledDate(DEADLINE, input.deadline, today);
     if (!deadline.ok) refusal(deadline);
     let mail: Mail | undefined;
     const row = this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, input.linkId);
-      if (s.link.status === 'terminated' || s.link.status === 'rejected' || s.link.status === 'pending') throw new UserError(`link ${input.linkId} is ${s.link.status}: findings are for approved links`);
-      if (input.auditId !== undefined && !repo.auditById(tx, input.auditId)) throw new UserError(`audit ${input.auditId} does not exist`);
+      if (s.link.status === 'terminated' || s.link.status === 'rejected' || s.link.status === 'pending') throw new UserError(`link ${input.linkId} is ${s.link.status}: findings are for approved links`, 'finding.link-status');
+      if (input.auditId !== undefined && !repo.auditById(tx, input.auditId)) throw new UserError(`audit ${input.auditId} does not exist`, 'audit.unknown');
       let text = input.text.trim();
       const evidence = [...(input.evidence ?? [])];
       if (input.anomalyId !== undefined) {
         const a = repo.anomalyById(tx, input.anomalyId);
-        if (!a) throw new UserError(`anomaly ${input.anomalyId} does not exist`);
-        if (a.linkId !== null && a.linkId !== input.linkId) throw new UserError(`anomaly ${input.anomalyId} concerns link ${a.linkId}, not ${input.linkId}`);
+        if (!a) throw new UserError(`anomaly ${input.anomalyId} does not exist`, 'anomaly.unknown');
+        if (a.linkId !== null && a.linkId !== input.linkId) throw new UserError(`anomaly ${input.anomalyId} concerns link ${a.linkId}, not ${input.linkId}`, 'finding.anomaly-link');
         text ||= a.summary;
         evidence.push(...a.evidence);
       }
-      if (!text) throw new UserError('--text is required (what must be explained and improved)');
+      if (!text) throw new UserError("the finding's text is required (what must be explained and improved)", 'finding.text', { kind: 'invalid', field: 'text' });
       const f = repo.insertFinding(tx, { linkId: input.linkId, auditId: input.auditId ?? null, anomalyId: input.anomalyId ?? null, text, deadline: input.deadline, evidence: { seqs: evidence }, remediatedOn: null, remediationNote: null, remediationLetterNo: null, remediationRecordedAt: null, createdAt: now.toISOString() });
       appendLog(tx, { type: 'finding.added', agency: s.agency.code, linkId: s.link.id, revision: s.link.currentRevision, actor, object: `finding:${f.id}`, detail: { deadline: input.deadline, anomaly: input.anomalyId ?? null, audit: input.auditId ?? null } }, now);
       mail = this.notice(tx, s, 'finding', today, now, { deadline: input.deadline, text });
@@ -309,9 +361,9 @@ export class ComplianceService {
     const { now, today } = this.instant();
     return this.d.cdb.write((tx) => {
       const f = repo.findingById(tx, id);
-      if (!f) throw new UserError(`finding ${id} does not exist`);
-      if (f.remediatedOn) throw new UserError(`finding ${id} was remediated on ${f.remediatedOn} already`);
-      const c = this.claim('--completed-on', claim, today, { date: dayOf(f.createdAt), what: `finding ${id} was recorded` });
+      if (!f) throw new UserError(`finding ${id} does not exist`, 'finding.unknown');
+      if (f.remediatedOn) throw new UserError(`finding ${id} was remediated on ${f.remediatedOn} already`, 'finding.remediated', 'conflict');
+      const c = this.claim(COMPLETED_ON, claim, today, { date: dayOf(f.createdAt), what: `finding ${id} was recorded` });
       const note = claim.note?.trim() || null;
       repo.updateFinding(tx, id, { remediatedOn: c.date, remediationNote: note, remediationLetterNo: c.letterNo, remediationRecordedAt: now.toISOString() });
       const s = this.d.registry.stateIn(tx, f.linkId);
@@ -358,20 +410,22 @@ export class ComplianceService {
     const db = this.d.cdb.db;
     const f = repo.findingById(db, id);
     if (!f) throw new UserError(`finding ${id} does not exist`, 'finding.unknown');
-    return repo.findingResponses(db, id).map((r) => {
-      const d = documents.meta(db, r.documentId)!;
+    const rows = repo.findingResponses(db, id);
+    const docs = new Map(documents.metas(db, rows.map((r) => r.documentId)).map((d) => [d.id, d]));
+    return rows.map((r) => {
+      const d = docs.get(r.documentId)!;
       return { ...r, filename: d.filename, sha256: d.sha256, late: r.receivedOn > f.deadline };
     });
   }
 
   extend(id: number, deadline: string, actor: string): repo.FindingRow {
-    if (!isValidDate(deadline)) throw new UserError(`--deadline '${deadline}' is not a date (YYYY-MM-DD)`);
+    if (!isValidDate(deadline)) throw new UserError(`the deadline '${deadline}' is not a date (YYYY-MM-DD)`, 'schedule.date', { kind: 'invalid', field: 'deadline' });
     const { now, today } = this.instant();
-    const ahead = checkScheduledDate('--deadline', deadline, today);
+    const ahead = checkScheduledDate(DEADLINE, deadline, today);
     if (!ahead.ok) refusal(ahead);
     return this.d.cdb.write((tx) => {
       const f = repo.findingById(tx, id);
-      if (!f) throw new UserError(`finding ${id} does not exist`);
+      if (!f) throw new UserError(`finding ${id} does not exist`, 'finding.unknown');
       const ok = checkDeadlineExtension(f, deadline, today);
       if (!ok.ok) refusal(ok);
       repo.updateFinding(tx, id, { deadline });
@@ -384,7 +438,9 @@ export class ComplianceService {
   listFindings(linkId?: number, at?: string): (repo.FindingRow & { status: string; respondedOn: string | null })[] {
     const today = this.day(at);
     const db = this.d.cdb.db;
-    return repo.findings(db, linkId).map((f) => ({ ...f, status: findingStatus(f, today), respondedOn: repo.findingResponses(db, f.id).find((r) => r.receivedOn <= today)?.receivedOn ?? null }));
+    const rows = repo.findings(db, linkId);
+    const responses = groupBy(repo.responsesTo(db, rows.map((f) => f.id)), (r) => r.findingId);
+    return rows.map((f) => ({ ...f, status: findingStatus(f, today), respondedOn: responses.get(f.id)?.find((r) => r.receivedOn <= today)?.receivedOn ?? null }));
   }
 
   // ---- suspension and resumption (R10) ----
@@ -397,7 +453,7 @@ export class ComplianceService {
   }
 
   async suspend(linkId: number, reason: string, actor: string): Promise<void> {
-    if (!reason.trim()) throw new UserError('--reason is required');
+    if (!reason.trim()) throw required('a reason', 'reason');
     const { now, today } = this.instant();
     const mail = this.d.cdb.write((tx) => this.suspendIn(tx, linkId, reason.trim(), null, actor, today, now));
     this.d.registry.changed(linkId);
@@ -413,10 +469,10 @@ export class ComplianceService {
     return this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, linkId);
       const susp = repo.openSuspension(tx, linkId);
-      if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`);
-      if (susp.findingId !== null) throw new UserError(`link ${linkId} was suspended for finding ${susp.findingId}: record its remediation with nia-link finding remediate ${susp.findingId}`);
-      if (susp.remediatedOn) throw new UserError(`the improvements for link ${linkId}'s suspension were recorded as completed on ${susp.remediatedOn} already`);
-      const c = this.claim('--completed-on', claim, today, { date: susp.startedOn, what: 'the suspension began' });
+      if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`, 'link.not-suspended');
+      if (susp.findingId !== null) throw new UserError(`link ${linkId} was suspended for finding ${susp.findingId}: record the finding's remediation instead`, 'suspension.has-finding');
+      if (susp.remediatedOn) throw new UserError(`the improvements for link ${linkId}'s suspension were recorded as completed on ${susp.remediatedOn} already`, 'suspension.remediated', 'conflict');
+      const c = this.claim(COMPLETED_ON, claim, today, { date: susp.startedOn, what: 'the suspension began' });
       const note = claim.note?.trim() || null;
       repo.updateSuspension(tx, susp.id, { remediatedOn: c.date, remediationLetterNo: c.letterNo, remediationRecordedAt: now.toISOString() });
       appendLog(tx, { type: 'suspension.remediated', agency: s.agency.code, linkId, revision: s.link.currentRevision, actor, detail: { suspendedOn: susp.startedOn, completedOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString(), note } }, now);
@@ -424,22 +480,9 @@ export class ComplianceService {
     });
   }
 
-  /**
-   * The day the improvements behind a suspension were completed, or null while any is outstanding:
-   * every finding still open when it began (or the one that caused it), and for a suspension without
-   * a finding its own recorded completion (R10.4: the six months run whatever caused it).
-   */
+  /** R10.4: when the improvements behind the link's open suspension were completed (remediatedOn). */
   private remediatedOn(tx: Db, linkId: number, susp: repo.SuspensionRow): string | null {
-    const inPlay = repo
-      .findings(tx, linkId)
-      .filter((f) => f.id === susp.findingId || (dayOf(f.createdAt) <= susp.startedOn && (f.remediatedOn === null || f.remediatedOn >= susp.startedOn)));
-    if (inPlay.some((f) => f.remediatedOn === null)) return null;
-    const dates = inPlay.map((f) => f.remediatedOn!);
-    if (susp.findingId === null) {
-      if (susp.remediatedOn === null) return null;
-      dates.push(susp.remediatedOn);
-    }
-    return dates.sort().pop() ?? null;
+    return remediatedOn(repo.findings(tx, linkId), susp);
   }
 
   /**
@@ -463,7 +506,7 @@ export class ComplianceService {
     const r = this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, linkId);
       const susp = repo.openSuspension(tx, linkId);
-      if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`);
+      if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`, 'link.not-suspended');
       const check = checkResumption({ suspendedOn: susp.startedOn, remediatedOn: this.remediatedOn(tx, linkId, susp) });
       if (!check.ok && check.refusal.code === 'resume.too-late') {
         return { accepted: false, message: check.refusal.message, mail: this.endIn(tx, linkId, 'reapplication-required', actor, today, now, { why: check.refusal.message }) };
@@ -484,8 +527,8 @@ export class ComplianceService {
     const r = this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, linkId);
       const susp = repo.openSuspension(tx, linkId);
-      if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`);
-      if (!susp.resumeRequestedOn) throw new UserError(`link ${linkId} has no resumption request (nia-link link resume-request ${linkId})`);
+      if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`, 'link.not-suspended');
+      if (!susp.resumeRequestedOn) throw new UserError(`link ${linkId} has no resumption request: the agency asks to resume first`, 'resume.not-requested');
       const check = checkResumption({ suspendedOn: susp.startedOn, remediatedOn: this.remediatedOn(tx, linkId, susp) });
       if (!check.ok && check.refusal.code === 'resume.too-late') return { ended: check.refusal.message, mail: this.endIn(tx, linkId, 'reapplication-required', actor, today, now, { why: check.refusal.message }) };
       if (!check.ok) refusal(check);
@@ -506,12 +549,12 @@ export class ComplianceService {
    */
   async terminate(linkId: number, input: { effective: string; noticeDate?: string; letterNo?: string }, actor: string): Promise<void> {
     const { now, today } = this.instant();
-    const effective = checkScheduledDate('--effective', input.effective, today);
+    const effective = checkScheduledDate({ what: 'the effective date', field: 'effective' }, input.effective, today);
     if (!effective.ok) refusal(effective);
     const mails = this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, linkId);
       const approved = s.link.approvedAt ? { date: dayOf(s.link.approvedAt), what: `link ${linkId} was approved` } : undefined;
-      const c = this.claim('--notice-date', { on: input.noticeDate, letterNo: input.letterNo }, today, approved);
+      const c = this.claim({ what: "the notice's date", field: 'noticeDate' }, { on: input.noticeDate, letterNo: input.letterNo }, today, approved);
       const ok = checkTerminationNotice(c.date, input.effective);
       if (!ok.ok) refusal(ok);
       this.d.registry.scheduleEnd(tx, linkId, input.effective, actor, now, { noticeDate: c.date, letterNo: c.letterNo, recordedAt: now.toISOString(), reason: 'agency-notice' });
@@ -565,11 +608,11 @@ export class ComplianceService {
   /** A flag that still stands: a link used again since it was flagged is no longer inactive. */
   private inactivityRow(tx: Db, linkId: number, today: string): repo.InactivityRow {
     const row = repo.inactivityFor(tx, linkId);
-    if (!row) throw new UserError(`link ${linkId} is not flagged as inactive (nia-link compliance sweep flags links unused for over a year)`);
+    if (!row) throw new UserError(`link ${linkId} is not flagged as inactive (the daily sweep flags links unused for over a year)`, 'inactivity.not-flagged');
     const s = this.d.registry.stateIn(tx, linkId);
-    if (s.link.status !== 'active' && s.link.status !== 'suspended') throw new UserError(`link ${linkId} is ${s.link.status}`);
+    if (s.link.status !== 'active' && s.link.status !== 'suspended') throw new UserError(`link ${linkId} is ${s.link.status}`, 'inactivity.link-status');
     const last = this.lastUseDay(tx, s, today);
-    if (!inactive(last, today)) throw new UserError(`link ${linkId} was used on ${last}, within the last year: it is not inactive (R13.1)`);
+    if (!inactive(last, today)) throw new UserError(`link ${linkId} was used on ${last}, within the last year: it is not inactive (R13.1)`, 'inactivity.used');
     return row;
   }
 
@@ -590,8 +633,8 @@ export class ComplianceService {
     const { now, today } = this.instant();
     const mail = this.d.cdb.write((tx) => {
       const row = this.inactivityRow(tx, linkId, today);
-      if (!row.noticeOn) throw new UserError(`NIA has not given written notice of inactivity for link ${linkId} yet (nia-link inactivity notice ${linkId})`);
-      const c = this.claim('--confirmed-on', claim, today, { date: row.noticeOn, what: "NIA's notice of inactivity" });
+      if (!row.noticeOn) throw new UserError(`NIA has not given written notice of inactivity for link ${linkId} yet`, 'inactivity.no-notice');
+      const c = this.claim({ what: "the agency's confirmation", field: 'confirmedOn' }, claim, today, { date: row.noticeOn, what: "NIA's notice of inactivity" });
       repo.updateInactivity(tx, row.id, { confirmedOn: c.date, confirmationLetterNo: c.letterNo, confirmationRecordedAt: now.toISOString() });
       return this.endIn(tx, linkId, 'inactivity', actor, today, now, { why: 'unused for over a year; the agency confirmed it has no need', lastUse: row.lastUse, confirmedOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString() });
     });
@@ -601,14 +644,14 @@ export class ComplianceService {
 
   /** R-F5: who disposed of the data, how, and on the day the agency's document says. */
   confirmDisposal(linkId: number, input: Claim & { how: string; by: string }): repo.DisposalRow {
-    if (!input.how.trim()) throw new UserError('--how is required (destroyed, returned, …)');
-    if (!input.by.trim()) throw new UserError('--by is required (who did it)');
+    if (!input.how.trim()) throw required('how the data was disposed of (destroyed, returned, …)', 'how');
+    if (!input.by.trim()) throw required('who disposed of the data', 'by');
     const { now, today } = this.instant();
     return this.d.cdb.write((tx) => {
       const row = repo.disposalFor(tx, linkId);
-      if (!row) throw new UserError(`link ${linkId} has no disposal task (it opens when the link ends)`);
-      if (row.confirmedAt) throw new UserError(`disposal for link ${linkId} was confirmed on ${row.confirmedAt} already`);
-      const c = this.claim('--done-on', input, today, { date: row.openedOn, what: `link ${linkId} ended` });
+      if (!row) throw new UserError(`link ${linkId} has no disposal task (it opens when the link ends)`, 'disposal.unknown');
+      if (row.confirmedAt) throw new UserError(`disposal for link ${linkId} was confirmed on ${row.confirmedAt} already`, 'disposal.confirmed', 'conflict');
+      const c = this.claim({ what: 'the day of disposal', field: 'doneOn' }, input, today, { date: row.openedOn, what: `link ${linkId} ended` });
       repo.updateDisposal(tx, row.id, { confirmedAt: now.toISOString(), confirmedBy: input.by.trim(), how: input.how.trim(), doneOn: c.date, letterNo: c.letterNo });
       const s = this.d.registry.stateIn(tx, linkId);
       appendLog(tx, { type: 'disposal.confirmed', agency: s.agency.code, linkId, actor: input.by.trim(), detail: { how: input.how.trim(), required: row.required, doneOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString() } }, now);
@@ -617,13 +660,13 @@ export class ComplianceService {
   }
 
   addReview(linkId: number, date: string, outcome: 'keep' | 'stop', note: string | undefined, actor: string): repo.ReviewRow {
-    if (!isValidDate(date)) throw new UserError(`--date '${date}' is not a date (YYYY-MM-DD)`);
+    if (!isValidDate(date)) throw new UserError(`the review's date '${date}' is not a date (YYYY-MM-DD)`, 'review.date', { field: 'date' });
     const { now, today } = this.instant();
     return this.d.cdb.write((tx) => {
       const s = this.d.registry.stateIn(tx, linkId);
       // The review is a past event: a date ahead would put the next one off (R12.1), one far back is NIA's decision, not a date to type.
       const approved = s.link.approvedAt ? { date: dayOf(s.link.approvedAt), what: `link ${linkId} was approved` } : undefined;
-      this.claim('--date', { on: date, letterNo: 'review' }, today, approved);
+      this.claim({ what: "the review's date", field: 'date' }, { on: date, letterNo: 'review' }, today, approved);
       const row = repo.insertReview(tx, { linkId, date, outcome, note: note ?? null, createdAt: now.toISOString() });
       appendLog(tx, { type: 'review.recorded', agency: s.agency.code, linkId, actor, detail: { date, outcome } }, now);
       return row;
@@ -699,54 +742,76 @@ export class ComplianceService {
     return { today, changes, due };
   }
 
-  /** What is due, overdue or flagged today, or as of `at` (a preview; nothing changes). */
+  /**
+   * What is due, overdue or flagged today, or as of `at` (a preview; nothing changes). Each kind of
+   * record is read once for every link and agency: a fixed number of statements however many there are.
+   */
   status(at?: string): string[] {
     const today = this.day(at);
     const out: string[] = [];
     const db = this.d.cdb.db;
-    for (const f of repo.findings(db)) {
+    const findings = repo.findings(db);
+    const findingsOf = groupBy(findings, (f) => f.linkId);
+    const responses = groupBy(repo.responsesTo(db, findings.map((f) => f.id)), (r) => r.findingId);
+    for (const f of findings) {
       const st = findingStatus(f, today);
       if (st === 'open') out.push(`finding ${f.id} (link ${f.linkId}): due ${f.deadline}`);
       if (st === 'overdue') out.push(`finding ${f.id} (link ${f.linkId}): OVERDUE since ${addDays(f.deadline, 1)}`);
       // R7.2: the written explanation and improvement measures were due by the deadline too.
-      const responded = repo.findingResponses(db, f.id).map((r) => r.receivedOn).filter((d) => d <= today);
+      const responded = (responses.get(f.id) ?? []).map((r) => r.receivedOn).filter((d) => d <= today);
       const settled = f.remediatedOn !== null && f.remediatedOn <= today;
       if (!settled && responseMissing(f.deadline, responded, today)) {
         out.push(`finding ${f.id} (link ${f.linkId}): no written explanation and improvement measures by its deadline ${f.deadline}${responded.length ? ` (received late, ${responded[0]})` : ''} (R7.2)`);
       }
     }
     for (const s of repo.openSuspensions(db)) {
-      const completed = this.remediatedOn(db, s.linkId, s);
+      const completed = remediatedOn(findingsOf.get(s.linkId) ?? [], s);
       out.push(
         `link ${s.linkId}: suspended since ${s.startedOn}${completed ? `, improvements completed ${completed}` : `, improvements to be completed by ${addMonths(s.startedOn, 6)} (R10.4)`}${s.resumeRequestedOn ? `, resumption requested ${s.resumeRequestedOn}` : ''}`,
       );
     }
     for (const d of repo.disposals(db)) if (!d.confirmedAt) out.push(`link ${d.linkId}: disposal (${d.required}) not confirmed since ${d.openedOn}`);
-    for (const l of this.d.registry.list()) {
-      if (l.status !== 'active' && l.status !== 'suspended') continue;
-      const ina = repo.inactivityFor(db, l.id);
+    const links = this.d.registry.list();
+    const inForce = links.filter((l) => l.status === 'active' || l.status === 'suspended');
+    const inForceIds = inForce.map((l) => l.id);
+    const inactivity = new Map(repo.inactivityOf(db, inForceIds).map((r) => [r.linkId, r]));
+    const reviewed = repo.lastReviewDates(db, inForceIds);
+    for (const l of inForce) {
+      const ina = inactivity.get(l.id);
       if (ina && !ina.confirmedOn) out.push(`link ${l.id}: inactive since ${ina.lastUse}${ina.noticeOn ? `, notice given ${ina.noticeOn}` : ', notice not yet given'}`);
-      const last = repo.lastReview(db, l.id)?.date ?? (l.approvedAt ? dayOf(l.approvedAt) : today);
+      const last = reviewed.get(l.id) ?? (l.approvedAt ? dayOf(l.approvedAt) : today);
       const next = reviewDue(last, REVIEW_CYCLE_MONTHS);
       if (next < today) out.push(`link ${l.id}: necessity review overdue since ${next}`);
       if (l.endsOn) out.push(`link ${l.id}: ends on ${l.endsOn}`);
       // R3.4: the migration gave such links the whole dataset so nothing stopped; only the agency can say which records it needs.
       if (l.scopeReview) out.push(`link ${l.id}: scope review needed: recorded before scopes existed, it receives the whole dataset until its agency files nia-link link change ${l.id} --kind scope`);
     }
-    for (const a of agencies.all(db)) {
-      const dates = repo.audits(db, { agencyId: a.id, kind: 'self' }).map((x) => x.date);
-      const tracked = this.d.registry.list().filter((l) => l.agency === a.code && l.approvedAt).map((l) => dayOf(l.approvedAt!)).sort()[0];
+    const linksOf = groupBy(links, (l) => l.agency);
+    const audits = repo.audits(db);
+    const selfAudits = groupBy(
+      audits.filter((x) => x.kind === 'self'),
+      (x) => x.agencyId,
+    );
+    const sponsorAudits = groupBy(
+      audits.filter((x) => x.kind === 'sponsor'),
+      (x) => x.agencyId,
+    );
+    const all = agencies.all(db);
+    const agencyById = new Map(all.map((a) => [a.id, a]));
+    for (const a of all) {
+      const own = linksOf.get(a.code) ?? [];
+      const dates = (selfAudits.get(a.id) ?? []).map((x) => x.date);
+      const tracked = own.filter((l) => l.approvedAt).map((l) => dayOf(l.approvedAt!)).sort()[0];
       if (tracked) for (const flag of selfAuditFlags(dates, today, tracked)) out.push(`agency ${a.code}: ${flag}`);
       // R14.2: a non-government body with links in force is audited by its sponsoring authority every cycle.
-      const sponsor = a.sponsorId === null ? undefined : agencies.byId(db, a.sponsorId);
-      const inForce = this.d.registry
-        .list()
-        .filter((l) => l.agency === a.code && l.approvedAt && (l.status === 'active' || l.status === 'suspended'))
+      const sponsor = a.sponsorId === null ? undefined : agencyById.get(a.sponsorId);
+      const inForceSince = own
+        .filter((l) => l.approvedAt && (l.status === 'active' || l.status === 'suspended'))
         .map((l) => dayOf(l.approvedAt!))
         .sort()[0];
-      if (sponsor && inForce) {
-        const last = repo.audits(db, { agencyId: a.id, kind: 'sponsor' }).map((x) => x.date).filter((d) => d <= today).pop() ?? null;
-        const due = sponsorAuditDue(last, inForce, SPONSOR_AUDIT_CYCLE_MONTHS);
+      if (sponsor && inForceSince) {
+        const last = (sponsorAudits.get(a.id) ?? []).map((x) => x.date).filter((d) => d <= today).pop() ?? null;
+        const due = sponsorAuditDue(last, inForceSince, SPONSOR_AUDIT_CYCLE_MONTHS);
         if (due < today) out.push(`agency ${a.code}: audit by its sponsoring authority ${sponsor.code} overdue since ${addDays(due, 1)} (${last ? `last ${last}` : 'never audited'}; every ${SPONSOR_AUDIT_CYCLE_MONTHS} months, R14.2)`);
       }
     }

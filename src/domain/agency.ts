@@ -17,7 +17,7 @@ export function checkSponsor(agency: AgencyFacts, sponsor: AgencyFacts | null): 
     return sponsor ? refuse('agency.sponsor.unexpected', 'a government agency has no sponsoring authority') : ok(true);
   }
   if (!sponsor) {
-    return refuse('agency.sponsor.missing', 'a non-government agency needs --sponsor CODE: its competent authority (R14.1)');
+    return refuse('agency.sponsor.missing', 'a non-government agency needs a sponsoring authority: its competent authority (R14.1)', { field: 'sponsor', invalid: true });
   }
   if (!sponsor.government) {
     return refuse('agency.sponsor.not-government', `sponsor ${sponsor.code} is not a government agency (R14.1)`);

@@ -81,14 +81,14 @@ export function checkRevision(content: RevisionContent, catalogs: ReadonlyMap<st
   if (isValidDate(from) && isValidDate(to) && from > to) problems.push(`use period starts (${from}) after it ends (${to})`);
   for (const ip of content.allowIps) if (!parseCidr(ip)) problems.push(`'${ip}' is not an IP address or CIDR`);
   if (new Set(content.methods).size !== content.methods.length) problems.push('a provision method is listed twice');
-  if (content.methods.includes('sftp-pull') && !content.account) problems.push('sftp-pull needs an SFTP account (--account)');
-  if (content.methods.includes('batch-query') && !content.account) problems.push('batch-query needs an SFTP account (--account)');
+  if (content.methods.includes('sftp-pull') && !content.account) problems.push('sftp-pull needs an SFTP account');
+  if (content.methods.includes('batch-query') && !content.account) problems.push('batch-query needs an SFTP account');
   if (content.account !== null && !USERNAME.test(content.account)) {
     problems.push(`account '${content.account}' is not a valid user name (lowercase letters, digits, _ . -; 2–32 chars)`);
   }
-  if (content.methods.includes('sftp-push') && !content.push) problems.push('sftp-push needs --push-host, --push-user, --push-dir and --push-fingerprint');
-  if (content.methods.includes('email') && content.email.length === 0) problems.push('email needs at least one --email address');
-  if (content.methods.includes('online-query') && content.clientCerts.length === 0) problems.push('online-query needs at least one --client-cert (the agency system\'s TLS client certificate)');
+  if (content.methods.includes('sftp-push') && !content.push) problems.push("sftp-push needs the agency server's host, user, directory and host-key fingerprint");
+  if (content.methods.includes('email') && content.email.length === 0) problems.push('email needs at least one e-mail address');
+  if (content.methods.includes('online-query') && content.clientCerts.length === 0) problems.push("online-query needs at least one client certificate (the agency system's TLS client certificate)");
   // Pushes go only to designated addresses (form item 3): a literal push host must be on the allow-list
   // (a host name is checked against it when it is resolved, at every push).
   if (content.push && isIP(content.push.host) && !ipAllowed(content.push.host, content.allowIps)) {
@@ -134,10 +134,10 @@ export function checkReplyLetter(given: { letterNo?: string | null; letterDate?:
   const no = given.letterNo?.trim() ?? '';
   const date = given.letterDate?.trim() ?? '';
   if (!no || !date) {
-    return refuse('approve.letter-missing', `${what} cannot be approved without NIA's reply letter: give --letter-no and --letter-date (form item 9, R-F9)`);
+    return refuse('approve.letter-missing', `${what} cannot be approved without NIA's reply letter: give its number and date (form item 9, R-F9)`, { field: 'letterNo', invalid: true });
   }
-  if (no.length > 200) return refuse('approve.letter-no', '--letter-no is longer than 200 characters');
-  if (!isValidDate(date)) return refuse('approve.letter-date', `--letter-date '${date}' is not a date (YYYY-MM-DD)`);
-  if (date > today) return refuse('approve.letter-future', `--letter-date ${date} is in the future (today is ${today}): a reply letter is recorded once it is sent`);
+  if (no.length > 200) return refuse('approve.letter-no', "the reply letter's number is longer than 200 characters", { field: 'letterNo', invalid: true });
+  if (!isValidDate(date)) return refuse('approve.letter-date', `the reply letter's date '${date}' is not a date (YYYY-MM-DD)`, { field: 'letterDate', invalid: true });
+  if (date > today) return refuse('approve.letter-future', `the reply letter's date ${date} is in the future (today is ${today}): a reply letter is recorded once it is sent`, { field: 'letterDate' });
   return ok({ no, date });
 }

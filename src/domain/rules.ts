@@ -25,11 +25,11 @@ export function parseCovers(text: string): Result<number[]> {
     const lo = m ? Number(m[1]) : NaN;
     const hi = m?.[2] !== undefined ? Number(m[2]) : lo;
     if (!m || lo < 1 || hi > RULES_TOPIC_COUNT || lo > hi) {
-      return refuse('rules.covers', `--covers: '${part}' is not a topic number 1–${RULES_TOPIC_COUNT} (e.g. --covers 1,2,3,4,5,6,7,8)`);
+      return refuse('rules.covers', `'${part}' is not a topic number 1–${RULES_TOPIC_COUNT} (e.g. 1,2,3,4,5,6,7,8)`, { field: 'covers', invalid: true });
     }
     for (let n = lo; n <= hi; n++) out.add(n);
   }
-  if (out.size === 0) return refuse('rules.covers', `--covers needs the topic numbers the rules cover (1–${RULES_TOPIC_COUNT})`);
+  if (out.size === 0) return refuse('rules.covers', `a review needs the topic numbers the rules cover (1–${RULES_TOPIC_COUNT})`, { field: 'covers', invalid: true });
   return ok([...out].sort((a, b) => a - b));
 }
 
@@ -54,7 +54,7 @@ export function checkRulesReviewed(doc: { id: number; version: number } | null, 
   if (latestCovers === null) {
     return refuse(
       'rules.unreviewed',
-      `management rules version ${doc.version} (document ${doc.id}) has not been reviewed: record the eight-topic checklist with \`nia-link rules review ${doc.id} --covers 1,2,3,4,5,6,7,8\` (R4.1)`,
+      `management rules version ${doc.version} (document ${doc.id}) has not been reviewed: record the eight-topic checklist for it (R4.1)`,
     );
   }
   const missing = missingTopics(latestCovers);

@@ -49,7 +49,7 @@ export const isLegacyScope = (s: Scope): boolean => s.all && s.justification ===
 /** The longest `within-days` window: a century. */
 const MAX_DAYS = 36_600;
 
-const HOW = "give --scope 'FIELD in V1,V2; FIELD from YYYY-MM-DD; subjects; …', --scope-file FILE, or --scope all --scope-justification TEXT";
+const HOW = "give conditions ('FIELD in V1,V2; FIELD from YYYY-MM-DD; subjects; …'), a scope file, or all with a written justification";
 
 /**
  * `nationality in VNM,IDN; direction in entry; crossed_at within-days 400` → conditions. Only the
@@ -168,31 +168,31 @@ export function scopeFromInput(input: { text?: string; json?: unknown; justifica
   const scope = scopeFromForms(input);
   if (!scope.ok || input.maxSubjects === undefined) return scope;
   const s = scope.value;
-  if (!subjectsOf(s) || s.all) return refuse('scope.subjects', '--max-subjects goes only with a scope that has the condition subjects');
-  if (!Number.isSafeInteger(input.maxSubjects) || input.maxSubjects < 1 || input.maxSubjects > MAX_SUBJECTS) return refuse('scope.subjects', `--max-subjects needs 1 to ${MAX_SUBJECTS} persons`);
+  if (!subjectsOf(s) || s.all) return refuse('scope.subjects', 'a limit on subjects goes only with a scope that has the condition subjects', { field: 'maxSubjects', invalid: true });
+  if (!Number.isSafeInteger(input.maxSubjects) || input.maxSubjects < 1 || input.maxSubjects > MAX_SUBJECTS) return refuse('scope.subjects', `a subject list names 1 to ${MAX_SUBJECTS} persons`, { field: 'maxSubjects', invalid: true });
   return ok({ all: false, conditions: s.conditions.map((c) => (c.op === 'subjects' ? { op: 'subjects', max: input.maxSubjects! } : c)) });
 }
 
 function scopeFromForms(input: { text?: string; json?: unknown; justification?: string }): Result<Scope> {
   const given = [input.text !== undefined, input.json !== undefined].filter(Boolean).length;
-  if (given === 0) return refuse('scope.missing', `an application states which records it needs (R3.4): ${HOW}`);
-  if (given > 1) return refuse('scope.ambiguous', 'give the scope once: --scope or --scope-file, not both');
+  if (given === 0) return refuse('scope.missing', `an application states which records it needs (R3.4): ${HOW}`, { field: 'scope', invalid: true });
+  if (given > 1) return refuse('scope.ambiguous', 'give the scope once: as text or as a scope file, not both', { field: 'scope', invalid: true });
   if (input.json !== undefined) {
     const parsed = scopeSchema.safeParse(input.json);
     if (!parsed.success) return refuse('scope.invalid', `scope file: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'scope'}: ${i.message}`).join('; ')}`);
     if (parsed.data.all && input.justification !== undefined) return refuse('scope.ambiguous', 'the scope file carries its own justification');
     if (isLegacyScope(parsed.data)) return refuse('scope.justification', `'${LEGACY_SCOPE_JUSTIFICATION}' marks links migrated without a scope; give the real reason the whole dataset is needed`);
-    if (!parsed.data.all && input.justification !== undefined) return refuse('scope.justification', '--scope-justification goes only with --scope all');
+    if (!parsed.data.all && input.justification !== undefined) return refuse('scope.justification', 'a justification goes only with a whole-dataset scope (all)', { field: 'justification', invalid: true });
     return ok(parsed.data);
   }
   const text = input.text!.trim();
   if (text.toLowerCase() === 'all') {
     const j = input.justification?.trim();
-    if (!j) return refuse('scope.justification', 'a whole-dataset scope needs a written justification: --scope all --scope-justification TEXT');
+    if (!j) return refuse('scope.justification', 'a whole-dataset scope needs a written justification', { field: 'justification', invalid: true });
     if (j === LEGACY_SCOPE_JUSTIFICATION) return refuse('scope.justification', `'${j}' marks links migrated without a scope; give the real reason the whole dataset is needed`);
     return ok({ all: true, justification: j });
   }
-  if (input.justification !== undefined) return refuse('scope.justification', '--scope-justification goes only with --scope all');
+  if (input.justification !== undefined) return refuse('scope.justification', 'a justification goes only with a whole-dataset scope (all)', { field: 'justification', invalid: true });
   const conditions = parseScopeText(text);
   if (!conditions.ok) return conditions;
   return ok({ all: false, conditions: conditions.value });

@@ -14,9 +14,13 @@ export const DRILL_MARK = '演練 DRILL';
  */
 export const CLAIM_MAX_DAYS_BACK = 30;
 
-export interface DateClaim {
-  /** The option that carried the date, for the message (`--completed-on`). */
-  flag: string;
+/** A date the user gives: how messages name it ("the completion date") and the input that carried it (`completedOn`). */
+export interface DateInput {
+  what: string;
+  field: string;
+}
+
+export interface DateClaim extends DateInput {
   date: IsoDate;
   /** The reference of the document that dates the event (a letter number). */
   letterNo: string | null | undefined;
@@ -25,20 +29,21 @@ export interface DateClaim {
 }
 
 export function checkClaimedDate(c: DateClaim, today: IsoDate): Result<{ date: IsoDate; letterNo: string }> {
-  if (!isValidDate(c.date)) return refuse('claim.date', `${c.flag} '${c.date}' is not a date (YYYY-MM-DD)`);
+  const about = { field: c.field };
+  if (!isValidDate(c.date)) return refuse('claim.date', `${c.what} '${c.date}' is not a date (YYYY-MM-DD)`, { ...about, invalid: true });
   const letterNo = c.letterNo?.trim() ?? '';
-  if (!letterNo) return refuse('claim.letter-missing', `${c.flag} needs --letter-no: the reference of the document that dates it`);
-  if (c.date > today) return refuse('claim.future', `${c.flag} ${c.date} is in the future (today is ${today})`);
-  if (c.notBefore && c.date < c.notBefore.date) return refuse('claim.before-event', `${c.flag} ${c.date} is before ${c.notBefore.what} on ${c.notBefore.date}`);
+  if (!letterNo) return refuse('claim.letter-missing', `${c.what} needs the letter number of the document that dates it`, { field: 'letterNo', invalid: true });
+  if (c.date > today) return refuse('claim.future', `${c.what} ${c.date} is in the future (today is ${today})`, about);
+  if (c.notBefore && c.date < c.notBefore.date) return refuse('claim.before-event', `${c.what} ${c.date} is before ${c.notBefore.what} on ${c.notBefore.date}`, about);
   const earliest = addDays(today, -CLAIM_MAX_DAYS_BACK);
-  if (c.date < earliest) return refuse('claim.too-old', `${c.flag} ${c.date} is more than ${CLAIM_MAX_DAYS_BACK} days back (the earliest is ${earliest})`);
+  if (c.date < earliest) return refuse('claim.too-old', `${c.what} ${c.date} is more than ${CLAIM_MAX_DAYS_BACK} days back (the earliest is ${earliest})`, about);
   return ok({ date: c.date, letterNo });
 }
 
 /** A date that schedules something (a deadline, an effective or stop date) may lie ahead, never behind. */
-export function checkScheduledDate(flag: string, date: IsoDate, today: IsoDate): Result<IsoDate> {
-  if (!isValidDate(date)) return refuse('schedule.date', `${flag} '${date}' is not a date (YYYY-MM-DD)`);
-  if (date < today) return refuse('schedule.past', `${flag} ${date} is in the past (today is ${today})`);
+export function checkScheduledDate(input: DateInput, date: IsoDate, today: IsoDate): Result<IsoDate> {
+  if (!isValidDate(date)) return refuse('schedule.date', `${input.what} '${date}' is not a date (YYYY-MM-DD)`, { field: input.field, invalid: true });
+  if (date < today) return refuse('schedule.past', `${input.what} ${date} is in the past (today is ${today})`, { field: input.field });
   return ok(date);
 }
 

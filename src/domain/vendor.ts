@@ -7,7 +7,7 @@ import { machineRangeProblem } from './revision';
  * inside the link's allow-list: access is possible only from the designated IPs.
  */
 export function checkVendorMachines(machines: readonly string[], allowIps: readonly string[]): Result<string[]> {
-  if (machines.length === 0) return refuse('vendor.machines', '--machines needs at least one IP address or CIDR of the dedicated machines');
+  if (machines.length === 0) return refuse('vendor.machines', "a vendor needs at least one IP address or CIDR of its dedicated machines", { field: 'machines', invalid: true });
   const out: string[] = [];
   for (const text of machines) {
     const c = parseCidr(text);
@@ -16,7 +16,7 @@ export function checkVendorMachines(machines: readonly string[], allowIps: reado
     if (!cidrWithin(norm, allowIps)) {
       return refuse(
         'vendor.outside-allow-list',
-        `vendor machine ${norm} is outside the link's allow-list (${allowIps.join(', ')}): a vendor works only from designated IPs (R8.1); file \`link change --kind ips\` first`,
+        `vendor machine ${norm} is outside the link's allow-list (${allowIps.join(', ')}): a vendor works only from designated IPs (R8.1); file an ips change first`,
       );
     }
     // Inside a wide allow-list recorded before R8.2, a vendor still gets only dedicated machines.

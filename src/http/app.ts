@@ -3,7 +3,7 @@ import helmet from '@fastify/helmet';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { modeOf } from '../db/repositories/installation';
 import { queuePrefix } from '../queue';
-import { isUserError, type UserError } from '../errors';
+import { type ErrorKind, isUserError, type UserError } from '../errors';
 import { ConsoleActions } from './actions';
 import { cookie, LoginLimiter, parseCookies, sessionToken } from './auth';
 import { type ConsoleContext, type HttpDeps, viewOf } from './context';
@@ -16,6 +16,13 @@ import { pageRoutes } from './routes/pages';
 import { publicRoutes } from './routes/public';
 import { queueRoutes } from './routes/queues';
 import { messagePage } from './views';
+
+/**
+ * The HTTP status of each kind of user error: a missing or malformed input is the request's fault
+ * (400); what it names is not there (404); it clashes with what is there (409); the rules or the
+ * record's state refuse a well-formed request (422).
+ */
+export const STATUS_OF_KIND: Readonly<Record<ErrorKind, number>> = { invalid: 400, 'not-found': 404, conflict: 409, refused: 422 };
 
 export type { HttpDeps } from './context';
 
@@ -118,7 +125,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     let message: string;
     const userError = isUserError(err as unknown) ? (err as unknown as UserError) : null;
     if (userError) {
-      status = userError.code.endsWith('.unknown') ? 404 : 409;
+      status = STATUS_OF_KIND[userError.kind];
       message = userError.message;
     } else if (err.validation) {
       status = 400;
@@ -132,7 +139,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
       message = viewOf(req).t('internalError');
     }
     if (req.audit) req.audit = { ...req.audit, detail: { ...req.audit.detail, error: message } };
-    if (isJson(req)) return reply.code(status).send({ error: message });
+    if (isJson(req)) return reply.code(status).send(userError ? { error: message, code: userError.code, kind: userError.kind, ...(userError.field ? { field: userError.field } : {}) } : { error: message });
     const v = viewOf(req);
     return reply.code(status).type('text/html; charset=utf-8').send(messagePage(v, status === 404 ? v.t('notFound') : v.t('refused'), message));
   });

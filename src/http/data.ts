@@ -133,10 +133,9 @@ export class ConsoleData {
 
   links(f: { status?: LinkStatus; agency?: string } = {}): (LinkView & { pendingChanges: number })[] {
     const { registry } = this.d.services;
-    return registry
-      .list(f.status)
-      .filter((l) => f.agency === undefined || l.agency === f.agency)
-      .map((l) => ({ ...l, pendingChanges: registry.history(l.id).changes.filter((c) => c.status === 'pending').length }));
+    const shown = registry.list(f.status).filter((l) => f.agency === undefined || l.agency === f.agency);
+    const pending = registry.pendingChanges(shown.map((l) => l.id));
+    return shown.map((l) => ({ ...l, pendingChanges: pending.get(l.id) ?? 0 }));
   }
 
   link(id: number) {
@@ -228,10 +227,9 @@ export class ConsoleData {
   }
 
   /** Dates that matter in the next `days` days, and everything already overdue. */
-  calendar(days = 60): CalendarEntry[] {
+  calendar(days = 60, links: readonly LinkView[] = this.d.services.registry.list()): CalendarEntry[] {
     const today = this.today;
     const horizon = addDays(today, days);
-    const links = this.d.services.registry.list();
     const agencyOf = new Map(links.map((l) => [l.id, l.agency]));
     const out: CalendarEntry[] = [];
     for (const f of this.findings()) {
@@ -260,6 +258,7 @@ export class ConsoleData {
         .map(([channel, o]) => ({ delivery: d.id, link: d.link, channel, status: String((o as { status?: string }).status), error: String((o as { error?: string }).error ?? '') })),
     );
     const findings = this.findings();
+    const links = this.d.services.registry.list();
     return {
       at: now.toISOString(),
       today,
@@ -269,9 +268,9 @@ export class ConsoleData {
       anomalies: listAnomalies(this.d.cdb, { status: 'open', limit: 10 }),
       openAnomalies: consoleQueries.openAnomalies(this.d.cdb.db),
       overdueFindings: findings.filter((f) => f.status === 'overdue'),
-      deadlines: this.calendar(30),
-      pendingLinks: this.d.services.registry.list('pending').length,
-      scopeReviews: this.d.services.registry.list().filter(needsScopeReview).map((l) => ({ id: l.id, agency: l.agency, agencyName: l.agencyName, dataset: l.dataset, status: l.status, purpose: l.purpose })),
+      deadlines: this.calendar(30, links),
+      pendingLinks: links.filter((l) => l.status === 'pending').length,
+      scopeReviews: links.filter(needsScopeReview).map((l) => ({ id: l.id, agency: l.agency, agencyName: l.agencyName, dataset: l.dataset, status: l.status, purpose: l.purpose })),
     };
   }
 

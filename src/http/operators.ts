@@ -69,12 +69,12 @@ export class OperatorService {
   }
 
   private static checkPassword(password: string): void {
-    if (password.length < MIN_PASSWORD_LENGTH) throw new UserError(`the password must have at least ${MIN_PASSWORD_LENGTH} characters`, 'operator.password.weak');
+    if (password.length < MIN_PASSWORD_LENGTH) throw new UserError(`the password must have at least ${MIN_PASSWORD_LENGTH} characters`, 'operator.password.weak', { kind: 'invalid', field: 'password' });
   }
 
   async add(input: { username: string; role: string; password: string }, actor: string): Promise<OperatorView> {
-    if (!USERNAME.test(input.username)) throw new UserError(`username '${printable(input.username)}': 2–40 characters, lower-case letters, digits, '.', '_' and '-', starting with a letter`, 'operator.username');
-    if (!(OPERATOR_ROLES as readonly string[]).includes(input.role)) throw new UserError(`role '${printable(input.role)}': one of ${OPERATOR_ROLES.join(', ')}`, 'operator.role');
+    if (!USERNAME.test(input.username)) throw new UserError(`username '${printable(input.username)}': 2–40 characters, lower-case letters, digits, '.', '_' and '-', starting with a letter`, 'operator.username', { kind: 'invalid', field: 'username' });
+    if (!(OPERATOR_ROLES as readonly string[]).includes(input.role)) throw new UserError(`role '${printable(input.role)}': one of ${OPERATOR_ROLES.join(', ')}`, 'operator.role', { kind: 'invalid', field: 'role' });
     OperatorService.checkPassword(input.password);
     const hash = await hashPassword(input.password);
     const now = this.clock.now();
@@ -139,7 +139,7 @@ export class OperatorService {
   }
 
   setRole(username: string, role: string, actor: string): OperatorView {
-    if (!(OPERATOR_ROLES as readonly string[]).includes(role)) throw new UserError(`role '${printable(role)}': one of ${OPERATOR_ROLES.join(', ')}`, 'operator.role');
+    if (!(OPERATOR_ROLES as readonly string[]).includes(role)) throw new UserError(`role '${printable(role)}': one of ${OPERATOR_ROLES.join(', ')}`, 'operator.role', { kind: 'invalid', field: 'role' });
     const o = this.find(username);
     if (o.role === role) throw new UserError(`operator '${username}' is ${role} already`, 'operator.unchanged');
     this.keepAnAdmin(o);

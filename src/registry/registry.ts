@@ -39,9 +39,10 @@ import {
   isLegacyScope,
   type Scope,
   scopeFromInput,
+  type Refusal,
 } from '../domain';
 import { inspectAgencyKey, inspectClientCertificate, inspectSshPublicKey, type SshPublicKeyFacts } from '../crypto';
-import { UserError } from '../errors';
+import { refusalError, required, UserError } from '../errors';
 import { appendLog } from '../usagelog';
 import { checkDocument, type CheckedDocument } from './documents';
 import { RULES_KIND, rulesGate, storeRulesDocument } from './rules';
@@ -150,13 +151,13 @@ function allowListInForce(tx: Db, link: links.LinkRow, allowIps: string[]): stri
 
 export type ChangeListener = (linkId: number) => void;
 
-function requireText(value: string | undefined, what: string): string {
-  if (value === undefined || value.trim() === '') throw new UserError(`${what} is required`);
+function requireText(value: string | undefined, what: string, field: string): string {
+  if (value === undefined || value.trim() === '') throw required(what, field);
   return value.trim();
 }
 
-function refusal(r: { ok: false; refusal: { code: string; message: string } }): never {
-  throw new UserError(r.refusal.message, r.refusal.code);
+function refusal(r: { ok: false; refusal: Refusal }): never {
+  throw refusalError(r.refusal);
 }
 
 /**
@@ -196,6 +197,12 @@ function stampedFormOf(tx: Db, linkId: number): documents.DocumentMeta | undefin
   return documents.listMeta(tx, { linkId, kind: STAMPED_FORM_KIND }).sort((a, b) => b.id - a.id)[0];
 }
 
+/** What a view is drawn from: the link, its agency and the revision in force. */
+type ViewSource = Pick<LinkState, 'link' | 'agency' | 'content'>;
+
+const byId = <T extends { id: number }>(rows: readonly T[]): Map<number, T> => new Map(rows.map((r) => [r.id, r]));
+const distinct = (values: readonly (number | null)[]): number[] => [...new Set(values.filter((v): v is number => v !== null))];
+
 /**
  * The link registry: agencies, applications, approval, change requests. Every action runs in one
  * IMMEDIATE transaction together with its usage-log record.
@@ -223,8 +230,8 @@ export class Registry {
 
   addAgency(input: { code: string; name: string; nameEn?: string; nonGovernment?: boolean; sponsor?: string; emails?: string[] }, actor: string): agencies.AgencyRow {
     const code = input.code.trim().toUpperCase();
-    if (!AGENCY_CODE.test(code)) throw new UserError(`agency code '${input.code}' is not valid (2–32 of A–Z, 0–9, _ -)`);
-    const name = requireText(input.name, '--name');
+    if (!AGENCY_CODE.test(code)) throw new UserError(`agency code '${input.code}' is not valid (2–32 of A–Z, 0–9, _ -)`, 'agency.code', { kind: 'invalid', field: 'code' });
+    const name = requireText(input.name, "the agency's name", 'name');
     const emails = checkContactEmails(input.emails ?? []);
     if (!emails.ok) refusal(emails);
     const government = !input.nonGovernment;
@@ -300,7 +307,7 @@ export class Registry {
   /** R3.1–R3.3: record an application as a pending link with revision 1. Nothing is written if any check fails. */
   async apply(input: ApplyInput, actor: string): Promise<LinkView> {
     const now = this.clock.now();
-    const pgp = await inspectAgencyKey(requireText(input.pgpKey, '--pgp-key'), now);
+    const pgp = await inspectAgencyKey(requireText(input.pgpKey, "the agency's OpenPGP public key", 'pgpKey'), now);
     const sshKeys: SshPublicKeyFacts[] = input.sshKeys.map((k) => inspectSshPublicKey(k));
     const rules = input.rules ? checkDocument(input.rules.filename, input.rules.content) : undefined;
     const clientCerts = (input.clientCerts ?? []).map((pem) => inspectClientCertificate(pem, now).fingerprint);
@@ -333,16 +340,16 @@ export class Registry {
     const wide = allowListProblems(content.allowIps);
     if (wide.length) throw new UserError(wide.join('; '), 'allow-list.too-wide');
     if (content.methods.includes('sftp-pull') && sshKeys.length === 0) {
-      throw new UserError('sftp-pull needs at least one --ssh-key for the account', 'application.invalid');
+      throw new UserError('sftp-pull needs at least one SSH public key for the account', 'application.invalid', { field: 'sshKeys' });
     }
-    if (sshKeys.length > 0 && !content.account) throw new UserError('--ssh-key needs --account', 'application.invalid');
+    if (sshKeys.length > 0 && !content.account) throw new UserError('SSH keys need an SFTP account to belong to', 'application.invalid', { field: 'account' });
 
     const id = this.cdb.write((tx) => {
       const agency = agencies.byCode(tx, input.agency.trim().toUpperCase());
-      if (!agency) throw new UserError(`agency ${input.agency} is not registered: add it with \`nia-link agency add\``, 'agency.unknown');
+      if (!agency) throw new UserError(`agency ${input.agency} is not registered`, 'agency.unknown');
       assertCertsOfOneAgency(tx, content.clientCerts, agency);
       if (content.account && credentials.accountByName(tx, content.account)) {
-        throw new UserError(`SFTP account ${content.account} is taken; choose another --account`, 'account.exists');
+        throw new UserError(`SFTP account ${content.account} is taken; choose another account name`, 'account.exists', { field: 'account' });
       }
       const at = now.toISOString();
       const row = links.insert(tx, {
@@ -416,6 +423,25 @@ export class Registry {
     return content;
   }
 
+  /** The revisions in force of several links: those not yet parsed are read in one statement. */
+  private currentContents(tx: Db, rows: readonly links.LinkRow[]): Map<number, RevisionContent> {
+    const out = new Map<number, RevisionContent>();
+    const missing: { linkId: number; number: number }[] = [];
+    for (const l of rows) {
+      const cached = this.revisionCache.get(`${l.id}:${l.currentRevision}`);
+      if (cached) out.set(l.id, cached);
+      else missing.push({ linkId: l.id, number: l.currentRevision });
+    }
+    for (const rev of links.revisionsAt(tx, missing)) {
+      const content = revisionContentSchema.parse(rev.content);
+      if (this.revisionCache.size >= 10_000) this.revisionCache.clear();
+      this.revisionCache.set(`${rev.linkId}:${rev.number}`, content);
+      out.set(rev.linkId, content);
+    }
+    for (const m of missing) if (!out.has(m.linkId)) throw new Error(`link ${m.linkId}: revision ${m.number} missing`);
+    return out;
+  }
+
   /** One revision of a link as recorded (a delivery is built from the revision it names, whatever came after). */
   revisionOf(id: number, number: number): RevisionContent {
     return this.revisionContent(this.cdb.db, id, number);
@@ -455,12 +481,12 @@ export class Registry {
       if (!rules.ok) throw new UserError(`link ${id} cannot be approved: ${rules.refusal.message}`, rules.refusal.code);
       // R3.4: a whole dataset is an explicit, justified choice; an application that predates scopes never made it.
       if (isLegacyScope(s.content.scope)) {
-        throw new UserError(`link ${id} was applied for before scopes existed and states no records: reject it (nia-link link reject ${id}) and have the agency apply again with --scope`, 'scope.review-needed');
+        throw new UserError(`link ${id} was applied for before scopes existed and states no records: reject it and have the agency apply again stating the records it needs`, 'scope.review-needed');
       }
       if (!letter.ok) refusal(letter);
       const form = stamped ? storeStampedForm(tx, s.agency, id, stamped, opts.by, now, false) : stampedFormOf(tx, id);
       if (!form) {
-        throw new UserError(`link ${id} cannot be approved without the agency's stamped form: give --stamped-form FILE (a PDF, ODT, DOCX or text of the stamped 申請暨異動書; form item 9, R-F9)`, 'approve.stamped-form-missing');
+        throw new UserError(`link ${id} cannot be approved without the agency's stamped form: give its file (a PDF, ODT, DOCX or text of the stamped 申請暨異動書; form item 9, R-F9)`, 'approve.stamped-form-missing', { kind: 'invalid', field: 'stampedForm' });
       }
       appendLog(
         tx,
@@ -496,7 +522,7 @@ export class Registry {
   }
 
   reject(id: number, reason: string, by: string): LinkView {
-    const why = requireText(reason, '--reason');
+    const why = requireText(reason, 'a reason', 'reason');
     const now = this.clock.now();
     this.cdb.write((tx) => {
       const s = this.load(tx, id);
@@ -552,7 +578,7 @@ export class Registry {
     const now = this.clock.now();
     const value = input.value?.trim();
     const need = (what: string) => {
-      if (!value) throw new UserError(`--kind ${kind} needs --value ${what}`);
+      if (!value) throw new UserError(`a ${kind} change needs its new value: ${what}`, 'change.value', { kind: 'invalid', field: 'value' });
       return value;
     };
     let change: Change;
@@ -569,7 +595,7 @@ export class Registry {
         change = { kind, fields: parseFieldList(need('f1,f2,…')) };
         break;
       case 'scope': {
-        if (value !== undefined && input.file) throw new UserError('--kind scope takes --value CONDITIONS or --file scope.json, not both');
+        if (value !== undefined && input.file) throw new UserError('a scope change takes the conditions as text or as a scope file, not both', 'scope.ambiguous', { kind: 'invalid', field: 'file' });
         let json: unknown;
         if (input.file) {
           try {
@@ -577,7 +603,7 @@ export class Registry {
           } catch {
             throw new UserError(`${input.file.filename} is not JSON (see schemas/scope.schema.json)`, 'scope.invalid');
           }
-        } else need("'FIELD in V1,V2; FIELD from YYYY-MM-DD' (or all with --scope-justification)");
+        } else need("'FIELD in V1,V2; FIELD from YYYY-MM-DD' (or all, with a justification)");
         const scope = scopeFromInput({ text: input.file ? undefined : value, json, justification: input.justification });
         if (!scope.ok) refusal(scope);
         change = { kind, scope: scope.value };
@@ -585,7 +611,7 @@ export class Registry {
       }
       case 'max-ids-per-day': {
         const n = need('N');
-        if (!/^\d{1,8}$/.test(n) || Number(n) < 1) throw new UserError(`--value '${n}': the daily cap is a whole number of identifiers, at least 1`);
+        if (!/^\d{1,8}$/.test(n) || Number(n) < 1) throw new UserError(`'${n}': the daily cap is a whole number of identifiers, at least 1`, 'change.value', { kind: 'invalid', field: 'value' });
         change = { kind, maxIdsPerDay: Number(n) };
         break;
       }
@@ -607,7 +633,7 @@ export class Registry {
         break;
       case 'client-cert': {
         const pems = input.clientCerts ?? (input.file ? [input.file.content.toString('utf8')] : []);
-        if (pems.length === 0) throw new UserError('--kind client-cert needs --client-cert FILE (repeatable): the certificates that replace the registered ones');
+        if (pems.length === 0) throw new UserError('a client-cert change needs the certificates that replace the registered ones', 'change.client-cert', { kind: 'invalid', field: 'clientCerts' });
         change = { kind, clientCerts: pems.map((pem) => inspectClientCertificate(pem, now).fingerprint) };
         break;
       }
@@ -617,32 +643,32 @@ export class Registry {
       case 'stop': {
         // R12.1: the agency applies in writing; the stop date may be today (the link ends at once) or later, never past.
         const today = taipeiDate(now);
-        const stopOn = checkScheduledDate('--value', value ?? today, today);
+        const stopOn = checkScheduledDate({ what: 'the stop date', field: 'value' }, value ?? today, today);
         if (!stopOn.ok) refusal(stopOn);
         const letterNo = input.letterNo?.trim();
-        if (!letterNo) throw new UserError("--kind stop needs --letter-no: the reference of the agency's written request to stop", 'change.stop.letter');
+        if (!letterNo) throw new UserError("a stop request needs the letter number of the agency's written request to stop", 'change.stop.letter', { kind: 'invalid', field: 'letterNo' });
         if (input.letterDate !== undefined) {
-          const dated = checkClaimedDate({ flag: '--letter-date', date: input.letterDate, letterNo }, today);
+          const dated = checkClaimedDate({ what: "the agency's letter's date", field: 'letterDate', date: input.letterDate, letterNo }, today);
           if (!dated.ok) refusal(dated);
         }
         change = { kind, stopOn: stopOn.value, letterNo, letterDate: input.letterDate ?? null };
         break;
       }
       case 'rules':
-        if (!input.file) throw new UserError('--kind rules needs --file FILE (the amended management rules)');
+        if (!input.file) throw new UserError('a rules change needs the file of the amended management rules', 'change.file', { kind: 'invalid', field: 'file' });
         rulesDoc = checkDocument(input.file.filename, input.file.content);
         change = { kind, rulesDocument: 0 };
         break;
       case 'pgp-key':
-        if (!input.file) throw new UserError('--kind pgp-key needs --file FILE (the agency\'s new public key)');
+        if (!input.file) throw new UserError("a pgp-key change needs the file of the agency's new public key", 'change.file', { kind: 'invalid', field: 'file' });
         pgp = await inspectAgencyKey(input.file.content.toString('utf8'), now);
         change = { kind, pgpFingerprint: pgp.fingerprint };
         break;
       default:
-        throw new UserError(`unknown change kind '${kind as string}'`);
+        throw new UserError(`unknown change kind '${kind as string}'`, 'change.kind', { kind: 'invalid', field: 'kind' });
     }
     // R5.2: a change form may come with a new version of the agency's rules.
-    if (input.rules && kind === 'rules') throw new UserError('--kind rules takes the new rules as --file FILE, not --rules');
+    if (input.rules && kind === 'rules') throw new UserError("a rules change carries the amended rules as the change's file, not as separate rules", 'change.file', { kind: 'invalid', field: 'rules' });
     const filedRules = input.rules ? checkDocument(input.rules.filename, input.rules.content) : undefined;
     return this.cdb.write((tx) => {
       const s = this.load(tx, id);
@@ -686,7 +712,7 @@ export class Registry {
       if (wide.length) throw new UserError(wide.join('; '), 'allow-list.too-wide');
       const stranded = machinesOutside(vendors.forLink(tx, s.link.id), next.value.allowIps);
       if (stranded.length) {
-        throw new UserError(`the new allow-list leaves vendor machines outside: ${stranded.join(', ')}; remove the vendor first (nia-link vendor remove)`, 'change.ips.vendor');
+        throw new UserError(`the new allow-list leaves vendor machines outside: ${stranded.join(', ')}; remove the vendor first`, 'change.ips.vendor');
       }
     }
     return next.value;
@@ -695,7 +721,7 @@ export class Registry {
   private pendingChange(tx: Db, changeId: number): links.ChangeRow {
     const cr = links.changeById(tx, changeId);
     if (!cr) throw new UserError(`change request ${changeId} does not exist`, 'change.unknown');
-    if (cr.status !== 'pending') throw new UserError(`change request ${changeId} is ${cr.status} already`, 'change.decided');
+    if (cr.status !== 'pending') throw new UserError(`change request ${changeId} is ${cr.status} already`, 'change.decided', 'conflict');
     return cr;
   }
 
@@ -733,7 +759,7 @@ export class Registry {
   }
 
   rejectChange(changeId: number, reason: string, by: string): links.ChangeRow {
-    const why = requireText(reason, '--reason');
+    const why = requireText(reason, 'a reason', 'reason');
     const now = this.clock.now();
     return this.cdb.write((tx) => {
       const cr = this.pendingChange(tx, changeId);
@@ -746,76 +772,98 @@ export class Registry {
 
   // ---- views ----
 
-  private view(s: LinkState): LinkView {
-    const { link, agency, content: c } = s;
-    return {
-      id: link.id,
-      agency: agency.code,
-      agencyName: agency.nameZh,
-      status: link.status,
-      revision: link.currentRevision,
-      dataset: c.dataset,
-      fields: c.fields.map(formatField),
-      channels: c.methods,
-      allowIps: c.allowIps,
-      account: c.account,
-      from: c.period.from,
-      to: c.period.to,
-      pgpFingerprint: c.pgpFingerprint,
-      legalBasis: c.legalBasis,
-      purpose: c.purpose,
-      department: c.department,
-      officer: c.officer,
-      supervisor: c.supervisor,
-      disposal: c.disposal,
-      schedule: c.schedule,
-      push: c.push,
-      email: c.email,
-      rulesDocument: c.rulesDocument,
-      rules: this.rulesSummary(c.rulesDocument),
-      vendors: vendors.forLink(this.cdb.db, link.id).map((v) => ({ id: v.id, name: v.name, contact: v.contact, machines: v.machines, parentId: v.parentId })),
-      appliedAt: link.appliedAt,
-      approvedAt: link.approvedAt,
-      approvedBy: link.approvedBy,
-      letterNo: link.letterNo,
-      letterDate: link.letterDate,
-      stampedForm: this.stampedFormSummary(link.id),
-      sponsor: this.sponsorOf(agency),
-      statusReason: link.statusReason,
-      endReason: link.endReason,
-      endsOn: link.endsOn,
-      stopOn: c.stopOn,
-      clientCerts: c.clientCerts,
-      scope: c.scope,
-      scopeText: describeScope(c.scope, this.catalogs.get(c.dataset)),
-      scopeReview: isLegacyScope(c.scope),
-      maxIdsPerDay: c.maxIdsPerDay,
-    };
+  /**
+   * Links as shown: what each view adds to the link's state (its sponsor, current vendors, rules
+   * version and review, stamped form) is read for all of them at once, a fixed number of statements
+   * however many links there are. `known`: agencies already read (their sponsors among them, when any).
+   */
+  private views(tx: Db, sources: readonly ViewSource[], known: ReadonlyMap<number, agencies.AgencyRow> = new Map()): LinkView[] {
+    if (sources.length === 0) return [];
+    const linkIds = sources.map((s) => s.link.id);
+    const sponsorIds = distinct(sources.map((s) => s.agency.sponsorId)).filter((id) => !known.has(id));
+    const agencyById = new Map([...known, ...byId(agencies.withSponsors(tx, sponsorIds))]);
+    const rulesDocs = byId(documents.metas(tx, distinct(sources.map((s) => s.content.rulesDocument))));
+    const reviews = new Map(rulesReviews.latestOf(tx, [...rulesDocs.keys()]).map((r) => [r.documentId, r]));
+    const vendorsOf = new Map<number, vendors.VendorRow[]>();
+    for (const v of vendors.forLinks(tx, linkIds)) vendorsOf.set(v.linkId, [...(vendorsOf.get(v.linkId) ?? []), v]);
+    const stamped = new Map(documents.newestOfLinks(tx, linkIds, STAMPED_FORM_KIND).map((d) => [d.linkId!, d]));
+    return sources.map(({ link, agency, content: c }) => {
+      const doc = c.rulesDocument === null ? undefined : rulesDocs.get(c.rulesDocument);
+      const review = doc ? reviews.get(doc.id) : undefined;
+      const sponsor = agency.sponsorId === null ? undefined : agencyById.get(agency.sponsorId);
+      const form = stamped.get(link.id);
+      return {
+        id: link.id,
+        agency: agency.code,
+        agencyName: agency.nameZh,
+        status: link.status,
+        revision: link.currentRevision,
+        dataset: c.dataset,
+        fields: c.fields.map(formatField),
+        channels: c.methods,
+        allowIps: c.allowIps,
+        account: c.account,
+        from: c.period.from,
+        to: c.period.to,
+        pgpFingerprint: c.pgpFingerprint,
+        legalBasis: c.legalBasis,
+        purpose: c.purpose,
+        department: c.department,
+        officer: c.officer,
+        supervisor: c.supervisor,
+        disposal: c.disposal,
+        schedule: c.schedule,
+        push: c.push,
+        email: c.email,
+        rulesDocument: c.rulesDocument,
+        rules: doc ? { document: doc.id, version: doc.version, reviewed: !!review, missing: missingTopics(review?.covers ?? []).map((t) => t.n) } : null,
+        vendors: (vendorsOf.get(link.id) ?? []).map((v) => ({ id: v.id, name: v.name, contact: v.contact, machines: v.machines, parentId: v.parentId })),
+        appliedAt: link.appliedAt,
+        approvedAt: link.approvedAt,
+        approvedBy: link.approvedBy,
+        letterNo: link.letterNo,
+        letterDate: link.letterDate,
+        stampedForm: form ? { document: form.id, filename: form.filename, sha256: form.sha256 } : null,
+        sponsor: sponsor ? { code: sponsor.code, name: sponsor.nameZh } : null,
+        statusReason: link.statusReason,
+        endReason: link.endReason,
+        endsOn: link.endsOn,
+        stopOn: c.stopOn,
+        clientCerts: c.clientCerts,
+        scope: c.scope,
+        scopeText: describeScope(c.scope, this.catalogs.get(c.dataset)),
+        scopeReview: isLegacyScope(c.scope),
+        maxIdsPerDay: c.maxIdsPerDay,
+      };
+    });
   }
 
-  private stampedFormSummary(linkId: number): LinkView['stampedForm'] {
-    const d = stampedFormOf(this.cdb.db, linkId);
-    return d ? { document: d.id, filename: d.filename, sha256: d.sha256 } : null;
-  }
-
-  private sponsorOf(agency: agencies.AgencyRow): LinkView['sponsor'] {
-    const sp = agency.sponsorId === null ? undefined : agencies.byId(this.cdb.db, agency.sponsorId);
-    return sp ? { code: sp.code, name: sp.nameZh } : null;
-  }
-
-  private rulesSummary(documentId: number | null): LinkView['rules'] {
-    const doc = documentId === null ? undefined : documents.meta(this.cdb.db, documentId);
-    if (!doc) return null;
-    const review = rulesReviews.latest(this.cdb.db, doc.id);
-    return { document: doc.id, version: doc.version, reviewed: !!review, missing: missingTopics(review?.covers ?? []).map((t) => t.n) };
+  private view(s: ViewSource): LinkView {
+    return this.views(this.cdb.db, [s])[0];
   }
 
   show(id: number): LinkView {
     return this.view(this.state(id));
   }
 
+  /** Every link (or those with this status), oldest first, in a fixed number of statements. */
   list(status?: LinkStatus): LinkView[] {
-    return links.list(this.cdb.db, status).map((l) => this.view(this.load(this.cdb.db, l.id)));
+    const db = this.cdb.db;
+    const rows = links.list(db, status);
+    if (rows.length === 0) return [];
+    const agencyById = byId(agencies.withSponsors(db, distinct(rows.map((l) => l.agencyId))));
+    const contents = this.currentContents(db, rows);
+    const sources = rows.map((link) => {
+      const agency = agencyById.get(link.agencyId);
+      if (!agency) throw new Error(`link ${link.id}: agency missing`);
+      return { link, agency, content: contents.get(link.id)! };
+    });
+    return this.views(db, sources, agencyById);
+  }
+
+  /** How many change requests wait for NIA's decision, by link (links without any are absent). */
+  pendingChanges(linkIds: readonly number[]): Map<number, number> {
+    return links.pendingChangeCounts(this.cdb.db, linkIds);
   }
 
   history(id: number): { revisions: links.RevisionRow[]; changes: links.ChangeRow[] } {

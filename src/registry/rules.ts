@@ -1,7 +1,7 @@
 import type { ControlDb, Db } from '../db';
 import { agencies, documents, links, rulesReviews } from '../db/repositories';
 import { checkRulesReviewed, type Clock, missingTopics, parseCovers, type Result, revisionContentSchema } from '../domain';
-import { UserError } from '../errors';
+import { refusalError, UserError } from '../errors';
 import { appendLog } from '../usagelog';
 import { checkDocument, type CheckedDocument } from './documents';
 import type { Registry } from './registry';
@@ -60,7 +60,7 @@ export class RulesService {
     const now = this.clock.now();
     return this.cdb.write((tx) => {
       const agency = agencies.byCode(tx, input.agency.trim().toUpperCase());
-      if (!agency) throw new UserError(`agency ${input.agency} is not registered: add it with \`nia-link agency add\``, 'agency.unknown');
+      if (!agency) throw new UserError(`agency ${input.agency} is not registered`, 'agency.unknown');
       if (input.linkId === undefined) {
         const meta = storeRulesDocument(tx, agency, null, doc, actor, now);
         return { document: this.version(tx, meta), changeId: null };
@@ -69,7 +69,7 @@ export class RulesService {
       if (s.agency.id !== agency.id) throw new UserError(`link ${input.linkId} belongs to agency ${s.agency.code}, not ${agency.code}`, 'rules.agency-mismatch');
       if (s.link.status === 'pending') {
         throw new UserError(
-          `link ${input.linkId} is pending: its application carries its rules; review them (\`nia-link rules review --link ${input.linkId}\`), or reject it and apply again with the amended rules`,
+          `link ${input.linkId} is pending: its application carries its rules; review them, or reject it and apply again with the amended rules`,
           'rules.link-pending',
         );
       }
@@ -82,7 +82,7 @@ export class RulesService {
   /** Record the eight-topic checklist for a version; the newest review is the one in force. */
   review(target: { documentId: number } | { linkId: number }, coversText: string, note: string | undefined, actor: string): RulesVersion {
     const covers = parseCovers(coversText);
-    if (!covers.ok) throw new UserError(covers.refusal.message, covers.refusal.code);
+    if (!covers.ok) throw refusalError(covers.refusal);
     const now = this.clock.now();
     return this.cdb.write((tx) => {
       const doc = this.resolve(tx, target);
@@ -136,9 +136,9 @@ export class RulesService {
       // The versions a link has pointed at, in any revision, and those filed for it.
       const s = this.registry.load(db, opts.linkId);
       const ids = new Set(links.revisions(db, s.link.id).map((r) => revisionContentSchema.parse(r.content).rulesDocument));
-      return documents.listMeta(db, { agencyId: s.agency.id, kind: RULES_KIND }).filter((d) => d.linkId === s.link.id || ids.has(d.id)).map((d) => this.version(db, d));
+      return this.versions(db, documents.listMeta(db, { agencyId: s.agency.id, kind: RULES_KIND }).filter((d) => d.linkId === s.link.id || ids.has(d.id)));
     }
-    return documents.listMeta(db, { agencyId, kind: RULES_KIND }).map((d) => this.version(db, d));
+    return this.versions(db, documents.listMeta(db, { agencyId, kind: RULES_KIND }));
   }
 
   private resolve(tx: Db, target: { documentId: number } | { linkId: number }): documents.DocumentMeta {
@@ -147,8 +147,8 @@ export class RulesService {
       if (s.content.rulesDocument === null) {
         const fix =
           s.link.status === 'pending'
-            ? 'an application carries them (`link apply --rules FILE`): reject it and apply again with the rules'
-            : `file them with \`nia-link rules add --agency ${s.agency.code} --file FILE --link ${target.linkId}\``;
+            ? 'an application carries them: reject it and apply again with the rules'
+            : `agency ${s.agency.code} files them for the link first`;
         throw new UserError(`link ${target.linkId} has no management rules on file: ${fix}`, 'rules.missing');
       }
       return documents.meta(tx, s.content.rulesDocument)!;
@@ -159,11 +159,21 @@ export class RulesService {
   }
 
   private version(tx: Db, doc: documents.DocumentMeta): RulesVersion {
-    const r = rulesReviews.latest(tx, doc.id);
-    return {
-      ...doc,
-      agency: agencies.byId(tx, doc.agencyId)!.code,
-      review: r ? { id: r.id, covers: r.covers, missing: missingTopics(r.covers).map((t) => t.n), note: r.note, reviewedBy: r.reviewedBy, reviewedAt: r.reviewedAt } : null,
-    };
+    return this.versions(tx, [doc])[0];
+  }
+
+  /** Versions as shown, their agencies and reviews read for all of them at once. */
+  private versions(tx: Db, docs: readonly documents.DocumentMeta[]): RulesVersion[] {
+    if (docs.length === 0) return [];
+    const codes = new Map(agencies.byIds(tx, [...new Set(docs.map((d) => d.agencyId))]).map((a) => [a.id, a.code]));
+    const reviews = new Map(rulesReviews.latestOf(tx, docs.map((d) => d.id)).map((r) => [r.documentId, r]));
+    return docs.map((doc) => {
+      const r = reviews.get(doc.id);
+      return {
+        ...doc,
+        agency: codes.get(doc.agencyId)!,
+        review: r ? { id: r.id, covers: r.covers, missing: missingTopics(r.covers).map((t) => t.n), note: r.note, reviewedBy: r.reviewedBy, reviewedAt: r.reviewedAt } : null,
+      };
+    });
   }
 }

@@ -1,7 +1,7 @@
 import type { ControlDb } from '../db';
 import { agencies, compliance, vendors } from '../db/repositories';
 import { allowListWithout, checkVendorMachines, type Clock } from '../domain';
-import { UserError } from '../errors';
+import { refusalError, required, UserError } from '../errors';
 import { appendLog } from '../usagelog';
 import type { Registry } from './registry';
 
@@ -14,10 +14,10 @@ export type VendorDetail = VendorRow & {
   audits: { id: number; date: string; kind: string; auditor: string; summary: string; agency: string; linkId: number | null; evidence: string | null }[];
 };
 
-function text(value: string | undefined, flag: string, max: number): string {
+function text(value: string | undefined, what: string, field: string, max: number): string {
   const v = value?.trim() ?? '';
-  if (v === '') throw new UserError(`${flag} is required`);
-  if (v.length > max) throw new UserError(`${flag} is longer than ${max} characters`);
+  if (v === '') throw required(what, field, `vendor.${field}`);
+  if (v.length > max) throw new UserError(`${what} is longer than ${max} characters`, `vendor.${field}`, { kind: 'invalid', field });
   return v;
 }
 
@@ -33,8 +33,8 @@ export class VendorService {
   ) {}
 
   add(input: { linkId: number; name: string; contact: string; machines: string[]; parentId?: number }, actor: string): VendorRow {
-    const name = text(input.name, '--name', 200);
-    const contact = text(input.contact, '--contact', 500);
+    const name = text(input.name, "the vendor's name", 'name', 200);
+    const contact = text(input.contact, "the vendor's contact", 'contact', 500);
     const now = this.clock.now();
     return this.cdb.write((tx) => {
       const s = this.registry.load(tx, input.linkId);
@@ -42,12 +42,12 @@ export class VendorService {
         throw new UserError(`link ${input.linkId} is ${s.link.status}: it takes no vendors`, 'vendor.link-status');
       }
       const machines = checkVendorMachines(input.machines, s.content.allowIps);
-      if (!machines.ok) throw new UserError(machines.refusal.message, machines.refusal.code);
+      if (!machines.ok) throw refusalError(machines.refusal);
       let parent: VendorRow | undefined;
       if (input.parentId !== undefined) {
         parent = vendors.byId(tx, input.parentId);
         if (!parent || parent.linkId !== s.link.id || parent.removedAt) {
-          throw new UserError(`--parent ${input.parentId} is not a current vendor of link ${s.link.id} (nia-link vendor list --link ${s.link.id})`, 'vendor.parent');
+          throw new UserError(`the contractor ${input.parentId} named as parent is not a current vendor of link ${s.link.id}`, 'vendor.parent', { field: 'parentId' });
         }
       }
       const same = vendors.forLink(tx, s.link.id).find((v) => v.name === name && v.parentId === (parent?.id ?? null));
@@ -108,7 +108,7 @@ export class VendorService {
         allowIps = allowListWithout(s.content.allowIps, drop);
         if (allowIps.length === 0) {
           throw new UserError(
-            `removing vendor ${id} would leave link ${s.link.id} with no allowed IP: file \`nia-link link change ${s.link.id} --kind ips\` with the agency's own machines first, or stop the link`,
+            `removing vendor ${id} would leave link ${s.link.id} with no allowed IP: file an ips change with the agency's own machines first, or stop the link`,
             'vendor.last-machines',
           );
         }
@@ -145,13 +145,15 @@ export class VendorService {
       .forLink(db, v.linkId, { removed: true })
       .filter((c) => c.parentId === v.id)
       .map((c) => ({ id: c.id, name: c.name, removedAt: c.removedAt }));
-    const audits = compliance.auditsOfVendor(db, v.id).map((a) => ({
+    const named = compliance.auditsOfVendor(db, v.id);
+    const codes = new Map(agencies.byIds(db, [...new Set(named.map((a) => a.agencyId))]).map((a) => [a.id, a.code]));
+    const audits = named.map((a) => ({
       id: a.id,
       date: a.date,
       kind: a.kind,
       auditor: a.auditor,
       summary: a.summary,
-      agency: agencies.byId(db, a.agencyId)?.code ?? String(a.agencyId),
+      agency: codes.get(a.agencyId) ?? String(a.agencyId),
       linkId: a.linkId,
       evidence: a.evidence,
     }));

@@ -66,7 +66,7 @@ function fsyncDir(dir: string): void {
 
 /** Write `content` to a new file durably (temp name, fsync, rename); never overwrites. */
 function writeNewFile(file: string, content: string | Buffer): void {
-  if (existsSync(file)) throw new UserError(`${file} already exists; nothing archived`);
+  if (existsSync(file)) throw new UserError(`${file} already exists; nothing archived`, 'archive.exists');
   const tmp = `${file}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'wx', 0o640);
   try {
@@ -106,7 +106,7 @@ export interface ArchiveResult {
 export async function archiveLog(cdb: ControlDb, o: ArchiveOptions): Promise<ArchiveResult | null> {
   const floor = retentionFloor(taipeiDate(o.now), o.retentionYears);
   if (o.before > floor) {
-    throw new UserError(`--before ${o.before} is inside the retention period: usage-log records are kept ${o.retentionYears} years (R6.2), so the latest date allowed today is ${floor}`, 'log.retention');
+    throw new UserError(`the archive's end ${o.before} is inside the retention period: usage-log records are kept ${o.retentionYears} years (R6.2), so the latest date allowed today is ${floor}`, 'log.retention', { field: 'before' });
   }
   const cutoff = startOfTaipeiDay(o.before).toISOString();
   const start = liveStart(cdb);
@@ -119,7 +119,7 @@ export async function archiveLog(cdb: ControlDb, o: ArchiveOptions): Promise<Arc
   const verifier = await installationVerifier(o.keysDir);
   mkdirSync(o.dir, { recursive: true, mode: 0o750 });
   const f = files(path.join(o.dir, baseName(start.seq, toSeq)));
-  for (const file of Object.values(f)) if (existsSync(file)) throw new UserError(`${file} already exists; nothing archived`);
+  for (const file of Object.values(f)) if (existsSync(file)) throw new UserError(`${file} already exists; nothing archived`, 'archive.exists');
 
   // The records, checked as they are written: an archive never carries a broken chain.
   const tmp = `${f.records}.tmp-${process.pid}`;
@@ -194,7 +194,7 @@ export async function archiveLog(cdb: ControlDb, o: ArchiveOptions): Promise<Arc
     const newest = archives.newest(tx);
     const last = repo.bySeq(tx, toSeq);
     if ((newest ? newest.toSeq + 1 : 1) !== start.seq || !last || last.hash !== manifest.lastHash) {
-      throw new UserError('the usage log changed while it was being archived (another archive ran?); nothing removed — run the command again');
+      throw new UserError('the usage log changed while it was being archived (another archive ran?); nothing removed — run the command again', 'archive.log-changed', 'conflict');
     }
     archives.insert(tx, {
       fromSeq: manifest.fromSeq,
@@ -224,16 +224,16 @@ export function findArchiveManifests(paths: readonly string[]): string[] {
     try {
       st = statSync(p);
     } catch {
-      throw new UserError(`archive ${p}: no such file or directory`);
+      throw new UserError(`archive ${p}: no such file or directory`, 'archive.unknown');
     }
     if (st.isDirectory()) {
       const found = readdirSync(p).filter((n) => /^usage-log-\d+-\d+\.manifest\.json$/.test(n)).sort();
-      if (!found.length) throw new UserError(`archive directory ${p} holds no usage-log-*.manifest.json`);
+      if (!found.length) throw new UserError(`archive directory ${p} holds no usage-log-*.manifest.json`, 'archive.unknown');
       out.push(...found.map((n) => path.join(p, n)));
     } else if (/\.(jsonl|manifest\.json\.asc|manifest\.json)$/.test(p)) {
       out.push(p.replace(/\.(jsonl|manifest\.json\.asc|manifest\.json)$/, '') + '.manifest.json');
     } else {
-      throw new UserError(`archive ${p}: give an archive's manifest (usage-log-….manifest.json), its records (.jsonl) or a directory of archives`);
+      throw new UserError(`archive ${p}: give an archive's manifest (usage-log-….manifest.json), its records (.jsonl) or a directory of archives`, 'archive.invalid');
     }
   }
   return [...new Set(out.map((p) => path.resolve(p)))];
@@ -259,13 +259,13 @@ export async function readArchive(manifestFile: string, verifier: Verifier, watc
     manifestText = readFileSync(manifestFile, 'utf8');
     signature = readFileSync(`${manifestFile}.asc`, 'utf8');
   } catch (err) {
-    throw new UserError(`archive ${manifestFile}: cannot read the manifest or its signature (.asc): ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new UserError(`archive ${manifestFile}: cannot read the manifest or its signature (.asc): ${(err as NodeJS.ErrnoException).code ?? err}`, 'archive.unreadable', 'invalid');
   }
   let manifest: ArchiveManifest;
   try {
     manifest = manifestSchema.parse(JSON.parse(manifestText));
   } catch {
-    throw new UserError(`archive ${manifestFile}: not a nia-link usage-log archive manifest`);
+    throw new UserError(`archive ${manifestFile}: not a nia-link usage-log archive manifest`, 'archive.invalid');
   }
   const result: ArchiveCheck = { manifestFile, manifestText, manifest, hashes: new Map() };
   if (!(await signatureValid(manifestText, signature, verifier))) {
@@ -273,7 +273,7 @@ export async function readArchive(manifestFile: string, verifier: Verifier, watc
     return result;
   }
   const recordsFile = path.join(path.dirname(manifestFile), manifest.file);
-  if (!existsSync(recordsFile)) throw new UserError(`archive ${manifestFile}: its records file ${recordsFile} is missing`);
+  if (!existsSync(recordsFile)) throw new UserError(`archive ${manifestFile}: its records file ${recordsFile} is missing`, 'archive.records-missing', 'invalid');
   const walker = new ChainWalker({ seq: manifest.fromSeq, prevHash: manifest.prevHash }, watch);
   const hash = createHash('sha256');
   const stream = createReadStream(recordsFile);

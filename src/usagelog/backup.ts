@@ -94,7 +94,7 @@ export interface BackupResult {
  */
 export async function backup(cdb: ControlDb, o: BackupOptions): Promise<BackupResult> {
   const out = path.resolve(o.out);
-  if (!emptyOrAbsent(out)) throw new UserError(`${o.out} is not an empty directory: give a new one for the backup`);
+  if (!emptyOrAbsent(out)) throw new UserError(`${o.out} is not an empty directory: give a new one for the backup`, 'backup.out-not-empty', 'conflict');
   const signer = await loadSigner(o.keysDir);
   const tmp = `${out}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
@@ -243,7 +243,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     verifier = await installationVerifier(keysDir);
     keySource = 'installation';
   } else {
-    throw new UserError(`give NIA's public signing key with --key FILE (kept apart from the backup, e.g. from \`nia-link key export-signing\`): ${o.dataDir} has no installation key, and the backup's own copy proves nothing`, 'restore.no-key');
+    throw new UserError(`give NIA's public signing key (kept apart from the backup, as NIA exports it): ${o.dataDir} has no installation key, and the backup's own copy proves nothing`, 'restore.no-key', { kind: 'invalid', field: 'key' });
   }
 
   const text = readRegular(path.join(from, MANIFEST), inBackup(MANIFEST), MAX_MANIFEST).toString('utf8');
@@ -252,7 +252,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   try {
     m = manifestSchema.parse(JSON.parse(text));
   } catch {
-    throw new UserError(`${o.from}: manifest.json is not a nia-link backup manifest`);
+    throw new UserError(`${o.from}: manifest.json is not a nia-link backup manifest`, 'backup.manifest', 'invalid');
   }
   if (!(await signatureValid(text, signature, verifier))) {
     throw new UserError(`${o.from}: the manifest's signature does not verify with key ${verifier.fingerprint}; nothing restored`, 'backup.signature');
@@ -260,7 +260,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const listed = new Set(m.files.map((f) => f.path));
   const odd = m.files.find((f) => !LISTABLE.test(f.path) || f.path.split('/').includes('..'));
   if (odd || listed.size !== m.files.length) throw new UserError(`${o.from}: the manifest lists ${odd ? `a path a backup never holds (${JSON.stringify(odd.path)})` : 'a file twice'}; nothing restored`, 'backup.manifest');
-  if (!listed.has(DB)) throw new UserError(`${o.from}: the backup holds no control database`);
+  if (!listed.has(DB)) throw new UserError(`${o.from}: the backup holds no control database`, 'backup.no-database', 'invalid');
   const extra = unlisted(from, listed);
   if (extra.length) {
     throw new UserError(`${o.from}: ${extra[0]}${extra.length > 1 ? ` (and ${extra.length - 1} more)` : ''}; nothing restored (only what NIA signed is installed: remove it, or make a new backup)`, 'backup.unlisted');
@@ -269,7 +269,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const dbFile = controlDbFile(dataDir);
   const hasKeys = !emptyOrAbsent(keysDir);
   if ((existsSync(dbFile) || hasKeys) && !o.force) {
-    throw new UserError(`${o.dataDir} already holds an installation (${existsSync(dbFile) ? 'nia-link.db' : 'keys'}): restore into an empty data directory, or pass --force to move the current one aside`, 'restore.exists');
+    throw new UserError(`${o.dataDir} already holds an installation (${existsSync(dbFile) ? 'nia-link.db' : 'keys'}): restore into an empty data directory, or have the current one moved aside`, 'restore.exists', { field: 'force' });
   }
 
   // Staging: private directories inside the target (and beside the keys directory, which may live

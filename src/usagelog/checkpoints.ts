@@ -27,7 +27,7 @@ export interface CheckpointResult {
  */
 export async function createCheckpoint(cdb: ControlDb, keysDir: string, now: Date): Promise<CheckpointResult> {
   const head = repo.head(cdb.db);
-  if (!head) throw new UserError('the usage log is empty: nothing to checkpoint yet');
+  if (!head) throw new UserError('the usage log is empty: nothing to checkpoint yet', 'checkpoint.empty-log', 'refused');
   const newest = checkpoints.newest(cdb.db);
   if (newest && newest.seq === head.seq && newest.hash === head.hash) return { created: false, checkpoint: newest };
 
@@ -101,7 +101,7 @@ export async function readCheckpointFile(file: string): Promise<Pin[]> {
     parsed = exportSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(`checkpoints file ${file}: ${code === 'ENOENT' ? 'no such file' : 'not a nia-link checkpoint export (nia-link log checkpoints --export FILE)'}`);
+    throw new UserError(`checkpoints file ${file}: ${code === 'ENOENT' ? 'no such file' : 'not a nia-link checkpoint export'}`, 'checkpoints.file', 'invalid');
   }
   const verifier = await readVerifier(parsed.signingKey.armored, `checkpoints file ${file}: signing key`);
   return parsed.checkpoints.map((c) => ({ ...c, source: file, verifier }));

@@ -100,11 +100,11 @@ export function readRegular(file: string, what: string, maxBytes: number): Buffe
 export function readKeyArg(file: string): string {
   try {
     const st = statSync(file);
-    if (!st.isFile() || st.size > 1024 * 1024) throw new UserError(`--key ${file}: not a key file`, 'key.file');
+    if (!st.isFile() || st.size > 1024 * 1024) throw new UserError(`key file ${file}: not a key file`, 'key.file', { kind: 'invalid', field: 'key' });
     return readFileSync(file, 'utf8');
   } catch (err) {
     if (err instanceof UserError) throw err;
-    throw new UserError(`--key ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, 'key.file');
+    throw new UserError(`key file ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, 'key.file', { kind: 'invalid', field: 'key' });
   }
 }
 
@@ -113,7 +113,7 @@ export function evidenceKeyFile(given: string | undefined, keysDir: string): str
   if (given !== undefined) return given;
   const local = path.join(keysDir, KEY_FILES.signingPublic);
   if (existsSync(local)) return local;
-  throw new UserError("give NIA's public signing key with --key FILE (obtained from NIA, not the copy inside the package, which whoever made the package chose)", 'evidence.no-key');
+  throw new UserError("give NIA's public signing key (obtained from NIA, not the copy inside the package, which whoever made the package chose)", 'evidence.no-key', { kind: 'invalid', field: 'key' });
 }
 
 export interface EvidenceOptions {
@@ -160,7 +160,7 @@ Or by hand:        gpg --verify manifest.json.asc manifest.json && sha256sum rec
  * agencies' records: the link's records in full, every other record in the range as its digest.
  */
 export async function exportEvidence(cdb: ControlDb, o: EvidenceOptions): Promise<EvidenceSummary> {
-  if (o.to < o.from) throw new UserError(`--to ${o.to} is before --from ${o.from}`);
+  if (o.to < o.from) throw new UserError(`the period's end ${o.to} is before its start ${o.from}`, 'period.reversed', { kind: 'invalid', field: 'to' });
   const link = links.byId(cdb.db, o.linkId);
   if (!link) throw new UserError(`no link ${o.linkId}`, 'link.not-found');
   const agency = agencies.byId(cdb.db, link.agencyId)!.code;
@@ -169,12 +169,12 @@ export async function exportEvidence(cdb: ControlDb, o: EvidenceOptions): Promis
   const anchor = archivesRepo.newest(cdb.db);
   if (anchor) {
     const lastAt = (JSON.parse(anchor.manifest) as { lastAt?: string }).lastAt ?? '';
-    if (lastAt >= fromAt) throw new UserError(`records up to seq ${anchor.toSeq} (${lastAt}) are archived in ${anchor.fileName}: start --from after ${lastAt.slice(0, 10)}`, 'log.archived');
+    if (lastAt >= fromAt) throw new UserError(`records up to seq ${anchor.toSeq} (${lastAt}) are archived in ${anchor.fileName}: start the period after ${lastAt.slice(0, 10)}`, 'log.archived', { field: 'from' });
   }
   const fromSeq = repo.firstSeqAtOrAfter(cdb.sqlite, fromAt, anchor ? anchor.toSeq + 1 : 1);
   const toSeq = repo.lastSeqBefore(cdb.sqlite, toAt);
   if (fromSeq === null || toSeq === null || toSeq < fromSeq) throw new UserError(`the usage log has no records between ${o.from} and ${o.to}`, 'log.empty-range');
-  if (existsSync(o.out) && readdirSync(o.out).length) throw new UserError(`${o.out} is not empty: give a new directory for the evidence package`);
+  if (existsSync(o.out) && readdirSync(o.out).length) throw new UserError(`${o.out} is not empty: give a new directory for the evidence package`, 'evidence.out-not-empty', 'conflict');
 
   const verification = o.verification ?? (await verifyUsageLog(cdb, { keysDir: o.keysDir }));
   if (!verification.ok) {
@@ -280,7 +280,7 @@ export async function verifyEvidence(dir: string, keyFile: string): Promise<Evid
   try {
     m = manifestSchema.parse(JSON.parse(manifestText));
   } catch {
-    throw new UserError(`evidence package ${dir}: manifest.json is not a nia-link evidence manifest`);
+    throw new UserError(`evidence package ${dir}: manifest.json is not a nia-link evidence manifest`, 'evidence.manifest', 'invalid');
   }
   const verifier: Verifier = await readVerifier(readKeyArg(keyFile), keyFile);
   const result: EvidenceCheck = { ok: false, linkId: m.link.id, agency: m.link.agency, fromSeq: m.fromSeq, toSeq: m.toSeq, records: 0, full: 0, checkpoints: 0, signingKey: verifier.fingerprint };

@@ -134,8 +134,8 @@ function scopesInForce(cdb: ControlDb, linkIds: number[], fromAt: string, toAt: 
 
 /** `catalogs`: the dataset catalogs, so scopes read in their labels (field names and codes without them). */
 export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, to: IsoDate, now: Date, catalogs?: ReadonlyMap<string, DatasetCatalog>): UsageReport {
-  if ((scope.agency === undefined) === (scope.linkId === undefined)) throw new UserError('give --agency CODE or --link ID (one of them)');
-  if (to < from) throw new UserError(`--to ${to} is before --from ${from}`);
+  if ((scope.agency === undefined) === (scope.linkId === undefined)) throw new UserError('give an agency or a link (one of them)', 'report.scope', { kind: 'invalid', field: 'agencyOrLink' });
+  if (to < from) throw new UserError(`the period's end ${to} is before its start ${from}`, 'period.reversed', { kind: 'invalid', field: 'to' });
   let agency: string | null = null;
   let linkIds: number[];
   if (scope.linkId !== undefined) {

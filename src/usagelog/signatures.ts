@@ -14,7 +14,7 @@ export async function readVerifier(armored: string, what = 'public key'): Promis
   try {
     key = (await openpgp.readKey({ armoredKey: armored })).toPublic();
   } catch {
-    throw new UserError(`${what}: not an armored OpenPGP public key`);
+    throw new UserError(`${what}: not an armored OpenPGP public key`, 'key.invalid');
   }
   return { key, fingerprint: key.getFingerprint().toUpperCase(), armored: key.armor() };
 }

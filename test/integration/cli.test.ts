@@ -222,11 +222,11 @@ describe('approval needs NIA\'s reply letter and the stamped form (R-F9)', () =>
     const stamped = writeTemp(dir, 'stamped.pdf', STAMPED_FORM.content);
     const before = state(id);
     expect(before).toMatchObject({ status: 'pending', letterNo: null, stampedForm: null });
-    expectUserError(cli(dir, ['link', 'approve', id, '--stamped-form', stamped]), new RegExp(`link ${id} cannot be approved without NIA's reply letter: give --letter-no and --letter-date`));
+    expectUserError(cli(dir, ['link', 'approve', id, '--stamped-form', stamped]), new RegExp(`link ${id} cannot be approved without NIA's reply letter: give its number and date .*\\(--letter-no\\)`));
     expectUserError(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--stamped-form', stamped]), /without NIA's reply letter/);
-    expectUserError(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', tomorrow(), '--stamped-form', stamped]), /--letter-date \d{4}-\d{2}-\d{2} is in the future/);
+    expectUserError(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', tomorrow(), '--stamped-form', stamped]), /the reply letter's date \d{4}-\d{2}-\d{2} is in the future.*\(--letter-date\)/);
     expectUserError(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-02-30', '--stamped-form', stamped]), /is not a date/);
-    expectUserError(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01']), /without the agency's stamped form: give --stamped-form FILE/);
+    expectUserError(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01']), /without the agency's stamped form: give its file .*\(--stamped-form\)/);
     const script = writeTemp(dir, 'stamped.sh', '#!/bin/sh\necho hi\n');
     expectUserError(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01', '--stamped-form', script]), /script/);
     expect(state(id)).toEqual(before);

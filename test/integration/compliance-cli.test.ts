@@ -97,16 +97,16 @@ describe('a production installation: time cannot be bent (R6.6, R10.4, R11.1)', 
 
   it('R10.4 R11.1 dates claimed for past events come from dated documents; deadlines are never past', () => {
     const id = installation();
-    refused(run(['finding', 'add', '--link', id, '--deadline', addDays(today(), -3), '--text', '過去期限']), /--deadline .* is in the past/);
+    refused(run(['finding', 'add', '--link', id, '--deadline', addDays(today(), -3), '--text', '過去期限']), /: the deadline .* is in the past \(today is .*\) \(--deadline\)/);
     const f = lastLine(ok(run(['finding', 'add', '--link', id, '--deadline', addDays(today(), 10), '--text', 'x'])));
     refused(run(['finding', 'remediate', f, '--completed-on', addDays(today(), -60), '--letter-no', letter()]), new RegExp(`is before finding ${f} was recorded on ${today()}`));
     refused(run(['finding', 'remediate', f, '--completed-on', addDays(today(), 1), '--letter-no', letter()]), /is in the future/);
-    refused(run(['finding', 'remediate', f]), /--completed-on needs --letter-no/);
+    refused(run(['finding', 'remediate', f]), /: the completion date needs the letter number of the document that dates it \(--letter-no\)/);
     refused(run(['finding', 'extend', f, '--deadline', addDays(today(), -1)]), /is in the past/);
-    refused(run(['link', 'terminate', id, '--notice-date', addDays(today(), -200), '--effective', addMonths(today(), 1), '--letter-no', letter()]), /--notice-date .* (more than 30 days back|is before link \d+ was approved)/);
+    refused(run(['link', 'terminate', id, '--notice-date', addDays(today(), -200), '--effective', addMonths(today(), 1), '--letter-no', letter()]), /the notice's date .* (more than 30 days back|is before link \d+ was approved).* \(--notice-date\)/);
     refused(run(['link', 'terminate', id, '--notice-date', '2026-01-01', '--effective', today(), '--letter-no', letter()]), /--notice-date|one month/);
-    refused(run(['link', 'change', id, '--kind', 'stop', '--value', addDays(today(), -1), '--letter-no', letter()]), /--value .* is in the past/);
-    refused(run(['link', 'change', id, '--kind', 'stop']), /--kind stop needs --letter-no/);
+    refused(run(['link', 'change', id, '--kind', 'stop', '--value', addDays(today(), -1), '--letter-no', letter()]), /: the stop date .* is in the past .*\(--value\)/);
+    refused(run(['link', 'change', id, '--kind', 'stop']), /: a stop request needs the letter number of the agency's written request to stop \(--letter-no\)/);
     refused(run(['link', 'remediated', id, '--letter-no', letter()]), new RegExp(`link ${id} is active, not suspended`));
 
     const ref = letter();

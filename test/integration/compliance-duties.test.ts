@@ -73,7 +73,7 @@ describe('self-audits and audits (R6.4, R9.1)', () => {
   it("R6.4 a self-audit is recorded with the agency's report, stored and checked like management rules; without one, or with an executable, nothing is written", async () => {
     w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
     const before = logCount();
-    expect(() => svc.addAudit({ agency: 'A001', kind: 'self', summary: '上半年自行稽核' }, 'clerk')).toThrow(/a self-audit is recorded with the agency's report: give --file FILE/);
+    expect(() => svc.addAudit({ agency: 'A001', kind: 'self', summary: '上半年自行稽核' }, 'clerk')).toThrow(/a self-audit is recorded with the agency's report: give the report's file/);
     expect(() => svc.addAudit({ agency: 'A001', kind: 'self', summary: '上半年自行稽核', file: DISGUISED }, 'clerk')).toThrow(/report\.pdf: the content is .*not a document/);
     expect(svc.listAudits('A001')).toEqual([]);
     expect(logCount()).toBe(before);
@@ -91,7 +91,7 @@ describe('self-audits and audits (R6.4, R9.1)', () => {
 
   it("R6.4 an audit's date is its report's: not in the future, at most 30 days back", async () => {
     w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
-    expect(() => svc.addAudit({ agency: 'A001', kind: 'self', date: addDays(today(), 1), summary: 's', file: REPORT }, 'clerk')).toThrow(/--date .* is in the future/);
+    expect(() => svc.addAudit({ agency: 'A001', kind: 'self', date: addDays(today(), 1), summary: 's', file: REPORT }, 'clerk')).toThrow(/the audit's date .* is in the future/);
     expect(() => svc.addAudit({ agency: 'A001', kind: 'self', date: addDays(today(), -31), summary: 's', file: REPORT }, 'clerk')).toThrow(/more than 30 days back/);
     expect(() => svc.addAudit({ agency: 'A001', kind: 'periodic', date: addDays(today(), 1), summary: 's' }, 'nia')).toThrow(/is in the future/);
     expect(svc.addAudit({ agency: 'A001', kind: 'self', date: addDays(today(), -30), summary: 's', file: REPORT }, 'clerk').date).toBe(addDays(today(), -30));
@@ -124,7 +124,7 @@ describe('self-audits and audits (R6.4, R9.1)', () => {
     dayIs(addDays(addMonths(approved, 12), 1));
     expect(svc.status()).toContain(`link ${id}: necessity review overdue since ${addMonths(approved, 12)}`);
     // A review's date is a past event's: a date ahead would put the next one off.
-    expect(() => svc.addReview(id, addMonths(today(), 12), 'keep', undefined, 'nia')).toThrow(/--date .* is in the future/);
+    expect(() => svc.addReview(id, addMonths(today(), 12), 'keep', undefined, 'nia')).toThrow(/the review's date .* is in the future/);
     expect(() => svc.addReview(id, addDays(today(), -31), 'keep', undefined, 'nia')).toThrow(/more than 30 days back/);
     svc.addReview(id, today(), 'keep', '仍有業務需要', 'nia');
     expect(svc.status().filter((l) => l.includes('necessity review'))).toEqual([]);
@@ -178,7 +178,7 @@ describe("the agency's explanation and improvement measures (R7.2)", () => {
 
   it("R7.2 R10.1 a finding's deadline cannot lie in the past", async () => {
     const id = await approvedLink(w, keys);
-    await expect(svc.addFinding({ linkId: id, deadline: addDays(today(), -1), text: 't' }, 'nia')).rejects.toThrow(/--deadline .* is in the past/);
+    await expect(svc.addFinding({ linkId: id, deadline: addDays(today(), -1), text: 't' }, 'nia')).rejects.toThrow(/the deadline .* is in the past/);
     expect(repo.findings(w.cdb.db, id)).toEqual([]);
     expect((await svc.addFinding({ linkId: id, deadline: today(), text: 't' }, 'nia')).deadline).toBe(today());
   });
@@ -195,8 +195,8 @@ describe('vendors audited (R9.2)', () => {
     const foreign = w.vendors.add({ linkId: other, name: '他機關廠商', contact: '02', machines: ['10.1.3.4/32'] }, 'agency');
 
     const before = logCount();
-    expect(() => svc.addAudit({ agency: 'A001', kind: 'periodic', summary: '年度稽核', vendors: [{ id: foreign.id }] }, 'nia')).toThrow(new RegExp(`--vendor ${foreign.id} is not a vendor of A001's links`));
-    expect(() => svc.addAudit({ agency: 'A001', kind: 'periodic', summary: '年度稽核', vendors: [{ id: 999 }] }, 'nia')).toThrow(/--vendor 999 is not a vendor/);
+    expect(() => svc.addAudit({ agency: 'A001', kind: 'periodic', summary: '年度稽核', vendors: [{ id: foreign.id }] }, 'nia')).toThrow(new RegExp(`vendor ${foreign.id} is not a vendor of A001's links`));
+    expect(() => svc.addAudit({ agency: 'A001', kind: 'periodic', summary: '年度稽核', vendors: [{ id: 999 }] }, 'nia')).toThrow(/vendor 999 is not a vendor/);
     expect(() => svc.addAudit({ agency: 'A001', kind: 'periodic', summary: '年度稽核', vendors: [{ id: main.id }, { id: main.id }] }, 'nia')).toThrow(/named twice/);
     expect(() => svc.addAudit({ agency: 'A002', linkId: other, kind: 'periodic', summary: '年度稽核', vendors: [{ id: main.id }] }, 'nia')).toThrow(/is not a vendor of A002's links/);
     expect(svc.listAudits()).toEqual([]);
@@ -309,7 +309,7 @@ describe('the commands (one line, non-zero exit on every refusal)', () => {
     expect(JSON.parse(ok(run(['selfaudit', 'list', '--agency', 'A001', '--json'])))).toEqual([expect.objectContaining({ id: Number(sa), kind: 'self', document: expect.objectContaining({ filename: 'report.txt' }) })]);
 
     const vendor = last(ok(run(['vendor', 'add', '--link', id, '--name', '某資訊公司', '--contact', '02-1234', '--machines', '127.0.0.1/32'])));
-    refused(run(['audit', 'add', '--agency', 'A001', '--kind', 'periodic', '--summary', '年度稽核', '--vendor', '999']), /--vendor 999 is not a vendor of A001's links/);
+    refused(run(['audit', 'add', '--agency', 'A001', '--kind', 'periodic', '--summary', '年度稽核', '--vendor', '999']), /: vendor 999 is not a vendor of A001's links \(--vendor\)/);
     refused(run(['audit', 'add', '--agency', 'A001', '--kind', 'sponsor', '--summary', '督考']), /agency A001 has no sponsoring authority/);
     const audit = last(ok(run(['audit', 'add', '--agency', 'A001', '--kind', 'periodic', '--summary', '年度稽核', '--vendor', `${vendor}:機房進出紀錄`])));
     const shown = ok(run(['vendor', 'show', vendor]));
@@ -317,7 +317,7 @@ describe('the commands (one line, non-zero exit on every refusal)', () => {
     expect(shown).toMatch(new RegExp(`audit ${audit}\\t${taipeiDate(new Date())}\\tperiodic\\tNIA\\t年度稽核\\tevidence: 機房進出紀錄`));
     refused(run(['vendor', 'show', '999']), /vendor 999 does not exist/);
 
-    refused(run(['finding', 'add', '--link', id, '--deadline', addDays(taipeiDate(new Date()), -1), '--text', '日誌未依規定保存']), /--deadline .* is in the past/);
+    refused(run(['finding', 'add', '--link', id, '--deadline', addDays(taipeiDate(new Date()), -1), '--text', '日誌未依規定保存']), /: the deadline .* is in the past .*\(--deadline\)/);
     const f = last(ok(run(['finding', 'add', '--link', id, '--deadline', addDays(taipeiDate(new Date()), 10), '--text', '日誌未依規定保存'])));
     refused(run(['finding', 'respond', f]), /required option '--file <file>' not specified/);
     refused(run(['finding', 'respond', f, '--file', file('explanation.pdf', DISGUISED.content)]), /not a document/);

@@ -138,7 +138,7 @@ describe('findings, suspension and resumption (R10.1–R10.4)', () => {
     const remediate = (on: string | undefined, letterNo?: string) => () => services.compliance.remediate(f.id, { on, letterNo }, 'agency');
     expect(remediate(addMonths(suspendedOn, 5), letter())).toThrow(/more than 30 days back/);
     expect(remediate(addDays(addMonths(suspendedOn, 10), 1), letter())).toThrow(/is in the future/);
-    expect(remediate(addMonths(suspendedOn, 10))).toThrow(/needs --letter-no/);
+    expect(remediate(addMonths(suspendedOn, 10))).toThrow(/needs the letter number of the/);
     dayIs(addDays(today, 5));
     expect(remediate(addDays(today, -1), letter())).toThrow(new RegExp(`is before finding ${f.id} was recorded on ${today}`));
     dayIs(addMonths(suspendedOn, 10));
@@ -190,7 +190,7 @@ describe('findings, suspension and resumption (R10.1–R10.4)', () => {
 
   it('R10.1 a deadline is never in the past; it can be extended before it passes, not after', async () => {
     const id = await approvedLink(w, keys, { account: 'c5' });
-    await expect(services.compliance.addFinding({ linkId: id, deadline: addDays(today, -3), text: 'x' }, 'nia')).rejects.toThrow(/--deadline .* is in the past/);
+    await expect(services.compliance.addFinding({ linkId: id, deadline: addDays(today, -3), text: 'x' }, 'nia')).rejects.toThrow(/the deadline .* is in the past/);
     const f = await services.compliance.addFinding({ linkId: id, deadline: addDays(today, 3), text: 'x' }, 'nia');
     expect(services.compliance.extend(f.id, addDays(today, 30), 'nia').deadline).toBe(addDays(today, 30));
     dayIs(addDays(today, 31));
@@ -224,8 +224,8 @@ describe('termination, stop requests, period end, inactivity and disposal', () =
     const now = addMonths(today, 11);
     await expect(services.compliance.terminate(id, { effective: now, noticeDate: addDays(now, -200), letterNo: letter() }, 'agency')).rejects.toThrow(/more than 30 days back/);
     await expect(services.compliance.terminate(id, { effective: addMonths(now, 2), noticeDate: addDays(now, 1), letterNo: letter() }, 'agency')).rejects.toThrow(/in the future/);
-    await expect(services.compliance.terminate(id, { effective: addMonths(now, 2) }, 'agency')).rejects.toThrow(/needs --letter-no/);
-    await expect(services.compliance.terminate(id, { effective: addDays(now, -1), letterNo: letter() }, 'agency')).rejects.toThrow(/--effective .* is in the past/);
+    await expect(services.compliance.terminate(id, { effective: addMonths(now, 2) }, 'agency')).rejects.toThrow(/needs the letter number of the/);
+    await expect(services.compliance.terminate(id, { effective: addDays(now, -1), letterNo: letter() }, 'agency')).rejects.toThrow(/the effective date .* is in the past/);
     expect(w.registry.show(id)).toMatchObject({ status: 'active', endsOn: null });
     expect(listLog(w.cdb.db, { linkId: id, type: 'link.termination-noticed' })).toEqual([]);
   });
@@ -234,7 +234,7 @@ describe('termination, stop requests, period end, inactivity and disposal', () =
     const now = await approvedLink(w, keys, { account: 'c13' });
     const later = await approvedLink(w, keys, { account: 'c14' });
     await expect(w.registry.fileChange(now, 'stop', { value: addDays(today, -1), letterNo: letter() }, 'agency')).rejects.toThrow(/in the past/);
-    await expect(w.registry.fileChange(now, 'stop', {}, 'agency')).rejects.toThrow(/needs --letter-no/);
+    await expect(w.registry.fileChange(now, 'stop', {}, 'agency')).rejects.toThrow(/needs the letter number of the/);
     const ref = letter();
     const cr = await w.registry.fileChange(now, 'stop', { letterNo: ref, letterDate: today }, 'agency');
     expect(cr.change).toMatchObject({ kind: 'stop', stopOn: today, letterNo: ref, letterDate: today });
@@ -268,7 +268,7 @@ describe('termination, stop requests, period end, inactivity and disposal', () =
     dayIs(addDays(today, 9));
     const confirm = (on: string, letterNo: string | undefined) => () => services.compliance.confirmDisposal(id, { how: 'destroyed on the dedicated machine', by: '王小明', on, letterNo });
     expect(confirm(addDays(today, 5), letter())).toThrow(new RegExp(`before link ${id} ended on ${addDays(today, 6)}`));
-    expect(confirm(addDays(today, 8), undefined)).toThrow(/needs --letter-no/);
+    expect(confirm(addDays(today, 8), undefined)).toThrow(/needs the letter number of the/);
     const ref = letter();
     confirm(addDays(today, 8), ref)();
     expect(repo.disposalFor(w.cdb.db, id)).toMatchObject({ confirmedBy: '王小明', how: 'destroyed on the dedicated machine', doneOn: addDays(today, 8), letterNo: ref, confirmedAt: w.clock.now().toISOString() });

@@ -238,8 +238,8 @@ describe('state-changing requests', () => {
     expect(JSON.parse(rec.detail)).toMatchObject({ action: 'delivery.retry', channels: ['sftp-push'], status: 303 });
     // Nothing left to retry: refused with a reason, as JSON on the API.
     const again = await as('operator', 'POST', `/api/deliveries/${cw.delivered.deliveryId}/retry`);
-    expect(again.statusCode).toBe(409);
-    expect(again.json()).toEqual({ error: `delivery ${cw.delivered.deliveryId} has no failed or refused channel to retry` });
+    expect(again.statusCode).toBe(422);
+    expect(again.json()).toEqual({ error: `delivery ${cw.delivered.deliveryId} has no failed or refused channel to retry`, code: 'delivery.nothing-to-retry', kind: 'refused' });
   });
 
   it('an admin approves a change request after confirming; the link page shows the difference', async () => {
@@ -252,7 +252,9 @@ describe('state-changing requests', () => {
     // R-F9: the approval records NIA's reply letter; without one nothing is approved.
     expect(confirm.body).toContain('name="letterNo"');
     const unlettered = await as('admin', 'POST', `/changes/${changeId}/approve`, { confirm: 'yes' });
-    expect([unlettered.statusCode, unlettered.body]).toEqual([409, expect.stringContaining('without NIA&#39;s reply letter')]);
+    // A missing input is the request's fault (400); the page words it without the CLI's flags.
+    expect([unlettered.statusCode, unlettered.body]).toEqual([400, expect.stringContaining('without NIA&#39;s reply letter: give its number and date')]);
+    expect(unlettered.body).not.toContain('--letter');
     const res = await as('admin', 'POST', `/changes/${changeId}/approve`, { confirm: 'yes', letterNo: '移署資字第1150000009號', letterDate: '2026-03-01' });
     expect(res.statusCode).toBe(303);
     expect(res.headers.location).toBe(`/links/${linkId}?done=done`);
@@ -266,13 +268,13 @@ describe('state-changing requests', () => {
 
   it('an admin disables an operator after confirming, but not themselves', async () => {
     const self = await as('admin', 'POST', `/operators/${OPERATORS.admin}/disable`, { confirm: 'yes' });
-    expect(self.statusCode).toBe(409);
+    expect(self.statusCode).toBe(422);
     expect(self.body).toContain('you cannot disable yourself');
     expect((await as('admin', 'GET', '/operators/lou/disable')).body).toContain('action="/operators/lou/disable"');
     expect((await as('admin', 'POST', '/operators/lou/disable', { confirm: 'yes' })).statusCode).toBe(303);
     expect((await login('lou')).statusCode).toBe(401);
     expect(JSON.parse(logOf('operator.action').at(-1)!.detail)).toMatchObject({ action: 'operator.disable', status: 303 });
-    expect(JSON.parse(logOf('operator.action').at(-2)!.detail)).toMatchObject({ action: 'operator.disable', status: 409, error: 'you cannot disable yourself' });
+    expect(JSON.parse(logOf('operator.action').at(-2)!.detail)).toMatchObject({ action: 'operator.disable', status: 422, error: 'you cannot disable yourself' });
   });
 });
 
@@ -394,7 +396,7 @@ describe('what pages show', () => {
     expect((await as('admin', 'GET', '/no/such/page')).statusCode).toBe(404);
     const missing = await as('admin', 'GET', '/api/links/999999');
     expect(missing.statusCode).toBe(404);
-    expect(missing.json()).toEqual({ error: 'link 999999 does not exist' });
+    expect(missing.json()).toEqual({ error: 'link 999999 does not exist', code: 'link.unknown', kind: 'not-found' });
     const bad = await as('admin', 'GET', '/api/links/abc');
     expect(bad.statusCode).toBe(400);
     expect(bad.body).not.toMatch(/at .*\.(js|ts):\d+/);

@@ -70,7 +70,7 @@ describe('link registry on a real SQLite database', () => {
   it('R12.1 an approved stop request records the end date and ends nothing itself (the compliance service ends links); it needs the agency\'s letter and a date not past', async () => {
     const id = await approvedLink(w, keys);
     const today = taipeiDate(w.clock.now());
-    await expect(w.registry.fileChange(id, 'stop', { value: today }, 'agency')).rejects.toThrow(/needs --letter-no/);
+    await expect(w.registry.fileChange(id, 'stop', { value: today }, 'agency')).rejects.toThrow(/a stop request needs the letter number of the agency's written request/);
     await expect(w.registry.fileChange(id, 'stop', { value: addDays(today, -1), letterNo: '府授字第1150000001號' }, 'agency')).rejects.toThrow(/is in the past/);
     const later = await w.registry.fileChange(id, 'stop', { value: addDays(today, 30), letterNo: '府授字第1150000001號' }, 'agency');
     expect(w.registry.approveChange(later.id, 'nia').link).toMatchObject({ status: 'active', endsOn: addDays(today, 30) });
@@ -128,7 +128,7 @@ describe('link registry on a real SQLite database', () => {
     const v3 = w.rules.list({ agency: 'A001' })[0];
     expect(v3.version).toBe(3);
     expect(withRules.rulesDocument).toBe(v3.id);
-    await expect(w.registry.fileChange(id, 'rules', { file: { filename: 'r.txt', content: Buffer.from(RULES_TEXT) }, rules: { filename: 'r.txt', content: Buffer.from(RULES_TEXT) } }, 'agency')).rejects.toThrow(/--kind rules takes the new rules as --file/);
+    await expect(w.registry.fileChange(id, 'rules', { file: { filename: 'r.txt', content: Buffer.from(RULES_TEXT) }, rules: { filename: 'r.txt', content: Buffer.from(RULES_TEXT) } }, 'agency')).rejects.toThrow(/a rules change carries the amended rules as the change's file/);
     const rulesChange = w.rules.add({ agency: 'A001', file: { filename: 'rules-v4.txt', content: Buffer.from(RULES_TEXT + '十一、\n') }, linkId: id }, 'agency');
     expect(w.registry.history(id).changes.find((c) => c.id === rulesChange.changeId)!.rulesDocument).toBe(rulesChange.document.id);
     // The form of each change revision says which version came with it.
@@ -166,7 +166,7 @@ describe('link registry on a real SQLite database', () => {
   });
 
   it('R14.1 a non-government agency needs a government sponsor', () => {
-    expect(() => w.registry.addAgency({ code: 'N001', name: '某公司', nonGovernment: true }, 't')).toThrow(/needs --sponsor/);
+    expect(() => w.registry.addAgency({ code: 'N001', name: '某公司', nonGovernment: true }, 't')).toThrow(/a non-government agency needs a sponsoring authority/);
     expect(w.registry.addAgency({ code: 'N001', name: '某公司', nonGovernment: true, sponsor: 'A001' }, 't')).toMatchObject({ government: false });
     expect(() => w.registry.addAgency({ code: 'N002', name: '某公司', nonGovernment: true, sponsor: 'N001' }, 't')).toThrow(/not a government agency/);
   });

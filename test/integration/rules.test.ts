@@ -52,7 +52,7 @@ describe('management rules and the eight-topic review (R4.1)', () => {
   it('--covers takes topic numbers 1–8 only', async () => {
     const { id } = await w.registry.apply(application(keys), 'agency');
     for (const bad of ['', '0', '9', '1,x', '3-1', '1-9']) {
-      expect(() => w.rules.review({ linkId: id }, bad, undefined, 'r')).toThrow(/--covers/);
+      expect(() => w.rules.review({ linkId: id }, bad, undefined, 'r')).toThrow(/topic number/);
     }
     expect(listLog(w.cdb.db, { type: 'rules.reviewed' })).toEqual([]);
   });

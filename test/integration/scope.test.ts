@@ -343,7 +343,7 @@ describe('R3.4 approval of a scoped application', () => {
     const id = await approvableLink(w, keys, { account: 'legacy1' });
     makeLegacyScope(w.dataDir, id);
     const fresh = new Registry(w.cdb, loadCatalogs(), w.clock); // one that has not read the revision before the migration
-    expect(() => fresh.approve(id, { by: 'test' })).toThrow(/before scopes existed .*link reject .*--scope/);
+    expect(() => fresh.approve(id, { by: 'test' })).toThrow(/before scopes existed and states no records: reject it and have the agency apply again stating the records it needs/);
     expect(fresh.show(id).status).toBe('pending');
     await expect(w.registry.apply(application(keys, { account: 'legacy2', scope: { text: 'all', justification: 'recorded before scopes existed' } }), 'test')).rejects.toThrow(/give the real reason/);
   });

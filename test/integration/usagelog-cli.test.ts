@@ -54,7 +54,7 @@ describe('nia-link log / report / anomaly / backup, as a user runs them', () => 
   it('archive refuses the five-year floor with one line; mistakes are one line too', () => {
     const r = cli(dir, ['log', 'archive', '--before', addMonths(taipeiDate(new Date()), -12)]);
     expect(r.code).toBe(1);
-    expect(r.stderr.trim()).toMatch(/^nia-link: --before \S+ is inside the retention period: usage-log records are kept 5 years \(R6\.2\)/);
+    expect(r.stderr.trim()).toMatch(/^nia-link: the archive's end \S+ is inside the retention period: usage-log records are kept 5 years \(R6\.2\).* \(--before\)$/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(cli(dir, ['log', 'archive', '--before', '2001-01-01']).stdout).toMatch(/no usage-log records before 2001-01-01: nothing archived/);
     expect(cli(dir, ['log', 'verify', '--checkpoints', path.join(out, 'nope.json')]).stderr.trim()).toMatch(/^nia-link: checkpoints file .*nope\.json: no such file$/);

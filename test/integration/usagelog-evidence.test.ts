@@ -130,7 +130,7 @@ describe('backup and restore', () => {
 
   it('an evidence package cannot reach into the archived stretch', async () => {
     const link = await approvedLink(servicesOn(lw.cdb), keys);
-    await expect(exportEvidence(lw.cdb, { keysDir: lw.keysDir, linkId: link, from: '2019-01-01', to: '2030-01-01', out: path.join(scratch, 'e'), now: new Date() })).rejects.toThrow(/up to seq 30 .* are archived .*start --from after 2019-01-01/);
+    await expect(exportEvidence(lw.cdb, { keysDir: lw.keysDir, linkId: link, from: '2019-01-01', to: '2030-01-01', out: path.join(scratch, 'e'), now: new Date() })).rejects.toThrow(/up to seq 30 .* are archived .*start the period after 2019-01-01/);
   });
 
   it('refuses a backup whose files or log were changed, before touching anything', async () => {

@@ -224,10 +224,10 @@ describe('report usage (R4.2, R6.4, R9.1)', () => {
   });
 
   it('refuses a scope that does not exist or is ambiguous', () => {
-    expect(() => usageReport(w.cdb, {}, '2026-01-01', '2026-03-31', NOW)).toThrow(/--agency CODE or --link ID/);
+    expect(() => usageReport(w.cdb, {}, '2026-01-01', '2026-03-31', NOW)).toThrow(/give an agency or a link \(one of them\)/);
     expect(() => usageReport(w.cdb, { agency: 'A001', linkId: 1 }, '2026-01-01', '2026-03-31', NOW)).toThrow(/one of them/);
     expect(() => usageReport(w.cdb, { agency: 'Z999' }, '2026-01-01', '2026-03-31', NOW)).toThrow(/no agency Z999/);
     expect(() => usageReport(w.cdb, { linkId: 999 }, '2026-01-01', '2026-03-31', NOW)).toThrow(/no link 999/);
-    expect(() => usageReport(w.cdb, { linkId: link1 }, '2026-03-31', '2026-01-01', NOW)).toThrow(/before --from/);
+    expect(() => usageReport(w.cdb, { linkId: link1 }, '2026-03-31', '2026-01-01', NOW)).toThrow(/the period's end 2026-01-01 is before its start 2026-03-31/);
   });
 });

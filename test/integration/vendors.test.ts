@@ -59,7 +59,7 @@ describe('outsourced vendors (R8.1, R9.1)', () => {
     const sub = vendor(id, '某外包工作室', ['10.1.2.20/32'], main.id);
     expect(sub.parentId).toBe(main.id);
     expect(() => vendor(id, '某資訊公司', ['10.1.2.9/32'])).toThrow(/already recorded/);
-    expect(() => vendor(id, '孤兒公司', ['10.1.2.30/32'], 999)).toThrow(/--parent 999 is not a current vendor of link/);
+    expect(() => vendor(id, '孤兒公司', ['10.1.2.30/32'], 999)).toThrow(/the contractor 999 named as parent is not a current vendor of link/);
     expect(w.registry.show(id).vendors).toEqual([
       { id: main.id, name: '某資訊公司', contact: '02-2345-6789 王經理', machines: ['10.1.2.7/32', '10.1.2.8/31'], parentId: null },
       { id: sub.id, name: '某外包工作室', contact: '02-2345-6789 王經理', machines: ['10.1.2.20/32'], parentId: main.id },

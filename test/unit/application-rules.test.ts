@@ -82,7 +82,7 @@ describe('application validation (R3.1, R3.2)', () => {
   });
   it('R2.1 at least one provision method, each with its endpoint', () => {
     expect(checkRevision({ ...base, methods: [] }, catalogs).length).toBeGreaterThan(0);
-    expect(checkRevision({ ...base, account: null }, catalogs)).toContain('sftp-pull needs an SFTP account (--account)');
+    expect(checkRevision({ ...base, account: null }, catalogs)).toContain('sftp-pull needs an SFTP account');
     expect(checkRevision({ ...base, methods: ['sftp-push'] }, catalogs)[0]).toMatch(/sftp-push needs/);
     expect(checkRevision({ ...base, methods: ['email'] }, catalogs)[0]).toMatch(/email needs/);
     const push = { host: 'sftp.agency.gov.tw', port: 22, user: 'nia', dir: '/in', fingerprint: 'SHA256:' + 'A'.repeat(43) };

@@ -63,18 +63,18 @@ describe('compliance deadlines at their boundaries', () => {
 describe('dates a user may give (R6.6, R10.4, R11.1)', () => {
   const today = '2026-12-06';
   const claim = (date: string, notBefore?: { date: string; what: string }, letterNo: string | null = '府授字第1150000001號') =>
-    checkClaimedDate({ flag: '--completed-on', date, letterNo, notBefore }, today);
+    checkClaimedDate({ what: 'the completion date', field: 'completedOn', date, letterNo, notBefore }, today);
 
   it('R10.4 a date claimed for a past event needs its document, is not in the future, not before the event it answers, and at most 30 days back', () => {
     expect(claim('2026-12-06')).toEqual({ ok: true, value: { date: '2026-12-06', letterNo: '府授字第1150000001號' } });
     expect(claim('2026-11-06').ok).toBe(true); // exactly 30 days back
     expect(claim('2026-11-05')).toMatchObject({ ok: false, refusal: { code: 'claim.too-old', message: expect.stringMatching(/more than 30 days back \(the earliest is 2026-11-06\)/) } });
     expect(claim('2026-12-07')).toMatchObject({ ok: false, refusal: { code: 'claim.future' } });
-    expect(claim('2026-11-20', { date: '2026-11-21', what: 'finding 3 was recorded' })).toMatchObject({ ok: false, refusal: { code: 'claim.before-event', message: '--completed-on 2026-11-20 is before finding 3 was recorded on 2026-11-21' } });
+    expect(claim('2026-11-20', { date: '2026-11-21', what: 'finding 3 was recorded' })).toMatchObject({ ok: false, refusal: { code: 'claim.before-event', field: 'completedOn', message: 'the completion date 2026-11-20 is before finding 3 was recorded on 2026-11-21' } });
     expect(claim('2026-11-21', { date: '2026-11-21', what: 'finding 3 was recorded' }).ok).toBe(true);
-    expect(claim('2026-12-01', undefined, null)).toMatchObject({ ok: false, refusal: { code: 'claim.letter-missing', message: expect.stringMatching(/needs --letter-no/) } });
+    expect(claim('2026-12-01', undefined, null)).toMatchObject({ ok: false, refusal: { code: 'claim.letter-missing', field: 'letterNo', invalid: true, message: 'the completion date needs the letter number of the document that dates it' } });
     expect(claim('2026-12-01', undefined, '  ')).toMatchObject({ ok: false, refusal: { code: 'claim.letter-missing' } });
-    expect(claim('2026-02-30')).toMatchObject({ ok: false, refusal: { code: 'claim.date' } });
+    expect(claim('2026-02-30')).toMatchObject({ ok: false, refusal: { code: 'claim.date', field: 'completedOn', invalid: true } });
   });
 
   it('R10.4 a remediation back-dated to before the sixth month, entered ten months after the suspension, is refused', () => {
@@ -83,9 +83,10 @@ describe('dates a user may give (R6.6, R10.4, R11.1)', () => {
   });
 
   it('R10.1 R11.1 a date that schedules may lie ahead, never behind: deadlines, effective and stop dates', () => {
-    expect(checkScheduledDate('--deadline', today, today).ok).toBe(true);
-    expect(checkScheduledDate('--deadline', '2027-06-30', today).ok).toBe(true);
-    expect(checkScheduledDate('--deadline', '2026-12-03', today)).toMatchObject({ ok: false, refusal: { code: 'schedule.past', message: '--deadline 2026-12-03 is in the past (today is 2026-12-06)' } });
+    const deadline = { what: 'the deadline', field: 'deadline' };
+    expect(checkScheduledDate(deadline, today, today).ok).toBe(true);
+    expect(checkScheduledDate(deadline, '2027-06-30', today).ok).toBe(true);
+    expect(checkScheduledDate(deadline, '2026-12-03', today)).toMatchObject({ ok: false, refusal: { code: 'schedule.past', field: 'deadline', message: 'the deadline 2026-12-03 is in the past (today is 2026-12-06)' } });
   });
 
   it('R6.6 a drill clock runs as of another Taipei day, keeping the time of day, and keeps moving', () => {

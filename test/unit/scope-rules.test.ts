@@ -78,7 +78,7 @@ describe('R3.4 scope conditions', () => {
   it('R3.4 an application without a scope is refused with one line that says how to give one', () => {
     const r = scopeFromInput({});
     expect(r.ok).toBe(false);
-    if (!r.ok) expect(r.refusal.message).toMatch(/--scope .*--scope-file .*--scope all --scope-justification/);
+    if (!r.ok) expect(r.refusal.message).toMatch(/give conditions \('FIELD in V1,V2; .*'\), a scope file, or all with a written justification/);
   });
 
   it('R3.4 `all` needs a justification, and a justification goes only with all', () => {

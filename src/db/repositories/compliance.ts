@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, isNull } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNull, max } from 'drizzle-orm';
 import type { Db } from '../index';
 import { anomaly, audit, auditVendor, disposal, finding, findingResponse, inactivity, necessityReview, notice, suspension, termination, usageLog } from '../schema';
 
@@ -48,6 +48,18 @@ export function lastReview(tx: Db, linkId: number): ReviewRow | undefined {
   return tx.select().from(necessityReview).where(eq(necessityReview.linkId, linkId)).orderBy(desc(necessityReview.date), desc(necessityReview.id)).limit(1).get();
 }
 
+/** The day of each link's latest necessity review (links never reviewed are absent). */
+export function lastReviewDates(tx: Db, linkIds: readonly number[]): Map<number, string> {
+  if (linkIds.length === 0) return new Map();
+  const rows = tx
+    .select({ linkId: necessityReview.linkId, date: max(necessityReview.date) })
+    .from(necessityReview)
+    .where(inArray(necessityReview.linkId, [...linkIds]))
+    .groupBy(necessityReview.linkId)
+    .all();
+  return new Map(rows.flatMap((r) => (r.date === null ? [] : [[r.linkId, r.date] as const])));
+}
+
 export const disposalFor = (tx: Db, linkId: number): DisposalRow | undefined => tx.select().from(disposal).where(eq(disposal.linkId, linkId)).get();
 export const insertDisposal = (tx: Db, row: Omit<DisposalRow, 'id'>): DisposalRow => tx.insert(disposal).values(row).returning().get();
 export function updateDisposal(tx: Db, id: number, values: Partial<Omit<DisposalRow, 'id'>>): void {
@@ -56,6 +68,10 @@ export function updateDisposal(tx: Db, id: number, values: Partial<Omit<Disposal
 export const disposals = (tx: Db): DisposalRow[] => tx.select().from(disposal).orderBy(asc(disposal.id)).all();
 
 export const inactivityFor = (tx: Db, linkId: number): InactivityRow | undefined => tx.select().from(inactivity).where(eq(inactivity.linkId, linkId)).get();
+export function inactivityOf(tx: Db, linkIds: readonly number[]): InactivityRow[] {
+  if (linkIds.length === 0) return [];
+  return tx.select().from(inactivity).where(inArray(inactivity.linkId, [...linkIds])).all();
+}
 export const insertInactivity = (tx: Db, row: Omit<InactivityRow, 'id'>): InactivityRow => tx.insert(inactivity).values(row).returning().get();
 export function updateInactivity(tx: Db, id: number, values: Partial<Omit<InactivityRow, 'id'>>): void {
   tx.update(inactivity).set(values).where(eq(inactivity.id, id)).run();
@@ -93,10 +109,21 @@ export function findingResponses(tx: Db, findingId?: number): FindingResponseRow
     .all();
 }
 
+/** The responses to several findings, oldest first. */
+export function responsesTo(tx: Db, findingIds: readonly number[]): FindingResponseRow[] {
+  if (findingIds.length === 0) return [];
+  return tx.select().from(findingResponse).where(inArray(findingResponse.findingId, [...findingIds])).orderBy(asc(findingResponse.id)).all();
+}
+
 // ---- R9.2: the vendors an audit covered ----
 
 export const insertAuditVendor = (tx: Db, row: Omit<AuditVendorRow, 'id'>): AuditVendorRow => tx.insert(auditVendor).values(row).returning().get();
 export const vendorsOfAudit = (tx: Db, auditId: number): AuditVendorRow[] => tx.select().from(auditVendor).where(eq(auditVendor.auditId, auditId)).orderBy(asc(auditVendor.id)).all();
+/** The vendors several audits covered, in the order they were recorded. */
+export function vendorsOfAudits(tx: Db, auditIds: readonly number[]): AuditVendorRow[] {
+  if (auditIds.length === 0) return [];
+  return tx.select().from(auditVendor).where(inArray(auditVendor.auditId, [...auditIds])).orderBy(asc(auditVendor.id)).all();
+}
 /** The audits that named a vendor, oldest first, each with the evidence the vendor gave. */
 export function auditsOfVendor(tx: Db, vendorId: number): (AuditRow & { evidence: string | null })[] {
   return tx

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, max } from 'drizzle-orm';
 import type { Db } from '../index';
 import { document } from '../schema';
 
@@ -29,6 +29,20 @@ const META = {
 };
 export type DocumentMeta = Omit<DocumentRow, 'content'>;
 export const meta = (tx: Db, id: number): DocumentMeta | undefined => tx.select(META).from(document).where(eq(document.id, id)).get();
+export function metas(tx: Db, ids: readonly number[]): DocumentMeta[] {
+  if (ids.length === 0) return [];
+  return tx.select(META).from(document).where(inArray(document.id, [...ids])).all();
+}
+/** The newest document of a kind stored for each of these links (links with none are absent). */
+export function newestOfLinks(tx: Db, linkIds: readonly number[], kind: string): DocumentMeta[] {
+  if (linkIds.length === 0) return [];
+  const newest = tx
+    .select({ id: max(document.id) })
+    .from(document)
+    .where(and(inArray(document.linkId, [...linkIds]), eq(document.kind, kind)))
+    .groupBy(document.linkId);
+  return tx.select(META).from(document).where(inArray(document.id, newest)).all();
+}
 export const byId = (tx: Db, id: number): DocumentRow | undefined => tx.select().from(document).where(eq(document.id, id)).get();
 /** Documents' metadata (no content), newest version first, for an agency and optionally one link. */
 export function listMeta(tx: Db, opts: { agencyId?: number; linkId?: number; kind?: string } = {}): DocumentMeta[] {

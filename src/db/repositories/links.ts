@@ -1,4 +1,4 @@
-import { and, asc, eq, sql } from 'drizzle-orm';
+import { and, asc, count, eq, inArray, sql } from 'drizzle-orm';
 import { type Db, perConnection } from '../index';
 import { changeRequest, link, linkRevision } from '../schema';
 
@@ -20,6 +20,22 @@ export function update(tx: Db, id: number, values: Partial<Omit<LinkRow, 'id'>>)
 export function revision(tx: Db, linkId: number, number: number): RevisionRow | undefined {
   return tx.select().from(linkRevision).where(and(eq(linkRevision.linkId, linkId), eq(linkRevision.number, number))).get();
 }
+/**
+ * Several links' revisions at once, each named by link and number: one statement whose size grows
+ * with the links, not with their pairs (an OR per pair would nest as deep as there are links).
+ */
+export function revisionsAt(tx: Db, wanted: readonly { linkId: number; number: number }[]): RevisionRow[] {
+  if (wanted.length === 0) return [];
+  const want = new Set(wanted.map((w) => `${w.linkId}:${w.number}`));
+  const linkIds = [...new Set(wanted.map((w) => w.linkId))];
+  const numbers = [...new Set(wanted.map((w) => w.number))];
+  return tx
+    .select()
+    .from(linkRevision)
+    .where(and(inArray(linkRevision.linkId, linkIds), inArray(linkRevision.number, numbers)))
+    .all()
+    .filter((r) => want.has(`${r.linkId}:${r.number}`));
+}
 export function revisions(tx: Db, linkId: number): RevisionRow[] {
   return tx.select().from(linkRevision).where(eq(linkRevision.linkId, linkId)).orderBy(asc(linkRevision.number)).all();
 }
@@ -28,6 +44,17 @@ export const insertRevision = (tx: Db, row: Omit<RevisionRow, 'id'>): RevisionRo
 export const changeById = (tx: Db, id: number): ChangeRow | undefined => tx.select().from(changeRequest).where(eq(changeRequest.id, id)).get();
 export function changes(tx: Db, linkId: number): ChangeRow[] {
   return tx.select().from(changeRequest).where(eq(changeRequest.linkId, linkId)).orderBy(asc(changeRequest.id)).all();
+}
+/** How many change requests wait for NIA's decision, by link (links without any are absent). */
+export function pendingChangeCounts(tx: Db, linkIds: readonly number[]): Map<number, number> {
+  if (linkIds.length === 0) return new Map();
+  const rows = tx
+    .select({ linkId: changeRequest.linkId, n: count() })
+    .from(changeRequest)
+    .where(and(inArray(changeRequest.linkId, [...linkIds]), eq(changeRequest.status, 'pending')))
+    .groupBy(changeRequest.linkId)
+    .all();
+  return new Map(rows.map((r) => [r.linkId, r.n]));
 }
 export const insertChange = (tx: Db, row: Omit<ChangeRow, 'id'>): ChangeRow => tx.insert(changeRequest).values(row).returning().get();
 export function updateChange(tx: Db, id: number, values: Partial<Omit<ChangeRow, 'id'>>): void {

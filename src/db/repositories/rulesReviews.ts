@@ -1,4 +1,4 @@
-import { asc, desc, eq } from 'drizzle-orm';
+import { asc, desc, eq, inArray, max } from 'drizzle-orm';
 import type { Db } from '../index';
 import { rulesReview } from '../schema';
 
@@ -9,6 +9,13 @@ export const insert = (tx: Db, row: Omit<RulesReviewRow, 'id'>): RulesReviewRow 
 /** The review in force for a document: the newest one supersedes the earlier ones. */
 export const latest = (tx: Db, documentId: number): RulesReviewRow | undefined =>
   tx.select().from(rulesReview).where(eq(rulesReview.documentId, documentId)).orderBy(desc(rulesReview.id)).limit(1).get();
+
+/** The review in force for each of these documents (documents never reviewed are absent). */
+export function latestOf(tx: Db, documentIds: readonly number[]): RulesReviewRow[] {
+  if (documentIds.length === 0) return [];
+  const newest = tx.select({ id: max(rulesReview.id) }).from(rulesReview).where(inArray(rulesReview.documentId, [...documentIds])).groupBy(rulesReview.documentId);
+  return tx.select().from(rulesReview).where(inArray(rulesReview.id, newest)).all();
+}
 
 export const forDocument = (tx: Db, documentId: number): RulesReviewRow[] =>
   tx.select().from(rulesReview).where(eq(rulesReview.documentId, documentId)).orderBy(asc(rulesReview.id)).all();

@@ -1,4 +1,4 @@
-import { and, asc, eq, isNull, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../index';
 import { vendor } from '../schema';
 
@@ -14,6 +14,16 @@ export function update(tx: Db, id: number, values: Partial<Omit<VendorRow, 'id'>
 export function forLink(tx: Db, linkId: number, opts: { removed?: boolean } = {}): VendorRow[] {
   const where = opts.removed ? eq(vendor.linkId, linkId) : and(eq(vendor.linkId, linkId), isNull(vendor.removedAt));
   return tx.select().from(vendor).where(where).orderBy(asc(vendor.id)).all();
+}
+
+/** The current vendors of several links, in one statement, oldest first. */
+export function forLinks(tx: Db, linkIds: readonly number[]): VendorRow[] {
+  if (linkIds.length === 0) return [];
+  return tx.select().from(vendor).where(and(inArray(vendor.linkId, [...linkIds]), isNull(vendor.removedAt))).orderBy(asc(vendor.id)).all();
+}
+export function byIds(tx: Db, ids: readonly number[]): VendorRow[] {
+  if (ids.length === 0) return [];
+  return tx.select().from(vendor).where(inArray(vendor.id, [...ids])).all();
 }
 
 export function list(tx: Db, opts: { removed?: boolean } = {}): VendorRow[] {
