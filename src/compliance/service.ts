@@ -456,7 +456,6 @@ export class ComplianceService {
     if (!reason.trim()) throw required('a reason', 'reason');
     const { now, today } = this.instant();
     const mail = this.d.cdb.write((tx) => this.suspendIn(tx, linkId, reason.trim(), null, actor, today, now));
-    this.d.registry.changed(linkId);
     await this.mail([mail]);
   }
 
@@ -516,7 +515,6 @@ export class ComplianceService {
       appendLog(tx, { type: 'link.resume-requested', agency: s.agency.code, linkId, actor, detail: { suspendedOn: susp.startedOn } }, now);
       return { accepted: true, message: `resumption of link ${linkId} requested; NIA decides with \`nia-link link resume-approve ${linkId}\``, mail: undefined };
     });
-    if (!r.accepted) this.d.registry.changed(linkId);
     await this.mail(r.mail ? [r.mail] : []);
     if (!r.accepted) throw new UserError(`${r.message}; link ${linkId} has ended (reapplication-required)`, 'resume.too-late');
     return { accepted: r.accepted, message: r.message };
@@ -536,7 +534,6 @@ export class ComplianceService {
       repo.updateSuspension(tx, susp.id, { endedOn: today, outcome: 'resumed' });
       return { ended: null, mail: this.notice(tx, s, 'resumed', today, now, {}) };
     });
-    this.d.registry.changed(linkId);
     await this.mail([r.mail]);
     if (r.ended) throw new UserError(`${r.ended}; link ${linkId} has ended (reapplication-required)`, 'resume.too-late');
   }
@@ -564,7 +561,6 @@ export class ComplianceService {
       if (ended) out.push(ended.mail);
       return out;
     });
-    this.d.registry.changed(linkId);
     await this.mail(mails);
   }
 
@@ -592,7 +588,6 @@ export class ComplianceService {
       if (!r) continue;
       ended.push(r.line);
       mails.push(r.mail);
-      this.d.registry.changed(id);
     }
     return { ended, mailed: this.mail(mails) };
   }
@@ -638,7 +633,6 @@ export class ComplianceService {
       repo.updateInactivity(tx, row.id, { confirmedOn: c.date, confirmationLetterNo: c.letterNo, confirmationRecordedAt: now.toISOString() });
       return this.endIn(tx, linkId, 'inactivity', actor, today, now, { why: 'unused for over a year; the agency confirmed it has no need', lastUse: row.lastUse, confirmedOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString() });
     });
-    this.d.registry.changed(linkId);
     await this.mail([mail]);
   }
 
@@ -681,7 +675,6 @@ export class ComplianceService {
     const changes: string[] = [];
     const due: string[] = [];
     const mails: Mail[] = [];
-    const changedIds: number[] = [];
     for (const l of this.d.registry.list()) {
       if (l.status !== 'active' && l.status !== 'suspended') continue;
       const r = this.d.cdb.write((tx) => {
@@ -731,12 +724,8 @@ export class ComplianceService {
         if (flagged && !inactive(lastUse, today) && !flagged.confirmedOn) repo.deleteInactivity(tx, flagged.id);
         return null;
       });
-      if (r) {
-        changes.push(r);
-        changedIds.push(l.id);
-      }
+      if (r) changes.push(r);
     }
-    for (const id of changedIds) this.d.registry.changed(id);
     await this.mail(mails);
     due.push(...this.status().filter((x) => !due.includes(x)));
     return { today, changes, due };

@@ -24,6 +24,21 @@ export interface ControlDb {
 
 export { BUSY_TIMEOUT_MS };
 
+/** What each open write transaction runs once it has committed (never when it rolls back). */
+const committing = new WeakMap<object, (() => void)[]>();
+
+/**
+ * Run `fn` once the write transaction `tx` has committed — to tell other processes and sessions
+ * about what it changed, which they must not hear of before they can read it, nor at all when it
+ * rolls back. Called on anything but an open write transaction, it throws: a notice sent outside a
+ * transaction would go out whatever happened to the change.
+ */
+export function afterCommit(tx: Db, fn: () => void): void {
+  const hooks = committing.get(tx);
+  if (!hooks) throw new Error('afterCommit: not inside a write transaction');
+  hooks.push(fn);
+}
+
 /**
  * The better-sqlite3 connection under a database or transaction handle, for statements on hot paths
  * prepared once per connection (drizzle prepares a statement anew on every call). drizzle keeps the
@@ -81,7 +96,31 @@ function connect(file: string, mustExist: boolean): ControlDb {
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('synchronous = NORMAL');
   const db = drizzle(sqlite, { schema });
-  const write = <T>(fn: (tx: Db) => T): T => db.transaction((tx) => fn(tx), { behavior: 'immediate' });
+  const write = <T>(fn: (tx: Db) => T): T => {
+    const hooks: (() => void)[] = [];
+    const out = db.transaction(
+      (tx) => {
+        committing.set(tx, hooks);
+        try {
+          return fn(tx);
+        } finally {
+          committing.delete(tx);
+        }
+      },
+      { behavior: 'immediate' },
+    );
+    // Committed: every hook runs, even when one before it throws; the first error is the caller's.
+    let failure: unknown;
+    for (const h of hooks) {
+      try {
+        h();
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure !== undefined) throw failure;
+    return out;
+  };
   return {
     db,
     sqlite,

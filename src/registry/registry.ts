@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { CronExpressionParser } from 'cron-parser';
-import type { ControlDb, Db } from '../db';
+import { afterCommit, type ControlDb, type Db } from '../db';
 import { agencies, credentials, documents, links, queries, rulesReviews, vendors } from '../db/repositories';
 import {
   AGENCY_CODE,
@@ -224,6 +224,14 @@ export class Registry {
   /** Tell listeners (schedules, open SFTP sessions) after a commit that changed what a link may do. */
   changed(linkId: number): void {
     for (const fn of this.listeners) fn(linkId);
+  }
+  /**
+   * Tell the listeners once `tx` commits (not at all if it rolls back). Every change of a link's
+   * status, revision, end date or allow-list registers it in its own transaction: no caller has to
+   * remember to.
+   */
+  changedAfterCommit(tx: Db, linkId: number): void {
+    afterCommit(tx, () => this.changed(linkId));
   }
 
   // ---- agencies ----
@@ -456,6 +464,7 @@ export class Registry {
     const r = transition(s.link.status, event);
     if (!r.ok) refusal(r);
     links.update(tx, s.link.id, { status: r.value, statusChangedAt: now.toISOString(), ...extra });
+    this.changedAfterCommit(tx, s.link.id);
     return r.value;
   }
 
@@ -501,7 +510,6 @@ export class Registry {
         now,
       );
     });
-    this.changed(id);
     return this.show(id);
   }
 
@@ -529,19 +537,18 @@ export class Registry {
       this.move(tx, s, { kind: 'reject' }, now, { statusReason: why });
       appendLog(tx, { type: 'link.rejected', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor: by, detail: { reason: why } }, now);
     });
-    this.changed(id);
     return this.show(id);
   }
 
   /** End a link now, for a reason of the regulation; scheduled deliveries stop with it. */
-  /** R10.1: stop all data flow of an active link; the caller commits, then calls changed(). */
+  /** R10.1: stop all data flow of an active link, inside the caller's transaction. */
   suspend(tx: Db, id: number, reason: string, actor: string, now: Date, detail: Record<string, unknown> = {}): void {
     const s = this.load(tx, id);
     this.move(tx, s, { kind: 'suspend' }, now, { statusReason: reason });
     appendLog(tx, { type: 'link.suspended', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, detail: { reason, ...detail } }, now);
   }
 
-  /** R10.2: NIA agreed to resume a suspended link; the caller commits, then calls changed(). */
+  /** R10.2: NIA agreed to resume a suspended link, inside the caller's transaction. */
   resume(tx: Db, id: number, actor: string, now: Date, detail: Record<string, unknown> = {}): void {
     const s = this.load(tx, id);
     this.move(tx, s, { kind: 'resume' }, now, { statusReason: null });
@@ -553,6 +560,7 @@ export class Registry {
     const s = this.load(tx, id);
     if (s.link.status !== 'active' && s.link.status !== 'suspended') throw new UserError(`a ${s.link.status} link cannot be terminated`, 'link.terminate.refused');
     links.update(tx, id, { endsOn });
+    this.changedAfterCommit(tx, id);
     appendLog(tx, { type: 'link.termination-noticed', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, detail: { endsOn, ...detail } }, now);
   }
 
@@ -748,13 +756,13 @@ export class Registry {
       const number = s.link.currentRevision + 1;
       links.insertRevision(tx, { linkId: s.link.id, number, content: next, changeRequestId: cr.id, createdAt: now.toISOString() });
       links.update(tx, s.link.id, { currentRevision: number, ...(change.kind === 'stop' ? { endsOn: change.stopOn } : {}) });
+      this.changedAfterCommit(tx, s.link.id);
       if (letter && !letter.ok) refusal(letter);
       const reply = letter?.ok ? { letterNo: letter.value.no, letterDate: letter.value.date } : {};
       links.updateChange(tx, cr.id, { status: 'approved', decidedAt: now.toISOString(), decidedBy: by, revision: number, ...reply });
       appendLog(tx, { type: 'change.approved', agency: s.agency.code, linkId: s.link.id, revision: number, actor: by, object: `change:${cr.id}`, detail: { kind: cr.kind, ...reply } }, now);
       return s.link.id;
     });
-    this.changed(linkId);
     return { change: links.changeById(this.cdb.db, changeId)!, link: this.show(linkId) };
   }
 

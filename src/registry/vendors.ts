@@ -128,10 +128,10 @@ export class VendorService {
         },
         now,
       );
+      // Its machines are off the allow-list in force now (Registry.load): open sessions from them close.
+      this.registry.changedAfterCommit(tx, s.link.id);
       return { vendor: vendors.byId(tx, v.id)!, changeId, allowIps };
     });
-    // Its machines are off the allow-list in force now (Registry.load): open sessions from them close.
-    this.registry.changed(out.vendor.linkId);
     return out;
   }
 

@@ -1,0 +1,71 @@
+import Database from 'better-sqlite3';
+import { loadConfig } from '../../src/config';
+import { ComplianceService } from '../../src/compliance';
+import { afterCommit } from '../../src/db';
+import { agencies } from '../../src/db/repositories';
+import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
+
+// What a transaction changed is announced (to schedules, to SFTP sessions in other processes) only
+// once it has committed — never before others can read it, never for a change that rolled back —
+// and every change of what a link may do announces itself, so no caller can forget to.
+
+let keys: AgencyKeys;
+let w: TestWorld;
+
+beforeAll(() => {
+  keys = makeAgencyKeys();
+  w = openWorld();
+});
+afterAll(() => {
+  w?.close();
+  cleanupKeys(keys);
+});
+
+it('hooks run after the commit, in order, and not at all when the transaction rolls back', () => {
+  // Another connection (another process would use one) sees the change when the first hook runs.
+  const other = new Database(w.cdb.file, { readonly: true });
+  const visible = (code: string) => other.prepare('SELECT count(*) FROM agency WHERE code = ?').pluck().get(code) === 1;
+  const seen: string[] = [];
+  try {
+    w.cdb.write((tx) => {
+      agencies.insert(tx, { code: 'HOOK1', nameZh: '測試機關', nameEn: null, government: true, sponsorId: null, createdAt: new Date().toISOString(), emails: [] });
+      afterCommit(tx, () => seen.push(`first, committed: ${visible('HOOK1')}`));
+      afterCommit(tx, () => seen.push('second'));
+      seen.push(`in the transaction, committed: ${visible('HOOK1')}`);
+    });
+    expect(seen).toEqual(['in the transaction, committed: false', 'first, committed: true', 'second']);
+    seen.length = 0;
+    expect(() =>
+      w.cdb.write((tx) => {
+        agencies.insert(tx, { code: 'HOOK2', nameZh: '測試機關', nameEn: null, government: true, sponsorId: null, createdAt: new Date().toISOString(), emails: [] });
+        afterCommit(tx, () => seen.push('must not run'));
+        throw new Error('rolled back');
+      }),
+    ).toThrow('rolled back');
+    expect(seen).toEqual([]);
+    expect(visible('HOOK2')).toBe(false);
+  } finally {
+    other.close();
+  }
+});
+
+it('afterCommit outside a write transaction is refused', () => {
+  expect(() => afterCommit(w.cdb.db, () => undefined)).toThrow(/not inside a write transaction/);
+});
+
+it('a suspension is announced once, after its commit, and the listener reads the committed state', async () => {
+  const id = await approvedLink(w, keys, { account: 'ac1' });
+  const heard: string[] = [];
+  w.registry.onLinkChange((linkId) => heard.push(`${linkId}:${w.registry.state(linkId).link.status}`));
+  const config = loadConfig({ dataDir: w.dataDir }, { NIA_LINK_LOG_LEVEL: 'silent' });
+  const compliance = new ComplianceService({ cdb: w.cdb, registry: w.registry, clock: w.clock, config });
+  await compliance.suspend(id, 'an audit found the data on a shared drive', 'auditor');
+  expect(heard).toEqual([`${id}:suspended`]);
+  // A refused action (the link is suspended already) rolls back and announces nothing.
+  await expect(compliance.suspend(id, 'again', 'auditor')).rejects.toThrow();
+  expect(heard).toEqual([`${id}:suspended`]);
+  // Approving another link announces it once.
+  heard.length = 0;
+  const other = await approvedLink(w, keys, { account: 'ac2' });
+  expect(heard).toEqual([`${other}:active`]);
+});
