@@ -66,7 +66,7 @@ function startBatchWorker(config: Config, url: string, services: Services, env: 
     cdb: env.cdb,
     registry: services.registry,
     clock: env.clock,
-    outboxDir: path.join(config.dataDir, 'outbox'),
+    outbox: services.outbox,
     keysDir: config.keysDir,
     sourceFile: sourceDbPath(config.dataDir),
     retentionDays: config.outbox.retentionDays,

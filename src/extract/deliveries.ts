@@ -1,6 +1,4 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import type * as openpgp from 'openpgp';
 import type { ControlDb } from '../db';
 import { batch, credentials, deliveries, links } from '../db/repositories';
@@ -8,6 +6,7 @@ import { modeOf } from '../db/repositories/installation';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey } from '../crypto';
 import { addDays, type Clock, DRILL_MARK, describeScope, formatField, formatFieldList, formatScope, mayUseChannel, type RevisionContent, sameScope, startOfTaipeiDay, subjectsOf, taipeiDate } from '../domain';
 import { isUserError, PermanentError } from '../errors';
+import type { Outbox } from '../outbox';
 import type { LinkState, Registry } from '../registry';
 import { appendLog } from '../usagelog';
 import { buildExtract } from './build';
@@ -65,7 +64,7 @@ export interface ExtractDeps {
   cdb: ControlDb;
   registry: Registry;
   clock: Clock;
-  outboxDir: string;
+  outbox: Outbox;
   keysDir: string;
   retentionDays: number;
   openSource: () => ExtractSource;
@@ -83,12 +82,18 @@ export class ExtractService {
 
   constructor(private readonly d: ExtractDeps) {}
 
-  linkOutbox(linkId: number): string {
-    return path.join(this.d.outboxDir, String(linkId));
+  /** Where delivery files live (extracts, batch answers, usage records): one port for every reader and writer. */
+  get outbox(): Outbox {
+    return this.d.outbox;
+  }
+
+  /** The files a built delivery publishes in its link's folder, by name; null before it is built. */
+  filesOf(row: Pick<deliveries.DeliveryRow, 'fileName'>): PublishedFiles | null {
+    return row.fileName ? publishedFiles(row.fileName) : null;
   }
 
   view(row: deliveries.DeliveryRow): DeliveryView {
-    const file = row.fileName ? path.join(this.linkOutbox(row.linkId), row.fileName) : null;
+    const files = this.filesOf(row);
     return {
       id: row.id,
       link: row.linkId,
@@ -99,9 +104,8 @@ export class ExtractService {
       dataset: row.dataset,
       rows: row.rows,
       fields: row.fields,
-      path: file,
-      // An extract's `….csv.pgp`, or an agency's usage records `usage-….pgp` (R6.5): the signed manifest beside it.
-      manifest: file ? file.replace(/(\.csv)?\.pgp$/, '.manifest.json') : null,
+      path: files ? this.d.outbox.pathOf(row.linkId, files.data) : null,
+      manifest: files ? this.d.outbox.pathOf(row.linkId, files.manifest) : null,
       sha256: row.cipherSha256,
       plainSha256: row.plainSha256,
       bytes: row.bytes,
@@ -208,18 +212,15 @@ export class ExtractService {
       throw new PermanentError(message, 'subjects.missing');
     }
 
-    const dir = this.linkOutbox(req.linkId);
-    mkdirSync(dir, { recursive: true, mode: 0o750 });
-    // Named after the delivery row, not the attempt: a retry reuses (and first removes) a dead attempt's temp file.
+    // Named after the delivery row, not the attempt; each attempt writes its own temporary file
+    // (one a dead worker left is removed by purge's sweep of stale temporary files).
     const base = `${content.dataset}-L${req.linkId}-r${row.revision}-${stamp(new Date(row.createdAt))}-D${row.id}`;
     const fileName = `${base}.csv.pgp`;
-    const tmp = path.join(dir, `.${fileName}.partial`);
-    const finalFile = path.join(dir, fileName);
-    const manifestFile = path.join(dir, `${base}.manifest.json`);
+    const manifestName = `${base}.manifest.json`;
+    const tmp = this.d.outbox.create(req.linkId, fileName);
     let source: ExtractSource | undefined;
     try {
       source = this.d.openSource();
-      rmSync(tmp, { force: true }); // left by a worker that died mid-build
       const since = row.mode === 'full' ? null : last?.watermarkTo ?? null;
       const newest = await source.watermark(content.dataset);
       const until = [newest, since].filter((x): x is string => x !== null).sort().pop() ?? new Date(0).toISOString();
@@ -231,9 +232,9 @@ export class ExtractService {
         range: { since, until, scope: compileScope(content.scope, catalog, asOf, subjects) },
         signingKey: await this.nia(),
         encryptionKey: await readAgencyEncryptionKey(keyRow!.armored),
-        file: tmp,
+        file: tmp.path,
       });
-      renameSync(tmp, finalFile);
+      tmp.publish();
 
       const manifest = {
         type: 'nia-link.delivery-manifest',
@@ -262,8 +263,8 @@ export class ExtractService {
       };
       const manifestText = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
       const signature = await detachedSignature(manifestText, await this.nia());
-      writeAtomic(`${manifestFile}.asc`, signature);
-      writeAtomic(manifestFile, manifestText);
+      this.d.outbox.writeFile(req.linkId, `${manifestName}.asc`, signature);
+      this.d.outbox.writeFile(req.linkId, manifestName, manifestText);
 
       const builtAt = this.d.clock.now();
       const expiresAt = this.expiry(s, builtAt);
@@ -301,7 +302,7 @@ export class ExtractService {
       });
       return this.view(deliveries.byId(this.d.cdb.db, row.id)!);
     } catch (err) {
-      rmSync(tmp, { force: true });
+      tmp.discard();
       const message = err instanceof Error ? err.message : String(err);
       if (opts.finalAttempt) this.logFailure(s, req.linkId, req, 'extract.error', message, this.d.clock.now());
       else this.d.cdb.write((tx) => deliveries.update(tx, row.id, { error: message }));
@@ -351,34 +352,31 @@ export class ExtractService {
       });
     }
     for (const r of due.values()) {
-      const v = this.view(r);
-      for (const f of [v.path, v.manifest, v.manifest && `${v.manifest}.asc`]) if (f) rmSync(f, { force: true });
+      const files = this.filesOf(r);
+      if (files) for (const f of [files.data, files.manifest, files.signature]) this.d.outbox.remove(r.linkId, f);
       this.d.cdb.write((tx) => {
         deliveries.update(tx, r.id, { status: 'purged', purgedAt: now.toISOString() });
         const s = this.d.registry.state(r.linkId);
         appendLog(tx, { type: 'delivery.purged', agency: s.agency.code, linkId: r.linkId, revision: r.revision, actor, channel: 'outbox', object: r.fileName, detail: { delivery: r.id, sha256: r.cipherSha256, expiresAt: r.expiresAt, linkStatus: s.link.status } }, now);
       });
     }
-    let partials = 0;
-    if (existsSync(this.d.outboxDir)) {
-      for (const dir of readdirSync(this.d.outboxDir)) {
-        const full = path.join(this.d.outboxDir, dir);
-        if (!statSync(full).isDirectory()) continue;
-        for (const f of readdirSync(full)) {
-          const p = path.join(full, f);
-          if (f.endsWith('.partial') && now.getTime() - statSync(p).mtimeMs > 24 * 3600e3) {
-            rmSync(p, { force: true });
-            partials++;
-          }
-        }
-      }
-    }
+    // A day is far longer than any build: a temporary file that old belongs to a process that died.
+    const partials = this.d.outbox.removeStaleTemps(now, 24 * 3600e3);
     return { purged: due.size, partials };
   }
 }
 
-function writeAtomic(file: string, content: string | Buffer): void {
-  const tmp = `${path.dirname(file)}/.${path.basename(file)}.partial`;
-  writeFileSync(tmp, content, { mode: 0o640 });
-  renameSync(tmp, file);
+export interface PublishedFiles {
+  /** The file itself: an extract's `….csv.pgp`, an agency's usage records `usage-….pgp` (R6.5), a batch answer or error file. */
+  data: string;
+  /** The signed manifest beside it (an error file is its own manifest). */
+  manifest: string;
+  /** The manifest's detached signature. */
+  signature: string;
+}
+
+/** The names a delivery whose file is `fileName` publishes in its link's folder. */
+export function publishedFiles(fileName: string): PublishedFiles {
+  const manifest = fileName.replace(/(\.csv)?\.pgp$/, '.manifest.json');
+  return { data: fileName, manifest, signature: `${manifest}.asc` };
 }

@@ -1,5 +1,5 @@
 export { PermanentError } from '../errors';
-export { ExtractService, CONFIDENTIALITY_NOTICE, type DeliveryView, type ExtractRequest } from './deliveries';
+export { ExtractService, CONFIDENTIALITY_NOTICE, publishedFiles, type DeliveryView, type ExtractRequest, type PublishedFiles } from './deliveries';
 export { openSourceDb, SqliteSource, sourceDbPath, type ExtractSource } from './source';
 export { buildExtract } from './build';
 export { channelSecret, mask, valueFn, type PseudonymChannel } from './transforms';
