@@ -55,7 +55,7 @@ const MAX_NAME_BYTES = 200;
 
 /** A name a link's folder may hold: one path component, not hidden, nothing a file system treats specially. */
 export function assertOutboxName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name.length === 0) throw new Error('outbox: a file name must be a non-empty string');
+  if (typeof name !== 'string' || name.length === 0) throw new Error('outbox: file name must be a non-empty string');
   if (name.includes('/') || name.includes('\\') || name.includes('\0')) throw new Error(`outbox: file name ${JSON.stringify(name)} must not contain '/', '\\' or NUL`);
   if (name.startsWith('.')) throw new Error(`outbox: file name ${JSON.stringify(name)} must not start with '.' (hidden and temporary names are the outbox's own)`);
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw new Error(`outbox: file name ${JSON.stringify(name.slice(0, 40))}… is longer than ${MAX_NAME_BYTES} bytes`);
