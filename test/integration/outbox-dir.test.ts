@@ -5,7 +5,7 @@ import type { Config } from '../../src/config';
 import type { DeliveryView } from '../../src/extract';
 import type { RunningService } from '../../src/main';
 import { buildDelivery, niaKeys, sftpBatch, sftpConfig, startSftp } from '../helpers/sftp';
-import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openWorld, startRole, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -52,6 +52,25 @@ describe('outbox.dir outside the data directory (NIA_LINK_OUTBOX_DIR)', () => {
     const r = cli(w.dataDir, ['delivery', 'show', String(d.id), '--json'], { NIA_LINK_OUTBOX_DIR: shared, REDIS_URL: config.redisUrl! });
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toMatchObject({ id: d.id, path: d.path });
+  });
+
+  it('a worker role with the same setting builds `deliver --wait --json` there: `path` is in it, nothing is under <data-dir>/outbox', async () => {
+    const env = { REDIS_URL: config.redisUrl!, NIA_LINK_OUTBOX_DIR: shared, NIA_LINK_HTTP_PORT: '0' };
+    const worker = await startRole(w.dataDir, 'worker', env);
+    try {
+      expect(worker.output()).toContain(`files into the outbox ${shared}`);
+      const r = cli(w.dataDir, ['deliver', String(linkId), '--full', '--wait', '--json'], env);
+      expect(r.code).toBe(0);
+      const v = JSON.parse(r.stdout) as DeliveryView;
+      expect(v.status).toBe('built');
+      expect(path.dirname(v.path!)).toBe(path.join(shared, String(linkId)));
+      expect(sha256(readFileSync(v.path!))).toBe(v.sha256);
+      expect(readdirSync(path.dirname(v.path!)).filter((f) => f.startsWith('.'))).toEqual([]);
+      expect(existsSync(path.join(w.dataDir, 'outbox'))).toBe(false);
+    } finally {
+      worker.kill();
+      await worker.exited;
+    }
   });
 
   it('the real OpenSSH sftp client lists it in /outbox and downloads it byte-identical, from the configured outbox only', async () => {
