@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../../src/config';
 import type { DeliveryView } from '../../src/extract';
@@ -90,6 +90,17 @@ describe('outbox.dir outside the data directory (NIA_LINK_OUTBOX_DIR)', () => {
     } finally {
       rmSync(path.join(w.dataDir, 'outbox'), { recursive: true, force: true });
     }
+  });
+
+  it('a symbolic link planted in the outbox under a delivery\'s name is neither listed nor served', async () => {
+    const manifest = path.basename(d.manifest!);
+    writeFileSync(`${out}/secret`, 'host secret');
+    rmSync(d.manifest!);
+    symlinkSync(`${out}/secret`, d.manifest!);
+    const r = await sftpBatch(port, keys.sshPrivateFile, 'a001', `cd /outbox\nls -1\nget ${manifest} ${out}/leak`);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).not.toMatch(new RegExp(`^${manifest.replace(/\./g, '\\.')}$`, 'm'));
+    expect(existsSync(`${out}/leak`)).toBe(false);
   });
 
   it('a file that leaves the configured outbox is no longer listed or served', async () => {
