@@ -20,12 +20,12 @@ async function main() {
   const [dataDir, linkId, request, account] = process.argv.slice(2);
   const config = loadConfig({ dataDir }, { ...process.env, NIA_LINK_LOG_LEVEL: 'silent' });
   const cdb = openControlDb(config.dataDir);
-  const { registry } = buildServices(config, cdb);
+  const { registry, outbox } = buildServices(config, cdb);
   const service = new BatchService({
     cdb,
     registry,
     clock: { now: () => new Date() },
-    outboxDir: path.join(config.dataDir, 'outbox'),
+    outbox,
     keysDir: config.keysDir,
     openSource: () => openExtractSource(config),
     retentionDays: config.outbox.retentionDays,
@@ -47,7 +47,7 @@ async function main() {
   if (o.state !== "answered") throw new Error(`request ${o.state}: ${o.code} ${JSON.stringify(inbox.uploadById(cdb.db, id).outcome)}`);
   const row = inbox.uploadById(cdb.db, id);
   cdb.close();
-  const file = path.join(config.dataDir, 'outbox', String(linkId), row.outcome.file);
+  const file = outbox.pathOf(Number(linkId), row.outcome.file);
   process.stdout.write(JSON.stringify({ ms, rows: row.outcome.rows, matched: row.outcome.matched, ids: row.outcome.valid, path: file, maxRssKiB: process.resourceUsage().maxRSS, cpuMs: (cpu.user + cpu.system) / 1000 }) + '\n');
 }
 main().catch((e) => {

@@ -120,13 +120,16 @@ async function main() {
 
   // Random bytes stand in for a 1 GiB extract (building one takes minutes); the delivery row is real.
   const fileName = `entry_exit-L${link}-r1-bench-D1.csv.pgp`;
-  const dir = path.join(data, 'outbox', link);
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, fileName);
-  const fd = openSync(file, 'w');
+  const { loadConfig } = require('../dist/src/config');
+  const { openOutbox } = require('../dist/src/outbox');
+  const outbox = openOutbox(loadConfig({ dataDir: data }, env));
+  const tmp = outbox.create(Number(link), fileName);
+  const fd = openSync(tmp.path, 'wx');
   const chunk = Buffer.alloc(8 << 20);
   for (let i = 0; i < SIZE_MIB / 8; i++) writeSync(fd, randomFillSync(chunk));
   closeSync(fd);
+  tmp.publish();
+  const file = outbox.pathOf(Number(link), fileName);
   const { openControlDb } = require('../dist/src/db');
   const { deliveries } = require('../dist/src/db/repositories');
   const cdb = openControlDb(data);

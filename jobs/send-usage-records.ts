@@ -10,7 +10,8 @@ export function usageRecordsService(config: Config, cdb: ControlDb, clock: Clock
     cdb,
     clock,
     keysDir: config.keysDir,
-    linkOutbox: (id) => services.extracts.linkOutbox(id),
+    outbox: services.outbox,
+    stagingDir: config.dataDir,
     retentionDays: config.outbox.retentionDays,
     catalogs: services.registry.catalogs,
   });

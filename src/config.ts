@@ -171,7 +171,11 @@ const schema = z.object({
     batchRefused: z.object({ enabled: z.boolean(), threshold: z.coerce.number().int().min(2), windowHours: z.coerce.number().int().min(1) }),
   }),
   policy: z.object({ autoSuspend: z.boolean() }),
-  outbox: z.object({ retentionDays: z.coerce.number().int().min(1).max(3650) }),
+  outbox: z.object({
+    // Shared by every host of an installation when roles run on several (a mount such as NFS).
+    dir: z.string().min(1).refine((d) => path.isAbsolute(d), 'must be an absolute path, e.g. /srv/nia-link/outbox'),
+    retentionDays: z.coerce.number().int().min(1).max(3650),
+  }),
   worker: z.object({ attempts: z.coerce.number().int().min(1).max(50), backoffMs: z.coerce.number().int().min(100), lockMs: z.coerce.number().int().min(1000) }),
   push: z.object({ connectTimeoutMs: z.coerce.number().int().min(1000) }),
   smtp: z.object({
@@ -349,7 +353,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
     usageLog: { retentionYears: 5, checkpointEveryMinutes: 60, ...f.usageLog, ...defined({ retentionYears: env.NIA_LINK_RETENTION_YEARS, checkpointEveryMinutes: env.NIA_LINK_CHECKPOINT_MINUTES }) },
     anomaly: { ...withDefaults(ANOMALY_DEFAULTS, f.anomaly), ...defined({ everyMinutes: env.NIA_LINK_ANOMALY_MINUTES }) },
     policy: { autoSuspend: true, ...f.policy, ...defined({ autoSuspend: bool(env.NIA_LINK_AUTO_SUSPEND) }) },
-    outbox: { retentionDays: 30, ...f.outbox, ...defined({ retentionDays: env.NIA_LINK_OUTBOX_RETENTION_DAYS }) },
+    outbox: { dir: path.join(dataDir, 'outbox'), retentionDays: 30, ...f.outbox, ...defined({ dir: env.NIA_LINK_OUTBOX_DIR, retentionDays: env.NIA_LINK_OUTBOX_RETENTION_DAYS }) },
     worker: { attempts: 5, backoffMs: 5000, lockMs: 120000, ...f.worker, ...defined({ attempts: env.NIA_LINK_JOB_ATTEMPTS, backoffMs: env.NIA_LINK_JOB_BACKOFF_MS, lockMs: env.NIA_LINK_JOB_LOCK_MS }) },
     push: { connectTimeoutMs: 15000, ...f.push, ...defined({ connectTimeoutMs: env.NIA_LINK_PUSH_CONNECT_TIMEOUT_MS }) },
     smtp: {

@@ -66,7 +66,7 @@ function startBatchWorker(config: Config, url: string, services: Services, env: 
     cdb: env.cdb,
     registry: services.registry,
     clock: env.clock,
-    outboxDir: path.join(config.dataDir, 'outbox'),
+    outbox: services.outbox,
     keysDir: config.keysDir,
     openSource: () => openExtractSource(config),
     retentionDays: config.outbox.retentionDays,
@@ -126,7 +126,7 @@ export async function startService(config: Config, roles: readonly Role[], say: 
     if (roles.includes('worker')) {
       const { workers, close } = startWorkers(config, redisInfo.url, services, log, usageRecordsService(config, cdb, clock, services), { cdb, clock });
       stops.push(close);
-      say(`worker: processing queues ${workers.map((w) => w.name).join(', ')}`);
+      say(`worker: processing queues ${workers.map((w) => w.name).join(', ')}; files into the outbox ${services.outbox.root}`);
       if (!csvExtensionBuilt()) log.warn('the CSV extension (dist/native) is not built: extracts read rows one by one, several times slower; run `npm run build`');
     }
     if (roles.includes('scheduler')) {

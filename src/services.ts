@@ -1,4 +1,3 @@
-import path from 'node:path';
 import type { Config } from './config';
 import type { ControlDb } from './db';
 import { systemClock, type Clock } from './domain';
@@ -6,6 +5,7 @@ import { ComplianceService } from './compliance';
 import { PushService } from './delivery';
 import { ExtractService, openExtractSource } from './extract';
 import { FormService } from './forms';
+import { openOutbox } from './outbox';
 import { linkEventPublisher } from './queue/link-events';
 import { loadCatalogs, Registry, RulesService, VendorService } from './registry';
 import { UsageLogService } from './usagelog';
@@ -15,11 +15,12 @@ export type Services = ReturnType<typeof buildServices>;
 
 export function buildServices(config: Config, cdb: ControlDb, clock: Clock = systemClock) {
   const registry = new Registry(cdb, loadCatalogs(), clock);
+  const outbox = openOutbox(config);
   const extracts = new ExtractService({
     cdb,
     registry,
     clock,
-    outboxDir: path.join(config.dataDir, 'outbox'),
+    outbox,
     keysDir: config.keysDir,
     retentionDays: config.outbox.retentionDays,
     openSource: () => openExtractSource(config),
@@ -32,6 +33,7 @@ export function buildServices(config: Config, cdb: ControlDb, clock: Clock = sys
   const usageLog = new UsageLogService({ cdb, config, clock });
   return {
     registry,
+    outbox,
     extracts,
     pushes,
     compliance,

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
 import type * as openpgp from 'openpgp';
 import type { ControlDb } from '../db';
 import { batch, credentials, deliveries, inbox } from '../db/repositories';
@@ -9,6 +8,7 @@ import { addDays, clientRefusal, type Clock, describeScope, formatField, formatS
 import { isUserError } from '../errors';
 import { CONFIDENTIALITY_NOTICE } from '../extract/deliveries';
 import { compileScope } from '../extract/scope-sql';
+import type { Outbox } from '../outbox';
 import { channelSecret } from '../extract/transforms';
 import type { DailyCap } from '../query/cap';
 import type { LinkState, Registry } from '../registry';
@@ -21,7 +21,7 @@ export interface BatchDeps {
   cdb: ControlDb;
   registry: Registry;
   clock: Clock;
-  outboxDir: string;
+  outbox: Outbox;
   keysDir: string;
   /** The source answers are read from (opened per answer, closed when it is written). */
   openSource: () => Source;
@@ -162,12 +162,6 @@ export class BatchService {
     return { req, plainSha256, signer: opened.signer };
   }
 
-  private outbox(linkId: number): string {
-    const dir = path.join(this.d.outboxDir, String(linkId));
-    mkdirSync(dir, { recursive: true, mode: 0o750 });
-    return dir;
-  }
-
   /** Files of an outcome expire like extracts, never after the use period (R-F5). */
   private expiry(s: LinkState, at: Date): string {
     const byRetention = at.getTime() + this.d.retentionDays * 86400e3;
@@ -227,23 +221,21 @@ export class BatchService {
     const asOf = taipeiDate(now);
     const scope = compileScope(content.scope, catalog, asOf, this.subjectFilter(s.link.id, content.scope));
     const keyRow = credentials.pgpKeyFor(this.d.cdb.db, s.agency.id, content.pgpFingerprint)!;
-    const dir = this.outbox(s.link.id);
-    const tmp = path.join(dir, `.${fileName}.partial`);
-    rmSync(tmp, { force: true }); // left by a run that died
+    const tmp = this.d.outbox.create(s.link.id, fileName);
     const source = this.d.openSource();
     let sealed;
     let result;
     try {
       const answer = source.answerCsv({ dataset: content.dataset, keyField: req.keyField, fields: content.fields, hmacSecret: channelSecret(s.link.hmacSecret, 'batch-query'), scope, ids: req.ids });
-      sealed = await signEncryptToFile(answer.stream, await this.nia(), await readAgencyEncryptionKey(keyRow.armored), tmp);
+      sealed = await signEncryptToFile(answer.stream, await this.nia(), await readAgencyEncryptionKey(keyRow.armored), tmp.path);
       result = await answer.done;
     } catch (err) {
-      rmSync(tmp, { force: true });
+      tmp.discard();
       throw err;
     } finally {
       await source.close();
     }
-    renameSync(tmp, path.join(dir, fileName));
+    tmp.publish();
     const counts = { sent: req.lines, valid: req.ids.length, duplicates: req.duplicates, invalid: req.invalidCount, matched: result.matched, notMatched: req.ids.length - result.matched };
     const manifest = {
       type: 'nia-link.batch-result-manifest',
@@ -269,9 +261,9 @@ export class BatchService {
       confidentiality: CONFIDENTIALITY_NOTICE,
     };
     const manifestText = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
-    const manifestFile = path.join(dir, `${base}.manifest.json`);
-    writeAtomic(`${manifestFile}.asc`, await detachedSignature(manifestText, await this.nia()));
-    writeAtomic(manifestFile, manifestText);
+    const manifestName = `${base}.manifest.json`;
+    this.d.outbox.writeFile(s.link.id, `${manifestName}.asc`, await detachedSignature(manifestText, await this.nia()));
+    this.d.outbox.writeFile(s.link.id, manifestName, manifestText);
 
     const at = this.d.clock.now();
     const outcome = { reference: req.reference, key: req.keyField, ...counts, rows: result.rows, delivery: row.id, file: fileName };
@@ -363,9 +355,8 @@ export class BatchService {
         signer: (await this.nia()).getFingerprint().toUpperCase(),
       };
       const text = Buffer.from(JSON.stringify(error, null, 2) + '\n', 'utf8');
-      const file = path.join(this.outbox(s.link.id), fileName);
-      writeAtomic(`${file}.asc`, await detachedSignature(text, await this.nia()));
-      writeAtomic(file, text);
+      this.d.outbox.writeFile(s.link.id, `${fileName}.asc`, await detachedSignature(text, await this.nia()));
+      this.d.outbox.writeFile(s.link.id, fileName, text);
       const at = this.d.clock.now();
       const sha256 = createHash('sha256').update(text).digest('hex');
       this.d.cdb.write((tx) => {
@@ -411,10 +402,4 @@ export class BatchService {
   stale(staleSec: number): number[] {
     return inbox.stalePending(this.d.cdb.db, new Date(this.d.clock.now().getTime() - staleSec * 1000).toISOString()).map((r) => r.id);
   }
-}
-
-function writeAtomic(file: string, content: string | Buffer): void {
-  const tmp = `${path.dirname(file)}/.${path.basename(file)}.partial`;
-  writeFileSync(tmp, content, { mode: 0o640 });
-  renameSync(tmp, file);
 }

@@ -283,7 +283,7 @@ async function setUp(ctx: CliContext, dir: string, say: (s: string) => void): Pr
 async function fullDelivery(ctx: CliContext, config: Config, linkId: number): Promise<string> {
   // An extract of the link's dataset (answers to batch requests are deliveries too, named after the request).
   const extract = new RegExp(`^${DATASET}-L${linkId}-r\\d+-\\S+-D\\d+\\.csv\\.pgp$`);
-  const built = () => ctx.services.extracts.list(linkId).find((d) => d.status === 'built' && d.mode === 'full' && d.path && extract.test(path.basename(d.path)) && existsSync(d.path));
+  const built = () => ctx.services.extracts.list(linkId).find((d) => d.status === 'built' && d.mode === 'full' && d.path && extract.test(path.basename(d.path)) && ctx.services.outbox.stat(linkId, path.basename(d.path)) !== null);
   let d = built();
   if (d) return path.basename(d.path!);
   const jobId = `manual-${linkId}-${Date.now()}-${randomBytes(4).toString('hex')}`;

@@ -78,7 +78,8 @@ export function register(program: Command, ctx: CliContext): void {
         cdb: ctx.cdb,
         clock: ctx.clock,
         keysDir: ctx.config.keysDir,
-        linkOutbox: (id) => ctx.services.extracts.linkOutbox(id),
+        outbox: ctx.services.outbox,
+        stagingDir: ctx.config.dataDir,
         retentionDays: ctx.config.outbox.retentionDays,
         catalogs: loadCatalogs(),
       });

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import type { Config } from '../config';
 import { sendMail } from './mailer';
 import { PushRefused, type PushContext } from './push';
@@ -23,7 +22,8 @@ export async function sendEmail(config: Config, ctx: PushContext): Promise<Email
   if (!attach && !state.content.methods.includes('sftp-pull')) {
     throw new PushRefused(`delivery ${delivery.id} (${delivery.bytes} bytes) is larger than the e-mail limit (${config.email.maxAttachmentBytes}) and link ${delivery.link} has no sftp-pull to fetch it from`, 'email.too-large');
   }
-  const file = path.basename(delivery.path!);
+  const { data, manifest, signature } = ctx.files;
+  const file = data.name;
   const lines = [
     `${state.agency.nameZh} 您好：`,
     '',
@@ -46,9 +46,9 @@ export async function sendEmail(config: Config, ctx: PushContext): Promise<Email
     text: lines.join('\n'),
     attachments: attach
       ? [
-          { filename: file, path: delivery.path!, contentType: 'application/pgp-encrypted' },
-          { filename: path.basename(delivery.manifest!), path: delivery.manifest!, contentType: 'application/json' },
-          { filename: `${path.basename(delivery.manifest!)}.asc`, path: `${delivery.manifest!}.asc`, contentType: 'application/pgp-signature' },
+          { filename: data.name, path: data.path, contentType: 'application/pgp-encrypted' },
+          { filename: manifest.name, path: manifest.path, contentType: 'application/json' },
+          { filename: signature.name, path: signature.path, contentType: 'application/pgp-signature' },
         ]
       : [],
   });

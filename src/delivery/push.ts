@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { Client, type SFTPWrapper } from 'ssh2';
@@ -23,6 +23,14 @@ export class PushRefused extends PermanentError {
 export interface PushContext {
   delivery: DeliveryView;
   state: LinkState;
+  /** The delivery's files in the outbox: the data file, its signed manifest and the manifest's signature. */
+  files: { data: OutboxFile; manifest: OutboxFile; signature: OutboxFile };
+}
+
+/** A published file: its name (as the agency receives it) and where the outbox keeps it. */
+export interface OutboxFile {
+  name: string;
+  path: string;
 }
 
 export interface PushDeps {
@@ -45,13 +53,16 @@ export function pushChannels(state: LinkState): PushChannel[] {
  * change that removes a host or an address stops pushes to it at once.
  */
 export function pushContext(d: PushDeps, deliveryId: number, channel: PushChannel): PushContext {
-  const delivery = d.extracts.get(deliveryId);
-  if (!delivery) throw new PushRefused(`delivery ${deliveryId} does not exist`, 'delivery.unknown');
-  if (delivery.status !== 'built' || !delivery.path) throw new PushRefused(`delivery ${deliveryId} is ${delivery.status}: no file to send`, 'delivery.not-built');
+  const row = deliveries.byId(d.cdb.db, deliveryId);
+  if (!row) throw new PushRefused(`delivery ${deliveryId} does not exist`, 'delivery.unknown');
+  const delivery = d.extracts.view(row);
+  const names = d.extracts.filesOf(row);
+  if (delivery.status !== 'built' || !names) throw new PushRefused(`delivery ${deliveryId} is ${delivery.status}: no file to send`, 'delivery.not-built');
   const state = d.registry.state(delivery.link);
   const may = mayUseChannel(state, channel, { today: taipeiDate(d.clock.now()) });
   if (!may.ok) throw new PushRefused(`link ${delivery.link}: ${may.refusal.message} (revision ${state.link.currentRevision})`, may.refusal.code);
-  return { delivery, state };
+  const file = (name: string): OutboxFile => ({ name, path: d.extracts.outbox.pathOf(row.linkId, name) });
+  return { delivery, state, files: { data: file(names.data), manifest: file(names.manifest), signature: file(names.signature) } };
 }
 
 /** Outcome bookkeeping and the usage-log record of one push attempt, in one transaction. */
@@ -120,14 +131,16 @@ const call = <T>(fn: (cb: (err: Error | null | undefined, v?: T) => void) => voi
   new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
 
 /** Upload under a temporary name, check the size on the server, then rename into place. */
-async function putFile(sftp: SFTPWrapper, local: string, remoteDir: string): Promise<{ remote: string; bytes: number }> {
-  const name = path.basename(local);
+async function putFile(sftp: SFTPWrapper, outbox: ExtractService['outbox'], linkId: number, file: OutboxFile, remoteDir: string): Promise<{ remote: string; bytes: number }> {
+  const name = file.name;
   const remote = path.posix.join(remoteDir, name);
   const tmp = path.posix.join(remoteDir, `.${name}.part`);
-  const bytes = statSync(local).size;
-  await call<void>((cb) => sftp.fastPut(local, tmp, cb));
-  const st = await call<{ size: number }>((cb) => sftp.stat(tmp, cb as never));
-  if (st.size !== bytes) throw new Error(`remote size of ${tmp} is ${st.size}, expected ${bytes}`);
+  const st = outbox.stat(linkId, name);
+  if (!st) throw new Error(`${name} of link ${linkId} is no longer in the outbox`);
+  const bytes = st.size;
+  await call<void>((cb) => sftp.fastPut(file.path, tmp, cb));
+  const put = await call<{ size: number }>((cb) => sftp.stat(tmp, cb as never));
+  if (put.size !== bytes) throw new Error(`remote size of ${tmp} is ${put.size}, expected ${bytes}`);
   // posix-rename replaces an older copy atomically; plain SFTP rename refuses to.
   await call<void>((cb) => sftp.ext_openssh_rename(tmp, remote, cb)).catch(async () => {
     await call<void>((cb) => sftp.unlink(remote, cb)).catch(() => undefined);
@@ -145,9 +158,11 @@ export async function pushSftp(d: PushDeps, ctx: PushContext): Promise<{ remote:
   const conn = await connect({ address, endpoint, privateKey, timeoutMs: d.connectTimeoutMs });
   try {
     const sftp = await call<SFTPWrapper>((cb) => conn.sftp(cb));
-    const file = await putFile(sftp, ctx.delivery.path!, endpoint.dir);
-    await putFile(sftp, `${ctx.delivery.manifest!}.asc`, endpoint.dir);
-    await putFile(sftp, ctx.delivery.manifest!, endpoint.dir);
+    const { data, manifest, signature } = ctx.files;
+    const link = ctx.delivery.link;
+    const file = await putFile(sftp, d.extracts.outbox, link, data, endpoint.dir);
+    await putFile(sftp, d.extracts.outbox, link, signature, endpoint.dir);
+    await putFile(sftp, d.extracts.outbox, link, manifest, endpoint.dir);
     sftp.end();
     return { ...file, address };
   } finally {

@@ -1,6 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { writeFileSync } from 'node:fs';
 import type * as openpgp from 'openpgp';
 import type { ControlDb } from '../db';
 import { batch, credentials, deliveries, links } from '../db/repositories';
@@ -8,6 +7,7 @@ import { modeOf } from '../db/repositories/installation';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey } from '../crypto';
 import { addDays, type Clock, DRILL_MARK, describeScope, formatField, formatFieldList, formatScope, mayUseChannel, type RevisionContent, sameScope, startOfTaipeiDay, subjectsOf, taipeiDate } from '../domain';
 import { isUserError, PermanentError } from '../errors';
+import type { Outbox, OutboxTemp } from '../outbox';
 import type { LinkState, Registry } from '../registry';
 import { appendLog } from '../usagelog';
 import { buildExtract } from './build';
@@ -65,7 +65,7 @@ export interface ExtractDeps {
   cdb: ControlDb;
   registry: Registry;
   clock: Clock;
-  outboxDir: string;
+  outbox: Outbox;
   keysDir: string;
   retentionDays: number;
   openSource: () => ExtractSource;
@@ -94,12 +94,18 @@ export class ExtractService {
 
   constructor(private readonly d: ExtractDeps) {}
 
-  linkOutbox(linkId: number): string {
-    return path.join(this.d.outboxDir, String(linkId));
+  /** Where delivery files live (extracts, batch answers, usage records): one port for every reader and writer. */
+  get outbox(): Outbox {
+    return this.d.outbox;
+  }
+
+  /** The files a built delivery publishes in its link's folder, by name; null before it is built. */
+  filesOf(row: Pick<deliveries.DeliveryRow, 'fileName'>): PublishedFiles | null {
+    return row.fileName ? publishedFiles(row.fileName) : null;
   }
 
   view(row: deliveries.DeliveryRow): DeliveryView {
-    const file = row.fileName ? path.join(this.linkOutbox(row.linkId), row.fileName) : null;
+    const files = this.filesOf(row);
     return {
       id: row.id,
       link: row.linkId,
@@ -110,9 +116,8 @@ export class ExtractService {
       dataset: row.dataset,
       rows: row.rows,
       fields: row.fields,
-      path: file,
-      // An extract's `….csv.pgp`, or an agency's usage records `usage-….pgp` (R6.5): the signed manifest beside it.
-      manifest: file ? file.replace(/(\.csv)?\.pgp$/, '.manifest.json') : null,
+      path: files ? this.d.outbox.pathOf(row.linkId, files.data) : null,
+      manifest: files ? this.d.outbox.pathOf(row.linkId, files.manifest) : null,
       sha256: row.cipherSha256,
       plainSha256: row.plainSha256,
       bytes: row.bytes,
@@ -228,18 +233,13 @@ export class ExtractService {
       throw new PermanentError(message, 'subjects.missing');
     }
 
-    const dir = this.linkOutbox(req.linkId);
-    mkdirSync(dir, { recursive: true, mode: 0o750 });
-    // Final names come from the delivery row; temporary ones also from the attempt, so two attempts never
-    // write the same file. The temps of earlier attempts are theirs no longer: a dead worker's are removed now.
+    // Final names come from the delivery row; each attempt writes its own temporary files, so two
+    // attempts never write one file (one a dead worker left is removed by purge's sweep of stale temps).
     const base = `${content.dataset}-L${req.linkId}-r${row.revision}-${stamp(new Date(row.createdAt))}-D${row.id}`;
     const fileName = `${base}.csv.pgp`;
-    const finalFile = path.join(dir, fileName);
-    const manifestFile = path.join(dir, `${base}.manifest.json`);
-    const temp = (file: string) => path.join(dir, `.${path.basename(file)}.${attempt}.partial`);
-    const tmp = temp(finalFile);
-    const published: [string, string][] = [[temp(`${manifestFile}.asc`), `${manifestFile}.asc`], [temp(manifestFile), manifestFile], [tmp, finalFile]];
-    for (const f of readdirSync(dir)) if (f.startsWith(`.${base}.`) && f.endsWith('.partial')) rmSync(path.join(dir, f), { force: true });
+    const names = publishedFiles(fileName);
+    const tmp = this.d.outbox.create(req.linkId, names.data);
+    const temps: OutboxTemp[] = [tmp];
     let source: ExtractSource | undefined;
     try {
       source = this.d.openSource();
@@ -254,7 +254,7 @@ export class ExtractService {
         range: { since, until, scope: compileScope(content.scope, catalog, asOf, subjects) },
         signingKey: await this.nia(),
         encryptionKey: await readAgencyEncryptionKey(keyRow!.armored),
-        file: tmp,
+        file: tmp.path,
       });
 
       const manifest = {
@@ -284,8 +284,11 @@ export class ExtractService {
       };
       const manifestText = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
       const signature = await detachedSignature(manifestText, await this.nia());
-      writeFileSync(temp(`${manifestFile}.asc`), signature, { mode: 0o640 });
-      writeFileSync(temp(manifestFile), manifestText, { mode: 0o640 });
+      for (const [name, content] of [[names.signature, signature], [names.manifest, manifestText]] as const) {
+        const t = this.d.outbox.create(req.linkId, name);
+        temps.unshift(t); // published before the data file
+        writeFileSync(t.path, content, { flag: 'wx', mode: 0o640 });
+      }
 
       const builtAt = this.d.clock.now();
       const expiresAt = this.expiry(s, builtAt);
@@ -293,10 +296,11 @@ export class ExtractService {
       // Publishing is one step: only while this attempt still owns the building row are the files renamed
       // to their final names, the row marked built and extract.built recorded. The write lock is held
       // throughout, so an attempt taking the row over waits for it, and a superseded attempt changes nothing.
+      for (const t of temps) t.flush(); // the big write happens before the transaction takes the lock
       const mine = this.d.cdb.write((tx) => {
         const cur = deliveries.byId(tx, row.id);
         if (cur?.status !== 'building' || cur.attempt !== attempt) return false;
-        for (const [from, to] of published) renameSync(from, to);
+        for (const t of temps) t.publish();
         deliveries.update(tx, row.id, {
           status: 'built',
           rows: result.rows,
@@ -331,7 +335,7 @@ export class ExtractService {
       if (!mine) throw new SupersededAttempt(row.id);
       return this.view(deliveries.byId(this.d.cdb.db, row.id)!);
     } catch (err) {
-      for (const [from] of published) rmSync(from, { force: true });
+      for (const t of temps) t.discard();
       if (err instanceof SupersededAttempt) throw err;
       const message = err instanceof Error ? err.message : String(err);
       if (opts.finalAttempt) this.logFailure(s, req.linkId, req, 'extract.error', message, this.d.clock.now(), attempt);
@@ -385,28 +389,31 @@ export class ExtractService {
       });
     }
     for (const r of due.values()) {
-      const v = this.view(r);
-      for (const f of [v.path, v.manifest, v.manifest && `${v.manifest}.asc`]) if (f) rmSync(f, { force: true });
+      const files = this.filesOf(r);
+      if (files) for (const f of [files.data, files.manifest, files.signature]) this.d.outbox.remove(r.linkId, f);
       this.d.cdb.write((tx) => {
         deliveries.update(tx, r.id, { status: 'purged', purgedAt: now.toISOString() });
         const s = this.d.registry.state(r.linkId);
         appendLog(tx, { type: 'delivery.purged', agency: s.agency.code, linkId: r.linkId, revision: r.revision, actor, channel: 'outbox', object: r.fileName, detail: { delivery: r.id, sha256: r.cipherSha256, expiresAt: r.expiresAt, linkStatus: s.link.status } }, now);
       });
     }
-    let partials = 0;
-    if (existsSync(this.d.outboxDir)) {
-      for (const dir of readdirSync(this.d.outboxDir)) {
-        const full = path.join(this.d.outboxDir, dir);
-        if (!statSync(full).isDirectory()) continue;
-        for (const f of readdirSync(full)) {
-          const p = path.join(full, f);
-          if (f.endsWith('.partial') && now.getTime() - statSync(p).mtimeMs > 24 * 3600e3) {
-            rmSync(p, { force: true });
-            partials++;
-          }
-        }
-      }
-    }
+    // A day is far longer than any build: a temporary file that old belongs to a process that died.
+    const partials = this.d.outbox.removeStaleTemps(now, 24 * 3600e3);
     return { purged: due.size, partials };
   }
+}
+
+export interface PublishedFiles {
+  /** The file itself: an extract's `….csv.pgp`, an agency's usage records `usage-….pgp` (R6.5), a batch answer or error file. */
+  data: string;
+  /** The signed manifest beside it (an error file is its own manifest). */
+  manifest: string;
+  /** The manifest's detached signature. */
+  signature: string;
+}
+
+/** The names a delivery whose file is `fileName` publishes in its link's folder. */
+export function publishedFiles(fileName: string): PublishedFiles {
+  const manifest = fileName.replace(/(\.csv)?\.pgp$/, '.manifest.json');
+  return { data: fileName, manifest, signature: `${manifest}.asc` };
 }

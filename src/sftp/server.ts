@@ -6,6 +6,7 @@ import type { ControlDb } from '../db';
 import { deliveries, queries } from '../db/repositories';
 import { dummyPasswordHash, hostKeys, verifyPassword } from '../crypto';
 import { type Clock, normaliseIp, taipeiDate } from '../domain';
+import type { ExtractService } from '../extract';
 import type { Logger } from '../logger';
 import { openQueue, QUEUES, queuePrefix } from '../queue';
 import { linkEventsChannel } from '../queue/link-events';
@@ -354,19 +355,6 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
     for (const c of conns) if (c.ip === ip && !c.account) c.socket.destroy();
   }
 
-  function published(linkId: number): Published[] {
-    return deliveries.builtForLink(cdb.db, linkId).flatMap((row) => {
-      const v = services.extracts.view(row);
-      if (!v.path || !v.manifest) return [];
-      const createdAt = row.builtAt ?? row.createdAt;
-      const expiresAt = row.expiresAt;
-      return [
-        { delivery: row.id, role: 'data' as const, disk: v.path, createdAt, expiresAt },
-        { delivery: row.id, role: 'manifest' as const, disk: v.manifest, createdAt, expiresAt },
-        { delivery: row.id, role: 'signature' as const, disk: `${v.manifest}.asc`, createdAt, expiresAt },
-      ];
-    });
-  }
 
   function downloaded(conn: Conn, r: DownloadRecord): void {
     const account = conn.account!;
@@ -443,7 +431,8 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
           const channel = acceptSubsystem();
           const linkId = conn.account!.linkId;
           const tree = new OutboxTree({
-            published: () => published(linkId),
+            published: () => publishedFor(cdb, services.extracts, linkId),
+            stat: (name) => services.outbox.stat(linkId, name),
             version: databaseChange,
             now: () => clock.now().getTime(),
             inbox: { enabled: () => takesUploads(linkId), pending: () => inbox.listing(linkId) },
@@ -457,6 +446,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
             activity: () => (conn.lastActivity = Date.now()),
             downloaded: (r) => downloaded(conn, r),
             downloadStarting: (file) => downloadStarting(conn, file),
+            open: (file) => services.outbox.open(linkId, file.name),
             inbox: { begin: (name) => inbox.begin({ linkId, account: username, ip: conn.ip, logFields: linkFields(conn.state) }, name) },
             abuse: (reason) => {
               log.warn({ reason }, 'sftp: session ended for abuse');
@@ -608,4 +598,19 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
       await redis.quit().catch(() => redis.disconnect());
     },
   };
+}
+
+/** The files of a link's built deliveries that its SFTP tree may show, by name (from the delivery rows). */
+export function publishedFor(cdb: ControlDb, extracts: ExtractService, linkId: number): Published[] {
+  return deliveries.builtForLink(cdb.db, linkId).flatMap((row) => {
+    const files = extracts.filesOf(row);
+    if (!files) return [];
+    const createdAt = row.builtAt ?? row.createdAt;
+    const expiresAt = row.expiresAt;
+    return [
+      { delivery: row.id, role: 'data' as const, name: files.data, createdAt, expiresAt },
+      { delivery: row.id, role: 'manifest' as const, name: files.manifest, createdAt, expiresAt },
+      { delivery: row.id, role: 'signature' as const, name: files.signature, createdAt, expiresAt },
+    ];
+  });
 }

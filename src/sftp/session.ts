@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { close as closeFd, fstat, open as openFd, read as readFd, readSync } from 'node:fs';
+import { close as closeFd, fstat, read as readFd, readSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import {
   type Attrs,
@@ -89,6 +89,8 @@ export interface SessionHooks {
    * committed before the handle is given. False when it could not be: the OPEN is refused.
    */
   downloadStarting(file: FileNode): boolean;
+  /** A read-only descriptor on a file of the tree (the outbox port's open), read with positioned read(2) into the output slabs. */
+  open(file: FileNode): Promise<number>;
   /** Uploads to /inbox (only for accounts whose link takes them). */
   inbox?: { begin(name: string): Upload | UploadError };
   /** The session broke (the client broke the protocol); the connection should end. */
@@ -525,7 +527,7 @@ export class SftpSession {
     // Taken before the file is opened, so descriptors never outnumber handles.
     if (!this.hooks.share.handles.take()) return this.status(id, STATUS.FAILURE, 'too many open files');
     this.inflight++;
-    openFd(node.disk, 'r', (err, fd) => {
+    const opened = (err: Error | null, fd: number) => {
       this.inflight--;
       this.hooks.share.handles.give();
       if (err) this.status(id, STATUS.NO_SUCH_FILE, 'no such file');
@@ -542,7 +544,11 @@ export class SftpSession {
         }
       }
       this.pump();
-    });
+    };
+    this.hooks.open(node).then(
+      (fd) => opened(null, fd),
+      (err: Error) => opened(err, -1),
+    );
   }
 
   /**
@@ -552,10 +558,10 @@ export class SftpSession {
    */
   private opened(node: FileNode): boolean {
     const now = Date.now();
-    const at = this.started.get(node.disk);
+    const at = this.started.get(node.name);
     if (at !== undefined && now - at < this.hooks.downloadLogIntervalMs) return true;
     if (!this.hooks.downloadStarting(node)) return false;
-    this.started.set(node.disk, now);
+    this.started.set(node.name, now);
     return true;
   }
 
@@ -738,7 +744,7 @@ export class SftpSession {
    */
   private noteDownload(h: FileHandle): void {
     const now = Date.now();
-    const key = h.node.disk;
+    const key = h.node.name;
     const t = this.downloads.get(key);
     if (!t || (!t.pending && now - t.at >= this.hooks.downloadLogIntervalMs)) {
       this.downloads.set(key, { at: now, pending: null });

@@ -1,5 +1,5 @@
-import { statSync } from 'node:fs';
 import path from 'node:path';
+import type { OutboxStat } from '../outbox';
 
 /** Where an account starts, and the only directory with files in it. */
 export const HOME = '/outbox';
@@ -30,9 +30,8 @@ export interface DirNode {
 
 export interface FileNode {
   kind: 'file';
+  /** Its name in the link's outbox folder; comes from the database, never from the client. */
   name: string;
-  /** The file on disk; comes from the database, never from the client. */
-  disk: string;
   delivery: number;
   role: 'data' | 'manifest' | 'signature';
   size: number;
@@ -54,11 +53,11 @@ export type Node = DirNode | FileNode | UploadNode;
 /** The writable /inbox of an account whose link takes uploads (sftp/inbox.ts). */
 export const INBOX_DIR = '/inbox';
 
-/** A file the tree may show: its delivery and where it is on disk. */
+/** A file the tree may show: its delivery and its name in the link's outbox folder. */
 export interface Published {
   delivery: number;
   role: FileNode['role'];
-  disk: string;
+  name: string;
   createdAt: string;
   expiresAt: string | null;
 }
@@ -67,6 +66,8 @@ export interface Published {
 export interface TreeSource {
   /** The files of the account's link's built deliveries (one database query). */
   published(): Published[];
+  /** The size and time of a published file in the link's outbox folder (null: not there). */
+  stat(name: string): OutboxStat | null;
   /** Changes whenever the database may have changed since it was last asked (cheap; asked on every look-up). */
   version(): string;
   now(): number;
@@ -114,18 +115,18 @@ export class OutboxTree {
     for (const p of this.source.published()) {
       const expiresAt = p.expiresAt ? Date.parse(p.expiresAt) : Infinity;
       if (expiresAt <= now) continue;
-      const name = path.basename(p.disk);
+      const name = p.name;
       if (!SAFE_NAME.test(name)) continue;
       let node = before?.get(name);
-      if (!node || node.disk !== p.disk || node.delivery !== p.delivery) {
+      if (!node || node.delivery !== p.delivery || node.role !== p.role) {
         let st;
         try {
-          st = statSync(p.disk);
+          st = this.source.stat(name);
         } catch {
-          continue; // removed from disk (purge in progress)
+          st = null;
         }
-        if (!st.isFile()) continue;
-        node = { kind: 'file', name, disk: p.disk, delivery: p.delivery, role: p.role, size: st.size, mtime: Math.floor(st.mtimeMs / 1000), expiresAt };
+        if (!st) continue; // not (or no longer) in the outbox: purge in progress
+        node = { kind: 'file', name, delivery: p.delivery, role: p.role, size: st.size, mtime: Math.floor(st.mtimeMs / 1000), expiresAt };
       } else if (node.expiresAt !== expiresAt) {
         node = { ...node, expiresAt };
       }

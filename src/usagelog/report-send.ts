@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type * as openpgp from 'openpgp';
 import type { ControlDb } from '../db';
@@ -11,6 +11,7 @@ import * as repo from '../db/repositories/usageLog';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey, signEncryptToFile } from '../crypto';
 import { addDays, addMonths, type Clock, type DatasetCatalog, type IsoDate, isValidDate, mayUse, revisionContentSchema, startOfTaipeiDay, taipeiDate } from '../domain';
 import { UserError } from '../errors';
+import type { Outbox } from '../outbox';
 import { exportEvidence } from './evidence';
 import { appendLog } from './log';
 import { usageReport } from './report';
@@ -27,8 +28,13 @@ export interface UsageRecordsDeps {
   cdb: ControlDb;
   clock: Clock;
   keysDir: string;
-  /** Where a link's delivered files live (the SFTP tree lists them from their delivery rows). */
-  linkOutbox: (linkId: number) => string;
+  /** Where delivered files live (the SFTP tree lists them from their delivery rows). */
+  outbox: Outbox;
+  /**
+   * A private directory on this host (the data directory, 0700) where the plaintext records are
+   * staged while the archive is built: never /tmp, and never the outbox, which other hosts may share.
+   */
+  stagingDir: string;
   retentionDays: number;
   catalogs?: ReadonlyMap<string, DatasetCatalog>;
 }
@@ -83,12 +89,6 @@ function webStream(gen: AsyncGenerator<Buffer>, hash: ReturnType<typeof createHa
       await gen.return(undefined);
     },
   });
-}
-
-function writeAtomic(file: string, content: string | Buffer): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.partial`);
-  writeFileSync(tmp, content, { mode: 0o640 });
-  renameSync(tmp, file);
 }
 
 /**
@@ -169,7 +169,7 @@ export class UsageRecordsService {
       to,
       records,
       links: linkIds,
-      deliveries: rows.map((r) => ({ delivery: r.id, link: r.linkId, file: r.fileName!, path: path.join(this.d.linkOutbox(r.linkId), r.fileName!), bytes: r.bytes ?? 0, sha256: r.cipherSha256 ?? '' })),
+      deliveries: rows.map((r) => ({ delivery: r.id, link: r.linkId, file: r.fileName!, path: this.d.outbox.pathOf(r.linkId, r.fileName!), bytes: r.bytes ?? 0, sha256: r.cipherSha256 ?? '' })),
     });
     if (todo.length === 0) {
       const rows = targets.map((t) => built(t.link.id)!);
@@ -177,10 +177,8 @@ export class UsageRecordsService {
       return done(rows);
     }
 
-    // Plaintext records are staged beside the outboxes (the data directory, 0700), never in /tmp.
-    const outboxRoot = path.dirname(this.d.linkOutbox(targets[0].link.id));
-    mkdirSync(outboxRoot, { recursive: true, mode: 0o750 });
-    const staging = mkdtempSync(path.join(outboxRoot, '.usage-staging-'));
+    mkdirSync(this.d.stagingDir, { recursive: true, mode: 0o700 });
+    const staging = mkdtempSync(path.join(this.d.stagingDir, '.usage-staging-'));
     try {
       const base = path.join(staging, root);
       mkdirSync(base, { mode: 0o700 });
@@ -259,20 +257,16 @@ export class UsageRecordsService {
         channels: {},
       });
     });
-    const dir = this.d.linkOutbox(p.link.id);
-    mkdirSync(dir, { recursive: true, mode: 0o750 });
     // Not `.csv.pgp`: the archive is no extract, and a reader tells the two apart by name.
     const base = `usage-${p.agency.code}-${p.from}-${p.to}-L${p.link.id}-D${row.id}`;
     const fileName = `${base}.pgp`;
-    const final = path.join(dir, fileName);
-    const tmp = path.join(dir, `.${fileName}.partial`);
-    const manifestFile = path.join(dir, `${base}.manifest.json`);
+    const manifestName = `${base}.manifest.json`;
+    const tmp = this.d.outbox.create(p.link.id, fileName);
     try {
-      rmSync(tmp, { force: true });
       const plain = createHash('sha256');
       const nia = await this.nia();
-      const sealed = await signEncryptToFile(webStream(tarStream(p.dirs, p.entries, now.getTime()), plain), nia, p.encryptTo, tmp);
-      renameSync(tmp, final);
+      const sealed = await signEncryptToFile(webStream(tarStream(p.dirs, p.entries, now.getTime()), plain), nia, p.encryptTo, tmp.path);
+      tmp.publish();
       const manifest = {
         type: 'nia-link.usage-records-manifest',
         version: 1,
@@ -292,8 +286,8 @@ export class UsageRecordsService {
         verify: `gpg --decrypt ${fileName} | tar -x; nia-link log verify --evidence ${p.root}/L<link> --key nia-signing.pub.asc`,
       };
       const manifestText = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
-      writeAtomic(`${manifestFile}.asc`, await detachedSignature(manifestText, nia));
-      writeAtomic(manifestFile, manifestText);
+      this.d.outbox.writeFile(p.link.id, `${manifestName}.asc`, await detachedSignature(manifestText, nia));
+      this.d.outbox.writeFile(p.link.id, manifestName, manifestText);
       const builtAt = this.d.clock.now();
       // Like an extract's file: kept for the retention days, never past the use period.
       const expiresAt = new Date(Math.min(builtAt.getTime() + this.d.retentionDays * 86400e3, startOfTaipeiDay(addDays(p.period.to, 1)).getTime())).toISOString();
@@ -328,8 +322,8 @@ export class UsageRecordsService {
         return deliveries.byId(tx, row.id)!;
       });
     } catch (err) {
-      rmSync(tmp, { force: true });
-      rmSync(final, { force: true });
+      tmp.discard();
+      this.d.outbox.remove(p.link.id, fileName);
       const message = err instanceof Error ? err.message : String(err);
       this.d.cdb.write((tx) => deliveries.update(tx, row.id, { status: 'failed', error: message }));
       throw err;

@@ -54,7 +54,7 @@ function newService(over: Partial<{ maxIds: number }> = {}): BatchService {
     cdb: w.cdb,
     registry: services.registry,
     clock: w.clock,
-    outboxDir: path.join(config.dataDir, 'outbox'),
+    outbox: services.outbox,
     keysDir: config.keysDir,
     openSource: () => new SqliteSource(source),
     retentionDays: config.outbox.retentionDays,

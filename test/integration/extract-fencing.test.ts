@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config';
 import { ensureKeys } from '../../src/crypto';
 import { deliveries } from '../../src/db/repositories';
 import { ExtractService, SqliteSource, SupersededAttempt, sourceDbPath, type ExtractSource } from '../../src/extract';
+import { openOutbox } from '../../src/outbox';
 import { listLog, verifyLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
 import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
@@ -52,7 +53,7 @@ function frozenSource(): { open: () => ExtractSource; reached: Promise<void>; th
 }
 
 function service(openSource: () => ExtractSource): ExtractService {
-  return new ExtractService({ cdb: w.cdb, registry: w.registry, clock: w.clock, outboxDir: path.join(w.dataDir, 'outbox'), keysDir: config.keysDir, retentionDays: 30, openSource });
+  return new ExtractService({ cdb: w.cdb, registry: w.registry, clock: w.clock, outbox: openOutbox(config), keysDir: config.keysDir, retentionDays: 30, openSource });
 }
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const records = (linkId: number, type: string) => listLog(w.cdb.db, { limit: 10000 }).filter((r) => r.linkId === linkId && r.type === type);

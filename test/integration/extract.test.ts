@@ -9,6 +9,7 @@ import { addDays, taipeiDate } from '../../src/domain';
 import { PermanentError } from '../../src/extract';
 import { startService, type RunningService } from '../../src/main';
 import { connection, openQueue, QUEUES, queuePrefix, type TypedQueue } from '../../src/queue';
+import { DirectoryOutbox } from '../../src/outbox';
 import { buildServices } from '../../src/services';
 import { listLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
@@ -242,8 +243,14 @@ describe('a worker killed mid-extract', () => {
       const src = new Database(path.join(w.dataDir, 'source.db'), { readonly: true });
       expect(built[0].rows).toBe((src.prepare('SELECT count(*) AS n FROM entry_exit').get() as { n: number }).n);
       src.close();
-      expect(readdirSync(dir).filter((f) => f.endsWith('.partial'))).toEqual([]);
       expect(readdirSync(dir).filter((f) => f.endsWith('.csv.pgp'))).toHaveLength(1);
+      // Each attempt writes its own temporary file: the killed worker's stays hidden (never listed, so
+      // never served) until the purge sweeps it as stale; the attempt that finished left none.
+      const outbox = new DirectoryOutbox(path.join(w.dataDir, 'outbox'));
+      expect(readdirSync(dir).filter((f) => f.endsWith('.partial'))).toHaveLength(1);
+      expect(outbox.list(id)).toHaveLength(3); // the file, its manifest and the manifest's signature
+      expect(outbox.removeStaleTemps(new Date(Date.now() + 25 * 3600e3), 24 * 3600e3)).toBe(1);
+      expect(readdirSync(dir).filter((f) => f.endsWith('.partial'))).toEqual([]);
     } finally {
       process.kill(-second.pid!, 'SIGTERM');
       await new Promise((r) => second.once('exit', r));

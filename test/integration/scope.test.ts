@@ -15,6 +15,7 @@ import { QueryService, RedisDailyCap } from '../../src/query';
 import { loadCatalogs, Registry } from '../../src/registry';
 import { seedSource } from '../../src/extract/seed';
 import { listLog, LogAppender } from '../../src/usagelog';
+import { DirectoryOutbox } from '../../src/outbox';
 import { askQuery } from '../helpers/query';
 import { approvableLink, approvedLink, application, cleanupKeys, makeLegacyScope, makeAgencyKeys, openWorld, startRole, tmpDir, TestClock, type AgencyKeys, type TestWorld } from '../helpers/world';
 
@@ -52,7 +53,7 @@ const generic = (s: SqliteSource): ExtractSource => ({ watermark: (d) => s.water
 
 function extracts(clock = w.clock, rowwise = false): ExtractService {
   const registry = new Registry(w.cdb, loadCatalogs(), clock);
-  return new ExtractService({ cdb: w.cdb, registry, clock, outboxDir: path.join(w.dataDir, 'outbox'), keysDir: config.keysDir, retentionDays: 30, openSource: () => (rowwise ? generic(new SqliteSource(source)) : new SqliteSource(source)) });
+  return new ExtractService({ cdb: w.cdb, registry, clock, outbox: new DirectoryOutbox(path.join(w.dataDir, 'outbox')), keysDir: config.keysDir, retentionDays: 30, openSource: () => (rowwise ? generic(new SqliteSource(source)) : new SqliteSource(source)) });
 }
 let jobs = 0;
 const deliver = (linkId: number, opts: { full?: boolean; clock?: TestClock; rowwise?: boolean } = {}) =>

@@ -10,6 +10,7 @@ import { buildServices } from '../../src/services';
 import { startService } from '../../src/main';
 import { connection, openQueue, QUEUES, queuePrefix } from '../../src/queue';
 import { OutboxTree } from '../../src/sftp/tree';
+import { publishedFor } from '../../src/sftp/server';
 import { appendLog, listLog } from '../../src/usagelog';
 import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openWorld, TestClock, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
 
@@ -91,15 +92,8 @@ describe('usage records to each agency (R6.5)', () => {
         expect(existsSync(manifest) && existsSync(`${manifest}.asc`)).toBe(true);
         // Listed on the link's SFTP tree as the server lists deliveries: from the delivery rows.
         const services = buildServices(loadConfig({ dataDir: w.dataDir }, {}), w.cdb, w.clock);
-        const published = deliveries.builtForLink(w.cdb.db, d.link).flatMap((row) => {
-          const v = services.extracts.view(row);
-          return [
-            { delivery: row.id, role: 'data' as const, disk: v.path!, createdAt: row.createdAt, expiresAt: row.expiresAt },
-            { delivery: row.id, role: 'manifest' as const, disk: v.manifest!, createdAt: row.createdAt, expiresAt: row.expiresAt },
-            { delivery: row.id, role: 'signature' as const, disk: `${v.manifest}.asc`, createdAt: row.createdAt, expiresAt: row.expiresAt },
-          ];
-        });
-        const tree = new OutboxTree({ published: () => published, version: () => '1', now: () => Date.now() });
+        const published = publishedFor(w.cdb, services.extracts, d.link);
+        const tree = new OutboxTree({ published: () => published, stat: (name) => services.outbox.stat(d.link, name), version: () => '1', now: () => Date.now() });
         expect(tree.list('/outbox')!.map((n) => n.name)).toEqual([d.file.replace(/\.pgp$/, '.manifest.json'), `${d.file.replace(/\.pgp$/, '.manifest.json')}.asc`, d.file].sort());
         expect(tree.lookup(`/outbox/${d.file}`)).toMatchObject({ kind: 'file', role: 'data', delivery: d.delivery });
       }
