@@ -1,5 +1,6 @@
 import type { Job } from 'bullmq';
 import type { JobData } from '../queue/jobs';
+import { SupersededAttempt } from '../extract/deliveries';
 import type { BatchOutcome, BatchService } from './service';
 
 /**
@@ -14,7 +15,8 @@ export function batchProcessor(service: BatchService, onAnswered: (deliveryId: n
     try {
       outcome = await service.process(job.data.uploadId);
     } catch (err) {
-      if (!finalAttempt) throw err;
+      // Another attempt of this job owns the upload now (this worker stalled past its lock): leave it be.
+      if (!finalAttempt || err instanceof SupersededAttempt) throw err;
       outcome = await service.fail(job.data.uploadId, (err as Error).message);
     }
     // Push job ids derive from the delivery: a job run again does not push twice.

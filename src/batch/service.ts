@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import type * as openpgp from 'openpgp';
 import type { ControlDb } from '../db';
@@ -6,9 +6,9 @@ import { batch, credentials, deliveries, inbox } from '../db/repositories';
 import { detachedSignature, keyedIdHash, loadSigningKey, readAgencyEncryptionKey, signEncryptToFile } from '../crypto';
 import { addDays, clientRefusal, type Clock, describeScope, formatField, formatScope, mayUseChannel, startOfTaipeiDay, subjectsOf, taipeiDate } from '../domain';
 import { isUserError } from '../errors';
-import { CONFIDENTIALITY_NOTICE } from '../extract/deliveries';
+import { CONFIDENTIALITY_NOTICE, SupersededAttempt } from '../extract/deliveries';
 import { compileScope } from '../extract/scope-sql';
-import type { Outbox } from '../outbox';
+import { type Outbox, type OutboxTemp, stageFile } from '../outbox';
 import { channelSecret } from '../extract/transforms';
 import type { DailyCap } from '../query/cap';
 import type { LinkState, Registry } from '../registry';
@@ -169,18 +169,17 @@ export class BatchService {
     return new Date(Math.min(byRetention, periodEnd)).toISOString();
   }
 
-  /** The delivery row of this upload's outcome, made once whatever the number of runs. */
-  private deliveryRow(key: string, s: LinkState, now: Date): deliveries.DeliveryRow {
-    return this.d.cdb.write((tx) => {
-      const existing = deliveries.byKey(tx, key);
-      if (existing) return existing;
-      return deliveries.insert(tx, {
+  /**
+   * The delivery row of this upload's outcome, made once whatever the number of runs, taken by this
+   * attempt (`done`: an earlier attempt finished it). Only the attempt that holds it may publish.
+   */
+  private claimDelivery(key: string, s: LinkState, now: Date, attempt: string): { done: deliveries.DeliveryRow } | { row: deliveries.DeliveryRow } {
+    return this.d.cdb.write((tx) =>
+      deliveries.claim(tx, key, attempt, () => ({
         linkId: s.link.id,
         revision: s.link.currentRevision,
-        idempotencyKey: key,
         trigger: 'manual',
         mode: 'full',
-        status: 'building',
         dataset: s.content.dataset,
         fields: s.content.fields.map(formatField),
         rows: null,
@@ -199,8 +198,27 @@ export class BatchService {
         purgedAt: null,
         error: null,
         channels: {},
+      })),
+    );
+  }
+
+  /**
+   * Publish staged files and commit the outcome in one transaction, only while `attempt` still owns
+   * the delivery and the upload is still open; otherwise discard them (another attempt owns it now).
+   */
+  private publish(rowId: number, uploadId: number, attempt: string, temps: OutboxTemp[], commit: (tx: Parameters<Parameters<ControlDb['write']>[0]>[0]) => void): void {
+    try {
+      for (const t of temps) t.flush(); // the big write happens before the transaction takes the lock
+      const mine = this.d.cdb.write((tx) => {
+        if (!deliveries.owns(tx, rowId, attempt) || !OPEN_STATES.has(inbox.uploadById(tx, uploadId)?.state ?? '')) return false;
+        for (const t of temps) t.publish();
+        commit(tx);
+        return true;
       });
-    });
+      if (!mine) throw new SupersededAttempt(rowId);
+    } finally {
+      for (const t of temps) t.discard(); // nothing once published
+    }
   }
 
   /** Is `fileName` already published for the link by another upload (a name sent again while its answer is still in /outbox)? */
@@ -215,7 +233,10 @@ export class BatchService {
     const fileName = `${base}.csv.pgp`;
     if (this.nameInUse(s.link.id, fileName, key)) throw new Refusal('name.in-use', `${fileName} of an earlier request is still in /outbox: name the request differently`);
     const now = this.d.clock.now();
-    const row = this.deliveryRow(key, s, now);
+    const attempt = randomUUID();
+    const claimed = this.claimDelivery(key, s, now, attempt);
+    if ('done' in claimed) return { upload: up.id, state: inbox.uploadById(this.d.cdb.db, up.id)?.state ?? 'unknown', code: null, delivery: claimed.done.id };
+    const row = claimed.row;
     const content = this.d.registry.revisionOf(s.link.id, row.revision);
     const catalog = this.d.registry.catalogs.get(content.dataset)!;
     const asOf = taipeiDate(now);
@@ -235,7 +256,6 @@ export class BatchService {
     } finally {
       await source.close();
     }
-    tmp.publish();
     const counts = { sent: req.lines, valid: req.ids.length, duplicates: req.duplicates, invalid: req.invalidCount, matched: result.matched, notMatched: req.ids.length - result.matched };
     const manifest = {
       type: 'nia-link.batch-result-manifest',
@@ -262,13 +282,13 @@ export class BatchService {
     };
     const manifestText = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
     const manifestName = `${base}.manifest.json`;
-    this.d.outbox.writeFile(s.link.id, `${manifestName}.asc`, await detachedSignature(manifestText, await this.nia()));
-    this.d.outbox.writeFile(s.link.id, manifestName, manifestText);
+    const signature = await detachedSignature(manifestText, await this.nia());
+    const temps = [stageFile(this.d.outbox, s.link.id, manifestName, manifestText), stageFile(this.d.outbox, s.link.id, `${manifestName}.asc`, signature), tmp];
 
     const at = this.d.clock.now();
     const outcome = { reference: req.reference, key: req.keyField, ...counts, rows: result.rows, delivery: row.id, file: fileName };
     const entry = { agency: s.agency.code, linkId: s.link.id, revision: row.revision, actor: up.account, ip: up.ip, channel: 'batch-query', object: up.name };
-    this.d.cdb.write((tx) => {
+    this.publish(row.id, up.id, attempt, temps, (tx) => {
       deliveries.update(tx, row.id, {
         status: 'built',
         rows: result.rows,
@@ -341,8 +361,10 @@ export class BatchService {
     let fileName = `${requestBase(up.name)}.error.json`;
     if (this.nameInUse(s.link.id, fileName, key)) fileName = `${requestBase(up.name)}.U${up.id}.error.json`;
     const now = this.d.clock.now();
-    const row = this.deliveryRow(key, s, now);
-    if (row.status !== 'built') {
+    const attempt = randomUUID();
+    const claimed = this.claimDelivery(key, s, now, attempt);
+    const row = 'done' in claimed ? claimed.done : claimed.row;
+    if (!('done' in claimed)) {
       const error = {
         type: 'nia-link.batch-error',
         version: 1,
@@ -355,11 +377,11 @@ export class BatchService {
         signer: (await this.nia()).getFingerprint().toUpperCase(),
       };
       const text = Buffer.from(JSON.stringify(error, null, 2) + '\n', 'utf8');
-      this.d.outbox.writeFile(s.link.id, `${fileName}.asc`, await detachedSignature(text, await this.nia()));
-      this.d.outbox.writeFile(s.link.id, fileName, text);
+      const signature = await detachedSignature(text, await this.nia());
+      const temps = [stageFile(this.d.outbox, s.link.id, `${fileName}.asc`, signature), stageFile(this.d.outbox, s.link.id, fileName, text)];
       const at = this.d.clock.now();
       const sha256 = createHash('sha256').update(text).digest('hex');
-      this.d.cdb.write((tx) => {
+      this.publish(row.id, up.id, attempt, temps, (tx) => {
         deliveries.update(tx, row.id, { status: 'built', rows: 0, fileName, bytes: text.length, cipherSha256: sha256, manifestSha256: sha256, builtAt: at.toISOString(), expiresAt: this.expiry(s, at), error: r.code });
         this.refusedRecord(tx, up, s, r, at, { delivery: row.id, file: fileName });
       });

@@ -1,5 +1,4 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import type * as openpgp from 'openpgp';
 import type { ControlDb } from '../db';
 import { batch, credentials, deliveries, links } from '../db/repositories';
@@ -7,7 +6,7 @@ import { modeOf } from '../db/repositories/installation';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey } from '../crypto';
 import { addDays, type Clock, DRILL_MARK, describeScope, formatField, formatFieldList, formatScope, mayUseChannel, type RevisionContent, sameScope, startOfTaipeiDay, subjectsOf, taipeiDate } from '../domain';
 import { isUserError, PermanentError } from '../errors';
-import type { Outbox, OutboxTemp } from '../outbox';
+import { type Outbox, type OutboxTemp, stageFile } from '../outbox';
 import type { LinkState, Registry } from '../registry';
 import { appendLog } from '../usagelog';
 import { buildExtract } from './build';
@@ -181,20 +180,12 @@ export class ExtractService {
     // This attempt takes the delivery: from now on only it may publish. An older attempt of the same job
     // that is still alive (stalled past its lock) finds the row taken when it tries and publishes nothing.
     const attempt = randomUUID();
-    const claimed = this.d.cdb.write((tx) => {
-      const existing = deliveries.byKey(tx, req.key);
-      if (existing) {
-        if (existing.status === 'built' || existing.status === 'purged') return { done: existing };
-        deliveries.update(tx, existing.id, { status: 'building', error: null, attempt });
-        return { row: { ...existing, status: 'building' as const, attempt } };
-      }
-      return { row: deliveries.insert(tx, {
+    const claimed = this.d.cdb.write((tx) =>
+      deliveries.claim(tx, req.key, attempt, () => ({
         linkId: req.linkId,
         revision: s!.link.currentRevision,
-        idempotencyKey: req.key,
         trigger: req.trigger,
         mode: continues ? 'incremental' : 'full',
-        status: 'building',
         dataset: s!.content.dataset,
         fields: s!.content.fields.map(formatField),
         rows: null,
@@ -212,10 +203,9 @@ export class ExtractService {
         purgedAt: null,
         error: null,
         channels: {},
-        attempt,
-      }) };
-    });
-    if (claimed.done) return this.view(claimed.done);
+      })),
+    );
+    if ('done' in claimed) return this.view(claimed.done);
     const row = claimed.row;
     // Fields, scope and label all come from the revision the delivery row names, also when a retry
     // runs after a change was approved.
@@ -284,11 +274,8 @@ export class ExtractService {
       };
       const manifestText = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
       const signature = await detachedSignature(manifestText, await this.nia());
-      for (const [name, content] of [[names.signature, signature], [names.manifest, manifestText]] as const) {
-        const t = this.d.outbox.create(req.linkId, name);
-        temps.unshift(t); // published before the data file
-        writeFileSync(t.path, content, { flag: 'wx', mode: 0o640 });
-      }
+      // Published before the data file, in the same transaction.
+      temps.unshift(stageFile(this.d.outbox, req.linkId, names.manifest, manifestText), stageFile(this.d.outbox, req.linkId, names.signature, signature));
 
       const builtAt = this.d.clock.now();
       const expiresAt = this.expiry(s, builtAt);
@@ -298,8 +285,7 @@ export class ExtractService {
       // throughout, so an attempt taking the row over waits for it, and a superseded attempt changes nothing.
       for (const t of temps) t.flush(); // the big write happens before the transaction takes the lock
       const mine = this.d.cdb.write((tx) => {
-        const cur = deliveries.byId(tx, row.id);
-        if (cur?.status !== 'building' || cur.attempt !== attempt) return false;
+        if (!deliveries.owns(tx, row.id, attempt)) return false;
         for (const t of temps) t.publish();
         deliveries.update(tx, row.id, {
           status: 'built',

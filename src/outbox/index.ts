@@ -246,6 +246,18 @@ export class DirectoryOutbox implements Outbox {
 }
 
 /** The outbox of a configuration (`outbox.dir`). */
+/** A temporary file holding `data`, to be published (or discarded) by the caller. */
+export function stageFile(outbox: Outbox, linkId: number, name: string, data: Buffer | string): OutboxTemp {
+  const t = outbox.create(linkId, name);
+  try {
+    writeFileSync(t.path, data, { flag: 'wx', mode: 0o640 });
+  } catch (err) {
+    t.discard();
+    throw err;
+  }
+  return t;
+}
+
 export function openOutbox(config: { outbox: { dir: string } }): Outbox {
   return new DirectoryOutbox(config.outbox.dir);
 }

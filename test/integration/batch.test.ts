@@ -7,7 +7,8 @@ import type { Config } from '../../src/config';
 import { keyedIdHash, queryIdSecret } from '../../src/crypto';
 import { batch, deliveries, inbox } from '../../src/db/repositories';
 import { taipeiDate } from '../../src/domain';
-import { SqliteSource, sourceDbPath } from '../../src/extract';
+import { SqliteSource, SupersededAttempt, sourceDbPath } from '../../src/extract';
+import type { Source } from '../../src/extract/source';
 import { seedSource } from '../../src/extract/seed';
 import type { DailyCap } from '../../src/query/cap';
 import { loadCatalogs } from '../../src/registry';
@@ -48,7 +49,7 @@ const logOf = (type: string) => listLog(w.cdb.db, { type }).map((r) => ({ ...r, 
 const gpg = (k: AgencyKeys, args: string[], input?: Buffer) => spawnSync('gpg', ['--batch', '--yes', '--trust-model', 'always', ...args], { env: { ...process.env, GNUPGHOME: k.gnupgHome }, input });
 const niaFpr = () => execFileSync('gpg', ['--with-colons', '--list-keys', 'nia'], { env: { ...process.env, GNUPGHOME: keys.gnupgHome } }).toString().split('\n').find((l) => l.startsWith('fpr'))!.split(':')[9];
 
-function newService(over: Partial<{ maxIds: number }> = {}): BatchService {
+function newService(over: Partial<{ maxIds: number }> = {}, openSource: () => Source = () => new SqliteSource(source)): BatchService {
   const services = buildServices(config, w.cdb, w.clock);
   return new BatchService({
     cdb: w.cdb,
@@ -56,7 +57,7 @@ function newService(over: Partial<{ maxIds: number }> = {}): BatchService {
     clock: w.clock,
     outbox: services.outbox,
     keysDir: config.keysDir,
-    openSource: () => new SqliteSource(source),
+    openSource,
     retentionDays: config.outbox.retentionDays,
     settings: { ...config.batch, ...over },
     cap,
@@ -308,5 +309,53 @@ describe('R3.4 subject lists scope deliveries', () => {
     expect(batch.subjectListOf(w.cdb.db, s)).toBeUndefined();
     expect(batch.subjectIds(w.cdb.db, s)).toEqual([]);
     expect(logOf('subjects.disposed').filter((r) => r.linkId === s).map((r) => r.detail)).toEqual([expect.objectContaining({ count: 30, sha256: list.sha256 })]);
+  });
+});
+
+describe('R2.2 a worker that stalls past its job lock and wakes after another answered the upload publishes nothing', () => {
+  it('one delivery, one result file (the one recorded), one batch.received and one batch.answered', async () => {
+    const id = upload(link, 'req-stall.csv.pgp', request(['# reference: 參考第9號', 'person_id', ...people(400, 5)].join('\n') + '\n'));
+    let reached!: () => void;
+    const waiting = new Promise<void>((r) => (reached = r));
+    let thaw!: () => void;
+    const gate = new Promise<void>((r) => (thaw = r));
+    // The first worker freezes while its answer streams (a paused VM); the second runs the same job.
+    const frozenSource = (): Source => {
+      const inner = new SqliteSource(source);
+      return new Proxy(inner, {
+        get(t, p) {
+          if (p === 'answerCsv')
+            return (a: Parameters<Source['answerCsv']>[0]) => {
+              const x = t.answerCsv(a);
+              const hold = new TransformStream<Uint8Array, Uint8Array>({
+                async start() {
+                  reached();
+                  await gate;
+                },
+              });
+              return { ...x, stream: x.stream.pipeThrough(hold) };
+            };
+          const v = (t as any)[p];
+          return typeof v === 'function' ? v.bind(t) : v;
+        },
+      });
+    };
+    const first = newService({}, frozenSource).process(id);
+    first.catch(() => undefined);
+    await waiting;
+    const second = await newService().process(id);
+    expect(second).toMatchObject({ state: 'answered' });
+    const file = path.join(outboxOf(link), 'req-stall.result.csv.pgp');
+    const published = readFileSync(file);
+    thaw();
+    await expect(first).rejects.toBeInstanceOf(SupersededAttempt);
+    const rows = deliveries.list(w.cdb.db, link).filter((d) => d.idempotencyKey === `batch:${id}`);
+    expect(rows.map((d) => [d.id, d.status])).toEqual([[second.delivery, 'built']]);
+    expect(readFileSync(file)).toEqual(published);
+    expect(createHash('sha256').update(published).digest('hex')).toBe(rows[0].cipherSha256);
+    expect(outboxFiles(link).filter((f) => f.startsWith('req-stall.'))).toEqual(['req-stall.result.csv.pgp', 'req-stall.result.manifest.json', 'req-stall.result.manifest.json.asc']);
+    expect(readdirSync(outboxOf(link)).filter((f) => f.startsWith('.req-stall.'))).toEqual([]);
+    expect(logOf('batch.received').filter((r) => r.detail.upload === id)).toHaveLength(1);
+    expect(logOf('batch.answered').filter((r) => r.detail.upload === id)).toHaveLength(1);
   });
 });

@@ -39,3 +39,24 @@ export function setChannel(tx: Db, id: number, channel: string, outcome: Record<
   const prev = (row.channels[channel] ?? {}) as Record<string, unknown>;
   update(tx, id, { channels: { ...row.channels, [channel]: { ...prev, ...outcome } } });
 }
+
+/**
+ * Take the delivery of `key` for the job attempt `attempt`: make it, or take over one that an
+ * earlier attempt left unfinished (that attempt may publish nothing from now on). A delivery that
+ * is finished already (built or purged) is returned as `done` and not touched.
+ */
+export function claim(tx: Db, key: string, attempt: string, fresh: () => Omit<DeliveryRow, 'id' | 'attempt' | 'idempotencyKey' | 'status'>): { done: DeliveryRow } | { row: DeliveryRow } {
+  const existing = byKey(tx, key);
+  if (existing) {
+    if (existing.status === 'built' || existing.status === 'purged') return { done: existing };
+    update(tx, existing.id, { status: 'building', error: null, attempt });
+    return { row: { ...existing, status: 'building', error: null, attempt } };
+  }
+  return { row: insert(tx, { ...fresh(), idempotencyKey: key, status: 'building', attempt }) };
+}
+
+/** Does `attempt` still own the unfinished delivery `id`? Asked by the transaction that publishes it. */
+export function owns(tx: Db, id: number, attempt: string): boolean {
+  const row = byId(tx, id);
+  return row?.status === 'building' && row.attempt === attempt;
+}
