@@ -77,3 +77,14 @@ export class PermanentError extends Error {
 export function isUserError(err: unknown): err is UserError {
   return err instanceof UserError;
 }
+
+/**
+ * Thrown by an attempt that lost its delivery to another attempt of the same job (a worker that stalled
+ * past its job lock): it publishes nothing, records nothing and leaves the delivery to its new owner.
+ */
+export class SupersededAttempt extends Error {
+  constructor(readonly delivery: number) {
+    super(`delivery ${delivery}: another attempt of this job owns it now; this attempt's files were discarded`);
+    this.name = 'SupersededAttempt';
+  }
+}

@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq';
 import type { JobData } from '../queue/jobs';
-import { SupersededAttempt } from '../extract/deliveries';
+import { SupersededAttempt } from '../errors';
 import type { BatchOutcome, BatchService } from './service';
 
 /**

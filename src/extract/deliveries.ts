@@ -5,7 +5,7 @@ import { batch, credentials, deliveries, links } from '../db/repositories';
 import { modeOf } from '../db/repositories/installation';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey } from '../crypto';
 import { addDays, type Clock, DRILL_MARK, describeScope, formatField, formatFieldList, formatScope, mayUseChannel, type RevisionContent, sameScope, startOfTaipeiDay, subjectsOf, taipeiDate } from '../domain';
-import { isUserError, PermanentError } from '../errors';
+import { isUserError, PermanentError, SupersededAttempt } from '../errors';
 import { type Outbox, type OutboxTemp, stageFile } from '../outbox';
 import type { LinkState, Registry } from '../registry';
 import { appendLog } from '../usagelog';
@@ -68,17 +68,6 @@ export interface ExtractDeps {
   keysDir: string;
   retentionDays: number;
   openSource: () => ExtractSource;
-}
-
-/**
- * Thrown by an attempt that lost its delivery to another attempt of the same job (a worker that stalled
- * past its job lock): it publishes nothing, records nothing and leaves the delivery to its new owner.
- */
-export class SupersededAttempt extends Error {
-  constructor(readonly delivery: number) {
-    super(`delivery ${delivery}: another attempt of this job owns it now; this attempt's files were discarded`);
-    this.name = 'SupersededAttempt';
-  }
 }
 
 const stamp = (d: Date) => new Date(d.getTime() + 8 * 3600e3).toISOString().slice(0, 19).replace(/[-:]/g, '');

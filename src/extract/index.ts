@@ -1,5 +1,5 @@
-export { PermanentError } from '../errors';
-export { ExtractService, SupersededAttempt, CONFIDENTIALITY_NOTICE, publishedFiles, type DeliveryView, type ExtractRequest, type PublishedFiles } from './deliveries';
+export { PermanentError, SupersededAttempt } from '../errors';
+export { ExtractService, CONFIDENTIALITY_NOTICE, publishedFiles, type DeliveryView, type ExtractRequest, type PublishedFiles } from './deliveries';
 export { openSourceDb, SqliteSource, sourceDbPath, type ExtractSource } from './source';
 export { PgSource } from './source-pg';
 export { openExtractSource } from './source-open';

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type * as openpgp from 'openpgp';
@@ -10,8 +10,8 @@ import * as links from '../db/repositories/links';
 import * as repo from '../db/repositories/usageLog';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey, signEncryptToFile } from '../crypto';
 import { addDays, addMonths, type Clock, type DatasetCatalog, type IsoDate, isValidDate, mayUse, revisionContentSchema, startOfTaipeiDay, taipeiDate } from '../domain';
-import { UserError } from '../errors';
-import type { Outbox } from '../outbox';
+import { SupersededAttempt, UserError } from '../errors';
+import { type Outbox, type OutboxTemp, stageFile } from '../outbox';
 import { exportEvidence } from './evidence';
 import { appendLog } from './log';
 import { usageReport } from './report';
@@ -224,19 +224,14 @@ export class UsageRecordsService {
   }): Promise<deliveries.DeliveryRow> {
     const started = Date.now();
     const now = this.d.clock.now();
-    const row = this.d.cdb.write((tx) => {
-      const existing = deliveries.byKey(tx, p.key);
-      if (existing) {
-        deliveries.update(tx, existing.id, { status: 'building', error: null });
-        return existing;
-      }
-      return deliveries.insert(tx, {
+    // This attempt takes the delivery; an earlier attempt of the job still alive publishes nothing.
+    const attempt = randomUUID();
+    const claimed = this.d.cdb.write((tx) =>
+      deliveries.claim(tx, p.key, attempt, () => ({
         linkId: p.link.id,
         revision: p.link.currentRevision,
-        idempotencyKey: p.key,
         trigger: p.trigger,
         mode: 'full',
-        status: 'building',
         dataset: USAGE_RECORDS,
         fields: [],
         rows: null,
@@ -255,18 +250,20 @@ export class UsageRecordsService {
         purgedAt: null,
         error: null,
         channels: {},
-      });
-    });
+      })),
+    );
+    if ('done' in claimed) return claimed.done;
+    const row = claimed.row;
     // Not `.csv.pgp`: the archive is no extract, and a reader tells the two apart by name.
     const base = `usage-${p.agency.code}-${p.from}-${p.to}-L${p.link.id}-D${row.id}`;
     const fileName = `${base}.pgp`;
     const manifestName = `${base}.manifest.json`;
     const tmp = this.d.outbox.create(p.link.id, fileName);
+    const temps: OutboxTemp[] = [tmp];
     try {
       const plain = createHash('sha256');
       const nia = await this.nia();
       const sealed = await signEncryptToFile(webStream(tarStream(p.dirs, p.entries, now.getTime()), plain), nia, p.encryptTo, tmp.path);
-      tmp.publish();
       const manifest = {
         type: 'nia-link.usage-records-manifest',
         version: 1,
@@ -286,12 +283,14 @@ export class UsageRecordsService {
         verify: `gpg --decrypt ${fileName} | tar -x; nia-link log verify --evidence ${p.root}/L<link> --key nia-signing.pub.asc`,
       };
       const manifestText = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
-      this.d.outbox.writeFile(p.link.id, `${manifestName}.asc`, await detachedSignature(manifestText, nia));
-      this.d.outbox.writeFile(p.link.id, manifestName, manifestText);
+      temps.unshift(stageFile(this.d.outbox, p.link.id, manifestName, manifestText), stageFile(this.d.outbox, p.link.id, `${manifestName}.asc`, await detachedSignature(manifestText, nia)));
+      for (const t of temps) t.flush(); // the big write happens before the transaction takes the lock
       const builtAt = this.d.clock.now();
       // Like an extract's file: kept for the retention days, never past the use period.
       const expiresAt = new Date(Math.min(builtAt.getTime() + this.d.retentionDays * 86400e3, startOfTaipeiDay(addDays(p.period.to, 1)).getTime())).toISOString();
-      return this.d.cdb.write((tx) => {
+      const published = this.d.cdb.write((tx) => {
+        if (!deliveries.owns(tx, row.id, attempt)) return null;
+        for (const t of temps) t.publish();
         deliveries.update(tx, row.id, {
           status: 'built',
           rows: p.records,
@@ -321,11 +320,15 @@ export class UsageRecordsService {
         );
         return deliveries.byId(tx, row.id)!;
       });
+      if (!published) throw new SupersededAttempt(row.id);
+      return published;
     } catch (err) {
-      tmp.discard();
-      this.d.outbox.remove(p.link.id, fileName);
+      for (const t of temps) t.discard();
+      if (err instanceof SupersededAttempt) throw err;
       const message = err instanceof Error ? err.message : String(err);
-      this.d.cdb.write((tx) => deliveries.update(tx, row.id, { status: 'failed', error: message }));
+      this.d.cdb.write((tx) => {
+        if (deliveries.owns(tx, row.id, attempt)) deliveries.update(tx, row.id, { status: 'failed', error: message });
+      });
       throw err;
     }
   }
