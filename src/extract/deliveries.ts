@@ -6,7 +6,7 @@ import { modeOf } from '../db/repositories/installation';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey } from '../crypto';
 import { addDays, type Clock, DRILL_MARK, describeScope, formatField, formatFieldList, formatScope, mayUseChannel, type RevisionContent, sameScope, startOfTaipeiDay, subjectsOf, taipeiDate } from '../domain';
 import { isUserError, PermanentError, SupersededAttempt } from '../errors';
-import { type Outbox, type OutboxTemp, stageFile } from '../outbox';
+import { type Outbox, type OutboxTemp, publishedFiles, type PublishedFiles, stageFile } from '../outbox';
 import type { LinkState, Registry } from '../registry';
 import { appendLog } from '../usagelog';
 import { buildExtract } from './build';
@@ -376,19 +376,4 @@ export class ExtractService {
     const partials = this.d.outbox.removeStaleTemps(now, 24 * 3600e3);
     return { purged: due.size, partials };
   }
-}
-
-export interface PublishedFiles {
-  /** The file itself: an extract's `….csv.pgp`, an agency's usage records `usage-….pgp` (R6.5), a batch answer or error file. */
-  data: string;
-  /** The signed manifest beside it (an error file is its own manifest). */
-  manifest: string;
-  /** The manifest's detached signature. */
-  signature: string;
-}
-
-/** The names a delivery whose file is `fileName` publishes in its link's folder. */
-export function publishedFiles(fileName: string): PublishedFiles {
-  const manifest = fileName.replace(/(\.csv)?\.pgp$/, '.manifest.json');
-  return { data: fileName, manifest, signature: `${manifest}.asc` };
 }

@@ -1,5 +1,6 @@
 export { PermanentError, SupersededAttempt } from '../errors';
-export { ExtractService, CONFIDENTIALITY_NOTICE, publishedFiles, type DeliveryView, type ExtractRequest, type PublishedFiles } from './deliveries';
+export { ExtractService, CONFIDENTIALITY_NOTICE, type DeliveryView, type ExtractRequest } from './deliveries';
+export { publishedFiles, type PublishedFiles } from '../outbox';
 export { openSourceDb, SqliteSource, sourceDbPath, type ExtractSource } from './source';
 export { PgSource } from './source-pg';
 export { openExtractSource } from './source-open';

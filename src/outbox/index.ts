@@ -261,3 +261,18 @@ export function stageFile(outbox: Outbox, linkId: number, name: string, data: Bu
 export function openOutbox(config: { outbox: { dir: string } }): Outbox {
   return new DirectoryOutbox(config.outbox.dir);
 }
+
+export interface PublishedFiles {
+  /** The file itself: an extract's `….csv.pgp`, an agency's usage records `usage-….pgp` (R6.5), a batch answer or error file. */
+  data: string;
+  /** The signed manifest beside it (an error file is its own manifest). */
+  manifest: string;
+  /** The manifest's detached signature. */
+  signature: string;
+}
+
+/** The names a delivery whose file is `fileName` publishes in its link's folder. */
+export function publishedFiles(fileName: string): PublishedFiles {
+  const manifest = fileName.replace(/(\.csv)?\.pgp$/, '.manifest.json');
+  return { data: fileName, manifest, signature: `${manifest}.asc` };
+}

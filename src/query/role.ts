@@ -7,7 +7,7 @@ import type { ControlDb } from '../db';
 import { startCheckpointer } from '../db/checkpoint';
 import { type Clock, systemClock } from '../domain';
 import type { Logger } from '../logger';
-import type { Services } from '../services';
+import type { FrontEndServices } from '../services';
 import { queuePrefix } from '../queue';
 import { RedisDailyCap } from './cap';
 import { LogAppender, type RecordSink, serveClusterAppends } from '../usagelog';
@@ -28,7 +28,7 @@ interface RoleDeps {
   config: Config;
   redisUrl: string;
   cdb: ControlDb;
-  services: Services;
+  services: FrontEndServices;
   clock: Clock;
   log: Logger;
 }

@@ -2,7 +2,7 @@ import { runClusterWorker } from '../cluster';
 import { openControlDb } from '../db';
 import { systemClock } from '../domain';
 import { createLogger } from '../logger';
-import { buildServices } from '../services';
+import { buildFrontEndServices } from '../services';
 import { ClusterLogAppender } from '../usagelog';
 import { QUERY_WORKER_ENV, type QueryWorkerStart, serveQueries } from './role';
 
@@ -16,7 +16,7 @@ runClusterWorker<QueryWorkerStart>({
     process.once('exit', () => cdb.close());
     // Records are committed by the primary's appender; this process only reads the control database.
     const sink = new ClusterLogAppender();
-    const server = await serveQueries({ config, redisUrl, cdb, services: buildServices(config, cdb, systemClock), clock: systemClock, log, sink });
+    const server = await serveQueries({ config, redisUrl, cdb, services: buildFrontEndServices(config, cdb, systemClock), clock: systemClock, log, sink });
     return {
       port: server.port,
       close: async () => {

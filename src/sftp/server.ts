@@ -6,12 +6,12 @@ import type { ControlDb } from '../db';
 import { deliveries, queries } from '../db/repositories';
 import { dummyPasswordHash, hostKeys, verifyPassword } from '../crypto';
 import { type Clock, normaliseIp, taipeiDate } from '../domain';
-import type { ExtractService } from '../extract';
+import { publishedFiles } from '../outbox';
 import type { Logger } from '../logger';
 import { openQueue, QUEUES, queuePrefix } from '../queue';
 import { linkEventsChannel } from '../queue/link-events';
 import type { LinkState } from '../registry';
-import type { Services } from '../services';
+import type { FrontEndServices } from '../services';
 import { appendLog, type LogEntry } from '../usagelog';
 import { type AccountRow, AccountService } from './accounts';
 import { Defender } from './defender';
@@ -59,7 +59,7 @@ export function banEventsChannel(config: Pick<Config, 'instanceId'>): string {
 export interface SftpDeps {
   config: Config;
   cdb: ControlDb;
-  services: Services;
+  services: FrontEndServices;
   redisUrl: string;
   clock: Clock;
   log: Logger;
@@ -431,7 +431,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
           const channel = acceptSubsystem();
           const linkId = conn.account!.linkId;
           const tree = new OutboxTree({
-            published: () => publishedFor(cdb, services.extracts, linkId),
+            published: () => publishedFor(cdb, linkId),
             stat: (name) => services.outbox.stat(linkId, name),
             version: databaseChange,
             now: () => clock.now().getTime(),
@@ -601,10 +601,10 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
 }
 
 /** The files of a link's built deliveries that its SFTP tree may show, by name (from the delivery rows). */
-export function publishedFor(cdb: ControlDb, extracts: ExtractService, linkId: number): Published[] {
+export function publishedFor(cdb: ControlDb, linkId: number): Published[] {
   return deliveries.builtForLink(cdb.db, linkId).flatMap((row) => {
-    const files = extracts.filesOf(row);
-    if (!files) return [];
+    if (!row.fileName) return [];
+    const files = publishedFiles(row.fileName);
     const createdAt = row.builtAt ?? row.createdAt;
     const expiresAt = row.expiresAt;
     return [

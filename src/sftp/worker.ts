@@ -2,7 +2,7 @@ import { runClusterWorker } from '../cluster';
 import { openControlDb } from '../db';
 import { systemClock } from '../domain';
 import { createLogger } from '../logger';
-import { buildServices } from '../services';
+import { buildFrontEndServices } from '../services';
 import { WORKER_ENV, type WorkerStart } from './cluster';
 import { startSftpServer } from './server';
 
@@ -14,6 +14,6 @@ runClusterWorker<WorkerStart>({
   start: async ({ config, redisUrl }, log) => {
     const cdb = openControlDb(config.dataDir);
     process.once('exit', () => cdb.close());
-    return startSftpServer({ config, cdb, services: buildServices(config, cdb, systemClock), redisUrl, clock: systemClock, log, handedOn: true });
+    return startSftpServer({ config, cdb, services: buildFrontEndServices(config, cdb, systemClock), redisUrl, clock: systemClock, log, handedOn: true });
   },
 });

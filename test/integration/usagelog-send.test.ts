@@ -92,7 +92,7 @@ describe('usage records to each agency (R6.5)', () => {
         expect(existsSync(manifest) && existsSync(`${manifest}.asc`)).toBe(true);
         // Listed on the link's SFTP tree as the server lists deliveries: from the delivery rows.
         const services = buildServices(loadConfig({ dataDir: w.dataDir }, {}), w.cdb, w.clock);
-        const published = publishedFor(w.cdb, services.extracts, d.link);
+        const published = publishedFor(w.cdb, d.link);
         const tree = new OutboxTree({ published: () => published, stat: (name) => services.outbox.stat(d.link, name), version: () => '1', now: () => Date.now() });
         expect(tree.list('/outbox')!.map((n) => n.name)).toEqual([d.file.replace(/\.pgp$/, '.manifest.json'), `${d.file.replace(/\.pgp$/, '.manifest.json')}.asc`, d.file].sort());
         expect(tree.lookup(`/outbox/${d.file}`)).toMatchObject({ kind: 'file', role: 'data', delivery: d.delivery });
