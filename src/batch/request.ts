@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { DatasetCatalog } from '../domain';
-import { isValidTaiwanId } from '../extract/synthetic';
+import { isValidTaiwanId } from '../domain';
 
 /**
  * The plaintext of a batch request or subject list (R2.2, R3.4): UTF-8 CSV, optional comment lines

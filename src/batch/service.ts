@@ -6,7 +6,7 @@ import { batch, credentials, deliveries, inbox } from '../db/repositories';
 import { detachedSignature, keyedIdHash, loadSigningKey, readAgencyEncryptionKey, signEncryptToFile } from '../crypto';
 import { addDays, clientRefusal, type Clock, describeScope, formatField, formatScope, mayUseChannel, startOfTaipeiDay, subjectsOf, taipeiDate } from '../domain';
 import { isUserError, SupersededAttempt } from '../errors';
-import { CONFIDENTIALITY_NOTICE } from '../extract/deliveries';
+import { CONFIDENTIALITY_NOTICE } from '../extract/service';
 import { compileScope } from '../extract/scope-sql';
 import { type Outbox, type OutboxTemp, stageFile } from '../outbox';
 import { channelSecret } from '../extract/transforms';

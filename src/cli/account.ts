@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { UserError } from '../errors';
-import type { AccountService, AccountView } from '../sftp';
+import type { AccountService, AccountView } from '../registry';
 import { actor, type CliContext, printJson, readInputFile } from './context';
 
 function printAccount(a: AccountView, withKeys: boolean): void {
@@ -21,7 +21,7 @@ async function readPassword(file: string | undefined): Promise<string> {
 export function register(program: Command, ctx: CliContext): void {
   // Loaded when a command runs: other commands should not pay for the SFTP module.
   const accounts = async (): Promise<AccountService> => {
-    const { AccountService } = await import('../sftp');
+    const { AccountService } = await import('../registry');
     const { linkEvents } = ctx.services;
     // Open sessions of the account's link are re-checked at once by the SFTP processes.
     return new AccountService(ctx.cdb, ctx.registry, ctx.clock, (id) => linkEvents.publish(id));

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { UserError } from '../errors';
-import { backup, restore } from '../usagelog';
+import { backup, restore } from '../backup';
 import { type CliContext, printJson } from './context';
 import { progress } from './progress';
 

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { UserError } from '../errors';
-import { seedSource } from '../extract/seed';
-import { seedPgSource } from '../extract/seed-pg';
+import { seedSource } from '../seed/sqlite';
+import { seedPgSource } from '../seed/postgres';
 import { redactDatabaseUrl } from '../db/pg/connect';
 import { sourceDbPath } from '../extract/source';
 import { loadCatalogs } from '../registry';

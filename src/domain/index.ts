@@ -16,3 +16,4 @@ export interface Clock {
   now(): Date;
 }
 export const systemClock: Clock = { now: () => new Date() };
+export { idCheckDigit, isValidTaiwanId } from './ids';

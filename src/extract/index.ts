@@ -1,5 +1,5 @@
 export { PermanentError, SupersededAttempt } from '../errors';
-export { ExtractService, CONFIDENTIALITY_NOTICE, type DeliveryView, type ExtractRequest } from './deliveries';
+export { ExtractService, CONFIDENTIALITY_NOTICE, type DeliveryView, type ExtractRequest } from './service';
 export { publishedFiles, type PublishedFiles } from '../outbox';
 export { openSourceDb, SqliteSource, sourceDbPath, type ExtractSource } from './source';
 export { PgSource } from './source-pg';

@@ -3,3 +3,4 @@ export { loadCatalogs } from './catalogs';
 export { checkDocument, sniffDocumentType } from './documents';
 export { RulesService, type RulesVersion } from './rules';
 export { VendorService, type VendorRow } from './vendors';
+export { AccountService, type AccountRow, type AccountView } from './accounts';

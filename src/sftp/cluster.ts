@@ -7,7 +7,7 @@ import type { Config } from '../config';
 import { normaliseIp, systemClock } from '../domain';
 import { queuePrefix } from '../queue';
 import { linkEventsChannel } from '../queue/link-events';
-import { AccountService } from './accounts';
+import { AccountService } from '../registry/accounts';
 import { Defender } from './defender';
 import { Gate } from './gate';
 import { RefusalLog } from './refusals';

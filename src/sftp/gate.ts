@@ -4,7 +4,7 @@ import type { ControlDb } from '../db';
 import { queries } from '../db/repositories';
 import { type Cidr, type Clock, parseCidr, taipeiDate } from '../domain';
 import type { Logger } from '../logger';
-import type { AccountService } from './accounts';
+import type { AccountService } from '../registry/accounts';
 import type { Defender } from './defender';
 
 /**

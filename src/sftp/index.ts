@@ -1,5 +1,4 @@
 export { startSftpRole } from './cluster';
 export { startSftpServer, ALGORITHMS, type RunningSftp, type SftpDeps } from './server';
-export { AccountService, type AccountView } from './accounts';
 export { Defender, liftBan, type Ban } from './defender';
 export { downloadsOf, type Download } from './downloads';

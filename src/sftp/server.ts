@@ -13,7 +13,7 @@ import { linkEventsChannel } from '../queue/link-events';
 import type { LinkState } from '../registry';
 import type { FrontEndServices } from '../services';
 import { appendLog, type LogEntry } from '../usagelog';
-import { type AccountRow, AccountService } from './accounts';
+import { type AccountRow, AccountService } from '../registry/accounts';
 import { Defender } from './defender';
 import { Gate } from './gate';
 import { InboxService, inboxEnabled, spoolDirOf } from './inbox';

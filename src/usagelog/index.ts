@@ -7,6 +7,5 @@ export { verifyUsageLog, type VerifyOptions, type VerifyReport } from './verify'
 export { exportEvidence, verifyEvidence, type EvidenceCheck, type EvidenceSummary } from './evidence';
 export { usageReport, reportCsv, reportHtml, type UsageReport } from './report';
 export { scanAnomalies, scanBatch, listAnomalies, detect, outsideBusinessHours, RULES, type AnomalyRow, type AnomalySettings, type ScanResult } from './anomalies';
-export { backup, restore, type BackupResult, type RestoreResult } from './backup';
 export { UsageLogService } from './service';
 export { UsageRecordsService, USAGE_RECORDS, type SentUsageRecords } from './report-send';

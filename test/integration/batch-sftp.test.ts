@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Config } from '../../src/config';
 import { batch, inbox } from '../../src/db/repositories';
 import { sourceDbPath } from '../../src/extract';
-import { seedSource } from '../../src/extract/seed';
+import { seedSource } from '../../src/seed/sqlite';
 import type { RunningService } from '../../src/main';
 import { startService } from '../../src/main';
 import { loadCatalogs } from '../../src/registry';

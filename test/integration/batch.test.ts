@@ -9,7 +9,7 @@ import { batch, deliveries, inbox } from '../../src/db/repositories';
 import { taipeiDate } from '../../src/domain';
 import { SqliteSource, SupersededAttempt, sourceDbPath } from '../../src/extract';
 import type { Source } from '../../src/extract/source';
-import { seedSource } from '../../src/extract/seed';
+import { seedSource } from '../../src/seed/sqlite';
 import type { DailyCap } from '../../src/query/cap';
 import { loadCatalogs } from '../../src/registry';
 import { buildServices } from '../../src/services';

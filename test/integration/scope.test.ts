@@ -13,7 +13,7 @@ import { csvSelectSql } from '../../src/extract/csv-sql';
 import { compileScope } from '../../src/extract/scope-sql';
 import { QueryService, RedisDailyCap } from '../../src/query';
 import { loadCatalogs, Registry } from '../../src/registry';
-import { seedSource } from '../../src/extract/seed';
+import { seedSource } from '../../src/seed/sqlite';
 import { listLog, LogAppender } from '../../src/usagelog';
 import { DirectoryOutbox } from '../../src/outbox';
 import { askQuery } from '../helpers/query';

@@ -5,13 +5,13 @@ import path from 'node:path';
 import { register, parseSeedArgs } from '../../src/cli/seed';
 import { CliContext } from '../../src/cli/context';
 import { isValidDate, type DatasetCatalog } from '../../src/domain';
+import { isValidTaiwanId } from '../../src/domain';
 import { UserError } from '../../src/errors';
-import { seedSource } from '../../src/extract/seed';
+import { seedSource } from '../../src/seed/sqlite';
 import { sourceDbPath } from '../../src/extract/source';
 import {
   createGenerator,
   DIRECTIONS,
-  isValidTaiwanId,
   NATIONALITIES,
   PERMIT_TYPES,
   PORTS,
@@ -19,7 +19,7 @@ import {
   SEXES,
   TRAVEL_DOC_TYPES,
   VISA_TYPES,
-} from '../../src/extract/synthetic';
+} from '../../src/seed/synthetic';
 import { loadCatalogs } from '../../src/registry';
 import { tmpDir } from '../helpers/world';
 

@@ -1,7 +1,8 @@
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { openControlDb } from '../../src/db';
-import { backup, createCheckpoint, exportEvidence, restore, verifyEvidence, verifyUsageLog } from '../../src/usagelog';
+import { backup, restore } from '../../src/backup';
+import { createCheckpoint, exportEvidence, verifyEvidence, verifyUsageLog } from '../../src/usagelog';
 import { archiveLog } from '../../src/usagelog/archive';
 import { generateSigningKey } from '../../src/crypto';
 import { approvedLink, cleanupKeys, makeAgencyKeys, servicesOn, tmpDir, type AgencyKeys } from '../helpers/world';

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { generateSigningKey } from '../../src/crypto';
-import { backup, openReadOnly } from '../../src/usagelog/backup';
+import { backup, openReadOnly } from '../../src/backup';
 import { canonicalJson } from '../../src/usagelog/chain';
 import { exportEvidence, verifyEvidence } from '../../src/usagelog/evidence';
 import { signText } from '../../src/usagelog/signatures';

@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { allowListWithout, checkVendorMachines, mayUseChannel, type Method } from '../../src/domain';
 import { queries } from '../../src/db/repositories';
-import { AccountService } from '../../src/sftp/accounts';
+import { AccountService } from '../../src/registry/accounts';
 import { appendLog, listLog, reportHtml, usageReport } from '../../src/usagelog';
 import { taipeiDate } from '../../src/domain';
 import { approvedLink, cli, REVIEW_ARGS, RULES_TEXT, servicesOn, STAMPED_FORM, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';

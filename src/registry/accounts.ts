@@ -3,7 +3,7 @@ import { credentials } from '../db/repositories';
 import { hashPassword, inspectSshPublicKey, MIN_PASSWORD_LENGTH } from '../crypto';
 import { type Clock, mayUseChannel, ok, refuse, type Result, taipeiDate } from '../domain';
 import { UserError } from '../errors';
-import type { LinkState, Registry } from '../registry';
+import type { LinkState, Registry } from './registry';
 import { appendLog } from '../usagelog';
 
 export type AccountRow = credentials.AccountRow;

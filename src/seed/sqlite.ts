@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { performance } from 'node:perf_hooks';
 import type { DatasetCatalog } from '../domain';
 import { BUSY_TIMEOUT_MS } from '../db/busy';
-import { ident } from './sql-ident';
+import { ident } from '../extract/sql-ident';
 import { createGenerator } from './synthetic';
 
 export interface SeedOptions {

@@ -6,11 +6,11 @@ import { z } from 'zod';
 import { type ControlDb, controlDbFile, openControlDb, schema } from '../db';
 import { KEY_FILES } from '../crypto';
 import { UserError } from '../errors';
-import { canonicalJson } from './chain';
-import { openRegular, readKeyArg, readRegular } from './evidence';
-import { sha256File } from './files';
-import { installationVerifier, loadSigner, readVerifier, signatureValid, signText, type Verifier } from './signatures';
-import { verifyUsageLog, type VerifyReport } from './verify';
+import { canonicalJson } from '../usagelog/chain';
+import { openRegular, readKeyArg, readRegular } from '../usagelog/evidence';
+import { sha256File } from '../usagelog/files';
+import { installationVerifier, loadSigner, readVerifier, signatureValid, signText, type Verifier } from '../usagelog/signatures';
+import { verifyUsageLog, type VerifyReport } from '../usagelog/verify';
 
 /** Inside a backup: the database, NIA's keys, the usage-log archives, the config file. */
 const DB = 'nia-link.db';

@@ -1,10 +1,10 @@
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { from as copyFrom } from 'pg-copy-streams';
-import { csvField } from './csv';
-import type { SeedOptions } from './seed';
-import { PgSource } from './source-pg';
-import { ident } from './sql-ident';
+import { csvField } from '../extract/csv';
+import type { SeedOptions } from './sqlite';
+import { PgSource } from '../extract/source-pg';
+import { ident } from '../extract/sql-ident';
 import { createGenerator } from './synthetic';
 
 /** Rows per chunk written to COPY: enough to keep the connection busy, small enough for steady progress. */
