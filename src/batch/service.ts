@@ -182,22 +182,7 @@ export class BatchService {
         mode: 'full',
         dataset: s.content.dataset,
         fields: s.content.fields.map(formatField),
-        rows: null,
-        fileName: null,
-        bytes: null,
-        plainSha256: null,
-        cipherSha256: null,
-        manifestSha256: null,
-        // No watermark: an answer is never the base of an extract's increment.
-        watermarkFrom: null,
-        watermarkTo: null,
         createdAt: now.toISOString(),
-        builtAt: null,
-        durationMs: null,
-        expiresAt: null,
-        purgedAt: null,
-        error: null,
-        channels: {},
       })),
     );
   }

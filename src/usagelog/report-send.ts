@@ -234,22 +234,7 @@ export class UsageRecordsService {
         mode: 'full',
         dataset: USAGE_RECORDS,
         fields: [],
-        rows: null,
-        fileName: null,
-        bytes: null,
-        plainSha256: null,
-        cipherSha256: null,
-        manifestSha256: null,
-        // No watermark: an extract's next increment never starts from one of these.
-        watermarkFrom: null,
-        watermarkTo: null,
         createdAt: now.toISOString(),
-        builtAt: null,
-        durationMs: null,
-        expiresAt: null,
-        purgedAt: null,
-        error: null,
-        channels: {},
       })),
     );
     if ('done' in claimed) return claimed.done;

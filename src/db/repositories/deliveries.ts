@@ -45,14 +45,19 @@ export function setChannel(tx: Db, id: number, channel: string, outcome: Record<
  * earlier attempt left unfinished (that attempt may publish nothing from now on). A delivery that
  * is finished already (built or purged) is returned as `done` and not touched.
  */
-export function claim(tx: Db, key: string, attempt: string, fresh: () => Omit<DeliveryRow, 'id' | 'attempt' | 'idempotencyKey' | 'status'>): { done: DeliveryRow } | { row: DeliveryRow } {
+/** What a new delivery is: the rest (file, hashes, times, channels) is filled in when it is built. */
+export type NewDelivery = Pick<DeliveryRow, 'linkId' | 'revision' | 'trigger' | 'mode' | 'dataset' | 'fields' | 'createdAt'>;
+
+export function claim(tx: Db, key: string, attempt: string, fresh: () => NewDelivery): { done: DeliveryRow } | { row: DeliveryRow } {
   const existing = byKey(tx, key);
   if (existing) {
     if (existing.status === 'built' || existing.status === 'purged') return { done: existing };
     update(tx, existing.id, { status: 'building', error: null, attempt });
     return { row: { ...existing, status: 'building', error: null, attempt } };
   }
-  return { row: insert(tx, { ...fresh(), idempotencyKey: key, status: 'building', attempt }) };
+  // Watermarks too stay null until an extract is built: a batch answer or usage records never start an increment.
+  const unbuilt = { rows: null, fileName: null, bytes: null, plainSha256: null, cipherSha256: null, manifestSha256: null, watermarkFrom: null, watermarkTo: null, builtAt: null, durationMs: null, expiresAt: null, purgedAt: null, error: null, channels: {} };
+  return { row: insert(tx, { ...unbuilt, ...fresh(), idempotencyKey: key, status: 'building', attempt }) };
 }
 
 /** Does `attempt` still own the unfinished delivery `id`? Asked by the transaction that publishes it. */
