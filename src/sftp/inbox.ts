@@ -93,7 +93,9 @@ export class InboxService {
     const s = this.d.settings;
     const stats = repo.pendingStats(db, who.linkId);
     const files = stats.files + mine.size;
-    const bytes = stats.bytes + [...mine].reduce((n, u) => n + u.bytes, 0);
+    // An upload in progress holds the most it may still grow to, not what it has so far: uploads opened
+    // side by side can never add up to more than the quota left.
+    const bytes = stats.bytes + [...mine].reduce((n, u) => n + u.limit, 0);
     if (files >= s.maxPendingFiles) return { code: 'inbox.pending-files', message: `quota: ${s.maxPendingFiles} uploads already wait for an answer` };
     if (bytes >= s.maxPendingBytes) return { code: 'inbox.pending-bytes', message: `quota: ${s.maxPendingBytes} bytes already wait for an answer` };
     const hourAgo = new Date(this.d.clock.now().getTime() - 3600_000).toISOString();
@@ -109,7 +111,8 @@ export class InboxService {
       this.spoolReady = false;
       return { code: 'inbox.spool', message: 'cannot store uploads now' };
     }
-    // The pending bytes left at OPEN bound this upload too, so the bytes quota holds without a check per WRITE.
+    // The pending bytes left at OPEN (after what the uploads in progress hold) bound this upload, so the
+    // bytes quota holds without a check per WRITE.
     const limit = Math.min(s.maxBytes, s.maxPendingBytes - bytes);
     const u = new Upload(this, who, name, fd, part, limit);
     mine.add(u);
@@ -195,7 +198,8 @@ export class Upload {
     readonly name: string,
     fd: number,
     private readonly part: string,
-    private readonly limit: number,
+    /** The most this upload may hold: what it reserved of its link's pending-bytes quota at OPEN. */
+    readonly limit: number,
   ) {
     this.fd = fd;
   }

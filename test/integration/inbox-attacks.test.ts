@@ -105,7 +105,7 @@ beforeAll(async () => {
     NIA_LINK_INBOX_MAX_PENDING_BYTES: String(MAX_PENDING_BYTES),
   });
   await niaKeys(config, keys);
-  for (const account of ['a001', 'q001', 'q002', 's001']) links[account] = await approvedLink(w, keys, { account, methods: ['sftp-pull', 'batch-query'] });
+  for (const account of ['a001', 'q001', 'q002', 'q003', 's001']) links[account] = await approvedLink(w, keys, { account, methods: ['sftp-pull', 'batch-query'] });
   links.x001 = await approvedLink(w, keys, { account: 'x001', methods: ['sftp-pull'] });
   delivery = await buildDelivery(w, config, links.a001);
   // Nothing picks the uploads up here: they stay pending, as the quota needs.
@@ -332,6 +332,29 @@ describe('R2.2 /inbox limits', () => {
       b.c.end();
     }
     expect(strayFiles()).toEqual([]);
+  });
+
+  it('R2.2 uploads opened side by side hold their share of the pending-bytes quota: together they never pass it', async () => {
+    const { c, s } = await session('q003');
+    try {
+      // Each open upload holds the most it may grow to: two of the largest size, then what is left.
+      const h = [await open(s, '/inbox/p1.csv.pgp', 'w'), await open(s, '/inbox/p2.csv.pgp', 'w'), await open(s, '/inbox/p3.csv.pgp', 'w')];
+      const refused = await outcome((cb) => s.open('/inbox/p4.csv.pgp', 'w', cb));
+      expect(refused.code).toBe(FAILURE);
+      expect(refused.message).toContain('inbox.pending-bytes');
+      const room = MAX_PENDING_BYTES - 2 * MAX_BYTES;
+      expect(await write(s, h[0], randomBytes(MAX_BYTES), 0)).toBe(OK);
+      expect(await write(s, h[1], randomBytes(MAX_BYTES), 0)).toBe(OK);
+      expect(await write(s, h[2], randomBytes(room + 1), 0)).toBe(FAILURE);
+      expect(await close(s, h[0])).toBe(OK);
+      expect(await close(s, h[1])).toBe(OK);
+      const pending = inbox.pendingUploads(w.cdb.db, links.q003);
+      expect(pending.map((u) => u.name).sort()).toEqual(['p1.csv.pgp', 'p2.csv.pgp']);
+      expect(pending.reduce((n, u) => n + u.bytes, 0)).toBeLessThanOrEqual(MAX_PENDING_BYTES);
+    } finally {
+      c.end();
+    }
+    expect(await until(() => strayFiles().length === 0)).toBe(true);
   });
 
   it('R2.2 a disconnect mid-upload leaves nothing behind and writes upload.aborted (account, address, name, bytes so far); the name can be sent again', async () => {
