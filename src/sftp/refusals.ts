@@ -2,7 +2,17 @@ import type { ControlDb } from '../db';
 import type { Clock } from '../domain';
 import { appendLog } from '../usagelog';
 
+/** Who was refused, when known (an account that logged in): the record names them. */
+export interface Refused {
+  agency?: string;
+  linkId?: number;
+  revision?: number;
+  account: string;
+}
+
 interface Tally {
+  who?: Refused;
+  ip: string;
   count: number;
   first: string;
   last: string;
@@ -12,9 +22,10 @@ interface Tally {
 const MAX_DISTINCT_COUNTED = 100_000;
 
 /**
- * `connection.refused` records, aggregated: at most one per source address and interval, for at most
- * `maxIps` addresses; refusals from further addresses in the same interval share one record. A flood,
- * however wide, adds a bounded number of records to the five-year usage log.
+ * Refusals recorded in aggregate: `connection.refused` at most once per source address and interval
+ * (or `upload.refused`, once per account and address), for at most `maxIps` of them; refusals from
+ * further ones in the same interval share one record. A flood, however wide, adds a bounded number of
+ * records to the five-year usage log.
  */
 export class RefusalLog {
   private tallies = new Map<string, Tally>();
@@ -27,6 +38,7 @@ export class RefusalLog {
     private readonly clock: Clock,
     private readonly settings: { intervalSec: number; maxIps: number },
     private readonly onError: (err: Error) => void,
+    private readonly kind: { type: string; channel: string } = { type: 'connection.refused', channel: 'sftp-pull' },
   ) {}
 
   start(): void {
@@ -34,15 +46,16 @@ export class RefusalLog {
     this.timer.unref();
   }
 
-  note(ip: string, reason: string): void {
+  note(ip: string, reason: string, who?: Refused): void {
     const at = this.clock.now().toISOString();
-    let t = this.tallies.get(ip);
+    const key = who ? `${who.linkId ?? ''}\0${who.account}\0${ip}` : ip;
+    let t = this.tallies.get(key);
     if (!t && this.tallies.size >= this.settings.maxIps) {
       if (this.overflowIps.size < MAX_DISTINCT_COUNTED) this.overflowIps.add(ip);
-      t = this.overflow ??= { count: 0, first: at, last: at, reasons: {} };
+      t = this.overflow ??= { ip: '', count: 0, first: at, last: at, reasons: {} };
     } else if (!t) {
-      t = { count: 0, first: at, last: at, reasons: {} };
-      this.tallies.set(ip, t);
+      t = { who, ip, count: 0, first: at, last: at, reasons: {} };
+      this.tallies.set(key, t);
     }
     t.count++;
     t.last = at;
@@ -60,9 +73,15 @@ export class RefusalLog {
     this.overflowIps = new Set();
     const now = this.clock.now();
     const intervalSec = this.settings.intervalSec;
+    const { type, channel } = this.kind;
     this.cdb.write((tx) => {
-      for (const [ip, t] of tallies) appendLog(tx, { type: 'connection.refused', ip, channel: 'sftp-pull', detail: { ...t, intervalSec } }, now);
-      if (overflow) appendLog(tx, { type: 'connection.refused', ip: null, channel: 'sftp-pull', detail: { ...overflow, intervalSec, addresses: overflowIps } }, now);
+      for (const { who, ip, ...t } of tallies.values()) {
+        appendLog(tx, { type, ip, channel, ...(who ? { agency: who.agency ?? null, linkId: who.linkId ?? null, revision: who.revision ?? null, actor: who.account } : {}), detail: { ...t, intervalSec } }, now);
+      }
+      if (overflow) {
+        const { who: _who, ip: _ip, ...t } = overflow;
+        appendLog(tx, { type, ip: null, channel, detail: { ...t, intervalSec, addresses: overflowIps } }, now);
+      }
     });
   }
 

@@ -16,7 +16,7 @@ import { appendLog, type LogEntry } from '../usagelog';
 import { type AccountRow, AccountService } from '../registry/accounts';
 import { Defender } from './defender';
 import { Gate } from './gate';
-import { InboxService, inboxEnabled, spoolDirOf } from './inbox';
+import { InboxService, inboxEnabled, spoolDirOf, Upload } from './inbox';
 import { RefusalLog } from './refusals';
 import { type ConnectionShare, type DownloadRecord, guardWindow, SftpSession } from './session';
 import { type FileNode, OutboxTree, type Published } from './tree';
@@ -127,6 +127,8 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
   redis.on('error', (err) => log.warn({ err: err.message }, 'sftp: redis error'));
   const defender = new Defender(redis, queuePrefix(config), s.defender);
   const refusals = new RefusalLog(cdb, clock, { intervalSec: s.refusedLogIntervalSec, maxIps: s.refusedLogMaxIps }, (err) => log.error({ err: err.message }, 'sftp: refused connections not logged'));
+  // Uploads refused at OPEN (a quota, a name), counted per account and address like refused connections.
+  const uploadRefusals = new RefusalLog(cdb, clock, { intervalSec: s.refusedLogIntervalSec, maxIps: s.refusedLogMaxIps }, (err) => log.error({ err: err.message }, 'sftp: refused uploads not logged'), { type: 'upload.refused', channel: 'batch-query' });
   // Uploads are queued for the batch processor; without Redis they stay pending, and its sweep finds them.
   let batchQueue: ReturnType<typeof openQueue> | undefined;
   const enqueueUpload = (uploadId: number) => {
@@ -447,7 +449,13 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
             downloaded: (r) => downloaded(conn, r),
             downloadStarting: (file) => downloadStarting(conn, file),
             open: (file) => services.outbox.open(linkId, file.name),
-            inbox: { begin: (name) => inbox.begin({ linkId, account: username, ip: conn.ip, logFields: linkFields(conn.state) }, name) },
+            inbox: {
+              begin: (name) => {
+                const r = inbox.begin({ linkId, account: username, ip: conn.ip, logFields: linkFields(conn.state) }, name);
+                if (!(r instanceof Upload)) uploadRefusals.note(conn.ip, r.code, { ...linkFields(conn.state), account: username });
+                return r;
+              },
+            },
             abuse: (reason) => {
               log.warn({ reason }, 'sftp: session ended for abuse');
               end(conn);
@@ -537,6 +545,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
 
   const ssh = new SshServer({ hostKeys: hostKeys(config.keysDir).map((k) => k.private), algorithms: ALGORITHMS as any, ident: 'nia-link' }, onClient);
   refusals.start();
+  uploadRefusals.start();
   if (d.handedOn) {
     const handed = (m: unknown, socket: unknown) => {
       if (m === HANDOFF && socket instanceof NetSocket) void accept(socket, true);
@@ -554,6 +563,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
           c.socket.destroy();
         }
         refusals.stop();
+        uploadRefusals.stop();
         await batchQueue?.close().catch(() => undefined);
         await subscriber.quit().catch(() => subscriber.disconnect());
         await redis.quit().catch(() => redis.disconnect());
@@ -572,6 +582,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
   } catch (err) {
     clearInterval(timer);
     refusals.stop();
+    uploadRefusals.stop();
     subscriber.disconnect();
     redis.disconnect();
     throw err;
@@ -593,6 +604,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
       }
       await stopped;
       refusals.stop();
+      uploadRefusals.stop();
       await batchQueue?.close().catch(() => undefined);
       await subscriber.quit().catch(() => subscriber.disconnect());
       await redis.quit().catch(() => redis.disconnect());

@@ -103,6 +103,7 @@ beforeAll(async () => {
     NIA_LINK_INBOX_MAX_BYTES: String(MAX_BYTES),
     NIA_LINK_INBOX_MAX_PENDING_FILES: String(MAX_PENDING_FILES),
     NIA_LINK_INBOX_MAX_PENDING_BYTES: String(MAX_PENDING_BYTES),
+    NIA_LINK_SFTP_REFUSED_LOG_INTERVAL: '1',
   });
   await niaKeys(config, keys);
   for (const account of ['a001', 'q001', 'q002', 'q003', 's001']) links[account] = await approvedLink(w, keys, { account, methods: ['sftp-pull', 'batch-query'] });
@@ -354,7 +355,24 @@ describe('R2.2 /inbox limits', () => {
     } finally {
       c.end();
     }
+    // The refusal is in the usage log, counted per account and address (a flood adds one record an interval).
+    const refusedHere = () => logOf('upload.refused').filter((r) => r.linkId === links.q003);
+    expect(await until(() => refusedHere().length > 0)).toBe(true);
+    expect(refusedHere()[0]).toMatchObject({ actor: 'q003', ip: '127.0.0.1', channel: 'batch-query', detail: { count: 1, reasons: { 'inbox.pending-bytes': 1 } } });
     expect(await until(() => strayFiles().length === 0)).toBe(true);
+  });
+
+  it('R6.1 refused uploads are logged in aggregate: a flood of refused OPENs adds a record per interval, not one per OPEN', async () => {
+    const { c, s } = await session('s001');
+    try {
+      for (let i = 0; i < 30; i++) expect((await outcome((cb) => s.open(`/inbox/bad name ${i}.exe`, 'w', cb))).code).not.toBe(OK);
+    } finally {
+      c.end();
+    }
+    const rows = () => logOf('upload.refused').filter((r) => r.actor === 's001');
+    expect(await until(() => rows().reduce((n, r) => n + r.detail.count, 0) >= 30)).toBe(true);
+    expect(rows().length).toBeLessThanOrEqual(3);
+    expect(rows().reduce((n, r) => n + (r.detail.reasons['inbox.name'] ?? 0), 0)).toBe(30);
   });
 
   it('R2.2 a disconnect mid-upload leaves nothing behind and writes upload.aborted (account, address, name, bytes so far); the name can be sent again', async () => {
