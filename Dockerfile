@@ -6,7 +6,11 @@ COPY src ./src
 COPY jobs ./jobs
 COPY schemas ./schemas
 COPY drizzle ./drizzle
+COPY drizzle-pg ./drizzle-pg
 COPY templates ./templates
+# npm ci runs `prepare`: the TypeScript build and the extract CSV writer (native/nl_csv.c).
+COPY scripts ./scripts
+COPY native ./native
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
