@@ -1,0 +1,106 @@
+import { createHash } from 'node:crypto';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { compileScope, PgSource } from '../../src/extract';
+import { loadCatalogs } from '../../src/registry';
+import { seedPgSource } from '../../src/seed/postgres';
+import pg from 'pg';
+import { createScratchDb, type ScratchDb } from '../helpers/pg';
+
+// The PostgreSQL source restarts (or the network between us drops every connection) while look-ups
+// and extracts run: a request caught in it fails cleanly, and the source recovers by itself — the next
+// look-up and the next extract succeed with no restart of nia-link. A proxy in front of the test
+// server stands for the restart, so no other test's connections are touched.
+
+const catalogs = loadCatalogs();
+let scratch: ScratchDb;
+let proxy: Server;
+let sockets = new Set<Socket>();
+let up = true;
+let source: PgSource;
+
+const all = () => compileScope({ all: true, justification: 'test' }, catalogs.get('entry_exit')!, '2026-12-06');
+
+/** Drop every connection through the proxy, as a server restart does; refuse new ones while down. */
+function restart(downMs: number): Promise<void> {
+  up = false;
+  for (const s of sockets) s.destroy();
+  sockets = new Set();
+  return new Promise((r) => setTimeout(() => ((up = true), r()), downMs));
+}
+
+async function extract(onFirstChunk: () => void = () => undefined): Promise<{ rows: number; sha256: string }> {
+  const csv = source.csvStream('entry_exit', [{ name: 'person_id' }, { name: 'name_en' }], 'ab'.repeat(32), { since: null, until: '2999-01-01T00:00:00.000Z', scope: all() })!;
+  const hash = createHash('sha256');
+  let first = true;
+  for await (const chunk of csv.stream as unknown as AsyncIterable<Uint8Array>) {
+    hash.update(chunk);
+    if (first) onFirstChunk();
+    first = false;
+  }
+  const done = await csv.done;
+  expect(done.sha256).toBe(hash.digest('hex'));
+  return done;
+}
+
+beforeAll(async () => {
+  scratch = await createScratchDb();
+  await seedPgSource({ url: scratch.url, dataset: 'entry_exit', rows: 20_000, seed: 3, catalog: catalogs.get('entry_exit')!, now: new Date('2026-12-01T00:00:00Z') });
+  const target = new URL(scratch.url);
+  proxy = createServer((client) => {
+    if (!up) return client.destroy();
+    const server = createConnection({ host: target.hostname, port: Number(target.port || 5432) });
+    for (const s of [client, server]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(server).pipe(client);
+    client.on('close', () => server.destroy());
+    server.on('close', () => client.destroy());
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+  const via = new URL(scratch.url);
+  via.hostname = '127.0.0.1';
+  via.port = String((proxy.address() as { port: number }).port);
+  source = new PgSource(via.toString());
+}, 120_000);
+afterAll(async () => {
+  await source?.close();
+  for (const s of sockets) s.destroy();
+  await new Promise((r) => proxy?.close(r));
+  await scratch?.drop();
+});
+
+it('look-ups and extracts recover by themselves after the source restarts; a request caught in it fails cleanly', async () => {
+  const c = new pg.Client({ connectionString: scratch.url });
+  await c.connect();
+  const person = (await c.query("SELECT person_id FROM entry_exit WHERE person_id <> '' ORDER BY record_id LIMIT 1")).rows[0].person_id as string;
+  await c.end();
+  const q = { dataset: 'entry_exit', fields: ['name_en'], keyField: 'person_id', ids: [person], scope: all(), limit: 10 };
+  const baseline = await extract();
+  expect(baseline.rows).toBe(20_000);
+
+  // A look-up's pooled connections die with the server.
+  const ids = (await source.lookup(q)).length;
+  expect(ids).toBeGreaterThan(0);
+  await restart(300);
+  let failures = 0;
+  let answered: number | undefined;
+  for (let i = 0; i < 20 && answered === undefined; i++) {
+    try {
+      answered = (await source.lookup(q)).length;
+    } catch (err) {
+      failures++;
+      expect((err as Error).message.split('\n')).toHaveLength(1);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  expect(answered).toBe(ids);
+  expect(failures).toBeLessThanOrEqual(1);
+
+  // An extract cut off in the middle fails (no partial success); the next one is whole and the same.
+  let restarted: Promise<void> | undefined;
+  await expect(extract(() => (restarted = restart(300)))).rejects.toThrow();
+  await restarted;
+  expect(await extract()).toEqual(baseline);
+}, 60_000);
