@@ -3,6 +3,8 @@
 // and from OpenSSH's sshd with internal-sftp (started here on a loopback port), same cipher, same run;
 // one stream, then N concurrent streams. Needs root (sshd) and /usr/sbin/sshd.
 // Usage: npm run bench:sftp [-- --size-mib 1024 --streams 16 --rounds 3 --cipher aes128-gcm@openssh.com]
+// --front-ends 2: two SFTP role processes (as two front-end hosts behind a TCP load balancer would be)
+// serving the same installation and outbox, the concurrent streams spread over them in turn.
 'use strict';
 const { execFileSync, spawn, spawnSync } = require('node:child_process');
 const { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } = require('node:fs');
@@ -22,6 +24,7 @@ const STREAMS = Number(arg('streams', 16));
 const ROUNDS = Number(arg('rounds', 3));
 const CIPHER = arg('cipher', 'aes128-gcm@openssh.com');
 const PROCESSES = arg('processes', undefined);
+const FRONT_ENDS = Number(arg('front-ends', 1));
 // --profile DIR: the SFTP role writes a V8 CPU profile there when it stops.
 const PROFILE = arg('profile', undefined);
 
@@ -86,15 +89,16 @@ function treeCpuSec(pid) {
   return ticks / 100; // USER_HZ
 }
 
-/** Wall time (ms) of `n` simultaneous downloads of the whole file, and the server's CPU seconds for them. */
-async function timed(n, port, user, remote, pid) {
-  const c0 = treeCpuSec(pid);
+/** Wall time (ms) of `n` simultaneous downloads of the whole file (spread over `ports` in turn), and the servers' CPU seconds for them. */
+async function timed(n, ports, user, remote, pids) {
+  const cpu = () => pids.reduce((t, p) => t + treeCpuSec(p), 0);
+  const c0 = cpu();
   const t0 = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: n }, () => sftpGet(port, user, remote)));
+  await Promise.all(Array.from({ length: n }, (_, i) => sftpGet(ports[i % ports.length], user, remote)));
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   // sshd collects a connection's CPU when its process exits: give it a moment.
   await new Promise((r) => setTimeout(r, 200));
-  return { ms, cpu: treeCpuSec(pid) - c0 };
+  return { ms, cpu: cpu() - c0 };
 }
 
 async function main() {
@@ -137,12 +141,18 @@ async function main() {
   cdb.write((tx) => deliveries.insert(tx, { linkId: Number(link), revision: 1, idempotencyKey: 'bench', trigger: 'manual', mode: 'full', status: 'built', dataset: 'entry_exit', fields: ['person_id', 'nationality'], rows: 0, fileName, bytes: SIZE_MIB << 20, plainSha256: null, cipherSha256: null, manifestSha256: null, watermarkFrom: null, watermarkTo: null, createdAt: now, builtAt: now, durationMs: 0, expiresAt: null, purgedAt: null, error: null, channels: {} }));
   cdb.close();
 
-  const nlPort = await freePort();
-  const svc = spawn(process.execPath, [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILE] : []), BIN, '--data-dir', data, 'start', '--role', 'sftp'], { env: { ...env, NIA_LINK_SFTP_HOST: '127.0.0.1', NIA_LINK_SFTP_PORT: String(nlPort), NIA_LINK_SFTP_MAX_CONNECTIONS_PER_IP: '64', ...(PROCESSES ? { NIA_LINK_SFTP_PROCESSES: PROCESSES } : {}) }, stdio: ['ignore', 'pipe', openSync(path.join(work, 'service.log'), 'a')], detached: true });
-  children.push(() => process.kill(-svc.pid, 'SIGTERM'));
-  let out = '';
-  svc.stdout.on('data', (d) => (out += d));
-  await waitFor('nia-link start --role sftp', () => /ready/.test(out), 60000);
+  const nlPorts = [];
+  const svcPids = [];
+  for (let f = 0; f < FRONT_ENDS; f++) {
+    const nlPort = await freePort();
+    const svc = spawn(process.execPath, [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILE] : []), BIN, '--data-dir', data, 'start', '--role', 'sftp'], { env: { ...env, NIA_LINK_SFTP_HOST: '127.0.0.1', NIA_LINK_SFTP_PORT: String(nlPort), NIA_LINK_SFTP_MAX_CONNECTIONS_PER_IP: '64', ...(PROCESSES ? { NIA_LINK_SFTP_PROCESSES: PROCESSES } : {}) }, stdio: ['ignore', 'pipe', openSync(path.join(work, 'service.log'), 'a')], detached: true });
+    children.push(() => process.kill(-svc.pid, 'SIGTERM'));
+    let out = '';
+    svc.stdout.on('data', (d) => (out += d));
+    await waitFor(`nia-link start --role sftp (front end ${f + 1})`, () => /ready/.test(out), 60000);
+    nlPorts.push(nlPort);
+    svcPids.push(svc.pid);
+  }
 
   // ---- the OpenSSH side: sshd with internal-sftp, the same key, the same file ----
   const osPort = await freePort();
@@ -168,8 +178,8 @@ async function main() {
     const s = { nialink: [], openssh: [] };
     for (let r = 0; r < rounds; r++) {
       // Alternate, so drift in the machine's load hits both alike.
-      s.nialink.push(await timed(n, nlPort, 'bench', `/outbox/${fileName}`, svc.pid));
-      s.openssh.push(await timed(n, osPort, user, file, sshdPid));
+      s.nialink.push(await timed(n, nlPorts, 'bench', `/outbox/${fileName}`, svcPids));
+      s.openssh.push(await timed(n, [osPort], user, file, [sshdPid]));
     }
     const best = (xs) => xs.reduce((a, b) => (b.ms < a.ms ? b : a));
     const b = { nialink: best(s.nialink), openssh: best(s.openssh) };
@@ -178,11 +188,11 @@ async function main() {
     const line = (name, runs, x) => `  ${name.padEnd(22)} ${mbs(n, x.ms).toFixed(0).padStart(5)} MB/s   server CPU ${(x.cpu / gib).toFixed(2)} s/GiB   (${runs.map((r) => (r.ms / 1000).toFixed(2)).join(', ')} s)`;
     console.log(`${n === 1 ? 'one stream' : `${n} concurrent streams`} (${SIZE_MIB} MiB each, ${CIPHER}, best of ${rounds}):`);
     console.log(line('OpenSSH internal-sftp', s.openssh, b.openssh));
-    console.log(line('nia-link', s.nialink, b.nialink));
+    console.log(line(FRONT_ENDS > 1 ? `nia-link, ${FRONT_ENDS} front ends` : 'nia-link', s.nialink, b.nialink));
     console.log(`  ratio nia-link / OpenSSH: ${results[n].ratio.toFixed(2)}x`);
   }
   console.log(`load average before: ${load.toFixed(2)}, after: ${os.loadavg()[0].toFixed(2)}; ${os.cpus().length} CPUs`);
-  writeFileSync(path.join(ROOT, 'bench', 'sftp-results.json'), JSON.stringify({ at: new Date().toISOString(), sizeMiB: SIZE_MIB, cipher: CIPHER, streams: STREAMS, processes: PROCESSES ?? 'default', cpus: os.cpus().length, node: process.version, load, results }, null, 2) + '\n');
+  writeFileSync(path.join(ROOT, 'bench', 'sftp-results.json'), JSON.stringify({ at: new Date().toISOString(), sizeMiB: SIZE_MIB, cipher: CIPHER, streams: STREAMS, frontEnds: FRONT_ENDS, processes: PROCESSES ?? 'default', cpus: os.cpus().length, node: process.version, load, results }, null, 2) + '\n');
 }
 
 for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => {
