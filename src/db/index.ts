@@ -96,19 +96,39 @@ function connect(file: string, mustExist: boolean): ControlDb {
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('synchronous = NORMAL');
   const db = drizzle(sqlite, { schema });
+  // The hooks of the outermost open write: a write nested in another (a savepoint) adds to them, so
+  // they run when the outermost one commits, not when the savepoint is released.
+  let outer: (() => void)[] | null = null;
   const write = <T>(fn: (tx: Db) => T): T => {
-    const hooks: (() => void)[] = [];
-    const out = db.transaction(
-      (tx) => {
+    if (outer) {
+      const hooks = outer;
+      return db.transaction((tx) => {
         committing.set(tx, hooks);
         try {
           return fn(tx);
         } finally {
           committing.delete(tx);
         }
-      },
-      { behavior: 'immediate' },
-    );
+      });
+    }
+    const hooks: (() => void)[] = [];
+    outer = hooks;
+    let out: T;
+    try {
+      out = db.transaction(
+        (tx) => {
+          committing.set(tx, hooks);
+          try {
+            return fn(tx);
+          } finally {
+            committing.delete(tx);
+          }
+        },
+        { behavior: 'immediate' },
+      );
+    } finally {
+      outer = null;
+    }
     // Committed: every hook runs, even when one before it throws; the first error is the caller's.
     let failure: unknown;
     for (const h of hooks) {

@@ -49,6 +49,27 @@ it('hooks run after the commit, in order, and not at all when the transaction ro
   }
 });
 
+it('a write nested in another runs its hooks when the outer one commits, and not at all when the outer one rolls back', () => {
+  const seen: string[] = [];
+  w.cdb.write((tx) => {
+    w.cdb.write((inner) => afterCommit(inner, () => seen.push('inner')));
+    seen.push('outer still open');
+    afterCommit(tx, () => seen.push('outer'));
+  });
+  expect(seen).toEqual(['outer still open', 'inner', 'outer']);
+  seen.length = 0;
+  expect(() =>
+    w.cdb.write(() => {
+      w.cdb.write((inner) => afterCommit(inner, () => seen.push('must not run')));
+      throw new Error('outer rolled back');
+    }),
+  ).toThrow('outer rolled back');
+  expect(seen).toEqual([]);
+  // And the runner is usable again afterwards.
+  w.cdb.write((tx) => afterCommit(tx, () => seen.push('again')));
+  expect(seen).toEqual(['again']);
+});
+
 it('afterCommit outside a write transaction is refused', () => {
   expect(() => afterCommit(w.cdb.db, () => undefined)).toThrow(/not inside a write transaction/);
 });
