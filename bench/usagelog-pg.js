@@ -19,7 +19,7 @@ const root = path.resolve(__dirname, '..');
 const { openControlDb } = require(path.join(root, 'dist/src/db'));
 const { openPgControlDb } = require(path.join(root, 'dist/src/db/pg/connect'));
 const { appendLogPg, appendLogBatchPg } = require(path.join(root, 'dist/src/db/pg/usage-log'));
-const { verifyCopiedLog } = require(path.join(root, 'dist/src/db/pg/copy'));
+const { walkPgLog } = require(path.join(root, 'dist/src/db/pg/walk'));
 const { appendLog, verifyLog } = require(path.join(root, 'dist/src/usagelog'));
 
 const RECORDS = Number(process.argv[2] ?? 1_000_000);
@@ -127,16 +127,16 @@ async function main() {
     t0 = now();
     execFileSync(process.execPath, [path.join(root, 'bin/nia-link.js'), '--data-dir', data, 'db', 'migrate', '--to', target], { env: { ...process.env, NIA_LINK_KEYS_DIR: path.join(dir, 'keys') }, stdio: 'ignore' });
     results.migrate = { seconds: secs(t0), records: sv.records };
-    const c = new pg.Client({ connectionString: target });
-    await c.connect();
     t0 = now();
-    const pv = await verifyCopiedLog(c);
-    results.pgVerify = { seconds: secs(t0), ok: pv.verified, records: pv.records };
+    const one = await walkPgLog(target, { threads: 1 });
+    results.pgVerifyOneThread = { seconds: secs(t0), ok: one.verified, records: one.records };
+    t0 = now();
+    const pv = await walkPgLog(target);
+    results.pgVerify = { seconds: secs(t0), ok: pv.verified, records: pv.records, threads: Math.min(os.availableParallelism(), 4) };
     // The floor: psql reading every row of the log and sha256sum hashing the text once (no chain, no digests).
     t0 = now();
     execFileSync('bash', ['-c', `psql -X -q -d '${target}' -c '\\copy (SELECT * FROM usage_log ORDER BY seq) to stdout csv' | sha256sum >/dev/null`]);
     results.psqlReadAndHash = { seconds: secs(t0) };
-    await c.end();
     results.loadAfter = load();
   } finally {
     for (const n of names) await admin(`DROP DATABASE IF EXISTS ${n} WITH (FORCE)`).catch(() => undefined);
@@ -147,7 +147,7 @@ async function main() {
   console.log(`usage-log on PostgreSQL: ${fmt(r.appends)} appends, ${fmt(r.records)} records walked, ${r.cpus} cores, load ${r.loadBefore} → ${r.loadAfter}`);
   console.log(`append, one transaction each:  nia-link ${fmt(r.append.perSecond)}/s (p50 ${r.append.p50us.toFixed(0)} µs, p99 ${r.append.p99us.toFixed(0)} µs)   psql same rows ${fmt(r.psqlEach.perSecond)}/s → ${(r.append.perSecond / r.psqlEach.perSecond).toFixed(2)}×   (SQLite ${fmt(r.sqliteAppend.perSecond)}/s)`);
   console.log(`append, ${r.group} per transaction: nia-link ${fmt(r.appendGrouped.perSecond)}/s   psql same rows ${fmt(r.psqlGrouped.perSecond)}/s → ${(r.appendGrouped.perSecond / r.psqlGrouped.perSecond).toFixed(2)}×`);
-  console.log(`db migrate of ${fmt(r.migrate.records)} records: ${r.migrate.seconds.toFixed(2)} s; walk on PostgreSQL ${r.pgVerify.seconds.toFixed(2)} s (ok ${r.pgVerify.ok}); SQLite walk ${r.sqliteVerify.seconds.toFixed(2)} s; psql | sha256sum read floor ${r.psqlReadAndHash.seconds.toFixed(2)} s`);
+  console.log(`db migrate of ${fmt(r.migrate.records)} records: ${r.migrate.seconds.toFixed(2)} s; walk on PostgreSQL ${r.pgVerify.seconds.toFixed(2)} s on ${r.pgVerify.threads} threads, ${r.pgVerifyOneThread.seconds.toFixed(2)} s on one (ok ${r.pgVerify.ok && r.pgVerifyOneThread.ok}); SQLite walk ${r.sqliteVerify.seconds.toFixed(2)} s; psql | sha256sum read floor ${r.psqlReadAndHash.seconds.toFixed(2)} s`);
 }
 
 main().catch((err) => {

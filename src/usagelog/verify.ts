@@ -11,7 +11,7 @@ import { GENESIS_HASH } from './chain';
 import { readCheckpointFile, checkpointStatement, type Pin } from './checkpoints';
 import { installationVerifier, signatureValid } from './signatures';
 import type { VerifyThreadInput } from './verify-thread';
-import { type ChainBad, checkRange, type RangeResult, timeOrder } from './walk';
+import { type ChainBad, checkRange, joinRanges, type RangeResult } from './walk';
 
 export interface VerifyOptions {
   /** NIA's public key (archive anchors and the database's checkpoints are checked with it). */
@@ -66,33 +66,7 @@ async function checkLive(cdb: ControlDb, from: number, to: number, prevHash: str
         }),
     ),
   );
-  // Join the ranges: each must chain on the one before, and follow it in time, as the records inside a range do.
-  const out: RangeResult = { from, to, count: 0, first: null, last: null, firstPrevHash: prevHash, lastHash: null, hashes: [] };
-  let prev = prevHash;
-  let prevAt: string | null = null;
-  for (const p of parts) {
-    if (p.count > 0 && p.firstPrevHash !== prev) {
-      out.bad = { seq: p.first!, reason: 'prev_hash does not match the previous record' };
-      break;
-    }
-    const late = p.count > 0 && p.firstAt ? timeOrder(p.first!, p.firstAt, prevAt) : null;
-    if (late) {
-      out.bad = { seq: p.first!, reason: late };
-      break;
-    }
-    if (p.lastAt) prevAt = p.lastAt;
-    out.count += p.count;
-    out.first ??= p.first;
-    if (p.last !== null) out.last = p.last;
-    out.hashes.push(...p.hashes);
-    if (p.bad) {
-      out.bad = p.bad;
-      break;
-    }
-    prev = p.lastHash!;
-  }
-  if (!out.bad) out.lastHash = prev;
-  return out;
+  return joinRanges(parts, from, to, prevHash);
 }
 
 /**

@@ -207,3 +207,36 @@ export function checkRange(sqlite: Database.Database, from: number, to: number, 
   w.expectEnd(to);
   return { from, to, count: w.count, first: w.first, last: w.last, firstPrevHash: w.firstPrevHash, lastHash: w.last !== null ? w.prevHash : null, firstAt: w.firstAt, lastAt: w.lastAt, bad: w.bad, hashes: [...w.hashes] };
 }
+
+/**
+ * Join seq ranges walked apart (in threads) into one result: each must chain on the one before and
+ * follow it in time, as the records inside a range do. The first bad record wins.
+ */
+export function joinRanges(parts: readonly RangeResult[], from: number, to: number, prevHash: string): RangeResult {
+  const out: RangeResult = { from, to, count: 0, first: null, last: null, firstPrevHash: prevHash, lastHash: null, hashes: [] };
+  let prev = prevHash;
+  let prevAt: string | null = null;
+  for (const p of parts) {
+    if (p.count > 0 && p.firstPrevHash !== prev) {
+      out.bad = { seq: p.first!, reason: 'prev_hash does not match the previous record' };
+      break;
+    }
+    const late = p.count > 0 && p.firstAt ? timeOrder(p.first!, p.firstAt, prevAt) : null;
+    if (late) {
+      out.bad = { seq: p.first!, reason: late };
+      break;
+    }
+    if (p.lastAt) prevAt = p.lastAt;
+    out.count += p.count;
+    out.first ??= p.first;
+    if (p.last !== null) out.last = p.last;
+    out.hashes.push(...p.hashes);
+    if (p.bad) {
+      out.bad = p.bad;
+      break;
+    }
+    prev = p.lastHash!;
+  }
+  if (!out.bad) out.lastHash = prev;
+  return out;
+}

@@ -4,11 +4,10 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { UserError } from '../../errors';
-import { GENESIS_HASH } from '../../usagelog/chain';
-import { ChainWalker, type ChainBad } from '../../usagelog/walk';
-import type { UsageLogRow } from '../repositories/usageLog';
+import type { ChainBad } from '../../usagelog/walk';
 import type { ControlDb } from '../index';
 import { openPgControlDb, redactDatabaseUrl } from './connect';
+import { walkPgLog } from './walk';
 
 /*
  * Moving an installation from its SQLite control database into an empty PostgreSQL database
@@ -143,8 +142,8 @@ export async function copyToPostgres(cdb: ControlDb, url: string, progress: (tab
       } finally {
         sqlite.exec('COMMIT');
       }
-      const walked = await verifyCopiedLog(client);
-      return { target: shown, tables, usageLog: { ...walked, sameAsSource: walked.verified && walked.head === sourceHead }, ms: Date.now() - started };
+      const walked = await walkPgLog(url);
+      return { target: shown, tables, usageLog: { records: walked.records, head: walked.head, verified: walked.verified, ...(walked.bad ? { bad: walked.bad } : {}), sameAsSource: walked.verified && walked.head === sourceHead }, ms: Date.now() - started };
     } finally {
       client.release();
     }
@@ -187,28 +186,4 @@ async function copySingleRow(sqlite: Database.Database, client: pg.ClientBase, t
   const set = cols.filter((c) => c.name !== 'id');
   await client.query(`UPDATE ${q(table)} SET ${set.map((c, i) => `${q(c.name)} = $${i + 1}`).join(', ')} WHERE id = 1`, set.map((c) => converter(c.type)(row[c.name])));
   return 1;
-}
-
-/** Walk the copied usage log on PostgreSQL from its live start (after the newest archive). */
-export async function verifyCopiedLog(client: pg.ClientBase): Promise<Omit<CopyReport['usageLog'], 'sameAsSource'>> {
-  const a = await client.query<{ to_seq: string; last_hash: string }>('SELECT to_seq::text, last_hash FROM log_archive ORDER BY log_archive.to_seq DESC LIMIT 1');
-  const start = a.rows[0] ? { seq: Number(a.rows[0].to_seq) + 1, prevHash: a.rows[0].last_hash } : { seq: 1, prevHash: GENESIS_HASH };
-  const w = new ChainWalker(start);
-  const PAGE = 20_000;
-  for (let from = start.seq; w.ok; from += PAGE) {
-    const r = await client.query<UsageLogRow & { seq: string; link_id: number | null; prev_hash: string }>(
-      'SELECT seq::text AS seq, at, type, agency, link_id, revision, actor, ip, channel, object, detail, digest, prev_hash, hash FROM usage_log WHERE usage_log.seq >= $1 AND usage_log.seq < $2 ORDER BY usage_log.seq',
-      [from, from + PAGE],
-    );
-    if (!r.rows.length) {
-      const more = await client.query('SELECT 1 FROM usage_log WHERE seq >= $1 LIMIT 1', [from]);
-      if (!more.rowCount) break;
-      continue;
-    }
-    for (const x of r.rows) {
-      const row: UsageLogRow = { seq: Number(x.seq), at: x.at, type: x.type, agency: x.agency, linkId: x.link_id, revision: x.revision, actor: x.actor, ip: x.ip, channel: x.channel, object: x.object, detail: x.detail, digest: x.digest, prevHash: x.prev_hash, hash: x.hash };
-      if (!w.fullRecord(row)) break;
-    }
-  }
-  return { records: w.count, head: w.last !== null ? w.prevHash : null, verified: w.ok, ...(w.bad ? { bad: w.bad } : {}) };
 }

@@ -1,0 +1,91 @@
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import pg from 'pg';
+import { GENESIS_HASH } from '../../usagelog/chain';
+import { ChainWalker, joinRanges, type RangeResult } from '../../usagelog/walk';
+import { threadScript } from '../../paths';
+
+/*
+ * The usage-log walk on PostgreSQL. Every digest and hash is computed here, in JavaScript, from the
+ * stored values: the server only hands rows over (a server whose functions someone replaced cannot
+ * vouch for its own records). Large logs are split into seq ranges walked by threads, each on its own
+ * connection, and joined as on SQLite (walk.ts joinRanges).
+ */
+
+/** Records per round trip. */
+const PAGE = 20_000;
+/** Below this many records one thread is faster than starting several. */
+const THREADED_FROM = 200_000;
+const WALK_THREAD = threadScript('db/pg/walk-thread');
+
+type Row = { seq: string; at: string; type: string; agency: string | null; link_id: number | null; revision: number | null; actor: string | null; ip: string | null; channel: string | null; object: string | null; detail: string; digest: string; prev_hash: string; hash: string };
+
+/** Walk records from..to on `client`, chained on `prevHash` (null: a range of a split walk takes its first record's). */
+export async function walkRange(client: pg.ClientBase, from: number, to: number, prevHash: string | null): Promise<RangeResult> {
+  const w = new ChainWalker({ seq: from, prevHash });
+  for (let next = from; next <= to && w.ok; ) {
+    const r = await client.query<Row>({
+      name: 'nia_usage_log_walk',
+      text: 'SELECT seq::text AS seq, at, type, agency, link_id, revision, actor, ip, channel, object, detail, digest, prev_hash, hash FROM usage_log WHERE usage_log.seq >= $1 AND usage_log.seq <= $2 ORDER BY usage_log.seq LIMIT $3',
+      values: [next, to, PAGE],
+    });
+    if (r.rows.length === 0) break;
+    for (const x of r.rows) {
+      if (!w.full(Number(x.seq), x.at, x.type, x.agency, x.link_id, x.revision, x.actor, x.ip, x.channel, x.object, x.detail, x.digest, x.prev_hash, x.hash)) break;
+    }
+    next = Number(r.rows[r.rows.length - 1].seq) + 1;
+  }
+  w.expectEnd(to);
+  return { from, to, count: w.count, first: w.first, last: w.last, firstPrevHash: w.firstPrevHash, lastHash: w.last !== null ? w.prevHash : null, firstAt: w.firstAt, lastAt: w.lastAt, bad: w.bad, hashes: [] };
+}
+
+export interface PgWalkResult {
+  records: number;
+  firstSeq: number | null;
+  lastSeq: number | null;
+  head: string | null;
+  verified: boolean;
+  bad?: RangeResult['bad'];
+}
+
+/**
+ * Walk the live usage log of the PostgreSQL database at `url`: from after the newest archive anchor
+ * (or the genesis) to the last record, on `threads` threads (default: one per core, up to 4, for
+ * large logs).
+ */
+export async function walkPgLog(url: string, opts: { threads?: number } = {}): Promise<PgWalkResult> {
+  const client = new pg.Client({ connectionString: url, application_name: 'nia-link verify' });
+  await client.connect();
+  let start: { seq: number; prevHash: string };
+  let max: number | null;
+  let result: RangeResult;
+  try {
+    const a = await client.query<{ to_seq: string; last_hash: string }>('SELECT to_seq::text, last_hash FROM log_archive ORDER BY log_archive.to_seq DESC LIMIT 1');
+    start = a.rows[0] ? { seq: Number(a.rows[0].to_seq) + 1, prevHash: a.rows[0].last_hash } : { seq: 1, prevHash: GENESIS_HASH };
+    const b = await client.query<{ max: string | null }>('SELECT max(seq)::text AS max FROM usage_log WHERE seq >= $1', [start.seq]);
+    max = b.rows[0].max === null ? null : Number(b.rows[0].max);
+    if (max === null) return { records: 0, firstSeq: null, lastSeq: null, head: null, verified: true };
+    const n = max - start.seq + 1;
+    const t = Math.max(1, opts.threads ?? (n >= THREADED_FROM ? Math.min(os.availableParallelism(), 4) : 1));
+    if (t === 1 || n < 2 * t) {
+      result = await walkRange(client, start.seq, max, start.prevHash);
+    } else {
+      const size = Math.ceil(n / t);
+      const ranges = Array.from({ length: t }, (_, i) => ({ from: start.seq + i * size, to: Math.min(max!, start.seq + (i + 1) * size - 1) })).filter((r) => r.from <= r.to);
+      const parts = await Promise.all(ranges.map((r) => inThread(url, r.from, r.to)));
+      result = joinRanges(parts, start.seq, max, start.prevHash);
+    }
+  } finally {
+    await client.end();
+  }
+  return { records: result.count, firstSeq: result.first, lastSeq: result.last, head: result.lastHash, verified: !result.bad, ...(result.bad ? { bad: result.bad } : {}) };
+}
+
+function inThread(url: string, from: number, to: number): Promise<RangeResult> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(WALK_THREAD, { workerData: { url, from, to } });
+    w.once('message', (m: RangeResult | { error: string }) => ('error' in m ? reject(new Error(`usage-log walk thread: ${m.error}`)) : resolve(m)));
+    w.once('error', reject);
+    w.once('exit', (code) => code !== 0 && reject(new Error(`usage-log walk thread exited with ${code}`)));
+  });
+}
