@@ -24,16 +24,16 @@ type Row = { seq: string; at: string; type: string; agency: string | null; link_
 export async function walkRange(client: pg.ClientBase, from: number, to: number, prevHash: string | null): Promise<RangeResult> {
   const w = new ChainWalker({ seq: from, prevHash });
   for (let next = from; next <= to && w.ok; ) {
-    const r = await client.query<Row>({
-      name: 'nia_usage_log_walk',
-      text: 'SELECT seq::text AS seq, at, type, agency, link_id, revision, actor, ip, channel, object, detail, digest, prev_hash, hash FROM usage_log WHERE usage_log.seq >= $1 AND usage_log.seq <= $2 ORDER BY usage_log.seq LIMIT $3',
-      values: [next, to, PAGE],
-    });
-    if (r.rows.length === 0) break;
+    // A page is a seq span (a gap inside it is the walker's to name), read by the primary key's index.
+    const end = Math.min(to, next + PAGE - 1);
+    const r = await client.query<Row>(
+      'SELECT seq::text AS seq, at, type, agency, link_id, revision, actor, ip, channel, object, detail, digest, prev_hash, hash FROM usage_log WHERE usage_log.seq BETWEEN $1 AND $2 ORDER BY usage_log.seq',
+      [next, end],
+    );
     for (const x of r.rows) {
       if (!w.full(Number(x.seq), x.at, x.type, x.agency, x.link_id, x.revision, x.actor, x.ip, x.channel, x.object, x.detail, x.digest, x.prev_hash, x.hash)) break;
     }
-    next = Number(r.rows[r.rows.length - 1].seq) + 1;
+    next = end + 1;
   }
   w.expectEnd(to);
   return { from, to, count: w.count, first: w.first, last: w.last, firstPrevHash: w.firstPrevHash, lastHash: w.last !== null ? w.prevHash : null, firstAt: w.firstAt, lastAt: w.lastAt, bad: w.bad, hashes: [] };
