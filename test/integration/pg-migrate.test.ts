@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import pg from 'pg';
 import { deliveries } from '../../src/db/repositories';
@@ -109,6 +109,37 @@ it('a record changed in PostgreSQL after the copy is named by its seq when the c
     }
   });
 });
+
+it('db migrate of an installation that is being written to copies one consistent snapshot: the copy verifies and ends at a head the log had', async () => {
+  const busy = await createScratchDb();
+  // Another process appends to the usage log the whole time (as a running service does).
+  const writer = spawn(process.execPath, ['-e', `
+    const { openControlDb } = require(${JSON.stringify(path.join(__dirname, '../../dist/src/db'))});
+    const { appendLog } = require(${JSON.stringify(path.join(__dirname, '../../dist/src/usagelog'))});
+    const cdb = openControlDb(${JSON.stringify(lw.dataDir)});
+    process.stdout.write('ready\\n');
+    for (;;) cdb.write((tx) => appendLog(tx, { type: 'test.busy', actor: 'writer', detail: { n: Date.now() } }, new Date()));
+  `], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((r) => writer.stdout!.once('data', () => r()));
+    await new Promise((r) => setTimeout(r, 300));
+    const before = lw.cdb.sqlite.prepare('SELECT max(seq) FROM usage_log').pluck().get() as number;
+    const r = cli('db', 'migrate', '--to', busy.url, '--json');
+    expect(r.status).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.usageLog).toMatchObject({ verified: true, sameAsSource: true });
+    const after = lw.cdb.sqlite.prepare('SELECT max(seq) FROM usage_log').pluck().get() as number;
+    expect(after).toBeGreaterThan(before); // the writer really wrote during the copy
+    // The copy's head is a record the log really had, and every copied record equals the original.
+    const copied = await onPg(busy.url, async (c) => (await c.query({ text: 'SELECT seq::int, hash FROM usage_log ORDER BY seq', rowMode: 'array' })).rows as [number, string][]);
+    const last = copied[copied.length - 1];
+    expect(lw.cdb.sqlite.prepare('SELECT hash FROM usage_log WHERE seq = ?').pluck().get(last[0])).toBe(last[1]);
+    expect(report.usageLog.head).toBe(last[1]);
+  } finally {
+    writer.kill('SIGKILL');
+    await busy.drop();
+  }
+}, 60_000);
 
 it('an unreachable target is one line that does not show the password', () => {
   const r = cli('db', 'migrate', '--to', 'postgres://postgres:s3cret-pw@127.0.0.1:1/nowhere');
