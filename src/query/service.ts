@@ -2,8 +2,8 @@ import { z } from 'zod';
 import type { Config } from '../config';
 import { keyedIdHash } from '../crypto';
 import type { ControlDb } from '../db';
-import { queries } from '../db/repositories';
-import { type Clock, clientRefusal, type DatasetCatalog, mayUseChannel, normaliseIp, taipeiDate } from '../domain';
+import { batch, queries } from '../db/repositories';
+import { type Clock, clientRefusal, type DatasetCatalog, mayUseChannel, normaliseIp, type Scope, subjectsOf, taipeiDate } from '../domain';
 import { channelSecret, compileScope, type CompiledScope, CONFIDENTIALITY_NOTICE, openExtractSource, projection } from '../extract';
 import type { Source } from '../extract/source';
 import type { DailyCap } from './cap';
@@ -155,14 +155,15 @@ export class QueryService {
   /**
    * What a look-up of `n` ids on link `s` uses on `day`: the projection (pseudonyms of this channel,
    * R3.5) and the scope compiled for the day (R3.4: a record outside it is answered exactly like an
-   * unknown id). Kept per link, revision and day: revisions never change.
+   * unknown id). Kept per link, revision and day: revisions never change. A subject list (R3.4) is not
+   * in it: the ids asked for are checked against the list in force when each request comes.
    */
   private lookup(s: LinkState, day: string): { fns: ReturnType<typeof projection>; scope: CompiledScope } {
     const cacheKey = `${s.link.id}|${s.link.currentRevision}|${day}`;
     const hit = this.lookups.get(cacheKey);
     if (hit) return hit;
     const catalog = this.d.catalogs.get(s.content.dataset)!;
-    const entry = { fns: projection(s.content.fields, channelSecret(s.link.hmacSecret, 'online-query')), scope: compileScope(s.content.scope, catalog, day) };
+    const entry = { fns: projection(s.content.fields, channelSecret(s.link.hmacSecret, 'online-query')), scope: compileScope(withoutSubjects(s.content.scope), catalog, day) };
     if (this.lookups.size > 2000) this.lookups.clear();
     this.lookups.set(cacheKey, entry);
     return entry;
@@ -247,6 +248,18 @@ export class QueryService {
     const lookupIds = [...new Set(parsed.data.ids.map((x) => x.trim()))];
     if (lookupIds.length > this.d.config.query.maxIds) return this.refuse(req, s, 413, 'ids.too-many', `at most ${this.d.config.query.maxIds} ids per request`, { ids: lookupIds.length, reference });
 
+    // R3.4: a link limited to its subject list answers only for the persons on it. The list is checked
+    // here, in the control database, and the source is asked for those identifiers only; the others
+    // are answered exactly like unknown ones.
+    const catalog = this.d.catalogs.get(s.content.dataset)!;
+    let askIds = lookupIds;
+    if (subjectsOf(s.content.scope)) {
+      const list = batch.subjectListOf(this.d.cdb.db, s.link.id);
+      if (!list) return this.refuse(req, s, 409, 'subjects.missing', `link ${s.link.id} answers only for the persons on its subject list, and none has been uploaded yet (subjects-NAME.csv.pgp in /inbox)`, { reference });
+      if (list.keyField !== catalog.lookup) return this.refuse(req, s, 409, 'subjects.key', `link ${s.link.id}'s subject list names persons by ${list.keyField}; the online query looks them up by ${catalog.lookup}`, { reference });
+      askIds = batch.subjectsAmong(this.d.cdb.db, s.link.id, lookupIds);
+    }
+
     const day = taipeiDate(now);
     let taken: { ok: boolean; used: number };
     try {
@@ -263,8 +276,7 @@ export class QueryService {
     const { fns, scope } = this.lookup(s, day);
     // Only the approved columns are read (R3.2); the lookup column comes last, only to count the ids
     // found, and is never returned unless approved.
-    const catalog = this.d.catalogs.get(s.content.dataset)!;
-    const rows = await this.records().lookup({ dataset: s.content.dataset, fields: fields.map((f) => f.name), keyField: catalog.lookup, ids: lookupIds, scope, limit: this.d.config.query.maxRecords });
+    const rows = askIds.length === 0 ? [] : await this.records().lookup({ dataset: s.content.dataset, fields: fields.map((f) => f.name), keyField: catalog.lookup, ids: askIds, scope, limit: this.d.config.query.maxRecords });
     const records = rows.map((r) => Object.fromEntries(fields.map((f, i) => [f.name, fns[i](r[i])])));
     const found = new Set(rows.map((r) => r[fields.length])).size;
     await this.log(
@@ -288,4 +300,9 @@ export class QueryService {
 
 function actorOf(req: QueryRequest): string | null {
   return req.certFingerprint ? `cert:${req.certFingerprint.slice(0, 16)}` : null;
+}
+
+/** The scope without its subject-list condition (checked per request against the list in force). */
+function withoutSubjects(scope: Scope): Scope {
+  return scope.all ? scope : { all: false, conditions: scope.conditions.filter((c) => c.op !== 'subjects') };
 }

@@ -6,7 +6,7 @@ import { loadConfig, type Config } from '../../src/config';
 import { certFingerprint, ensureKeys, KEY_FILES, keyedIdHash, queryIdSecret } from '../../src/crypto';
 import { X509Certificate } from 'node:crypto';
 import { openControlDb } from '../../src/db';
-import { queries } from '../../src/db/repositories';
+import { batch, queries } from '../../src/db/repositories';
 import { createLogger } from '../../src/logger';
 import { QueryService, RedisDailyCap, startQueryServer } from '../../src/query';
 import { Redis } from 'ioredis';
@@ -131,6 +131,25 @@ describe('online query over mutual TLS (R2.1)', () => {
     expect([(await once()).status, (await once()).status]).toEqual([200, 429]);
     await limited.close();
     expect(limitedCount()).toBe(before + 2);
+  });
+
+  it('R3.4 a link limited to its subject list answers only for the persons on it; without a list it refuses and says why', async () => {
+    const listed = makeCert('agency-listed');
+    const id = await approvedLink(w, keys, { account: undefined, sshKeys: [], methods: ['online-query'], clientCerts: [listed.cert], fields: [{ name: 'person_id' }, { name: 'port' }], scope: { text: 'subjects', maxSubjects: 100 } });
+    const fingerprint = certFingerprint(new X509Certificate(listed.cert));
+    const ask = (ids: string[]) => service.handle({ certFingerprint: fingerprint, ip: '127.0.0.1', dataset: 'entry_exit', body: { ids, reference: 'subjects' } });
+    const none = await ask(['A800000001']);
+    expect(none).toMatchObject({ status: 409, body: { error: { code: 'subjects.missing' } } });
+    w.cdb.write((tx) => batch.replaceSubjects(tx, { linkId: id, uploadId: 1, keyField: 'person_id', count: 1, sha256: 'a'.repeat(64), inForceAt: new Date().toISOString() }, ['A800000001']));
+    // Person 1 is on the list (two crossings), person 2 is in the source but not on the list: answered like an unknown id.
+    const r = await ask(['A800000001', 'A800000002']);
+    expect(r.status).toBe(200);
+    expect(r.body.records.map((x: { person_id: string }) => x.person_id)).toEqual(['A800000001', 'A800000001']);
+    const answered = listLog(w.cdb.db, { type: 'query.answered' }).filter((e) => e.linkId === id).map((e) => JSON.parse(e.detail));
+    expect(answered[answered.length - 1]).toMatchObject({ ids: 2, found: 1, returned: 2 });
+    // A list replaced: the next look-up follows the list in force.
+    w.cdb.write((tx) => batch.replaceSubjects(tx, { linkId: id, uploadId: 2, keyField: 'person_id', count: 1, sha256: 'b'.repeat(64), inForceAt: new Date().toISOString() }, ['A800000002']));
+    expect((await ask(['A800000001', 'A800000002'])).body.records.map((x: { person_id: string }) => x.person_id)).toEqual(['A800000002']);
   });
 
   it('a link without online-query refuses its registered certificate', async () => {

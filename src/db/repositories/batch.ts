@@ -1,4 +1,4 @@
-import { and, eq, gt } from 'drizzle-orm';
+import { and, eq, gt, inArray } from 'drizzle-orm';
 import type { Db } from '../index';
 import { subjectEntry, subjectList } from '../schema';
 
@@ -10,6 +10,17 @@ export const subjectListOf = (db: Db, linkId: number): SubjectListRow | undefine
 /** The identifiers on the link's current list. */
 export function subjectIds(db: Db, linkId: number): string[] {
   return db.select({ id: subjectEntry.id }).from(subjectEntry).where(eq(subjectEntry.linkId, linkId)).all().map((r) => r.id);
+}
+
+/** Which of `ids` are on the link's current list (the online query asks only for those). */
+export function subjectsAmong(db: Db, linkId: number, ids: readonly string[]): string[] {
+  if (ids.length === 0) return [];
+  return db
+    .select({ id: subjectEntry.id })
+    .from(subjectEntry)
+    .where(and(eq(subjectEntry.linkId, linkId), inArray(subjectEntry.id, [...ids])))
+    .all()
+    .map((r) => r.id);
 }
 
 /** The persons who came onto the link's list after `sinceIso`. */
