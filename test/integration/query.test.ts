@@ -137,7 +137,7 @@ describe('online query over mutual TLS (R2.1)', () => {
     const listed = makeCert('agency-listed');
     const id = await approvedLink(w, keys, { account: undefined, sshKeys: [], methods: ['online-query'], clientCerts: [listed.cert], fields: [{ name: 'person_id' }, { name: 'port' }], scope: { text: 'subjects', maxSubjects: 100 } });
     const fingerprint = certFingerprint(new X509Certificate(listed.cert));
-    const ask = (ids: string[]) => service.handle({ certFingerprint: fingerprint, ip: '127.0.0.1', dataset: 'entry_exit', body: { ids, reference: 'subjects' } });
+    const ask = async (ids: string[]) => (await service.handle({ certFingerprint: fingerprint, ip: '127.0.0.1', dataset: 'entry_exit', body: { ids, reference: 'subjects' } })) as { status: number; body: { records: { person_id: string }[] } };
     const none = await ask(['A800000001']);
     expect(none).toMatchObject({ status: 409, body: { error: { code: 'subjects.missing' } } });
     w.cdb.write((tx) => batch.replaceSubjects(tx, { linkId: id, uploadId: 1, keyField: 'person_id', count: 1, sha256: 'a'.repeat(64), inForceAt: new Date().toISOString() }, ['A800000001']));
