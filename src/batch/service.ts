@@ -1,14 +1,15 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import type * as openpgp from 'openpgp';
-import type { ControlDb } from '../db';
+import type { ControlDb, Db } from '../db';
 import { batch, credentials, deliveries, inbox } from '../db/repositories';
 import { detachedSignature, keyedIdHash, loadSigningKey, readAgencyEncryptionKey, signEncryptToFile } from '../crypto';
-import { addDays, clientRefusal, type Clock, describeScope, formatField, formatScope, mayUseChannel, startOfTaipeiDay, subjectsOf, taipeiDate } from '../domain';
-import { isUserError, SupersededAttempt } from '../errors';
+import { clientRefusal, type Clock, describeScope, fileExpiresAt, formatField, mayUseChannel, subjectsOf, taipeiDate } from '../domain';
+import { isUserError } from '../errors';
 import { CONFIDENTIALITY_NOTICE } from '../extract/service';
 import { compileScope } from '../extract/scope-sql';
 import { type Outbox, type OutboxTemp, stageFile } from '../outbox';
+import { publishDelivery } from '../outbox/publish';
 import { channelSecret } from '../extract/transforms';
 import type { DailyCap } from '../query/cap';
 import type { LinkState, Registry } from '../registry';
@@ -162,13 +163,6 @@ export class BatchService {
     return { req, plainSha256, signer: opened.signer };
   }
 
-  /** Files of an outcome expire like extracts, never after the use period (R-F5). */
-  private expiry(s: LinkState, at: Date): string {
-    const byRetention = at.getTime() + this.d.retentionDays * 86400e3;
-    const periodEnd = startOfTaipeiDay(addDays(s.content.period.to, 1)).getTime();
-    return new Date(Math.min(byRetention, periodEnd)).toISOString();
-  }
-
   /**
    * The delivery row of this upload's outcome, made once whatever the number of runs, taken by this
    * attempt (`done`: an earlier attempt finished it). Only the attempt that holds it may publish.
@@ -187,23 +181,9 @@ export class BatchService {
     );
   }
 
-  /**
-   * Publish staged files and commit the outcome in one transaction, only while `attempt` still owns
-   * the delivery and the upload is still open; otherwise discard them (another attempt owns it now).
-   */
-  private publish(rowId: number, uploadId: number, attempt: string, temps: OutboxTemp[], commit: (tx: Parameters<Parameters<ControlDb['write']>[0]>[0]) => void): void {
-    try {
-      for (const t of temps) t.flush(); // the big write happens before the transaction takes the lock
-      const mine = this.d.cdb.write((tx) => {
-        if (!deliveries.owns(tx, rowId, attempt) || !OPEN_STATES.has(inbox.uploadById(tx, uploadId)?.state ?? '')) return false;
-        for (const t of temps) t.publish();
-        commit(tx);
-        return true;
-      });
-      if (!mine) throw new SupersededAttempt(rowId);
-    } finally {
-      for (const t of temps) t.discard(); // nothing once published
-    }
+  /** Publish staged files with the outcome (outbox/publish.ts), only while the upload is still open too. */
+  private publish(rowId: number, uploadId: number, attempt: string, temps: OutboxTemp[], commit: (tx: Db) => void): void {
+    publishDelivery(this.d.cdb, rowId, attempt, temps, commit, (tx) => OPEN_STATES.has(inbox.uploadById(tx, uploadId)?.state ?? ''));
   }
 
   /** Is `fileName` already published for the link by another upload (a name sent again while its answer is still in /outbox)? */
@@ -284,7 +264,7 @@ export class BatchService {
         manifestSha256: createHash('sha256').update(manifestText).digest('hex'),
         builtAt: at.toISOString(),
         durationMs: Date.now() - started,
-        expiresAt: this.expiry(s, at),
+        expiresAt: fileExpiresAt(at, this.d.retentionDays, s.content.period.to),
         error: null,
       });
       inbox.setState(tx, up.id, 'answered', { code: null, outcome, at: at.toISOString() });
@@ -367,7 +347,7 @@ export class BatchService {
       const at = this.d.clock.now();
       const sha256 = createHash('sha256').update(text).digest('hex');
       this.publish(row.id, up.id, attempt, temps, (tx) => {
-        deliveries.update(tx, row.id, { status: 'built', rows: 0, fileName, bytes: text.length, cipherSha256: sha256, manifestSha256: sha256, builtAt: at.toISOString(), expiresAt: this.expiry(s, at), error: r.code });
+        deliveries.update(tx, row.id, { status: 'built', rows: 0, fileName, bytes: text.length, cipherSha256: sha256, manifestSha256: sha256, builtAt: at.toISOString(), expiresAt: fileExpiresAt(at, this.d.retentionDays, s.content.period.to), error: r.code });
         this.refusedRecord(tx, up, s, r, at, { delivery: row.id, file: fileName });
       });
     } else {
@@ -377,7 +357,7 @@ export class BatchService {
     return { upload: up.id, state: 'refused', code: r.code, delivery: row.id };
   }
 
-  private refusedRecord(tx: Parameters<Parameters<ControlDb['write']>[0]>[0], up: inbox.InboxUploadRow, s: LinkState | null, r: Refusal, at: Date, more: Record<string, unknown>): void {
+  private refusedRecord(tx: Db, up: inbox.InboxUploadRow, s: LinkState | null, r: Refusal, at: Date, more: Record<string, unknown>): void {
     // Marked once: a second run finds the upload refused and writes nothing.
     if (!OPEN_STATES.has(inbox.uploadById(tx, up.id)?.state ?? '')) return;
     inbox.setState(tx, up.id, 'refused', { code: r.code, outcome: { code: r.code, message: r.message, ...more }, at: at.toISOString() });

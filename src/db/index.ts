@@ -100,19 +100,10 @@ function connect(file: string, mustExist: boolean): ControlDb {
   // they run when the outermost one commits, not when the savepoint is released.
   let outer: (() => void)[] | null = null;
   const write = <T>(fn: (tx: Db) => T): T => {
-    if (outer) {
-      const hooks = outer;
-      return db.transaction((tx) => {
-        committing.set(tx, hooks);
-        try {
-          return fn(tx);
-        } finally {
-          committing.delete(tx);
-        }
-      });
-    }
-    const hooks: (() => void)[] = [];
+    const nested = outer !== null;
+    const hooks = outer ?? [];
     outer = hooks;
+    const mark = hooks.length;
     let out: T;
     try {
       out = db.transaction(
@@ -124,11 +115,15 @@ function connect(file: string, mustExist: boolean): ControlDb {
             committing.delete(tx);
           }
         },
-        { behavior: 'immediate' },
+        nested ? undefined : { behavior: 'immediate' },
       );
+    } catch (err) {
+      hooks.length = mark; // a savepoint rolled back: its notices go with it
+      throw err;
     } finally {
-      outer = null;
+      if (!nested) outer = null;
     }
+    if (nested) return out;
     // Committed: every hook runs, even when one before it throws; the first error is the caller's.
     let failure: unknown;
     for (const h of hooks) {

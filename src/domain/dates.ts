@@ -38,6 +38,15 @@ export function addDays(date: IsoDate, days: number): IsoDate {
   return new Date(Date.parse(`${date}T00:00:00Z`) + days * 86400000).toISOString().slice(0, 10);
 }
 
+/**
+ * R-F5: when a delivered file built at `builtAt` is removed: after the retention days, and never after
+ * the link's use period (ending on `periodTo`, a Taipei day).
+ */
+export function fileExpiresAt(builtAt: Date, retentionDays: number, periodTo: IsoDate): string {
+  const byRetention = builtAt.getTime() + retentionDays * 86400e3;
+  return new Date(Math.min(byRetention, startOfTaipeiDay(addDays(periodTo, 1)).getTime())).toISOString();
+}
+
 /** Gregorian date → ROC (Minguo) calendar: 2026-01-05 → { year: 115, month: 1, day: 5 }. */
 export function rocDate(date: IsoDate): { year: number; month: number; day: number } {
   const [y, m, d] = date.split('-').map(Number);

@@ -4,9 +4,10 @@ import type { ControlDb } from '../db';
 import { batch, credentials, deliveries, links } from '../db/repositories';
 import { modeOf } from '../db/repositories/installation';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey } from '../crypto';
-import { addDays, type Clock, DRILL_MARK, describeScope, formatField, formatFieldList, formatScope, mayUseChannel, type RevisionContent, sameScope, startOfTaipeiDay, subjectsOf, taipeiDate } from '../domain';
+import { type Clock, DRILL_MARK, describeScope, fileExpiresAt, formatField, formatFieldList, formatScope, mayUseChannel, type RevisionContent, sameScope, subjectsOf, taipeiDate } from '../domain';
 import { isUserError, PermanentError, SupersededAttempt } from '../errors';
 import { type Outbox, type OutboxTemp, publishedFiles, type PublishedFiles, stageFile } from '../outbox';
+import { publishDelivery } from '../outbox/publish';
 import type { LinkState, Registry } from '../registry';
 import { appendLog } from '../usagelog';
 import { buildExtract } from './build';
@@ -253,15 +254,11 @@ export class ExtractService {
       temps.unshift(stageFile(this.d.outbox, req.linkId, names.manifest, manifestText), stageFile(this.d.outbox, req.linkId, names.signature, signature));
 
       const builtAt = this.d.clock.now();
-      const expiresAt = this.expiry(s, builtAt);
+      const expiresAt = fileExpiresAt(builtAt, this.d.retentionDays, s.content.period.to);
       const durationMs = Date.now() - started;
-      // Publishing is one step: only while this attempt still owns the building row are the files renamed
-      // to their final names, the row marked built and extract.built recorded. The write lock is held
-      // throughout, so an attempt taking the row over waits for it, and a superseded attempt changes nothing.
-      for (const t of temps) t.flush(); // the big write happens before the transaction takes the lock
-      const mine = this.d.cdb.write((tx) => {
-        if (!deliveries.owns(tx, row.id, attempt)) return false;
-        for (const t of temps) t.publish();
+      // Publishing is one step (outbox/publish.ts): only while this attempt still owns the building row
+      // are the files renamed, the row marked built and extract.built recorded.
+      publishDelivery(this.d.cdb, row.id, attempt, temps, (tx) => {
         deliveries.update(tx, row.id, {
           status: 'built',
           rows: result.rows,
@@ -291,9 +288,7 @@ export class ExtractService {
           },
           builtAt,
         );
-        return true;
       });
-      if (!mine) throw new SupersededAttempt(row.id);
       return this.view(deliveries.byId(this.d.cdb.db, row.id)!);
     } catch (err) {
       for (const t of temps) t.discard();
@@ -302,19 +297,12 @@ export class ExtractService {
       if (opts.finalAttempt) this.logFailure(s, req.linkId, req, 'extract.error', message, this.d.clock.now(), attempt);
       else
         this.d.cdb.write((tx) => {
-          if (deliveries.byId(tx, row.id)?.attempt === attempt) deliveries.update(tx, row.id, { error: message });
+          if (deliveries.owns(tx, row.id, attempt)) deliveries.update(tx, row.id, { error: message });
         });
       throw err;
     } finally {
       await source?.close();
     }
-  }
-
-  /** Files expire after the retention days, and never outlive the use period (R-F5). */
-  private expiry(s: LinkState, builtAt: Date): string {
-    const byRetention = new Date(builtAt.getTime() + this.d.retentionDays * 86400e3);
-    const periodEnd = startOfTaipeiDay(addDays(s.content.period.to, 1));
-    return new Date(Math.min(byRetention.getTime(), periodEnd.getTime())).toISOString();
   }
 
   private async nia(): Promise<openpgp.PrivateKey> {

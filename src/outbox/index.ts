@@ -53,6 +53,11 @@ export interface OutboxTemp {
   flush(): void;
   /** Remove the temporary file; after publish() it does nothing. */
   discard(): void;
+  /**
+   * Take back a file published inside a database transaction that then rolled back: the file under
+   * its name is removed, so no published file stands without the record that publishes it.
+   */
+  withdraw(): void;
 }
 
 const TEMP_SUFFIX = '.partial';
@@ -72,6 +77,15 @@ export function assertLinkId(linkId: unknown): asserts linkId is number {
 
 const isTemp = (f: string) => f.startsWith('.') && f.endsWith(TEMP_SUFFIX);
 const code = (err: unknown) => (err as NodeJS.ErrnoException).code;
+
+/** unlink(2), where a file already gone is fine. */
+function unlinkIfThere(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch (err) {
+    if (code(err) !== 'ENOENT') throw err;
+  }
+}
 
 /** fsync of a directory makes a rename in it durable; file systems that cannot (EINVAL) need not. */
 function fsyncDir(dir: string): void {
@@ -144,11 +158,12 @@ export class DirectoryOutbox implements Outbox {
       discard() {
         if (state !== 'open') return;
         state = 'discarded';
-        try {
-          unlinkSync(tmp);
-        } catch (err) {
-          if (code(err) !== 'ENOENT') throw err;
-        }
+        unlinkIfThere(tmp);
+      },
+      withdraw() {
+        if (state !== 'published') return;
+        state = 'discarded';
+        unlinkIfThere(final);
       },
     };
   }

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { from as copyFrom } from 'pg-copy-streams';
 import { csvField } from '../extract/csv';
-import type { SeedOptions } from './sqlite';
+import { type SeedOptions, seedGenerator } from './sqlite';
 import { PgSource } from '../extract/source-pg';
 import { ident } from '../extract/sql-ident';
 import { createGenerator } from './synthetic';
@@ -27,12 +27,7 @@ function copyField(v: unknown): string {
 export async function seedPgSource(opts: Omit<SeedOptions, 'file'> & { url: string }): Promise<{ rows: number; ms: number }> {
   const started = performance.now();
   const { dataset, rows, catalog } = opts;
-  if (catalog.name !== dataset) throw new Error(`catalog ${catalog.name} given for dataset ${dataset}`);
-  if (!Number.isInteger(rows) || rows < 0) throw new RangeError(`rows must be a non-negative integer, not ${rows}`);
-  const gen = createGenerator(catalog, { seed: opts.seed, rows, now: opts.now });
-  for (const reserved of ['record_id', 'updated_at']) {
-    if (gen.columns.includes(reserved)) throw new Error(`dataset ${dataset}: a catalog field may not be named ${reserved}`);
-  }
+  const gen = seedGenerator(opts);
   const table = ident(dataset);
   const building = ident(`${dataset}__seeding`);
   const columnList = ['record_id', ...gen.columns, 'updated_at'].map(ident).join(', ');

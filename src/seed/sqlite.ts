@@ -24,6 +24,18 @@ const ROWS_PER_INSERT = 50;
 
 const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
 
+/** The generator of a seed's rows, once the options are checked (both sources seed through it). */
+export function seedGenerator(opts: Omit<SeedOptions, 'file'>): ReturnType<typeof createGenerator> {
+  const { dataset, rows, catalog } = opts;
+  if (catalog.name !== dataset) throw new Error(`catalog ${catalog.name} given for dataset ${dataset}`);
+  if (!Number.isInteger(rows) || rows < 0) throw new RangeError(`rows must be a non-negative integer, not ${rows}`);
+  const gen = createGenerator(catalog, { seed: opts.seed, rows, now: opts.now });
+  for (const reserved of ['record_id', 'updated_at']) {
+    if (gen.columns.includes(reserved)) throw new Error(`dataset ${dataset}: a catalog field may not be named ${reserved}`);
+  }
+  return gen;
+}
+
 /**
  * Fill `<dataset>` in the source database with `rows` synthetic rows, replacing what it held.
  *
@@ -34,12 +46,7 @@ const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
 export function seedSource(opts: SeedOptions): { rows: number; ms: number } {
   const started = performance.now();
   const { dataset, rows, catalog } = opts;
-  if (catalog.name !== dataset) throw new Error(`catalog ${catalog.name} given for dataset ${dataset}`);
-  if (!Number.isInteger(rows) || rows < 0) throw new RangeError(`rows must be a non-negative integer, not ${rows}`);
-  const gen = createGenerator(catalog, { seed: opts.seed, rows, now: opts.now });
-  for (const reserved of ['record_id', 'updated_at']) {
-    if (gen.columns.includes(reserved)) throw new Error(`dataset ${dataset}: a catalog field may not be named ${reserved}`);
-  }
+  const gen = seedGenerator(opts);
 
   const table = ident(dataset);
   const building = ident(`${dataset}__seeding`);

@@ -9,9 +9,10 @@ import * as deliveries from '../db/repositories/deliveries';
 import * as links from '../db/repositories/links';
 import * as repo from '../db/repositories/usageLog';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey, signEncryptToFile } from '../crypto';
-import { addDays, addMonths, type Clock, type DatasetCatalog, type IsoDate, isValidDate, mayUse, revisionContentSchema, startOfTaipeiDay, taipeiDate } from '../domain';
+import { addDays, addMonths, fileExpiresAt, type Clock, type DatasetCatalog, type IsoDate, isValidDate, mayUse, revisionContentSchema, startOfTaipeiDay, taipeiDate } from '../domain';
 import { SupersededAttempt, UserError } from '../errors';
 import { type Outbox, type OutboxTemp, stageFile } from '../outbox';
+import { publishDelivery } from '../outbox/publish';
 import { exportEvidence } from './evidence';
 import { appendLog } from './log';
 import { usageReport } from './report';
@@ -269,13 +270,10 @@ export class UsageRecordsService {
       };
       const manifestText = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
       temps.unshift(stageFile(this.d.outbox, p.link.id, manifestName, manifestText), stageFile(this.d.outbox, p.link.id, `${manifestName}.asc`, await detachedSignature(manifestText, nia)));
-      for (const t of temps) t.flush(); // the big write happens before the transaction takes the lock
       const builtAt = this.d.clock.now();
       // Like an extract's file: kept for the retention days, never past the use period.
-      const expiresAt = new Date(Math.min(builtAt.getTime() + this.d.retentionDays * 86400e3, startOfTaipeiDay(addDays(p.period.to, 1)).getTime())).toISOString();
-      const published = this.d.cdb.write((tx) => {
-        if (!deliveries.owns(tx, row.id, attempt)) return null;
-        for (const t of temps) t.publish();
+      const expiresAt = fileExpiresAt(builtAt, this.d.retentionDays, p.period.to);
+      return publishDelivery(this.d.cdb, row.id, attempt, temps, (tx) => {
         deliveries.update(tx, row.id, {
           status: 'built',
           rows: p.records,
@@ -305,8 +303,6 @@ export class UsageRecordsService {
         );
         return deliveries.byId(tx, row.id)!;
       });
-      if (!published) throw new SupersededAttempt(row.id);
-      return published;
     } catch (err) {
       for (const t of temps) t.discard();
       if (err instanceof SupersededAttempt) throw err;

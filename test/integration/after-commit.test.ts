@@ -65,6 +65,18 @@ it('a write nested in another runs its hooks when the outer one commits, and not
     }),
   ).toThrow('outer rolled back');
   expect(seen).toEqual([]);
+  // A nested write that rolls back inside an outer one that commits: only the outer's notices go out.
+  w.cdb.write((tx) => {
+    expect(() =>
+      w.cdb.write((inner) => {
+        afterCommit(inner, () => seen.push('rolled-back savepoint'));
+        throw new Error('inner rolled back');
+      }),
+    ).toThrow('inner rolled back');
+    afterCommit(tx, () => seen.push('outer committed'));
+  });
+  expect(seen).toEqual(['outer committed']);
+  seen.length = 0;
   // And the runner is usable again afterwards.
   w.cdb.write((tx) => afterCommit(tx, () => seen.push('again')));
   expect(seen).toEqual(['again']);

@@ -5,7 +5,8 @@ import { loadConfig } from '../../src/config';
 import { ensureKeys } from '../../src/crypto';
 import { deliveries } from '../../src/db/repositories';
 import { ExtractService, SqliteSource, SupersededAttempt, sourceDbPath, type ExtractSource } from '../../src/extract';
-import { openOutbox } from '../../src/outbox';
+import { openOutbox, stageFile } from '../../src/outbox';
+import { publishDelivery } from '../../src/outbox/publish';
 import { listLog, verifyLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
 import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
@@ -110,4 +111,21 @@ it('a job that runs again after its delivery was built returns that delivery and
   expect(b.id).toBe(a.id);
   expect(b.sha256).toBe(a.sha256);
   expect(records(linkId, 'extract.built')).toHaveLength(1);
+});
+
+it('a publishing transaction that fails leaves no published file and no temporary one', async () => {
+  const linkId = await approvedLink(w, keys, { account: 'fence4', fields: [{ name: 'person_id' }] });
+  const outbox = openOutbox(config);
+  const claimed = w.cdb.write((tx) => deliveries.claim(tx, 'extract:fence4', 'attempt-1', () => ({ linkId, revision: 1, trigger: 'manual', mode: 'full', dataset: 'entry_exit', fields: ['person_id'], createdAt: new Date().toISOString() })));
+  const row = 'row' in claimed ? claimed.row : claimed.done;
+  const temp = stageFile(outbox, linkId, 'fence4.csv.pgp', 'ciphertext');
+  expect(() =>
+    publishDelivery(w.cdb, row.id, 'attempt-1', [temp], (tx) => {
+      deliveries.update(tx, row.id, { status: 'built', fileName: 'fence4.csv.pgp' });
+      throw new Error('disk full');
+    }),
+  ).toThrow('disk full');
+  expect(outbox.stat(linkId, 'fence4.csv.pgp')).toBeNull();
+  expect(readdirSync(path.dirname(outbox.pathOf(linkId, 'fence4.csv.pgp'))).filter((f) => f.includes('fence4'))).toEqual([]);
+  expect(deliveries.byId(w.cdb.db, row.id)).toMatchObject({ status: 'building', fileName: null });
 });

@@ -1,0 +1,33 @@
+import type { ControlDb, Db } from '../db';
+import * as deliveries from '../db/repositories/deliveries';
+import { SupersededAttempt } from '../errors';
+import type { OutboxTemp } from './index';
+
+/**
+ * Publish a delivery's staged files and commit what records it, in one step that only the job
+ * attempt owning the delivery can take: the files are flushed first (the big write, before the
+ * transaction takes the lock), then inside one write transaction — while `attempt` still owns the
+ * building row, and `still(tx)` holds — renamed to their final names and `commit` run. An attempt
+ * that lost the delivery (a worker that stalled past its job lock) changes nothing and gets
+ * SupersededAttempt. The staged files are removed whenever they were not published, and files
+ * published by a transaction that then failed are taken back.
+ */
+export function publishDelivery<T>(cdb: ControlDb, delivery: number, attempt: string, temps: readonly OutboxTemp[], commit: (tx: Db) => T, still: (tx: Db) => boolean = () => true): T {
+  try {
+    for (const t of temps) t.flush();
+    const out = cdb.write((tx) => {
+      if (!deliveries.owns(tx, delivery, attempt) || !still(tx)) return { mine: false as const };
+      for (const t of temps) t.publish();
+      try {
+        return { mine: true as const, value: commit(tx) };
+      } catch (err) {
+        for (const t of temps) t.withdraw(); // the transaction rolls back: so do the files
+        throw err;
+      }
+    });
+    if (!out.mine) throw new SupersededAttempt(delivery);
+    return out.value;
+  } finally {
+    for (const t of temps) t.discard(); // nothing for a published file
+  }
+}
