@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import type { BaseSQLiteDatabase } from 'drizzle-orm/sqlite-core';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors';
@@ -14,18 +15,33 @@ export { schema };
 export type Db = BaseSQLiteDatabase<'sync', Database.RunResult, typeof schema>;
 
 export interface ControlDb {
+  /**
+   * Reads outside a write transaction, on a read-only connection of their own: they see what has
+   * committed, never what an open write of this process has not (yet) committed, and cannot write.
+   */
   readonly db: Db;
+  /** The read-only connection under `db`. */
   readonly sqlite: Database.Database;
   readonly file: string;
-  /** Run `fn` in a write transaction that takes the lock first, so two processes never interleave. */
-  write<T>(fn: (tx: Db) => T): T;
+  /**
+   * Run `fn` in a write transaction that takes the write lock first, so two processes never
+   * interleave; writes of this process wait their turn. A write inside another's `fn` is a savepoint
+   * of it. Only the database work of `fn` belongs inside: the lock is held until it returns.
+   */
+  write<T>(fn: (tx: Db) => Promise<T> | T): Promise<T>;
   close(): void;
 }
 
 export { BUSY_TIMEOUT_MS };
 
-/** What each open write transaction runs once it has committed (never when it rolls back). */
-const committing = new WeakMap<object, (() => void)[]>();
+/** The write transaction open in this async context, and what runs once it has committed. */
+interface OpenWrite {
+  readonly tx: Db;
+  readonly hooks: (() => void)[];
+  open: boolean;
+  savepoints: number;
+}
+const current = new AsyncLocalStorage<OpenWrite>();
 
 /**
  * Run `fn` once the write transaction `tx` has committed — to tell other processes and sessions
@@ -34,9 +50,9 @@ const committing = new WeakMap<object, (() => void)[]>();
  * transaction would go out whatever happened to the change.
  */
 export function afterCommit(tx: Db, fn: () => void): void {
-  const hooks = committing.get(tx);
-  if (!hooks) throw new Error('afterCommit: not inside a write transaction');
-  hooks.push(fn);
+  const w = current.getStore();
+  if (!w || !w.open || w.tx !== tx) throw new Error('afterCommit: not inside a write transaction');
+  w.hooks.push(fn);
 }
 
 /**
@@ -76,57 +92,65 @@ export function openControlDb(dataDir: string, opts: { create?: boolean } = {}):
     throw new UserError(`no nia-link installation in ${dataDir}: run \`nia-link init\` first (or pass --data-dir)`, 'not-initialised');
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const cdb = connect(file, false);
-  migrate(cdb.db, { migrationsFolder: MIGRATIONS_DIR });
-  return cdb;
+  return connect(file, false, (wdb) => migrate(wdb, { migrationsFolder: MIGRATIONS_DIR }));
 }
 
 /**
- * Another connection to a control database that a process has already opened (and so migrated):
- * for a worker thread of that process. The file must exist.
+ * Another write connection to a SQLite control database that a process has already opened (and so
+ * migrated), for a worker thread of that process that writes in synchronous transactions of its own
+ * (the usage-log appender). The file must exist.
  */
-export function connectControlDb(file: string): ControlDb {
-  return connect(file, true);
+export function connectWriter(file: string): { db: Db; sqlite: Database.Database } {
+  const sqlite = writerConnection(file, true);
+  return { db: drizzle(sqlite, { schema }), sqlite };
 }
 
-function connect(file: string, mustExist: boolean): ControlDb {
+function writerConnection(file: string, mustExist: boolean): Database.Database {
   const sqlite = new Database(file, { fileMustExist: mustExist });
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('synchronous = NORMAL');
-  const db = drizzle(sqlite, { schema });
-  // The hooks of the outermost open write: a write nested in another (a savepoint) adds to them, so
-  // they run when the outermost one commits, not when the savepoint is released.
-  let outer: (() => void)[] | null = null;
-  const write = <T>(fn: (tx: Db) => T): T => {
-    const nested = outer !== null;
-    const hooks = outer ?? [];
-    outer = hooks;
-    const mark = hooks.length;
+  return sqlite;
+}
+
+function connect(file: string, mustExist: boolean, prepare?: (wdb: Db) => void): ControlDb {
+  const sqlite = writerConnection(file, mustExist);
+  const wdb = drizzle(sqlite, { schema });
+  prepare?.(wdb);
+  const reader = new Database(file, { readonly: true, fileMustExist: true });
+  reader.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  const db = drizzle(reader, { schema });
+  // Writes of this process take turns on the one write connection: an async `fn` awaits, and
+  // another write must not run its statements inside this one's transaction meanwhile.
+  let turn: Promise<void> = Promise.resolve();
+  const write = async <T>(fn: (tx: Db) => Promise<T> | T): Promise<T> => {
+    const outer = current.getStore();
+    if (outer?.open && outer.tx === wdb) return savepoint(outer, fn);
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const before = turn;
+    turn = before.then(() => mine);
+    await before;
+    const w: OpenWrite = { tx: wdb, hooks: [], open: true, savepoints: 0 };
     let out: T;
     try {
-      out = db.transaction(
-        (tx) => {
-          committing.set(tx, hooks);
-          try {
-            return fn(tx);
-          } finally {
-            committing.delete(tx);
-          }
-        },
-        nested ? undefined : { behavior: 'immediate' },
-      );
-    } catch (err) {
-      hooks.length = mark; // a savepoint rolled back: its notices go with it
-      throw err;
+      sqlite.exec('BEGIN IMMEDIATE');
+      try {
+        out = await current.run(w, () => fn(wdb));
+        w.open = false;
+        sqlite.exec('COMMIT');
+      } catch (err) {
+        w.open = false;
+        if (sqlite.inTransaction) sqlite.exec('ROLLBACK');
+        throw err;
+      }
     } finally {
-      if (!nested) outer = null;
+      release();
     }
-    if (nested) return out;
     // Committed: every hook runs, even when one before it throws; the first error is the caller's.
     let failure: unknown;
-    for (const h of hooks) {
+    for (const h of w.hooks) {
       try {
         h();
       } catch (err) {
@@ -136,11 +160,29 @@ function connect(file: string, mustExist: boolean): ControlDb {
     if (failure !== undefined) throw failure;
     return out;
   };
+  const savepoint = async <T>(w: OpenWrite, fn: (tx: Db) => Promise<T> | T): Promise<T> => {
+    const name = `nested_${++w.savepoints}`;
+    const mark = w.hooks.length;
+    sqlite.exec(`SAVEPOINT ${name}`);
+    try {
+      const out = await fn(wdb);
+      sqlite.exec(`RELEASE ${name}`);
+      return out;
+    } catch (err) {
+      sqlite.exec(`ROLLBACK TO ${name}`);
+      sqlite.exec(`RELEASE ${name}`);
+      w.hooks.length = mark; // the savepoint rolled back: its notices go with it
+      throw err;
+    }
+  };
   return {
     db,
-    sqlite,
+    sqlite: reader,
     file,
     write,
-    close: () => sqlite.close(),
+    close: () => {
+      reader.close();
+      sqlite.close();
+    },
   };
 }

@@ -4,7 +4,7 @@
  * (another process appending) or for the disk blocks this thread only, never the one serving requests.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { BUSY_TIMEOUT_MS, connectControlDb } from '../db';
+import { BUSY_TIMEOUT_MS, connectWriter } from '../db';
 import { appendLogBatch, type LogEntry } from './log';
 
 export interface AppenderThreadInput {
@@ -14,7 +14,7 @@ export type AppenderRequest = { batch: number; records: { entry: LogEntry; at: n
 export type AppenderReply = { ready: true } | { batch: number; error?: string };
 
 const port = parentPort!;
-const cdb = connectControlDb((workerData as AppenderThreadInput).file);
+const cdb = connectWriter((workerData as AppenderThreadInput).file);
 // Another process appending holds the write lock for about a millisecond: wait for it in short naps
 // here rather than in SQLite's busy handler, whose first naps are 1, 2, 5 and 10 ms.
 cdb.sqlite.pragma('busy_timeout = 0');
@@ -42,14 +42,13 @@ port.postMessage({ ready: true } satisfies AppenderReply);
 
 port.on('message', (m: AppenderRequest) => {
   if ('close' in m) {
-    cdb.close();
+    cdb.sqlite.close();
     port.close();
     return;
   }
   try {
-    writeWaiting(() =>
-      cdb.write((tx) => appendLogBatch(tx, m.records.map((r) => ({ entry: r.entry, now: new Date(r.at) })))),
-    );
+    const records = m.records.map((r) => ({ entry: r.entry, now: new Date(r.at) }));
+    writeWaiting(() => cdb.db.transaction((tx) => appendLogBatch(tx, records), { behavior: 'immediate' }));
     port.postMessage({ batch: m.batch } satisfies AppenderReply);
   } catch (err) {
     port.postMessage({ batch: m.batch, error: (err as Error).message } satisfies AppenderReply);

@@ -1,5 +1,5 @@
 import type { ControlDb, Db } from '../db';
-import { modeOf } from '../db/repositories/installation';
+import { type InstallationMode, modeNow, modeOf } from '../db/repositories/installation';
 import * as repo from '../db/repositories/usageLog';
 import { canonicalJson, chainHash, GENESIS_HASH, recordDigest } from './chain';
 import { checkRange, liveStart } from './walk';
@@ -34,9 +34,9 @@ function text<T extends string | null | undefined>(v: T): T extends string ? str
  * transaction (which may wait for another process's lock), so a record is never dated before the
  * head it chains on: the log's times follow its order, and the verifier holds it to that.
  */
-export function appendLog(tx: Db, entry: LogEntry, now: Date): repo.UsageLogRow {
-  const row = chained(repo.head(tx), marked(tx, entry), now);
-  repo.insert(tx, row);
+export async function appendLog(tx: Db, entry: LogEntry, now: Date): Promise<repo.UsageLogRow> {
+  const row = chained(await repo.head(tx), marked(entry, await modeOf(tx)), now);
+  await repo.insert(tx, row);
   return row;
 }
 
@@ -45,17 +45,18 @@ export function appendLog(tx: Db, entry: LogEntry, now: Date): repo.UsageLogRow 
  * is read once, inside the transaction, and each record chains on the one before.
  */
 export function appendLogBatch(tx: Db, records: readonly { entry: LogEntry; now: Date }[]): void {
-  let h: { seq: number; hash: string; at: string | null } | undefined = repo.head(tx);
+  let h: { seq: number; hash: string; at: string | null } | undefined = repo.headNow(tx);
+  const mode = modeNow(tx);
   for (const r of records) {
-    const row = chained(h, marked(tx, r.entry), r.now);
-    repo.insert(tx, row);
+    const row = chained(h, marked(r.entry, mode), r.now);
+    repo.insertNow(tx, row);
     h = row;
   }
 }
 
 /** On a drill installation every record says so: a drill's records are never mistaken for real use. */
-function marked(tx: Db, entry: LogEntry): LogEntry {
-  return modeOf(tx) === 'drill' ? { ...entry, detail: { ...entry.detail, drill: true } } : entry;
+function marked(entry: LogEntry, mode: InstallationMode | undefined): LogEntry {
+  return mode === 'drill' ? { ...entry, detail: { ...entry.detail, drill: true } } : entry;
 }
 
 /** The record that follows `h` (none: the first record). Both dialects' appends build records with it. */

@@ -4,9 +4,9 @@ import { anomaly, anomalyScan } from '../schema';
 
 export type AnomalyRow = typeof anomaly.$inferSelect;
 
-export const byKey = (tx: Db, key: string): AnomalyRow | undefined => tx.select().from(anomaly).where(eq(anomaly.key, key)).get();
-export const insert = (tx: Db, row: Omit<AnomalyRow, 'id'>): AnomalyRow => tx.insert(anomaly).values(row).returning().get();
-export function update(tx: Db, id: number, values: Partial<Omit<AnomalyRow, 'id' | 'key'>>): void {
+export const byKey = async (tx: Db, key: string): Promise<AnomalyRow | undefined> => tx.select().from(anomaly).where(eq(anomaly.key, key)).get();
+export const insert = async (tx: Db, row: Omit<AnomalyRow, 'id'>): Promise<AnomalyRow> => tx.insert(anomaly).values(row).returning().get();
+export async function update(tx: Db, id: number, values: Partial<Omit<AnomalyRow, 'id' | 'key'>>): Promise<void> {
   tx.update(anomaly).set(values).where(eq(anomaly.id, id)).run();
 }
 
@@ -18,7 +18,7 @@ export interface AnomalyFilter {
 }
 
 /** Newest first. */
-export function list(tx: Db, f: AnomalyFilter = {}): AnomalyRow[] {
+export async function list(tx: Db, f: AnomalyFilter = {}): Promise<AnomalyRow[]> {
   const where: SQL[] = [];
   if (f.rule !== undefined) where.push(eq(anomaly.rule, f.rule));
   if (f.linkId !== undefined) where.push(eq(anomaly.linkId, f.linkId));
@@ -33,9 +33,9 @@ export function list(tx: Db, f: AnomalyFilter = {}): AnomalyRow[] {
 }
 
 /** The last usage-log seq the scan has looked at (0 before the first scan). */
-export function scannedThrough(tx: Db): number {
+export async function scannedThrough(tx: Db): Promise<number> {
   return tx.select().from(anomalyScan).where(eq(anomalyScan.id, 1)).get()?.lastSeq ?? 0;
 }
-export function setScannedThrough(tx: Db, seq: number, at: string): void {
+export async function setScannedThrough(tx: Db, seq: number, at: string): Promise<void> {
   tx.insert(anomalyScan).values({ id: 1, lastSeq: seq, scannedAt: at }).onConflictDoUpdate({ target: anomalyScan.id, set: { lastSeq: seq, scannedAt: at } }).run();
 }

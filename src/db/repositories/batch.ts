@@ -5,15 +5,15 @@ import { subjectEntry, subjectList } from '../schema';
 export type SubjectListRow = typeof subjectList.$inferSelect;
 
 /** The link's subject list in force (size, key, hash, date), or undefined when it has none. */
-export const subjectListOf = (db: Db, linkId: number): SubjectListRow | undefined => db.select().from(subjectList).where(eq(subjectList.linkId, linkId)).get();
+export const subjectListOf = async (db: Db, linkId: number): Promise<SubjectListRow | undefined> => db.select().from(subjectList).where(eq(subjectList.linkId, linkId)).get();
 
 /** The identifiers on the link's current list. */
-export function subjectIds(db: Db, linkId: number): string[] {
+export async function subjectIds(db: Db, linkId: number): Promise<string[]> {
   return db.select({ id: subjectEntry.id }).from(subjectEntry).where(eq(subjectEntry.linkId, linkId)).all().map((r) => r.id);
 }
 
 /** Which of `ids` are on the link's current list (the online query asks only for those). */
-export function subjectsAmong(db: Db, linkId: number, ids: readonly string[]): string[] {
+export async function subjectsAmong(db: Db, linkId: number, ids: readonly string[]): Promise<string[]> {
   if (ids.length === 0) return [];
   return db
     .select({ id: subjectEntry.id })
@@ -24,7 +24,7 @@ export function subjectsAmong(db: Db, linkId: number, ids: readonly string[]): s
 }
 
 /** The persons who came onto the link's list after `sinceIso`. */
-export function subjectsAddedSince(db: Db, linkId: number, sinceIso: string): string[] {
+export async function subjectsAddedSince(db: Db, linkId: number, sinceIso: string): Promise<string[]> {
   return db
     .select({ id: subjectEntry.id })
     .from(subjectEntry)
@@ -38,9 +38,9 @@ export function subjectsAddedSince(db: Db, linkId: number, sinceIso: string): st
  * it takes effect whole). A person who stays on the list keeps the time they came onto it; with a
  * different key field every person counts as new. Returns the list it replaced.
  */
-export function replaceSubjects(tx: Db, list: SubjectListRow, ids: readonly string[]): { replaced: SubjectListRow | undefined; added: number; removed: number } {
-  const replaced = subjectListOf(tx, list.linkId);
-  const keep = new Set(replaced && replaced.keyField === list.keyField ? subjectIds(tx, list.linkId) : []);
+export async function replaceSubjects(tx: Db, list: SubjectListRow, ids: readonly string[]): Promise<{ replaced: SubjectListRow | undefined; added: number; removed: number }> {
+  const replaced = await subjectListOf(tx, list.linkId);
+  const keep = new Set(replaced && replaced.keyField === list.keyField ? await subjectIds(tx, list.linkId) : []);
   const next = new Set(ids);
   let removed = 0;
   if (replaced && replaced.keyField !== list.keyField) {
@@ -65,7 +65,7 @@ export function replaceSubjects(tx: Db, list: SubjectListRow, ids: readonly stri
 }
 
 /** Drop a link's list (the link ended): nothing of it stays but the log's count and hash. */
-export function dropSubjects(tx: Db, linkId: number): void {
+export async function dropSubjects(tx: Db, linkId: number): Promise<void> {
   tx.delete(subjectEntry).where(eq(subjectEntry.linkId, linkId)).run();
   tx.delete(subjectList).where(eq(subjectList.linkId, linkId)).run();
 }
@@ -79,8 +79,8 @@ export interface SubjectFilter {
   ids: string[];
   added: string[];
 }
-export function subjectFilter(db: Db, linkId: number, addedSince: string | null): SubjectFilter | undefined {
-  const list = subjectListOf(db, linkId);
+export async function subjectFilter(db: Db, linkId: number, addedSince: string | null): Promise<SubjectFilter | undefined> {
+  const list = await subjectListOf(db, linkId);
   if (!list) return undefined;
-  return { column: list.keyField, ids: subjectIds(db, linkId), added: addedSince ? subjectsAddedSince(db, linkId, addedSince) : [] };
+  return { column: list.keyField, ids: await subjectIds(db, linkId), added: addedSince ? await subjectsAddedSince(db, linkId, addedSince) : [] };
 }

@@ -21,7 +21,7 @@ export interface LogSearch {
 const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => '\\' + c);
 
 /** Newest first; one more row than `limit` is read to say whether an older page exists. */
-export function searchLog(tx: Db, f: LogSearch): { rows: UsageLogRow[]; more: boolean } {
+export async function searchLog(tx: Db, f: LogSearch): Promise<{ rows: UsageLogRow[]; more: boolean }> {
   const where: SQL[] = [];
   if (f.linkId !== undefined) where.push(eq(usageLog.linkId, f.linkId));
   if (f.agency !== undefined) where.push(eq(usageLog.agency, f.agency));
@@ -41,10 +41,10 @@ export function searchLog(tx: Db, f: LogSearch): { rows: UsageLogRow[]; more: bo
 }
 
 /** The distinct event types present (the filter's choices). */
-export const logTypes = (tx: Db): string[] => tx.selectDistinct({ type: usageLog.type }).from(usageLog).orderBy(usageLog.type).all().map((r) => r.type);
+export const logTypes = async (tx: Db): Promise<string[]> => tx.selectDistinct({ type: usageLog.type }).from(usageLog).orderBy(usageLog.type).all().map((r) => r.type);
 
 /** How many records of one type there are, by channel (auth failures for /metrics; the type index makes it cheap). */
-export function countByChannel(tx: Db, type: string): { channel: string | null; n: number }[] {
+export async function countByChannel(tx: Db, type: string): Promise<{ channel: string | null; n: number }[]> {
   return tx
     .select({ channel: usageLog.channel, n: sql<number>`count(*)` })
     .from(usageLog)
@@ -54,7 +54,7 @@ export function countByChannel(tx: Db, type: string): { channel: string | null; 
 }
 
 /** Records of these types since `fromAt`: (actor, ip) pairs seen, for the SFTP session estimate. */
-export function actorsSince(tx: Db, types: readonly string[], channel: string, fromAt: string): number {
+export async function actorsSince(tx: Db, types: readonly string[], channel: string, fromAt: string): Promise<number> {
   const r = tx
     .select({ n: sql<number>`count(DISTINCT coalesce(${usageLog.actor}, '') || '|' || coalesce(${usageLog.ip}, ''))` })
     .from(usageLog)
@@ -71,7 +71,7 @@ export interface DeliveryTotals {
 }
 
 /** Deliveries by status with their rows and bytes, optionally only those created since `fromAt`. */
-export function deliveryTotals(tx: Db, fromAt?: string): DeliveryTotals[] {
+export async function deliveryTotals(tx: Db, fromAt?: string): Promise<DeliveryTotals[]> {
   return tx
     .select({ status: delivery.status, n: sql<number>`count(*)`, rows: sql<number>`coalesce(sum(${delivery.rows}), 0)`, bytes: sql<number>`coalesce(sum(${delivery.bytes}), 0)` })
     .from(delivery)
@@ -81,7 +81,7 @@ export function deliveryTotals(tx: Db, fromAt?: string): DeliveryTotals[] {
 }
 
 /** Push outcomes by channel and status, read from every delivery's channels (optionally since `fromAt`). */
-export function pushOutcomes(tx: Db, fromAt?: string): { channel: string; status: string; n: number }[] {
+export async function pushOutcomes(tx: Db, fromAt?: string): Promise<{ channel: string; status: string; n: number }[]> {
   return tx.all<{ channel: string; status: string; n: number }>(sql`
     SELECT j.key AS channel, coalesce(json_extract(j.value, '$.status'), 'unknown') AS status, count(*) AS n
     FROM ${delivery}, json_each(${delivery.channels}) AS j
@@ -90,4 +90,4 @@ export function pushOutcomes(tx: Db, fromAt?: string): { channel: string; status
 }
 
 /** Anomalies still open (neither dismissed nor turned into a finding). */
-export const openAnomalies = (tx: Db): number => tx.select({ n: sql<number>`count(*)` }).from(anomaly).where(eq(anomaly.status, 'open')).get()?.n ?? 0;
+export const openAnomalies = async (tx: Db): Promise<number> => tx.select({ n: sql<number>`count(*)` }).from(anomaly).where(eq(anomaly.status, 'open')).get()?.n ?? 0;

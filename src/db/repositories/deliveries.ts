@@ -4,18 +4,18 @@ import { delivery } from '../schema';
 
 export type DeliveryRow = typeof delivery.$inferSelect;
 
-export const byId = (tx: Db, id: number): DeliveryRow | undefined => tx.select().from(delivery).where(eq(delivery.id, id)).get();
-export const byKey = (tx: Db, key: string): DeliveryRow | undefined => tx.select().from(delivery).where(eq(delivery.idempotencyKey, key)).get();
+export const byId = async (tx: Db, id: number): Promise<DeliveryRow | undefined> => tx.select().from(delivery).where(eq(delivery.id, id)).get();
+export const byKey = async (tx: Db, key: string): Promise<DeliveryRow | undefined> => tx.select().from(delivery).where(eq(delivery.idempotencyKey, key)).get();
 /** `attempt`: the job attempt that owns a delivery it is building (see ExtractService.run); none for a file made in one step. */
-export const insert = (tx: Db, row: Omit<DeliveryRow, 'id' | 'attempt'> & { attempt?: string | null }): DeliveryRow => tx.insert(delivery).values(row).returning().get();
-export function update(tx: Db, id: number, values: Partial<Omit<DeliveryRow, 'id'>>): void {
+export const insert = async (tx: Db, row: Omit<DeliveryRow, 'id' | 'attempt'> & { attempt?: string | null }): Promise<DeliveryRow> => tx.insert(delivery).values(row).returning().get();
+export async function update(tx: Db, id: number, values: Partial<Omit<DeliveryRow, 'id'>>): Promise<void> {
   tx.update(delivery).set(values).where(eq(delivery.id, id)).run();
 }
-export function list(tx: Db, linkId?: number, limit = 1000): DeliveryRow[] {
+export async function list(tx: Db, linkId?: number, limit = 1000): Promise<DeliveryRow[]> {
   return tx.select().from(delivery).where(linkId !== undefined ? eq(delivery.linkId, linkId) : undefined).orderBy(desc(delivery.id)).limit(limit).all();
 }
 /** The link's latest successful delivery (its file may since have been purged): the next increment starts after it. */
-export function lastBuilt(tx: Db, linkId: number): DeliveryRow | undefined {
+export async function lastBuilt(tx: Db, linkId: number): Promise<DeliveryRow | undefined> {
   return tx
     .select()
     .from(delivery)
@@ -25,19 +25,19 @@ export function lastBuilt(tx: Db, linkId: number): DeliveryRow | undefined {
     .get();
 }
 /** Built files whose time is up. */
-export function expired(tx: Db, nowIso: string): DeliveryRow[] {
+export async function expired(tx: Db, nowIso: string): Promise<DeliveryRow[]> {
   return tx.select().from(delivery).where(and(eq(delivery.status, 'built'), lte(delivery.expiresAt, nowIso))).orderBy(asc(delivery.id)).all();
 }
-export function builtForLink(tx: Db, linkId: number): DeliveryRow[] {
+export async function builtForLink(tx: Db, linkId: number): Promise<DeliveryRow[]> {
   return tx.select().from(delivery).where(and(eq(delivery.linkId, linkId), eq(delivery.status, 'built'))).orderBy(asc(delivery.id)).all();
 }
 
 /** Record one channel's outcome on a delivery (read-modify-write inside the caller's write transaction). */
-export function setChannel(tx: Db, id: number, channel: string, outcome: Record<string, unknown>): void {
-  const row = byId(tx, id);
+export async function setChannel(tx: Db, id: number, channel: string, outcome: Record<string, unknown>): Promise<void> {
+  const row = await byId(tx, id);
   if (!row) throw new Error(`delivery ${id} does not exist`);
   const prev = (row.channels[channel] ?? {}) as Record<string, unknown>;
-  update(tx, id, { channels: { ...row.channels, [channel]: { ...prev, ...outcome } } });
+  await update(tx, id, { channels: { ...row.channels, [channel]: { ...prev, ...outcome } } });
 }
 
 /**
@@ -48,20 +48,20 @@ export function setChannel(tx: Db, id: number, channel: string, outcome: Record<
 /** What a new delivery is: the rest (file, hashes, times, channels) is filled in when it is built. */
 export type NewDelivery = Pick<DeliveryRow, 'linkId' | 'revision' | 'trigger' | 'mode' | 'dataset' | 'fields' | 'createdAt'>;
 
-export function claim(tx: Db, key: string, attempt: string, fresh: () => NewDelivery): { done: DeliveryRow } | { row: DeliveryRow } {
-  const existing = byKey(tx, key);
+export async function claim(tx: Db, key: string, attempt: string, fresh: () => NewDelivery): Promise<{ done: DeliveryRow } | { row: DeliveryRow }> {
+  const existing = await byKey(tx, key);
   if (existing) {
     if (existing.status === 'built' || existing.status === 'purged') return { done: existing };
-    update(tx, existing.id, { status: 'building', error: null, attempt });
+    await update(tx, existing.id, { status: 'building', error: null, attempt });
     return { row: { ...existing, status: 'building', error: null, attempt } };
   }
   // Watermarks too stay null until an extract is built: a batch answer or usage records never start an increment.
   const unbuilt = { rows: null, fileName: null, bytes: null, plainSha256: null, cipherSha256: null, manifestSha256: null, watermarkFrom: null, watermarkTo: null, builtAt: null, durationMs: null, expiresAt: null, purgedAt: null, error: null, channels: {} };
-  return { row: insert(tx, { ...unbuilt, ...fresh(), idempotencyKey: key, status: 'building', attempt }) };
+  return { row: await insert(tx, { ...unbuilt, ...fresh(), idempotencyKey: key, status: 'building', attempt }) };
 }
 
 /** Does `attempt` still own the unfinished delivery `id`? Asked by the transaction that publishes it. */
-export function owns(tx: Db, id: number, attempt: string): boolean {
-  const row = byId(tx, id);
+export async function owns(tx: Db, id: number, attempt: string): Promise<boolean> {
+  const row = await byId(tx, id);
   return row?.status === 'building' && row.attempt === attempt;
 }

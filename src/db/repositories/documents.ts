@@ -4,7 +4,7 @@ import { document } from '../schema';
 
 export type DocumentRow = typeof document.$inferSelect;
 
-export function latestVersion(tx: Db, agencyId: number, kind: string): number {
+export async function latestVersion(tx: Db, agencyId: number, kind: string): Promise<number> {
   const r = tx
     .select({ version: document.version })
     .from(document)
@@ -14,7 +14,7 @@ export function latestVersion(tx: Db, agencyId: number, kind: string): number {
     .get();
   return r?.version ?? 0;
 }
-export const insert = (tx: Db, row: Omit<DocumentRow, 'id'>): DocumentRow => tx.insert(document).values(row).returning().get();
+export const insert = async (tx: Db, row: Omit<DocumentRow, 'id'>): Promise<DocumentRow> => tx.insert(document).values(row).returning().get();
 const META = {
   id: document.id,
   agencyId: document.agencyId,
@@ -28,13 +28,13 @@ const META = {
   createdAt: document.createdAt,
 };
 export type DocumentMeta = Omit<DocumentRow, 'content'>;
-export const meta = (tx: Db, id: number): DocumentMeta | undefined => tx.select(META).from(document).where(eq(document.id, id)).get();
-export function metas(tx: Db, ids: readonly number[]): DocumentMeta[] {
+export const meta = async (tx: Db, id: number): Promise<DocumentMeta | undefined> => tx.select(META).from(document).where(eq(document.id, id)).get();
+export async function metas(tx: Db, ids: readonly number[]): Promise<DocumentMeta[]> {
   if (ids.length === 0) return [];
   return tx.select(META).from(document).where(inArray(document.id, [...ids])).all();
 }
 /** The newest document of a kind stored for each of these links (links with none are absent). */
-export function newestOfLinks(tx: Db, linkIds: readonly number[], kind: string): DocumentMeta[] {
+export async function newestOfLinks(tx: Db, linkIds: readonly number[], kind: string): Promise<DocumentMeta[]> {
   if (linkIds.length === 0) return [];
   const newest = tx
     .select({ id: max(document.id) })
@@ -43,9 +43,9 @@ export function newestOfLinks(tx: Db, linkIds: readonly number[], kind: string):
     .groupBy(document.linkId);
   return tx.select(META).from(document).where(inArray(document.id, newest)).all();
 }
-export const byId = (tx: Db, id: number): DocumentRow | undefined => tx.select().from(document).where(eq(document.id, id)).get();
+export const byId = async (tx: Db, id: number): Promise<DocumentRow | undefined> => tx.select().from(document).where(eq(document.id, id)).get();
 /** Documents' metadata (no content), newest version first, for an agency and optionally one link. */
-export function listMeta(tx: Db, opts: { agencyId?: number; linkId?: number; kind?: string } = {}): DocumentMeta[] {
+export async function listMeta(tx: Db, opts: { agencyId?: number; linkId?: number; kind?: string } = {}): Promise<DocumentMeta[]> {
   const conds = [
     opts.agencyId !== undefined ? eq(document.agencyId, opts.agencyId) : undefined,
     opts.linkId !== undefined ? eq(document.linkId, opts.linkId) : undefined,

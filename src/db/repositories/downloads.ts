@@ -4,7 +4,7 @@ import { usageLog } from '../schema';
 import type { UsageLogRow } from './usageLog';
 
 /** The usage-log records of the SFTP downloads of one delivery's files (`file.downloaded`, detail.delivery). */
-export function ofDelivery(tx: Db, linkId: number, deliveryId: number): UsageLogRow[] {
+export async function ofDelivery(tx: Db, linkId: number, deliveryId: number): Promise<UsageLogRow[]> {
   return tx
     .select()
     .from(usageLog)

@@ -9,14 +9,14 @@ export type { InboxUploadState };
 const OPEN_STATES: InboxUploadState[] = ['pending', 'processing'];
 
 /** Record a received upload; returns its id. */
-export function insertUpload(tx: Db, row: Omit<InboxUploadRow, 'id' | 'state' | 'outcomeCode' | 'outcomeAt' | 'outcome'>): number {
+export async function insertUpload(tx: Db, row: Omit<InboxUploadRow, 'id' | 'state' | 'outcomeCode' | 'outcomeAt' | 'outcome'>): Promise<number> {
   return tx.insert(inboxUpload).values({ ...row, state: 'pending' }).returning({ id: inboxUpload.id }).get().id;
 }
 
-export const uploadById = (db: Db, id: number): InboxUploadRow | undefined => db.select().from(inboxUpload).where(eq(inboxUpload.id, id)).get();
+export const uploadById = async (db: Db, id: number): Promise<InboxUploadRow | undefined> => db.select().from(inboxUpload).where(eq(inboxUpload.id, id)).get();
 
 /** The link's uploads still waiting for an answer, oldest first. */
-export function pendingUploads(db: Db, linkId: number): InboxUploadRow[] {
+export async function pendingUploads(db: Db, linkId: number): Promise<InboxUploadRow[]> {
   return db
     .select()
     .from(inboxUpload)
@@ -26,7 +26,7 @@ export function pendingUploads(db: Db, linkId: number): InboxUploadRow[] {
 }
 
 /** How many files and bytes of the link wait for an answer (the pending quota). */
-export function pendingStats(db: Db, linkId: number): { files: number; bytes: number } {
+export async function pendingStats(db: Db, linkId: number): Promise<{ files: number; bytes: number }> {
   const r = db
     .select({ files: count(), bytes: sum(inboxUpload.bytes) })
     .from(inboxUpload)
@@ -36,7 +36,7 @@ export function pendingStats(db: Db, linkId: number): { files: number; bytes: nu
 }
 
 /** How many uploads of the link were received at or after `sinceIso`, whatever became of them. */
-export function uploadsSince(db: Db, linkId: number, sinceIso: string): number {
+export async function uploadsSince(db: Db, linkId: number, sinceIso: string): Promise<number> {
   const r = db
     .select({ n: count() })
     .from(inboxUpload)
@@ -46,12 +46,12 @@ export function uploadsSince(db: Db, linkId: number, sinceIso: string): number {
 }
 
 /** Move an upload to a new state, with the outcome the processor reached. */
-export function setState(
+export async function setState(
   tx: Db,
   id: number,
   state: InboxUploadState,
   opts: { code?: string | null; outcome?: Record<string, unknown> | null; at: string },
-): void {
+): Promise<void> {
   const values: Partial<InboxUploadRow> = { state, outcomeAt: opts.at };
   if (opts.code !== undefined) values.outcomeCode = opts.code;
   if (opts.outcome !== undefined) values.outcome = opts.outcome;
@@ -59,7 +59,7 @@ export function setState(
 }
 
 /** Uploads, newest first (all links, or one). */
-export function uploadsOf(db: Db, opts: { linkId?: number; limit?: number } = {}): InboxUploadRow[] {
+export async function uploadsOf(db: Db, opts: { linkId?: number; limit?: number } = {}): Promise<InboxUploadRow[]> {
   return db
     .select()
     .from(inboxUpload)
@@ -70,7 +70,7 @@ export function uploadsOf(db: Db, opts: { linkId?: number; limit?: number } = {}
 }
 
 /** Uploads still waiting that were received before `olderThanIso` (a lost job, a crashed worker), oldest first. */
-export function stalePending(db: Db, olderThanIso: string): InboxUploadRow[] {
+export async function stalePending(db: Db, olderThanIso: string): Promise<InboxUploadRow[]> {
   return db
     .select()
     .from(inboxUpload)

@@ -11,7 +11,9 @@ export type InstallationMode = 'production' | 'drill';
 const known = new WeakMap<Database.Database, InstallationMode>();
 const statements = new WeakMap<Database.Database, Database.Statement>();
 
-export function modeOf(tx: Db): InstallationMode {
+export const modeOf = async (tx: Db): Promise<InstallationMode> => modeNow(tx);
+/** `modeOf` without a turn of the event loop, for the SQLite appender thread's group commit. */
+export function modeNow(tx: Db): InstallationMode {
   const conn = connectionOf(tx);
   const cached = known.get(conn);
   if (cached) return cached;
@@ -24,17 +26,17 @@ export function modeOf(tx: Db): InstallationMode {
 }
 
 /** The written mode, or undefined before init has written one. */
-export function recorded(tx: Db): InstallationMode | undefined {
+export async function recorded(tx: Db): Promise<InstallationMode | undefined> {
   const row = connectionOf(tx).prepare('SELECT mode FROM installation WHERE id = 1').get() as { mode: InstallationMode } | undefined;
   return row?.mode;
 }
 
-export function record(tx: Db, mode: InstallationMode, at: Date): void {
+export async function record(tx: Db, mode: InstallationMode, at: Date): Promise<void> {
   connectionOf(tx).prepare('INSERT INTO installation (id, mode, created_at) VALUES (1, ?, ?)').run(mode, at.toISOString());
 }
 
 /** Whether anything was ever recorded here (a used installation cannot become a drill). */
-export function used(tx: Db): boolean {
+export async function used(tx: Db): Promise<boolean> {
   const r = connectionOf(tx).prepare('SELECT EXISTS (SELECT 1 FROM usage_log) OR EXISTS (SELECT 1 FROM log_archive) OR EXISTS (SELECT 1 FROM agency) AS used').get() as { used: number };
   return r.used === 1;
 }

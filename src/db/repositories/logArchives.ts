@@ -4,7 +4,7 @@ import { logArchive } from '../schema';
 
 export type ArchiveRow = typeof logArchive.$inferSelect;
 
-export const insert = (tx: Db, row: Omit<ArchiveRow, 'id'>): ArchiveRow => tx.insert(logArchive).values(row).returning().get();
+export const insert = async (tx: Db, row: Omit<ArchiveRow, 'id'>): Promise<ArchiveRow> => tx.insert(logArchive).values(row).returning().get();
 /** Every archive anchor, oldest first. */
-export const all = (tx: Db): ArchiveRow[] => tx.select().from(logArchive).orderBy(asc(logArchive.toSeq)).all();
-export const newest = (tx: Db): ArchiveRow | undefined => tx.select().from(logArchive).orderBy(desc(logArchive.toSeq)).limit(1).get();
+export const all = async (tx: Db): Promise<ArchiveRow[]> => tx.select().from(logArchive).orderBy(asc(logArchive.toSeq)).all();
+export const newest = async (tx: Db): Promise<ArchiveRow | undefined> => tx.select().from(logArchive).orderBy(desc(logArchive.toSeq)).limit(1).get();

@@ -10,13 +10,13 @@ const linksForCert = perConnection((tx) =>
     )
     .pluck(),
 );
-export function linksForClientCert(tx: Db, fingerprint: string): number[] {
+export async function linksForClientCert(tx: Db, fingerprint: string): Promise<number[]> {
   return linksForCert(tx).all(fingerprint) as number[];
 }
 
 const versionStmt = perConnection((tx) => connectionOf(tx).prepare('SELECT version FROM registry_version WHERE id = 1').pluck());
 /** Moves whenever a link or agency row changes (triggers, migration 0010), whoever changed it. */
-export function registryVersion(tx: Db): number {
+export async function registryVersion(tx: Db): Promise<number> {
   return versionStmt(tx).get() as number;
 }
 
@@ -34,7 +34,7 @@ export interface QueryRecord {
  * Records that looked up an id with this keyed hash ("who looked up this person, when, and why"):
  * online queries, batch requests and the subject lists that named the person.
  */
-export function whoQueried(tx: Db, idHash: string): QueryRecord[] {
+export async function whoQueried(tx: Db, idHash: string): Promise<QueryRecord[]> {
   return tx.all<QueryRecord>(
     sql`SELECT seq, at, type, agency, link_id AS linkId, ip, detail FROM usage_log
         WHERE (type LIKE 'query.%' OR type IN ('batch.received', 'subjects.in-force')) AND EXISTS (SELECT 1 FROM json_each(detail, '$.idHashes') j WHERE j.value = ${idHash}) ORDER BY seq`,
@@ -47,6 +47,6 @@ const changeStmt = perConnection((tx) => connectionOf(tx).prepare("SELECT (SELEC
  * (data_version) or by this one (total_changes): while it stands still, nothing read from it can have
  * changed. About 10 µs.
  */
-export function dataChangeToken(tx: Db): string {
+export async function dataChangeToken(tx: Db): Promise<string> {
   return changeStmt(tx).get() as string;
 }

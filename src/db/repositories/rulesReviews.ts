@@ -4,18 +4,18 @@ import { rulesReview } from '../schema';
 
 export type RulesReviewRow = typeof rulesReview.$inferSelect;
 
-export const insert = (tx: Db, row: Omit<RulesReviewRow, 'id'>): RulesReviewRow => tx.insert(rulesReview).values(row).returning().get();
+export const insert = async (tx: Db, row: Omit<RulesReviewRow, 'id'>): Promise<RulesReviewRow> => tx.insert(rulesReview).values(row).returning().get();
 
 /** The review in force for a document: the newest one supersedes the earlier ones. */
-export const latest = (tx: Db, documentId: number): RulesReviewRow | undefined =>
+export const latest = async (tx: Db, documentId: number): Promise<RulesReviewRow | undefined> =>
   tx.select().from(rulesReview).where(eq(rulesReview.documentId, documentId)).orderBy(desc(rulesReview.id)).limit(1).get();
 
 /** The review in force for each of these documents (documents never reviewed are absent). */
-export function latestOf(tx: Db, documentIds: readonly number[]): RulesReviewRow[] {
+export async function latestOf(tx: Db, documentIds: readonly number[]): Promise<RulesReviewRow[]> {
   if (documentIds.length === 0) return [];
   const newest = tx.select({ id: max(rulesReview.id) }).from(rulesReview).where(inArray(rulesReview.documentId, [...documentIds])).groupBy(rulesReview.documentId);
   return tx.select().from(rulesReview).where(inArray(rulesReview.id, newest)).all();
 }
 
-export const forDocument = (tx: Db, documentId: number): RulesReviewRow[] =>
+export const forDocument = async (tx: Db, documentId: number): Promise<RulesReviewRow[]> =>
   tx.select().from(rulesReview).where(eq(rulesReview.documentId, documentId)).orderBy(asc(rulesReview.id)).all();

@@ -26,12 +26,15 @@ const statements = perConnection((tx) => {
  * archived the newest archive anchor is the head, so seq stays contiguous across an archive (its
  * time is not kept: archived records are years old).
  */
-export function head(tx: Db): { seq: number; hash: string; at: string | null } | undefined {
+export const head = async (tx: Db) => headNow(tx);
+export function headNow(tx: Db): { seq: number; hash: string; at: string | null } | undefined {
   const s = statements(tx);
   return (s.head.get() ?? s.anchor.get()) as { seq: number; hash: string; at: string | null } | undefined;
 }
 
-export function insert(tx: Db, r: UsageLogRow): void {
+export const insert = async (tx: Db, r: UsageLogRow): Promise<void> => insertNow(tx, r);
+/** `insert` without a turn of the event loop, for the SQLite appender thread's group commit. */
+export function insertNow(tx: Db, r: UsageLogRow): void {
   // Positional, in RAW_COLUMNS order: binding by name looks each parameter up on the object.
   statements(tx).insert.run(r.seq, r.at, r.type, r.agency, r.linkId, r.revision, r.actor, r.ip, r.channel, r.object, r.detail, r.digest, r.prevHash, r.hash);
 }
@@ -43,7 +46,7 @@ export interface LogFilter {
   limit?: number;
 }
 
-export function list(tx: Db, f: LogFilter): UsageLogRow[] {
+export async function list(tx: Db, f: LogFilter): Promise<UsageLogRow[]> {
   const where: SQL[] = [];
   if (f.linkId !== undefined) where.push(eq(usageLog.linkId, f.linkId));
   if (f.type !== undefined) where.push(eq(usageLog.type, f.type));
@@ -52,15 +55,15 @@ export function list(tx: Db, f: LogFilter): UsageLogRow[] {
   return (f.limit !== undefined ? q.limit(f.limit) : q).all();
 }
 
-export const bySeq = (tx: Db, seq: number): UsageLogRow | undefined => tx.select().from(usageLog).where(eq(usageLog.seq, seq)).get();
+export const bySeq = async (tx: Db, seq: number): Promise<UsageLogRow | undefined> => tx.select().from(usageLog).where(eq(usageLog.seq, seq)).get();
 
 /** Records after `seq`, oldest first, at most `limit` (the anomaly scan reads the log in batches). */
-export function after(tx: Db, seq: number, limit: number): UsageLogRow[] {
+export async function after(tx: Db, seq: number, limit: number): Promise<UsageLogRow[]> {
   return tx.select().from(usageLog).where(gte(usageLog.seq, seq + 1)).orderBy(asc(usageLog.seq)).limit(limit).all();
 }
 
 /** Remove records up to `seq` inside the archiving transaction (the delete guard allows only archived seqs). */
-export function deleteThrough(tx: Db, seq: number): number {
+export async function deleteThrough(tx: Db, seq: number): Promise<number> {
   return tx.delete(usageLog).where(lte(usageLog.seq, seq)).run().changes;
 }
 
@@ -141,7 +144,7 @@ export function iterateScope(sqlite: Database.Database, f: ScopeFilter): Iterabl
 }
 
 /** Records of these types with fromAt ≤ at ≤ toAt, optionally of one link or source IP (the anomaly rules' look-back). */
-export function window(tx: Db, f: { types: readonly string[]; fromAt: string; toAt: string; linkId?: number; ip?: string; object?: string }): UsageLogRow[] {
+export async function window(tx: Db, f: { types: readonly string[]; fromAt: string; toAt: string; linkId?: number; ip?: string; object?: string }): Promise<UsageLogRow[]> {
   const where: SQL[] = [inArray(usageLog.type, [...f.types]), gte(usageLog.at, f.fromAt), lte(usageLog.at, f.toAt)];
   if (f.linkId !== undefined) where.push(eq(usageLog.linkId, f.linkId));
   if (f.ip !== undefined) where.push(eq(usageLog.ip, f.ip));
@@ -150,7 +153,7 @@ export function window(tx: Db, f: { types: readonly string[]; fromAt: string; to
 }
 
 /** The link's newest record of one of these types before `seq` (its status history, from the log itself). */
-export function lastOfTypes(tx: Db, linkId: number, beforeSeq: number, types: readonly string[]): UsageLogRow | undefined {
+export async function lastOfTypes(tx: Db, linkId: number, beforeSeq: number, types: readonly string[]): Promise<UsageLogRow | undefined> {
   return tx
     .select()
     .from(usageLog)
