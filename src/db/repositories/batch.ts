@@ -1,35 +1,40 @@
 import { and, eq, gt, inArray } from 'drizzle-orm';
 import type { Db } from '../index';
-import { subjectEntry, subjectList } from '../schema';
+import type { subjectEntry, subjectList } from '../schema';
+import { allOf, getOf, runOf, tablesOf } from '../dialect';
 
 export type SubjectListRow = typeof subjectList.$inferSelect;
 
 /** The link's subject list in force (size, key, hash, date), or undefined when it has none. */
-export const subjectListOf = async (db: Db, linkId: number): Promise<SubjectListRow | undefined> => db.select().from(subjectList).where(eq(subjectList.linkId, linkId)).get();
+export const subjectListOf = async (db: Db, linkId: number): Promise<SubjectListRow | undefined> => {
+  const { subjectList } = tablesOf(db);
+  return getOf(db.select().from(subjectList).where(eq(subjectList.linkId, linkId)));
+};
 
 /** The identifiers on the link's current list. */
 export async function subjectIds(db: Db, linkId: number): Promise<string[]> {
-  return db.select({ id: subjectEntry.id }).from(subjectEntry).where(eq(subjectEntry.linkId, linkId)).all().map((r) => r.id);
+  const { subjectEntry } = tablesOf(db);
+  return (await allOf(db.select({ id: subjectEntry.id }).from(subjectEntry).where(eq(subjectEntry.linkId, linkId)))).map((r) => r.id);
 }
 
 /** Which of `ids` are on the link's current list (the online query asks only for those). */
 export async function subjectsAmong(db: Db, linkId: number, ids: readonly string[]): Promise<string[]> {
+  const { subjectEntry } = tablesOf(db);
   if (ids.length === 0) return [];
-  return db
+  return (await allOf(db
     .select({ id: subjectEntry.id })
     .from(subjectEntry)
-    .where(and(eq(subjectEntry.linkId, linkId), inArray(subjectEntry.id, [...ids])))
-    .all()
+    .where(and(eq(subjectEntry.linkId, linkId), inArray(subjectEntry.id, [...ids])))))
     .map((r) => r.id);
 }
 
 /** The persons who came onto the link's list after `sinceIso`. */
 export async function subjectsAddedSince(db: Db, linkId: number, sinceIso: string): Promise<string[]> {
-  return db
+  const { subjectEntry } = tablesOf(db);
+  return (await allOf(db
     .select({ id: subjectEntry.id })
     .from(subjectEntry)
-    .where(and(eq(subjectEntry.linkId, linkId), gt(subjectEntry.addedAt, sinceIso)))
-    .all()
+    .where(and(eq(subjectEntry.linkId, linkId), gt(subjectEntry.addedAt, sinceIso)))))
     .map((r) => r.id);
 }
 
@@ -39,35 +44,36 @@ export async function subjectsAddedSince(db: Db, linkId: number, sinceIso: strin
  * different key field every person counts as new. Returns the list it replaced.
  */
 export async function replaceSubjects(tx: Db, list: SubjectListRow, ids: readonly string[]): Promise<{ replaced: SubjectListRow | undefined; added: number; removed: number }> {
+  const { subjectEntry, subjectList } = tablesOf(tx);
   const replaced = await subjectListOf(tx, list.linkId);
   const keep = new Set(replaced && replaced.keyField === list.keyField ? await subjectIds(tx, list.linkId) : []);
   const next = new Set(ids);
   let removed = 0;
   if (replaced && replaced.keyField !== list.keyField) {
     removed = replaced.count;
-    tx.delete(subjectEntry).where(eq(subjectEntry.linkId, list.linkId)).run();
+    await runOf(tx.delete(subjectEntry).where(eq(subjectEntry.linkId, list.linkId)));
   } else {
     for (const id of keep) {
       if (next.has(id)) continue;
-      tx.delete(subjectEntry).where(and(eq(subjectEntry.linkId, list.linkId), eq(subjectEntry.id, id))).run();
+      await runOf(tx.delete(subjectEntry).where(and(eq(subjectEntry.linkId, list.linkId), eq(subjectEntry.id, id))));
       removed++;
     }
   }
   const fresh = [...next].filter((id) => !keep.has(id));
   for (let i = 0; i < fresh.length; i += 500) {
-    tx.insert(subjectEntry)
-      .values(fresh.slice(i, i + 500).map((id) => ({ linkId: list.linkId, id, addedAt: list.inForceAt })))
-      .run();
+    await runOf(tx.insert(subjectEntry)
+      .values(fresh.slice(i, i + 500).map((id) => ({ linkId: list.linkId, id, addedAt: list.inForceAt }))));
   }
-  if (replaced) tx.update(subjectList).set(list).where(eq(subjectList.linkId, list.linkId)).run();
-  else tx.insert(subjectList).values(list).run();
+  if (replaced) await runOf(tx.update(subjectList).set(list).where(eq(subjectList.linkId, list.linkId)));
+  else await runOf(tx.insert(subjectList).values(list));
   return { replaced, added: fresh.length, removed };
 }
 
 /** Drop a link's list (the link ended): nothing of it stays but the log's count and hash. */
 export async function dropSubjects(tx: Db, linkId: number): Promise<void> {
-  tx.delete(subjectEntry).where(eq(subjectEntry.linkId, linkId)).run();
-  tx.delete(subjectList).where(eq(subjectList.linkId, linkId)).run();
+  const { subjectEntry, subjectList } = tablesOf(tx);
+  await runOf(tx.delete(subjectEntry).where(eq(subjectEntry.linkId, linkId)));
+  await runOf(tx.delete(subjectList).where(eq(subjectList.linkId, linkId)));
 }
 
 /**

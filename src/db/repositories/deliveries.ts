@@ -1,39 +1,54 @@
 import { and, asc, desc, eq, inArray, isNotNull, lte } from 'drizzle-orm';
 import type { Db } from '../index';
-import { delivery } from '../schema';
+import type { delivery } from '../schema';
+import { allOf, getOf, runOf, tablesOf } from '../dialect';
 
 export type DeliveryRow = typeof delivery.$inferSelect;
 
-export const byId = async (tx: Db, id: number): Promise<DeliveryRow | undefined> => tx.select().from(delivery).where(eq(delivery.id, id)).get();
-export const byKey = async (tx: Db, key: string): Promise<DeliveryRow | undefined> => tx.select().from(delivery).where(eq(delivery.idempotencyKey, key)).get();
+export const byId = async (tx: Db, id: number): Promise<DeliveryRow | undefined> => {
+  const { delivery } = tablesOf(tx);
+  return getOf(tx.select().from(delivery).where(eq(delivery.id, id)));
+};
+export const byKey = async (tx: Db, key: string): Promise<DeliveryRow | undefined> => {
+  const { delivery } = tablesOf(tx);
+  return getOf(tx.select().from(delivery).where(eq(delivery.idempotencyKey, key)));
+};
 /** `attempt`: the job attempt that owns a delivery it is building (see ExtractService.run); none for a file made in one step. */
-export const insert = async (tx: Db, row: Omit<DeliveryRow, 'id' | 'attempt'> & { attempt?: string | null }): Promise<DeliveryRow> => tx.insert(delivery).values(row).returning().get();
+export const insert = async (tx: Db, row: Omit<DeliveryRow, 'id' | 'attempt'> & { attempt?: string | null }): Promise<DeliveryRow> => {
+  const { delivery } = tablesOf(tx);
+  return getOf(tx.insert(delivery).values(row).returning());
+};
 export async function update(tx: Db, id: number, values: Partial<Omit<DeliveryRow, 'id'>>): Promise<void> {
-  tx.update(delivery).set(values).where(eq(delivery.id, id)).run();
+  const { delivery } = tablesOf(tx);
+  await runOf(tx.update(delivery).set(values).where(eq(delivery.id, id)));
 }
 export async function list(tx: Db, linkId?: number, limit = 1000): Promise<DeliveryRow[]> {
-  return tx.select().from(delivery).where(linkId !== undefined ? eq(delivery.linkId, linkId) : undefined).orderBy(desc(delivery.id)).limit(limit).all();
+  const { delivery } = tablesOf(tx);
+  return allOf(tx.select().from(delivery).where(linkId !== undefined ? eq(delivery.linkId, linkId) : undefined).orderBy(desc(delivery.id)).limit(limit));
 }
 /** The link's latest successful delivery (its file may since have been purged): the next increment starts after it. */
 export async function lastBuilt(tx: Db, linkId: number): Promise<DeliveryRow | undefined> {
-  return tx
+  const { delivery } = tablesOf(tx);
+  return getOf(tx
     .select()
     .from(delivery)
     .where(and(eq(delivery.linkId, linkId), inArray(delivery.status, ['built', 'purged']), isNotNull(delivery.watermarkTo)))
     .orderBy(desc(delivery.id))
-    .limit(1)
-    .get();
+    .limit(1));
 }
 /** Built files whose time is up. */
 export async function expired(tx: Db, nowIso: string): Promise<DeliveryRow[]> {
-  return tx.select().from(delivery).where(and(eq(delivery.status, 'built'), lte(delivery.expiresAt, nowIso))).orderBy(asc(delivery.id)).all();
+  const { delivery } = tablesOf(tx);
+  return allOf(tx.select().from(delivery).where(and(eq(delivery.status, 'built'), lte(delivery.expiresAt, nowIso))).orderBy(asc(delivery.id)));
 }
 export async function builtForLink(tx: Db, linkId: number): Promise<DeliveryRow[]> {
-  return tx.select().from(delivery).where(and(eq(delivery.linkId, linkId), eq(delivery.status, 'built'))).orderBy(asc(delivery.id)).all();
+  const { delivery } = tablesOf(tx);
+  return allOf(tx.select().from(delivery).where(and(eq(delivery.linkId, linkId), eq(delivery.status, 'built'))).orderBy(asc(delivery.id)));
 }
 
 /** Record one channel's outcome on a delivery (read-modify-write inside the caller's write transaction). */
 export async function setChannel(tx: Db, id: number, channel: string, outcome: Record<string, unknown>): Promise<void> {
+  const { delivery } = tablesOf(tx);
   const row = await byId(tx, id);
   if (!row) throw new Error(`delivery ${id} does not exist`);
   const prev = (row.channels[channel] ?? {}) as Record<string, unknown>;

@@ -1,14 +1,15 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../index';
-import { usageLog } from '../schema';
+import type { usageLog } from '../schema';
 import type { UsageLogRow } from './usageLog';
+import { allOf, tablesOf } from '../dialect';
 
 /** The usage-log records of the SFTP downloads of one delivery's files (`file.downloaded`, detail.delivery). */
 export async function ofDelivery(tx: Db, linkId: number, deliveryId: number): Promise<UsageLogRow[]> {
-  return tx
+  const { usageLog } = tablesOf(tx);
+  return allOf(tx
     .select()
     .from(usageLog)
     .where(and(eq(usageLog.linkId, linkId), eq(usageLog.type, 'file.downloaded'), sql`json_extract(${usageLog.detail}, '$.delivery') = ${deliveryId}`))
-    .orderBy(asc(usageLog.seq))
-    .all();
+    .orderBy(asc(usageLog.seq)));
 }

@@ -1,7 +1,8 @@
 import { and, asc, desc, eq, gte, inArray, lte, type SQL } from 'drizzle-orm';
 import type Database from 'better-sqlite3';
 import { connectionOf, type ControlDb, type Db, perConnection } from '../index';
-import { usageLog } from '../schema';
+import type { usageLog } from '../schema';
+import { allOf, getOf, runOf, tablesOf } from '../dialect';
 
 export type UsageLogRow = typeof usageLog.$inferSelect;
 
@@ -47,24 +48,30 @@ export interface LogFilter {
 }
 
 export async function list(tx: Db, f: LogFilter): Promise<UsageLogRow[]> {
+  const { usageLog } = tablesOf(tx);
   const where: SQL[] = [];
   if (f.linkId !== undefined) where.push(eq(usageLog.linkId, f.linkId));
   if (f.type !== undefined) where.push(eq(usageLog.type, f.type));
   if (f.since !== undefined) where.push(gte(usageLog.at, f.since));
   const q = tx.select().from(usageLog).where(where.length ? and(...where) : undefined).orderBy(asc(usageLog.seq));
-  return (f.limit !== undefined ? q.limit(f.limit) : q).all();
+  return allOf(f.limit !== undefined ? q.limit(f.limit) : q);
 }
 
-export const bySeq = async (tx: Db, seq: number): Promise<UsageLogRow | undefined> => tx.select().from(usageLog).where(eq(usageLog.seq, seq)).get();
+export const bySeq = async (tx: Db, seq: number): Promise<UsageLogRow | undefined> => {
+  const { usageLog } = tablesOf(tx);
+  return getOf(tx.select().from(usageLog).where(eq(usageLog.seq, seq)));
+};
 
 /** Records after `seq`, oldest first, at most `limit` (the anomaly scan reads the log in batches). */
 export async function after(tx: Db, seq: number, limit: number): Promise<UsageLogRow[]> {
-  return tx.select().from(usageLog).where(gte(usageLog.seq, seq + 1)).orderBy(asc(usageLog.seq)).limit(limit).all();
+  const { usageLog } = tablesOf(tx);
+  return allOf(tx.select().from(usageLog).where(gte(usageLog.seq, seq + 1)).orderBy(asc(usageLog.seq)).limit(limit));
 }
 
 /** Remove records up to `seq` inside the archiving transaction (the delete guard allows only archived seqs). */
 export async function deleteThrough(tx: Db, seq: number): Promise<number> {
-  return tx.delete(usageLog).where(lte(usageLog.seq, seq)).run().changes;
+  const { usageLog } = tablesOf(tx);
+  return runOf(tx.delete(usageLog).where(lte(usageLog.seq, seq)));
 }
 
 
@@ -145,20 +152,21 @@ export function iterateScope(sqlite: Database.Database, f: ScopeFilter): Iterabl
 
 /** Records of these types with fromAt ≤ at ≤ toAt, optionally of one link or source IP (the anomaly rules' look-back). */
 export async function window(tx: Db, f: { types: readonly string[]; fromAt: string; toAt: string; linkId?: number; ip?: string; object?: string }): Promise<UsageLogRow[]> {
+  const { usageLog } = tablesOf(tx);
   const where: SQL[] = [inArray(usageLog.type, [...f.types]), gte(usageLog.at, f.fromAt), lte(usageLog.at, f.toAt)];
   if (f.linkId !== undefined) where.push(eq(usageLog.linkId, f.linkId));
   if (f.ip !== undefined) where.push(eq(usageLog.ip, f.ip));
   if (f.object !== undefined) where.push(eq(usageLog.object, f.object));
-  return tx.select().from(usageLog).where(and(...where)).orderBy(asc(usageLog.seq)).all();
+  return allOf(tx.select().from(usageLog).where(and(...where)).orderBy(asc(usageLog.seq)));
 }
 
 /** The link's newest record of one of these types before `seq` (its status history, from the log itself). */
 export async function lastOfTypes(tx: Db, linkId: number, beforeSeq: number, types: readonly string[]): Promise<UsageLogRow | undefined> {
-  return tx
+  const { usageLog } = tablesOf(tx);
+  return getOf(tx
     .select()
     .from(usageLog)
     .where(and(eq(usageLog.linkId, linkId), lte(usageLog.seq, beforeSeq - 1), inArray(usageLog.type, [...types])))
     .orderBy(desc(usageLog.seq))
-    .limit(1)
-    .get();
+    .limit(1));
 }

@@ -1,33 +1,45 @@
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../index';
-import { vendor } from '../schema';
+import type { vendor } from '../schema';
+import { allOf, getOf, runOf, tablesOf } from '../dialect';
 
 export type VendorRow = typeof vendor.$inferSelect;
 
-export const insert = async (tx: Db, row: Omit<VendorRow, 'id'>): Promise<VendorRow> => tx.insert(vendor).values(row).returning().get();
-export const byId = async (tx: Db, id: number): Promise<VendorRow | undefined> => tx.select().from(vendor).where(eq(vendor.id, id)).get();
+export const insert = async (tx: Db, row: Omit<VendorRow, 'id'>): Promise<VendorRow> => {
+  const { vendor } = tablesOf(tx);
+  return getOf(tx.insert(vendor).values(row).returning());
+};
+export const byId = async (tx: Db, id: number): Promise<VendorRow | undefined> => {
+  const { vendor } = tablesOf(tx);
+  return getOf(tx.select().from(vendor).where(eq(vendor.id, id)));
+};
 export async function update(tx: Db, id: number, values: Partial<Omit<VendorRow, 'id'>>): Promise<void> {
-  tx.update(vendor).set(values).where(eq(vendor.id, id)).run();
+  const { vendor } = tablesOf(tx);
+  await runOf(tx.update(vendor).set(values).where(eq(vendor.id, id)));
 }
 
 /** A link's vendors, the removed ones too when asked (history stays). */
 export async function forLink(tx: Db, linkId: number, opts: { removed?: boolean } = {}): Promise<VendorRow[]> {
+  const { vendor } = tablesOf(tx);
   const where = opts.removed ? eq(vendor.linkId, linkId) : and(eq(vendor.linkId, linkId), isNull(vendor.removedAt));
-  return tx.select().from(vendor).where(where).orderBy(asc(vendor.id)).all();
+  return allOf(tx.select().from(vendor).where(where).orderBy(asc(vendor.id)));
 }
 
 /** The current vendors of several links, in one statement, oldest first. */
 export async function forLinks(tx: Db, linkIds: readonly number[]): Promise<VendorRow[]> {
+  const { vendor } = tablesOf(tx);
   if (linkIds.length === 0) return [];
-  return tx.select().from(vendor).where(and(inArray(vendor.linkId, [...linkIds]), isNull(vendor.removedAt))).orderBy(asc(vendor.id)).all();
+  return allOf(tx.select().from(vendor).where(and(inArray(vendor.linkId, [...linkIds]), isNull(vendor.removedAt))).orderBy(asc(vendor.id)));
 }
 export async function byIds(tx: Db, ids: readonly number[]): Promise<VendorRow[]> {
+  const { vendor } = tablesOf(tx);
   if (ids.length === 0) return [];
-  return tx.select().from(vendor).where(inArray(vendor.id, [...ids])).all();
+  return allOf(tx.select().from(vendor).where(inArray(vendor.id, [...ids])));
 }
 
 export async function list(tx: Db, opts: { removed?: boolean } = {}): Promise<VendorRow[]> {
-  return tx.select().from(vendor).where(opts.removed ? undefined : isNull(vendor.removedAt)).orderBy(asc(vendor.id)).all();
+  const { vendor } = tablesOf(tx);
+  return allOf(tx.select().from(vendor).where(opts.removed ? undefined : isNull(vendor.removedAt)).orderBy(asc(vendor.id)));
 }
 
 /**

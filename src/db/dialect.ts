@@ -1,0 +1,38 @@
+import { PgDatabase } from 'drizzle-orm/pg-core';
+import type { Db } from './index';
+import * as sqliteTables from './schema';
+import * as pgTables from './pg/schema';
+
+/*
+ * Repositories are written once, for both dialects. They build their statements with drizzle's
+ * query builder on the tables `tablesOf(tx)` gives: on SQLite the tables of ./schema.ts, on
+ * PostgreSQL those of ./pg/schema.ts, which have the same names, columns and JavaScript types
+ * (test/integration/pg-schema.test.ts holds the two together). Their types are SQLite's on both:
+ * the builders the two dialects share take and give the same values. A statement ends in one of
+ * allOf, getOf or runOf, which run it the way its dialect does; where the dialects' SQL differs
+ * (JSON functions, prepared statements), a repository asks `isPg(tx)`.
+ */
+
+export type Tables = typeof sqliteTables;
+
+/** Is `tx` a PostgreSQL database or transaction? */
+export const isPg = (tx: Db): boolean => (tx as unknown) instanceof PgDatabase;
+
+/** The tables of `tx`'s dialect. */
+export const tablesOf = (tx: Db): Tables => (isPg(tx) ? (pgTables as unknown as Tables) : sqliteTables);
+
+/** Every row the statement gives. */
+export async function allOf<T>(q: { all(): T[] }): Promise<T[]> {
+  return typeof q.all === 'function' ? q.all() : await (q as unknown as PromiseLike<T[]>);
+}
+
+/** The first row the statement gives, if any. */
+export async function getOf<T>(q: { get(): T }): Promise<T> {
+  return typeof q.get === 'function' ? q.get() : ((await (q as unknown as PromiseLike<T[]>))[0] as T);
+}
+
+/** Run a statement that gives no rows; how many rows it changed. */
+export async function runOf(q: { run(): { changes: number } }): Promise<number> {
+  if (typeof q.run === 'function') return q.run().changes;
+  return (await (q as unknown as PromiseLike<{ rowCount: number | null }>)).rowCount ?? 0;
+}
