@@ -34,9 +34,18 @@ export interface ControlDb {
 
 export { BUSY_TIMEOUT_MS };
 
+/** How a dialect opens a write transaction and a savepoint in one. */
+export interface Transactions {
+  /** Begin a transaction, run `body` with its handle and commit; roll back when `body` throws. */
+  run<T>(body: (tx: Db) => Promise<T>): Promise<T>;
+  /** Run `body` in a savepoint of the open transaction `tx`, rolled back alone when it throws. */
+  savepoint<T>(tx: Db, name: string, body: () => Promise<T>): Promise<T>;
+}
+
 /** The write transaction open in this async context, and what runs once it has committed. */
 interface OpenWrite {
-  readonly tx: Db;
+  readonly on: Transactions;
+  tx: Db | undefined;
   readonly hooks: (() => void)[];
   open: boolean;
   savepoints: number;
@@ -53,6 +62,48 @@ export function afterCommit(tx: Db, fn: () => void): void {
   const w = current.getStore();
   if (!w || !w.open || w.tx !== tx) throw new Error('afterCommit: not inside a write transaction');
   w.hooks.push(fn);
+}
+
+/**
+ * `ControlDb.write` on a dialect's transactions. A write called inside another's `fn` (the same
+ * async context, that write still open) is a savepoint of it; its notices run when the outermost
+ * write commits, and go with the savepoint when it rolls back. Work begun inside a write that runs
+ * after it has ended is not part of it: it gets a transaction of its own.
+ */
+export function writeRunner(on: Transactions): ControlDb['write'] {
+  return async <T>(fn: (tx: Db) => Promise<T> | T): Promise<T> => {
+    const outer = current.getStore();
+    if (outer?.open && outer.on === on && outer.tx) {
+      const tx = outer.tx;
+      const mark = outer.hooks.length;
+      try {
+        return await on.savepoint(tx, `nested_${++outer.savepoints}`, async () => fn(tx));
+      } catch (err) {
+        outer.hooks.length = mark; // the savepoint rolled back: its notices go with it
+        throw err;
+      }
+    }
+    const w: OpenWrite = { on, tx: undefined, hooks: [], open: true, savepoints: 0 };
+    const out = await on.run(async (tx) => {
+      w.tx = tx;
+      try {
+        return await current.run(w, async () => fn(tx));
+      } finally {
+        w.open = false;
+      }
+    });
+    // Committed: every hook runs, even when one before it throws; the first error is the caller's.
+    let failure: unknown;
+    for (const h of w.hooks) {
+      try {
+        h();
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure !== undefined) throw failure;
+    return out;
+  };
 }
 
 /**
@@ -124,57 +175,40 @@ function connect(file: string, mustExist: boolean, prepare?: (wdb: Db) => void):
   // Writes of this process take turns on the one write connection: an async `fn` awaits, and
   // another write must not run its statements inside this one's transaction meanwhile.
   let turn: Promise<void> = Promise.resolve();
-  const write = async <T>(fn: (tx: Db) => Promise<T> | T): Promise<T> => {
-    const outer = current.getStore();
-    if (outer?.open && outer.tx === wdb) return savepoint(outer, fn);
-    let release!: () => void;
-    const mine = new Promise<void>((r) => (release = r));
-    const before = turn;
-    turn = before.then(() => mine);
-    await before;
-    const w: OpenWrite = { tx: wdb, hooks: [], open: true, savepoints: 0 };
-    let out: T;
-    try {
-      sqlite.exec('BEGIN IMMEDIATE');
+  const write = writeRunner({
+    async run(body) {
+      let release!: () => void;
+      const mine = new Promise<void>((r) => (release = r));
+      const before = turn;
+      turn = before.then(() => mine);
+      await before;
       try {
-        out = await current.run(w, () => fn(wdb));
-        w.open = false;
-        sqlite.exec('COMMIT');
+        sqlite.exec('BEGIN IMMEDIATE');
+        try {
+          const out = await body(wdb);
+          sqlite.exec('COMMIT');
+          return out;
+        } catch (err) {
+          if (sqlite.inTransaction) sqlite.exec('ROLLBACK');
+          throw err;
+        }
+      } finally {
+        release();
+      }
+    },
+    async savepoint(_tx, name, body) {
+      sqlite.exec(`SAVEPOINT ${name}`);
+      try {
+        const out = await body();
+        sqlite.exec(`RELEASE ${name}`);
+        return out;
       } catch (err) {
-        w.open = false;
-        if (sqlite.inTransaction) sqlite.exec('ROLLBACK');
+        sqlite.exec(`ROLLBACK TO ${name}`);
+        sqlite.exec(`RELEASE ${name}`);
         throw err;
       }
-    } finally {
-      release();
-    }
-    // Committed: every hook runs, even when one before it throws; the first error is the caller's.
-    let failure: unknown;
-    for (const h of w.hooks) {
-      try {
-        h();
-      } catch (err) {
-        failure ??= err;
-      }
-    }
-    if (failure !== undefined) throw failure;
-    return out;
-  };
-  const savepoint = async <T>(w: OpenWrite, fn: (tx: Db) => Promise<T> | T): Promise<T> => {
-    const name = `nested_${++w.savepoints}`;
-    const mark = w.hooks.length;
-    sqlite.exec(`SAVEPOINT ${name}`);
-    try {
-      const out = await fn(wdb);
-      sqlite.exec(`RELEASE ${name}`);
-      return out;
-    } catch (err) {
-      sqlite.exec(`ROLLBACK TO ${name}`);
-      sqlite.exec(`RELEASE ${name}`);
-      w.hooks.length = mark; // the savepoint rolled back: its notices go with it
-      throw err;
-    }
-  };
+    },
+  });
   return {
     db,
     sqlite: reader,
