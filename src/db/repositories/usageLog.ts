@@ -1,8 +1,8 @@
-import { and, asc, desc, eq, gte, inArray, lte, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gte, inArray, lt, lte, max, min, type SQL } from 'drizzle-orm';
 import type Database from 'better-sqlite3';
 import { connectionOf, type ControlDb, type Db, perConnection } from '../index';
 import type { usageLog } from '../schema';
-import { allOf, getOf, runOf, tablesOf } from '../dialect';
+import { allOf, getOf, runOf, type Tables, tablesOf } from '../dialect';
 
 export type UsageLogRow = typeof usageLog.$inferSelect;
 
@@ -121,6 +121,66 @@ export function firstSeqAtOrAfter(sqlite: Database.Database, at: string, from = 
 export function lastSeqBefore(sqlite: Database.Database, at: string): number | null {
   const r = sqlite.prepare('SELECT MAX(seq) AS seq FROM usage_log WHERE at < ?').get(at) as { seq: number | null };
   return r.seq;
+}
+
+/** Lowest and highest seq present from `from` on, and how many records (either dialect). */
+export async function boundsIn(db: Db, from = 1): Promise<{ min: number | null; max: number | null; count: number }> {
+  const { usageLog } = tablesOf(db);
+  const r = await getOf(db.select({ min: min(usageLog.seq), max: max(usageLog.seq), count: count() }).from(usageLog).where(gte(usageLog.seq, from)));
+  return { min: r?.min ?? null, max: r?.max ?? null, count: r?.count ?? 0 };
+}
+
+/** The first record from seq `from` on whose time is at or after `at` (either dialect). */
+export async function firstSeqAtOrAfterIn(db: Db, at: string, from = 1): Promise<number | null> {
+  const { usageLog } = tablesOf(db);
+  return (await getOf(db.select({ seq: min(usageLog.seq) }).from(usageLog).where(and(gte(usageLog.seq, from), gte(usageLog.at, at)))))?.seq ?? null;
+}
+
+/** The last record whose time is before `at` (either dialect). */
+export async function lastSeqBeforeIn(db: Db, at: string): Promise<number | null> {
+  const { usageLog } = tablesOf(db);
+  return (await getOf(db.select({ seq: max(usageLog.seq) }).from(usageLog).where(lt(usageLog.at, at))))?.seq ?? null;
+}
+
+/** How many records a page of a streamed read holds: memory stays flat however long the log. */
+const PAGE = 5000;
+
+/**
+ * Records with from ≤ seq ≤ to and matching `where`, in seq order, read a page at a time by seq
+ * (either dialect; the log is append-only, so the pages of a range add up to the range).
+ */
+async function* pages(db: Db, from: number, to: number, where: (t: Tables['usageLog']) => SQL | undefined): AsyncGenerator<UsageLogRow> {
+  const { usageLog } = tablesOf(db);
+  let next = from;
+  for (;;) {
+    const rows = await allOf(
+      db
+        .select()
+        .from(usageLog)
+        .where(and(gte(usageLog.seq, next), lte(usageLog.seq, to), where(usageLog)))
+        .orderBy(asc(usageLog.seq))
+        .limit(PAGE),
+    );
+    yield* rows;
+    if (rows.length < PAGE) return;
+    next = rows[rows.length - 1].seq + 1;
+  }
+}
+
+/** Records with from ≤ seq ≤ to, in seq order, streamed (either dialect). */
+export const rowsIn = (db: Db, from: number, to: number): AsyncGenerator<UsageLogRow> => pages(db, from, to, () => undefined);
+
+/** Records of one link or agency with fromAt ≤ at < toAt, in seq order, streamed (either dialect). */
+export function scopeRows(db: Db, f: ScopeFilter): AsyncGenerator<UsageLogRow> {
+  return pages(db, 1, Number.MAX_SAFE_INTEGER, (t) =>
+    and(
+      gte(t.at, f.fromAt),
+      lt(t.at, f.toAt),
+      f.linkId !== undefined ? eq(t.linkId, f.linkId) : undefined,
+      f.agency !== undefined ? eq(t.agency, f.agency) : undefined,
+      f.types?.length ? inArray(t.type, [...f.types]) : undefined,
+    ),
+  );
 }
 
 export interface ScopeFilter {
