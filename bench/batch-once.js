@@ -38,14 +38,14 @@ async function main() {
   const spool = path.join(path.dirname(request), `spool-${name}`);
   copyFileSync(request, spool);
   const bytes = readFileSync(spool);
-  const id = cdb.write((tx) => inbox.insertUpload(tx, { linkId: Number(linkId), account, ip: '127.0.0.1', name, kind: 'batch', bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), spool, receivedAt: new Date().toISOString() }));
+  const id = await cdb.write((tx) => inbox.insertUpload(tx, { linkId: Number(linkId), account, ip: '127.0.0.1', name, kind: 'batch', bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), spool, receivedAt: new Date().toISOString() }));
   const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const o = await service.process(id);
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const cpu = process.cpuUsage(c0);
-  if (o.state !== "answered") throw new Error(`request ${o.state}: ${o.code} ${JSON.stringify(inbox.uploadById(cdb.db, id).outcome)}`);
-  const row = inbox.uploadById(cdb.db, id);
+  if (o.state !== "answered") throw new Error(`request ${o.state}: ${o.code} ${JSON.stringify((await inbox.uploadById(cdb.db, id)).outcome)}`);
+  const row = await inbox.uploadById(cdb.db, id);
   cdb.close();
   const file = outbox.pathOf(Number(linkId), row.outcome.file);
   process.stdout.write(JSON.stringify({ ms, rows: row.outcome.rows, matched: row.outcome.matched, ids: row.outcome.valid, path: file, maxRssKiB: process.resourceUsage().maxRSS, cpuMs: (cpu.user + cpu.system) / 1000 }) + '\n');

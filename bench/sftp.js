@@ -138,7 +138,7 @@ async function main() {
   const { deliveries } = require('../dist/src/db/repositories');
   const cdb = openControlDb(data);
   const now = new Date().toISOString();
-  cdb.write((tx) => deliveries.insert(tx, { linkId: Number(link), revision: 1, idempotencyKey: 'bench', trigger: 'manual', mode: 'full', status: 'built', dataset: 'entry_exit', fields: ['person_id', 'nationality'], rows: 0, fileName, bytes: SIZE_MIB << 20, plainSha256: null, cipherSha256: null, manifestSha256: null, watermarkFrom: null, watermarkTo: null, createdAt: now, builtAt: now, durationMs: 0, expiresAt: null, purgedAt: null, error: null, channels: {} }));
+  await cdb.write((tx) => deliveries.insert(tx, { linkId: Number(link), revision: 1, idempotencyKey: 'bench', trigger: 'manual', mode: 'full', status: 'built', dataset: 'entry_exit', fields: ['person_id', 'nationality'], rows: 0, fileName, bytes: SIZE_MIB << 20, plainSha256: null, cipherSha256: null, manifestSha256: null, watermarkFrom: null, watermarkTo: null, createdAt: now, builtAt: now, durationMs: 0, expiresAt: null, purgedAt: null, error: null, channels: {} }));
   cdb.close();
 
   const nlPorts = [];

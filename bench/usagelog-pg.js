@@ -107,19 +107,19 @@ async function main() {
     // 3. SQLite beside it, the same appends (one write transaction each).
     const s = openControlDb(path.join(dir, 'sqlite'), { create: true });
     t0 = now();
-    for (let i = 0; i < APPENDS; i++) s.write((tx) => appendLog(tx, entry(i), new Date()));
+    for (let i = 0; i < APPENDS; i++) await s.write((tx) => appendLog(tx, entry(i), new Date()));
     results.sqliteAppend = { perSecond: APPENDS / secs(t0) };
 
     // 4. A long log on SQLite, moved with `db migrate`, walked on PostgreSQL; SQLite's walk beside it.
     const base = Date.parse('2026-01-01T00:00:00Z');
     for (let i = 0; i < RECORDS; ) {
       const end = Math.min(RECORDS, i + 50_000);
-      s.write((tx) => {
-        for (; i < end; i++) appendLog(tx, entry(i), new Date(base + i * 1000));
+      await s.write(async (tx) => {
+        for (; i < end; i++) await appendLog(tx, entry(i), new Date(base + i * 1000));
       });
     }
     t0 = now();
-    const sv = verifyLog(s);
+    const sv = await verifyLog(s);
     results.sqliteVerify = { seconds: secs(t0), ok: sv.ok, records: sv.records };
     const data = path.dirname(s.file);
     s.close();

@@ -47,7 +47,7 @@ async function main() {
     let t0 = now();
     for (let i = 0; i < APPENDS; i++) {
       const t = now();
-      a.write((tx) => appendLog(tx, entry(i), new Date()));
+      await a.write((tx) => appendLog(tx, entry(i), new Date()));
       lat.push(Number(now() - t) / 1e3);
     }
     const appendSec = secs(t0);
@@ -73,14 +73,14 @@ async function main() {
     const base = Date.parse('2026-01-01T00:00:00Z');
     for (let i = 0; i < RECORDS; ) {
       const end = Math.min(RECORDS, i + 50_000);
-      v.write((tx) => {
-        for (; i < end; i++) appendLog(tx, entry(i), new Date(base + i * 1000));
+      await v.write(async (tx) => {
+        for (; i < end; i++) await appendLog(tx, entry(i), new Date(base + i * 1000));
       });
     }
     results.appendBatched = { perSecond: RECORDS / secs(t0) };
     await createCheckpoint(v, keysDir, new Date());
     t0 = now();
-    const single = verifyLog(v);
+    const single = await verifyLog(v);
     results.verifySingleThread = { seconds: secs(t0), perSecond: RECORDS / secs(t0), ok: single.ok };
     t0 = now();
     const full = await verifyUsageLog(v, { keysDir });

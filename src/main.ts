@@ -37,7 +37,7 @@ const SCHEDULE_SYNC_MS = 10_000;
 function startWorkers(config: Config, url: string, services: Services, log: Logger, usageRecords: UsageRecordsService, env: { cdb: ControlDb; clock: Clock }): { workers: Worker[]; close: () => Promise<void> } {
   const opts = { connection: connection(url), prefix: queuePrefix(config) };
   const deliverQ = openQueue(QUEUES.deliver, config, url);
-  const enqueuePushes = (deliveryId: number) => enqueuePushJobs(deliverQ, services.pushes, services.pushes.jobsFor(deliveryId), false);
+  const enqueuePushes = async (deliveryId: number) => enqueuePushJobs(deliverQ, services.pushes, await services.pushes.jobsFor(deliveryId), false);
   // One extract at a time per process: extracts are CPU-bound; scale out with more worker processes.
   const extract = new Worker(QUEUES.extract, buildExtractProcessor(services.extracts, enqueuePushes), { ...opts, concurrency: 1, lockDuration: config.worker.lockMs, stalledInterval: Math.max(1000, Math.floor(config.worker.lockMs / 2)) });
   // Pushes wait on the network, not the CPU: several at once.
@@ -80,7 +80,9 @@ function startBatchWorker(config: Config, url: string, services: Services, env: 
   const timer = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
-    Promise.all(service.stale(config.batch.staleSec).map((id) => queue.add('batch-request', { uploadId: id }, { jobId: `upload-${id}` })))
+    service
+      .stale(config.batch.staleSec)
+      .then((ids) => Promise.all(ids.map((id) => queue.add('batch-request', { uploadId: id }, { jobId: `upload-${id}` }))))
       .catch((err) => log.error({ err: (err as Error).message }, 'batch: sweep of pending uploads failed'))
       .finally(() => (sweeping = false));
   }, config.batch.sweepSec * 1000);
@@ -135,7 +137,7 @@ export async function startService(config: Config, roles: readonly Role[], say: 
       for (const m of MAINTENANCE_SCHEDULES) await maintenanceQ.upsertJobScheduler(m.key, { pattern: m.pattern, tz: 'Asia/Taipei' }, { name: m.name });
       for (const m of maintenanceIntervals(config)) await maintenanceQ.upsertJobScheduler(m.key, { every: m.every }, { name: m.name });
       const sync = async () => {
-        const links = services.registry.list().map((l) => ({ id: l.id, schedule: l.schedule, active: l.status === 'active' }));
+        const links = (await services.registry.list()).map((l) => ({ id: l.id, schedule: l.schedule, active: l.status === 'active' }));
         const r = await syncSchedules(extractQ, links);
         if (r.added.length || r.updated.length || r.removed.length) log.info(r, 'job schedulers synchronised');
       };
@@ -171,7 +173,7 @@ export async function startService(config: Config, roles: readonly Role[], say: 
       httpPort = typeof addr === 'object' && addr ? addr.port : config.http.port;
       stops.push(() => app.close());
       say(`http: listening on http://${config.http.host}:${httpPort} (operator console: /login, /queues, /api, /metrics, /healthz)`);
-      if (!hasOperators(cdb)) say('http: no console operator yet: nia-link operator add --username NAME --role admin');
+      if (!(await hasOperators(cdb))) say('http: no console operator yet: nia-link operator add --username NAME --role admin');
     }
     let sftpPort: number | undefined;
     if (roles.includes('sftp')) {

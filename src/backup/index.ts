@@ -34,7 +34,7 @@ type BackupManifest = z.infer<typeof manifestSchema>;
 export function openReadOnly(file: string): ControlDb {
   const sqlite = new Database(file, { readonly: true, fileMustExist: true });
   const db = drizzle(sqlite, { schema });
-  const readOnly = (): never => {
+  const readOnly = async (): Promise<never> => {
     throw new Error(`${file} is open read-only`);
   };
   return {

@@ -24,8 +24,8 @@ export interface BatchListItem {
 const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
-export function batchList(cdb: ControlDb, linkId?: number): BatchListItem[] {
-  return inbox.uploadsOf(cdb.db, { linkId }).map((u) => {
+export async function batchList(cdb: ControlDb, linkId?: number): Promise<BatchListItem[]> {
+  return (await inbox.uploadsOf(cdb.db, { linkId })).map((u) => {
     const o = u.outcome ?? {};
     return {
       id: u.id,

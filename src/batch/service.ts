@@ -75,27 +75,27 @@ export class BatchService {
 
   /** Process upload `uploadId` (a job of queue `batch`). Returns its outcome; a second run finds it. */
   async process(uploadId: number): Promise<BatchOutcome> {
-    const up = inbox.uploadById(this.d.cdb.db, uploadId);
+    const up = await inbox.uploadById(this.d.cdb.db, uploadId);
     if (!up) return { upload: uploadId, state: 'unknown', code: null, delivery: null };
     const key = `batch:${up.id}`;
     if (!OPEN_STATES.has(up.state)) {
       // Done before (a job run again, or the sweep): only the spool file may be left to remove.
       rmSync(up.spool, { force: true });
-      return { upload: up.id, state: up.state, code: up.outcomeCode, delivery: deliveries.byKey(this.d.cdb.db, key)?.id ?? null };
+      return { upload: up.id, state: up.state, code: up.outcomeCode, delivery: (await deliveries.byKey(this.d.cdb.db, key))?.id ?? null };
     }
     const now = this.d.clock.now();
-    if (up.state === 'pending') this.d.cdb.write((tx) => inbox.setState(tx, up.id, 'processing', { at: now.toISOString() }));
+    if (up.state === 'pending') await this.d.cdb.write((tx) => inbox.setState(tx, up.id, 'processing', { at: now.toISOString() }));
 
     let s: LinkState | null = null;
     try {
-      s = this.d.registry.state(up.linkId);
+      s = await this.d.registry.state(up.linkId);
     } catch (err) {
       if (!isUserError(err)) throw err;
     }
     if (!s) return this.unpublishedRefusal(up, 'link.not-usable', `link ${up.linkId} does not exist`);
     try {
       const parsed = await this.check(up, s, now);
-      if (up.kind === 'subjects') return this.putInForce(up, s, parsed);
+      if (up.kind === 'subjects') return await this.putInForce(up, s, parsed);
       return await this.answer(up, s, parsed, key);
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;
@@ -108,11 +108,11 @@ export class BatchService {
    * missing, the disk is full): the agency gets an error file rather than a request that waits for ever.
    */
   async fail(uploadId: number, message: string): Promise<BatchOutcome> {
-    const up = inbox.uploadById(this.d.cdb.db, uploadId);
+    const up = await inbox.uploadById(this.d.cdb.db, uploadId);
     if (!up || !OPEN_STATES.has(up.state)) return { upload: uploadId, state: up?.state ?? 'unknown', code: up?.outcomeCode ?? null, delivery: null };
     let s: LinkState;
     try {
-      s = this.d.registry.state(up.linkId);
+      s = await this.d.registry.state(up.linkId);
     } catch {
       return this.unpublishedRefusal(up, 'internal.error', message);
     }
@@ -132,7 +132,7 @@ export class BatchService {
     if (up.kind === 'subjects' && !subjects) throw new Refusal('method.not-approved', `link ${s.link.id}'s scope has no subject list (the condition subjects)`);
     const catalog = this.d.registry.catalogs.get(s.content.dataset);
     if (!catalog) throw new Refusal('link.not-usable', `dataset ${s.content.dataset} has no catalog`);
-    const keyRow = credentials.pgpKeyFor(this.d.cdb.db, s.agency.id, s.content.pgpFingerprint);
+    const keyRow = await credentials.pgpKeyFor(this.d.cdb.db, s.agency.id, s.content.pgpFingerprint);
     if (!keyRow) throw new Refusal('signature.unknown-key', `the agency key ${s.content.pgpFingerprint} of link ${s.link.id} is not on file`);
     let bytes: Buffer;
     try {
@@ -167,7 +167,7 @@ export class BatchService {
    * The delivery row of this upload's outcome, made once whatever the number of runs, taken by this
    * attempt (`done`: an earlier attempt finished it). Only the attempt that holds it may publish.
    */
-  private claimDelivery(key: string, s: LinkState, now: Date, attempt: string): { done: deliveries.DeliveryRow } | { row: deliveries.DeliveryRow } {
+  private async claimDelivery(key: string, s: LinkState, now: Date, attempt: string): Promise<{ done: deliveries.DeliveryRow } | { row: deliveries.DeliveryRow }> {
     return this.d.cdb.write((tx) =>
       deliveries.claim(tx, key, attempt, () => ({
         linkId: s.link.id,
@@ -182,13 +182,13 @@ export class BatchService {
   }
 
   /** Publish staged files with the outcome (outbox/publish.ts), only while the upload is still open too. */
-  private publish(rowId: number, uploadId: number, attempt: string, temps: OutboxTemp[], commit: (tx: Db) => void): void {
-    publishDelivery(this.d.cdb, rowId, attempt, temps, commit, (tx) => OPEN_STATES.has(inbox.uploadById(tx, uploadId)?.state ?? ''));
+  private async publish(rowId: number, uploadId: number, attempt: string, temps: OutboxTemp[], commit: (tx: Db) => Promise<void>): Promise<void> {
+    await publishDelivery(this.d.cdb, rowId, attempt, temps, commit, async (tx) => OPEN_STATES.has((await inbox.uploadById(tx, uploadId))?.state ?? ''));
   }
 
   /** Is `fileName` already published for the link by another upload (a name sent again while its answer is still in /outbox)? */
-  private nameInUse(linkId: number, fileName: string, key: string): boolean {
-    return deliveries.builtForLink(this.d.cdb.db, linkId).some((r) => r.fileName === fileName && r.idempotencyKey !== key);
+  private async nameInUse(linkId: number, fileName: string, key: string): Promise<boolean> {
+    return (await deliveries.builtForLink(this.d.cdb.db, linkId)).some((r) => r.fileName === fileName && r.idempotencyKey !== key);
   }
 
   private async answer(up: inbox.InboxUploadRow, s: LinkState, checked: { req: ParsedRequest; plainSha256: string; signer: string }, key: string): Promise<BatchOutcome> {
@@ -196,17 +196,17 @@ export class BatchService {
     const { req, plainSha256 } = checked;
     const base = `${requestBase(up.name)}.result`;
     const fileName = `${base}.csv.pgp`;
-    if (this.nameInUse(s.link.id, fileName, key)) throw new Refusal('name.in-use', `${fileName} of an earlier request is still in /outbox: name the request differently`);
+    if (await this.nameInUse(s.link.id, fileName, key)) throw new Refusal('name.in-use', `${fileName} of an earlier request is still in /outbox: name the request differently`);
     const now = this.d.clock.now();
     const attempt = randomUUID();
-    const claimed = this.claimDelivery(key, s, now, attempt);
-    if ('done' in claimed) return { upload: up.id, state: inbox.uploadById(this.d.cdb.db, up.id)?.state ?? 'unknown', code: null, delivery: claimed.done.id };
+    const claimed = await this.claimDelivery(key, s, now, attempt);
+    if ('done' in claimed) return { upload: up.id, state: (await inbox.uploadById(this.d.cdb.db, up.id))?.state ?? 'unknown', code: null, delivery: claimed.done.id };
     const row = claimed.row;
-    const content = this.d.registry.revisionOf(s.link.id, row.revision);
+    const content = await this.d.registry.revisionOf(s.link.id, row.revision);
     const catalog = this.d.registry.catalogs.get(content.dataset)!;
     const asOf = taipeiDate(now);
-    const scope = compileScope(content.scope, catalog, asOf, this.subjectFilter(s.link.id, content.scope));
-    const keyRow = credentials.pgpKeyFor(this.d.cdb.db, s.agency.id, content.pgpFingerprint)!;
+    const scope = compileScope(content.scope, catalog, asOf, await this.subjectFilter(s.link.id, content.scope));
+    const keyRow = (await credentials.pgpKeyFor(this.d.cdb.db, s.agency.id, content.pgpFingerprint))!;
     const tmp = this.d.outbox.create(s.link.id, fileName);
     const source = this.d.openSource();
     let sealed;
@@ -253,8 +253,8 @@ export class BatchService {
     const at = this.d.clock.now();
     const outcome = { reference: req.reference, key: req.keyField, ...counts, rows: result.rows, delivery: row.id, file: fileName };
     const entry = { agency: s.agency.code, linkId: s.link.id, revision: row.revision, actor: up.account, ip: up.ip, channel: 'batch-query', object: up.name };
-    this.publish(row.id, up.id, attempt, temps, (tx) => {
-      deliveries.update(tx, row.id, {
+    await this.publish(row.id, up.id, attempt, temps, async (tx) => {
+      await deliveries.update(tx, row.id, {
         status: 'built',
         rows: result.rows,
         fileName,
@@ -267,30 +267,30 @@ export class BatchService {
         expiresAt: fileExpiresAt(at, this.d.retentionDays, s.content.period.to),
         error: null,
       });
-      inbox.setState(tx, up.id, 'answered', { code: null, outcome, at: at.toISOString() });
+      await inbox.setState(tx, up.id, 'answered', { code: null, outcome, at: at.toISOString() });
       // The look-up itself, with the identifiers as keyed hashes (who-queried finds them), then its answer.
-      appendLog(tx, { ...entry, type: 'batch.received', detail: { upload: up.id, sha256: up.sha256, plainSha256, reference: req.reference, key: req.keyField, ids: req.ids.length, sent: req.lines, invalid: req.invalidCount, signer: checked.signer, idHashes: req.ids.map((id) => keyedIdHash(this.d.idSecret, id)) } }, at);
-      appendLog(tx, { ...entry, type: 'batch.answered', detail: { upload: up.id, delivery: row.id, reference: req.reference, ...counts, rows: result.rows, bytes: sealed.bytes, sha256: sealed.cipherSha256, plainSha256: result.sha256, file: fileName } }, at);
+      await appendLog(tx, { ...entry, type: 'batch.received', detail: { upload: up.id, sha256: up.sha256, plainSha256, reference: req.reference, key: req.keyField, ids: req.ids.length, sent: req.lines, invalid: req.invalidCount, signer: checked.signer, idHashes: req.ids.map((id) => keyedIdHash(this.d.idSecret, id)) } }, at);
+      await appendLog(tx, { ...entry, type: 'batch.answered', detail: { upload: up.id, delivery: row.id, reference: req.reference, ...counts, rows: result.rows, bytes: sealed.bytes, sha256: sealed.cipherSha256, plainSha256: result.sha256, file: fileName } }, at);
     });
     rmSync(up.spool, { force: true });
     return { upload: up.id, state: 'answered', code: null, delivery: row.id };
   }
 
   /** The link's subject list as the compiled scope reads it (undefined: no list, or a scope without one). */
-  private subjectFilter(linkId: number, scope: LinkState['content']['scope']): batch.SubjectFilter | undefined {
-    return subjectsOf(scope) ? batch.subjectFilter(this.d.cdb.db, linkId, null) : undefined;
+  private async subjectFilter(linkId: number, scope: LinkState['content']['scope']): Promise<batch.SubjectFilter | undefined> {
+    return subjectsOf(scope) ? await batch.subjectFilter(this.d.cdb.db, linkId, null) : undefined;
   }
 
   /** A subject list replaces the link's current one whole, in one transaction; the next delivery uses it. */
-  private putInForce(up: inbox.InboxUploadRow, s: LinkState, checked: { req: ParsedRequest; plainSha256: string; signer: string }): BatchOutcome {
+  private async putInForce(up: inbox.InboxUploadRow, s: LinkState, checked: { req: ParsedRequest; plainSha256: string; signer: string }): Promise<BatchOutcome> {
     const { req, plainSha256 } = checked;
     const at = this.d.clock.now();
-    this.d.cdb.write((tx) => {
-      const r = batch.replaceSubjects(tx, { linkId: s.link.id, uploadId: up.id, keyField: req.keyField, count: req.ids.length, sha256: plainSha256, inForceAt: at.toISOString() }, req.ids);
-      if (r.replaced) inbox.setState(tx, r.replaced.uploadId, 'replaced', { at: at.toISOString() });
-      inbox.setState(tx, up.id, 'in-force', { code: null, outcome: { key: req.keyField, count: req.ids.length, sent: req.lines, invalid: req.invalidCount, duplicates: req.duplicates, added: r.added, removed: r.removed, plainSha256 }, at: at.toISOString() });
+    await this.d.cdb.write(async (tx) => {
+      const r = await batch.replaceSubjects(tx, { linkId: s.link.id, uploadId: up.id, keyField: req.keyField, count: req.ids.length, sha256: plainSha256, inForceAt: at.toISOString() }, req.ids);
+      if (r.replaced) await inbox.setState(tx, r.replaced.uploadId, 'replaced', { at: at.toISOString() });
+      await inbox.setState(tx, up.id, 'in-force', { code: null, outcome: { key: req.keyField, count: req.ids.length, sent: req.lines, invalid: req.invalidCount, duplicates: req.duplicates, added: r.added, removed: r.removed, plainSha256 }, at: at.toISOString() });
       // Only counts and hashes of the list stay; the replaced list's identifiers are gone.
-      appendLog(
+      await appendLog(
         tx,
         {
           type: 'subjects.in-force',
@@ -324,10 +324,10 @@ export class BatchService {
   /** A signed `REQ.error.json` in /outbox and a batch.refused record; nothing else. */
   private async refuse(up: inbox.InboxUploadRow, s: LinkState, key: string, r: Refusal): Promise<BatchOutcome> {
     let fileName = `${requestBase(up.name)}.error.json`;
-    if (this.nameInUse(s.link.id, fileName, key)) fileName = `${requestBase(up.name)}.U${up.id}.error.json`;
+    if (await this.nameInUse(s.link.id, fileName, key)) fileName = `${requestBase(up.name)}.U${up.id}.error.json`;
     const now = this.d.clock.now();
     const attempt = randomUUID();
-    const claimed = this.claimDelivery(key, s, now, attempt);
+    const claimed = await this.claimDelivery(key, s, now, attempt);
     const row = 'done' in claimed ? claimed.done : claimed.row;
     if (!('done' in claimed)) {
       const error = {
@@ -346,22 +346,22 @@ export class BatchService {
       const temps = [stageFile(this.d.outbox, s.link.id, `${fileName}.asc`, signature), stageFile(this.d.outbox, s.link.id, fileName, text)];
       const at = this.d.clock.now();
       const sha256 = createHash('sha256').update(text).digest('hex');
-      this.publish(row.id, up.id, attempt, temps, (tx) => {
-        deliveries.update(tx, row.id, { status: 'built', rows: 0, fileName, bytes: text.length, cipherSha256: sha256, manifestSha256: sha256, builtAt: at.toISOString(), expiresAt: fileExpiresAt(at, this.d.retentionDays, s.content.period.to), error: r.code });
-        this.refusedRecord(tx, up, s, r, at, { delivery: row.id, file: fileName });
+      await this.publish(row.id, up.id, attempt, temps, async (tx) => {
+        await deliveries.update(tx, row.id, { status: 'built', rows: 0, fileName, bytes: text.length, cipherSha256: sha256, manifestSha256: sha256, builtAt: at.toISOString(), expiresAt: fileExpiresAt(at, this.d.retentionDays, s.content.period.to), error: r.code });
+        await this.refusedRecord(tx, up, s, r, at, { delivery: row.id, file: fileName });
       });
     } else {
-      this.d.cdb.write((tx) => this.refusedRecord(tx, up, s, r, this.d.clock.now(), { delivery: row.id, file: row.fileName }));
+      await this.d.cdb.write((tx) => this.refusedRecord(tx, up, s, r, this.d.clock.now(), { delivery: row.id, file: row.fileName }));
     }
     rmSync(up.spool, { force: true });
     return { upload: up.id, state: 'refused', code: r.code, delivery: row.id };
   }
 
-  private refusedRecord(tx: Db, up: inbox.InboxUploadRow, s: LinkState | null, r: Refusal, at: Date, more: Record<string, unknown>): void {
+  private async refusedRecord(tx: Db, up: inbox.InboxUploadRow, s: LinkState | null, r: Refusal, at: Date, more: Record<string, unknown>): Promise<void> {
     // Marked once: a second run finds the upload refused and writes nothing.
-    if (!OPEN_STATES.has(inbox.uploadById(tx, up.id)?.state ?? '')) return;
-    inbox.setState(tx, up.id, 'refused', { code: r.code, outcome: { code: r.code, message: r.message, ...more }, at: at.toISOString() });
-    appendLog(
+    if (!OPEN_STATES.has((await inbox.uploadById(tx, up.id))?.state ?? '')) return;
+    await inbox.setState(tx, up.id, 'refused', { code: r.code, outcome: { code: r.code, message: r.message, ...more }, at: at.toISOString() });
+    await appendLog(
       tx,
       {
         type: 'batch.refused',
@@ -379,14 +379,14 @@ export class BatchService {
   }
 
   /** A link that no longer exists gets no file (there is no outbox to put it in): the record says why. */
-  private unpublishedRefusal(up: inbox.InboxUploadRow, code: string, message: string): BatchOutcome {
-    this.d.cdb.write((tx) => this.refusedRecord(tx, up, null, new Refusal(code, message), this.d.clock.now(), {}));
+  private async unpublishedRefusal(up: inbox.InboxUploadRow, code: string, message: string): Promise<BatchOutcome> {
+    await this.d.cdb.write((tx) => this.refusedRecord(tx, up, null, new Refusal(code, message), this.d.clock.now(), {}));
     rmSync(up.spool, { force: true });
     return { upload: up.id, state: 'refused', code, delivery: null };
   }
 
   /** Uploads still pending after `staleSec` (a crash between their commit and their job): to be queued again. */
-  stale(staleSec: number): number[] {
-    return inbox.stalePending(this.d.cdb.db, new Date(this.d.clock.now().getTime() - staleSec * 1000).toISOString()).map((r) => r.id);
+  async stale(staleSec: number): Promise<number[]> {
+    return (await inbox.stalePending(this.d.cdb.db, new Date(this.d.clock.now().getTime() - staleSec * 1000).toISOString())).map((r) => r.id);
   }
 }

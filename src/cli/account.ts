@@ -32,7 +32,7 @@ export function register(program: Command, ctx: CliContext): void {
     .description('every SFTP account, its link and state')
     .option('--json', 'print a JSON array')
     .action(async (o) => {
-      const rows = (await accounts()).list();
+      const rows = await (await accounts()).list();
       if (o.json) return printJson(rows);
       for (const a of rows) printAccount(a, false);
     });
@@ -41,7 +41,7 @@ export function register(program: Command, ctx: CliContext): void {
     .description('one account with its keys (revoked ones too)')
     .option('--json', 'print as JSON')
     .action(async (user, o) => {
-      const a = (await accounts()).show(user);
+      const a = await (await accounts()).show(user);
       if (o.json) return printJson(a);
       printAccount(a, true);
     });
@@ -51,7 +51,7 @@ export function register(program: Command, ctx: CliContext): void {
       .description(enabled ? 'allow the account to log in again' : 'refuse its logins and close its open sessions within seconds')
       .option('--by <name>', 'who does it')
       .action(async (user, o) => {
-        printAccount((await accounts()).setEnabled(user, enabled, actor(o.by)), false);
+        printAccount(await (await accounts()).setEnabled(user, enabled, actor(o.by)), false);
       });
   }
   const key = account.command('key').description("the account's SSH public keys");
@@ -60,7 +60,7 @@ export function register(program: Command, ctx: CliContext): void {
     .description('authorise one more public key (an OpenSSH .pub file)')
     .option('--by <name>', 'who does it')
     .action(async (user, file, o) => {
-      printAccount((await accounts()).addKey(user, readInputFile(file, 'SSH key').toString('utf8'), actor(o.by)), true);
+      printAccount(await (await accounts()).addKey(user, readInputFile(file, 'SSH key').toString('utf8'), actor(o.by)), true);
     });
   key
     .command('revoke <user> <key>')
@@ -68,7 +68,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--by <name>', 'who does it')
     .action(async (user, which: string, o) => {
       const text = which.startsWith('SHA256:') ? which : readInputFile(which, 'SSH key').toString('utf8');
-      printAccount((await accounts()).revokeKey(user, text, actor(o.by)), true);
+      printAccount(await (await accounts()).revokeKey(user, text, actor(o.by)), true);
     });
   const password = account.command('password').description('password login (only used when sftp.passwordAuth is on)');
   password
@@ -86,6 +86,6 @@ export function register(program: Command, ctx: CliContext): void {
     .description('remove the password: public keys only')
     .option('--by <name>', 'who does it')
     .action(async (user, o) => {
-      printAccount((await accounts()).clearPassword(user, actor(o.by)), false);
+      printAccount(await (await accounts()).clearPassword(user, actor(o.by)), false);
     });
 }

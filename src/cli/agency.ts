@@ -14,9 +14,9 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--email <address>', 'a contact address for notices (repeatable, or comma-separated; R14.2)', collect)
     .option('--by <name>', 'who records it')
     .option('--json', 'print the agency as JSON')
-    .action((o) => {
+    .action(async (o) => {
       const emails = o.email ? splitList(o.email) : [];
-      const row = ctx.registry.addAgency({ code: o.code, name: o.name, nameEn: o.nameEn, nonGovernment: !!o.nonGovernment, sponsor: o.sponsor, emails }, actor(o.by));
+      const row = await ctx.registry.addAgency({ code: o.code, name: o.name, nameEn: o.nameEn, nonGovernment: !!o.nonGovernment, sponsor: o.sponsor, emails }, actor(o.by));
       if (o.json) printJson(row);
       else console.log(`agency ${row.code} added`);
     });
@@ -25,8 +25,8 @@ export function register(program: Command, ctx: CliContext): void {
     .description("replace an agency's contact addresses for notices (R14.2); none clears them")
     .option('--by <name>', 'who records it')
     .option('--json', 'print the agency as JSON')
-    .action((code: string, addresses: string[], o) => {
-      const row = ctx.registry.setAgencyEmails(code, splitList(addresses), actor(o.by));
+    .action(async (code: string, addresses: string[], o) => {
+      const row = await ctx.registry.setAgencyEmails(code, splitList(addresses), actor(o.by));
       if (o.json) return printJson(row);
       console.log(`agency ${row.code}: ${row.emails.length ? `contact addresses ${row.emails.join(', ')}` : 'no contact address'}`);
     });
@@ -34,10 +34,8 @@ export function register(program: Command, ctx: CliContext): void {
     .command('list')
     .description('list agencies')
     .option('--json', 'print a JSON array')
-    .action((o) => {
-      const rows = ctx.registry
-        .listAgencies()
-        .map((a) => ({ code: a.code, name: a.nameZh, nameEn: a.nameEn, government: a.government, sponsor: a.sponsor, emails: a.emails, createdAt: a.createdAt }));
+    .action(async (o) => {
+      const rows = (await ctx.registry.listAgencies()).map((a) => ({ code: a.code, name: a.nameZh, nameEn: a.nameEn, government: a.government, sponsor: a.sponsor, emails: a.emails, createdAt: a.createdAt }));
       if (o.json) return printJson(rows);
       for (const a of rows) {
         console.log(`${a.code}\t${a.government ? 'government' : 'non-government (sponsor ' + a.sponsor + ')'}\t${a.name}${a.nameEn ? ' / ' + a.nameEn : ''}\t${a.emails.length ? a.emails.join(', ') : '(no contact address)'}`);

@@ -14,10 +14,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--link <id>', 'only this link')
     .option('--status <status>', STATUSES.join('|'))
     .option('--json', 'print a JSON array')
-    .action((o) => {
+    .action(async (o) => {
       if (o.rule !== undefined && !(RULES as readonly string[]).includes(o.rule)) throw new UserError(`--rule ${o.rule}: use one of ${RULES.join(', ')}`);
       if (o.status !== undefined && !(STATUSES as readonly string[]).includes(o.status)) throw new UserError(`--status ${o.status}: use one of ${STATUSES.join(', ')}`);
-      const rows = listAnomalies(ctx.cdb, { rule: o.rule, linkId: o.link !== undefined ? parseId(o.link, 'link') : undefined, status: o.status });
+      const rows = await listAnomalies(ctx.cdb, { rule: o.rule, linkId: o.link !== undefined ? parseId(o.link, 'link') : undefined, status: o.status });
       if (o.json) return printJson(rows);
       if (!rows.length) return console.log('no anomalies');
       for (const a of rows) console.log([a.id, a.rule, a.status, a.linkId ?? '-', a.ip ?? '-', a.count, `${a.firstAt}..${a.lastAt}`, a.summary, `seq ${a.evidence.slice(0, 10).join(',')}${a.evidence.length > 10 ? ',…' : ''}`].join('\t'));

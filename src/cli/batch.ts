@@ -10,8 +10,8 @@ export function register(program: Command, ctx: CliContext): void {
     .description('uploads, newest first, and their outcome: answered (the result file), in-force or replaced (a subject list), refused (the code)')
     .option('--link <id>', 'only this link')
     .option('--json', 'print a JSON array')
-    .action((o) => {
-      const rows = batchList(ctx.cdb, o.link === undefined ? undefined : parseId(o.link, 'link'));
+    .action(async (o) => {
+      const rows = await batchList(ctx.cdb, o.link === undefined ? undefined : parseId(o.link, 'link'));
       if (o.json) return printJson(rows);
       if (rows.length === 0) return console.log('no uploads');
       for (const r of rows) {

@@ -11,11 +11,11 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--letter-date <date>', 'date of that letter, YYYY-MM-DD, not in the future (required)')
     .option('--json', 'print the link as JSON')
     .action(async (id, o) => {
-      const approved = ctx.registry.approveChange(parseId(id, 'change request'), actor(o.by), { letterNo: o.letterNo, letterDate: o.letterDate });
+      const approved = await ctx.registry.approveChange(parseId(id, 'change request'), actor(o.by), { letterNo: o.letterNo, letterDate: o.letterDate });
       // A stop dated today ends the link now, through the path that opens its disposal task and notifies the agency.
-      const due = ctx.services.compliance.endDue(actor(o.by), approved.link.id);
+      const due = await ctx.services.compliance.endDue(actor(o.by), approved.link.id);
       await due.mailed;
-      const r = due.ended.length ? { change: approved.change, link: ctx.registry.show(approved.link.id) } : approved;
+      const r = due.ended.length ? { change: approved.change, link: await ctx.registry.show(approved.link.id) } : approved;
       if (o.json) return printJson(r);
       console.log(`change request ${r.change.id} approved: link ${r.link.id} is at revision ${r.link.revision} (${r.link.status})`);
     });
@@ -24,8 +24,8 @@ export function register(program: Command, ctx: CliContext): void {
     .description('reject: the link stays as it is')
     .requiredOption('--reason <text>', 'why')
     .option('--by <name>', 'deciding officer')
-    .action((id, o) => {
-      const cr = ctx.registry.rejectChange(parseId(id, 'change request'), o.reason, actor(o.by));
+    .action(async (id, o) => {
+      const cr = await ctx.registry.rejectChange(parseId(id, 'change request'), o.reason, actor(o.by));
       console.log(`change request ${cr.id} rejected`);
     });
 }

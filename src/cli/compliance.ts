@@ -44,9 +44,9 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--from <date>', 'period covered from')
     .option('--to <date>', 'period covered to')
     .option('--json', 'print as JSON')
-    .action((o) => {
+    .action(async (o) => {
       if (!(AUDIT_KINDS as readonly string[]).includes(o.kind)) throw new UserError(`--kind must be one of ${AUDIT_KINDS.join(', ')}`, 'audit.kind');
-      const row = svc().addAudit(
+      const row = await svc().addAudit(
         {
           agency: o.agency,
           linkId: o.link !== undefined ? parseId(o.link, 'link') : undefined,
@@ -69,8 +69,8 @@ export function register(program: Command, ctx: CliContext): void {
     .command('list')
     .option('--agency <code>', 'only this agency')
     .option('--json', 'print a JSON array')
-    .action((o) => {
-      const rows = svc().listAudits(o.agency);
+    .action(async (o) => {
+      const rows = await svc().listAudits(o.agency);
       if (o.json) return printJson(rows);
       for (const a of rows) console.log(auditLine(a));
     });
@@ -86,8 +86,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--to <date>', 'period covered to')
     .option('--summary <text>', 'summary', 'self-audit report')
     .option('--json', 'print as JSON')
-    .action((o) => {
-      const row = svc().addAudit(
+    .action(async (o) => {
+      const row = await svc().addAudit(
         {
           agency: o.agency,
           kind: 'self',
@@ -107,8 +107,8 @@ export function register(program: Command, ctx: CliContext): void {
     .command('list')
     .option('--agency <code>', 'only this agency')
     .option('--json', 'print a JSON array')
-    .action((o) => {
-      const rows = svc().listAudits(o.agency, 'self');
+    .action(async (o) => {
+      const rows = await svc().listAudits(o.agency, 'self');
       if (o.json) return printJson(rows);
       for (const a of rows) console.log(`${a.id}\t${a.date}\t${a.periodFrom ?? ''}–${a.periodTo ?? ''}\t${a.summary}\t${a.document?.filename ?? ''}`);
     });
@@ -146,8 +146,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--completed-on <date>', 'the day they were completed, from the document: not in the future, not before the finding, at most 30 days back (default today)')
     .option(...LETTER)
     .option('--note <text>', 'what was done')
-    .action((id, o) => {
-      const f = svc().remediate(parseId(id, 'finding'), { ...claim(o, '--completed-on', o.completedOn), note: o.note }, actor());
+    .action(async (id, o) => {
+      const f = await svc().remediate(parseId(id, 'finding'), { ...claim(o, '--completed-on', o.completedOn), note: o.note }, actor());
       console.log(`finding ${f.id} remediated on ${f.remediatedOn} (${f.remediationLetterNo})`);
     });
   finding
@@ -156,8 +156,8 @@ export function register(program: Command, ctx: CliContext): void {
     .requiredOption('--file <file>', 'the agency\'s document (PDF, ODT, DOCX or text; checked by content, never opened)')
     .option('--note <text>', 'what it says, in short')
     .option('--json', 'print as JSON')
-    .action((id, o) => {
-      const r = svc().respond(parseId(id, 'finding'), { file: document(o.file, 'response')!, note: o.note }, actor());
+    .action(async (id, o) => {
+      const r = await svc().respond(parseId(id, 'finding'), { file: document(o.file, 'response')!, note: o.note }, actor());
       if (o.json) return printJson(r);
       console.log(`finding ${r.findingId}: response ${r.id} recorded on ${r.receivedOn}${r.late ? ', after the deadline' : ''}: ${r.filename} (sha256 ${r.sha256})`);
     });
@@ -165,8 +165,8 @@ export function register(program: Command, ctx: CliContext): void {
     .command('responses <id>')
     .description("the agency's responses to a finding (R7.2)")
     .option('--json', 'print a JSON array')
-    .action((id, o) => {
-      const rows = svc().responses(parseId(id, 'finding'));
+    .action(async (id, o) => {
+      const rows = await svc().responses(parseId(id, 'finding'));
       if (o.json) return printJson(rows);
       for (const r of rows) console.log(`${r.id}\t${r.receivedOn}${r.late ? ' (late)' : ''}\t${r.filename}\t${r.sha256}\t${r.note ?? ''}`);
     });
@@ -174,8 +174,8 @@ export function register(program: Command, ctx: CliContext): void {
     .command('extend <id>')
     .description('extend a deadline before it passes')
     .requiredOption('--deadline <date>', 'the new deadline')
-    .action((id, o) => {
-      const f = svc().extend(parseId(id, 'finding'), parseDate(o.deadline, '--deadline'), actor());
+    .action(async (id, o) => {
+      const f = await svc().extend(parseId(id, 'finding'), parseDate(o.deadline, '--deadline'), actor());
       console.log(`finding ${f.id}: deadline now ${f.deadline}`);
     });
   ctx.preview(
@@ -184,8 +184,8 @@ export function register(program: Command, ctx: CliContext): void {
       .description('findings and their status (--at DAY: as of that day, a preview)')
       .option('--link <id>', 'only this link')
       .option('--json', 'print a JSON array')
-      .action((o) => {
-        const rows = svc().listFindings(o.link !== undefined ? parseId(o.link, 'link') : undefined, ctx.previewDate());
+      .action(async (o) => {
+        const rows = await svc().listFindings(o.link !== undefined ? parseId(o.link, 'link') : undefined, ctx.previewDate());
         if (o.json) return printJson(rows);
         for (const f of rows) console.log(`${f.id}\tlink ${f.linkId}\t${f.status}\tdeadline ${f.deadline}\t${f.respondedOn ? `responded ${f.respondedOn}` : 'no response'}\t${f.text}`);
       }),
@@ -207,8 +207,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--completed-on <date>', 'the day they were completed, from the document: not in the future, not before the suspension, at most 30 days back (default today)')
     .option(...LETTER)
     .option('--note <text>', 'what was done')
-    .action((id, o) => {
-      const s = svc().remediateSuspension(parseId(id, 'link'), { ...claim(o, '--completed-on', o.completedOn), note: o.note }, actor());
+    .action(async (id, o) => {
+      const s = await svc().remediateSuspension(parseId(id, 'link'), { ...claim(o, '--completed-on', o.completedOn), note: o.note }, actor());
       console.log(`link ${s.linkId}: improvements completed on ${s.remediatedOn} (${s.remediationLetterNo}); the agency may request resumption`);
     });
   link
@@ -233,7 +233,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option(...LETTER)
     .action(async (id, o) => {
       await svc().terminate(parseId(id, 'link'), { effective: parseDate(o.effective, '--effective'), ...renameOn(claim(o, '--notice-date', o.noticeDate)) }, actor());
-      const l = ctx.registry.show(parseId(id, 'link'));
+      const l = await ctx.registry.show(parseId(id, 'link'));
       console.log(l.status === 'terminated' ? `link ${id} ended on ${o.effective}` : `link ${id} ends on ${o.effective}`);
     });
 
@@ -263,8 +263,8 @@ export function register(program: Command, ctx: CliContext): void {
     .requiredOption('--by <name>', 'who did it')
     .option('--done-on <date>', "the day it was done, from the agency's document: not in the future, not before the link ended, at most 30 days back (default today)")
     .option(...LETTER)
-    .action((id, o) => {
-      const d = svc().confirmDisposal(parseId(id, 'link'), { how: o.how, by: o.by, ...claim(o, '--done-on', o.doneOn) });
+    .action(async (id, o) => {
+      const d = await svc().confirmDisposal(parseId(id, 'link'), { how: o.how, by: o.by, ...claim(o, '--done-on', o.doneOn) });
       console.log(`disposal for link ${d.linkId} confirmed by ${d.confirmedBy}: ${d.how}, done on ${d.doneOn} (${d.letterNo})`);
     });
 
@@ -275,9 +275,9 @@ export function register(program: Command, ctx: CliContext): void {
     .requiredOption('--date <date>', 'date of the review')
     .requiredOption('--outcome <outcome>', 'keep | stop')
     .option('--note <text>', 'note')
-    .action((o) => {
+    .action(async (o) => {
       if (o.outcome !== 'keep' && o.outcome !== 'stop') throw new UserError('--outcome must be keep or stop');
-      const r = svc().addReview(parseId(o.link, 'link'), parseDate(o.date, '--date'), o.outcome, o.note, actor());
+      const r = await svc().addReview(parseId(o.link, 'link'), parseDate(o.date, '--date'), o.outcome, o.note, actor());
       console.log(`review ${r.id} recorded${r.outcome === 'stop' ? `: file the stop request with nia-link link change ${r.linkId} --kind stop` : ''}`);
     });
 
@@ -297,8 +297,8 @@ export function register(program: Command, ctx: CliContext): void {
       .command('status')
       .description('what is due, overdue or flagged (--at DAY: as of that day, a preview)')
       .option('--json', 'print a JSON array')
-      .action((o) => {
-        const rows = svc().status(ctx.previewDate());
+      .action(async (o) => {
+        const rows = await svc().status(ctx.previewDate());
         if (o.json) return printJson(rows);
         for (const r of rows) console.log(r);
         if (rows.length === 0) console.log('nothing due');
@@ -310,8 +310,8 @@ export function register(program: Command, ctx: CliContext): void {
     .command('list')
     .option('--link <id>', 'only this link')
     .option('--json', 'print a JSON array')
-    .action((o) => {
-      const rows = svc().listNotices(o.link !== undefined ? parseId(o.link, 'link') : undefined);
+    .action(async (o) => {
+      const rows = await svc().listNotices(o.link !== undefined ? parseId(o.link, 'link') : undefined);
       if (o.json) return printJson(rows);
       for (const n of rows) console.log(`${n.id}\t${n.createdAt}\tlink ${n.linkId}\t${n.kind}\t${n.recipients.join(',') || '(no e-mail)'}`);
     });

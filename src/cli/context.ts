@@ -48,13 +48,25 @@ export class CliContext {
     return (this._config ??= loadConfig({ dataDir: this.flags().dataDir }));
   }
 
+  /**
+   * The command's clock. A moved one depends on the installation's mode, read from the database: it is
+   * settled before the command's action runs (`beforeAction`), or by a command that settles the mode
+   * itself (init, demo) with `settleClock()` once it has; the system's clock needs nothing settled.
+   */
   get clock(): Clock {
-    return (this._clock ??= this.makeClock());
+    if (this._clock) return this._clock;
+    if (this.override()) throw new Error('CliContext: the moved clock is read before it was settled (await settleClock())');
+    return (this._clock = systemClock);
+  }
+
+  /** Make the command's clock (reading the installation's mode when the clock is moved), once. */
+  async settleClock(): Promise<Clock> {
+    return (this._clock ??= await this.makeClock());
   }
 
   /** Whether this installation is a drill (init --drill); it never changes. */
-  isDrill(): boolean {
-    return modeOf(this.cdb.db) === 'drill';
+  async isDrill(): Promise<boolean> {
+    return (await modeOf(this.cdb.db)) === 'drill';
   }
 
   override(): ClockOverride | undefined {
@@ -76,10 +88,10 @@ export class CliContext {
     return new UserError(`${what} exists only on drill installations (nia-link init --drill): on a production installation every action happens now`, 'clock.production');
   }
 
-  private makeClock(): Clock {
+  private async makeClock(): Promise<Clock> {
     const o = this.override();
     if (!o) return systemClock;
-    if (!this.isDrill()) {
+    if (!(await this.isDrill())) {
       // The process-wide clock is refused outright; a view's own --at only shows another day.
       if (this.clockEnv) throw CliContext.productionClock('NIA_LINK_CLOCK');
       if (this.previewing) return systemClock;
@@ -100,9 +112,9 @@ export class CliContext {
   }
 
   /** Before a command's action: a moved clock on a production installation is refused before anything is done. */
-  beforeAction(cmd: Command, selfChecked: boolean): void {
+  async beforeAction(cmd: Command, selfChecked: boolean): Promise<void> {
     this.previewing = this.previews.has(cmd);
-    if (!selfChecked && this.override()) void this.clock;
+    if (!selfChecked && this.override()) await this.settleClock();
   }
   openDb(create = false): ControlDb {
     return (this._cdb ??= openControlDb(this.config.dataDir, { create }));

@@ -30,10 +30,10 @@ export function register(program: Command, ctx: CliContext): void {
       const by = actor(o.by);
       const timeout = parseId(o.timeout, '--timeout') * 1000;
       const { registry, extracts } = ctx.services;
-      const state = registry.state(linkId);
+      const state = await registry.state(linkId);
       const key = `manual-${linkId}-${Date.now()}-${randomBytes(4).toString('hex')}`;
       try {
-        extracts.assertUsable(state, { key: `extract:${key}`, trigger: 'manual', by }, ctx.clock.now());
+        await extracts.assertUsable(state, { key: `extract:${key}`, trigger: 'manual', by }, ctx.clock.now());
       } catch (err) {
         if (err instanceof PermanentError) throw new UserError(`refused: ${err.message}`, err.code);
         throw err;
@@ -67,7 +67,7 @@ export function register(program: Command, ctx: CliContext): void {
           events.off('active', onActive);
           bar.done();
         }
-        const d = extracts.get(result.deliveryId)!;
+        const d = (await extracts.get(result.deliveryId))!;
         if (o.json) return printJson(d);
         printDelivery(d);
       } finally {
@@ -82,8 +82,8 @@ export function register(program: Command, ctx: CliContext): void {
     .description('deliveries, newest first')
     .option('--link <id>', 'only this link')
     .option('--json', 'print a JSON array')
-    .action((o) => {
-      const rows = ctx.services.extracts.list(o.link !== undefined ? parseId(o.link, 'link') : undefined);
+    .action(async (o) => {
+      const rows = await ctx.services.extracts.list(o.link !== undefined ? parseId(o.link, 'link') : undefined);
       if (o.json) return printJson(rows);
       for (const d of rows) console.log(`${d.id}\tlink ${d.link}\trev ${d.revision}\t${d.status}\t${d.mode}\t${d.rows ?? '-'} rows\t${d.createdAt}\t${d.path ?? ''}`);
     });
@@ -92,10 +92,10 @@ export function register(program: Command, ctx: CliContext): void {
     .description('one delivery')
     .option('--json', 'print as JSON')
     .action(async (id, o) => {
-      const d = ctx.services.extracts.get(parseId(id, 'delivery'));
+      const d = await ctx.services.extracts.get(parseId(id, 'delivery'));
       if (!d) throw new UserError(`delivery ${id} does not exist`, 'delivery.unknown');
       const { downloadsOf } = await import('../sftp');
-      const downloads = downloadsOf(ctx.cdb.db, d);
+      const downloads = await downloadsOf(ctx.cdb.db, d);
       if (o.json) return printJson({ ...d, downloads });
       printDelivery(d);
       for (const x of downloads) console.log(`  fetched  ${x.at} by ${x.account} from ${x.ip}: ${x.file}, ${x.bytes} bytes, ${x.result}`);
@@ -107,14 +107,14 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (id, o) => {
       const deliveryId = parseId(id, 'delivery');
       const { extracts, pushes } = ctx.services;
-      if (!extracts.get(deliveryId)) throw new UserError(`delivery ${id} does not exist`, 'delivery.unknown');
-      const jobs = pushes.retryJobs(deliveryId);
+      if (!(await extracts.get(deliveryId))) throw new UserError(`delivery ${id} does not exist`, 'delivery.unknown');
+      const jobs = await pushes.retryJobs(deliveryId);
       if (jobs.length === 0) throw new UserError(`delivery ${id} has no failed or refused channel to retry`, 'delivery.nothing-to-retry');
       const [{ enqueuePushJobs }, { openQueue, QUEUES, resolveRedis }] = await Promise.all([import('../delivery'), import('../queue')]);
       const { url } = await resolveRedis(ctx.config, { spawn: false });
       const queue = openQueue(QUEUES.deliver, ctx.config, url);
       try {
-        pushes.recordRetry(deliveryId, jobs, actor(o.by));
+        await pushes.recordRetry(deliveryId, jobs, actor(o.by));
         await enqueuePushJobs(queue, pushes, jobs, true);
       } finally {
         await queue.close();
@@ -125,8 +125,8 @@ export function register(program: Command, ctx: CliContext): void {
     .command('purge')
     .description('remove delivered files past their retention, or of ended links, now (R-F5); records and hashes stay')
     .option('--by <name>', 'who runs it')
-    .action((o) => {
-      const r = ctx.services.extracts.purge(actor(o.by));
+    .action(async (o) => {
+      const r = await ctx.services.extracts.purge(actor(o.by));
       console.log(`purged ${r.purged} deliveries${r.partials ? `, removed ${r.partials} partial files` : ''}`);
     });
 }

@@ -189,15 +189,16 @@ async function setUp(ctx: CliContext, dir: string, say: (s: string) => void): Pr
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   claim(dir);
   const cdb = ctx.openDb(true);
-  const mode = installation.recorded(cdb.db);
-  if (mode === 'production' || (mode === undefined && installation.used(cdb.db))) {
+  const mode = await installation.recorded(cdb.db);
+  if (mode === 'production' || (mode === undefined && (await installation.used(cdb.db)))) {
     throw new UserError(`${dir} holds a production installation: the demo runs only on a drill installation of its own (give another --data-dir)`, 'demo.production');
   }
   if (mode === undefined) {
-    cdb.write((tx) => installation.record(tx, 'drill', systemClock.now()));
+    await cdb.write((tx) => installation.record(tx, 'drill', systemClock.now()));
     say(`${DRILL_MARK}: drill installation created in ${dir}`);
   }
-  await ensureKeys(ctx.config.keysDir, ctx.clock.now());
+  // The installation is a drill now: a moved clock (NIA_LINK_CLOCK, --at) may be settled.
+  await ensureKeys(ctx.config.keysDir, (await ctx.settleClock()).now());
 
   const stateFile = path.join(dir, 'demo.json');
   const state = loadState(stateFile);
@@ -206,11 +207,11 @@ async function setUp(ctx: CliContext, dir: string, say: (s: string) => void): Pr
   const keys = agencyKeys(agencyDir, signingPublicKeyArmored(ctx.config.keysDir));
   const { registry, rules, forms } = ctx.services;
 
-  if (!registry.listAgencies().some((a) => a.code === AGENCY.code)) registry.addAgency(AGENCY, ACTOR);
+  if (!(await registry.listAgencies()).some((a) => a.code === AGENCY.code)) await registry.addAgency(AGENCY, ACTOR);
   if (state.linkId === undefined) {
     // A run stopped part way may have left the application: it is taken up where it stopped.
     const today = taipeiDate(ctx.clock.now());
-    let link = registry.list().find((l) => l.agency === AGENCY.code && l.account === ACCOUNT);
+    let link = (await registry.list()).find((l) => l.agency === AGENCY.code && l.account === ACCOUNT);
     const methods: Method[] = ['sftp-pull', 'online-query'];
     if ((METHODS as readonly string[]).includes('batch-query')) methods.push('batch-query' as Method);
     if (!link) {
@@ -243,11 +244,11 @@ async function setUp(ctx: CliContext, dir: string, say: (s: string) => void): Pr
       );
     }
     if (link.status === 'pending') {
-      rules.review({ linkId: link.id }, '1,2,3,4,5,6,7,8', 'demo', ACTOR);
+      await rules.review({ linkId: link.id }, '1,2,3,4,5,6,7,8', 'demo', ACTOR);
       // The form the agency prints, stamps and sends back; here the printed form stands in for it.
       const { output } = await forms.render(link.id, { format: 'pdf' }, ACTOR);
       const year = Number(today.slice(0, 4)) - 1911;
-      registry.approve(link.id, { by: ACTOR, letterNo: `移署資字第${year}0000001號`, letterDate: today, stampedForm: { filename: 'stamped-form.pdf', content: output } });
+      await registry.approve(link.id, { by: ACTOR, letterNo: `移署資字第${year}0000001號`, letterDate: today, stampedForm: { filename: 'stamped-form.pdf', content: output } });
     }
     state.linkId = link.id;
     saveState(stateFile, state);
@@ -271,7 +272,7 @@ async function setUp(ctx: CliContext, dir: string, say: (s: string) => void): Pr
     const { OperatorService } = await import('../http/operators');
     const ops = new OperatorService(cdb, ctx.clock, ctx.config.http);
     const password = randomBytes(12).toString('base64url');
-    if (ops.list().some((o) => o.username === OPERATOR)) await ops.setPassword(OPERATOR, password, ACTOR);
+    if ((await ops.list()).some((o) => o.username === OPERATOR)) await ops.setPassword(OPERATOR, password, ACTOR);
     else await ops.add({ username: OPERATOR, role: 'admin', password }, ACTOR);
     state.operator = { username: OPERATOR, password };
     saveState(stateFile, state);
@@ -283,12 +284,12 @@ async function setUp(ctx: CliContext, dir: string, say: (s: string) => void): Pr
 async function fullDelivery(ctx: CliContext, config: Config, linkId: number): Promise<string> {
   // An extract of the link's dataset (answers to batch requests are deliveries too, named after the request).
   const extract = new RegExp(`^${DATASET}-L${linkId}-r\\d+-\\S+-D\\d+\\.csv\\.pgp$`);
-  const built = () => ctx.services.extracts.list(linkId).find((d) => d.status === 'built' && d.mode === 'full' && d.path && extract.test(path.basename(d.path)) && ctx.services.outbox.stat(linkId, path.basename(d.path)) !== null);
-  let d = built();
+  const built = async () => (await ctx.services.extracts.list(linkId)).find((d) => d.status === 'built' && d.mode === 'full' && d.path && extract.test(path.basename(d.path)) && ctx.services.outbox.stat(linkId, path.basename(d.path)) !== null);
+  let d = await built();
   if (d) return path.basename(d.path!);
   const jobId = `manual-${linkId}-${Date.now()}-${randomBytes(4).toString('hex')}`;
   try {
-    ctx.services.extracts.assertUsable(ctx.registry.state(linkId), { key: `extract:${jobId}`, trigger: 'manual' }, ctx.clock.now());
+    await ctx.services.extracts.assertUsable(await ctx.registry.state(linkId), { key: `extract:${jobId}`, trigger: 'manual' }, ctx.clock.now());
   } catch (err) {
     if (err instanceof PermanentError) throw new UserError(`link ${linkId} cannot be delivered: ${err.message}`, err.code);
     throw err;
@@ -301,8 +302,8 @@ async function fullDelivery(ctx: CliContext, config: Config, linkId: number): Pr
   try {
     const since = ctx.clock.now().toISOString();
     await queue.add('manual-extract', { linkId, full: true, trigger: 'manual', by: ACTOR }, { jobId });
-    for (let i = 0; i < 1200 && !(d = built()); i++) {
-      const failed = ctx.services.extracts.list(linkId).find((x) => x.status === 'failed' && x.trigger === 'manual' && x.createdAt >= since);
+    for (let i = 0; i < 1200 && !(d = await built()); i++) {
+      const failed = (await ctx.services.extracts.list(linkId)).find((x) => x.status === 'failed' && x.trigger === 'manual' && x.createdAt >= since);
       if (failed) throw new UserError(`the first delivery failed: ${failed.error}`, 'demo.delivery');
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -391,7 +392,7 @@ async function runDemo(ctx: CliContext, dir: string, o: { httpPort?: string; sft
     copyFileSync(path.join(config.keysDir, KEY_FILES.queryCert), path.join(dir, 'agency', 'nia-query-server.crt'));
     writeFileSync(path.join(dir, 'agency', 'known_hosts'), hostKeys(config.keysDir).map((k) => `[127.0.0.1]:${ports.sftp} ${k.public}\n`).join(''));
     const file = await fullDelivery(ctx, config, state.linkId!);
-    const batch = ctx.registry.show(state.linkId!).channels.includes('batch-query' as never);
+    const batch = (await ctx.registry.show(state.linkId!)).channels.includes('batch-query' as never);
     const niaFingerprint = (await readKey({ armoredKey: signingPublicKeyArmored(config.keysDir) })).getFingerprint().toUpperCase();
     console.log(guide({ dir, config, ports, state, file, batch, niaFingerprint }));
     console.log(`guide ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -19,17 +19,17 @@ export function register(program: Command, ctx: CliContext): void {
       const moved = ctx.override();
       if (!existed && moved && !o.drill) throw CliContext.productionClock(moved.what);
       const cdb = ctx.openDb(true);
-      const recorded = installation.recorded(cdb.db);
+      const recorded = await installation.recorded(cdb.db);
       if (recorded === 'production' && o.drill) {
         throw new UserError(`${cfg.dataDir} is a production installation: it cannot become a drill (initialise a new data directory with --drill)`, 'installation.mode');
       }
-      if (recorded === undefined && o.drill && installation.used(cdb.db)) {
+      if (recorded === undefined && o.drill && (await installation.used(cdb.db))) {
         throw new UserError(`${cfg.dataDir} holds an installation already in use: it cannot become a drill (initialise a new data directory with --drill)`, 'installation.mode');
       }
       const mode = recorded ?? (o.drill ? 'drill' : 'production');
       if (moved && mode !== 'drill') throw CliContext.productionClock(moved.what);
-      if (recorded === undefined) cdb.write((tx) => installation.record(tx, mode, systemClock.now()));
-      const report = await ensureKeys(cfg.keysDir, ctx.clock.now());
+      if (recorded === undefined) await cdb.write((tx) => installation.record(tx, mode, systemClock.now()));
+      const report = await ensureKeys(cfg.keysDir, (await ctx.settleClock()).now());
       if (!existed) console.log(`control database created: ${ctx.cdb.file}`);
       if (recorded === undefined && mode === 'drill') console.log(`${DRILL_MARK}: a drill installation; its records, pages, forms, manifests and notices say so`);
       for (const k of report.created) console.log(`key created: ${cfg.keysDir}/${k}`);

@@ -164,9 +164,9 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--letter-date <date>', 'date of that letter, YYYY-MM-DD, not in the future (required)')
     .option('--stamped-form <file>', "the agency's stamped form (PDF, ODT, DOCX or text), stored as a document (required unless stored with link stamped-form)")
     .option('--json', 'print the link as JSON')
-    .action((id, o) => {
+    .action(async (id, o) => {
       const stampedForm = o.stampedForm ? { filename: basename(o.stampedForm), content: readInputFile(o.stampedForm, 'stamped form') } : undefined;
-      const view = ctx.registry.approve(parseId(id, 'link'), { by: actor(o.by), letterNo: o.letterNo, letterDate: o.letterDate, stampedForm });
+      const view = await ctx.registry.approve(parseId(id, 'link'), { by: actor(o.by), letterNo: o.letterNo, letterDate: o.letterDate, stampedForm });
       if (o.json) return printJson(view);
       console.log(`link ${view.id} approved: active`);
     });
@@ -175,8 +175,8 @@ export function register(program: Command, ctx: CliContext): void {
     .command('stamped-form <id> <file>')
     .description("store the agency's stamped form of a pending link before approval (the console approves with the one on file)")
     .option('--by <name>', 'who records it')
-    .action((id, file, o) => {
-      const doc = ctx.registry.addStampedForm(parseId(id, 'link'), { filename: basename(file), content: readInputFile(file, 'stamped form') }, actor(o.by));
+    .action(async (id, file, o) => {
+      const doc = await ctx.registry.addStampedForm(parseId(id, 'link'), { filename: basename(file), content: readInputFile(file, 'stamped form') }, actor(o.by));
       console.log(`stamped form of link ${id} stored as document ${doc.id} (${doc.mediaType}, ${doc.size} bytes, sha256 ${doc.sha256})`);
     });
 
@@ -185,8 +185,8 @@ export function register(program: Command, ctx: CliContext): void {
     .description('refuse an application')
     .requiredOption('--reason <text>', 'why')
     .option('--by <name>', 'deciding officer')
-    .action((id, o) => {
-      const view = ctx.registry.reject(parseId(id, 'link'), o.reason, actor(o.by));
+    .action(async (id, o) => {
+      const view = await ctx.registry.reject(parseId(id, 'link'), o.reason, actor(o.by));
       console.log(`link ${view.id} rejected`);
     });
 
@@ -195,11 +195,11 @@ export function register(program: Command, ctx: CliContext): void {
     .description('a link with its current revision')
     .option('--json', 'print as JSON')
     .option('--history', 'also list revisions and change requests')
-    .action((id, o) => {
+    .action(async (id, o) => {
       const linkId = parseId(id, 'link');
-      const view = ctx.registry.show(linkId);
-      const history = o.history ? ctx.registry.history(linkId) : undefined;
-      const subjects = subjectListSummary(ctx, linkId);
+      const view = await ctx.registry.show(linkId);
+      const history = o.history ? await ctx.registry.history(linkId) : undefined;
+      const subjects = await subjectListSummary(ctx, linkId);
       if (o.json) return printJson({ ...view, ...(subjects ? { subjectList: subjects.json } : {}), ...(history ? { history } : {}) });
       printLink(view);
       if (subjects) console.log(subjects.line);
@@ -236,11 +236,11 @@ export function register(program: Command, ctx: CliContext): void {
     .description('list links')
     .option('--status <status>', `only links in this status (${LINK_STATUSES.join(', ')})`)
     .option('--json', 'print a JSON array')
-    .action((o) => {
+    .action(async (o) => {
       if (o.status !== undefined && !(LINK_STATUSES as readonly string[]).includes(o.status)) {
         throw new UserError(`--status must be one of ${LINK_STATUSES.join(', ')}`);
       }
-      const rows = ctx.registry.list(o.status as LinkStatus | undefined);
+      const rows = await ctx.registry.list(o.status as LinkStatus | undefined);
       if (o.json) return printJson(rows);
       for (const l of rows) console.log(`${l.id}\t${l.status}\t${l.agency}\t${l.dataset}\trev ${l.revision}\t${l.from}–${l.to}\t${l.channels.join(',')}`);
     });
@@ -285,9 +285,9 @@ export function register(program: Command, ctx: CliContext): void {
 }
 
 /** A subjects link's list in force: its size and date only, never who is on it (R3.4). */
-function subjectListSummary(ctx: CliContext, linkId: number): { json: unknown; line: string } | undefined {
-  if (!subjectsOf(ctx.registry.state(linkId).content.scope)) return undefined;
-  const list = batch.subjectListOf(ctx.cdb.db, linkId);
+async function subjectListSummary(ctx: CliContext, linkId: number): Promise<{ json: unknown; line: string } | undefined> {
+  if (!subjectsOf((await ctx.registry.state(linkId)).content.scope)) return undefined;
+  const list = await batch.subjectListOf(ctx.cdb.db, linkId);
   if (!list) return { json: null, line: 'subject list      none uploaded yet: deliveries hold nothing until the agency uploads subjects-NAME.csv.pgp' };
   return { json: { count: list.count, key: list.keyField, inForceAt: list.inForceAt }, line: `subject list      ${list.count} persons by ${list.keyField}, in force since ${list.inForceAt}` };
 }

@@ -44,8 +44,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--since <date>', 'from this day on (Asia/Taipei), YYYY-MM-DD')
     .option('--limit <n>', 'at most this many records')
     .option('--json', 'print a JSON array')
-    .action((o) => {
-      const rows = listLog(ctx.cdb.db, {
+    .action(async (o) => {
+      const rows = await listLog(ctx.cdb.db, {
         linkId: o.link !== undefined ? parseId(o.link, 'link') : undefined,
         type: o.type,
         since: o.since !== undefined ? startOfTaipeiDay(parseDate(o.since, '--since')).toISOString() : undefined,
@@ -116,7 +116,7 @@ export function register(program: Command, ctx: CliContext): void {
         console.log(`${e.checkpoints.length} checkpoint(s) exported to ${o.export}${newest ? ` (newest seq ${newest.seq})` : ''}; keep it off this machine and verify with \`nia-link log verify --checkpoints ${o.export}\``);
         return;
       }
-      const rows = listCheckpoints(ctx.cdb);
+      const rows = await listCheckpoints(ctx.cdb);
       if (o.json) return printJson(rows);
       for (const c of rows) console.log([c.seq, c.hash, c.at, c.keyFingerprint].join('\t'));
     });
@@ -144,8 +144,8 @@ export function register(program: Command, ctx: CliContext): void {
     .command('archives')
     .description('list the archives the log was moved to (their anchors)')
     .option('--json', 'print the list as JSON')
-    .action((o) => {
-      const rows = listArchives(ctx.cdb).map(({ manifest, signature, ...a }) => a);
+    .action(async (o) => {
+      const rows = (await listArchives(ctx.cdb)).map(({ manifest, signature, ...a }) => a);
       if (o.json) return printJson(rows);
       for (const a of rows) console.log([`${a.fromSeq}–${a.toSeq}`, a.records, a.fileName, a.sha256, a.createdAt].join('\t'));
     });

@@ -70,7 +70,7 @@ export function register(program: Command, ctx: CliContext): void {
     .description('every operator, role and state')
     .option('--json', 'print a JSON array')
     .action(async (o) => {
-      const rows = (await service()).list();
+      const rows = await (await service()).list();
       if (o.json) return printJson(rows);
       rows.forEach(printOperator);
     });
@@ -80,13 +80,13 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--by <name>', 'who does it')
     .action(async (username, o) => {
       const svc = await service();
-      svc.show(username);
+      await svc.show(username);
       printOperator(await svc.setPassword(username, await newPassword(Boolean(o.passwordStdin)), actor(o.by)));
     });
   op.command('role <username> <role>')
     .description('change the role; the operator is logged out everywhere')
     .option('--by <name>', 'who does it')
-    .action(async (username, role, o) => printOperator((await service()).setRole(username, role, actor(o.by))));
+    .action(async (username, role, o) => printOperator(await (await service()).setRole(username, role, actor(o.by))));
   for (const [name, what] of [
     ['disable', 'refuse logins and end the operator\'s sessions'],
     ['enable', 'allow logins again'],
@@ -95,7 +95,7 @@ export function register(program: Command, ctx: CliContext): void {
     op.command(`${name} <username>`)
       .description(what)
       .option('--by <name>', 'who does it')
-      .action(async (username, o) => printOperator((await service())[name](username, actor(o.by))));
+      .action(async (username, o) => printOperator(await (await service())[name](username, actor(o.by))));
   }
   const totp = op.command('totp').description('one-time codes (RFC 6238) from an authenticator app, in addition to the password');
   totp
@@ -103,7 +103,7 @@ export function register(program: Command, ctx: CliContext): void {
     .description('make a new secret and print it (and its otpauth:// URI) once; logins need a code from then on')
     .option('--by <name>', 'who does it')
     .action(async (username, o) => {
-      const r = (await service()).enableTotp(username, actor(o.by));
+      const r = await (await service()).enableTotp(username, actor(o.by));
       console.log(`secret: ${r.secret}`);
       console.log(`uri: ${r.uri}`);
     });
@@ -111,5 +111,5 @@ export function register(program: Command, ctx: CliContext): void {
     .command('disable <username>')
     .description('password only again')
     .option('--by <name>', 'who does it')
-    .action(async (username, o) => printOperator((await service()).disableTotp(username, actor(o.by))));
+    .action(async (username, o) => printOperator(await (await service()).disableTotp(username, actor(o.by))));
 }

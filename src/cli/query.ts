@@ -18,7 +18,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--url <url>', 'the query service (default https://127.0.0.1:<query port>)')
     .option('--ca <file>', "the server's certificate to trust (default this installation's)")
     .action(async (linkId, o) => {
-      const link = ctx.registry.show(parseId(linkId, 'link'));
+      const link = await ctx.registry.show(parseId(linkId, 'link'));
       const base = new URL(o.url ?? `https://127.0.0.1:${ctx.config.query.port}`);
       if (base.protocol !== 'https:') throw new UserError('--url must be https://');
       const ca = readInputFile(o.ca ?? path.join(ctx.config.keysDir, KEY_FILES.queryCert), 'server certificate');
@@ -55,9 +55,9 @@ export function register(program: Command, ctx: CliContext): void {
     .description('online queries that looked up this id: when, by which link and certificate, and why')
     .requiredOption('--id <id>', 'the id (person_id, arc_no, …)')
     .option('--json', 'print a JSON array')
-    .action((o) => {
+    .action(async (o) => {
       const hash = keyedIdHash(queryIdSecret(ctx.config.keysDir), String(o.id));
-      const rows = queries.whoQueried(ctx.cdb.db, hash).map((r) => {
+      const rows = (await queries.whoQueried(ctx.cdb.db, hash)).map((r) => {
         const d = JSON.parse(r.detail) as { reference?: string; cert?: string; code?: string };
         return { seq: r.seq, at: r.at, type: r.type, agency: r.agency, link: r.linkId, ip: r.ip, reference: d.reference ?? null, cert: d.cert ?? null };
       });

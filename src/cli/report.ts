@@ -14,7 +14,8 @@ const QUEUE_TIMEOUT_MS = 15_000;
  */
 async function queuePushes(ctx: CliContext, ids: number[]): Promise<string | null> {
   const { pushes } = ctx.services;
-  const jobs = ids.flatMap((id) => pushes.jobsFor(id));
+  const jobs: Awaited<ReturnType<typeof pushes.jobsFor>> = [];
+  for (const id of ids) jobs.push(...(await pushes.jobsFor(id)));
   if (jobs.length === 0) return null;
   try {
     const [{ enqueuePushJobs }, { openQueue, QUEUES, resolveRedis }] = await Promise.all([import('../delivery'), import('../queue')]);
@@ -31,8 +32,8 @@ async function queuePushes(ctx: CliContext, ids: number[]): Promise<string | nul
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     const at = ctx.clock.now().toISOString();
-    ctx.cdb.write((tx) => {
-      for (const j of jobs) deliveries.setChannel(tx, j.deliveryId, j.channel, { status: 'failed', error: `not queued: ${why}`, at });
+    await ctx.cdb.write(async (tx) => {
+      for (const j of jobs) await deliveries.setChannel(tx, j.deliveryId, j.channel, { status: 'failed', error: `not queued: ${why}`, at });
     });
     return `push channels not queued (${why}): once the service runs, nia-link delivery retry ${[...new Set(jobs.map((j) => j.deliveryId))].join(' / ')}`;
   }
@@ -51,9 +52,9 @@ export function register(program: Command, ctx: CliContext): void {
     .requiredOption('--to <date>', 'last day (Asia/Taipei), YYYY-MM-DD')
     .option('--format <format>', `${FORMATS.join('|')}`, 'json')
     .option('--out <file>', 'write to this file instead of standard output')
-    .action((o) => {
+    .action(async (o) => {
       if (!(FORMATS as readonly string[]).includes(o.format)) throw new UserError(`--format ${o.format}: use ${FORMATS.join(', ')}`);
-      const r = usageReport(
+      const r = await usageReport(
         ctx.cdb,
         { agency: o.agency, linkId: o.link !== undefined ? parseId(o.link, 'link') : undefined },
         parseDate(o.from, '--from'),

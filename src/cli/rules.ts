@@ -23,8 +23,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--link <id>', 'an approved link to point at this version once it is reviewed (change request, point 5)')
     .option('--by <name>', 'who records it')
     .option('--json', 'print the version as JSON')
-    .action((o) => {
-      const r = ctx.services.rules.add(
+    .action(async (o) => {
+      const r = await ctx.services.rules.add(
         { agency: o.agency, file: { filename: basename(o.file), content: readInputFile(o.file, 'rules document') }, linkId: o.link !== undefined ? parseId(o.link, 'link') : undefined },
         actor(o.by),
       );
@@ -44,10 +44,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--note <text>', "the reviewer's note")
     .option('--by <name>', 'reviewer')
     .option('--json', 'print the version as JSON')
-    .action((id, o) => {
+    .action(async (id, o) => {
       if ((id === undefined) === (o.link === undefined)) throw new UserError('name the rules version: `rules review DOCUMENT_ID` or `rules review --link LINK_ID`');
       const target = id !== undefined ? { documentId: parseId(id, 'document') } : { linkId: parseId(o.link, 'link') };
-      const v = ctx.services.rules.review(target, o.covers, o.note, actor(o.by));
+      const v = await ctx.services.rules.review(target, o.covers, o.note, actor(o.by));
       if (o.json) return printJson(v);
       console.log(`management rules of ${v.agency} version ${v.version} (document ${v.id}): ${reviewSummary(v)}`);
     });
@@ -58,8 +58,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--agency <code>', "only this agency's")
     .option('--link <id>', 'only those a link pointed at or was filed for')
     .option('--json', 'print a JSON array')
-    .action((o) => {
-      const rows = ctx.services.rules.list({ agency: o.agency, linkId: o.link !== undefined ? parseId(o.link, 'link') : undefined });
+    .action(async (o) => {
+      const rows = await ctx.services.rules.list({ agency: o.agency, linkId: o.link !== undefined ? parseId(o.link, 'link') : undefined });
       if (o.json) return printJson(rows);
       for (const v of rows) console.log([v.id, v.agency, `v${v.version}`, v.linkId ?? '-', v.filename, v.createdAt, reviewSummary(v)].join('\t'));
     });
@@ -68,8 +68,8 @@ export function register(program: Command, ctx: CliContext): void {
     .command('show <id>')
     .description('a rules version: the checklist in force and every review')
     .option('--json', 'print as JSON')
-    .action((id, o) => {
-      const v = ctx.services.rules.show(parseId(id, 'document'));
+    .action(async (id, o) => {
+      const v = await ctx.services.rules.show(parseId(id, 'document'));
       if (o.json) return printJson(v);
       console.log(`document ${v.id}: management rules of ${v.agency}, version ${v.version}${v.linkId ? `, filed for link ${v.linkId}` : ''}`);
       console.log(`file      ${v.filename} (${v.mediaType}, ${v.size} bytes)\nsha256    ${v.sha256}\nstored    ${v.createdAt}\nreview    ${reviewSummary(v)}`);
@@ -82,8 +82,8 @@ export function register(program: Command, ctx: CliContext): void {
     .description('write the stored document to a file, byte for byte (never opened here)')
     .requiredOption('--out <file>', 'where to write it')
     .option('--by <name>', 'who exports it')
-    .action((id, o) => {
-      const { meta, content } = ctx.services.rules.export(parseId(id, 'document'), actor(o.by));
+    .action(async (id, o) => {
+      const { meta, content } = await ctx.services.rules.export(parseId(id, 'document'), actor(o.by));
       writeOutputFile(o.out, content);
       console.log(`document ${meta.id} (${meta.filename}, sha256 ${meta.sha256}) written to ${o.out}`);
     });

@@ -18,8 +18,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--parent <vendorId>', 'the contractor this one works for (a sub-contractor)')
     .option('--by <name>', 'who records it')
     .option('--json', 'print the vendor as JSON')
-    .action((o) => {
-      const v = ctx.services.vendors.add(
+    .action(async (o) => {
+      const v = await ctx.services.vendors.add(
         {
           linkId: parseId(o.link, 'link'),
           name: o.name,
@@ -40,8 +40,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--link <id>', 'only this link')
     .option('--all', 'removed vendors too')
     .option('--json', 'print a JSON array')
-    .action((o) => {
-      const rows = ctx.services.vendors.list({ linkId: o.link !== undefined ? parseId(o.link, 'link') : undefined, removed: !!o.all });
+    .action(async (o) => {
+      const rows = await ctx.services.vendors.list({ linkId: o.link !== undefined ? parseId(o.link, 'link') : undefined, removed: !!o.all });
       if (o.json) return printJson(rows);
       for (const v of rows) console.log(line(v));
     });
@@ -50,8 +50,8 @@ export function register(program: Command, ctx: CliContext): void {
     .command('show <id>')
     .description('one vendor: its machines, sub-contractors and the audits that named it, with the evidence it gave (R9.2)')
     .option('--json', 'print as JSON')
-    .action((id, o) => {
-      const v = ctx.services.vendors.show(parseId(id, 'vendor'));
+    .action(async (id, o) => {
+      const v = await ctx.services.vendors.show(parseId(id, 'vendor'));
       if (o.json) return printJson(v);
       console.log(`vendor ${v.id} "${v.name}" (${v.parentId ? `sub-contractor of vendor ${v.parentId}` : 'contractor'}) of link ${v.linkId}, agency ${v.agency}: ${v.removedAt ? `removed ${v.removedAt}` : 'current'}`);
       console.log(`  contact: ${v.contact}`);
@@ -67,8 +67,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--reason <text>', 'why')
     .option('--by <name>', 'who records it')
     .option('--json', 'print the result as JSON')
-    .action((id, o) => {
-      const r = ctx.services.vendors.remove(parseId(id, 'vendor'), o.reason, actor(o.by));
+    .action(async (id, o) => {
+      const r = await ctx.services.vendors.remove(parseId(id, 'vendor'), o.reason, actor(o.by));
       if (o.json) return printJson(r);
       console.log(`vendor ${r.vendor.id} "${r.vendor.name}" removed from link ${r.vendor.linkId}`);
       if (r.changeId !== null) {

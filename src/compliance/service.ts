@@ -161,15 +161,15 @@ export class ComplianceService {
 
   // ---- notices ----
 
-  private notice(tx: Db, s: LinkState, kind: NoticeKind, today: string, now: Date, values: Record<string, string>): Mail {
-    const drill = modeOf(tx) === 'drill';
+  private async notice(tx: Db, s: LinkState, kind: NoticeKind, today: string, now: Date, values: Record<string, string>): Promise<Mail> {
+    const drill = (await modeOf(tx)) === 'drill';
     const text = renderNotice(kind, { agency: s.agency.nameZh, agency_en: s.agency.nameEn ?? s.agency.nameZh, link: String(s.link.id), today, ...values }, { drill });
     // R14.2: the link's addresses, the agency's contact addresses and, for a non-government body, its
     // sponsoring authority's, which answers for it: every notice goes to all of them.
-    const contacts = this.d.registry.noticeContacts(tx, s.agency.id);
+    const contacts = await this.d.registry.noticeContacts(tx, s.agency.id);
     const recipients = [...new Set([...s.content.email, ...contacts.emails, ...(contacts.sponsor?.emails ?? [])])];
-    const row = repo.insertNotice(tx, { agencyId: s.agency.id, linkId: s.link.id, kind, textZh: text.zh, textEn: text.en, recipients, createdAt: now.toISOString() });
-    appendLog(
+    const row = await repo.insertNotice(tx, { agencyId: s.agency.id, linkId: s.link.id, kind, textZh: text.zh, textEn: text.en, recipients, createdAt: now.toISOString() });
+    await appendLog(
       tx,
       {
         type: 'notice.issued',
@@ -201,9 +201,9 @@ export class ComplianceService {
   // ---- audits and findings (R7.1, R9.1) ----
 
   /** Keep a document the agency or its auditor sent, checked by content (registry/documents.ts) and never opened. */
-  private storeDocument(tx: Db, agencyId: number, linkId: number | null, kind: string, file: ReturnType<typeof checkDocument>, now: Date): documents.DocumentMeta {
-    const version = documents.latestVersion(tx, agencyId, kind) + 1;
-    const { content: _content, ...meta } = documents.insert(tx, { agencyId, linkId, kind, version, ...file, createdAt: now.toISOString() });
+  private async storeDocument(tx: Db, agencyId: number, linkId: number | null, kind: string, file: ReturnType<typeof checkDocument>, now: Date): Promise<documents.DocumentMeta> {
+    const version = (await documents.latestVersion(tx, agencyId, kind)) + 1;
+    const { content: _content, ...meta } = await documents.insert(tx, { agencyId, linkId, kind, version, ...file, createdAt: now.toISOString() });
     return meta;
   }
 
@@ -211,7 +211,7 @@ export class ComplianceService {
    * R6.4, R9.1, R9.2, R14.2: an audit of an agency (or one of its links) as it happened: NIA's, ad hoc,
    * from an anomaly, the agency's own (with its report, required), or its sponsoring authority's.
    */
-  addAudit(input: AuditInput, actor: string): AuditView {
+  async addAudit(input: AuditInput, actor: string): Promise<AuditView> {
     for (const d of [AUDIT_DATE, PERIOD_FROM, PERIOD_TO]) {
       const v = input[d.field];
       if (v !== undefined && !isValidDate(v)) throw new UserError(`${d.what} '${v}' is not a date (YYYY-MM-DD)`, 'audit.date', { field: d.field });
@@ -230,14 +230,14 @@ export class ComplianceService {
       if (seen.has(v.id)) throw new UserError(`vendor ${v.id} is named twice`, 'audit.vendor-twice', { field: 'vendors' });
       seen.add(v.id);
     }
-    const view = this.d.cdb.write((tx) => {
-      const agency = agencies.byCode(tx, input.agency.trim().toUpperCase());
+    const view = await this.d.cdb.write(async (tx) => {
+      const agency = await agencies.byCode(tx, input.agency.trim().toUpperCase());
       if (!agency) throw new UserError(`agency ${input.agency} is not registered`, 'agency.unknown');
-      if (input.linkId !== undefined && this.d.registry.stateIn(tx, input.linkId).agency.id !== agency.id) throw new UserError(`link ${input.linkId} is not ${agency.code}'s`, 'audit.link-agency');
+      if (input.linkId !== undefined && (await this.d.registry.stateIn(tx, input.linkId)).agency.id !== agency.id) throw new UserError(`link ${input.linkId} is not ${agency.code}'s`, 'audit.link-agency');
       let auditor = input.auditor?.trim() || '';
       if (input.kind === 'sponsor') {
         // R14.2: only a non-government body has a sponsoring authority to audit it.
-        const sponsor = agency.sponsorId === null ? undefined : agencies.byId(tx, agency.sponsorId);
+        const sponsor = agency.sponsorId === null ? undefined : await agencies.byId(tx, agency.sponsorId);
         if (!sponsor) throw new UserError(`agency ${agency.code} has no sponsoring authority: a sponsor audit is of a non-government body (R14.2)`, 'audit.no-sponsor');
         auditor ||= sponsor.code;
       }
@@ -245,14 +245,14 @@ export class ComplianceService {
       auditor ||= 'NIA';
       const named: { row: vendors.VendorRow; evidence: string | null }[] = [];
       for (const v of input.vendors ?? []) {
-        const row = vendors.byId(tx, v.id);
-        const owner = row ? this.d.registry.stateIn(tx, row.linkId).agency : undefined;
+        const row = await vendors.byId(tx, v.id);
+        const owner = row ? (await this.d.registry.stateIn(tx, row.linkId)).agency : undefined;
         if (!row || owner?.id !== agency.id) throw new UserError(`vendor ${v.id} is not a vendor of ${agency.code}'s links`, 'audit.vendor-unknown', { field: 'vendors' });
         if (input.linkId !== undefined && row.linkId !== input.linkId) throw new UserError(`vendor ${v.id} works on link ${row.linkId}, not on the audited link ${input.linkId}`, 'audit.vendor-link', { field: 'vendors' });
         named.push({ row, evidence: v.evidence?.trim() || null });
       }
-      const doc = file ? this.storeDocument(tx, agency.id, input.linkId ?? null, input.kind === 'self' ? SELF_AUDIT_REPORT_KIND : AUDIT_REPORT_KIND, file, now) : undefined;
-      const row = repo.insertAudit(tx, {
+      const doc = file ? await this.storeDocument(tx, agency.id, input.linkId ?? null, input.kind === 'self' ? SELF_AUDIT_REPORT_KIND : AUDIT_REPORT_KIND, file, now) : undefined;
+      const row = await repo.insertAudit(tx, {
         agencyId: agency.id,
         linkId: input.linkId ?? null,
         kind: input.kind,
@@ -264,8 +264,8 @@ export class ComplianceService {
         documentId: doc?.id ?? null,
         createdAt: now.toISOString(),
       });
-      for (const n of named) repo.insertAuditVendor(tx, { auditId: row.id, vendorId: n.row.id, evidence: n.evidence });
-      appendLog(
+      for (const n of named) await repo.insertAuditVendor(tx, { auditId: row.id, vendorId: n.row.id, evidence: n.evidence });
+      await appendLog(
         tx,
         {
           type: input.kind === 'self' ? 'selfaudit.recorded' : 'audit.recorded',
@@ -284,17 +284,17 @@ export class ComplianceService {
         },
         now,
       );
-      return this.auditView(tx, row);
+      return await this.auditView(tx, row);
     });
     return view;
   }
 
   /** Audits as shown, with their reports and the vendors they covered: read for all of them at once. */
-  private auditViews(tx: Db, rows: readonly repo.AuditRow[]): AuditView[] {
+  private async auditViews(tx: Db, rows: readonly repo.AuditRow[]): Promise<AuditView[]> {
     if (rows.length === 0) return [];
-    const docs = new Map(documents.metas(tx, rows.flatMap((a) => (a.documentId === null ? [] : [a.documentId]))).map((d) => [d.id, d]));
-    const covered = groupBy(repo.vendorsOfAudits(tx, rows.map((a) => a.id)), (x) => x.auditId);
-    const vendorById = new Map(vendors.byIds(tx, [...new Set([...covered.values()].flat().map((x) => x.vendorId))]).map((v) => [v.id, v]));
+    const docs = new Map((await documents.metas(tx, rows.flatMap((a) => (a.documentId === null ? [] : [a.documentId])))).map((d) => [d.id, d]));
+    const covered = groupBy(await repo.vendorsOfAudits(tx, rows.map((a) => a.id)), (x) => x.auditId);
+    const vendorById = new Map((await vendors.byIds(tx, [...new Set([...covered.values()].flat().map((x) => x.vendorId))])).map((v) => [v.id, v]));
     return rows.map((a) => {
       const doc = a.documentId === null ? undefined : docs.get(a.documentId);
       return {
@@ -308,22 +308,22 @@ export class ComplianceService {
     });
   }
 
-  private auditView(tx: Db, a: repo.AuditRow): AuditView {
-    return this.auditViews(tx, [a])[0];
+  private async auditView(tx: Db, a: repo.AuditRow): Promise<AuditView> {
+    return (await this.auditViews(tx, [a]))[0];
   }
 
-  listAudits(agency?: string, kind?: repo.AuditRow['kind']): AuditView[] {
+  async listAudits(agency?: string, kind?: repo.AuditRow['kind']): Promise<AuditView[]> {
     const db = this.d.cdb.db;
-    const a = agency ? agencies.byCode(db, agency.trim().toUpperCase()) : undefined;
+    const a = agency ? await agencies.byCode(db, agency.trim().toUpperCase()) : undefined;
     if (agency && !a) throw new UserError(`agency ${agency} is not registered`, 'agency.unknown');
-    return this.auditViews(db, repo.audits(db, { agencyId: a?.id, kind }));
+    return this.auditViews(db, await repo.audits(db, { agencyId: a?.id, kind }));
   }
 
   /** R9.2: the audits that named a vendor, with the evidence it gave. */
-  auditsOfVendor(vendorId: number): (repo.AuditRow & { evidence: string | null; agency: string })[] {
+  async auditsOfVendor(vendorId: number): Promise<(repo.AuditRow & { evidence: string | null; agency: string })[]> {
     const db = this.d.cdb.db;
-    const rows = repo.auditsOfVendor(db, vendorId);
-    const codes = new Map(agencies.byIds(db, [...new Set(rows.map((a) => a.agencyId))]).map((a) => [a.id, a.code]));
+    const rows = await repo.auditsOfVendor(db, vendorId);
+    const codes = new Map((await agencies.byIds(db, [...new Set(rows.map((a) => a.agencyId))])).map((a) => [a.id, a.code]));
     return rows.map((a) => ({ ...a, agency: codes.get(a.agencyId) ?? String(a.agencyId) }));
   }
 
@@ -333,23 +333,23 @@ export class ComplianceService {
     const deadline = checkScheduledDate(DEADLINE, input.deadline, today);
     if (!deadline.ok) refusal(deadline);
     let mail: Mail | undefined;
-    const row = this.d.cdb.write((tx) => {
-      const s = this.d.registry.stateIn(tx, input.linkId);
+    const row = await this.d.cdb.write(async (tx) => {
+      const s = await this.d.registry.stateIn(tx, input.linkId);
       if (s.link.status === 'terminated' || s.link.status === 'rejected' || s.link.status === 'pending') throw new UserError(`link ${input.linkId} is ${s.link.status}: findings are for approved links`, 'finding.link-status');
-      if (input.auditId !== undefined && !repo.auditById(tx, input.auditId)) throw new UserError(`audit ${input.auditId} does not exist`, 'audit.unknown');
+      if (input.auditId !== undefined && !(await repo.auditById(tx, input.auditId))) throw new UserError(`audit ${input.auditId} does not exist`, 'audit.unknown');
       let text = input.text.trim();
       const evidence = [...(input.evidence ?? [])];
       if (input.anomalyId !== undefined) {
-        const a = repo.anomalyById(tx, input.anomalyId);
+        const a = await repo.anomalyById(tx, input.anomalyId);
         if (!a) throw new UserError(`anomaly ${input.anomalyId} does not exist`, 'anomaly.unknown');
         if (a.linkId !== null && a.linkId !== input.linkId) throw new UserError(`anomaly ${input.anomalyId} concerns link ${a.linkId}, not ${input.linkId}`, 'finding.anomaly-link');
         text ||= a.summary;
         evidence.push(...a.evidence);
       }
       if (!text) throw new UserError("the finding's text is required (what must be explained and improved)", 'finding.text', { kind: 'invalid', field: 'text' });
-      const f = repo.insertFinding(tx, { linkId: input.linkId, auditId: input.auditId ?? null, anomalyId: input.anomalyId ?? null, text, deadline: input.deadline, evidence: { seqs: evidence }, remediatedOn: null, remediationNote: null, remediationLetterNo: null, remediationRecordedAt: null, createdAt: now.toISOString() });
-      appendLog(tx, { type: 'finding.added', agency: s.agency.code, linkId: s.link.id, revision: s.link.currentRevision, actor, object: `finding:${f.id}`, detail: { deadline: input.deadline, anomaly: input.anomalyId ?? null, audit: input.auditId ?? null } }, now);
-      mail = this.notice(tx, s, 'finding', today, now, { deadline: input.deadline, text });
+      const f = await repo.insertFinding(tx, { linkId: input.linkId, auditId: input.auditId ?? null, anomalyId: input.anomalyId ?? null, text, deadline: input.deadline, evidence: { seqs: evidence }, remediatedOn: null, remediationNote: null, remediationLetterNo: null, remediationRecordedAt: null, createdAt: now.toISOString() });
+      await appendLog(tx, { type: 'finding.added', agency: s.agency.code, linkId: s.link.id, revision: s.link.currentRevision, actor, object: `finding:${f.id}`, detail: { deadline: input.deadline, anomaly: input.anomalyId ?? null, audit: input.auditId ?? null } }, now);
+      mail = await this.notice(tx, s, 'finding', today, now, { deadline: input.deadline, text });
       return f;
     });
     await this.mail(mail ? [mail] : []);
@@ -357,18 +357,18 @@ export class ComplianceService {
   }
 
   /** R7.2, R10.4: the agency completed the improvements, on the day its document says. */
-  remediate(id: number, claim: Claim & { note?: string }, actor: string): repo.FindingRow {
+  async remediate(id: number, claim: Claim & { note?: string }, actor: string): Promise<repo.FindingRow> {
     const { now, today } = this.instant();
-    return this.d.cdb.write((tx) => {
-      const f = repo.findingById(tx, id);
+    return this.d.cdb.write(async (tx) => {
+      const f = await repo.findingById(tx, id);
       if (!f) throw new UserError(`finding ${id} does not exist`, 'finding.unknown');
       if (f.remediatedOn) throw new UserError(`finding ${id} was remediated on ${f.remediatedOn} already`, 'finding.remediated', 'conflict');
       const c = this.claim(COMPLETED_ON, claim, today, { date: dayOf(f.createdAt), what: `finding ${id} was recorded` });
       const note = claim.note?.trim() || null;
-      repo.updateFinding(tx, id, { remediatedOn: c.date, remediationNote: note, remediationLetterNo: c.letterNo, remediationRecordedAt: now.toISOString() });
-      const s = this.d.registry.stateIn(tx, f.linkId);
-      appendLog(tx, { type: 'finding.remediated', agency: s.agency.code, linkId: f.linkId, actor, object: `finding:${id}`, detail: { completedOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString(), note } }, now);
-      return repo.findingById(tx, id)!;
+      await repo.updateFinding(tx, id, { remediatedOn: c.date, remediationNote: note, remediationLetterNo: c.letterNo, remediationRecordedAt: now.toISOString() });
+      const s = await this.d.registry.stateIn(tx, f.linkId);
+      await appendLog(tx, { type: 'finding.remediated', agency: s.agency.code, linkId: f.linkId, actor, object: `finding:${id}`, detail: { completedOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString(), note } }, now);
+      return (await repo.findingById(tx, id))!;
     });
   }
 
@@ -377,18 +377,18 @@ export class ComplianceService {
    * document (checked by content like management rules) and logged in the same transaction. It counts
    * on the day it is recorded; one recorded after the deadline is kept and marked late.
    */
-  respond(id: number, input: { file: DocumentFile; note?: string }, actor: string): FindingResponseView {
+  async respond(id: number, input: { file: DocumentFile; note?: string }, actor: string): Promise<FindingResponseView> {
     const file = checkDocument(input.file.filename, input.file.content);
     const { now, today } = this.instant();
-    return this.d.cdb.write((tx) => {
-      const f = repo.findingById(tx, id);
+    return this.d.cdb.write(async (tx) => {
+      const f = await repo.findingById(tx, id);
       if (!f) throw new UserError(`finding ${id} does not exist`, 'finding.unknown');
-      const s = this.d.registry.stateIn(tx, f.linkId);
-      const doc = this.storeDocument(tx, s.agency.id, f.linkId, FINDING_RESPONSE_KIND, file, now);
+      const s = await this.d.registry.stateIn(tx, f.linkId);
+      const doc = await this.storeDocument(tx, s.agency.id, f.linkId, FINDING_RESPONSE_KIND, file, now);
       const note = input.note?.trim() || null;
       const late = today > f.deadline;
-      const row = repo.insertFindingResponse(tx, { findingId: id, documentId: doc.id, note, receivedOn: today, recordedAt: now.toISOString(), recordedBy: actor });
-      appendLog(
+      const row = await repo.insertFindingResponse(tx, { findingId: id, documentId: doc.id, note, receivedOn: today, recordedAt: now.toISOString(), recordedBy: actor });
+      await appendLog(
         tx,
         {
           type: 'finding.responded',
@@ -406,56 +406,56 @@ export class ComplianceService {
   }
 
   /** R7.2: the responses recorded for a finding, oldest first. */
-  responses(id: number): FindingResponseView[] {
+  async responses(id: number): Promise<FindingResponseView[]> {
     const db = this.d.cdb.db;
-    const f = repo.findingById(db, id);
+    const f = await repo.findingById(db, id);
     if (!f) throw new UserError(`finding ${id} does not exist`, 'finding.unknown');
-    const rows = repo.findingResponses(db, id);
-    const docs = new Map(documents.metas(db, rows.map((r) => r.documentId)).map((d) => [d.id, d]));
+    const rows = await repo.findingResponses(db, id);
+    const docs = new Map((await documents.metas(db, rows.map((r) => r.documentId))).map((d) => [d.id, d]));
     return rows.map((r) => {
       const d = docs.get(r.documentId)!;
       return { ...r, filename: d.filename, sha256: d.sha256, late: r.receivedOn > f.deadline };
     });
   }
 
-  extend(id: number, deadline: string, actor: string): repo.FindingRow {
+  async extend(id: number, deadline: string, actor: string): Promise<repo.FindingRow> {
     if (!isValidDate(deadline)) throw new UserError(`the deadline '${deadline}' is not a date (YYYY-MM-DD)`, 'schedule.date', { kind: 'invalid', field: 'deadline' });
     const { now, today } = this.instant();
     const ahead = checkScheduledDate(DEADLINE, deadline, today);
     if (!ahead.ok) refusal(ahead);
-    return this.d.cdb.write((tx) => {
-      const f = repo.findingById(tx, id);
+    return this.d.cdb.write(async (tx) => {
+      const f = await repo.findingById(tx, id);
       if (!f) throw new UserError(`finding ${id} does not exist`, 'finding.unknown');
       const ok = checkDeadlineExtension(f, deadline, today);
       if (!ok.ok) refusal(ok);
-      repo.updateFinding(tx, id, { deadline });
-      appendLog(tx, { type: 'finding.extended', linkId: f.linkId, actor, object: `finding:${id}`, detail: { from: f.deadline, to: deadline } }, now);
-      return repo.findingById(tx, id)!;
+      await repo.updateFinding(tx, id, { deadline });
+      await appendLog(tx, { type: 'finding.extended', linkId: f.linkId, actor, object: `finding:${id}`, detail: { from: f.deadline, to: deadline } }, now);
+      return (await repo.findingById(tx, id))!;
     });
   }
 
   /** Findings with their status as of today, or as of `at` (a preview; nothing changes). */
-  listFindings(linkId?: number, at?: string): (repo.FindingRow & { status: string; respondedOn: string | null })[] {
+  async listFindings(linkId?: number, at?: string): Promise<(repo.FindingRow & { status: string; respondedOn: string | null })[]> {
     const today = this.day(at);
     const db = this.d.cdb.db;
-    const rows = repo.findings(db, linkId);
-    const responses = groupBy(repo.responsesTo(db, rows.map((f) => f.id)), (r) => r.findingId);
+    const rows = await repo.findings(db, linkId);
+    const responses = groupBy(await repo.responsesTo(db, rows.map((f) => f.id)), (r) => r.findingId);
     return rows.map((f) => ({ ...f, status: findingStatus(f, today), respondedOn: responses.get(f.id)?.find((r) => r.receivedOn <= today)?.receivedOn ?? null }));
   }
 
   // ---- suspension and resumption (R10) ----
 
-  private suspendIn(tx: Db, linkId: number, reason: string, findingId: number | null, actor: string, today: string, now: Date): Mail {
-    const s = this.d.registry.stateIn(tx, linkId);
-    this.d.registry.suspend(tx, linkId, reason, actor, now, { finding: findingId });
-    repo.insertSuspension(tx, { linkId, startedOn: today, reason, findingId, resumeRequestedOn: null, endedOn: null, outcome: null, remediatedOn: null, remediationLetterNo: null, remediationRecordedAt: null });
-    return this.notice(tx, s, 'suspended', today, now, { reason });
+  private async suspendIn(tx: Db, linkId: number, reason: string, findingId: number | null, actor: string, today: string, now: Date): Promise<Mail> {
+    const s = await this.d.registry.stateIn(tx, linkId);
+    await this.d.registry.suspend(tx, linkId, reason, actor, now, { finding: findingId });
+    await repo.insertSuspension(tx, { linkId, startedOn: today, reason, findingId, resumeRequestedOn: null, endedOn: null, outcome: null, remediatedOn: null, remediationLetterNo: null, remediationRecordedAt: null });
+    return await this.notice(tx, s, 'suspended', today, now, { reason });
   }
 
   async suspend(linkId: number, reason: string, actor: string): Promise<void> {
     if (!reason.trim()) throw required('a reason', 'reason');
     const { now, today } = this.instant();
-    const mail = this.d.cdb.write((tx) => this.suspendIn(tx, linkId, reason.trim(), null, actor, today, now));
+    const mail = await this.d.cdb.write((tx) => this.suspendIn(tx, linkId, reason.trim(), null, actor, today, now));
     await this.mail([mail]);
   }
 
@@ -463,56 +463,56 @@ export class ComplianceService {
    * R10.4: a suspension without a finding needs the completion of its improvements recorded too, with
    * its document, before the agency may ask to resume.
    */
-  remediateSuspension(linkId: number, claim: Claim & { note?: string }, actor: string): repo.SuspensionRow {
+  async remediateSuspension(linkId: number, claim: Claim & { note?: string }, actor: string): Promise<repo.SuspensionRow> {
     const { now, today } = this.instant();
-    return this.d.cdb.write((tx) => {
-      const s = this.d.registry.stateIn(tx, linkId);
-      const susp = repo.openSuspension(tx, linkId);
+    return this.d.cdb.write(async (tx) => {
+      const s = await this.d.registry.stateIn(tx, linkId);
+      const susp = await repo.openSuspension(tx, linkId);
       if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`, 'link.not-suspended');
       if (susp.findingId !== null) throw new UserError(`link ${linkId} was suspended for finding ${susp.findingId}: record the finding's remediation instead`, 'suspension.has-finding');
       if (susp.remediatedOn) throw new UserError(`the improvements for link ${linkId}'s suspension were recorded as completed on ${susp.remediatedOn} already`, 'suspension.remediated', 'conflict');
       const c = this.claim(COMPLETED_ON, claim, today, { date: susp.startedOn, what: 'the suspension began' });
       const note = claim.note?.trim() || null;
-      repo.updateSuspension(tx, susp.id, { remediatedOn: c.date, remediationLetterNo: c.letterNo, remediationRecordedAt: now.toISOString() });
-      appendLog(tx, { type: 'suspension.remediated', agency: s.agency.code, linkId, revision: s.link.currentRevision, actor, detail: { suspendedOn: susp.startedOn, completedOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString(), note } }, now);
-      return repo.openSuspension(tx, linkId)!;
+      await repo.updateSuspension(tx, susp.id, { remediatedOn: c.date, remediationLetterNo: c.letterNo, remediationRecordedAt: now.toISOString() });
+      await appendLog(tx, { type: 'suspension.remediated', agency: s.agency.code, linkId, revision: s.link.currentRevision, actor, detail: { suspendedOn: susp.startedOn, completedOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString(), note } }, now);
+      return (await repo.openSuspension(tx, linkId))!;
     });
   }
 
   /** R10.4: when the improvements behind the link's open suspension were completed (remediatedOn). */
-  private remediatedOn(tx: Db, linkId: number, susp: repo.SuspensionRow): string | null {
-    return remediatedOn(repo.findings(tx, linkId), susp);
+  private async remediatedOn(tx: Db, linkId: number, susp: repo.SuspensionRow): Promise<string | null> {
+    return remediatedOn(await repo.findings(tx, linkId), susp);
   }
 
   /**
    * The one way a link ends (R-F5, R11.1, R12.1, R13.1, R10.3): the link is terminated, its
    * suspension closed, its disposal task opened, and the agency notified.
    */
-  private endIn(tx: Db, linkId: number, reason: EndReason, actor: string, today: string, now: Date, detail: Record<string, unknown> = {}, kind?: NoticeKind): Mail {
-    const s = this.d.registry.stateIn(tx, linkId);
-    this.d.registry.terminate(tx, linkId, reason, actor, now, detail);
-    const open = repo.openSuspension(tx, linkId);
-    if (open) repo.updateSuspension(tx, open.id, { endedOn: today, outcome: 'ended' });
-    if (!repo.disposalFor(tx, linkId)) {
-      repo.insertDisposal(tx, { linkId, openedOn: today, required: s.content.disposal, confirmedAt: null, confirmedBy: null, how: null, doneOn: null, letterNo: null });
-      appendLog(tx, { type: 'disposal.opened', agency: s.agency.code, linkId, actor, detail: { required: s.content.disposal } }, now);
+  private async endIn(tx: Db, linkId: number, reason: EndReason, actor: string, today: string, now: Date, detail: Record<string, unknown> = {}, kind?: NoticeKind): Promise<Mail> {
+    const s = await this.d.registry.stateIn(tx, linkId);
+    await this.d.registry.terminate(tx, linkId, reason, actor, now, detail);
+    const open = await repo.openSuspension(tx, linkId);
+    if (open) await repo.updateSuspension(tx, open.id, { endedOn: today, outcome: 'ended' });
+    if (!(await repo.disposalFor(tx, linkId))) {
+      await repo.insertDisposal(tx, { linkId, openedOn: today, required: s.content.disposal, confirmedAt: null, confirmedBy: null, how: null, doneOn: null, letterNo: null });
+      await appendLog(tx, { type: 'disposal.opened', agency: s.agency.code, linkId, actor, detail: { required: s.content.disposal } }, now);
     }
-    return this.notice(tx, s, kind ?? (reason === 'reapplication-required' ? 'resume-refused' : 'ended'), today, now, { reason: String(detail.why ?? reason), disposal: s.content.disposal });
+    return await this.notice(tx, s, kind ?? (reason === 'reapplication-required' ? 'resume-refused' : 'ended'), today, now, { reason: String(detail.why ?? reason), disposal: s.content.disposal });
   }
 
   async resumeRequest(linkId: number, actor: string): Promise<{ accepted: boolean; message: string }> {
     const { now, today } = this.instant();
-    const r = this.d.cdb.write((tx) => {
-      const s = this.d.registry.stateIn(tx, linkId);
-      const susp = repo.openSuspension(tx, linkId);
+    const r = await this.d.cdb.write(async (tx) => {
+      const s = await this.d.registry.stateIn(tx, linkId);
+      const susp = await repo.openSuspension(tx, linkId);
       if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`, 'link.not-suspended');
-      const check = checkResumption({ suspendedOn: susp.startedOn, remediatedOn: this.remediatedOn(tx, linkId, susp) });
+      const check = checkResumption({ suspendedOn: susp.startedOn, remediatedOn: await this.remediatedOn(tx, linkId, susp) });
       if (!check.ok && check.refusal.code === 'resume.too-late') {
-        return { accepted: false, message: check.refusal.message, mail: this.endIn(tx, linkId, 'reapplication-required', actor, today, now, { why: check.refusal.message }) };
+        return { accepted: false, message: check.refusal.message, mail: await this.endIn(tx, linkId, 'reapplication-required', actor, today, now, { why: check.refusal.message }) };
       }
       if (!check.ok) refusal(check);
-      repo.updateSuspension(tx, susp.id, { resumeRequestedOn: today });
-      appendLog(tx, { type: 'link.resume-requested', agency: s.agency.code, linkId, actor, detail: { suspendedOn: susp.startedOn } }, now);
+      await repo.updateSuspension(tx, susp.id, { resumeRequestedOn: today });
+      await appendLog(tx, { type: 'link.resume-requested', agency: s.agency.code, linkId, actor, detail: { suspendedOn: susp.startedOn } }, now);
       return { accepted: true, message: `resumption of link ${linkId} requested; NIA decides with \`nia-link link resume-approve ${linkId}\``, mail: undefined };
     });
     await this.mail(r.mail ? [r.mail] : []);
@@ -522,17 +522,17 @@ export class ComplianceService {
 
   async resumeApprove(linkId: number, actor: string): Promise<void> {
     const { now, today } = this.instant();
-    const r = this.d.cdb.write((tx) => {
-      const s = this.d.registry.stateIn(tx, linkId);
-      const susp = repo.openSuspension(tx, linkId);
+    const r = await this.d.cdb.write(async (tx) => {
+      const s = await this.d.registry.stateIn(tx, linkId);
+      const susp = await repo.openSuspension(tx, linkId);
       if (s.link.status !== 'suspended' || !susp) throw new UserError(`link ${linkId} is ${s.link.status}, not suspended`, 'link.not-suspended');
       if (!susp.resumeRequestedOn) throw new UserError(`link ${linkId} has no resumption request: the agency asks to resume first`, 'resume.not-requested');
-      const check = checkResumption({ suspendedOn: susp.startedOn, remediatedOn: this.remediatedOn(tx, linkId, susp) });
-      if (!check.ok && check.refusal.code === 'resume.too-late') return { ended: check.refusal.message, mail: this.endIn(tx, linkId, 'reapplication-required', actor, today, now, { why: check.refusal.message }) };
+      const check = checkResumption({ suspendedOn: susp.startedOn, remediatedOn: await this.remediatedOn(tx, linkId, susp) });
+      if (!check.ok && check.refusal.code === 'resume.too-late') return { ended: check.refusal.message, mail: await this.endIn(tx, linkId, 'reapplication-required', actor, today, now, { why: check.refusal.message }) };
       if (!check.ok) refusal(check);
-      this.d.registry.resume(tx, linkId, actor, now, { suspendedOn: susp.startedOn });
-      repo.updateSuspension(tx, susp.id, { endedOn: today, outcome: 'resumed' });
-      return { ended: null, mail: this.notice(tx, s, 'resumed', today, now, {}) };
+      await this.d.registry.resume(tx, linkId, actor, now, { suspendedOn: susp.startedOn });
+      await repo.updateSuspension(tx, susp.id, { endedOn: today, outcome: 'resumed' });
+      return { ended: null, mail: await this.notice(tx, s, 'resumed', today, now, {}) };
     });
     await this.mail([r.mail]);
     if (r.ended) throw new UserError(`${r.ended}; link ${linkId} has ended (reapplication-required)`, 'resume.too-late');
@@ -548,16 +548,16 @@ export class ComplianceService {
     const { now, today } = this.instant();
     const effective = checkScheduledDate({ what: 'the effective date', field: 'effective' }, input.effective, today);
     if (!effective.ok) refusal(effective);
-    const mails = this.d.cdb.write((tx) => {
-      const s = this.d.registry.stateIn(tx, linkId);
+    const mails = await this.d.cdb.write(async (tx) => {
+      const s = await this.d.registry.stateIn(tx, linkId);
       const approved = s.link.approvedAt ? { date: dayOf(s.link.approvedAt), what: `link ${linkId} was approved` } : undefined;
       const c = this.claim({ what: "the notice's date", field: 'noticeDate' }, { on: input.noticeDate, letterNo: input.letterNo }, today, approved);
       const ok = checkTerminationNotice(c.date, input.effective);
       if (!ok.ok) refusal(ok);
-      this.d.registry.scheduleEnd(tx, linkId, input.effective, actor, now, { noticeDate: c.date, letterNo: c.letterNo, recordedAt: now.toISOString(), reason: 'agency-notice' });
-      repo.insertTermination(tx, { linkId, noticeDate: c.date, letterNo: c.letterNo, effectiveOn: input.effective, recordedAt: now.toISOString(), recordedBy: actor });
-      const out = [this.notice(tx, s, 'termination', today, now, { effective: input.effective })];
-      const ended = this.endDateIn(tx, linkId, actor, today, now);
+      await this.d.registry.scheduleEnd(tx, linkId, input.effective, actor, now, { noticeDate: c.date, letterNo: c.letterNo, recordedAt: now.toISOString(), reason: 'agency-notice' });
+      await repo.insertTermination(tx, { linkId, noticeDate: c.date, letterNo: c.letterNo, effectiveOn: input.effective, recordedAt: now.toISOString(), recordedBy: actor });
+      const out = [await this.notice(tx, s, 'termination', today, now, { effective: input.effective })];
+      const ended = await this.endDateIn(tx, linkId, actor, today, now);
       if (ended) out.push(ended.mail);
       return out;
     });
@@ -565,12 +565,12 @@ export class ComplianceService {
   }
 
   /** An approved end date (a termination notice's or a stop request's) that has come ends the link. */
-  private endDateIn(tx: Db, linkId: number, actor: string, today: string, now: Date): { line: string; mail: Mail } | null {
-    const s = this.d.registry.stateIn(tx, linkId);
+  private async endDateIn(tx: Db, linkId: number, actor: string, today: string, now: Date): Promise<{ line: string; mail: Mail } | null> {
+    const s = await this.d.registry.stateIn(tx, linkId);
     if (s.link.status !== 'active' && s.link.status !== 'suspended') return null;
     if (s.link.endsOn === null || s.link.endsOn > today) return null;
     const reason: EndReason = s.content.stopOn === s.link.endsOn ? 'stop-request' : 'agency-notice';
-    return { line: `link ${linkId}: ended on ${s.link.endsOn} (${reason})`, mail: this.endIn(tx, linkId, reason, actor, today, now, { endsOn: s.link.endsOn }) };
+    return { line: `link ${linkId}: ended on ${s.link.endsOn} (${reason})`, mail: await this.endIn(tx, linkId, reason, actor, today, now, { endsOn: s.link.endsOn }) };
   }
 
   /**
@@ -578,13 +578,13 @@ export class ComplianceService {
    * approved stop request dated today needs at once, since the registry that approves it cannot end
    * a link itself. Returns what ended; `mailed` settles once the notices are e-mailed.
    */
-  endDue(actor: string, linkId?: number): { ended: string[]; mailed: Promise<void> } {
+  async endDue(actor: string, linkId?: number): Promise<{ ended: string[]; mailed: Promise<void> }> {
     const { now, today } = this.instant();
-    const ids = linkId !== undefined ? [linkId] : this.d.registry.list().filter((l) => l.endsOn !== null && (l.status === 'active' || l.status === 'suspended')).map((l) => l.id);
+    const ids = linkId !== undefined ? [linkId] : (await this.d.registry.list()).filter((l) => l.endsOn !== null && (l.status === 'active' || l.status === 'suspended')).map((l) => l.id);
     const ended: string[] = [];
     const mails: Mail[] = [];
     for (const id of ids) {
-      const r = this.d.cdb.write((tx) => this.endDateIn(tx, id, actor, today, now));
+      const r = await this.d.cdb.write((tx) => this.endDateIn(tx, id, actor, today, now));
       if (!r) continue;
       ended.push(r.line);
       mails.push(r.mail);
@@ -595,30 +595,30 @@ export class ComplianceService {
   // ---- inactivity (R13.1), disposal (R-F5), reviews (R12.1) ----
 
   /** The Taipei day of the link's last use (R13.1), or of its approval when it was never used. */
-  private lastUseDay(tx: Db, s: LinkState, today: string): string {
-    const at = repo.lastUse(tx, s.link.id) ?? s.link.approvedAt;
+  private async lastUseDay(tx: Db, s: LinkState, today: string): Promise<string> {
+    const at = (await repo.lastUse(tx, s.link.id)) ?? s.link.approvedAt;
     return at ? dayOf(at) : today;
   }
 
   /** A flag that still stands: a link used again since it was flagged is no longer inactive. */
-  private inactivityRow(tx: Db, linkId: number, today: string): repo.InactivityRow {
-    const row = repo.inactivityFor(tx, linkId);
+  private async inactivityRow(tx: Db, linkId: number, today: string): Promise<repo.InactivityRow> {
+    const row = await repo.inactivityFor(tx, linkId);
     if (!row) throw new UserError(`link ${linkId} is not flagged as inactive (the daily sweep flags links unused for over a year)`, 'inactivity.not-flagged');
-    const s = this.d.registry.stateIn(tx, linkId);
+    const s = await this.d.registry.stateIn(tx, linkId);
     if (s.link.status !== 'active' && s.link.status !== 'suspended') throw new UserError(`link ${linkId} is ${s.link.status}`, 'inactivity.link-status');
-    const last = this.lastUseDay(tx, s, today);
+    const last = await this.lastUseDay(tx, s, today);
     if (!inactive(last, today)) throw new UserError(`link ${linkId} was used on ${last}, within the last year: it is not inactive (R13.1)`, 'inactivity.used');
     return row;
   }
 
   async inactivityNotice(linkId: number, actor: string): Promise<void> {
     const { now, today } = this.instant();
-    const mail = this.d.cdb.write((tx) => {
-      const row = this.inactivityRow(tx, linkId, today);
-      const s = this.d.registry.stateIn(tx, linkId);
-      repo.updateInactivity(tx, row.id, { noticeOn: today });
-      appendLog(tx, { type: 'inactivity.noticed', agency: s.agency.code, linkId, actor, detail: { lastUse: row.lastUse } }, now);
-      return this.notice(tx, s, 'inactivity', today, now, { last_use: row.lastUse });
+    const mail = await this.d.cdb.write(async (tx) => {
+      const row = await this.inactivityRow(tx, linkId, today);
+      const s = await this.d.registry.stateIn(tx, linkId);
+      await repo.updateInactivity(tx, row.id, { noticeOn: today });
+      await appendLog(tx, { type: 'inactivity.noticed', agency: s.agency.code, linkId, actor, detail: { lastUse: row.lastUse } }, now);
+      return await this.notice(tx, s, 'inactivity', today, now, { last_use: row.lastUse });
     });
     await this.mail([mail]);
   }
@@ -626,43 +626,43 @@ export class ComplianceService {
   /** The agency's written confirmation that it has no need, dated by its letter: the link ends. */
   async inactivityConfirm(linkId: number, claim: Claim, actor: string): Promise<void> {
     const { now, today } = this.instant();
-    const mail = this.d.cdb.write((tx) => {
-      const row = this.inactivityRow(tx, linkId, today);
+    const mail = await this.d.cdb.write(async (tx) => {
+      const row = await this.inactivityRow(tx, linkId, today);
       if (!row.noticeOn) throw new UserError(`NIA has not given written notice of inactivity for link ${linkId} yet`, 'inactivity.no-notice');
       const c = this.claim({ what: "the agency's confirmation", field: 'confirmedOn' }, claim, today, { date: row.noticeOn, what: "NIA's notice of inactivity" });
-      repo.updateInactivity(tx, row.id, { confirmedOn: c.date, confirmationLetterNo: c.letterNo, confirmationRecordedAt: now.toISOString() });
-      return this.endIn(tx, linkId, 'inactivity', actor, today, now, { why: 'unused for over a year; the agency confirmed it has no need', lastUse: row.lastUse, confirmedOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString() });
+      await repo.updateInactivity(tx, row.id, { confirmedOn: c.date, confirmationLetterNo: c.letterNo, confirmationRecordedAt: now.toISOString() });
+      return await this.endIn(tx, linkId, 'inactivity', actor, today, now, { why: 'unused for over a year; the agency confirmed it has no need', lastUse: row.lastUse, confirmedOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString() });
     });
     await this.mail([mail]);
   }
 
   /** R-F5: who disposed of the data, how, and on the day the agency's document says. */
-  confirmDisposal(linkId: number, input: Claim & { how: string; by: string }): repo.DisposalRow {
+  async confirmDisposal(linkId: number, input: Claim & { how: string; by: string }): Promise<repo.DisposalRow> {
     if (!input.how.trim()) throw required('how the data was disposed of (destroyed, returned, …)', 'how');
     if (!input.by.trim()) throw required('who disposed of the data', 'by');
     const { now, today } = this.instant();
-    return this.d.cdb.write((tx) => {
-      const row = repo.disposalFor(tx, linkId);
+    return this.d.cdb.write(async (tx) => {
+      const row = await repo.disposalFor(tx, linkId);
       if (!row) throw new UserError(`link ${linkId} has no disposal task (it opens when the link ends)`, 'disposal.unknown');
       if (row.confirmedAt) throw new UserError(`disposal for link ${linkId} was confirmed on ${row.confirmedAt} already`, 'disposal.confirmed', 'conflict');
       const c = this.claim({ what: 'the day of disposal', field: 'doneOn' }, input, today, { date: row.openedOn, what: `link ${linkId} ended` });
-      repo.updateDisposal(tx, row.id, { confirmedAt: now.toISOString(), confirmedBy: input.by.trim(), how: input.how.trim(), doneOn: c.date, letterNo: c.letterNo });
-      const s = this.d.registry.stateIn(tx, linkId);
-      appendLog(tx, { type: 'disposal.confirmed', agency: s.agency.code, linkId, actor: input.by.trim(), detail: { how: input.how.trim(), required: row.required, doneOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString() } }, now);
-      return repo.disposalFor(tx, linkId)!;
+      await repo.updateDisposal(tx, row.id, { confirmedAt: now.toISOString(), confirmedBy: input.by.trim(), how: input.how.trim(), doneOn: c.date, letterNo: c.letterNo });
+      const s = await this.d.registry.stateIn(tx, linkId);
+      await appendLog(tx, { type: 'disposal.confirmed', agency: s.agency.code, linkId, actor: input.by.trim(), detail: { how: input.how.trim(), required: row.required, doneOn: c.date, letterNo: c.letterNo, recordedAt: now.toISOString() } }, now);
+      return (await repo.disposalFor(tx, linkId))!;
     });
   }
 
-  addReview(linkId: number, date: string, outcome: 'keep' | 'stop', note: string | undefined, actor: string): repo.ReviewRow {
+  async addReview(linkId: number, date: string, outcome: 'keep' | 'stop', note: string | undefined, actor: string): Promise<repo.ReviewRow> {
     if (!isValidDate(date)) throw new UserError(`the review's date '${date}' is not a date (YYYY-MM-DD)`, 'review.date', { field: 'date' });
     const { now, today } = this.instant();
-    return this.d.cdb.write((tx) => {
-      const s = this.d.registry.stateIn(tx, linkId);
+    return this.d.cdb.write(async (tx) => {
+      const s = await this.d.registry.stateIn(tx, linkId);
       // The review is a past event: a date ahead would put the next one off (R12.1), one far back is NIA's decision, not a date to type.
       const approved = s.link.approvedAt ? { date: dayOf(s.link.approvedAt), what: `link ${linkId} was approved` } : undefined;
       this.claim({ what: "the review's date", field: 'date' }, { on: date, letterNo: 'review' }, today, approved);
-      const row = repo.insertReview(tx, { linkId, date, outcome, note: note ?? null, createdAt: now.toISOString() });
-      appendLog(tx, { type: 'review.recorded', agency: s.agency.code, linkId, actor, detail: { date, outcome } }, now);
+      const row = await repo.insertReview(tx, { linkId, date, outcome, note: note ?? null, createdAt: now.toISOString() });
+      await appendLog(tx, { type: 'review.recorded', agency: s.agency.code, linkId, actor, detail: { date, outcome } }, now);
       return row;
     });
   }
@@ -675,59 +675,59 @@ export class ComplianceService {
     const changes: string[] = [];
     const due: string[] = [];
     const mails: Mail[] = [];
-    for (const l of this.d.registry.list()) {
+    for (const l of await this.d.registry.list()) {
       if (l.status !== 'active' && l.status !== 'suspended') continue;
-      const r = this.d.cdb.write((tx) => {
-        const s = this.d.registry.stateIn(tx, l.id);
+      const r = await this.d.cdb.write(async (tx) => {
+        const s = await this.d.registry.stateIn(tx, l.id);
         if (s.link.status !== 'active' && s.link.status !== 'suspended') return null;
         // R11.1 / R12.1: an approved end date has come.
-        const ended = this.endDateIn(tx, l.id, actor, today, now);
+        const ended = await this.endDateIn(tx, l.id, actor, today, now);
         if (ended) {
           mails.push(ended.mail);
           return ended.line;
         }
         // R-F5: the use period is over.
         if (periodOver(s.content.period.to, today)) {
-          mails.push(this.endIn(tx, l.id, 'expiry', actor, today, now, { to: s.content.period.to }));
+          mails.push(await this.endIn(tx, l.id, 'expiry', actor, today, now, { to: s.content.period.to }));
           return `link ${l.id}: use period ended on ${s.content.period.to}; disposal task opened`;
         }
         // R10.4: six months after a suspension began, whatever caused it, without the improvements completed in time.
-        const susp = s.link.status === 'suspended' ? repo.openSuspension(tx, l.id) : undefined;
+        const susp = s.link.status === 'suspended' ? await repo.openSuspension(tx, l.id) : undefined;
         if (susp) {
-          const completed = this.remediatedOn(tx, l.id, susp);
+          const completed = await this.remediatedOn(tx, l.id, susp);
           if (suspensionLapsed({ suspendedOn: susp.startedOn, remediatedOn: completed }, today)) {
             const latest = addMonths(susp.startedOn, 6);
             const why = `${completed ? `improvements completed on ${completed}, after` : 'improvements not completed by'} ${latest}, six months after the suspension began on ${susp.startedOn}: a new application is required (R10.4)`;
-            mails.push(this.endIn(tx, l.id, 'reapplication-required', actor, today, now, { why, suspendedOn: susp.startedOn }, 'ended'));
+            mails.push(await this.endIn(tx, l.id, 'reapplication-required', actor, today, now, { why, suspendedOn: susp.startedOn }, 'ended'));
             return `link ${l.id}: ended (reapplication-required): ${why}`;
           }
         }
         // R10.1: an overdue finding suspends the link (or waits for an operator when autoSuspend is off).
-        const overdue = repo.findings(tx, l.id).filter((f) => findingStatus(f, today) === 'overdue');
+        const overdue = (await repo.findings(tx, l.id)).filter((f) => findingStatus(f, today) === 'overdue');
         if (s.link.status === 'active' && overdue.length > 0) {
           if (!this.d.config.policy.autoSuspend) {
             due.push(`link ${l.id}: due for suspension (finding ${overdue.map((f) => f.id).join(', ')} overdue); confirm with nia-link link suspend ${l.id} --reason …`);
             return null;
           }
           const f = overdue[0];
-          mails.push(this.suspendIn(tx, l.id, `finding ${f.id} not remediated by ${f.deadline}: ${f.text}`, f.id, actor, today, now));
+          mails.push(await this.suspendIn(tx, l.id, `finding ${f.id} not remediated by ${f.deadline}: ${f.text}`, f.id, actor, today, now));
           return `link ${l.id}: suspended (finding ${f.id} overdue since ${addDays(f.deadline, 1)})`;
         }
         // R13.1: unused for more than a year (Taipei days) is flagged; it stops only after notice and confirmation.
-        const lastUse = this.lastUseDay(tx, s, today);
-        const flagged = repo.inactivityFor(tx, l.id);
+        const lastUse = await this.lastUseDay(tx, s, today);
+        const flagged = await repo.inactivityFor(tx, l.id);
         if (inactive(lastUse, today) && !flagged) {
-          repo.insertInactivity(tx, { linkId: l.id, flaggedOn: today, lastUse, noticeOn: null, confirmedOn: null, confirmationLetterNo: null, confirmationRecordedAt: null });
-          appendLog(tx, { type: 'inactivity.flagged', agency: s.agency.code, linkId: l.id, actor, detail: { lastUse } }, now);
+          await repo.insertInactivity(tx, { linkId: l.id, flaggedOn: today, lastUse, noticeOn: null, confirmedOn: null, confirmationLetterNo: null, confirmationRecordedAt: null });
+          await appendLog(tx, { type: 'inactivity.flagged', agency: s.agency.code, linkId: l.id, actor, detail: { lastUse } }, now);
           return `link ${l.id}: flagged inactive (last use ${lastUse})`;
         }
-        if (flagged && !inactive(lastUse, today) && !flagged.confirmedOn) repo.deleteInactivity(tx, flagged.id);
+        if (flagged && !inactive(lastUse, today) && !flagged.confirmedOn) await repo.deleteInactivity(tx, flagged.id);
         return null;
       });
       if (r) changes.push(r);
     }
     await this.mail(mails);
-    due.push(...this.status().filter((x) => !due.includes(x)));
+    due.push(...(await this.status()).filter((x) => !due.includes(x)));
     return { today, changes, due };
   }
 
@@ -735,13 +735,13 @@ export class ComplianceService {
    * What is due, overdue or flagged today, or as of `at` (a preview; nothing changes). Each kind of
    * record is read once for every link and agency: a fixed number of statements however many there are.
    */
-  status(at?: string): string[] {
+  async status(at?: string): Promise<string[]> {
     const today = this.day(at);
     const out: string[] = [];
     const db = this.d.cdb.db;
-    const findings = repo.findings(db);
+    const findings = await repo.findings(db);
     const findingsOf = groupBy(findings, (f) => f.linkId);
-    const responses = groupBy(repo.responsesTo(db, findings.map((f) => f.id)), (r) => r.findingId);
+    const responses = groupBy(await repo.responsesTo(db, findings.map((f) => f.id)), (r) => r.findingId);
     for (const f of findings) {
       const st = findingStatus(f, today);
       if (st === 'open') out.push(`finding ${f.id} (link ${f.linkId}): due ${f.deadline}`);
@@ -753,18 +753,18 @@ export class ComplianceService {
         out.push(`finding ${f.id} (link ${f.linkId}): no written explanation and improvement measures by its deadline ${f.deadline}${responded.length ? ` (received late, ${responded[0]})` : ''} (R7.2)`);
       }
     }
-    for (const s of repo.openSuspensions(db)) {
+    for (const s of await repo.openSuspensions(db)) {
       const completed = remediatedOn(findingsOf.get(s.linkId) ?? [], s);
       out.push(
         `link ${s.linkId}: suspended since ${s.startedOn}${completed ? `, improvements completed ${completed}` : `, improvements to be completed by ${addMonths(s.startedOn, 6)} (R10.4)`}${s.resumeRequestedOn ? `, resumption requested ${s.resumeRequestedOn}` : ''}`,
       );
     }
-    for (const d of repo.disposals(db)) if (!d.confirmedAt) out.push(`link ${d.linkId}: disposal (${d.required}) not confirmed since ${d.openedOn}`);
-    const links = this.d.registry.list();
+    for (const d of await repo.disposals(db)) if (!d.confirmedAt) out.push(`link ${d.linkId}: disposal (${d.required}) not confirmed since ${d.openedOn}`);
+    const links = await this.d.registry.list();
     const inForce = links.filter((l) => l.status === 'active' || l.status === 'suspended');
     const inForceIds = inForce.map((l) => l.id);
-    const inactivity = new Map(repo.inactivityOf(db, inForceIds).map((r) => [r.linkId, r]));
-    const reviewed = repo.lastReviewDates(db, inForceIds);
+    const inactivity = new Map((await repo.inactivityOf(db, inForceIds)).map((r) => [r.linkId, r]));
+    const reviewed = await repo.lastReviewDates(db, inForceIds);
     for (const l of inForce) {
       const ina = inactivity.get(l.id);
       if (ina && !ina.confirmedOn) out.push(`link ${l.id}: inactive since ${ina.lastUse}${ina.noticeOn ? `, notice given ${ina.noticeOn}` : ', notice not yet given'}`);
@@ -776,7 +776,7 @@ export class ComplianceService {
       if (l.scopeReview) out.push(`link ${l.id}: scope review needed: recorded before scopes existed, it receives the whole dataset until its agency files nia-link link change ${l.id} --kind scope`);
     }
     const linksOf = groupBy(links, (l) => l.agency);
-    const audits = repo.audits(db);
+    const audits = await repo.audits(db);
     const selfAudits = groupBy(
       audits.filter((x) => x.kind === 'self'),
       (x) => x.agencyId,
@@ -785,7 +785,7 @@ export class ComplianceService {
       audits.filter((x) => x.kind === 'sponsor'),
       (x) => x.agencyId,
     );
-    const all = agencies.all(db);
+    const all = await agencies.all(db);
     const agencyById = new Map(all.map((a) => [a.id, a]));
     for (const a of all) {
       const own = linksOf.get(a.code) ?? [];
@@ -807,7 +807,7 @@ export class ComplianceService {
     return out;
   }
 
-  listNotices(linkId?: number): repo.NoticeRow[] {
+  async listNotices(linkId?: number): Promise<repo.NoticeRow[]> {
     return repo.notices(this.d.cdb.db, linkId);
   }
 }

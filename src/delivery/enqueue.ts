@@ -7,7 +7,7 @@ import type { PushJob, PushService } from './service';
  */
 export async function enqueuePushJobs(queue: TypedQueue<'deliver'>, pushes: PushService, jobs: PushJob[], retry: boolean): Promise<void> {
   if (jobs.length === 0) return;
-  pushes.markQueued(jobs, retry);
+  await pushes.markQueued(jobs, retry);
   const suffix = retry ? `-retry-${Date.now()}` : '';
   await queue.addBulk(jobs.map((j) => ({ name: j.channel, data: j, opts: { jobId: `push-${j.deliveryId}-${j.channel}${suffix}` } })));
 }

@@ -52,13 +52,13 @@ export function pushChannels(state: LinkState): PushChannel[] {
  * file, the link may be used today, and the channel is still on the link's current revision — a
  * change that removes a host or an address stops pushes to it at once.
  */
-export function pushContext(d: PushDeps, deliveryId: number, channel: PushChannel): PushContext {
-  const row = deliveries.byId(d.cdb.db, deliveryId);
+export async function pushContext(d: PushDeps, deliveryId: number, channel: PushChannel): Promise<PushContext> {
+  const row = await deliveries.byId(d.cdb.db, deliveryId);
   if (!row) throw new PushRefused(`delivery ${deliveryId} does not exist`, 'delivery.unknown');
   const delivery = d.extracts.view(row);
   const names = d.extracts.filesOf(row);
   if (delivery.status !== 'built' || !names) throw new PushRefused(`delivery ${deliveryId} is ${delivery.status}: no file to send`, 'delivery.not-built');
-  const state = d.registry.state(delivery.link);
+  const state = await d.registry.state(delivery.link);
   const may = mayUseChannel(state, channel, { today: taipeiDate(d.clock.now()) });
   if (!may.ok) throw new PushRefused(`link ${delivery.link}: ${may.refusal.message} (revision ${state.link.currentRevision})`, may.refusal.code);
   const file = (name: string): OutboxFile => ({ name, path: d.extracts.outbox.pathOf(row.linkId, name) });
@@ -66,11 +66,11 @@ export function pushContext(d: PushDeps, deliveryId: number, channel: PushChanne
 }
 
 /** Outcome bookkeeping and the usage-log record of one push attempt, in one transaction. */
-export function recordPush(d: PushDeps, ctx: { delivery: DeliveryView; state?: LinkState }, channel: PushChannel, type: string, outcome: Record<string, unknown>, detail: Record<string, unknown>, object: string | null = ctx.delivery.path ? path.basename(ctx.delivery.path) : null): void {
+export async function recordPush(d: PushDeps, ctx: { delivery: DeliveryView; state?: LinkState }, channel: PushChannel, type: string, outcome: Record<string, unknown>, detail: Record<string, unknown>, object: string | null = ctx.delivery.path ? path.basename(ctx.delivery.path) : null): Promise<void> {
   const now = d.clock.now();
-  d.cdb.write((tx) => {
-    deliveries.setChannel(tx, ctx.delivery.id, channel, { ...outcome, at: now.toISOString() });
-    appendLog(
+  await d.cdb.write(async (tx) => {
+    await deliveries.setChannel(tx, ctx.delivery.id, channel, { ...outcome, at: now.toISOString() });
+    await appendLog(
       tx,
       {
         type,

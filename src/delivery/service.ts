@@ -23,15 +23,15 @@ export class PushService {
   ) {}
 
   /** The jobs a freshly built delivery needs: one per push channel of the link's current revision. */
-  jobsFor(deliveryId: number): PushJob[] {
-    const delivery = this.d.extracts.get(deliveryId);
+  async jobsFor(deliveryId: number): Promise<PushJob[]> {
+    const delivery = await this.d.extracts.get(deliveryId);
     if (!delivery) return [];
-    return pushChannels(this.d.registry.state(delivery.link)).map((channel) => ({ deliveryId, channel }));
+    return pushChannels(await this.d.registry.state(delivery.link)).map((channel) => ({ deliveryId, channel }));
   }
 
   /** Jobs to re-run: the channels of a delivery that failed or were refused. */
-  retryJobs(deliveryId: number): PushJob[] {
-    const delivery = this.d.extracts.get(deliveryId);
+  async retryJobs(deliveryId: number): Promise<PushJob[]> {
+    const delivery = await this.d.extracts.get(deliveryId);
     if (!delivery) return [];
     return Object.entries(delivery.channels)
       .filter(([, o]) => ['failed', 'refused'].includes(String((o as { status?: string }).status)))
@@ -39,37 +39,37 @@ export class PushService {
   }
 
   /** Mark channels queued; without `again`, a channel that already has an outcome keeps it (a repeated enqueue adds no job). */
-  markQueued(jobs: PushJob[], again: boolean): void {
+  async markQueued(jobs: PushJob[], again: boolean): Promise<void> {
     for (const j of jobs) {
-      if (!again && this.d.extracts.get(j.deliveryId)?.channels[j.channel] !== undefined) continue;
-      this.setStatus(j, { status: 'queued', error: null });
+      if (!again && (await this.d.extracts.get(j.deliveryId))?.channels[j.channel] !== undefined) continue;
+      await this.setStatus(j, { status: 'queued', error: null });
     }
   }
 
   /** An operator asked for failed or refused channels to be tried again: recorded before they are queued. */
-  recordRetry(deliveryId: number, jobs: PushJob[], actor: string): void {
-    const delivery = this.d.extracts.get(deliveryId);
+  async recordRetry(deliveryId: number, jobs: PushJob[], actor: string): Promise<void> {
+    const delivery = await this.d.extracts.get(deliveryId);
     if (!delivery) return;
     const now = this.d.clock.now();
-    this.d.cdb.write((tx) => {
-      const s = this.d.registry.stateIn(tx, delivery.link);
-      appendLog(tx, { type: 'delivery.retry-requested', agency: s.agency.code, linkId: delivery.link, revision: delivery.revision, actor, object: `delivery:${deliveryId}`, detail: { channels: jobs.map((j) => j.channel) } }, now);
+    await this.d.cdb.write(async (tx) => {
+      const s = await this.d.registry.stateIn(tx, delivery.link);
+      await appendLog(tx, { type: 'delivery.retry-requested', agency: s.agency.code, linkId: delivery.link, revision: delivery.revision, actor, object: `delivery:${deliveryId}`, detail: { channels: jobs.map((j) => j.channel) } }, now);
     });
   }
 
   /** Outcome bookkeeping that is not itself a use of the data (no usage-log record). */
-  private setStatus(job: PushJob, outcome: Record<string, unknown>): void {
-    this.d.cdb.write((tx) => deliveries.setChannel(tx, job.deliveryId, job.channel, { ...outcome, at: this.d.clock.now().toISOString() }));
+  private async setStatus(job: PushJob, outcome: Record<string, unknown>): Promise<void> {
+    await this.d.cdb.write((tx) => deliveries.setChannel(tx, job.deliveryId, job.channel, { ...outcome, at: this.d.clock.now().toISOString() }));
   }
 
   async run(job: PushJob, opts: { attempt: number; finalAttempt: boolean }): Promise<void> {
     let ctx;
     try {
-      ctx = pushContext(this.d, job.deliveryId, job.channel);
+      ctx = await pushContext(this.d, job.deliveryId, job.channel);
     } catch (err) {
       if (err instanceof PushRefused) {
-        const delivery = this.d.extracts.get(job.deliveryId);
-        if (delivery) recordPush(this.d, { delivery }, job.channel, refusedType(job.channel), { status: 'refused', error: err.message, attempts: opts.attempt }, { code: err.code, reason: err.message });
+        const delivery = await this.d.extracts.get(job.deliveryId);
+        if (delivery) await recordPush(this.d, { delivery }, job.channel, refusedType(job.channel), { status: 'refused', error: err.message, attempts: opts.attempt }, { code: err.code, reason: err.message });
       }
       throw err;
     }
@@ -77,19 +77,19 @@ export class PushService {
       if (job.channel === 'sftp-push') {
         const r = await pushSftp(this.d, ctx);
         const e = ctx.state.content.push!;
-        recordPush(this.d, ctx, job.channel, 'file.pushed', { status: 'sent', remotePath: r.remote, bytes: r.bytes, attempts: opts.attempt, error: null }, { host: e.host, address: r.address, port: e.port, user: e.user, remotePath: r.remote, bytes: r.bytes, fingerprint: e.fingerprint });
+        await recordPush(this.d, ctx, job.channel, 'file.pushed', { status: 'sent', remotePath: r.remote, bytes: r.bytes, attempts: opts.attempt, error: null }, { host: e.host, address: r.address, port: e.port, user: e.user, remotePath: r.remote, bytes: r.bytes, fingerprint: e.fingerprint });
       } else {
         const r = await sendEmail(this.config, ctx);
-        recordPush(this.d, ctx, job.channel, 'email.sent', { status: 'sent', messageId: r.messageId, recipients: r.recipients, attached: r.attached, attempts: opts.attempt, error: null }, { messageId: r.messageId, recipients: r.recipients, attached: r.attached });
+        await recordPush(this.d, ctx, job.channel, 'email.sent', { status: 'sent', messageId: r.messageId, recipients: r.recipients, attached: r.attached, attempts: opts.attempt, error: null }, { messageId: r.messageId, recipients: r.recipients, attached: r.attached });
       }
     } catch (err) {
       const message = (err as Error).message;
       if (err instanceof PushRefused) {
-        recordPush(this.d, ctx, job.channel, refusedType(job.channel), { status: 'refused', error: message, attempts: opts.attempt }, { code: err.code, reason: message });
+        await recordPush(this.d, ctx, job.channel, refusedType(job.channel), { status: 'refused', error: message, attempts: opts.attempt }, { code: err.code, reason: message });
       } else if (opts.finalAttempt) {
-        recordPush(this.d, ctx, job.channel, job.channel === 'email' ? 'email.failed' : 'push.failed', { status: 'failed', error: message, attempts: opts.attempt }, { reason: message, attempts: opts.attempt });
+        await recordPush(this.d, ctx, job.channel, job.channel === 'email' ? 'email.failed' : 'push.failed', { status: 'failed', error: message, attempts: opts.attempt }, { reason: message, attempts: opts.attempt });
       } else {
-        this.setStatus(job, { status: 'retrying', error: message, attempts: opts.attempt });
+        await this.setStatus(job, { status: 'retrying', error: message, attempts: opts.attempt });
       }
       throw err;
     }

@@ -120,20 +120,20 @@ export class ExtractService {
   }
 
   /** Refuse (and log why) an extract for a link that may not have data now. Re-checked when a job runs: a scheduler may fire around a suspension. */
-  assertUsable(s: LinkState, req: Pick<ExtractRequest, 'key' | 'trigger' | 'by'>, now: Date): void {
+  async assertUsable(s: LinkState, req: Pick<ExtractRequest, 'key' | 'trigger' | 'by'>, now: Date): Promise<void> {
     const r = mayUseChannel(s, 'extract', { today: taipeiDate(now) });
     if (r.ok) return;
-    this.logFailure(s, s.link.id, req, r.refusal.code, r.refusal.message, now);
+    await this.logFailure(s, s.link.id, req, r.refusal.code, r.refusal.message, now);
     throw new PermanentError(`link ${s.link.id}: ${r.refusal.message}`, r.refusal.code);
   }
 
   /** `attempt`: the failing attempt's token once it owns the delivery; a row another attempt owns is left alone. */
-  private logFailure(s: LinkState | null, linkId: number, req: Pick<ExtractRequest, 'key' | 'trigger' | 'by'>, code: string, message: string, now: Date, attempt?: string): void {
-    this.d.cdb.write((tx) => {
-      const row = deliveries.byKey(tx, req.key);
+  private async logFailure(s: LinkState | null, linkId: number, req: Pick<ExtractRequest, 'key' | 'trigger' | 'by'>, code: string, message: string, now: Date, attempt?: string): Promise<void> {
+    await this.d.cdb.write(async (tx) => {
+      const row = await deliveries.byKey(tx, req.key);
       if (row && attempt !== undefined && row.attempt !== attempt) throw new SupersededAttempt(row.id);
-      if (row && row.status !== 'built' && row.status !== 'purged') deliveries.update(tx, row.id, { status: 'failed', error: message });
-      appendLog(tx, { type: 'extract.failed', agency: s?.agency.code ?? null, linkId, revision: s?.link.currentRevision ?? null, actor: req.by ?? 'worker', channel: 'extract', object: row ? `delivery:${row.id}` : null, detail: { code, reason: message, trigger: req.trigger, job: req.key } }, now);
+      if (row && row.status !== 'built' && row.status !== 'purged') await deliveries.update(tx, row.id, { status: 'failed', error: message });
+      await appendLog(tx, { type: 'extract.failed', agency: s?.agency.code ?? null, linkId, revision: s?.link.currentRevision ?? null, actor: req.by ?? 'worker', channel: 'extract', object: row ? `delivery:${row.id}` : null, detail: { code, reason: message, trigger: req.trigger, job: req.key } }, now);
     });
   }
 
@@ -142,35 +142,35 @@ export class ExtractService {
     const now = this.d.clock.now();
     let s: LinkState | null = null;
     try {
-      s = this.d.registry.state(req.linkId);
+      s = await this.d.registry.state(req.linkId);
     } catch (err) {
       if (!isUserError(err)) throw err;
-      this.logFailure(null, req.linkId, req, 'link.unknown', err.message, now);
+      await this.logFailure(null, req.linkId, req, 'link.unknown', err.message, now);
       throw new PermanentError(err.message, 'link.unknown');
     }
-    const done = deliveries.byKey(this.d.cdb.db, req.key);
+    const done = await deliveries.byKey(this.d.cdb.db, req.key);
     if (done?.status === 'built' || done?.status === 'purged') return this.view(done);
 
-    this.assertUsable(s, req, now);
-    const keyRow = credentials.pgpKeyFor(this.d.cdb.db, s.agency.id, s.content.pgpFingerprint);
+    await this.assertUsable(s, req, now);
+    const keyRow = await credentials.pgpKeyFor(this.d.cdb.db, s.agency.id, s.content.pgpFingerprint);
     try {
       if (!keyRow) throw new PermanentError(`agency key ${s.content.pgpFingerprint} is not on file`, 'pgp.missing');
       await inspectAgencyKey(keyRow.armored, now);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      this.logFailure(s, req.linkId, req, 'pgp.unusable', message, now);
+      await this.logFailure(s, req.linkId, req, 'pgp.unusable', message, now);
       throw new PermanentError(message, 'pgp.unusable');
     }
 
     // A link whose selection (dataset, fields, scope) changed since its last file starts again from a
     // full extract: an increment would miss the records the new selection adds.
-    const last = deliveries.lastBuilt(this.d.cdb.db, req.linkId);
+    const last = await deliveries.lastBuilt(this.d.cdb.db, req.linkId);
     const prev = req.full ? undefined : last;
-    const continues = prev !== undefined && sameSelection(this.d.registry.revisionOf(req.linkId, prev.revision), s.content);
+    const continues = prev !== undefined && sameSelection(await this.d.registry.revisionOf(req.linkId, prev.revision), s.content);
     // This attempt takes the delivery: from now on only it may publish. An older attempt of the same job
     // that is still alive (stalled past its lock) finds the row taken when it tries and publishes nothing.
     const attempt = randomUUID();
-    const claimed = this.d.cdb.write((tx) =>
+    const claimed = await this.d.cdb.write((tx) =>
       deliveries.claim(tx, req.key, attempt, () => ({
         linkId: req.linkId,
         revision: s!.link.currentRevision,
@@ -185,17 +185,17 @@ export class ExtractService {
     const row = claimed.row;
     // Fields, scope and label all come from the revision the delivery row names, also when a retry
     // runs after a change was approved.
-    const content = this.d.registry.revisionOf(req.linkId, row.revision);
+    const content = await this.d.registry.revisionOf(req.linkId, row.revision);
     const fields = content.fields;
     const catalog = this.d.registry.catalogs.get(content.dataset);
     if (!catalog) throw new PermanentError(`dataset ${content.dataset} has no catalog`, 'dataset.unknown');
     const asOf = taipeiDate(now);
     // A subjects scope (R3.4) reads the link's list in force; persons added to it since the previous
     // file get their older records too. Without a list there is nothing the link may receive.
-    const subjects = subjectsOf(content.scope) ? batch.subjectFilter(this.d.cdb.db, req.linkId, row.mode === 'full' ? null : last?.createdAt ?? null) : undefined;
+    const subjects = subjectsOf(content.scope) ? await batch.subjectFilter(this.d.cdb.db, req.linkId, row.mode === 'full' ? null : last?.createdAt ?? null) : undefined;
     if (subjectsOf(content.scope) && !subjects) {
       const message = `link ${req.linkId}: its scope limits records to the agency's subject list, and none has been uploaded yet (subjects-NAME.csv.pgp in /inbox)`;
-      this.logFailure(s, req.linkId, req, 'subjects.missing', message, now, attempt);
+      await this.logFailure(s, req.linkId, req, 'subjects.missing', message, now, attempt);
       throw new PermanentError(message, 'subjects.missing');
     }
 
@@ -246,7 +246,7 @@ export class ExtractService {
         signer: (await this.nia()).getFingerprint().toUpperCase(),
         confidentiality: CONFIDENTIALITY_NOTICE,
         // A drill's files are marked inside the signed manifest, so none can pass for real data.
-        ...(modeOf(this.d.cdb.db) === 'drill' ? { drill: DRILL_MARK } : {}),
+        ...((await modeOf(this.d.cdb.db)) === 'drill' ? { drill: DRILL_MARK } : {}),
       };
       const manifestText = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
       const signature = await detachedSignature(manifestText, await this.nia());
@@ -258,8 +258,8 @@ export class ExtractService {
       const durationMs = Date.now() - started;
       // Publishing is one step (outbox/publish.ts): only while this attempt still owns the building row
       // are the files renamed, the row marked built and extract.built recorded.
-      publishDelivery(this.d.cdb, row.id, attempt, temps, (tx) => {
-        deliveries.update(tx, row.id, {
+      await publishDelivery(this.d.cdb, row.id, attempt, temps, async (tx) => {
+        await deliveries.update(tx, row.id, {
           status: 'built',
           rows: result.rows,
           fileName,
@@ -274,7 +274,7 @@ export class ExtractService {
           expiresAt,
           error: null,
         });
-        appendLog(
+        await appendLog(
           tx,
           {
             type: 'extract.built',
@@ -289,15 +289,15 @@ export class ExtractService {
           builtAt,
         );
       });
-      return this.view(deliveries.byId(this.d.cdb.db, row.id)!);
+      return this.view((await deliveries.byId(this.d.cdb.db, row.id))!);
     } catch (err) {
       for (const t of temps) t.discard();
       if (err instanceof SupersededAttempt) throw err;
       const message = err instanceof Error ? err.message : String(err);
-      if (opts.finalAttempt) this.logFailure(s, req.linkId, req, 'extract.error', message, this.d.clock.now(), attempt);
+      if (opts.finalAttempt) await this.logFailure(s, req.linkId, req, 'extract.error', message, this.d.clock.now(), attempt);
       else
-        this.d.cdb.write((tx) => {
-          if (deliveries.owns(tx, row.id, attempt)) deliveries.update(tx, row.id, { error: message });
+        await this.d.cdb.write(async (tx) => {
+          if (await deliveries.owns(tx, row.id, attempt)) await deliveries.update(tx, row.id, { error: message });
         });
       throw err;
     } finally {
@@ -309,12 +309,12 @@ export class ExtractService {
     return (this.signingKey ??= await loadSigningKey(this.d.keysDir));
   }
 
-  list(linkId?: number): DeliveryView[] {
-    return deliveries.list(this.d.cdb.db, linkId).map((r) => this.view(r));
+  async list(linkId?: number): Promise<DeliveryView[]> {
+    return (await deliveries.list(this.d.cdb.db, linkId)).map((r) => this.view(r));
   }
 
-  get(id: number): DeliveryView | undefined {
-    const r = deliveries.byId(this.d.cdb.db, id);
+  async get(id: number): Promise<DeliveryView | undefined> {
+    const r = await deliveries.byId(this.d.cdb.db, id);
     return r ? this.view(r) : undefined;
   }
 
@@ -322,28 +322,28 @@ export class ExtractService {
    * Remove delivered files whose time is up, and every file of a link that has ended (R-F5). The
    * delivery record and the usage log keep the hashes. Also removes partial files a dead worker left.
    */
-  purge(actor: string): { purged: number; partials: number } {
+  async purge(actor: string): Promise<{ purged: number; partials: number }> {
     const now = this.d.clock.now();
     const due = new Map<number, deliveries.DeliveryRow>();
-    for (const r of deliveries.expired(this.d.cdb.db, now.toISOString())) due.set(r.id, r);
+    for (const r of await deliveries.expired(this.d.cdb.db, now.toISOString())) due.set(r.id, r);
     // Only active or suspended links ever had deliveries; of those, an ended one keeps no files.
-    for (const l of links.list(this.d.cdb.db, 'terminated')) for (const r of deliveries.builtForLink(this.d.cdb.db, l.id)) due.set(r.id, r);
+    for (const l of await links.list(this.d.cdb.db, 'terminated')) for (const r of await deliveries.builtForLink(this.d.cdb.db, l.id)) due.set(r.id, r);
     // An ended link keeps no subject list either (R3.4): the log keeps its count and hash.
-    for (const l of links.list(this.d.cdb.db, 'terminated')) {
-      const list = batch.subjectListOf(this.d.cdb.db, l.id);
+    for (const l of await links.list(this.d.cdb.db, 'terminated')) {
+      const list = await batch.subjectListOf(this.d.cdb.db, l.id);
       if (!list) continue;
-      this.d.cdb.write((tx) => {
-        batch.dropSubjects(tx, l.id);
-        appendLog(tx, { type: 'subjects.disposed', linkId: l.id, actor, channel: 'outbox', detail: { upload: list.uploadId, count: list.count, sha256: list.sha256, key: list.keyField } }, now);
+      await this.d.cdb.write(async (tx) => {
+        await batch.dropSubjects(tx, l.id);
+        await appendLog(tx, { type: 'subjects.disposed', linkId: l.id, actor, channel: 'outbox', detail: { upload: list.uploadId, count: list.count, sha256: list.sha256, key: list.keyField } }, now);
       });
     }
     for (const r of due.values()) {
       const files = this.filesOf(r);
       if (files) for (const f of [files.data, files.manifest, files.signature]) this.d.outbox.remove(r.linkId, f);
-      this.d.cdb.write((tx) => {
-        deliveries.update(tx, r.id, { status: 'purged', purgedAt: now.toISOString() });
-        const s = this.d.registry.state(r.linkId);
-        appendLog(tx, { type: 'delivery.purged', agency: s.agency.code, linkId: r.linkId, revision: r.revision, actor, channel: 'outbox', object: r.fileName, detail: { delivery: r.id, sha256: r.cipherSha256, expiresAt: r.expiresAt, linkStatus: s.link.status } }, now);
+      await this.d.cdb.write(async (tx) => {
+        await deliveries.update(tx, r.id, { status: 'purged', purgedAt: now.toISOString() });
+        const s = await this.d.registry.state(r.linkId);
+        await appendLog(tx, { type: 'delivery.purged', agency: s.agency.code, linkId: r.linkId, revision: r.revision, actor, channel: 'outbox', object: r.fileName, detail: { delivery: r.id, sha256: r.cipherSha256, expiresAt: r.expiresAt, linkStatus: s.link.status } }, now);
       });
     }
     // A day is far longer than any build: a temporary file that old belongs to a process that died.

@@ -25,9 +25,9 @@ export class FormService {
   ) {}
 
   /** The form's content for a revision (the current one by default). */
-  model(linkId: number, revision?: number): FormDocument {
-    const view = this.registry.show(linkId);
-    const { revisions, changes } = this.registry.history(linkId);
+  async model(linkId: number, revision?: number): Promise<FormDocument> {
+    const view = await this.registry.show(linkId);
+    const { revisions, changes } = await this.registry.history(linkId);
     const number = revision ?? view.revision;
     const rev = revisions.find((r) => r.number === number);
     if (!rev) throw new UserError(`link ${linkId} has no revision ${number} (revisions 1–${view.revision})`, 'form.revision');
@@ -38,27 +38,27 @@ export class FormService {
       agencyName: view.agencyName,
       revision: { number, content, createdAt: rev.createdAt },
       change: cr
-        ? { id: cr.id, kind: cr.kind as ChangeKind, change: cr.change as Change, filedAt: cr.filedAt, decidedAt: cr.decidedAt, rulesVersion: cr.rulesDocument === null ? null : documents.meta(this.cdb.db, cr.rulesDocument)?.version ?? null, letter: cr.letterNo && cr.letterDate ? { no: cr.letterNo, date: cr.letterDate } : null }
+        ? { id: cr.id, kind: cr.kind as ChangeKind, change: cr.change as Change, filedAt: cr.filedAt, decidedAt: cr.decidedAt, rulesVersion: cr.rulesDocument === null ? null : (await documents.meta(this.cdb.db, cr.rulesDocument))?.version ?? null, letter: cr.letterNo && cr.letterDate ? { no: cr.letterNo, date: cr.letterDate } : null }
         : null,
       sponsor: view.sponsor,
       appliedAt: view.appliedAt,
       letter: view.letterNo && view.letterDate ? { no: view.letterNo, date: view.letterDate } : null,
       approvedAt: view.approvedAt,
-      rulesVersion: content.rulesDocument === null ? null : documents.meta(this.cdb.db, content.rulesDocument)?.version ?? null,
+      rulesVersion: content.rulesDocument === null ? null : (await documents.meta(this.cdb.db, content.rulesDocument))?.version ?? null,
       catalog: this.registry.catalogs.get(content.dataset),
       generatedAt: this.clock.now(),
-      drill: modeOf(this.cdb.db) === 'drill',
+      drill: (await modeOf(this.cdb.db)) === 'drill',
     };
     return buildForm(input);
   }
 
   /** Render and log it: who printed which revision, and the digest of what they got. */
   async render(linkId: number, opts: { revision?: number; format: FormFormat }, actor: string): Promise<{ form: FormDocument; output: Buffer }> {
-    const form = this.model(linkId, opts.revision);
+    const form = await this.model(linkId, opts.revision);
     const output = opts.format === 'pdf' ? await renderPdf(form) : Buffer.from(renderHtml(form), 'utf8');
-    const view = this.registry.show(linkId);
+    const view = await this.registry.show(linkId);
     const now = this.clock.now();
-    this.cdb.write((tx) =>
+    await this.cdb.write((tx) =>
       appendLog(
         tx,
         {

@@ -22,53 +22,53 @@ function replyLetter(req: FastifyRequest): { letterNo?: string; letterDate?: str
 export class ConsoleActions {
   constructor(private readonly d: { cdb: ControlDb; services: Services; deliverQueue: TypedQueue<'deliver'> }) {}
 
-  private note(req: FastifyRequest, linkId: number, object: string, detail: Record<string, unknown> = {}): void {
-    const agency = this.d.services.registry.show(linkId).agency;
+  private async note(req: FastifyRequest, linkId: number, object: string, detail: Record<string, unknown> = {}): Promise<void> {
+    const agency = (await this.d.services.registry.show(linkId)).agency;
     req.audit = { linkId, agency, object, detail };
   }
 
-  approveLink(req: FastifyRequest, id: number): void {
-    this.note(req, id, `link:${id}`, { action: 'link.approve' });
-    this.d.services.registry.approve(id, { by: req.operator!.username, ...replyLetter(req) });
+  async approveLink(req: FastifyRequest, id: number): Promise<void> {
+    await this.note(req, id, `link:${id}`, { action: 'link.approve' });
+    await this.d.services.registry.approve(id, { by: req.operator!.username, ...replyLetter(req) });
   }
 
-  rejectLink(req: FastifyRequest, id: number, reason: string): void {
-    this.note(req, id, `link:${id}`, { action: 'link.reject' });
-    this.d.services.registry.reject(id, reason, req.operator!.username);
+  async rejectLink(req: FastifyRequest, id: number, reason: string): Promise<void> {
+    await this.note(req, id, `link:${id}`, { action: 'link.reject' });
+    await this.d.services.registry.reject(id, reason, req.operator!.username);
   }
 
   async suspendLink(req: FastifyRequest, id: number, reason: string): Promise<void> {
-    this.note(req, id, `link:${id}`, { action: 'link.suspend' });
+    await this.note(req, id, `link:${id}`, { action: 'link.suspend' });
     await this.d.services.compliance.suspend(id, reason, req.operator!.username);
   }
 
-  linkOfChange(id: number): number {
-    const cr = links.changeById(this.d.cdb.db, id);
+  async linkOfChange(id: number): Promise<number> {
+    const cr = await links.changeById(this.d.cdb.db, id);
     if (!cr) throw new UserError(`change request ${id} does not exist`, 'change.unknown');
     return cr.linkId;
   }
 
   /** Returns the link the change belongs to. */
-  approveChange(req: FastifyRequest, id: number): number {
-    this.note(req, this.linkOfChange(id), `change:${id}`, { action: 'change.approve' });
-    const linkId = this.d.services.registry.approveChange(id, req.operator!.username, replyLetter(req)).link.id;
+  async approveChange(req: FastifyRequest, id: number): Promise<number> {
+    await this.note(req, await this.linkOfChange(id), `change:${id}`, { action: 'change.approve' });
+    const linkId = (await this.d.services.registry.approveChange(id, req.operator!.username, replyLetter(req))).link.id;
     // A stop dated today ends the link now, through the path that opens its disposal task and notifies the agency.
-    void this.d.services.compliance.endDue(req.operator!.username, linkId).mailed;
+    void (await this.d.services.compliance.endDue(req.operator!.username, linkId)).mailed;
     return linkId;
   }
 
-  rejectChange(req: FastifyRequest, id: number, reason: string): number {
-    this.note(req, this.linkOfChange(id), `change:${id}`, { action: 'change.reject' });
-    return this.d.services.registry.rejectChange(id, reason, req.operator!.username).linkId;
+  async rejectChange(req: FastifyRequest, id: number, reason: string): Promise<number> {
+    await this.note(req, await this.linkOfChange(id), `change:${id}`, { action: 'change.reject' });
+    return (await this.d.services.registry.rejectChange(id, reason, req.operator!.username)).linkId;
   }
 
   /** Queue the failed or refused push channels of a delivery again; returns the channels. */
   async retryDelivery(req: FastifyRequest, id: number): Promise<string[]> {
     const { extracts, pushes } = this.d.services;
-    const d = extracts.get(id);
+    const d = await extracts.get(id);
     if (!d) throw new UserError(`delivery ${id} does not exist`, 'delivery.unknown');
-    const jobs = pushes.retryJobs(id);
-    this.note(req, d.link, `delivery:${id}`, { action: 'delivery.retry', channels: jobs.map((j) => j.channel) });
+    const jobs = await pushes.retryJobs(id);
+    await this.note(req, d.link, `delivery:${id}`, { action: 'delivery.retry', channels: jobs.map((j) => j.channel) });
     if (jobs.length === 0) throw new UserError(`delivery ${id} has no failed or refused channel to retry`, 'delivery.nothing-to-retry');
     await enqueuePushJobs(this.d.deliverQueue, pushes, jobs, true);
     return jobs.map((j) => j.channel);

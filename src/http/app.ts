@@ -58,7 +58,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
   const trustProxy = config.http.trustProxy.length > 0 ? [...config.http.trustProxy] : false;
   const app = Fastify({ logger: false, trustProxy, bodyLimit: 1024 * 1024, return503OnClosing: true });
   app.decorate('inventory', [] as RouteInfo[]);
-  app.decorate('drill', modeOf(deps.cdb.db) === 'drill');
+  app.decorate('drill', (await modeOf(deps.cdb.db)) === 'drill');
   app.addHook('onRoute', (r) => {
     // Read when asked: a scope's own onRoute hook may set the roles after this one ran.
     for (const method of [r.method].flat()) {
@@ -111,7 +111,7 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
   app.decorateRequest('audit', null);
   app.addHook('onRequest', async (req, reply) => {
     const token = sessionToken(req, config.http.secureCookies);
-    req.operator = token ? operators.session(token) : null;
+    req.operator = token ? await operators.session(token) : null;
     const asked = (req.query as Record<string, unknown> | undefined)?.lang;
     req.lang = pickLang(asked, parseCookies(req.headers.cookie).lang, req.headers['accept-language']);
     if (isLang(asked)) reply.header('set-cookie', cookie('lang', asked, { maxAgeSec: 365 * 86400, secure: false, sameSite: 'Lax' }));

@@ -181,7 +181,7 @@ export function protect(scope: FastifyInstance, deps: GuardDeps, opts: ScopeOpti
     const note = req.audit ?? {};
     const status = reply.statusCode;
     try {
-      deps.cdb.write((tx) =>
+      await deps.cdb.write((tx) =>
         appendLog(
           tx,
           {

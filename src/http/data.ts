@@ -118,9 +118,9 @@ export class ConsoleData {
     );
   }
 
-  agencies() {
-    const links = this.d.services.registry.list();
-    return this.d.services.registry.listAgencies().map((a) => ({
+  async agencies() {
+    const links = await this.d.services.registry.list();
+    return (await this.d.services.registry.listAgencies()).map((a) => ({
       code: a.code,
       name: a.nameZh,
       nameEn: a.nameEn,
@@ -131,50 +131,50 @@ export class ConsoleData {
     }));
   }
 
-  links(f: { status?: LinkStatus; agency?: string } = {}): (LinkView & { pendingChanges: number })[] {
+  async links(f: { status?: LinkStatus; agency?: string } = {}): Promise<(LinkView & { pendingChanges: number })[]> {
     const { registry } = this.d.services;
-    const shown = registry.list(f.status).filter((l) => f.agency === undefined || l.agency === f.agency);
-    const pending = registry.pendingChanges(shown.map((l) => l.id));
+    const shown = (await registry.list(f.status)).filter((l) => f.agency === undefined || l.agency === f.agency);
+    const pending = await registry.pendingChanges(shown.map((l) => l.id));
     return shown.map((l) => ({ ...l, pendingChanges: pending.get(l.id) ?? 0 }));
   }
 
-  link(id: number) {
+  async link(id: number) {
     const { registry, extracts, compliance } = this.d.services;
-    const link = registry.show(id);
-    const history = registry.history(id);
+    const link = await registry.show(id);
+    const history = await registry.history(id);
     return {
       link,
       /** The scope in words in both console languages (the link view carries only the form's Chinese). */
       scopeWords: { zh: link.scopeText, en: describeScope(link.scope, registry.catalogs.get(link.dataset), 'en') },
       revisions: revisionDiffs(history.revisions, registry.catalogs).reverse(),
       changes: [...history.changes].reverse(),
-      deliveries: extracts.list(id).slice(0, 20),
-      findings: compliance.listFindings(id),
-      notices: compliance.listNotices(id),
-      anomalies: listAnomalies(this.d.cdb, { linkId: id, limit: 20 }),
+      deliveries: (await extracts.list(id)).slice(0, 20),
+      findings: await compliance.listFindings(id),
+      notices: await compliance.listNotices(id),
+      anomalies: await listAnomalies(this.d.cdb, { linkId: id, limit: 20 }),
     };
   }
 
   /** Uploads to /inbox and their outcome, newest first (counts and names only, never identifiers). */
-  batches(linkId?: number, limit = 200): BatchListItem[] {
-    return batchList(this.d.cdb, linkId).slice(0, limit);
+  async batches(linkId?: number, limit = 200): Promise<BatchListItem[]> {
+    return (await batchList(this.d.cdb, linkId)).slice(0, limit);
   }
 
-  deliveries(linkId?: number, limit = 200): DeliveryView[] {
-    return this.d.services.extracts.list(linkId).slice(0, limit);
+  async deliveries(linkId?: number, limit = 200): Promise<DeliveryView[]> {
+    return (await this.d.services.extracts.list(linkId)).slice(0, limit);
   }
 
-  delivery(id: number) {
+  async delivery(id: number) {
     const { extracts, pushes } = this.d.services;
-    const d = extracts.get(id);
+    const d = await extracts.get(id);
     if (!d) throw new UserError(`delivery ${id} does not exist`, 'delivery.unknown');
-    return { delivery: d, downloads: downloadsOf(this.d.cdb.db, d), retryable: pushes.retryJobs(id).map((j) => j.channel) };
+    return { delivery: d, downloads: await downloadsOf(this.d.cdb.db, d), retryable: (await pushes.retryJobs(id)).map((j) => j.channel) };
   }
 
   /** Usage-log records matching the filters, newest first, one page at a time. */
-  log(q: LogQuery): { rows: usageLog.UsageLogRow[]; more: boolean; before: number | null } {
+  async log(q: LogQuery): Promise<{ rows: usageLog.UsageLogRow[]; more: boolean; before: number | null }> {
     const limit = Math.min(Math.max(q.limit ?? 50, 1), 500);
-    const r = consoleQueries.searchLog(this.d.cdb.db, {
+    const r = await consoleQueries.searchLog(this.d.cdb.db, {
       linkId: q.link,
       agency: q.agency,
       type: q.type,
@@ -187,20 +187,20 @@ export class ConsoleData {
     return { ...r, before: r.more ? r.rows[r.rows.length - 1].seq : null };
   }
 
-  logTypes(): string[] {
+  async logTypes(): Promise<string[]> {
     return consoleQueries.logTypes(this.d.cdb.db);
   }
 
-  verifyLog() {
+  async verifyLog() {
     return verifyLog(this.d.cdb);
   }
 
   /** The log's state without walking it: its head, the newest signed checkpoint, the last verification from the console. */
-  logStatus(): LogStatus {
+  async logStatus(): Promise<LogStatus> {
     const db = this.d.cdb.db;
-    const head = consoleQueries.searchLog(db, { limit: 1 }).rows[0];
-    const cp = logCheckpoints.newest(db);
-    const v = consoleQueries.searchLog(db, { type: 'usage-log.verified', limit: 1 }).rows[0];
+    const head = (await consoleQueries.searchLog(db, { limit: 1 })).rows[0];
+    const cp = await logCheckpoints.newest(db);
+    const v = (await consoleQueries.searchLog(db, { type: 'usage-log.verified', limit: 1 })).rows[0];
     return {
       headSeq: head?.seq ?? null,
       checkpoint: cp ? { seq: cp.seq, at: cp.at } : null,
@@ -208,31 +208,32 @@ export class ConsoleData {
     };
   }
 
-  findings(linkId?: number) {
+  async findings(linkId?: number) {
     return this.d.services.compliance.listFindings(linkId);
   }
 
-  audits() {
-    const codes = new Map(agencyRepo.all(this.d.cdb.db).map((a) => [a.id, a.code]));
-    return this.d.services.compliance.listAudits().map((a) => ({ ...a, agency: codes.get(a.agencyId) ?? null }));
+  async audits() {
+    const codes = new Map((await agencyRepo.all(this.d.cdb.db)).map((a) => [a.id, a.code]));
+    return (await this.d.services.compliance.listAudits()).map((a) => ({ ...a, agency: codes.get(a.agencyId) ?? null }));
   }
 
-  notices(linkId?: number) {
-    const codes = new Map(agencyRepo.all(this.d.cdb.db).map((a) => [a.id, a.code]));
-    return this.d.services.compliance.listNotices(linkId).map((n) => ({ ...n, agency: codes.get(n.agencyId) ?? null }));
+  async notices(linkId?: number) {
+    const codes = new Map((await agencyRepo.all(this.d.cdb.db)).map((a) => [a.id, a.code]));
+    return (await this.d.services.compliance.listNotices(linkId)).map((n) => ({ ...n, agency: codes.get(n.agencyId) ?? null }));
   }
 
-  anomalies(f: { status?: 'open' | 'dismissed' | 'finding'; rule?: string; link?: number } = {}) {
+  async anomalies(f: { status?: 'open' | 'dismissed' | 'finding'; rule?: string; link?: number } = {}) {
     return listAnomalies(this.d.cdb, { status: f.status, rule: f.rule, linkId: f.link, limit: 500 });
   }
 
   /** Dates that matter in the next `days` days, and everything already overdue. */
-  calendar(days = 60, links: readonly LinkView[] = this.d.services.registry.list()): CalendarEntry[] {
+  async calendar(days = 60, links?: readonly LinkView[]): Promise<CalendarEntry[]> {
+    links ??= await this.d.services.registry.list();
     const today = this.today;
     const horizon = addDays(today, days);
     const agencyOf = new Map(links.map((l) => [l.id, l.agency]));
     const out: CalendarEntry[] = [];
-    for (const f of this.findings()) {
+    for (const f of await this.findings()) {
       if (f.remediatedOn !== null || f.deadline > horizon) continue;
       out.push({ date: f.deadline, kind: 'finding-deadline', linkId: f.linkId, agency: agencyOf.get(f.linkId) ?? null, text: f.text, overdue: findingStatus(f, today) === 'overdue' });
     }
@@ -249,33 +250,33 @@ export class ConsoleData {
     const now = this.d.clock.now();
     const today = this.today;
     const since = startOfTaipeiDay(today).toISOString();
-    const totals = consoleQueries.deliveryTotals(this.d.cdb.db, since);
+    const totals = await consoleQueries.deliveryTotals(this.d.cdb.db, since);
     const sum = (k: 'n' | 'rows' | 'bytes', statuses?: string[]) => totals.filter((t) => !statuses || statuses.includes(t.status)).reduce((a, t) => a + t[k], 0);
-    const todays = this.d.services.extracts.list().filter((d) => d.createdAt >= since);
+    const todays = (await this.d.services.extracts.list()).filter((d) => d.createdAt >= since);
     const failedPushes = todays.flatMap((d) =>
       Object.entries(d.channels)
         .filter(([, o]) => ['failed', 'refused'].includes(String((o as { status?: string }).status)))
         .map(([channel, o]) => ({ delivery: d.id, link: d.link, channel, status: String((o as { status?: string }).status), error: String((o as { error?: string }).error ?? '') })),
     );
-    const findings = this.findings();
-    const links = this.d.services.registry.list();
+    const findings = await this.findings();
+    const links = await this.d.services.registry.list();
     return {
       at: now.toISOString(),
       today,
       deliveries: { total: sum('n'), built: sum('n', ['built', 'purged']), failed: sum('n', ['failed']), rows: sum('rows', ['built', 'purged']), bytes: sum('bytes', ['built', 'purged']) },
       failures: { deliveries: todays.filter((d) => d.status === 'failed').map((d) => ({ delivery: d.id, link: d.link, error: d.error })), pushes: failedPushes },
       queues: await this.queueDepths(),
-      anomalies: listAnomalies(this.d.cdb, { status: 'open', limit: 10 }),
-      openAnomalies: consoleQueries.openAnomalies(this.d.cdb.db),
+      anomalies: await listAnomalies(this.d.cdb, { status: 'open', limit: 10 }),
+      openAnomalies: await consoleQueries.openAnomalies(this.d.cdb.db),
       overdueFindings: findings.filter((f) => f.status === 'overdue'),
-      deadlines: this.calendar(30, links),
+      deadlines: await this.calendar(30, links),
       pendingLinks: links.filter((l) => l.status === 'pending').length,
       scopeReviews: links.filter(needsScopeReview).map((l) => ({ id: l.id, agency: l.agency, agencyName: l.agencyName, dataset: l.dataset, status: l.status, purpose: l.purpose })),
     };
   }
 
   /** What /metrics reads from the database: cheap aggregate queries over indexed columns. */
-  figures(opts: { sftpIdleSec: number }) {
+  async figures(opts: { sftpIdleSec: number }) {
     const db = this.d.cdb.db;
     const now = this.d.clock.now();
     const bounds = this.d.cdb.sqlite.prepare('SELECT COUNT(*) AS n, MAX(seq) AS head FROM usage_log').get() as { n: number; head: number | null };
@@ -287,16 +288,16 @@ export class ConsoleData {
         // no WAL file at the moment
       }
     }
-    const links = this.d.services.registry.list();
+    const links = await this.d.services.registry.list();
     return {
-      deliveries: consoleQueries.deliveryTotals(db),
-      pushes: consoleQueries.pushOutcomes(db),
-      authFailures: consoleQueries.countByChannel(db, 'auth.failed'),
-      sftpSessions: consoleQueries.actorsSince(db, ['auth.succeeded', 'file.downloaded'], 'sftp-pull', new Date(now.getTime() - opts.sftpIdleSec * 1000).toISOString()),
+      deliveries: await consoleQueries.deliveryTotals(db),
+      pushes: await consoleQueries.pushOutcomes(db),
+      authFailures: await consoleQueries.countByChannel(db, 'auth.failed'),
+      sftpSessions: await consoleQueries.actorsSince(db, ['auth.succeeded', 'file.downloaded'], 'sftp-pull', new Date(now.getTime() - opts.sftpIdleSec * 1000).toISOString()),
       log: { records: bounds.n, head: bounds.head ?? 0, dbBytes },
       links: links.reduce<Record<string, number>>((m, l) => ((m[l.status] = (m[l.status] ?? 0) + 1), m), {}),
-      openAnomalies: consoleQueries.openAnomalies(db),
-      overdueFindings: this.findings().filter((f) => f.status === 'overdue').length,
+      openAnomalies: await consoleQueries.openAnomalies(db),
+      overdueFindings: (await this.findings()).filter((f) => f.status === 'overdue').length,
     };
   }
 }

@@ -62,8 +62,8 @@ export class OperatorService {
     private readonly settings: LoginSettings,
   ) {}
 
-  private find(username: string): operators.OperatorRow {
-    const o = operators.byName(this.cdb.db, username);
+  private async find(username: string): Promise<operators.OperatorRow> {
+    const o = await operators.byName(this.cdb.db, username);
     if (!o) throw new UserError(`operator '${username}' does not exist`, 'operator.unknown');
     return o;
   }
@@ -79,9 +79,9 @@ export class OperatorService {
     const hash = await hashPassword(input.password);
     const now = this.clock.now();
     return view(
-      this.cdb.write((tx) => {
-        if (operators.byName(tx, input.username)) throw new UserError(`operator '${input.username}' exists already`, 'operator.exists');
-        const row = operators.insert(tx, {
+      await this.cdb.write(async (tx) => {
+        if (await operators.byName(tx, input.username)) throw new UserError(`operator '${input.username}' exists already`, 'operator.exists');
+        const row = await operators.insert(tx, {
           username: input.username,
           role: input.role as OperatorRole,
           passwordHash: hash,
@@ -95,84 +95,84 @@ export class OperatorService {
           createdAt: now.toISOString(),
           createdBy: actor,
         });
-        appendLog(tx, { type: 'operator.added', actor, channel: CONSOLE, object: `operator:${row.username}`, detail: { role: row.role } }, now);
+        await appendLog(tx, { type: 'operator.added', actor, channel: CONSOLE, object: `operator:${row.username}`, detail: { role: row.role } }, now);
         return row;
       }),
     );
   }
 
-  list(): OperatorView[] {
-    return operators.all(this.cdb.db).map(view);
+  async list(): Promise<OperatorView[]> {
+    return (await operators.all(this.cdb.db)).map(view);
   }
 
-  show(username: string): OperatorView {
-    return view(this.find(username));
+  async show(username: string): Promise<OperatorView> {
+    return view(await this.find(username));
   }
 
   /** A change to one operator with its usage-log record; `endSessions` logs them out everywhere. */
-  private change(username: string, type: string, actor: string, values: Partial<operators.OperatorRow>, endSessions: boolean, detail: Record<string, unknown> = {}): OperatorView {
+  private async change(username: string, type: string, actor: string, values: Partial<operators.OperatorRow>, endSessions: boolean, detail: Record<string, unknown> = {}): Promise<OperatorView> {
     const now = this.clock.now();
     return view(
-      this.cdb.write((tx) => {
-        const o = operators.byName(tx, username);
+      await this.cdb.write(async (tx) => {
+        const o = await operators.byName(tx, username);
         if (!o) throw new UserError(`operator '${username}' does not exist`, 'operator.unknown');
-        operators.update(tx, o.id, values);
-        const ended = endSessions ? operators.deleteSessionsOf(tx, o.id) : 0;
-        appendLog(tx, { type, actor, channel: CONSOLE, object: `operator:${o.username}`, detail: { ...detail, ...(ended ? { sessionsEnded: ended } : {}) } }, now);
-        return operators.byId(tx, o.id)!;
+        await operators.update(tx, o.id, values);
+        const ended = endSessions ? await operators.deleteSessionsOf(tx, o.id) : 0;
+        await appendLog(tx, { type, actor, channel: CONSOLE, object: `operator:${o.username}`, detail: { ...detail, ...(ended ? { sessionsEnded: ended } : {}) } }, now);
+        return (await operators.byId(tx, o.id))!;
       }),
     );
   }
 
   async setPassword(username: string, password: string, actor: string): Promise<OperatorView> {
-    this.find(username);
+    await this.find(username);
     OperatorService.checkPassword(password);
     const hash = await hashPassword(password);
     return this.change(username, 'operator.password-set', actor, { passwordHash: hash, passwordChangedAt: this.clock.now().toISOString(), failedLogins: 0, lockedUntil: null }, true);
   }
 
   /** Someone must still be able to approve links and manage operators. */
-  private keepAnAdmin(o: operators.OperatorRow): void {
+  private async keepAnAdmin(o: operators.OperatorRow): Promise<void> {
     if (o.role !== 'admin' || o.disabled) return;
-    const others = operators.all(this.cdb.db).filter((x) => x.role === 'admin' && !x.disabled && x.id !== o.id);
+    const others = (await operators.all(this.cdb.db)).filter((x) => x.role === 'admin' && !x.disabled && x.id !== o.id);
     if (others.length === 0) throw new UserError(`'${o.username}' is the last enabled admin: add another admin first`, 'operator.last-admin');
   }
 
-  setRole(username: string, role: string, actor: string): OperatorView {
+  async setRole(username: string, role: string, actor: string): Promise<OperatorView> {
     if (!(OPERATOR_ROLES as readonly string[]).includes(role)) throw new UserError(`role '${printable(role)}': one of ${OPERATOR_ROLES.join(', ')}`, 'operator.role', { kind: 'invalid', field: 'role' });
-    const o = this.find(username);
+    const o = await this.find(username);
     if (o.role === role) throw new UserError(`operator '${username}' is ${role} already`, 'operator.unchanged');
-    this.keepAnAdmin(o);
+    await this.keepAnAdmin(o);
     return this.change(username, 'operator.role-set', actor, { role: role as OperatorRole }, true, { from: o.role, to: role });
   }
 
-  disable(username: string, actor: string): OperatorView {
-    const o = this.find(username);
+  async disable(username: string, actor: string): Promise<OperatorView> {
+    const o = await this.find(username);
     if (o.disabled) throw new UserError(`operator '${username}' is disabled already`, 'operator.unchanged');
-    this.keepAnAdmin(o);
+    await this.keepAnAdmin(o);
     return this.change(username, 'operator.disabled', actor, { disabled: true }, true);
   }
 
-  enable(username: string, actor: string): OperatorView {
-    if (!this.find(username).disabled) throw new UserError(`operator '${username}' is enabled already`, 'operator.unchanged');
+  async enable(username: string, actor: string): Promise<OperatorView> {
+    if (!(await this.find(username)).disabled) throw new UserError(`operator '${username}' is enabled already`, 'operator.unchanged');
     return this.change(username, 'operator.enabled', actor, { disabled: false, failedLogins: 0, lockedUntil: null }, false);
   }
 
-  unlock(username: string, actor: string): OperatorView {
-    const o = this.find(username);
+  async unlock(username: string, actor: string): Promise<OperatorView> {
+    const o = await this.find(username);
     if (o.failedLogins === 0 && o.lockedUntil === null) throw new UserError(`operator '${username}' is not locked`, 'operator.unchanged');
     return this.change(username, 'operator.unlocked', actor, { failedLogins: 0, lockedUntil: null }, false);
   }
 
   /** A new TOTP secret: from the next login on, a code from the app is needed too. */
-  enableTotp(username: string, actor: string): { operator: OperatorView; secret: string; uri: string } {
+  async enableTotp(username: string, actor: string): Promise<{ operator: OperatorView; secret: string; uri: string }> {
     const secret = newTotpSecret();
-    const operator = this.change(username, 'operator.totp-set', actor, { totpSecret: secret, totpLastStep: null }, true);
+    const operator = await this.change(username, 'operator.totp-set', actor, { totpSecret: secret, totpLastStep: null }, true);
     return { operator, secret, uri: otpauthUri(secret, username) };
   }
 
-  disableTotp(username: string, actor: string): OperatorView {
-    if (this.find(username).totpSecret === null) throw new UserError(`operator '${username}' has no TOTP`, 'operator.unchanged');
+  async disableTotp(username: string, actor: string): Promise<OperatorView> {
+    if ((await this.find(username)).totpSecret === null) throw new UserError(`operator '${username}' has no TOTP`, 'operator.unchanged');
     return this.change(username, 'operator.totp-cleared', actor, { totpSecret: null, totpLastStep: null }, true);
   }
 
@@ -185,13 +185,13 @@ export class OperatorService {
    */
   async login(input: { username: string; password: string; code?: string; ip: string; userAgent?: string }): Promise<LoginResult> {
     const name = input.username.trim();
-    const found = USERNAME.test(name) ? operators.byName(this.cdb.db, name) : undefined;
+    const found = USERNAME.test(name) ? await operators.byName(this.cdb.db, name) : undefined;
     const passwordOk = await verifyPassword(input.password, found?.passwordHash ?? (await dummyPasswordHash()));
     const now = this.clock.now();
     const { login } = this.settings;
-    return this.cdb.write((tx): LoginResult => {
+    return this.cdb.write(async (tx): Promise<LoginResult> => {
       // Read again inside the transaction: parallel attempts must each count.
-      const o = found ? operators.byId(tx, found.id) : undefined;
+      const o = found ? await operators.byId(tx, found.id) : undefined;
       let reason: LoginRefusal | null = null;
       let step: number | null = null;
       if (!o) reason = 'unknown-operator';
@@ -207,12 +207,12 @@ export class OperatorService {
           const failures = o.failedLogins + 1;
           const lock = failures >= login.maxFailures;
           const lockedUntil = lock ? new Date(now.getTime() + login.lockoutMinutes * 60_000).toISOString() : o.lockedUntil;
-          operators.update(tx, o.id, { failedLogins: lock ? 0 : failures, lockedUntil });
+          await operators.update(tx, o.id, { failedLogins: lock ? 0 : failures, lockedUntil });
           detail.failures = failures;
-          appendLog(tx, { type: 'auth.failed', ...base, detail }, now);
-          if (lock) appendLog(tx, { type: 'operator.locked', ...base, object: `operator:${o.username}`, detail: { failures, until: lockedUntil } }, now);
+          await appendLog(tx, { type: 'auth.failed', ...base, detail }, now);
+          if (lock) await appendLog(tx, { type: 'operator.locked', ...base, object: `operator:${o.username}`, detail: { failures, until: lockedUntil } }, now);
         } else {
-          appendLog(tx, { type: 'auth.failed', ...base, detail }, now);
+          await appendLog(tx, { type: 'auth.failed', ...base, detail }, now);
         }
         return { ok: false, reason };
       }
@@ -220,38 +220,38 @@ export class OperatorService {
       const tokenHash = sha256(token);
       const expiresAt = new Date(now.getTime() + this.settings.sessionMaxHours * 3600_000).toISOString();
       const idleBefore = new Date(now.getTime() - this.settings.sessionIdleMinutes * 60_000).toISOString();
-      operators.deleteStaleSessions(tx, now.toISOString(), idleBefore);
+      await operators.deleteStaleSessions(tx, now.toISOString(), idleBefore);
       const csrfToken = randomBytes(32).toString('base64url');
-      operators.insertSession(tx, { tokenHash, operatorId: o!.id, csrfToken, createdAt: now.toISOString(), lastSeenAt: now.toISOString(), expiresAt, ip: input.ip, userAgent: input.userAgent?.slice(0, 200) ?? null });
-      operators.update(tx, o!.id, { failedLogins: 0, lockedUntil: null, lastLoginAt: now.toISOString(), ...(step !== null ? { totpLastStep: step } : {}) });
-      appendLog(tx, { type: 'auth.succeeded', ...base, detail: { role: o!.role, method: o!.totpSecret ? 'password+totp' : 'password' } }, now);
+      await operators.insertSession(tx, { tokenHash, operatorId: o!.id, csrfToken, createdAt: now.toISOString(), lastSeenAt: now.toISOString(), expiresAt, ip: input.ip, userAgent: input.userAgent?.slice(0, 200) ?? null });
+      await operators.update(tx, o!.id, { failedLogins: 0, lockedUntil: null, lastLoginAt: now.toISOString(), ...(step !== null ? { totpLastStep: step } : {}) });
+      await appendLog(tx, { type: 'auth.succeeded', ...base, detail: { role: o!.role, method: o!.totpSecret ? 'password+totp' : 'password' } }, now);
       return { ok: true, token, session: { operatorId: o!.id, username: o!.username, role: o!.role, csrfToken, tokenHash, expiresAt } };
     });
   }
 
   /** The session a cookie names, if it is still good: not expired, not idle too long, its operator enabled. */
-  session(token: string): ConsoleSession | null {
+  async session(token: string): Promise<ConsoleSession | null> {
     if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return null;
     const tokenHash = sha256(token);
-    const s = operators.session(this.cdb.db, tokenHash);
+    const s = await operators.session(this.cdb.db, tokenHash);
     if (!s) return null;
     const now = this.clock.now();
     const idleBefore = new Date(now.getTime() - this.settings.sessionIdleMinutes * 60_000).toISOString();
-    const o = operators.byId(this.cdb.db, s.operatorId);
+    const o = await operators.byId(this.cdb.db, s.operatorId);
     if (!o || o.disabled || s.expiresAt <= now.toISOString() || s.lastSeenAt < idleBefore) {
-      this.cdb.write((tx) => operators.deleteSession(tx, tokenHash));
+      await this.cdb.write((tx) => operators.deleteSession(tx, tokenHash));
       return null;
     }
     // Written at most once a minute: a page of requests is not a page of writes.
-    if (now.getTime() - Date.parse(s.lastSeenAt) > TOUCH_EVERY_MS) this.cdb.write((tx) => operators.touchSession(tx, tokenHash, now.toISOString()));
+    if (now.getTime() - Date.parse(s.lastSeenAt) > TOUCH_EVERY_MS) await this.cdb.write((tx) => operators.touchSession(tx, tokenHash, now.toISOString()));
     return { operatorId: o.id, username: o.username, role: o.role, csrfToken: s.csrfToken, tokenHash, expiresAt: s.expiresAt };
   }
 
-  logout(s: ConsoleSession, ip: string): void {
+  async logout(s: ConsoleSession, ip: string): Promise<void> {
     const now = this.clock.now();
-    this.cdb.write((tx) => {
-      operators.deleteSession(tx, s.tokenHash);
-      appendLog(tx, { type: 'session.closed', actor: s.username, ip, channel: CONSOLE, detail: { reason: 'logout' } }, now);
+    await this.cdb.write(async (tx) => {
+      await operators.deleteSession(tx, s.tokenHash);
+      await appendLog(tx, { type: 'session.closed', actor: s.username, ip, channel: CONSOLE, detail: { reason: 'logout' } }, now);
     });
   }
 }

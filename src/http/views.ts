@@ -22,8 +22,8 @@ export interface View {
 }
 
 type Overview = Awaited<ReturnType<ConsoleData['overview']>>;
-type LinkPage = ReturnType<ConsoleData['link']>;
-type DeliveryPage = ReturnType<ConsoleData['delivery']>;
+type LinkPage = Awaited<ReturnType<ConsoleData['link']>>;
+type DeliveryPage = Awaited<ReturnType<ConsoleData['delivery']>>;
 
 // ---- small pieces ----
 
@@ -185,7 +185,7 @@ ${table(
 
 // ---- agencies and links ----
 
-export function agenciesPage(v: View, rows: ReturnType<ConsoleData['agencies']>): string {
+export function agenciesPage(v: View, rows: Awaited<ReturnType<ConsoleData['agencies']>>): string {
   return layout(
     v,
     v.t('agencies'),
@@ -513,7 +513,7 @@ function noticeTable(v: View, rows: { id: number; agency: string | null; linkId:
   );
 }
 
-export function compliancePage(v: View, p: { calendar: CalendarEntry[]; attention: string[]; findings: Parameters<typeof findingTable>[1]; audits: ReturnType<ConsoleData['audits']>; notices: ReturnType<ConsoleData['notices']> }): string {
+export function compliancePage(v: View, p: { calendar: CalendarEntry[]; attention: string[]; findings: Parameters<typeof findingTable>[1]; audits: Awaited<ReturnType<ConsoleData['audits']>>; notices: Awaited<ReturnType<ConsoleData['notices']>> }): string {
   return layout(
     v,
     v.t('compliance'),

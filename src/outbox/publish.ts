@@ -12,14 +12,14 @@ import type { OutboxTemp } from './index';
  * SupersededAttempt. The staged files are removed whenever they were not published, and files
  * published by a transaction that then failed are taken back.
  */
-export function publishDelivery<T>(cdb: ControlDb, delivery: number, attempt: string, temps: readonly OutboxTemp[], commit: (tx: Db) => T, still: (tx: Db) => boolean = () => true): T {
+export async function publishDelivery<T>(cdb: ControlDb, delivery: number, attempt: string, temps: readonly OutboxTemp[], commit: (tx: Db) => Promise<T> | T, still: (tx: Db) => Promise<boolean> | boolean = () => true): Promise<T> {
   try {
     for (const t of temps) t.flush();
-    const out = cdb.write((tx) => {
-      if (!deliveries.owns(tx, delivery, attempt) || !still(tx)) return { mine: false as const };
+    const out = await cdb.write(async (tx) => {
+      if (!(await deliveries.owns(tx, delivery, attempt)) || !(await still(tx))) return { mine: false as const };
       for (const t of temps) t.publish();
       try {
-        return { mine: true as const, value: commit(tx) };
+        return { mine: true as const, value: await commit(tx) };
       } catch (err) {
         for (const t of temps) t.withdraw(); // the transaction rolls back: so do the files
         throw err;

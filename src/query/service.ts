@@ -81,7 +81,7 @@ export class QueryService {
    */
   private readonly authz = new Map<string, LinkState[]>();
   private authzVersion = -1;
-  private versionThisTurn: number | undefined;
+  private versionThisTurn: Promise<number> | undefined;
 
   constructor(private readonly d: QueryDeps) {
     const q = d.config.query;
@@ -129,7 +129,7 @@ export class QueryService {
    * committed meanwhile applies from the next turn on, within milliseconds. (Each read after another
    * connection's commit re-reads pages, about 10 µs: once per request was a tenth of a look-up.)
    */
-  private registryVersion(): number {
+  private registryVersion(): Promise<number> {
     if (this.versionThisTurn === undefined) {
       this.versionThisTurn = queries.registryVersion(this.d.cdb.db);
       setImmediate(() => (this.versionThisTurn = undefined));
@@ -137,17 +137,21 @@ export class QueryService {
     return this.versionThisTurn;
   }
 
-  private statesFor(fingerprint: string): LinkState[] {
-    const version = this.registryVersion();
+  private async statesFor(fingerprint: string): Promise<LinkState[]> {
+    const version = await this.registryVersion();
     if (version !== this.authzVersion) {
       this.authz.clear();
       this.authzVersion = version;
     }
     let states = this.authz.get(fingerprint);
     if (!states) {
-      states = queries.linksForClientCert(this.d.cdb.db, fingerprint).map((id) => this.d.registry.state(id));
-      if (this.authz.size >= 1000) this.authz.clear();
-      this.authz.set(fingerprint, states);
+      states = [];
+      for (const id of await queries.linksForClientCert(this.d.cdb.db, fingerprint)) states.push(await this.d.registry.state(id));
+      // Kept only if no later version was seen meanwhile: what was read may be older than that.
+      if (this.authzVersion === version) {
+        if (this.authz.size >= 1000) this.authz.clear();
+        this.authz.set(fingerprint, states);
+      }
     }
     return states;
   }
@@ -221,7 +225,7 @@ export class QueryService {
     const ip = normaliseIp(req.ip);
     if (!req.certFingerprint) return this.refuseCounted(req, null, 401, 'client-certificate.missing', 'a registered TLS client certificate is required');
     // One certificate may serve several links of the agency; the dataset in the path picks the link.
-    const states = this.statesFor(req.certFingerprint);
+    const states = await this.statesFor(req.certFingerprint);
     if (states.length === 0) return this.refuseCounted(req, null, 403, 'client-certificate.unknown', 'this client certificate is not registered for online query');
     // Registration keeps a certificate to one agency; one registered before that rule, on links of
     // several agencies, cannot say whose system is asking, so it gets nothing until NIA fixes it.
@@ -254,10 +258,10 @@ export class QueryService {
     const catalog = this.d.catalogs.get(s.content.dataset)!;
     let askIds = lookupIds;
     if (subjectsOf(s.content.scope)) {
-      const list = batch.subjectListOf(this.d.cdb.db, s.link.id);
+      const list = await batch.subjectListOf(this.d.cdb.db, s.link.id);
       if (!list) return this.refuse(req, s, 409, 'subjects.missing', `link ${s.link.id} answers only for the persons on its subject list, and none has been uploaded yet (subjects-NAME.csv.pgp in /inbox)`, { reference });
       if (list.keyField !== catalog.lookup) return this.refuse(req, s, 409, 'subjects.key', `link ${s.link.id}'s subject list names persons by ${list.keyField}; the online query looks them up by ${catalog.lookup}`, { reference });
-      askIds = batch.subjectsAmong(this.d.cdb.db, s.link.id, lookupIds);
+      askIds = await batch.subjectsAmong(this.d.cdb.db, s.link.id, lookupIds);
     }
 
     const day = taipeiDate(now);

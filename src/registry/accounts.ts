@@ -33,11 +33,11 @@ export class AccountService {
     private readonly announce: (linkId: number) => void = () => undefined,
   ) {}
 
-  find(username: string): AccountRow | undefined {
+  async find(username: string): Promise<AccountRow | undefined> {
     return credentials.accountByName(this.cdb.db, username);
   }
 
-  activeKeys(accountId: number): SshKeyRow[] {
+  async activeKeys(accountId: number): Promise<SshKeyRow[]> {
     return credentials.activeSshKeys(this.cdb.db, accountId);
   }
 
@@ -46,16 +46,16 @@ export class AccountService {
    * link's state, period, stop date, sftp-pull approved, the address on the allow-list in force), plus
    * the account being enabled and still the link's SFTP account.
    */
-  mayPull(account: AccountRow, ip: string, now: Date): Result<LinkState> {
-    const fresh = credentials.accountById(this.cdb.db, account.id);
+  async mayPull(account: AccountRow, ip: string, now: Date): Promise<Result<LinkState>> {
+    const fresh = await credentials.accountById(this.cdb.db, account.id);
     if (!fresh) return refuse('account.unknown', 'account no longer exists');
     return this.mayPullFrom(fresh, now, ip);
   }
 
   /** mayPull for `fresh` as just read from the database; without `ip`, from somewhere on its allow-list. */
-  private mayPullFrom(fresh: AccountRow, now: Date, ip?: string): Result<LinkState> {
+  private async mayPullFrom(fresh: AccountRow, now: Date, ip?: string): Promise<Result<LinkState>> {
     if (!fresh.enabled) return refuse('account.disabled', `account ${fresh.username} is disabled`);
-    const s = this.registry.state(fresh.linkId);
+    const s = await this.registry.state(fresh.linkId);
     // A link that only sends batch requests logs in too: it uploads to /inbox and fetches the answers from /outbox.
     const channel = !s.content.methods.includes('sftp-pull') && s.content.methods.includes('batch-query') ? 'batch-query' : 'sftp-pull';
     const may = mayUseChannel(s, channel, { today: taipeiDate(now), ip });
@@ -69,27 +69,29 @@ export class AccountService {
    * them). Reads every account and link, so the gate keeps the answer until the registry changes. A
    * link that cannot be read adds nothing (its logins would fail the same way).
    */
-  reachableCidrs(now: Date): string[] {
-    return credentials.enabledAccounts(this.cdb.db).flatMap((a) => {
+  async reachableCidrs(now: Date): Promise<string[]> {
+    const out: string[] = [];
+    for (const a of await credentials.enabledAccounts(this.cdb.db)) {
       try {
-        const may = this.mayPullFrom(a, now);
-        return may.ok ? may.value.allowIps : [];
+        const may = await this.mayPullFrom(a, now);
+        if (may.ok) out.push(...may.value.allowIps);
       } catch {
-        return [];
+        // a link that cannot be read adds nothing
       }
-    });
+    }
+    return out;
   }
 
   // ---- administration (CLI, console) ----
 
-  private require(username: string): AccountRow {
-    const a = this.find(username.trim());
+  private async require(username: string): Promise<AccountRow> {
+    const a = await this.find(username.trim());
     if (!a) throw new UserError(`SFTP account ${username} does not exist (see \`nia-link account list\`)`, 'account.unknown');
     return a;
   }
 
-  private view(a: AccountRow): AccountView {
-    const s = this.registry.state(a.linkId);
+  private async view(a: AccountRow): Promise<AccountView> {
+    const s = await this.registry.state(a.linkId);
     return {
       username: a.username,
       link: a.linkId,
@@ -98,73 +100,75 @@ export class AccountService {
       enabled: a.enabled,
       password: a.passwordHash !== null,
       createdAt: a.createdAt,
-      keys: credentials.sshKeysOf(this.cdb.db, a.id).map((k) => ({ id: k.id, algorithm: k.algorithm, fingerprint: k.fingerprint, addedAt: k.addedAt, revokedAt: k.revokedAt })),
+      keys: (await credentials.sshKeysOf(this.cdb.db, a.id)).map((k) => ({ id: k.id, algorithm: k.algorithm, fingerprint: k.fingerprint, addedAt: k.addedAt, revokedAt: k.revokedAt })),
     };
   }
 
-  list(): AccountView[] {
-    return credentials.allAccounts(this.cdb.db).map((a) => this.view(a));
+  async list(): Promise<AccountView[]> {
+    const out: AccountView[] = [];
+    for (const a of await credentials.allAccounts(this.cdb.db)) out.push(await this.view(a));
+    return out;
   }
 
-  show(username: string): AccountView {
-    return this.view(this.require(username));
+  async show(username: string): Promise<AccountView> {
+    return this.view(await this.require(username));
   }
 
   /** One change to an account, in one transaction with its usage-log record; then announced. */
-  private change(username: string, type: string, actor: string, fn: (tx: Db, a: AccountRow, at: string) => Record<string, unknown> | void): AccountView {
+  private async change(username: string, type: string, actor: string, fn: (tx: Db, a: AccountRow, at: string) => Promise<Record<string, unknown> | void>): Promise<AccountView> {
     const now = this.clock.now();
-    const account = this.cdb.write((tx) => {
-      const a = credentials.accountByName(tx, username.trim());
+    const account = await this.cdb.write(async (tx) => {
+      const a = await credentials.accountByName(tx, username.trim());
       if (!a) throw new UserError(`SFTP account ${username} does not exist (see \`nia-link account list\`)`, 'account.unknown');
-      const detail = fn(tx, a, now.toISOString()) ?? {};
-      const s = this.registry.state(a.linkId);
-      appendLog(tx, { type, agency: s.agency.code, linkId: a.linkId, revision: s.link.currentRevision, actor, channel: 'sftp-pull', object: `account:${a.username}`, detail }, now);
+      const detail = (await fn(tx, a, now.toISOString())) ?? {};
+      const s = await this.registry.state(a.linkId);
+      await appendLog(tx, { type, agency: s.agency.code, linkId: a.linkId, revision: s.link.currentRevision, actor, channel: 'sftp-pull', object: `account:${a.username}`, detail }, now);
       return a;
     });
     this.announce(account.linkId);
     return this.show(account.username);
   }
 
-  setEnabled(username: string, enabled: boolean, actor: string): AccountView {
-    return this.change(username, enabled ? 'account.enabled' : 'account.disabled', actor, (tx, a) => {
+  async setEnabled(username: string, enabled: boolean, actor: string): Promise<AccountView> {
+    return this.change(username, enabled ? 'account.enabled' : 'account.disabled', actor, async (tx, a) => {
       if (a.enabled === enabled) throw new UserError(`account ${a.username} is ${enabled ? 'enabled' : 'disabled'} already`, 'account.unchanged');
-      credentials.updateAccount(tx, a.id, { enabled });
+      await credentials.updateAccount(tx, a.id, { enabled });
     });
   }
 
-  addKey(username: string, publicKeyText: string, actor: string): AccountView {
+  async addKey(username: string, publicKeyText: string, actor: string): Promise<AccountView> {
     const k = inspectSshPublicKey(publicKeyText);
-    return this.change(username, 'account.key.added', actor, (tx, a, at) => {
-      if (credentials.activeSshKeys(tx, a.id).some((x) => x.fingerprint === k.fingerprint)) {
+    return this.change(username, 'account.key.added', actor, async (tx, a, at) => {
+      if ((await credentials.activeSshKeys(tx, a.id)).some((x) => x.fingerprint === k.fingerprint)) {
         throw new UserError(`key ${k.fingerprint} is on account ${a.username} already`, 'account.key.exists');
       }
-      credentials.insertSshKey(tx, { accountId: a.id, algorithm: k.algorithm, fingerprint: k.fingerprint, publicKey: k.line, addedAt: at, revokedAt: null });
+      await credentials.insertSshKey(tx, { accountId: a.id, algorithm: k.algorithm, fingerprint: k.fingerprint, publicKey: k.line, addedAt: at, revokedAt: null });
       return { fingerprint: k.fingerprint, algorithm: k.algorithm };
     });
   }
 
   /** `which` is a fingerprint (`SHA256:…`) or the public key itself. Sessions opened with the key are closed. */
-  revokeKey(username: string, which: string, actor: string): AccountView {
+  async revokeKey(username: string, which: string, actor: string): Promise<AccountView> {
     const fingerprint = which.trim().startsWith('SHA256:') ? which.trim() : inspectSshPublicKey(which).fingerprint;
-    return this.change(username, 'account.key.revoked', actor, (tx, a, at) => {
-      const key = credentials.activeSshKeys(tx, a.id).find((x) => x.fingerprint === fingerprint);
+    return this.change(username, 'account.key.revoked', actor, async (tx, a, at) => {
+      const key = (await credentials.activeSshKeys(tx, a.id)).find((x) => x.fingerprint === fingerprint);
       if (!key) throw new UserError(`account ${a.username} has no active key ${fingerprint}`, 'account.key.unknown');
-      credentials.revokeSshKey(tx, key.id, at);
+      await credentials.revokeSshKey(tx, key.id, at);
       return { fingerprint, algorithm: key.algorithm };
     });
   }
 
   async setPassword(username: string, password: string, actor: string): Promise<AccountView> {
     if (password.length < MIN_PASSWORD_LENGTH) throw new UserError(`the password must have at least ${MIN_PASSWORD_LENGTH} characters`, 'account.password.weak');
-    this.require(username);
+    await this.require(username);
     const hash = await hashPassword(password);
     return this.change(username, 'account.password.set', actor, (tx, a) => credentials.updateAccount(tx, a.id, { passwordHash: hash }));
   }
 
-  clearPassword(username: string, actor: string): AccountView {
-    return this.change(username, 'account.password.cleared', actor, (tx, a) => {
+  async clearPassword(username: string, actor: string): Promise<AccountView> {
+    return this.change(username, 'account.password.cleared', actor, async (tx, a) => {
       if (a.passwordHash === null) throw new UserError(`account ${a.username} has no password`, 'account.unchanged');
-      credentials.updateAccount(tx, a.id, { passwordHash: null });
+      await credentials.updateAccount(tx, a.id, { passwordHash: null });
     });
   }
 }

@@ -139,11 +139,11 @@ export interface LinkState {
 }
 
 /** LinkState.allowIps: one read of the link's vendors; the revision query only when one was removed. */
-function allowListInForce(tx: Db, link: links.LinkRow, allowIps: string[]): string[] {
-  const all = vendors.forLink(tx, link.id, { removed: true });
+async function allowListInForce(tx: Db, link: links.LinkRow, allowIps: string[]): Promise<string[]> {
+  const all = await vendors.forLink(tx, link.id, { removed: true });
   const removed = all.filter((v) => v.removedAt !== null);
   if (removed.length === 0) return allowIps;
-  const setAt = vendors.allowListSetAt(tx, link.id, link.currentRevision);
+  const setAt = await vendors.allowListSetAt(tx, link.id, link.currentRevision);
   const held = new Set(all.filter((v) => v.removedAt === null).flatMap((v) => v.machines));
   const cut = removed.filter((v) => setAt === null || v.removedAt! >= setAt).flatMap((v) => v.machines).filter((m) => !held.has(m));
   return cut.length ? allowListWithout(allowIps, cut) : allowIps;
@@ -165,12 +165,12 @@ function refusal(r: { ok: false; refusal: Refusal }): never {
  * certificate alone, so one registered for two agencies would answer one agency's requests with the
  * other's link. Every link counts, whatever its status, so a certificate never moves between agencies.
  */
-function assertCertsOfOneAgency(tx: Db, fingerprints: readonly string[], agency: agencies.AgencyRow): void {
+async function assertCertsOfOneAgency(tx: Db, fingerprints: readonly string[], agency: agencies.AgencyRow): Promise<void> {
   for (const fp of fingerprints) {
-    for (const id of queries.linksForClientCert(tx, fp)) {
-      const other = links.byId(tx, id);
+    for (const id of await queries.linksForClientCert(tx, fp)) {
+      const other = await links.byId(tx, id);
       if (other && other.agencyId !== agency.id) {
-        const owner = agencies.byId(tx, other.agencyId);
+        const owner = await agencies.byId(tx, other.agencyId);
         throw new UserError(`client certificate ${fp.slice(0, 16)}… is registered for agency ${owner?.code ?? other.agencyId} (link ${id}); a certificate identifies one agency's system: ${agency.code} must make its own`, 'cert.other-agency');
       }
     }
@@ -184,17 +184,17 @@ export const STAMPED_FORM_KIND = 'stamped-form';
  * rules. `logged`: a record of its own when stored ahead of approval; at approval the approval's record
  * names it.
  */
-function storeStampedForm(tx: Db, agency: agencies.AgencyRow, linkId: number, doc: CheckedDocument, actor: string, now: Date, logged: boolean): documents.DocumentMeta {
-  const version = documents.latestVersion(tx, agency.id, STAMPED_FORM_KIND) + 1;
-  const { content: _content, ...meta } = documents.insert(tx, { agencyId: agency.id, linkId, kind: STAMPED_FORM_KIND, version, ...doc, createdAt: now.toISOString() });
+async function storeStampedForm(tx: Db, agency: agencies.AgencyRow, linkId: number, doc: CheckedDocument, actor: string, now: Date, logged: boolean): Promise<documents.DocumentMeta> {
+  const version = (await documents.latestVersion(tx, agency.id, STAMPED_FORM_KIND)) + 1;
+  const { content: _content, ...meta } = await documents.insert(tx, { agencyId: agency.id, linkId, kind: STAMPED_FORM_KIND, version, ...doc, createdAt: now.toISOString() });
   if (logged) {
-    appendLog(tx, { type: 'stamped-form.added', agency: agency.code, linkId, actor, object: `document:${meta.id}`, detail: { filename: doc.filename, mediaType: doc.mediaType, size: doc.size, sha256: doc.sha256 } }, now);
+    await appendLog(tx, { type: 'stamped-form.added', agency: agency.code, linkId, actor, object: `document:${meta.id}`, detail: { filename: doc.filename, mediaType: doc.mediaType, size: doc.size, sha256: doc.sha256 } }, now);
   }
   return meta;
 }
 
-function stampedFormOf(tx: Db, linkId: number): documents.DocumentMeta | undefined {
-  return documents.listMeta(tx, { linkId, kind: STAMPED_FORM_KIND }).sort((a, b) => b.id - a.id)[0];
+async function stampedFormOf(tx: Db, linkId: number): Promise<documents.DocumentMeta | undefined> {
+  return (await documents.listMeta(tx, { linkId, kind: STAMPED_FORM_KIND })).sort((a, b) => b.id - a.id)[0];
 }
 
 /** What a view is drawn from: the link, its agency and the revision in force. */
@@ -236,7 +236,7 @@ export class Registry {
 
   // ---- agencies ----
 
-  addAgency(input: { code: string; name: string; nameEn?: string; nonGovernment?: boolean; sponsor?: string; emails?: string[] }, actor: string): agencies.AgencyRow {
+  async addAgency(input: { code: string; name: string; nameEn?: string; nonGovernment?: boolean; sponsor?: string; emails?: string[] }, actor: string): Promise<agencies.AgencyRow> {
     const code = input.code.trim().toUpperCase();
     if (!AGENCY_CODE.test(code)) throw new UserError(`agency code '${input.code}' is not valid (2–32 of A–Z, 0–9, _ -)`, 'agency.code', { kind: 'invalid', field: 'code' });
     const name = requireText(input.name, "the agency's name", 'name');
@@ -244,16 +244,16 @@ export class Registry {
     if (!emails.ok) refusal(emails);
     const government = !input.nonGovernment;
     const now = this.clock.now();
-    return this.cdb.write((tx) => {
-      if (agencies.byCode(tx, code)) throw new UserError(`agency ${code} exists already`, 'agency.exists');
+    return this.cdb.write(async (tx) => {
+      if (await agencies.byCode(tx, code)) throw new UserError(`agency ${code} exists already`, 'agency.exists');
       let sponsor: agencies.AgencyRow | undefined;
       if (input.sponsor) {
-        sponsor = agencies.byCode(tx, input.sponsor.trim().toUpperCase());
+        sponsor = await agencies.byCode(tx, input.sponsor.trim().toUpperCase());
         if (!sponsor) throw new UserError(`sponsor agency ${input.sponsor} is not registered`, 'agency.sponsor.unknown');
       }
       const check = checkSponsor({ code, government }, sponsor ?? null);
       if (!check.ok) refusal(check);
-      const row = agencies.insert(tx, {
+      const row = await agencies.insert(tx, {
         code,
         nameZh: name,
         nameEn: input.nameEn?.trim() || null,
@@ -262,22 +262,22 @@ export class Registry {
         createdAt: now.toISOString(),
         emails: emails.value,
       });
-      appendLog(tx, { type: 'agency.added', agency: code, actor, detail: { government, sponsor: sponsor?.code ?? null, emails: emails.value } }, now);
+      await appendLog(tx, { type: 'agency.added', agency: code, actor, detail: { government, sponsor: sponsor?.code ?? null, emails: emails.value } }, now);
       return row;
     });
   }
 
   /** R14.2: replace an agency's contact addresses (an empty list clears them). */
-  setAgencyEmails(code: string, list: string[], actor: string): agencies.AgencyRow {
+  async setAgencyEmails(code: string, list: string[], actor: string): Promise<agencies.AgencyRow> {
     const emails = checkContactEmails(list);
     if (!emails.ok) refusal(emails);
     const now = this.clock.now();
-    return this.cdb.write((tx) => {
-      const a = agencies.byCode(tx, code.trim().toUpperCase());
+    return this.cdb.write(async (tx) => {
+      const a = await agencies.byCode(tx, code.trim().toUpperCase());
       if (!a) throw new UserError(`agency ${code} is not registered`, 'agency.unknown');
-      agencies.update(tx, a.id, { emails: emails.value });
-      appendLog(tx, { type: 'agency.contacts-set', agency: a.code, actor, detail: { before: a.emails, emails: emails.value } }, now);
-      return agencies.byId(tx, a.id)!;
+      await agencies.update(tx, a.id, { emails: emails.value });
+      await appendLog(tx, { type: 'agency.contacts-set', agency: a.code, actor, detail: { before: a.emails, emails: emails.value } }, now);
+      return (await agencies.byId(tx, a.id))!;
     });
   }
 
@@ -285,15 +285,15 @@ export class Registry {
    * R14.2: where a notice about an agency's links goes: the agency's own contact addresses and, for a
    * non-government body, its sponsoring authority's, which answers for it.
    */
-  noticeContacts(tx: Db, agencyId: number): { agency: string; emails: string[]; sponsor: { code: string; name: string; emails: string[] } | null } {
-    const a = agencies.byId(tx, agencyId);
+  async noticeContacts(tx: Db, agencyId: number): Promise<{ agency: string; emails: string[]; sponsor: { code: string; name: string; emails: string[] } | null }> {
+    const a = await agencies.byId(tx, agencyId);
     if (!a) throw new Error(`agency ${agencyId} missing`);
-    const sp = a.sponsorId === null ? undefined : agencies.byId(tx, a.sponsorId);
+    const sp = a.sponsorId === null ? undefined : await agencies.byId(tx, a.sponsorId);
     return { agency: a.code, emails: a.emails, sponsor: sp ? { code: sp.code, name: sp.nameZh, emails: sp.emails } : null };
   }
 
-  listAgencies(): (agencies.AgencyRow & { sponsor: string | null })[] {
-    const all = agencies.all(this.cdb.db);
+  async listAgencies(): Promise<(agencies.AgencyRow & { sponsor: string | null })[]> {
+    const all = await agencies.all(this.cdb.db);
     const byId = new Map(all.map((a) => [a.id, a.code]));
     return all.map((a) => ({ ...a, sponsor: a.sponsorId ? byId.get(a.sponsorId) ?? null : null }));
   }
@@ -352,15 +352,15 @@ export class Registry {
     }
     if (sshKeys.length > 0 && !content.account) throw new UserError('SSH keys need an SFTP account to belong to', 'application.invalid', { field: 'account' });
 
-    const id = this.cdb.write((tx) => {
-      const agency = agencies.byCode(tx, input.agency.trim().toUpperCase());
+    const id = await this.cdb.write(async (tx) => {
+      const agency = await agencies.byCode(tx, input.agency.trim().toUpperCase());
       if (!agency) throw new UserError(`agency ${input.agency} is not registered`, 'agency.unknown');
-      assertCertsOfOneAgency(tx, content.clientCerts, agency);
-      if (content.account && credentials.accountByName(tx, content.account)) {
+      await assertCertsOfOneAgency(tx, content.clientCerts, agency);
+      if (content.account && (await credentials.accountByName(tx, content.account))) {
         throw new UserError(`SFTP account ${content.account} is taken; choose another account name`, 'account.exists', { field: 'account' });
       }
       const at = now.toISOString();
-      const row = links.insert(tx, {
+      const row = await links.insert(tx, {
         agencyId: agency.id,
         status: 'pending',
         currentRevision: 1,
@@ -375,18 +375,18 @@ export class Registry {
         endsOn: null,
         hmacSecret: randomBytes(32).toString('hex'),
       });
-      if (rules) content.rulesDocument = storeRulesDocument(tx, agency, row.id, rules, actor, now).id;
-      links.insertRevision(tx, { linkId: row.id, number: 1, content, changeRequestId: null, createdAt: at });
-      if (!credentials.pgpKeyFor(tx, agency.id, pgp.fingerprint)) {
-        credentials.insertPgpKey(tx, { agencyId: agency.id, ...pgp, addedAt: at });
+      if (rules) content.rulesDocument = (await storeRulesDocument(tx, agency, row.id, rules, actor, now)).id;
+      await links.insertRevision(tx, { linkId: row.id, number: 1, content, changeRequestId: null, createdAt: at });
+      if (!(await credentials.pgpKeyFor(tx, agency.id, pgp.fingerprint))) {
+        await credentials.insertPgpKey(tx, { agencyId: agency.id, ...pgp, addedAt: at });
       }
       if (content.account) {
-        const account = credentials.insertAccount(tx, { username: content.account, linkId: row.id, enabled: true, passwordHash: null, createdAt: at });
+        const account = await credentials.insertAccount(tx, { username: content.account, linkId: row.id, enabled: true, passwordHash: null, createdAt: at });
         for (const k of sshKeys) {
-          credentials.insertSshKey(tx, { accountId: account.id, algorithm: k.algorithm, fingerprint: k.fingerprint, publicKey: k.line, addedAt: at, revokedAt: null });
+          await credentials.insertSshKey(tx, { accountId: account.id, algorithm: k.algorithm, fingerprint: k.fingerprint, publicKey: k.line, addedAt: at, revokedAt: null });
         }
       }
-      appendLog(
+      await appendLog(
         tx,
         {
           type: 'link.applied',
@@ -406,24 +406,24 @@ export class Registry {
   // ---- lifecycle ----
 
   /** A link inside the caller's transaction (the rules and vendor services build on it). */
-  load(tx: Db, id: number): LinkState {
-    const link = links.byId(tx, id);
+  async load(tx: Db, id: number): Promise<LinkState> {
+    const link = await links.byId(tx, id);
     if (!link) throw new UserError(`link ${id} does not exist`, 'link.unknown');
-    const agency = agencies.byId(tx, link.agencyId);
+    const agency = await agencies.byId(tx, link.agencyId);
     if (!agency) throw new Error(`link ${id}: agency missing`);
-    const content = this.revisionContent(tx, id, link.currentRevision);
-    return { link, agency, content, allowIps: allowListInForce(tx, link, content.allowIps) };
+    const content = await this.revisionContent(tx, id, link.currentRevision);
+    return { link, agency, content, allowIps: await allowListInForce(tx, link, content.allowIps) };
   }
 
   /**
    * A revision's content, parsed once: revisions never change (triggers refuse it), so this is the one
    * thing safe to keep between requests — the link row itself (status, current revision) is read fresh.
    */
-  private revisionContent(tx: Db, id: number, number: number): RevisionContent {
+  private async revisionContent(tx: Db, id: number, number: number): Promise<RevisionContent> {
     const key = `${id}:${number}`;
     const cached = this.revisionCache.get(key);
     if (cached) return cached;
-    const rev = links.revision(tx, id, number);
+    const rev = await links.revision(tx, id, number);
     if (!rev) throw new Error(`link ${id}: revision ${number} missing`);
     const content = revisionContentSchema.parse(rev.content);
     if (this.revisionCache.size >= 10_000) this.revisionCache.clear();
@@ -432,7 +432,7 @@ export class Registry {
   }
 
   /** The revisions in force of several links: those not yet parsed are read in one statement. */
-  private currentContents(tx: Db, rows: readonly links.LinkRow[]): Map<number, RevisionContent> {
+  private async currentContents(tx: Db, rows: readonly links.LinkRow[]): Promise<Map<number, RevisionContent>> {
     const out = new Map<number, RevisionContent>();
     const missing: { linkId: number; number: number }[] = [];
     for (const l of rows) {
@@ -440,7 +440,7 @@ export class Registry {
       if (cached) out.set(l.id, cached);
       else missing.push({ linkId: l.id, number: l.currentRevision });
     }
-    for (const rev of links.revisionsAt(tx, missing)) {
+    for (const rev of await links.revisionsAt(tx, missing)) {
       const content = revisionContentSchema.parse(rev.content);
       if (this.revisionCache.size >= 10_000) this.revisionCache.clear();
       this.revisionCache.set(`${rev.linkId}:${rev.number}`, content);
@@ -451,19 +451,19 @@ export class Registry {
   }
 
   /** One revision of a link as recorded (a delivery is built from the revision it names, whatever came after). */
-  revisionOf(id: number, number: number): RevisionContent {
+  async revisionOf(id: number, number: number): Promise<RevisionContent> {
     return this.revisionContent(this.cdb.db, id, number);
   }
 
   /** The link as every channel must see it now (read fresh: another process may have changed it). */
-  state(id: number): LinkState {
+  async state(id: number): Promise<LinkState> {
     return this.load(this.cdb.db, id);
   }
 
-  private move(tx: Db, s: LinkState, event: LinkEvent, now: Date, extra: Partial<links.LinkRow> = {}): LinkStatus {
+  private async move(tx: Db, s: LinkState, event: LinkEvent, now: Date, extra: Partial<links.LinkRow> = {}): Promise<LinkStatus> {
     const r = transition(s.link.status, event);
     if (!r.ok) refusal(r);
-    links.update(tx, s.link.id, { status: r.value, statusChangedAt: now.toISOString(), ...extra });
+    await links.update(tx, s.link.id, { status: r.value, statusChangedAt: now.toISOString(), ...extra });
     this.changedAfterCommit(tx, s.link.id);
     return r.value;
   }
@@ -473,31 +473,31 @@ export class Registry {
    * letter (number, and a date not in the future) and the agency's stamped form, stored as a
    * document: given here, or stored before with `addStampedForm`.
    */
-  approve(id: number, opts: { by: string; letterNo?: string; letterDate?: string; stampedForm?: { filename: string; content: Buffer } }): LinkView {
+  async approve(id: number, opts: { by: string; letterNo?: string; letterDate?: string; stampedForm?: { filename: string; content: Buffer } }): Promise<LinkView> {
     const stamped = opts.stampedForm ? checkDocument(opts.stampedForm.filename, opts.stampedForm.content) : undefined;
     const now = this.clock.now();
     const letter = checkReplyLetter(opts, taipeiDate(now), `link ${id}`);
-    this.cdb.write((tx) => {
-      const s = this.load(tx, id);
-      this.move(tx, s, { kind: 'approve' }, now, {
+    await this.cdb.write(async (tx) => {
+      const s = await this.load(tx, id);
+      await this.move(tx, s, { kind: 'approve' }, now, {
         approvedAt: now.toISOString(),
         approvedBy: opts.by,
         letterNo: letter.ok ? letter.value.no : null,
         letterDate: letter.ok ? letter.value.date : null,
         statusReason: null,
       });
-      const rules = rulesGate(tx, s.content.rulesDocument);
+      const rules = await rulesGate(tx, s.content.rulesDocument);
       if (!rules.ok) throw new UserError(`link ${id} cannot be approved: ${rules.refusal.message}`, rules.refusal.code);
       // R3.4: a whole dataset is an explicit, justified choice; an application that predates scopes never made it.
       if (isLegacyScope(s.content.scope)) {
         throw new UserError(`link ${id} was applied for before scopes existed and states no records: reject it and have the agency apply again stating the records it needs`, 'scope.review-needed');
       }
       if (!letter.ok) refusal(letter);
-      const form = stamped ? storeStampedForm(tx, s.agency, id, stamped, opts.by, now, false) : stampedFormOf(tx, id);
+      const form = stamped ? await storeStampedForm(tx, s.agency, id, stamped, opts.by, now, false) : await stampedFormOf(tx, id);
       if (!form) {
         throw new UserError(`link ${id} cannot be approved without the agency's stamped form: give its file (a PDF, ODT, DOCX or text of the stamped 申請暨異動書; form item 9, R-F9)`, 'approve.stamped-form-missing', { kind: 'invalid', field: 'stampedForm' });
       }
-      appendLog(
+      await appendLog(
         tx,
         {
           type: 'link.approved',
@@ -514,65 +514,65 @@ export class Registry {
   }
 
   /** R-F9: the agency's stamped form of a pending link, stored ahead of approval (the console approves with the one on file). */
-  addStampedForm(id: number, file: { filename: string; content: Buffer }, actor: string): documents.DocumentMeta {
+  async addStampedForm(id: number, file: { filename: string; content: Buffer }, actor: string): Promise<documents.DocumentMeta> {
     const doc = checkDocument(file.filename, file.content);
     const now = this.clock.now();
-    return this.cdb.write((tx) => {
-      const s = this.load(tx, id);
+    return this.cdb.write(async (tx) => {
+      const s = await this.load(tx, id);
       if (s.link.status !== 'pending') throw new UserError(`link ${id} is ${s.link.status}: a stamped form is filed with its application, before approval`, 'stamped-form.link-status');
       return storeStampedForm(tx, s.agency, id, doc, actor, now, true);
     });
   }
 
   /** The stamped form on file for a link (the newest), or undefined. */
-  stampedForm(id: number): documents.DocumentMeta | undefined {
+  async stampedForm(id: number): Promise<documents.DocumentMeta | undefined> {
     return stampedFormOf(this.cdb.db, id);
   }
 
-  reject(id: number, reason: string, by: string): LinkView {
+  async reject(id: number, reason: string, by: string): Promise<LinkView> {
     const why = requireText(reason, 'a reason', 'reason');
     const now = this.clock.now();
-    this.cdb.write((tx) => {
-      const s = this.load(tx, id);
-      this.move(tx, s, { kind: 'reject' }, now, { statusReason: why });
-      appendLog(tx, { type: 'link.rejected', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor: by, detail: { reason: why } }, now);
+    await this.cdb.write(async (tx) => {
+      const s = await this.load(tx, id);
+      await this.move(tx, s, { kind: 'reject' }, now, { statusReason: why });
+      await appendLog(tx, { type: 'link.rejected', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor: by, detail: { reason: why } }, now);
     });
     return this.show(id);
   }
 
   /** End a link now, for a reason of the regulation; scheduled deliveries stop with it. */
   /** R10.1: stop all data flow of an active link, inside the caller's transaction. */
-  suspend(tx: Db, id: number, reason: string, actor: string, now: Date, detail: Record<string, unknown> = {}): void {
-    const s = this.load(tx, id);
-    this.move(tx, s, { kind: 'suspend' }, now, { statusReason: reason });
-    appendLog(tx, { type: 'link.suspended', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, detail: { reason, ...detail } }, now);
+  async suspend(tx: Db, id: number, reason: string, actor: string, now: Date, detail: Record<string, unknown> = {}): Promise<void> {
+    const s = await this.load(tx, id);
+    await this.move(tx, s, { kind: 'suspend' }, now, { statusReason: reason });
+    await appendLog(tx, { type: 'link.suspended', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, detail: { reason, ...detail } }, now);
   }
 
   /** R10.2: NIA agreed to resume a suspended link, inside the caller's transaction. */
-  resume(tx: Db, id: number, actor: string, now: Date, detail: Record<string, unknown> = {}): void {
-    const s = this.load(tx, id);
-    this.move(tx, s, { kind: 'resume' }, now, { statusReason: null });
-    appendLog(tx, { type: 'link.resumed', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, detail }, now);
+  async resume(tx: Db, id: number, actor: string, now: Date, detail: Record<string, unknown> = {}): Promise<void> {
+    const s = await this.load(tx, id);
+    await this.move(tx, s, { kind: 'resume' }, now, { statusReason: null });
+    await appendLog(tx, { type: 'link.resumed', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, detail }, now);
   }
 
   /** R11.1: the date an agency's termination notice takes effect. */
-  scheduleEnd(tx: Db, id: number, endsOn: string, actor: string, now: Date, detail: Record<string, unknown>): void {
-    const s = this.load(tx, id);
+  async scheduleEnd(tx: Db, id: number, endsOn: string, actor: string, now: Date, detail: Record<string, unknown>): Promise<void> {
+    const s = await this.load(tx, id);
     if (s.link.status !== 'active' && s.link.status !== 'suspended') throw new UserError(`a ${s.link.status} link cannot be terminated`, 'link.terminate.refused');
-    links.update(tx, id, { endsOn });
+    await links.update(tx, id, { endsOn });
     this.changedAfterCommit(tx, id);
-    appendLog(tx, { type: 'link.termination-noticed', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, detail: { endsOn, ...detail } }, now);
+    await appendLog(tx, { type: 'link.termination-noticed', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, detail: { endsOn, ...detail } }, now);
   }
 
   /** Read a link inside the caller's transaction. */
-  stateIn(tx: Db, id: number): LinkState {
+  async stateIn(tx: Db, id: number): Promise<LinkState> {
     return this.load(tx, id);
   }
 
-  terminate(tx: Db, id: number, reason: EndReason, actor: string, now: Date, detail: Record<string, unknown> = {}): void {
-    const s = this.load(tx, id);
-    this.move(tx, s, { kind: 'terminate', reason }, now, { endReason: reason, statusReason: reason });
-    appendLog(tx, { type: 'link.terminated', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, detail: { reason, ...detail } }, now);
+  async terminate(tx: Db, id: number, reason: EndReason, actor: string, now: Date, detail: Record<string, unknown> = {}): Promise<void> {
+    const s = await this.load(tx, id);
+    await this.move(tx, s, { kind: 'terminate', reason }, now, { endReason: reason, statusReason: reason });
+    await appendLog(tx, { type: 'link.terminated', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, detail: { reason, ...detail } }, now);
   }
 
   // ---- change requests (R5.1) ----
@@ -678,39 +678,39 @@ export class Registry {
     // R5.2: a change form may come with a new version of the agency's rules.
     if (input.rules && kind === 'rules') throw new UserError("a rules change carries the amended rules as the change's file, not as separate rules", 'change.file', { kind: 'invalid', field: 'rules' });
     const filedRules = input.rules ? checkDocument(input.rules.filename, input.rules.content) : undefined;
-    return this.cdb.write((tx) => {
-      const s = this.load(tx, id);
+    return this.cdb.write(async (tx) => {
+      const s = await this.load(tx, id);
       const can = canFileChange(s.link.status);
       if (!can.ok) refusal(can);
-      if (rulesDoc && change.kind === 'rules') change = { kind: 'rules', rulesDocument: storeRulesDocument(tx, s.agency, id, rulesDoc, actor, now).id };
-      if (pgp && !credentials.pgpKeyFor(tx, s.agency.id, pgp.fingerprint)) {
-        credentials.insertPgpKey(tx, { agencyId: s.agency.id, ...pgp, addedAt: now.toISOString() });
+      if (rulesDoc && change.kind === 'rules') change = { kind: 'rules', rulesDocument: (await storeRulesDocument(tx, s.agency, id, rulesDoc, actor, now)).id };
+      if (pgp && !(await credentials.pgpKeyFor(tx, s.agency.id, pgp.fingerprint))) {
+        await credentials.insertPgpKey(tx, { agencyId: s.agency.id, ...pgp, addedAt: now.toISOString() });
       }
-      const rulesWith = filedRules ? storeRulesDocument(tx, s.agency, id, filedRules, actor, now).id : undefined;
+      const rulesWith = filedRules ? (await storeRulesDocument(tx, s.agency, id, filedRules, actor, now)).id : undefined;
       return this.fileChangeIn(tx, id, change, actor, now, rulesWith);
     });
   }
 
   /** File a change request inside the caller's transaction (a vendor's removal files one with its own record). */
-  fileChangeIn(tx: Db, id: number, change: Change, actor: string, now: Date, filedRules?: number): links.ChangeRow {
-    const s = this.load(tx, id);
+  async fileChangeIn(tx: Db, id: number, change: Change, actor: string, now: Date, filedRules?: number): Promise<links.ChangeRow> {
+    const s = await this.load(tx, id);
     const can = canFileChange(s.link.status);
     if (!can.ok) refusal(can);
     // Refuse at filing time what could never be approved.
-    this.nextContent(tx, s, change);
+    await this.nextContent(tx, s, change);
     // R5.2: the request names the rules it came with: those filed with it, else the agency's newest on record.
-    const rulesDocument = change.kind === 'rules' ? change.rulesDocument : (filedRules ?? documents.listMeta(tx, { agencyId: s.agency.id, kind: RULES_KIND })[0]?.id ?? null);
-    const cr = links.insertChange(tx, { linkId: id, kind: change.kind, change, status: 'pending', filedAt: now.toISOString(), filedBy: actor, decidedAt: null, decidedBy: null, reason: null, revision: null, rulesDocument, letterNo: null, letterDate: null });
-    appendLog(tx, { type: 'change.filed', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, object: `change:${cr.id}`, detail: { kind: change.kind, change } }, now);
+    const rulesDocument = change.kind === 'rules' ? change.rulesDocument : (filedRules ?? (await documents.listMeta(tx, { agencyId: s.agency.id, kind: RULES_KIND }))[0]?.id ?? null);
+    const cr = await links.insertChange(tx, { linkId: id, kind: change.kind, change, status: 'pending', filedAt: now.toISOString(), filedBy: actor, decidedAt: null, decidedBy: null, reason: null, revision: null, rulesDocument, letterNo: null, letterDate: null });
+    await appendLog(tx, { type: 'change.filed', agency: s.agency.code, linkId: id, revision: s.link.currentRevision, actor, object: `change:${cr.id}`, detail: { kind: change.kind, change } }, now);
     return cr;
   }
 
   /** The revision a change would make, checked: catalog and endpoints, and no vendor machine left outside the allow-list (R8.1). */
-  private nextContent(tx: Db, s: LinkState, change: Change): RevisionContent {
+  private async nextContent(tx: Db, s: LinkState, change: Change): Promise<RevisionContent> {
     const next = applyChange(s.content, change);
     if (!next.ok) refusal(next);
     this.checkContent(next.value);
-    if (change.kind === 'client-cert' || (change.kind === 'method' && change.clientCerts !== undefined)) assertCertsOfOneAgency(tx, next.value.clientCerts, s.agency);
+    if (change.kind === 'client-cert' || (change.kind === 'method' && change.clientCerts !== undefined)) await assertCertsOfOneAgency(tx, next.value.clientCerts, s.agency);
     if (change.kind === 'ips') {
       // R8.2. Only the new list is judged, so a link approved with a wide entry before the rule can still
       // file other changes; and a list inside the current one opens nothing new, so a vendor's removal
@@ -718,7 +718,7 @@ export class Registry {
       const narrowing = change.allowIps.every((e) => cidrWithin(e, s.content.allowIps));
       const wide = narrowing ? [] : allowListProblems(change.allowIps);
       if (wide.length) throw new UserError(wide.join('; '), 'allow-list.too-wide');
-      const stranded = machinesOutside(vendors.forLink(tx, s.link.id), next.value.allowIps);
+      const stranded = machinesOutside(await vendors.forLink(tx, s.link.id), next.value.allowIps);
       if (stranded.length) {
         throw new UserError(`the new allow-list leaves vendor machines outside: ${stranded.join(', ')}; remove the vendor first`, 'change.ips.vendor');
       }
@@ -726,8 +726,8 @@ export class Registry {
     return next.value;
   }
 
-  private pendingChange(tx: Db, changeId: number): links.ChangeRow {
-    const cr = links.changeById(tx, changeId);
+  private async pendingChange(tx: Db, changeId: number): Promise<links.ChangeRow> {
+    const cr = await links.changeById(tx, changeId);
     if (!cr) throw new UserError(`change request ${changeId} does not exist`, 'change.unknown');
     if (cr.status !== 'pending') throw new UserError(`change request ${changeId} is ${cr.status} already`, 'change.decided', 'conflict');
     return cr;
@@ -738,43 +738,43 @@ export class Registry {
    * records the link's end date and ends nothing: a link ends only through the compliance service,
    * which opens the disposal task and issues the notice; callers ask it to end links whose day has come.
    */
-  approveChange(changeId: number, by: string, reply?: { letterNo?: string; letterDate?: string }): { change: links.ChangeRow; link: LinkView } {
+  async approveChange(changeId: number, by: string, reply?: { letterNo?: string; letterDate?: string }): Promise<{ change: links.ChangeRow; link: LinkView }> {
     const now = this.clock.now();
     // R-F9: the commands NIA decides with (CLI, console) always pass the reply letter; given, it is checked and kept.
     const letter = reply ? checkReplyLetter(reply, taipeiDate(now), `change request ${changeId}`) : undefined;
-    const linkId = this.cdb.write((tx) => {
-      const cr = this.pendingChange(tx, changeId);
-      const s = this.load(tx, cr.linkId);
+    const linkId = await this.cdb.write(async (tx) => {
+      const cr = await this.pendingChange(tx, changeId);
+      const s = await this.load(tx, cr.linkId);
       const can = canFileChange(s.link.status);
       if (!can.ok) refusal(can);
       const change = cr.change as Change;
-      const next = this.nextContent(tx, s, change);
+      const next = await this.nextContent(tx, s, change);
       if (change.kind === 'rules') {
-        const rules = rulesGate(tx, change.rulesDocument);
+        const rules = await rulesGate(tx, change.rulesDocument);
         if (!rules.ok) throw new UserError(`change request ${cr.id} cannot be approved: ${rules.refusal.message}`, rules.refusal.code);
       }
       const number = s.link.currentRevision + 1;
-      links.insertRevision(tx, { linkId: s.link.id, number, content: next, changeRequestId: cr.id, createdAt: now.toISOString() });
-      links.update(tx, s.link.id, { currentRevision: number, ...(change.kind === 'stop' ? { endsOn: change.stopOn } : {}) });
+      await links.insertRevision(tx, { linkId: s.link.id, number, content: next, changeRequestId: cr.id, createdAt: now.toISOString() });
+      await links.update(tx, s.link.id, { currentRevision: number, ...(change.kind === 'stop' ? { endsOn: change.stopOn } : {}) });
       this.changedAfterCommit(tx, s.link.id);
       if (letter && !letter.ok) refusal(letter);
       const reply = letter?.ok ? { letterNo: letter.value.no, letterDate: letter.value.date } : {};
-      links.updateChange(tx, cr.id, { status: 'approved', decidedAt: now.toISOString(), decidedBy: by, revision: number, ...reply });
-      appendLog(tx, { type: 'change.approved', agency: s.agency.code, linkId: s.link.id, revision: number, actor: by, object: `change:${cr.id}`, detail: { kind: cr.kind, ...reply } }, now);
+      await links.updateChange(tx, cr.id, { status: 'approved', decidedAt: now.toISOString(), decidedBy: by, revision: number, ...reply });
+      await appendLog(tx, { type: 'change.approved', agency: s.agency.code, linkId: s.link.id, revision: number, actor: by, object: `change:${cr.id}`, detail: { kind: cr.kind, ...reply } }, now);
       return s.link.id;
     });
-    return { change: links.changeById(this.cdb.db, changeId)!, link: this.show(linkId) };
+    return { change: (await links.changeById(this.cdb.db, changeId))!, link: await this.show(linkId) };
   }
 
-  rejectChange(changeId: number, reason: string, by: string): links.ChangeRow {
+  async rejectChange(changeId: number, reason: string, by: string): Promise<links.ChangeRow> {
     const why = requireText(reason, 'a reason', 'reason');
     const now = this.clock.now();
-    return this.cdb.write((tx) => {
-      const cr = this.pendingChange(tx, changeId);
-      const s = this.load(tx, cr.linkId);
-      links.updateChange(tx, cr.id, { status: 'rejected', decidedAt: now.toISOString(), decidedBy: by, reason: why });
-      appendLog(tx, { type: 'change.rejected', agency: s.agency.code, linkId: s.link.id, revision: s.link.currentRevision, actor: by, object: `change:${cr.id}`, detail: { kind: cr.kind, reason: why } }, now);
-      return links.changeById(tx, cr.id)!;
+    return this.cdb.write(async (tx) => {
+      const cr = await this.pendingChange(tx, changeId);
+      const s = await this.load(tx, cr.linkId);
+      await links.updateChange(tx, cr.id, { status: 'rejected', decidedAt: now.toISOString(), decidedBy: by, reason: why });
+      await appendLog(tx, { type: 'change.rejected', agency: s.agency.code, linkId: s.link.id, revision: s.link.currentRevision, actor: by, object: `change:${cr.id}`, detail: { kind: cr.kind, reason: why } }, now);
+      return (await links.changeById(tx, cr.id))!;
     });
   }
 
@@ -785,16 +785,16 @@ export class Registry {
    * version and review, stamped form) is read for all of them at once, a fixed number of statements
    * however many links there are. `known`: agencies already read (their sponsors among them, when any).
    */
-  private views(tx: Db, sources: readonly ViewSource[], known: ReadonlyMap<number, agencies.AgencyRow> = new Map()): LinkView[] {
+  private async views(tx: Db, sources: readonly ViewSource[], known: ReadonlyMap<number, agencies.AgencyRow> = new Map()): Promise<LinkView[]> {
     if (sources.length === 0) return [];
     const linkIds = sources.map((s) => s.link.id);
     const sponsorIds = distinct(sources.map((s) => s.agency.sponsorId)).filter((id) => !known.has(id));
-    const agencyById = new Map([...known, ...byId(agencies.withSponsors(tx, sponsorIds))]);
-    const rulesDocs = byId(documents.metas(tx, distinct(sources.map((s) => s.content.rulesDocument))));
-    const reviews = new Map(rulesReviews.latestOf(tx, [...rulesDocs.keys()]).map((r) => [r.documentId, r]));
+    const agencyById = new Map([...known, ...byId(await agencies.withSponsors(tx, sponsorIds))]);
+    const rulesDocs = byId(await documents.metas(tx, distinct(sources.map((s) => s.content.rulesDocument))));
+    const reviews = new Map((await rulesReviews.latestOf(tx, [...rulesDocs.keys()])).map((r) => [r.documentId, r]));
     const vendorsOf = new Map<number, vendors.VendorRow[]>();
-    for (const v of vendors.forLinks(tx, linkIds)) vendorsOf.set(v.linkId, [...(vendorsOf.get(v.linkId) ?? []), v]);
-    const stamped = new Map(documents.newestOfLinks(tx, linkIds, STAMPED_FORM_KIND).map((d) => [d.linkId!, d]));
+    for (const v of await vendors.forLinks(tx, linkIds)) vendorsOf.set(v.linkId, [...(vendorsOf.get(v.linkId) ?? []), v]);
+    const stamped = new Map((await documents.newestOfLinks(tx, linkIds, STAMPED_FORM_KIND)).map((d) => [d.linkId!, d]));
     return sources.map(({ link, agency, content: c }) => {
       const doc = c.rulesDocument === null ? undefined : rulesDocs.get(c.rulesDocument);
       const review = doc ? reviews.get(doc.id) : undefined;
@@ -846,21 +846,21 @@ export class Registry {
     });
   }
 
-  private view(s: ViewSource): LinkView {
-    return this.views(this.cdb.db, [s])[0];
+  private async view(s: ViewSource): Promise<LinkView> {
+    return (await this.views(this.cdb.db, [s]))[0];
   }
 
-  show(id: number): LinkView {
-    return this.view(this.state(id));
+  async show(id: number): Promise<LinkView> {
+    return this.view(await this.state(id));
   }
 
   /** Every link (or those with this status), oldest first, in a fixed number of statements. */
-  list(status?: LinkStatus): LinkView[] {
+  async list(status?: LinkStatus): Promise<LinkView[]> {
     const db = this.cdb.db;
-    const rows = links.list(db, status);
+    const rows = await links.list(db, status);
     if (rows.length === 0) return [];
-    const agencyById = byId(agencies.withSponsors(db, distinct(rows.map((l) => l.agencyId))));
-    const contents = this.currentContents(db, rows);
+    const agencyById = byId(await agencies.withSponsors(db, distinct(rows.map((l) => l.agencyId))));
+    const contents = await this.currentContents(db, rows);
     const sources = rows.map((link) => {
       const agency = agencyById.get(link.agencyId);
       if (!agency) throw new Error(`link ${link.id}: agency missing`);
@@ -870,12 +870,12 @@ export class Registry {
   }
 
   /** How many change requests wait for NIA's decision, by link (links without any are absent). */
-  pendingChanges(linkIds: readonly number[]): Map<number, number> {
+  async pendingChanges(linkIds: readonly number[]): Promise<Map<number, number>> {
     return links.pendingChangeCounts(this.cdb.db, linkIds);
   }
 
-  history(id: number): { revisions: links.RevisionRow[]; changes: links.ChangeRow[] } {
-    this.state(id);
-    return { revisions: links.revisions(this.cdb.db, id), changes: links.changes(this.cdb.db, id) };
+  async history(id: number): Promise<{ revisions: links.RevisionRow[]; changes: links.ChangeRow[] }> {
+    await this.state(id);
+    return { revisions: await links.revisions(this.cdb.db, id), changes: await links.changes(this.cdb.db, id) };
   }
 }

@@ -32,12 +32,12 @@ export class VendorService {
     private readonly clock: Clock,
   ) {}
 
-  add(input: { linkId: number; name: string; contact: string; machines: string[]; parentId?: number }, actor: string): VendorRow {
+  async add(input: { linkId: number; name: string; contact: string; machines: string[]; parentId?: number }, actor: string): Promise<VendorRow> {
     const name = text(input.name, "the vendor's name", 'name', 200);
     const contact = text(input.contact, "the vendor's contact", 'contact', 500);
     const now = this.clock.now();
-    return this.cdb.write((tx) => {
-      const s = this.registry.load(tx, input.linkId);
+    return this.cdb.write(async (tx) => {
+      const s = await this.registry.load(tx, input.linkId);
       if (s.link.status === 'terminated' || s.link.status === 'rejected') {
         throw new UserError(`link ${input.linkId} is ${s.link.status}: it takes no vendors`, 'vendor.link-status');
       }
@@ -45,14 +45,14 @@ export class VendorService {
       if (!machines.ok) throw refusalError(machines.refusal);
       let parent: VendorRow | undefined;
       if (input.parentId !== undefined) {
-        parent = vendors.byId(tx, input.parentId);
+        parent = await vendors.byId(tx, input.parentId);
         if (!parent || parent.linkId !== s.link.id || parent.removedAt) {
           throw new UserError(`the contractor ${input.parentId} named as parent is not a current vendor of link ${s.link.id}`, 'vendor.parent', { field: 'parentId' });
         }
       }
-      const same = vendors.forLink(tx, s.link.id).find((v) => v.name === name && v.parentId === (parent?.id ?? null));
+      const same = (await vendors.forLink(tx, s.link.id)).find((v) => v.name === name && v.parentId === (parent?.id ?? null));
       if (same) throw new UserError(`vendor ${same.id} "${name}" is already recorded for link ${s.link.id}`, 'vendor.exists');
-      const row = vendors.insert(tx, {
+      const row = await vendors.insert(tx, {
         linkId: s.link.id,
         parentId: parent?.id ?? null,
         name,
@@ -64,7 +64,7 @@ export class VendorService {
         removedBy: null,
         removalChangeId: null,
       });
-      appendLog(
+      await appendLog(
         tx,
         {
           type: 'vendor.added',
@@ -86,14 +86,14 @@ export class VendorService {
    * request drops its machines that no other current vendor uses, so the allow-list changes by a
    * new revision once NIA approves it.
    */
-  remove(id: number, reason: string | undefined, actor: string): { vendor: VendorRow; changeId: number | null; allowIps: string[] | null } {
+  async remove(id: number, reason: string | undefined, actor: string): Promise<{ vendor: VendorRow; changeId: number | null; allowIps: string[] | null }> {
     const now = this.clock.now();
-    const out = this.cdb.write((tx) => {
-      const v = vendors.byId(tx, id);
+    const out = await this.cdb.write(async (tx) => {
+      const v = await vendors.byId(tx, id);
       if (!v) throw new UserError(`vendor ${id} does not exist`, 'vendor.unknown');
       if (v.removedAt) throw new UserError(`vendor ${id} was removed already (${v.removedAt})`, 'vendor.removed');
-      const s = this.registry.load(tx, v.linkId);
-      const current = vendors.forLink(tx, v.linkId);
+      const s = await this.registry.load(tx, v.linkId);
+      const current = await vendors.forLink(tx, v.linkId);
       const subs = current.filter((c) => c.parentId === v.id);
       if (subs.length) {
         throw new UserError(`vendor ${id} has sub-contractors ${subs.map((c) => c.id).join(', ')}: remove them first`, 'vendor.has-subcontractors');
@@ -101,7 +101,7 @@ export class VendorService {
       const others = new Set(current.filter((c) => c.id !== v.id).flatMap((c) => c.machines));
       const drop = v.machines.filter((m) => !others.has(m));
       // Gone before the change is filed, so the change's own check does not count its machines.
-      vendors.update(tx, v.id, { removedAt: now.toISOString(), removedBy: actor });
+      await vendors.update(tx, v.id, { removedAt: now.toISOString(), removedBy: actor });
       let changeId: number | null = null;
       let allowIps: string[] | null = null;
       if (drop.length && (s.link.status === 'active' || s.link.status === 'suspended')) {
@@ -112,10 +112,10 @@ export class VendorService {
             'vendor.last-machines',
           );
         }
-        changeId = this.registry.fileChangeIn(tx, s.link.id, { kind: 'ips', allowIps }, actor, now).id;
-        vendors.update(tx, v.id, { removalChangeId: changeId });
+        changeId = (await this.registry.fileChangeIn(tx, s.link.id, { kind: 'ips', allowIps }, actor, now)).id;
+        await vendors.update(tx, v.id, { removalChangeId: changeId });
       }
-      appendLog(
+      await appendLog(
         tx,
         {
           type: 'vendor.removed',
@@ -130,23 +130,22 @@ export class VendorService {
       );
       // Its machines are off the allow-list in force now (Registry.load): open sessions from them close.
       this.registry.changedAfterCommit(tx, s.link.id);
-      return { vendor: vendors.byId(tx, v.id)!, changeId, allowIps };
+      return { vendor: (await vendors.byId(tx, v.id))!, changeId, allowIps };
     });
     return out;
   }
 
   /** One vendor, current or removed, with its sub-contractors and the audits that named it (R9.2). */
-  show(id: number): VendorDetail {
+  async show(id: number): Promise<VendorDetail> {
     const db = this.cdb.db;
-    const v = vendors.byId(db, id);
+    const v = await vendors.byId(db, id);
     if (!v) throw new UserError(`vendor ${id} does not exist`, 'vendor.unknown');
-    const s = this.registry.state(v.linkId);
-    const subcontractors = vendors
-      .forLink(db, v.linkId, { removed: true })
+    const s = await this.registry.state(v.linkId);
+    const subcontractors = (await vendors.forLink(db, v.linkId, { removed: true }))
       .filter((c) => c.parentId === v.id)
       .map((c) => ({ id: c.id, name: c.name, removedAt: c.removedAt }));
-    const named = compliance.auditsOfVendor(db, v.id);
-    const codes = new Map(agencies.byIds(db, [...new Set(named.map((a) => a.agencyId))]).map((a) => [a.id, a.code]));
+    const named = await compliance.auditsOfVendor(db, v.id);
+    const codes = new Map((await agencies.byIds(db, [...new Set(named.map((a) => a.agencyId))])).map((a) => [a.id, a.code]));
     const audits = named.map((a) => ({
       id: a.id,
       date: a.date,
@@ -160,9 +159,9 @@ export class VendorService {
     return { ...v, agency: s.agency.code, subcontractors, audits };
   }
 
-  list(opts: { linkId?: number; removed?: boolean } = {}): VendorRow[] {
+  async list(opts: { linkId?: number; removed?: boolean } = {}): Promise<VendorRow[]> {
     if (opts.linkId !== undefined) {
-      this.registry.state(opts.linkId);
+      await this.registry.state(opts.linkId);
       return vendors.forLink(this.cdb.db, opts.linkId, { removed: opts.removed });
     }
     return vendors.list(this.cdb.db, { removed: opts.removed });

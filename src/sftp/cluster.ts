@@ -95,20 +95,22 @@ async function startFront(d: SftpDeps, port: number, workers: Worker[]): Promise
     const w = live[turn++ % live.length];
     w.send(HANDOFF, socket, (err: Error | null) => err && socket.destroy());
   };
-  const server = createServer({ pauseOnConnect: true }, (socket) => {
+  const admit = async (socket: Socket): Promise<void> => {
     const ip = normaliseIp(socket.remoteAddress ?? '');
     if (closing) return void socket.destroy();
+    // Before the gate is asked: a reset while it reads the database must not go unheard.
+    socket.on('error', () => undefined);
     let refusal: string | null;
     try {
-      refusal = gate.check(ip);
+      refusal = await gate.check(ip);
     } catch (err) {
       log.error({ err: (err as Error).message }, 'sftp: gate failed; connection refused');
       refusal = 'error';
     }
     if (refusal) return refuse(socket, ip, refusal);
-    socket.on('error', () => undefined);
     void gate.banned(ip).then((banned) => (banned ? refuse(socket, ip, 'banned') : handOn(socket, ip)));
-  });
+  };
+  const server = createServer({ pauseOnConnect: true }, (socket) => void admit(socket));
 
   const timer = setInterval(() => gate.tick(), s.recheckSec * 1000);
   timer.unref();
@@ -119,7 +121,7 @@ async function startFront(d: SftpDeps, port: number, workers: Worker[]): Promise
     closing = true;
     clearInterval(timer);
     await new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
-    refusals.stop();
+    await refusals.stop();
     await subscriber.quit().catch(() => subscriber.disconnect());
     await redis.quit().catch(() => redis.disconnect());
   };

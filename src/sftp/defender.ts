@@ -113,6 +113,6 @@ export class Defender {
 /** An operator lifts a ban: done in Redis, recorded in the usage log. False when the address was not banned. */
 export async function liftBan(defender: Defender, cdb: ControlDb, clock: Clock, ip: string, actor: string): Promise<boolean> {
   const lifted = await defender.unban(ip);
-  if (lifted) cdb.write((tx) => appendLog(tx, { type: 'defender.unbanned', ip: normaliseIp(ip), actor, channel: 'sftp-pull' }, clock.now()));
+  if (lifted) await cdb.write((tx) => appendLog(tx, { type: 'defender.unbanned', ip: normaliseIp(ip), actor, channel: 'sftp-pull' }, clock.now()));
   return lifted;
 }

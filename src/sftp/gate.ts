@@ -73,9 +73,11 @@ export class AllowSet {
   /** After a failed rebuild: the previous list stands until then, so a broken database is not asked once per connection. */
   private retryAt = 0;
   private readonly answers = new Map<string, boolean>();
+  /** The rebuild under way, which connections asking meanwhile wait for rather than start another. */
+  private rebuilding: { key: string; done: Promise<void> } | null = null;
 
   constructor(
-    private readonly build: () => string[],
+    private readonly build: () => Promise<string[]>,
     private readonly onError: (err: Error) => void,
   ) {}
 
@@ -83,8 +85,8 @@ export class AllowSet {
     this.builtFor = null;
   }
 
-  allows(ip: string, key: string): boolean {
-    if (key !== this.builtFor || (this.retryAt !== 0 && Date.now() >= this.retryAt)) this.rebuild(key);
+  async allows(ip: string, key: string): Promise<boolean> {
+    if (key !== this.builtFor || (this.retryAt !== 0 && Date.now() >= this.retryAt)) await this.rebuild(key);
     let yes = this.answers.get(ip);
     if (yes === undefined) {
       const f = isIP(ip);
@@ -95,10 +97,19 @@ export class AllowSet {
     return yes;
   }
 
-  private rebuild(key: string): void {
+  private rebuild(key: string): Promise<void> {
+    if (this.rebuilding?.key === key) return this.rebuilding.done;
+    const done = this.read(key).finally(() => {
+      if (this.rebuilding?.done === done) this.rebuilding = null;
+    });
+    this.rebuilding = { key, done };
+    return done;
+  }
+
+  private async read(key: string): Promise<void> {
     let cidrs: string[];
     try {
-      cidrs = this.build();
+      cidrs = await this.build();
     } catch (err) {
       this.builtFor = key;
       this.retryAt = Date.now() + 1000;
@@ -139,29 +150,30 @@ export interface GateDeps {
 export class Gate {
   private readonly rate: AcceptRate;
   private readonly allowed: AllowSet;
-  private keyThisTurn: string | undefined;
+  private keyThisTurn: Promise<string> | undefined;
 
   constructor(private readonly d: GateDeps) {
     this.rate = new AcceptRate(d.settings.acceptRatePerIp, d.settings.acceptBurstPerIp);
     this.allowed = new AllowSet(
-      () => d.accounts.reachableCidrs(d.clock.now()),
+      async () => d.accounts.reachableCidrs(d.clock.now()),
       (err) => d.log.error({ err: err.message }, 'sftp: allow-list not rebuilt; the previous one stands'),
     );
   }
 
   /** The state the allow-set depends on (a link or agency changed; the day, for use periods), read once per event-loop turn. */
-  private key(): string {
+  private key(): Promise<string> {
     if (this.keyThisTurn === undefined) {
-      this.keyThisTurn = `${queries.registryVersion(this.d.cdb.db)}|${taipeiDate(this.d.clock.now())}`;
+      const day = taipeiDate(this.d.clock.now());
+      this.keyThisTurn = queries.registryVersion(this.d.cdb.db).then((version) => `${version}|${day}`);
       setImmediate(() => (this.keyThisTurn = undefined));
     }
     return this.keyThisTurn;
   }
 
-  /** The reason to refuse a connection from `ip` (normalised), or null. Throws when the database cannot be read. */
-  check(ip: string): string | null {
+  /** The reason to refuse a connection from `ip` (normalised), or null. Rejects when the database cannot be read. */
+  async check(ip: string): Promise<string | null> {
     if (!this.rate.take(addressKey(ip), Date.now())) return 'rate.address';
-    if (!this.allowed.allows(ip, this.key())) return 'ip.not-allowed';
+    if (!(await this.allowed.allows(ip, await this.key()))) return 'ip.not-allowed';
     return null;
   }
 

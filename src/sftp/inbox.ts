@@ -79,27 +79,31 @@ export class InboxService {
   constructor(readonly d: InboxDeps) {}
 
   /** The link's uploads waiting for an answer. */
-  listing(linkId: number): Listed[] {
-    return repo.pendingUploads(this.d.cdb.db, linkId).map((r) => ({ name: r.name, bytes: r.bytes, receivedAt: r.receivedAt }));
+  async listing(linkId: number): Promise<Listed[]> {
+    return (await repo.pendingUploads(this.d.cdb.db, linkId)).map((r) => ({ name: r.name, bytes: r.bytes, receivedAt: r.receivedAt }));
   }
 
   /** Open a new upload of `name`, or say why not (a name taken, a quota reached, no spool). */
-  begin(who: Uploader, name: string): Upload | UploadError {
+  async begin(who: Uploader, name: string): Promise<Upload | UploadError> {
     if (!INBOX_NAME.test(name)) return { code: 'inbox.name', message: 'name not allowed', denied: true };
+    // The database is read first; the checks against the uploads in progress and the registering of this
+    // one follow without a pause, so uploads begun side by side (other sessions) are all counted.
+    const db = this.d.cdb.db;
+    const pending = await repo.pendingUploads(db, who.linkId);
+    const stats = await repo.pendingStats(db, who.linkId);
+    const hourAgo = new Date(this.d.clock.now().getTime() - 3600_000).toISOString();
+    const lastHour = await repo.uploadsSince(db, who.linkId, hourAgo);
     const mine = this.open.get(who.linkId) ?? new Set<Upload>();
     if ([...mine].some((u) => u.name === name)) return { code: 'inbox.name-taken', message: 'an upload of this name is in progress', denied: true };
-    const db = this.d.cdb.db;
-    if (repo.pendingUploads(db, who.linkId).some((r) => r.name === name)) return { code: 'inbox.name-taken', message: 'an upload of this name is pending', denied: true };
+    if (pending.some((r) => r.name === name)) return { code: 'inbox.name-taken', message: 'an upload of this name is pending', denied: true };
     const s = this.d.settings;
-    const stats = repo.pendingStats(db, who.linkId);
     const files = stats.files + mine.size;
     // An upload in progress holds the most it may still grow to, not what it has so far: uploads opened
     // side by side can never add up to more than the quota left.
     const bytes = stats.bytes + [...mine].reduce((n, u) => n + u.limit, 0);
     if (files >= s.maxPendingFiles) return { code: 'inbox.pending-files', message: `quota: ${s.maxPendingFiles} uploads already wait for an answer` };
     if (bytes >= s.maxPendingBytes) return { code: 'inbox.pending-bytes', message: `quota: ${s.maxPendingBytes} bytes already wait for an answer` };
-    const hourAgo = new Date(this.d.clock.now().getTime() - 3600_000).toISOString();
-    if (repo.uploadsSince(db, who.linkId, hourAgo) + mine.size >= s.maxUploadsPerHour) return { code: 'inbox.rate', message: `quota: ${s.maxUploadsPerHour} uploads per hour` };
+    if (lastHour + mine.size >= s.maxUploadsPerHour) return { code: 'inbox.rate', message: `quota: ${s.maxUploadsPerHour} uploads per hour` };
     let fd: number;
     let part: string;
     try {
@@ -254,11 +258,11 @@ export class Upload {
     }
     fsync(this.fd!, (err) => {
       if (err) return done(this.discard({ code: 'upload.spool-write', message: 'cannot store the upload' }));
-      done(...this.commit());
+      void this.commit().then((r) => done(...r));
     });
   }
 
-  private commit(): [UploadError | null, number?] {
+  private async commit(): Promise<[UploadError | null, number?]> {
     const d = this.service.d;
     const final = this.part.slice(0, -PART.length);
     const sha256 = this.hash.digest('hex');
@@ -272,9 +276,9 @@ export class Upload {
     }
     let id: number;
     try {
-      id = d.cdb.write((tx) => {
+      id = await d.cdb.write(async (tx) => {
         const now = d.clock.now();
-        const uploadId = repo.insertUpload(tx, {
+        const uploadId = await repo.insertUpload(tx, {
           linkId: this.who.linkId,
           account: this.who.account,
           ip: this.who.ip,
@@ -285,7 +289,7 @@ export class Upload {
           spool: final,
           receivedAt: now.toISOString(),
         });
-        appendLog(
+        await appendLog(
           tx,
           { type: 'file.uploaded', ...this.who.logFields, actor: this.who.account, ip: this.who.ip, channel: CHANNEL, object: this.name, detail: { upload: uploadId, kind: uploadKind(this.name), bytes: this.bytes, sha256 } },
           now,

@@ -42,7 +42,7 @@ export class RefusalLog {
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => this.flushSafely(), this.settings.intervalSec * 1000);
+    this.timer = setInterval(() => void this.flushSafely(), this.settings.intervalSec * 1000);
     this.timer.unref();
   }
 
@@ -63,7 +63,7 @@ export class RefusalLog {
   }
 
   /** Write what was counted since the last flush, in one transaction. */
-  flush(): void {
+  async flush(): Promise<void> {
     if (this.tallies.size === 0 && !this.overflow) return;
     const tallies = this.tallies;
     const overflow = this.overflow;
@@ -74,27 +74,28 @@ export class RefusalLog {
     const now = this.clock.now();
     const intervalSec = this.settings.intervalSec;
     const { type, channel } = this.kind;
-    this.cdb.write((tx) => {
+    await this.cdb.write(async (tx) => {
       for (const { who, ip, ...t } of tallies.values()) {
-        appendLog(tx, { type, ip, channel, ...(who ? { agency: who.agency ?? null, linkId: who.linkId ?? null, revision: who.revision ?? null, actor: who.account } : {}), detail: { ...t, intervalSec } }, now);
+        await appendLog(tx, { type, ip, channel, ...(who ? { agency: who.agency ?? null, linkId: who.linkId ?? null, revision: who.revision ?? null, actor: who.account } : {}), detail: { ...t, intervalSec } }, now);
       }
       if (overflow) {
         const { who: _who, ip: _ip, ...t } = overflow;
-        appendLog(tx, { type, ip: null, channel, detail: { ...t, intervalSec, addresses: overflowIps } }, now);
+        await appendLog(tx, { type, ip: null, channel, detail: { ...t, intervalSec, addresses: overflowIps } }, now);
       }
     });
   }
 
-  private flushSafely(): void {
+  private async flushSafely(): Promise<void> {
     try {
-      this.flush();
+      await this.flush();
     } catch (err) {
       this.onError(err as Error);
     }
   }
 
-  stop(): void {
+  /** Stops the timer and writes what is counted; resolves once it is written (or could not be). */
+  stop(): Promise<void> {
     clearInterval(this.timer);
-    this.flushSafely();
+    return this.flushSafely();
   }
 }

@@ -143,7 +143,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
     clock,
     settings: config.inbox,
     spoolDir: spoolDirOf(config.dataDir),
-    record: (entry) => record(entry),
+    record: (entry) => void record(entry),
     onUploaded: (id) => (d.onUploaded ?? enqueueUpload)(id),
   });
   inbox.sweepOrphans();
@@ -154,9 +154,10 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
   let gating = 0;
   let closing = false;
 
-  const record = (entry: LogEntry) => {
+  /** Resolves once the record is committed, or its loss logged: it never rejects. */
+  const record = async (entry: LogEntry): Promise<void> => {
     try {
-      cdb.write((tx) => appendLog(tx, { channel: CHANNEL, ...entry }, clock.now()));
+      await cdb.write((tx) => appendLog(tx, { channel: CHANNEL, ...entry }, clock.now()));
     } catch (err) {
       log.error({ err: (err as Error).message, type: entry.type }, 'sftp: usage-log record not written');
     }
@@ -176,8 +177,8 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
   // of links. With several processes the primary has run the gate already (sftp/cluster.ts); what it
   // hands on is only counted against this process's share of the limits.
   const gate = new Gate({ cdb, accounts, clock, defender, settings: s, log });
-  let changeThisTurn: string | undefined;
-  const databaseChange = () => {
+  let changeThisTurn: Promise<string> | undefined;
+  const databaseChange = (): Promise<string> => {
     if (changeThisTurn === undefined) {
       changeThisTurn = queries.dataChangeToken(cdb.db);
       setImmediate(() => (changeThisTurn = undefined));
@@ -200,9 +201,11 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
   async function accept(socket: Socket, gated: boolean): Promise<void> {
     const ip = normaliseIp(socket.remoteAddress ?? '');
     if (closing) return void socket.destroy();
+    // Before the gate is asked: a reset while it reads the database must not go unheard.
+    socket.on('error', () => undefined);
     let refusal: string | null;
     try {
-      refusal = (gated ? null : gate.check(ip)) ?? capacity(ip);
+      refusal = (gated ? null : await gate.check(ip)) ?? capacity(ip);
     } catch (err) {
       log.error({ err: (err as Error).message }, 'sftp: gate failed; connection refused');
       refusal = 'error';
@@ -211,7 +214,6 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
       refusals.note(ip, refusal);
       return void socket.destroy();
     }
-    socket.on('error', () => undefined);
     if (!gated) {
       // Held while the defender is asked, so the connections waiting for it count against the limits.
       gating++;
@@ -280,20 +282,20 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
 
   const methods = s.passwordAuth ? ['publickey', 'password'] : ['publickey'];
 
-  function refuse(conn: Conn, ctx: AuthContext, reason: string, account?: AccountRow, extra: Record<string, unknown> = {}): void {
+  async function refuse(conn: Conn, ctx: AuthContext, reason: string, account?: AccountRow, extra: Record<string, unknown> = {}): Promise<void> {
     ctx.reject(methods as any);
     let st: LinkState | undefined;
     try {
-      st = account ? services.registry.state(account.linkId) : undefined;
+      st = account ? await services.registry.state(account.linkId) : undefined;
     } catch {
       /* a link the account points at must exist; the record is written without it otherwise */
     }
-    record({ type: 'auth.failed', ...linkFields(st), actor: account?.username ?? null, ip: conn.ip, detail: { method: ctx.method, reason, ...(account ? {} : { username: printable(ctx.username) }), ...extra } });
+    await record({ type: 'auth.failed', ...linkFields(st), actor: account?.username ?? null, ip: conn.ip, detail: { method: ctx.method, reason, ...(account ? {} : { username: printable(ctx.username) }), ...extra } });
     defender
       .fail(conn.ip, reason)
       .then((ban) => {
         if (!ban) return;
-        record({ type: 'defender.banned', ip: ban.ip, actor: 'sftp', detail: { score: ban.score, bans: ban.bans, until: ban.until, reason } });
+        void record({ type: 'defender.banned', ip: ban.ip, actor: 'sftp', detail: { score: ban.score, bans: ban.bans, until: ban.until, reason } });
         dropPending(ban.ip);
         // The other SFTP processes hold connections from there too (the kernel spreads them out).
         redis.publish(banEventsChannel(config), ban.ip).catch((err) => log.warn({ err: (err as Error).message }, 'sftp: ban not announced (redis)'));
@@ -301,14 +303,14 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
       .catch((err) => log.warn({ err: (err as Error).message }, 'sftp: defender not updated (redis)'));
   }
 
-  function loggedIn(conn: Conn, ctx: AuthContext, account: AccountRow, st: LinkState, key?: { id: number; fingerprint: string; algorithm: string }): void {
+  async function loggedIn(conn: Conn, ctx: AuthContext, account: AccountRow, st: LinkState, key?: { id: number; fingerprint: string; algorithm: string }): Promise<void> {
     if (conn.socket.destroyed) return;
     conn.account = account;
     conn.state = st;
     conn.keyId = key?.id;
     clearTimeout(conn.grace);
     ctx.accept();
-    record({ type: 'auth.succeeded', ...linkFields(st), actor: account.username, ip: conn.ip, detail: { method: ctx.method, ...(key ? { key: key.fingerprint, algorithm: key.algorithm } : {}) } });
+    await record({ type: 'auth.succeeded', ...linkFields(st), actor: account.username, ip: conn.ip, detail: { method: ctx.method, ...(key ? { key: key.fingerprint, algorithm: key.algorithm } : {}) } });
   }
 
   async function authenticate(conn: Conn, ctx: AuthContext): Promise<void> {
@@ -319,7 +321,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
     // Every client starts with `none` to learn the methods: not a failed login.
     if (ctx.method === 'none') return ctx.reject(methods as any);
     if (ctx.method !== 'publickey' && !(ctx.method === 'password' && s.passwordAuth)) return refuse(conn, ctx, 'method.not-allowed');
-    const account = accounts.find(ctx.username);
+    const account = await accounts.find(ctx.username);
     const now = clock.now();
 
     if (ctx.method === 'password') {
@@ -327,7 +329,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
       if (!account) return refuse(conn, ctx, 'account.unknown');
       if (!account.passwordHash) return refuse(conn, ctx, 'password.not-set', account);
       if (!matches) return refuse(conn, ctx, 'password.wrong', account);
-      const may = accounts.mayPull(account, conn.ip, now);
+      const may = await accounts.mayPull(account, conn.ip, now);
       if (!may.ok) return refuse(conn, ctx, may.refusal.code, account);
       return loggedIn(conn, ctx, account, may.value);
     }
@@ -335,19 +337,19 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
     if (ctx.method !== 'publickey') return;
     if (!account) return refuse(conn, ctx, 'account.unknown');
     const offered = ctx.key.data;
-    const key = accounts.activeKeys(account.id).find((k) => publicKey(k.publicKey)?.getPublicSSH().equals(offered));
+    const key = (await accounts.activeKeys(account.id)).find((k) => publicKey(k.publicKey)?.getPublicSSH().equals(offered));
     if (!key) return refuse(conn, ctx, 'key.unknown', account, { probe: !ctx.signature });
     // The algorithm the client names must be the key's own (ssh2 reports rsa-sha2-* as ssh-rsa plus a hash).
     if (ctx.key.algo !== key.algorithm) return refuse(conn, ctx, 'key.algorithm-mismatch', account, { key: key.fingerprint, algorithm: ctx.key.algo });
     if (key.algorithm === 'ssh-rsa' && !ctx.hashAlgo) return refuse(conn, ctx, 'key.sha1-signature', account, { key: key.fingerprint });
-    const may = accounts.mayPull(account, conn.ip, now);
+    const may = await accounts.mayPull(account, conn.ip, now);
     if (!may.ok) return refuse(conn, ctx, may.refusal.code, account, { key: key.fingerprint });
     // A probe without a signature only learns that the key would do (PK_OK); it is not logged in.
     if (!ctx.signature || !ctx.blob) return ctx.accept();
     // verify() can return an Error object, which is truthy: only `true` is a valid signature.
     const valid = publicKey(key.publicKey)?.verify(ctx.blob, ctx.signature, ctx.hashAlgo as any) === true;
     if (!valid) return refuse(conn, ctx, 'signature.invalid', account, { key: key.fingerprint });
-    loggedIn(conn, ctx, account, may.value, key);
+    await loggedIn(conn, ctx, account, may.value, key);
   }
 
   // ---- sessions ----
@@ -358,10 +360,16 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
   }
 
 
-  function downloaded(conn: Conn, r: DownloadRecord): void {
+  /** Never rejects: a record that cannot be written is logged, like record()'s. */
+  async function downloaded(conn: Conn, r: DownloadRecord): Promise<void> {
     const account = conn.account!;
-    const row = deliveries.byId(cdb.db, r.file.delivery);
-    record({
+    let row: deliveries.DeliveryRow | undefined;
+    try {
+      row = await deliveries.byId(cdb.db, r.file.delivery);
+    } catch (err) {
+      return log.error({ err: (err as Error).message, type: 'file.downloaded' }, 'sftp: usage-log record not written');
+    }
+    await record({
       type: 'file.downloaded',
       ...linkFields(conn.state),
       revision: row?.revision ?? conn.state?.link.currentRevision ?? null,
@@ -373,10 +381,10 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
   }
 
   /** R6.1: committed before the first byte of `file` is served; false (the OPEN is refused) when it cannot be. */
-  function downloadStarting(conn: Conn, file: FileNode): boolean {
+  async function downloadStarting(conn: Conn, file: FileNode): Promise<boolean> {
     try {
-      const row = deliveries.byId(cdb.db, file.delivery);
-      cdb.write((tx) =>
+      const row = await deliveries.byId(cdb.db, file.delivery);
+      await cdb.write((tx) =>
         appendLog(
           tx,
           {
@@ -400,9 +408,9 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
   }
 
   /** Whether the link takes uploads now (its current revision); a link that cannot be read takes none. */
-  function takesUploads(linkId: number): boolean {
+  async function takesUploads(linkId: number): Promise<boolean> {
     try {
-      return inboxEnabled(services.registry.state(linkId).content);
+      return inboxEnabled((await services.registry.state(linkId)).content);
     } catch {
       return false;
     }
@@ -446,12 +454,12 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
             share: conn.share,
             downloadLogIntervalMs: s.downloadLogIntervalSec * 1000,
             activity: () => (conn.lastActivity = Date.now()),
-            downloaded: (r) => downloaded(conn, r),
+            downloaded: (r) => void downloaded(conn, r),
             downloadStarting: (file) => downloadStarting(conn, file),
             open: (file) => services.outbox.open(linkId, file.name),
             inbox: {
-              begin: (name) => {
-                const r = inbox.begin({ linkId, account: username, ip: conn.ip, logFields: linkFields(conn.state) }, name);
+              begin: async (name) => {
+                const r = await inbox.begin({ linkId, account: username, ip: conn.ip, logFields: linkFields(conn.state) }, name);
                 if (!(r instanceof Upload)) uploadRefusals.note(conn.ip, r.code, { ...linkFields(conn.state), account: username });
                 return r;
               },
@@ -471,22 +479,23 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
 
   // ---- re-checks: idle sessions, and links that stopped being usable ----
 
-  function recheck(linkId?: number): void {
+  async function recheck(linkId?: number): Promise<void> {
     const now = clock.now();
     for (const c of conns) {
       if (!c.account || c.ending || (linkId !== undefined && c.account.linkId !== linkId)) continue;
       let reason: string | null = null;
       try {
-        const may = accounts.mayPull(c.account, c.ip, now);
+        const may = await accounts.mayPull(c.account, c.ip, now);
         if (!may.ok) reason = may.refusal.code;
-        else if (c.keyId !== undefined && !accounts.activeKeys(c.account.id).some((k) => k.id === c.keyId)) reason = 'key.revoked';
+        else if (c.keyId !== undefined && !(await accounts.activeKeys(c.account.id)).some((k) => k.id === c.keyId)) reason = 'key.revoked';
       } catch (err) {
         // Fail closed: a session stays open only while it is known to be allowed.
         log.error({ err: (err as Error).message }, 'sftp: session re-check failed; session closed');
         reason = 'check.failed';
       }
-      if (reason) {
-        record({ type: 'session.closed', ...linkFields(c.state), actor: c.account.username, ip: c.ip, detail: { reason } });
+      // Another re-check may have ended it meanwhile: one record.
+      if (reason && !c.ending) {
+        void record({ type: 'session.closed', ...linkFields(c.state), actor: c.account.username, ip: c.ip, detail: { reason } });
         end(c);
       }
     }
@@ -496,7 +505,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
     const limit = s.stallTimeoutSec * 1000;
     for (const ss of c.sessions) {
       if (ss.stalledFor(now) <= limit) continue;
-      record({ type: 'session.closed', ...linkFields(c.state), actor: c.account?.username ?? null, ip: c.ip, detail: { reason: 'window.shut', seconds: s.stallTimeoutSec } });
+      void record({ type: 'session.closed', ...linkFields(c.state), actor: c.account?.username ?? null, ip: c.ip, detail: { reason: 'window.shut', seconds: s.stallTimeoutSec } });
       ss.shut();
       c.sessions.delete(ss);
       setTimeout(() => !ss.channelClosed && end(c), CLOSE_GRACE_MS).unref();
@@ -525,7 +534,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
     if (++ticks % s.recheckSec === 0) {
       // Accounts changed behind the service's back move no registry version: the allow-set is made again now and then.
       gate.tick();
-      recheck();
+      void recheck().catch((err) => log.error({ err: (err as Error).message }, 'sftp: session re-check failed'));
     }
   }, 1000);
   timer.unref();
@@ -537,7 +546,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
     if (channel === bans) return dropPending(normaliseIp(message));
     gate.invalidate();
     const id = Number(message);
-    if (Number.isInteger(id) && id > 0) recheck(id);
+    if (Number.isInteger(id) && id > 0) void recheck(id).catch((err) => log.error({ err: (err as Error).message }, 'sftp: session re-check failed'));
   });
   await subscriber.subscribe(linkEventsChannel(config), bans);
 
@@ -562,8 +571,8 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
           c.client?.end();
           c.socket.destroy();
         }
-        refusals.stop();
-        uploadRefusals.stop();
+        await refusals.stop();
+        await uploadRefusals.stop();
         await batchQueue?.close().catch(() => undefined);
         await subscriber.quit().catch(() => subscriber.disconnect());
         await redis.quit().catch(() => redis.disconnect());
@@ -581,8 +590,8 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
     });
   } catch (err) {
     clearInterval(timer);
-    refusals.stop();
-    uploadRefusals.stop();
+    await refusals.stop();
+    await uploadRefusals.stop();
     subscriber.disconnect();
     redis.disconnect();
     throw err;
@@ -603,8 +612,8 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
         c.socket.destroy();
       }
       await stopped;
-      refusals.stop();
-      uploadRefusals.stop();
+      await refusals.stop();
+      await uploadRefusals.stop();
       await batchQueue?.close().catch(() => undefined);
       await subscriber.quit().catch(() => subscriber.disconnect());
       await redis.quit().catch(() => redis.disconnect());
@@ -613,8 +622,8 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
 }
 
 /** The files of a link's built deliveries that its SFTP tree may show, by name (from the delivery rows). */
-export function publishedFor(cdb: ControlDb, linkId: number): Published[] {
-  return deliveries.builtForLink(cdb.db, linkId).flatMap((row) => {
+export async function publishedFor(cdb: ControlDb, linkId: number): Promise<Published[]> {
+  return (await deliveries.builtForLink(cdb.db, linkId)).flatMap((row) => {
     if (!row.fileName) return [];
     const files = publishedFiles(row.fileName);
     const createdAt = row.builtAt ?? row.createdAt;

@@ -88,11 +88,11 @@ export interface SessionHooks {
    * R6.1: a file is about to be served (OPEN for reading): its `file.download-started` record is
    * committed before the handle is given. False when it could not be: the OPEN is refused.
    */
-  downloadStarting(file: FileNode): boolean;
+  downloadStarting(file: FileNode): Promise<boolean>;
   /** A read-only descriptor on a file of the tree (the outbox port's open), read with positioned read(2) into the output slabs. */
   open(file: FileNode): Promise<number>;
   /** Uploads to /inbox (only for accounts whose link takes them). */
-  inbox?: { begin(name: string): Upload | UploadError };
+  inbox?: { begin(name: string): Promise<Upload | UploadError> };
   /** The session broke (the client broke the protocol); the connection should end. */
   abuse(reason: string): void;
 }
@@ -224,6 +224,8 @@ export class SftpSession {
   private inflight = 0;
   private initialised = false;
   private closed = false;
+  /** A request whose answer needs the database is being served: the next waits for it, so answers keep their order. */
+  private serving = false;
   private paused = false;
   private channelGone = false;
   private readonly output: Output;
@@ -362,20 +364,36 @@ export class SftpSession {
     if (this.closed) return;
     const q = this.waiting;
     let starved = false;
-    while (this.head < q.length && this.inflight < MAX_INFLIGHT_READS) {
+    while (this.head < q.length && this.inflight < MAX_INFLIGHT_READS && !this.serving) {
       const r = q[this.head]!;
       if (!this.roomToAnswer(r.type === REQUEST.READ ? DATA_HEADER + Math.min(r.n, MAX_READ) : SMALL_ANSWER)) {
         starved = true;
         break;
       }
+      let served: boolean | void | Promise<void>;
       try {
         // False: no slab for the answer yet; it is served when the channel has taken what is in flight.
-        if (this.serve(r) === false) {
+        served = this.serve(r);
+        if (served === false) {
           starved = true;
           break;
         }
       } catch (err) {
         return this.fail(err);
+      }
+      if (served instanceof Promise) {
+        // Answered once the database has been asked; what waits behind it is served after it.
+        this.serving = true;
+        served.then(
+          () => {
+            this.serving = false;
+            this.pump();
+          },
+          (err: unknown) => {
+            this.serving = false;
+            if (!this.closed) this.fail(err);
+          },
+        );
       }
       if (this.closed) return;
       q[this.head++] = undefined;
@@ -427,8 +445,8 @@ export class SftpSession {
     return this.closed || this.output.queued === 0 ? 0 : nowMs - this.output.progressAt;
   }
 
-  /** False when the request could not be served yet (no room for its answer). */
-  private serve(r: Request): boolean | void {
+  /** False when the request could not be served yet (no room for its answer); a promise when its answer needs the database. */
+  private serve(r: Request): boolean | void | Promise<void> {
     const { id } = r;
     switch (r.type) {
       case REQUEST.READ:
@@ -482,7 +500,8 @@ export class SftpSession {
   // ---- requests ----
 
   private newHandle(h: Handle): Buffer | null {
-    if (!this.hooks.share.handles.take()) return null;
+    // A session that ended while a request waited for the database gives no handle: closeAll() would never give it back.
+    if (this.closed || !this.hooks.share.handles.take()) return null;
     let id: Buffer;
     do id = randomBytes(8);
     while (this.handles.has(id.toString('hex')));
@@ -494,32 +513,32 @@ export class SftpSession {
     if (this.handles.delete(key)) this.hooks.share.handles.give();
   }
 
-  private resolve(p: string): { path: string; node: Node | undefined } {
+  private async resolve(p: string): Promise<{ path: string; node: Node | undefined }> {
     const path = normalise(p);
-    return { path: path ?? '', node: path === null ? undefined : this.tree.lookup(path) };
+    return { path: path ?? '', node: path === null ? undefined : await this.tree.lookup(path) };
   }
 
-  private realpath(id: number, p: string): void {
-    const { path, node } = this.resolve(p);
+  private async realpath(id: number, p: string): Promise<void> {
+    const { path, node } = await this.resolve(p);
     if (!node) return this.status(id, STATUS.NO_SUCH_FILE, 'no such file');
     this.send(namePacket(id, [{ filename: path, longname: path, attrs: attrsOf(node) }]));
   }
 
-  private stat(id: number, p: string): void {
-    const { node } = this.resolve(p);
+  private async stat(id: number, p: string): Promise<void> {
+    const { node } = await this.resolve(p);
     if (!node) return this.status(id, STATUS.NO_SUCH_FILE, 'no such file');
     this.send(attrsPacket(id, attrsOf(node)));
   }
 
-  private readlink(id: number, p: string): void {
-    const { node } = this.resolve(p);
+  private async readlink(id: number, p: string): Promise<void> {
+    const { node } = await this.resolve(p);
     // There are no links in the tree.
     this.status(id, node ? STATUS.FAILURE : STATUS.NO_SUCH_FILE, node ? 'not a symbolic link' : 'no such file');
   }
 
-  private open(id: number, p: string, flags: number): void {
-    const { path, node } = this.resolve(p);
-    if (this.tree.inInbox(path)) return this.openUpload(id, path, flags, node);
+  private async open(id: number, p: string, flags: number): Promise<void> {
+    const { path, node } = await this.resolve(p);
+    if (await this.tree.inInbox(path)) return this.openUpload(id, path, flags, node);
     if ((flags & OPEN_FLAGS.READ) === 0 || (flags & ~OPEN_FLAGS.READ) !== 0) return this.status(id, STATUS.PERMISSION_DENIED, 'read-only');
     if (!node) return this.status(id, STATUS.NO_SUCH_FILE, 'no such file');
     if (node.kind === 'dir') return this.status(id, STATUS.FAILURE, 'is a directory');
@@ -527,12 +546,14 @@ export class SftpSession {
     // Taken before the file is opened, so descriptors never outnumber handles.
     if (!this.hooks.share.handles.take()) return this.status(id, STATUS.FAILURE, 'too many open files');
     this.inflight++;
-    const opened = (err: Error | null, fd: number) => {
+    const opened = async (err: Error | null, fd: number) => {
+      // The record is committed while the OPEN still counts as in flight and holds its handle; a hook that fails did not commit it.
+      const logged = !err && !this.closed && (await this.opened(node).catch(() => false));
       this.inflight--;
       this.hooks.share.handles.give();
       if (err) this.status(id, STATUS.NO_SUCH_FILE, 'no such file');
       else if (this.closed) closeFd(fd, () => undefined);
-      else if (!this.opened(node)) {
+      else if (!logged) {
         closeFd(fd, () => undefined);
         this.status(id, STATUS.FAILURE, 'the download cannot be logged now');
       } else {
@@ -545,10 +566,15 @@ export class SftpSession {
       }
       this.pump();
     };
-    this.hooks.open(node).then(
-      (fd) => opened(null, fd),
-      (err: Error) => opened(err, -1),
-    );
+    this.hooks
+      .open(node)
+      .then(
+        (fd) => opened(null, fd),
+        (err: Error) => opened(err, -1),
+      )
+      .catch((err: unknown) => {
+        if (!this.closed) this.fail(err);
+      });
   }
 
   /**
@@ -556,11 +582,11 @@ export class SftpSession {
    * interval in a session (like the completion records, see noteDownload): a client opening a file in
    * a loop does not add a record per turn, and every turn after the first is covered by the first.
    */
-  private opened(node: FileNode): boolean {
+  private async opened(node: FileNode): Promise<boolean> {
     const now = Date.now();
     const at = this.started.get(node.name);
     if (at !== undefined && now - at < this.hooks.downloadLogIntervalMs) return true;
-    if (!this.hooks.downloadStarting(node)) return false;
+    if (!(await this.hooks.downloadStarting(node))) return false;
     this.started.set(node.name, now);
     return true;
   }
@@ -569,7 +595,7 @@ export class SftpSession {
    * OPEN in /inbox: only a new file, created and written (as clients send an upload: CREAT with EXCL,
    * or with TRUNC of a name that does not exist), with an allowed name; everything else is denied.
    */
-  private openUpload(id: number, path: string, flags: number, node: Node | undefined): void {
+  private async openUpload(id: number, path: string, flags: number, node: Node | undefined): Promise<void> {
     const { READ, WRITE, CREAT, TRUNC, EXCL } = OPEN_FLAGS;
     const writeOnly = (flags & ~(WRITE | CREAT | TRUNC | EXCL)) === 0 && (flags & WRITE) !== 0 && (flags & CREAT) !== 0 && (flags & (TRUNC | EXCL)) !== 0;
     if (!writeOnly || (flags & READ) !== 0) return this.status(id, STATUS.PERMISSION_DENIED, 'write-only: new files only');
@@ -578,8 +604,10 @@ export class SftpSession {
     // Taken first, so an upload that could not be given a handle never opens a spool file.
     if (!this.hooks.share.handles.take()) return this.status(id, STATUS.FAILURE, 'too many open files');
     this.hooks.share.handles.give();
-    const u = this.hooks.inbox.begin(path.slice(INBOX_DIR.length + 1));
+    const u = await this.hooks.inbox.begin(path.slice(INBOX_DIR.length + 1));
     if (!('write' in u)) return this.status(id, u.denied ? STATUS.PERMISSION_DENIED : STATUS.FAILURE, `${u.code}: ${u.message}`);
+    // The session ended while the upload was begun: nothing is kept, as for an upload the end found open.
+    if (this.closed) return u.abort('session.ended');
     const h = this.newHandle({ kind: 'upload', upload: u });
     if (!h) {
       u.abort('upload.no-handle');
@@ -602,8 +630,8 @@ export class SftpSession {
    * Clients set the size and times of what they uploaded (lftp, rclone): accepted and ignored for an
    * upload of this session or a pending one, so the upload is kept; denied anywhere else.
    */
-  private setstat(id: number, p: string): void {
-    const { path, node } = this.resolve(p);
+  private async setstat(id: number, p: string): Promise<void> {
+    const { path, node } = await this.resolve(p);
     const mine = [...this.handles.values()].some((h) => h.kind === 'upload' && !h.upload.failed && `${INBOX_DIR}/${h.upload.name}` === path);
     if (mine || node?.kind === 'upload') return this.status(id, STATUS.OK);
     this.status(id, STATUS.PERMISSION_DENIED, 'read-only');
@@ -615,12 +643,12 @@ export class SftpSession {
     this.status(id, h.kind === 'upload' ? STATUS.OK : STATUS.PERMISSION_DENIED, h.kind === 'upload' ? undefined : 'read-only');
   }
 
-  private opendir(id: number, p: string): void {
-    const { path, node } = this.resolve(p);
+  private async opendir(id: number, p: string): Promise<void> {
+    const { path, node } = await this.resolve(p);
     if (!node) return this.status(id, STATUS.NO_SUCH_FILE, 'no such file');
     if (node.kind !== 'dir') return this.status(id, STATUS.FAILURE, 'not a directory');
-    const parent = this.tree.lookup(normalise('..', path)!)!;
-    const entries = [{ ...node, name: '.' }, { ...parent, name: '..' }, ...(this.tree.list(path) ?? [])];
+    const parent = (await this.tree.lookup(normalise('..', path)!))!;
+    const entries = [{ ...node, name: '.' }, { ...parent, name: '..' }, ...((await this.tree.list(path)) ?? [])];
     const h = this.newHandle({ kind: 'dir', entries });
     if (!h) return this.status(id, STATUS.FAILURE, 'too many open files');
     this.send(handlePacket(id, h));

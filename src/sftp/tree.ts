@@ -65,14 +65,14 @@ export interface Published {
 /** Where a tree's files come from. */
 export interface TreeSource {
   /** The files of the account's link's built deliveries (one database query). */
-  published(): Published[];
+  published(): Promise<Published[]>;
   /** The size and time of a published file in the link's outbox folder (null: not there). */
   stat(name: string): OutboxStat | null;
   /** Changes whenever the database may have changed since it was last asked (cheap; asked on every look-up). */
-  version(): string;
+  version(): Promise<string>;
   now(): number;
   /** The account's /inbox: whether its link takes uploads now (otherwise there is none), and its pending uploads. */
-  inbox?: { enabled(): boolean; pending(): { name: string; bytes: number; receivedAt: string }[] };
+  inbox?: { enabled(): Promise<boolean>; pending(): Promise<{ name: string; bytes: number; receivedAt: string }[]> };
 }
 
 // Names the extract pipeline gives files; anything else (a path separator, a leading dot) is never shown.
@@ -100,19 +100,19 @@ export class OutboxTree {
 
   constructor(private readonly source: TreeSource) {}
 
-  private current(): Snapshot {
-    const version = this.source.version();
+  private async current(): Promise<Snapshot> {
+    const version = await this.source.version();
     const now = this.source.now();
     const s = this.snap;
     if (s && s.version === version && now < s.validUntil) return s;
-    return (this.snap = this.read(version, now, s?.files));
+    return (this.snap = await this.read(version, now, s?.files));
   }
 
-  private read(version: string, now: number, before: Map<string, FileNode> | undefined): Snapshot {
+  private async read(version: string, now: number, before: Map<string, FileNode> | undefined): Promise<Snapshot> {
     const files = new Map<string, FileNode>();
     let validUntil = Infinity;
     let newest = 0;
-    for (const p of this.source.published()) {
+    for (const p of await this.source.published()) {
       const expiresAt = p.expiresAt ? Date.parse(p.expiresAt) : Infinity;
       if (expiresAt <= now) continue;
       const name = p.name;
@@ -138,19 +138,19 @@ export class OutboxTree {
   }
 
   /** Whether the account has an /inbox (its link's current revision may change that at any time). */
-  hasInbox(): boolean {
-    return this.source.inbox?.enabled() ?? false;
+  async hasInbox(): Promise<boolean> {
+    return (await this.source.inbox?.enabled()) ?? false;
   }
 
   /** Is `p` (normalised) a name inside /inbox, for an account that has one? */
-  inInbox(p: string): boolean {
-    return path.posix.dirname(p) === INBOX_DIR && p !== INBOX_DIR && this.hasInbox();
+  async inInbox(p: string): Promise<boolean> {
+    return path.posix.dirname(p) === INBOX_DIR && p !== INBOX_DIR && (await this.hasInbox());
   }
 
   /** Pending uploads, read afresh every time: they come and go with other processes' work. */
-  private uploads(): UploadNode[] | null {
-    if (!this.hasInbox()) return null;
-    return this.source.inbox!.pending().map((u) => ({ kind: 'upload' as const, name: u.name, size: u.bytes, mtime: Math.floor(Date.parse(u.receivedAt) / 1000) })).sort((a, b) => a.name.localeCompare(b.name));
+  private async uploads(): Promise<UploadNode[] | null> {
+    if (!(await this.hasInbox())) return null;
+    return (await this.source.inbox!.pending()).map((u) => ({ kind: 'upload' as const, name: u.name, size: u.bytes, mtime: Math.floor(Date.parse(u.receivedAt) / 1000) })).sort((a, b) => a.name.localeCompare(b.name));
   }
 
   private inboxDir(): DirNode {
@@ -158,21 +158,21 @@ export class OutboxTree {
   }
 
   /** The node at a normalised path, or undefined. */
-  lookup(p: string): Node | undefined {
-    if (p === '/') return { kind: 'dir', name: '/', mtime: this.current().newest };
-    if (p === HOME) return { kind: 'dir', name: 'outbox', mtime: this.current().newest };
-    if (p === INBOX_DIR) return this.hasInbox() ? this.inboxDir() : undefined;
+  async lookup(p: string): Promise<Node | undefined> {
+    if (p === '/') return { kind: 'dir', name: '/', mtime: (await this.current()).newest };
+    if (p === HOME) return { kind: 'dir', name: 'outbox', mtime: (await this.current()).newest };
+    if (p === INBOX_DIR) return (await this.hasInbox()) ? this.inboxDir() : undefined;
     const dir = path.posix.dirname(p);
-    if (dir === INBOX_DIR) return this.uploads()?.find((u) => u.name === path.posix.basename(p));
+    if (dir === INBOX_DIR) return (await this.uploads())?.find((u) => u.name === path.posix.basename(p));
     if (dir !== HOME) return undefined;
-    return this.current().files.get(path.posix.basename(p));
+    return (await this.current()).files.get(path.posix.basename(p));
   }
 
   /** The entries of a directory (without `.` and `..`), or undefined when `p` is not one. */
-  list(p: string): Node[] | undefined {
-    if (p === '/') return [...(this.hasInbox() ? [this.inboxDir()] : []), { kind: 'dir', name: 'outbox', mtime: this.current().newest }];
-    if (p === HOME) return [...this.current().files.values()].sort((a, b) => a.name.localeCompare(b.name));
-    if (p === INBOX_DIR) return this.uploads() ?? undefined;
+  async list(p: string): Promise<Node[] | undefined> {
+    if (p === '/') return [...((await this.hasInbox()) ? [this.inboxDir()] : []), { kind: 'dir', name: 'outbox', mtime: (await this.current()).newest }];
+    if (p === HOME) return [...(await this.current()).files.values()].sort((a, b) => a.name.localeCompare(b.name));
+    if (p === INBOX_DIR) return (await this.uploads()) ?? undefined;
     return undefined;
   }
 }

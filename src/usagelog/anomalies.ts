@@ -77,13 +77,15 @@ const last = <T>(a: T[]) => a[a.length - 1];
  * The new look-ups of the batch by link and Taipei day, each with every look-up of that link on that
  * day so far (a day split across scans is judged whole).
  */
-function lookupDays(tx: Db, rows: Row[]): { linkId: number; agency: string | null; day: string; today: Row[] }[] {
+async function lookupDays(tx: Db, rows: Row[]): Promise<{ linkId: number; agency: string | null; day: string; today: Row[] }[]> {
   const groups = groupBy(rows.filter((r) => r.type === 'query.answered' && r.linkId !== null), (r) => `${r.linkId}|${day(r.at)}`);
-  return [...groups.values()].map((g) => {
+  const out: { linkId: number; agency: string | null; day: string; today: Row[] }[] = [];
+  for (const g of groups.values()) {
     const { linkId, agency, at } = last(g);
     const d = day(at);
-    return { linkId: linkId!, agency, day: d, today: repo.window(tx, { types: ANSWERED, linkId: linkId!, fromAt: startOfTaipeiDay(d).toISOString(), toAt: at }) };
-  });
+    out.push({ linkId: linkId!, agency, day: d, today: await repo.window(tx, { types: ANSWERED, linkId: linkId!, fromAt: startOfTaipeiDay(d).toISOString(), toAt: at }) });
+  }
+  return out;
 }
 /** The one value every record shares, or null. */
 const common = <K extends keyof Row>(rows: Row[], k: K): Row[K] | null => (rows.every((r) => r[k] === rows[0][k]) ? rows[0][k] : null);
@@ -107,32 +109,34 @@ export function outsideBusinessHours(at: string, bh: AnomalySettings['businessHo
  * The rules (R7.1). Each looks at the new records of its kind, grouped by what it is about, and
  * looks back in the log as far as its window needs, so a burst split across two scans is seen whole.
  */
-const rules: Record<RuleName, (tx: Db, rows: Row[], s: AnomalySettings) => Hit[]> = {
+const rules: Record<RuleName, (tx: Db, rows: Row[], s: AnomalySettings) => Hit[] | Promise<Hit[]>> = {
   // Connections the SFTP gate refused because no link lists the address (aggregated records carry a count).
-  'refused-ip': (tx, rows, s) => {
+  'refused-ip': async (tx, rows, s) => {
     const refusedUnlisted = (r: Row) => {
       const d = detailOf(r);
       if (d.reasons && typeof d.reasons === 'object') return Number(d.reasons['ip.not-allowed'] ?? 0);
       return typeof d.count === 'number' ? d.count : 1;
     };
     const groups = groupBy(rows.filter((r) => r.type === 'connection.refused' && r.ip), (r) => `${r.ip}|${day(r.at)}`);
-    return [...groups.values()].flatMap((g) => {
+    const hits: Hit[] = [];
+    for (const g of groups.values()) {
       const { ip, at } = last(g);
       const d = day(at);
-      const all = repo.window(tx, { types: ['connection.refused'], ip: ip!, fromAt: startOfTaipeiDay(d).toISOString(), toAt: at }).filter((r) => refusedUnlisted(r) > 0);
+      const all = (await repo.window(tx, { types: ['connection.refused'], ip: ip!, fromAt: startOfTaipeiDay(d).toISOString(), toAt: at })).filter((r) => refusedUnlisted(r) > 0);
       const n = all.reduce((sum, r) => sum + refusedUnlisted(r), 0);
-      if (n < s.refusedIp.perDay) return [];
-      return [{ rule: 'refused-ip', key: `refused-ip:${ip}:${d}`, linkId: null, agency: null, ip, summary: `${n} connection(s) refused from unlisted address ${ip} on ${d}`, seqs: all.map((r) => r.seq), detail: { refused: n, day: d } }];
-    });
+      if (n < s.refusedIp.perDay) continue;
+      hits.push({ rule: 'refused-ip', key: `refused-ip:${ip}:${d}`, linkId: null, agency: null, ip, summary: `${n} connection(s) refused from unlisted address ${ip} on ${d}`, seqs: all.map((r) => r.seq), detail: { refused: n, day: d } });
+    }
+    return hits;
   },
   // Repeated failed logins from one address within the window.
-  'failed-logins': (tx, rows, s) => {
+  'failed-logins': async (tx, rows, s) => {
     const w = s.failedLogins.windowMinutes * 60_000;
     const groups = groupBy(rows.filter((r) => r.type === 'auth.failed' && r.ip), (r) => r.ip);
     const hits: Hit[] = [];
     for (const g of groups.values()) {
       // The newest window with enough failures; every record of the batch ends one window.
-      const all = repo.window(tx, { types: ['auth.failed'], ip: g[0].ip!, fromAt: minus(g[0].at, w), toAt: last(g).at });
+      const all = await repo.window(tx, { types: ['auth.failed'], ip: g[0].ip!, fromAt: minus(g[0].at, w), toAt: last(g).at });
       let best: Row[] = [];
       let lo = 0;
       let hi = 0;
@@ -149,21 +153,23 @@ const rules: Record<RuleName, (tx: Db, rows: Row[], s: AnomalySettings) => Hit[]
     return hits;
   },
   // A day's download volume of a link far above its trailing daily average (needs some history).
-  volume: (tx, rows, s) => {
+  volume: async (tx, rows, s) => {
     const v = s.volume;
     const groups = groupBy(rows.filter((r) => r.type === 'file.downloaded' && r.linkId !== null), (r) => `${r.linkId}|${day(r.at)}`);
-    return [...groups.values()].flatMap((g) => {
+    const hits: Hit[] = [];
+    for (const g of groups.values()) {
       const { linkId, at } = last(g);
       const d = day(at);
       const dayStart = startOfTaipeiDay(d).toISOString();
-      const today = repo.window(tx, { types: ['file.downloaded'], linkId: linkId!, fromAt: dayStart, toAt: at });
-      const before = repo.window(tx, { types: ['file.downloaded'], linkId: linkId!, fromAt: startOfTaipeiDay(addDays(d, -v.baselineDays)).toISOString(), toAt: minus(dayStart, 1) });
-      if (!before.length) return [];
+      const today = await repo.window(tx, { types: ['file.downloaded'], linkId: linkId!, fromAt: dayStart, toAt: at });
+      const before = await repo.window(tx, { types: ['file.downloaded'], linkId: linkId!, fromAt: startOfTaipeiDay(addDays(d, -v.baselineDays)).toISOString(), toAt: minus(dayStart, 1) });
+      if (!before.length) continue;
       const bytes = today.reduce((n, r) => n + bytesOf(r), 0);
       const baseline = before.reduce((n, r) => n + bytesOf(r), 0) / v.baselineDays;
-      if (bytes < v.minBytes || bytes <= v.factor * baseline) return [];
-      return [{ rule: 'volume', key: `volume:${linkId}:${d}`, linkId, agency: last(g).agency, ip: common(today, 'ip'), summary: `link ${linkId} downloaded ${mib(bytes)} on ${d}, ${baseline ? (bytes / baseline).toFixed(1) + '×' : 'far above'} its ${v.baselineDays}-day daily average of ${mib(baseline)}`, seqs: today.map((r) => r.seq), detail: { bytes, baselinePerDay: Math.round(baseline), baselineDays: v.baselineDays, factor: v.factor } }];
-    });
+      if (bytes < v.minBytes || bytes <= v.factor * baseline) continue;
+      hits.push({ rule: 'volume', key: `volume:${linkId}:${d}`, linkId, agency: last(g).agency, ip: common(today, 'ip'), summary: `link ${linkId} downloaded ${mib(bytes)} on ${d}, ${baseline ? (bytes / baseline).toFixed(1) + '×' : 'far above'} its ${v.baselineDays}-day daily average of ${mib(baseline)}`, seqs: today.map((r) => r.seq), detail: { bytes, baselinePerDay: Math.round(baseline), baselineDays: v.baselineDays, factor: v.factor } });
+    }
+    return hits;
   },
   // Downloads outside business hours (weekends included), in the configured time zone.
   'off-hours': (_tx, rows, s) => {
@@ -175,29 +181,35 @@ const rules: Record<RuleName, (tx: Db, rows: Row[], s: AnomalySettings) => Hit[]
     });
   },
   // The same file downloaded many times by one link within the window.
-  'repeated-download': (tx, rows, s) => {
+  'repeated-download': async (tx, rows, s) => {
     const w = s.repeatedDownload.windowHours * 3600_000;
     const groups = groupBy(rows.filter((r) => r.type === 'file.downloaded' && r.linkId !== null && r.object), (r) => `${r.linkId}|${r.object}`);
-    return [...groups.values()].flatMap((g) => {
+    const hits: Hit[] = [];
+    for (const g of groups.values()) {
       const { linkId, object, at } = last(g);
-      const all = repo.window(tx, { types: ['file.downloaded'], linkId: linkId!, object: object!, fromAt: minus(at, w), toAt: at });
+      const all = await repo.window(tx, { types: ['file.downloaded'], linkId: linkId!, object: object!, fromAt: minus(at, w), toAt: at });
       // A session's repeated downloads of one file within an interval are one record with their count (`opens`).
       const downloads = all.reduce((n, r) => n + opensOf(r), 0);
-      if (downloads < s.repeatedDownload.threshold) return [];
-      return [{ rule: 'repeated-download', key: `repeated-download:${linkId}:${object}`, linkId, agency: last(g).agency, ip: common(all, 'ip'), summary: `link ${linkId}: ${object} downloaded ${downloads} times within ${s.repeatedDownload.windowHours} h`, seqs: all.map((r) => r.seq), detail: { file: object, downloads, windowHours: s.repeatedDownload.windowHours } }];
-    });
+      if (downloads < s.repeatedDownload.threshold) continue;
+      hits.push({ rule: 'repeated-download', key: `repeated-download:${linkId}:${object}`, linkId, agency: last(g).agency, ip: common(all, 'ip'), summary: `link ${linkId}: ${object} downloaded ${downloads} times within ${s.repeatedDownload.windowHours} h`, seqs: all.map((r) => r.seq), detail: { file: object, downloads, windowHours: s.repeatedDownload.windowHours } });
+    }
+    return hits;
   },
   // Attempts on a link that may not be used: refused for that reason, or a use while the log shows it suspended or ended.
-  'inactive-link': (tx, rows) => {
-    const flagged = rows.flatMap((r) => {
-      if (r.linkId === null) return [];
+  'inactive-link': async (tx, rows) => {
+    const flagged: { r: Row; status: string }[] = [];
+    for (const r of rows) {
+      if (r.linkId === null) continue;
       const reason = detailOf(r).reason;
-      if (r.type === 'auth.failed' && typeof reason === 'string' && LINK_UNUSABLE.has(reason)) return [{ r, status: reason }];
-      if (!isUse(r.type)) return [];
-      const s = repo.lastOfTypes(tx, r.linkId, r.seq, Object.keys(STATUS_EVENTS));
+      if (r.type === 'auth.failed' && typeof reason === 'string' && LINK_UNUSABLE.has(reason)) {
+        flagged.push({ r, status: reason });
+        continue;
+      }
+      if (!isUse(r.type)) continue;
+      const s = await repo.lastOfTypes(tx, r.linkId, r.seq, Object.keys(STATUS_EVENTS));
       const status = s ? STATUS_EVENTS[s.type] : undefined;
-      return status && status !== 'active' ? [{ r, status }] : [];
-    });
+      if (status && status !== 'active') flagged.push({ r, status });
+    }
     const groups = new Map<string, { r: Row; status: string }[]>();
     for (const f of flagged) {
       const k = `${f.r.linkId}|${day(f.r.at)}`;
@@ -210,22 +222,24 @@ const rules: Record<RuleName, (tx: Db, rows: Row[], s: AnomalySettings) => Hit[]
     });
   },
   // R3.5: identifiers a link looked up in a day far above its trailing daily average (needs some history).
-  'query-volume': (tx, rows, s) => {
+  'query-volume': async (tx, rows, s) => {
     const v = s.queryVolume;
-    return lookupDays(tx, rows).flatMap(({ linkId, agency, day: d, today }) => {
+    const hits: Hit[] = [];
+    for (const { linkId, agency, day: d, today } of await lookupDays(tx, rows)) {
       const dayStart = startOfTaipeiDay(d).toISOString();
-      const before = repo.window(tx, { types: ANSWERED, linkId, fromAt: startOfTaipeiDay(addDays(d, -v.baselineDays)).toISOString(), toAt: minus(dayStart, 1) });
-      if (!before.length) return [];
+      const before = await repo.window(tx, { types: ANSWERED, linkId, fromAt: startOfTaipeiDay(addDays(d, -v.baselineDays)).toISOString(), toAt: minus(dayStart, 1) });
+      if (!before.length) continue;
       const ids = today.reduce((n, r) => n + lookupOf(r).ids, 0);
       const baseline = before.reduce((n, r) => n + lookupOf(r).ids, 0) / v.baselineDays;
-      if (ids < v.minIds || ids <= v.factor * baseline) return [];
-      return [{ rule: 'query-volume', key: `query-volume:${linkId}:${d}`, linkId, agency, ip: common(today, 'ip'), summary: `link ${linkId} looked up ${ids} identifier(s) on ${d}, ${baseline ? (ids / baseline).toFixed(1) + '×' : 'far above'} its ${v.baselineDays}-day daily average of ${baseline.toFixed(1)}`, seqs: today.map((r) => r.seq), detail: { ids, baselinePerDay: Math.round(baseline * 10) / 10, baselineDays: v.baselineDays, factor: v.factor, requests: today.length } }];
-    });
+      if (ids < v.minIds || ids <= v.factor * baseline) continue;
+      hits.push({ rule: 'query-volume', key: `query-volume:${linkId}:${d}`, linkId, agency, ip: common(today, 'ip'), summary: `link ${linkId} looked up ${ids} identifier(s) on ${d}, ${baseline ? (ids / baseline).toFixed(1) + '×' : 'far above'} its ${v.baselineDays}-day daily average of ${baseline.toFixed(1)}`, seqs: today.map((r) => r.seq), detail: { ids, baselinePerDay: Math.round(baseline * 10) / 10, baselineDays: v.baselineDays, factor: v.factor, requests: today.length } });
+    }
+    return hits;
   },
   // R3.5: many different persons looked up by one link in a day, whatever the rate: what harvesting looks like.
-  'query-distinct': (tx, rows, s) => {
+  'query-distinct': async (tx, rows, s) => {
     const perDay = s.queryDistinct.perDay;
-    return lookupDays(tx, rows).flatMap(({ linkId, agency, day: d, today }) => {
+    return (await lookupDays(tx, rows)).flatMap(({ linkId, agency, day: d, today }) => {
       const distinct = new Set(today.flatMap((r) => lookupOf(r).idHashes)).size;
       if (distinct < perDay) return [];
       return [{ rule: 'query-distinct', key: `query-distinct:${linkId}:${d}`, linkId, agency, ip: common(today, 'ip'), summary: `link ${linkId} looked up ${distinct} distinct identifiers on ${d} (threshold ${perDay} a day)`, seqs: today.map((r) => r.seq), detail: { distinct, perDay, requests: today.length } }];
@@ -242,9 +256,9 @@ const rules: Record<RuleName, (tx: Db, rows: Row[], s: AnomalySettings) => Hit[]
     });
   },
   // R3.5: most identifiers asked in a day match nobody: guessing identifiers, not working cases.
-  'query-not-found': (tx, rows, s) => {
+  'query-not-found': async (tx, rows, s) => {
     const v = s.queryNotFound;
-    return lookupDays(tx, rows).flatMap(({ linkId, agency, day: d, today }) => {
+    return (await lookupDays(tx, rows)).flatMap(({ linkId, agency, day: d, today }) => {
       // Only look-ups that say how many were found count; an old record without it proves nothing either way.
       const known = today.filter((r) => lookupOf(r).found !== null);
       const ids = known.reduce((n, r) => n + lookupOf(r).ids, 0);
@@ -264,17 +278,19 @@ const rules: Record<RuleName, (tx: Db, rows: Row[], s: AnomalySettings) => Hit[]
         return { rule: 'batch-large' as const, key: `batch-large:${r.linkId}:${r.seq}`, linkId: r.linkId, agency: r.agency, ip: r.ip, summary: `link ${r.linkId ?? '-'}: batch request ${r.object ?? ''} named ${ids} identifiers (threshold ${s.batchLarge.minIds})`, seqs: [r.seq], detail: { ids, minIds: s.batchLarge.minIds, reference: detailOf(r).reference ?? null } };
       }),
   // R3.5: uploads refused again and again (bad signatures, wrong keys, malformed lists): probing, or a broken client.
-  'batch-refused': (tx, rows, s) => {
+  'batch-refused': async (tx, rows, s) => {
     const v = s.batchRefused;
     const groups = groupBy(rows.filter((r) => r.type === 'batch.refused' && r.linkId !== null), (r) => String(r.linkId));
-    return [...groups.values()].flatMap((g) => {
+    const hits: Hit[] = [];
+    for (const g of groups.values()) {
       const end = last(g);
-      const all = repo.window(tx, { types: ['batch.refused'], linkId: end.linkId!, fromAt: minus(end.at, v.windowHours * 3600e3), toAt: end.at });
-      if (all.length < v.threshold) return [];
+      const all = await repo.window(tx, { types: ['batch.refused'], linkId: end.linkId!, fromAt: minus(end.at, v.windowHours * 3600e3), toAt: end.at });
+      if (all.length < v.threshold) continue;
       const d = day(end.at);
       const codes = [...new Set(all.map((r) => detailOf(r).code).filter((c): c is string => typeof c === 'string'))];
-      return [{ rule: 'batch-refused' as const, key: `batch-refused:${end.linkId}:${d}`, linkId: end.linkId, agency: end.agency, ip: common(all, 'ip'), summary: `link ${end.linkId}: ${all.length} uploads to /inbox refused within ${v.windowHours} h (${codes.join(', ')})`, seqs: all.map((r) => r.seq), detail: { refused: all.length, windowHours: v.windowHours, threshold: v.threshold, codes } }];
-    });
+      hits.push({ rule: 'batch-refused' as const, key: `batch-refused:${end.linkId}:${d}`, linkId: end.linkId, agency: end.agency, ip: common(all, 'ip'), summary: `link ${end.linkId}: ${all.length} uploads to /inbox refused within ${v.windowHours} h (${codes.join(', ')})`, seqs: all.map((r) => r.seq), detail: { refused: all.length, windowHours: v.windowHours, threshold: v.threshold, codes } });
+    }
+    return hits;
   },
 };
 
@@ -295,31 +311,33 @@ const ruleEnabled = (rule: RuleName, s: AnomalySettings) =>
   })[rule].enabled;
 
 /** Run the enabled rules over records (pure apart from the look-back reads). */
-export function detect(tx: Db, rows: Row[], s: AnomalySettings): Hit[] {
-  return RULES.filter((rule) => ruleEnabled(rule, s)).flatMap((rule) => rules[rule](tx, rows, s));
+export async function detect(tx: Db, rows: Row[], s: AnomalySettings): Promise<Hit[]> {
+  const hits: Hit[] = [];
+  for (const rule of RULES.filter((rule) => ruleEnabled(rule, s))) hits.push(...(await rules[rule](tx, rows, s)));
+  return hits;
 }
 
 /** Store a hit, or fold its new records into the anomaly already stored under its key. */
-function record(tx: Db, h: Hit, rows: Map<number, Row>, now: string): 'new' | 'updated' | 'seen' {
+async function record(tx: Db, h: Hit, rows: Map<number, Row>, now: string): Promise<'new' | 'updated' | 'seen'> {
   const seqs = [...new Set(h.seqs)].sort((a, b) => a - b);
-  const at = (seq: number) => rows.get(seq)?.at ?? repo.bySeq(tx, seq)?.at ?? now;
-  const existing = store.byKey(tx, h.key);
+  const at = async (seq: number) => rows.get(seq)?.at ?? (await repo.bySeq(tx, seq))?.at ?? now;
+  const existing = await store.byKey(tx, h.key);
   if (!existing) {
-    store.insert(tx, {
+    await store.insert(tx, {
       rule: h.rule, key: h.key, linkId: h.linkId, agency: h.agency, ip: h.ip, summary: h.summary, evidence: seqs.slice(0, EVIDENCE_CAP), count: seqs.length,
-      detail: { ...h.detail, lastSeq: last(seqs) }, firstAt: at(seqs[0]), lastAt: at(last(seqs)), detectedAt: now, updatedAt: now, status: 'open', findingId: null,
+      detail: { ...h.detail, lastSeq: last(seqs) }, firstAt: await at(seqs[0]), lastAt: await at(last(seqs)), detectedAt: now, updatedAt: now, status: 'open', findingId: null,
     });
     return 'new';
   }
   const seen = Number(existing.detail.lastSeq ?? 0);
   const fresh = seqs.filter((s) => s > seen);
   if (!fresh.length) return 'seen';
-  store.update(tx, existing.id, {
+  await store.update(tx, existing.id, {
     summary: h.summary,
     evidence: [...new Set([...existing.evidence, ...fresh])].sort((a, b) => a - b).slice(0, EVIDENCE_CAP),
     count: existing.count + fresh.length,
     detail: { ...h.detail, lastSeq: last(fresh) },
-    lastAt: at(last(fresh)),
+    lastAt: await at(last(fresh)),
     updatedAt: now,
   });
   return 'updated';
@@ -333,29 +351,29 @@ export interface ScanResult {
 }
 
 /** Run the rules over the next batch of records since the last scan; null when there is none. */
-export function scanBatch(cdb: ControlDb, s: AnomalySettings, now: Date): ScanResult | null {
-  const from = store.scannedThrough(cdb.db);
-  const batch = repo.after(cdb.db, from, BATCH);
+export async function scanBatch(cdb: ControlDb, s: AnomalySettings, now: Date): Promise<ScanResult | null> {
+  const from = await store.scannedThrough(cdb.db);
+  const batch = await repo.after(cdb.db, from, BATCH);
   if (!batch.length) return null;
   const result: ScanResult = { scanned: batch.length, through: last(batch).seq, detected: 0, updated: 0 };
   // The batch's anomalies and the new position are stored together: a crash never skips or repeats records.
-  cdb.write((tx) => {
-    if (store.scannedThrough(tx) !== from) return void (result.scanned = 0); // another scanner got there first
+  await cdb.write(async (tx) => {
+    if ((await store.scannedThrough(tx)) !== from) return void (result.scanned = 0); // another scanner got there first
     const bySeq = new Map(batch.map((r) => [r.seq, r]));
-    for (const h of detect(tx, batch, s)) {
-      const r = record(tx, h, bySeq, now.toISOString());
+    for (const h of await detect(tx, batch, s)) {
+      const r = await record(tx, h, bySeq, now.toISOString());
       if (r === 'new') result.detected++;
       else if (r === 'updated') result.updated++;
     }
-    store.setScannedThrough(tx, result.through, now.toISOString());
+    await store.setScannedThrough(tx, result.through, now.toISOString());
   });
   return result;
 }
 
 /** R7.1: scan every record written since the last scan, batch by batch (`yieldBetween`: let the event loop run). */
 export async function scanAnomalies(cdb: ControlDb, s: AnomalySettings, now: Date, yieldBetween = false): Promise<ScanResult> {
-  const total: ScanResult = { scanned: 0, through: store.scannedThrough(cdb.db), detected: 0, updated: 0 };
-  for (let r = scanBatch(cdb, s, now); r; r = scanBatch(cdb, s, now)) {
+  const total: ScanResult = { scanned: 0, through: await store.scannedThrough(cdb.db), detected: 0, updated: 0 };
+  for (let r = await scanBatch(cdb, s, now); r; r = await scanBatch(cdb, s, now)) {
     total.scanned += r.scanned;
     total.through = r.through;
     total.detected += r.detected;
@@ -365,4 +383,4 @@ export async function scanAnomalies(cdb: ControlDb, s: AnomalySettings, now: Dat
   return total;
 }
 
-export const listAnomalies = (cdb: ControlDb, f: store.AnomalyFilter = {}): AnomalyRow[] => store.list(cdb.db, f);
+export const listAnomalies = (cdb: ControlDb, f: store.AnomalyFilter = {}): Promise<AnomalyRow[]> => store.list(cdb.db, f);

@@ -190,13 +190,13 @@ export async function archiveLog(cdb: ControlDb, o: ArchiveOptions): Promise<Arc
     throw new Error(`the archive just written does not verify (${check.bad?.reason ?? 'manifest differs'}); no records were removed`);
   }
 
-  cdb.write((tx) => {
-    const newest = archives.newest(tx);
-    const last = repo.bySeq(tx, toSeq);
+  await cdb.write(async (tx) => {
+    const newest = await archives.newest(tx);
+    const last = await repo.bySeq(tx, toSeq);
     if ((newest ? newest.toSeq + 1 : 1) !== start.seq || !last || last.hash !== manifest.lastHash) {
       throw new UserError('the usage log changed while it was being archived (another archive ran?); nothing removed — run the command again', 'archive.log-changed', 'conflict');
     }
-    archives.insert(tx, {
+    await archives.insert(tx, {
       fromSeq: manifest.fromSeq,
       toSeq,
       prevHash: manifest.prevHash,
@@ -208,13 +208,13 @@ export async function archiveLog(cdb: ControlDb, o: ArchiveOptions): Promise<Arc
       signature,
       createdAt: manifest.createdAt,
     });
-    appendLog(tx, { type: 'log.archived', actor: o.actor, object: manifest.file, detail: { fromSeq: manifest.fromSeq, toSeq, records: manifest.records, lastHash: manifest.lastHash, sha256: manifest.sha256, before: o.before } }, o.now);
-    repo.deleteThrough(tx, toSeq);
+    await appendLog(tx, { type: 'log.archived', actor: o.actor, object: manifest.file, detail: { fromSeq: manifest.fromSeq, toSeq, records: manifest.records, lastHash: manifest.lastHash, sha256: manifest.sha256, before: o.before } }, o.now);
+    await repo.deleteThrough(tx, toSeq);
   });
   return { fromSeq: manifest.fromSeq, toSeq, records: manifest.records, lastHash: manifest.lastHash, manifestFile: f.manifest, recordsFile: f.records, sha256: manifest.sha256 };
 }
 
-export const listArchives = (cdb: ControlDb): ArchiveRow[] => archives.all(cdb.db);
+export const listArchives = (cdb: ControlDb): Promise<ArchiveRow[]> => archives.all(cdb.db);
 
 /** The manifest files named by `--archive` arguments: a manifest, its records file, or a directory of archives. */
 export function findArchiveManifests(paths: readonly string[]): string[] {

@@ -26,9 +26,9 @@ export interface CheckpointResult {
  * checkpoint when the head has not moved.
  */
 export async function createCheckpoint(cdb: ControlDb, keysDir: string, now: Date): Promise<CheckpointResult> {
-  const head = repo.head(cdb.db);
+  const head = await repo.head(cdb.db);
   if (!head) throw new UserError('the usage log is empty: nothing to checkpoint yet', 'checkpoint.empty-log', 'refused');
-  const newest = checkpoints.newest(cdb.db);
+  const newest = await checkpoints.newest(cdb.db);
   if (newest && newest.seq === head.seq && newest.hash === head.hash) return { created: false, checkpoint: newest };
 
   if (newest && newest.seq > head.seq) {
@@ -36,7 +36,7 @@ export async function createCheckpoint(cdb: ControlDb, keysDir: string, now: Dat
   }
   let start = liveStart(cdb);
   if (newest && newest.seq >= start.seq) {
-    const r = repo.bySeq(cdb.db, newest.seq);
+    const r = await repo.bySeq(cdb.db, newest.seq);
     if (!r || r.hash !== newest.hash) {
       throw new UserError(`the usage log no longer matches its checkpoint at seq ${newest.seq}: no checkpoint signed; run \`nia-link log verify\``, 'log.broken');
     }
@@ -49,11 +49,11 @@ export async function createCheckpoint(cdb: ControlDb, keysDir: string, now: Dat
   const signer = await loadSigner(keysDir);
   const c = { seq: head.seq, hash: head.hash, at: now.toISOString() };
   const signature = await signText(checkpointStatement(c), signer.key);
-  const row = cdb.write((tx) => checkpoints.insert(tx, { ...c, keyFingerprint: signer.fingerprint, signature }));
+  const row = await cdb.write((tx) => checkpoints.insert(tx, { ...c, keyFingerprint: signer.fingerprint, signature }));
   return { created: true, checkpoint: row };
 }
 
-export const listCheckpoints = (cdb: ControlDb): CheckpointRow[] => checkpoints.all(cdb.db);
+export const listCheckpoints = (cdb: ControlDb): Promise<CheckpointRow[]> => checkpoints.all(cdb.db);
 
 /** The file an auditor keeps off the box: every checkpoint, with the public key that checks them. */
 export interface CheckpointExport {
@@ -72,7 +72,7 @@ export async function exportCheckpoints(cdb: ControlDb, keysDir: string, now: Da
     exportedAt: now.toISOString(),
     signingKey: { fingerprint: v.fingerprint, armored: v.armored },
     // The statement is what the signature covers, so `gpg --verify` can check one without nia-link.
-    checkpoints: checkpoints.all(cdb.db).map((c) => ({ seq: c.seq, hash: c.hash, at: c.at, keyFingerprint: c.keyFingerprint, signature: c.signature, statement: checkpointStatement(c) })),
+    checkpoints: (await checkpoints.all(cdb.db)).map((c) => ({ seq: c.seq, hash: c.hash, at: c.at, keyFingerprint: c.keyFingerprint, signature: c.signature, statement: checkpointStatement(c) })),
   };
 }
 

@@ -161,12 +161,12 @@ Or by hand:        gpg --verify manifest.json.asc manifest.json && sha256sum rec
  */
 export async function exportEvidence(cdb: ControlDb, o: EvidenceOptions): Promise<EvidenceSummary> {
   if (o.to < o.from) throw new UserError(`the period's end ${o.to} is before its start ${o.from}`, 'period.reversed', { kind: 'invalid', field: 'to' });
-  const link = links.byId(cdb.db, o.linkId);
+  const link = await links.byId(cdb.db, o.linkId);
   if (!link) throw new UserError(`no link ${o.linkId}`, 'link.not-found');
-  const agency = agencies.byId(cdb.db, link.agencyId)!.code;
+  const agency = (await agencies.byId(cdb.db, link.agencyId))!.code;
   const fromAt = startOfTaipeiDay(o.from).toISOString();
   const toAt = startOfTaipeiDay(addDays(o.to, 1)).toISOString();
-  const anchor = archivesRepo.newest(cdb.db);
+  const anchor = await archivesRepo.newest(cdb.db);
   if (anchor) {
     const lastAt = (JSON.parse(anchor.manifest) as { lastAt?: string }).lastAt ?? '';
     if (lastAt >= fromAt) throw new UserError(`records up to seq ${anchor.toSeq} (${lastAt}) are archived in ${anchor.fileName}: start the period after ${lastAt.slice(0, 10)}`, 'log.archived', { field: 'from' });
@@ -212,7 +212,7 @@ export async function exportEvidence(cdb: ControlDb, o: EvidenceOptions): Promis
     } finally {
       closeSync(fd);
     }
-    const cps = checkpointsRepo.all(cdb.db).filter((c) => c.seq >= fromSeq - 1 && c.seq <= toSeq);
+    const cps = (await checkpointsRepo.all(cdb.db)).filter((c) => c.seq >= fromSeq - 1 && c.seq <= toSeq);
     writeFileSync(
       path.join(tmp, FILES.checkpoints),
       JSON.stringify({ type: 'nia-link.usage-log-checkpoints', version: 1, signingKey: { fingerprint: verifier.fingerprint, armored: verifier.armored }, checkpoints: cps.map((c) => ({ seq: c.seq, hash: c.hash, at: c.at, signature: c.signature, statement: checkpointStatement(c) })) }, null, 2) + '\n',

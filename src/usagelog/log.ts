@@ -96,7 +96,7 @@ export interface VerifyResult {
  * removed, inserted or reordered record breaks it at a named seq. `verifyUsageLog` adds anchors,
  * archives and checkpoints.
  */
-export function verifyLog(cdb: ControlDb): VerifyResult {
+export async function verifyLog(cdb: ControlDb): Promise<VerifyResult> {
   const start = liveStart(cdb);
   const max = repo.bounds(cdb.sqlite, start.seq).max;
   if (max === null) return { ok: true, records: 0, firstSeq: null, lastSeq: null, headHash: null };

@@ -9,7 +9,7 @@ import * as deliveries from '../db/repositories/deliveries';
 import * as links from '../db/repositories/links';
 import * as repo from '../db/repositories/usageLog';
 import { detachedSignature, inspectAgencyKey, loadSigningKey, readAgencyEncryptionKey, signEncryptToFile } from '../crypto';
-import { addDays, addMonths, fileExpiresAt, type Clock, type DatasetCatalog, type IsoDate, isValidDate, mayUse, revisionContentSchema, startOfTaipeiDay, taipeiDate } from '../domain';
+import { addDays, addMonths, fileExpiresAt, type Clock, type DatasetCatalog, type IsoDate, isValidDate, mayUse, type RevisionContent, revisionContentSchema, startOfTaipeiDay, taipeiDate } from '../domain';
 import { SupersededAttempt, UserError } from '../errors';
 import { type Outbox, type OutboxTemp, stageFile } from '../outbox';
 import { publishDelivery } from '../outbox/publish';
@@ -123,19 +123,20 @@ export class UsageRecordsService {
     if (to < from) throw new UserError(`--to ${to} is before --from ${from}`);
     if (to > today) throw new UserError(`--to ${to} is in the future (today is ${today}): records are sent for days that have happened`, 'report.future');
     const db = this.d.cdb.db;
-    const agency = agencies.byCode(db, agencyCode.trim().toUpperCase());
+    const agency = await agencies.byCode(db, agencyCode.trim().toUpperCase());
     if (!agency) throw new UserError(`agency ${agencyCode} is not registered`, 'agency.unknown');
 
-    const all = links.list(db).filter((l) => l.agencyId === agency.id);
-    const targets = all.flatMap((link) => {
-      const rev = links.revision(db, link.id, link.currentRevision);
+    const all = (await links.list(db)).filter((l) => l.agencyId === agency.id);
+    const targets: { link: links.LinkRow; content: RevisionContent }[] = [];
+    for (const link of all) {
+      const rev = await links.revision(db, link.id, link.currentRevision);
       const content = rev ? revisionContentSchema.parse(rev.content) : undefined;
-      return content && mayUse(link, content.period, today).ok ? [{ link, content }] : [];
-    });
+      if (content && mayUse(link, content.period, today).ok) targets.push({ link, content });
+    }
     if (targets.length === 0) throw new UserError(`agency ${agency.code} has no link in use whose outbox could take its usage records`, 'report.no-link');
     const keys = new Map<number, openpgp.Key>();
     for (const t of targets) {
-      const row = credentials.pgpKeyFor(db, agency.id, t.content.pgpFingerprint);
+      const row = await credentials.pgpKeyFor(db, agency.id, t.content.pgpFingerprint);
       if (!row) throw new UserError(`link ${t.link.id}: agency key ${t.content.pgpFingerprint} is not on file; nothing was sent`, 'pgp.missing');
       try {
         await inspectAgencyKey(row.armored, now);
@@ -148,11 +149,12 @@ export class UsageRecordsService {
     const key = (linkId: number) =>
       o.trigger === 'schedule' ? `usage:${linkId}:${from}:${to}:schedule` : `usage:${linkId}:${from}:${to}:manual:${now.getTime()}-${randomBytes(4).toString('hex')}`;
     const keyOf = new Map(targets.map((t) => [t.link.id, key(t.link.id)]));
-    const built = (id: number) => {
-      const r = deliveries.byKey(db, keyOf.get(id)!);
+    const built = async (id: number) => {
+      const r = await deliveries.byKey(db, keyOf.get(id)!);
       return r && (r.status === 'built' || r.status === 'purged') ? r : undefined;
     };
-    const todo = targets.filter((t) => !built(t.link.id));
+    const todo: typeof targets = [];
+    for (const t of targets) if (!(await built(t.link.id))) todo.push(t);
 
     const root = `usage-${agency.code}-${from}-${to}`;
     const fromAt = startOfTaipeiDay(from).toISOString();
@@ -173,7 +175,8 @@ export class UsageRecordsService {
       deliveries: rows.map((r) => ({ delivery: r.id, link: r.linkId, file: r.fileName!, path: this.d.outbox.pathOf(r.linkId, r.fileName!), bytes: r.bytes ?? 0, sha256: r.cipherSha256 ?? '' })),
     });
     if (todo.length === 0) {
-      const rows = targets.map((t) => built(t.link.id)!);
+      const rows: deliveries.DeliveryRow[] = [];
+      for (const t of targets) rows.push((await built(t.link.id))!);
       records = rows[0].rows ?? 0;
       return done(rows);
     }
@@ -183,7 +186,7 @@ export class UsageRecordsService {
     try {
       const base = path.join(staging, root);
       mkdirSync(base, { mode: 0o700 });
-      const summary = usageReport(this.d.cdb, { agency: agency.code }, from, to, now, this.d.catalogs);
+      const summary = await usageReport(this.d.cdb, { agency: agency.code }, from, to, now, this.d.catalogs);
       writeFileSync(path.join(base, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
       writeFileSync(path.join(base, 'README.txt'), README(agency.code, from, to, root, linkIds));
       const entries: TarEntry[] = [`README.txt`, 'summary.json'].map((f) => ({ name: `${root}/${f}`, file: path.join(base, f) }));
@@ -197,7 +200,11 @@ export class UsageRecordsService {
           for (const f of EVIDENCE_FILES) entries.push({ name: `${root}/L${id}/${f}`, file: path.join(base, `L${id}`, f) });
         }
       }
-      const rows: deliveries.DeliveryRow[] = targets.filter((t) => built(t.link.id)).map((t) => built(t.link.id)!);
+      const rows: deliveries.DeliveryRow[] = [];
+      for (const t of targets) {
+        const b = await built(t.link.id);
+        if (b) rows.push(b);
+      }
       for (const t of todo) {
         rows.push(await this.deliver({ agency, link: t.link, period: t.content.period, key: keyOf.get(t.link.id)!, encryptTo: keys.get(t.link.id)!, from, to, root, dirs, entries, records, linkIds, trigger: o.trigger, actor: o.actor }));
       }
@@ -227,7 +234,7 @@ export class UsageRecordsService {
     const now = this.d.clock.now();
     // This attempt takes the delivery; an earlier attempt of the job still alive publishes nothing.
     const attempt = randomUUID();
-    const claimed = this.d.cdb.write((tx) =>
+    const claimed = await this.d.cdb.write((tx) =>
       deliveries.claim(tx, p.key, attempt, () => ({
         linkId: p.link.id,
         revision: p.link.currentRevision,
@@ -273,8 +280,8 @@ export class UsageRecordsService {
       const builtAt = this.d.clock.now();
       // Like an extract's file: kept for the retention days, never past the use period.
       const expiresAt = fileExpiresAt(builtAt, this.d.retentionDays, p.period.to);
-      return publishDelivery(this.d.cdb, row.id, attempt, temps, (tx) => {
-        deliveries.update(tx, row.id, {
+      return await publishDelivery(this.d.cdb, row.id, attempt, temps, async (tx) => {
+        await deliveries.update(tx, row.id, {
           status: 'built',
           rows: p.records,
           fileName,
@@ -287,7 +294,7 @@ export class UsageRecordsService {
           expiresAt,
           error: null,
         });
-        appendLog(
+        await appendLog(
           tx,
           {
             type: 'report.sent',
@@ -301,14 +308,14 @@ export class UsageRecordsService {
           },
           builtAt,
         );
-        return deliveries.byId(tx, row.id)!;
+        return (await deliveries.byId(tx, row.id))!;
       });
     } catch (err) {
       for (const t of temps) t.discard();
       if (err instanceof SupersededAttempt) throw err;
       const message = err instanceof Error ? err.message : String(err);
-      this.d.cdb.write((tx) => {
-        if (deliveries.owns(tx, row.id, attempt)) deliveries.update(tx, row.id, { status: 'failed', error: message });
+      await this.d.cdb.write(async (tx) => {
+        if (await deliveries.owns(tx, row.id, attempt)) await deliveries.update(tx, row.id, { status: 'failed', error: message });
       });
       throw err;
     }
@@ -323,15 +330,14 @@ export class UsageRecordsService {
     const { from, to } = UsageRecordsService.previousMonth(now);
     const today = taipeiDate(now);
     const db = this.d.cdb.db;
-    const inUse = new Set(
-      links.list(db, 'active').flatMap((l) => {
-        const rev = links.revision(db, l.id, l.currentRevision);
-        return rev && mayUse(l, revisionContentSchema.parse(rev.content).period, today).ok ? [l.agencyId] : [];
-      }),
-    );
+    const inUse = new Set<number>();
+    for (const l of await links.list(db, 'active')) {
+      const rev = await links.revision(db, l.id, l.currentRevision);
+      if (rev && mayUse(l, revisionContentSchema.parse(rev.content).period, today).ok) inUse.add(l.agencyId);
+    }
     const sent: SentUsageRecords[] = [];
     const failed: { agency: string; error: string }[] = [];
-    for (const a of agencies.all(db).filter((x) => inUse.has(x.id))) {
+    for (const a of (await agencies.all(db)).filter((x) => inUse.has(x.id))) {
       try {
         sent.push(await this.send(a.code, from, to, { trigger: 'schedule', actor }));
       } catch (err) {

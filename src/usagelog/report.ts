@@ -112,14 +112,15 @@ const count = (v: unknown): number | null => (typeof v === 'number' && Number.is
  * link is approved (the first) or its change is, and stays until the next one does or the link ends.
  * A link never approved has had no scope in force.
  */
-function scopesInForce(cdb: ControlDb, linkIds: number[], fromAt: string, toAt: string, catalogs?: ReadonlyMap<string, DatasetCatalog>): ScopeInForce[] {
-  return linkIds.flatMap((id) => {
-    const l = links.byId(cdb.db, id);
-    if (!l?.approvedAt) return [];
+async function scopesInForce(cdb: ControlDb, linkIds: number[], fromAt: string, toAt: string, catalogs?: ReadonlyMap<string, DatasetCatalog>): Promise<ScopeInForce[]> {
+  const out: ScopeInForce[] = [];
+  for (const id of linkIds) {
+    const l = await links.byId(cdb.db, id);
+    if (!l?.approvedAt) continue;
     const approvedAt = l.approvedAt;
-    const revs = links.revisions(cdb.db, id).map((rv) => ({ rv, at: rv.createdAt > approvedAt ? rv.createdAt : approvedAt }));
+    const revs = (await links.revisions(cdb.db, id)).map((rv) => ({ rv, at: rv.createdAt > approvedAt ? rv.createdAt : approvedAt }));
     const ended = l.status === 'terminated' ? l.statusChangedAt : null;
-    return revs.flatMap(({ rv, at }, i) => {
+    out.push(...revs.flatMap(({ rv, at }, i) => {
       const until = revs[i + 1]?.at ?? ended;
       // A revision superseded before the link was approved was never in force.
       if (until !== null && until <= at) return [];
@@ -128,26 +129,27 @@ function scopesInForce(cdb: ControlDb, linkIds: number[], fromAt: string, toAt: 
       const scope = scopeSchema.parse(content.scope);
       const catalog = typeof content.dataset === 'string' ? catalogs?.get(content.dataset) : undefined;
       return [{ linkId: id, revision: rv.number, from: taipeiDate(new Date(at)), until: until === null ? null : taipeiDate(new Date(until)), scope, text: describeScope(scope, catalog, 'zh') }];
-    });
-  });
+    }));
+  }
+  return out;
 }
 
 /** `catalogs`: the dataset catalogs, so scopes read in their labels (field names and codes without them). */
-export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, to: IsoDate, now: Date, catalogs?: ReadonlyMap<string, DatasetCatalog>): UsageReport {
+export async function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, to: IsoDate, now: Date, catalogs?: ReadonlyMap<string, DatasetCatalog>): Promise<UsageReport> {
   if ((scope.agency === undefined) === (scope.linkId === undefined)) throw new UserError('give an agency or a link (one of them)', 'report.scope', { kind: 'invalid', field: 'agencyOrLink' });
   if (to < from) throw new UserError(`the period's end ${to} is before its start ${from}`, 'period.reversed', { kind: 'invalid', field: 'to' });
   let agency: string | null = null;
   let linkIds: number[];
   if (scope.linkId !== undefined) {
-    const l = links.byId(cdb.db, scope.linkId);
+    const l = await links.byId(cdb.db, scope.linkId);
     if (!l) throw new UserError(`no link ${scope.linkId}`, 'link.not-found');
-    agency = agencies.byId(cdb.db, l.agencyId)?.code ?? null;
+    agency = (await agencies.byId(cdb.db, l.agencyId))?.code ?? null;
     linkIds = [l.id];
   } else {
-    const a = agencies.byCode(cdb.db, scope.agency!.trim().toUpperCase());
+    const a = await agencies.byCode(cdb.db, scope.agency!.trim().toUpperCase());
     if (!a) throw new UserError(`no agency ${scope.agency}`, 'agency.not-found');
     agency = a.code;
-    linkIds = links.list(cdb.db).filter((l) => l.agencyId === a.id).map((l) => l.id);
+    linkIds = (await links.list(cdb.db)).filter((l) => l.agencyId === a.id).map((l) => l.id);
   }
 
   const months = new Map<string, MonthFigures>();
@@ -300,11 +302,12 @@ export function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoDate, t
   r.months = [...months.values()];
   const fromAt = startOfTaipeiDay(from).toISOString();
   const toAt = startOfTaipeiDay(addDays(to, 1)).toISOString();
-  r.vendors = linkIds
-    .flatMap((id) => vendorsRepo.forLink(cdb.db, id, { removed: true }))
+  const linkVendors: vendorsRepo.VendorRow[] = [];
+  for (const id of linkIds) linkVendors.push(...(await vendorsRepo.forLink(cdb.db, id, { removed: true })));
+  r.vendors = linkVendors
     .filter((v) => v.addedAt < toAt && (v.removedAt === null || v.removedAt >= fromAt))
     .map((v) => ({ id: v.id, linkId: v.linkId, name: v.name, contact: v.contact, parentId: v.parentId, machines: v.machines, addedAt: v.addedAt, removedAt: v.removedAt }));
-  r.scopes = scopesInForce(cdb, linkIds, fromAt, toAt, catalogs);
+  r.scopes = await scopesInForce(cdb, linkIds, fromAt, toAt, catalogs);
   for (const d of r.downloads.byAccountIp) {
     const v = d.ip ? r.vendors.find((x) => ipAllowed(d.ip!, x.machines)) : undefined;
     if (v) d.vendor = v.name;

@@ -11,7 +11,7 @@ export class UsageLogService {
 
   /** Sign the head if it moved; nothing while the log is empty. */
   async checkpoint(): Promise<CheckpointResult | null> {
-    if (!repo.head(this.d.cdb.db)) return null;
+    if (!(await repo.head(this.d.cdb.db))) return null;
     return createCheckpoint(this.d.cdb, this.d.config.keysDir, this.d.clock.now());
   }
 

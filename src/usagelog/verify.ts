@@ -80,8 +80,8 @@ async function checkLive(cdb: ControlDb, from: number, to: number, prevHash: str
 export async function verifyUsageLog(cdb: ControlDb, o: VerifyOptions): Promise<VerifyReport> {
   const problems: ChainBad[] = [];
   const notes: string[] = [];
-  const anchors = archivesRepo.all(cdb.db);
-  const checkpointRows = checkpointsRepo.all(cdb.db);
+  const anchors = await archivesRepo.all(cdb.db);
+  const checkpointRows = await checkpointsRepo.all(cdb.db);
   // NIA's key is needed only for signatures: a log with none verifies without the keys directory.
   const needKey = anchors.length || checkpointRows.length || o.archives?.length || o.checkpointFiles?.length;
   const verifier = needKey ? await installationVerifier(o.keysDir) : null;

@@ -59,7 +59,7 @@ export async function consoleWorld(env: Record<string, string> = {}, file: Recor
   });
   const d = await services.extracts.run({ key: 'console-test-1', linkId, full: true, trigger: 'manual' }, { finalAttempt: true });
   await services.pushes.run({ deliveryId: d.id, channel: 'sftp-push' }, { attempt: 1, finalAttempt: true }).catch(() => undefined);
-  w.cdb.write((tx) =>
+  await w.cdb.write((tx) =>
     appendLog(tx, { type: 'file.downloaded', agency: 'A001', linkId, revision: 1, actor: 'a001', ip: '127.0.0.1', channel: 'sftp-pull', object: d.path!.split('/').pop()!, detail: { delivery: d.id, file: 'data', bytes: d.bytes, size: d.bytes, from: 0, to: d.bytes, result: 'complete' } }, w.clock.now()),
   );
   const change = await services.registry.fileChange(linkId, 'officer', { value: '林小華' }, 'agency:A001');

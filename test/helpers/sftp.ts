@@ -34,7 +34,7 @@ export async function buildDelivery(w: TestWorld, config: Config, linkId: number
 }
 
 /** A large file published as a built delivery (random bytes: its content does not matter, its size does). */
-export function bigDelivery(w: TestWorld, linkId: number, mib: number): { file: string; name: string; id: number } {
+export async function bigDelivery(w: TestWorld, linkId: number, mib: number): Promise<{ file: string; name: string; id: number }> {
   const name = `entry_exit-L${linkId}-r1-big-${mib}M.csv.pgp`;
   const dir = path.join(w.dataDir, 'outbox', String(linkId));
   mkdirSync(dir, { recursive: true });
@@ -44,7 +44,7 @@ export function bigDelivery(w: TestWorld, linkId: number, mib: number): { file: 
   for (let i = 0; i < mib; i++) writeSync(fd, randomFillSync(chunk));
   closeSync(fd);
   const now = w.clock.now().toISOString();
-  const row = w.cdb.write((tx) =>
+  const row = await w.cdb.write((tx) =>
     deliveries.insert(tx, { linkId, revision: 1, idempotencyKey: `big-${linkId}-${mib}-${Math.random()}`, trigger: 'manual', mode: 'full', status: 'built', dataset: 'entry_exit', fields: ['person_id'], rows: 0, fileName: name, bytes: mib << 20, plainSha256: null, cipherSha256: null, manifestSha256: null, watermarkFrom: null, watermarkTo: null, createdAt: now, builtAt: now, durationMs: 0, expiresAt: null, purgedAt: null, error: null, channels: {} }),
   );
   return { file, name, id: row.id };

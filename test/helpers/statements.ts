@@ -4,12 +4,13 @@ type Method = 'run' | 'get' | 'all' | 'iterate';
 const METHODS: readonly Method[] = ['run', 'get', 'all', 'iterate'];
 
 /**
- * Every statement executed on one connection while `fn` runs: the SQL of each execution, in order.
+ * Every statement executed on one connection while `fn` runs (until its promise settles): the SQL
+ * of each execution, in order.
  * It counts executions, not preparations: a statement prepared once per connection and run for each
  * row counts once per run, whether it was prepared before or during `fn`. (better-sqlite3's
  * statements share one prototype; its run/get/all/iterate are wrapped for the call and restored.)
  */
-export function executedStatements<T>(conn: Database.Database, fn: () => T): { result: T; sql: string[] } {
+export async function executedStatements<T>(conn: Database.Database, fn: () => Promise<T> | T): Promise<{ result: T; sql: string[] }> {
   const probe = conn.prepare('SELECT 1');
   const proto = Object.getPrototypeOf(probe) as Record<Method, (...args: unknown[]) => unknown>;
   const saved = METHODS.map((m) => [m, proto[m]] as const);
@@ -21,7 +22,7 @@ export function executedStatements<T>(conn: Database.Database, fn: () => T): { r
     };
   }
   try {
-    return { result: fn(), sql };
+    return { result: await fn(), sql };
   } finally {
     for (const [m, original] of saved) proto[m] = original;
   }

@@ -123,18 +123,18 @@ export function openWorld(clock = new TestClock()): TestWorld {
 
 /** A pending link whose management rules are reviewed as covering all eight topics (R4.1): ready for approval. */
 export async function approvableLink(w: Pick<TestWorld, 'registry' | 'rules'>, keys: AgencyKeys, over: Partial<ApplyInput> = {}): Promise<number> {
-  if (!w.registry.listAgencies().some((a) => a.code === (over.agency ?? 'A001'))) {
-    w.registry.addAgency({ code: over.agency ?? 'A001', name: '財政部賦稅署', nameEn: 'Taxation Administration' }, 'test');
+  if (!(await w.registry.listAgencies()).some((a) => a.code === (over.agency ?? 'A001'))) {
+    await w.registry.addAgency({ code: over.agency ?? 'A001', name: '財政部賦稅署', nameEn: 'Taxation Administration' }, 'test');
   }
   const view = await w.registry.apply(application(keys, over), 'test');
-  w.rules.review({ linkId: view.id }, ALL_TOPICS, undefined, 'test-reviewer');
+  await w.rules.review({ linkId: view.id }, ALL_TOPICS, undefined, 'test-reviewer');
   return view.id;
 }
 
 /** The one way tests make an approved, active link. */
 export async function approvedLink(w: Pick<TestWorld, 'registry' | 'rules'>, keys: AgencyKeys, over: Partial<ApplyInput> = {}): Promise<number> {
   const id = await approvableLink(w, keys, over);
-  w.registry.approve(id, { by: 'test', ...REPLY_LETTER(), stampedForm: STAMPED_FORM });
+  await w.registry.approve(id, { by: 'test', ...REPLY_LETTER(), stampedForm: STAMPED_FORM });
   return id;
 }
 
@@ -248,9 +248,9 @@ export function worldEachTest(set: { keys: (k: AgencyKeys) => void; world: (w: T
   let w: TestWorld | undefined;
   beforeAll(() => set.keys((keys = makeAgencyKeys())));
   afterAll(() => keys && cleanupKeys(keys));
-  beforeEach(() => {
+  beforeEach(async () => {
     w = openWorld();
-    if (opts.agency) w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
+    if (opts.agency) await w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
     set.world(w);
   });
   afterEach(() => w?.close());

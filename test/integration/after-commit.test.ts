@@ -21,27 +21,27 @@ afterAll(() => {
   cleanupKeys(keys);
 });
 
-it('hooks run after the commit, in order, and not at all when the transaction rolls back', () => {
+it('hooks run after the commit, in order, and not at all when the transaction rolls back', async () => {
   // Another connection (another process would use one) sees the change when the first hook runs.
   const other = new Database(w.cdb.file, { readonly: true });
   const visible = (code: string) => other.prepare('SELECT count(*) FROM agency WHERE code = ?').pluck().get(code) === 1;
   const seen: string[] = [];
   try {
-    w.cdb.write((tx) => {
-      agencies.insert(tx, { code: 'HOOK1', nameZh: '測試機關', nameEn: null, government: true, sponsorId: null, createdAt: new Date().toISOString(), emails: [] });
+    await w.cdb.write(async (tx) => {
+      await agencies.insert(tx, { code: 'HOOK1', nameZh: '測試機關', nameEn: null, government: true, sponsorId: null, createdAt: new Date().toISOString(), emails: [] });
       afterCommit(tx, () => seen.push(`first, committed: ${visible('HOOK1')}`));
       afterCommit(tx, () => seen.push('second'));
       seen.push(`in the transaction, committed: ${visible('HOOK1')}`);
     });
     expect(seen).toEqual(['in the transaction, committed: false', 'first, committed: true', 'second']);
     seen.length = 0;
-    expect(() =>
-      w.cdb.write((tx) => {
-        agencies.insert(tx, { code: 'HOOK2', nameZh: '測試機關', nameEn: null, government: true, sponsorId: null, createdAt: new Date().toISOString(), emails: [] });
+    await expect(
+      w.cdb.write(async (tx) => {
+        await agencies.insert(tx, { code: 'HOOK2', nameZh: '測試機關', nameEn: null, government: true, sponsorId: null, createdAt: new Date().toISOString(), emails: [] });
         afterCommit(tx, () => seen.push('must not run'));
         throw new Error('rolled back');
       }),
-    ).toThrow('rolled back');
+    ).rejects.toThrow('rolled back');
     expect(seen).toEqual([]);
     expect(visible('HOOK2')).toBe(false);
   } finally {
@@ -49,37 +49,53 @@ it('hooks run after the commit, in order, and not at all when the transaction ro
   }
 });
 
-it('a write nested in another runs its hooks when the outer one commits, and not at all when the outer one rolls back', () => {
+it('a write nested in another runs its hooks when the outer one commits, and not at all when the outer one rolls back', async () => {
   const seen: string[] = [];
-  w.cdb.write((tx) => {
-    w.cdb.write((inner) => afterCommit(inner, () => seen.push('inner')));
+  await w.cdb.write(async (tx) => {
+    await w.cdb.write((inner) => afterCommit(inner, () => seen.push('inner')));
     seen.push('outer still open');
     afterCommit(tx, () => seen.push('outer'));
   });
   expect(seen).toEqual(['outer still open', 'inner', 'outer']);
   seen.length = 0;
-  expect(() =>
-    w.cdb.write(() => {
-      w.cdb.write((inner) => afterCommit(inner, () => seen.push('must not run')));
+  await expect(
+    w.cdb.write(async () => {
+      await w.cdb.write((inner) => afterCommit(inner, () => seen.push('must not run')));
       throw new Error('outer rolled back');
     }),
-  ).toThrow('outer rolled back');
+  ).rejects.toThrow('outer rolled back');
   expect(seen).toEqual([]);
   // A nested write that rolls back inside an outer one that commits: only the outer's notices go out.
-  w.cdb.write((tx) => {
-    expect(() =>
+  await w.cdb.write(async (tx) => {
+    await expect(
       w.cdb.write((inner) => {
         afterCommit(inner, () => seen.push('rolled-back savepoint'));
         throw new Error('inner rolled back');
       }),
-    ).toThrow('inner rolled back');
+    ).rejects.toThrow('inner rolled back');
     afterCommit(tx, () => seen.push('outer committed'));
   });
   expect(seen).toEqual(['outer committed']);
   seen.length = 0;
   // And the runner is usable again afterwards.
-  w.cdb.write((tx) => afterCommit(tx, () => seen.push('again')));
+  await w.cdb.write((tx) => afterCommit(tx, () => seen.push('again')));
   expect(seen).toEqual(['again']);
+});
+
+it('a write started elsewhere while another is open waits its turn: no savepoint of it, its hooks its own', async () => {
+  const seen: string[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const first = w.cdb.write(async (tx) => {
+    afterCommit(tx, () => seen.push('first'));
+    await gate;
+  });
+  const second = w.cdb.write((tx) => afterCommit(tx, () => seen.push('second')));
+  await new Promise((r) => setImmediate(r));
+  expect(seen).toEqual([]);
+  release();
+  await Promise.all([first, second]);
+  expect(seen).toEqual(['first', 'second']);
 });
 
 it('afterCommit outside a write transaction is refused', () => {
@@ -88,17 +104,18 @@ it('afterCommit outside a write transaction is refused', () => {
 
 it('a suspension is announced once, after its commit, and the listener reads the committed state', async () => {
   const id = await approvedLink(w, keys, { account: 'ac1' });
-  const heard: string[] = [];
-  w.registry.onLinkChange((linkId) => heard.push(`${linkId}:${w.registry.state(linkId).link.status}`));
+  // Each announcement is counted when it is made; what the listener then reads is awaited below.
+  const heard: Promise<string>[] = [];
+  w.registry.onLinkChange((linkId) => heard.push(w.registry.state(linkId).then((s) => `${linkId}:${s.link.status}`)));
   const config = loadConfig({ dataDir: w.dataDir }, { NIA_LINK_LOG_LEVEL: 'silent' });
   const compliance = new ComplianceService({ cdb: w.cdb, registry: w.registry, clock: w.clock, config });
   await compliance.suspend(id, 'an audit found the data on a shared drive', 'auditor');
-  expect(heard).toEqual([`${id}:suspended`]);
+  expect(await Promise.all(heard)).toEqual([`${id}:suspended`]);
   // A refused action (the link is suspended already) rolls back and announces nothing.
   await expect(compliance.suspend(id, 'again', 'auditor')).rejects.toThrow();
-  expect(heard).toEqual([`${id}:suspended`]);
+  expect(await Promise.all(heard)).toEqual([`${id}:suspended`]);
   // Approving another link announces it once.
   heard.length = 0;
   const other = await approvedLink(w, keys, { account: 'ac2' });
-  expect(heard).toEqual([`${other}:active`]);
+  expect(await Promise.all(heard)).toEqual([`${other}:active`]);
 });

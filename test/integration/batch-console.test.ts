@@ -19,11 +19,11 @@ beforeAll(async () => {
   cookie = cookieOf(res)!;
   const linkId = cw.delivered.linkId;
   const at = cw.w.clock.now().toISOString();
-  cw.w.cdb.write((tx) => {
-    const a = inbox.insertUpload(tx, { linkId, account: 'a001', ip: '127.0.0.1', name: 'req-007.csv.pgp', kind: 'batch', bytes: 1234, sha256: 'a'.repeat(64), spool: '/nonexistent/a', receivedAt: at });
-    inbox.setState(tx, a, 'answered', { code: null, outcome: { reference: '健保承字第1150000007號', valid: 42, matched: 17, rows: 99, file: 'req-007.result.csv.pgp' }, at });
-    const b = inbox.insertUpload(tx, { linkId, account: 'a001', ip: '127.0.0.1', name: 'req-008.csv.pgp', kind: 'batch', bytes: 10, sha256: 'b'.repeat(64), spool: '/nonexistent/b', receivedAt: at });
-    inbox.setState(tx, b, 'refused', { code: 'signature.missing', outcome: { code: 'signature.missing', message: 'not signed' }, at });
+  await cw.w.cdb.write(async (tx) => {
+    const a = await inbox.insertUpload(tx, { linkId, account: 'a001', ip: '127.0.0.1', name: 'req-007.csv.pgp', kind: 'batch', bytes: 1234, sha256: 'a'.repeat(64), spool: '/nonexistent/a', receivedAt: at });
+    await inbox.setState(tx, a, 'answered', { code: null, outcome: { reference: '健保承字第1150000007號', valid: 42, matched: 17, rows: 99, file: 'req-007.result.csv.pgp' }, at });
+    const b = await inbox.insertUpload(tx, { linkId, account: 'a001', ip: '127.0.0.1', name: 'req-008.csv.pgp', kind: 'batch', bytes: 10, sha256: 'b'.repeat(64), spool: '/nonexistent/b', receivedAt: at });
+    await inbox.setState(tx, b, 'refused', { code: 'signature.missing', outcome: { code: 'signature.missing', message: 'not signed' }, at });
   });
 });
 afterAll(async () => cw?.close());

@@ -38,7 +38,7 @@ function requestFile(name: string, text: string, sign = true): string {
 /** Waits (by polling the database, without a deadline of its own beyond the test's) for the upload's outcome. */
 async function outcomeOf(linkId: number, name: string): Promise<inbox.InboxUploadRow> {
   for (;;) {
-    const row = inbox.uploadsOf(w.cdb.db, { linkId }).find((u) => u.name === name);
+    const row = (await inbox.uploadsOf(w.cdb.db, { linkId })).find((u) => u.name === name);
     if (row && !['pending', 'processing'].includes(row.state)) return row;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -106,7 +106,7 @@ describe('R2.2 batch requests through the real OpenSSH sftp client and the worke
     const file = requestFile('subjects-main.csv.pgp', ['person_id', ...ids].join('\n') + '\n');
     expect((await put('s001', file, 'subjects-main.csv.pgp')).code).toBe(0);
     expect(await outcomeOf(subjectsLink, 'subjects-main.csv.pgp')).toMatchObject({ state: 'in-force' });
-    expect(batch.subjectListOf(w.cdb.db, subjectsLink)).toMatchObject({ count: 12, keyField: 'person_id' });
+    expect(await batch.subjectListOf(w.cdb.db, subjectsLink)).toMatchObject({ count: 12, keyField: 'person_id' });
     const ls = await sftpBatch(svc.sftpPort!, keys.sshPrivateFile, 's001', 'ls -1 /inbox');
     expect(ls.stdout).not.toContain('subjects-main');
   });

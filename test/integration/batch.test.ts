@@ -45,7 +45,7 @@ let link: number;
 
 const sql = (q: string) => execFileSync('sqlite3', ['-csv', source, q]).toString().replace(/\r/g, '').split('\n').filter(Boolean);
 const quoted = (ids: string[]) => ids.map((x) => `'${x}'`).join(',');
-const logOf = (type: string) => listLog(w.cdb.db, { type }).map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, any> }));
+const logOf = async (type: string) => (await listLog(w.cdb.db, { type })).map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, any> }));
 const gpg = (k: AgencyKeys, args: string[], input?: Buffer) => spawnSync('gpg', ['--batch', '--yes', '--trust-model', 'always', ...args], { env: { ...process.env, GNUPGHOME: k.gnupgHome }, input });
 const niaFpr = () => execFileSync('gpg', ['--with-colons', '--list-keys', 'nia'], { env: { ...process.env, GNUPGHOME: keys.gnupgHome } }).toString().split('\n').find((l) => l.startsWith('fpr'))!.split(':')[9];
 
@@ -66,10 +66,10 @@ function newService(over: Partial<{ maxIds: number }> = {}, openSource: () => So
 }
 
 /** An upload as the SFTP role records it: a spool file and its row (the processor's input). */
-function upload(linkId: number, name: string, bytes: Buffer, account = 'b001'): number {
+async function upload(linkId: number, name: string, bytes: Buffer, account = 'b001'): Promise<number> {
   const spool = path.join(dir, `spool-${Math.random().toString(36).slice(2)}`);
   writeFileSync(spool, bytes, { mode: 0o600 });
-  return w.cdb.write((tx) =>
+  return await w.cdb.write((tx) =>
     inbox.insertUpload(tx, { linkId, account, ip: '127.0.0.1', name, kind: name.startsWith('subjects-') ? 'subjects' : 'batch', bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), spool, receivedAt: w.clock.now().toISOString() }),
   );
 }
@@ -138,7 +138,7 @@ describe('R2.2 a batch request is answered with exactly the listed persons\' in-
 
   beforeAll(async () => {
     const text = ['# reference: 健保承字第1150000001號', 'person_id', ...listed(), 'A123456788', ...UNKNOWN].join('\n') + '\n';
-    id = upload(link, 'req-001.csv.pgp', request(text));
+    id = await upload(link, 'req-001.csv.pgp', request(text));
     outcome = await service.process(id);
   });
 
@@ -168,17 +168,17 @@ describe('R2.2 a batch request is answered with exactly the listed persons\' in-
     expect(m.scope.text.zh).toContain('入境');
   });
 
-  it('R2.2: the upload is gone from disk, the answer is a built delivery of the link (listed in /outbox), and the log keeps batch.received and batch.answered', () => {
-    const up = inbox.uploadById(w.cdb.db, id)!;
+  it('R2.2: the upload is gone from disk, the answer is a built delivery of the link (listed in /outbox), and the log keeps batch.received and batch.answered', async () => {
+    const up = (await inbox.uploadById(w.cdb.db, id))!;
     expect(existsSync(up.spool)).toBe(false);
     expect(up.state).toBe('answered');
-    expect(deliveries.builtForLink(w.cdb.db, link).map((d) => d.fileName)).toContain('req-001.result.csv.pgp');
-    const received = logOf('batch.received').find((r) => r.detail.upload === id)!;
+    expect((await deliveries.builtForLink(w.cdb.db, link)).map((d) => d.fileName)).toContain('req-001.result.csv.pgp');
+    const received = (await logOf('batch.received')).find((r) => r.detail.upload === id)!;
     expect(received.detail).toMatchObject({ reference: '健保承字第1150000001號', ids: 50, invalid: 1, sha256: up.sha256 });
     expect(received.detail.idHashes).toContain(keyedIdHash(queryIdSecret(config.keysDir), listed()[0]));
     // No identifier in clear anywhere in the records.
-    expect(JSON.stringify(logOf('batch.received'))).not.toContain(listed()[0]);
-    expect(logOf('batch.answered').find((r) => r.detail.upload === id)!.detail).toMatchObject({ valid: 50, invalid: 1 });
+    expect(JSON.stringify(await logOf('batch.received'))).not.toContain(listed()[0]);
+    expect((await logOf('batch.answered')).find((r) => r.detail.upload === id)!.detail).toMatchObject({ valid: 50, invalid: 1 });
   });
 
   it('R6.1: log who-queried --id finds an identifier sent in a batch, with the link', () => {
@@ -189,11 +189,11 @@ describe('R2.2 a batch request is answered with exactly the listed persons\' in-
   });
 
   it('R2.2: processing an upload again publishes nothing twice', async () => {
-    const before = deliveries.list(w.cdb.db, link).length;
+    const before = (await deliveries.list(w.cdb.db, link)).length;
     const again = await service.process(id);
     expect(again).toMatchObject({ state: 'answered', delivery: outcome.delivery });
-    expect(deliveries.list(w.cdb.db, link).length).toBe(before);
-    expect(logOf('batch.answered').filter((r) => r.detail.upload === id)).toHaveLength(1);
+    expect((await deliveries.list(w.cdb.db, link)).length).toBe(before);
+    expect((await logOf('batch.answered')).filter((r) => r.detail.upload === id)).toHaveLength(1);
   });
 
   it('R2.2: batch list shows the request and its outcome', () => {
@@ -206,7 +206,7 @@ describe('R2.2 a batch request is answered with exactly the listed persons\' in-
 describe('R2.2 a refused request gets a signed error file and a batch.refused record, and no result', () => {
   const good = () => ['# reference: 參考第1號', 'person_id', ...people(300, 5)].join('\n') + '\n';
   async function refused(name: string, bytes: Buffer, code: string, svc = service, linkId = link) {
-    const id = upload(linkId, name, bytes);
+    const id = await upload(linkId, name, bytes);
     const o = await svc.process(id);
     expect(o).toMatchObject({ state: 'refused', code });
     const base = name.replace(/\.csv\.pgp$/, '');
@@ -215,9 +215,9 @@ describe('R2.2 a refused request gets a signed error file and a batch.refused re
     const errorFile = path.join(outboxOf(linkId), `${base}.error.json`);
     expect(verifies(errorFile)).toBe(true);
     expect(JSON.parse(readFileSync(errorFile, 'utf8'))).toMatchObject({ code, request: { name } });
-    expect(logOf('batch.refused').filter((r) => r.detail.upload === id).map((r) => r.detail.code)).toEqual([code]);
-    expect(logOf('batch.received').some((r) => r.detail.upload === id)).toBe(false);
-    const up = inbox.uploadById(w.cdb.db, id)!;
+    expect((await logOf('batch.refused')).filter((r) => r.detail.upload === id).map((r) => r.detail.code)).toEqual([code]);
+    expect((await logOf('batch.received')).some((r) => r.detail.upload === id)).toBe(false);
+    const up = (await inbox.uploadById(w.cdb.db, id))!;
     expect(up).toMatchObject({ state: 'refused', outcomeCode: code });
     expect(existsSync(up.spool)).toBe(false);
   }
@@ -267,16 +267,16 @@ describe('R3.4 subject lists scope deliveries', () => {
 
   it('R3.4: without a list a subjects link delivers nothing and says why', async () => {
     await expect(deliver(true)).rejects.toThrow(/subject list/);
-    expect(logOf('extract.failed').filter((r) => r.linkId === s).map((r) => r.detail.code)).toEqual(['subjects.missing']);
+    expect((await logOf('extract.failed')).filter((r) => r.linkId === s).map((r) => r.detail.code)).toEqual(['subjects.missing']);
     expect(cli(w.dataDir, ['link', 'show', String(s)]).stdout).toMatch(/subject list\s+none uploaded yet/);
   });
 
   it('R3.4: a list upload scopes the next delivery; a replacing list drops removed persons and gives added persons their older records; only the current list is kept', async () => {
     const s1 = exitPeople(200);
     const s2 = exitPeople(215);
-    const first = upload(s, 'subjects-1.csv.pgp', list(s1), 's001');
+    const first = await upload(s, 'subjects-1.csv.pgp', list(s1), 's001');
     expect(await service.process(first)).toMatchObject({ state: 'in-force' });
-    expect(existsSync(inbox.uploadById(w.cdb.db, first)!.spool)).toBe(false);
+    expect(existsSync((await inbox.uploadById(w.cdb.db, first))!.spool)).toBe(false);
     const d1 = await deliver(true);
     expect(rowsOf(d1.path!)).toEqual(exits(s1));
     const show = cli(w.dataDir, ['link', 'show', String(s)]).stdout;
@@ -284,9 +284,9 @@ describe('R3.4 subject lists scope deliveries', () => {
     expect(show).not.toContain(s1[0]);
 
     w.clock.set(new Date(w.clock.now().getTime() + 60_000).toISOString());
-    const second = upload(s, 'subjects-2.csv.pgp', list(s2), 's001');
+    const second = await upload(s, 'subjects-2.csv.pgp', list(s2), 's001');
     expect(await service.process(second)).toMatchObject({ state: 'in-force' });
-    expect(inbox.uploadById(w.cdb.db, first)!.state).toBe('replaced');
+    expect((await inbox.uploadById(w.cdb.db, first))!.state).toBe('replaced');
     w.clock.set(new Date(w.clock.now().getTime() + 60_000).toISOString());
     const d2 = await deliver(false);
     expect(d2.mode).toBe('incremental');
@@ -294,27 +294,27 @@ describe('R3.4 subject lists scope deliveries', () => {
     expect(added.length).toBe(15);
     // Nothing changed in the source since d1: the increment is exactly the added persons' records.
     expect(rowsOf(d2.path!)).toEqual(exits(added));
-    expect(batch.subjectIds(w.cdb.db, s).sort()).toEqual([...s2].sort());
-    const rec = logOf('subjects.in-force').find((r) => r.detail.upload === second)!;
+    expect((await batch.subjectIds(w.cdb.db, s)).sort()).toEqual([...s2].sort());
+    const rec = (await logOf('subjects.in-force')).find((r) => r.detail.upload === second)!;
     expect(rec.detail).toMatchObject({ count: 30, added: 15, removed: 15, replaced: { upload: first, count: 30 } });
     // A full delivery now holds the new list's persons only.
     expect(rowsOf((await deliver(true)).path!)).toEqual(exits(s2));
   });
 
-  it('R3.4: an ended link keeps no list: the purge removes it and the log keeps its count and hash', () => {
-    const list = batch.subjectListOf(w.cdb.db, s)!;
+  it('R3.4: an ended link keeps no list: the purge removes it and the log keeps its count and hash', async () => {
+    const list = (await batch.subjectListOf(w.cdb.db, s))!;
     expect(list.count).toBe(30);
-    w.cdb.write((tx) => w.registry.terminate(tx, s, 'agency-notice', 'test', w.clock.now()));
-    buildServices(config, w.cdb, w.clock).extracts.purge('test');
-    expect(batch.subjectListOf(w.cdb.db, s)).toBeUndefined();
-    expect(batch.subjectIds(w.cdb.db, s)).toEqual([]);
-    expect(logOf('subjects.disposed').filter((r) => r.linkId === s).map((r) => r.detail)).toEqual([expect.objectContaining({ count: 30, sha256: list.sha256 })]);
+    await w.cdb.write((tx) => w.registry.terminate(tx, s, 'agency-notice', 'test', w.clock.now()));
+    await buildServices(config, w.cdb, w.clock).extracts.purge('test');
+    expect(await batch.subjectListOf(w.cdb.db, s)).toBeUndefined();
+    expect(await batch.subjectIds(w.cdb.db, s)).toEqual([]);
+    expect((await logOf('subjects.disposed')).filter((r) => r.linkId === s).map((r) => r.detail)).toEqual([expect.objectContaining({ count: 30, sha256: list.sha256 })]);
   });
 });
 
 describe('R2.2 a worker that stalls past its job lock and wakes after another answered the upload publishes nothing', () => {
   it('one delivery, one result file (the one recorded), one batch.received and one batch.answered', async () => {
-    const id = upload(link, 'req-stall.csv.pgp', request(['# reference: 參考第9號', 'person_id', ...people(400, 5)].join('\n') + '\n'));
+    const id = await upload(link, 'req-stall.csv.pgp', request(['# reference: 參考第9號', 'person_id', ...people(400, 5)].join('\n') + '\n'));
     let reached!: () => void;
     const waiting = new Promise<void>((r) => (reached = r));
     let thaw!: () => void;
@@ -349,13 +349,13 @@ describe('R2.2 a worker that stalls past its job lock and wakes after another an
     const published = readFileSync(file);
     thaw();
     await expect(first).rejects.toBeInstanceOf(SupersededAttempt);
-    const rows = deliveries.list(w.cdb.db, link).filter((d) => d.idempotencyKey === `batch:${id}`);
+    const rows = (await deliveries.list(w.cdb.db, link)).filter((d) => d.idempotencyKey === `batch:${id}`);
     expect(rows.map((d) => [d.id, d.status])).toEqual([[second.delivery, 'built']]);
     expect(readFileSync(file)).toEqual(published);
     expect(createHash('sha256').update(published).digest('hex')).toBe(rows[0].cipherSha256);
     expect(outboxFiles(link).filter((f) => f.startsWith('req-stall.'))).toEqual(['req-stall.result.csv.pgp', 'req-stall.result.manifest.json', 'req-stall.result.manifest.json.asc']);
     expect(readdirSync(outboxOf(link)).filter((f) => f.startsWith('.req-stall.'))).toEqual([]);
-    expect(logOf('batch.received').filter((r) => r.detail.upload === id)).toHaveLength(1);
-    expect(logOf('batch.answered').filter((r) => r.detail.upload === id)).toHaveLength(1);
+    expect((await logOf('batch.received')).filter((r) => r.detail.upload === id)).toHaveLength(1);
+    expect((await logOf('batch.answered')).filter((r) => r.detail.upload === id)).toHaveLength(1);
   });
 });

@@ -6,6 +6,7 @@ import { ComplianceService } from '../../src/compliance';
 import { loadConfig, type Config } from '../../src/config';
 import { compliance as repo, documents } from '../../src/db/repositories';
 import { addDays, addMonths, taipeiDate } from '../../src/domain';
+import { connectionOf } from '../../src/db';
 import { listLog, verifyLog } from '../../src/usagelog';
 import { approvedLink, cli, REVIEW_ARGS, RULES_TEXT, STAMPED_FORM, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
 
@@ -67,67 +68,67 @@ const REPORT = { filename: 'report.txt', content: Buffer.from('自行稽核報�
 const RESPONSE = { filename: 'explanation.txt', content: Buffer.from('說明及改善措施\n一、原因：排程設定錯誤\n二、改善：已修正並加強檢核\n') };
 /** An executable named as a PDF: refused by content whatever its name. */
 const DISGUISED = { filename: 'report.pdf', content: Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]), Buffer.alloc(120)]) };
-const logCount = () => listLog(w.cdb.db, {}).length;
+const logCount = async () => (await listLog(w.cdb.db, {})).length;
 
 describe('self-audits and audits (R6.4, R9.1)', () => {
   it("R6.4 a self-audit is recorded with the agency's report, stored and checked like management rules; without one, or with an executable, nothing is written", async () => {
-    w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
-    const before = logCount();
-    expect(() => svc.addAudit({ agency: 'A001', kind: 'self', summary: '上半年自行稽核' }, 'clerk')).toThrow(/a self-audit is recorded with the agency's report: give the report's file/);
-    expect(() => svc.addAudit({ agency: 'A001', kind: 'self', summary: '上半年自行稽核', file: DISGUISED }, 'clerk')).toThrow(/report\.pdf: the content is .*not a document/);
-    expect(svc.listAudits('A001')).toEqual([]);
-    expect(logCount()).toBe(before);
+    await w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
+    const before = await logCount();
+    await expect(svc.addAudit({ agency: 'A001', kind: 'self', summary: '上半年自行稽核' }, 'clerk')).rejects.toThrow(/a self-audit is recorded with the agency's report: give the report's file/);
+    await expect(svc.addAudit({ agency: 'A001', kind: 'self', summary: '上半年自行稽核', file: DISGUISED }, 'clerk')).rejects.toThrow(/report\.pdf: the content is .*not a document/);
+    expect(await svc.listAudits('A001')).toEqual([]);
+    expect(await logCount()).toBe(before);
 
-    const a = svc.addAudit({ agency: 'A001', kind: 'self', summary: '上半年自行稽核', file: REPORT }, 'clerk');
+    const a = await svc.addAudit({ agency: 'A001', kind: 'self', summary: '上半年自行稽核', file: REPORT }, 'clerk');
     expect(a).toMatchObject({ kind: 'self', auditor: 'A001', date: today(), document: { filename: 'report.txt' } });
-    const doc = documents.byId(w.cdb.db, a.documentId!)!;
+    const doc = (await documents.byId(w.cdb.db, a.documentId!))!;
     expect(doc).toMatchObject({ kind: 'self-audit-report', mediaType: expect.stringMatching(/^text\/plain/), size: REPORT.content.length });
     expect(doc.content.equals(REPORT.content)).toBe(true);
-    const rec = listLog(w.cdb.db, { type: 'selfaudit.recorded' });
+    const rec = await listLog(w.cdb.db, { type: 'selfaudit.recorded' });
     expect(rec).toHaveLength(1);
     expect(rec[0].object).toBe(`audit:${a.id}`);
     expect(JSON.parse(rec[0].detail)).toMatchObject({ date: today(), document: { id: doc.id, sha256: doc.sha256 } });
   });
 
   it("R6.4 an audit's date is its report's: not in the future, at most 30 days back", async () => {
-    w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
-    expect(() => svc.addAudit({ agency: 'A001', kind: 'self', date: addDays(today(), 1), summary: 's', file: REPORT }, 'clerk')).toThrow(/the audit's date .* is in the future/);
-    expect(() => svc.addAudit({ agency: 'A001', kind: 'self', date: addDays(today(), -31), summary: 's', file: REPORT }, 'clerk')).toThrow(/more than 30 days back/);
-    expect(() => svc.addAudit({ agency: 'A001', kind: 'periodic', date: addDays(today(), 1), summary: 's' }, 'nia')).toThrow(/is in the future/);
-    expect(svc.addAudit({ agency: 'A001', kind: 'self', date: addDays(today(), -30), summary: 's', file: REPORT }, 'clerk').date).toBe(addDays(today(), -30));
+    await w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
+    await expect(svc.addAudit({ agency: 'A001', kind: 'self', date: addDays(today(), 1), summary: 's', file: REPORT }, 'clerk')).rejects.toThrow(/the audit's date .* is in the future/);
+    await expect(svc.addAudit({ agency: 'A001', kind: 'self', date: addDays(today(), -31), summary: 's', file: REPORT }, 'clerk')).rejects.toThrow(/more than 30 days back/);
+    await expect(svc.addAudit({ agency: 'A001', kind: 'periodic', date: addDays(today(), 1), summary: 's' }, 'nia')).rejects.toThrow(/is in the future/);
+    expect((await svc.addAudit({ agency: 'A001', kind: 'self', date: addDays(today(), -30), summary: 's', file: REPORT }, 'clerk')).date).toBe(addDays(today(), -30));
   });
 
   it('R6.4 an agency with fewer than two self-audits in a whole calendar year, or none in six months, is flagged; two a year are not', async () => {
-    w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
-    w.registry.addAgency({ code: 'A002', name: '勞動部' }, 'test');
+    await w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
+    await w.registry.addAgency({ code: 'A002', name: '勞動部' }, 'test');
     await approvedLink(w, keys, { agency: 'A001', account: 'a001' });
     await approvedLink(w, keys, { agency: 'A002', account: 'a002' });
     const year = Number(today().slice(0, 4)) + 1; // the first whole calendar year both are linked for
     dayIs(`${year}-03-02`);
-    svc.addAudit({ agency: 'A001', kind: 'self', summary: '上半年', file: REPORT }, 'clerk');
-    svc.addAudit({ agency: 'A002', kind: 'self', summary: '上半年', file: REPORT }, 'clerk');
+    await svc.addAudit({ agency: 'A001', kind: 'self', summary: '上半年', file: REPORT }, 'clerk');
+    await svc.addAudit({ agency: 'A002', kind: 'self', summary: '上半年', file: REPORT }, 'clerk');
     dayIs(`${year}-09-01`);
-    svc.addAudit({ agency: 'A002', kind: 'self', summary: '下半年', file: REPORT }, 'clerk');
+    await svc.addAudit({ agency: 'A002', kind: 'self', summary: '下半年', file: REPORT }, 'clerk');
     dayIs(`${year + 1}-01-10`);
-    const status = svc.status();
+    const status = await svc.status();
     expect(status).toContain(`agency A001: ${year}: 1 self-audit, at least two are required (R6.4)`);
     expect(status).toContain(`agency A001: no self-audit since ${year}-07-10 (R6.4)`);
     expect(status.filter((l) => l.startsWith('agency A002:'))).toEqual([]);
   });
 
   it('R12.1 the necessity review is overdue a year after approval (or the last review) and listed until one is recorded', async () => {
-    w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
+    await w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
     const id = await approvedLink(w, keys, { agency: 'A001', to: addMonths(today(), 36) });
     const approved = today();
     dayIs(addMonths(approved, 12));
-    expect(svc.status().filter((l) => l.includes('necessity review'))).toEqual([]);
+    expect((await svc.status()).filter((l) => l.includes('necessity review'))).toEqual([]);
     dayIs(addDays(addMonths(approved, 12), 1));
-    expect(svc.status()).toContain(`link ${id}: necessity review overdue since ${addMonths(approved, 12)}`);
+    expect(await svc.status()).toContain(`link ${id}: necessity review overdue since ${addMonths(approved, 12)}`);
     // A review's date is a past event's: a date ahead would put the next one off.
-    expect(() => svc.addReview(id, addMonths(today(), 12), 'keep', undefined, 'nia')).toThrow(/the review's date .* is in the future/);
-    expect(() => svc.addReview(id, addDays(today(), -31), 'keep', undefined, 'nia')).toThrow(/more than 30 days back/);
-    svc.addReview(id, today(), 'keep', '仍有業務需要', 'nia');
-    expect(svc.status().filter((l) => l.includes('necessity review'))).toEqual([]);
+    await expect(svc.addReview(id, addMonths(today(), 12), 'keep', undefined, 'nia')).rejects.toThrow(/the review's date .* is in the future/);
+    await expect(svc.addReview(id, addDays(today(), -31), 'keep', undefined, 'nia')).rejects.toThrow(/more than 30 days back/);
+    await svc.addReview(id, today(), 'keep', '仍有業務需要', 'nia');
+    expect((await svc.status()).filter((l) => l.includes('necessity review'))).toEqual([]);
   });
 });
 
@@ -135,25 +136,26 @@ describe("the agency's explanation and improvement measures (R7.2)", () => {
   it('R7.2 finding respond keeps the document and its usage-log record together; a refused document writes neither', async () => {
     const id = await approvedLink(w, keys);
     const f = await svc.addFinding({ linkId: id, deadline: addDays(today(), 10), text: '日誌未依規定保存' }, 'nia');
-    const before = logCount();
-    expect(() => svc.respond(f.id, { file: DISGUISED }, 'clerk')).toThrow(/not a document/);
-    expect(() => svc.respond(f.id, { file: { filename: 'empty.txt', content: Buffer.alloc(0) } }, 'clerk')).toThrow(/the document is empty/);
-    expect(() => svc.respond(999, { file: RESPONSE }, 'clerk')).toThrow(/finding 999 does not exist/);
-    expect(logCount()).toBe(before);
-    expect(repo.findingResponses(w.cdb.db, f.id)).toEqual([]);
+    const before = await logCount();
+    await expect(svc.respond(f.id, { file: DISGUISED }, 'clerk')).rejects.toThrow(/not a document/);
+    await expect(svc.respond(f.id, { file: { filename: 'empty.txt', content: Buffer.alloc(0) } }, 'clerk')).rejects.toThrow(/the document is empty/);
+    await expect(svc.respond(999, { file: RESPONSE }, 'clerk')).rejects.toThrow(/finding 999 does not exist/);
+    expect(await logCount()).toBe(before);
+    expect(await repo.findingResponses(w.cdb.db, f.id)).toEqual([]);
 
-    const r = svc.respond(f.id, { file: RESPONSE, note: '已修正排程' }, 'clerk');
+    const r = await svc.respond(f.id, { file: RESPONSE, note: '已修正排程' }, 'clerk');
     expect(r).toMatchObject({ findingId: f.id, receivedOn: today(), late: false, filename: 'explanation.txt', note: '已修正排程', recordedBy: 'clerk' });
-    const doc = documents.byId(w.cdb.db, r.documentId)!;
+    const doc = (await documents.byId(w.cdb.db, r.documentId))!;
     expect(doc).toMatchObject({ kind: 'finding-response', linkId: id });
     expect(doc.content.equals(RESPONSE.content)).toBe(true);
-    const rec = listLog(w.cdb.db, { type: 'finding.responded' });
+    const rec = await listLog(w.cdb.db, { type: 'finding.responded' });
     expect(rec).toHaveLength(1);
     expect(rec[0]).toMatchObject({ linkId: id, object: `finding:${f.id}`, actor: 'clerk' });
     expect(JSON.parse(rec[0].detail)).toMatchObject({ response: r.id, deadline: f.deadline, late: false, document: { id: doc.id, sha256: doc.sha256 } });
-    expect(svc.listFindings(id)[0].respondedOn).toBe(today());
-    expect(() => w.cdb.sqlite.prepare('UPDATE finding_response SET received_on = ?').run(addDays(today(), -5))).toThrow(/records/);
-    expect(verifyLog(w.cdb).ok).toBe(true);
+    expect((await svc.listFindings(id))[0].respondedOn).toBe(today());
+    // On the write connection (`w.cdb.sqlite` only reads).
+    await expect(w.cdb.write((tx) => connectionOf(tx).prepare('UPDATE finding_response SET received_on = ?').run(addDays(today(), -5)))).rejects.toMatchObject({ message: expect.stringMatching(/records/) });
+    expect((await verifyLog(w.cdb)).ok).toBe(true);
   });
 
   it('R7.2 compliance status lists a finding whose deadline passed without a response; a late one is kept and marked late', async () => {
@@ -161,84 +163,84 @@ describe("the agency's explanation and improvement measures (R7.2)", () => {
     const deadline = addDays(today(), 5);
     const answered = await svc.addFinding({ linkId: id, deadline, text: '夜間大量下載' }, 'nia');
     const silent = await svc.addFinding({ linkId: id, deadline, text: '日誌未依規定保存' }, 'nia');
-    svc.respond(answered.id, { file: RESPONSE }, 'clerk');
-    const missing = (f: number) => svc.status().filter((l) => l.startsWith(`finding ${f} `) && l.includes('(R7.2)'));
+    await svc.respond(answered.id, { file: RESPONSE }, 'clerk');
+    const missing = async (f: number) => (await svc.status()).filter((l) => l.startsWith(`finding ${f} `) && l.includes('(R7.2)'));
     dayIs(deadline);
-    expect(missing(silent.id)).toEqual([]); // the deadline day is still in time
+    expect(await missing(silent.id)).toEqual([]); // the deadline day is still in time
     dayIs(addDays(deadline, 1));
-    expect(missing(answered.id)).toEqual([]);
-    expect(missing(silent.id)).toEqual([`finding ${silent.id} (link ${id}): no written explanation and improvement measures by its deadline ${deadline} (R7.2)`]);
+    expect(await missing(answered.id)).toEqual([]);
+    expect(await missing(silent.id)).toEqual([`finding ${silent.id} (link ${id}): no written explanation and improvement measures by its deadline ${deadline} (R7.2)`]);
     // A preview of an earlier day does not count it yet.
-    expect(svc.status(deadline).filter((l) => l.includes('(R7.2)'))).toEqual([]);
-    const late = svc.respond(silent.id, { file: RESPONSE }, 'clerk');
+    expect((await svc.status(deadline)).filter((l) => l.includes('(R7.2)'))).toEqual([]);
+    const late = await svc.respond(silent.id, { file: RESPONSE }, 'clerk');
     expect(late.late).toBe(true);
-    expect(JSON.parse(listLog(w.cdb.db, { type: 'finding.responded' }).pop()!.detail)).toMatchObject({ late: true, receivedOn: today() });
-    expect(missing(silent.id)).toEqual([`finding ${silent.id} (link ${id}): no written explanation and improvement measures by its deadline ${deadline} (received late, ${today()}) (R7.2)`]);
+    expect(JSON.parse((await listLog(w.cdb.db, { type: 'finding.responded' })).pop()!.detail)).toMatchObject({ late: true, receivedOn: today() });
+    expect(await missing(silent.id)).toEqual([`finding ${silent.id} (link ${id}): no written explanation and improvement measures by its deadline ${deadline} (received late, ${today()}) (R7.2)`]);
   });
 
   it("R7.2 R10.1 a finding's deadline cannot lie in the past", async () => {
     const id = await approvedLink(w, keys);
     await expect(svc.addFinding({ linkId: id, deadline: addDays(today(), -1), text: 't' }, 'nia')).rejects.toThrow(/the deadline .* is in the past/);
-    expect(repo.findings(w.cdb.db, id)).toEqual([]);
+    expect(await repo.findings(w.cdb.db, id)).toEqual([]);
     expect((await svc.addFinding({ linkId: id, deadline: today(), text: 't' }, 'nia')).deadline).toBe(today());
   });
 });
 
 describe('vendors audited (R9.2)', () => {
   it("R9.2 an audit names the vendors audited with the evidence each gave; vendor show lists the audits; another agency's vendor is refused", async () => {
-    w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
-    w.registry.addAgency({ code: 'A002', name: '勞動部' }, 'test');
+    await w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
+    await w.registry.addAgency({ code: 'A002', name: '勞動部' }, 'test');
     const id = await approvedLink(w, keys, { agency: 'A001', account: 'a001', allowIps: ['10.1.2.0/24', '127.0.0.1/32'] });
     const other = await approvedLink(w, keys, { agency: 'A002', account: 'a002', allowIps: ['10.1.3.0/24'] });
-    const main = w.vendors.add({ linkId: id, name: '某資訊公司', contact: '02-1234', machines: ['10.1.2.7/32'] }, 'agency');
-    const sub = w.vendors.add({ linkId: id, name: '某外包工作室', contact: '02-5678', machines: ['10.1.2.8/32'], parentId: main.id }, 'agency');
-    const foreign = w.vendors.add({ linkId: other, name: '他機關廠商', contact: '02', machines: ['10.1.3.4/32'] }, 'agency');
+    const main = await w.vendors.add({ linkId: id, name: '某資訊公司', contact: '02-1234', machines: ['10.1.2.7/32'] }, 'agency');
+    const sub = await w.vendors.add({ linkId: id, name: '某外包工作室', contact: '02-5678', machines: ['10.1.2.8/32'], parentId: main.id }, 'agency');
+    const foreign = await w.vendors.add({ linkId: other, name: '他機關廠商', contact: '02', machines: ['10.1.3.4/32'] }, 'agency');
 
-    const before = logCount();
-    expect(() => svc.addAudit({ agency: 'A001', kind: 'periodic', summary: '年度稽核', vendors: [{ id: foreign.id }] }, 'nia')).toThrow(new RegExp(`vendor ${foreign.id} is not a vendor of A001's links`));
-    expect(() => svc.addAudit({ agency: 'A001', kind: 'periodic', summary: '年度稽核', vendors: [{ id: 999 }] }, 'nia')).toThrow(/vendor 999 is not a vendor/);
-    expect(() => svc.addAudit({ agency: 'A001', kind: 'periodic', summary: '年度稽核', vendors: [{ id: main.id }, { id: main.id }] }, 'nia')).toThrow(/named twice/);
-    expect(() => svc.addAudit({ agency: 'A002', linkId: other, kind: 'periodic', summary: '年度稽核', vendors: [{ id: main.id }] }, 'nia')).toThrow(/is not a vendor of A002's links/);
-    expect(svc.listAudits()).toEqual([]);
-    expect(logCount()).toBe(before);
+    const before = await logCount();
+    await expect(svc.addAudit({ agency: 'A001', kind: 'periodic', summary: '年度稽核', vendors: [{ id: foreign.id }] }, 'nia')).rejects.toThrow(new RegExp(`vendor ${foreign.id} is not a vendor of A001's links`));
+    await expect(svc.addAudit({ agency: 'A001', kind: 'periodic', summary: '年度稽核', vendors: [{ id: 999 }] }, 'nia')).rejects.toThrow(/vendor 999 is not a vendor/);
+    await expect(svc.addAudit({ agency: 'A001', kind: 'periodic', summary: '年度稽核', vendors: [{ id: main.id }, { id: main.id }] }, 'nia')).rejects.toThrow(/named twice/);
+    await expect(svc.addAudit({ agency: 'A002', linkId: other, kind: 'periodic', summary: '年度稽核', vendors: [{ id: main.id }] }, 'nia')).rejects.toThrow(/is not a vendor of A002's links/);
+    expect(await svc.listAudits()).toEqual([]);
+    expect(await logCount()).toBe(before);
 
-    const a = svc.addAudit({ agency: 'A001', linkId: id, kind: 'periodic', summary: '年度稽核', file: REPORT, vendors: [{ id: main.id, evidence: '機房進出紀錄' }, { id: sub.id }] }, 'nia');
+    const a = await svc.addAudit({ agency: 'A001', linkId: id, kind: 'periodic', summary: '年度稽核', file: REPORT, vendors: [{ id: main.id, evidence: '機房進出紀錄' }, { id: sub.id }] }, 'nia');
     expect(a.vendors).toEqual([
       { id: main.id, name: '某資訊公司', linkId: id, evidence: '機房進出紀錄' },
       { id: sub.id, name: '某外包工作室', linkId: id, evidence: null },
     ]);
     expect(a.document).toMatchObject({ filename: 'report.txt' });
-    expect(JSON.parse(listLog(w.cdb.db, { type: 'audit.recorded' })[0].detail).vendors).toEqual([
+    expect(JSON.parse((await listLog(w.cdb.db, { type: 'audit.recorded' }))[0].detail).vendors).toEqual([
       { id: main.id, name: '某資訊公司', evidence: '機房進出紀錄' },
       { id: sub.id, name: '某外包工作室', evidence: null },
     ]);
-    const shown = w.vendors.show(main.id);
+    const shown = await w.vendors.show(main.id);
     expect(shown).toMatchObject({ id: main.id, agency: 'A001', subcontractors: [{ id: sub.id, name: '某外包工作室', removedAt: null }] });
     expect(shown.audits).toEqual([{ id: a.id, date: today(), kind: 'periodic', auditor: 'NIA', summary: '年度稽核', agency: 'A001', linkId: id, evidence: '機房進出紀錄' }]);
-    expect(w.vendors.show(foreign.id).audits).toEqual([]);
+    expect((await w.vendors.show(foreign.id)).audits).toEqual([]);
   });
 });
 
 describe('the sponsoring authority of a non-government body (R14.2)', () => {
   async function sponsoredBody(): Promise<number> {
-    w.registry.addAgency({ code: 'MOL', name: '勞動部', emails: ['audit@mol.example.gov.tw'] }, 'test');
-    w.registry.addAgency({ code: 'NGO1', name: '某人力仲介公會', nonGovernment: true, sponsor: 'MOL', emails: ['office@ngo1.example.org'] }, 'test');
+    await w.registry.addAgency({ code: 'MOL', name: '勞動部', emails: ['audit@mol.example.gov.tw'] }, 'test');
+    await w.registry.addAgency({ code: 'NGO1', name: '某人力仲介公會', nonGovernment: true, sponsor: 'MOL', emails: ['office@ngo1.example.org'] }, 'test');
     return approvedLink(w, keys, { agency: 'NGO1', account: 'ngo1' });
   }
 
   it("R14.2 every notice about a non-government body's links goes to its sponsoring authority's contact addresses too, stored and e-mailed", async () => {
     const id = await sponsoredBody();
-    w.registry.addAgency({ code: 'A001', name: '財政部賦稅署', emails: ['it@a001.example.gov.tw'] }, 'test');
+    await w.registry.addAgency({ code: 'A001', name: '財政部賦稅署', emails: ['it@a001.example.gov.tw'] }, 'test');
     const gov = await approvedLink(w, keys, { agency: 'A001', account: 'a001' });
     const f = await svc.addFinding({ linkId: id, deadline: addDays(today(), 10), text: '日誌未依規定保存' }, 'nia');
     await svc.suspend(id, '違反第八點', 'nia');
     await svc.addFinding({ linkId: gov, deadline: addDays(today(), 10), text: '夜間大量下載' }, 'nia');
 
-    const notices = svc.listNotices(id);
+    const notices = await svc.listNotices(id);
     expect(notices.map((n) => n.kind)).toEqual(['finding', 'suspended']);
     for (const n of notices) expect(n.recipients).toEqual(expect.arrayContaining(['office@ngo1.example.org', 'audit@mol.example.gov.tw']));
-    expect(svc.listNotices(gov)[0].recipients).not.toContain('audit@mol.example.gov.tw');
-    const issued = listLog(w.cdb.db, { linkId: id, type: 'notice.issued' }).map((r) => JSON.parse(r.detail));
+    expect((await svc.listNotices(gov))[0].recipients).not.toContain('audit@mol.example.gov.tw');
+    const issued = (await listLog(w.cdb.db, { linkId: id, type: 'notice.issued' })).map((r) => JSON.parse(r.detail));
     expect(issued[0]).toMatchObject({ kind: 'finding', sponsor: { code: 'MOL', recipients: ['audit@mol.example.gov.tw'] } });
 
     const sent = mails.filter((m) => m.subject.includes(`L${id} `));
@@ -250,20 +252,20 @@ describe('the sponsoring authority of a non-government body (R14.2)', () => {
 
   it("R14.2 the sponsor's periodic audits of the body are recorded and flagged a year overdue; a government agency has no sponsor audit", async () => {
     await sponsoredBody();
-    w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
-    expect(() => svc.addAudit({ agency: 'A001', kind: 'sponsor', summary: '督考' }, 'nia')).toThrow(/agency A001 has no sponsoring authority/);
+    await w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
+    await expect(svc.addAudit({ agency: 'A001', kind: 'sponsor', summary: '督考' }, 'nia')).rejects.toThrow(/agency A001 has no sponsoring authority/);
     const approved = today();
-    const overdue = () => svc.status().filter((l) => l.includes('(R14.2') || l.includes('R14.2)'));
+    const overdue = async () => (await svc.status()).filter((l) => l.includes('(R14.2') || l.includes('R14.2)'));
     dayIs(addMonths(approved, 12));
-    expect(overdue()).toEqual([]);
+    expect(await overdue()).toEqual([]);
     dayIs(addDays(addMonths(approved, 12), 1));
-    expect(overdue()).toEqual([`agency NGO1: audit by its sponsoring authority MOL overdue since ${addDays(addMonths(approved, 12), 1)} (never audited; every 12 months, R14.2)`]);
-    const a = svc.addAudit({ agency: 'NGO1', kind: 'sponsor', summary: '年度督考稽核', file: REPORT }, 'mol-clerk');
+    expect(await overdue()).toEqual([`agency NGO1: audit by its sponsoring authority MOL overdue since ${addDays(addMonths(approved, 12), 1)} (never audited; every 12 months, R14.2)`]);
+    const a = await svc.addAudit({ agency: 'NGO1', kind: 'sponsor', summary: '年度督考稽核', file: REPORT }, 'mol-clerk');
     expect(a).toMatchObject({ kind: 'sponsor', auditor: 'MOL', date: today() });
-    expect(overdue()).toEqual([]);
+    expect(await overdue()).toEqual([]);
     const last = today();
     dayIs(addDays(addMonths(last, 12), 1));
-    expect(overdue()).toEqual([`agency NGO1: audit by its sponsoring authority MOL overdue since ${addDays(addMonths(last, 12), 1)} (last ${last}; every 12 months, R14.2)`]);
+    expect(await overdue()).toEqual([`agency NGO1: audit by its sponsoring authority MOL overdue since ${addDays(addMonths(last, 12), 1)} (last ${last}; every 12 months, R14.2)`]);
   });
 });
 

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { connectionOf } from '../../src/db';
 import * as installation from '../../src/db/repositories/installation';
 import { ComplianceService } from '../../src/compliance';
 import { Html } from '../../src/http/html';
@@ -19,7 +20,7 @@ afterAll(() => cleanupKeys(keys));
 
 async function world(mode: 'drill' | 'production'): Promise<{ w: TestWorld; id: number; manifest: string; form: string; notice: string }> {
   const w = openWorld();
-  w.cdb.write((tx) => installation.record(tx, mode, new Date()));
+  await w.cdb.write((tx) => installation.record(tx, mode, new Date()));
   const config = sftpConfig(w.dataDir);
   await niaKeys(config, keys);
   const id = await approvedLink(w, keys);
@@ -30,8 +31,8 @@ async function world(mode: 'drill' | 'production'): Promise<{ w: TestWorld; id: 
     w,
     id,
     manifest: readFileSync(d.manifest!, 'utf8'),
-    form: renderHtml(new FormService(w.cdb, w.registry, w.clock).model(id)),
-    notice: compliance.listNotices(id)[0].textZh,
+    form: renderHtml(await new FormService(w.cdb, w.registry, w.clock).model(id)),
+    notice: (await compliance.listNotices(id))[0].textZh,
   };
 }
 
@@ -42,12 +43,13 @@ describe('a drill is marked everywhere (R6.6)', () => {
       expect(JSON.parse(manifest)).toMatchObject({ drill: '演練 DRILL' });
       expect(form).toContain('演練 DRILL');
       expect(notice.startsWith('【演練 DRILL】')).toBe(true);
-      for (const r of listLog(w.cdb.db, {})) expect(JSON.parse(r.detail)).toMatchObject({ drill: true });
+      for (const r of await listLog(w.cdb.db, {})) expect(JSON.parse(r.detail)).toMatchObject({ drill: true });
       const page = layout({ t: translator('zh-TW'), lang: 'zh-TW', op: null, path: '/', drill: true }, 'x', new Html(''));
       expect(page).toMatch(/<title>演練 DRILL · /);
       expect(page).toContain('<span class="badge suspended drill" role="note">演練 DRILL</span>');
-      expect(() => w.cdb.sqlite.prepare("UPDATE installation SET mode = 'production'").run()).toThrow(/fixed when it is initialised/);
-      expect(() => w.cdb.sqlite.prepare('DELETE FROM installation').run()).toThrow(/fixed when it is initialised/);
+      // On the write connection (`w.cdb.sqlite` only reads).
+      await expect(w.cdb.write((tx) => connectionOf(tx).prepare("UPDATE installation SET mode = 'production'").run())).rejects.toMatchObject({ message: expect.stringMatching(/fixed when it is initialised/) });
+      await expect(w.cdb.write((tx) => connectionOf(tx).prepare('DELETE FROM installation').run())).rejects.toMatchObject({ message: expect.stringMatching(/fixed when it is initialised/) });
     } finally {
       w.close();
     }
@@ -59,7 +61,7 @@ describe('a drill is marked everywhere (R6.6)', () => {
       expect(JSON.parse(manifest).drill).toBeUndefined();
       expect(form).not.toContain('DRILL');
       expect(notice).not.toContain('DRILL');
-      for (const r of listLog(w.cdb.db, {})) expect(JSON.parse(r.detail).drill).toBeUndefined();
+      for (const r of await listLog(w.cdb.db, {})) expect(JSON.parse(r.detail).drill).toBeUndefined();
       expect(layout({ t: translator('zh-TW'), lang: 'zh-TW', op: null, path: '/' }, 'x', new Html(''))).not.toContain('DRILL');
     } finally {
       w.close();

@@ -57,7 +57,7 @@ function service(openSource: () => ExtractSource): ExtractService {
   return new ExtractService({ cdb: w.cdb, registry: w.registry, clock: w.clock, outbox: openOutbox(config), keysDir: config.keysDir, retentionDays: 30, openSource });
 }
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
-const records = (linkId: number, type: string) => listLog(w.cdb.db, { limit: 10000 }).filter((r) => r.linkId === linkId && r.type === type);
+const records = async (linkId: number, type: string) => (await listLog(w.cdb.db, { limit: 10000 })).filter((r) => r.linkId === linkId && r.type === type);
 
 async function stalledThenTakenOver(account: string, thawWith?: Error) {
   const linkId = await approvedLink(w, keys, { account, fields: [{ name: 'person_id' }, { name: 'name_en' }] });
@@ -77,7 +77,7 @@ async function stalledThenTakenOver(account: string, thawWith?: Error) {
 
 it('a worker that wakes after losing its job to another publishes nothing: one delivery, one file, one extract.built', async () => {
   const { linkId, second, dir, published } = await stalledThenTakenOver('fence1');
-  const rows = deliveries.list(w.cdb.db, linkId);
+  const rows = await deliveries.list(w.cdb.db, linkId);
   expect(rows).toHaveLength(1);
   expect(rows[0]).toMatchObject({ id: second.id, status: 'built', error: null });
   // The files are the ones the second attempt recorded, byte for byte.
@@ -88,18 +88,18 @@ it('a worker that wakes after losing its job to another publishes nothing: one d
   expect(createHash('sha256').update(published.manifest).digest('hex')).toBe(rows[0].manifestSha256);
   expect(readdirSync(dir).filter((f) => f.endsWith('.csv.pgp'))).toEqual([path.basename(second.path!)]);
   expect(readdirSync(dir).filter((f) => f.endsWith('.partial'))).toEqual([]);
-  expect(records(linkId, 'extract.built')).toHaveLength(1);
-  expect(records(linkId, 'extract.failed')).toHaveLength(0);
-  expect(verifyLog(w.cdb).ok).toBe(true);
+  expect(await records(linkId, 'extract.built')).toHaveLength(1);
+  expect(await records(linkId, 'extract.failed')).toHaveLength(0);
+  expect((await verifyLog(w.cdb)).ok).toBe(true);
 });
 
 it('a superseded attempt that fails on its last try neither fails the delivery nor logs a failure', async () => {
   const { linkId, second } = await stalledThenTakenOver('fence2', new Error('source connection lost'));
-  const rows = deliveries.list(w.cdb.db, linkId);
+  const rows = await deliveries.list(w.cdb.db, linkId);
   expect(rows).toHaveLength(1);
   expect(rows[0]).toMatchObject({ id: second.id, status: 'built', error: null });
-  expect(records(linkId, 'extract.built')).toHaveLength(1);
-  expect(records(linkId, 'extract.failed')).toHaveLength(0);
+  expect(await records(linkId, 'extract.built')).toHaveLength(1);
+  expect(await records(linkId, 'extract.failed')).toHaveLength(0);
 });
 
 it('a job that runs again after its delivery was built returns that delivery and builds nothing', async () => {
@@ -110,22 +110,22 @@ it('a job that runs again after its delivery was built returns that delivery and
   const b = await svc.run(req, { finalAttempt: false });
   expect(b.id).toBe(a.id);
   expect(b.sha256).toBe(a.sha256);
-  expect(records(linkId, 'extract.built')).toHaveLength(1);
+  expect(await records(linkId, 'extract.built')).toHaveLength(1);
 });
 
 it('a publishing transaction that fails leaves no published file and no temporary one', async () => {
   const linkId = await approvedLink(w, keys, { account: 'fence4', fields: [{ name: 'person_id' }] });
   const outbox = openOutbox(config);
-  const claimed = w.cdb.write((tx) => deliveries.claim(tx, 'extract:fence4', 'attempt-1', () => ({ linkId, revision: 1, trigger: 'manual', mode: 'full', dataset: 'entry_exit', fields: ['person_id'], createdAt: new Date().toISOString() })));
+  const claimed = await w.cdb.write((tx) => deliveries.claim(tx, 'extract:fence4', 'attempt-1', () => ({ linkId, revision: 1, trigger: 'manual', mode: 'full', dataset: 'entry_exit', fields: ['person_id'], createdAt: new Date().toISOString() })));
   const row = 'row' in claimed ? claimed.row : claimed.done;
   const temp = stageFile(outbox, linkId, 'fence4.csv.pgp', 'ciphertext');
-  expect(() =>
-    publishDelivery(w.cdb, row.id, 'attempt-1', [temp], (tx) => {
-      deliveries.update(tx, row.id, { status: 'built', fileName: 'fence4.csv.pgp' });
+  await expect(
+    publishDelivery(w.cdb, row.id, 'attempt-1', [temp], async (tx) => {
+      await deliveries.update(tx, row.id, { status: 'built', fileName: 'fence4.csv.pgp' });
       throw new Error('disk full');
     }),
-  ).toThrow('disk full');
+  ).rejects.toThrow('disk full');
   expect(outbox.stat(linkId, 'fence4.csv.pgp')).toBeNull();
   expect(readdirSync(path.dirname(outbox.pathOf(linkId, 'fence4.csv.pgp'))).filter((f) => f.includes('fence4'))).toEqual([]);
-  expect(deliveries.byId(w.cdb.db, row.id)).toMatchObject({ status: 'building', fileName: null });
+  expect(await deliveries.byId(w.cdb.db, row.id)).toMatchObject({ status: 'building', fileName: null });
 });

@@ -71,7 +71,7 @@ it('a worker frozen past its job lock and then thawed publishes nothing: exactly
     process.kill(-frozen.pid!, 'SIGTERM');
     await exited(frozen);
 
-    const rows = deliveries.list(w.cdb.db, id);
+    const rows = await deliveries.list(w.cdb.db, id);
     expect(rows.map((d) => [d.id, d.status])).toEqual([[r.deliveryId, 'built']]);
     const files = readdirSync(dir);
     expect(files.filter((f) => f.endsWith('.csv.pgp'))).toEqual([rows[0].fileName]);
@@ -79,10 +79,10 @@ it('a worker frozen past its job lock and then thawed publishes nothing: exactly
     const sha = (f: string) => createHash('sha256').update(readFileSync(path.join(dir, f))).digest('hex');
     expect(sha(rows[0].fileName!)).toBe(rows[0].cipherSha256);
     expect(sha(rows[0].fileName!.replace(/\.csv\.pgp$/, '.manifest.json'))).toBe(rows[0].manifestSha256);
-    const log = listLog(w.cdb.db, { limit: 100000 }).filter((e) => e.linkId === id);
+    const log = (await listLog(w.cdb.db, { limit: 100000 })).filter((e) => e.linkId === id);
     expect(log.filter((e) => e.type === 'extract.built')).toHaveLength(1);
     expect(log.filter((e) => e.type === 'extract.failed')).toHaveLength(0);
-    expect(verifyLog(w.cdb).ok).toBe(true);
+    expect((await verifyLog(w.cdb)).ok).toBe(true);
   } finally {
     for (const p of [frozen, other]) {
       if (!p || p.exitCode !== null || p.signalCode !== null) continue;

@@ -55,7 +55,7 @@ function parseCsv(text: string): string[][] {
 async function deliver(linkId: number, full = true) {
   const job = await queue.add('manual-extract', { linkId, full, trigger: 'manual' });
   const r = (await job.waitUntilFinished(events, 60000)) as { deliveryId: number };
-  return w.cdb.db && buildServices(config, w.cdb, w.clock).extracts.get(r.deliveryId)!;
+  return w.cdb.db && (await buildServices(config, w.cdb, w.clock).extracts.get(r.deliveryId))!;
 }
 
 beforeAll(async () => {
@@ -111,7 +111,7 @@ describe('extract pipeline with a real worker, Redis and GnuPG', () => {
     const v = spawnSync('gpg', ['--batch', '--status-fd', '1', '--verify', `${d.manifest}.asc`, d.manifest!], { env: gpgEnv(), encoding: 'utf8' });
     expect(v.status).toBe(0);
     expect(v.stdout).toMatch(/GOODSIG/);
-    const built = listLog(w.cdb.db, { linkId: id, type: 'extract.built' });
+    const built = await listLog(w.cdb.db, { linkId: id, type: 'extract.built' });
     expect(built).toHaveLength(1);
     expect(JSON.parse(built[0].detail)).toMatchObject({ rows: 4, sha256: d.sha256, delivery: d.id });
     expect(readdirSync(path.dirname(d.path!)).filter((f) => f.endsWith('.partial'))).toEqual([]);
@@ -121,7 +121,7 @@ describe('extract pipeline with a real worker, Redis and GnuPG', () => {
     const id = await approvedLink(w, keys, { account: 'x2', fields: [{ name: 'person_id' }, { name: 'nationality' }, { name: 'port' }] });
     expect(parseCsv(gpgDecrypt((await deliver(id)).path!).plain)[0]).toEqual(['person_id', 'nationality', 'port']);
     const cr = await w.registry.fileChange(id, 'fields', { value: 'person_id,port' }, 'agency');
-    w.registry.approveChange(cr.id, 'nia');
+    await w.registry.approveChange(cr.id, 'nia');
     const d = await deliver(id);
     expect(d.revision).toBe(2);
     const { plain } = gpgDecrypt(d.path!);
@@ -133,11 +133,11 @@ describe('extract pipeline with a real worker, Redis and GnuPG', () => {
     const id = await approvedLink(w, keys, { account: 'xby', fields: [{ name: 'port' }] });
     const job = await queue.add('manual-extract', { linkId: id, full: true, trigger: 'manual', by: 'op:王承辦' });
     const r = await job.waitUntilFinished(events, 60000);
-    const built = listLog(w.cdb.db, { linkId: id, type: 'extract.built' });
+    const built = await listLog(w.cdb.db, { linkId: id, type: 'extract.built' });
     expect(built.map((x) => x.actor)).toEqual(['op:王承辦']);
     expect(JSON.parse(built[0].detail)).toMatchObject({ delivery: r.deliveryId, trigger: 'manual' });
     await deliver(id);
-    expect(listLog(w.cdb.db, { linkId: id, type: 'extract.built' }).map((x) => x.actor)).toEqual(['op:王承辦', 'worker']);
+    expect((await listLog(w.cdb.db, { linkId: id, type: 'extract.built' })).map((x) => x.actor)).toEqual(['op:王承辦', 'worker']);
   });
 
   it('incremental deliveries carry only records changed since the last successful one; an empty increment is a header-only file', async () => {
@@ -157,8 +157,8 @@ describe('extract pipeline with a real worker, Redis and GnuPG', () => {
     const expired = await approvedLink(w, keys, { account: 'x5', from: '2020-01-01', to: '2020-12-31' });
     const ended = await approvedLink(w, keys, { account: 'x6' });
     const cr = await w.registry.fileChange(ended, 'stop', { value: taipeiDate(w.clock.now()), letterNo: '府授字第1150000001號' }, 'agency');
-    w.registry.approveChange(cr.id, 'nia');
-    buildServices(config, w.cdb, w.clock).compliance.endDue('nia', ended);
+    await w.registry.approveChange(cr.id, 'nia');
+    await buildServices(config, w.cdb, w.clock).compliance.endDue('nia', ended);
     for (const [linkId, reason] of [
       [pending, /pending/],
       [expired, /use period ended on 2020-12-31/],
@@ -167,27 +167,27 @@ describe('extract pipeline with a real worker, Redis and GnuPG', () => {
       const job = await queue.add('manual-extract', { linkId, full: true, trigger: 'manual' });
       await expect(job.waitUntilFinished(events, 30000)).rejects.toThrow(reason);
       expect((await queue.getJob(job.id!))!.attemptsMade).toBe(1); // permanent: not retried
-      const failed = listLog(w.cdb.db, { linkId, type: 'extract.failed' });
+      const failed = await listLog(w.cdb.db, { linkId, type: 'extract.failed' });
       expect(JSON.parse(failed[failed.length - 1].detail).reason).toMatch(reason);
-      expect(deliveries.list(w.cdb.db, linkId).filter((d) => d.status === 'built')).toEqual([]);
+      expect((await deliveries.list(w.cdb.db, linkId)).filter((d) => d.status === 'built')).toEqual([]);
     }
     const services = buildServices(config, w.cdb, w.clock);
-    expect(() => services.extracts.assertUsable(services.registry.state(pending), { key: 'k', trigger: 'manual' }, w.clock.now())).toThrow(PermanentError);
+    await expect(services.extracts.assertUsable(await services.registry.state(pending), { key: 'k', trigger: 'manual' }, w.clock.now())).rejects.toThrow(PermanentError);
   });
 
   it('a link schedule fires and creates a delivery (job scheduler, Asia/Taipei)', async () => {
     const id = await approvedLink(w, keys, { account: 'x7', fields: [{ name: 'port' }], schedule: '*/2 * * * * *' });
     // The scheduler role synchronises schedules at start and every 10 s; do not wait for the timer.
     const { syncSchedules } = await import('../../src/queue');
-    await syncSchedules(queue, [{ id, schedule: '*/2 * * * * *', active: true }, ...w.registry.list().filter((l) => l.id !== id).map((l) => ({ id: l.id, schedule: l.schedule, active: l.status === 'active' }))]);
+    await syncSchedules(queue, [{ id, schedule: '*/2 * * * * *', active: true }, ...(await w.registry.list()).filter((l) => l.id !== id).map((l) => ({ id: l.id, schedule: l.schedule, active: l.status === 'active' }))]);
     let made: deliveries.DeliveryRow[] = [];
     for (let i = 0; i < 100 && made.length === 0; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      made = deliveries.list(w.cdb.db, id).filter((d) => d.status === 'built');
+      made = (await deliveries.list(w.cdb.db, id)).filter((d) => d.status === 'built');
     }
     expect(made[0]).toMatchObject({ trigger: 'schedule', linkId: id });
     expect((await queue.getJobSchedulers()).map((s) => s.key)).toContain(`link:${id}`);
-    const r = await syncSchedules(queue, w.registry.list().map((l) => ({ id: l.id, schedule: l.schedule, active: l.id === id ? false : l.status === 'active' })));
+    const r = await syncSchedules(queue, (await w.registry.list()).map((l) => ({ id: l.id, schedule: l.schedule, active: l.id === id ? false : l.status === 'active' })));
     expect(r.removed).toContain(`link:${id}`);
   });
 });
@@ -197,19 +197,19 @@ describe('outbox retention (R-F5)', () => {
     const id = await approvedLink(w, keys, { account: 'x9', fields: [{ name: 'port' }] });
     const d = await deliver(id);
     const services = buildServices(config, w.cdb, w.clock);
-    expect(services.extracts.purge('test').purged).toBe(0);
+    expect((await services.extracts.purge('test')).purged).toBe(0);
     expect(existsSync(d.path!)).toBe(true);
     const saved = w.clock.now();
     w.clock.advanceDays(config.outbox.retentionDays + 1);
     try {
-      expect(services.extracts.purge('test').purged).toBeGreaterThanOrEqual(1);
+      expect((await services.extracts.purge('test')).purged).toBeGreaterThanOrEqual(1);
     } finally {
       w.clock.set(saved.toISOString());
     }
     expect(existsSync(d.path!)).toBe(false);
     expect(existsSync(d.manifest!)).toBe(false);
-    expect(services.extracts.get(d.id)).toMatchObject({ status: 'purged', sha256: d.sha256 });
-    expect(listLog(w.cdb.db, { linkId: id, type: 'delivery.purged' })).toHaveLength(1);
+    expect(await services.extracts.get(d.id)).toMatchObject({ status: 'purged', sha256: d.sha256 });
+    expect(await listLog(w.cdb.db, { linkId: id, type: 'delivery.purged' })).toHaveLength(1);
   });
 });
 
@@ -233,11 +233,11 @@ describe('a worker killed mid-extract', () => {
     await new Promise((r) => first.once('exit', r));
     // Nothing the agency could see: no final file, no built delivery.
     expect(readdirSync(dir).filter((f) => f.endsWith('.csv.pgp'))).toEqual([]);
-    expect(deliveries.list(w.cdb.db, id).filter((d) => d.status === 'built')).toEqual([]);
+    expect((await deliveries.list(w.cdb.db, id)).filter((d) => d.status === 'built')).toEqual([]);
     const second = startWorker();
     try {
       const r = (await job.waitUntilFinished(events, 90000)) as { deliveryId: number };
-      const built = deliveries.list(w.cdb.db, id).filter((d) => d.status === 'built');
+      const built = (await deliveries.list(w.cdb.db, id)).filter((d) => d.status === 'built');
       expect(built.map((d) => d.id)).toEqual([r.deliveryId]);
       const Database = require('better-sqlite3');
       const src = new Database(path.join(w.dataDir, 'source.db'), { readonly: true });

@@ -26,10 +26,10 @@ function boxes(html: string): Record<string, boolean[]> {
 const item = (html: string, n: string) => new RegExp(`<p class="item" data-item="${n}">(.*?)</p>`).exec(html)?.[1].replace(/<[^>]+>/g, '') ?? '';
 /** The day on the form: the day it was filed, in Taipei, in the ROC calendar. */
 const today = (plusDays = 0) => rocDateText(taipeiDate(new Date(w.clock.now().getTime() + plusDays * 86400000)));
-const html = (linkId: number, revision?: number) => renderHtml(forms.model(linkId, revision));
+const html = async (linkId: number, revision?: number) => renderHtml(await forms.model(linkId, revision));
 
 async function link(over: Parameters<typeof approvedLink>[2] = {}): Promise<number> {
-  w.registry.addAgency({ code: 'A003', name: '內政部警政署' }, 'test');
+  await w.registry.addAgency({ code: 'A003', name: '內政部警政署' }, 'test');
   const id = await approvedLink(w, keys, {
     agency: 'A003',
     dataset: 'residence',
@@ -51,7 +51,7 @@ async function link(over: Parameters<typeof approvedLink>[2] = {}): Promise<numb
 describe('the form 申請暨異動書 (form items 1–9, R3.1, R3.3)', () => {
   it('R3.1 R3.3 a first application: every item filled, 首次申請 ticked, fields by their Chinese labels, ROC dates', async () => {
     const id = await link();
-    const page = html(id);
+    const page = await html(id);
     expect(page).toMatch(/^<!doctype html>/);
     expect(page).toContain('<title>各機關應用移民資訊申請暨異動書（連結案第');
     expect(page).toContain('<h1>各機關應用移民資訊申請暨異動書</h1>');
@@ -86,12 +86,12 @@ describe('the form 申請暨異動書 (form items 1–9, R3.1, R3.3)', () => {
   });
 
   it("R3.3 NIA's letter number and date appear on the form once the link is approved with them", async () => {
-    w.registry.addAgency({ code: 'A003', name: '內政部警政署' }, 'test');
+    await w.registry.addAgency({ code: 'A003', name: '內政部警政署' }, 'test');
     const { id } = await w.registry.apply(application(keys, { agency: 'A003' }), 'agency');
-    expect(html(id)).toContain('<tr><th>移民署函復文號</th><td>　</td></tr>');
-    w.rules.review({ linkId: id }, '1-8', undefined, 'reviewer');
-    w.registry.approve(id, { by: 'nia', letterNo: '移署資字第1150001234號', letterDate: '2026-03-05', stampedForm: STAMPED_FORM });
-    const page = html(id);
+    expect(await html(id)).toContain('<tr><th>移民署函復文號</th><td>　</td></tr>');
+    await w.rules.review({ linkId: id }, '1-8', undefined, 'reviewer');
+    await w.registry.approve(id, { by: 'nia', letterNo: '移署資字第1150001234號', letterDate: '2026-03-05', stampedForm: STAMPED_FORM });
+    const page = await html(id);
     expect(page).toContain('<tr><th>移民署函復文號</th><td>移署資字第1150001234號</td></tr>');
     expect(page).toContain('<tr><th>函復日期</th><td>中華民國 115 年 3 月 5 日</td></tr>');
   });
@@ -100,14 +100,14 @@ describe('the form 申請暨異動書 (form items 1–9, R3.1, R3.3)', () => {
     const id = await link();
     const approve = async (kind: Parameters<typeof w.registry.fileChange>[1], input: Parameters<typeof w.registry.fileChange>[2]) => {
       const cr = await w.registry.fileChange(id, kind, input, 'agency');
-      if (kind === 'rules') w.rules.review({ documentId: (cr.change as { rulesDocument: number }).rulesDocument }, '1-8', undefined, 'r');
+      if (kind === 'rules') await w.rules.review({ documentId: (cr.change as { rulesDocument: number }).rulesDocument }, '1-8', undefined, 'r');
       w.clock.advanceDays(1);
-      return w.registry.approveChange(cr.id, 'nia').link.revision;
+      return (await w.registry.approveChange(cr.id, 'nia')).link.revision;
     };
     const ticked = (page: string) => Object.entries(boxes(page)).flatMap(([label, v]) => v.map((on, i) => (on ? `${label}${v.length > 1 ? `#${i + 3}` : ''}` : null))).filter(Boolean);
 
     const r2 = await approve('officer', { value: '李小華' });
-    let page = html(id, r2);
+    let page = await html(id, r2);
     expect(page).toContain(`第 ${r2} 版　異動申請第 1 號：變更承辦人員`);
     expect(ticked(page)).toEqual(['SFTP', '變更承辦人員：']);
     expect(page).toContain('變更承辦人員：</span><span class="value">李小華</span>');
@@ -115,28 +115,28 @@ describe('the form 申請暨異動書 (form items 1–9, R3.1, R3.3)', () => {
     expect(page).toContain(`<tr><th>異動核定日期</th><td>${today()}</td></tr>`);
 
     const r3 = await approve('supervisor', { value: '林主任' });
-    expect(ticked(html(id, r3))).toEqual(['SFTP', '變更單位主管：']);
+    expect(ticked(await html(id, r3))).toEqual(['SFTP', '變更單位主管：']);
     const r4 = await approve('rules', { file: { filename: 'rules-v2.txt', content: Buffer.from(RULES_TEXT + '九、附則\n') } });
-    page = html(id, r4);
+    page = await html(id, r4);
     expect(ticked(page)).toEqual(['SFTP', '變更本機關應用移民資訊管理規定']);
     expect(page).toContain('變更本機關應用移民資訊管理規定</span><span class="value">第 2 版</span>');
     const r5 = await approve('extend', { value: '2028-12-31' });
-    page = html(id, r5);
+    page = await html(id, r5);
     expect(ticked(page)).toEqual(['SFTP', '展延']);
     expect(item(page, '四')).toContain('中華民國 115 年 1 月 1 日至 117 年 12 月 31 日');
     const r6 = await approve('method', { value: 'sftp-pull,email', email: ['data@agency.example.gov.tw'] });
-    page = html(id, r6);
+    page = await html(id, r6);
     expect(ticked(page)).toEqual(['變更', '電子郵件', 'SFTP']);
     expect(page).toContain('電子郵件 data@agency.example.gov.tw');
     // A stop date is never past (R12.1): a month from the test's day.
     const stopOn = taipeiDate(new Date(w.clock.now().getTime() + 30 * 86400000));
     const r7 = await approve('stop', { value: stopOn, letterNo: '府授字第1150000001號' });
-    page = html(id, r7);
+    page = await html(id, r7);
     expect(ticked(page)).toEqual(['電子郵件', 'SFTP', '申請停止資料提供']);
     expect(page).toContain(`申請停止資料提供</span><span class="value">自${rocDateText(stopOn)}起</span>`);
     // Earlier revisions still render as they were.
-    expect(ticked(html(id, 1))).toEqual(['首次申請#3', '首次申請#4', 'SFTP']);
-    expect(() => forms.model(id, 99)).toThrow(/has no revision 99/);
+    expect(ticked(await html(id, 1))).toEqual(['首次申請#3', '首次申請#4', 'SFTP']);
+    await expect(forms.model(id, 99)).rejects.toThrow(/has no revision 99/);
   });
 
   it("R5.2 R-F9 a change revision prints the management-rules version that came with the change and NIA's reply letter to that change, not the application's", async () => {
@@ -145,19 +145,19 @@ describe('the form 申請暨異動書 (form items 1–9, R3.1, R3.3)', () => {
     const cr = await w.registry.fileChange(id, 'officer', { value: '李小華', rules: { filename: 'rules-v2.txt', content: Buffer.from(RULES_TEXT + '九、附則\n') } }, 'agency');
     w.clock.advanceDays(1);
     const replyDate = taipeiDate(w.clock.now());
-    const r2 = w.registry.approveChange(cr.id, 'nia', { letterNo: '移署資字第1150004321號', letterDate: replyDate }).link.revision;
+    const r2 = (await w.registry.approveChange(cr.id, 'nia', { letterNo: '移署資字第1150004321號', letterDate: replyDate })).link.revision;
     const cr3 = await w.registry.fileChange(id, 'supervisor', { value: '林主任' }, 'agency');
-    const r3 = w.registry.approveChange(cr3.id, 'nia', { letterNo: '移署資字第1150004322號', letterDate: replyDate }).link.revision;
+    const r3 = (await w.registry.approveChange(cr3.id, 'nia', { letterNo: '移署資字第1150004322號', letterDate: replyDate })).link.revision;
     const reply = (page: string) => [/<tr><th>移民署函復文號<\/th><td>([^<]*)<\/td><\/tr>/.exec(page)?.[1], /<tr><th>函復日期<\/th><td>([^<]*)<\/td><\/tr>/.exec(page)?.[1]];
 
-    let page = html(id, r2);
+    let page = await html(id, r2);
     expect(page).toContain('<p class="sub">隨附本機關應用移民資訊管理規定：<span class="value">第 2 版</span></p>');
     expect(reply(page)).toEqual(['移署資字第1150004321號', rocDateText(replyDate)]);
-    page = html(id, r3);
+    page = await html(id, r3);
     expect(page).toContain('<p class="sub">隨附本機關應用移民資訊管理規定：<span class="value">第 2 版</span></p>');
     expect(reply(page)).toEqual(['移署資字第1150004322號', rocDateText(replyDate)]);
     // The application's revision keeps the application's letter and names no accompanying rules.
-    page = html(id, 1);
+    page = await html(id, 1);
     expect(reply(page)).toEqual(['移署資字第1150000001號', rocDateText(taipeiDate(new Date(Date.now() - 86400000)))]);
     expect(page).not.toContain('隨附本機關應用移民資訊管理規定');
 
@@ -174,9 +174,9 @@ describe('the form 申請暨異動書 (form items 1–9, R3.1, R3.3)', () => {
   });
 
   it('every value is escaped: an agency name or purpose with <script> stays text', async () => {
-    w.registry.addAgency({ code: 'X1', name: '<script>alert("x")</script>機關' }, 'test');
+    await w.registry.addAgency({ code: 'X1', name: '<script>alert("x")</script>機關' }, 'test');
     const id = await approvedLink(w, keys, { agency: 'X1', purpose: `"><img src=x onerror=alert(1)> & 'q'` });
-    const page = html(id);
+    const page = await html(id);
     expect(page).not.toContain('<script>');
     expect(page).not.toContain('<img');
     expect(page).toContain('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;機關');
@@ -199,7 +199,7 @@ describe('the form 申請暨異動書 (form items 1–9, R3.1, R3.3)', () => {
         expect(text).toContain(s);
       }
       expect(form.revision).toBe(1);
-      const logged = listLog(w.cdb.db, { linkId: id, type: 'form.rendered' });
+      const logged = await listLog(w.cdb.db, { linkId: id, type: 'form.rendered' });
       expect(JSON.parse(logged[0].detail)).toMatchObject({ format: 'pdf', bytes: output.length });
       expect(logged[0].actor).toBe('clerk');
     } finally {
@@ -257,7 +257,7 @@ describe('the records a link may receive and its daily cap on the form (R3.4, R3
   it('R3.4 the form prints the scope in words (資料範圍) in HTML and PDF', async () => {
     const id = await link({ scope: { text: 'nationality in VNM,IDN; permit_type in migrant-work; issued_on within-days 400' } });
     const words = '國籍：越南、印尼；居留許可類別：移工；核發日期：製檔或查詢日前400日內';
-    const page = html(id);
+    const page = await html(id);
     expect(page).toContain(`申請項目：<span class="value">居留證統一證號（遮罩）、國籍、居留地址</span></p>\n<p class="sub">資料範圍：<span class="value">${words}</span></p>`);
     expect(page).not.toContain('全部資料');
     const text = await pdfText(id);
@@ -267,7 +267,7 @@ describe('the records a link may receive and its daily cap on the form (R3.4, R3
 
   it('R3.4 a whole-dataset scope is printed as 全部資料 with its justification, in HTML and PDF', async () => {
     const id = await link({ scope: { text: 'all', justification: '治安維護需全部居留資料' } });
-    expect(html(id)).toContain('資料範圍：<span class="value">全部資料（理由：治安維護需全部居留資料）</span>');
+    expect(await html(id)).toContain('資料範圍：<span class="value">全部資料（理由：治安維護需全部居留資料）</span>');
     expect(await pdfText(id)).toContain('資料範圍：全部資料（理由：治安維護需全部居留資料）');
   });
 
@@ -275,11 +275,11 @@ describe('the records a link may receive and its daily cap on the form (R3.4, R3
     const id = await link({ scope: { text: 'nationality in VNM,IDN' } });
     const cr = await w.registry.fileChange(id, 'scope', { value: 'nationality in VNM' }, 'agency');
     w.clock.advanceDays(1);
-    const r2 = w.registry.approveChange(cr.id, 'nia').link.revision;
-    const page = html(id, r2);
+    const r2 = (await w.registry.approveChange(cr.id, 'nia')).link.revision;
+    const page = await html(id, r2);
     expect(page).toContain(`第 ${r2} 版　異動申請第 ${cr.id} 號：變更資料範圍`);
     expect(page).toContain('資料範圍：<span class="value">國籍：越南</span>');
-    expect(html(id, 1)).toContain('資料範圍：<span class="value">國籍：越南、印尼</span>');
+    expect(await html(id, 1)).toContain('資料範圍：<span class="value">國籍：越南、印尼</span>');
   });
 
   it('R3.5 a link with online query prints its daily cap on the 線上資料查詢 line (HTML and PDF); a file-only link prints none', async () => {
@@ -289,17 +289,17 @@ describe('the records a link may receive and its daily cap on the form (R3.4, R3
       const crt = path.join(dir, 'client.crt');
       execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '30', '-subj', '/CN=agency', '-keyout', key, '-out', crt], { stdio: 'ignore' });
       const id = await link({ account: undefined, sshKeys: [], methods: ['online-query'], clientCerts: [readFileSync(crt, 'utf8')], maxIdsPerDay: 250 });
-      const page = html(id);
+      const page = await html(id);
       expect(page).toMatch(/<p class="sub">線上資料查詢：<span class="opt" data-checked="true">.*<\/span>　每日查詢上限<span class="value">250<\/span>筆身分識別碼<\/p>/);
       expect(await pdfText(id)).toContain('每日查詢上限250筆身分識別碼');
       const cr = await w.registry.fileChange(id, 'max-ids-per-day', { value: '500' }, 'agency');
-      const r2 = w.registry.approveChange(cr.id, 'nia').link.revision;
-      expect(html(id, r2)).toContain('：變更每日查詢上限');
-      expect(html(id, r2)).toContain('每日查詢上限<span class="value">500</span>筆身分識別碼');
+      const r2 = (await w.registry.approveChange(cr.id, 'nia')).link.revision;
+      expect(await html(id, r2)).toContain('：變更每日查詢上限');
+      expect(await html(id, r2)).toContain('每日查詢上限<span class="value">500</span>筆身分識別碼');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
     const fileOnly = await approvedLink(w, keys);
-    expect(html(fileOnly)).not.toContain('每日查詢上限');
+    expect(await html(fileOnly)).not.toContain('每日查詢上限');
   });
 });

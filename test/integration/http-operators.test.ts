@@ -39,7 +39,7 @@ it('adds operators with a password from standard input, and refuses mistakes in 
   expect(noTty.stderr).toMatch(/--password-stdin/);
 });
 
-it('keeps an enabled admin, changes roles, disables, and logs every change with who did it', () => {
+it('keeps an enabled admin, changes roles, disables, and logs every change with who did it', async () => {
   expect(withStdin(['operator', 'add', '--username', 'oscar', '--role', 'operator', '--password-stdin'], `${PASSWORD}\n`).code).toBe(0);
   expect(cli(dir, ['operator', 'disable', 'ada']).stderr).toMatch(/last enabled admin/);
   expect(cli(dir, ['operator', 'role', 'ada', 'auditor']).stderr).toMatch(/last enabled admin/);
@@ -55,7 +55,7 @@ it('keeps an enabled admin, changes roles, disables, and logs every change with 
   expect(totp.stdout).toMatch(/^secret: [A-Z2-7]{32}\nuri: otpauth:\/\/totp\/nia-link:oscar\?secret=/);
   const cdb = openControlDb(dir);
   try {
-    const types = listLog(cdb.db, {}).filter((r) => r.type.startsWith('operator.')).map((r) => [r.type, r.object, r.actor?.startsWith('cli:') ? 'cli' : r.actor]);
+    const types = (await listLog(cdb.db, {})).filter((r) => r.type.startsWith('operator.')).map((r) => [r.type, r.object, r.actor?.startsWith('cli:') ? 'cli' : r.actor]);
     expect(types).toEqual([
       ['operator.added', 'operator:ada', 'cli'],
       ['operator.added', 'operator:oscar', 'cli'],

@@ -19,7 +19,7 @@ const failedLogin = (cw: ConsoleWorld, remoteAddress: string, xff?: string) =>
   });
 
 /** The address the usage log recorded for the newest failed login. */
-const lastFailedIp = (cw: ConsoleWorld) => listLog(cw.w.cdb.db, { type: 'auth.failed' }).at(-1)?.ip;
+const lastFailedIp = async (cw: ConsoleWorld) => (await listLog(cw.w.cdb.db, { type: 'auth.failed' })).at(-1)?.ip;
 
 describe('http.trustProxy = ["127.0.0.1"]: only the listed proxy is believed', () => {
   let cw: ConsoleWorld;
@@ -34,20 +34,20 @@ describe('http.trustProxy = ["127.0.0.1"]: only the listed proxy is believed', (
     expect(cw.config.http.trustProxy).toEqual(['127.0.0.1']);
     const res = await failedLogin(cw, '127.0.0.1', '1.2.3.4, 5.6.7.8');
     expect(res.statusCode).toBe(401);
-    expect(lastFailedIp(cw)).toBe('5.6.7.8');
+    expect(await lastFailedIp(cw)).toBe('5.6.7.8');
   });
 
   it('rotating the left-most X-Forwarded-For entry does not escape the per-address login limit', async () => {
     const statuses: number[] = [];
     for (let i = 0; i <= MAX_ATTEMPTS; i++) statuses.push((await failedLogin(cw, '127.0.0.1', `198.51.100.${i}, 203.0.113.9`)).statusCode);
     expect(statuses).toEqual([...Array(MAX_ATTEMPTS).fill(401), 429]);
-    const limited = listLog(cw.w.cdb.db, { type: 'auth.failed' }).filter((r) => JSON.parse(r.detail).reason === 'rate-limited');
+    const limited = (await listLog(cw.w.cdb.db, { type: 'auth.failed' })).filter((r) => JSON.parse(r.detail).reason === 'rate-limited');
     expect(limited.map((r) => r.ip)).toEqual(['203.0.113.9']);
   });
 
   it('X-Forwarded-For from a peer that is not a listed proxy is ignored', async () => {
     await failedLogin(cw, '192.0.2.77', '1.2.3.4');
-    expect(lastFailedIp(cw)).toBe('192.0.2.77');
+    expect(await lastFailedIp(cw)).toBe('192.0.2.77');
   });
 });
 
@@ -65,10 +65,10 @@ describe('http.trustProxy unset: X-Forwarded-For is ignored', () => {
     const statuses: number[] = [];
     for (let i = 0; i <= MAX_ATTEMPTS; i++) {
       statuses.push((await failedLogin(cw, '192.0.2.10', `1.2.3.${i}, 5.6.7.${i}`)).statusCode);
-      if (i === 0) expect(lastFailedIp(cw)).toBe('192.0.2.10');
+      if (i === 0) expect(await lastFailedIp(cw)).toBe('192.0.2.10');
     }
     expect(statuses).toEqual([...Array(MAX_ATTEMPTS).fill(401), 429]);
-    expect(listLog(cw.w.cdb.db, { type: 'auth.failed' }).every((r) => r.ip === '192.0.2.10')).toBe(true);
+    expect((await listLog(cw.w.cdb.db, { type: 'auth.failed' })).every((r) => r.ip === '192.0.2.10')).toBe(true);
   });
 });
 

@@ -103,7 +103,7 @@ describe('route inventory', () => {
     }
     expect(refusals).toBeGreaterThan(40);
     // Refused changes are on record with who tried, from where.
-    const denied = logOf('operator.denied');
+    const denied = await logOf('operator.denied');
     expect(denied.length).toBeGreaterThan(0);
     expect(denied[0]).toMatchObject({ channel: 'console', ip: '127.0.0.1' });
   });
@@ -138,17 +138,17 @@ describe('login and sessions', () => {
   });
 
   it('a wrong password is refused with one message, and logged with the address', async () => {
-    const before = logOf('auth.failed').length;
+    const before = (await logOf('auth.failed')).length;
     const res = await login(OPERATORS.auditor, 'wrong password here');
     expect(res.statusCode).toBe(401);
     expect(cookieOf(res)).toBeUndefined();
     const unknown = await login('nobody', 'wrong password here');
     expect(unknown.statusCode).toBe(401);
     expect(unknown.body).toBe(res.body.replace('value="audrey"', 'value="nobody"'));
-    const failed = logOf('auth.failed').slice(before);
+    const failed = (await logOf('auth.failed')).slice(before);
     expect(failed.map((r) => JSON.parse(r.detail).reason)).toEqual(['bad-password', 'unknown-operator']);
     expect(failed[0]).toMatchObject({ actor: 'audrey', ip: '127.0.0.1', channel: 'console' });
-    const ok = logOf('auth.succeeded').filter((r) => r.channel === 'console');
+    const ok = (await logOf('auth.succeeded')).filter((r) => r.channel === 'console');
     expect(ok.length).toBeGreaterThanOrEqual(3);
   });
 
@@ -156,9 +156,9 @@ describe('login and sessions', () => {
     const ops = new OperatorService(cw.w.cdb, cw.w.clock, cw.config.http);
     await ops.add({ username: 'lou', role: 'auditor', password: PASSWORD }, 'test');
     for (let i = 0; i < cw.config.http.login.maxFailures; i++) expect((await login('lou', 'not the password!')).statusCode).toBe(401);
-    expect(logOf('operator.locked').at(-1)).toMatchObject({ actor: 'lou', object: 'operator:lou' });
+    expect((await logOf('operator.locked')).at(-1)).toMatchObject({ actor: 'lou', object: 'operator:lou' });
     expect((await login('lou')).statusCode).toBe(401);
-    expect(JSON.parse(logOf('auth.failed').at(-1)!.detail).reason).toBe('locked');
+    expect(JSON.parse((await logOf('auth.failed')).at(-1)!.detail).reason).toBe('locked');
     const page = await as('admin', 'GET', '/operators');
     expect(page.body).toContain('/operators/lou/unlock');
     expect((await as('admin', 'POST', '/operators/lou/unlock', {})).statusCode).toBe(303);
@@ -168,7 +168,7 @@ describe('login and sessions', () => {
   it('a TOTP operator needs a fresh code; a code works once', async () => {
     const ops = new OperatorService(cw.w.cdb, cw.w.clock, cw.config.http);
     await ops.add({ username: 'tina', role: 'auditor', password: PASSWORD }, 'test');
-    const { secret } = ops.enableTotp('tina', 'test');
+    const { secret } = await ops.enableTotp('tina', 'test');
     expect((await login('tina')).statusCode).toBe(401);
     const code = hotp(secret, totpStep(cw.w.clock.now()));
     expect((await login('tina', PASSWORD, { code })).statusCode).toBe(303);
@@ -191,7 +191,7 @@ describe('login and sessions', () => {
     const out = await cw.app.inject({ method: 'POST', url: '/logout', headers: { cookie: t.cookie, origin: ORIGIN, 'content-type': 'application/x-www-form-urlencoded' }, payload: `_csrf=${t.csrf}` });
     expect(out.statusCode).toBe(303);
     expect((await cw.app.inject({ url: '/api/session', headers: { cookie: t.cookie } })).statusCode).toBe(401);
-    expect(logOf('session.closed').at(-1)).toMatchObject({ actor: 'lou', channel: 'console' });
+    expect((await logOf('session.closed')).at(-1)).toMatchObject({ actor: 'lou', channel: 'console' });
   });
 
   it('logins from one address are limited', async () => {
@@ -199,7 +199,7 @@ describe('login and sessions', () => {
     for (let i = 0; i < cw.config.http.login.ipMaxAttempts + 1; i++) last = await cw.app.inject({ method: 'POST', url: '/login', remoteAddress: '10.9.8.7', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'username=nobody&password=x' });
     expect(last!.statusCode).toBe(429);
     expect(last!.headers['retry-after']).toMatch(/^\d+$/);
-    expect(logOf('auth.failed').filter((r) => r.ip === '10.9.8.7' && JSON.parse(r.detail).reason === 'rate-limited')).toHaveLength(1);
+    expect((await logOf('auth.failed')).filter((r) => r.ip === '10.9.8.7' && JSON.parse(r.detail).reason === 'rate-limited')).toHaveLength(1);
   });
 
   it('the way back after login stays on this site', async () => {
@@ -220,7 +220,7 @@ describe('state-changing requests', () => {
     expect((await cw.app.inject({ method: 'POST', url, headers: { cookie: s.cookie, origin: ORIGIN, ...form }, payload: '_csrf=wrong' })).statusCode).toBe(403);
     expect((await cw.app.inject({ method: 'POST', url, headers: { cookie: s.cookie, origin: 'https://evil.example', ...form }, payload: `_csrf=${s.csrf}` })).statusCode).toBe(403);
     expect((await cw.app.inject({ method: 'POST', url: '/login', headers: { origin: 'https://evil.example', ...form }, payload: `username=ada&password=${encodeURIComponent(PASSWORD)}` })).statusCode).toBe(403);
-    expect(cw.services.extracts.get(cw.delivered.deliveryId)!.channels['sftp-push']).toMatchObject({ status: 'failed' });
+    expect((await cw.services.extracts.get(cw.delivered.deliveryId))!.channels['sftp-push']).toMatchObject({ status: 'failed' });
   });
 
   it('an auditor may not retry a push; an operator may, and it is logged with who and from where', async () => {
@@ -228,12 +228,12 @@ describe('state-changing requests', () => {
     const page = await as('auditor', 'GET', `/deliveries/${cw.delivered.deliveryId}`);
     expect(page.body).not.toContain(url);
     expect((await as('auditor', 'POST', url, {})).statusCode).toBe(403);
-    expect(cw.services.extracts.get(cw.delivered.deliveryId)!.channels['sftp-push']).toMatchObject({ status: 'failed' });
+    expect((await cw.services.extracts.get(cw.delivered.deliveryId))!.channels['sftp-push']).toMatchObject({ status: 'failed' });
     const res = await as('operator', 'POST', url, {});
     expect(res.statusCode).toBe(303);
     expect(res.headers.location).toBe(`/deliveries/${cw.delivered.deliveryId}?done=retried`);
-    expect(cw.services.extracts.get(cw.delivered.deliveryId)!.channels['sftp-push']).toMatchObject({ status: 'queued' });
-    const rec = logOf('operator.action').at(-1)!;
+    expect((await cw.services.extracts.get(cw.delivered.deliveryId))!.channels['sftp-push']).toMatchObject({ status: 'queued' });
+    const rec = (await logOf('operator.action')).at(-1)!;
     expect(rec).toMatchObject({ actor: OPERATORS.operator, ip: '127.0.0.1', channel: 'console', linkId: cw.delivered.linkId, agency: 'A001', object: `delivery:${cw.delivered.deliveryId}` });
     expect(JSON.parse(rec.detail)).toMatchObject({ action: 'delivery.retry', channels: ['sftp-push'], status: 303 });
     // Nothing left to retry: refused with a reason, as JSON on the API.
@@ -263,7 +263,7 @@ describe('state-changing requests', () => {
     expect(api.revisions[0]).toMatchObject({ number: 2, changeRequestId: changeId, changes: [{ item: 'officer', before: '王小明', after: '林小華' }] });
     const page = await as('auditor', 'GET', `/links/${linkId}?lang=en`);
     expect(page.body).toMatch(/<td>Case officer<\/td><td>王小明<\/td><td>林小華<\/td>/);
-    expect(logOf('change.approved').at(-1)).toMatchObject({ actor: OPERATORS.admin, linkId, revision: 2 });
+    expect((await logOf('change.approved')).at(-1)).toMatchObject({ actor: OPERATORS.admin, linkId, revision: 2 });
   });
 
   it('an admin disables an operator after confirming, but not themselves', async () => {
@@ -273,8 +273,8 @@ describe('state-changing requests', () => {
     expect((await as('admin', 'GET', '/operators/lou/disable')).body).toContain('action="/operators/lou/disable"');
     expect((await as('admin', 'POST', '/operators/lou/disable', { confirm: 'yes' })).statusCode).toBe(303);
     expect((await login('lou')).statusCode).toBe(401);
-    expect(JSON.parse(logOf('operator.action').at(-1)!.detail)).toMatchObject({ action: 'operator.disable', status: 303 });
-    expect(JSON.parse(logOf('operator.action').at(-2)!.detail)).toMatchObject({ action: 'operator.disable', status: 422, error: 'you cannot disable yourself' });
+    expect(JSON.parse((await logOf('operator.action')).at(-1)!.detail)).toMatchObject({ action: 'operator.disable', status: 303 });
+    expect(JSON.parse((await logOf('operator.action')).at(-2)!.detail)).toMatchObject({ action: 'operator.disable', status: 422, error: 'you cannot disable yourself' });
   });
 });
 
@@ -301,7 +301,7 @@ describe('what pages show', () => {
   });
 
   it('a delivery page shows rows, fields, hashes, who downloaded it and the push outcome', async () => {
-    const d = cw.services.extracts.get(cw.delivered.deliveryId)!;
+    const d = (await cw.services.extracts.get(cw.delivered.deliveryId))!;
     const body = (await as('auditor', 'GET', `/deliveries/${d.id}?lang=en`)).body;
     expect(body).toContain(d.sha256!);
     expect(body).toContain(d.plainSha256!);
@@ -338,7 +338,7 @@ describe('what pages show', () => {
     const csv = await as('auditor', 'GET', '/log/export.csv?type=auth.failed');
     expect(csv.headers['content-type']).toMatch(/^text\/csv/);
     expect(csv.body.split('\r\n')[0]).toBe('seq,at,type,agency,link_id,revision,actor,ip,channel,object,detail,hash');
-    expect(logOf('usage-log.exported').at(-1)).toMatchObject({ actor: OPERATORS.auditor, ip: '127.0.0.1' });
+    expect((await logOf('usage-log.exported')).at(-1)).toMatchObject({ actor: OPERATORS.auditor, ip: '127.0.0.1' });
     expect((await as('operator', 'GET', '/log')).statusCode).toBe(403);
   });
 
@@ -368,7 +368,7 @@ describe('what pages show', () => {
     expect((await as('auditor', 'GET', `/links/${cw.delivered.linkId}`)).body).not.toContain('<tr><th>每日查詢上限</th>');
 
     const cr = await cw.services.registry.fileChange(id, 'scope', { value: 'nationality in VNM; direction in entry; crossed_at within-days 400' }, 'agency:A001');
-    cw.services.registry.approveChange(cr.id, 'nia');
+    await cw.services.registry.approveChange(cr.id, 'nia');
     const diff = (await as('auditor', 'GET', `/links/${id}?lang=zh-TW`)).body;
     expect(diff).toContain('<td>資料範圍</td><td>國籍：越南、印尼；出入境別：入境；出入境時間：製檔或查詢日前400日內</td><td>國籍：越南；出入境別：入境；出入境時間：製檔或查詢日前400日內</td>');
     expect((await as('auditor', 'GET', `/links/${id}?lang=en`)).body).toContain('<td>Records (scope)</td><td>Nationality: Vietnam, Indonesia; ');
@@ -425,7 +425,7 @@ describe('queues and metrics', () => {
     expect(depths.find((q: { queue: string }) => q.queue === 'deliver').paused).toBe(true);
     expect((await put('/queues/api/queues/deliver/resume')).statusCode).toBe(200);
     expect((await as('admin', 'PUT', '/queues/api/queues/deliver/empty')).statusCode).toBe(403);
-    expect(logOf('operator.action').some((r) => r.actor === OPERATORS.operator && r.object === 'PUT /queues/api/queues/:queueName/pause')).toBe(true);
+    expect((await logOf('operator.action')).some((r) => r.actor === OPERATORS.operator && r.object === 'PUT /queues/api/queues/:queueName/pause')).toBe(true);
   });
 
   it('/metrics needs an admin or auditor session, or the bearer token', async () => {

@@ -32,21 +32,21 @@ let delivery: DeliveryView;
 const links: Record<string, number> = {};
 
 const key = () => readFileSync(keys.sshPrivateFile);
-const logOf = (type: string) => listLog(w.cdb.db, { type }).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
+const logOf = async (type: string) => (await listLog(w.cdb.db, { type })).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Files in the spool directory that no pending upload holds: what an attack may have left. */
-function strayFiles(): string[] {
+async function strayFiles(): Promise<string[]> {
   let names: string[];
   try {
     names = readdirSync(spoolDirOf(config.dataDir));
   } catch {
     return [];
   }
-  const held = new Set(inbox.stalePending(w.cdb.db, '9999').map((u) => path.basename(u.spool)));
+  const held = new Set((await inbox.stalePending(w.cdb.db, '9999')).map((u) => path.basename(u.spool)));
   return names.filter((n) => !held.has(n));
 }
-const pendingNames = (linkId: number) => inbox.pendingUploads(w.cdb.db, linkId).map((u) => u.name);
+const pendingNames = async (linkId: number) => (await inbox.pendingUploads(w.cdb.db, linkId)).map((u) => u.name);
 
 function call<T>(fn: (cb: (err: any, v?: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
@@ -89,8 +89,8 @@ async function upload(s: SFTPWrapper, name: string, content: Buffer): Promise<nu
   }
   return close(s, h);
 }
-async function until(what: () => boolean, ms = 10_000): Promise<boolean> {
-  for (const t0 = Date.now(); Date.now() - t0 < ms; await sleep(50)) if (what()) return true;
+async function until(what: () => boolean | Promise<boolean>, ms = 10_000): Promise<boolean> {
+  for (const t0 = Date.now(); Date.now() - t0 < ms; await sleep(50)) if (await what()) return true;
   return what();
 }
 
@@ -153,9 +153,9 @@ describe('R2.2 /inbox under attack', () => {
     for (const n of names) {
       for (const flags of ['w', 'wx']) expect([n, flags, await code((cb) => s.open(n, flags as any, cb))]).toEqual([n, flags, PERMISSION_DENIED]);
     }
-    expect(strayFiles()).toEqual([]);
-    expect(pendingNames(links.a001)).toEqual([]);
-    expect(logOf('file.uploaded')).toHaveLength(0);
+    expect(await strayFiles()).toEqual([]);
+    expect(await pendingNames(links.a001)).toEqual([]);
+    expect(await logOf('file.uploaded')).toHaveLength(0);
     // The longest name allowed is taken (100 characters before .csv.pgp).
     expect(await upload(s, `${'a'.repeat(100)}.csv.pgp`, Buffer.from('x'))).toBe(OK);
   });
@@ -178,11 +178,11 @@ describe('R2.2 /inbox under attack', () => {
     } finally {
       other.c.end();
     }
-    const rows = inbox.pendingUploads(w.cdb.db, links.a001).filter((u) => u.name === 'dup.csv.pgp');
+    const rows = (await inbox.pendingUploads(w.cdb.db, links.a001)).filter((u) => u.name === 'dup.csv.pgp');
     expect(rows).toHaveLength(1);
     expect(rows[0].sha256).toBe(sha256(first));
     expect(sha256(readFileSync(rows[0].spool))).toBe(sha256(first));
-    expect(strayFiles()).toEqual([]);
+    expect(await strayFiles()).toEqual([]);
   });
 
   it('R2.2 writes to / or /outbox: PERMISSION_DENIED (new names, delivered files, a read handle)', async () => {
@@ -224,9 +224,9 @@ describe('R2.2 /inbox under attack', () => {
     expect(await write(s, h, Buffer.from('secret'), 0)).toBe(OK);
     expect(await code((cb) => s.read(h, Buffer.alloc(6), 0, 6, 0, cb))).toBe(PERMISSION_DENIED);
     await code((cb) => s.close(h, cb));
-    expect(pendingNames(links.a001)).toContain('dup.csv.pgp');
-    expect(pendingNames(links.a001).some((n) => /moved|stolen|link|passwd|hard|fresh/.test(n))).toBe(false);
-    expect(strayFiles()).toEqual([]);
+    expect(await pendingNames(links.a001)).toContain('dup.csv.pgp');
+    expect((await pendingNames(links.a001)).some((n) => /moved|stolen|link|passwd|hard|fresh/.test(n))).toBe(false);
+    expect(await strayFiles()).toEqual([]);
   });
 
   it('R2.2 what clients send around an upload: STAT/LSTAT (absent → NO_SUCH_FILE, pending → its size), OPENDIR/READDIR /inbox, FSETSTAT and SETSTAT of the upload → a no-op that keeps it', async () => {
@@ -246,7 +246,7 @@ describe('R2.2 /inbox under attack', () => {
     expect((await call<any>((cb) => s.lstat('/inbox/kept.csv.pgp', cb))).size).toBe(content.length);
     const listing = await call<any[]>((cb) => s.readdir('/inbox', cb));
     expect(listing.find((e) => e.filename === 'kept.csv.pgp')?.attrs.size).toBe(content.length);
-    const row = inbox.pendingUploads(w.cdb.db, links.a001).find((u) => u.name === 'kept.csv.pgp')!;
+    const row = (await inbox.pendingUploads(w.cdb.db, links.a001)).find((u) => u.name === 'kept.csv.pgp')!;
     expect(row.sha256).toBe(sha256(content));
     expect(sha256(readFileSync(row.spool))).toBe(sha256(content));
   });
@@ -266,11 +266,11 @@ describe('R2.2 /inbox under attack', () => {
       // Once discarded, nothing more is taken, and CLOSE does not pretend it was received.
       expect(await write(s, h, randomBytes(10), 100)).toBe(FAILURE);
       expect(await close(s, h)).toBe(FAILURE);
-      expect(pendingNames(links.a001)).not.toContain(k.name);
-      expect(logOf('upload.aborted').find((r) => r.object === k.name)?.detail).toMatchObject({ reason: k.reason });
+      expect(await pendingNames(links.a001)).not.toContain(k.name);
+      expect((await logOf('upload.aborted')).find((r) => r.object === k.name)?.detail).toMatchObject({ reason: k.reason });
     }
-    expect(logOf('file.uploaded').some((r) => cases.some((k) => k.name === r.object))).toBe(false);
-    expect(strayFiles()).toEqual([]);
+    expect((await logOf('file.uploaded')).some((r) => cases.some((k) => k.name === r.object))).toBe(false);
+    expect(await strayFiles()).toEqual([]);
     // A malformed upload does not block the name.
     expect(await upload(s, 'hole.csv.pgp', Buffer.from('fine'))).toBe(OK);
   });
@@ -287,17 +287,17 @@ describe('R2.2 /inbox under attack', () => {
     // Refused at the first write that would pass the limit, long before the client stopped sending.
     expect(rc).toBe(FAILURE);
     expect(at).toBe(MAX_BYTES);
-    expect(strayFiles()).toEqual([]);
+    expect(await strayFiles()).toEqual([]);
     expect(await close(s, h)).toBe(FAILURE);
-    expect(logOf('upload.aborted').find((r) => r.object === 'huge.csv.pgp')?.detail).toMatchObject({ reason: 'upload.too-large', bytes: MAX_BYTES });
+    expect((await logOf('upload.aborted')).find((r) => r.object === 'huge.csv.pgp')?.detail).toMatchObject({ reason: 'upload.too-large', bytes: MAX_BYTES });
     // The OpenSSH client gets the same.
     const big = path.join(dir, 'big.csv.pgp');
     writeFileSync(big, randomBytes(MAX_BYTES + 1));
     const r = await sftpBatch(port, keys.sshPrivateFile, 's001', `put ${big} /inbox/big.csv.pgp`);
     expect(r.code).not.toBe(0);
-    expect(pendingNames(links.s001)).not.toContain('big.csv.pgp');
-    expect(pendingNames(links.a001)).not.toContain('huge.csv.pgp');
-    expect(strayFiles()).toEqual([]);
+    expect(await pendingNames(links.s001)).not.toContain('big.csv.pgp');
+    expect(await pendingNames(links.a001)).not.toContain('huge.csv.pgp');
+    expect(await strayFiles()).toEqual([]);
   });
 });
 
@@ -309,10 +309,10 @@ describe('R2.2 /inbox limits', () => {
       const refused = await outcome((cb) => q.s.open('/inbox/one-more.csv.pgp', 'w', cb));
       expect(refused.code).toBe(FAILURE);
       expect(refused.message).toContain('inbox.pending-files');
-      expect(pendingNames(links.q001)).toHaveLength(MAX_PENDING_FILES);
+      expect(await pendingNames(links.q001)).toHaveLength(MAX_PENDING_FILES);
       // Once one is answered, there is room again.
-      const first = inbox.pendingUploads(w.cdb.db, links.q001)[0];
-      w.cdb.write((tx) => inbox.setState(tx, first.id, 'answered', { at: new Date().toISOString() }));
+      const first = (await inbox.pendingUploads(w.cdb.db, links.q001))[0];
+      await w.cdb.write((tx) => inbox.setState(tx, first.id, 'answered', { at: new Date().toISOString() }));
       rmSync(first.spool);
       expect(await upload(q.s, 'one-more.csv.pgp', randomBytes(100))).toBe(OK);
     } finally {
@@ -332,7 +332,7 @@ describe('R2.2 /inbox limits', () => {
     } finally {
       b.c.end();
     }
-    expect(strayFiles()).toEqual([]);
+    expect(await strayFiles()).toEqual([]);
   });
 
   it('R2.2 uploads opened side by side hold their share of the pending-bytes quota: together they never pass it', async () => {
@@ -349,17 +349,17 @@ describe('R2.2 /inbox limits', () => {
       expect(await write(s, h[2], randomBytes(room + 1), 0)).toBe(FAILURE);
       expect(await close(s, h[0])).toBe(OK);
       expect(await close(s, h[1])).toBe(OK);
-      const pending = inbox.pendingUploads(w.cdb.db, links.q003);
+      const pending = await inbox.pendingUploads(w.cdb.db, links.q003);
       expect(pending.map((u) => u.name).sort()).toEqual(['p1.csv.pgp', 'p2.csv.pgp']);
       expect(pending.reduce((n, u) => n + u.bytes, 0)).toBeLessThanOrEqual(MAX_PENDING_BYTES);
     } finally {
       c.end();
     }
     // The refusal is in the usage log, counted per account and address (a flood adds one record an interval).
-    const refusedHere = () => logOf('upload.refused').filter((r) => r.linkId === links.q003);
-    expect(await until(() => refusedHere().length > 0)).toBe(true);
-    expect(refusedHere()[0]).toMatchObject({ actor: 'q003', ip: '127.0.0.1', channel: 'batch-query', detail: { count: 1, reasons: { 'inbox.pending-bytes': 1 } } });
-    expect(await until(() => strayFiles().length === 0)).toBe(true);
+    const refusedHere = async () => (await logOf('upload.refused')).filter((r) => r.linkId === links.q003);
+    expect(await until(async () => (await refusedHere()).length > 0)).toBe(true);
+    expect((await refusedHere())[0]).toMatchObject({ actor: 'q003', ip: '127.0.0.1', channel: 'batch-query', detail: { count: 1, reasons: { 'inbox.pending-bytes': 1 } } });
+    expect(await until(async () => (await strayFiles()).length === 0)).toBe(true);
   });
 
   it('R6.1 refused uploads are logged in aggregate: a flood of refused OPENs adds a record per interval, not one per OPEN', async () => {
@@ -369,10 +369,10 @@ describe('R2.2 /inbox limits', () => {
     } finally {
       c.end();
     }
-    const rows = () => logOf('upload.refused').filter((r) => r.actor === 's001');
-    expect(await until(() => rows().reduce((n, r) => n + r.detail.count, 0) >= 30)).toBe(true);
-    expect(rows().length).toBeLessThanOrEqual(3);
-    expect(rows().reduce((n, r) => n + (r.detail.reasons['inbox.name'] ?? 0), 0)).toBe(30);
+    const rows = async () => (await logOf('upload.refused')).filter((r) => r.actor === 's001');
+    expect(await until(async () => (await rows()).reduce((n, r) => n + r.detail.count, 0) >= 30)).toBe(true);
+    expect((await rows()).length).toBeLessThanOrEqual(3);
+    expect((await rows()).reduce((n, r) => n + (r.detail.reasons['inbox.name'] ?? 0), 0)).toBe(30);
   });
 
   it('R2.2 a disconnect mid-upload leaves nothing behind and writes upload.aborted (account, address, name, bytes so far); the name can be sent again', async () => {
@@ -381,12 +381,12 @@ describe('R2.2 /inbox limits', () => {
     expect(await write(s, h, randomBytes(10_000), 0)).toBe(OK);
     expect(await write(s, h, randomBytes(5_000), 10_000)).toBe(OK);
     c.end();
-    expect(await until(() => logOf('upload.aborted').some((r) => r.object === 'gone.csv.pgp'))).toBe(true);
-    const rec = logOf('upload.aborted').find((r) => r.object === 'gone.csv.pgp')!;
+    expect(await until(async () => (await logOf('upload.aborted')).some((r) => r.object === 'gone.csv.pgp'))).toBe(true);
+    const rec = (await logOf('upload.aborted')).find((r) => r.object === 'gone.csv.pgp')!;
     expect(rec).toMatchObject({ actor: 'a001', ip: '127.0.0.1', linkId: links.a001 });
     expect(rec.detail).toMatchObject({ bytes: 15_000, reason: 'session.ended' });
-    expect(strayFiles()).toEqual([]);
-    expect(pendingNames(links.a001)).not.toContain('gone.csv.pgp');
+    expect(await strayFiles()).toEqual([]);
+    expect(await pendingNames(links.a001)).not.toContain('gone.csv.pgp');
     const again = await session();
     try {
       expect(await upload(again.s, 'gone.csv.pgp', randomBytes(10))).toBe(OK);
@@ -436,7 +436,7 @@ c.close()
     expect(await exited).toBe(0);
     expect(err).toBe('');
     expect(out).toContain('closed');
-    const row = inbox.pendingUploads(w.cdb.db, links.s001).find((u) => u.name === 'trickle.csv.pgp')!;
+    const row = (await inbox.pendingUploads(w.cdb.db, links.s001)).find((u) => u.name === 'trickle.csv.pgp')!;
     expect(row.bytes).toBe(content.length);
     expect(row.sha256).toBe(sha256(content));
   });
@@ -453,6 +453,6 @@ c.close()
     } finally {
       c.end();
     }
-    expect(pendingNames(links.x001)).toEqual([]);
+    expect(await pendingNames(links.x001)).toEqual([]);
   });
 });

@@ -1,8 +1,10 @@
+import type Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import type { Config } from '../../src/config';
+import { connectionOf } from '../../src/db';
 import { inbox } from '../../src/db/repositories';
 import type { RunningService } from '../../src/main';
 import { connection, QUEUES, queuePrefix } from '../../src/queue';
@@ -21,9 +23,11 @@ let batchLink: number;
 let plainLink: number;
 let queue: Queue;
 
-const logOf = (type: string) => listLog(w.cdb.db, { type }).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
+const logOf = async (type: string) => (await listLog(w.cdb.db, { type })).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
 /** What the server answered, without the commands `sftp -b` echoes. */
 const answers = (stdout: string) => stdout.split('\n').filter((l) => !l.startsWith('sftp>')).join('\n');
+/** Edit the database behind the services' backs, on its write connection (`w.cdb.sqlite` only reads). */
+const rawWrite = <T>(fn: (db: Database.Database) => T): Promise<T> => w.cdb.write((tx) => fn(connectionOf(tx)));
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const spool = () => spoolDirOf(config.dataDir);
 const spoolFiles = () => {
@@ -65,11 +69,11 @@ describe('R2.2 uploads to /inbox with the OpenSSH client', () => {
     const r = await sftpBatch(port, keys.sshPrivateFile, 'a001', `put ${file} /inbox/req1.csv.pgp`);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const rows = inbox.uploadsOf(w.cdb.db, { linkId: batchLink }).filter((u) => u.name === 'req1.csv.pgp');
+    const rows = (await inbox.uploadsOf(w.cdb.db, { linkId: batchLink })).filter((u) => u.name === 'req1.csv.pgp');
     expect(rows).toHaveLength(1);
     const row = rows[0];
     expect(row).toMatchObject({ account: 'a001', ip: '127.0.0.1', kind: 'batch', bytes: content.length, sha256: sha256(content), state: 'pending' });
-    const recs = logOf('file.uploaded').filter((x) => x.object === 'req1.csv.pgp');
+    const recs = (await logOf('file.uploaded')).filter((x) => x.object === 'req1.csv.pgp');
     expect(recs).toHaveLength(1);
     expect(recs[0]).toMatchObject({ actor: 'a001', ip: '127.0.0.1', linkId: batchLink, object: 'req1.csv.pgp' });
     expect(recs[0].detail).toMatchObject({ upload: row.id, bytes: content.length, sha256: sha256(content), kind: 'batch' });
@@ -87,18 +91,18 @@ describe('R2.2 uploads to /inbox with the OpenSSH client', () => {
 
   it('R2.2: a CLOSE whose record cannot be committed is answered FAILURE: the client never sees success for an upload nobody recorded, and nothing is left', async () => {
     const { file } = localFile('req-unrecorded.csv.pgp', 10_000);
-    w.cdb.sqlite.exec(`CREATE TRIGGER test_refuse_upload BEFORE INSERT ON inbox_upload BEGIN SELECT RAISE(ABORT, 'disk full'); END`);
+    await rawWrite((db) => db.exec(`CREATE TRIGGER test_refuse_upload BEFORE INSERT ON inbox_upload BEGIN SELECT RAISE(ABORT, 'disk full'); END`));
     let r;
     try {
       r = await sftpBatch(port, keys.sshPrivateFile, 'a001', `put ${file} /inbox/req-unrecorded.csv.pgp`);
     } finally {
-      w.cdb.sqlite.exec('DROP TRIGGER test_refuse_upload');
+      await rawWrite((db) => db.exec('DROP TRIGGER test_refuse_upload'));
     }
     expect(r.code).not.toBe(0);
-    expect(inbox.uploadsOf(w.cdb.db, { linkId: batchLink }).some((u) => u.name === 'req-unrecorded.csv.pgp')).toBe(false);
-    expect(logOf('file.uploaded').some((x) => x.object === 'req-unrecorded.csv.pgp')).toBe(false);
-    expect(logOf('upload.aborted').some((x) => x.object === 'req-unrecorded.csv.pgp' && x.detail.reason === 'upload.not-recorded')).toBe(true);
-    const pending = new Set(inbox.pendingUploads(w.cdb.db, batchLink).map((u) => path.basename(u.spool)));
+    expect((await inbox.uploadsOf(w.cdb.db, { linkId: batchLink })).some((u) => u.name === 'req-unrecorded.csv.pgp')).toBe(false);
+    expect((await logOf('file.uploaded')).some((x) => x.object === 'req-unrecorded.csv.pgp')).toBe(false);
+    expect((await logOf('upload.aborted')).some((x) => x.object === 'req-unrecorded.csv.pgp' && x.detail.reason === 'upload.not-recorded')).toBe(true);
+    const pending = new Set((await inbox.pendingUploads(w.cdb.db, batchLink)).map((u) => path.basename(u.spool)));
     expect(spoolFiles().filter((f) => !pending.has(f))).toEqual([]);
   });
 
@@ -112,12 +116,12 @@ describe('R2.2 uploads to /inbox with the OpenSSH client', () => {
     expect(r.stdout).toMatch(new RegExp(`--w------- +1 nia +a001 +${content.length} .* subjects-2026\\.csv\\.pgp`));
     expect(r.stdout).toMatch(/ 200000 .*req1\.csv\.pgp/);
     expect(answers(r.stdout)).toMatch(/\/inbox\s+\/outbox/);
-    const row = inbox.uploadsOf(w.cdb.db, { linkId: batchLink }).find((u) => u.name === 'subjects-2026.csv.pgp');
+    const row = (await inbox.uploadsOf(w.cdb.db, { linkId: batchLink })).find((u) => u.name === 'subjects-2026.csv.pgp');
     expect(row?.kind).toBe('subjects');
   });
 
   it('R2.2: the spool file is private (0600 in a 0700 directory) and outside anything SFTP can list or name', async () => {
-    const row = inbox.uploadsOf(w.cdb.db, { linkId: batchLink }).find((u) => u.name === 'req1.csv.pgp')!;
+    const row = (await inbox.uploadsOf(w.cdb.db, { linkId: batchLink })).find((u) => u.name === 'req1.csv.pgp')!;
     expect(path.dirname(row.spool)).toBe(spool());
     expect(statSync(row.spool).mode & 0o777).toBe(0o600);
     expect(statSync(spool()).mode & 0o777).toBe(0o700);
@@ -141,7 +145,7 @@ describe('R2.2 uploads to /inbox with the OpenSSH client', () => {
     expect(answers(ls.stdout)).toMatch(/\/outbox/);
     expect(answers(ls.stdout)).not.toContain('inbox');
     expect(ls.stderr).toMatch(/not found|No such file/i);
-    expect(inbox.uploadsOf(w.cdb.db, { linkId: plainLink })).toHaveLength(0);
+    expect(await inbox.uploadsOf(w.cdb.db, { linkId: plainLink })).toHaveLength(0);
     expect(spoolFiles().length).toBe(before);
   });
 });

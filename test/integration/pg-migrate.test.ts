@@ -33,12 +33,12 @@ beforeAll(async () => {
   keys = makeAgencyKeys();
   lw = await logWorld();
   // History older than the retention floor, archived away; then a long live log and a checkpoint.
-  lw.fill(50, '2019-01-01T00:00:00.000Z');
+  await lw.fill(50, '2019-01-01T00:00:00.000Z');
   await archiveLog(lw.cdb, { keysDir: lw.keysDir, dir: path.join(lw.dataDir, 'archive'), before: '2020-01-01', retentionYears: 5, now: new Date(), actor: 'test' });
-  lw.fill(20000);
+  await lw.fill(20000);
   const w = servicesOn(lw.cdb);
   linkId = await approvedLink(w, keys, { account: 'mig1', fields: [{ name: 'person_id' }, { name: 'name_en' }] });
-  lw.cdb.write((tx) =>
+  await lw.cdb.write((tx) =>
     deliveries.insert(tx, { linkId, revision: 1, idempotencyKey: 'extract:mig', trigger: 'manual', mode: 'full', status: 'built', dataset: 'entry_exit', fields: ['person_id', 'name_en'], rows: 3, fileName: 'x.csv.pgp', bytes: 10, plainSha256: 'a'.repeat(64), cipherSha256: 'b'.repeat(64), manifestSha256: 'c'.repeat(64), watermarkFrom: null, watermarkTo: '2026-01-01T00:00:00.000Z', createdAt: new Date().toISOString(), builtAt: new Date().toISOString(), durationMs: 5, expiresAt: null, purgedAt: null, error: null, channels: { 'sftp-push': { status: 'sent', attempts: 1 } } }),
   );
   await createCheckpoint(lw.cdb, lw.keysDir, new Date());
@@ -118,7 +118,9 @@ it('db migrate of an installation that is being written to copies one consistent
     const { appendLog } = require(${JSON.stringify(path.join(__dirname, '../../dist/src/usagelog'))});
     const cdb = openControlDb(${JSON.stringify(lw.dataDir)});
     process.stdout.write('ready\\n');
-    for (;;) cdb.write((tx) => appendLog(tx, { type: 'test.busy', actor: 'writer', detail: { n: Date.now() } }, new Date()));
+    (async () => {
+      for (;;) await cdb.write((tx) => appendLog(tx, { type: 'test.busy', actor: 'writer', detail: { n: Date.now() } }, new Date()));
+    })();
   `], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     await new Promise<void>((r) => writer.stdout!.once('data', () => r()));

@@ -359,7 +359,7 @@ describe('a delivery from the PostgreSQL source', () => {
     expect(r.status).toBe(0);
     expect(r.stderr.toString()).toMatch(/GOODSIG/);
     // The file's key is the link's own secret: the same bytes the embedded source gives with it.
-    const secret = w.registry.state(linkId).link.hmacSecret;
+    const secret = (await w.registry.state(linkId)).link.hmacSecret;
     const csv = sqlite.csvStream('entry_exit', fields, secret, { since: null, until: CHANGED_AT, scope: all() })!;
     const expected = await readAll(csv.stream);
     expect(Buffer.compare(r.stdout, expected)).toBe(0);

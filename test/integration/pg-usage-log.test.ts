@@ -206,7 +206,8 @@ describe('the same inputs make the same records on SQLite and PostgreSQL', () =>
 
     const lite = openControlDb(dir, { create: true });
     try {
-      const liteRows = pgRows.map((r, i) => lite.write((tx) => appendLog(tx, entries[i], new Date(r.at))));
+      const liteRows: UsageLogRow[] = [];
+      for (const [i, r] of pgRows.entries()) liteRows.push(await lite.write((tx) => appendLog(tx, entries[i], new Date(r.at))));
       expect(pgRows).toEqual(liteRows);
       // What each database stored, read back: the same text in every column.
       const storedLite = lite.sqlite.prepare(`${SELECT} ORDER BY seq`).all() as UsageLogRow[];

@@ -41,9 +41,9 @@ const freePort = (): Promise<number> =>
   });
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
-async function waitFor<T>(what: string, fn: () => T | undefined, ms = 30000): Promise<T> {
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 30000): Promise<T> {
   for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 100))) {
-    const v = fn();
+    const v = await fn();
     if (v !== undefined) return v;
   }
   throw new Error(`timed out waiting for ${what}`);
@@ -53,10 +53,10 @@ async function waitFor<T>(what: string, fn: () => T | undefined, ms = 30000): Pr
 async function deliver(linkId: number): Promise<DeliveryView> {
   const job = await extractQ.add('manual-extract', { linkId, full: true, trigger: 'manual' });
   const { deliveryId } = (await job.waitUntilFinished(events, 60000)) as { deliveryId: number };
-  return buildServices(config, w.cdb, w.clock).extracts.get(deliveryId)!;
+  return (await buildServices(config, w.cdb, w.clock).extracts.get(deliveryId))!;
 }
-const channel = (id: number, c: string) => () => {
-  const o = buildServices(config, w.cdb, w.clock).extracts.get(id)!.channels[c] as { status: string; error?: string; attempts?: number; remotePath?: string } | undefined;
+const channel = (id: number, c: string) => async () => {
+  const o = (await buildServices(config, w.cdb, w.clock).extracts.get(id))!.channels[c] as { status: string; error?: string; attempts?: number; remotePath?: string } | undefined;
   return o && !['queued', 'retrying'].includes(o.status) ? o : undefined;
 };
 
@@ -157,7 +157,7 @@ describe('sftp-push to a real OpenSSH sshd with a pinned host key', () => {
     expect(outcome).toMatchObject({ status: 'sent', remotePath: path.join(sshdDir, 'in', path.basename(d.path!)) });
     for (const f of [d.path!, d.manifest!, `${d.manifest!}.asc`]) expect(sha(path.join(sshdDir, 'in', path.basename(f)))).toBe(sha(f));
     expect(readdirSync(path.join(sshdDir, 'in')).filter((f) => f.endsWith('.part'))).toEqual([]);
-    const pushed = listLog(w.cdb.db, { linkId: id, type: 'file.pushed' });
+    const pushed = await listLog(w.cdb.db, { linkId: id, type: 'file.pushed' });
     expect(pushed).toHaveLength(1);
     expect(JSON.parse(pushed[0].detail)).toMatchObject({ delivery: d.id, bytes: d.bytes, fingerprint: hostFingerprint });
   });
@@ -169,7 +169,7 @@ describe('sftp-push to a real OpenSSH sshd with a pinned host key', () => {
     const outcome = await waitFor('push outcome', channel(d.id, 'sftp-push'));
     expect(outcome).toMatchObject({ status: 'refused', attempts: 1, error: expect.stringMatching(/host key mismatch.*server offered SHA256:/) });
     expect(readdirSync(path.join(sshdDir, 'in')).length).toBe(before);
-    expect(JSON.parse(listLog(w.cdb.db, { linkId: id, type: 'push.refused' })[0].detail).code).toBe('push.host-key-mismatch');
+    expect(JSON.parse((await listLog(w.cdb.db, { linkId: id, type: 'push.refused' }))[0].detail).code).toBe('push.host-key-mismatch');
   });
 
   it('an unreachable host is retried with backoff, then marked failed, and can be queued again', async () => {
@@ -178,24 +178,24 @@ describe('sftp-push to a real OpenSSH sshd with a pinned host key', () => {
     const d = await deliver(id);
     const outcome = await waitFor('push outcome', channel(d.id, 'sftp-push'));
     expect(outcome).toMatchObject({ status: 'failed', attempts: 2, error: expect.stringMatching(/ECONNREFUSED/) });
-    expect(listLog(w.cdb.db, { linkId: id, type: 'push.failed' })).toHaveLength(1);
-    expect(buildServices(config, w.cdb, w.clock).pushes.retryJobs(d.id)).toEqual([{ deliveryId: d.id, channel: 'sftp-push' }]);
+    expect(await listLog(w.cdb.db, { linkId: id, type: 'push.failed' })).toHaveLength(1);
+    expect(await buildServices(config, w.cdb, w.clock).pushes.retryJobs(d.id)).toEqual([{ deliveryId: d.id, channel: 'sftp-push' }]);
     // An operator queues it again from the CLI: recorded, then retried by the worker (and failing again here).
     const r = cli(w.dataDir, ['delivery', 'retry', String(d.id), '--by', 'duty-officer'], { REDIS_URL: REDIS, NIA_LINK_INSTANCE_ID: config.instanceId, NIA_LINK_JOB_ATTEMPTS: '2', NIA_LINK_JOB_BACKOFF_MS: '200' });
     expect(r.stdout).toMatch(/queued sftp-push again/);
-    expect(listLog(w.cdb.db, { linkId: id, type: 'delivery.retry-requested' })).toMatchObject([{ actor: 'duty-officer' }]);
-    await waitFor('second failure', () => (listLog(w.cdb.db, { linkId: id, type: 'push.failed' }).length === 2 ? true : undefined));
+    expect(await listLog(w.cdb.db, { linkId: id, type: 'delivery.retry-requested' })).toMatchObject([{ actor: 'duty-officer' }]);
+    await waitFor('second failure', async () => ((await listLog(w.cdb.db, { linkId: id, type: 'push.failed' })).length === 2 ? true : undefined));
   });
 
   it('R5.1 a revision that removes the push channel stops pushes to it at once', async () => {
     const id = await pushLink({ email: ['it@agency.example.gov.tw'] });
     const cr = await w.registry.fileChange(id, 'method', { value: 'email' }, 'agency');
-    w.registry.approveChange(cr.id, 'nia');
+    await w.registry.approveChange(cr.id, 'nia');
     const services = buildServices(config, w.cdb, w.clock);
     const d = await deliver(id);
-    expect(services.pushes.jobsFor(d.id).map((j) => j.channel)).toEqual(['email']);
+    expect((await services.pushes.jobsFor(d.id)).map((j) => j.channel)).toEqual(['email']);
     await expect(services.pushes.run({ deliveryId: d.id, channel: 'sftp-push' }, { attempt: 1, finalAttempt: true })).rejects.toThrow(/not approved for sftp-push/);
-    expect(JSON.parse(listLog(w.cdb.db, { linkId: id, type: 'push.refused' }).pop()!.detail).code).toBe('channel.not-approved');
+    expect(JSON.parse((await listLog(w.cdb.db, { linkId: id, type: 'push.refused' })).pop()!.detail).code).toBe('channel.not-approved');
   });
 });
 
@@ -211,11 +211,11 @@ describe('e-mail delivery through a real SMTP server', () => {
     expect(Object.keys(files).sort()).toEqual([path.basename(d.manifest!), `${path.basename(d.manifest!)}.asc`, path.basename(d.path!)].sort());
     expect(createHash('sha256').update(files[path.basename(d.path!)]).digest('hex')).toBe(d.sha256);
     expect(m.mail.text).not.toContain('A80000000'); // no record content in the body
-    expect(JSON.parse(listLog(w.cdb.db, { linkId: id, type: 'email.sent' })[0].detail).recipients.sort()).toEqual(m.rcpt);
+    expect(JSON.parse((await listLog(w.cdb.db, { linkId: id, type: 'email.sent' }))[0].detail).recipients.sort()).toEqual(m.rcpt);
 
     // An address removed by a change never gets the next delivery.
     const cr = await w.registry.fileChange(id, 'method', { value: 'email', email: ['it@agency.example.gov.tw'] }, 'agency');
-    w.registry.approveChange(cr.id, 'nia');
+    await w.registry.approveChange(cr.id, 'nia');
     const d2 = await deliver(id);
     await waitFor('email outcome', channel(d2.id, 'email'));
     expect(mails.find((x) => x.mail.subject?.includes(`D${d2.id} `))!.rcpt).toEqual(['it@agency.example.gov.tw']);

@@ -75,7 +75,7 @@ function ask(port: number, body: unknown, client?: { cert: string; key: string }
   });
 }
 
-const refused = () => listLog(w.cdb.db, { type: 'query.refused' }).map((r) => ({ ...r, d: JSON.parse(r.detail) }));
+const refused = async () => (await listLog(w.cdb.db, { type: 'query.refused' })).map((r) => ({ ...r, d: JSON.parse(r.detail) }));
 const onlineLink = (client: { cert: string }, over: Parameters<typeof approvedLink>[2] = {}) =>
   approvedLink(w, keys, { account: undefined, sshKeys: [], methods: ['online-query'], clientCerts: [client.cert], fields: [{ name: 'person_id' }, { name: 'port' }], ...over });
 
@@ -105,8 +105,8 @@ describe('log flooding on the online query', () => {
     const fp = fingerprintOf(client.cert);
     const id = await onlineLink(client, { maxIdsPerDay: 3 });
     const service = queryService();
-    const before = listLog(w.cdb.db, {}).length;
-    const firstSeq = listLog(w.cdb.db, {}).reduce((m, r) => Math.max(m, r.seq), 0);
+    const before = (await listLog(w.cdb.db, {})).length;
+    const firstSeq = (await listLog(w.cdb.db, {})).reduce((m, r) => Math.max(m, r.seq), 0);
     // The registered certificate: look-ups past the daily cap, without a reference, from an address
     // the link does not list, for a dataset it is not approved for; in bursts, as a client floods.
     const registered = (i: number) => {
@@ -129,8 +129,8 @@ describe('log flooding on the online query', () => {
     const answered = statuses.filter((s) => s === 200).length;
     expect(answered).toBe(3); // the daily cap
     await service.close(); // shutdown writes what the interval had not yet written
-    const added = listLog(w.cdb.db, {}).filter((r) => r.seq > firstSeq);
-    expect(added.length).toBe(listLog(w.cdb.db, {}).length - before);
+    const added = (await listLog(w.cdb.db, {})).filter((r) => r.seq > firstSeq);
+    expect(added.length).toBe((await listLog(w.cdb.db, {})).length - before);
     expect(added.length).toBeLessThan(200);
     const records = added.filter((r) => r.type === 'query.refused').map((r) => ({ ...r, d: JSON.parse(r.detail) }));
     const count = (rs: typeof records) => rs.reduce((n, r) => n + (r.d.count ?? 1), 0);
@@ -228,7 +228,7 @@ describe('client certificates', () => {
   it('R2.1 a certificate registered for two agencies before that rule gets nothing, rather than the lowest link', async () => {
     const client = makeCert('legacy-shared');
     await onlineLink(client);
-    w.registry.addAgency({ code: 'A077', name: '另一機關' }, 'test');
+    await w.registry.addAgency({ code: 'A077', name: '另一機關' }, 'test');
     const other = await onlineLink(makeCert('legacy-other'), { agency: 'A077' });
     // Written as an older version allowed: the other agency's revision lists the same certificate.
     const raw = new Database(controlDbFile(w.dataDir));
@@ -284,7 +284,7 @@ describe('connection limits of the query port', () => {
       for (const s of open) s.destroy();
     }
     await service.flushRefusals();
-    const codes = refused().filter((r) => r.d.code?.startsWith('connections.'));
+    const codes = (await refused()).filter((r) => r.d.code?.startsWith('connections.'));
     expect(codes.map((r) => [r.ip, r.d.code, r.d.count]).sort()).toEqual([
       ['127.0.0.1', 'connections.address', 1],
       ['127.0.0.1', 'connections.capacity', 1],

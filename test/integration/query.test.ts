@@ -43,7 +43,7 @@ let appender: LogAppender;
 let redis: Redis;
 let cap: RedisDailyCap;
 let linkId: number;
-const refusedCodes = () => listLog(w.cdb.db, { type: 'query.refused' }).map((r) => JSON.parse(r.detail).code);
+const refusedCodes = async () => (await listLog(w.cdb.db, { type: 'query.refused' })).map((r) => JSON.parse(r.detail).code);
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
@@ -80,18 +80,18 @@ describe('online query over mutual TLS (R2.1)', () => {
     ]);
     // R-F7: the answer carries form item 7, as every manifest does.
     expect(r.body.confidentiality).toEqual(CONFIDENTIALITY_NOTICE);
-    const [rec] = listLog(w.cdb.db, { linkId, type: 'query.answered' });
+    const [rec] = await listLog(w.cdb.db, { linkId, type: 'query.answered' });
     const detail = JSON.parse(rec.detail);
     expect(detail).toMatchObject({ ids: 2, returned: 2, reference: '衛授疾字第1150001號' });
     expect(rec.detail).not.toContain('A800000001'); // ids only as keyed hashes (R6.1)
     expect(detail.idHashes).toContain(keyedIdHash(queryIdSecret(config.keysDir), 'A800000001'));
   });
 
-  it('R6.1 who-queried finds the look-up by id, with the link and the reference', () => {
-    const rows = queries.whoQueried(w.cdb.db, keyedIdHash(queryIdSecret(config.keysDir), 'A800000001'));
+  it('R6.1 who-queried finds the look-up by id, with the link and the reference', async () => {
+    const rows = await queries.whoQueried(w.cdb.db, keyedIdHash(queryIdSecret(config.keysDir), 'A800000001'));
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ linkId, agency: 'A001', type: 'query.answered' });
-    expect(queries.whoQueried(w.cdb.db, keyedIdHash(queryIdSecret(config.keysDir), 'A800000003'))).toEqual([]);
+    expect(await queries.whoQueried(w.cdb.db, keyedIdHash(queryIdSecret(config.keysDir), 'A800000003'))).toEqual([]);
   });
 
   it('no certificate → 401, an unregistered certificate → 403; both logged (counted, written at the end of the interval)', async () => {
@@ -100,7 +100,7 @@ describe('online query over mutual TLS (R2.1)', () => {
     expect(r).toMatchObject({ status: 403, body: { error: { code: 'client-certificate.unknown' } } });
     expect(JSON.stringify(r.body)).not.toMatch(/link \d|A001/); // nothing about other links leaks
     await service.flushRefusals();
-    expect(refusedCodes()).toEqual(expect.arrayContaining(['client-certificate.missing', 'client-certificate.unknown']));
+    expect(await refusedCodes()).toEqual(expect.arrayContaining(['client-certificate.missing', 'client-certificate.unknown']));
   });
 
   it('R8.1 a request from an address outside the allow-list is refused', async () => {
@@ -113,7 +113,7 @@ describe('online query over mutual TLS (R2.1)', () => {
     expect(await ask('entry_exit', { ids: ['A800000001'] }, good)).toMatchObject({ status: 400, body: { error: { code: 'reference.missing' } } });
     expect(await ask('entry_exit', { ids: ['1', '2', '3', '4', '5', '6'], reference: 'x' }, good)).toMatchObject({ status: 413, body: { error: { code: 'ids.too-many' } } });
     await service.flushRefusals();
-    expect(refusedCodes()).toEqual(expect.arrayContaining(['dataset.not-approved', 'reference.missing', 'ids.too-many']));
+    expect(await refusedCodes()).toEqual(expect.arrayContaining(['dataset.not-approved', 'reference.missing', 'ids.too-many']));
   });
 
   it('a link over its rate is refused with 429 until its bucket refills, and each refusal is counted in the log', async () => {
@@ -122,15 +122,15 @@ describe('online query over mutual TLS (R2.1)', () => {
     const limited = new QueryService({ cdb: w.cdb, appender, registry: w.registry, catalogs: w.registry.catalogs, clock, config: { ...config, query: { ...config.query, ratePerMinute: 2 } }, idSecret: queryIdSecret(config.keysDir), cap });
     const fingerprint = certFingerprint(new X509Certificate(good.cert));
     const once = () => limited.handle({ certFingerprint: fingerprint, ip: '127.0.0.1', dataset: 'entry_exit', body: { ids: ['A800000002'], reference: 'rate' } });
-    const limitedCount = () => listLog(w.cdb.db, { type: 'query.refused' }).map((r) => JSON.parse(r.detail)).filter((d) => d.code === 'rate.limited').reduce((n, d) => n + d.count, 0);
-    const before = limitedCount();
+    const limitedCount = async () => (await listLog(w.cdb.db, { type: 'query.refused' })).map((r) => JSON.parse(r.detail)).filter((d) => d.code === 'rate.limited').reduce((n, d) => n + d.count, 0);
+    const before = await limitedCount();
     expect([(await once()).status, (await once()).status, (await once()).status]).toEqual([200, 200, 429]);
     await limited.flushRefusals();
-    expect(limitedCount()).toBe(before + 1);
+    expect(await limitedCount()).toBe(before + 1);
     elapsed = 30_000; // half a minute refills one of the two
     expect([(await once()).status, (await once()).status]).toEqual([200, 429]);
     await limited.close();
-    expect(limitedCount()).toBe(before + 2);
+    expect(await limitedCount()).toBe(before + 2);
   });
 
   it('R3.4 a link limited to its subject list answers only for the persons on it; without a list it refuses and says why', async () => {
@@ -140,15 +140,15 @@ describe('online query over mutual TLS (R2.1)', () => {
     const ask = async (ids: string[]) => (await service.handle({ certFingerprint: fingerprint, ip: '127.0.0.1', dataset: 'entry_exit', body: { ids, reference: 'subjects' } })) as { status: number; body: { records: { person_id: string }[] } };
     const none = await ask(['A800000001']);
     expect(none).toMatchObject({ status: 409, body: { error: { code: 'subjects.missing' } } });
-    w.cdb.write((tx) => batch.replaceSubjects(tx, { linkId: id, uploadId: 1, keyField: 'person_id', count: 1, sha256: 'a'.repeat(64), inForceAt: new Date().toISOString() }, ['A800000001']));
+    await w.cdb.write((tx) => batch.replaceSubjects(tx, { linkId: id, uploadId: 1, keyField: 'person_id', count: 1, sha256: 'a'.repeat(64), inForceAt: new Date().toISOString() }, ['A800000001']));
     // Person 1 is on the list (two crossings), person 2 is in the source but not on the list: answered like an unknown id.
     const r = await ask(['A800000001', 'A800000002']);
     expect(r.status).toBe(200);
     expect(r.body.records.map((x: { person_id: string }) => x.person_id)).toEqual(['A800000001', 'A800000001']);
-    const answered = listLog(w.cdb.db, { type: 'query.answered' }).filter((e) => e.linkId === id).map((e) => JSON.parse(e.detail));
+    const answered = (await listLog(w.cdb.db, { type: 'query.answered' })).filter((e) => e.linkId === id).map((e) => JSON.parse(e.detail));
     expect(answered[answered.length - 1]).toMatchObject({ ids: 2, found: 1, returned: 2 });
     // A list replaced: the next look-up follows the list in force.
-    w.cdb.write((tx) => batch.replaceSubjects(tx, { linkId: id, uploadId: 2, keyField: 'person_id', count: 1, sha256: 'b'.repeat(64), inForceAt: new Date().toISOString() }, ['A800000002']));
+    await w.cdb.write((tx) => batch.replaceSubjects(tx, { linkId: id, uploadId: 2, keyField: 'person_id', count: 1, sha256: 'b'.repeat(64), inForceAt: new Date().toISOString() }, ['A800000002']));
     expect((await ask(['A800000001', 'A800000002'])).body.records.map((x: { person_id: string }) => x.person_id)).toEqual(['A800000002']);
   });
 
@@ -164,13 +164,13 @@ describe('online query over mutual TLS (R2.1)', () => {
     await services.compliance.suspend(linkId, 'audit finding overdue', 'nia');
     expect(await ok()).toMatchObject({ status: 403, body: { error: { code: 'link.not-usable' } } });
     await service.flushRefusals();
-    expect(listLog(w.cdb.db, { linkId, type: 'query.refused' }).length).toBeGreaterThan(0);
+    expect((await listLog(w.cdb.db, { linkId, type: 'query.refused' })).length).toBeGreaterThan(0);
     // Resumed through another connection to the control database, as the CLI in another process does.
     const other = openControlDb(w.dataDir);
     try {
       const elsewhere = buildServices(config, other, w.clock);
       // R10.4: a suspension without a finding resumes only once its improvements are recorded as completed.
-      elsewhere.compliance.remediateSuspension(linkId, { letterNo: '府授字第1150000001號' }, 'nia');
+      await elsewhere.compliance.remediateSuspension(linkId, { letterNo: '府授字第1150000001號' }, 'nia');
       await elsewhere.compliance.resumeRequest(linkId, 'agency');
       await elsewhere.compliance.resumeApprove(linkId, 'nia');
     } finally {
@@ -243,10 +243,10 @@ async function askUnderLoad(port: number, client: { cert: string; key: string },
 }
 
 /** Every look-up a client got an answer to has its record, and the chain verifies. */
-function expectAllLogged(linkId: number, answered: string[]): void {
-  const logged = new Set(listLog(w.cdb.db, { linkId, type: 'query.answered' }).map((r) => JSON.parse(r.detail).reference));
+async function expectAllLogged(linkId: number, answered: string[]): Promise<void> {
+  const logged = new Set((await listLog(w.cdb.db, { linkId, type: 'query.answered' })).map((r) => JSON.parse(r.detail).reference));
   expect(answered.filter((ref) => !logged.has(ref))).toEqual([]); // nothing was answered unlogged
-  expect(verifyLog(w.cdb).ok).toBe(true);
+  expect((await verifyLog(w.cdb)).ok).toBe(true);
 }
 
 const onlineQueryLink = async (name: string, fields = [{ name: 'person_id' }]) => {
@@ -273,7 +273,7 @@ describe('the query role killed while it answers', () => {
       await role.exited;
       for (let i = 0; i < 50 && childPids(role.child.pid!).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
       expect(answered.length).toBeGreaterThanOrEqual(60);
-      expectAllLogged(id, answered);
+      await expectAllLogged(id, answered);
     } finally {
       role.kill();
     }
@@ -298,7 +298,7 @@ describe('a query worker killed while it answers', () => {
       });
       expect([role.child.exitCode, role.output()]).toEqual([null, role.output()]); // the primary outlived both workers it lost
       expect(answered.length).toBeGreaterThanOrEqual(200);
-      expectAllLogged(id, answered);
+      await expectAllLogged(id, answered);
       role.child.kill('SIGTERM');
       expect(await role.exited).toBe(0);
     } finally {
@@ -337,12 +337,12 @@ describe('the query role in several processes on one port', () => {
       const port = portOf(role);
       const workers = childPids(role.child.pid!);
       expect([workers.length, log]).toEqual([2, log]);
-      const answered = () => listLog(w.cdb.db, { linkId: id, type: 'query.answered' }).length;
+      const answered = async () => (await listLog(w.cdb.db, { linkId: id, type: 'query.answered' })).length;
       // Each request on a connection of its own: the primary hands connections to the workers in turn.
       const replies = await Promise.all(Array.from({ length: 6 }, (_, i) => ask('entry_exit', { ids: [`A80000000${(i % 3) + 1}`], reference: `cluster ${i}` }, client, '127.0.0.1', port)));
       expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
       expect(replies[0].body.records[0]).toEqual({ person_id: 'A800000001', port: 'TPE' });
-      expect(answered()).toBe(6); // every answer was committed to the usage log before it was sent
+      expect(await answered()).toBe(6); // every answer was committed to the usage log before it was sent
       process.kill(workers[0], 'SIGKILL');
       const replaced = () => {
         const now = childPids(role.child.pid!);
@@ -352,7 +352,7 @@ describe('the query role in several processes on one port', () => {
       expect([replaced(), role.output()]).toEqual([true, role.output()]);
       const after = await Promise.all([1, 2, 3].map((i) => ask('entry_exit', { ids: ['A800000002'], reference: `after ${i}` }, client, '127.0.0.1', port)));
       expect(after.map((r) => r.status)).toEqual([200, 200, 200]);
-      expect(answered()).toBe(9);
+      expect(await answered()).toBe(9);
       const now = childPids(role.child.pid!);
       role.child.kill('SIGTERM');
       expect(await role.exited).toBe(0);

@@ -83,9 +83,9 @@ it('a job queued before Redis crashes is still there after its restart, and a ru
   });
   let events: QueueEvents | undefined;
   try {
-    const built = (linkId: number) => deliveries.list(w.cdb.db, linkId).some((d) => d.status === 'built');
-    for (let i = 0; i < 300 && !built(a); i++) await new Promise((r) => setTimeout(r, 100));
-    expect(built(a)).toBe(true);
+    const built = async (linkId: number) => (await deliveries.list(w.cdb.db, linkId)).some((d) => d.status === 'built');
+    for (let i = 0; i < 300 && !(await built(a)); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await built(a)).toBe(true);
 
     // Redis dies under a running worker and scheduler and comes back two seconds later.
     await crashRedis();
@@ -96,14 +96,14 @@ it('a job queued before Redis crashes is still there after its restart, and a ru
     await events.waitUntilReady();
     const job = await queue.add('manual-extract', { linkId: b, full: true, trigger: 'manual' }, { jobId: 'after-crash' });
     await job.waitUntilFinished(events, 60000);
-    expect(built(b)).toBe(true);
+    expect(await built(b)).toBe(true);
     expect(worker.exitCode).toBeNull();
 
     for (const id of [a, b]) {
-      expect(deliveries.list(w.cdb.db, id).filter((d) => d.status === 'built')).toHaveLength(1);
-      expect(listLog(w.cdb.db, { limit: 100000 }).filter((e) => e.linkId === id && e.type === 'extract.built')).toHaveLength(1);
+      expect((await deliveries.list(w.cdb.db, id)).filter((d) => d.status === 'built')).toHaveLength(1);
+      expect((await listLog(w.cdb.db, { limit: 100000 })).filter((e) => e.linkId === id && e.type === 'extract.built')).toHaveLength(1);
     }
-    expect(verifyLog(w.cdb).ok).toBe(true);
+    expect((await verifyLog(w.cdb)).ok).toBe(true);
   } finally {
     await events?.close();
     await queue.close();

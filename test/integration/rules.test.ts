@@ -1,4 +1,6 @@
+import type Database from 'better-sqlite3';
 import { rmSync } from 'node:fs';
+import { connectionOf } from '../../src/db';
 import { checkDocument, sniffDocumentType } from '../../src/registry';
 import { listLog } from '../../src/usagelog';
 import { docx, odt } from '../helpers/documents';
@@ -8,6 +10,8 @@ let keys: AgencyKeys;
 let w: TestWorld;
 worldEachTest({ keys: (k) => (keys = k), world: (x) => (w = x) }, { agency: true });
 
+/** Write to the database behind the services' backs, on its write connection (`w.cdb.sqlite` only reads). */
+const rawWrite = <T>(fn: (db: Database.Database) => T): Promise<T> => w.cdb.write((tx) => fn(connectionOf(tx)));
 const rulesFile = (name = 'rules-v2.txt', text = RULES_TEXT + '九、附則\n') => ({ filename: name, content: Buffer.from(text) });
 /** A minimal, well-formed PDF without active content. */
 const PDF = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n', 'latin1');
@@ -15,80 +19,80 @@ const PDF = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> end
 describe('management rules and the eight-topic review (R4.1)', () => {
   it('R4.1 approval is refused until the current rules version is reviewed as covering all eight topics', async () => {
     const { id } = await w.registry.apply(application(keys), 'agency');
-    expect(() => w.registry.approve(id, { by: 'nia' })).toThrow(/cannot be approved: management rules version 1 \(document \d+\) has not been reviewed/);
+    await expect(w.registry.approve(id, { by: 'nia' })).rejects.toThrow(/cannot be approved: management rules version 1 \(document \d+\) has not been reviewed/);
 
-    w.rules.review({ linkId: id }, '1,2,3,4,5,6,7', 'no account-change procedure', 'reviewer');
-    expect(() => w.registry.approve(id, { by: 'nia' })).toThrow(/do not cover topic 8 \(account and permission change procedure\)/);
-    w.rules.review({ linkId: id }, '1,2,4,5,6', undefined, 'reviewer');
-    expect(() => w.registry.approve(id, { by: 'nia' })).toThrow(/topics 3 \(user query procedure\), 7 \(users' liability for violations\), 8 /);
-    expect(w.registry.show(id).status).toBe('pending');
+    await w.rules.review({ linkId: id }, '1,2,3,4,5,6,7', 'no account-change procedure', 'reviewer');
+    await expect(w.registry.approve(id, { by: 'nia' })).rejects.toThrow(/do not cover topic 8 \(account and permission change procedure\)/);
+    await w.rules.review({ linkId: id }, '1,2,4,5,6', undefined, 'reviewer');
+    await expect(w.registry.approve(id, { by: 'nia' })).rejects.toThrow(/topics 3 \(user query procedure\), 7 \(users' liability for violations\), 8 /);
+    expect((await w.registry.show(id)).status).toBe('pending');
 
-    const v = w.rules.review({ linkId: id }, '1-8', 'complete', 'reviewer');
+    const v = await w.rules.review({ linkId: id }, '1-8', 'complete', 'reviewer');
     expect(v.review).toMatchObject({ covers: [1, 2, 3, 4, 5, 6, 7, 8], missing: [], reviewedBy: 'reviewer' });
-    expect(w.registry.approve(id, { by: 'nia', letterNo: '移署資字第1150001號', letterDate: '2026-03-01', stampedForm: STAMPED_FORM })).toMatchObject({
+    expect(await w.registry.approve(id, { by: 'nia', letterNo: '移署資字第1150001號', letterDate: '2026-03-01', stampedForm: STAMPED_FORM })).toMatchObject({
       status: 'active',
       rules: { version: 1, reviewed: true, missing: [] },
     });
     // The newest review is the one in force; earlier ones stay as records.
-    expect(w.rules.show(v.id).reviews.map((r) => r.covers.length)).toEqual([7, 5, 8]);
-    expect(listLog(w.cdb.db, { linkId: id }).map((r) => r.type)).toEqual(['rules.added', 'link.applied', 'rules.reviewed', 'rules.reviewed', 'rules.reviewed', 'link.approved']);
-    expect(() => w.cdb.sqlite.prepare('UPDATE rules_review SET covers = ?').run('[1,2,3,4,5,6,7,8]')).toThrow(/records/);
-    expect(() => w.cdb.sqlite.prepare('DELETE FROM rules_review').run()).toThrow(/records/);
+    expect((await w.rules.show(v.id)).reviews.map((r) => r.covers.length)).toEqual([7, 5, 8]);
+    expect((await listLog(w.cdb.db, { linkId: id })).map((r) => r.type)).toEqual(['rules.added', 'link.applied', 'rules.reviewed', 'rules.reviewed', 'rules.reviewed', 'link.approved']);
+    await expect(rawWrite((db) => db.prepare('UPDATE rules_review SET covers = ?').run('[1,2,3,4,5,6,7,8]'))).rejects.toMatchObject({ message: expect.stringMatching(/records/) });
+    await expect(rawWrite((db) => db.prepare('DELETE FROM rules_review').run())).rejects.toMatchObject({ message: expect.stringMatching(/records/) });
   });
 
   it('R4.1 a later partial review takes the full one back: approval is refused again', async () => {
     const { id } = await w.registry.apply(application(keys), 'agency');
-    w.rules.review({ linkId: id }, ALL_TOPICS, undefined, 'r1');
-    w.rules.review({ linkId: id }, '1,2,3', 'topics 4–8 only name headings', 'r2');
-    expect(() => w.registry.approve(id, { by: 'nia' })).toThrow(/do not cover topics 4 .*, 8 /);
+    await w.rules.review({ linkId: id }, ALL_TOPICS, undefined, 'r1');
+    await w.rules.review({ linkId: id }, '1,2,3', 'topics 4–8 only name headings', 'r2');
+    await expect(w.registry.approve(id, { by: 'nia' })).rejects.toThrow(/do not cover topics 4 .*, 8 /);
   });
 
   it('R4.1 a link applied for without rules cannot be approved', async () => {
     const { id } = await w.registry.apply(application(keys, { rules: undefined }), 'agency');
-    expect(() => w.registry.approve(id, { by: 'nia' })).toThrow(/no management rules .* are on file/);
-    expect(() => w.rules.review({ linkId: id }, ALL_TOPICS, undefined, 'r')).toThrow(/has no management rules on file: an application carries them/);
+    await expect(w.registry.approve(id, { by: 'nia' })).rejects.toThrow(/no management rules .* are on file/);
+    await expect(w.rules.review({ linkId: id }, ALL_TOPICS, undefined, 'r')).rejects.toThrow(/has no management rules on file: an application carries them/);
   });
 
   it('--covers takes topic numbers 1–8 only', async () => {
     const { id } = await w.registry.apply(application(keys), 'agency');
     for (const bad of ['', '0', '9', '1,x', '3-1', '1-9']) {
-      expect(() => w.rules.review({ linkId: id }, bad, undefined, 'r')).toThrow(/topic number/);
+      await expect(w.rules.review({ linkId: id }, bad, undefined, 'r')).rejects.toThrow(/topic number/);
     }
-    expect(listLog(w.cdb.db, { type: 'rules.reviewed' })).toEqual([]);
+    expect(await listLog(w.cdb.db, { type: 'rules.reviewed' })).toEqual([]);
   });
 
   it('R5.1 a new rules version for an approved link is a change request that takes effect only once that version is reviewed', async () => {
     const id = await approvedLink(w, keys);
-    const before = w.registry.show(id);
-    const added = w.rules.add({ agency: 'A001', file: rulesFile(), linkId: id }, 'agency');
+    const before = await w.registry.show(id);
+    const added = await w.rules.add({ agency: 'A001', file: rulesFile(), linkId: id }, 'agency');
     expect(added.document).toMatchObject({ version: 2, linkId: id, mediaType: 'text/plain; charset=utf-8', review: null });
     expect(added.changeId).not.toBeNull();
-    expect(() => w.registry.approveChange(added.changeId!, 'nia')).toThrow(/change request \d+ cannot be approved: management rules version 2 .* has not been reviewed/);
-    expect(w.registry.show(id)).toMatchObject({ revision: before.revision, rulesDocument: before.rulesDocument });
+    await expect(w.registry.approveChange(added.changeId!, 'nia')).rejects.toThrow(/change request \d+ cannot be approved: management rules version 2 .* has not been reviewed/);
+    expect(await w.registry.show(id)).toMatchObject({ revision: before.revision, rulesDocument: before.rulesDocument });
 
-    w.rules.review({ documentId: added.document.id }, ALL_TOPICS, undefined, 'reviewer');
-    const { link } = w.registry.approveChange(added.changeId!, 'nia');
+    await w.rules.review({ documentId: added.document.id }, ALL_TOPICS, undefined, 'reviewer');
+    const { link } = await w.registry.approveChange(added.changeId!, 'nia');
     expect(link).toMatchObject({ revision: before.revision + 1, rulesDocument: added.document.id, rules: { version: 2, reviewed: true, missing: [] } });
     // `rules review --link` now names the new version.
-    expect(w.rules.review({ linkId: id }, ALL_TOPICS, undefined, 'r').id).toBe(added.document.id);
-    expect(w.rules.list({ linkId: id }).map((d) => d.version)).toEqual([2, 1]);
-    expect(listLog(w.cdb.db, { linkId: id, type: 'rules.added' }).map((r) => JSON.parse(r.detail).version)).toEqual([1, 2]);
+    expect((await w.rules.review({ linkId: id }, ALL_TOPICS, undefined, 'r')).id).toBe(added.document.id);
+    expect((await w.rules.list({ linkId: id })).map((d) => d.version)).toEqual([2, 1]);
+    expect((await listLog(w.cdb.db, { linkId: id, type: 'rules.added' })).map((r) => JSON.parse(r.detail).version)).toEqual([1, 2]);
   });
 
   it('rules for a pending link come with the application; another agency cannot file for a link', async () => {
     const { id } = await w.registry.apply(application(keys), 'agency');
-    expect(() => w.rules.add({ agency: 'A001', file: rulesFile(), linkId: id }, 'agency')).toThrow(/pending: its application carries its rules/);
-    w.registry.addAgency({ code: 'B002', name: '其他機關' }, 'test');
-    expect(() => w.rules.add({ agency: 'B002', file: rulesFile(), linkId: id }, 'agency')).toThrow(/belongs to agency A001, not B002/);
+    await expect(w.rules.add({ agency: 'A001', file: rulesFile(), linkId: id }, 'agency')).rejects.toThrow(/pending: its application carries its rules/);
+    await w.registry.addAgency({ code: 'B002', name: '其他機關' }, 'test');
+    await expect(w.rules.add({ agency: 'B002', file: rulesFile(), linkId: id }, 'agency')).rejects.toThrow(/belongs to agency A001, not B002/);
     // Without a link, a version is stored for the agency alone.
-    expect(w.rules.add({ agency: 'B002', file: rulesFile() }, 'agency')).toMatchObject({ document: { version: 1, agency: 'B002', linkId: null }, changeId: null });
+    expect(await w.rules.add({ agency: 'B002', file: rulesFile() }, 'agency')).toMatchObject({ document: { version: 1, agency: 'B002', linkId: null }, changeId: null });
   });
 
   it('a stored version is returned byte for byte and the export is logged', async () => {
-    const { document } = w.rules.add({ agency: 'A001', file: { filename: 'rules.pdf', content: PDF } }, 'agency');
+    const { document } = await w.rules.add({ agency: 'A001', file: { filename: 'rules.pdf', content: PDF } }, 'agency');
     expect(document.mediaType).toBe('application/pdf');
-    expect(w.rules.export(document.id, 'auditor').content.equals(PDF)).toBe(true);
-    expect(listLog(w.cdb.db, { type: 'rules.exported' })).toHaveLength(1);
+    expect((await w.rules.export(document.id, 'auditor')).content.equals(PDF)).toBe(true);
+    expect(await listLog(w.cdb.db, { type: 'rules.exported' })).toHaveLength(1);
   });
 });
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../src/config';
 import { certFingerprint, ensureKeys, queryIdSecret, signingPublicKeyArmored } from '../../src/crypto';
-import { controlDbFile, openControlDb } from '../../src/db';
+import { connectionOf, controlDbFile, openControlDb } from '../../src/db';
 import { addDays, taipeiDate } from '../../src/domain';
 import { ExtractService, SqliteSource, sourceDbPath, type ExtractSource } from '../../src/extract';
 import { csvSelectSql } from '../../src/extract/csv-sql';
@@ -79,7 +79,7 @@ function queryService(): QueryService {
 beforeAll(async () => {
   keys = makeAgencyKeys();
   w = openWorld();
-  w.registry.addAgency({ code: 'A001', name: '勞動部勞動力發展署' }, 'test');
+  await w.registry.addAgency({ code: 'A001', name: '勞動部勞動力發展署' }, 'test');
   certDir = tmpDir('nia-link-scope-certs-');
   redis = new Redis(process.env.NIA_TEST_REDIS_URL!);
   config = loadConfig({ dataDir: w.dataDir }, { NIA_LINK_LOG_LEVEL: 'silent' });
@@ -98,13 +98,13 @@ afterAll(async () => {
 
 describe('R3.4 a link receives only the records of its scope', () => {
   it('R3.4 an application with a bad scope is refused and writes nothing: no link, no log record', async () => {
-    const links = () => w.registry.list().length;
-    const records = () => listLog(w.cdb.db, {}).length;
-    const before = [links(), records()];
+    const links = async () => (await w.registry.list()).length;
+    const records = async () => (await listLog(w.cdb.db, {})).length;
+    const before = [await links(), await records()];
     for (const scope of [{}, { text: 'no_such_field in X' }, { text: 'nationality in ZZZ' }, { text: 'crossed_at from 2025-02-01; crossed_at to 2025-01-01' }, { text: 'all' }, { text: 'nationality in VNM,,IDN' }]) {
       await expect(w.registry.apply(application(keys, { scope }), 'test')).rejects.toThrow(/scope/);
     }
-    expect([links(), records()]).toEqual(before);
+    expect([await links(), await records()]).toEqual(before);
   });
 
   it.each([
@@ -174,9 +174,9 @@ describe('R3.4 a link receives only the records of its scope', () => {
     const id = await scoped('nationality in THA; direction in entry');
     await deliver(id);
     const cr = await w.registry.fileChange(id, 'scope', { value: 'nationality in THA,MYS; direction in exit' }, 'test');
-    expect(w.registry.show(id).revision).toBe(1); // nothing changes before NIA approves it
-    w.registry.approveChange(cr.id, 'test');
-    const view = w.registry.show(id);
+    expect((await w.registry.show(id)).revision).toBe(1); // nothing changes before NIA approves it
+    await w.registry.approveChange(cr.id, 'test');
+    const view = await w.registry.show(id);
     expect(view.revision).toBe(2);
     expect(view.scopeText).toBe('國籍：泰國、馬來西亞；出入境別：出境');
     const d = await deliver(id, { full: false });
@@ -187,16 +187,16 @@ describe('R3.4 a link receives only the records of its scope', () => {
 
   it('R3.4 a change with a bad scope is refused when filed, and nothing is filed', async () => {
     const id = await scoped('nationality in THA');
-    const before = w.registry.history(id).changes.length;
+    const before = (await w.registry.history(id)).changes.length;
     await expect(w.registry.fileChange(id, 'scope', { value: 'nationality in XXX' }, 'test')).rejects.toThrow(/not in the domain/);
     await expect(w.registry.fileChange(id, 'scope', { value: 'all' }, 'test')).rejects.toThrow(/justification/);
-    expect(w.registry.history(id).changes.length).toBe(before);
+    expect((await w.registry.history(id)).changes.length).toBe(before);
   });
 
   it('R3.4 the SQL of a scoped extract and of a query holds none of the scope values (bound parameters only)', async () => {
     const id = await scoped('nationality in KOR,USA; direction not-in exit; crossed_at from 2024-03-01; crossed_at to 2026-02-28', { methods: ['sftp-pull', 'online-query'], clientCerts: [makeCert('sql-check').cert] });
     const values = ['KOR', 'USA', "'exit'", '2024-03-01', '2026-03-01', '2026-02-28'];
-    const scope = compileScope(w.registry.state(id).content.scope, catalog, '2026-12-06');
+    const scope = compileScope((await w.registry.state(id)).content.scope, catalog, '2026-12-06');
     for (const range of [{ since: null, until: 'z', scope }, { since: 'a', until: 'z', scope }]) {
       const sql = csvSelectSql('entry_exit', FIELDS, range);
       for (const v of values) expect(sql).not.toContain(v);
@@ -254,7 +254,7 @@ describe('R3.4 R3.5 the online query inside the scope, without harvest or re-ide
     const inn = await ask([inside]);
     expect((inn.body as any).records.length).toBeGreaterThan(0);
     expect((inn.body as any).records.every((r: any) => ['VNM', 'IDN'].includes(r.nationality) && r.direction === 'entry')).toBe(true);
-    const details = listLog(w.cdb.db, { linkId, type: 'query.answered' }).map((r) => JSON.parse(r.detail));
+    const details = (await listLog(w.cdb.db, { linkId, type: 'query.answered' })).map((r) => JSON.parse(r.detail));
     expect(details.slice(-3).map((d) => [d.ids, d.found])).toEqual([[1, 0], [1, 0], [1, 1]]);
   });
 
@@ -272,7 +272,7 @@ describe('R3.4 R3.5 the online query inside the scope, without harvest or re-ide
 
   it('R3.5 the daily cap counts every identifier asked, found or not, and refuses once reached with a stable code', async () => {
     // Earlier look-ups in this block asked 4 identifiers; the cap is 8.
-    const used = listLog(w.cdb.db, { linkId, type: 'query.answered' }).reduce((n, r) => n + JSON.parse(r.detail).ids, 0);
+    const used = (await listLog(w.cdb.db, { linkId, type: 'query.answered' })).reduce((n, r) => n + JSON.parse(r.detail).ids, 0);
     expect(used).toBe(4);
     expect((await ask(['Z000000001', 'Z000000002', 'Z000000003'])).status).toBe(200);
     const over = await ask(['Z000000004', 'Z000000005']); // 7 + 2 > 8: refused whole, nothing taken
@@ -280,7 +280,7 @@ describe('R3.4 R3.5 the online query inside the scope, without harvest or re-ide
     expect((over.body as any).error.code).toBe('cap.reached');
     expect((await ask(['Z000000006'])).status).toBe(200); // the last one still fits
     expect((await ask(['Z000000007'])).status).toBe(429);
-    const refused = listLog(w.cdb.db, { linkId, type: 'query.refused' }).map((r) => JSON.parse(r.detail).code);
+    const refused = (await listLog(w.cdb.db, { linkId, type: 'query.refused' })).map((r) => JSON.parse(r.detail).code);
     expect(refused.filter((c) => c === 'cap.reached')).toHaveLength(2);
   });
 });
@@ -298,7 +298,7 @@ describe('R3.5 the daily cap holds across query processes', () => {
       expect(statuses).toEqual([...Array(6).fill(200), ...Array(6).fill(429)]);
       expect(replies.filter((r) => r.status === 429).every((r) => r.body.error.code === 'cap.reached')).toBe(true);
       // Connections go to the two processes in turn: a count kept per process would have let all 12 through.
-      expect(listLog(w.cdb.db, { linkId: id, type: 'query.answered' })).toHaveLength(6);
+      expect(await listLog(w.cdb.db, { linkId: id, type: 'query.answered' })).toHaveLength(6);
     } finally {
       role.child.kill('SIGTERM');
       await role.exited;
@@ -311,7 +311,7 @@ describe('R3.4 links recorded before scopes existed', () => {
     const dir = tmpDir();
     const old = openControlDb(dir, { create: true });
     const registry = new Registry(old, loadCatalogs(), new TestClock());
-    registry.addAgency({ code: 'A009', name: '舊機關' }, 'test');
+    await registry.addAgency({ code: 'A009', name: '舊機關' }, 'test');
     const id = (await registry.apply(application(keys, { agency: 'A009', account: 'old009' }), 'test')).id;
     old.close();
     // Make it a database from before this change: revisions without a scope, the migration not yet run.
@@ -327,12 +327,12 @@ describe('R3.4 links recorded before scopes existed', () => {
 
     const migrated = openControlDb(dir);
     try {
-      const view = new Registry(migrated, loadCatalogs(), new TestClock()).show(id);
+      const view = await new Registry(migrated, loadCatalogs(), new TestClock()).show(id);
       expect(view.scope).toEqual({ all: true, justification: 'recorded before scopes existed' });
       expect(view.scopeReview).toBe(true);
       expect(view.maxIdsPerDay).toBe(1000);
       // The guard against rewriting revisions is back in place.
-      expect(() => migrated.sqlite.prepare("UPDATE link_revision SET content = '{}'").run()).toThrow(/immutable/);
+      await expect(migrated.write((tx) => connectionOf(tx).prepare("UPDATE link_revision SET content = '{}'").run())).rejects.toMatchObject({ message: expect.stringMatching(/immutable/) });
     } finally {
       migrated.close();
     }
@@ -344,14 +344,14 @@ describe('R3.4 approval of a scoped application', () => {
     const id = await approvableLink(w, keys, { account: 'legacy1' });
     makeLegacyScope(w.dataDir, id);
     const fresh = new Registry(w.cdb, loadCatalogs(), w.clock); // one that has not read the revision before the migration
-    expect(() => fresh.approve(id, { by: 'test' })).toThrow(/before scopes existed and states no records: reject it and have the agency apply again stating the records it needs/);
-    expect(fresh.show(id).status).toBe('pending');
+    await expect(fresh.approve(id, { by: 'test' })).rejects.toThrow(/before scopes existed and states no records: reject it and have the agency apply again stating the records it needs/);
+    expect((await fresh.show(id)).status).toBe('pending');
     await expect(w.registry.apply(application(keys, { account: 'legacy2', scope: { text: 'all', justification: 'recorded before scopes existed' } }), 'test')).rejects.toThrow(/give the real reason/);
   });
 
   it('R3.4 a scoped link shows its scope in link show, in its own terms and in words', async () => {
     const id = await approvableLink(w, keys, { fields: FIELDS, scope: { text: 'nationality in VNM; crossed_at within-days 400' }, account: 'showscope' });
-    const v = w.registry.show(id);
+    const v = await w.registry.show(id);
     expect(v.scope).toEqual({ all: false, conditions: [{ field: 'nationality', op: 'in', values: ['VNM'] }, { field: 'crossed_at', op: 'within-days', value: 400 }] });
     expect(v.scopeText).toBe('國籍：越南；出入境時間：製檔或查詢日前400日內');
     expect(v.scopeReview).toBe(false);

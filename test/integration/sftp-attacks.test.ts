@@ -1,3 +1,4 @@
+import type Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
@@ -5,6 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { BaseAgent, type Client, type ParsedKey, type SFTPWrapper, utils } from 'ssh2';
 import type { Config } from '../../src/config';
+import { connectionOf } from '../../src/db';
 import type { DeliveryView } from '../../src/extract';
 import type { RunningService } from '../../src/main';
 import { Redis } from 'ioredis';
@@ -32,9 +34,11 @@ let redis: Redis;
 let defender: Defender;
 
 const key = () => readFileSync(keys.sshPrivateFile);
-const logOf = (type: string) => listLog(w.cdb.db, { type }).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
-const lastFailure = () => logOf('auth.failed').pop();
+const logOf = async (type: string) => (await listLog(w.cdb.db, { type })).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
+const lastFailure = async () => (await logOf('auth.failed')).pop();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Edit the database behind the services' backs, on its write connection (`w.cdb.sqlite` only reads). */
+const rawWrite = <T>(fn: (db: Database.Database) => T): Promise<T> => w.cdb.write((tx) => fn(connectionOf(tx)));
 const cliEnv = () => ({ REDIS_URL: config.redisUrl! });
 
 function call<T>(fn: (cb: (err: any, v?: T) => void) => void): Promise<T> {
@@ -317,12 +321,12 @@ describe('channel policy: only the sftp subsystem', () => {
 describe('authentication', () => {
   it('a probe without a signature gets PK_OK and nothing more: it cannot log in', async () => {
     const debug: string[] = [];
-    const before = logOf('auth.succeeded').length;
+    const before = (await logOf('auth.succeeded')).length;
     const agent = new CraftedAgent(parsed(keys.sshPublic), () => new Error('no private key'));
     await expect(connect({ port, username: 'a001', agent, debug: (m) => debug.push(m) })).rejects.toThrow(/no private key|authentication methods failed/);
     await sleep(200);
     expect(debug.join('\n')).toMatch(/USERAUTH_PK_OK/);
-    expect(logOf('auth.succeeded')).toHaveLength(before);
+    expect(await logOf('auth.succeeded')).toHaveLength(before);
   });
 
   it('a signature that does not verify is refused: random bytes, or another key\'s signature over the right data', async () => {
@@ -330,7 +334,7 @@ describe('authentication', () => {
     for (const signer of [() => randomBytes(64), (data: Buffer) => stranger.sign(data)]) {
       const agent = new CraftedAgent(parsed(keys.sshPublic), signer);
       await expect(connect({ port, username: 'a001', agent })).rejects.toThrow(/authentication methods failed/);
-      expect(lastFailure()).toMatchObject({ actor: 'a001', detail: { method: 'publickey', reason: 'signature.invalid' } });
+      expect(await lastFailure()).toMatchObject({ actor: 'a001', detail: { method: 'publickey', reason: 'signature.invalid' } });
     }
   });
 
@@ -339,44 +343,44 @@ describe('authentication', () => {
     const disguised = Object.create(real, { type: { value: 'ssh-rsa' } }) as ParsedKey;
     const agent = new CraftedAgent(disguised, (data, hash) => real.sign(data, hash));
     await expect(connect({ port, username: 'a001', agent })).rejects.toThrow(/authentication methods failed/);
-    expect(lastFailure()).toMatchObject({ actor: 'a001', detail: { reason: 'key.algorithm-mismatch', algorithm: 'ssh-rsa' } });
+    expect(await lastFailure()).toMatchObject({ actor: 'a001', detail: { reason: 'key.algorithm-mismatch', algorithm: 'ssh-rsa' } });
   });
 
   it('an RSA key logs in with rsa-sha2 signatures, never with SHA-1 ssh-rsa ones', async () => {
     expect((await sftpBatch(port, rsaKey, 'r001', 'ls /outbox')).code).toBe(0);
-    expect(logOf('auth.succeeded').pop()).toMatchObject({ actor: 'r001', detail: { algorithm: 'ssh-rsa' } });
+    expect((await logOf('auth.succeeded')).pop()).toMatchObject({ actor: 'r001', detail: { algorithm: 'ssh-rsa' } });
     const sha1 = await sftpBatch(port, rsaKey, 'r001', 'ls /outbox', ['-o', 'PubkeyAcceptedAlgorithms=ssh-rsa']);
     expect(sha1.code).not.toBe(0);
-    expect(lastFailure()).toMatchObject({ actor: 'r001', detail: { reason: 'key.sha1-signature' } });
+    expect(await lastFailure()).toMatchObject({ actor: 'r001', detail: { reason: 'key.sha1-signature' } });
   });
 
   it('unknown account, a key not on the account, another account\'s key, and passwords (off) are refused with their reasons', async () => {
     await expect(connect({ port, username: 'nobody\u0007\n', privateKey: key() })).rejects.toThrow(/authentication methods failed/);
-    expect(lastFailure()).toMatchObject({ actor: null, detail: { reason: 'account.unknown', username: 'nobody??' } });
+    expect(await lastFailure()).toMatchObject({ actor: null, detail: { reason: 'account.unknown', username: 'nobody??' } });
     await expect(connect({ port, username: 'a001', privateKey: readFileSync(strangerKey) })).rejects.toThrow(/authentication methods failed/);
-    expect(lastFailure()).toMatchObject({ actor: 'a001', detail: { reason: 'key.unknown' } });
+    expect(await lastFailure()).toMatchObject({ actor: 'a001', detail: { reason: 'key.unknown' } });
     await expect(connect({ port, username: 'a001', privateKey: readFileSync(rsaKey) })).rejects.toThrow(/authentication methods failed/);
-    expect(lastFailure()).toMatchObject({ actor: 'a001', detail: { reason: 'key.unknown' } });
+    expect(await lastFailure()).toMatchObject({ actor: 'a001', detail: { reason: 'key.unknown' } });
     await expect(connect({ port, username: 'a001', password: 'secret-password-1' })).rejects.toThrow(/authentication methods failed/);
-    expect(lastFailure()).toMatchObject({ detail: { method: 'password', reason: 'method.not-allowed' } });
+    expect(await lastFailure()).toMatchObject({ detail: { method: 'password', reason: 'method.not-allowed' } });
   });
 
   it('a disabled account, an ended link and a use period that is over are refused at login', async () => {
-    accounts.setEnabled('d001', false, 'test');
+    await accounts.setEnabled('d001', false, 'test');
     await expect(connect({ port, username: 'd001', privateKey: key() })).rejects.toThrow(/authentication methods failed/);
-    expect(lastFailure()).toMatchObject({ actor: 'd001', detail: { reason: 'account.disabled' } });
+    expect(await lastFailure()).toMatchObject({ actor: 'd001', detail: { reason: 'account.disabled' } });
 
     const cr = await w.registry.fileChange(links.x001, 'stop', { letterNo: '府授字第1150000001號' }, 'test');
-    w.registry.approveChange(cr.id, 'test');
-    buildServices(config, w.cdb, w.clock).compliance.endDue('test', links.x001);
+    await w.registry.approveChange(cr.id, 'test');
+    await buildServices(config, w.cdb, w.clock).compliance.endDue('test', links.x001);
     await expect(connect({ port, username: 'x001', privateKey: key() })).rejects.toThrow(/authentication methods failed/);
-    expect(lastFailure()).toMatchObject({ actor: 'x001', linkId: links.x001, detail: { reason: 'link.not-active' } });
+    expect(await lastFailure()).toMatchObject({ actor: 'x001', linkId: links.x001, detail: { reason: 'link.not-active' } });
 
     const now = w.clock.now().toISOString();
     w.clock.set('2027-01-15T03:00:00.000Z'); // p001's period ended on 2026-12-31; a001's runs to 2027-12-31
     try {
       await expect(connect({ port, username: 'p001', privateKey: key() })).rejects.toThrow(/authentication methods failed/);
-      expect(lastFailure()).toMatchObject({ actor: 'p001', detail: { reason: 'link.period.ended' } });
+      expect(await lastFailure()).toMatchObject({ actor: 'p001', detail: { reason: 'link.period.ended' } });
       (await connect({ port, username: 'a001', privateKey: key() })).end();
     } finally {
       w.clock.set(now);
@@ -390,10 +394,10 @@ describe('the connection gate', () => {
     const ssh = await sftpBatch(port, keys.sshPrivateFile, 'a001', 'ls /outbox', ['-o', 'BindAddress=127.0.0.2']);
     expect(ssh.code).not.toBe(0);
     expect(ssh.stderr).toMatch(/Connection closed|reset|kex_exchange_identification/);
-    let rows: ReturnType<typeof logOf> = [];
+    let rows: Awaited<ReturnType<typeof logOf>> = [];
     for (let i = 0; i < 40 && rows.reduce((n, r) => n + r.detail.count, 0) < 21; i++) {
       await sleep(100);
-      rows = logOf('connection.refused').filter((r) => r.ip === '127.0.0.2');
+      rows = (await logOf('connection.refused')).filter((r) => r.ip === '127.0.0.2');
     }
     // One record for the 21 attempts of that interval (or two, if the interval turned meanwhile).
     expect(rows.length).toBeLessThanOrEqual(2);
@@ -462,22 +466,22 @@ describe('sessions are re-checked', () => {
   it('a change made without any announcement (straight in the database) still closes the session within seconds', async () => {
     const c = await connect({ port, username: 'd001', privateKey: key() }).catch(() => null);
     expect(c).toBeNull(); // d001 is disabled: enable it behind the service's back, then disable it the same way
-    w.cdb.sqlite.prepare("UPDATE sftp_account SET enabled = 1 WHERE username = 'd001'").run();
+    await rawWrite((db) => db.prepare("UPDATE sftp_account SET enabled = 1 WHERE username = 'd001'").run());
     const s = await connect({ port, username: 'd001', privateKey: key() });
     await openSftp(s);
     const done = closed(s, 4000);
-    w.cdb.sqlite.prepare("UPDATE sftp_account SET enabled = 0 WHERE username = 'd001'").run();
+    await rawWrite((db) => db.prepare("UPDATE sftp_account SET enabled = 0 WHERE username = 'd001'").run());
     expect(await done).toBeLessThan(4000);
   });
 
   it('revoking the key a session logged in with closes that session', async () => {
-    accounts.addKey('a001', readFileSync(`${strangerKey}.pub`, 'utf8'), 'test');
+    await accounts.addKey('a001', readFileSync(`${strangerKey}.pub`, 'utf8'), 'test');
     const c = await connect({ port, username: 'a001', privateKey: readFileSync(strangerKey) });
     await openSftp(c);
     const done = closed(c, 4000);
-    accounts.revokeKey('a001', readFileSync(`${strangerKey}.pub`, 'utf8'), 'test');
+    await accounts.revokeKey('a001', readFileSync(`${strangerKey}.pub`, 'utf8'), 'test');
     await done;
-    expect(logOf('session.closed').pop()).toMatchObject({ actor: 'a001', detail: { reason: 'key.revoked' } });
+    expect((await logOf('session.closed')).pop()).toMatchObject({ actor: 'a001', detail: { reason: 'key.revoked' } });
   });
 });
 
@@ -489,14 +493,14 @@ describe('brute force', () => {
     }
     await sleep(200);
     expect((await rawConnect('127.0.0.3')).bytes).toBe(0);
-    expect(logOf('defender.banned').pop()).toMatchObject({ ip: '127.0.0.3', detail: { score: 5 } });
+    expect((await logOf('defender.banned')).pop()).toMatchObject({ ip: '127.0.0.3', detail: { score: 5 } });
     // Other addresses are not affected.
     (await connect({ port, username: 'a001', privateKey: key() })).end();
     const list = cli(w.dataDir, ['defender', 'list', '--json'], cliEnv());
     expect(list.code).toBe(0);
     expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ ip: '127.0.0.3', score: 5, bans: 1, reason: 'key.unknown' })]);
     expect(cli(w.dataDir, ['defender', 'unban', '127.0.0.3', '--by', 'operator'], cliEnv()).stdout).toMatch(/no longer banned/);
-    expect(logOf('defender.unbanned').pop()).toMatchObject({ ip: '127.0.0.3', actor: 'operator' });
+    expect((await logOf('defender.unbanned')).pop()).toMatchObject({ ip: '127.0.0.3', actor: 'operator' });
     expect(cli(w.dataDir, ['defender', 'unban', '127.0.0.3'], cliEnv())).toMatchObject({ code: 1, stderr: expect.stringMatching(/not banned/) });
     (await connect({ port, username: 'a001', privateKey: key(), localAddress: '127.0.0.3' })).end();
   });
@@ -508,11 +512,11 @@ describe('password login, when configured', () => {
     const second = await startSftp(sftpConfig(w.dataDir, { NIA_LINK_SFTP_PASSWORD_AUTH: 'true' }), w);
     try {
       (await connect({ port: second.port, username: 'a001', password: 'correct horse battery staple' })).end();
-      expect(logOf('auth.succeeded').pop()).toMatchObject({ actor: 'a001', detail: { method: 'password' } });
+      expect((await logOf('auth.succeeded')).pop()).toMatchObject({ actor: 'a001', detail: { method: 'password' } });
       await expect(connect({ port: second.port, username: 'a001', password: 'wrong horse battery staple' })).rejects.toThrow(/authentication methods failed/);
-      expect(lastFailure()).toMatchObject({ actor: 'a001', detail: { method: 'password', reason: 'password.wrong' } });
+      expect(await lastFailure()).toMatchObject({ actor: 'a001', detail: { method: 'password', reason: 'password.wrong' } });
       await expect(connect({ port: second.port, username: 'r001', password: 'correct horse battery staple' })).rejects.toThrow(/authentication methods failed/);
-      expect(lastFailure()).toMatchObject({ actor: 'r001', detail: { reason: 'password.not-set' } });
+      expect(await lastFailure()).toMatchObject({ actor: 'r001', detail: { reason: 'password.not-set' } });
     } finally {
       await second.svc.stop();
     }

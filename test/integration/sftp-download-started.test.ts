@@ -1,7 +1,9 @@
+import type Database from 'better-sqlite3';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../../src/config';
+import { connectionOf } from '../../src/db';
 import type { DeliveryView } from '../../src/extract';
 import type { RunningService } from '../../src/main';
 import { listLog } from '../../src/usagelog';
@@ -20,8 +22,10 @@ let linkId: number;
 let d: DeliveryView;
 let dir: string;
 
-const logOf = (type: string) => listLog(w.cdb.db, { type }).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
+const logOf = async (type: string) => (await listLog(w.cdb.db, { type })).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Edit the database behind the services' backs, on its write connection (`w.cdb.sqlite` only reads). */
+const rawWrite = <T>(fn: (db: Database.Database) => T): Promise<T> => w.cdb.write((tx) => fn(connectionOf(tx)));
 async function until(what: () => boolean, ms: number): Promise<boolean> {
   for (const t0 = Date.now(); Date.now() - t0 < ms; await sleep(50)) if (what()) return true;
   return what();
@@ -46,7 +50,7 @@ afterAll(async () => {
 
 describe('R6.1 every download is in the usage log before its first byte is served', () => {
   it('R6.1: kill -9 of the SFTP process in the middle of a large download: the usage log shows the started download', async () => {
-    const big = bigDelivery(w, linkId, 64);
+    const big = await bigDelivery(w, linkId, 64);
     // The SFTP role in a process of its own, to be killed without warning.
     const script = path.join(dir, 'sftp-role.ts');
     writeFileSync(
@@ -78,42 +82,42 @@ startService(config, ['sftp'], () => undefined).then((s) => console.log('port ' 
     } finally {
       if (role.exitCode === null && role.signalCode === null) role.kill('SIGKILL');
     }
-    const started = logOf('file.download-started').filter((x) => x.object === big.name);
+    const started = (await logOf('file.download-started')).filter((x) => x.object === big.name);
     expect(started).toHaveLength(1);
     expect(started[0]).toMatchObject({ actor: 'a001', ip: '127.0.0.1', linkId, channel: 'sftp-pull' });
     expect(started[0].detail).toMatchObject({ delivery: big.id, offset: 0, size: 64 << 20 });
     // Killed before CLOSE: the started record is the only trace, and it is there.
-    expect(logOf('file.downloaded').filter((x) => x.object === big.name)).toHaveLength(0);
+    expect((await logOf('file.downloaded')).filter((x) => x.object === big.name)).toHaveLength(0);
     rmSync(big.file);
   });
 
   it('R6.1: when the started download cannot be logged, the OPEN is refused and not one byte is served', async () => {
     const local = path.join(dir, 'refused.pgp');
-    w.cdb.sqlite.exec(`CREATE TRIGGER test_log_full BEFORE INSERT ON usage_log WHEN NEW.type = 'file.download-started' BEGIN SELECT RAISE(ABORT, 'disk full'); END`);
+    await rawWrite((db) => db.exec(`CREATE TRIGGER test_log_full BEFORE INSERT ON usage_log WHEN NEW.type = 'file.download-started' BEGIN SELECT RAISE(ABORT, 'disk full'); END`));
     let r;
     try {
       r = await sftpBatch(port, keys.sshPrivateFile, 'a001', `get /outbox/${path.basename(d.path!)} ${local}`);
     } finally {
-      w.cdb.sqlite.exec('DROP TRIGGER test_log_full');
+      await rawWrite((db) => db.exec('DROP TRIGGER test_log_full'));
     }
     expect(r.code).not.toBe(0);
     expect(existsSync(local) ? statSync(local).size : 0).toBe(0);
-    expect(logOf('file.downloaded').filter((x) => x.object === path.basename(d.path!))).toHaveLength(0);
+    expect((await logOf('file.downloaded')).filter((x) => x.object === path.basename(d.path!))).toHaveLength(0);
   });
 
   it('R6.1: a file fetched three times in a session has one started record and its completion records; the repeated-download rule counts 3, not more', async () => {
     const name = path.basename(d.path!);
-    const before = logOf('file.download-started').filter((x) => x.object === name).length;
+    const before = (await logOf('file.download-started')).filter((x) => x.object === name).length;
     const r = await sftpBatch(port, keys.sshPrivateFile, 'a001', `get /outbox/${name} ${dir}/1\nget /outbox/${name} ${dir}/2\nget /outbox/${name} ${dir}/3`);
     expect(r.code).toBe(0);
-    const started = logOf('file.download-started').filter((x) => x.object === name);
+    const started = (await logOf('file.download-started')).filter((x) => x.object === name);
     expect(started.length - before).toBe(1);
-    const done = logOf('file.downloaded').filter((x) => x.object === name);
+    const done = (await logOf('file.downloaded')).filter((x) => x.object === name);
     expect(done.reduce((n, x) => n + (x.detail.opens ?? 1), 0)).toBe(3);
     // Each completion record comes after the started record of its file.
     expect(done.every((x) => x.seq > started[started.length - 1].seq)).toBe(true);
     const s = { ...config.anomaly, repeatedDownload: { enabled: true, threshold: 3, windowHours: 24 } };
-    const hits = detect(w.cdb.db, listLog(w.cdb.db, {}), s).filter((h) => h.rule === 'repeated-download' && h.key.endsWith(name));
+    const hits = (await detect(w.cdb.db, await listLog(w.cdb.db, {}), s)).filter((h) => h.rule === 'repeated-download' && h.key.endsWith(name));
     expect(hits).toHaveLength(1);
     expect(hits[0].detail.downloads).toBe(3);
   });

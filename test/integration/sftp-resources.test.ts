@@ -29,7 +29,7 @@ const links: number[] = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const key = () => readFileSync(keys.sshPrivateFile);
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
-const logOf = (type: string) => listLog(w.cdb.db, { type }).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
+const logOf = async (type: string) => (await listLog(w.cdb.db, { type })).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
 const service = () => processTree(role.child.pid!);
 const u32 = (n: number) => {
   const b = Buffer.alloc(4);
@@ -104,7 +104,7 @@ beforeAll(async () => {
   // The gate's cost must not grow with the registry: a hundred more links, all for 127.0.0.1 only.
   for (let i = 0; i < 100; i++) links.push(await approvedLink(w, keys, { account: `g${String(i).padStart(3, '0')}` }));
   expect(Date.now() - t0).toBeLessThan(120_000);
-  big = bigDelivery(w, links[0], 64);
+  big = await bigDelivery(w, links[0], 64);
   other = await buildDelivery(w, config, links[1]);
   role = await startRole(w.dataDir, 'sftp', {
     REDIS_URL: REDIS(),
@@ -223,9 +223,9 @@ describe('memory exhaustion by an authenticated client', () => {
       }
       await Promise.all(attacks);
       // The server stopped taking what the client sent long before the 20 s were up, and closes the sessions whose window stays shut.
-      let shut: ReturnType<typeof logOf> = [];
+      let shut: Awaited<ReturnType<typeof logOf>> = [];
       for (let i = 0; i < 200 && shut.length < 4; i++) {
-        shut = logOf('session.closed').filter((r) => r.detail.reason === 'window.shut' && r.actor === 'a001');
+        shut = (await logOf('session.closed')).filter((r) => r.detail.reason === 'window.shut' && r.actor === 'a001');
         if (shut.length < 4) await sleep(100);
       }
       expect(shut).toHaveLength(4);
@@ -299,6 +299,6 @@ describe('bans reach every SFTP process', () => {
     const closedAt = await Promise.race([Promise.all(pending.map((p) => p.closed)), sleep(10_000).then(() => null)]);
     expect(closedAt).not.toBeNull();
     for (const at of closedAt!) expect(at - banned).toBeLessThan(5000);
-    expect(logOf('defender.banned').pop()).toMatchObject({ ip: '127.0.0.3' });
+    expect((await logOf('defender.banned')).pop()).toMatchObject({ ip: '127.0.0.3' });
   }, 60_000);
 });

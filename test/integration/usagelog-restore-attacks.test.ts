@@ -180,7 +180,7 @@ describe('log verify --evidence trusts NIA key held apart from the package', () 
     lw = await logWorld();
     const w = servicesOn(lw.cdb);
     const link = await approvedLink(w, keys);
-    lw.append({ type: 'file.downloaded', agency: 'A001', linkId: link, actor: 'a001', ip: '10.0.0.1', object: 'f.csv.pgp', detail: { bytes: 1 } });
+    await lw.append({ type: 'file.downloaded', agency: 'A001', linkId: link, actor: 'a001', ip: '10.0.0.1', object: 'f.csv.pgp', detail: { bytes: 1 } });
     pkg = path.join(scratch, 'evidence');
     await exportEvidence(lw.cdb, { keysDir: lw.keysDir, linkId: link, from: '2000-01-01', to: '2099-12-31', out: pkg, now: new Date() });
     localKey = path.join(lw.keysDir, 'nia-signing.pub.asc');

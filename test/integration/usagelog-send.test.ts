@@ -43,16 +43,16 @@ async function world(): Promise<World> {
   const w = openWorld();
   const keysDir = loadConfig({ dataDir: w.dataDir }, {}).keysDir;
   await ensureKeys(keysDir, new Date());
-  w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
-  w.registry.addAgency({ code: 'A002', name: '勞動部' }, 'test');
+  await w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
+  await w.registry.addAgency({ code: 'A002', name: '勞動部' }, 'test');
   const a1 = await approvedLink(w, keysA, { account: 'a001' });
   const a2 = await approvedLink(w, keysA, { account: 'a002' });
   const b1 = await approvedLink(w, keysB, { agency: 'A002', account: 'b001' });
   const now = w.clock.now();
-  w.cdb.write((tx) => {
-    appendLog(tx, { type: 'file.downloaded', agency: 'A001', linkId: a1, actor: 'a001', ip: '127.0.0.1', channel: 'sftp-pull', object: 'x.csv.pgp', detail: { bytes: 10, result: 'complete' } }, now);
-    appendLog(tx, { type: 'file.downloaded', agency: 'A002', linkId: b1, actor: 'b001', ip: '127.0.0.1', channel: 'sftp-pull', object: 'SECRET-OF-A002.csv.pgp', detail: { bytes: 20, result: 'complete' } }, now);
-    appendLog(tx, { type: 'file.downloaded', agency: 'A001', linkId: a2, actor: 'a002', ip: '127.0.0.1', channel: 'sftp-pull', object: 'y.csv.pgp', detail: { bytes: 30, result: 'complete' } }, now);
+  await w.cdb.write(async (tx) => {
+    await appendLog(tx, { type: 'file.downloaded', agency: 'A001', linkId: a1, actor: 'a001', ip: '127.0.0.1', channel: 'sftp-pull', object: 'x.csv.pgp', detail: { bytes: 10, result: 'complete' } }, now);
+    await appendLog(tx, { type: 'file.downloaded', agency: 'A002', linkId: b1, actor: 'b001', ip: '127.0.0.1', channel: 'sftp-pull', object: 'SECRET-OF-A002.csv.pgp', detail: { bytes: 20, result: 'complete' } }, now);
+    await appendLog(tx, { type: 'file.downloaded', agency: 'A001', linkId: a2, actor: 'a002', ip: '127.0.0.1', channel: 'sftp-pull', object: 'y.csv.pgp', detail: { bytes: 30, result: 'complete' } }, now);
   });
   return { w, keysDir, a1, a2, b1 };
 }
@@ -92,10 +92,10 @@ describe('usage records to each agency (R6.5)', () => {
         expect(existsSync(manifest) && existsSync(`${manifest}.asc`)).toBe(true);
         // Listed on the link's SFTP tree as the server lists deliveries: from the delivery rows.
         const services = buildServices(loadConfig({ dataDir: w.dataDir }, {}), w.cdb, w.clock);
-        const published = publishedFor(w.cdb, d.link);
-        const tree = new OutboxTree({ published: () => published, stat: (name) => services.outbox.stat(d.link, name), version: () => '1', now: () => Date.now() });
-        expect(tree.list('/outbox')!.map((n) => n.name)).toEqual([d.file.replace(/\.pgp$/, '.manifest.json'), `${d.file.replace(/\.pgp$/, '.manifest.json')}.asc`, d.file].sort());
-        expect(tree.lookup(`/outbox/${d.file}`)).toMatchObject({ kind: 'file', role: 'data', delivery: d.delivery });
+        const published = await publishedFor(w.cdb, d.link);
+        const tree = new OutboxTree({ published: async () => published, stat: (name) => services.outbox.stat(d.link, name), version: async () => '1', now: () => Date.now() });
+        expect((await tree.list('/outbox'))!.map((n) => n.name)).toEqual([d.file.replace(/\.pgp$/, '.manifest.json'), `${d.file.replace(/\.pgp$/, '.manifest.json')}.asc`, d.file].sort());
+        expect(await tree.lookup(`/outbox/${d.file}`)).toMatchObject({ kind: 'file', role: 'data', delivery: d.delivery });
       }
 
       const dir = openAsAgency(keysA, keysDir, sent.deliveries[0].path);
@@ -113,7 +113,7 @@ describe('usage records to each agency (R6.5)', () => {
         const text = [a1, a2].map((id) => readFileSync(path.join(root, `L${id}`, 'records.jsonl'), 'utf8')).join('');
         expect(text).not.toContain('SECRET-OF-A002');
         expect(text).not.toContain('"A002"');
-        const b1Seqs = listLog(w.cdb.db, { linkId: b1 }).map((x) => x.seq);
+        const b1Seqs = (await listLog(w.cdb.db, { linkId: b1 })).map((x) => x.seq);
         const shown = jsonl(path.join(root, `L${a1}`, 'records.jsonl')).filter((x) => b1Seqs.includes(x.seq as number));
         expect(shown.length).toBeGreaterThan(0);
         expect(shown.every((x) => Object.keys(x).sort().join() === 'digest,seq')).toBe(true);
@@ -128,7 +128,7 @@ describe('usage records to each agency (R6.5)', () => {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
-      expect(listLog(w.cdb.db, { type: 'report.sent' }).map((x) => [x.agency, x.linkId, x.actor])).toEqual(
+      expect((await listLog(w.cdb.db, { type: 'report.sent' })).map((x) => [x.agency, x.linkId, x.actor])).toEqual(
         sent.deliveries.map((d) => ['A001', d.link, expect.stringMatching(/^cli:/)]),
       );
       // The other agency's outbox got nothing.
@@ -142,7 +142,7 @@ describe('usage records to each agency (R6.5)', () => {
     const { w, b1 } = await world();
     try {
       const today = taipeiDate(w.clock.now());
-      const before = listLog(w.cdb.db, {}).length;
+      const before = (await listLog(w.cdb.db, {})).length;
       const refused = (args: string[], pattern: RegExp) => {
         const r = cli(w.dataDir, ['report', 'send', ...args]);
         expect(r.code).not.toBe(0);
@@ -152,12 +152,12 @@ describe('usage records to each agency (R6.5)', () => {
       refused(['--agency', 'A001', '--from', today, '--to', addDays(today, 1)], /--to \S+ is in the future/);
       refused(['--agency', 'A001', '--from', today, '--to', addDays(today, -1)], /is before --from/);
       refused(['--agency', 'A009', '--from', today, '--to', today], /agency A009 is not registered/);
-      w.cdb.write((tx) => w.registry.suspend(tx, b1, 'test', 'nia', w.clock.now()));
-      const logged = listLog(w.cdb.db, {}).length;
+      await w.cdb.write((tx) => w.registry.suspend(tx, b1, 'test', 'nia', w.clock.now()));
+      const logged = (await listLog(w.cdb.db, {})).length;
       refused(['--agency', 'A002', '--from', today, '--to', today], /agency A002 has no link in use/);
-      expect(listLog(w.cdb.db, {}).length).toBe(logged);
+      expect((await listLog(w.cdb.db, {})).length).toBe(logged);
       expect(logged).toBe(before + 1);
-      expect(deliveries.list(w.cdb.db)).toEqual([]);
+      expect(await deliveries.list(w.cdb.db)).toEqual([]);
     } finally {
       w.close();
     }
@@ -173,7 +173,7 @@ describe('usage records to each agency (R6.5)', () => {
         const r = cli(w.dataDir, ['report', 'send', '--agency', 'A001', '--from', today, '--to', today, '--json'], { REDIS_URL: REDIS });
         expect([r.code, r.stderr]).toEqual([0, '']);
         const d = (JSON.parse(r.stdout) as { deliveries: { delivery: number; link: number }[] }).deliveries.find((x) => x.link === pushed)!;
-        expect(deliveries.byId(w.cdb.db, d.delivery)!.channels).toMatchObject({ email: { status: 'queued' } });
+        expect((await deliveries.byId(w.cdb.db, d.delivery))!.channels).toMatchObject({ email: { status: 'queued' } });
         expect(await queue.getJob(`push-${d.delivery}-email`)).toBeDefined();
       } finally {
         await queue.obliterate({ force: true }).catch(() => undefined);
@@ -184,7 +184,7 @@ describe('usage records to each agency (R6.5)', () => {
       expect(down.stderr).toMatch(/^push channels not queued \(.*\): once the service runs, nia-link delivery retry \d+\n$/);
       const d = (JSON.parse(down.stdout) as { deliveries: { delivery: number; link: number; path: string }[] }).deliveries.find((x) => x.link === pushed)!;
       expect(existsSync(d.path)).toBe(true);
-      expect(deliveries.byId(w.cdb.db, d.delivery)!.channels).toMatchObject({ email: { status: 'failed', error: expect.stringMatching(/^not queued/) } });
+      expect((await deliveries.byId(w.cdb.db, d.delivery))!.channels).toMatchObject({ email: { status: 'failed', error: expect.stringMatching(/^not queued/) } });
     } finally {
       w.close();
     }
@@ -208,14 +208,15 @@ describe('usage records to each agency (R6.5)', () => {
       const from = `${today.slice(0, 7)}-01`;
       expect(result).toMatchObject({ from, agencies: ['A001', 'A002'] });
       expect(result.to.slice(0, 7)).toBe(today.slice(0, 7));
-      const rows = result.deliveries.map((id) => deliveries.byId(w.cdb.db, id)!);
+      const rows: deliveries.DeliveryRow[] = [];
+      for (const id of result.deliveries) rows.push((await deliveries.byId(w.cdb.db, id))!);
       expect(rows.map((r) => [r.linkId, r.dataset, r.trigger, r.status]).sort()).toEqual(
         [a1, a2, b1].map((id) => [id, 'usage-log', 'schedule', 'built']).sort(),
       );
       for (const r of rows) expect(existsSync(path.join(w.dataDir, 'outbox', String(r.linkId), r.fileName!))).toBe(true);
       const again = (await (await queue.add('send-usage-records', {})).waitUntilFinished(events, 60000)) as { deliveries: number[] };
       expect(again.deliveries.sort()).toEqual(result.deliveries.sort());
-      expect(listLog(w.cdb.db, { type: 'report.sent' })).toHaveLength(3);
+      expect(await listLog(w.cdb.db, { type: 'report.sent' })).toHaveLength(3);
     } finally {
       await events.close();
       await queue.obliterate({ force: true }).catch(() => undefined);

@@ -2,7 +2,7 @@ import { appendLog, chainHash, GENESIS_HASH, listLog, verifyLog, verifyUsageLog 
 import { appendLogBatch } from '../../src/usagelog/log';
 import { recordDigestOf } from '../../src/usagelog/chain';
 import { ChainWalker } from '../../src/usagelog/walk';
-import { dropGuards, logWorld, type LogWorld, type Raw } from './usagelog-world';
+import { dropGuards, logWorld, rawWrite, type LogWorld, type Raw } from './usagelog-world';
 
 /** R6.6: a record's time is the time it was written; the log's times follow its order. */
 let w: LogWorld;
@@ -12,41 +12,43 @@ beforeEach(async () => {
 afterEach(() => w.close());
 
 /** As someone holding the file: set one record's time, then recompute every digest and hash from there. */
-function backDate(seq: number, at: string): void {
-  dropGuards(w.cdb);
-  w.cdb.sqlite.prepare('UPDATE usage_log SET at = ? WHERE seq = ?').run(at, seq);
-  let prev = seq === 1 ? GENESIS_HASH : (w.cdb.sqlite.prepare('SELECT hash FROM usage_log WHERE seq = ?').get(seq - 1) as { hash: string }).hash;
-  for (const r of w.cdb.sqlite.prepare('SELECT * FROM usage_log WHERE seq >= ? ORDER BY seq').all(seq) as Raw[]) {
-    const digest = recordDigestOf(r.seq as number, r.at as string, r.type as string, r.agency as string | null, r.link_id as number | null, r.revision as number | null, r.actor as string | null, r.ip as string | null, r.channel as string | null, r.object as string | null, r.detail as string);
-    const hash = chainHash(prev, digest);
-    w.cdb.sqlite.prepare('UPDATE usage_log SET digest = ?, prev_hash = ?, hash = ? WHERE seq = ?').run(digest, prev, hash, r.seq);
-    prev = hash;
-  }
+async function backDate(seq: number, at: string): Promise<void> {
+  await dropGuards(w.cdb);
+  await rawWrite(w.cdb, (db) => {
+    db.prepare('UPDATE usage_log SET at = ? WHERE seq = ?').run(at, seq);
+    let prev = seq === 1 ? GENESIS_HASH : (db.prepare('SELECT hash FROM usage_log WHERE seq = ?').get(seq - 1) as { hash: string }).hash;
+    for (const r of db.prepare('SELECT * FROM usage_log WHERE seq >= ? ORDER BY seq').all(seq) as Raw[]) {
+      const digest = recordDigestOf(r.seq as number, r.at as string, r.type as string, r.agency as string | null, r.link_id as number | null, r.revision as number | null, r.actor as string | null, r.ip as string | null, r.channel as string | null, r.object as string | null, r.detail as string);
+      const hash = chainHash(prev, digest);
+      db.prepare('UPDATE usage_log SET digest = ?, prev_hash = ?, hash = ? WHERE seq = ?').run(digest, prev, hash, r.seq);
+      prev = hash;
+    }
+  });
 }
 
 describe('usage-log times (R6.6)', () => {
-  it('R6.6 appendLog and appendLogBatch never write a record dated before the one in front of it', () => {
+  it('R6.6 appendLog and appendLogBatch never write a record dated before the one in front of it', async () => {
     const entry = { type: 'test.event', actor: 'test' };
-    w.cdb.write((tx) => appendLog(tx, entry, new Date('2026-12-06T04:00:00.000Z')));
-    const back = w.cdb.write((tx) => appendLog(tx, entry, new Date('2025-01-10T04:00:00.000Z')));
+    await w.cdb.write((tx) => appendLog(tx, entry, new Date('2026-12-06T04:00:00.000Z')));
+    const back = await w.cdb.write((tx) => appendLog(tx, entry, new Date('2025-01-10T04:00:00.000Z')));
     expect(back.at).toBe('2026-12-06T04:00:00.000Z');
-    w.cdb.write((tx) => appendLogBatch(tx, [{ entry, now: new Date('2026-12-06T05:00:00.000Z') }, { entry, now: new Date('2026-12-01T00:00:00.000Z') }]));
-    expect(listLog(w.cdb.db, {}).map((r) => r.at)).toEqual(['2026-12-06T04:00:00.000Z', '2026-12-06T04:00:00.000Z', '2026-12-06T05:00:00.000Z', '2026-12-06T05:00:00.000Z']);
-    expect(verifyLog(w.cdb).ok).toBe(true);
+    await w.cdb.write((tx) => appendLogBatch(tx, [{ entry, now: new Date('2026-12-06T05:00:00.000Z') }, { entry, now: new Date('2026-12-01T00:00:00.000Z') }]));
+    expect((await listLog(w.cdb.db, {})).map((r) => r.at)).toEqual(['2026-12-06T04:00:00.000Z', '2026-12-06T04:00:00.000Z', '2026-12-06T05:00:00.000Z', '2026-12-06T05:00:00.000Z']);
+    expect((await verifyLog(w.cdb)).ok).toBe(true);
   });
 
   it('R6.6 log verify names a record older than the one before it, though every hash was recomputed, in one thread or several', async () => {
-    w.fill(3000, '2026-12-01T00:00:00.000Z');
-    backDate(1500, '2025-01-10T04:00:00.000Z');
+    await w.fill(3000, '2026-12-01T00:00:00.000Z');
+    await backDate(1500, '2025-01-10T04:00:00.000Z');
     const reason = /record 1500 is dated 2025-01-10T04:00:00.000Z, before record 1499 .*back-dated/;
-    expect(verifyLog(w.cdb)).toMatchObject({ ok: false, bad: { seq: 1500, reason: expect.stringMatching(reason) } });
+    expect(await verifyLog(w.cdb)).toMatchObject({ ok: false, bad: { seq: 1500, reason: expect.stringMatching(reason) } });
     for (const threads of [1, 2, 3]) expect((await verifyUsageLog(w.cdb, { keysDir: w.keysDir, threads })).bad).toMatchObject({ seq: 1500, reason: expect.stringMatching(reason) });
   });
 
   it('R6.6 a back-dated record at the first seq of a thread’s range is found where the ranges are joined', async () => {
-    w.fill(3000, '2026-12-01T00:00:00.000Z');
+    await w.fill(3000, '2026-12-01T00:00:00.000Z');
     // Two threads split 1–1500 and 1501–3000: the record is compared with the other range's last.
-    backDate(1501, '2026-11-30T00:00:00.000Z');
+    await backDate(1501, '2026-11-30T00:00:00.000Z');
     const r = await verifyUsageLog(w.cdb, { keysDir: w.keysDir, threads: 2 });
     expect(r.bad).toMatchObject({ seq: 1501, reason: expect.stringMatching(/before record 1500/) });
   });

@@ -1,7 +1,8 @@
+import type Database from 'better-sqlite3';
 import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { KEY_FILES, generateSigningKey } from '../../src/crypto';
-import { openControlDb, type ControlDb, type Db } from '../../src/db';
+import { connectionOf, openControlDb, type ControlDb, type Db } from '../../src/db';
 import * as usageLogRepo from '../../src/db/repositories/usageLog';
 import { appendLog, type LogEntry } from '../../src/usagelog';
 import { canonicalJson, chainHash, GENESIS_HASH, recordDigest } from '../../src/usagelog/chain';
@@ -26,9 +27,9 @@ export interface LogWorld {
    * Append one record at this time (ISO), as an action would in its transaction; a time before the
    * head is history the test makes up (appendLog never writes one, R6.6): written as given, chained.
    */
-  append(entry: LogEntry, at?: string): number;
+  append(entry: LogEntry, at?: string): Promise<number>;
   /** Append n records of a generic type, one second apart from `start`. */
-  fill(n: number, start?: string, entry?: Partial<LogEntry>): void;
+  fill(n: number, start?: string, entry?: Partial<LogEntry>): Promise<void>;
   count(): number;
   close(): void;
 }
@@ -41,19 +42,19 @@ export async function logWorld(): Promise<LogWorld> {
   for (const f of [KEY_FILES.signingPrivate, KEY_FILES.signingPublic]) copyFileSync(path.join(src, f), path.join(keysDir, f));
   const cdb = openControlDb(dataDir, { create: true });
   const append = (entry: LogEntry, at = new Date().toISOString()) =>
-    cdb.write((tx) => {
-      const head = usageLogRepo.head(tx);
-      return head?.at && head.at > at ? madeUp(tx, head, entry, at) : appendLog(tx, entry, new Date(at)).seq;
+    cdb.write(async (tx) => {
+      const head = await usageLogRepo.head(tx);
+      return head?.at && head.at > at ? await madeUp(tx, head, entry, at) : (await appendLog(tx, entry, new Date(at))).seq;
     });
   return {
     dataDir,
     keysDir,
     cdb,
     append,
-    fill(n, start = new Date(Date.now() - n * 1000).toISOString(), entry = {}) {
+    async fill(n, start = new Date(Date.now() - n * 1000).toISOString(), entry = {}) {
       const t0 = Date.parse(start);
-      cdb.write((tx) => {
-        for (let i = 0; i < n; i++) appendLog(tx, { type: 'test.event', agency: 'A001', linkId: 1, actor: 'test', detail: { i }, ...entry }, new Date(t0 + i * 1000));
+      await cdb.write(async (tx) => {
+        for (let i = 0; i < n; i++) await appendLog(tx, { type: 'test.event', agency: 'A001', linkId: 1, actor: 'test', detail: { i }, ...entry }, new Date(t0 + i * 1000));
       });
     },
     count: () => (cdb.sqlite.prepare('SELECT count(*) AS n FROM usage_log').get() as { n: number }).n,
@@ -65,7 +66,7 @@ export async function logWorld(): Promise<LogWorld> {
 }
 
 /** A record of a history the test makes up, at the time it says, chained on the head. */
-function madeUp(tx: Db, head: { seq: number; hash: string }, entry: LogEntry, at: string): number {
+async function madeUp(tx: Db, head: { seq: number; hash: string }, entry: LogEntry, at: string): Promise<number> {
   const body = {
     seq: head.seq + 1,
     at: new Date(at).toISOString(),
@@ -81,15 +82,20 @@ function madeUp(tx: Db, head: { seq: number; hash: string }, entry: LogEntry, at
   };
   const digest = recordDigest(body);
   const prevHash = head.hash ?? GENESIS_HASH;
-  usageLogRepo.insert(tx, { ...body, digest, prevHash, hash: chainHash(prevHash, digest) });
+  await usageLogRepo.insert(tx, { ...body, digest, prevHash, hash: chainHash(prevHash, digest) });
   return body.seq;
 }
 
+/** Edit the database behind the services' backs, on its write connection (`cdb.sqlite` only reads). */
+export const rawWrite = <T>(cdb: ControlDb, fn: (db: Database.Database) => T): Promise<T> => cdb.write((tx) => fn(connectionOf(tx)));
+
 /** As an attacker with write access to the file: drop the guards of the usage log first. */
-export function dropGuards(cdb: ControlDb, table = 'usage_log'): void {
-  for (const t of cdb.sqlite.prepare("SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name=?").all(table) as { name: string }[]) {
-    cdb.sqlite.exec(`DROP TRIGGER "${t.name}"`);
-  }
+export function dropGuards(cdb: ControlDb, table = 'usage_log'): Promise<void> {
+  return rawWrite(cdb, (db) => {
+    for (const t of db.prepare("SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name=?").all(table) as { name: string }[]) {
+      db.exec(`DROP TRIGGER "${t.name}"`);
+    }
+  });
 }
 
 export type Raw = Record<string, unknown>;

@@ -1,4 +1,6 @@
+import type Database from 'better-sqlite3';
 import { rmSync } from 'node:fs';
+import { connectionOf } from '../../src/db';
 import { allowListWithout, checkVendorMachines, mayUseChannel, type Method } from '../../src/domain';
 import { queries } from '../../src/db/repositories';
 import { AccountService } from '../../src/registry/accounts';
@@ -10,30 +12,34 @@ let keys: AgencyKeys;
 let w: TestWorld;
 worldEachTest({ keys: (k) => (keys = k), world: (x) => (w = x) });
 
+/** Write to the database behind the services' backs, on its write connection (`w.cdb.sqlite` only reads). */
+const rawWrite = <T>(fn: (db: Database.Database) => T): Promise<T> => w.cdb.write((tx) => fn(connectionOf(tx)));
 const vendor = (linkId: number, name: string, machines: string[], parentId?: number) =>
   w.vendors.add({ linkId, name, contact: '02-2345-6789 王經理', machines, parentId }, 'agency');
 
 describe('outsourced vendors (R8.1, R9.1)', () => {
   it("R8.1 a vendor machine outside the link's allow-list is refused with the reason, and nothing is written", async () => {
     const id = await approvedLink(w, keys, { allowIps: ['10.1.2.0/24', '127.0.0.1/32'] });
-    const logBefore = listLog(w.cdb.db, {}).length;
-    expect(() => vendor(id, '某資訊公司', ['10.9.9.9/32'])).toThrow(/vendor machine 10\.9\.9\.9\/32 is outside the link's allow-list \(10\.1\.2\.0\/24, 127\.0\.0\.1\/32\)/);
+    const logBefore = (await listLog(w.cdb.db, {})).length;
+    await expect(vendor(id, '某資訊公司', ['10.9.9.9/32'])).rejects.toThrow(/vendor machine 10\.9\.9\.9\/32 is outside the link's allow-list \(10\.1\.2\.0\/24, 127\.0\.0\.1\/32\)/);
     // A range wider than the allowed one is outside too, even though it overlaps.
-    expect(() => vendor(id, '某資訊公司', ['10.1.2.0/23'])).toThrow(/10\.1\.2\.0\/23 is outside/);
-    expect(() => vendor(id, '某資訊公司', ['10.1.2.7/32', 'not-an-ip'])).toThrow(/'not-an-ip' is not an IP address or CIDR/);
-    expect(w.vendors.list({ linkId: id })).toEqual([]);
-    expect(listLog(w.cdb.db, {}).length).toBe(logBefore);
+    await expect(vendor(id, '某資訊公司', ['10.1.2.0/23'])).rejects.toThrow(/10\.1\.2\.0\/23 is outside/);
+    await expect(vendor(id, '某資訊公司', ['10.1.2.7/32', 'not-an-ip'])).rejects.toThrow(/'not-an-ip' is not an IP address or CIDR/);
+    expect(await w.vendors.list({ linkId: id })).toEqual([]);
+    expect((await listLog(w.cdb.db, {})).length).toBe(logBefore);
   });
 
   it('R8.2 a vendor machine wider than a /24 (IPv4) or /56 (IPv6) is refused, even inside a wide allow-list recorded before the rule', async () => {
     const id = await approvedLink(w, keys, { allowIps: ['10.1.2.0/24', '2001:db8:0:100::/56'] });
-    w.cdb.sqlite.exec('DROP TRIGGER link_revision_no_update');
-    w.cdb.sqlite.prepare("UPDATE link_revision SET content = json_set(content, '$.allowIps', json('[\"0.0.0.0/0\",\"::/0\"]')) WHERE link_id = ?").run(id);
+    await rawWrite((db) => {
+      db.exec('DROP TRIGGER link_revision_no_update');
+      db.prepare("UPDATE link_revision SET content = json_set(content, '$.allowIps', json('[\"0.0.0.0/0\",\"::/0\"]')) WHERE link_id = ?").run(id);
+    });
     const fresh = servicesOn(w.cdb, w.clock);
     for (const wide of ['0.0.0.0/0', '10.0.0.0/16', '::/0', '2001:db8::/48']) {
-      expect(() => fresh.vendors.add({ linkId: id, name: '某資訊公司', contact: '02', machines: [wide] }, 'agency')).toThrow(/wider than a \/(24|56)/);
+      await expect(fresh.vendors.add({ linkId: id, name: '某資訊公司', contact: '02', machines: [wide] }, 'agency')).rejects.toThrow(/wider than a \/(24|56)/);
     }
-    expect(fresh.vendors.add({ linkId: id, name: '某資訊公司', contact: '02', machines: ['10.1.2.0/24', '10.1.3.4/32', '2001:db8:0:100::/56', '2001:db8::9/128'] }, 'agency').machines).toEqual([
+    expect((await fresh.vendors.add({ linkId: id, name: '某資訊公司', contact: '02', machines: ['10.1.2.0/24', '10.1.3.4/32', '2001:db8:0:100::/56', '2001:db8::9/128'] }, 'agency')).machines).toEqual([
       '10.1.2.0/24',
       '10.1.3.4/32',
       '2001:db8:0:100::/56',
@@ -43,115 +49,117 @@ describe('outsourced vendors (R8.1, R9.1)', () => {
 
   it('R8.2 removing a vendor from a link with a wide allow-list recorded before the rule still files the change that cuts it off', async () => {
     const id = await approvedLink(w, keys, { allowIps: ['127.0.0.1/32', '10.1.2.0/24'] });
-    w.cdb.sqlite.exec('DROP TRIGGER link_revision_no_update');
-    w.cdb.sqlite.prepare("UPDATE link_revision SET content = json_set(content, '$.allowIps', json('[\"127.0.0.1/32\",\"10.0.0.0/8\"]')) WHERE link_id = ?").run(id);
+    await rawWrite((db) => {
+      db.exec('DROP TRIGGER link_revision_no_update');
+      db.prepare("UPDATE link_revision SET content = json_set(content, '$.allowIps', json('[\"127.0.0.1/32\",\"10.0.0.0/8\"]')) WHERE link_id = ?").run(id);
+    });
     const fresh = servicesOn(w.cdb, w.clock);
-    const v = fresh.vendors.add({ linkId: id, name: '某資訊公司', contact: '02', machines: ['10.1.2.7/32'] }, 'agency');
-    const r = fresh.vendors.remove(v.id, 'contract ended', 'agency');
+    const v = await fresh.vendors.add({ linkId: id, name: '某資訊公司', contact: '02', machines: ['10.1.2.7/32'] }, 'agency');
+    const r = await fresh.vendors.remove(v.id, 'contract ended', 'agency');
     expect(r.changeId).not.toBeNull();
-    expect(fresh.registry.approveChange(r.changeId!, 'nia').link.allowIps).not.toContain('10.0.0.0/8');
+    expect((await fresh.registry.approveChange(r.changeId!, 'nia')).link.allowIps).not.toContain('10.0.0.0/8');
   });
 
   it('R8.1 R9.1 contractors and sub-contractors inside the allow-list are recorded, shown on the link and logged', async () => {
     const id = await approvedLink(w, keys, { allowIps: ['10.1.2.0/24', '127.0.0.1/32'] });
-    const main = vendor(id, '某資訊公司', ['10.1.2.7', '10.1.2.8/31']);
+    const main = await vendor(id, '某資訊公司', ['10.1.2.7', '10.1.2.8/31']);
     expect(main.machines).toEqual(['10.1.2.7/32', '10.1.2.8/31']);
-    const sub = vendor(id, '某外包工作室', ['10.1.2.20/32'], main.id);
+    const sub = await vendor(id, '某外包工作室', ['10.1.2.20/32'], main.id);
     expect(sub.parentId).toBe(main.id);
-    expect(() => vendor(id, '某資訊公司', ['10.1.2.9/32'])).toThrow(/already recorded/);
-    expect(() => vendor(id, '孤兒公司', ['10.1.2.30/32'], 999)).toThrow(/the contractor 999 named as parent is not a current vendor of link/);
-    expect(w.registry.show(id).vendors).toEqual([
+    await expect(vendor(id, '某資訊公司', ['10.1.2.9/32'])).rejects.toThrow(/already recorded/);
+    await expect(vendor(id, '孤兒公司', ['10.1.2.30/32'], 999)).rejects.toThrow(/the contractor 999 named as parent is not a current vendor of link/);
+    expect((await w.registry.show(id)).vendors).toEqual([
       { id: main.id, name: '某資訊公司', contact: '02-2345-6789 王經理', machines: ['10.1.2.7/32', '10.1.2.8/31'], parentId: null },
       { id: sub.id, name: '某外包工作室', contact: '02-2345-6789 王經理', machines: ['10.1.2.20/32'], parentId: main.id },
     ]);
-    expect(listLog(w.cdb.db, { linkId: id, type: 'vendor.added' }).map((r) => r.object)).toEqual([`vendor:${main.id}`, `vendor:${sub.id}`]);
+    expect((await listLog(w.cdb.db, { linkId: id, type: 'vendor.added' })).map((r) => r.object)).toEqual([`vendor:${main.id}`, `vendor:${sub.id}`]);
     // A contractor with sub-contractors stays until they are gone.
-    expect(() => w.vendors.remove(main.id, undefined, 'agency')).toThrow(/has sub-contractors/);
+    await expect(w.vendors.remove(main.id, undefined, 'agency')).rejects.toThrow(/has sub-contractors/);
   });
 
   it('R8.1 R5.1 removing a vendor files an ips change dropping its machines; the allow-list changes by a new revision', async () => {
     const id = await approvedLink(w, keys, { allowIps: ['127.0.0.1/32', '10.1.2.0/30', '10.5.0.9/32'] });
-    const v = vendor(id, '某資訊公司', ['10.1.2.1/32', '10.5.0.9/32']);
-    const r = w.vendors.remove(v.id, 'contract ended', 'agency');
+    const v = await vendor(id, '某資訊公司', ['10.1.2.1/32', '10.5.0.9/32']);
+    const r = await w.vendors.remove(v.id, 'contract ended', 'agency');
     expect(r.allowIps).toEqual(['127.0.0.1/32', '10.1.2.0/32', '10.1.2.2/31']);
     expect(r.vendor).toMatchObject({ removedBy: 'agency', removalChangeId: r.changeId });
     // Nothing changes before NIA approves the change request.
-    expect(w.registry.show(id)).toMatchObject({ revision: 1, allowIps: ['127.0.0.1/32', '10.1.2.0/30', '10.5.0.9/32'], vendors: [] });
-    const { link } = w.registry.approveChange(r.changeId!, 'nia');
+    expect(await w.registry.show(id)).toMatchObject({ revision: 1, allowIps: ['127.0.0.1/32', '10.1.2.0/30', '10.5.0.9/32'], vendors: [] });
+    const { link } = await w.registry.approveChange(r.changeId!, 'nia');
     expect(link).toMatchObject({ revision: 2, allowIps: ['127.0.0.1/32', '10.1.2.0/32', '10.1.2.2/31'] });
-    const { revisions } = w.registry.history(id);
+    const { revisions } = await w.registry.history(id);
     expect((revisions[0].content as { allowIps: string[] }).allowIps).toEqual(['127.0.0.1/32', '10.1.2.0/30', '10.5.0.9/32']);
-    expect(w.vendors.list({ linkId: id, removed: true })).toHaveLength(1);
-    const removed = listLog(w.cdb.db, { linkId: id, type: 'vendor.removed' });
+    expect(await w.vendors.list({ linkId: id, removed: true })).toHaveLength(1);
+    const removed = await listLog(w.cdb.db, { linkId: id, type: 'vendor.removed' });
     expect(JSON.parse(removed[0].detail)).toMatchObject({ reason: 'contract ended', change: r.changeId });
-    expect(() => w.vendors.remove(v.id, undefined, 'agency')).toThrow(/removed already/);
+    await expect(w.vendors.remove(v.id, undefined, 'agency')).rejects.toThrow(/removed already/);
   });
 
   it("R8.2 a removed vendor's machines fail every channel's address check at once, before NIA decides the ips change, and stay cut off until NIA approves a list", async () => {
     const id = await approvedLink(w, keys, { allowIps: ['127.0.0.1/32', '10.1.2.0/30'] });
-    const v = vendor(id, '某資訊公司', ['10.1.2.1/32']);
+    const v = await vendor(id, '某資訊公司', ['10.1.2.1/32']);
     const today = taipeiDate(w.clock.now());
-    const account = w.registry.state(id).content.account!;
+    const account = (await w.registry.state(id)).content.account!;
     const accounts = new AccountService(w.cdb, w.registry, w.clock);
-    const pull = (ip: string) => accounts.mayPull(accounts.find(account)!, ip, w.clock.now());
-    expect(pull('10.1.2.1')).toMatchObject({ ok: true });
-    const version = queries.registryVersion(w.cdb.db);
-    const r = w.vendors.remove(v.id, 'contract ended', 'agency');
+    const pull = async (ip: string) => accounts.mayPull((await accounts.find(account))!, ip, w.clock.now());
+    expect(await pull('10.1.2.1')).toMatchObject({ ok: true });
+    const version = await queries.registryVersion(w.cdb.db);
+    const r = await w.vendors.remove(v.id, 'contract ended', 'agency');
     // The vendor row moved the registry version: whoever kept an allow-list reads it again.
-    expect(queries.registryVersion(w.cdb.db)).toBeGreaterThan(version);
-    const s = w.registry.state(id);
+    expect(await queries.registryVersion(w.cdb.db)).toBeGreaterThan(version);
+    const s = await w.registry.state(id);
     expect(s.content.allowIps).toEqual(['127.0.0.1/32', '10.1.2.0/30']);
     expect(s.allowIps).toEqual(['127.0.0.1/32', '10.1.2.0/32', '10.1.2.2/31']);
-    expect(pull('10.1.2.1')).toMatchObject({ ok: false, refusal: { code: 'ip.not-allowed' } });
-    expect(pull('10.1.2.2')).toMatchObject({ ok: true });
+    expect(await pull('10.1.2.1')).toMatchObject({ ok: false, refusal: { code: 'ip.not-allowed' } });
+    expect(await pull('10.1.2.2')).toMatchObject({ ok: true });
     for (const channel of ['sftp-pull', 'sftp-push', 'email', 'online-query', 'extract'] as const) {
       const forced = { ...s, content: { ...s.content, methods: [channel === 'extract' ? 'sftp-pull' : channel] as Method[] } };
       expect(mayUseChannel(forced, channel, { today, ip: '10.1.2.1' })).toMatchObject({ ok: false, refusal: { code: 'ip.not-allowed' } });
     }
     // A change of another kind copies the revision's list; it does not let the vendor back in.
     const fields = await w.registry.fileChange(id, 'fields', { value: 'person_id,nationality' }, 'agency');
-    w.registry.approveChange(fields.id, 'nia');
-    expect(pull('10.1.2.1')).toMatchObject({ ok: false, refusal: { code: 'ip.not-allowed' } });
+    await w.registry.approveChange(fields.id, 'nia');
+    expect(await pull('10.1.2.1')).toMatchObject({ ok: false, refusal: { code: 'ip.not-allowed' } });
     // NIA rejects the vendor's ips change, then approves a list that names the address again (the agency's own machine now): that list is in force.
-    w.registry.rejectChange(r.changeId!, 'the agency keeps the address for its own machine', 'nia');
+    await w.registry.rejectChange(r.changeId!, 'the agency keeps the address for its own machine', 'nia');
     w.clock.set(new Date(w.clock.now().getTime() + 60_000).toISOString());
     const again = await w.registry.fileChange(id, 'ips', { value: '127.0.0.1/32,10.1.2.0/30' }, 'agency');
-    w.registry.approveChange(again.id, 'nia');
-    expect(pull('10.1.2.1')).toMatchObject({ ok: true });
+    await w.registry.approveChange(again.id, 'nia');
+    expect(await pull('10.1.2.1')).toMatchObject({ ok: true });
   });
 
   it('machines another current vendor still uses stay; a vendor holding the only allowed IP cannot leave the link without one', async () => {
     const id = await approvedLink(w, keys, { allowIps: ['10.1.2.0/24'] });
-    const a = vendor(id, '甲公司', ['10.1.2.5/32']);
-    vendor(id, '乙公司', ['10.1.2.5/32']);
-    expect(w.vendors.remove(a.id, undefined, 'agency')).toMatchObject({ changeId: null, allowIps: null });
+    const a = await vendor(id, '甲公司', ['10.1.2.5/32']);
+    await vendor(id, '乙公司', ['10.1.2.5/32']);
+    expect(await w.vendors.remove(a.id, undefined, 'agency')).toMatchObject({ changeId: null, allowIps: null });
 
     const solo = await approvedLink(w, keys, { account: 'a002', allowIps: ['10.7.7.7/32'] });
-    const v = vendor(solo, '丙公司', ['10.7.7.7/32']);
-    expect(() => w.vendors.remove(v.id, undefined, 'agency')).toThrow(/would leave link \d+ with no allowed IP/);
-    expect(w.vendors.list({ linkId: solo })).toHaveLength(1);
+    const v = await vendor(solo, '丙公司', ['10.7.7.7/32']);
+    await expect(w.vendors.remove(v.id, undefined, 'agency')).rejects.toThrow(/would leave link \d+ with no allowed IP/);
+    expect(await w.vendors.list({ linkId: solo })).toHaveLength(1);
   });
 
   it("R8.1 an ips change that would leave a current vendor's machine outside the allow-list is refused", async () => {
     const id = await approvedLink(w, keys, { allowIps: ['127.0.0.1/32', '10.1.2.0/24'] });
-    vendor(id, '某資訊公司', ['10.1.2.7/32']);
+    await vendor(id, '某資訊公司', ['10.1.2.7/32']);
     await expect(w.registry.fileChange(id, 'ips', { value: '127.0.0.1/32' }, 'agency')).rejects.toThrow(/leaves vendor machines outside: 10\.1\.2\.7\/32 \(某資訊公司\)/);
     // Filed before the vendor came: refused at approval instead.
     const other = await approvedLink(w, keys, { account: 'a002', allowIps: ['127.0.0.1/32', '10.1.2.0/24'] });
     const cr = await w.registry.fileChange(other, 'ips', { value: '127.0.0.1/32' }, 'agency');
-    vendor(other, '某資訊公司', ['10.1.2.7/32']);
-    expect(() => w.registry.approveChange(cr.id, 'nia')).toThrow(/leaves vendor machines outside/);
+    await vendor(other, '某資訊公司', ['10.1.2.7/32']);
+    await expect(w.registry.approveChange(cr.id, 'nia')).rejects.toThrow(/leaves vendor machines outside/);
   });
 
   it('R9.1 usage reports list the vendors of the period and mark downloads from their machines', async () => {
     const id = await approvedLink(w, keys, { allowIps: ['127.0.0.1/32', '10.1.2.0/24'] });
-    const v = vendor(id, '某資訊公司', ['10.1.2.7/32']);
+    const v = await vendor(id, '某資訊公司', ['10.1.2.7/32']);
     const now = w.clock.now();
     for (const ip of ['10.1.2.7', '127.0.0.1']) {
-      w.cdb.write((tx) => appendLog(tx, { type: 'file.downloaded', agency: 'A001', linkId: id, actor: 'a001', ip, channel: 'sftp-pull', object: 'f.csv.pgp', detail: { bytes: 10, result: 'complete' } }, now));
+      await w.cdb.write((tx) => appendLog(tx, { type: 'file.downloaded', agency: 'A001', linkId: id, actor: 'a001', ip, channel: 'sftp-pull', object: 'f.csv.pgp', detail: { bytes: 10, result: 'complete' } }, now));
     }
     const today = taipeiDate(now);
-    const r = usageReport(w.cdb, { linkId: id }, today, today, now);
+    const r = await usageReport(w.cdb, { linkId: id }, today, today, now);
     expect(r.vendors).toEqual([expect.objectContaining({ id: v.id, linkId: id, name: '某資訊公司', machines: ['10.1.2.7/32'], removedAt: null })]);
     expect(r.downloads.byAccountIp).toEqual([
       { account: 'a001', ip: '10.1.2.7', count: 1, complete: 1, partial: 0, bytes: 10, vendor: '某資訊公司' },
@@ -159,10 +167,10 @@ describe('outsourced vendors (R8.1, R9.1)', () => {
     ]);
     expect(reportHtml(r)).toContain('<td>某資訊公司</td>');
     // A vendor removed before the period does not appear in it.
-    w.vendors.remove(v.id, undefined, 'agency');
+    await w.vendors.remove(v.id, undefined, 'agency');
     w.clock.advanceDays(2);
     const later = taipeiDate(w.clock.now());
-    expect(usageReport(w.cdb, { linkId: id }, later, later, w.clock.now()).vendors).toEqual([]);
+    expect((await usageReport(w.cdb, { linkId: id }, later, later, w.clock.now())).vendors).toEqual([]);
   });
 
   it('the allow-list arithmetic: exact, containing and contained ranges, IPv6, untouched entries kept as written', () => {

@@ -32,19 +32,19 @@ export async function apiRoutes(app: FastifyInstance, ctx: ConsoleContext): Prom
   app.get<Id>('/links/:id', { config: { roles: ALL_ROLES }, schema: { params: ID_PARAMS } }, async (req) => data.link(req.params.id));
 
   app.post<Id>('/links/:id/approve', { config: { roles: ADMIN }, schema: { params: ID_PARAMS } }, async (req) => {
-    actions.approveLink(req, req.params.id);
-    return data.link(req.params.id).link;
+    await actions.approveLink(req, req.params.id);
+    return (await data.link(req.params.id)).link;
   });
   app.post<Id & { Body: { reason: string } }>('/links/:id/reject', { config: { roles: ADMIN }, schema: { params: ID_PARAMS, body: REASON } }, async (req) => {
-    actions.rejectLink(req, req.params.id, req.body.reason);
-    return data.link(req.params.id).link;
+    await actions.rejectLink(req, req.params.id, req.body.reason);
+    return (await data.link(req.params.id)).link;
   });
   app.post<Id & { Body: { reason: string } }>('/links/:id/suspend', { config: { roles: ADMIN }, schema: { params: ID_PARAMS, body: REASON } }, async (req) => {
     await actions.suspendLink(req, req.params.id, req.body.reason);
-    return data.link(req.params.id).link;
+    return (await data.link(req.params.id)).link;
   });
-  app.post<Id>('/changes/:id/approve', { config: { roles: ADMIN }, schema: { params: ID_PARAMS } }, async (req) => data.link(actions.approveChange(req, req.params.id)));
-  app.post<Id & { Body: { reason: string } }>('/changes/:id/reject', { config: { roles: ADMIN }, schema: { params: ID_PARAMS, body: REASON } }, async (req) => data.link(actions.rejectChange(req, req.params.id, req.body.reason)));
+  app.post<Id>('/changes/:id/approve', { config: { roles: ADMIN }, schema: { params: ID_PARAMS } }, async (req) => data.link(await actions.approveChange(req, req.params.id)));
+  app.post<Id & { Body: { reason: string } }>('/changes/:id/reject', { config: { roles: ADMIN }, schema: { params: ID_PARAMS, body: REASON } }, async (req) => data.link(await actions.rejectChange(req, req.params.id, req.body.reason)));
 
   app.get<{ Querystring: { link?: number; limit?: number } }>(
     '/deliveries',
@@ -55,20 +55,20 @@ export async function apiRoutes(app: FastifyInstance, ctx: ConsoleContext): Prom
   app.post<Id>('/deliveries/:id/retry', { config: { roles: OPERATE }, schema: { params: ID_PARAMS } }, async (req) => ({ delivery: req.params.id, queued: await actions.retryDelivery(req, req.params.id) }));
 
   app.get<{ Querystring: LogQueryString }>('/usage-log', { config: { roles: AUDIT }, schema: { querystring: LOG_QUERY } }, async (req) => {
-    const page = data.log(logQuery(req.query));
+    const page = await data.log(logQuery(req.query));
     return { records: page.rows.map((r) => ({ ...r, detail: JSON.parse(r.detail) as unknown })), before: page.before };
   });
   app.get('/usage-log/status', { config: { roles: AUDIT } }, async () => data.logStatus());
   app.get('/usage-log/verify', { config: { roles: AUDIT } }, async (req) => {
-    const r = data.verifyLog();
-    cdb.write((tx) => appendLog(tx, { type: 'usage-log.verified', actor: req.operator!.username, ip: req.ip, channel: CONSOLE, detail: { ok: r.ok, records: r.records, ...(r.bad ? { bad: r.bad } : {}) } }, clock.now()));
+    const r = await data.verifyLog();
+    await cdb.write((tx) => appendLog(tx, { type: 'usage-log.verified', actor: req.operator!.username, ip: req.ip, channel: CONSOLE, detail: { ok: r.ok, records: r.records, ...(r.bad ? { bad: r.bad } : {}) } }, clock.now()));
     return r;
   });
 
   app.get<{ Querystring: { link?: number } }>('/findings', { config: { roles: ALL_ROLES }, schema: { querystring: { type: 'object', properties: { link: { type: 'integer', minimum: 1 } }, additionalProperties: false } } }, async (req) => data.findings(req.query.link));
   app.get('/audits', { config: { roles: ALL_ROLES } }, async () => data.audits());
   app.get<{ Querystring: { link?: number } }>('/notices', { config: { roles: ALL_ROLES }, schema: { querystring: { type: 'object', properties: { link: { type: 'integer', minimum: 1 } }, additionalProperties: false } } }, async (req) => data.notices(req.query.link));
-  app.get('/compliance', { config: { roles: ALL_ROLES } }, async () => ({ calendar: data.calendar(60), attention: ctx.services.compliance.status() }));
+  app.get('/compliance', { config: { roles: ALL_ROLES } }, async () => ({ calendar: await data.calendar(60), attention: await ctx.services.compliance.status() }));
   app.get<{ Querystring: { status?: 'open' | 'dismissed' | 'finding'; rule?: string; link?: number } }>(
     '/anomalies',
     { config: { roles: ALL_ROLES }, schema: { querystring: { type: 'object', properties: { status: { enum: ['open', 'dismissed', 'finding'] }, rule: { enum: [...RULES] }, link: { type: 'integer', minimum: 1 } }, additionalProperties: false } } },

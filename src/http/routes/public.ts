@@ -113,7 +113,7 @@ export async function publicRoutes(app: FastifyInstance, ctx: ConsoleContext): P
     if (requestOrigin(req) === 'cross') return page(403, v.t('loginFailed'));
     const limit = await limiter.hit(req.ip);
     if (!limit.allowed) {
-      if (limit.first) cdb.write((tx) => appendLog(tx, { type: 'auth.failed', ip: req.ip, channel: CONSOLE, detail: { reason: 'rate-limited', attempts: config.http.login.ipMaxAttempts, windowMinutes: config.http.login.ipWindowMinutes } }, clock.now()));
+      if (limit.first) await cdb.write((tx) => appendLog(tx, { type: 'auth.failed', ip: req.ip, channel: CONSOLE, detail: { reason: 'rate-limited', attempts: config.http.login.ipMaxAttempts, windowMinutes: config.http.login.ipWindowMinutes } }, clock.now()));
       reply.header('Retry-After', String(limit.retryAfterSec));
       return page(429, v.t('tooManyAttempts'));
     }

@@ -1,0 +1,58 @@
+import type pg from 'pg';
+import { type Db, writeRunner } from '../index';
+import { openPgControlDb, type PgControlDb, type PgOpenOptions } from './connect';
+
+/*
+ * The control database on PostgreSQL behind the same runner as SQLite's (../index.ts):
+ * - reads outside a write run on any pooled connection and see what has committed;
+ * - a write is one transaction on one pooled connection. It first takes a transaction-scoped
+ *   advisory lock that every write of every process and host takes, so writes run one at a time,
+ *   as SQLite's BEGIN IMMEDIATE makes them: a service's read-check-write inside a write never
+ *   races another's. The usage-log append (./usage-log.ts) takes its own lock after it.
+ * - a write inside another's callback is a savepoint on the same connection.
+ */
+
+/** The application's advisory-lock key for writes ('nia-wri'). */
+export const WRITE_LOCK = 0x6e69612d777269n;
+
+const clients = new WeakMap<object, pg.PoolClient>();
+
+/** The connection of the PostgreSQL write transaction `tx` (the usage-log append's prepared statements run on it). */
+export function pgClientOf(tx: Db): pg.PoolClient {
+  const c = clients.get(tx as object);
+  if (!c) throw new Error('not inside a PostgreSQL write transaction');
+  return c;
+}
+
+export interface PostgresControlDb {
+  readonly db: Db;
+  write<T>(fn: (tx: Db) => Promise<T> | T): Promise<T>;
+  readonly pg: PgControlDb;
+  close(): Promise<void>;
+}
+
+export async function openPostgresControlDb(url: string, opts: PgOpenOptions = {}): Promise<PostgresControlDb> {
+  const pgc = await openPgControlDb(url, opts);
+  const write = writeRunner({
+    run: (body) =>
+      pgc.transaction(async (client, tx) => {
+        await client.query({ name: 'nia_write_lock', text: 'SELECT pg_advisory_xact_lock($1)', values: [WRITE_LOCK.toString()] });
+        clients.set(tx, client);
+        return body(tx as unknown as Db);
+      }),
+    async savepoint(tx, name, body) {
+      const client = pgClientOf(tx);
+      await client.query(`SAVEPOINT ${name}`);
+      try {
+        const out = await body();
+        await client.query(`RELEASE SAVEPOINT ${name}`);
+        return out;
+      } catch (err) {
+        await client.query(`ROLLBACK TO SAVEPOINT ${name}`);
+        await client.query(`RELEASE SAVEPOINT ${name}`);
+        throw err;
+      }
+    },
+  });
+  return { db: pgc.db as unknown as Db, write, pg: pgc, close: () => pgc.close() };
+}
