@@ -215,6 +215,14 @@ const schema = z.object({
   // R2.2: batch requests. maxIds: identifiers per request; maxPlainBytes: a request's size once
   // decrypted and decompressed (stops a compressed bomb); sweepSec/staleSec: uploads left pending
   // longer than staleSec (a worker died between the commit and the enqueue) are queued again.
+  // The control database: unset, the SQLite file <data-dir>/nia-link.db; a postgres:// URL (TLS
+  // options in its query), a PostgreSQL database that several hosts share.
+  database: z.object({
+    url: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//i, 'must start with postgres:// or postgresql://')
+      .optional(),
+  }),
   // The extract source: unset, the embedded SQLite file <data-dir>/source.db; a postgres:// URL, a
   // PostgreSQL server (tables named after the datasets, in the URL's default schema).
   source: z.object({
@@ -414,6 +422,7 @@ export function loadConfig(flags: ConfigFlags = {}, env: Env = process.env): Con
         maxUploadsPerHour: env.NIA_LINK_INBOX_MAX_UPLOADS_PER_HOUR,
       }),
     },
+    database: { ...(f.database as object | undefined), ...defined({ url: env.NIA_LINK_DATABASE_URL || undefined }) },
     source: { ...(f.source as object | undefined), ...defined({ url: env.NIA_LINK_SOURCE_URL || undefined }) },
     batch: {
       maxIds: 100_000,

@@ -3,7 +3,7 @@ import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { type ControlDb, controlDbFile, openControlDb, schema } from '../db';
+import { type ControlDb, controlDbFile, openControlDb, schema, type SqliteControlDb } from '../db';
 import { KEY_FILES } from '../crypto';
 import { UserError } from '../errors';
 import { canonicalJson } from '../usagelog/chain';
@@ -31,18 +31,22 @@ type BackupManifest = z.infer<typeof manifestSchema>;
 
 
 /** A control database opened for reading only: no migrations, nothing written (a backup being checked). */
-export function openReadOnly(file: string): ControlDb {
+export function openReadOnly(file: string): SqliteControlDb {
   const sqlite = new Database(file, { readonly: true, fileMustExist: true });
   const db = drizzle(sqlite, { schema });
   const readOnly = async (): Promise<never> => {
     throw new Error(`${file} is open read-only`);
   };
   return {
+    dialect: 'sqlite',
     db,
     sqlite,
     file,
+    where: file,
     write: readOnly,
-    close: () => sqlite.close(),
+    ping: async () => void sqlite.prepare('SELECT 1').get(),
+    size: async () => statSync(file).size,
+    close: async () => void sqlite.close(),
   };
 }
 
@@ -93,6 +97,9 @@ export interface BackupResult {
  * is verified and the result written into the manifest.
  */
 export async function backup(cdb: ControlDb, o: BackupOptions): Promise<BackupResult> {
+  if (cdb.dialect !== 'sqlite') {
+    throw new UserError(`the control database is on PostgreSQL (${cdb.where}): back it up with PostgreSQL's own tools (pg_dump, or base backups with WAL archiving), and the keys, archives and configuration with your file backups; nia-link backup copies a SQLite installation`, 'backup.postgres', 'refused');
+  }
   const out = path.resolve(o.out);
   if (!emptyOrAbsent(out)) throw new UserError(`${o.out} is not an empty directory: give a new one for the backup`, 'backup.out-not-empty', 'conflict');
   const signer = await loadSigner(o.keysDir);

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { copyToPostgres } from '../db/pg/copy';
+import { UserError } from '../errors';
 import { type CliContext, printJson } from './context';
 import { progress } from './progress';
 
@@ -10,11 +11,15 @@ export function register(program: Command, ctx: CliContext): void {
     .requiredOption('--to <url>', 'postgres://user@host:port/database (TLS options in the URL; give the password in PGPASSWORD or ~/.pgpass, not on the command line)')
     .option('--json', 'print the result as JSON')
     .action(async (o) => {
+      const cdb = ctx.cdb;
+      if (cdb.dialect !== 'sqlite') {
+        throw new UserError(`db migrate copies an installation's SQLite control database, and this one is on PostgreSQL (${cdb.where}): unset NIA_LINK_DATABASE_URL (database.url) to name the source`, 'db.migrate-source', 'refused');
+      }
       const bar = progress('db migrate', { json: o.json });
       bar.note('copying tables');
       let r: Awaited<ReturnType<typeof copyToPostgres>>;
       try {
-        r = await copyToPostgres(ctx.cdb, o.to, (table, rows) => bar.note(`${table}: ${rows} rows`));
+        r = await copyToPostgres(cdb, o.to, (table, rows) => bar.note(`${table}: ${rows} rows`));
       } finally {
         bar.done();
       }

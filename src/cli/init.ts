@@ -30,7 +30,7 @@ export function register(program: Command, ctx: CliContext): void {
       if (moved && mode !== 'drill') throw CliContext.productionClock(moved.what);
       if (recorded === undefined) await cdb.write((tx) => installation.record(tx, mode, systemClock.now()));
       const report = await ensureKeys(cfg.keysDir, (await ctx.settleClock()).now());
-      if (!existed) console.log(`control database created: ${ctx.cdb.file}`);
+      if (!existed) console.log(`control database created: ${ctx.cdb.where}`);
       if (recorded === undefined && mode === 'drill') console.log(`${DRILL_MARK}: a drill installation; its records, pages, forms, manifests and notices say so`);
       for (const k of report.created) console.log(`key created: ${cfg.keysDir}/${k}`);
       if (existed && recorded !== undefined && report.created.length === 0) console.log(`already initialised: ${cfg.dataDir}${mode === 'drill' ? ` (${DRILL_MARK})` : ''} (nothing changed)`);

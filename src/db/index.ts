@@ -3,34 +3,55 @@ import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import type { BaseSQLiteDatabase } from 'drizzle-orm/sqlite-core';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors';
 import { MIGRATIONS_DIR } from '../paths';
 import { BUSY_TIMEOUT_MS } from './busy';
+import type { PgControlDb } from './pg/connect';
 import * as schema from './schema';
 
 export { schema };
 /** The database or a transaction on it: repositories take either. */
 export type Db = BaseSQLiteDatabase<'sync', Database.RunResult, typeof schema>;
 
-export interface ControlDb {
+/** The control database, on either dialect: what services see. */
+interface ControlDbPort {
   /**
-   * Reads outside a write transaction, on a read-only connection of their own: they see what has
-   * committed, never what an open write of this process has not (yet) committed, and cannot write.
+   * Reads outside a write transaction. They see what has committed, never what an open write of this
+   * process has not (yet) committed; on SQLite they cannot write (a read-only connection).
    */
   readonly db: Db;
-  /** The read-only connection under `db`. */
-  readonly sqlite: Database.Database;
-  readonly file: string;
   /**
-   * Run `fn` in a write transaction that takes the write lock first, so two processes never
-   * interleave; writes of this process wait their turn. A write inside another's `fn` is a savepoint
-   * of it. Only the database work of `fn` belongs inside: the lock is held until it returns.
+   * Run `fn` in a write transaction that takes the write lock first, so no two writes (of any
+   * process) interleave. A write inside another's `fn` is a savepoint of it. Only the database
+   * work of `fn` belongs inside: the lock is held until it returns.
    */
   write<T>(fn: (tx: Db) => Promise<T> | T): Promise<T>;
-  close(): void;
+  /** Where it is, for people: the file, or the URL without its password. */
+  readonly where: string;
+  /** Resolves when the database answers a trivial statement. */
+  ping(): Promise<void>;
+  /** Bytes the database takes on disk. */
+  size(): Promise<number>;
+  close(): Promise<void>;
 }
+
+export interface SqliteControlDb extends ControlDbPort {
+  readonly dialect: 'sqlite';
+  /** The read-only connection under `db` (the usage-log walk reads it directly). */
+  readonly sqlite: Database.Database;
+  readonly file: string;
+}
+
+export interface PostgresControlDb extends ControlDbPort {
+  readonly dialect: 'postgres';
+  readonly pg: PgControlDb;
+  /** The URL with its password, for connections of this process's threads: never shown. */
+  readonly url: string;
+}
+
+export type ControlDb = SqliteControlDb | PostgresControlDb;
 
 export { BUSY_TIMEOUT_MS };
 
@@ -137,7 +158,7 @@ export function controlDbFile(dataDir: string): string {
  * Open the control database. `create` makes the file (init, start); otherwise a missing file means
  * the installation was never initialised, which the user fixes with `nia-link init`.
  */
-export function openControlDb(dataDir: string, opts: { create?: boolean } = {}): ControlDb {
+export function openControlDb(dataDir: string, opts: { create?: boolean } = {}): SqliteControlDb {
   const file = controlDbFile(dataDir);
   if (!opts.create && !existsSync(file)) {
     throw new UserError(`no nia-link installation in ${dataDir}: run \`nia-link init\` first (or pass --data-dir)`, 'not-initialised');
@@ -165,7 +186,7 @@ function writerConnection(file: string, mustExist: boolean): Database.Database {
   return sqlite;
 }
 
-function connect(file: string, mustExist: boolean, prepare?: (wdb: Db) => void): ControlDb {
+function connect(file: string, mustExist: boolean, prepare?: (wdb: Db) => void): SqliteControlDb {
   const sqlite = writerConnection(file, mustExist);
   const wdb = drizzle(sqlite, { schema });
   prepare?.(wdb);
@@ -210,11 +231,15 @@ function connect(file: string, mustExist: boolean, prepare?: (wdb: Db) => void):
     },
   });
   return {
+    dialect: 'sqlite',
     db,
     sqlite: reader,
     file,
+    where: file,
     write,
-    close: () => {
+    ping: async () => void reader.prepare('SELECT 1').get(),
+    size: async () => [file, `${file}-wal`].reduce((n, f) => n + (existsSync(f) ? statSync(f).size : 0), 0),
+    close: async () => {
       reader.close();
       sqlite.close();
     },

@@ -1,7 +1,6 @@
 import type { Queue } from 'bullmq';
-import { statSync } from 'node:fs';
 import type { ControlDb } from '../db';
-import { agencies as agencyRepo, consoleQueries, logCheckpoints, type usageLog } from '../db/repositories';
+import { agencies as agencyRepo, consoleQueries, logCheckpoints, type usageLog, usageLog as usageLogRepo } from '../db/repositories';
 import { addDays, type Clock, type DatasetCatalog, describeScope, findingStatus, formatField, type FieldSpec, type LinkStatus, type PushEndpoint, type Scope, startOfTaipeiDay, taipeiDate } from '../domain';
 import type { DeliveryView } from '../extract';
 import { batchList, type BatchListItem } from '../batch/list';
@@ -279,22 +278,15 @@ export class ConsoleData {
   async figures(opts: { sftpIdleSec: number }) {
     const db = this.d.cdb.db;
     const now = this.d.clock.now();
-    const bounds = this.d.cdb.sqlite.prepare('SELECT COUNT(*) AS n, MAX(seq) AS head FROM usage_log').get() as { n: number; head: number | null };
-    let dbBytes = 0;
-    for (const f of [this.d.cdb.file, `${this.d.cdb.file}-wal`]) {
-      try {
-        dbBytes += statSync(f).size;
-      } catch {
-        // no WAL file at the moment
-      }
-    }
+    const bounds = await usageLogRepo.boundsIn(db);
+    const dbBytes = await this.d.cdb.size();
     const links = await this.d.services.registry.list();
     return {
       deliveries: await consoleQueries.deliveryTotals(db),
       pushes: await consoleQueries.pushOutcomes(db),
       authFailures: await consoleQueries.countByChannel(db, 'auth.failed'),
       sftpSessions: await consoleQueries.actorsSince(db, ['auth.succeeded', 'file.downloaded'], 'sftp-pull', new Date(now.getTime() - opts.sftpIdleSec * 1000).toISOString()),
-      log: { records: bounds.n, head: bounds.head ?? 0, dbBytes },
+      log: { records: bounds.count, head: bounds.max ?? 0, dbBytes },
       links: links.reduce<Record<string, number>>((m, l) => ((m[l.status] = (m[l.status] ?? 0) + 1), m), {}),
       openAnomalies: await consoleQueries.openAnomalies(db),
       overdueFindings: (await this.findings()).filter((f) => f.status === 'overdue').length,

@@ -10,7 +10,7 @@ import type { Logger } from '../logger';
 import type { FrontEndServices } from '../services';
 import { queuePrefix } from '../queue';
 import { RedisDailyCap } from './cap';
-import { LogAppender, type RecordSink, serveClusterAppends } from '../usagelog';
+import { LogAppender, type RecordSink, serveClusterAppends, TxLogAppender } from '../usagelog';
 import { startQueryServer } from './server';
 import { QueryService } from './service';
 
@@ -74,11 +74,13 @@ export async function serveQueries(d: RoleDeps & { sink: RecordSink }): Promise<
  * With 1, or with a clock other than the system's (tests), it serves in this process.
  */
 export async function startQueryRole(d: RoleDeps): Promise<RunningServer & { processes: number }> {
-  const checkpointer = startCheckpointer(d.cdb.file, CHECKPOINT_MS, d.log);
-  const appender = new LogAppender(d.cdb.file, d.log);
+  // On PostgreSQL the server waits for its locks and its disk: records are committed from here.
+  const sqlite = d.cdb.dialect === 'sqlite' ? d.cdb : undefined;
+  const checkpointer = sqlite ? startCheckpointer(sqlite.file, CHECKPOINT_MS, d.log) : undefined;
+  const appender = sqlite ? new LogAppender(sqlite.file, d.log) : new TxLogAppender(d.cdb);
   const stopLog = async () => {
     await appender.close();
-    await checkpointer.stop();
+    await checkpointer?.stop();
   };
   try {
     await appender.ready(); // nothing is answered before records can be committed
@@ -99,7 +101,7 @@ export async function startQueryRole(d: RoleDeps): Promise<RunningServer & { pro
   }
 }
 
-async function serveRole(d: RoleDeps, appender: LogAppender): Promise<RunningServer & { processes: number }> {
+async function serveRole(d: RoleDeps, appender: LogAppender | TxLogAppender): Promise<RunningServer & { processes: number }> {
   const n = d.config.query.processes;
   if (n <= 1 || d.clock !== systemClock) return { ...(await serveQueries({ ...d, sink: appender })), processes: 1 };
   const q = d.config.query;

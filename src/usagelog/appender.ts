@@ -3,7 +3,8 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../logger';
 import { threadScript } from '../paths';
 import type { AppenderReply, AppenderRequest, AppenderThreadInput } from './appender-thread';
-import type { LogEntry } from './log';
+import type { ControlDb } from '../db';
+import { appendLogMany, type LogEntry } from './log';
 
 const APPENDER_THREAD = threadScript('usagelog/appender-thread');
 
@@ -151,6 +152,35 @@ export class LogAppender extends BatchingSink {
     failed(err);
     if (!this.closed) this.log?.error({ err: err.message }, 'usage-log appender thread failed; the next batch starts another');
     this.failInFlight(err);
+  }
+}
+
+/**
+ * Group commit through the control database's own write runner, in this thread: for PostgreSQL,
+ * where waiting for the write lock and the disk is the server's and blocks nothing here. Each batch
+ * is one transaction; its callers hear whether it committed.
+ */
+export class TxLogAppender extends BatchingSink {
+  constructor(private readonly cdb: ControlDb) {
+    super();
+  }
+
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Commits what was appended; appends after this are refused. */
+  async close(): Promise<void> {
+    this.flush();
+    this.closed = true;
+    await this.settled();
+  }
+
+  protected deliver(batch: number, records: Queued[]): void {
+    this.cdb.write((tx) => appendLogMany(tx, records.map((r) => ({ entry: r.entry, now: new Date(r.at) })))).then(
+      () => this.settle(batch),
+      (err: Error) => this.settle(batch, new Error(`the usage log could not be written: ${err.message}`)),
+    );
   }
 }
 

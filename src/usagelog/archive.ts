@@ -109,10 +109,10 @@ export async function archiveLog(cdb: ControlDb, o: ArchiveOptions): Promise<Arc
     throw new UserError(`the archive's end ${o.before} is inside the retention period: usage-log records are kept ${o.retentionYears} years (R6.2), so the latest date allowed today is ${floor}`, 'log.retention', { field: 'before' });
   }
   const cutoff = startOfTaipeiDay(o.before).toISOString();
-  const start = liveStart(cdb);
-  const b = repo.bounds(cdb.sqlite, start.seq);
+  const start = await liveStart(cdb);
+  const b = await repo.boundsIn(cdb.db, start.seq);
   if (b.max === null) return null;
-  const toSeq = (repo.firstSeqAtOrAfter(cdb.sqlite, cutoff, start.seq) ?? b.max + 1) - 1;
+  const toSeq = ((await repo.firstSeqAtOrAfterIn(cdb.db, cutoff, start.seq)) ?? b.max + 1) - 1;
   if (toSeq < start.seq) return null;
 
   const signer = await loadSigner(o.keysDir);
@@ -140,7 +140,7 @@ export async function archiveLog(cdb: ControlDb, o: ArchiveOptions): Promise<Arc
       chunk = [];
       size = 0;
     };
-    for (const r of repo.iterateRange(cdb.sqlite, start.seq, toSeq)) {
+    for await (const r of repo.rowsIn(cdb.db, start.seq, toSeq)) {
       if (!walker.fullRecord(r)) break;
       if (!firstAt) firstAt = r.at;
       lastAt = r.at;

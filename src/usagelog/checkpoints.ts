@@ -6,7 +6,8 @@ import * as repo from '../db/repositories/usageLog';
 import { UserError } from '../errors';
 import { canonicalJson } from './chain';
 import { installationVerifier, loadSigner, readVerifier, signText, type Verifier } from './signatures';
-import { checkRange, liveStart } from './walk';
+import { checkChain } from './verify';
+import { liveStart } from './walk';
 
 export type CheckpointRow = checkpoints.CheckpointRow;
 
@@ -34,7 +35,7 @@ export async function createCheckpoint(cdb: ControlDb, keysDir: string, now: Dat
   if (newest && newest.seq > head.seq) {
     throw new UserError(`the usage log ends at seq ${head.seq} but was checkpointed at seq ${newest.seq}: records were removed; no checkpoint signed; run \`nia-link log verify\``, 'log.broken');
   }
-  let start = liveStart(cdb);
+  let start = await liveStart(cdb);
   if (newest && newest.seq >= start.seq) {
     const r = await repo.bySeq(cdb.db, newest.seq);
     if (!r || r.hash !== newest.hash) {
@@ -43,7 +44,7 @@ export async function createCheckpoint(cdb: ControlDb, keysDir: string, now: Dat
     start = { seq: newest.seq + 1, prevHash: newest.hash };
   }
   if (start.seq <= head.seq) {
-    const r = checkRange(cdb.sqlite, start.seq, head.seq, start.prevHash);
+    const r = await checkChain(cdb, start.seq, head.seq, start.prevHash);
     if (r.bad) throw new UserError(`the usage log does not verify at seq ${r.bad.seq} (${r.bad.reason}): no checkpoint signed; run \`nia-link log verify\``, 'log.broken');
   }
   const signer = await loadSigner(keysDir);

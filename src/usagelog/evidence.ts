@@ -171,8 +171,8 @@ export async function exportEvidence(cdb: ControlDb, o: EvidenceOptions): Promis
     const lastAt = (JSON.parse(anchor.manifest) as { lastAt?: string }).lastAt ?? '';
     if (lastAt >= fromAt) throw new UserError(`records up to seq ${anchor.toSeq} (${lastAt}) are archived in ${anchor.fileName}: start the period after ${lastAt.slice(0, 10)}`, 'log.archived', { field: 'from' });
   }
-  const fromSeq = repo.firstSeqAtOrAfter(cdb.sqlite, fromAt, anchor ? anchor.toSeq + 1 : 1);
-  const toSeq = repo.lastSeqBefore(cdb.sqlite, toAt);
+  const fromSeq = await repo.firstSeqAtOrAfterIn(cdb.db, fromAt, anchor ? anchor.toSeq + 1 : 1);
+  const toSeq = await repo.lastSeqBeforeIn(cdb.db, toAt);
   if (fromSeq === null || toSeq === null || toSeq < fromSeq) throw new UserError(`the usage log has no records between ${o.from} and ${o.to}`, 'log.empty-range');
   if (existsSync(o.out) && readdirSync(o.out).length) throw new UserError(`${o.out} is not empty: give a new directory for the evidence package`, 'evidence.out-not-empty', 'conflict');
 
@@ -200,7 +200,7 @@ export async function exportEvidence(cdb: ControlDb, o: EvidenceOptions): Promis
         writeSync(fd, chunk.join(''));
         chunk = [];
       };
-      for (const r of repo.iterateRange(cdb.sqlite, fromSeq, toSeq)) {
+      for await (const r of repo.rowsIn(cdb.db, fromSeq, toSeq)) {
         if (!prevHash) prevHash = r.prevHash;
         lastHash = r.hash;
         total++;

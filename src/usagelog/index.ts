@@ -1,5 +1,5 @@
 export { appendLog, verifyLog, listLog, type LogEntry, type VerifyResult } from './log';
-export { ClusterLogAppender, LogAppender, serveClusterAppends, type RecordSink } from './appender';
+export { ClusterLogAppender, LogAppender, serveClusterAppends, TxLogAppender, type RecordSink } from './appender';
 export { canonicalJson, chainHash, recordDigest, GENESIS_HASH } from './chain';
 export { createCheckpoint, exportCheckpoints, listCheckpoints, checkpointStatement, type CheckpointExport, type CheckpointRow } from './checkpoints';
 export { archiveLog, listArchives, retentionFloor, type ArchiveResult } from './archive';

@@ -1,8 +1,12 @@
 import type { ControlDb, Db } from '../db';
 import { type InstallationMode, modeNow, modeOf } from '../db/repositories/installation';
+import { isPg } from '../db/dialect';
+import { pgClientOf } from '../db/pg/control';
+import { appendLogBatchPg, appendLogPg } from '../db/pg/usage-log';
 import * as repo from '../db/repositories/usageLog';
 import { canonicalJson, chainHash, GENESIS_HASH, recordDigest } from './chain';
-import { checkRange, liveStart } from './walk';
+import { checkChain } from './verify';
+import { liveStart } from './walk';
 
 /** What an action says about itself; the log adds seq, time and the chain. */
 export interface LogEntry {
@@ -35,6 +39,7 @@ function text<T extends string | null | undefined>(v: T): T extends string ? str
  * head it chains on: the log's times follow its order, and the verifier holds it to that.
  */
 export async function appendLog(tx: Db, entry: LogEntry, now: Date): Promise<repo.UsageLogRow> {
+  if (isPg(tx)) return appendLogPg(pgClientOf(tx), entry); // the database's clock, after its lock
   const row = chained(await repo.head(tx), marked(entry, await modeOf(tx)), now);
   await repo.insert(tx, row);
   return row;
@@ -52,6 +57,12 @@ export function appendLogBatch(tx: Db, records: readonly { entry: LogEntry; now:
     repo.insertNow(tx, row);
     h = row;
   }
+}
+
+/** `appendLogBatch` on either dialect (PostgreSQL: one statement, the database's clock). */
+export async function appendLogMany(tx: Db, records: readonly { entry: LogEntry; now: Date }[]): Promise<void> {
+  if (isPg(tx)) await appendLogBatchPg(pgClientOf(tx), records.map((r) => r.entry));
+  else appendLogBatch(tx, records);
 }
 
 /** On a drill installation every record says so: a drill's records are never mistaken for real use. */
@@ -97,10 +108,10 @@ export interface VerifyResult {
  * archives and checkpoints.
  */
 export async function verifyLog(cdb: ControlDb): Promise<VerifyResult> {
-  const start = liveStart(cdb);
-  const max = repo.bounds(cdb.sqlite, start.seq).max;
+  const start = await liveStart(cdb);
+  const max = (await repo.boundsIn(cdb.db, start.seq)).max;
   if (max === null) return { ok: true, records: 0, firstSeq: null, lastSeq: null, headHash: null };
-  const r = checkRange(cdb.sqlite, start.seq, max, start.prevHash);
+  const r = await checkChain(cdb, start.seq, max, start.prevHash);
   return { ok: !r.bad, records: r.count, firstSeq: r.first, lastSeq: r.last, headHash: r.lastHash, ...(r.bad ? { bad: r.bad } : {}) };
 }
 

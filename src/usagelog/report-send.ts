@@ -161,7 +161,7 @@ export class UsageRecordsService {
     const toAt = startOfTaipeiDay(addDays(to, 1)).toISOString();
     const own = new Set(all.map((l) => l.id));
     const withRecords = new Set<number>();
-    for (const r of repo.iterateScope(this.d.cdb.sqlite, { fromAt, toAt, agency: agency.code })) {
+    for await (const r of repo.scopeRows(this.d.cdb.db, { fromAt, toAt, agency: agency.code })) {
       if (r.linkId !== null && own.has(r.linkId)) withRecords.add(r.linkId);
     }
     const linkIds = [...withRecords].sort((a, b) => a - b);

@@ -189,12 +189,12 @@ export async function usageReport(cdb: ControlDb, scope: ReportScope, from: IsoD
     ...(e.linkId !== null ? [bump(byQueryLink, String(e.linkId), () => ({ linkId: e.linkId!, requests: 0, ids: 0, found: 0 }))] : []),
   ];
 
-  const rows = repo.iterateScope(cdb.sqlite, {
+  const rows = repo.scopeRows(cdb.db, {
     fromAt: startOfTaipeiDay(from).toISOString(),
     toAt: startOfTaipeiDay(addDays(to, 1)).toISOString(),
     ...(scope.linkId !== undefined ? { linkId: scope.linkId } : { agency: agency! }),
   });
-  for (const e of rows) {
+  for await (const e of rows) {
     r.log.records++;
     r.log.firstSeq ??= e.seq;
     r.log.lastSeq = e.seq;

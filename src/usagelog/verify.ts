@@ -12,6 +12,7 @@ import { readCheckpointFile, checkpointStatement, type Pin } from './checkpoints
 import { installationVerifier, signatureValid } from './signatures';
 import type { VerifyThreadInput } from './verify-thread';
 import { type ChainBad, checkRange, joinRanges, type RangeResult } from './walk';
+import { walkPgRange } from '../db/pg/walk';
 
 export interface VerifyOptions {
   /** NIA's public key (archive anchors and the database's checkpoints are checked with it). */
@@ -46,9 +47,11 @@ const VERIFY_THREAD = threadScript('usagelog/verify-thread');
 
 /**
  * Check records from..to, chained on `prevHash`: split into seq ranges checked in parallel threads
- * (each on its own read-only connection) and joined here, or in this thread for small logs.
+ * (each on its own connection) and joined here, or in this thread for small logs. Remembers the
+ * hashes at the `watch`ed seqs (checkpoints).
  */
-async function checkLive(cdb: ControlDb, from: number, to: number, prevHash: string, watch: ReadonlySet<number>, threads?: number): Promise<RangeResult> {
+export async function checkChain(cdb: ControlDb, from: number, to: number, prevHash: string, watch: ReadonlySet<number> = new Set(), threads?: number): Promise<RangeResult> {
+  if (cdb.dialect === 'postgres') return walkPgRange(cdb.url, cdb.pg.pool, from, to, prevHash, watch, threads);
   const n = to - from + 1;
   const t = Math.max(1, threads ?? (n >= THREADED_FROM ? Math.min(os.availableParallelism(), 4) : 1));
   if (t === 1 || n < 2 * t) return checkRange(cdb.sqlite, from, to, prevHash, watch);
@@ -135,11 +138,11 @@ export async function verifyUsageLog(cdb: ControlDb, o: VerifyOptions): Promise<
   const covered = (seq: number) => checked.some(([a, b]) => seq >= a && seq <= b);
 
   // The live log.
-  const b = repo.bounds(cdb.sqlite, start.seq);
+  const b = await repo.boundsIn(cdb.db, start.seq);
   const live: RangeResult =
     b.max === null
       ? { from: start.seq, to: start.seq - 1, count: 0, first: null, last: null, firstPrevHash: null, lastHash: null, hashes: [] }
-      : await checkLive(cdb, start.seq, b.max, start.prevHash, watch, o.threads);
+      : await checkChain(cdb, start.seq, b.max, start.prevHash, watch, o.threads);
   if (live.bad) problems.push(live.bad);
   for (const [s, h] of live.hashes) hashAt.set(s, h);
   const head = live.last ?? archivedThrough;

@@ -1,12 +1,12 @@
 import type Database from 'better-sqlite3';
 import type { ControlDb } from '../db';
+import * as archives from '../db/repositories/logArchives';
 import * as repo from '../db/repositories/usageLog';
 import { chainHash, GENESIS_HASH, recordDigestOf, sha256Hex, type LogRecordBody } from './chain';
 
 /** Where a walk of the live log starts: after the newest archive, or at the genesis. */
-export function liveStart(cdb: ControlDb): { seq: number; prevHash: string } {
-  // On the read-only connection, like the walks that start here (repositories/logArchives `newest`).
-  const a = cdb.sqlite.prepare('SELECT to_seq AS toSeq, last_hash AS lastHash FROM log_archive ORDER BY to_seq DESC LIMIT 1').get() as { toSeq: number; lastHash: string } | undefined;
+export async function liveStart(cdb: ControlDb): Promise<{ seq: number; prevHash: string }> {
+  const a = await archives.newest(cdb.db);
   return a ? { seq: a.toSeq + 1, prevHash: a.lastHash } : { seq: 1, prevHash: GENESIS_HASH };
 }
 

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { controlDbFile, openControlDb, type ControlDb } from '../../src/db';
+import { controlDbFile, openControlDb, type ControlDb, type SqliteControlDb } from '../../src/db';
 import { type Clock, taipeiDate } from '../../src/domain';
 import { plainPdf } from './documents';
 import { loadCatalogs, Registry, RulesService, VendorService, type ApplyInput } from '../../src/registry';
@@ -92,7 +92,7 @@ export function application(keys: AgencyKeys, over: Partial<ApplyInput> = {}): A
 
 export interface TestWorld {
   dataDir: string;
-  cdb: ControlDb;
+  cdb: SqliteControlDb;
   registry: Registry;
   rules: RulesService;
   vendors: VendorService;

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type ControlDb, openControlDb } from '../../src/db';
+import { type SqliteControlDb as ControlDb, openControlDb } from '../../src/db';
 import { openPgControlDb, type PgControlDb } from '../../src/db/pg/connect';
 import { createScratchDb, type ScratchDb } from '../helpers/pg';
 

@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { KEY_FILES, generateSigningKey } from '../../src/crypto';
-import { connectionOf, openControlDb, type ControlDb, type Db } from '../../src/db';
+import { connectionOf, openControlDb, type SqliteControlDb as ControlDb, type Db } from '../../src/db';
 import * as usageLogRepo from '../../src/db/repositories/usageLog';
 import { appendLog, type LogEntry } from '../../src/usagelog';
 import { canonicalJson, chainHash, GENESIS_HASH, recordDigest } from '../../src/usagelog/chain';

@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import { type Db, writeRunner } from '../index';
-import { openPgControlDb, type PgControlDb, type PgOpenOptions } from './connect';
+import { type Db, type PostgresControlDb, writeRunner } from '../index';
+import { openPgControlDb, type PgOpenOptions } from './connect';
 
 /*
  * The control database on PostgreSQL behind the same runner as SQLite's (../index.ts):
@@ -22,13 +22,6 @@ export function pgClientOf(tx: Db): pg.PoolClient {
   const c = clients.get(tx as object);
   if (!c) throw new Error('not inside a PostgreSQL write transaction');
   return c;
-}
-
-export interface PostgresControlDb {
-  readonly db: Db;
-  write<T>(fn: (tx: Db) => Promise<T> | T): Promise<T>;
-  readonly pg: PgControlDb;
-  close(): Promise<void>;
 }
 
 export async function openPostgresControlDb(url: string, opts: PgOpenOptions = {}): Promise<PostgresControlDb> {
@@ -54,5 +47,15 @@ export async function openPostgresControlDb(url: string, opts: PgOpenOptions = {
       }
     },
   });
-  return { db: pgc.db as unknown as Db, write, pg: pgc, close: () => pgc.close() };
+  return {
+    dialect: 'postgres',
+    db: pgc.db as unknown as Db,
+    write,
+    where: pgc.url,
+    url,
+    pg: pgc,
+    ping: async () => void (await pgc.pool.query('SELECT 1')),
+    size: async () => Number((await pgc.pool.query<{ n: string }>('SELECT pg_database_size(current_database())::text AS n')).rows[0].n),
+    close: () => pgc.close(),
+  };
 }

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { UserError } from '../../errors';
 import type { ChainBad } from '../../usagelog/walk';
-import type { ControlDb } from '../index';
+import type { SqliteControlDb } from '../index';
 import { openPgControlDb, redactDatabaseUrl } from './connect';
 import { walkPgLog } from './walk';
 
@@ -101,7 +101,7 @@ async function assertEmpty(client: pg.ClientBase, tables: string[], shown: strin
  * Copy the installation in `cdb` into the PostgreSQL database at `url` (migrated first), then walk
  * the copied usage log. `progress` hears each table as it is done.
  */
-export async function copyToPostgres(cdb: ControlDb, url: string, progress: (table: string, rows: number) => void = () => undefined): Promise<CopyReport> {
+export async function copyToPostgres(cdb: SqliteControlDb, url: string, progress: (table: string, rows: number) => void = () => undefined): Promise<CopyReport> {
   const started = Date.now();
   const shown = redactDatabaseUrl(url);
   const target = await openPgControlDb(url, { max: 2, applicationName: 'nia-link db migrate' });

@@ -7,13 +7,13 @@ import pg from 'pg';
 import type { RangeResult } from '../../usagelog/walk';
 import { walkRange } from './walk';
 
-const input = workerData as { url: string; from: number; to: number };
+const input = workerData as { url: string; from: number; to: number; watch: number[] };
 
 async function run(): Promise<RangeResult | { error: string }> {
   const client = new pg.Client({ connectionString: input.url, application_name: 'nia-link verify' });
   try {
     await client.connect();
-    return await walkRange(client, input.from, input.to, null);
+    return await walkRange(client, input.from, input.to, null, new Set(input.watch));
   } catch (err) {
     return { error: (err as Error).message.split('\n')[0] };
   } finally {

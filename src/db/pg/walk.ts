@@ -21,8 +21,8 @@ const WALK_THREAD = threadScript('db/pg/walk-thread');
 type Row = { seq: string; at: string; type: string; agency: string | null; link_id: number | null; revision: number | null; actor: string | null; ip: string | null; channel: string | null; object: string | null; detail: string; digest: string; prev_hash: string; hash: string };
 
 /** Walk records from..to on `client`, chained on `prevHash` (null: a range of a split walk takes its first record's). */
-export async function walkRange(client: pg.ClientBase, from: number, to: number, prevHash: string | null): Promise<RangeResult> {
-  const w = new ChainWalker({ seq: from, prevHash });
+export async function walkRange(client: pg.ClientBase, from: number, to: number, prevHash: string | null, watch: ReadonlySet<number> = new Set()): Promise<RangeResult> {
+  const w = new ChainWalker({ seq: from, prevHash }, watch);
   for (let next = from; next <= to && w.ok; ) {
     // A page is a seq span (a gap inside it is the walker's to name), read by the primary key's index.
     const end = Math.min(to, next + PAGE - 1);
@@ -36,7 +36,30 @@ export async function walkRange(client: pg.ClientBase, from: number, to: number,
     next = end + 1;
   }
   w.expectEnd(to);
-  return { from, to, count: w.count, first: w.first, last: w.last, firstPrevHash: w.firstPrevHash, lastHash: w.last !== null ? w.prevHash : null, firstAt: w.firstAt, lastAt: w.lastAt, bad: w.bad, hashes: [] };
+  return { from, to, count: w.count, first: w.first, last: w.last, firstPrevHash: w.firstPrevHash, lastHash: w.last !== null ? w.prevHash : null, firstAt: w.firstAt, lastAt: w.lastAt, bad: w.bad, hashes: [...w.hashes] };
+}
+
+/**
+ * Walk records from..to chained on `prevHash`: on one connection of `pool` for small ranges, else
+ * split into seq ranges walked by `threads` threads (default: one per core, up to 4), each on its
+ * own connection to `url`, and joined. Remembers the hashes at the `watch`ed seqs.
+ */
+export async function walkPgRange(url: string, pool: pg.Pool | pg.Client, from: number, to: number, prevHash: string, watch: ReadonlySet<number> = new Set(), threads?: number): Promise<RangeResult> {
+  const n = to - from + 1;
+  const t = Math.max(1, threads ?? (n >= THREADED_FROM ? Math.min(os.availableParallelism(), 4) : 1));
+  if (t === 1 || n < 2 * t) {
+    if (pool instanceof pg.Client) return walkRange(pool, from, to, prevHash, watch);
+    const client = await pool.connect();
+    try {
+      return await walkRange(client, from, to, prevHash, watch);
+    } finally {
+      client.release();
+    }
+  }
+  const size = Math.ceil(n / t);
+  const ranges = Array.from({ length: t }, (_, i) => ({ from: from + i * size, to: Math.min(to, from + (i + 1) * size - 1) })).filter((r) => r.from <= r.to);
+  const parts = await Promise.all(ranges.map((r) => inThread(url, r.from, r.to, [...watch].filter((s) => s >= r.from && s <= r.to))));
+  return joinRanges(parts, from, to, prevHash);
 }
 
 export interface PgWalkResult {
@@ -65,25 +88,16 @@ export async function walkPgLog(url: string, opts: { threads?: number } = {}): P
     const b = await client.query<{ max: string | null }>('SELECT max(seq)::text AS max FROM usage_log WHERE seq >= $1', [start.seq]);
     max = b.rows[0].max === null ? null : Number(b.rows[0].max);
     if (max === null) return { records: 0, firstSeq: null, lastSeq: null, head: null, verified: true };
-    const n = max - start.seq + 1;
-    const t = Math.max(1, opts.threads ?? (n >= THREADED_FROM ? Math.min(os.availableParallelism(), 4) : 1));
-    if (t === 1 || n < 2 * t) {
-      result = await walkRange(client, start.seq, max, start.prevHash);
-    } else {
-      const size = Math.ceil(n / t);
-      const ranges = Array.from({ length: t }, (_, i) => ({ from: start.seq + i * size, to: Math.min(max!, start.seq + (i + 1) * size - 1) })).filter((r) => r.from <= r.to);
-      const parts = await Promise.all(ranges.map((r) => inThread(url, r.from, r.to)));
-      result = joinRanges(parts, start.seq, max, start.prevHash);
-    }
+    result = await walkPgRange(url, client, start.seq, max, start.prevHash, new Set(), opts.threads);
   } finally {
     await client.end();
   }
   return { records: result.count, firstSeq: result.first, lastSeq: result.last, head: result.lastHash, verified: !result.bad, ...(result.bad ? { bad: result.bad } : {}) };
 }
 
-function inThread(url: string, from: number, to: number): Promise<RangeResult> {
+function inThread(url: string, from: number, to: number, watch: number[]): Promise<RangeResult> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(WALK_THREAD, { workerData: { url, from, to } });
+    const w = new Worker(WALK_THREAD, { workerData: { url, from, to, watch } });
     w.once('message', (m: RangeResult | { error: string }) => ('error' in m ? reject(new Error(`usage-log walk thread: ${m.error}`)) : resolve(m)));
     w.once('error', reject);
     w.once('exit', (code) => code !== 0 && reject(new Error(`usage-log walk thread exited with ${code}`)));

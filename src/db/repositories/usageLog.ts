@@ -75,10 +75,6 @@ export async function deleteThrough(tx: Db, seq: number): Promise<number> {
 }
 
 
-/** Every record in seq order, streamed (the log grows to millions of rows over five years). */
-export function iterateAll(cdb: ControlDb): IterableIterator<UsageLogRow> {
-  return iterateRange(cdb.sqlite, 1, Number.MAX_SAFE_INTEGER);
-}
 
 /** Records with from ≤ seq ≤ to, in seq order, streamed. */
 export function iterateRange(sqlite: Database.Database, from: number, to: number): IterableIterator<UsageLogRow> {

@@ -70,7 +70,7 @@ export async function publicRoutes(app: FastifyInstance, ctx: ConsoleContext): P
     let db = 'ok';
     let rd = 'ok';
     try {
-      cdb.sqlite.prepare('SELECT 1').get();
+      await cdb.ping();
     } catch {
       db = 'down';
     }
