@@ -2,7 +2,9 @@ import { type Job, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import path from 'node:path';
 import type { Config } from './config';
-import { type ControlDb, openControlDb } from './db';
+import { mkdirSync } from 'node:fs';
+import type { ControlDb } from './db';
+import { openControl } from './db/open';
 import { ensureKeys, hostKeys } from './crypto';
 import { systemClock, type Clock } from './domain';
 import { buildHttpApp, hasOperators } from './http';
@@ -104,7 +106,8 @@ function startBatchWorker(config: Config, url: string, services: Services, env: 
  */
 export async function startService(config: Config, roles: readonly Role[], say: (line: string) => void, clock: Clock = systemClock): Promise<RunningService> {
   const log = createLogger(config.logLevel);
-  const cdb = openControlDb(config.dataDir, { create: true });
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const cdb = await openControl(config, { create: true, onIdleError: (message) => log.warn({ err: message }, 'control database: an idle connection failed; the pool replaces it') });
   const stops: (() => Promise<void> | void)[] = [() => cdb.close()];
   let stopped = false;
   const stopAll = async () => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { loadConfig, type Config } from '../config';
 import { replaceFile } from '../crypto/secret-file';
 import { openControlDb, type ControlDb } from '../db';
+import { openControl } from '../db/open';
 import { modeOf } from '../db/repositories/installation';
 import { instantOnTaipeiDay, isValidDate, shiftedClock, systemClock, type Clock } from '../domain';
 import { UserError } from '../errors';
@@ -114,10 +115,15 @@ export class CliContext {
   /** Before a command's action: a moved clock on a production installation is refused before anything is done. */
   async beforeAction(cmd: Command, selfChecked: boolean): Promise<void> {
     this.previewing = this.previews.has(cmd);
+    // A PostgreSQL control database is reached (and migrated) before the action: that waits for the
+    // server, which a command's synchronous `cdb` cannot. `start` opens its own.
+    if (this.config.database.url && !this._cdb && cmd.name() !== 'start') this._cdb = await openControl(this.config);
     if (!selfChecked && this.override()) await this.settleClock();
   }
   openDb(create = false): ControlDb {
-    return (this._cdb ??= openControlDb(this.config.dataDir, { create }));
+    if (this._cdb) return this._cdb;
+    if (this.config.database.url) throw new Error('the PostgreSQL control database is opened before a command runs (beforeAction)');
+    return (this._cdb = openControlDb(this.config.dataDir, { create }));
   }
   get cdb(): ControlDb {
     return this.openDb(false);
@@ -128,8 +134,8 @@ export class CliContext {
   get registry() {
     return this.services.registry;
   }
-  close(): void {
-    this._cdb?.close();
+  async close(): Promise<void> {
+    await this._cdb?.close();
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { ensureKeys } from '../crypto';
 import { controlDbFile } from '../db';
 import * as installation from '../db/repositories/installation';
@@ -14,12 +14,15 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--drill', `a drill installation, marked ${DRILL_MARK} everywhere, whose commands may run as of another day (--at); fixed once made`)
     .action(async (o: { drill?: boolean }) => {
       const cfg = ctx.config;
-      const existed = existsSync(controlDbFile(cfg.dataDir));
       // Whether the clock may move depends on the mode, so it is settled before anything is written.
       const moved = ctx.override();
-      if (!existed && moved && !o.drill) throw CliContext.productionClock(moved.what);
+      const onFile = !cfg.database.url;
+      if (onFile && !existsSync(controlDbFile(cfg.dataDir)) && moved && !o.drill) throw CliContext.productionClock(moved.what);
+      const existed = onFile ? existsSync(controlDbFile(cfg.dataDir)) : true;
+      mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
       const cdb = ctx.openDb(true);
       const recorded = await installation.recorded(cdb.db);
+      if (!onFile && recorded === undefined && moved && !o.drill) throw CliContext.productionClock(moved.what);
       if (recorded === 'production' && o.drill) {
         throw new UserError(`${cfg.dataDir} is a production installation: it cannot become a drill (initialise a new data directory with --drill)`, 'installation.mode');
       }
@@ -30,7 +33,8 @@ export function register(program: Command, ctx: CliContext): void {
       if (moved && mode !== 'drill') throw CliContext.productionClock(moved.what);
       if (recorded === undefined) await cdb.write((tx) => installation.record(tx, mode, systemClock.now()));
       const report = await ensureKeys(cfg.keysDir, (await ctx.settleClock()).now());
-      if (!existed) console.log(`control database created: ${ctx.cdb.where}`);
+      if (!existed) console.log(`control database created: ${cdb.where}`);
+      else if (!onFile && recorded === undefined) console.log(`control database on PostgreSQL: ${cdb.where}`);
       if (recorded === undefined && mode === 'drill') console.log(`${DRILL_MARK}: a drill installation; its records, pages, forms, manifests and notices say so`);
       for (const k of report.created) console.log(`key created: ${cfg.keysDir}/${k}`);
       if (existed && recorded !== undefined && report.created.length === 0) console.log(`already initialised: ${cfg.dataDir}${mode === 'drill' ? ` (${DRILL_MARK})` : ''} (nothing changed)`);

@@ -67,6 +67,6 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = 70;
     }
   } finally {
-    ctx.close();
+    await ctx.close().catch(() => undefined);
   }
 }

@@ -1,3 +1,4 @@
+import type { SQL } from 'drizzle-orm';
 import { PgDatabase } from 'drizzle-orm/pg-core';
 import type { Db } from './index';
 import * as sqliteTables from './schema';
@@ -20,6 +21,24 @@ export const isPg = (tx: Db): boolean => (tx as unknown) instanceof PgDatabase;
 
 /** The tables of `tx`'s dialect. */
 export const tablesOf = (tx: Db): Tables => (isPg(tx) ? (pgTables as unknown as Tables) : sqliteTables);
+
+/**
+ * Every row of a statement written in SQL (the same text on both dialects, or chosen by `isPg`);
+ * aliases that are not lower case must be quoted. PostgreSQL gives bigint and count(*) as text: say
+ * which columns are numbers.
+ */
+export async function rawAll<T>(tx: Db, query: SQL, numbers: readonly (keyof T & string)[] = []): Promise<T[]> {
+  if (!isPg(tx)) return tx.all<T>(query);
+  const rows = ((await (tx as unknown as PgDatabase<never>).execute(query)) as unknown as { rows: Record<string, unknown>[] }).rows;
+  for (const r of rows) for (const k of numbers) if (r[k] !== null && r[k] !== undefined) r[k] = Number(r[k]);
+  return rows as T[];
+}
+
+/** Run a statement written in SQL that gives no rows. */
+export async function rawRun(tx: Db, query: SQL): Promise<void> {
+  if (isPg(tx)) await (tx as unknown as PgDatabase<never>).execute(query);
+  else tx.run(query);
+}
 
 /** Every row the statement gives. */
 export async function allOf<T>(q: { all(): T[] }): Promise<T[]> {

@@ -1,5 +1,5 @@
 import { runClusterWorker } from '../cluster';
-import { openControlDb } from '../db';
+import { openControl } from '../db/open';
 import { systemClock } from '../domain';
 import { createLogger } from '../logger';
 import { buildFrontEndServices } from '../services';
@@ -12,7 +12,7 @@ runClusterWorker<QueryWorkerStart>({
   envVar: QUERY_WORKER_ENV,
   log: (s) => createLogger(s.config.logLevel),
   start: async ({ config, redisUrl }, log) => {
-    const cdb = openControlDb(config.dataDir);
+    const cdb = await openControl(config);
     process.once('exit', () => cdb.close());
     // Records are committed by the primary's appender; this process only reads the control database.
     const sink = new ClusterLogAppender();

@@ -1,5 +1,5 @@
 import { runClusterWorker } from '../cluster';
-import { openControlDb } from '../db';
+import { openControl } from '../db/open';
 import { systemClock } from '../domain';
 import { createLogger } from '../logger';
 import { buildFrontEndServices } from '../services';
@@ -12,7 +12,7 @@ runClusterWorker<WorkerStart>({
   envVar: WORKER_ENV,
   log: (s) => createLogger(s.config.logLevel),
   start: async ({ config, redisUrl }, log) => {
-    const cdb = openControlDb(config.dataDir);
+    const cdb = await openControl(config);
     process.once('exit', () => cdb.close());
     return startSftpServer({ config, cdb, services: buildFrontEndServices(config, cdb, systemClock), redisUrl, clock: systemClock, log, handedOn: true });
   },

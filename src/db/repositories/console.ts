@@ -2,7 +2,7 @@ import { and, desc, eq, gte, like, lt, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../index';
 import type { anomaly, delivery, usageLog } from '../schema';
 import type { UsageLogRow } from './usageLog';
-import { allOf, getOf, tablesOf } from '../dialect';
+import { allOf, getOf, isPg, rawAll, tablesOf } from '../dialect';
 
 /** Read-only queries of the operator console: usage-log search pages and the figures of /metrics. */
 
@@ -51,7 +51,7 @@ export const logTypes = async (tx: Db): Promise<string[]> => {
 export async function countByChannel(tx: Db, type: string): Promise<{ channel: string | null; n: number }[]> {
   const { usageLog } = tablesOf(tx);
   return allOf(tx
-    .select({ channel: usageLog.channel, n: sql<number>`count(*)` })
+    .select({ channel: usageLog.channel, n: sql<number>`count(*)`.mapWith(Number) })
     .from(usageLog)
     .where(eq(usageLog.type, type))
     .groupBy(usageLog.channel));
@@ -61,7 +61,7 @@ export async function countByChannel(tx: Db, type: string): Promise<{ channel: s
 export async function actorsSince(tx: Db, types: readonly string[], channel: string, fromAt: string): Promise<number> {
   const { usageLog } = tablesOf(tx);
   const r = await getOf(tx
-    .select({ n: sql<number>`count(DISTINCT coalesce(${usageLog.actor}, '') || '|' || coalesce(${usageLog.ip}, ''))` })
+    .select({ n: sql<number>`count(DISTINCT coalesce(${usageLog.actor}, '') || '|' || coalesce(${usageLog.ip}, ''))`.mapWith(Number) })
     .from(usageLog)
     .where(and(sql`${usageLog.type} IN ${types}`, eq(usageLog.channel, channel), gte(usageLog.at, fromAt))));
   return r?.n ?? 0;
@@ -78,7 +78,7 @@ export interface DeliveryTotals {
 export async function deliveryTotals(tx: Db, fromAt?: string): Promise<DeliveryTotals[]> {
   const { delivery } = tablesOf(tx);
   return allOf(tx
-    .select({ status: delivery.status, n: sql<number>`count(*)`, rows: sql<number>`coalesce(sum(${delivery.rows}), 0)`, bytes: sql<number>`coalesce(sum(${delivery.bytes}), 0)` })
+    .select({ status: delivery.status, n: sql<number>`count(*)`.mapWith(Number), rows: sql<number>`coalesce(sum(${delivery.rows}), 0)`.mapWith(Number), bytes: sql<number>`coalesce(sum(${delivery.bytes}), 0)`.mapWith(Number) })
     .from(delivery)
     .where(fromAt !== undefined ? gte(delivery.createdAt, fromAt) : undefined)
     .groupBy(delivery.status));
@@ -87,15 +87,20 @@ export async function deliveryTotals(tx: Db, fromAt?: string): Promise<DeliveryT
 /** Push outcomes by channel and status, read from every delivery's channels (optionally since `fromAt`). */
 export async function pushOutcomes(tx: Db, fromAt?: string): Promise<{ channel: string; status: string; n: number }[]> {
   const { delivery } = tablesOf(tx);
-  return tx.all<{ channel: string; status: string; n: number }>(sql`
-    SELECT j.key AS channel, coalesce(json_extract(j.value, '$.status'), 'unknown') AS status, count(*) AS n
-    FROM ${delivery}, json_each(${delivery.channels}) AS j
-    ${fromAt !== undefined ? sql`WHERE ${delivery.createdAt} >= ${fromAt}` : sql``}
-    GROUP BY 1, 2`);
+  const since = fromAt !== undefined ? sql`WHERE ${delivery.createdAt} >= ${fromAt}` : sql``;
+  return rawAll<{ channel: string; status: string; n: number }>(
+    tx,
+    isPg(tx)
+      ? sql`SELECT j.key AS channel, coalesce(j.value ->> 'status', 'unknown') AS status, count(*) AS n
+            FROM ${delivery}, jsonb_each(${delivery.channels}::jsonb) AS j ${since} GROUP BY 1, 2`
+      : sql`SELECT j.key AS channel, coalesce(json_extract(j.value, '$.status'), 'unknown') AS status, count(*) AS n
+            FROM ${delivery}, json_each(${delivery.channels}) AS j ${since} GROUP BY 1, 2`,
+    ['n'],
+  );
 }
 
 /** Anomalies still open (neither dismissed nor turned into a finding). */
 export const openAnomalies = async (tx: Db): Promise<number> => {
   const { anomaly } = tablesOf(tx);
-  return (await getOf(tx.select({ n: sql<number>`count(*)` }).from(anomaly).where(eq(anomaly.status, 'open'))))?.n ?? 0;
+  return (await getOf(tx.select({ n: sql<number>`count(*)`.mapWith(Number) }).from(anomaly).where(eq(anomaly.status, 'open'))))?.n ?? 0;
 };

@@ -1,4 +1,6 @@
 import type Database from 'better-sqlite3';
+import { sql } from 'drizzle-orm';
+import { isPg, rawAll, rawRun } from '../dialect';
 import { connectionOf, type Db } from '../index';
 
 export type InstallationMode = 'production' | 'drill';
@@ -11,7 +13,10 @@ export type InstallationMode = 'production' | 'drill';
 const known = new WeakMap<Database.Database, InstallationMode>();
 const statements = new WeakMap<Database.Database, Database.Statement>();
 
-export const modeOf = async (tx: Db): Promise<InstallationMode> => modeNow(tx);
+export async function modeOf(tx: Db): Promise<InstallationMode> {
+  if (!isPg(tx)) return modeNow(tx);
+  return (await recorded(tx)) ?? 'production';
+}
 /** `modeOf` without a turn of the event loop, for the SQLite appender thread's group commit. */
 export function modeNow(tx: Db): InstallationMode {
   const conn = connectionOf(tx);
@@ -27,16 +32,16 @@ export function modeNow(tx: Db): InstallationMode {
 
 /** The written mode, or undefined before init has written one. */
 export async function recorded(tx: Db): Promise<InstallationMode | undefined> {
-  const row = connectionOf(tx).prepare('SELECT mode FROM installation WHERE id = 1').get() as { mode: InstallationMode } | undefined;
+  const [row] = await rawAll<{ mode: InstallationMode }>(tx, sql`SELECT mode FROM installation WHERE id = 1`);
   return row?.mode;
 }
 
 export async function record(tx: Db, mode: InstallationMode, at: Date): Promise<void> {
-  connectionOf(tx).prepare('INSERT INTO installation (id, mode, created_at) VALUES (1, ?, ?)').run(mode, at.toISOString());
+  await rawRun(tx, sql`INSERT INTO installation (id, mode, created_at) VALUES (1, ${mode}, ${at.toISOString()})`);
 }
 
 /** Whether anything was ever recorded here (a used installation cannot become a drill). */
 export async function used(tx: Db): Promise<boolean> {
-  const r = connectionOf(tx).prepare('SELECT EXISTS (SELECT 1 FROM usage_log) OR EXISTS (SELECT 1 FROM log_archive) OR EXISTS (SELECT 1 FROM agency) AS used').get() as { used: number };
-  return r.used === 1;
+  const [r] = await rawAll<{ used: number | boolean }>(tx, sql`SELECT (EXISTS (SELECT 1 FROM usage_log) OR EXISTS (SELECT 1 FROM log_archive) OR EXISTS (SELECT 1 FROM agency)) AS used`);
+  return r.used === 1 || r.used === true;
 }

@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import { isPg, rawAll } from '../dialect';
 import { connectionOf, type Db, perConnection } from '../index';
 
 /** Links whose current revision registers this client-certificate fingerprint (online query, R2.1). */
@@ -11,13 +12,21 @@ const linksForCert = perConnection((tx) =>
     .pluck(),
 );
 export async function linksForClientCert(tx: Db, fingerprint: string): Promise<number[]> {
-  return linksForCert(tx).all(fingerprint) as number[];
+  if (!isPg(tx)) return linksForCert(tx).all(fingerprint) as number[];
+  const rows = await rawAll<{ id: number }>(
+    tx,
+    sql`SELECT l.id FROM link l JOIN link_revision r ON r.link_id = l.id AND r.number = l.current_revision
+        WHERE (r.content::jsonb -> 'clientCerts') ? ${fingerprint} ORDER BY l.id`,
+  );
+  return rows.map((r) => r.id);
 }
 
 const versionStmt = perConnection((tx) => connectionOf(tx).prepare('SELECT version FROM registry_version WHERE id = 1').pluck());
 /** Moves whenever a link or agency row changes (triggers, migration 0010), whoever changed it. */
 export async function registryVersion(tx: Db): Promise<number> {
-  return versionStmt(tx).get() as number;
+  if (!isPg(tx)) return versionStmt(tx).get() as number;
+  const [r] = await rawAll<{ version: number }>(tx, sql`SELECT version FROM registry_version WHERE id = 1`, ['version']);
+  return r.version;
 }
 
 export interface QueryRecord {
@@ -35,9 +44,12 @@ export interface QueryRecord {
  * online queries, batch requests and the subject lists that named the person.
  */
 export async function whoQueried(tx: Db, idHash: string): Promise<QueryRecord[]> {
-  return tx.all<QueryRecord>(
-    sql`SELECT seq, at, type, agency, link_id AS linkId, ip, detail FROM usage_log
-        WHERE (type LIKE 'query.%' OR type IN ('batch.received', 'subjects.in-force')) AND EXISTS (SELECT 1 FROM json_each(detail, '$.idHashes') j WHERE j.value = ${idHash}) ORDER BY seq`,
+  const named = isPg(tx) ? sql`(detail::jsonb -> 'idHashes') ? ${idHash}` : sql`EXISTS (SELECT 1 FROM json_each(detail, '$.idHashes') j WHERE j.value = ${idHash})`;
+  return rawAll<QueryRecord>(
+    tx,
+    sql`SELECT seq, at, type, agency, link_id AS "linkId", ip, detail FROM usage_log
+        WHERE (type LIKE 'query.%' OR type IN ('batch.received', 'subjects.in-force')) AND ${named} ORDER BY seq`,
+    ['seq'],
   );
 }
 
@@ -48,5 +60,8 @@ const changeStmt = perConnection((tx) => connectionOf(tx).prepare("SELECT (SELEC
  * changed. About 10 µs.
  */
 export async function dataChangeToken(tx: Db): Promise<string> {
-  return changeStmt(tx).get() as string;
+  if (!isPg(tx)) return changeStmt(tx).get() as string;
+  // The write-ahead log's position moves with every commit to the server.
+  const [r] = await rawAll<{ lsn: string }>(tx, sql`SELECT pg_current_wal_lsn()::text AS lsn`);
+  return r.lsn;
 }

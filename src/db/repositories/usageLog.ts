@@ -2,7 +2,7 @@ import { and, asc, count, desc, eq, gte, inArray, lt, lte, max, min, type SQL } 
 import type Database from 'better-sqlite3';
 import { connectionOf, type ControlDb, type Db, perConnection } from '../index';
 import type { usageLog } from '../schema';
-import { allOf, getOf, runOf, type Tables, tablesOf } from '../dialect';
+import { allOf, getOf, isPg, runOf, type Tables, tablesOf } from '../dialect';
 
 export type UsageLogRow = typeof usageLog.$inferSelect;
 
@@ -27,12 +27,20 @@ const statements = perConnection((tx) => {
  * archived the newest archive anchor is the head, so seq stays contiguous across an archive (its
  * time is not kept: archived records are years old).
  */
-export const head = async (tx: Db) => headNow(tx);
+export async function head(tx: Db): Promise<{ seq: number; hash: string; at: string | null } | undefined> {
+  if (!isPg(tx)) return headNow(tx);
+  const { usageLog, logArchive } = tablesOf(tx);
+  const r = await getOf(tx.select({ seq: usageLog.seq, hash: usageLog.hash, at: usageLog.at }).from(usageLog).orderBy(desc(usageLog.seq)).limit(1));
+  if (r) return r;
+  const a = await getOf(tx.select({ seq: logArchive.toSeq, hash: logArchive.lastHash }).from(logArchive).orderBy(desc(logArchive.toSeq)).limit(1));
+  return a ? { ...a, at: null } : undefined;
+}
 export function headNow(tx: Db): { seq: number; hash: string; at: string | null } | undefined {
   const s = statements(tx);
   return (s.head.get() ?? s.anchor.get()) as { seq: number; hash: string; at: string | null } | undefined;
 }
 
+/** SQLite's append (PostgreSQL appends through ../pg/usage-log.ts). */
 export const insert = async (tx: Db, r: UsageLogRow): Promise<void> => insertNow(tx, r);
 /** `insert` without a turn of the event loop, for the SQLite appender thread's group commit. */
 export function insertNow(tx: Db, r: UsageLogRow): void {

@@ -1,7 +1,7 @@
 import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../index';
 import type { vendor } from '../schema';
-import { allOf, getOf, runOf, tablesOf } from '../dialect';
+import { allOf, getOf, rawAll, runOf, tablesOf } from '../dialect';
 
 export type VendorRow = typeof vendor.$inferSelect;
 
@@ -48,7 +48,8 @@ export async function list(tx: Db, opts: { removed?: boolean } = {}): Promise<Ve
  * that is cut off (R8.2); a list NIA approved after the removal is the list again.
  */
 export async function allowListSetAt(tx: Db, linkId: number, current: number): Promise<string | null> {
-  const row = tx.get<{ at: string | null }>(
+  const [row] = await rawAll<{ at: string | null }>(
+    tx,
     sql`SELECT max(r.created_at) AS at FROM link_revision r LEFT JOIN change_request c ON c.id = r.change_request_id
         WHERE r.link_id = ${linkId} AND r.number <= ${current} AND (r.number = 1 OR c.kind = 'ips')`,
   );
