@@ -10,14 +10,14 @@ import type { DeliveryView } from '../../src/extract';
 import { startService, type RunningService } from '../../src/main';
 import { buildServices } from '../../src/services';
 import { person, writeEntryExitSource } from './source';
-import { type AgencyKeys, approvedLink, childPids, type TestWorld } from './world';
+import { type AgencyKeys, approvedLink, childPids, type SomeWorld } from './world';
 
 export const REDIS = () => process.env.NIA_TEST_REDIS_URL!;
 export const SSH_OPTS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'ConnectTimeout=10', '-o', 'LogLevel=ERROR'];
 
 /** A config for an in-process SFTP role (one process: the test's clock applies) on a free loopback port, with the test Redis; `env` overrides. */
 export function sftpConfig(dataDir: string, env: Record<string, string> = {}): Config {
-  return loadConfig({ dataDir }, { REDIS_URL: REDIS(), NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_SFTP_HOST: '127.0.0.1', NIA_LINK_SFTP_PORT: '0', NIA_LINK_SFTP_PROCESSES: '1', ...env });
+  return loadConfig({ dataDir }, { REDIS_URL: REDIS(), NIA_LINK_LOG_LEVEL: process.env.NIA_TEST_LOG ?? 'silent', NIA_LINK_SFTP_HOST: '127.0.0.1', NIA_LINK_SFTP_PORT: '0', NIA_LINK_SFTP_PROCESSES: '1', ...env });
 }
 
 /** NIA's keys, and NIA's public signing key in the agency's keyring (agencies import it to verify). */
@@ -27,14 +27,14 @@ export async function niaKeys(config: Config, keys: AgencyKeys): Promise<void> {
 }
 
 /** A real delivery, built by the extract pipeline in this process. */
-export async function buildDelivery(w: TestWorld, config: Config, linkId: number, rows = 50): Promise<DeliveryView> {
+export async function buildDelivery(w: SomeWorld, config: Config, linkId: number, rows = 50): Promise<DeliveryView> {
   writeEntryExitSource(w.dataDir, Array.from({ length: rows }, (_, i) => person(i + 1)), '2026-01-01T00:00:00.000Z');
-  const { extracts } = buildServices(config, w.cdb, w.clock);
+  const { extracts } = buildServices({ ...config, database: w.database ?? config.database }, w.cdb, w.clock);
   return extracts.run({ key: `test-${linkId}-${Date.now()}-${Math.random()}`, linkId, full: true, trigger: 'manual' }, { finalAttempt: true });
 }
 
 /** A large file published as a built delivery (random bytes: its content does not matter, its size does). */
-export async function bigDelivery(w: TestWorld, linkId: number, mib: number): Promise<{ file: string; name: string; id: number }> {
+export async function bigDelivery(w: SomeWorld, linkId: number, mib: number): Promise<{ file: string; name: string; id: number }> {
   const name = `entry_exit-L${linkId}-r1-big-${mib}M.csv.pgp`;
   const dir = path.join(w.dataDir, 'outbox', String(linkId));
   mkdirSync(dir, { recursive: true });
@@ -51,8 +51,8 @@ export async function bigDelivery(w: TestWorld, linkId: number, mib: number): Pr
 }
 
 /** The sftp role in this process, on the world's clock. */
-export async function startSftp(config: Config, w: TestWorld): Promise<{ svc: RunningService; port: number }> {
-  const svc = await startService(config, ['sftp'], () => undefined, w.clock);
+export async function startSftp(config: Config, w: SomeWorld): Promise<{ svc: RunningService; port: number }> {
+  const svc = await startService({ ...config, database: w.database ?? config.database }, ['sftp'], () => undefined, w.clock);
   return { svc, port: svc.sftpPort! };
 }
 

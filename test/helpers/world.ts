@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { controlDbFile, openControlDb, type ControlDb, type SqliteControlDb } from '../../src/db';
+import { openPostgresControlDb } from '../../src/db/pg/control';
+import { createScratchDb } from './pg';
 import { type Clock, taipeiDate } from '../../src/domain';
 import { plainPdf } from './documents';
 import { loadCatalogs, Registry, RulesService, VendorService, type ApplyInput } from '../../src/registry';
@@ -116,6 +118,67 @@ export function openWorld(clock = new TestClock()): TestWorld {
     clock,
     close() {
       cdb.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The dialect the suites that run on both are run on: `NIA_TEST_DIALECT=postgres` (npm run test:postgres) or SQLite. */
+export const TEST_DIALECT: 'sqlite' | 'postgres' = process.env.NIA_TEST_DIALECT === 'postgres' ? 'postgres' : 'sqlite';
+
+/** A world whose control database is of any dialect (its `cdb` is the port, nothing SQLite's). */
+export interface AnyWorld extends Omit<TestWorld, 'cdb' | 'close'> {
+  cdb: ControlDb;
+  /** The configuration's `database` section that reaches this control database (child processes). */
+  database: { url?: string };
+  close(): Promise<void>;
+}
+
+/**
+ * Retry `check` (an assertion) until it passes or `ms` have gone by, then fail with its last error:
+ * for a usage-log record a server writes just after it acts (on PostgreSQL it commits a moment
+ * after the client has seen the act).
+ */
+export async function eventually(check: () => Promise<void>, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() >= until) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** What helpers need of a world of either kind. */
+export type SomeWorld = Omit<AnyWorld, 'close' | 'database'> & { database?: { url?: string } };
+
+/**
+ * A world on the dialect of this test pass: SQLite in its data directory, or a scratch PostgreSQL
+ * database of its own (created here, dropped by `close`). Suites that open their world with this run
+ * in both passes (jest.postgres.config.js picks them).
+ */
+export async function openTestWorld(clock = new TestClock()): Promise<AnyWorld> {
+  if (TEST_DIALECT === 'sqlite') {
+    const w = openWorld(clock);
+    return { ...w, database: {}, close: async () => w.close() };
+  }
+  const dataDir = tmpDir();
+  const scratch = await createScratchDb();
+  const cdb = await openPostgresControlDb(scratch.url);
+  // The commands and roles a suite starts (cli, startRole) reach the same database.
+  process.env.NIA_LINK_DATABASE_URL = scratch.url;
+  return {
+    dataDir,
+    cdb,
+    database: { url: scratch.url },
+    ...servicesOn(cdb, clock),
+    clock,
+    async close() {
+      if (process.env.NIA_LINK_DATABASE_URL === scratch.url) delete process.env.NIA_LINK_DATABASE_URL;
+      await cdb.close();
+      await scratch.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

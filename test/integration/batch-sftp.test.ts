@@ -9,11 +9,11 @@ import type { RunningService } from '../../src/main';
 import { startService } from '../../src/main';
 import { loadCatalogs } from '../../src/registry';
 import { niaKeys, sftpBatch, sftpConfig } from '../helpers/sftp';
-import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, makeAgencyKeys, openTestWorld, tmpDir, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 const F = ['person_id', 'nationality', 'direction', 'crossed_at', 'port'];
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let config: Config;
 let svc: RunningService;
 let dir: string;
@@ -46,7 +46,7 @@ async function outcomeOf(linkId: number, name: string): Promise<inbox.InboxUploa
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
   dir = tmpDir('nia-link-batch-sftp-');
   config = sftpConfig(w.dataDir);
   await niaKeys(config, keys);
@@ -54,11 +54,11 @@ beforeAll(async () => {
   seedSource({ file: source, dataset: 'entry_exit', rows: 10_000, seed: 5, catalog: loadCatalogs().get('entry_exit')!, now: new Date() });
   link = await approvedLink(w, keys, { account: 'b001', methods: ['sftp-pull', 'batch-query'], fields: F.map((name) => ({ name })), scope: { text: 'direction in exit' } });
   subjectsLink = await approvedLink(w, keys, { account: 's001', methods: ['sftp-pull'], fields: F.map((name) => ({ name })), scope: { text: 'subjects; direction in entry', maxSubjects: 100 } });
-  svc = await startService(config, ['sftp', 'worker'], () => undefined, w.clock);
+  svc = await startService({ ...config, database: w.database }, ['sftp', 'worker'], () => undefined, w.clock);
 });
 afterAll(async () => {
   await svc?.stop();
-  w?.close();
+  await w?.close();
   cleanupKeys(keys);
   rmSync(dir, { recursive: true, force: true });
 });

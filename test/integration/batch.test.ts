@@ -15,7 +15,7 @@ import { loadCatalogs } from '../../src/registry';
 import { buildServices } from '../../src/services';
 import { listLog } from '../../src/usagelog';
 import { niaKeys, sftpConfig } from '../helpers/sftp';
-import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openTestWorld, tmpDir, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 /** The daily cap in memory: the same all-or-nothing rule as the Redis one. */
 class MemoryCap implements DailyCap {
@@ -35,7 +35,7 @@ class MemoryCap implements DailyCap {
 const F = ['person_id', 'nationality', 'direction', 'crossed_at', 'port'];
 let keys: AgencyKeys;
 let other: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let config: Config;
 let dir: string;
 let source: string;
@@ -96,7 +96,7 @@ const verifies = (file: string) => gpg(keys, ['--verify', `${file}.asc`, file]).
 beforeAll(async () => {
   keys = makeAgencyKeys();
   other = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
   dir = tmpDir('nia-link-batch-');
   config = sftpConfig(w.dataDir);
   await niaKeys(config, keys);
@@ -109,8 +109,8 @@ beforeAll(async () => {
   // The other agency, with a link of its own: its key is registered, but not on this link.
   await approvedLink(w, other, { agency: 'A002', account: 'o001', methods: ['sftp-pull', 'batch-query'] });
 });
-afterAll(() => {
-  w?.close();
+afterAll(async () => {
+  await w?.close();
   cleanupKeys(keys);
   cleanupKeys(other);
   rmSync(dir, { recursive: true, force: true });

@@ -9,25 +9,25 @@ import { openOutbox, stageFile } from '../../src/outbox';
 import { publishDelivery } from '../../src/outbox/publish';
 import { listLog, verifyLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
-import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, makeAgencyKeys, openTestWorld, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 // A worker that stalls past its job lock (GC, a frozen VM) loses the job to another worker. When it
 // wakes it must publish nothing: not a second file, not a second delivery row, not a second
 // extract.built, and it must not overwrite or fail what the other attempt published.
 
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let config: ReturnType<typeof loadConfig>;
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
   config = loadConfig({ dataDir: w.dataDir }, { NIA_LINK_LOG_LEVEL: 'silent' });
   await ensureKeys(config.keysDir, new Date());
   writeEntryExitSource(w.dataDir, Array.from({ length: 500 }, (_, i) => person(i + 1)), '2026-01-01T00:00:00.000Z');
 });
-afterAll(() => {
-  w?.close();
+afterAll(async () => {
+  await w?.close();
   cleanupKeys(keys);
 });
 

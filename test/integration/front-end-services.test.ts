@@ -1,14 +1,14 @@
 import { loadConfig } from '../../src/config';
 import { buildFrontEndServices, buildServices } from '../../src/services';
-import { openWorld, type TestWorld } from '../helpers/world';
+import { openTestWorld, type AnyWorld } from '../helpers/world';
 
 // A front-end role (SFTP, online query) is built from the registry, its change notices and the
 // outbox, nothing more: no service that signs or builds files, pushes or mails them, or changes a
 // link's compliance state exists in those processes.
 
-let w: TestWorld;
-beforeAll(() => (w = openWorld()));
-afterAll(() => w?.close());
+let w: AnyWorld;
+beforeAll(async () => void (w = await openTestWorld()));
+afterAll(async () => w?.close());
 
 it('the front-end roles get the registry, its change notices and the outbox only', async () => {
   const config = loadConfig({ dataDir: w.dataDir }, { NIA_LINK_LOG_LEVEL: 'silent' });

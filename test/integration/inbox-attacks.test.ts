@@ -10,7 +10,7 @@ import type { RunningService } from '../../src/main';
 import { spoolDirOf } from '../../src/sftp/inbox';
 import { listLog } from '../../src/usagelog';
 import { buildDelivery, connect, niaKeys, openSftp, sftpBatch, sftpConfig, startSftp } from '../helpers/sftp';
-import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, eventually, makeAgencyKeys, openTestWorld, tmpDir, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 const MAX_BYTES = 256 * 1024;
 const MAX_PENDING_FILES = 10;
@@ -23,7 +23,7 @@ const FAILURE = 4;
 const F = { READ: 1, WRITE: 2, APPEND: 4, CREAT: 8, TRUNC: 16, EXCL: 32 };
 
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let config: Config;
 let svc: RunningService;
 let port: number;
@@ -96,7 +96,7 @@ async function until(what: () => boolean | Promise<boolean>, ms = 10_000): Promi
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
   dir = tmpDir('nia-link-inbox-attacks-');
   config = sftpConfig(w.dataDir, {
     NIA_LINK_SFTP_RECHECK: '60',
@@ -114,7 +114,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await svc?.stop();
-  w?.close();
+  await w?.close();
   cleanupKeys(keys);
   rmSync(dir, { recursive: true, force: true });
 });
@@ -267,7 +267,7 @@ describe('R2.2 /inbox under attack', () => {
       expect(await write(s, h, randomBytes(10), 100)).toBe(FAILURE);
       expect(await close(s, h)).toBe(FAILURE);
       expect(await pendingNames(links.a001)).not.toContain(k.name);
-      expect((await logOf('upload.aborted')).find((r) => r.object === k.name)?.detail).toMatchObject({ reason: k.reason });
+      await eventually(async () => expect((await logOf('upload.aborted')).find((r) => r.object === k.name)?.detail).toMatchObject({ reason: k.reason }));
     }
     expect((await logOf('file.uploaded')).some((r) => cases.some((k) => k.name === r.object))).toBe(false);
     expect(await strayFiles()).toEqual([]);
@@ -289,7 +289,7 @@ describe('R2.2 /inbox under attack', () => {
     expect(at).toBe(MAX_BYTES);
     expect(await strayFiles()).toEqual([]);
     expect(await close(s, h)).toBe(FAILURE);
-    expect((await logOf('upload.aborted')).find((r) => r.object === 'huge.csv.pgp')?.detail).toMatchObject({ reason: 'upload.too-large', bytes: MAX_BYTES });
+    await eventually(async () => expect((await logOf('upload.aborted')).find((r) => r.object === 'huge.csv.pgp')?.detail).toMatchObject({ reason: 'upload.too-large', bytes: MAX_BYTES }));
     // The OpenSSH client gets the same.
     const big = path.join(dir, 'big.csv.pgp');
     writeFileSync(big, randomBytes(MAX_BYTES + 1));

@@ -5,12 +5,12 @@ import type { Config } from '../../src/config';
 import type { DeliveryView } from '../../src/extract';
 import type { RunningService } from '../../src/main';
 import { buildDelivery, niaKeys, sftpBatch, sftpConfig, startSftp } from '../helpers/sftp';
-import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openWorld, startRole, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openTestWorld, startRole, tmpDir, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let shared: string;
 let out: string;
 let config: Config;
@@ -22,7 +22,7 @@ let d: DeliveryView;
 // The outbox on a directory of its own, outside the data directory: what a shared mount looks like to each host.
 beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
   shared = tmpDir('nia-link-shared-outbox-');
   out = tmpDir('nia-link-outbox-dir-out-');
   config = sftpConfig(w.dataDir, { NIA_LINK_OUTBOX_DIR: shared });
@@ -33,7 +33,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await svc?.stop();
-  w?.close();
+  await w?.close();
   cleanupKeys(keys);
   for (const dir of [shared, out]) rmSync(dir, { recursive: true, force: true });
 });

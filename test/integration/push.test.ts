@@ -15,11 +15,11 @@ import { connection, openQueue, QUEUES, queuePrefix } from '../../src/queue';
 import { buildServices } from '../../src/services';
 import { listLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
-import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openTestWorld, tmpDir, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 const REDIS = process.env.NIA_TEST_REDIS_URL!;
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let config: Config;
 let svc: RunningService;
 let extractQ: Queue;
@@ -62,7 +62,7 @@ const channel = (id: number, c: string) => async () => {
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
   sshdPort = await freePort();
   smtpPort = await freePort();
   config = loadConfig({ dataDir: w.dataDir }, {
@@ -119,7 +119,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => smtp.listen(smtpPort, '127.0.0.1', r));
 
-  svc = await startService(config, ['worker'], () => undefined, w.clock);
+  svc = await startService({ ...config, database: w.database }, ['worker'], () => undefined, w.clock);
   extractQ = openQueue(QUEUES.extract, config, REDIS);
   events = new QueueEvents(QUEUES.extract, { connection: connection(REDIS), prefix: queuePrefix(config) });
   await events.waitUntilReady();
@@ -136,7 +136,7 @@ afterAll(async () => {
   await svc?.stop();
   sshd?.kill('SIGTERM');
   await new Promise<void>((r) => smtp?.close(() => r()));
-  w?.close();
+  await w?.close();
   cleanupKeys(keys);
 });
 

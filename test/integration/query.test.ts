@@ -5,21 +5,21 @@ import path from 'node:path';
 import { loadConfig, type Config } from '../../src/config';
 import { certFingerprint, ensureKeys, KEY_FILES, keyedIdHash, queryIdSecret } from '../../src/crypto';
 import { X509Certificate } from 'node:crypto';
-import { openControlDb } from '../../src/db';
+import { openControl } from '../../src/db/open';
 import { batch, queries } from '../../src/db/repositories';
 import { createLogger } from '../../src/logger';
 import { QueryService, RedisDailyCap, startQueryServer } from '../../src/query';
 import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { buildServices, type Services } from '../../src/services';
-import { listLog, LogAppender, verifyLog } from '../../src/usagelog';
+import { listLog, LogAppender, type RecordSink, TxLogAppender, verifyLog } from '../../src/usagelog';
 import { CONFIDENTIALITY_NOTICE } from '../../src/extract';
 import { person, writeEntryExitSource } from '../helpers/source';
 import { askQuery } from '../helpers/query';
-import { alive, approvedLink, childPids, cleanupKeys, makeAgencyKeys, openWorld, startRole, tmpDir, type AgencyKeys, type RoleProcess, type TestWorld } from '../helpers/world';
+import { alive, approvedLink, childPids, cleanupKeys, makeAgencyKeys, openTestWorld, startRole, tmpDir, type AgencyKeys, type RoleProcess, type AnyWorld } from '../helpers/world';
 
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let config: Config;
 let services: Services;
 let service: QueryService;
@@ -39,7 +39,7 @@ function ask(dataset: string, body: unknown, client?: { cert: string; key: strin
 }
 
 let good: { cert: string; key: string };
-let appender: LogAppender;
+let appender: RecordSink;
 let redis: Redis;
 let cap: RedisDailyCap;
 let linkId: number;
@@ -47,7 +47,7 @@ const refusedCodes = async () => (await listLog(w.cdb.db, { type: 'query.refused
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
   redis = new Redis(process.env.NIA_TEST_REDIS_URL!);
   cap = new RedisDailyCap(redis, `nia:test-${randomUUID()}`);
   certDir = tmpDir('nia-link-certs-');
@@ -57,7 +57,7 @@ beforeAll(async () => {
   good = makeCert('agency-good');
   linkId = await approvedLink(w, keys, { account: undefined, sshKeys: [], methods: ['online-query'], clientCerts: [good.cert], fields: [{ name: 'person_id' }, { name: 'name_zh', transform: 'mask' }, { name: 'port' }, { name: 'birth_date', transform: 'year' }] });
   services = buildServices(config, w.cdb, w.clock);
-  appender = new LogAppender(w.cdb.file);
+  appender = w.cdb.dialect === 'sqlite' ? new LogAppender(w.cdb.file) : new TxLogAppender(w.cdb);
   service = new QueryService({ cdb: w.cdb, appender, registry: w.registry, catalogs: w.registry.catalogs, clock: w.clock, config, idSecret: queryIdSecret(config.keysDir), cap });
   server = await startQueryServer({ config, service, datasets: ['entry_exit', 'residence'], log: createLogger('silent') });
 });
@@ -66,7 +66,7 @@ afterAll(async () => {
   redis?.disconnect();
   await service?.close();
   await appender?.close();
-  w.close();
+  await w.close();
   cleanupKeys(keys);
 });
 
@@ -166,7 +166,7 @@ describe('online query over mutual TLS (R2.1)', () => {
     await service.flushRefusals();
     expect((await listLog(w.cdb.db, { linkId, type: 'query.refused' })).length).toBeGreaterThan(0);
     // Resumed through another connection to the control database, as the CLI in another process does.
-    const other = openControlDb(w.dataDir);
+    const other = await openControl({ dataDir: w.dataDir, database: w.database });
     try {
       const elsewhere = buildServices(config, other, w.clock);
       // R10.4: a suspension without a finding resumes only once its improvements are recorded as completed.
@@ -174,15 +174,15 @@ describe('online query over mutual TLS (R2.1)', () => {
       await elsewhere.compliance.resumeRequest(linkId, 'agency');
       await elsewhere.compliance.resumeApprove(linkId, 'nia');
     } finally {
-      other.close();
+      await other.close();
     }
     expect((await ok()).status).toBe(200);
     // And suspended again from there: refused on the next request.
-    const again = openControlDb(w.dataDir);
+    const again = await openControl({ dataDir: w.dataDir, database: w.database });
     try {
       await buildServices(config, again, w.clock).compliance.suspend(linkId, 'second finding', 'nia');
     } finally {
-      again.close();
+      await again.close();
     }
     expect(await ok()).toMatchObject({ status: 403, body: { error: { code: 'link.not-usable' } } });
   });

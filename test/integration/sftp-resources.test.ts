@@ -8,7 +8,7 @@ import type { Config } from '../../src/config';
 import type { DeliveryView } from '../../src/extract';
 import { listLog } from '../../src/usagelog';
 import { bigDelivery, buildDelivery, connect, cpuMs, niaKeys, processTree, REDIS, rssMiB, sftpBatch, sftpConfig } from '../helpers/sftp';
-import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, startRole, tmpDir, type AgencyKeys, type RoleProcess, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, eventually, makeAgencyKeys, openTestWorld, startRole, tmpDir, type AgencyKeys, type RoleProcess, type AnyWorld } from '../helpers/world';
 
 /**
  * Attacks on the resources of the SFTP role (its CPU, its memory, its event loop), against the role
@@ -17,7 +17,7 @@ import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, startRole, tmpDir
  */
 
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let config: Config;
 let role: RoleProcess;
 let port: number;
@@ -94,7 +94,7 @@ async function writeAll(ch: any, parts: Iterable<Buffer>, until: number): Promis
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
   dir = tmpDir('nia-link-sftp-resources-');
   config = sftpConfig(w.dataDir);
   await niaKeys(config, keys);
@@ -125,7 +125,7 @@ beforeAll(async () => {
 afterAll(async () => {
   role?.kill();
   await role?.exited;
-  w?.close();
+  await w?.close();
   cleanupKeys(keys);
   rmSync(dir, { recursive: true, force: true });
 });
@@ -299,6 +299,6 @@ describe('bans reach every SFTP process', () => {
     const closedAt = await Promise.race([Promise.all(pending.map((p) => p.closed)), sleep(10_000).then(() => null)]);
     expect(closedAt).not.toBeNull();
     for (const at of closedAt!) expect(at - banned).toBeLessThan(5000);
-    expect((await logOf('defender.banned')).pop()).toMatchObject({ ip: '127.0.0.3' });
+    await eventually(async () => expect((await logOf('defender.banned')).pop()).toMatchObject({ ip: '127.0.0.3' }));
   }, 60_000);
 });

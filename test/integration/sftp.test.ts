@@ -8,12 +8,12 @@ import type { DeliveryView } from '../../src/extract';
 import type { RunningService } from '../../src/main';
 import { listLog } from '../../src/usagelog';
 import { bigDelivery, buildDelivery, closed, connect, niaKeys, openSftp, run, sftpBatch, sftpConfig, startSftp } from '../helpers/sftp';
-import { approvedLink, changeApproveArgs, childPids, cleanupKeys, cli, makeAgencyKeys, openWorld, startRole, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, changeApproveArgs, eventually, childPids, cleanupKeys, cli, makeAgencyKeys, openTestWorld, startRole, tmpDir, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let config: Config;
 let svc: RunningService;
 let port: number;
@@ -25,7 +25,7 @@ const logOf = async (type: string) => (await listLog(w.cdb.db, { type })).map((r
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
   out = tmpDir('nia-link-sftp-out-');
   // A long periodic re-check: a session that closes within seconds was closed by the Redis announcement.
   config = sftpConfig(w.dataDir, { NIA_LINK_SFTP_RECHECK: '60' });
@@ -36,7 +36,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await svc?.stop();
-  w?.close();
+  await w?.close();
   cleanupKeys(keys);
   rmSync(out, { recursive: true, force: true });
 });
@@ -158,9 +158,9 @@ describe('open sessions follow the link and the account, whichever process chang
     const done = closed(c, 5000);
     expect(cli(w.dataDir, ['account', 'disable', 'a001', '--by', 'tester'], cliEnv()).code).toBe(0);
     expect(await done).toBeLessThan(5000);
-    expect((await logOf('session.closed')).pop()).toMatchObject({ actor: 'a001', detail: { reason: 'account.disabled' } });
+    await eventually(async () => expect((await logOf('session.closed')).pop()).toMatchObject({ actor: 'a001', detail: { reason: 'account.disabled' } }));
     await expect(connect({ port, username: 'a001', privateKey: readFileSync(keys.sshPrivateFile) })).rejects.toThrow(/authentication methods failed/);
-    expect((await logOf('auth.failed')).pop()).toMatchObject({ actor: 'a001', detail: { reason: 'account.disabled' } });
+    await eventually(async () => expect((await logOf('auth.failed')).pop()).toMatchObject({ actor: 'a001', detail: { reason: 'account.disabled' } }));
     expect(cli(w.dataDir, ['account', 'enable', 'a001'], cliEnv()).code).toBe(0);
     (await session()).end();
   });
@@ -172,9 +172,9 @@ describe('open sessions follow the link and the account, whichever process chang
     expect(cli(w.dataDir, ['link', 'suspend', String(other), '--reason', '稽核缺失逾期未改善'], cliEnv()).code).toBe(0);
     expect((await w.registry.show(other)).status).toBe('suspended');
     expect(await done).toBeLessThan(5000);
-    expect((await logOf('session.closed')).pop()).toMatchObject({ actor: 's001', linkId: other, detail: { reason: 'link.not-active' } });
+    await eventually(async () => expect((await logOf('session.closed')).pop()).toMatchObject({ actor: 's001', linkId: other, detail: { reason: 'link.not-active' } }));
     await expect(connect({ port, username: 's001', privateKey: readFileSync(keys.sshPrivateFile) })).rejects.toThrow(/authentication methods failed/);
-    expect((await logOf('auth.failed')).pop()).toMatchObject({ actor: 's001', linkId: other, detail: { reason: 'link.not-active' } });
+    await eventually(async () => expect((await logOf('auth.failed')).pop()).toMatchObject({ actor: 's001', linkId: other, detail: { reason: 'link.not-active' } }));
   });
 
   it('a link terminated by an approved stop request (CLI, another process) closes its open session within seconds', async () => {
@@ -189,7 +189,7 @@ describe('open sessions follow the link and the account, whichever process chang
     const done = closed(c, 5000); // a close that came while the commands ran is delivered after this line
     expect((await w.registry.show(other)).status).toBe('terminated');
     expect(await done).toBeLessThan(5000);
-    expect((await logOf('session.closed')).pop()).toMatchObject({ actor: 'b001', linkId: other, detail: { reason: 'link.not-active' } });
+    await eventually(async () => expect((await logOf('session.closed')).pop()).toMatchObject({ actor: 'b001', linkId: other, detail: { reason: 'link.not-active' } }));
   });
 });
 
