@@ -2,6 +2,7 @@
 // Online-query benchmark: single-id look-ups from 50 concurrent keep-alive mTLS clients on loopback,
 // against 1 M entry_exit rows; requests/s, p50/p99 latency, and a check that every request was logged.
 // Usage: npm run bench:query [-- ROWS COUNT CONCURRENCY WARMUP]   (default 1000000 20000 50 10000)
+// With NIA_LINK_DATABASE_URL=postgres://… (an empty database) the control database is PostgreSQL.
 // WARMUP look-ups are sent first, untimed, to the service and to the floor alike (0: time from a cold start).
 'use strict';
 const { execFileSync, spawn } = require('node:child_process');
@@ -16,6 +17,16 @@ const work = mkdtempSync(path.join(os.tmpdir(), 'nia-link-bench-query-'));
 const data = path.join(work, 'data');
 const env = { ...process.env, NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_QUERY_PORT: '0', NIA_LINK_QUERY_HOST: '127.0.0.1', NIA_LINK_QUERY_RATE_PER_MINUTE: '100000000' };
 const nl = (...args) => execFileSync(process.execPath, [BIN, '--data-dir', data, ...args], { encoding: 'utf8', env });
+
+/** Records of answered look-ups in the control database: SQLite, or PostgreSQL when NIA_LINK_DATABASE_URL names it. */
+const ANSWERED = "SELECT count(*) FROM usage_log WHERE type = 'query.answered'";
+const answered = () =>
+  Number(
+    (process.env.NIA_LINK_DATABASE_URL
+      ? execFileSync('psql', [process.env.NIA_LINK_DATABASE_URL, '-Atc', ANSWERED])
+      : execFileSync('sqlite3', [path.join(data, 'nia-link.db'), ANSWERED])
+    ).toString(),
+  );
 
 async function main() {
   nl('init');
@@ -69,10 +80,10 @@ async function main() {
       return ms;
     };
     const svcCpu0 = cpuOf(svc.pid);
-    const before = Number(execFileSync('sqlite3', [path.join(data, 'nia-link.db'), "SELECT count(*) FROM usage_log WHERE type = 'query.answered'"]).toString());
+    const before = answered();
     const r = JSON.parse(execFileSync(process.execPath, [path.join(__dirname, 'query-load.js'), String(port), path.join(work, 'c.crt'), path.join(work, 'c.key'), path.join(data, 'keys', 'query-server.crt'), path.join(work, 'ids.txt'), String(count), String(concurrency), String(warmup)]).toString());
     const svcCpuMs = cpuOf(svc.pid) - svcCpu0;
-    const after = Number(execFileSync('sqlite3', [path.join(data, 'nia-link.db'), "SELECT count(*) FROM usage_log WHERE type = 'query.answered'"]).toString());
+    const after = answered();
     console.log(`${rows} source rows, ${r.requests} single-id look-ups timed of ${r.sent} sent (the first ${r.warmup} and each connection's first untimed), ${concurrency} keep-alive mTLS clients (load average before ${os.loadavg()[0].toFixed(2)}):`);
     console.log(`  ${r.rps} requests/s   p50 ${r.p50.toFixed(2)} ms   p90 ${r.p90.toFixed(2)} ms   p95 ${r.p95.toFixed(2)} ms   p99 ${r.p99.toFixed(2)} ms   max ${r.max.toFixed(1)} ms   failed ${r.failed}`);
     console.log(`  CPU per request: service ${((svcCpuMs * 1000) / r.sent).toFixed(0)} µs, load generator ${((r.cpuMs * 1000) / r.sent).toFixed(0)} µs`);

@@ -9,7 +9,7 @@ import { deliveries } from '../../src/db/repositories';
 import { connection, openQueue, QUEUES, queuePrefix, type TypedQueue } from '../../src/queue';
 import { listLog, verifyLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
-import { approvedLink, BIN, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, BIN, cleanupKeys, makeAgencyKeys, openTestWorld, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 // Two worker processes share one installation. One is frozen (SIGSTOP, as a paused VM or a long GC)
 // in the middle of a build until its job lock expires; the other takes the job over and finishes it.
@@ -18,13 +18,13 @@ import { approvedLink, BIN, cleanupKeys, makeAgencyKeys, openWorld, type AgencyK
 const REDIS = process.env.NIA_TEST_REDIS_URL!;
 const LOCK_MS = 2000;
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let queue: TypedQueue<'extract'>;
 let events: QueueEvents;
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
   const config = loadConfig({ dataDir: w.dataDir }, { REDIS_URL: REDIS, NIA_LINK_LOG_LEVEL: 'silent' });
   await ensureKeys(config.keysDir, new Date());
   writeEntryExitSource(w.dataDir, Array.from({ length: 150000 }, (_, i) => person(i + 1)), '2026-03-01T00:00:00.000Z');
@@ -36,7 +36,7 @@ afterAll(async () => {
   await events?.close();
   await queue?.obliterate({ force: true }).catch(() => undefined);
   await queue?.close();
-  w?.close();
+  await w?.close();
   cleanupKeys(keys);
 });
 

@@ -13,11 +13,11 @@ import { DirectoryOutbox } from '../../src/outbox';
 import { buildServices } from '../../src/services';
 import { listLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
-import { approvedLink, BIN, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, BIN, cleanupKeys, makeAgencyKeys, openTestWorld, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 const REDIS = process.env.NIA_TEST_REDIS_URL!;
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let svc: RunningService;
 let queue: TypedQueue<'extract'>;
 let events: QueueEvents;
@@ -60,8 +60,8 @@ async function deliver(linkId: number, full = true) {
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
-  config = loadConfig({ dataDir: w.dataDir }, { REDIS_URL: REDIS, NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_JOB_ATTEMPTS: '2', NIA_LINK_JOB_BACKOFF_MS: '200', NIA_LINK_JOB_LOCK_MS: '2000' });
+  w = await openTestWorld();
+  config = loadConfig({ dataDir: w.dataDir }, { REDIS_URL: REDIS, NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_JOB_ATTEMPTS: '2', NIA_LINK_JOB_BACKOFF_MS: '200', NIA_LINK_JOB_LOCK_MS: '2000', NIA_LINK_DATABASE_URL: w.database.url });
   await ensureKeys(config.keysDir, new Date());
   execFileSync('gpg', ['--batch', '--import'], { input: signingPublicKeyArmored(config.keysDir), env: gpgEnv(), stdio: ['pipe', 'ignore', 'ignore'] });
   writeEntryExitSource(
@@ -79,7 +79,7 @@ afterAll(async () => {
   await queue?.obliterate({ force: true }).catch(() => undefined);
   await queue?.close();
   await svc?.stop();
-  w?.close();
+  await w?.close();
   cleanupKeys(keys);
 });
 

@@ -11,14 +11,14 @@ import { connection, openQueue, QUEUES, queuePrefix, type TypedQueue } from '../
 import { redisAnswers } from '../../src/queue/redis';
 import { listLog, verifyLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
-import { approvedLink, BIN, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, BIN, cleanupKeys, makeAgencyKeys, openTestWorld, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 // Redis holds the queues. Run as production runs it (append-only file, fsync on every write), a
 // restart of Redis — even a crash — loses no queued job, and the roles reconnect by themselves.
 // The test runs its own redis-server, never the suite's.
 
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let redisDir: string;
 let url: string;
 let port: number;
@@ -50,7 +50,7 @@ const exited = (p: ChildProcess) => new Promise((r) => (p.exitCode !== null || p
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
   port = await freePort();
   url = `redis://127.0.0.1:${port}`;
   redisDir = mkdtempSync(path.join(os.tmpdir(), 'nia-link-aof-'));
@@ -62,7 +62,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (redis && redis.exitCode === null && redis.signalCode === null) await crashRedis();
   rmSync(redisDir, { recursive: true, force: true });
-  w?.close();
+  await w?.close();
   cleanupKeys(keys);
 });
 

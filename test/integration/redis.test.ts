@@ -6,7 +6,7 @@ import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
 import { connection, queuePrefix, redisAnswers, resolveRedis } from '../../src/queue';
-import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openWorld, startRole, tmpDir } from '../helpers/world';
+import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openTestWorld, startRole, tmpDir } from '../helpers/world';
 
 const TEST_URL = process.env.NIA_TEST_REDIS_URL!;
 const NOBODY = 'redis://127.0.0.1:1'; // nothing listens on port 1
@@ -173,7 +173,7 @@ describe('the embedded Redis seen from the commands', () => {
 
   it('with the service stopped (no Redis anywhere), `link suspend` still works: the change is in the database, which the roles re-check', async () => {
     const keys = makeAgencyKeys();
-    const w = openWorld();
+    const w = await openTestWorld();
     try {
       const id = await approvedLink(w, keys);
       w.cdb.close();
