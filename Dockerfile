@@ -15,7 +15,7 @@ RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 WORKDIR /app
-RUN useradd --system --home /var/lib/nia-link nia && mkdir -p /var/lib/nia-link /var/lib/nia-link-keys && chown nia /var/lib/nia-link /var/lib/nia-link-keys
+RUN useradd --system --home /var/lib/nia-link nia && mkdir -p /var/lib/nia-link /var/lib/nia-link-keys /var/lib/nia-link-outbox && chown nia /var/lib/nia-link /var/lib/nia-link-keys /var/lib/nia-link-outbox
 COPY --from=build /app /app
 COPY bin ./bin
 USER nia
