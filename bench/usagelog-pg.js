@@ -18,7 +18,8 @@ const pg = require('pg');
 const root = path.resolve(__dirname, '..');
 const { openControlDb } = require(path.join(root, 'dist/src/db'));
 const { openPgControlDb } = require(path.join(root, 'dist/src/db/pg/connect'));
-const { appendLogPg, appendLogBatchPg } = require(path.join(root, 'dist/src/db/pg/usage-log'));
+const { openPostgresControlDb } = require(path.join(root, 'dist/src/db/pg/control'));
+const { appendLogMany } = require(path.join(root, 'dist/src/usagelog/log'));
 const { walkPgLog } = require(path.join(root, 'dist/src/db/pg/walk'));
 const { appendLog, verifyLog } = require(path.join(root, 'dist/src/usagelog'));
 
@@ -66,13 +67,14 @@ async function main() {
   };
   const results = { measuredAt: new Date().toISOString(), node: process.version, cpus: os.cpus().length, records: RECORDS, appends: APPENDS, group: GROUP, loadBefore: load() };
   try {
-    // 1. One transaction per record, as an action makes it: advisory lock, head, database clock, insert.
-    const a = await openPgControlDb(await fresh(), { max: 2 });
+    // 1. One transaction per record, as an action makes it, through the control database's port: the
+    // write runner's advisory lock, then the usage log's (head, database clock, insert).
+    const a = await openPostgresControlDb(await fresh(), { max: 2 });
     const lat = [];
     let t0 = now();
     for (let i = 0; i < APPENDS; i++) {
       const t = now();
-      await a.transaction((client) => appendLogPg(client, entry(i)));
+      await a.write((tx) => appendLog(tx, entry(i), new Date()));
       lat.push(Number(now() - t) / 1e3);
     }
     const each = secs(t0);
@@ -82,11 +84,11 @@ async function main() {
     t0 = now();
     for (let i = 0; i < APPENDS; i += GROUP) {
       const batch = Array.from({ length: Math.min(GROUP, APPENDS - i) }, (_, k) => entry(i + k));
-      await a.transaction((client) => appendLogBatchPg(client, batch));
+      await a.write((tx) => appendLogMany(tx, batch.map((e) => ({ entry: e, now: new Date() }))));
     }
     results.appendGrouped = { perSecond: APPENDS / secs(t0) };
     // psql inserting the very same rows into the same table: each in its own transaction, then GROUP per transaction.
-    const rows = (await a.pool.query({ text: 'SELECT seq, at, type, agency, link_id, revision, actor, ip, channel, object, detail, digest, prev_hash, hash FROM usage_log ORDER BY seq LIMIT $1', values: [APPENDS], rowMode: 'array' })).rows;
+    const rows = (await a.pg.pool.query({ text: 'SELECT seq, at, type, agency, link_id, revision, actor, ip, channel, object, detail, digest, prev_hash, hash FROM usage_log ORDER BY seq LIMIT $1', values: [APPENDS], rowMode: 'array' })).rows;
     await a.close();
     const lit = (v) => (v === null ? 'NULL' : typeof v === 'number' ? String(v) : `'${String(v).replace(/'/g, "''")}'`);
     const inserts = rows.map((r) => `INSERT INTO usage_log VALUES (${r.map(lit).join(',')});`);

@@ -157,10 +157,16 @@ export class LogAppender extends BatchingSink {
 
 /**
  * Group commit through the control database's own write runner, in this thread: for PostgreSQL,
- * where waiting for the write lock and the disk is the server's and blocks nothing here. Each batch
- * is one transaction; its callers hear whether it committed.
+ * where waiting for the write lock and the disk is the server's and blocks nothing here. One
+ * transaction is in flight at a time; the batches that arrive meanwhile go together in the next, so
+ * a burst of look-ups makes a few large transactions rather than many that queue for the lock (and
+ * for the pool's connections, which the look-ups' reads need too). Each caller hears whether its
+ * record committed.
  */
 export class TxLogAppender extends BatchingSink {
+  private waiting: { batch: number; records: Queued[] }[] = [];
+  private writing = false;
+
   constructor(private readonly cdb: ControlDb) {
     super();
   }
@@ -177,10 +183,25 @@ export class TxLogAppender extends BatchingSink {
   }
 
   protected deliver(batch: number, records: Queued[]): void {
-    this.cdb.write((tx) => appendLogMany(tx, records.map((r) => ({ entry: r.entry, now: new Date(r.at) })))).then(
-      () => this.settle(batch),
-      (err: Error) => this.settle(batch, new Error(`the usage log could not be written: ${err.message}`)),
-    );
+    this.waiting.push({ batch, records });
+    if (!this.writing) void this.write();
+  }
+
+  private async write(): Promise<void> {
+    this.writing = true;
+    while (this.waiting.length > 0) {
+      const next = this.waiting;
+      this.waiting = [];
+      const records = next.flatMap((b) => b.records.map((r) => ({ entry: r.entry, now: new Date(r.at) })));
+      let failure: Error | undefined;
+      try {
+        await this.cdb.write((tx) => appendLogMany(tx, records));
+      } catch (err) {
+        failure = new Error(`the usage log could not be written: ${(err as Error).message}`);
+      }
+      for (const b of next) this.settle(b.batch, failure);
+    }
+    this.writing = false;
   }
 }
 
