@@ -86,12 +86,16 @@ export function afterCommit(tx: Db, fn: () => void): void {
 }
 
 /**
- * `ControlDb.write` on a dialect's transactions. A write called inside another's `fn` (the same
- * async context, that write still open) is a savepoint of it; its notices run when the outermost
- * write commits, and go with the savepoint when it rolls back. Work begun inside a write that runs
- * after it has ended is not part of it: it gets a transaction of its own.
+ * `ControlDb.write` on a dialect's transactions. The writes of one process take turns: an async
+ * `fn` awaits between its statements, and on SQLite another write must not run its statements
+ * inside this one's transaction meanwhile; on PostgreSQL a write waiting for the lock would hold a
+ * pooled connection that the reads of the write holding it may need. A write called inside
+ * another's `fn` (the same async context, that write still open) is a savepoint of it; its notices
+ * run when the outermost write commits, and go with the savepoint when it rolls back. Work begun
+ * inside a write that runs after it has ended is not part of it: it gets a transaction of its own.
  */
 export function writeRunner(on: Transactions): ControlDb['write'] {
+  let turn: Promise<void> = Promise.resolve();
   return async <T>(fn: (tx: Db) => Promise<T> | T): Promise<T> => {
     const outer = current.getStore();
     if (outer?.open && outer.on === on && outer.tx) {
@@ -104,15 +108,25 @@ export function writeRunner(on: Transactions): ControlDb['write'] {
         throw err;
       }
     }
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const before = turn;
+    turn = before.then(() => mine);
+    await before;
     const w: OpenWrite = { on, tx: undefined, hooks: [], open: true, savepoints: 0 };
-    const out = await on.run(async (tx) => {
-      w.tx = tx;
-      try {
-        return await current.run(w, async () => fn(tx));
-      } finally {
-        w.open = false;
-      }
-    });
+    let out: T;
+    try {
+      out = await on.run(async (tx) => {
+        w.tx = tx;
+        try {
+          return await current.run(w, async () => fn(tx));
+        } finally {
+          w.open = false;
+        }
+      });
+    } finally {
+      release();
+    }
     // Committed: every hook runs, even when one before it throws; the first error is the caller's.
     let failure: unknown;
     for (const h of w.hooks) {
@@ -193,28 +207,17 @@ function connect(file: string, mustExist: boolean, prepare?: (wdb: Db) => void):
   const reader = new Database(file, { readonly: true, fileMustExist: true });
   reader.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   const db = drizzle(reader, { schema });
-  // Writes of this process take turns on the one write connection: an async `fn` awaits, and
-  // another write must not run its statements inside this one's transaction meanwhile.
-  let turn: Promise<void> = Promise.resolve();
+  // The runner gives writes of this process turns on the one write connection.
   const write = writeRunner({
     async run(body) {
-      let release!: () => void;
-      const mine = new Promise<void>((r) => (release = r));
-      const before = turn;
-      turn = before.then(() => mine);
-      await before;
+      sqlite.exec('BEGIN IMMEDIATE');
       try {
-        sqlite.exec('BEGIN IMMEDIATE');
-        try {
-          const out = await body(wdb);
-          sqlite.exec('COMMIT');
-          return out;
-        } catch (err) {
-          if (sqlite.inTransaction) sqlite.exec('ROLLBACK');
-          throw err;
-        }
-      } finally {
-        release();
+        const out = await body(wdb);
+        sqlite.exec('COMMIT');
+        return out;
+      } catch (err) {
+        if (sqlite.inTransaction) sqlite.exec('ROLLBACK');
+        throw err;
       }
     },
     async savepoint(_tx, name, body) {

@@ -8,7 +8,9 @@ import { openPgControlDb, type PgOpenOptions } from './connect';
  * - a write is one transaction on one pooled connection. It first takes a transaction-scoped
  *   advisory lock that every write of every process and host takes, so writes run one at a time,
  *   as SQLite's BEGIN IMMEDIATE makes them: a service's read-check-write inside a write never
- *   races another's. The usage-log append (./usage-log.ts) takes its own lock after it.
+ *   races another's. The usage-log append (./usage-log.ts) takes its own lock after it. Within a
+ *   process the runner gives writes turns before they take a connection, so writes waiting for
+ *   the lock never hold the pool's connections that the lock holder's reads need;
  * - a write inside another's callback is a savepoint on the same connection.
  */
 
