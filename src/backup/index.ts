@@ -4,6 +4,7 @@ import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, lstatSync, m
 import path from 'node:path';
 import { z } from 'zod';
 import { type ControlDb, controlDbFile, openControlDb, schema, type SqliteControlDb } from '../db';
+import { snapshotToSqlite } from '../db/pg/snapshot';
 import { KEY_FILES } from '../crypto';
 import { UserError } from '../errors';
 import { canonicalJson } from '../usagelog/chain';
@@ -97,9 +98,6 @@ export interface BackupResult {
  * is verified and the result written into the manifest.
  */
 export async function backup(cdb: ControlDb, o: BackupOptions): Promise<BackupResult> {
-  if (cdb.dialect !== 'sqlite') {
-    throw new UserError(`the control database is on PostgreSQL (${cdb.where}): back it up with PostgreSQL's own tools (pg_dump, or base backups with WAL archiving), and the keys, archives and configuration with your file backups; nia-link backup copies a SQLite installation`, 'backup.postgres', 'refused');
-  }
   const out = path.resolve(o.out);
   if (!emptyOrAbsent(out)) throw new UserError(`${o.out} is not an empty directory: give a new one for the backup`, 'backup.out-not-empty', 'conflict');
   const signer = await loadSigner(o.keysDir);
@@ -107,7 +105,10 @@ export async function backup(cdb: ControlDb, o: BackupOptions): Promise<BackupRe
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true, mode: 0o700 });
   try {
-    await cdb.sqlite.backup(path.join(tmp, DB));
+    // One snapshot of the control database as a SQLite file: SQLite's online backup, or every
+    // table of PostgreSQL read in one repeatable-read transaction (db migrate moves it back).
+    if (cdb.dialect === 'sqlite') await cdb.sqlite.backup(path.join(tmp, DB));
+    else await snapshotToSqlite(cdb, tmp);
     // One self-contained file: no -wal beside it.
     const copy = new Database(path.join(tmp, DB));
     copy.pragma('journal_mode = DELETE');

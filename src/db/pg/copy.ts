@@ -22,7 +22,7 @@ import { walkPgLog } from './walk';
 /** Tables that are the database's own bookkeeping, not the installation's. */
 const SKIP = new Set(['__drizzle_migrations', 'sqlite_sequence', 'sqlite_stat1', 'sqlite_stat4']);
 /** One row that the PostgreSQL migrations create; the copy sets its value instead of inserting it. */
-const SINGLE_ROW = 'registry_version';
+export const SINGLE_ROW = 'registry_version';
 /** Bytes of COPY text handed to the server at a time. */
 const CHUNK_BYTES = 1 << 20;
 
@@ -43,7 +43,7 @@ interface PgColumn {
 const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /** The installation's tables, parents before children (foreign keys), each once. */
-function tablesInOrder(sqlite: Database.Database): string[] {
+export function tablesInOrder(sqlite: Database.Database): string[] {
   const names = (sqlite.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[]).filter((n) => !SKIP.has(n));
   const parents = new Map(names.map((n) => [n, (sqlite.prepare(`SELECT "table" FROM pragma_foreign_key_list(?)`).pluck().all(n) as string[]).filter((p) => p !== n)]));
   const out: string[] = [];
@@ -58,7 +58,7 @@ function tablesInOrder(sqlite: Database.Database): string[] {
   return out;
 }
 
-async function pgColumns(client: pg.ClientBase, table: string): Promise<PgColumn[]> {
+export async function pgColumns(client: pg.ClientBase, table: string): Promise<PgColumn[]> {
   const r = await client.query<{ name: string; type: string; identity: string }>(
     `SELECT column_name AS name, udt_name AS type, is_identity AS identity FROM information_schema.columns
      WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`,
