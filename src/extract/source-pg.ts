@@ -3,7 +3,7 @@ import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { FieldSpec } from '../domain';
 import { IDS_PER_STEP } from '../batch/answer';
-import { pgErrorReason, redactDatabaseUrl } from '../db/pg/connect';
+import { checkout, pgErrorReason, redactDatabaseUrl } from '../db/pg/connect';
 import { UserError } from '../errors';
 import { csvLine } from './csv';
 import { windowParams, windowSql } from './csv-sql';
@@ -271,12 +271,12 @@ export class PgSource implements Source {
     const pool = this.lookupPool();
     try {
       if (!q.scope.subjects) return (await pool.query(query)).rows as unknown[][];
-      const c = await pool.connect();
+      const { client: c, release } = await checkout(pool);
       try {
         await preparePgScopeConnection(c, q.scope);
         return (await c.query(query)).rows as unknown[][];
       } finally {
-        c.release();
+        release();
       }
     } catch (err) {
       if (err instanceof UserError) throw err;

@@ -130,9 +130,31 @@ async function migrateWith(client: pg.PoolClient): Promise<void> {
   }
 }
 
+/**
+ * A pooled connection checked out for statements of our own. While it is out the pool no longer
+ * listens for its errors, and a connection the server drops emits one: without a listener it would
+ * end the process. The statement in flight fails by itself; `release` discards a connection that
+ * failed (or that the caller says is broken) instead of returning it to the pool.
+ */
+export async function checkout(pool: pg.Pool): Promise<{ client: pg.PoolClient; release(broken?: boolean): void }> {
+  const client = await pool.connect();
+  let failed = false;
+  const onError = () => {
+    failed = true;
+  };
+  client.on('error', onError);
+  return {
+    client,
+    release: (broken = false) => {
+      client.off('error', onError);
+      client.release(failed || broken);
+    },
+  };
+}
+
 /** BEGIN … COMMIT on one pooled connection; ROLLBACK (and the error) when `fn` throws. */
 export async function pgTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient, tx: PgDb) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
+  const { client, release } = await checkout(pool);
   let broken = false;
   try {
     await client.query('BEGIN');
@@ -147,6 +169,6 @@ export async function pgTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
       throw err;
     }
   } finally {
-    client.release(broken);
+    release(broken);
   }
 }

@@ -6,7 +6,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { UserError } from '../../errors';
 import type { ChainBad } from '../../usagelog/walk';
 import type { SqliteControlDb } from '../index';
-import { openPgControlDb, redactDatabaseUrl } from './connect';
+import { checkout, openPgControlDb, redactDatabaseUrl } from './connect';
 import { walkPgLog } from './walk';
 
 /*
@@ -111,7 +111,7 @@ export async function copyToPostgres(cdb: SqliteControlDb, url: string, progress
     const order = tablesInOrder(sqlite);
     // Every table must exist on the other side with every column (the schemas are kept equal).
     const columns = new Map<string, PgColumn[]>();
-    const client = await target.pool.connect();
+    const { client, release } = await checkout(target.pool);
     try {
       for (const t of order) {
         const cols = await pgColumns(client, t);
@@ -145,7 +145,7 @@ export async function copyToPostgres(cdb: SqliteControlDb, url: string, progress
       const walked = await walkPgLog(url);
       return { target: shown, tables, usageLog: { records: walked.records, head: walked.head, verified: walked.verified, ...(walked.bad ? { bad: walked.bad } : {}), sameAsSource: walked.verified && walked.head === sourceHead }, ms: Date.now() - started };
     } finally {
-      client.release();
+      release();
     }
   } finally {
     await target.close();

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { openControlDb, type PostgresControlDb } from '../index';
+import { checkout } from './connect';
 import { pgColumns, SINGLE_ROW, tablesInOrder } from './copy';
 
 /*
@@ -34,7 +35,7 @@ export async function snapshotToSqlite(cdb: PostgresControlDb, dir: string): Pro
   await made.close();
   const sqlite = new Database(file);
   sqlite.defaultSafeIntegers(true);
-  const client = await cdb.pg.pool.connect();
+  const { client, release } = await checkout(cdb.pg.pool);
   const tables: SnapshotReport['tables'] = [];
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -54,7 +55,7 @@ export async function snapshotToSqlite(cdb: PostgresControlDb, dir: string): Pro
       throw err;
     }
   } finally {
-    client.release();
+    release();
     sqlite.close();
   }
   return { file, tables };

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { GENESIS_HASH } from '../../usagelog/chain';
 import { ChainWalker, joinRanges, type RangeResult } from '../../usagelog/walk';
 import { threadScript } from '../../paths';
+import { checkout } from './connect';
 
 /*
  * The usage-log walk on PostgreSQL. Every digest and hash is computed here, in JavaScript, from the
@@ -49,11 +50,11 @@ export async function walkPgRange(url: string, pool: pg.Pool | pg.Client, from: 
   const t = Math.max(1, threads ?? (n >= THREADED_FROM ? Math.min(os.availableParallelism(), 4) : 1));
   if (t === 1 || n < 2 * t) {
     if (pool instanceof pg.Client) return walkRange(pool, from, to, prevHash, watch);
-    const client = await pool.connect();
+    const { client, release } = await checkout(pool);
     try {
       return await walkRange(client, from, to, prevHash, watch);
     } finally {
-      client.release();
+      release();
     }
   }
   const size = Math.ceil(n / t);
@@ -78,6 +79,7 @@ export interface PgWalkResult {
  */
 export async function walkPgLog(url: string, opts: { threads?: number } = {}): Promise<PgWalkResult> {
   const client = new pg.Client({ connectionString: url, application_name: 'nia-link verify' });
+  client.on('error', () => undefined); // a dropped connection fails the statement in flight; unheard, it would end the process
   await client.connect();
   let start: { seq: number; prevHash: string };
   let max: number | null;
