@@ -3,6 +3,7 @@ import { chmodSync, closeSync, constants, fsync, fsyncSync, lstatSync, mkdirSync
 import path from 'node:path';
 import type { Config } from '../config';
 import type { ControlDb } from '../db';
+import { isUniqueViolation } from '../db/dialect';
 import { inbox as repo } from '../db/repositories';
 import type { Clock } from '../domain';
 import { appendLog, type LogEntry } from '../usagelog';
@@ -66,7 +67,6 @@ export interface Listed {
   receivedAt: string;
 }
 
-const isUniqueViolation = (err: unknown) => /UNIQUE constraint failed/.test((err as Error)?.message ?? '');
 
 /**
  * The uploads of one SFTP process: the quota checks at OPEN, and the uploads in progress, which

@@ -1,5 +1,6 @@
 import { afterCommit, type PostgresControlDb } from '../../src/db';
 import { openPostgresControlDb } from '../../src/db/pg/control';
+import { DatabaseError, isUniqueViolation } from '../../src/db/dialect';
 import { agencies } from '../../src/db/repositories';
 import { createScratchDb, type ScratchDb } from '../helpers/pg';
 
@@ -68,4 +69,14 @@ it('a write that fails leaves nothing, and the next one runs', async () => {
   ).rejects.toThrow('rolled back');
   await cdb.write(async (tx) => void (await agencies.insert(tx, row('PGFAIL2'))));
   expect([await exists('PGFAIL1'), await exists('PGFAIL2')]).toEqual([false, true]);
+});
+
+it('a refused statement says what PostgreSQL said, never the values it was given', async () => {
+  await cdb.write(async (tx) => void (await agencies.insert(tx, row('PGDUP1'))));
+  const secret = { ...row('PGDUP1'), nameZh: 'A123456789-身分證號' };
+  const err = await cdb.write((tx) => agencies.insert(tx, secret)).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(DatabaseError);
+  expect(isUniqueViolation(err)).toBe(true);
+  expect((err as Error).message).toMatch(/duplicate key value violates unique constraint/);
+  expect((err as Error).message).not.toContain('A123456789');
 });

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type ControlDb, openControlDb } from '../../src/db';
+import { isUniqueViolation } from '../../src/db/dialect';
 import { agencies } from '../../src/db/repositories';
 
 // The control database's transaction runner is asynchronous: a write's callback may await between
@@ -97,4 +98,13 @@ it('a failed write leaves the runner usable and no transaction open', async () =
   await expect(cdb.write(() => Promise.reject(new Error('nothing done')))).rejects.toThrow('nothing done');
   await cdb.write(async (tx) => void (await agencies.insert(tx, row('AFTER1'))));
   expect(await exists('AFTER1')).toBe(true);
+});
+
+it('a refused statement says what the database said, never the values it was given', async () => {
+  await cdb.write(async (tx) => void (await agencies.insert(tx, row('DUP1'))));
+  const secret = { ...row('DUP1'), nameZh: 'A123456789-身分證號' };
+  const err = await cdb.write((tx) => agencies.insert(tx, secret)).catch((e: unknown) => e);
+  expect(isUniqueViolation(err)).toBe(true);
+  expect((err as Error).message).toMatch(/UNIQUE constraint failed: agency\.code/);
+  expect((err as Error).message).not.toContain('A123456789');
 });
