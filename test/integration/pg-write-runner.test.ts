@@ -1,5 +1,7 @@
 import { afterCommit, type PostgresControlDb } from '../../src/db';
-import { openPostgresControlDb } from '../../src/db/pg/control';
+import pg from 'pg';
+import { BUSY_TIMEOUT_MS } from '../../src/db/busy';
+import { openPostgresControlDb, WRITE_LOCK } from '../../src/db/pg/control';
 import { DatabaseError, isUniqueViolation } from '../../src/db/dialect';
 import { agencies } from '../../src/db/repositories';
 import { createScratchDb, type ScratchDb } from '../helpers/pg';
@@ -80,3 +82,21 @@ it('a refused statement says what PostgreSQL said, never the values it was given
   expect((err as Error).message).toMatch(/duplicate key value violates unique constraint/);
   expect((err as Error).message).not.toContain('A123456789');
 });
+
+it('a write waiting for another process that holds the write lock gives up after the busy timeout, as on SQLite', async () => {
+  const holder = new pg.Client({ connectionString: scratch.url });
+  await holder.connect();
+  try {
+    await holder.query('SELECT pg_advisory_lock($1)', [WRITE_LOCK.toString()]);
+    const t0 = Date.now();
+    const err = await cdb.write(async (tx) => agencies.insert(tx, row('PGWAIT1'))).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/lock timeout/);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(BUSY_TIMEOUT_MS - 100);
+    expect(Date.now() - t0).toBeLessThan(BUSY_TIMEOUT_MS + 5000);
+  } finally {
+    await holder.end();
+  }
+  // The holder gone, writes go through again.
+  await cdb.write(async (tx) => void (await agencies.insert(tx, row('PGWAIT2'))));
+  expect([await exists('PGWAIT1'), await exists('PGWAIT2')]).toEqual([false, true]);
+}, 30_000);

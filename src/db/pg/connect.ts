@@ -58,8 +58,16 @@ function poolConfig(url: string, opts: PgOpenOptions): pg.PoolConfig {
     max: opts.max ?? 10,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
     application_name: opts.applicationName ?? 'nia-link',
+    // A peer that vanished (a host lost, a partition) is noticed by the kernel, not after hours.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    // A transaction left open by a stalled process ends after a minute, releasing its locks.
+    idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
   };
 }
+
+/** How long a transaction may sit idle (its process stalled) before the server ends it. */
+export const IDLE_IN_TRANSACTION_MS = 60_000;
 
 export interface PgOpenOptions {
   /** Connections in the pool (default 10). */

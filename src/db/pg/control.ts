@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { BUSY_TIMEOUT_MS } from '../busy';
 import { type Db, type PostgresControlDb, writeRunner } from '../index';
 import { openPgControlDb, type PgOpenOptions } from './connect';
 
@@ -17,6 +18,8 @@ import { openPgControlDb, type PgOpenOptions } from './connect';
 /** The application's advisory-lock key for writes ('nia-wri'). */
 export const WRITE_LOCK = 0x6e69612d777269n;
 
+const TAKE_WRITE_LOCK = `SET LOCAL lock_timeout = ${BUSY_TIMEOUT_MS}; SELECT pg_advisory_xact_lock(${WRITE_LOCK})`;
+
 const clients = new WeakMap<object, pg.PoolClient>();
 
 /** The connection of the PostgreSQL write transaction `tx` (the usage-log append's prepared statements run on it). */
@@ -31,7 +34,9 @@ export async function openPostgresControlDb(url: string, opts: PgOpenOptions = {
   const write = writeRunner({
     run: (body) =>
       pgc.transaction(async (client, tx) => {
-        await client.query({ name: 'nia_write_lock', text: 'SELECT pg_advisory_xact_lock($1)', values: [WRITE_LOCK.toString()] });
+        // Waiting for another process's write is bounded, as SQLite's busy timeout bounds it (one
+        // round trip: both statements are constants of this module).
+        await client.query(TAKE_WRITE_LOCK);
         clients.set(tx, client);
         return body(tx as unknown as Db);
       }),
