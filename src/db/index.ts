@@ -94,9 +94,20 @@ export function afterCommit(tx: Db, fn: () => void): void {
  * run when the outermost write commits, and go with the savepoint when it rolls back. Work begun
  * inside a write that runs after it has ended is not part of it: it gets a transaction of its own.
  */
-export function writeRunner(on: Transactions): ControlDb['write'] {
+export function writeRunner(on: Transactions): { write: ControlDb['write']; drained(): Promise<void> | undefined } {
   let turn: Promise<void> = Promise.resolve();
-  return async <T>(fn: (tx: Db) => Promise<T> | T): Promise<T> => {
+  let begun = 0;
+  /**
+   * What resolves once every write begun so far has ended (closing waits for them), or nothing when
+   * none is: then a close happens at once (in a process's exit handler too).
+   */
+  const drained = () =>
+    begun === 0
+      ? undefined
+      : (async () => {
+          while (begun > 0) await turn;
+        })();
+  const write = async <T>(fn: (tx: Db) => Promise<T> | T): Promise<T> => {
     const outer = current.getStore();
     if (outer?.open && outer.on === on && outer.tx) {
       const tx = outer.tx;
@@ -112,6 +123,7 @@ export function writeRunner(on: Transactions): ControlDb['write'] {
     const mine = new Promise<void>((r) => (release = r));
     const before = turn;
     turn = before.then(() => mine);
+    begun++;
     await before;
     const w: OpenWrite = { on, tx: undefined, hooks: [], open: true, savepoints: 0 };
     let out: T;
@@ -125,6 +137,7 @@ export function writeRunner(on: Transactions): ControlDb['write'] {
         }
       });
     } finally {
+      begun--;
       release();
     }
     // Committed: every hook runs, even when one before it throws; the first error is the caller's.
@@ -139,6 +152,7 @@ export function writeRunner(on: Transactions): ControlDb['write'] {
     if (failure !== undefined) throw failure;
     return out;
   };
+  return { write, drained };
 }
 
 /**
@@ -208,7 +222,7 @@ function connect(file: string, mustExist: boolean, prepare?: (wdb: Db) => void):
   reader.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   const db = drizzle(reader, { schema });
   // The runner gives writes of this process turns on the one write connection.
-  const write = writeRunner({
+  const { write, drained } = writeRunner({
     async run(body) {
       sqlite.exec('BEGIN IMMEDIATE');
       try {
@@ -243,6 +257,8 @@ function connect(file: string, mustExist: boolean, prepare?: (wdb: Db) => void):
     ping: async () => void reader.prepare('SELECT 1').get(),
     size: async () => [file, `${file}-wal`].reduce((n, f) => n + (existsSync(f) ? statSync(f).size : 0), 0),
     close: async () => {
+      const pending = drained();
+      if (pending) await pending; // writes already begun commit first
       reader.close();
       sqlite.close();
     },

@@ -108,3 +108,23 @@ it('a refused statement says what the database said, never the values it was giv
   expect((err as Error).message).toMatch(/UNIQUE constraint failed: agency\.code/);
   expect((err as Error).message).not.toContain('A123456789');
 });
+
+it('closing waits for the writes already begun, which commit', async () => {
+  const dir2 = mkdtempSync(path.join(os.tmpdir(), 'nia-write-runner-close-'));
+  const c2 = openControlDb(dir2, { create: true });
+  const pending = [1, 2, 3].map((i) =>
+    c2.write(async (tx) => {
+      await tick();
+      await agencies.insert(tx, row(`CLOSE${i}`));
+    }),
+  );
+  await c2.close();
+  await Promise.all(pending);
+  const again = openControlDb(dir2);
+  try {
+    expect((await agencies.all(again.db)).map((a) => a.code)).toEqual(['CLOSE1', 'CLOSE2', 'CLOSE3']);
+  } finally {
+    await again.close();
+    rmSync(dir2, { recursive: true, force: true });
+  }
+});

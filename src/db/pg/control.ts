@@ -31,7 +31,7 @@ export function pgClientOf(tx: Db): pg.PoolClient {
 
 export async function openPostgresControlDb(url: string, opts: PgOpenOptions = {}): Promise<PostgresControlDb> {
   const pgc = await openPgControlDb(url, opts);
-  const write = writeRunner({
+  const { write, drained } = writeRunner({
     run: (body) =>
       pgc.transaction(async (client, tx) => {
         // Waiting for another process's write is bounded, as SQLite's busy timeout bounds it (one
@@ -63,6 +63,10 @@ export async function openPostgresControlDb(url: string, opts: PgOpenOptions = {
     pg: pgc,
     ping: async () => void (await pgc.pool.query('SELECT 1')),
     size: async () => Number((await pgc.pool.query<{ n: string }>('SELECT pg_database_size(current_database())::text AS n')).rows[0].n),
-    close: () => pgc.close(),
+    close: async () => {
+      const pending = drained();
+      if (pending) await pending; // writes already begun commit first
+      await pgc.close();
+    },
   };
 }
