@@ -39,7 +39,7 @@ function text<T extends string | null | undefined>(v: T): T extends string ? str
  * head it chains on: the log's times follow its order, and the verifier holds it to that.
  */
 export async function appendLog(tx: Db, entry: LogEntry, now: Date): Promise<repo.UsageLogRow> {
-  if (isPg(tx)) return appendLogPg(pgClientOf(tx), entry); // the database's clock, after its lock
+  if (isPg(tx)) return appendLogPg(pgClientOf(tx), entry, now); // the database's clock (a drill's: `now`), after its lock
   const row = chained(await repo.head(tx), marked(entry, await modeOf(tx)), now);
   await repo.insert(tx, row);
   return row;
@@ -61,7 +61,7 @@ export function appendLogBatch(tx: Db, records: readonly { entry: LogEntry; now:
 
 /** `appendLogBatch` on either dialect (PostgreSQL: one statement, the database's clock). */
 export async function appendLogMany(tx: Db, records: readonly { entry: LogEntry; now: Date }[]): Promise<void> {
-  if (isPg(tx)) await appendLogBatchPg(pgClientOf(tx), records.map((r) => r.entry));
+  if (isPg(tx)) await appendLogBatchPg(pgClientOf(tx), records.map((r) => r.entry), records.map((r) => r.now));
   else appendLogBatch(tx, records);
 }
 

@@ -220,10 +220,23 @@ describe('the same inputs make the same records on SQLite and PostgreSQL', () =>
     }
   });
 
+  it('on a production installation a claimed time is ignored: the database dates the record', async () => {
+    const before = Date.now();
+    const r = await cdb.transaction((client) => appendLogPg(client, { type: 'test.claimed' }, new Date('2001-01-01T00:00:00.000Z')));
+    expect(Date.parse(r.at)).toBeGreaterThanOrEqual(before - 5000);
+  });
+
   it('on a drill installation every PostgreSQL record is marked drill, as on SQLite', async () => {
     await cdb.pool.query("INSERT INTO installation (id, mode, created_at) VALUES (1, 'drill', 'now')");
     const r = await cdb.transaction((client) => appendLogPg(client, { type: 'test.drill', detail: { k: 1 } }));
     expect(JSON.parse(r.detail)).toEqual({ drill: true, k: 1 });
+    // A drill's clock may be moved (--at, NIA_LINK_CLOCK): its records are dated by it, never before the head.
+    const moved = new Date(Date.parse(r.at) + 400 * 86_400_000);
+    const later = await cdb.transaction((client) => appendLogPg(client, { type: 'test.drill' }, moved));
+    expect(later.at).toBe(moved.toISOString());
+    const back = await cdb.transaction((client) => appendLogPg(client, { type: 'test.drill' }, new Date(Date.parse(r.at) - 86_400_000)));
+    expect(back.at).toBe(moved.toISOString());
     expect(verify(await rows(cdb))).toBeNull();
   });
+
 });

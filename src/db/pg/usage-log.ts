@@ -76,11 +76,13 @@ const values = (r: UsageLogRow): unknown[] => [r.seq, r.at, r.type, r.agency, r.
 
 /**
  * Append one record inside the caller's transaction on `client` (BEGIN … COMMIT, READ COMMITTED).
- * Other appends, from any process or host, wait until that transaction ends.
+ * Other appends, from any process or host, wait until that transaction ends. `claimed` is the
+ * caller's clock: only a drill installation, whose clock may be moved, dates its records by it (never
+ * before the head, as `chained` holds); production records take the database's time.
  */
-export async function appendLogPg(client: PgTxClient, entry: LogEntry): Promise<UsageLogRow> {
+export async function appendLogPg(client: PgTxClient, entry: LogEntry, claimed?: Date): Promise<UsageLogRow> {
   const { head, now, drill } = await lockedHead(client);
-  const row = chained(head, marked(entry, drill), now);
+  const row = chained(head, marked(entry, drill), drill && claimed ? claimed : now);
   await client.query({ ...INSERT_ONE, values: values(row) });
   return row;
 }
@@ -90,13 +92,13 @@ export async function appendLogPg(client: PgTxClient, entry: LogEntry): Promise<
  * commit): one lock, one head read, one clock reading for the batch, one INSERT. Each record chains
  * on the one before it.
  */
-export async function appendLogBatchPg(client: PgTxClient, entries: readonly LogEntry[]): Promise<UsageLogRow[]> {
+export async function appendLogBatchPg(client: PgTxClient, entries: readonly LogEntry[], claimed?: readonly Date[]): Promise<UsageLogRow[]> {
   if (entries.length === 0) return [];
   const { head, now, drill } = await lockedHead(client);
   const rows: UsageLogRow[] = [];
   let h: Head = head;
-  for (const e of entries) {
-    const row = chained(h, marked(e, drill), now);
+  for (const [i, e] of entries.entries()) {
+    const row = chained(h, marked(e, drill), drill && claimed?.[i] ? claimed[i] : now);
     rows.push(row);
     h = row;
   }

@@ -61,7 +61,7 @@ const changeStmt = perConnection((tx) => connectionOf(tx).prepare("SELECT (SELEC
  */
 export async function dataChangeToken(tx: Db): Promise<string> {
   if (!isPg(tx)) return changeStmt(tx).get() as string;
-  // The write-ahead log's position moves with every commit to the server.
-  const [r] = await rawAll<{ lsn: string }>(tx, sql`SELECT pg_current_wal_lsn()::text AS lsn`);
+  // The write-ahead log's insert position moves with every commit to the server, before it is visible.
+  const [r] = await rawAll<{ lsn: string }>(tx, sql`SELECT pg_current_wal_insert_lsn()::text AS lsn`);
   return r.lsn;
 }
