@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Config } from '../config';
 import { dummyPasswordHash, hashPassword, MIN_PASSWORD_LENGTH, verifyPassword } from '../crypto';
-import type { ControlDb } from '../db';
+import type { ControlDb, Db } from '../db';
 import { operators } from '../db/repositories';
 import type { Clock } from '../domain';
 import { UserError } from '../errors';
@@ -109,13 +109,17 @@ export class OperatorService {
     return view(await this.find(username));
   }
 
-  /** A change to one operator with its usage-log record; `endSessions` logs them out everywhere. */
-  private async change(username: string, type: string, actor: string, values: Partial<operators.OperatorRow>, endSessions: boolean, detail: Record<string, unknown> = {}): Promise<OperatorView> {
+  /**
+   * A change to one operator with its usage-log record; `endSessions` logs them out everywhere.
+   * `allowed` checks the change against the operators as they are inside its transaction.
+   */
+  private async change(username: string, type: string, actor: string, values: Partial<operators.OperatorRow>, endSessions: boolean, detail: Record<string, unknown> = {}, allowed?: (tx: Db, o: operators.OperatorRow) => Promise<void>): Promise<OperatorView> {
     const now = this.clock.now();
     return view(
       await this.cdb.write(async (tx) => {
         const o = await operators.byName(tx, username);
         if (!o) throw new UserError(`operator '${username}' does not exist`, 'operator.unknown');
+        await allowed?.(tx, o);
         await operators.update(tx, o.id, values);
         const ended = endSessions ? await operators.deleteSessionsOf(tx, o.id) : 0;
         await appendLog(tx, { type, actor, channel: CONSOLE, object: `operator:${o.username}`, detail: { ...detail, ...(ended ? { sessionsEnded: ended } : {}) } }, now);
@@ -131,10 +135,13 @@ export class OperatorService {
     return this.change(username, 'operator.password-set', actor, { passwordHash: hash, passwordChangedAt: this.clock.now().toISOString(), failedLogins: 0, lockedUntil: null }, true);
   }
 
-  /** Someone must still be able to approve links and manage operators. */
-  private async keepAnAdmin(o: operators.OperatorRow): Promise<void> {
+  /**
+   * Someone must still be able to approve links and manage operators: checked inside the change's
+   * transaction, so two changes at once cannot each count on the other admin.
+   */
+  private async keepAnAdmin(tx: Db, o: operators.OperatorRow): Promise<void> {
     if (o.role !== 'admin' || o.disabled) return;
-    const others = (await operators.all(this.cdb.db)).filter((x) => x.role === 'admin' && !x.disabled && x.id !== o.id);
+    const others = (await operators.all(tx)).filter((x) => x.role === 'admin' && !x.disabled && x.id !== o.id);
     if (others.length === 0) throw new UserError(`'${o.username}' is the last enabled admin: add another admin first`, 'operator.last-admin');
   }
 
@@ -142,15 +149,13 @@ export class OperatorService {
     if (!(OPERATOR_ROLES as readonly string[]).includes(role)) throw new UserError(`role '${printable(role)}': one of ${OPERATOR_ROLES.join(', ')}`, 'operator.role', { kind: 'invalid', field: 'role' });
     const o = await this.find(username);
     if (o.role === role) throw new UserError(`operator '${username}' is ${role} already`, 'operator.unchanged');
-    await this.keepAnAdmin(o);
-    return this.change(username, 'operator.role-set', actor, { role: role as OperatorRole }, true, { from: o.role, to: role });
+    return this.change(username, 'operator.role-set', actor, { role: role as OperatorRole }, true, { from: o.role, to: role }, (tx, now) => this.keepAnAdmin(tx, now));
   }
 
   async disable(username: string, actor: string): Promise<OperatorView> {
     const o = await this.find(username);
     if (o.disabled) throw new UserError(`operator '${username}' is disabled already`, 'operator.unchanged');
-    await this.keepAnAdmin(o);
-    return this.change(username, 'operator.disabled', actor, { disabled: true }, true);
+    return this.change(username, 'operator.disabled', actor, { disabled: true }, true, {}, (tx, now) => this.keepAnAdmin(tx, now));
   }
 
   async enable(username: string, actor: string): Promise<OperatorView> {
