@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
 import { ensureKeys } from '../../src/crypto';
+import type { ControlDb, Db } from '../../src/db';
 import { deliveries } from '../../src/db/repositories';
 import { ExtractService, SqliteSource, SupersededAttempt, sourceDbPath, type ExtractSource } from '../../src/extract';
 import { openOutbox, stageFile } from '../../src/outbox';
@@ -128,4 +129,34 @@ it('a publishing transaction that fails leaves no published file and no temporar
   expect(outbox.stat(linkId, 'fence4.csv.pgp')).toBeNull();
   expect(readdirSync(path.dirname(outbox.pathOf(linkId, 'fence4.csv.pgp'))).filter((f) => f.includes('fence4'))).toEqual([]);
   expect(await deliveries.byId(w.cdb.db, row.id)).toMatchObject({ status: 'building', fileName: null });
+});
+
+describe('a commit whose outcome the worker does not hear (a connection lost at COMMIT)', () => {
+  const claim = async (account: string) => {
+    const linkId = await approvedLink(w, keys, { account, fields: [{ name: 'person_id' }] });
+    const claimed = await w.cdb.write((tx) => deliveries.claim(tx, `extract:${account}`, 'attempt-1', () => ({ linkId, revision: 1, trigger: 'manual', mode: 'full', dataset: 'entry_exit', fields: ['person_id'], createdAt: new Date().toISOString() })));
+    return { linkId, row: 'row' in claimed ? claimed.row : claimed.done };
+  };
+  const build = (id: number, name: string) => async (tx: Db) => void (await deliveries.update(tx, id, { status: 'built', fileName: name }));
+
+  it('that did not commit: the published file is taken back', async () => {
+    const { linkId, row } = await claim('fence5');
+    const outbox = openOutbox(config);
+    const temp = stageFile(outbox, linkId, 'fence5.csv.pgp', 'ciphertext');
+    // The transaction rolls back after the callback ran, as a COMMIT that never reached the server.
+    const lost: ControlDb = { ...w.cdb, write: (fn) => w.cdb.write(async (tx) => (await fn(tx), Promise.reject(new Error('connection lost at COMMIT')))) } as ControlDb;
+    await expect(publishDelivery(lost, row.id, 'attempt-1', [temp], build(row.id, 'fence5.csv.pgp'))).rejects.toThrow('connection lost at COMMIT');
+    expect(outbox.stat(linkId, 'fence5.csv.pgp')).toBeNull();
+    expect(await deliveries.byId(w.cdb.db, row.id)).toMatchObject({ status: 'building' });
+  });
+
+  it('that did commit: the file stays, published with its row', async () => {
+    const { linkId, row } = await claim('fence6');
+    const outbox = openOutbox(config);
+    const temp = stageFile(outbox, linkId, 'fence6.csv.pgp', 'ciphertext');
+    const lost: ControlDb = { ...w.cdb, write: async (fn) => (await w.cdb.write(fn), Promise.reject(new Error('connection lost after COMMIT'))) } as ControlDb;
+    await expect(publishDelivery(lost, row.id, 'attempt-1', [temp], build(row.id, 'fence6.csv.pgp'))).rejects.toThrow('connection lost after COMMIT');
+    expect(outbox.stat(linkId, 'fence6.csv.pgp')).not.toBeNull();
+    expect(await deliveries.byId(w.cdb.db, row.id)).toMatchObject({ status: 'built', fileName: 'fence6.csv.pgp' });
+  });
 });
