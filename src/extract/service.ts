@@ -342,7 +342,7 @@ export class ExtractService {
       if (files) for (const f of [files.data, files.manifest, files.signature]) this.d.outbox.remove(r.linkId, f);
       await this.d.cdb.write(async (tx) => {
         await deliveries.update(tx, r.id, { status: 'purged', purgedAt: now.toISOString() });
-        const s = await this.d.registry.state(r.linkId);
+        const s = await this.d.registry.stateIn(tx, r.linkId);
         await appendLog(tx, { type: 'delivery.purged', agency: s.agency.code, linkId: r.linkId, revision: r.revision, actor, channel: 'outbox', object: r.fileName, detail: { delivery: r.id, sha256: r.cipherSha256, expiresAt: r.expiresAt, linkStatus: s.link.status } }, now);
       });
     }

@@ -121,7 +121,7 @@ export class AccountService {
       const a = await credentials.accountByName(tx, username.trim());
       if (!a) throw new UserError(`SFTP account ${username} does not exist (see \`nia-link account list\`)`, 'account.unknown');
       const detail = (await fn(tx, a, now.toISOString())) ?? {};
-      const s = await this.registry.state(a.linkId);
+      const s = await this.registry.stateIn(tx, a.linkId);
       await appendLog(tx, { type, agency: s.agency.code, linkId: a.linkId, revision: s.link.currentRevision, actor, channel: 'sftp-pull', object: `account:${a.username}`, detail }, now);
       return a;
     });
