@@ -117,8 +117,8 @@ export class CliContext {
     this.previewing = this.previews.has(cmd);
     // A PostgreSQL control database is reached (and migrated) before the action: that waits for the
     // server, which a command's synchronous `cdb` cannot. `start` opens its own (and this one only
-    // to learn whether a moved clock is allowed).
-    if (this.config.database.url && !this._cdb && (cmd.name() !== 'start' || this.override())) this._cdb = await openControl(this.config);
+    // to learn whether a moved clock is allowed); `demo` refuses to run on one.
+    if (this.config.database.url && !this._cdb && cmd.name() !== 'demo' && (cmd.name() !== 'start' || this.override())) this._cdb = await openControl(this.config);
     if (!selfChecked && this.override()) await this.settleClock();
   }
   openDb(create = false): ControlDb {

@@ -429,10 +429,14 @@ export function register(program: Command, _ctx: CliContext): void {
       const flags = program.opts<GlobalFlags>();
       const dir = path.resolve(flags.dataDir ?? 'demo-data');
       const ctx = new CliContext(() => ({ ...flags, dataDir: dir }), process.env.NIA_LINK_CLOCK);
+      // A demo never writes into a shared (perhaps production) control database.
+      if (ctx.config.database.url) {
+        throw new UserError('the demo makes a drill installation of its own, on the embedded SQLite control database in its data directory: unset NIA_LINK_DATABASE_URL (database.url) to run it', 'demo.database', 'refused');
+      }
       try {
         await runDemo(ctx, dir, o);
       } finally {
-        ctx.close();
+        await ctx.close();
       }
     });
 }

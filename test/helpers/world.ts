@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { type ChildProcess, execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -5,7 +6,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { controlDbFile, openControlDb, type ControlDb, type SqliteControlDb } from '../../src/db';
 import { openPostgresControlDb } from '../../src/db/pg/control';
-import { createScratchDb } from './pg';
+import pg from 'pg';
+import { createScratchDb, PG_ADMIN_URL } from './pg';
 import { type Clock, taipeiDate } from '../../src/domain';
 import { plainPdf } from './documents';
 import { loadCatalogs, Registry, RulesService, VendorService, type ApplyInput } from '../../src/registry';
@@ -235,6 +237,84 @@ export function makeLegacyScope(dataDir: string, linkId: number): void {
   } finally {
     db.close();
   }
+}
+
+/** Run `fn` on a connection of its own to the PostgreSQL database at `url` (a test's own statements). */
+export async function withPg<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * `makeLegacyScope` on either dialect: the SQLite file in `dataDir`, or the PostgreSQL database at
+ * `url` when there is one (an installation moved there by `db migrate` keeps such revisions).
+ */
+export async function makeLegacyScopeIn(where: { dataDir: string; url?: string }, linkId: number): Promise<void> {
+  if (!where.url) return makeLegacyScope(where.dataDir, linkId);
+  await withPg(where.url, async (c) => {
+    await c.query('BEGIN');
+    try {
+      await c.query('ALTER TABLE link_revision DISABLE TRIGGER link_revision_no_update');
+      await c.query(`UPDATE link_revision SET content = jsonb_set(jsonb_set(content::jsonb, '{scope}', '{"all":true,"justification":"recorded before scopes existed"}'::jsonb), '{maxIdsPerDay}', '1000'::jsonb)::text WHERE link_id = $1`, [linkId]);
+      await c.query('ALTER TABLE link_revision ENABLE TRIGGER link_revision_no_update');
+      await c.query('COMMIT');
+    } catch (err) {
+      await c.query('ROLLBACK');
+      throw err;
+    }
+  });
+}
+
+/** A control database of a test's installation (see testDatabase). */
+export interface TestDatabase {
+  /** What `cli` needs to reach it: `NIA_LINK_DATABASE_URL` on PostgreSQL, nothing on SQLite. */
+  env: Record<string, string>;
+  /** PostgreSQL: its URL. */
+  url?: string;
+  /**
+   * A copy of it as it is now, for a copy of the data directory: on SQLite the file goes with the
+   * directory (nothing to do); on PostgreSQL a new scratch database made from it (no connection
+   * may be open to it meanwhile: the CLI's have ended).
+   */
+  copy(): Promise<TestDatabase>;
+  drop(): Promise<void>;
+}
+
+const SQLITE_TEST_DATABASE: TestDatabase = { env: {}, copy: async () => SQLITE_TEST_DATABASE, drop: async () => undefined };
+
+function pgTestDatabase(name: string): TestDatabase {
+  const u = new URL(PG_ADMIN_URL);
+  u.pathname = `/${name}`;
+  const url = u.toString();
+  return {
+    env: { NIA_LINK_DATABASE_URL: url },
+    url,
+    async copy() {
+      const copy = `nia_test_${randomBytes(6).toString('hex')}`;
+      await withPg(PG_ADMIN_URL, (c) => c.query(`CREATE DATABASE ${copy} TEMPLATE ${name}`));
+      return pgTestDatabase(copy);
+    },
+    async drop() {
+      if (!/^nia_test_[0-9a-f]{12}$/.test(name)) throw new Error(`refusing to drop ${name}: not a scratch database`);
+      await withPg(PG_ADMIN_URL, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    },
+  };
+}
+
+/**
+ * The control database of an installation a suite makes itself with the CLI (`init`): on the
+ * PostgreSQL pass a scratch database of its own, reached through `env` (give it to every `cli`
+ * call of that installation) and dropped by `drop`; on SQLite nothing (the file in the data
+ * directory), `env` empty. jest.postgres.config.js picks suites that call this.
+ */
+export async function testDatabase(): Promise<TestDatabase> {
+  if (TEST_DIALECT === 'sqlite') return SQLITE_TEST_DATABASE;
+  return pgTestDatabase((await createScratchDb()).name);
 }
 
 /** The review an approvable link needs, as the acceptance scripts record it. */

@@ -1,30 +1,52 @@
 import Database from 'better-sqlite3';
+import { spawnSync } from 'node:child_process';
 import { loadConfig } from '../../src/config';
 import { ComplianceService } from '../../src/compliance';
 import { afterCommit } from '../../src/db';
 import { agencies } from '../../src/db/repositories';
-import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, makeAgencyKeys, openTestWorld, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 // What a transaction changed is announced (to schedules, to SFTP sessions in other processes) only
 // once it has committed — never before others can read it, never for a change that rolled back —
 // and every change of what a link may do announces itself, so no caller can forget to.
 
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 
-beforeAll(() => {
+beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
 });
-afterAll(() => {
-  w?.close();
+afterAll(async () => {
+  await w?.close();
   cleanupKeys(keys);
 });
 
+/**
+ * A reader on another connection that answers at once (a hook runs synchronously): on SQLite a
+ * read-only connection to the file, on PostgreSQL psql in a process of its own.
+ */
+function otherConnection(): { visible(code: string): boolean; close(): void } {
+  const cdb = w.cdb;
+  if (cdb.dialect === 'sqlite') {
+    const other = new Database(cdb.file, { readonly: true });
+    return { visible: (code) => other.prepare('SELECT count(*) FROM agency WHERE code = ?').pluck().get(code) === 1, close: () => other.close() };
+  }
+  return {
+    visible(code) {
+      expect(code).toMatch(/^[A-Z0-9]+$/);
+      const r = spawnSync('psql', ['-w', '-X', '-At', '-c', `SELECT count(*) FROM agency WHERE code = '${code}'`, w.database.url!], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
+      return r.stdout.trim() === '1';
+    },
+    close: () => undefined,
+  };
+}
+
 it('hooks run after the commit, in order, and not at all when the transaction rolls back', async () => {
   // Another connection (another process would use one) sees the change when the first hook runs.
-  const other = new Database(w.cdb.file, { readonly: true });
-  const visible = (code: string) => other.prepare('SELECT count(*) FROM agency WHERE code = ?').pluck().get(code) === 1;
+  const other = otherConnection();
+  const visible = (code: string) => other.visible(code);
   const seen: string[] = [];
   try {
     await w.cdb.write(async (tx) => {
@@ -107,7 +129,7 @@ it('a suspension is announced once, after its commit, and the listener reads the
   // Each announcement is counted when it is made; what the listener then reads is awaited below.
   const heard: Promise<string>[] = [];
   w.registry.onLinkChange((linkId) => heard.push(w.registry.state(linkId).then((s) => `${linkId}:${s.link.status}`)));
-  const config = loadConfig({ dataDir: w.dataDir }, { NIA_LINK_LOG_LEVEL: 'silent' });
+  const config = { ...loadConfig({ dataDir: w.dataDir }, { NIA_LINK_LOG_LEVEL: 'silent' }), database: w.database };
   const compliance = new ComplianceService({ cdb: w.cdb, registry: w.registry, clock: w.clock, config });
   await compliance.suspend(id, 'an audit found the data on a shared drive', 'auditor');
   expect(await Promise.all(heard)).toEqual([`${id}:suspended`]);

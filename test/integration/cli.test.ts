@@ -2,10 +2,12 @@ import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { approveArgs, BIN, changeApproveArgs, cleanupKeys, cli, makeLegacyScope, makeAgencyKeys, REVIEW_ARGS, RULES_TEXT, STAMPED_FORM, tmpDir, writeTemp, type AgencyKeys } from '../helpers/world';
+import { approveArgs, BIN, changeApproveArgs, cleanupKeys, cli as cliOf, makeLegacyScopeIn, makeAgencyKeys, REVIEW_ARGS, RULES_TEXT, STAMPED_FORM, testDatabase, tmpDir, withPg, writeTemp, type AgencyKeys, type TestDatabase } from '../helpers/world';
 
 let keys: AgencyKeys;
 let dir: string;
+/** The control database of `dir`'s installation: its SQLite file, or (PostgreSQL pass) a scratch database. */
+let db: TestDatabase;
 let files: { pub: string; ssh: string; rules: string };
 beforeAll(() => {
   keys = makeAgencyKeys();
@@ -16,10 +18,16 @@ beforeAll(() => {
   };
 });
 afterAll(() => cleanupKeys(keys));
-beforeEach(() => {
+beforeEach(async () => {
   dir = tmpDir();
+  db = await testDatabase();
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  await db?.drop();
+});
+/** The command on `dir`'s installation. */
+const cli = (d: string, args: string[], env: Record<string, string> = {}) => cliOf(d, args, { ...db.env, ...env });
 
 const applyArgs = (over: Record<string, string> = {}) => {
   const o: Record<string, string> = {
@@ -122,7 +130,9 @@ describe('nia-link CLI', () => {
   });
 
   it('user mistakes are one line each, never a stack trace', () => {
-    expectUserError(cli(dir, ['link', 'list']), /run `nia-link init` first/);
+    // A data directory without the SQLite file was never initialised; a PostgreSQL control database
+    // is migrated by any command that opens it (a new host needs no init), so this is SQLite's alone.
+    if (!db.url) expectUserError(cli(dir, ['link', 'list']), /run `nia-link init` first/);
     cli(dir, ['init']);
     expectUserError(cli(dir, ['agency', 'add', '--code', 'N001', '--name', '某公司', '--non-government']), /sponsor/);
     expectUserError(cli(dir, ['link', 'show', '42']), /link 42 does not exist/);
@@ -145,16 +155,23 @@ describe('nia-link CLI', () => {
     expect(JSON.parse(cli(dir, ['agency', 'list', '--json']).stdout)[0].name).toBe(evil);
   });
 
-  it('log verify exits non-zero and names the seq after a record is edited with SQL', () => {
+  it('log verify exits non-zero and names the seq after a record is edited with SQL', async () => {
     cli(dir, ['init']);
     cli(dir, ['agency', 'add', '--code', 'A001', '--name', 'x']);
     cli(dir, ['agency', 'add', '--code', 'A002', '--name', 'y']);
     cli(dir, ['agency', 'add', '--code', 'A003', '--name', 'z']);
-    const Database = require('better-sqlite3');
-    const db = new Database(path.join(dir, 'nia-link.db'));
-    db.exec('DROP TRIGGER usage_log_no_update');
-    db.prepare("UPDATE usage_log SET agency = 'A00X' WHERE seq = 2").run();
-    db.close();
+    if (db.url) {
+      await withPg(db.url, async (c) => {
+        await c.query('DROP TRIGGER usage_log_no_update ON usage_log');
+        expect((await c.query("UPDATE usage_log SET agency = 'A00X' WHERE seq = 2")).rowCount).toBe(1);
+      });
+    } else {
+      const Database = require('better-sqlite3');
+      const sq = new Database(path.join(dir, 'nia-link.db'));
+      sq.exec('DROP TRIGGER usage_log_no_update');
+      sq.prepare("UPDATE usage_log SET agency = 'A00X' WHERE seq = 2").run();
+      sq.close();
+    }
     const r = cli(dir, ['log', 'verify']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/FAILED verification at seq 2/);
@@ -304,7 +321,7 @@ describe('contacts, rules with changes and allow-lists on the command line (R14.
 });
 
 describe('nia-link compliance status (R3.4)', () => {
-  it('R3.4 compliance status lists a link recorded before scopes existed, saying to file link change --kind scope; the approved scope change clears it', () => {
+  it('R3.4 compliance status lists a link recorded before scopes existed, saying to file link change --kind scope; the approved scope change clears it', async () => {
     cli(dir, ['init']);
     cli(dir, ['agency', 'add', '--code', 'A001', '--name', 'x']);
     const apply = (over: Record<string, string>) => {
@@ -316,7 +333,7 @@ describe('nia-link compliance status (R3.4)', () => {
       return id;
     };
     const legacy = apply({ '--account': 'a001' });
-    makeLegacyScope(dir, Number(legacy));
+    await makeLegacyScopeIn({ dataDir: dir, url: db.url }, Number(legacy));
     const scoped = apply({ '--scope-justification': 'a justified whole-dataset scope', '--account': 'a002' });
     const status = cli(dir, ['compliance', 'status']);
     expect(status.code).toBe(0);
@@ -334,7 +351,7 @@ describe('nia-link compliance status (R3.4)', () => {
 
 describe('nia-link start', () => {
   it('prints one line per role and ready, answers /healthz, and stops on SIGTERM', async () => {
-    const env = { ...process.env, REDIS_URL: process.env.NIA_TEST_REDIS_URL!, NIA_LINK_HTTP_PORT: '0', NIA_LINK_SFTP_PORT: '0', NIA_LINK_LOG_LEVEL: 'warn' };
+    const env = { ...process.env, ...db.env, REDIS_URL: process.env.NIA_TEST_REDIS_URL!, NIA_LINK_HTTP_PORT: '0', NIA_LINK_SFTP_PORT: '0', NIA_LINK_LOG_LEVEL: 'warn' };
     const child = spawn(process.execPath, [BIN, '--data-dir', dir, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));

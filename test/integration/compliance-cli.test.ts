@@ -3,7 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { addDays, addMonths, taipeiDate } from '../../src/domain';
 import { chainHash, GENESIS_HASH, recordDigestOf } from '../../src/usagelog/chain';
-import { cleanupKeys, cli, makeAgencyKeys, REVIEW_ARGS, RULES_TEXT, STAMPED_FORM, tmpDir, writeTemp, type AgencyKeys } from '../helpers/world';
+import { cleanupKeys, cli, makeAgencyKeys, REVIEW_ARGS, RULES_TEXT, STAMPED_FORM, testDatabase, tmpDir, withPg, writeTemp, type AgencyKeys, type TestDatabase } from '../helpers/world';
 
 /**
  * The regulation's dates through the built command, as an operator types them (R6.6, R10.4, R11.1,
@@ -12,6 +12,8 @@ import { cleanupKeys, cli, makeAgencyKeys, REVIEW_ARGS, RULES_TEXT, STAMPED_FORM
  */
 let keys: AgencyKeys;
 let dir: string;
+/** The control database of `dir`'s installation: its SQLite file, or (PostgreSQL pass) a scratch database. */
+let db: TestDatabase;
 let files: { pub: string; ssh: string; rules: string };
 let letters = 0;
 const today = () => taipeiDate(new Date());
@@ -22,12 +24,16 @@ beforeAll(() => {
   files = { pub: writeTemp(keys.dir, 'agency_pub.asc', keys.publicArmored), ssh: `${keys.sshPrivateFile}.pub`, rules: writeTemp(keys.dir, 'rules.txt', RULES_TEXT) };
 });
 afterAll(() => cleanupKeys(keys));
-beforeEach(() => {
+beforeEach(async () => {
   dir = tmpDir();
+  db = await testDatabase();
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  await db?.drop();
+});
 
-const run = (args: string[], env: Record<string, string> = {}) => cli(dir, args, env);
+const run = (args: string[], env: Record<string, string> = {}) => cli(dir, args, { ...db.env, ...env });
 const lastLine = (out: string) => out.trim().split('\n').pop()!;
 
 /** One line on stderr, no stack trace, non-zero exit. */
@@ -116,40 +122,64 @@ describe('a production installation: time cannot be bent (R6.6, R10.4, R11.1)', 
     expect(linkJson(id)).toMatchObject({ status: 'active', endsOn: null });
   });
 
-  it('R6.6 log verify names a record older than the one before it, even with every hash recomputed', () => {
+  it('R6.6 log verify names a record older than the one before it, even with every hash recomputed', async () => {
     installation();
-    const file = path.join(dir, 'nia-link.db');
-    const db = new Database(file);
-    try {
-      for (const t of db.prepare("SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name='usage_log'").all() as { name: string }[]) db.exec(`DROP TRIGGER "${t.name}"`);
-      const rows = db.prepare('SELECT * FROM usage_log ORDER BY seq').all() as Record<string, never>[];
-      const target = rows[rows.length - 2] as unknown as { seq: number };
-      db.prepare("UPDATE usage_log SET at = '2025-01-10T04:00:00.000Z' WHERE seq = ?").run(target.seq);
+    type Row = Record<string, string & number>;
+    /** With the guards dropped: date the record before the last one back, then recompute every digest and hash. Its seq. */
+    const backdate = async (all: () => Promise<Row[]> | Row[], update: (sql: string, values: unknown[]) => Promise<void> | void): Promise<number> => {
+      const rows = await all();
+      const target = Number(rows[rows.length - 2].seq);
+      await update("UPDATE usage_log SET at = '2025-01-10T04:00:00.000Z' WHERE seq = ?", [target]);
       let prev = GENESIS_HASH;
-      for (const r of db.prepare('SELECT * FROM usage_log ORDER BY seq').all() as Record<string, string & number>[]) {
-        const digest = recordDigestOf(r.seq, r.at, r.type, r.agency, r.link_id, r.revision, r.actor, r.ip, r.channel, r.object, r.detail);
+      for (const r of await all()) {
+        const digest = recordDigestOf(Number(r.seq), r.at, r.type, r.agency, r.link_id, r.revision, r.actor, r.ip, r.channel, r.object, r.detail);
         const hash = chainHash(prev, digest);
-        db.prepare('UPDATE usage_log SET digest = ?, prev_hash = ?, hash = ? WHERE seq = ?').run(digest, prev, hash, r.seq);
+        await update('UPDATE usage_log SET digest = ?, prev_hash = ?, hash = ? WHERE seq = ?', [digest, prev, hash, r.seq]);
         prev = hash;
       }
-      const v = run(['log', 'verify']);
-      expect(v.code).toBe(1);
-      expect(v.stdout + v.stderr).toMatch(new RegExp(`record ${target.seq} is dated 2025-01-10T04:00:00.000Z, before record ${target.seq - 1}`));
-    } finally {
-      db.close();
+      return target;
+    };
+    let target: number;
+    if (db.url) {
+      target = await withPg(db.url, async (c) => {
+        const triggers = (await c.query<{ name: string }>("SELECT tgname AS name FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = 'usage_log'::regclass")).rows;
+        expect(triggers.length).toBeGreaterThan(0);
+        for (const t of triggers) await c.query(`DROP TRIGGER "${t.name}" ON usage_log`);
+        const numbered = (sql: string) => ((n) => sql.replace(/\?/g, () => `$${++n}`))(0);
+        return backdate(
+          async () => (await c.query<Row>('SELECT * FROM usage_log ORDER BY seq')).rows,
+          async (sql, values) => void (await c.query(numbered(sql), values)),
+        );
+      });
+    } else {
+      const sq = new Database(path.join(dir, 'nia-link.db'));
+      try {
+        for (const t of sq.prepare("SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name='usage_log'").all() as { name: string }[]) sq.exec(`DROP TRIGGER "${t.name}"`);
+        target = await backdate(
+          () => sq.prepare('SELECT * FROM usage_log ORDER BY seq').all() as Row[],
+          (sql, values) => void sq.prepare(sql).run(...values),
+        );
+      } finally {
+        sq.close();
+      }
     }
+    const v = run(['log', 'verify']);
+    expect(v.code).toBe(1);
+    expect(v.stdout + v.stderr).toMatch(new RegExp(`record ${target} is dated 2025-01-10T04:00:00.000Z, before record ${target - 1}`));
   });
 });
 
 describe('a drill installation moves time and says so (R6.6, R10.4, R12.1, R-F5)', () => {
-  it('R6.6 init --drill records the mode for good: a production installation cannot become a drill; plain init keeps a drill a drill; every record, form and notice is marked', () => {
+  it('R6.6 init --drill records the mode for good: a production installation cannot become a drill; plain init keeps a drill a drill; every record, form and notice is marked', async () => {
     const prod = tmpDir();
+    const prodDb = await testDatabase();
     try {
-      ok(cli(prod, ['init']));
-      refused(cli(prod, ['init', '--drill']), /is a production installation: it cannot become a drill/);
-      refused(cli(prod, ['init', '--at', today()]), /--at exists only on drill installations/);
+      ok(cli(prod, ['init'], prodDb.env));
+      refused(cli(prod, ['init', '--drill'], prodDb.env), /is a production installation: it cannot become a drill/);
+      refused(cli(prod, ['init', '--at', today()], prodDb.env), /--at exists only on drill installations/);
     } finally {
       rmSync(prod, { recursive: true, force: true });
+      await prodDb.drop();
     }
     refused(run(['init', '--at', today()]), /--at exists only on drill installations/);
     const id = installation(['init', '--drill']);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { connectionOf } from '../../src/db';
+import { sql } from 'drizzle-orm';
+import { rawRun } from '../../src/db/dialect';
 import * as installation from '../../src/db/repositories/installation';
 import { ComplianceService } from '../../src/compliance';
 import { Html } from '../../src/http/html';
@@ -8,7 +9,7 @@ import { layout } from '../../src/http/views';
 import { FormService, renderHtml } from '../../src/forms';
 import { listLog } from '../../src/usagelog';
 import { buildDelivery, niaKeys, sftpConfig } from '../helpers/sftp';
-import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, makeAgencyKeys, openTestWorld, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 /**
  * R6.6: nothing a drill makes can pass for production — its console pages, forms, manifests,
@@ -18,10 +19,10 @@ let keys: AgencyKeys;
 beforeAll(() => (keys = makeAgencyKeys()));
 afterAll(() => cleanupKeys(keys));
 
-async function world(mode: 'drill' | 'production'): Promise<{ w: TestWorld; id: number; manifest: string; form: string; notice: string }> {
-  const w = openWorld();
+async function world(mode: 'drill' | 'production'): Promise<{ w: AnyWorld; id: number; manifest: string; form: string; notice: string }> {
+  const w = await openTestWorld();
   await w.cdb.write((tx) => installation.record(tx, mode, new Date()));
-  const config = sftpConfig(w.dataDir);
+  const config = { ...sftpConfig(w.dataDir), database: w.database };
   await niaKeys(config, keys);
   const id = await approvedLink(w, keys);
   const d = await buildDelivery(w, config, id, 5);
@@ -47,11 +48,14 @@ describe('a drill is marked everywhere (R6.6)', () => {
       const page = layout({ t: translator('zh-TW'), lang: 'zh-TW', op: null, path: '/', drill: true }, 'x', new Html(''));
       expect(page).toMatch(/<title>演練 DRILL · /);
       expect(page).toContain('<span class="badge suspended drill" role="note">演練 DRILL</span>');
-      // On the write connection (`w.cdb.sqlite` only reads).
-      await expect(w.cdb.write((tx) => connectionOf(tx).prepare("UPDATE installation SET mode = 'production'").run())).rejects.toMatchObject({ message: expect.stringMatching(/fixed when it is initialised/) });
-      await expect(w.cdb.write((tx) => connectionOf(tx).prepare('DELETE FROM installation').run())).rejects.toMatchObject({ message: expect.stringMatching(/fixed when it is initialised/) });
+      // In a write transaction (reads outside one cannot write on SQLite). What the database said
+      // refusing (drizzle may carry it as its error's cause); 'not refused' when the statement ran.
+      const refusal = (p: Promise<unknown>): Promise<string> => p.then(() => 'not refused', (e: Error) => [e.message, (e.cause as Error | undefined)?.message].join('\n'));
+      expect(await refusal(w.cdb.write((tx) => rawRun(tx, sql`UPDATE installation SET mode = 'production'`)))).toMatch(/fixed when it is initialised/);
+      expect(await refusal(w.cdb.write((tx) => rawRun(tx, sql`DELETE FROM installation`)))).toMatch(/fixed when it is initialised/);
+      expect(await installation.recorded(w.cdb.db)).toBe('drill');
     } finally {
-      w.close();
+      await w.close();
     }
   });
 
@@ -64,7 +68,7 @@ describe('a drill is marked everywhere (R6.6)', () => {
       for (const r of await listLog(w.cdb.db, {})) expect(JSON.parse(r.detail).drill).toBeUndefined();
       expect(layout({ t: translator('zh-TW'), lang: 'zh-TW', op: null, path: '/' }, 'x', new Html(''))).not.toContain('DRILL');
     } finally {
-      w.close();
+      await w.close();
     }
   });
 });

@@ -1,22 +1,29 @@
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { openControlDb } from '../../src/db';
+import { openControl } from '../../src/db/open';
 import { listLog } from '../../src/usagelog';
-import { BIN, cli, tmpDir } from '../helpers/world';
+import { BIN, cli as cliOf, testDatabase, tmpDir, type TestDatabase } from '../helpers/world';
 
 /** `nia-link operator …` through the built command, as an administrator uses it. */
 let dir: string;
+/** The control database of `dir`'s installation: its SQLite file, or (PostgreSQL pass) a scratch database. */
+let db: TestDatabase;
+const cli = (d: string, args: string[]) => cliOf(d, args, db.env);
 const PASSWORD = 'correct horse battery staple';
 const withStdin = (args: string[], input: string) => {
-  const r = spawnSync(process.execPath, [BIN, '--data-dir', dir, ...args], { input, encoding: 'utf8', env: { ...process.env, NIA_LINK_LOG_LEVEL: 'warn' } });
+  const r = spawnSync(process.execPath, [BIN, '--data-dir', dir, ...args], { input, encoding: 'utf8', env: { ...process.env, ...db.env, NIA_LINK_LOG_LEVEL: 'warn' } });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 };
 
-beforeAll(() => {
+beforeAll(async () => {
   dir = tmpDir();
+  db = await testDatabase();
   expect(cli(dir, ['init']).code).toBe(0);
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  await db?.drop();
+});
 
 it('adds operators with a password from standard input, and refuses mistakes in one line', () => {
   const ok = withStdin(['operator', 'add', '--username', 'ada', '--role', 'admin', '--password-stdin'], `${PASSWORD}\n`);
@@ -53,7 +60,7 @@ it('keeps an enabled admin, changes roles, disables, and logs every change with 
   expect(JSON.stringify(list)).not.toMatch(/scrypt|passwordHash/);
   const totp = cli(dir, ['operator', 'totp', 'enable', 'oscar']);
   expect(totp.stdout).toMatch(/^secret: [A-Z2-7]{32}\nuri: otpauth:\/\/totp\/nia-link:oscar\?secret=/);
-  const cdb = openControlDb(dir);
+  const cdb = await openControl({ dataDir: dir, database: { url: db.url } });
   try {
     const types = (await listLog(cdb.db, {})).filter((r) => r.type.startsWith('operator.')).map((r) => [r.type, r.object, r.actor?.startsWith('cli:') ? 'cli' : r.actor]);
     expect(types).toEqual([
@@ -64,6 +71,6 @@ it('keeps an enabled admin, changes roles, disables, and logs every change with 
       ['operator.totp-set', 'operator:oscar', 'cli'],
     ]);
   } finally {
-    cdb.close();
+    await cdb.close();
   }
 });

@@ -1,15 +1,92 @@
-import type { LightMyRequestResponse } from 'fastify';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { Redis } from 'ioredis';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { OperatorService, type RouteInfo } from '../../src/http';
+import { loadConfig, type Config } from '../../src/config';
+import { ensureKeys } from '../../src/crypto';
+import { buildHttpApp, OperatorService, type RouteInfo } from '../../src/http';
 import { hotp, totpStep } from '../../src/http/totp';
-import { listLog } from '../../src/usagelog';
-import { consoleWorld, EVIL_PURPOSE, OPERATORS, PASSWORD, type ConsoleWorld } from '../helpers/console';
-import { approvedLink, makeLegacyScope, tmpDir } from '../helpers/world';
+import { createLogger } from '../../src/logger';
+import { openQueue, QUEUES } from '../../src/queue';
+import { buildServices, type Services } from '../../src/services';
+import { appendLog, listLog } from '../../src/usagelog';
+import { EVIL_PURPOSE, freePort, OPERATORS, PASSWORD } from '../helpers/console';
+import { person, writeEntryExitSource } from '../helpers/source';
+import { application, approvedLink, cleanupKeys, eventually, makeAgencyKeys, makeLegacyScopeIn, openTestWorld, tmpDir, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 const ORIGIN = 'http://localhost:80';
 const METRICS_TOKEN = 'm'.repeat(40);
+
+/**
+ * test/helpers/console.ts's consoleWorld on this pass's dialect (openTestWorld): a control database
+ * with what the console shows — an agency, an active link with a built delivery (real extract, real
+ * OpenPGP), a push to a closed port that failed, an SFTP download record, a pending change, a pending
+ * application with markup in its purpose, and one operator per role.
+ */
+interface ConsoleWorld {
+  w: AnyWorld;
+  keys: AgencyKeys;
+  config: Config;
+  services: Services;
+  app: FastifyInstance;
+  delivered: { linkId: number; deliveryId: number; changeId: number };
+  evilLinkId: number;
+  close(): Promise<void>;
+}
+
+async function consoleWorld(env: Record<string, string>, file: Record<string, unknown>): Promise<ConsoleWorld> {
+  const keys = makeAgencyKeys();
+  const w = await openTestWorld();
+  writeFileSync(path.join(w.dataDir, 'config.json'), JSON.stringify(file));
+  const redisUrl = process.env.NIA_TEST_REDIS_URL!;
+  const config = { ...loadConfig({ dataDir: w.dataDir }, { REDIS_URL: redisUrl, NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_PUSH_CONNECT_TIMEOUT_MS: '1000', ...env }), database: w.database };
+  await ensureKeys(config.keysDir, new Date());
+  writeEntryExitSource(w.dataDir, [person(1), person(2), person(3)], '2026-01-01T00:00:00.000Z');
+  const services = buildServices(config, w.cdb, w.clock);
+
+  const closed = await freePort();
+  const linkId = await approvedLink(w, keys, {
+    methods: ['sftp-pull', 'sftp-push'],
+    push: { host: '127.0.0.1', port: closed, user: 'nia', dir: '/inbox', fingerprint: 'SHA256:' + 'A'.repeat(43) },
+  });
+  const d = await services.extracts.run({ key: 'console-test-1', linkId, full: true, trigger: 'manual' }, { finalAttempt: true });
+  await services.pushes.run({ deliveryId: d.id, channel: 'sftp-push' }, { attempt: 1, finalAttempt: true }).catch(() => undefined);
+  await w.cdb.write((tx) =>
+    appendLog(tx, { type: 'file.downloaded', agency: 'A001', linkId, revision: 1, actor: 'a001', ip: '127.0.0.1', channel: 'sftp-pull', object: d.path!.split('/').pop()!, detail: { delivery: d.id, file: 'data', bytes: d.bytes, size: d.bytes, from: 0, to: d.bytes, result: 'complete' } }, w.clock.now()),
+  );
+  const change = await services.registry.fileChange(linkId, 'officer', { value: '林小華' }, 'agency:A001');
+  const evil = await w.registry.apply(application(keys, { purpose: EVIL_PURPOSE, account: 'a001x' }), 'agency:A001');
+
+  const operators = new OperatorService(w.cdb, w.clock, config.http);
+  for (const [role, username] of Object.entries(OPERATORS)) await operators.add({ username, role, password: PASSWORD }, 'test');
+
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  const queues = { extract: openQueue(QUEUES.extract, config, redisUrl), deliver: openQueue(QUEUES.deliver, config, redisUrl), maintenance: openQueue(QUEUES.maintenance, config, redisUrl) };
+  const app = await buildHttpApp({ config, cdb: w.cdb, redis, services, queues, clock: w.clock, log: createLogger('silent') });
+  await app.ready();
+  return {
+    w,
+    keys,
+    config,
+    services,
+    app,
+    delivered: { linkId, deliveryId: d.id, changeId: change.id },
+    evilLinkId: evil.id,
+    async close() {
+      await app.close();
+      await services.linkEvents.settled();
+      for (const q of Object.values(queues)) {
+        await q.obliterate({ force: true }).catch(() => undefined);
+        await q.close();
+      }
+      await redis.quit().catch(() => redis.disconnect());
+      await w.close();
+      cleanupKeys(keys);
+    },
+  };
+}
+
 let cw: ConsoleWorld;
 type Role = keyof typeof OPERATORS;
 const sessions = {} as Record<Role, { cookie: string; csrf: string }>;
@@ -103,9 +180,11 @@ describe('route inventory', () => {
     }
     expect(refusals).toBeGreaterThan(40);
     // Refused changes are on record with who tried, from where.
-    const denied = await logOf('operator.denied');
-    expect(denied.length).toBeGreaterThan(0);
-    expect(denied[0]).toMatchObject({ channel: 'console', ip: '127.0.0.1' });
+    await eventually(async () => {
+      const denied = await logOf('operator.denied');
+      expect(denied.length).toBeGreaterThan(0);
+      expect(denied[0]).toMatchObject({ channel: 'console', ip: '127.0.0.1' });
+    });
   });
 
   it('registering a protected route without roles fails at start-up', async () => {
@@ -233,9 +312,12 @@ describe('state-changing requests', () => {
     expect(res.statusCode).toBe(303);
     expect(res.headers.location).toBe(`/deliveries/${cw.delivered.deliveryId}?done=retried`);
     expect((await cw.services.extracts.get(cw.delivered.deliveryId))!.channels['sftp-push']).toMatchObject({ status: 'queued' });
-    const rec = (await logOf('operator.action')).at(-1)!;
-    expect(rec).toMatchObject({ actor: OPERATORS.operator, ip: '127.0.0.1', channel: 'console', linkId: cw.delivered.linkId, agency: 'A001', object: `delivery:${cw.delivered.deliveryId}` });
-    expect(JSON.parse(rec.detail)).toMatchObject({ action: 'delivery.retry', channels: ['sftp-push'], status: 303 });
+    // The record is written as the response goes out (on PostgreSQL it commits a moment after).
+    await eventually(async () => {
+      const rec = (await logOf('operator.action')).at(-1)!;
+      expect(rec).toMatchObject({ actor: OPERATORS.operator, ip: '127.0.0.1', channel: 'console', linkId: cw.delivered.linkId, agency: 'A001', object: `delivery:${cw.delivered.deliveryId}` });
+      expect(JSON.parse(rec.detail)).toMatchObject({ action: 'delivery.retry', channels: ['sftp-push'], status: 303 });
+    });
     // Nothing left to retry: refused with a reason, as JSON on the API.
     const again = await as('operator', 'POST', `/api/deliveries/${cw.delivered.deliveryId}/retry`);
     expect(again.statusCode).toBe(422);
@@ -273,8 +355,10 @@ describe('state-changing requests', () => {
     expect((await as('admin', 'GET', '/operators/lou/disable')).body).toContain('action="/operators/lou/disable"');
     expect((await as('admin', 'POST', '/operators/lou/disable', { confirm: 'yes' })).statusCode).toBe(303);
     expect((await login('lou')).statusCode).toBe(401);
-    expect(JSON.parse((await logOf('operator.action')).at(-1)!.detail)).toMatchObject({ action: 'operator.disable', status: 303 });
-    expect(JSON.parse((await logOf('operator.action')).at(-2)!.detail)).toMatchObject({ action: 'operator.disable', status: 422, error: 'you cannot disable yourself' });
+    await eventually(async () => {
+      expect(JSON.parse((await logOf('operator.action')).at(-1)!.detail)).toMatchObject({ action: 'operator.disable', status: 303 });
+      expect(JSON.parse((await logOf('operator.action')).at(-2)!.detail)).toMatchObject({ action: 'operator.disable', status: 422, error: 'you cannot disable yourself' });
+    });
   });
 });
 
@@ -378,7 +462,7 @@ describe('what pages show', () => {
     const before = (await as('auditor', 'GET', '/')).body;
     expect(before).not.toContain('須檢視資料範圍之連結案</h2>');
     const id = await approvedLink(cw.w, cw.keys, { account: 'a00legacy' });
-    makeLegacyScope(cw.w.dataDir, id);
+    await makeLegacyScopeIn({ dataDir: cw.w.dataDir, url: cw.w.database.url }, id);
     const page = (await as('auditor', 'GET', `/links/${id}`)).body;
     expect(page).toContain('<span class="scope">全部資料（理由：recorded before scopes existed）</span> <span class="badge pending scope-review">須檢視資料範圍</span>');
     expect(page).toContain(`nia-link link change ${id} --kind scope`);
@@ -425,7 +509,7 @@ describe('queues and metrics', () => {
     expect(depths.find((q: { queue: string }) => q.queue === 'deliver').paused).toBe(true);
     expect((await put('/queues/api/queues/deliver/resume')).statusCode).toBe(200);
     expect((await as('admin', 'PUT', '/queues/api/queues/deliver/empty')).statusCode).toBe(403);
-    expect((await logOf('operator.action')).some((r) => r.actor === OPERATORS.operator && r.object === 'PUT /queues/api/queues/:queueName/pause')).toBe(true);
+    await eventually(async () => expect((await logOf('operator.action')).some((r) => r.actor === OPERATORS.operator && r.object === 'PUT /queues/api/queues/:queueName/pause')).toBe(true));
   });
 
   it('/metrics needs an admin or auditor session, or the bearer token', async () => {

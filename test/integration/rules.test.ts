@@ -1,17 +1,25 @@
-import type Database from 'better-sqlite3';
+import { sql, type SQL } from 'drizzle-orm';
 import { rmSync } from 'node:fs';
-import { connectionOf } from '../../src/db';
+import { rawRun } from '../../src/db/dialect';
 import { checkDocument, sniffDocumentType } from '../../src/registry';
 import { listLog } from '../../src/usagelog';
 import { docx, odt } from '../helpers/documents';
-import { ALL_TOPICS, application, approvedLink, cli, RULES_TEXT, STAMPED_FORM, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
+import { ALL_TOPICS, application, approvedLink, cleanupKeys, cli, makeAgencyKeys, openTestWorld, RULES_TEXT, STAMPED_FORM, testDatabase, tmpDir, writeTemp, type AgencyKeys, type AnyWorld, type TestDatabase } from '../helpers/world';
 
 let keys: AgencyKeys;
-let w: TestWorld;
-worldEachTest({ keys: (k) => (keys = k), world: (x) => (w = x) }, { agency: true });
+let w: AnyWorld;
+beforeAll(() => (keys = makeAgencyKeys()));
+afterAll(() => cleanupKeys(keys));
+beforeEach(async () => {
+  w = await openTestWorld();
+  await w.registry.addAgency({ code: 'A001', name: '財政部賦稅署' }, 'test');
+});
+afterEach(async () => w?.close());
 
-/** Write to the database behind the services' backs, on its write connection (`w.cdb.sqlite` only reads). */
-const rawWrite = <T>(fn: (db: Database.Database) => T): Promise<T> => w.cdb.write((tx) => fn(connectionOf(tx)));
+/** Write to the database behind the services' backs, in a write transaction (reads outside one cannot write on SQLite). */
+const rawWrite = (statement: SQL): Promise<void> => w.cdb.write((tx) => rawRun(tx, statement));
+/** What the database said refusing a statement (drizzle may carry it as its error's cause); 'not refused' when it ran. */
+const refusal = (p: Promise<unknown>): Promise<string> => p.then(() => 'not refused', (e: Error) => [e.message, (e.cause as Error | undefined)?.message].join('\n'));
 const rulesFile = (name = 'rules-v2.txt', text = RULES_TEXT + '九、附則\n') => ({ filename: name, content: Buffer.from(text) });
 /** A minimal, well-formed PDF without active content. */
 const PDF = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n', 'latin1');
@@ -36,8 +44,9 @@ describe('management rules and the eight-topic review (R4.1)', () => {
     // The newest review is the one in force; earlier ones stay as records.
     expect((await w.rules.show(v.id)).reviews.map((r) => r.covers.length)).toEqual([7, 5, 8]);
     expect((await listLog(w.cdb.db, { linkId: id })).map((r) => r.type)).toEqual(['rules.added', 'link.applied', 'rules.reviewed', 'rules.reviewed', 'rules.reviewed', 'link.approved']);
-    await expect(rawWrite((db) => db.prepare('UPDATE rules_review SET covers = ?').run('[1,2,3,4,5,6,7,8]'))).rejects.toMatchObject({ message: expect.stringMatching(/records/) });
-    await expect(rawWrite((db) => db.prepare('DELETE FROM rules_review').run())).rejects.toMatchObject({ message: expect.stringMatching(/records/) });
+    expect(await refusal(rawWrite(sql`UPDATE rules_review SET covers = ${'[1,2,3,4,5,6,7,8]'}`))).toMatch(/records/);
+    expect(await refusal(rawWrite(sql`DELETE FROM rules_review`))).toMatch(/records/);
+    expect((await w.rules.show(v.id)).reviews.map((r) => r.covers.length)).toEqual([7, 5, 8]);
   });
 
   it('R4.1 a later partial review takes the full one back: approval is refused again', async () => {
@@ -141,33 +150,40 @@ describe('documents are checked by content, never by their name', () => {
 
 describe('nia-link rules (CLI)', () => {
   let dir: string;
-  beforeEach(() => {
+  /** The control database of `dir`'s installation: its SQLite file, or (PostgreSQL pass) a scratch database. */
+  let db: TestDatabase;
+  beforeEach(async () => {
     dir = tmpDir();
+    db = await testDatabase();
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await db?.drop();
+  });
+  const run = (args: string[]) => cli(dir, args, db.env);
 
   it('rules add refuses an executable named .pdf with one line and stores nothing; rules review/show/list work as written', () => {
-    expect(cli(dir, ['init']).code).toBe(0);
-    expect(cli(dir, ['agency', 'add', '--code', 'A003', '--name', '內政部警政署']).code).toBe(0);
+    expect(run(['init']).code).toBe(0);
+    expect(run(['agency', 'add', '--code', 'A003', '--name', '內政部警政署']).code).toBe(0);
     const evil = writeTemp(dir, 'evil.pdf', Buffer.from('MZ\x90\x00binary', 'latin1'));
-    const r = cli(dir, ['rules', 'add', '--agency', 'A003', '--file', evil]);
+    const r = run(['rules', 'add', '--agency', 'A003', '--file', evil]);
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/evil\.pdf: the content is a Windows executable/);
-    expect(JSON.parse(cli(dir, ['rules', 'list', '--json']).stdout)).toEqual([]);
+    expect(JSON.parse(run(['rules', 'list', '--json']).stdout)).toEqual([]);
 
-    const ok = cli(dir, ['rules', 'add', '--agency', 'A003', '--file', writeTemp(dir, 'rules.txt', RULES_TEXT)]);
+    const ok = run(['rules', 'add', '--agency', 'A003', '--file', writeTemp(dir, 'rules.txt', RULES_TEXT)]);
     expect(ok.code).toBe(0);
     const docId = ok.stdout.trim().split('\n').pop()!;
-    expect(cli(dir, ['rules', 'review', docId, '--covers', '1,2,3,4,5,6,7', '--note', '缺帳號異動']).stdout).toMatch(/version 1 .*missing topic 8/);
-    expect(cli(dir, ['rules', 'review', docId, '--covers', '1,2,3,4,5,6,7,8']).stdout).toMatch(/covers all 8 topics/);
-    const shown = cli(dir, ['rules', 'show', docId]).stdout;
+    expect(run(['rules', 'review', docId, '--covers', '1,2,3,4,5,6,7', '--note', '缺帳號異動']).stdout).toMatch(/version 1 .*missing topic 8/);
+    expect(run(['rules', 'review', docId, '--covers', '1,2,3,4,5,6,7,8']).stdout).toMatch(/covers all 8 topics/);
+    const shown = run(['rules', 'show', docId]).stdout;
     expect(shown).toMatch(/\[x\] 8\. 系統帳號權限異動之作業程序/);
     expect(shown).toMatch(/covers 1,2,3,4,5,6,7 — 缺帳號異動/);
-    const bad = cli(dir, ['rules', 'review', docId, '--link', '1', '--covers', '1']);
+    const bad = run(['rules', 'review', docId, '--link', '1', '--covers', '1']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/rules review DOCUMENT_ID` or `rules review --link LINK_ID/);
-    const types = (JSON.parse(cli(dir, ['log', 'list', '--json']).stdout) as { type: string }[]).map((x) => x.type);
+    const types = (JSON.parse(run(['log', 'list', '--json']).stdout) as { type: string }[]).map((x) => x.type);
     expect(types).toEqual(['agency.added', 'rules.added', 'rules.reviewed', 'rules.reviewed']);
   });
 });

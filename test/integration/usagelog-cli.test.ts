@@ -7,7 +7,7 @@ import { addMonths, taipeiDate } from '../../src/domain';
 import { startService } from '../../src/main';
 import { connection, openQueue, QUEUES, queuePrefix } from '../../src/queue';
 import { listAnomalies, listCheckpoints } from '../../src/usagelog';
-import { cli, tmpDir } from '../helpers/world';
+import { cli as cliOf, testDatabase, tmpDir, withPg, type TestDatabase } from '../helpers/world';
 import { logWorld } from './usagelog-world';
 
 const REDIS = process.env.NIA_TEST_REDIS_URL!;
@@ -15,19 +15,27 @@ const REDIS = process.env.NIA_TEST_REDIS_URL!;
 describe('nia-link log / report / anomaly / backup, as a user runs them', () => {
   let dir: string;
   let out: string;
-  beforeAll(() => {
+  // The installation's control database: the SQLite file in `dir`, or (PostgreSQL pass) a scratch database.
+  let db: TestDatabase;
+  // The database of the copy a test tampers with.
+  let copyDb: TestDatabase | undefined;
+  const cli = (d: string, args: string[], env = db.env) => cliOf(d, args, env);
+  beforeAll(async () => {
+    db = await testDatabase();
     dir = tmpDir();
     out = tmpDir('nia-link-ulcli-');
     expect(cli(dir, ['init']).code).toBe(0);
     for (const c of ['A001', 'A002', 'A003', 'A004']) expect(cli(dir, ['agency', 'add', '--code', c, '--name', `機關${c}`]).code).toBe(0);
   });
-  afterAll(() => {
+  afterAll(async () => {
     rmSync(dir, { recursive: true, force: true });
     rmSync(out, { recursive: true, force: true });
+    await copyDb?.drop();
+    await db?.drop();
   });
   const line1 = (s: string) => s.trim().split('\n')[0];
 
-  it('checkpoint, export, verify; truncation after the exported checkpoint fails naming the seq', () => {
+  it('checkpoint, export, verify; truncation after the exported checkpoint fails naming the seq', async () => {
     expect(cli(dir, ['log', 'checkpoint']).stdout).toMatch(/^checkpoint signed at seq 4, hash [0-9a-f]{64}/);
     expect(cli(dir, ['log', 'checkpoint']).stdout).toMatch(/^no new records since the checkpoint at seq 4/);
     const cp = path.join(out, 'cp.json');
@@ -39,15 +47,26 @@ describe('nia-link log / report / anomaly / backup, as a user runs them', () => 
     // A copy of the data dir, truncated by someone who dropped the guards.
     const copy = tmpDir();
     cpSync(dir, copy, { recursive: true });
-    const db = new Database(path.join(copy, 'nia-link.db'));
-    for (const t of db.prepare("SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name IN ('usage_log','log_checkpoint')").all() as { name: string }[]) db.exec(`DROP TRIGGER "${t.name}"`);
-    db.exec('DELETE FROM usage_log WHERE seq > 2; DELETE FROM log_checkpoint');
-    db.close();
-    expect(cli(copy, ['log', 'verify']).code).toBe(0);
-    const bad = cli(copy, ['log', 'verify', '--checkpoints', cp]);
+    copyDb = await db.copy();
+    if (copyDb.url) {
+      await withPg(copyDb.url, async (c) => {
+        const triggers = (await c.query<{ name: string; tbl: string }>("SELECT tgname AS name, tgrelid::regclass::text AS tbl FROM pg_trigger WHERE NOT tgisinternal AND tgrelid::regclass::text IN ('usage_log','log_checkpoint')")).rows;
+        expect(triggers.length).toBeGreaterThan(0);
+        for (const t of triggers) await c.query(`DROP TRIGGER "${t.name}" ON ${t.tbl}`);
+        await c.query('DELETE FROM usage_log WHERE seq > 2');
+        await c.query('DELETE FROM log_checkpoint');
+      });
+    } else {
+      const sq = new Database(path.join(copy, 'nia-link.db'));
+      for (const t of sq.prepare("SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name IN ('usage_log','log_checkpoint')").all() as { name: string }[]) sq.exec(`DROP TRIGGER "${t.name}"`);
+      sq.exec('DELETE FROM usage_log WHERE seq > 2; DELETE FROM log_checkpoint');
+      sq.close();
+    }
+    expect(cli(copy, ['log', 'verify'], copyDb.env).code).toBe(0);
+    const bad = cli(copy, ['log', 'verify', '--checkpoints', cp], copyDb.env);
     expect(bad.code).toBe(1);
     expect(line1(bad.stderr)).toMatch(/^usage log FAILED verification at seq 3: the log ends at seq 2, .*records 3–4 were removed/);
-    expect(JSON.parse(cli(copy, ['log', 'verify', '--checkpoints', cp, '--json']).stdout)).toMatchObject({ ok: false, bad: { seq: 3 } });
+    expect(JSON.parse(cli(copy, ['log', 'verify', '--checkpoints', cp, '--json'], copyDb.env).stdout)).toMatchObject({ ok: false, bad: { seq: 3 } });
     rmSync(copy, { recursive: true, force: true });
   });
 
@@ -80,13 +99,16 @@ describe('nia-link log / report / anomaly / backup, as a user runs them', () => 
     // NIA's key as the operator keeps it, apart from the backup.
     const key = path.join(out, 'nia.pub.asc');
     writeFileSync(key, cli(dir, ['key', 'export-signing']).stdout);
-    const r = cli(target, ['restore', '--from', bk, '--key', key]);
+    // The backup's database is a SQLite file whatever the installation's dialect: restored, the
+    // target is a SQLite installation (no database URL).
+    const sqlite = {};
+    const r = cli(target, ['restore', '--from', bk, '--key', key], sqlite);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^restored \d+ files into .*usage log verified through seq 4/);
-    expect(cli(target, ['log', 'verify']).code).toBe(0);
-    expect(cli(target, ['restore', '--from', bk]).stderr).toMatch(/already holds an installation/);
-    expect(cli(target, ['anomaly', 'scan']).stdout).toMatch(/^scanned 4 record\(s\) through seq 4: 0 new anomalies/);
-    expect(JSON.parse(cli(target, ['anomaly', 'list', '--json']).stdout)).toEqual([]);
+    expect(cli(target, ['log', 'verify'], sqlite).code).toBe(0);
+    expect(cli(target, ['restore', '--from', bk], sqlite).stderr).toMatch(/already holds an installation/);
+    expect(cli(target, ['anomaly', 'scan'], sqlite).stdout).toMatch(/^scanned 4 record\(s\) through seq 4: 0 new anomalies/);
+    expect(JSON.parse(cli(target, ['anomaly', 'list', '--json'], sqlite).stdout)).toEqual([]);
     rmSync(target, { recursive: true, force: true });
   });
 });

@@ -1,19 +1,36 @@
-import type Database from 'better-sqlite3';
+import { sql } from 'drizzle-orm';
 import { rmSync } from 'node:fs';
-import { connectionOf } from '../../src/db';
+import { rawRun } from '../../src/db/dialect';
 import { allowListWithout, checkVendorMachines, mayUseChannel, type Method } from '../../src/domain';
 import { queries } from '../../src/db/repositories';
 import { AccountService } from '../../src/registry/accounts';
 import { appendLog, listLog, reportHtml, usageReport } from '../../src/usagelog';
 import { taipeiDate } from '../../src/domain';
-import { approvedLink, cli, REVIEW_ARGS, RULES_TEXT, servicesOn, STAMPED_FORM, tmpDir, writeTemp, type AgencyKeys, type TestWorld, worldEachTest } from '../helpers/world';
+import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openTestWorld, REVIEW_ARGS, RULES_TEXT, servicesOn, STAMPED_FORM, testDatabase, tmpDir, writeTemp, type AgencyKeys, type AnyWorld, type TestDatabase } from '../helpers/world';
 
 let keys: AgencyKeys;
-let w: TestWorld;
-worldEachTest({ keys: (k) => (keys = k), world: (x) => (w = x) });
+let w: AnyWorld;
+beforeAll(() => (keys = makeAgencyKeys()));
+afterAll(() => cleanupKeys(keys));
+beforeEach(async () => (w = await openTestWorld()));
+afterEach(async () => w?.close());
 
-/** Write to the database behind the services' backs, on its write connection (`w.cdb.sqlite` only reads). */
-const rawWrite = <T>(fn: (db: Database.Database) => T): Promise<T> => w.cdb.write((tx) => fn(connectionOf(tx)));
+/**
+ * Make a link's revisions carry `allowIps` as a list recorded before the /24 rule did, behind the
+ * services' backs: the revision guard set aside (link revisions are immutable otherwise).
+ */
+const recordedAllowIps = (linkId: number, allowIps: string[]): Promise<void> =>
+  w.cdb.write(async (tx) => {
+    const list = JSON.stringify(allowIps);
+    if (w.cdb.dialect === 'postgres') {
+      await rawRun(tx, sql`ALTER TABLE link_revision DISABLE TRIGGER link_revision_no_update`);
+      await rawRun(tx, sql`UPDATE link_revision SET content = jsonb_set(content::jsonb, '{allowIps}', ${list}::jsonb)::text WHERE link_id = ${linkId}`);
+      await rawRun(tx, sql`ALTER TABLE link_revision ENABLE TRIGGER link_revision_no_update`);
+    } else {
+      await rawRun(tx, sql`DROP TRIGGER link_revision_no_update`);
+      await rawRun(tx, sql`UPDATE link_revision SET content = json_set(content, '$.allowIps', json(${list})) WHERE link_id = ${linkId}`);
+    }
+  });
 const vendor = (linkId: number, name: string, machines: string[], parentId?: number) =>
   w.vendors.add({ linkId, name, contact: '02-2345-6789 王經理', machines, parentId }, 'agency');
 
@@ -31,10 +48,7 @@ describe('outsourced vendors (R8.1, R9.1)', () => {
 
   it('R8.2 a vendor machine wider than a /24 (IPv4) or /56 (IPv6) is refused, even inside a wide allow-list recorded before the rule', async () => {
     const id = await approvedLink(w, keys, { allowIps: ['10.1.2.0/24', '2001:db8:0:100::/56'] });
-    await rawWrite((db) => {
-      db.exec('DROP TRIGGER link_revision_no_update');
-      db.prepare("UPDATE link_revision SET content = json_set(content, '$.allowIps', json('[\"0.0.0.0/0\",\"::/0\"]')) WHERE link_id = ?").run(id);
-    });
+    await recordedAllowIps(id, ['0.0.0.0/0', '::/0']);
     const fresh = servicesOn(w.cdb, w.clock);
     for (const wide of ['0.0.0.0/0', '10.0.0.0/16', '::/0', '2001:db8::/48']) {
       await expect(fresh.vendors.add({ linkId: id, name: '某資訊公司', contact: '02', machines: [wide] }, 'agency')).rejects.toThrow(/wider than a \/(24|56)/);
@@ -49,10 +63,7 @@ describe('outsourced vendors (R8.1, R9.1)', () => {
 
   it('R8.2 removing a vendor from a link with a wide allow-list recorded before the rule still files the change that cuts it off', async () => {
     const id = await approvedLink(w, keys, { allowIps: ['127.0.0.1/32', '10.1.2.0/24'] });
-    await rawWrite((db) => {
-      db.exec('DROP TRIGGER link_revision_no_update');
-      db.prepare("UPDATE link_revision SET content = json_set(content, '$.allowIps', json('[\"127.0.0.1/32\",\"10.0.0.0/8\"]')) WHERE link_id = ?").run(id);
-    });
+    await recordedAllowIps(id, ['127.0.0.1/32', '10.0.0.0/8']);
     const fresh = servicesOn(w.cdb, w.clock);
     const v = await fresh.vendors.add({ linkId: id, name: '某資訊公司', contact: '02', machines: ['10.1.2.7/32'] }, 'agency');
     const r = await fresh.vendors.remove(v.id, 'contract ended', 'agency');
@@ -185,17 +196,24 @@ describe('outsourced vendors (R8.1, R9.1)', () => {
 
 describe('nia-link vendor (CLI)', () => {
   let dir: string;
-  beforeEach(() => {
+  /** The control database of `dir`'s installation: its SQLite file, or (PostgreSQL pass) a scratch database. */
+  let db: TestDatabase;
+  beforeEach(async () => {
     dir = tmpDir();
+    db = await testDatabase();
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await db?.drop();
+  });
+  const run = (args: string[]) => cli(dir, args, db.env);
 
   it('vendor add/list/remove and link show work as written', () => {
     const pub = writeTemp(dir, 'pub.asc', keys.publicArmored);
     const rules = writeTemp(dir, 'rules.txt', RULES_TEXT);
-    cli(dir, ['init']);
-    cli(dir, ['agency', 'add', '--code', 'A001', '--name', '財政部賦稅署']);
-    const applied = cli(dir, [
+    run(['init']);
+    run(['agency', 'add', '--code', 'A001', '--name', '財政部賦稅署']);
+    const applied = run([
       'link', 'apply', '--agency', 'A001', '--dataset', 'entry_exit', '--fields', 'person_id', '--legal-basis', '法', '--purpose', '目的', '--department', '科',
       '--officer', 'o', '--supervisor', 's', '--from', '2026-01-01', '--to', '2027-12-31', '--disposal', '刪除', '--method', 'sftp-pull',
       '--allow-ip', '127.0.0.1/32,10.1.2.0/24', '--account', 'a001', '--ssh-key', `${keys.sshPrivateFile}.pub`, '--pgp-key', pub, '--rules', rules,
@@ -203,25 +221,25 @@ describe('nia-link vendor (CLI)', () => {
     ]);
     expect(applied.code).toBe(0);
     const id = applied.stdout.trim().split('\n').pop()!;
-    expect(cli(dir, REVIEW_ARGS(id)).code).toBe(0);
-    expect(cli(dir, ['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01', '--stamped-form', writeTemp(dir, 'stamped.pdf', STAMPED_FORM.content)]).code).toBe(0);
+    expect(run(REVIEW_ARGS(id)).code).toBe(0);
+    expect(run(['link', 'approve', id, '--letter-no', '移署資字第1150001號', '--letter-date', '2026-03-01', '--stamped-form', writeTemp(dir, 'stamped.pdf', STAMPED_FORM.content)]).code).toBe(0);
 
-    const outside = cli(dir, ['vendor', 'add', '--link', id, '--name', '某資訊公司', '--contact', '02-1234', '--machines', '10.9.9.9/32']);
+    const outside = run(['vendor', 'add', '--link', id, '--name', '某資訊公司', '--contact', '02-1234', '--machines', '10.9.9.9/32']);
     expect(outside.code).toBe(1);
     expect(outside.stderr).toMatch(/^nia-link: vendor machine 10\.9\.9\.9\/32 is outside the link's allow-list/);
-    const added = cli(dir, ['vendor', 'add', '--link', id, '--name', '某資訊公司', '--contact', '02-1234', '--machines', '10.1.2.7,10.1.2.8']);
+    const added = run(['vendor', 'add', '--link', id, '--name', '某資訊公司', '--contact', '02-1234', '--machines', '10.1.2.7,10.1.2.8']);
     expect(added.code).toBe(0);
     const vid = added.stdout.trim().split('\n').pop()!;
-    expect(cli(dir, ['vendor', 'list']).stdout).toMatch(new RegExp(`^${vid}\\t${id}\\tcontractor\\t某資訊公司\\t02-1234\\t10.1.2.7/32,10.1.2.8/32\\tcurrent$`, 'm'));
-    const shown = cli(dir, ['link', 'show', id]).stdout;
+    expect(run(['vendor', 'list']).stdout).toMatch(new RegExp(`^${vid}\\t${id}\\tcontractor\\t某資訊公司\\t02-1234\\t10.1.2.7/32,10.1.2.8/32\\tcurrent$`, 'm'));
+    const shown = run(['link', 'show', id]).stdout;
     expect(shown).toMatch(/vendor \d+\s+某資訊公司, 02-1234; machines 10\.1\.2\.7\/32, 10\.1\.2\.8\/32/);
     expect(shown).toMatch(/NIA's reply\s+letter 移署資字第1150001號 of 2026-03-01 \(中華民國 115 年 3 月 1 日\)/);
     expect(shown).toMatch(/management rules\s+version 1 \(document 1\): all 8 topics reviewed/);
 
-    const removed = cli(dir, ['vendor', 'remove', vid, '--reason', '合約終止']);
+    const removed = run(['vendor', 'remove', vid, '--reason', '合約終止']);
     expect(removed.code).toBe(0);
     expect(removed.stdout).toMatch(/change request (\d+) \(ips\) filed: allow-list becomes 127\.0\.0\.1\/32, 10\.1\.2\.0\/30, 10\.1\.2\.4\/31, 10\.1\.2\.6\/32, 10\.1\.2\.9\/32/);
-    expect(cli(dir, ['vendor', 'list']).stdout).toBe('');
-    expect(cli(dir, ['vendor', 'list', '--all']).stdout).toMatch(/removed /);
+    expect(run(['vendor', 'list']).stdout).toBe('');
+    expect(run(['vendor', 'list', '--all']).stdout).toMatch(/removed /);
   });
 });
