@@ -10,14 +10,14 @@ import { openQueue, QUEUES } from '../../src/queue';
 import { buildServices, type Services } from '../../src/services';
 import { appendLog } from '../../src/usagelog';
 import { person, writeEntryExitSource } from './source';
-import { application, approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from './world';
+import { application, approvedLink, cleanupKeys, makeAgencyKeys, openTestWorld, type AgencyKeys, type AnyWorld } from './world';
 
 export const PASSWORD = 'correct horse battery staple';
 export const OPERATORS = { admin: 'ada', operator: 'oscar', auditor: 'audrey' } as const;
 export const EVIL_PURPOSE = '<script>alert("xss")</script> 稽核 & <b>bold</b>';
 
 export interface ConsoleWorld {
-  w: TestWorld;
+  w: AnyWorld;
   keys: AgencyKeys;
   config: Config;
   services: Services;
@@ -38,16 +38,16 @@ export const freePort = (): Promise<number> =>
   });
 
 /**
- * A control database with what the console shows: an agency, an active link with a built delivery
+ * A control database (of this test pass's dialect) with what the console shows: an agency, an active link with a built delivery
  * (real extract, real OpenPGP), a push to a closed port that failed, an SFTP download record, a
  * pending change, a pending application with markup in its purpose, and one operator per role.
  */
 export async function consoleWorld(env: Record<string, string> = {}, file: Record<string, unknown> = {}): Promise<ConsoleWorld> {
   const keys = makeAgencyKeys();
-  const w = openWorld();
+  const w = await openTestWorld();
   writeFileSync(path.join(w.dataDir, 'config.json'), JSON.stringify(file));
   const redisUrl = process.env.NIA_TEST_REDIS_URL!;
-  const config = loadConfig({ dataDir: w.dataDir }, { REDIS_URL: redisUrl, NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_PUSH_CONNECT_TIMEOUT_MS: '1000', ...env });
+  const config = { ...loadConfig({ dataDir: w.dataDir }, { REDIS_URL: redisUrl, NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_PUSH_CONNECT_TIMEOUT_MS: '1000', ...env }), database: w.database };
   await ensureKeys(config.keysDir, new Date());
   writeEntryExitSource(w.dataDir, [person(1), person(2), person(3)], '2026-01-01T00:00:00.000Z');
   const services = buildServices(config, w.cdb, w.clock);
@@ -89,7 +89,7 @@ export async function consoleWorld(env: Record<string, string> = {}, file: Recor
         await q.close();
       }
       await redis.quit().catch(() => redis.disconnect());
-      w.close();
+      await w.close();
       cleanupKeys(keys);
     },
   };

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createConnection, createServer, type Socket } from 'node:net';
 import pg from 'pg';
 
 /** The admin connection the PostgreSQL tests create their scratch databases with. */
@@ -12,15 +13,7 @@ export interface ScratchDb {
   drop(): Promise<void>;
 }
 
-async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: PG_ADMIN_URL });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+const admin = <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => withPg(PG_ADMIN_URL, fn);
 
 /** A new, empty database `nia_test_<random>` on the test server; `drop` removes it and nothing else. */
 export async function createScratchDb(): Promise<ScratchDb> {
@@ -36,4 +29,68 @@ export async function createScratchDb(): Promise<ScratchDb> {
       await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
     },
   };
+}
+
+/**
+ * A TCP proxy in front of the database at `url`, standing for the network and the server's
+ * restarts: `restart(ms)` drops every connection, as a server restart does, and refuses new ones
+ * for `ms`; `refuse(true)` refuses them until `refuse(false)`. `url` reaches the database through it.
+ */
+export interface PgProxy {
+  readonly url: string;
+  restart(downMs: number): Promise<void>;
+  refuse(down: boolean): void;
+  close(): Promise<void>;
+}
+
+export async function pgProxy(url: string): Promise<PgProxy> {
+  const target = new URL(url);
+  let sockets = new Set<Socket>();
+  let up = true;
+  const proxy = createServer((client) => {
+    if (!up) return client.destroy();
+    const server = createConnection({ host: target.hostname, port: Number(target.port || 5432) });
+    for (const s of [client, server]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(server).pipe(client);
+    client.on('close', () => server.destroy());
+    server.on('close', () => client.destroy());
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+  const via = new URL(url);
+  via.hostname = '127.0.0.1';
+  via.port = String((proxy.address() as { port: number }).port);
+  const dropAll = () => {
+    for (const s of sockets) s.destroy();
+    sockets = new Set();
+  };
+  return {
+    url: via.toString(),
+    restart(downMs) {
+      up = false;
+      dropAll();
+      return new Promise((r) => setTimeout(() => ((up = true), r()), downMs));
+    },
+    refuse(down) {
+      up = !down;
+    },
+    async close() {
+      dropAll();
+      await new Promise((r) => proxy.close(r));
+    },
+  };
+}
+
+/** Run `fn` on a connection of its own to the PostgreSQL database at `url` (a test's own statements). */
+export async function withPg<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
 }

@@ -6,8 +6,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { controlDbFile, openControlDb, type ControlDb, type SqliteControlDb } from '../../src/db';
 import { openPostgresControlDb } from '../../src/db/pg/control';
-import pg from 'pg';
-import { createScratchDb, PG_ADMIN_URL } from './pg';
+import { createScratchDb, PG_ADMIN_URL, withPg } from './pg';
 import { type Clock, taipeiDate } from '../../src/domain';
 import { plainPdf } from './documents';
 import { loadCatalogs, Registry, RulesService, VendorService, type ApplyInput } from '../../src/registry';
@@ -239,16 +238,7 @@ export function makeLegacyScope(dataDir: string, linkId: number): void {
   }
 }
 
-/** Run `fn` on a connection of its own to the PostgreSQL database at `url` (a test's own statements). */
-export async function withPg<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+export { withPg };
 
 /**
  * `makeLegacyScope` on either dialect: the SQLite file in `dataDir`, or the PostgreSQL database at

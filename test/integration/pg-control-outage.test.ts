@@ -2,7 +2,6 @@ import { QueueEvents } from 'bullmq';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import { loadConfig, type Config } from '../../src/config';
 import { ensureKeys } from '../../src/crypto';
@@ -12,7 +11,8 @@ import { deliveries } from '../../src/db/repositories';
 import { publishedFiles } from '../../src/outbox';
 import { connection, openQueue, QUEUES, queuePrefix, type TypedQueue } from '../../src/queue';
 import { listLog, verifyLog } from '../../src/usagelog';
-import { createScratchDb, type ScratchDb } from '../helpers/pg';
+import { createScratchDb, pgProxy, type PgProxy, type ScratchDb } from '../helpers/pg';
+import { freePort } from '../helpers/console';
 import { askQuery } from '../helpers/query';
 import { person, writeEntryExitSource } from '../helpers/source';
 import { approvedLink, BIN, cleanupKeys, makeAgencyKeys, servicesOn, startRole, tmpDir, TestClock, type AgencyKeys, type RoleProcess } from '../helpers/world';
@@ -28,9 +28,7 @@ const REDIS = process.env.NIA_TEST_REDIS_URL!;
 const PASSWORD = 'Pw-never-shown-7f3a9';
 
 let scratch: ScratchDb;
-let proxy: Server;
-let sockets = new Set<Socket>();
-let up = true;
+let proxy: PgProxy;
 /** The scratch database through the proxy, with a password in it: what the roles are configured with. */
 let proxyUrl: string;
 /** The control database as the test sets it up (through the proxy, as the roles reach it). */
@@ -44,25 +42,7 @@ let certDir: string;
 let queue: TypedQueue<'extract'>;
 let events: QueueEvents;
 
-/** Drop every connection through the proxy, as a server restart does; refuse new ones for `downMs`. */
-function restart(downMs: number): Promise<void> {
-  up = false;
-  for (const s of sockets) s.destroy();
-  sockets = new Set();
-  return new Promise((r) => setTimeout(() => ((up = true), r()), downMs));
-}
 
-/** A loopback port nothing listens on. */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** `nia-link …` in a child process, without blocking this one (the proxy lives here); killed after `ms`. */
 function run(args: string[], env: Record<string, string>, ms = 30_000): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
@@ -103,23 +83,8 @@ const roleEnv = (more: Record<string, string> = {}): Record<string, string> => (
 
 beforeAll(async () => {
   scratch = await createScratchDb();
-  const target = new URL(scratch.url);
-  proxy = createServer((client) => {
-    if (!up) return client.destroy();
-    const server = createConnection({ host: target.hostname, port: Number(target.port || 5432) });
-    for (const s of [client, server]) {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => sockets.delete(s));
-    }
-    client.pipe(server).pipe(client);
-    client.on('close', () => server.destroy());
-    server.on('close', () => client.destroy());
-  });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
-  const via = new URL(scratch.url);
-  via.hostname = '127.0.0.1';
-  via.port = String((proxy.address() as { port: number }).port);
+  proxy = await pgProxy(scratch.url);
+  const via = new URL(proxy.url);
   via.password = PASSWORD;
   proxyUrl = via.toString();
 
@@ -143,8 +108,7 @@ afterAll(async () => {
   await queue?.close();
   await cdb?.close();
   await direct?.close();
-  for (const s of sockets) s.destroy();
-  await new Promise((r) => proxy?.close(r));
+  await proxy?.close();
   await scratch?.drop();
   if (keys) cleanupKeys(keys);
   for (const d of [dataDir, certDir]) if (d) rmSync(d, { recursive: true, force: true });
@@ -153,12 +117,12 @@ afterAll(async () => {
 describe('a PostgreSQL control database that is down at start-up', () => {
   it('`nia-link start` exits at once with one line naming the URL without its password (closed port, server refusing)', async () => {
     const dead = new URL(proxyUrl);
-    dead.port = String(await closedPort());
+    dead.port = String(await freePort());
     const cases = [
       { what: 'nothing listens', url: dead.toString() },
       { what: 'the server drops every connection', url: proxyUrl },
     ];
-    up = false;
+    proxy.refuse(true);
     try {
       for (const c of cases) {
         const shown = new URL(c.url);
@@ -173,7 +137,7 @@ describe('a PostgreSQL control database that is down at start-up', () => {
         expect(r.ms).toBeLessThan(15_000); // not a hang until some timeout
       }
     } finally {
-      up = true;
+      proxy.refuse(false);
     }
   }, 60_000);
 });
@@ -260,7 +224,7 @@ describe('a PostgreSQL control database restarted while nia-link runs', () => {
       while (Date.now() < deadline && q.child.exitCode === null && q.child.signalCode === null) {
         if (restartedAt === undefined && (caught = building()) !== undefined) {
           restartedAt = Date.now();
-          outage = restart(2500).then(() => void (upAgainAt = Date.now()));
+          outage = proxy.restart(2500).then(() => void (upAgainAt = Date.now()));
         }
         if (upAgainAt !== undefined && answeredSinceUp() >= 40 && settled.length === JOBS) return;
         if ((await askOne()).status !== 200) await new Promise((r) => setTimeout(r, 20));

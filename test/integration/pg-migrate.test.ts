@@ -1,11 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
-import pg from 'pg';
 import { deliveries } from '../../src/db/repositories';
 import { walkPgLog } from '../../src/db/pg/walk';
 import { createCheckpoint } from '../../src/usagelog';
 import { archiveLog } from '../../src/usagelog/archive';
-import { createScratchDb, type ScratchDb } from '../helpers/pg';
+import { createScratchDb, type ScratchDb, withPg } from '../helpers/pg';
 import { approvedLink, BIN, cleanupKeys, makeAgencyKeys, servicesOn, type AgencyKeys } from '../helpers/world';
 import { logWorld, type LogWorld } from './usagelog-world';
 
@@ -18,15 +17,7 @@ let target: ScratchDb;
 let linkId: number;
 
 const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, '--data-dir', lw.dataDir, ...args], { encoding: 'utf8', env: { ...process.env, NIA_LINK_LOG_LEVEL: 'silent' } });
-async function onPg<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+const onPg = withPg;
 const tablesOf = (): string[] => (lw.cdb.sqlite.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != '__drizzle_migrations' ORDER BY name").pluck().all() as string[]);
 
 beforeAll(async () => {

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { compileScope, PgSource } from '../../src/extract';
 import { loadCatalogs } from '../../src/registry';
 import { seedPgSource } from '../../src/seed/postgres';
 import pg from 'pg';
-import { createScratchDb, type ScratchDb } from '../helpers/pg';
+import { createScratchDb, pgProxy, type PgProxy, type ScratchDb } from '../helpers/pg';
 
 // The PostgreSQL source restarts (or the network between us drops every connection) while look-ups
 // and extracts run: a request caught in it fails cleanly, and the source recovers by itself — the next
@@ -13,20 +12,11 @@ import { createScratchDb, type ScratchDb } from '../helpers/pg';
 
 const catalogs = loadCatalogs();
 let scratch: ScratchDb;
-let proxy: Server;
-let sockets = new Set<Socket>();
-let up = true;
+let proxy: PgProxy;
 let source: PgSource;
 
 const all = () => compileScope({ all: true, justification: 'test' }, catalogs.get('entry_exit')!, '2026-12-06');
 
-/** Drop every connection through the proxy, as a server restart does; refuse new ones while down. */
-function restart(downMs: number): Promise<void> {
-  up = false;
-  for (const s of sockets) s.destroy();
-  sockets = new Set();
-  return new Promise((r) => setTimeout(() => ((up = true), r()), downMs));
-}
 
 async function extract(onFirstChunk: () => void = () => undefined): Promise<{ rows: number; sha256: string }> {
   const csv = source.csvStream('entry_exit', [{ name: 'person_id' }, { name: 'name_en' }], 'ab'.repeat(32), { since: null, until: '2999-01-01T00:00:00.000Z', scope: all() })!;
@@ -45,29 +35,12 @@ async function extract(onFirstChunk: () => void = () => undefined): Promise<{ ro
 beforeAll(async () => {
   scratch = await createScratchDb();
   await seedPgSource({ url: scratch.url, dataset: 'entry_exit', rows: 20_000, seed: 3, catalog: catalogs.get('entry_exit')!, now: new Date('2026-12-01T00:00:00Z') });
-  const target = new URL(scratch.url);
-  proxy = createServer((client) => {
-    if (!up) return client.destroy();
-    const server = createConnection({ host: target.hostname, port: Number(target.port || 5432) });
-    for (const s of [client, server]) {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => sockets.delete(s));
-    }
-    client.pipe(server).pipe(client);
-    client.on('close', () => server.destroy());
-    server.on('close', () => client.destroy());
-  });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
-  const via = new URL(scratch.url);
-  via.hostname = '127.0.0.1';
-  via.port = String((proxy.address() as { port: number }).port);
-  source = new PgSource(via.toString());
+  proxy = await pgProxy(scratch.url);
+  source = new PgSource(proxy.url);
 }, 120_000);
 afterAll(async () => {
   await source?.close();
-  for (const s of sockets) s.destroy();
-  await new Promise((r) => proxy?.close(r));
+  await proxy?.close();
   await scratch?.drop();
 });
 
@@ -83,7 +56,7 @@ it('look-ups and extracts recover by themselves after the source restarts; a req
   // A look-up's pooled connections die with the server.
   const ids = (await source.lookup(q)).length;
   expect(ids).toBeGreaterThan(0);
-  await restart(300);
+  await proxy.restart(300);
   let failures = 0;
   let answered: number | undefined;
   for (let i = 0; i < 20 && answered === undefined; i++) {
@@ -100,7 +73,7 @@ it('look-ups and extracts recover by themselves after the source restarts; a req
 
   // An extract cut off in the middle fails (no partial success); the next one is whole and the same.
   let restarted: Promise<void> | undefined;
-  await expect(extract(() => (restarted = restart(300)))).rejects.toThrow();
+  await expect(extract(() => (restarted = proxy.restart(300)))).rejects.toThrow();
   await restarted;
   expect(await extract()).toEqual(baseline);
 }, 60_000);
