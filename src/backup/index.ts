@@ -122,7 +122,7 @@ export async function backup(cdb: ControlDb, o: BackupOptions): Promise<BackupRe
     try {
       log = await verifyUsageLog(ro, { keysDir: path.join(tmp, KEYS), archives: existsSync(path.join(tmp, ARCHIVE)) && filesUnder(path.join(tmp, ARCHIVE)).length ? [path.join(tmp, ARCHIVE)] : [] });
     } finally {
-      ro.close();
+      await ro.close();
     }
     const files = filesUnder(tmp).sort().map((rel) => {
       const st = statSync(path.join(tmp, rel));
@@ -312,7 +312,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     try {
       before = await verifyUsageLog(ro, { keysDir: stagedKeys, archives: hasArchive ? [stagedArchive] : [] });
     } finally {
-      ro.close();
+      await ro.close();
     }
     if (!before.ok) throw new UserError(`${o.from}: the usage log in the backup does not verify at seq ${before.bad!.seq} (${before.bad!.reason}); nothing restored`, 'backup.log');
     const headMismatch = (r: VerifyReport) => r.lastSeq !== m.log.lastSeq || r.headHash !== m.log.headHash;
@@ -354,7 +354,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
       try {
         log = await verifyUsageLog(cdb, { keysDir, archives: hasArchive ? [archiveDir] : [] });
       } finally {
-        cdb.close();
+        await cdb.close();
       }
     } catch (err) {
       throw new UserError(`the restored installation does not open: ${(err as Error).message.split('\n')[0]}; rolled back, ${o.dataDir} is as it was`, 'restore.post-check');

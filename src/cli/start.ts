@@ -25,10 +25,16 @@ export function register(program: Command, ctx: CliContext): void {
             process.exit(1);
           }, 30000);
           force.unref();
-          svc.stop().then(() => {
-            console.log('stopped');
-            resolve();
-          });
+          svc.stop().then(
+            () => {
+              console.log('stopped');
+              resolve();
+            },
+            (err: Error) => {
+              console.error(`nia-link: stopping failed: ${err.message}`);
+              process.exit(1);
+            },
+          );
         };
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));

@@ -13,7 +13,7 @@ runClusterWorker<QueryWorkerStart>({
   log: (s) => createLogger(s.config.logLevel),
   start: async ({ config, redisUrl }, log) => {
     const cdb = await openControl(config);
-    process.once('exit', () => cdb.close());
+    process.once('exit', () => void cdb.close()); // closes at once unless a write is still under way
     // Records are committed by the primary's appender; this process only reads the control database.
     const sink = new ClusterLogAppender();
     const server = await serveQueries({ config, redisUrl, cdb, services: buildFrontEndServices(config, cdb, systemClock), clock: systemClock, log, sink });

@@ -13,7 +13,7 @@ runClusterWorker<WorkerStart>({
   log: (s) => createLogger(s.config.logLevel),
   start: async ({ config, redisUrl }, log) => {
     const cdb = await openControl(config);
-    process.once('exit', () => cdb.close());
+    process.once('exit', () => void cdb.close()); // closes at once unless a write is still under way
     return startSftpServer({ config, cdb, services: buildFrontEndServices(config, cdb, systemClock), redisUrl, clock: systemClock, log, handedOn: true });
   },
 });

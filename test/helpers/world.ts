@@ -118,7 +118,7 @@ export function openWorld(clock = new TestClock()): TestWorld {
     ...servicesOn(cdb, clock),
     clock,
     close() {
-      cdb.close();
+      void cdb.close(); // at once: nothing is being written
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

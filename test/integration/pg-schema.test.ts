@@ -105,7 +105,7 @@ beforeAll(async () => {
   try {
     lite = sqliteShape(cdb);
   } finally {
-    cdb.close();
+    await cdb.close();
   }
   pgs = await pgShape(pgdb);
 });

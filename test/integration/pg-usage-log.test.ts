@@ -216,7 +216,7 @@ describe('the same inputs make the same records on SQLite and PostgreSQL', () =>
       expect(storedPg[2].actor).toBe('bad\uFFFDname');
       expect(verify(storedPg)).toBeNull();
     } finally {
-      lite.close();
+      await lite.close();
     }
   });
 

@@ -176,7 +176,7 @@ describe('the embedded Redis seen from the commands', () => {
     const w = await openTestWorld();
     try {
       const id = await approvedLink(w, keys);
-      w.cdb.close();
+      await w.cdb.close();
       const started = Date.now();
       const r = cli(w.dataDir, ['link', 'suspend', String(id), '--reason', 'audit finding overdue'], { REDIS_URL: undefined as unknown as string });
       expect([r.code, r.stderr]).toEqual([0, r.stderr]);

@@ -313,7 +313,7 @@ describe('R3.4 links recorded before scopes existed', () => {
     const registry = new Registry(old, loadCatalogs(), new TestClock());
     await registry.addAgency({ code: 'A009', name: '舊機關' }, 'test');
     const id = (await registry.apply(application(keys, { agency: 'A009', account: 'old009' }), 'test')).id;
-    old.close();
+    await old.close();
     // Make it a database from before this change: revisions without a scope, the migration not yet run.
     const raw = new Database(controlDbFile(dir));
     raw.exec('DROP TRIGGER link_revision_no_update');
@@ -334,7 +334,7 @@ describe('R3.4 links recorded before scopes existed', () => {
       // The guard against rewriting revisions is back in place.
       await expect(migrated.write((tx) => connectionOf(tx).prepare("UPDATE link_revision SET content = '{}'").run())).rejects.toMatchObject({ message: expect.stringMatching(/immutable/) });
     } finally {
-      migrated.close();
+      await migrated.close();
     }
   });
 });
