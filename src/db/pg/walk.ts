@@ -19,22 +19,29 @@ const PAGE = 20_000;
 const THREADED_FROM = 200_000;
 const WALK_THREAD = threadScript('db/pg/walk-thread');
 
-type Row = { seq: string; at: string; type: string; agency: string | null; link_id: number | null; revision: number | null; actor: string | null; ip: string | null; channel: string | null; object: string | null; detail: string; digest: string; prev_hash: string; hash: string };
+const PAGE_SQL =
+  'SELECT seq::text, at, type, agency, link_id, revision, actor, ip, channel, object, detail, digest, prev_hash, hash FROM usage_log WHERE usage_log.seq BETWEEN $1 AND $2 ORDER BY usage_log.seq';
+type Row = [string, string, string, string | null, number | null, number | null, string | null, string | null, string | null, string | null, string, string, string, string];
 
 /** Walk records from..to on `client`, chained on `prevHash` (null: a range of a split walk takes its first record's). */
 export async function walkRange(client: pg.ClientBase, from: number, to: number, prevHash: string | null, watch: ReadonlySet<number> = new Set()): Promise<RangeResult> {
   const w = new ChainWalker({ seq: from, prevHash }, watch);
-  for (let next = from; next <= to && w.ok; ) {
-    // A page is a seq span (a gap inside it is the walker's to name), read by the primary key's index.
-    const end = Math.min(to, next + PAGE - 1);
-    const r = await client.query<Row>(
-      'SELECT seq::text AS seq, at, type, agency, link_id, revision, actor, ip, channel, object, detail, digest, prev_hash, hash FROM usage_log WHERE usage_log.seq BETWEEN $1 AND $2 ORDER BY usage_log.seq',
-      [next, end],
-    );
+  // A page is a seq span (a gap inside it is the walker's to name), read by the primary key's index;
+  // the next page is asked for before this one is checked, so the server reads while this hashes.
+  const page = (a: number) => client.query<Row>({ text: PAGE_SQL, values: [a, Math.min(to, a + PAGE - 1)], rowMode: 'array' });
+  let next = from;
+  let pending = next <= to ? page(next) : undefined;
+  while (pending) {
+    const r = await pending;
+    next = Math.min(to, next + PAGE - 1) + 1;
+    pending = next <= to ? page(next) : undefined;
     for (const x of r.rows) {
-      if (!w.full(Number(x.seq), x.at, x.type, x.agency, x.link_id, x.revision, x.actor, x.ip, x.channel, x.object, x.detail, x.digest, x.prev_hash, x.hash)) break;
+      if (!w.full(Number(x[0]), x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12], x[13])) break;
     }
-    next = end + 1;
+    if (!w.ok) {
+      await pending?.catch(() => undefined); // asked for already: let it finish before the connection is reused
+      break;
+    }
   }
   w.expectEnd(to);
   return { from, to, count: w.count, first: w.first, last: w.last, firstPrevHash: w.firstPrevHash, lastHash: w.last !== null ? w.prevHash : null, firstAt: w.firstAt, lastAt: w.lastAt, bad: w.bad, hashes: [...w.hashes] };
