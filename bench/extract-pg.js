@@ -46,7 +46,7 @@ try {
       );
       shell.bytes = statSync(out).size;
       rmSync(out);
-      const r = spawnSync(process.execPath, [path.join(__dirname, 'extract-once.js'), data, link], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_CPU_PROF] : []), path.join(__dirname, 'extract-once.js'), data, link], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(r.stderr);
       const ours = JSON.parse(r.stdout);
       if (ours.rows !== rows) throw new Error(`the extract has ${ours.rows} rows, not ${rows}`);
