@@ -8,7 +8,7 @@ import { UserError } from '../errors';
 import { csvLine } from './csv';
 import { windowParams, windowSql } from './csv-sql';
 import { type CompiledScope, PG_ADDED_TABLE, PG_SUBJECTS_TABLE } from './scope-sql';
-import type { AnswerStream, BatchAnswerSpec, CsvStream, ExtractRange, LookupQuery, Source } from './source';
+import { type AnswerStream, type BatchAnswerSpec, csvOutcome, type CsvStream, type ExtractRange, type LookupQuery, type Source } from './source';
 import { ident } from './sql-ident';
 
 /** `postgres://…` or `postgresql://…`: a source URL that names a PostgreSQL server. */
@@ -321,19 +321,11 @@ export class PgSource implements Source {
    * and returns the COPY statement; the transaction ends with the stream.
    */
   private copyStream(header: string, start: (c: pg.Client) => Promise<string>): CsvStream {
-    const hash = createHash('sha256');
+    const { done, emit, finish, fail } = csvOutcome();
     const ends = new CsvLineEnds();
     let client: pg.Client | undefined;
     let copy: ReturnType<typeof copyTo> | undefined;
     let chunks: AsyncIterator<Buffer> | undefined;
-    let resolveDone!: (v: { rows: number; sha256: string }) => void;
-    let rejectDone!: (e: Error) => void;
-    const done = new Promise<{ rows: number; sha256: string }>((res, rej) => ((resolveDone = res), (rejectDone = rej)));
-    done.catch(() => undefined);
-    const emit = (controller: ReadableStreamDefaultController<Uint8Array>, data: Uint8Array) => {
-      hash.update(data);
-      controller.enqueue(data);
-    };
     const abort = async () => {
       copy?.destroy();
       // A COPY left part read holds its connection: drop the connection (the server rolls the
@@ -372,18 +364,18 @@ export class PgSource implements Source {
               }
               if (next.done) {
                 await client!.query('COMMIT');
-                resolveDone({ rows: ends.rows, sha256: hash.digest('hex') });
+                finish(ends.rows);
                 return controller.close();
               }
             }
           } catch (err) {
-            rejectDone(err as Error);
+            fail(err as Error);
             await abort();
             controller.error(err);
           }
         },
         cancel: async () => {
-          rejectDone(new Error('cancelled'));
+          fail(new Error('cancelled'));
           await abort();
         },
       },

@@ -177,6 +177,27 @@ export interface CsvStream {
   done: Promise<{ rows: number; sha256: string }>;
 }
 
+/**
+ * What a CSV stream's producer keeps beside the stream: the SHA-256 of every byte it emits, and the
+ * promise of its outcome (`finish` with the row count, or `fail`), which nobody need wait on.
+ */
+export function csvOutcome() {
+  const hash = createHash('sha256');
+  let resolve!: (v: { rows: number; sha256: string }) => void;
+  let reject!: (e: Error) => void;
+  const done = new Promise<{ rows: number; sha256: string }>((res, rej) => ((resolve = res), (reject = rej)));
+  done.catch(() => undefined);
+  return {
+    done,
+    emit(controller: ReadableStreamDefaultController<Uint8Array>, data: Uint8Array): void {
+      hash.update(data);
+      controller.enqueue(data);
+    },
+    finish: (rows: number) => resolve({ rows, sha256: hash.digest('hex') }),
+    fail: (err: Error) => reject(err),
+  };
+}
+
 export function canWriteCsv(s: ExtractSource): s is CsvCapableSource {
   return typeof (s as Partial<CsvCapableSource>).csvStream === 'function';
 }
@@ -240,17 +261,9 @@ export function sqliteCsvStream(file: string, dataset: string, fields: readonly 
   };
   const stop = () => Promise.all(threads.map((t) => t.terminate())).then(() => undefined);
 
-  const hash = createHash('sha256');
+  const out = csvOutcome();
   let rows = 0;
   let next = -1; // -1: the header
-  let resolveDone!: (v: { rows: number; sha256: string }) => void;
-  let rejectDone!: (e: Error) => void;
-  const done = new Promise<{ rows: number; sha256: string }>((res, rej) => ((resolveDone = res), (rejectDone = rej)));
-  done.catch(() => undefined);
-  const emit = (controller: ReadableStreamDefaultController<Uint8Array>, data: Uint8Array) => {
-    hash.update(data);
-    controller.enqueue(data);
-  };
   const stream = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
@@ -258,13 +271,13 @@ export function sqliteCsvStream(file: string, dataset: string, fields: readonly 
           if (next === -1) {
             next = 0;
             request();
-            return emit(controller, new TextEncoder().encode(csvLine(fields.map((f) => f.name))));
+            return out.emit(controller, new TextEncoder().encode(csvLine(fields.map((f) => f.name))));
           }
           // Skip ranges that fell into gaps of record ids; stop after the last one.
           for (;;) {
             if (next >= batches) {
               await stop();
-              resolveDone({ rows, sha256: hash.digest('hex') });
+              out.finish(rows);
               return controller.close();
             }
             const m = await results.get(next)!;
@@ -273,20 +286,20 @@ export function sqliteCsvStream(file: string, dataset: string, fields: readonly 
             request();
             if (m.type === 'error') throw new Error(m.message);
             rows += m.rows;
-            if (m.data.length) return emit(controller, m.data);
+            if (m.data.length) return out.emit(controller, m.data);
           }
         } catch (err) {
-          rejectDone(err as Error);
+          out.fail(err as Error);
           await stop();
           controller.error(err);
         }
       },
       async cancel() {
-        rejectDone(new Error('cancelled'));
+        out.fail(new Error('cancelled'));
         await stop();
       },
     },
     { highWaterMark: 1 },
   );
-  return { stream, done };
+  return { stream, done: out.done };
 }

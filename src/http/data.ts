@@ -278,7 +278,7 @@ export class ConsoleData {
   async figures(opts: { sftpIdleSec: number }) {
     const db = this.d.cdb.db;
     const now = this.d.clock.now();
-    const bounds = await usageLogRepo.boundsIn(db);
+    const bounds = await usageLogRepo.bounds(db);
     const dbBytes = await this.d.cdb.size();
     const links = await this.d.services.registry.list();
     return {

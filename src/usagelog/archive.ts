@@ -110,9 +110,9 @@ export async function archiveLog(cdb: ControlDb, o: ArchiveOptions): Promise<Arc
   }
   const cutoff = startOfTaipeiDay(o.before).toISOString();
   const start = await liveStart(cdb);
-  const b = await repo.boundsIn(cdb.db, start.seq);
+  const b = await repo.bounds(cdb.db, start.seq);
   if (b.max === null) return null;
-  const toSeq = ((await repo.firstSeqAtOrAfterIn(cdb.db, cutoff, start.seq)) ?? b.max + 1) - 1;
+  const toSeq = ((await repo.firstSeqAtOrAfter(cdb.db, cutoff, start.seq)) ?? b.max + 1) - 1;
   if (toSeq < start.seq) return null;
 
   const signer = await loadSigner(o.keysDir);

@@ -171,8 +171,8 @@ export async function exportEvidence(cdb: ControlDb, o: EvidenceOptions): Promis
     const lastAt = (JSON.parse(anchor.manifest) as { lastAt?: string }).lastAt ?? '';
     if (lastAt >= fromAt) throw new UserError(`records up to seq ${anchor.toSeq} (${lastAt}) are archived in ${anchor.fileName}: start the period after ${lastAt.slice(0, 10)}`, 'log.archived', { field: 'from' });
   }
-  const fromSeq = await repo.firstSeqAtOrAfterIn(cdb.db, fromAt, anchor ? anchor.toSeq + 1 : 1);
-  const toSeq = await repo.lastSeqBeforeIn(cdb.db, toAt);
+  const fromSeq = await repo.firstSeqAtOrAfter(cdb.db, fromAt, anchor ? anchor.toSeq + 1 : 1);
+  const toSeq = await repo.lastSeqBefore(cdb.db, toAt);
   if (fromSeq === null || toSeq === null || toSeq < fromSeq) throw new UserError(`the usage log has no records between ${o.from} and ${o.to}`, 'log.empty-range');
   if (existsSync(o.out) && readdirSync(o.out).length) throw new UserError(`${o.out} is not empty: give a new directory for the evidence package`, 'evidence.out-not-empty', 'conflict');
 

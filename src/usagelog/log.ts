@@ -109,7 +109,7 @@ export interface VerifyResult {
  */
 export async function verifyLog(cdb: ControlDb): Promise<VerifyResult> {
   const start = await liveStart(cdb);
-  const max = (await repo.boundsIn(cdb.db, start.seq)).max;
+  const max = (await repo.bounds(cdb.db, start.seq)).max;
   if (max === null) return { ok: true, records: 0, firstSeq: null, lastSeq: null, headHash: null };
   const r = await checkChain(cdb, start.seq, max, start.prevHash);
   return { ok: !r.bad, records: r.count, firstSeq: r.first, lastSeq: r.last, headHash: r.lastHash, ...(r.bad ? { bad: r.bad } : {}) };

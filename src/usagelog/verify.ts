@@ -138,7 +138,7 @@ export async function verifyUsageLog(cdb: ControlDb, o: VerifyOptions): Promise<
   const covered = (seq: number) => checked.some(([a, b]) => seq >= a && seq <= b);
 
   // The live log.
-  const b = await repo.boundsIn(cdb.db, start.seq);
+  const b = await repo.bounds(cdb.db, start.seq);
   const live: RangeResult =
     b.max === null
       ? { from: start.seq, to: start.seq - 1, count: 0, first: null, last: null, firstPrevHash: null, lastHash: null, hashes: [] }

@@ -1,6 +1,6 @@
 import { and, asc, count, desc, eq, gte, inArray, lt, lte, max, min, type SQL } from 'drizzle-orm';
 import type Database from 'better-sqlite3';
-import { connectionOf, type ControlDb, type Db, perConnection } from '../index';
+import { connectionOf, type Db, perConnection } from '../index';
 import type { usageLog } from '../schema';
 import { allOf, getOf, isPg, runOf, type Tables, tablesOf } from '../dialect';
 
@@ -82,8 +82,6 @@ export async function deleteThrough(tx: Db, seq: number): Promise<number> {
   return runOf(tx.delete(usageLog).where(lte(usageLog.seq, seq)));
 }
 
-
-
 /** Records with from ≤ seq ≤ to, in seq order, streamed. */
 export function iterateRange(sqlite: Database.Database, from: number, to: number): IterableIterator<UsageLogRow> {
   return sqlite.prepare(`SELECT ${COLUMNS} FROM usage_log WHERE seq BETWEEN ? AND ? ORDER BY seq`).iterate(from, to) as IterableIterator<UsageLogRow>;
@@ -110,38 +108,21 @@ export function iterateCanonical(sqlite: Database.Database, from: number, to: nu
   return sqlite.prepare(`SELECT seq, ${CANONICAL_SQL}, digest, prev_hash, hash FROM usage_log WHERE seq BETWEEN ? AND ? ORDER BY seq`).raw(true).iterate(from, to) as IterableIterator<[number, string, string, string, string]>;
 }
 
-/** Lowest and highest seq present from `from` on, and how many records. */
-export function bounds(sqlite: Database.Database, from = 1): { min: number | null; max: number | null; count: number } {
-  return sqlite.prepare('SELECT MIN(seq) AS min, MAX(seq) AS max, COUNT(*) AS count FROM usage_log WHERE seq >= ?').get(from) as { min: number | null; max: number | null; count: number };
-}
-
-/** The first record from seq `from` on whose time is at or after `at` (times follow seq). */
-export function firstSeqAtOrAfter(sqlite: Database.Database, at: string, from = 1): number | null {
-  const r = sqlite.prepare('SELECT MIN(seq) AS seq FROM usage_log WHERE seq >= ? AND at >= ?').get(from, at) as { seq: number | null };
-  return r.seq;
-}
-
-/** The last record whose time is before `at`. */
-export function lastSeqBefore(sqlite: Database.Database, at: string): number | null {
-  const r = sqlite.prepare('SELECT MAX(seq) AS seq FROM usage_log WHERE at < ?').get(at) as { seq: number | null };
-  return r.seq;
-}
-
 /** Lowest and highest seq present from `from` on, and how many records (either dialect). */
-export async function boundsIn(db: Db, from = 1): Promise<{ min: number | null; max: number | null; count: number }> {
+export async function bounds(db: Db, from = 1): Promise<{ min: number | null; max: number | null; count: number }> {
   const { usageLog } = tablesOf(db);
   const r = await getOf(db.select({ min: min(usageLog.seq), max: max(usageLog.seq), count: count() }).from(usageLog).where(gte(usageLog.seq, from)));
   return { min: r?.min ?? null, max: r?.max ?? null, count: r?.count ?? 0 };
 }
 
 /** The first record from seq `from` on whose time is at or after `at` (either dialect). */
-export async function firstSeqAtOrAfterIn(db: Db, at: string, from = 1): Promise<number | null> {
+export async function firstSeqAtOrAfter(db: Db, at: string, from = 1): Promise<number | null> {
   const { usageLog } = tablesOf(db);
   return (await getOf(db.select({ seq: min(usageLog.seq) }).from(usageLog).where(and(gte(usageLog.seq, from), gte(usageLog.at, at)))))?.seq ?? null;
 }
 
 /** The last record whose time is before `at` (either dialect). */
-export async function lastSeqBeforeIn(db: Db, at: string): Promise<number | null> {
+export async function lastSeqBefore(db: Db, at: string): Promise<number | null> {
   const { usageLog } = tablesOf(db);
   return (await getOf(db.select({ seq: max(usageLog.seq) }).from(usageLog).where(lt(usageLog.at, at))))?.seq ?? null;
 }
@@ -193,25 +174,6 @@ export interface ScopeFilter {
   linkId?: number;
   agency?: string;
   types?: readonly string[];
-}
-
-/** Records of one link or agency with fromAt ≤ at < toAt, in seq order, streamed. */
-export function iterateScope(sqlite: Database.Database, f: ScopeFilter): IterableIterator<UsageLogRow> {
-  const where = ['at >= @fromAt', 'at < @toAt'];
-  const params: Record<string, unknown> = { fromAt: f.fromAt, toAt: f.toAt };
-  if (f.linkId !== undefined) {
-    where.push('link_id = @linkId');
-    params.linkId = f.linkId;
-  }
-  if (f.agency !== undefined) {
-    where.push('agency = @agency');
-    params.agency = f.agency;
-  }
-  if (f.types?.length) {
-    where.push(`type IN (${f.types.map((_, i) => `@t${i}`).join(',')})`);
-    f.types.forEach((t, i) => (params[`t${i}`] = t));
-  }
-  return sqlite.prepare(`SELECT ${COLUMNS} FROM usage_log WHERE ${where.join(' AND ')} ORDER BY seq`).iterate(params) as IterableIterator<UsageLogRow>;
 }
 
 /** Records of these types with fromAt ≤ at ≤ toAt, optionally of one link or source IP (the anomaly rules' look-back). */
