@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import type { FieldSpec } from '../domain';
 import { IDS_PER_STEP } from '../batch/answer';
 import { checkout, pgErrorReason, redactDatabaseUrl } from '../db/pg/connect';
 import { UserError } from '../errors';
 import { csvLine } from './csv';
+import { CopyOut } from './pg-copy-out';
 import { windowParams, windowSql } from './csv-sql';
 import { type CompiledScope, PG_ADDED_TABLE, PG_SUBJECTS_TABLE } from './scope-sql';
 import { type AnswerStream, type BatchAnswerSpec, csvOutcome, type CsvStream, type ExtractRange, type LookupQuery, type Source } from './source';
@@ -83,82 +83,21 @@ export function pgFieldSql(f: FieldSpec, pgcrypto: string | null): string {
 
 /**
  * The COPY that writes one extract's lines. A NULL column closes every line, so each record COPY
- * writes ends in `,\n`: CsvLineEnds turns that into the CRLF the embedded source ends lines with
- * (a line ending inside a quoted value is data and stays as it is). With two columns or more, COPY
- * never quotes a lone `\.` either, so every value is quoted exactly when it holds `,`, `"`, CR or LF.
+ * writes ends in `,\n`, which CopyOut turns into the CRLF the embedded source ends lines with. With
+ * two columns or more, COPY never quotes a lone `\.` either, so every value is quoted exactly when it
+ * holds `,`, `"`, CR or LF.
  */
 export function copySql(dataset: string, fields: readonly FieldSpec[], range: ExtractRange, pgcrypto: string | null): string {
   const cols = fields.map((f) => pgFieldSql(f, pgcrypto)).join(', ');
   return viaSettings(`COPY (SELECT ${cols}, NULL::text FROM ${ident(dataset)} WHERE ${windowSql(range, 'pg')} ORDER BY record_id) TO STDOUT WITH (FORMAT csv)`);
 }
 
-const COMMA = 0x2c;
-const CR = 0x0d;
-const LF = 0x0a;
-const QUOTE = 0x22;
-
-/**
- * Rewrites COPY's CSV (records ending `,\n`) into lines ending CRLF, in place: the comma before each
- * record's LF becomes the CR. Quotes are counted to tell a record's end from a LF inside a quoted
- * value (a doubled quote counts twice, so it changes nothing). The newest chunk is held back, since
- * its last byte may be the comma of a record whose LF starts the next chunk.
- */
-export class CsvLineEnds {
-  private inQuotes = false;
-  private held: Buffer | null = null;
-  rows = 0;
-
-  /** Takes the next chunk of COPY output; returns what is ready to deliver (null: nothing yet). */
-  push(chunk: Buffer): Buffer | null {
-    const n = chunk.length;
-    if (n === 0) return null;
-    let i = 0;
-    let q = chunk.indexOf(QUOTE, 0);
-    let lf = -2; // not searched yet
-    while (i < n) {
-      if (this.inQuotes) {
-        if (q === -1) break;
-        this.inQuotes = false;
-        i = q + 1;
-        q = chunk.indexOf(QUOTE, i);
-        continue;
-      }
-      if (lf < i && lf !== -1) lf = chunk.indexOf(LF, i);
-      if (q !== -1 && (lf === -1 || q < lf)) {
-        this.inQuotes = true;
-        i = q + 1;
-        q = chunk.indexOf(QUOTE, i);
-        continue;
-      }
-      if (lf === -1) break;
-      this.endRecord(chunk, lf);
-      i = lf + 1;
-    }
-    const ready = this.held;
-    this.held = chunk;
-    return ready;
-  }
-
-  /** The held chunk, once COPY has ended; fails unless the output ended with a whole record. */
-  end(): Buffer | null {
-    const last = this.held;
-    this.held = null;
-    if (this.inQuotes || (last && last.length && last[last.length - 1] !== LF)) throw new Error('the source ended its COPY output inside a record');
-    return last;
-  }
-
-  private endRecord(chunk: Buffer, lf: number): void {
-    const [buf, at] = lf > 0 ? [chunk, lf - 1] : [this.held, (this.held?.length ?? 0) - 1];
-    if (!buf || at < 0 || buf[at] !== COMMA) throw new Error('unexpected COPY output from the source: a record without its closing column');
-    buf[at] = CR;
-    this.rows++;
-  }
-}
-
-/** Chunks are gathered to about this size before they go to sign + encrypt (fewer, larger calls). */
-const EMIT_BYTES = 256 * 1024;
-/** COPY output read ahead of the encryption, so the server and this process work at the same time. */
-const COPY_BUFFER_BYTES = 1024 * 1024;
+/** Lines are gathered into chunks of about this size before they go to sign + encrypt (fewer, larger calls). */
+const CHUNK_BYTES = 1024 * 1024;
+/** Chunks read ahead of the encryption, so the server and this process work at the same time. */
+const CHUNKS_AHEAD = 4;
+/** The largest record an extract takes (a record is held whole in memory). */
+const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 
 /**
  * A PostgreSQL server as the extract source: one table per dataset, named after it, in the URL's
@@ -316,18 +255,16 @@ export class PgSource implements Source {
   }
 
   /**
-   * The header, then the CSV a COPY writes, lines ended CRLF, gathered into chunks of about
-   * EMIT_BYTES. `start` runs on the source's connection, opens the transaction the COPY runs in
-   * and returns the COPY statement; the transaction ends with the stream.
+   * The header, then the CSV a COPY writes, lines ended CRLF, in chunks of about CHUNK_BYTES.
+   * `start` runs on the source's connection, opens the transaction the COPY runs in and returns the
+   * COPY statement; the transaction ends with the stream.
    */
   private copyStream(header: string, start: (c: pg.Client) => Promise<string>): CsvStream {
     const { done, emit, finish, fail } = csvOutcome();
-    const ends = new CsvLineEnds();
     let client: pg.Client | undefined;
-    let copy: ReturnType<typeof copyTo> | undefined;
-    let chunks: AsyncIterator<Buffer> | undefined;
+    let copy: CopyOut | undefined;
     const abort = async () => {
-      copy?.destroy();
+      copy?.cancel();
       // A COPY left part read holds its connection: drop the connection (the server rolls the
       // transaction back); the next use of this source opens another.
       if (client && this.connecting) {
@@ -335,39 +272,22 @@ export class PgSource implements Source {
         await client.end().catch(() => undefined);
       }
     };
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
     const stream = new ReadableStream<Uint8Array>(
       {
         pull: async (controller) => {
           try {
-            if (!chunks) {
+            if (!copy) {
               client = await this.client();
-              // A deep buffer keeps the server writing while this thread signs and encrypts.
-              copy = client.query(copyTo(await start(client), { highWaterMark: COPY_BUFFER_BYTES }));
-              chunks = (copy as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+              copy = new CopyOut(await start(client), CHUNK_BYTES, CHUNKS_AHEAD, MAX_RECORD_BYTES);
+              // The driver runs the COPY; its outcome is what copy.read() reports.
+              client.query(copy);
               return emit(controller, new TextEncoder().encode(header));
             }
-            for (;;) {
-              const next = await chunks.next();
-              const ready = next.done ? ends.end() : ends.push(next.value);
-              if (ready?.length) {
-                pending.push(ready);
-                pendingBytes += ready.length;
-              }
-              if (pendingBytes && (next.done || pendingBytes >= EMIT_BYTES)) {
-                const data = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
-                pending = [];
-                pendingBytes = 0;
-                emit(controller, data);
-                if (!next.done) return;
-              }
-              if (next.done) {
-                await client!.query('COMMIT');
-                finish(ends.rows);
-                return controller.close();
-              }
-            }
+            const lines = await copy.read();
+            if (lines) return emit(controller, lines);
+            await client!.query('COMMIT');
+            finish(copy.rows);
+            controller.close();
           } catch (err) {
             fail(err as Error);
             await abort();

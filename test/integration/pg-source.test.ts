@@ -11,7 +11,7 @@ import { compileScope, csvLine, openExtractSource, PgSource, SqliteSource, type 
 import { seedSource } from '../../src/seed/sqlite';
 import { seedPgSource } from '../../src/seed/postgres';
 import type { CsvCapableSource, ExtractRange } from '../../src/extract/source';
-import { CsvLineEnds } from '../../src/extract/source-pg';
+import { CopyLineFrames, CopyOut } from '../../src/extract/pg-copy-out';
 import { loadCatalogs } from '../../src/registry';
 import { buildServices } from '../../src/services';
 import { createScratchDb, type ScratchDb } from '../helpers/pg';
@@ -49,6 +49,16 @@ async function changeBoth(): Promise<void> {
   } finally {
     db.close();
     await c.end();
+  }
+}
+
+/** Waits until no COPY runs on the scratch database (a backend whose client left goes within moments). */
+async function eventuallyNoCopy(c: pg.Client): Promise<void> {
+  for (let i = 0; ; i++) {
+    const open = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY%' AND pid <> pg_backend_pid()");
+    if (open.rows[0].n === 0) return;
+    if (i >= 50) throw new Error(`${open.rows[0].n} COPY still running`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -239,25 +249,68 @@ describe('the online query and the batch query read the PostgreSQL source as the
   });
 });
 
-describe('CsvLineEnds', () => {
-  it('turns each record-closing ",\\n" into CRLF wherever COPY cut its chunks, and leaves LF inside quotes alone', () => {
-    const copy = Buffer.from('a,"x\ny",\n"q""\n,",b,\n,\n');
-    const expected = 'a,"x\ny"\r\n"q""\n,",b\r\n\r\n';
-    for (let cut = 0; cut <= copy.length; cut++) {
-      for (let cut2 = cut; cut2 <= copy.length; cut2 += 3) {
-        const ends = new CsvLineEnds();
-        const chunks = [copy.subarray(0, cut), copy.subarray(cut, cut2), copy.subarray(cut2)].map((b) => Buffer.from(b));
-        const out = [...chunks.map((c) => ends.push(c)), ends.end()].filter((b): b is Buffer => b !== null);
-        expect(Buffer.concat(out).toString()).toBe(expected);
-        expect(ends.rows).toBe(3);
+describe('CopyLineFrames: the COPY output read off the socket', () => {
+  const msg = (code: string, body = '') => {
+    const b = Buffer.from(body);
+    const h = Buffer.alloc(5);
+    h[0] = code.charCodeAt(0);
+    h.writeUInt32BE(b.length + 4, 1);
+    return Buffer.concat([h, b]);
+  };
+  const records = ['a,"x\ny",\n', '"q""\n,",b,\n', ',\n', '"a long record that fills more than one chunk by itself",\n'];
+  const copyBytes = Buffer.concat([msg('H', '\x01\x00\x02\x00\x00\x00\x00'), msg('d', records[0]), msg('N', 'SNOTICE\0'), msg('d', records[1]), msg('S', 'TimeZone\0UTC\0'), msg('d', records[2]), msg('d', records[3]), msg('c')]);
+  const after = Buffer.concat([msg('C', 'COPY 4\0'), msg('Z', 'T')]);
+  const expected = records.map((r) => r.slice(0, -2) + '\r\n').join('');
+
+  /** Feeds `bytes` cut at `cuts`; returns the lines, the rows and where the COPY's bytes ended (-1: not yet). */
+  function feedCut(bytes: Buffer, cuts: number[], chunkBytes = 16) {
+    const frames = new CopyLineFrames(chunkBytes, 1024);
+    const out: Buffer[] = [];
+    const bounds = [0, ...cuts, bytes.length];
+    let end = -1;
+    for (let k = 0; k + 1 < bounds.length && end === -1; k++) {
+      const rest = frames.feed(Buffer.from(bytes.subarray(bounds[k], bounds[k + 1])), (b) => out.push(Buffer.from(b)));
+      if (rest !== -1) end = bounds[k] + rest;
+    }
+    const last = frames.take();
+    if (last) out.push(last);
+    return { lines: Buffer.concat(out).toString(), rows: frames.rows, end, chunks: out };
+  }
+
+  it('turns each record-closing ",\\n" into CRLF and stops at CopyDone, wherever the socket cut the bytes', () => {
+    const bytes = Buffer.concat([copyBytes, after]);
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      for (let cut2 = cut; cut2 <= bytes.length; cut2 += 3) {
+        const r = feedCut(bytes, [cut, cut2]);
+        expect(r.lines).toBe(expected);
+        expect(r.rows).toBe(4);
+        expect(r.end).toBe(copyBytes.length); // CommandComplete and ReadyForQuery are the driver's
       }
     }
   });
 
-  it('refuses output that ends inside a record', () => {
-    const ends = new CsvLineEnds();
-    ends.push(Buffer.from('a,\nb'));
-    expect(() => ends.end()).toThrow(/inside a record/);
+  it('never splits a record between chunks, and gives a record larger than a chunk a chunk of its own', () => {
+    const { chunks } = feedCut(copyBytes, []);
+    for (const c of chunks) expect(c.toString().endsWith('\r\n')).toBe(true);
+    expect(chunks.map((c) => c.toString())).toContain(records[3].slice(0, -2) + '\r\n');
+  });
+
+  it('hands an ErrorResponse in the middle of the COPY back to the driver, from its first byte', () => {
+    const error = msg('E', 'SERROR\0Mboom\0\0');
+    const bytes = Buffer.concat([msg('H', '\x01\x00\x00'), msg('d', records[0]), error, after]);
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      const r = feedCut(bytes, [cut]);
+      expect(r.end).toBe(bytes.length - error.length - after.length);
+      expect(r.rows).toBe(1);
+    }
+  });
+
+  it('refuses a record without its closing column, a message shorter than its header, and a record over the limit', () => {
+    expect(() => feedCut(Buffer.concat([msg('d', 'a,b\n'), msg('c')]), [])).toThrow(/a record without its closing column/);
+    expect(() => feedCut(Buffer.concat([msg('d', '\n'), msg('c')]), [])).toThrow(/a record without its closing column/);
+    const short = Buffer.from([0x64, 0, 0, 0, 2]);
+    expect(() => feedCut(short, [])).toThrow(/shorter than its header/);
+    expect(() => feedCut(msg('d', 'x'.repeat(2000) + ',\n'), [])).toThrow(/2002 bytes, more than the 1024/);
   });
 });
 
@@ -276,6 +329,74 @@ describe('errors', () => {
     expect(() => loadConfig({ dataDir: dir }, { NIA_LINK_SOURCE_URL: 'mysql://u:pw-123@h/db' })).not.toThrow(/pw-123/);
     expect(loadConfig({ dataDir: dir }, { NIA_LINK_SOURCE_URL: scratch.url }).source.url).toBe(scratch.url);
     expect(loadConfig({ dataDir: dir }, {}).source.url).toBeUndefined();
+  });
+
+  it('an error the server raises in the middle of a COPY reaches the reader, and the connection goes on serving queries', async () => {
+    const c = new pg.Client({ connectionString: scratch.url });
+    await c.connect();
+    try {
+      const failing = new CopyOut("COPY (SELECT CASE WHEN g < 20000 THEN repeat('x', 50) ELSE (1 / (g - g))::text END, NULL::text FROM generate_series(1, 30000) g) TO STDOUT WITH (FORMAT csv)", 64 * 1024, 2, 1024);
+      c.query(failing);
+      let bytes = 0;
+      const err = await (async () => {
+        for (let b = await failing.read(); b; b = await failing.read()) bytes += b.length;
+      })().catch((e: Error) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(/division by zero/);
+      expect(bytes).toBeGreaterThan(0);
+      expect((await c.query('SELECT 41 + 1 AS n')).rows[0].n).toBe(42);
+      const whole = new CopyOut("COPY (SELECT g::text, NULL::text FROM generate_series(1, 50000) g) TO STDOUT WITH (FORMAT csv)", 64 * 1024, 2, 1024);
+      c.query(whole);
+      const parts: Buffer[] = [];
+      for (let b = await whole.read(); b; b = await whole.read()) parts.push(b);
+      expect(whole.rows).toBe(50000);
+      expect(createHash('sha256').update(Buffer.concat(parts)).digest('hex')).toBe(createHash('sha256').update(Array.from({ length: 50000 }, (_, i) => `${i + 1}\r\n`).join('')).digest('hex'));
+      expect((await c.query('SELECT 2 AS n')).rows[0].n).toBe(2);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('a COPY read slowly holds no more than its chunks ahead, and one cancelled while the server waits ends with its connection', async () => {
+    const c = new pg.Client({ connectionString: scratch.url });
+    await c.connect();
+    const copy = new CopyOut("COPY (SELECT repeat('y', 200), NULL::text FROM generate_series(1, 200000) g) TO STDOUT WITH (FORMAT csv)", 64 * 1024, 2, 1024);
+    c.query(copy);
+    expect((await copy.read())?.length).toBeGreaterThan(60 * 1024);
+    // The server has 40 MB to send; this reader waits, so the socket must be paused with about two chunks held.
+    await new Promise((r) => setTimeout(r, 300));
+    const rss = process.memoryUsage().arrayBuffers;
+    // Unpaused, all 200 000 records would have been read by now.
+    expect(copy.rows).toBeLessThan(100000);
+    copy.cancel();
+    await expect(copy.read()).rejects.toThrow(/cancelled/);
+    await c.end();
+    expect(process.memoryUsage().arrayBuffers - rss).toBeLessThan(8 * 1024 * 1024);
+    const probe = new pg.Client({ connectionString: scratch.url });
+    await probe.connect();
+    await eventuallyNoCopy(probe);
+    await probe.end();
+  });
+
+  it('a COPY whose server process is ended (a restart, an administrator) fails its reader with the reason', async () => {
+    const c = new pg.Client({ connectionString: scratch.url });
+    await c.connect();
+    c.on('error', () => undefined);
+    const pid = (await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+    const copy = new CopyOut("COPY (SELECT repeat('z', 200), NULL::text FROM generate_series(1, 500000) g) TO STDOUT WITH (FORMAT csv)", 64 * 1024, 2, 1024);
+    c.query(copy);
+    expect(await copy.read()).not.toBeNull();
+    const admin = new pg.Client({ connectionString: scratch.url });
+    await admin.connect();
+    await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+    await admin.end();
+    const err = await (async () => {
+      while (await copy.read());
+    })().catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/terminat/);
+    expect(copy.rows).toBeLessThan(500000);
+    await c.end().catch(() => undefined);
   });
 
   it('an extract stopped part way (the encryption failed) ends its COPY, and the source opens a new connection', async () => {
