@@ -1,8 +1,12 @@
-import nodemailer from 'nodemailer';
 import type { Config } from '../config';
 
-/** An SMTP transport from the configuration (TLS from the first byte, or STARTTLS required unless turned off). */
-export function mailTransport(config: Config) {
+/**
+ * An SMTP transport from the configuration (TLS from the first byte, or STARTTLS required unless
+ * turned off). nodemailer is loaded on first use: the processes that never send mail (the SFTP and
+ * query front ends) do not carry it in their heap.
+ */
+async function mailTransport(config: Config) {
+  const { default: nodemailer } = await import('nodemailer');
   return nodemailer.createTransport({
     host: config.smtp.host,
     port: config.smtp.port,
@@ -16,7 +20,7 @@ export function mailTransport(config: Config) {
 
 /** Send one plain-text message; resolves to the message id. */
 export async function sendMail(config: Config, msg: { to: string[]; subject: string; text: string; attachments?: { filename: string; path: string; contentType: string }[] }): Promise<string> {
-  const transport = mailTransport(config);
+  const transport = await mailTransport(config);
   try {
     const info = await transport.sendMail({ from: config.smtp.from, ...msg });
     return info.messageId;

@@ -1,5 +1,4 @@
 import path from 'node:path';
-import PDFDocument from 'pdfkit';
 import type { Block, FormDocument, Run } from './model';
 
 /**
@@ -16,8 +15,13 @@ const MARGIN = { top: 18 * MM, bottom: 16 * MM, left: 18 * MM, right: 18 * MM };
 const BODY = 11.5;
 const INDENT = 2.5 * BODY;
 
-/** The form as an A4 PDF with its text extractable (fonts carry their Unicode map). */
-export function renderPdf(form: FormDocument): Promise<Buffer> {
+/**
+ * The form as an A4 PDF with its text extractable (fonts carry their Unicode map). pdfkit is loaded
+ * on first use: the processes that never render a form (the SFTP and query front ends, the workers)
+ * do not carry it in their heap, where every full garbage collection would mark it.
+ */
+export async function renderPdf(form: FormDocument): Promise<Buffer> {
+  const { default: PDFDocument } = await import('pdfkit');
   const doc = new PDFDocument({
     size: 'A4',
     margins: MARGIN,
