@@ -73,8 +73,16 @@ export class AllowSet {
   /** After a failed rebuild: the previous list stands until then, so a broken database is not asked once per connection. */
   private retryAt = 0;
   private readonly answers = new Map<string, boolean>();
+  /**
+   * Counts invalidations. A rebuild read before the latest one is stale: it may answer the
+   * connections that were waiting for it, but it does not stand for the key, and a connection that
+   * asks after the invalidation starts a rebuild of its own.
+   */
+  private generation = 0;
+  /** The generation the list in use was read in. */
+  private installed = 0;
   /** The rebuild under way, which connections asking meanwhile wait for rather than start another. */
-  private rebuilding: { key: string; done: Promise<void> } | null = null;
+  private rebuilding: { key: string; generation: number; done: Promise<void> } | null = null;
 
   constructor(
     private readonly build: () => Promise<string[]>,
@@ -83,6 +91,7 @@ export class AllowSet {
 
   invalidate(): void {
     this.builtFor = null;
+    this.generation++;
   }
 
   async allows(ip: string, key: string): Promise<boolean> {
@@ -98,23 +107,26 @@ export class AllowSet {
   }
 
   private rebuild(key: string): Promise<void> {
-    if (this.rebuilding?.key === key) return this.rebuilding.done;
-    const done = this.read(key).finally(() => {
+    const generation = this.generation;
+    if (this.rebuilding?.key === key && this.rebuilding.generation === generation) return this.rebuilding.done;
+    const done = this.read(key, generation).finally(() => {
       if (this.rebuilding?.done === done) this.rebuilding = null;
     });
-    this.rebuilding = { key, done };
+    this.rebuilding = { key, generation, done };
     return done;
   }
 
-  private async read(key: string): Promise<void> {
+  private async read(key: string, generation: number): Promise<void> {
     let cidrs: string[];
     try {
       cidrs = await this.build();
     } catch (err) {
-      this.builtFor = key;
+      if (generation === this.generation) this.builtFor = key;
       this.retryAt = Date.now() + 1000;
       return this.onError(err as Error);
     }
+    // A rebuild started later has already put in a newer list: this older one does not replace it.
+    if (generation < this.installed) return;
     this.retryAt = 0;
     const list = new BlockList();
     const seen = new Set<string>();
@@ -127,8 +139,9 @@ export class AllowSet {
       list.addSubnet(c.address, c.prefix, c.family === 4 ? 'ipv4' : 'ipv6');
     }
     this.list = list;
+    this.installed = generation;
     this.answers.clear();
-    this.builtFor = key;
+    this.builtFor = generation === this.generation ? key : null;
   }
 }
 
