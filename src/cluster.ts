@@ -47,7 +47,9 @@ export async function startCluster<S>(o: { name: string; exec: string; envVar: s
         // reaches it before this process handles the same signal. Only a worker that died is replaced.
         if (code === 0) return o.log.info(`${o.name}: worker stopped`);
         o.log.error({ code, signal }, `${o.name}: worker died; starting another`);
-        setTimeout(() => !closing && fork().catch((err) => o.log.error({ err: err.message }, `${o.name}: worker did not start`)), RESTART_DELAY_MS).unref();
+        setTimeout(() => {
+          if (!closing) fork().catch((err: Error) => o.log.error({ err: err.message }, `${o.name}: worker did not start`));
+        }, RESTART_DELAY_MS).unref();
       });
     });
 
