@@ -8,7 +8,7 @@ import { startCheckpointer } from '../db/checkpoint';
 import { type Clock, systemClock } from '../domain';
 import type { Logger } from '../logger';
 import type { FrontEndServices } from '../services';
-import { queuePrefix } from '../queue';
+import { queuePrefix } from '../queue/names';
 import { RedisDailyCap } from './cap';
 import { LogAppender, type RecordSink, serveClusterAppends, TxLogAppender } from '../usagelog';
 import { startQueryServer } from './server';

@@ -6,19 +6,8 @@ export { syncSchedules, type ScheduleSync } from './schedules';
 export type { JobData, JobTypes, QueueName, TypedQueue } from './jobs';
 import type { JobData, JobTypes, QueueName, TypedQueue } from './jobs';
 
-/** Queue names: one concept each. */
-export const QUEUES = {
-  extract: 'extract',
-  deliver: 'deliver',
-  maintenance: 'maintenance',
-  /** R2.2: one job per upload to /inbox (a batch request or a subject list), job id `upload-<id>`. */
-  batch: 'batch',
-} as const;
-
-/** Every key of this installation starts with this, so installations sharing a Redis never meet. */
-export function queuePrefix(config: Pick<Config, 'instanceId'>): string {
-  return `nia:${config.instanceId}`;
-}
+export { QUEUES, queuePrefix } from './names';
+import { queuePrefix } from './names';
 
 /** Options every BullMQ connection needs (workers block; they must not give up on a slow command). */
 export function connection(url: string) {

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { startCluster } from '../cluster';
 import type { Config } from '../config';
 import { normaliseIp, systemClock } from '../domain';
-import { queuePrefix } from '../queue';
+import { queuePrefix } from '../queue/names';
 import { linkEventsChannel } from '../queue/link-events';
 import { AccountService } from '../registry/accounts';
 import { Defender } from './defender';

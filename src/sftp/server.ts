@@ -8,7 +8,8 @@ import { dummyPasswordHash, hostKeys, verifyPassword } from '../crypto';
 import { type Clock, normaliseIp, taipeiDate } from '../domain';
 import { publishedFiles } from '../outbox';
 import type { Logger } from '../logger';
-import { openQueue, QUEUES, queuePrefix } from '../queue';
+import type { TypedQueue } from '../queue';
+import { QUEUES, queuePrefix } from '../queue/names';
 import { linkEventsChannel } from '../queue/link-events';
 import type { LinkState } from '../registry';
 import type { FrontEndServices } from '../services';
@@ -130,11 +131,13 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
   // Uploads refused at OPEN (a quota, a name), counted per account and address like refused connections.
   const uploadRefusals = new RefusalLog(cdb, clock, { intervalSec: s.refusedLogIntervalSec, maxIps: s.refusedLogMaxIps }, (err) => log.error({ err: err.message }, 'sftp: refused uploads not logged'), { type: 'upload.refused', channel: 'batch-query' });
   // Uploads are queued for the batch processor; without Redis they stay pending, and its sweep finds them.
-  let batchQueue: ReturnType<typeof openQueue> | undefined;
+  // BullMQ is loaded with the first upload: a front end that only serves downloads never carries it.
+  let batchQueue: Promise<TypedQueue<'batch'>> | undefined;
+  const closeBatchQueue = async () => (await batchQueue?.catch(() => undefined))?.close().catch(() => undefined);
   const enqueueUpload = (uploadId: number) => {
-    batchQueue ??= openQueue(QUEUES.batch, config, d.redisUrl);
+    batchQueue ??= import('../queue').then((q) => q.openQueue(QUEUES.batch, config, d.redisUrl));
     const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5000).unref());
-    Promise.race([batchQueue.add('batch-request', { uploadId }, { jobId: `upload-${uploadId}` }), timeout]).catch((err) =>
+    Promise.race([batchQueue.then((q) => q.add('batch-request', { uploadId }, { jobId: `upload-${uploadId}` })), timeout]).catch((err) =>
       log.warn({ err: (err as Error).message, uploadId }, 'sftp: upload not queued (redis); it stays pending for the batch sweep'),
     );
   };
@@ -573,7 +576,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
         }
         await refusals.stop();
         await uploadRefusals.stop();
-        await batchQueue?.close().catch(() => undefined);
+        await closeBatchQueue();
         await subscriber.quit().catch(() => subscriber.disconnect());
         await redis.quit().catch(() => redis.disconnect());
       },
@@ -614,7 +617,7 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
       await stopped;
       await refusals.stop();
       await uploadRefusals.stop();
-      await batchQueue?.close().catch(() => undefined);
+      await closeBatchQueue();
       await subscriber.quit().catch(() => subscriber.disconnect());
       await redis.quit().catch(() => redis.disconnect());
     },

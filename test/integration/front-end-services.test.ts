@@ -21,7 +21,7 @@ it('the front-end roles get the registry, its change notices and the outbox only
   expect(all.outbox.root).toBe(front.outbox.root);
 });
 
-it('the SFTP and query worker processes do not load the PDF renderer or the mailer (less heap for every full garbage collection to mark)', () => {
+it('the SFTP and query front ends load neither the PDF renderer, the mailer nor BullMQ until they use them (less heap for every full garbage collection to mark)', () => {
   // What a front end's modules load, without starting anything (dist, as the processes run it).
   const root = path.resolve(__dirname, '../..');
   const probe = (entry: string) =>
@@ -29,6 +29,6 @@ it('the SFTP and query worker processes do not load the PDF renderer or the mail
   for (const entry of ['dist/src/sftp/server.js', 'dist/src/query/server.js', 'dist/src/services.js']) {
     const loaded = JSON.parse(probe(path.join(root, entry))) as string[];
     expect(loaded.some((m) => m.includes(`${path.sep}dist${path.sep}src${path.sep}`))).toBe(true);
-    expect(loaded.filter((m) => /node_modules[\\/](pdfkit|fontkit|nodemailer)[\\/]/.test(m))).toEqual([]);
+    expect(loaded.filter((m) => /node_modules[\\/](pdfkit|fontkit|nodemailer|bullmq)[\\/]/.test(m))).toEqual([]);
   }
 });
