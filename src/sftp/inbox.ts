@@ -2,7 +2,7 @@ import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, constants, fsync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config';
-import type { ControlDb } from '../db';
+import type { ControlDb, Db } from '../db';
 import { isUniqueViolation } from '../db/dialect';
 import { inbox as repo } from '../db/repositories';
 import type { Clock } from '../domain';
@@ -38,6 +38,41 @@ export interface UploadError {
   message: string;
   /** PERMISSION_DENIED rather than FAILURE. */
   denied?: boolean;
+}
+
+/** What a link already has against its upload quotas: files and bytes waiting for an answer, uploads in the last hour. */
+interface QuotaUse {
+  files: number;
+  bytes: number;
+  lastHour: number;
+}
+
+/**
+ * The one rule of the upload quotas: the quota one more upload of `bytes` bytes would pass, given
+ * what the link has (null: none). Asked at OPEN, counting the uploads in progress in this process
+ * (with the most each may still grow to, and the new one needing room for at least a byte), and
+ * again when an upload is recorded, inside the transaction that records it, counting what is
+ * recorded: there, writes take turns across processes and hosts, so uploads that several front
+ * ends let through side by side still never pass the quota together.
+ */
+function quotaPassed(s: Config['inbox'], have: QuotaUse, bytes: number): UploadError | null {
+  if (have.files + 1 > s.maxPendingFiles) return { code: 'inbox.pending-files', message: `quota: ${s.maxPendingFiles} uploads already wait for an answer` };
+  if (have.bytes + bytes > s.maxPendingBytes) return { code: 'inbox.pending-bytes', message: `quota: ${s.maxPendingBytes} bytes already wait for an answer` };
+  if (have.lastHour + 1 > s.maxUploadsPerHour) return { code: 'inbox.rate', message: `quota: ${s.maxUploadsPerHour} uploads per hour` };
+  return null;
+}
+
+async function quotaUse(db: Db, linkId: number, now: Date): Promise<QuotaUse> {
+  const stats = await repo.pendingStats(db, linkId);
+  const lastHour = await repo.uploadsSince(db, linkId, new Date(now.getTime() - 3600_000).toISOString());
+  return { ...stats, lastHour };
+}
+
+/** An upload the quota refused when it was about to be recorded. */
+class QuotaRefused extends Error {
+  constructor(readonly refusal: UploadError) {
+    super(refusal.message);
+  }
 }
 
 /** Who uploads: the account's link and its fields for the usage log. */
@@ -90,20 +125,16 @@ export class InboxService {
     // one follow without a pause, so uploads begun side by side (other sessions) are all counted.
     const db = this.d.cdb.db;
     const pending = await repo.pendingUploads(db, who.linkId);
-    const stats = await repo.pendingStats(db, who.linkId);
-    const hourAgo = new Date(this.d.clock.now().getTime() - 3600_000).toISOString();
-    const lastHour = await repo.uploadsSince(db, who.linkId, hourAgo);
+    const use = await quotaUse(db, who.linkId, this.d.clock.now());
     const mine = this.open.get(who.linkId) ?? new Set<Upload>();
     if ([...mine].some((u) => u.name === name)) return { code: 'inbox.name-taken', message: 'an upload of this name is in progress', denied: true };
     if (pending.some((r) => r.name === name)) return { code: 'inbox.name-taken', message: 'an upload of this name is pending', denied: true };
     const s = this.d.settings;
-    const files = stats.files + mine.size;
     // An upload in progress holds the most it may still grow to, not what it has so far: uploads opened
     // side by side can never add up to more than the quota left.
-    const bytes = stats.bytes + [...mine].reduce((n, u) => n + u.limit, 0);
-    if (files >= s.maxPendingFiles) return { code: 'inbox.pending-files', message: `quota: ${s.maxPendingFiles} uploads already wait for an answer` };
-    if (bytes >= s.maxPendingBytes) return { code: 'inbox.pending-bytes', message: `quota: ${s.maxPendingBytes} bytes already wait for an answer` };
-    if (lastHour + mine.size >= s.maxUploadsPerHour) return { code: 'inbox.rate', message: `quota: ${s.maxUploadsPerHour} uploads per hour` };
+    const bytes = use.bytes + [...mine].reduce((n, u) => n + u.limit, 0);
+    const refused = quotaPassed(s, { files: use.files + mine.size, bytes, lastHour: use.lastHour + mine.size }, 1);
+    if (refused) return refused;
     let fd: number;
     let part: string;
     try {
@@ -278,6 +309,8 @@ export class Upload {
     try {
       id = await d.cdb.write(async (tx) => {
         const now = d.clock.now();
+        const refused = quotaPassed(d.settings, await quotaUse(tx, this.who.linkId, now), this.bytes);
+        if (refused) throw new QuotaRefused(refused);
         const uploadId = await repo.insertUpload(tx, {
           linkId: this.who.linkId,
           account: this.who.account,
@@ -298,6 +331,7 @@ export class Upload {
       });
     } catch (err) {
       removeFile(final);
+      if (err instanceof QuotaRefused) return [this.discard(err.refusal)];
       const e = isUniqueViolation(err) ? { code: 'inbox.name-taken', message: 'an upload of this name is pending', denied: true } : { code: 'upload.not-recorded', message: 'the upload could not be recorded' };
       return [this.discard(e)];
     }

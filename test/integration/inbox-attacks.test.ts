@@ -70,8 +70,8 @@ async function outcome(fn: (cb: (err: any, v?: unknown) => void) => void): Promi
   }
 }
 
-async function session(user = 'a001'): Promise<{ c: Client; s: SFTPWrapper }> {
-  const c = await connect({ port, username: user, privateKey: key() });
+async function session(user = 'a001', on = port): Promise<{ c: Client; s: SFTPWrapper }> {
+  const c = await connect({ port: on, username: user, privateKey: key() });
   return { c, s: await openSftp(c) };
 }
 const open = (s: SFTPWrapper, p: string, flags: number | string) => call<Buffer>((cb) => s.open(p, flags as any, cb));
@@ -106,7 +106,7 @@ beforeAll(async () => {
     NIA_LINK_SFTP_REFUSED_LOG_INTERVAL: '1',
   });
   await niaKeys(config, keys);
-  for (const account of ['a001', 'q001', 'q002', 'q003', 's001']) links[account] = await approvedLink(w, keys, { account, methods: ['sftp-pull', 'batch-query'] });
+  for (const account of ['a001', 'q001', 'q002', 'q003', 'q004', 's001']) links[account] = await approvedLink(w, keys, { account, methods: ['sftp-pull', 'batch-query'] });
   links.x001 = await approvedLink(w, keys, { account: 'x001', methods: ['sftp-pull'] });
   delivery = await buildDelivery(w, config, links.a001);
   // Nothing picks the uploads up here: they stay pending, as the quota needs.
@@ -359,6 +359,30 @@ describe('R2.2 /inbox limits', () => {
     const refusedHere = async () => (await logOf('upload.refused')).filter((r) => r.linkId === links.q003);
     expect(await until(async () => (await refusedHere()).length > 0)).toBe(true);
     expect((await refusedHere())[0]).toMatchObject({ actor: 'q003', ip: '127.0.0.1', channel: 'batch-query', detail: { count: 1, reasons: { 'inbox.pending-bytes': 1 } } });
+    expect(await until(async () => (await strayFiles()).length === 0)).toBe(true);
+  });
+
+  it('R2.2 the quota holds across front ends: uploads let through side by side by two SFTP servers (processes or hosts) that together would pass it are refused when recorded', async () => {
+    // A second front end on the same installation: it knows nothing of the first one's uploads in progress.
+    const other = await startSftp({ ...config }, w);
+    const one = await session('q004');
+    const two = await session('q004', other.port);
+    try {
+      for (let i = 0; i < MAX_PENDING_FILES - 1; i++) expect(await upload(one.s, `f${i}.csv.pgp`, randomBytes(100))).toBe(OK);
+      // One file of room left: each front end lets one upload begin.
+      const h1 = await open(one.s, '/inbox/last-a.csv.pgp', 'w');
+      const h2 = await open(two.s, '/inbox/last-b.csv.pgp', 'w');
+      expect(await write(one.s, h1, randomBytes(100), 0)).toBe(OK);
+      expect(await write(two.s, h2, randomBytes(100), 0)).toBe(OK);
+      const closed = await Promise.all([outcome((cb) => one.s.close(h1, cb)), outcome((cb) => two.s.close(h2, cb))]);
+      expect(closed.map((r) => r.code).sort()).toEqual([OK, FAILURE]);
+      expect(closed.find((r) => r.code === FAILURE)!.message).toContain('inbox.pending-files');
+      expect(await pendingNames(links.q004)).toHaveLength(MAX_PENDING_FILES);
+    } finally {
+      one.c.end();
+      two.c.end();
+      await other.svc.stop();
+    }
     expect(await until(async () => (await strayFiles()).length === 0)).toBe(true);
   });
 
