@@ -6,6 +6,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { controlDbFile, openControlDb, type ControlDb, type SqliteControlDb } from '../../src/db';
 import { openPostgresControlDb } from '../../src/db/pg/control';
+import { rawRun } from '../../src/db/dialect';
+import { sql } from 'drizzle-orm';
 import { createScratchDb, PG_ADMIN_URL, withPg } from './pg';
 import { type Clock, taipeiDate } from '../../src/domain';
 import { plainPdf } from './documents';
@@ -387,4 +389,26 @@ export function worldEachTest(set: { keys: (k: AgencyKeys) => void; world: (w: T
     set.world(w);
   });
   afterEach(() => w?.close());
+}
+
+/**
+ * Makes every insert into `table` (those where `when` holds: an SQL condition on NEW, the same text
+ * in both dialects) fail as a full disk would, on either dialect; resolves to the undo. For tests
+ * of what a service does when its record cannot be written.
+ */
+export async function refuseInserts(cdb: ControlDb, table: string, when?: string): Promise<() => Promise<void>> {
+  const name = `test_refuse_${table}`;
+  if (cdb.dialect === 'sqlite') {
+    await cdb.write((tx) => rawRun(tx, sql.raw(`CREATE TRIGGER ${name} BEFORE INSERT ON ${table} ${when ? `WHEN ${when}` : ''} BEGIN SELECT RAISE(ABORT, 'disk full'); END`)));
+    return () => cdb.write((tx) => rawRun(tx, sql.raw(`DROP TRIGGER ${name}`)));
+  }
+  await cdb.write(async (tx) => {
+    await rawRun(tx, sql.raw(`CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$`));
+    await rawRun(tx, sql.raw(`CREATE TRIGGER ${name} BEFORE INSERT ON ${table} FOR EACH ROW ${when ? `WHEN (${when})` : ''} EXECUTE FUNCTION ${name}()`));
+  });
+  return () =>
+    cdb.write(async (tx) => {
+      await rawRun(tx, sql.raw(`DROP TRIGGER ${name} ON ${table}`));
+      await rawRun(tx, sql.raw(`DROP FUNCTION ${name}()`));
+    });
 }

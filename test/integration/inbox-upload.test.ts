@@ -1,20 +1,18 @@
-import type Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import type { Config } from '../../src/config';
-import { connectionOf } from '../../src/db';
 import { inbox } from '../../src/db/repositories';
 import type { RunningService } from '../../src/main';
 import { connection, QUEUES, queuePrefix } from '../../src/queue';
 import { spoolDirOf } from '../../src/sftp/inbox';
 import { listLog } from '../../src/usagelog';
 import { sftpBatch, sftpConfig, startSftp } from '../helpers/sftp';
-import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, makeAgencyKeys, openTestWorld, refuseInserts, tmpDir, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let config: Config;
 let svc: RunningService;
 let port: number;
@@ -26,8 +24,6 @@ let queue: Queue;
 const logOf = async (type: string) => (await listLog(w.cdb.db, { type })).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
 /** What the server answered, without the commands `sftp -b` echoes. */
 const answers = (stdout: string) => stdout.split('\n').filter((l) => !l.startsWith('sftp>')).join('\n');
-/** Edit the database behind the services' backs, on its write connection (`w.cdb.sqlite` only reads). */
-const rawWrite = <T>(fn: (db: Database.Database) => T): Promise<T> => w.cdb.write((tx) => fn(connectionOf(tx)));
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const spool = () => spoolDirOf(config.dataDir);
 const spoolFiles = () => {
@@ -47,7 +43,7 @@ function localFile(name: string, bytes: number): { file: string; content: Buffer
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
   dir = tmpDir('nia-link-inbox-upload-');
   config = sftpConfig(w.dataDir, { NIA_LINK_SFTP_RECHECK: '60' });
   batchLink = await approvedLink(w, keys, { account: 'a001', methods: ['sftp-pull', 'batch-query'] });
@@ -58,7 +54,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await queue?.close();
   await svc?.stop();
-  w?.close();
+  await w?.close();
   cleanupKeys(keys);
   rmSync(dir, { recursive: true, force: true });
 });
@@ -91,12 +87,12 @@ describe('R2.2 uploads to /inbox with the OpenSSH client', () => {
 
   it('R2.2: a CLOSE whose record cannot be committed is answered FAILURE: the client never sees success for an upload nobody recorded, and nothing is left', async () => {
     const { file } = localFile('req-unrecorded.csv.pgp', 10_000);
-    await rawWrite((db) => db.exec(`CREATE TRIGGER test_refuse_upload BEFORE INSERT ON inbox_upload BEGIN SELECT RAISE(ABORT, 'disk full'); END`));
+    const undo = await refuseInserts(w.cdb, 'inbox_upload');
     let r;
     try {
       r = await sftpBatch(port, keys.sshPrivateFile, 'a001', `put ${file} /inbox/req-unrecorded.csv.pgp`);
     } finally {
-      await rawWrite((db) => db.exec('DROP TRIGGER test_refuse_upload'));
+      await undo();
     }
     expect(r.code).not.toBe(0);
     expect((await inbox.uploadsOf(w.cdb.db, { linkId: batchLink })).some((u) => u.name === 'req-unrecorded.csv.pgp')).toBe(false);

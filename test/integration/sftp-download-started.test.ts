@@ -1,20 +1,18 @@
-import type Database from 'better-sqlite3';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../../src/config';
-import { connectionOf } from '../../src/db';
 import type { DeliveryView } from '../../src/extract';
 import type { RunningService } from '../../src/main';
 import { listLog } from '../../src/usagelog';
 import { detect } from '../../src/usagelog/anomalies';
 import { bigDelivery, buildDelivery, niaKeys, run, SSH_OPTS, sftpBatch, sftpConfig, startSftp } from '../helpers/sftp';
-import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, makeAgencyKeys, eventually, openTestWorld, refuseInserts, tmpDir, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let config: Config;
 let svc: RunningService;
 let port: number;
@@ -24,8 +22,6 @@ let dir: string;
 
 const logOf = async (type: string) => (await listLog(w.cdb.db, { type })).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Edit the database behind the services' backs, on its write connection (`w.cdb.sqlite` only reads). */
-const rawWrite = <T>(fn: (db: Database.Database) => T): Promise<T> => w.cdb.write((tx) => fn(connectionOf(tx)));
 async function until(what: () => boolean, ms: number): Promise<boolean> {
   for (const t0 = Date.now(); Date.now() - t0 < ms; await sleep(50)) if (what()) return true;
   return what();
@@ -33,7 +29,7 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
   dir = tmpDir('nia-link-download-started-');
   config = sftpConfig(w.dataDir, { NIA_LINK_SFTP_RECHECK: '60' });
   await niaKeys(config, keys);
@@ -43,7 +39,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await svc?.stop();
-  w?.close();
+  await w?.close();
   cleanupKeys(keys);
   rmSync(dir, { recursive: true, force: true });
 });
@@ -57,7 +53,7 @@ describe('R6.1 every download is in the usage log before its first byte is serve
       script,
       `import { loadConfig } from ${JSON.stringify(path.join(ROOT, 'src', 'config'))};
 import { startService } from ${JSON.stringify(path.join(ROOT, 'src', 'main'))};
-const config = loadConfig({ dataDir: ${JSON.stringify(w.dataDir)} }, { REDIS_URL: ${JSON.stringify(config.redisUrl)}, NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_SFTP_HOST: '127.0.0.1', NIA_LINK_SFTP_PORT: '0', NIA_LINK_SFTP_PROCESSES: '1' });
+const config = loadConfig({ dataDir: ${JSON.stringify(w.dataDir)} }, { REDIS_URL: ${JSON.stringify(config.redisUrl)}, NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_SFTP_HOST: '127.0.0.1', NIA_LINK_SFTP_PORT: '0', NIA_LINK_SFTP_PROCESSES: '1'${w.database.url ? `, NIA_LINK_DATABASE_URL: ${JSON.stringify(w.database.url)}` : ''} });
 startService(config, ['sftp'], () => undefined).then((s) => console.log('port ' + s.sftpPort));
 `,
     );
@@ -93,12 +89,12 @@ startService(config, ['sftp'], () => undefined).then((s) => console.log('port ' 
 
   it('R6.1: when the started download cannot be logged, the OPEN is refused and not one byte is served', async () => {
     const local = path.join(dir, 'refused.pgp');
-    await rawWrite((db) => db.exec(`CREATE TRIGGER test_log_full BEFORE INSERT ON usage_log WHEN NEW.type = 'file.download-started' BEGIN SELECT RAISE(ABORT, 'disk full'); END`));
+    const undo = await refuseInserts(w.cdb, 'usage_log', "NEW.type = 'file.download-started'");
     let r;
     try {
       r = await sftpBatch(port, keys.sshPrivateFile, 'a001', `get /outbox/${path.basename(d.path!)} ${local}`);
     } finally {
-      await rawWrite((db) => db.exec('DROP TRIGGER test_log_full'));
+      await undo();
     }
     expect(r.code).not.toBe(0);
     expect(existsSync(local) ? statSync(local).size : 0).toBe(0);
@@ -112,8 +108,12 @@ startService(config, ['sftp'], () => undefined).then((s) => console.log('port ' 
     expect(r.code).toBe(0);
     const started = (await logOf('file.download-started')).filter((x) => x.object === name);
     expect(started.length - before).toBe(1);
-    const done = (await logOf('file.downloaded')).filter((x) => x.object === name);
-    expect(done.reduce((n, x) => n + (x.detail.opens ?? 1), 0)).toBe(3);
+    // The completion records are written as the files close and the session ends, after the client is gone.
+    let done: Awaited<ReturnType<typeof logOf>> = [];
+    await eventually(async () => {
+      done = (await logOf('file.downloaded')).filter((x) => x.object === name);
+      expect(done.reduce((n, x) => n + (x.detail.opens ?? 1), 0)).toBe(3);
+    });
     // Each completion record comes after the started record of its file.
     expect(done.every((x) => x.seq > started[started.length - 1].seq)).toBe(true);
     const s = { ...config.anomaly, repeatedDownload: { enabled: true, threshold: 3, windowHours: 24 } };

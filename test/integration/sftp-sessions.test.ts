@@ -1,15 +1,15 @@
-import type Database from 'better-sqlite3';
+import { sql } from 'drizzle-orm';
+import { rawRun } from '../../src/db/dialect';
 import fs, { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client, SFTPWrapper } from 'ssh2';
 import type { Config } from '../../src/config';
-import { connectionOf } from '../../src/db';
 import { deliveries } from '../../src/db/repositories';
 import type { DeliveryView } from '../../src/extract';
 import type { RunningService } from '../../src/main';
 import { listLog } from '../../src/usagelog';
 import { buildDelivery, closed, connect, niaKeys, openSftp, sftpConfig, startSftp } from '../helpers/sftp';
-import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, makeAgencyKeys, eventually, openTestWorld, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 /**
  * What an authenticated client can make a session cost, and what a session must stop doing when the
@@ -20,7 +20,7 @@ import { approvedLink, cleanupKeys, makeAgencyKeys, openWorld, type AgencyKeys, 
  */
 
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let config: Config;
 let svc: RunningService;
 let port: number;
@@ -30,8 +30,6 @@ const links: Record<string, number> = {};
 const key = () => readFileSync(keys.sshPrivateFile);
 const logOf = async (type: string) => (await listLog(w.cdb.db, { type })).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Edit the database behind the services' backs, on its write connection (`w.cdb.sqlite` only reads). */
-const rawWrite = <T>(fn: (db: Database.Database) => T): Promise<T> => w.cdb.write((tx) => fn(connectionOf(tx)));
 
 function call<T>(fn: (cb: (err: any, v?: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
@@ -69,7 +67,7 @@ async function manyDeliveries(linkId: number, n: number): Promise<void> {
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
   config = sftpConfig(w.dataDir, {
     NIA_LINK_SFTP_RECHECK: '1',
     NIA_LINK_SFTP_MAX_HANDLES_PER_CONNECTION: '8',
@@ -84,7 +82,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await svc?.stop();
-  w?.close();
+  await w?.close();
   cleanupKeys(keys);
 });
 
@@ -204,12 +202,12 @@ describe('sessions follow the registry', () => {
     const { c } = await session('c001');
     const done = closed(c, 5000);
     // A link whose current revision cannot be read: the check throws.
-    await rawWrite((db) => db.prepare('UPDATE link SET current_revision = 99 WHERE id = ?').run(links.c001));
+    await w.cdb.write((tx) => rawRun(tx, sql`UPDATE link SET current_revision = 99 WHERE id = ${links.c001}`));
     try {
       expect(await done).toBeLessThan(5000);
-      expect((await logOf('session.closed')).pop()).toMatchObject({ actor: 'c001', detail: { reason: 'check.failed' } });
+      await eventually(async () => expect((await logOf('session.closed')).pop()).toMatchObject({ actor: 'c001', detail: { reason: 'check.failed' } }));
     } finally {
-      await rawWrite((db) => db.prepare('UPDATE link SET current_revision = 1 WHERE id = ?').run(links.c001));
+      await w.cdb.write((tx) => rawRun(tx, sql`UPDATE link SET current_revision = 1 WHERE id = ${links.c001}`));
     }
   });
 
