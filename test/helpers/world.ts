@@ -329,6 +329,22 @@ export function cli(dataDir: string, args: string[], env: Record<string, string>
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+/**
+ * cli(), without blocking this process meanwhile: for a command that writes while services of this
+ * process may be in the middle of a write of their own (on PostgreSQL, their transaction holds the
+ * write lock across round trips, which a blocked event loop would never finish).
+ */
+export function cliAsync(dataDir: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, '--data-dir', dataDir, ...args], { env: { ...process.env, NIA_LINK_LOG_LEVEL: 'warn', ...env }, timeout: 60000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
 export function writeTemp(dir: string, name: string, content: string | Buffer): string {
   const file = path.join(dir, name);
   writeFileSync(file, content);

@@ -1,4 +1,3 @@
-import type Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
@@ -6,7 +5,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { BaseAgent, type Client, type ParsedKey, type SFTPWrapper, utils } from 'ssh2';
 import type { Config } from '../../src/config';
-import { connectionOf } from '../../src/db';
+import { rawRun } from '../../src/db/dialect';
+import { sql } from 'drizzle-orm';
 import type { DeliveryView } from '../../src/extract';
 import type { RunningService } from '../../src/main';
 import { Redis } from 'ioredis';
@@ -16,10 +16,10 @@ import { AccountService } from '../../src/registry';
 import { Defender } from '../../src/sftp';
 import { listLog } from '../../src/usagelog';
 import { buildDelivery, closed, connect, niaKeys, openSftp, sftpBatch, sftpConfig, startSftp } from '../helpers/sftp';
-import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openWorld, tmpDir, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approvedLink, cleanupKeys, cli, cliAsync, makeAgencyKeys, eventually, openTestWorld, tmpDir, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let config: Config;
 let svc: RunningService;
 let port: number;
@@ -35,10 +35,26 @@ let defender: Defender;
 
 const key = () => readFileSync(keys.sshPrivateFile);
 const logOf = async (type: string) => (await listLog(w.cdb.db, { type })).map((r) => ({ ...r, detail: JSON.parse(r.detail) }));
-const lastFailure = async () => (await logOf('auth.failed')).pop();
+/**
+ * The login refused last wrote an auth.failed record matching `expected`: the newest record, newer
+ * than the one the previous call saw (the record is written as the refusal is sent, so it may land a
+ * moment after the client has its answer).
+ */
+let seenFailure = 0;
+async function expectFailure(expected: object): Promise<void> {
+  await eventually(async () => {
+    const last = (await logOf('auth.failed')).pop();
+    expect(last?.seq ?? 0).toBeGreaterThan(seenFailure);
+    expect(last).toMatchObject(expected);
+    seenFailure = last!.seq;
+  });
+}
+/** The newest record of `type`, once it matches `expected` (it may land a moment after the client's answer). */
+const expectLast = (type: string, expected: object) => eventually(async () => expect((await logOf(type)).pop()).toMatchObject(expected));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Edit the database behind the services' backs, on its write connection (`w.cdb.sqlite` only reads). */
-const rawWrite = <T>(fn: (db: Database.Database) => T): Promise<T> => w.cdb.write((tx) => fn(connectionOf(tx)));
+/** Enable or disable an account behind the services' backs: straight in the database, announced to nobody. */
+const setEnabledBehindTheBack = (username: string, on: boolean) =>
+  w.cdb.write((tx) => rawRun(tx, sql`UPDATE sftp_account SET enabled = ${sql.raw(w.cdb.dialect === 'postgres' ? String(on) : on ? '1' : '0')} WHERE username = ${username}`));
 const cliEnv = () => ({ REDIS_URL: config.redisUrl! });
 
 function call<T>(fn: (cb: (err: any, v?: T) => void) => void): Promise<T> {
@@ -133,7 +149,7 @@ const parsed = (text: string | Buffer) => {
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
   dir = tmpDir('nia-link-sftp-attacks-');
   config = sftpConfig(w.dataDir, {
     // Dual-stack: IPv4 clients arrive as ::ffff:a.b.c.d and must still match IPv4 allow-lists.
@@ -170,7 +186,7 @@ afterEach(async () => {
 afterAll(async () => {
   redis?.disconnect();
   await svc?.stop();
-  w?.close();
+  await w?.close();
   cleanupKeys(keys);
   rmSync(dir, { recursive: true, force: true });
 });
@@ -334,7 +350,7 @@ describe('authentication', () => {
     for (const signer of [() => randomBytes(64), (data: Buffer) => stranger.sign(data)]) {
       const agent = new CraftedAgent(parsed(keys.sshPublic), signer);
       await expect(connect({ port, username: 'a001', agent })).rejects.toThrow(/authentication methods failed/);
-      expect(await lastFailure()).toMatchObject({ actor: 'a001', detail: { method: 'publickey', reason: 'signature.invalid' } });
+      await expectFailure({ actor: 'a001', detail: { method: 'publickey', reason: 'signature.invalid' } });
     }
   });
 
@@ -343,44 +359,44 @@ describe('authentication', () => {
     const disguised = Object.create(real, { type: { value: 'ssh-rsa' } }) as ParsedKey;
     const agent = new CraftedAgent(disguised, (data, hash) => real.sign(data, hash));
     await expect(connect({ port, username: 'a001', agent })).rejects.toThrow(/authentication methods failed/);
-    expect(await lastFailure()).toMatchObject({ actor: 'a001', detail: { reason: 'key.algorithm-mismatch', algorithm: 'ssh-rsa' } });
+    await expectFailure({ actor: 'a001', detail: { reason: 'key.algorithm-mismatch', algorithm: 'ssh-rsa' } });
   });
 
   it('an RSA key logs in with rsa-sha2 signatures, never with SHA-1 ssh-rsa ones', async () => {
     expect((await sftpBatch(port, rsaKey, 'r001', 'ls /outbox')).code).toBe(0);
-    expect((await logOf('auth.succeeded')).pop()).toMatchObject({ actor: 'r001', detail: { algorithm: 'ssh-rsa' } });
+    await expectLast('auth.succeeded', { actor: 'r001', detail: { algorithm: 'ssh-rsa' } });
     const sha1 = await sftpBatch(port, rsaKey, 'r001', 'ls /outbox', ['-o', 'PubkeyAcceptedAlgorithms=ssh-rsa']);
     expect(sha1.code).not.toBe(0);
-    expect(await lastFailure()).toMatchObject({ actor: 'r001', detail: { reason: 'key.sha1-signature' } });
+    await expectFailure({ actor: 'r001', detail: { reason: 'key.sha1-signature' } });
   });
 
   it('unknown account, a key not on the account, another account\'s key, and passwords (off) are refused with their reasons', async () => {
     await expect(connect({ port, username: 'nobody\u0007\n', privateKey: key() })).rejects.toThrow(/authentication methods failed/);
-    expect(await lastFailure()).toMatchObject({ actor: null, detail: { reason: 'account.unknown', username: 'nobody??' } });
+    await expectFailure({ actor: null, detail: { reason: 'account.unknown', username: 'nobody??' } });
     await expect(connect({ port, username: 'a001', privateKey: readFileSync(strangerKey) })).rejects.toThrow(/authentication methods failed/);
-    expect(await lastFailure()).toMatchObject({ actor: 'a001', detail: { reason: 'key.unknown' } });
+    await expectFailure({ actor: 'a001', detail: { reason: 'key.unknown' } });
     await expect(connect({ port, username: 'a001', privateKey: readFileSync(rsaKey) })).rejects.toThrow(/authentication methods failed/);
-    expect(await lastFailure()).toMatchObject({ actor: 'a001', detail: { reason: 'key.unknown' } });
+    await expectFailure({ actor: 'a001', detail: { reason: 'key.unknown' } });
     await expect(connect({ port, username: 'a001', password: 'secret-password-1' })).rejects.toThrow(/authentication methods failed/);
-    expect(await lastFailure()).toMatchObject({ detail: { method: 'password', reason: 'method.not-allowed' } });
+    await expectFailure({ detail: { method: 'password', reason: 'method.not-allowed' } });
   });
 
   it('a disabled account, an ended link and a use period that is over are refused at login', async () => {
     await accounts.setEnabled('d001', false, 'test');
     await expect(connect({ port, username: 'd001', privateKey: key() })).rejects.toThrow(/authentication methods failed/);
-    expect(await lastFailure()).toMatchObject({ actor: 'd001', detail: { reason: 'account.disabled' } });
+    await expectFailure({ actor: 'd001', detail: { reason: 'account.disabled' } });
 
     const cr = await w.registry.fileChange(links.x001, 'stop', { letterNo: '府授字第1150000001號' }, 'test');
     await w.registry.approveChange(cr.id, 'test');
     await buildServices(config, w.cdb, w.clock).compliance.endDue('test', links.x001);
     await expect(connect({ port, username: 'x001', privateKey: key() })).rejects.toThrow(/authentication methods failed/);
-    expect(await lastFailure()).toMatchObject({ actor: 'x001', linkId: links.x001, detail: { reason: 'link.not-active' } });
+    await expectFailure({ actor: 'x001', linkId: links.x001, detail: { reason: 'link.not-active' } });
 
     const now = w.clock.now().toISOString();
     w.clock.set('2027-01-15T03:00:00.000Z'); // p001's period ended on 2026-12-31; a001's runs to 2027-12-31
     try {
       await expect(connect({ port, username: 'p001', privateKey: key() })).rejects.toThrow(/authentication methods failed/);
-      expect(await lastFailure()).toMatchObject({ actor: 'p001', detail: { reason: 'link.period.ended' } });
+      await expectFailure({ actor: 'p001', detail: { reason: 'link.period.ended' } });
       (await connect({ port, username: 'a001', privateKey: key() })).end();
     } finally {
       w.clock.set(now);
@@ -466,11 +482,11 @@ describe('sessions are re-checked', () => {
   it('a change made without any announcement (straight in the database) still closes the session within seconds', async () => {
     const c = await connect({ port, username: 'd001', privateKey: key() }).catch(() => null);
     expect(c).toBeNull(); // d001 is disabled: enable it behind the service's back, then disable it the same way
-    await rawWrite((db) => db.prepare("UPDATE sftp_account SET enabled = 1 WHERE username = 'd001'").run());
+    await setEnabledBehindTheBack('d001', true);
     const s = await connect({ port, username: 'd001', privateKey: key() });
     await openSftp(s);
     const done = closed(s, 4000);
-    await rawWrite((db) => db.prepare("UPDATE sftp_account SET enabled = 0 WHERE username = 'd001'").run());
+    await setEnabledBehindTheBack('d001', false);
     expect(await done).toBeLessThan(4000);
   });
 
@@ -481,7 +497,7 @@ describe('sessions are re-checked', () => {
     const done = closed(c, 4000);
     await accounts.revokeKey('a001', readFileSync(`${strangerKey}.pub`, 'utf8'), 'test');
     await done;
-    expect((await logOf('session.closed')).pop()).toMatchObject({ actor: 'a001', detail: { reason: 'key.revoked' } });
+    await expectLast('session.closed', { actor: 'a001', detail: { reason: 'key.revoked' } });
   });
 });
 
@@ -493,15 +509,15 @@ describe('brute force', () => {
     }
     await sleep(200);
     expect((await rawConnect('127.0.0.3')).bytes).toBe(0);
-    expect((await logOf('defender.banned')).pop()).toMatchObject({ ip: '127.0.0.3', detail: { score: 5 } });
+    await expectLast('defender.banned', { ip: '127.0.0.3', detail: { score: 5 } });
     // Other addresses are not affected.
     (await connect({ port, username: 'a001', privateKey: key() })).end();
     const list = cli(w.dataDir, ['defender', 'list', '--json'], cliEnv());
     expect(list.code).toBe(0);
     expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ ip: '127.0.0.3', score: 5, bans: 1, reason: 'key.unknown' })]);
-    expect(cli(w.dataDir, ['defender', 'unban', '127.0.0.3', '--by', 'operator'], cliEnv()).stdout).toMatch(/no longer banned/);
-    expect((await logOf('defender.unbanned')).pop()).toMatchObject({ ip: '127.0.0.3', actor: 'operator' });
-    expect(cli(w.dataDir, ['defender', 'unban', '127.0.0.3'], cliEnv())).toMatchObject({ code: 1, stderr: expect.stringMatching(/not banned/) });
+    expect((await cliAsync(w.dataDir, ['defender', 'unban', '127.0.0.3', '--by', 'operator'], cliEnv())).stdout).toMatch(/no longer banned/);
+    await expectLast('defender.unbanned', { ip: '127.0.0.3', actor: 'operator' });
+    expect(await cliAsync(w.dataDir, ['defender', 'unban', '127.0.0.3'], cliEnv())).toMatchObject({ code: 1, stderr: expect.stringMatching(/not banned/) });
     (await connect({ port, username: 'a001', privateKey: key(), localAddress: '127.0.0.3' })).end();
   });
 });
@@ -512,11 +528,11 @@ describe('password login, when configured', () => {
     const second = await startSftp(sftpConfig(w.dataDir, { NIA_LINK_SFTP_PASSWORD_AUTH: 'true' }), w);
     try {
       (await connect({ port: second.port, username: 'a001', password: 'correct horse battery staple' })).end();
-      expect((await logOf('auth.succeeded')).pop()).toMatchObject({ actor: 'a001', detail: { method: 'password' } });
+      await expectLast('auth.succeeded', { actor: 'a001', detail: { method: 'password' } });
       await expect(connect({ port: second.port, username: 'a001', password: 'wrong horse battery staple' })).rejects.toThrow(/authentication methods failed/);
-      expect(await lastFailure()).toMatchObject({ actor: 'a001', detail: { method: 'password', reason: 'password.wrong' } });
+      await expectFailure({ actor: 'a001', detail: { method: 'password', reason: 'password.wrong' } });
       await expect(connect({ port: second.port, username: 'r001', password: 'correct horse battery staple' })).rejects.toThrow(/authentication methods failed/);
-      expect(await lastFailure()).toMatchObject({ actor: 'r001', detail: { reason: 'password.not-set' } });
+      await expectFailure({ actor: 'r001', detail: { reason: 'password.not-set' } });
     } finally {
       await second.svc.stop();
     }
