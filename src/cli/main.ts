@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { DatabaseBusy } from '../db/busy';
 import { isUserError } from '../errors';
 import { CliContext } from './context';
 import { cliMessage } from './flags';
@@ -60,6 +61,9 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode === 0 ? 0 : 2;
     } else if (isUserError(err)) {
       process.stderr.write(`nia-link: ${cliMessage(err)}\n`);
+      process.exitCode = 1;
+    } else if (err instanceof DatabaseBusy) {
+      process.stderr.write(`nia-link: ${err.message}\n`);
       process.exitCode = 1;
     } else {
       const e = err as Error;

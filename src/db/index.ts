@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors';
 import { MIGRATIONS_DIR } from '../paths';
-import { BUSY_TIMEOUT_MS } from './busy';
+import { BUSY_TIMEOUT_MS, busyOr } from './busy';
 import type { PgControlDb } from './pg/connect';
 import * as schema from './schema';
 
@@ -224,7 +224,11 @@ function connect(file: string, mustExist: boolean, prepare?: (wdb: Db) => void):
   // The runner gives writes of this process turns on the one write connection.
   const { write, drained } = writeRunner({
     async run(body) {
-      sqlite.exec('BEGIN IMMEDIATE');
+      try {
+        sqlite.exec('BEGIN IMMEDIATE');
+      } catch (err) {
+        throw busyOr(err);
+      }
       try {
         const out = await body(wdb);
         sqlite.exec('COMMIT');

@@ -3,6 +3,7 @@ import helmet from '@fastify/helmet';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { modeOf } from '../db/repositories/installation';
 import { queuePrefix } from '../queue';
+import { DatabaseBusy } from '../db/busy';
 import { type ErrorKind, isUserError, type UserError } from '../errors';
 import { ConsoleActions } from './actions';
 import { cookie, LoginLimiter, parseCookies, sessionToken } from './auth';
@@ -127,6 +128,9 @@ export async function buildHttpApp(deps: HttpDeps): Promise<FastifyInstance> {
     if (userError) {
       status = STATUS_OF_KIND[userError.kind];
       message = userError.message;
+    } else if ((err as unknown) instanceof DatabaseBusy) {
+      status = 503;
+      message = err.message;
     } else if (err.validation) {
       status = 400;
       message = err.message;

@@ -1,6 +1,6 @@
 import { afterCommit, type PostgresControlDb } from '../../src/db';
 import pg from 'pg';
-import { BUSY_TIMEOUT_MS } from '../../src/db/busy';
+import { BUSY_TIMEOUT_MS, DatabaseBusy } from '../../src/db/busy';
 import { openPostgresControlDb, WRITE_LOCK } from '../../src/db/pg/control';
 import { DatabaseError, isUniqueViolation } from '../../src/db/dialect';
 import { agencies } from '../../src/db/repositories';
@@ -90,7 +90,8 @@ it('a write waiting for another process that holds the write lock gives up after
     await holder.query('SELECT pg_advisory_lock($1)', [WRITE_LOCK.toString()]);
     const t0 = Date.now();
     const err = await cdb.write(async (tx) => agencies.insert(tx, row('PGWAIT1'))).catch((e: unknown) => e);
-    expect((err as Error).message).toMatch(/lock timeout/);
+    expect(err).toBeInstanceOf(DatabaseBusy);
+    expect((err as Error).message).toMatch(/^the control database is busy/);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(BUSY_TIMEOUT_MS - 100);
     expect(Date.now() - t0).toBeLessThan(BUSY_TIMEOUT_MS + 5000);
   } finally {
