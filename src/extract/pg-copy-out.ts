@@ -169,6 +169,31 @@ export class CopyOut implements pg.Submittable {
 
   handleCommandComplete(): void {}
 
+  // What the driver hands on when the statement was not a COPY … TO STDOUT (its messages reach the
+  // driver, which asks the query to handle them): the reader fails, and the driver goes on.
+  handleRowDescription(): void {
+    this.notCopy();
+  }
+  handleDataRow(): void {
+    this.notCopy();
+  }
+  handleEmptyQuery(): void {
+    this.notCopy();
+  }
+  handlePortalSuspended(): void {
+    this.notCopy();
+  }
+  handleCopyInResponse(): void {
+    this.notCopy();
+  }
+  handleCopyData(): void {
+    this.notCopy();
+  }
+
+  private notCopy(): void {
+    this.failure ??= new Error('the statement given to CopyOut is not a COPY … TO STDOUT');
+  }
+
   handleReadyForQuery(): void {
     this.finished = true;
     this.notify();

@@ -345,6 +345,11 @@ describe('errors', () => {
       expect((err as Error).message).toMatch(/division by zero/);
       expect(bytes).toBeGreaterThan(0);
       expect((await c.query('SELECT 41 + 1 AS n')).rows[0].n).toBe(42);
+      // A statement that is not a COPY TO STDOUT fails the reader, and the connection goes on.
+      const notCopy = new CopyOut('SELECT 1 AS one', 64 * 1024, 2, 1024);
+      c.query(notCopy);
+      await expect(notCopy.read()).rejects.toThrow(/not a COPY/);
+      expect((await c.query('SELECT 7 AS n')).rows[0].n).toBe(7);
       const whole = new CopyOut("COPY (SELECT g::text, NULL::text FROM generate_series(1, 50000) g) TO STDOUT WITH (FORMAT csv)", 64 * 1024, 2, 1024);
       c.query(whole);
       const parts: Buffer[] = [];
