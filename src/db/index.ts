@@ -136,6 +136,9 @@ export function writeRunner(on: Transactions): { write: ControlDb['write']; drai
           w.open = false;
         }
       });
+    } catch (err) {
+      // A wait for another process's write lock that timed out, on either dialect: nothing was written.
+      throw busyOr(err);
     } finally {
       begun--;
       release();
@@ -224,11 +227,7 @@ function connect(file: string, mustExist: boolean, prepare?: (wdb: Db) => void):
   // The runner gives writes of this process turns on the one write connection.
   const { write, drained } = writeRunner({
     async run(body) {
-      try {
-        sqlite.exec('BEGIN IMMEDIATE');
-      } catch (err) {
-        throw busyOr(err);
-      }
+      sqlite.exec('BEGIN IMMEDIATE');
       try {
         const out = await body(wdb);
         sqlite.exec('COMMIT');

@@ -62,10 +62,11 @@ function quotaPassed(s: Config['inbox'], have: QuotaUse, bytes: number): UploadE
   return null;
 }
 
-async function quotaUse(db: Db, linkId: number, now: Date): Promise<QuotaUse> {
-  const stats = await repo.pendingStats(db, linkId);
+/** The link's uploads waiting for an answer, and what they and the last hour's uploads count against the quotas. */
+async function quotaUse(db: Db, linkId: number, now: Date): Promise<QuotaUse & { pending: repo.InboxUploadRow[] }> {
+  const pending = await repo.pendingUploads(db, linkId);
   const lastHour = await repo.uploadsSince(db, linkId, new Date(now.getTime() - 3600_000).toISOString());
-  return { ...stats, lastHour };
+  return { pending, files: pending.length, bytes: pending.reduce((n, r) => n + r.bytes, 0), lastHour };
 }
 
 /** An upload the quota refused when it was about to be recorded. */
@@ -102,7 +103,6 @@ export interface Listed {
   receivedAt: string;
 }
 
-
 /**
  * The uploads of one SFTP process: the quota checks at OPEN, and the uploads in progress, which
  * count against their link's quota (and hold their name) beside those already received.
@@ -124,11 +124,10 @@ export class InboxService {
     // The database is read first; the checks against the uploads in progress and the registering of this
     // one follow without a pause, so uploads begun side by side (other sessions) are all counted.
     const db = this.d.cdb.db;
-    const pending = await repo.pendingUploads(db, who.linkId);
     const use = await quotaUse(db, who.linkId, this.d.clock.now());
     const mine = this.open.get(who.linkId) ?? new Set<Upload>();
     if ([...mine].some((u) => u.name === name)) return { code: 'inbox.name-taken', message: 'an upload of this name is in progress', denied: true };
-    if (pending.some((r) => r.name === name)) return { code: 'inbox.name-taken', message: 'an upload of this name is pending', denied: true };
+    if (use.pending.some((r) => r.name === name)) return { code: 'inbox.name-taken', message: 'an upload of this name is pending', denied: true };
     const s = this.d.settings;
     // An upload in progress holds the most it may still grow to, not what it has so far: uploads opened
     // side by side can never add up to more than the quota left.

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { BUSY_TIMEOUT_MS, busyOr } from '../busy';
+import { BUSY_TIMEOUT_MS } from '../busy';
 import { type Db, type PostgresControlDb, writeRunner } from '../index';
 import { openPgControlDb, type PgOpenOptions } from './connect';
 
@@ -36,7 +36,7 @@ export async function openPostgresControlDb(url: string, opts: PgOpenOptions = {
       pgc.transaction(async (client, tx) => {
         // Waiting for another process's write is bounded, as SQLite's busy timeout bounds it (one
         // round trip: both statements are constants of this module).
-        await client.query(TAKE_WRITE_LOCK).catch((err: unknown) => Promise.reject(busyOr(err)));
+        await client.query(TAKE_WRITE_LOCK);
         clients.set(tx, client);
         return body(tx as unknown as Db);
       }),

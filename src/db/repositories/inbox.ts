@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gte, inArray, lt, sum } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gte, inArray, lt } from 'drizzle-orm';
 import type { Db } from '../index';
 import type { InboxUploadState, inboxUpload } from '../schema';
 import { allOf, getOf, runOf, tablesOf } from '../dialect';
@@ -28,16 +28,6 @@ export async function pendingUploads(db: Db, linkId: number): Promise<InboxUploa
     .from(inboxUpload)
     .where(and(eq(inboxUpload.linkId, linkId), inArray(inboxUpload.state, OPEN_STATES)))
     .orderBy(asc(inboxUpload.id)));
-}
-
-/** How many files and bytes of the link wait for an answer (the pending quota). */
-export async function pendingStats(db: Db, linkId: number): Promise<{ files: number; bytes: number }> {
-  const { inboxUpload } = tablesOf(db);
-  const r = await getOf(db
-    .select({ files: count(), bytes: sum(inboxUpload.bytes) })
-    .from(inboxUpload)
-    .where(and(eq(inboxUpload.linkId, linkId), inArray(inboxUpload.state, OPEN_STATES))));
-  return { files: r?.files ?? 0, bytes: Number(r?.bytes ?? 0) };
 }
 
 /** How many uploads of the link were received at or after `sinceIso`, whatever became of them. */
