@@ -428,3 +428,27 @@ export async function refuseInserts(cdb: ControlDb, table: string, when?: string
       await rawRun(tx, sql.raw(`DROP FUNCTION ${name}()`));
     });
 }
+
+/**
+ * Rewrite top-level keys of a link's revisions behind the services' backs, the revision guard set
+ * aside for that one statement (link revisions are immutable otherwise): what an older version
+ * allowed, on either dialect. Do it before a registry has read the link's revisions (a registry
+ * keeps revisions it has read).
+ */
+export async function rewriteRevisions(cdb: ControlDb, linkId: number, set: Record<string, unknown>): Promise<void> {
+  await cdb.write(async (tx) => {
+    for (const [key, value] of Object.entries(set)) {
+      if (!/^[A-Za-z]+$/.test(key)) throw new Error(`not a revision key: ${key}`);
+      const json = JSON.stringify(value);
+      if (cdb.dialect === 'postgres') {
+        await rawRun(tx, sql`ALTER TABLE link_revision DISABLE TRIGGER link_revision_no_update`);
+        await rawRun(tx, sql`UPDATE link_revision SET content = jsonb_set(content::jsonb, ${`{${key}}`}::text[], ${json}::jsonb)::text WHERE link_id = ${linkId}`);
+        await rawRun(tx, sql`ALTER TABLE link_revision ENABLE TRIGGER link_revision_no_update`);
+      } else {
+        await rawRun(tx, sql`DROP TRIGGER link_revision_no_update`);
+        await rawRun(tx, sql`UPDATE link_revision SET content = json_set(content, ${`$.${key}`}, json(${json})) WHERE link_id = ${linkId}`);
+        await rawRun(tx, sql.raw("CREATE TRIGGER link_revision_no_update BEFORE UPDATE ON link_revision BEGIN SELECT RAISE(ABORT, 'link revisions are immutable; file a change request'); END"));
+      }
+    }
+  });
+}

@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID, X509Certificate } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
@@ -8,21 +7,20 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../src/config';
 import { certFingerprint, ensureKeys, KEY_FILES, queryIdSecret } from '../../src/crypto';
-import { controlDbFile } from '../../src/db';
 import type { Clock } from '../../src/domain';
 import { createLogger } from '../../src/logger';
 import { QueryService, RedisDailyCap, startQueryServer } from '../../src/query';
 import { loadCatalogs, Registry } from '../../src/registry';
-import { listLog, LogAppender, type RecordSink } from '../../src/usagelog';
+import { listLog, LogAppender, type RecordSink, TxLogAppender } from '../../src/usagelog';
 import { person, writeEntryExitSource } from '../helpers/source';
-import { approveArgs, approvedLink, childPids, cleanupKeys, cli, makeAgencyKeys, openWorld, REVIEW_ARGS, RULES_TEXT, startRole, tmpDir, writeTemp, type AgencyKeys, type TestWorld } from '../helpers/world';
+import { approveArgs, approvedLink, childPids, cleanupKeys, cli, makeAgencyKeys, openTestWorld, REVIEW_ARGS, rewriteRevisions, RULES_TEXT, startRole, testDatabase, tmpDir, writeTemp, type AgencyKeys, type AnyWorld } from '../helpers/world';
 
 let keys: AgencyKeys;
-let w: TestWorld;
+let w: AnyWorld;
 let config: Config;
 let certDir: string;
 let redis: Redis;
-let appender: LogAppender;
+let appender: LogAppender | TxLogAppender;
 const services: QueryService[] = [];
 const servers: { close: () => Promise<void> }[] = [];
 
@@ -81,20 +79,20 @@ const onlineLink = (client: { cert: string }, over: Parameters<typeof approvedLi
 
 beforeAll(async () => {
   keys = makeAgencyKeys();
-  w = openWorld();
+  w = await openTestWorld();
   redis = new Redis(process.env.NIA_TEST_REDIS_URL!);
   certDir = tmpDir('nia-link-attack-certs-');
   config = loadConfig({ dataDir: w.dataDir }, { NIA_LINK_LOG_LEVEL: 'silent', NIA_LINK_QUERY_PORT: '0', NIA_LINK_QUERY_HOST: '127.0.0.1' });
   await ensureKeys(config.keysDir, new Date());
   writeEntryExitSource(w.dataDir, [person(1), person(2), person(3)], '2026-01-01T00:00:00.000Z');
-  appender = new LogAppender(w.cdb.file);
+  appender = w.cdb.dialect === 'sqlite' ? new LogAppender(w.cdb.file) : new TxLogAppender(w.cdb);
 });
 afterAll(async () => {
   for (const s of servers) await s.close();
   for (const s of services) await s.close();
   await appender?.close();
   redis?.disconnect();
-  w?.close();
+  await w?.close();
   rmSync(certDir, { recursive: true, force: true });
   cleanupKeys(keys);
 });
@@ -195,19 +193,20 @@ describe('client certificates', () => {
 
   it('R2.1 one certificate cannot be registered for two agencies: `link apply` and `link change --kind client-cert` refuse it in one line', async () => {
     const dir = tmpDir();
+    const db = await testDatabase();
     try {
       const files = { pub: writeTemp(keys.dir, 'agency_pub.asc', keys.publicArmored), rules: writeTemp(keys.dir, 'rules.txt', RULES_TEXT) };
       const shared = makeCert('shared');
       const own = makeCert('own');
       const apply = (agency: string, cert: string) =>
-        cli(dir, ['link', 'apply', '--agency', agency, '--dataset', 'entry_exit', '--fields', 'person_id,port', '--legal-basis', '入出國及移民法', '--purpose', '查核', '--department', '科', '--officer', '王', '--supervisor', '陳', '--from', '2026-01-01', '--to', '2028-12-31', '--disposal', '刪除', '--method', 'online-query', '--allow-ip', '127.0.0.1/32', '--client-cert', cert, '--pgp-key', files.pub, '--rules', files.rules, '--scope', 'all', '--scope-justification', 'test']);
+        cli(dir, ['link', 'apply', '--agency', agency, '--dataset', 'entry_exit', '--fields', 'person_id,port', '--legal-basis', '入出國及移民法', '--purpose', '查核', '--department', '科', '--officer', '王', '--supervisor', '陳', '--from', '2026-01-01', '--to', '2028-12-31', '--disposal', '刪除', '--method', 'online-query', '--allow-ip', '127.0.0.1/32', '--client-cert', cert, '--pgp-key', files.pub, '--rules', files.rules, '--scope', 'all', '--scope-justification', 'test'], db.env);
       const oneLine = (r: { code: number; stderr: string }, pattern: RegExp) => {
         expect([r.code === 0, r.stderr.trim().split('\n').length]).toEqual([false, 1]);
         expect(r.stderr).toMatch(pattern);
         expect(r.stderr).not.toMatch(/\s+at .*\.(js|ts):\d+/);
       };
-      expect(cli(dir, ['init']).code).toBe(0);
-      for (const code of ['A001', 'A002']) expect(cli(dir, ['agency', 'add', '--code', code, '--name', code]).code).toBe(0);
+      expect(cli(dir, ['init'], db.env).code).toBe(0);
+      for (const code of ['A001', 'A002']) expect(cli(dir, ['agency', 'add', '--code', code, '--name', code], db.env).code).toBe(0);
       const first = apply('A001', shared.file);
       expect([first.code, first.stderr]).toEqual([0, '']);
       // The same agency may use its system's certificate on another link.
@@ -216,12 +215,13 @@ describe('client certificates', () => {
       const second = apply('A002', own.file);
       expect([second.code, second.stderr]).toEqual([0, '']);
       const otherId = second.stdout.trim().split('\n').pop()!;
-      expect(cli(dir, REVIEW_ARGS(otherId)).code).toBe(0);
-      expect(cli(dir, ['link', 'approve', otherId, ...approveArgs(dir)]).code).toBe(0);
-      oneLine(cli(dir, ['link', 'change', otherId, '--kind', 'client-cert', '--client-cert', shared.file]), /registered for agency A001/);
-      oneLine(cli(dir, ['link', 'change', otherId, '--kind', 'method', '--value', 'online-query', '--client-cert', shared.file]), /registered for agency A001/);
+      expect(cli(dir, REVIEW_ARGS(otherId), db.env).code).toBe(0);
+      expect(cli(dir, ['link', 'approve', otherId, ...approveArgs(dir)], db.env).code).toBe(0);
+      oneLine(cli(dir, ['link', 'change', otherId, '--kind', 'client-cert', '--client-cert', shared.file], db.env), /registered for agency A001/);
+      oneLine(cli(dir, ['link', 'change', otherId, '--kind', 'method', '--value', 'online-query', '--client-cert', shared.file], db.env), /registered for agency A001/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+      await db.drop();
     }
   });
 
@@ -231,14 +231,7 @@ describe('client certificates', () => {
     await w.registry.addAgency({ code: 'A077', name: '另一機關' }, 'test');
     const other = await onlineLink(makeCert('legacy-other'), { agency: 'A077' });
     // Written as an older version allowed: the other agency's revision lists the same certificate.
-    const raw = new Database(controlDbFile(w.dataDir));
-    try {
-      raw.exec('DROP TRIGGER link_revision_no_update');
-      raw.prepare("UPDATE link_revision SET content = json_set(content, '$.clientCerts', json_array(?)) WHERE link_id = ?").run(fingerprintOf(client.cert), other);
-      raw.exec("CREATE TRIGGER link_revision_no_update BEFORE UPDATE ON link_revision BEGIN SELECT RAISE(ABORT, 'link revisions are immutable; file a change request'); END");
-    } finally {
-      raw.close();
-    }
+    await rewriteRevisions(w.cdb, other, { clientCerts: [fingerprintOf(client.cert)] });
     const port = await serve(queryService({ registry: new Registry(w.cdb, loadCatalogs(), w.clock) }));
     expect(await ask(port, { ids: ['A800000001'], reference: 'x' }, client)).toMatchObject({ status: 403, body: { error: { code: 'client-certificate.ambiguous' } } });
   });

@@ -1,12 +1,10 @@
-import { sql } from 'drizzle-orm';
 import { rmSync } from 'node:fs';
-import { rawRun } from '../../src/db/dialect';
 import { allowListWithout, checkVendorMachines, mayUseChannel, type Method } from '../../src/domain';
 import { queries } from '../../src/db/repositories';
 import { AccountService } from '../../src/registry/accounts';
 import { appendLog, listLog, reportHtml, usageReport } from '../../src/usagelog';
 import { taipeiDate } from '../../src/domain';
-import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openTestWorld, REVIEW_ARGS, RULES_TEXT, servicesOn, STAMPED_FORM, testDatabase, tmpDir, writeTemp, type AgencyKeys, type AnyWorld, type TestDatabase } from '../helpers/world';
+import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openTestWorld, REVIEW_ARGS, rewriteRevisions, RULES_TEXT, servicesOn, STAMPED_FORM, testDatabase, tmpDir, writeTemp, type AgencyKeys, type AnyWorld, type TestDatabase } from '../helpers/world';
 
 let keys: AgencyKeys;
 let w: AnyWorld;
@@ -15,22 +13,8 @@ afterAll(() => cleanupKeys(keys));
 beforeEach(async () => (w = await openTestWorld()));
 afterEach(async () => w?.close());
 
-/**
- * Make a link's revisions carry `allowIps` as a list recorded before the /24 rule did, behind the
- * services' backs: the revision guard set aside (link revisions are immutable otherwise).
- */
-const recordedAllowIps = (linkId: number, allowIps: string[]): Promise<void> =>
-  w.cdb.write(async (tx) => {
-    const list = JSON.stringify(allowIps);
-    if (w.cdb.dialect === 'postgres') {
-      await rawRun(tx, sql`ALTER TABLE link_revision DISABLE TRIGGER link_revision_no_update`);
-      await rawRun(tx, sql`UPDATE link_revision SET content = jsonb_set(content::jsonb, '{allowIps}', ${list}::jsonb)::text WHERE link_id = ${linkId}`);
-      await rawRun(tx, sql`ALTER TABLE link_revision ENABLE TRIGGER link_revision_no_update`);
-    } else {
-      await rawRun(tx, sql`DROP TRIGGER link_revision_no_update`);
-      await rawRun(tx, sql`UPDATE link_revision SET content = json_set(content, '$.allowIps', json(${list})) WHERE link_id = ${linkId}`);
-    }
-  });
+/** Make a link's revisions carry `allowIps` as a list recorded before the /24 rule did. */
+const recordedAllowIps = (linkId: number, allowIps: string[]): Promise<void> => rewriteRevisions(w.cdb, linkId, { allowIps });
 const vendor = (linkId: number, name: string, machines: string[], parentId?: number) =>
   w.vendors.add({ linkId, name, contact: '02-2345-6789 王經理', machines, parentId }, 'agency');
 
