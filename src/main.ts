@@ -9,7 +9,7 @@ import { ensureKeys, hostKeys } from './crypto';
 import { systemClock, type Clock } from './domain';
 import { buildHttpApp, hasOperators } from './http';
 import { createLogger, type Logger } from './logger';
-import { connection, openQueue, QUEUES, queuePrefix, redactRedisUrl, resolveRedis, syncSchedules } from './queue';
+import { closeQueues, connection, openQueue, QUEUES, queuePrefix, redactRedisUrl, resolveRedis, syncSchedules } from './queue';
 import { buildServices, type Services } from './services';
 import { buildExtractProcessor } from '../jobs/build-extract';
 import { MAINTENANCE_SCHEDULES, maintenanceIntervals, maintenanceProcessor } from '../jobs/maintenance';
@@ -38,7 +38,7 @@ const SCHEDULE_SYNC_MS = 10_000;
 
 function startWorkers(config: Config, url: string, services: Services, log: Logger, usageRecords: UsageRecordsService, env: { cdb: ControlDb; clock: Clock }): { workers: Worker[]; close: () => Promise<void> } {
   const opts = { connection: connection(url), prefix: queuePrefix(config) };
-  const deliverQ = openQueue(QUEUES.deliver, config, url);
+  const deliverQ = openQueue(QUEUES.deliver, config, url, log);
   const enqueuePushes = async (deliveryId: number) => enqueuePushJobs(deliverQ, services.pushes, await services.pushes.jobsFor(deliveryId), false);
   // One extract at a time per process: extracts are CPU-bound; scale out with more worker processes.
   const extract = new Worker(QUEUES.extract, buildExtractProcessor(services.extracts, enqueuePushes), { ...opts, concurrency: 1, lockDuration: config.worker.lockMs, stalledInterval: Math.max(1000, Math.floor(config.worker.lockMs / 2)) });
@@ -52,7 +52,15 @@ function startWorkers(config: Config, url: string, services: Services, log: Logg
     w.on('error', (err) => log.error({ queue: w.name, err: err.message }, 'worker error'));
   }
   // Close lets running jobs finish (drain) before the process goes.
-  return { workers, close: () => Promise.all(workers.map((w) => w.close())).then(() => Promise.all([deliverQ.close(), batch.close()])).then(() => undefined) };
+  return {
+    workers,
+    close: async () => {
+      batch.stopSweeps();
+      await closeQueues(workers, url);
+      await closeQueues([deliverQ, batch.queue], url);
+      batch.disconnect();
+    },
+  };
 }
 
 /**
@@ -77,7 +85,7 @@ function startBatchWorker(config: Config, url: string, services: Services, env: 
     idSecret: queryIdSecret(config.keysDir),
   });
   const worker = new Worker(QUEUES.batch, batchProcessor(service, onAnswered), { ...opts, concurrency: 1, lockDuration: config.worker.lockMs, stalledInterval: Math.max(1000, Math.floor(config.worker.lockMs / 2)) });
-  const queue = openQueue(QUEUES.batch, config, url);
+  const queue = openQueue(QUEUES.batch, config, url, log);
   let sweeping = false;
   const timer = setInterval(() => {
     if (sweeping) return;
@@ -91,11 +99,10 @@ function startBatchWorker(config: Config, url: string, services: Services, env: 
   timer.unref();
   return {
     worker,
-    close: async () => {
-      clearInterval(timer);
-      await queue.close();
-      redis.disconnect();
-    },
+    queue,
+    stopSweeps: () => clearInterval(timer),
+    /** Once the worker has closed: its jobs use this connection. */
+    disconnect: () => redis.disconnect(),
   };
 }
 
@@ -135,8 +142,8 @@ export async function startService(config: Config, roles: readonly Role[], say: 
       if (!csvExtensionBuilt()) log.warn('the CSV extension (dist/native) is not built: extracts read rows one by one, several times slower; run `npm run build`');
     }
     if (roles.includes('scheduler')) {
-      const extractQ = openQueue(QUEUES.extract, config, redisInfo.url);
-      const maintenanceQ = openQueue(QUEUES.maintenance, config, redisInfo.url);
+      const extractQ = openQueue(QUEUES.extract, config, redisInfo.url, log);
+      const maintenanceQ = openQueue(QUEUES.maintenance, config, redisInfo.url, log);
       for (const m of MAINTENANCE_SCHEDULES) await maintenanceQ.upsertJobScheduler(m.key, { pattern: m.pattern, tz: 'Asia/Taipei' }, { name: m.name });
       for (const m of maintenanceIntervals(config)) await maintenanceQ.upsertJobScheduler(m.key, { every: m.every }, { name: m.name });
       const sync = async () => {
@@ -155,8 +162,7 @@ export async function startService(config: Config, roles: readonly Role[], say: 
       }, SCHEDULE_SYNC_MS);
       stops.push(async () => {
         clearInterval(timer);
-        await extractQ.close();
-        await maintenanceQ.close();
+        await closeQueues([extractQ, maintenanceQ], redisInfo.url);
       });
       say(`scheduler: link delivery schedules (Asia/Taipei) synchronised every ${SCHEDULE_SYNC_MS / 1000} s; compliance sweep daily at 00:30, outbox purge at 03:15, each agency's usage records of the previous month on the 1st at 01:00; usage-log checkpoint every ${config.usageLog.checkpointEveryMinutes} min, anomaly scan every ${config.anomaly.everyMinutes} min`);
     }
@@ -168,8 +174,8 @@ export async function startService(config: Config, roles: readonly Role[], say: 
       redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
       stops.push(() => void redis.disconnect());
       // bull-board and the queue depths read these; a retried push goes onto `deliver`.
-      const queues = { extract: openQueue(QUEUES.extract, config, redisInfo.url), deliver: openQueue(QUEUES.deliver, config, redisInfo.url), maintenance: openQueue(QUEUES.maintenance, config, redisInfo.url) };
-      stops.push(() => Promise.all(Object.values(queues).map((q) => q.close())).then(() => undefined));
+      const queues = { extract: openQueue(QUEUES.extract, config, redisInfo.url, log), deliver: openQueue(QUEUES.deliver, config, redisInfo.url, log), maintenance: openQueue(QUEUES.maintenance, config, redisInfo.url, log) };
+      stops.push(() => closeQueues(Object.values(queues), redisInfo.url));
       const app = await buildHttpApp({ config, cdb, redis, services, queues, clock, log });
       await listening('http', 'http.host / http.port', config.http.host, config.http.port, app.listen({ host: config.http.host, port: config.http.port }));
       const addr = app.server.address();

@@ -133,9 +133,12 @@ export async function startSftpServer(d: SftpDeps): Promise<RunningSftp> {
   // Uploads are queued for the batch processor; without Redis they stay pending, and its sweep finds them.
   // BullMQ is loaded with the first upload: a front end that only serves downloads never carries it.
   let batchQueue: Promise<TypedQueue<'batch'>> | undefined;
-  const closeBatchQueue = async () => (await batchQueue?.catch(() => undefined))?.close().catch(() => undefined);
+  const closeBatchQueue = async () => {
+    const queue = await batchQueue?.catch(() => undefined);
+    if (queue) await (await import('../queue')).closeQueues([queue], d.redisUrl);
+  };
   const enqueueUpload = (uploadId: number) => {
-    batchQueue ??= import('../queue').then((q) => q.openQueue(QUEUES.batch, config, d.redisUrl));
+    batchQueue ??= import('../queue').then((q) => q.openQueue(QUEUES.batch, config, d.redisUrl, log));
     const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5000).unref());
     Promise.race([batchQueue.then((q) => q.add('batch-request', { uploadId }, { jobId: `upload-${uploadId}` })), timeout]).catch((err) =>
       log.warn({ err: (err as Error).message, uploadId }, 'sftp: upload not queued (redis); it stays pending for the batch sweep'),

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:
 import path from 'node:path';
 import { loadConfig } from '../../src/config';
 import { connection, queuePrefix, redisAnswers, resolveRedis } from '../../src/queue';
-import { approvedLink, cleanupKeys, cli, makeAgencyKeys, openTestWorld, startRole, tmpDir } from '../helpers/world';
+import { alive, approvedLink, childPids, cleanupKeys, cli, makeAgencyKeys, openTestWorld, startRole, tmpDir } from '../helpers/world';
 
 const TEST_URL = process.env.NIA_TEST_REDIS_URL!;
 const NOBODY = 'redis://127.0.0.1:1'; // nothing listens on port 1
@@ -170,6 +170,61 @@ describe('the embedded Redis seen from the commands', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a signal to the whole process group (a terminal\'s Ctrl-C) stops the service cleanly: its embedded redis-server, in a group of its own, is stopped by the service after the workers have drained', async () => {
+    const dir = tmpDir();
+    const role = await startRole(dir, 'worker', { REDIS_URL: undefined }, { detached: true });
+    let server: number | undefined;
+    try {
+      expect([/ready/.test(role.output()), role.output()]).toEqual([true, role.output()]);
+      const url = readFileSync(path.join(dir, 'redis.url'), 'utf8').split('\n')[0].trim();
+      server = childPids(role.child.pid!).find((pid) => readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'redis-server');
+      expect(server).toBeDefined();
+      // Field 5 of /proc/PID/stat (after the parenthesised name) is the process group.
+      const group = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[2]);
+      expect(group(role.child.pid!)).toBe(role.child.pid);
+      expect(group(server!)).not.toBe(role.child.pid);
+      process.kill(-role.child.pid!, 'SIGINT');
+      expect(await role.exited).toBe(0);
+      expect(role.output()).toMatch(/SIGINT: stopping[^]*\nstopped\n/);
+      expect(role.output()).not.toMatch(/^\s+at /m);
+      expect(await redisAnswers(url)).toBe(false);
+      expect(alive(server!)).toBe(false);
+      expect(existsSync(path.join(dir, 'redis.url'))).toBe(false);
+    } finally {
+      role.kill();
+      if (server && alive(server)) process.kill(server, 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('a Redis gone just before the service is stopped (one signal to both, or down) does not hold its shutdown: the workers\' connections are dropped, it exits 0 without stack traces, long before the 30 s limit', async () => {
+    const dir = tmpDir();
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+    const url = `redis://127.0.0.1:${port}`;
+    let role: Awaited<ReturnType<typeof startRole>> | undefined;
+    try {
+      for (let i = 0; i < 50 && !(await redisAnswers(url, 200)); i++) await new Promise((r) => setTimeout(r, 100));
+      role = await startRole(dir, 'worker', { REDIS_URL: url });
+      expect([/ready/.test(role.output()), role.output()]).toEqual([true, role.output()]);
+      // Redis first, the service as it notices: its connections are reconnecting when it closes them.
+      const gone = new Promise((r) => redis.once('exit', r));
+      redis.kill('SIGTERM');
+      await gone;
+      await new Promise((r) => setTimeout(r, 1500));
+      role.child.kill('SIGTERM');
+      // Forced after 30 s it would exit 1 ("shutdown took longer than 30 s").
+      const code = await role.exited;
+      expect([code, role.output()]).toEqual([0, role.output()]);
+      expect(role.output()).toMatch(/\nstopped\n/);
+      expect(role.output()).not.toMatch(/^\s+at /m);
+    } finally {
+      role?.kill();
+      redis.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('with the service stopped (no Redis anywhere), `link suspend` still works: the change is in the database, which the roles re-check', async () => {
     const keys = makeAgencyKeys();
