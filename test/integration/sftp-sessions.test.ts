@@ -4,7 +4,7 @@ import fs, { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 
 import path from 'node:path';
 import type { Client, SFTPWrapper } from 'ssh2';
 import type { Config } from '../../src/config';
-import { deliveries } from '../../src/db/repositories';
+import { deliveries, queries } from '../../src/db/repositories';
 import type { DeliveryView } from '../../src/extract';
 import type { RunningService } from '../../src/main';
 import { listLog } from '../../src/usagelog';
@@ -87,23 +87,28 @@ afterAll(async () => {
 });
 
 describe('per-request tree rebuild', () => {
-  it('2 000 STATs on a link with 900 files read its list of files a few times, not per request, and stat() each file at most once; a delivery built or purged meanwhile shows at once in the same session', async () => {
+  it('2 000 STATs on a link with 900 files read its list of files only when the database may have changed, not per request, and stat() each file at most once; a delivery built or purged meanwhile shows at once in the same session', async () => {
     const { c, s } = await session('t001');
     try {
       const file = '/outbox/entry_exit-L' + links.t001 + '-r1-many-7.csv.pgp';
       const stats = jest.spyOn(fs, 'statSync');
       const reads = jest.spyOn(deliveries, 'builtForLink');
+      const tokens = jest.spyOn(queries, 'dataChangeToken');
       const sizes = await Promise.all(Array.from({ length: 2000 }, () => call<{ size: number }>((cb) => s.stat(file, cb))));
       const calls = stats.mock.calls.length;
       const listed = reads.mock.calls.length;
+      const changes = new Set(await Promise.all(tokens.mock.results.map((r) => r.value as Promise<string>))).size;
       stats.mockRestore();
       reads.mockRestore();
+      tokens.mockRestore();
       expect(sizes.every((st) => st.size === 6)).toBe(true);
       expect(calls).toBeLessThanOrEqual(900);
-      // The list of files is read again only when the database changed (the session's own records
-      // may change it a few times), not once per request: work counted, not timed.
+      // The list of files is read again only when the database may have changed, not once per
+      // request: work counted, not timed. On SQLite only this test's writes change it (a few
+      // records); PostgreSQL's token is the server's WAL position, which other databases move too.
       expect(listed).toBeGreaterThanOrEqual(1);
-      expect(listed).toBeLessThanOrEqual(10);
+      expect(listed).toBeLessThanOrEqual(changes + 1);
+      if (w.cdb.dialect === 'sqlite') expect(listed).toBeLessThanOrEqual(10);
 
       expect((await names(s)).length).toBe(900);
       const built = await buildDelivery(w, config, links.t001);
