@@ -401,7 +401,10 @@ async function runDemo(ctx: CliContext, dir: string, o: { httpPort?: string; sft
     throw err;
   }
   await new Promise<void>((resolve) => {
+    let signalled = false;
     const onSignal = (signal: string) => {
+      if (signalled) return;
+      signalled = true;
       console.log(`${signal}: stopping…`);
       const force = setTimeout(() => {
         console.error('shutdown took longer than 30 s; exiting');
@@ -413,8 +416,9 @@ async function runDemo(ctx: CliContext, dir: string, o: { httpPort?: string; sft
         resolve();
       });
     };
-    process.once('SIGINT', () => onSignal('SIGINT'));
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    // Kept after the first: Ctrl-C under npx arrives twice (the terminal's and npx's forwarded copy).
+    process.on('SIGINT', () => onSignal('SIGINT'));
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
   });
 }
 

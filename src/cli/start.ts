@@ -36,8 +36,11 @@ export function register(program: Command, ctx: CliContext): void {
             },
           );
         };
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.once('SIGTERM', () => stop('SIGTERM'));
+        // Kept after the first: a signal to the process group may come twice (npx forwards what its
+        // group already received), and a second one without a listener would kill the process
+        // before it has stopped its embedded Redis.
+        process.on('SIGINT', () => stop('SIGINT'));
+        process.on('SIGTERM', () => stop('SIGTERM'));
       });
     });
 }
