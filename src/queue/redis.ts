@@ -163,11 +163,10 @@ async function spawnEmbedded(dataDir: string): Promise<ResolvedRedis> {
     ].join('\n'),
     0o600,
   );
-  // A process group of its own: a terminal's Ctrl-C, or a signal to the service's group, reaches the
-  // service alone, which stops this server last, after its workers have drained (a server stopped
-  // by the same signal leaves them nothing to finish on). One left by a service killed outright is
-  // adopted by the next (resolveRedis).
-  const child: ChildProcess = spawn('redis-server', [conf], { stdio: 'ignore', detached: true });
+  // In the service's process group: a signal to the group (a terminal's Ctrl-C, a service manager's
+  // stop or kill) reaches this server too, so it never outlives a service killed with its group. The
+  // service's shutdown does not wait on it (closeQueues).
+  const child: ChildProcess = spawn('redis-server', [conf], { stdio: 'ignore' });
   const url = `redis://:${password}@127.0.0.1:${port}`;
   let exited = false;
   child.once('exit', () => (exited = true));
