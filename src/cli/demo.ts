@@ -413,6 +413,8 @@ async function runDemo(ctx: CliContext, dir: string, o: { httpPort?: string; sft
       force.unref();
       void stop().then(() => {
         console.log('stopped');
+        // As `start` does: abandoned connections' timers do not hold the process.
+        setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
         resolve();
       });
     };

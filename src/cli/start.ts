@@ -28,6 +28,9 @@ export function register(program: Command, ctx: CliContext): void {
           svc.stop().then(
             () => {
               console.log('stopped');
+              // Everything the service owns is closed; timers of connections abandoned to a Redis
+              // that is gone (BullMQ's, ioredis's) do not hold the process more than a second.
+              setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
               resolve();
             },
             (err: Error) => {

@@ -77,10 +77,18 @@ export async function closeQueues(items: readonly (Worker<any, any, any> | Queue
   const giveUp = () => {
     for (const i of items) (i.opts.connection as Ours)[ENDING] = true;
   };
+  const end = (i: (typeof items)[number]) => (i instanceof Worker ? i.close(true) : i.disconnect());
+  if (!(await redisAnswers(url, checkEveryMs))) {
+    // Gone already: nothing to drain or wait for (not awaited: BullMQ resolves a disconnect only
+    // once the connection is back).
+    giveUp();
+    for (const i of items) void end(i).catch(() => undefined);
+    return;
+  }
   const workers = items.filter((i) => i instanceof Worker);
   const answers = (await whileRedisAnswers(Promise.allSettled(workers.map((w) => w.pause())), url, checkEveryMs)) && (await redisAnswers(url, checkEveryMs));
   if (!answers) giveUp();
-  const closing = Promise.allSettled(items.map((i) => (i instanceof Worker ? i.close(true) : answers ? i.close() : i.disconnect())));
+  const closing = Promise.allSettled(items.map((i) => (answers && !(i instanceof Worker) ? i.close() : end(i))));
   if (await whileRedisAnswers(closing, url, checkEveryMs)) return;
   giveUp();
   // Not awaited: BullMQ resolves a disconnect only once the connection is back.
