@@ -17,6 +17,7 @@ import { createGenerator } from '../seed/synthetic';
 import { loadCatalogs } from '../registry';
 import { ROLES } from '../roles';
 import { CliContext, type GlobalFlags } from './context';
+import { untilSignalled } from './signals';
 import { progress } from './progress';
 
 /** What the demo made, kept in <dir>/demo.json (0600) so a second run reuses it and prints the same guide. */
@@ -400,28 +401,7 @@ async function runDemo(ctx: CliContext, dir: string, o: { httpPort?: string; sft
     await stop();
     throw err;
   }
-  await new Promise<void>((resolve) => {
-    let signalled = false;
-    const onSignal = (signal: string) => {
-      if (signalled) return;
-      signalled = true;
-      console.log(`${signal}: stopping…`);
-      const force = setTimeout(() => {
-        console.error('shutdown took longer than 30 s; exiting');
-        process.exit(1);
-      }, 30000);
-      force.unref();
-      void stop().then(() => {
-        console.log('stopped');
-        // As `start` does: abandoned connections' timers do not hold the process.
-        setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
-        resolve();
-      });
-    };
-    // Kept after the first: Ctrl-C under npx arrives twice (the terminal's and npx's forwarded copy).
-    process.on('SIGINT', () => onSignal('SIGINT'));
-    process.on('SIGTERM', () => onSignal('SIGTERM'));
-  });
+  await untilSignalled(stop);
 }
 
 export function register(program: Command, _ctx: CliContext): void {

@@ -72,25 +72,20 @@ async function whileRedisAnswers(work: Promise<unknown>, url: string, everyMs: n
  * delivery is fenced: it is not published twice).
  */
 export async function closeQueues(items: readonly (Worker<any, any, any> | Queue<any, any, any>)[], url: string, checkEveryMs = 500): Promise<void> {
-  // Redis is gone: connections that BullMQ is re-establishing give up at their next try (their
-  // timers would keep the process alive).
-  const giveUp = () => {
-    for (const i of items) (i.opts.connection as Ours)[ENDING] = true;
+  // Redis is gone: nothing more is waited for. Connections BullMQ is re-establishing give up at their
+  // next try (their timers would keep the process alive); the others are dropped now. Not awaited:
+  // BullMQ resolves a disconnect only once the connection is back.
+  const abandon = () => {
+    for (const i of items) {
+      (i.opts.connection as Ours)[ENDING] = true;
+      if (i instanceof Worker) void i.close(true).catch(() => undefined);
+      void i.disconnect().catch(() => undefined);
+    }
   };
-  const end = (i: (typeof items)[number]) => (i instanceof Worker ? i.close(true) : i.disconnect());
-  if (!(await redisAnswers(url, checkEveryMs))) {
-    // Gone already: nothing to drain or wait for (not awaited: BullMQ resolves a disconnect only
-    // once the connection is back).
-    giveUp();
-    for (const i of items) void end(i).catch(() => undefined);
-    return;
-  }
+  if (!(await redisAnswers(url, checkEveryMs))) return abandon();
   const workers = items.filter((i) => i instanceof Worker);
-  const answers = (await whileRedisAnswers(Promise.allSettled(workers.map((w) => w.pause())), url, checkEveryMs)) && (await redisAnswers(url, checkEveryMs));
-  if (!answers) giveUp();
-  const closing = Promise.allSettled(items.map((i) => (answers && !(i instanceof Worker) ? i.close() : end(i))));
-  if (await whileRedisAnswers(closing, url, checkEveryMs)) return;
-  giveUp();
-  // Not awaited: BullMQ resolves a disconnect only once the connection is back.
-  for (const i of items) void i.disconnect().catch(() => undefined);
+  if (!(await whileRedisAnswers(Promise.allSettled(workers.map((w) => w.pause())), url, checkEveryMs))) return abandon();
+  // Drained: a worker's close has nothing left to wait for (force), a queue's sends QUIT.
+  const closing = Promise.allSettled(items.map((i) => (i instanceof Worker ? i.close(true) : i.close())));
+  if (!(await whileRedisAnswers(closing, url, checkEveryMs))) abandon();
 }
